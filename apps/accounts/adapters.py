@@ -1,0 +1,17 @@
+"""allauth adapter: users signing up through allauth's pages get their key like any other."""
+
+from allauth.account.adapter import DefaultAccountAdapter
+from django.conf import settings
+
+from .keys import user_key_create
+
+
+class AccountAdapter(DefaultAccountAdapter):
+    def is_open_for_signup(self, request):  # type: ignore[no-untyped-def]
+        return getattr(settings, "ACCOUNT_ALLOW_REGISTRATION", True)
+
+    def save_user(self, request, user, form, commit=True):  # type: ignore[no-untyped-def]
+        user = super().save_user(request, user, form, commit=commit)
+        if commit:
+            user_key_create(user=user)
+        return user

@@ -1,0 +1,113 @@
+"""Auth endpoints of the desktop client: register, login, refresh, logout, me."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from .authentication import AccessTokenAuthentication
+from .models import Tier
+from .selectors import user_email_verified
+from .services import user_login, user_register
+from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle
+from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
+
+
+class TokensOutputSerializer(serializers.Serializer):
+    access_token = serializers.CharField()
+    refresh_token = serializers.CharField()
+    expires_at = serializers.IntegerField(help_text="Unix time (seconds) at which the access token expires.")
+
+
+def _tokens(pair: TokenPair, *, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(TokensOutputSerializer(pair).data, status=status_code)
+
+
+class CredentialsInputSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(max_length=512, trim_whitespace=False)
+
+
+class RegisterApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [RegisterThrottle]
+
+    @extend_schema(request=CredentialsInputSerializer, responses={201: TokensOutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        serializer = CredentialsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _, pair = user_register(**serializer.validated_data, request=request._request)
+        return _tokens(pair, status_code=status.HTTP_201_CREATED)
+
+
+class LoginApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes = [LoginIpThrottle, LoginEmailThrottle]
+
+    @extend_schema(request=CredentialsInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        serializer = CredentialsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        _, pair = user_login(**serializer.validated_data, request=request._request)
+        return _tokens(pair)
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=256)
+
+
+class RefreshApi(APIView):
+    # Authentication is optional here: when a bearer is sent it must own the refresh token.
+    authentication_classes = [AccessTokenAuthentication]
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    def post(self, request: Request) -> Response:
+        serializer = RefreshInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        acting_user = request.user if request.user.is_authenticated else None
+        return _tokens(
+            tokens_refresh(refresh_token=serializer.validated_data["refresh_token"], acting_user=acting_user)
+        )
+
+
+class LogoutInputSerializer(serializers.Serializer):
+    refresh_token = serializers.CharField(max_length=256, required=False)
+
+
+class LogoutApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=LogoutInputSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        serializer = LogoutInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        refresh_token = serializer.validated_data.get("refresh_token")
+        if refresh_token is not None:
+            tokens_revoke(user=request.user, refresh_token=refresh_token)
+        else:
+            tokens_revoke(user=request.user, family_id=request.auth.get(FAMILY_CLAIM))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    email = serializers.EmailField()
+    tier = serializers.ChoiceField(choices=Tier.choices)
+    email_verified = serializers.BooleanField()
+
+
+class MeApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses=MeOutputSerializer)
+    def get(self, request: Request) -> Response:
+        user = request.user
+        data = {"id": user.id, "email": user.email, "tier": user.tier, "email_verified": user_email_verified(user=user)}
+        return Response(MeOutputSerializer(data).data)

@@ -1,0 +1,67 @@
+"""Per-user Fernet keys: created at registration, wrapped by the master keys, never a plain field.
+
+Memory, OAuth tokens and other per-user secrets encrypt with ``user_fernet(user_id=...)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from functools import lru_cache
+
+from cryptography.fernet import Fernet
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.encryption import rewrap_key, unwrap_key, wrap_key
+
+from .models import User, UserKey
+
+
+def user_key_create(*, user: User) -> None:
+    """Give ``user`` a fresh key unless they already have one."""
+    UserKey.objects.get_or_create(user=user, defaults={"wrapped_key": wrap_key(Fernet.generate_key())})
+
+
+@lru_cache(maxsize=4096)
+def _fernet_for(user_id: uuid.UUID) -> Fernet:
+    try:
+        wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
+    except UserKey.DoesNotExist:
+        user = User.objects.get(id=user_id)
+        user_key_create(user=user)
+        wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
+    return Fernet(unwrap_key(bytes(wrapped)))
+
+
+def user_fernet(*, user_id: uuid.UUID | str) -> Fernet:
+    """The user's own Fernet; the unwrapped key lives only in this process's memory."""
+    return _fernet_for(uuid.UUID(str(user_id)))
+
+
+def encrypt_for_user(*, user_id: uuid.UUID | str, plaintext: str) -> bytes:
+    return user_fernet(user_id=user_id).encrypt(plaintext.encode())
+
+
+def decrypt_for_user(*, user_id: uuid.UUID | str, token: bytes) -> str:
+    return user_fernet(user_id=user_id).decrypt(bytes(token)).decode()
+
+
+def user_keys_rewrap(*, batch_size: int = 500) -> int:
+    """Re-wrap every user key under the first master key; returns how many were rewritten."""
+    rewrapped = 0
+    last_pk = None
+    while True:
+        with transaction.atomic():
+            rows = UserKey.objects.select_for_update().order_by("user_id")
+            if last_pk is not None:
+                rows = rows.filter(user_id__gt=last_pk)
+            batch = list(rows[:batch_size])
+            if not batch:
+                return rewrapped
+            now = timezone.now()
+            for row in batch:
+                row.wrapped_key = rewrap_key(bytes(row.wrapped_key))
+                row.rotated_at = now
+            UserKey.objects.bulk_update(batch, ["wrapped_key", "rotated_at"])
+            rewrapped += len(batch)
+            last_pk = batch[-1].user_id

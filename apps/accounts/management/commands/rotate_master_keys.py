@@ -1,0 +1,19 @@
+"""Re-wrap every user key under the first of FERNET_MASTER_KEYS (after prepending a new key)."""
+
+from django.core.management.base import BaseCommand
+
+from apps.accounts.keys import user_keys_rewrap
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt all per-user keys with the current primary master key. Put the new key first in "
+        "FERNET_MASTER_KEYS, keep the old ones after it, run this, then drop the old keys."
+    )
+
+    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+        parser.add_argument("--batch-size", type=int, default=500)
+
+    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+        count = user_keys_rewrap(batch_size=options["batch_size"])
+        self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} user key(s)."))

@@ -1,0 +1,61 @@
+"""Account writes: registration (with the user's key and allauth's e-mail record) and login."""
+
+from __future__ import annotations
+
+from allauth.account.models import EmailAddress
+from django.contrib.auth import authenticate, password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+
+from apps.core.errors import ApplicationError, CoreErrorCode
+
+from .error_codes import AccountsErrorCode
+from .models import User
+from .tokens import TokenPair, tokens_issue
+
+
+def _email_taken() -> ApplicationError:
+    return ApplicationError(
+        AccountsErrorCode.EMAIL_TAKEN,
+        "An account with this e-mail address already exists.",
+        status=400,
+        fields={"email": ["An account with this e-mail address already exists."]},
+    )
+
+
+def user_register(*, email: str, password: str, request: HttpRequest | None = None) -> tuple[User, TokenPair]:
+    """Create the account, its key, its allauth e-mail record, and a first session; all or nothing."""
+    email = User.objects.normalize_email(email).lower()
+    try:
+        password_validation.validate_password(password, user=User(email=email))
+    except DjangoValidationError as exc:
+        raise ApplicationError(
+            CoreErrorCode.VALIDATION_ERROR,
+            "The password is too weak: " + " ".join(exc.messages),
+            fields={"password": list(exc.messages)},
+        ) from exc
+    if User.objects.filter(email__iexact=email).exists():
+        raise _email_taken()
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email=email, password=password)
+            address = EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
+            tokens = tokens_issue(user=user)
+            if request is not None:
+                transaction.on_commit(lambda: address.send_confirmation(request, signup=True))
+    except IntegrityError as exc:  # a concurrent registration won the race
+        raise _email_taken() from exc
+    return user, tokens
+
+
+def user_login(*, email: str, password: str, request: HttpRequest | None = None) -> tuple[User, TokenPair]:
+    user = authenticate(request, username=User.objects.normalize_email(email).lower(), password=password)
+    if user is None:
+        inactive = User.objects.filter(email__iexact=email, is_active=False).first()
+        if inactive is not None and inactive.check_password(password):
+            raise ApplicationError(AccountsErrorCode.ACCOUNT_DISABLED, "This account is disabled.", status=401)
+        raise ApplicationError(
+            AccountsErrorCode.INVALID_CREDENTIALS, "The e-mail address or password is incorrect.", status=401
+        )
+    return user, tokens_issue(user=user)

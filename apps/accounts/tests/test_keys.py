@@ -1,0 +1,79 @@
+"""Per-user Fernet keys: wrapped under the master keys, unreadable from the database alone."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.fernet import Fernet, InvalidToken
+from django.core.management import call_command
+from django.db import connection
+from django.test import override_settings
+
+from apps.accounts import keys
+from apps.accounts.models import UserKey
+from apps.core import encryption
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fresh_key_caches():
+    keys._fernet_for.cache_clear()
+    encryption._master.cache_clear()
+    yield
+    keys._fernet_for.cache_clear()
+    encryption._master.cache_clear()
+
+
+def _stored_key_bytes(user) -> bytes:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT wrapped_key FROM accounts_userkey WHERE user_id = %s", [user.id])
+        return bytes(cursor.fetchone()[0])
+
+
+def test_every_new_user_gets_a_working_key(user):
+    secret = keys.encrypt_for_user(user_id=user.id, plaintext="meet the client at 10")
+
+    assert b"meet the client" not in secret
+    assert keys.decrypt_for_user(user_id=user.id, token=secret) == "meet the client at 10"
+
+
+def test_the_database_alone_cannot_open_a_users_data(user):
+    # given ciphertext and everything the database holds about the key
+    secret = keys.encrypt_for_user(user_id=user.id, plaintext="private")
+    stored = _stored_key_bytes(user)
+
+    # then the stored bytes are not a usable Fernet key
+    with pytest.raises((ValueError, InvalidToken)):
+        Fernet(stored).decrypt(secret)
+    # and they only open with the server master key
+    raw = encryption.unwrap_key(stored)
+    assert Fernet(raw).decrypt(secret) == b"private"
+
+
+def test_users_keys_differ(make_user):
+    a, b = make_user(), make_user()
+    secret = keys.encrypt_for_user(user_id=a.id, plaintext="mine")
+
+    with pytest.raises(InvalidToken):
+        keys.decrypt_for_user(user_id=b.id, token=secret)
+
+
+def test_rotation_rewraps_every_key_under_the_new_master(settings, make_user):
+    # given users and data encrypted before rotation
+    users = [make_user() for _ in range(3)]
+    secrets_before = {u.id: keys.encrypt_for_user(user_id=u.id, plaintext=f"data of {u.email}") for u in users}
+    old_master = settings.FERNET_MASTER_KEYS[0]
+    new_master = Fernet.generate_key().decode()
+
+    # when a new master key is put first and the command runs
+    with override_settings(FERNET_MASTER_KEYS=[new_master, old_master]):
+        encryption._master.cache_clear()
+        call_command("rotate_master_keys", "--batch-size", "2")
+
+    # then every wrapped key opens with the new master alone, and old data still decrypts
+    with override_settings(FERNET_MASTER_KEYS=[new_master]):
+        encryption._master.cache_clear()
+        keys._fernet_for.cache_clear()
+        for u in users:
+            assert keys.decrypt_for_user(user_id=u.id, token=secrets_before[u.id]) == f"data of {u.email}"
+        assert UserKey.objects.filter(rotated_at__isnull=True).count() == 0

@@ -1,0 +1,134 @@
+"""JWT sessions for the desktop client.
+
+Access tokens are short-lived JWTs (simplejwt) that name their session (``fam``). Refresh tokens
+are opaque, single-use and rotate: presenting one that was already used revokes its whole
+session, which also kills the session's access tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.core.errors import ApplicationError
+
+from .error_codes import AccountsErrorCode
+from .models import RefreshToken, TokenFamily, User
+
+FAMILY_CLAIM = "fam"
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: int  # Unix seconds at which the access token expires
+
+
+def _hash(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _issue(*, family: TokenFamily) -> TokenPair:
+    access = AccessToken.for_user(family.user)
+    access[FAMILY_CLAIM] = str(family.id)
+    raw_refresh = secrets.token_urlsafe(48)
+    RefreshToken.objects.create(
+        family=family,
+        token_hash=_hash(raw_refresh),
+        expires_at=timezone.now() + timedelta(days=settings.JWT_REFRESH_DAYS),
+    )
+    return TokenPair(access_token=str(access), refresh_token=raw_refresh, expires_at=int(access["exp"]))
+
+
+@transaction.atomic
+def tokens_issue(*, user: User) -> TokenPair:
+    """Open a new session for ``user``."""
+    return _issue(family=TokenFamily.objects.create(user=user))
+
+
+def _invalid() -> ApplicationError:
+    return ApplicationError(AccountsErrorCode.REFRESH_TOKEN_INVALID, "The refresh token is not valid.", status=401)
+
+
+def tokens_refresh(*, refresh_token: str, acting_user: User | None = None) -> TokenPair:
+    """Rotate: spend ``refresh_token`` and return a new pair in the same session.
+
+    A second use of the same token is treated as theft: the session is revoked.
+    """
+    reused = False
+    with transaction.atomic():
+        token = (
+            RefreshToken.objects.select_for_update(of=("self", "family"))
+            .select_related("family", "family__user")
+            .filter(token_hash=_hash(refresh_token))
+            .first()
+        )
+        if token is None or (acting_user is not None and token.family.user_id != acting_user.id):
+            raise _invalid()
+        family = token.family
+        if token.used_at is not None or family.is_revoked:
+            if not family.is_revoked:
+                family.revoked_at = timezone.now()
+                family.revoked_reason = "refresh_reuse"
+                family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+            reused = True
+        elif token.is_expired:
+            raise ApplicationError(
+                AccountsErrorCode.REFRESH_TOKEN_EXPIRED, "The refresh token has expired; log in again.", status=401
+            )
+        elif not family.user.is_active:
+            raise ApplicationError(AccountsErrorCode.ACCOUNT_DISABLED, "This account is disabled.", status=401)
+        else:
+            token.used_at = timezone.now()
+            token.save(update_fields=["used_at", "updated_at"])
+            return _issue(family=family)
+    # Raised outside the atomic block so that the revocation is committed.
+    assert reused
+    raise ApplicationError(
+        AccountsErrorCode.REFRESH_TOKEN_REUSED,
+        "This refresh token was already used; the session has been revoked. Log in again.",
+        status=401,
+    )
+
+
+@transaction.atomic
+def tokens_revoke(*, user: User, refresh_token: str | None = None, family_id: str | None = None) -> None:
+    """Log out: revoke the session named by ``refresh_token`` (or the access token's ``family_id``)."""
+    families = TokenFamily.objects.select_for_update().filter(user=user, revoked_at__isnull=True)
+    if refresh_token is not None:
+        family = families.filter(refresh_tokens__token_hash=_hash(refresh_token)).first()
+        if family is None:
+            raise _invalid()
+    elif family_id is not None:
+        family = families.filter(id=family_id).first()
+        if family is None:
+            return
+    else:
+        return
+    family.revoked_at = timezone.now()
+    family.revoked_reason = "logout"
+    family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+
+
+def session_is_active(*, user_id: str, family_id: str | None) -> User | None:
+    """The active user owning an unrevoked session, or None (one query)."""
+    if family_id is None:
+        return None
+    return (
+        User.objects.filter(
+            id=user_id,
+            is_active=True,
+            token_families__id=family_id,
+            token_families__revoked_at__isnull=True,
+        )
+        .only("id", "email", "tier", "is_active", "is_staff", "is_superuser")
+        .first()
+    )

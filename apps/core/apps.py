@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    name = "apps.core"
+    label = "core"
+    verbose_name = "Core"
+
+    def ready(self) -> None:
+        # Every process that runs Django (web, worker, beat, shell) sends tasks through our app.
+        import adiuva.celery  # noqa: F401

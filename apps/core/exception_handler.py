@@ -1,0 +1,110 @@
+"""DRF exception handler: every 4xx/5xx leaves as ``{code, message, detail, fields?, request_id}``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from .errors import ApplicationError, CoreErrorCode
+from .request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+_CODES: list[tuple[type[Exception], CoreErrorCode]] = [
+    (InvalidToken, CoreErrorCode.TOKEN_INVALID),
+    (exceptions.ParseError, CoreErrorCode.MALFORMED_REQUEST),
+    (exceptions.NotAuthenticated, CoreErrorCode.NOT_AUTHENTICATED),
+    (exceptions.AuthenticationFailed, CoreErrorCode.AUTHENTICATION_FAILED),
+    (exceptions.PermissionDenied, CoreErrorCode.PERMISSION_DENIED),
+    (exceptions.NotFound, CoreErrorCode.NOT_FOUND),
+    (exceptions.MethodNotAllowed, CoreErrorCode.METHOD_NOT_ALLOWED),
+    (exceptions.UnsupportedMediaType, CoreErrorCode.UNSUPPORTED_MEDIA_TYPE),
+    (exceptions.NotAcceptable, CoreErrorCode.NOT_ACCEPTABLE),
+    (exceptions.Throttled, CoreErrorCode.RATE_LIMITED),
+]
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    # ``detail`` repeats the message for clients written against the earlier FastAPI backend.
+    return {"code": code, "message": message, "detail": message, **extra, "request_id": current_request_id()}
+
+
+def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn DRF's nested error detail into ``{"field.sub": ["reason", ...]}``."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        flat = {}
+        for index, value in enumerate(detail):
+            flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def _validation_response(exc: exceptions.ValidationError) -> Response:
+    fields = _flatten(exc.detail)
+    summary = "; ".join(f"{name}: {' '.join(reasons)}" for name, reasons in fields.items())
+    return Response(
+        error_body(CoreErrorCode.VALIDATION_ERROR, f"Invalid input. {summary}".strip(), fields=fields),
+        status=status.HTTP_400_BAD_REQUEST,
+    )
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if isinstance(exc, ApplicationError):
+        body = error_body(exc.code, exc.message, **exc.extra)
+        if exc.fields:
+            body["fields"] = exc.fields
+        return Response(body, status=exc.status, headers=exc.headers)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(
+            error_body(CoreErrorCode.PAYLOAD_TOO_LARGE, "The request body is too large."),
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
+    elif isinstance(exc, TokenError):
+        exc = InvalidToken(str(exc))
+
+    if isinstance(exc, exceptions.ValidationError):
+        return _validation_response(exc)
+    if isinstance(exc, exceptions.APIException):
+        code = next((c for kind, c in _CODES if isinstance(exc, kind)), None)
+        if code is None:
+            code = CoreErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else CoreErrorCode.VALIDATION_ERROR
+        message = _message_of(exc.detail)
+        headers: dict[str, str] = {}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            headers["WWW-Authenticate"] = 'Bearer realm="api"'
+        return Response(error_body(code, message), status=exc.status_code, headers=headers)
+
+    logger.exception("unhandled error in %s", context.get("view").__class__.__name__)
+    return Response(
+        error_body(CoreErrorCode.INTERNAL_ERROR, "An internal error occurred."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+def _message_of(detail: Any) -> str:
+    if isinstance(detail, dict):
+        inner = detail.get("detail") or next(iter(detail.values()), "")
+        return _message_of(inner)
+    if isinstance(detail, list):
+        return " ".join(_message_of(item) for item in detail)
+    return str(detail)

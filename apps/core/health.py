@@ -1,0 +1,33 @@
+"""Readiness probes of the services the backend needs (database, Redis)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.cache import cache
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+
+def database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception:  # a probe reports, it never raises
+        logger.warning("health: database unreachable", exc_info=True)
+        return "unavailable"
+
+
+def redis_status() -> str:
+    try:
+        cache.set("health:ping", "1", timeout=5)
+        return "ok" if cache.get("health:ping") == "1" else "unavailable"
+    except Exception:
+        logger.warning("health: redis unreachable", exc_info=True)
+        return "unavailable"
+
+
+def service_checks() -> dict[str, str]:
+    return {"database": database_status(), "redis": redis_status()}

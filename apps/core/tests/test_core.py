@@ -1,0 +1,103 @@
+"""Health, the error shape, request ids, the schema and the admin."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.core.cache import cache
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_reports_version_and_services(api_client):
+    response = api_client.get("/api/v1/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["version"]
+    assert body["checks"] == {"database": "ok", "redis": "ok"}
+
+
+def test_health_degrades_when_redis_is_down(api_client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    monkeypatch.setattr(cache, "set", broken)
+
+    response = api_client.get("/api/v1/health")
+
+    assert response.status_code == 503
+    assert response.json()["status"] == "degraded"
+    assert response.json()["checks"]["redis"] == "unavailable"
+
+
+def test_unknown_api_path_is_json_404(api_client):
+    response = api_client.get("/api/v1/nope")
+
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_wrong_method_is_json_405(api_client):
+    response = api_client.delete("/api/v1/health")
+
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_request_id_is_echoed_and_minted(api_client):
+    echoed = api_client.get("/api/v1/health", HTTP_X_REQUEST_ID="abc-123")
+    minted = api_client.get("/api/v1/health", HTTP_X_REQUEST_ID="bad id with spaces\n")
+
+    assert echoed["X-Request-ID"] == "abc-123"
+    assert minted["X-Request-ID"] != "bad id with spaces\n"
+    assert len(minted["X-Request-ID"]) == 32
+
+
+def test_error_bodies_carry_the_request_id(api_client):
+    response = api_client.get("/api/v1/auth/me", HTTP_X_REQUEST_ID="req-42")
+
+    assert response.json()["request_id"] == "req-42"
+
+
+def test_logs_are_json_with_request_id(caplog):
+    from apps.core.logging import JsonFormatter, RequestIdFilter
+    from apps.core.request_context import request_id_var
+
+    token = request_id_var.set("rid-7")
+    try:
+        record = logging.LogRecord("adiuva", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+        RequestIdFilter().filter(record)
+        line = JsonFormatter().format(record)
+    finally:
+        request_id_var.reset(token)
+
+    assert json.loads(line) == {**json.loads(line), "message": "hello world", "request_id": "rid-7", "level": "INFO"}
+
+
+def test_openapi_schema_and_docs_are_served(api_client):
+    schema = api_client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    docs = api_client.get("/api/v1/docs/")
+
+    assert schema.status_code == 200
+    assert "/api/v1/auth/register" in schema.json()["paths"]
+    assert docs.status_code == 200
+
+
+def test_admin_login_page_renders(client):
+    response = client.get("/admin/login/")
+
+    assert response.status_code == 200
+    assert b"password" in response.content
+
+
+def test_staff_can_open_the_user_admin(client, make_user):
+    admin = make_user("root@example.com", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+
+    assert client.get("/admin/accounts/user/").status_code == 200
+    assert client.get(f"/admin/accounts/user/{admin.id}/change/").status_code == 200
+    assert client.get("/admin/accounts/user/add/").status_code == 200

@@ -1,0 +1,19 @@
+"""JSON 404/500 pages for the API; the admin and account pages keep Django's HTML ones."""
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+
+from .errors import CoreErrorCode
+from .exception_handler import error_body
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(CoreErrorCode.NOT_FOUND, "No such endpoint."), status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(CoreErrorCode.INTERNAL_ERROR, "An internal error occurred."), status=500)
+    return defaults.server_error(request)
