@@ -104,7 +104,7 @@ def start_redis() -> tuple[str, bool]:
                 f"logfile {_redis_dir() / 'redis.log'}",
                 "appendonly yes",
                 "save 60 1",
-                "databases 16",
+                "databases 64",
             ]
         )
         conf_path = _redis_dir() / "redis.conf"

@@ -7,6 +7,11 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("apps.core.urls")),
     path("auth/", include("apps.accounts.urls")),
+    path("billing/", include("apps.billing.urls")),
+    path("", include("apps.storage.urls")),  # storage/… and backup…
+    path("", include("apps.devices.urls")),
+    path("", include("apps.memory.urls")),  # memory/…
+    path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -78,6 +78,11 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "apps.core",
     "apps.accounts",
+    "apps.billing",
+    "apps.storage",
+    "apps.devices",
+    "apps.memory",
+    "apps.assistant",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

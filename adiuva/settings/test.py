@@ -1,4 +1,8 @@
-"""Test settings: the same embedded PostgreSQL and Redis, fast hashing, isolated Redis databases."""
+"""Test settings: the same embedded PostgreSQL and Redis, fast hashing, isolated Redis databases.
+
+Concurrent test runs on one machine set ADIUVA_TEST_RUN (a short tag) to get their own test
+database and Redis databases.
+"""
 
 import os
 
@@ -6,33 +10,33 @@ from adiuva import embedded
 
 embedded.ensure_environment()
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault(
-    "FERNET_MASTER_KEYS",
-    "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=",
-)
+os.environ.setdefault("FERNET_MASTER_KEYS", "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=")
 
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 
 from .base import *  # noqa: E402,F403
-from .base import REDIS_URL, REST_FRAMEWORK  # noqa: E402
+from .base import DATABASES, REDIS_URL, REST_FRAMEWORK  # noqa: E402
+
+_RUN = os.environ.get("ADIUVA_TEST_RUN", "")
+_REDIS_BASE = 10 + 4 * (sum(_RUN.encode()) % 12) if _RUN else 10
 
 DEBUG = False
+DATABASES["default"]["TEST"] = {"NAME": f"test_adiuva{'_' + _RUN if _RUN else ''}"}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # Tests get their own Redis databases so they never see a running dev server's keys.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": redis_url_for(REDIS_URL, db=11),
+        "LOCATION": redis_url_for(REDIS_URL, db=_REDIS_BASE + 1),
     }
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [redis_url_for(REDIS_URL, db=12)]},
+        "CONFIG": {"hosts": [redis_url_for(REDIS_URL, db=_REDIS_BASE + 2)]},
     }
 }
-CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=10, kombu=True)
-CELERY_TASK_ALWAYS_EAGER = False
+CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min"}}
-MEDIA_ROOT = str(embedded.DATA_DIR / "test-media")
+MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
