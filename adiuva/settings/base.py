@@ -73,6 +73,9 @@ THIRD_PARTY_APPS = [
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
+    "allauth.socialaccount.providers.openid_connect",
     "django_celery_beat",
 ]
 LOCAL_APPS = [
@@ -112,7 +115,28 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="optional")
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
-SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}  # configured per deployment (SSO for the team tier)
+# Social login / SSO (team tier): a provider is offered only when its credentials are set.
+SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
+_SOCIAL_APPS = {
+    "google": (env("SOCIAL_GOOGLE_CLIENT_ID", default=""), env("SOCIAL_GOOGLE_SECRET", default="")),
+    "microsoft": (env("SOCIAL_MICROSOFT_CLIENT_ID", default=""), env("SOCIAL_MICROSOFT_SECRET", default="")),
+}
+for _provider, (_client_id, _secret) in _SOCIAL_APPS.items():
+    if _client_id:
+        SOCIALACCOUNT_PROVIDERS[_provider] = {"APPS": [{"client_id": _client_id, "secret": _secret, "key": ""}]}
+_OIDC_SERVER_URL = env("SOCIAL_OIDC_SERVER_URL", default="")
+if _OIDC_SERVER_URL:
+    SOCIALACCOUNT_PROVIDERS["openid_connect"] = {
+        "APPS": [
+            {
+                "provider_id": env("SOCIAL_OIDC_PROVIDER_ID", default="sso"),
+                "name": env("SOCIAL_OIDC_NAME", default="Single sign-on"),
+                "client_id": env("SOCIAL_OIDC_CLIENT_ID"),
+                "secret": env("SOCIAL_OIDC_SECRET"),
+                "settings": {"server_url": _OIDC_SERVER_URL},
+            }
+        ]
+    }
 
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {
