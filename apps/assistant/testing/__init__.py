@@ -1,0 +1,1 @@
+"""Test and demo helpers for the assistant: a scripted OpenAI-compatible server."""
