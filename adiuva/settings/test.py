@@ -40,3 +40,4 @@ CHANNEL_LAYERS = {
 CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min"}}
 MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
+STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}  # noqa: F405

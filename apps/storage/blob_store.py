@@ -1,0 +1,111 @@
+"""Access to the ``blobs`` storage (S3 or filesystem) and a hashing reader for streamed uploads.
+
+Keys are fresh per write (``<kind>/<user>/<uuid>``) so a write never overwrites bytes another row
+still points at; a failed write leaves only an orphan key, which the caller deletes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from django.core.files import File
+from django.core.files.base import ContentFile
+from django.core.files.storage import Storage, storages
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 1024 * 1024
+
+
+def blob_storage() -> Storage:
+    return storages["blobs"]
+
+
+def blob_storage_is_s3() -> bool:
+    from storages.backends.s3 import S3Storage
+
+    return isinstance(blob_storage(), S3Storage)
+
+
+def blob_new_key(*, kind: str, user_id: Any) -> str:
+    return f"{kind}/{user_id}/{uuid.uuid4().hex}"
+
+
+def blob_write_bytes(*, key: str, data: bytes) -> str:
+    return blob_storage().save(key, ContentFile(data))
+
+
+def blob_read_bytes(*, key: str) -> bytes:
+    with blob_storage().open(key, "rb") as handle:
+        return handle.read()
+
+
+def blob_delete(*, key: str) -> None:
+    """Delete a blob; a blob that is already gone is fine, a storage error is logged, not raised."""
+    try:
+        blob_storage().delete(key)
+    except Exception:  # cleanup must not turn a handled error into a 500
+        logger.warning("storage: could not delete blob %s", key, exc_info=True)
+
+
+def s3_client() -> Any:
+    storage = blob_storage()
+    return storage.connection.meta.client
+
+
+def s3_bucket_name() -> str:
+    return blob_storage().bucket_name
+
+
+class LimitExceeded(Exception):
+    """The stream grew past the number of bytes the caller allowed."""
+
+
+class HashingReader(io.RawIOBase):
+    """A non-seekable reader over ``read(n)`` that hashes and counts bytes as they pass.
+
+    ``limit`` (bytes) stops an upload as soon as it outgrows the quota, without reading the rest.
+    """
+
+    def __init__(self, read: Callable[[int], bytes], *, limit: int | None = None) -> None:
+        super().__init__()
+        self._read = read
+        self._limit = limit
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._read(CHUNK_SIZE if size is None or size < 0 else size)
+        if not data:
+            return b""
+        self.size += len(data)
+        if self._limit is not None and self.size > self._limit:
+            raise LimitExceeded(self.size)
+        self.sha256.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def hexdigest(self) -> str:
+        return self.sha256.hexdigest()
+
+
+def blob_write_stream(*, key: str, reader: HashingReader) -> str:
+    """Stream ``reader`` into storage chunk by chunk (FileSystemStorage: File.chunks; S3: upload_fileobj)."""
+    content = File(reader, name=key)
+    content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE
+    return blob_storage().save(key, content)

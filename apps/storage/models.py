@@ -1,0 +1,85 @@
+"""What the server keeps for a user without reading it: record, vector-item and backup metadata.
+
+Blobs live in the ``blobs`` storage (S3 or the filesystem) under a fresh key per write; the
+database holds only the key, the client's SHA-256 checksum and the size.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from pgvector.django import HnswIndex, VectorField
+
+from apps.core.models import BaseModel
+
+VECTOR_DIMENSIONS = 1536
+
+
+class StorageRecord(BaseModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="storage_records")
+    table = models.CharField(max_length=64)
+    blob_key = models.CharField(max_length=512, unique=True)
+    checksum = models.CharField(max_length=64)  # lower-case hex SHA-256 of the ciphertext
+    size_bytes = models.BigIntegerField()
+
+    class Meta(BaseModel.Meta):
+        indexes = [models.Index(fields=["user", "table", "-created_at"], name="storage_rec_user_table_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.table}/{self.id}"
+
+
+class VectorItem(BaseModel):
+    """A client-encrypted item; ``vector`` is optional and supplied by the client (the blob is opaque)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="vector_items")
+    item_id = models.CharField(max_length=255)  # the client's id
+    # Small ciphertexts returned with every search hit, so they stay in the row, not in blob storage.
+    blob = models.BinaryField()
+    checksum = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField()
+    vector = VectorField(dimensions=VECTOR_DIMENSIONS, null=True, blank=True)
+
+    class Meta(BaseModel.Meta):
+        constraints = [models.UniqueConstraint(fields=["user", "item_id"], name="storage_vector_user_item_unique")]
+        indexes = [
+            models.Index(fields=["user", "checksum"], name="storage_vec_user_checksum_idx"),
+            HnswIndex(
+                name="storage_vec_cosine_idx",
+                fields=["vector"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.item_id
+
+
+class BackupStatus(models.TextChoices):
+    UPLOADING = "uploading", "Uploading"  # bytes still arriving (streamed PUT or presigned multipart)
+    VERIFYING = "verifying", "Verifying"  # multipart completed on S3; the checksum is being checked
+    COMPLETE = "complete", "Complete"  # verified; the newest complete one is "latest"
+    FAILED = "failed", "Failed"  # checksum/size mismatch or aborted; the blob is gone
+
+
+class Backup(BaseModel):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="backups")
+    version = models.BigIntegerField()
+    timestamp = models.BigIntegerField()  # the client's X-Backup-Timestamp
+    checksum = models.CharField(max_length=64)
+    size_bytes = models.BigIntegerField(default=0)
+    blob_key = models.CharField(max_length=512, unique=True)
+    status = models.CharField(max_length=16, choices=BackupStatus.choices, default=BackupStatus.UPLOADING)
+    multipart_upload_id = models.CharField(max_length=1024, blank=True, default="")
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(BaseModel.Meta):
+        indexes = [
+            models.Index(fields=["user", "status", "-completed_at"], name="storage_backup_latest_idx"),
+            models.Index(fields=["status", "created_at"], name="storage_backup_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"backup v{self.version} ({self.status})"

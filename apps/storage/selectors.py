@@ -1,0 +1,71 @@
+"""Reads of storage: every query is scoped to its owner; another user's id is simply not found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet, Sum
+from pgvector.django import CosineDistance
+
+from apps.core.errors import NotFoundError
+
+from .models import Backup, BackupStatus, StorageRecord, VectorItem
+
+
+def record_list(*, user: Any, table: str | None = None) -> QuerySet[StorageRecord]:
+    records = StorageRecord.objects.filter(user=user)
+    return records.filter(table=table) if table else records
+
+
+def record_get(*, user: Any, record_id: Any) -> StorageRecord:
+    record = StorageRecord.objects.filter(user=user, id=record_id).first()
+    if record is None:
+        raise NotFoundError("Record")
+    return record
+
+
+def storage_used_bytes(*, user: Any) -> int:
+    """Bytes the user really stores against ``cloud_storage_gb``: records plus vector items."""
+    records = StorageRecord.objects.filter(user=user).aggregate(total=Sum("size_bytes"))["total"] or 0
+    vectors = VectorItem.objects.filter(user=user).aggregate(total=Sum("size_bytes"))["total"] or 0
+    return int(records) + int(vectors)
+
+
+def vector_search_by_vector(*, user: Any, query_vector: list[float], top_k: int) -> list[tuple[VectorItem, float]]:
+    items = (
+        VectorItem.objects.filter(user=user, vector__isnull=False)
+        .annotate(distance=CosineDistance("vector", query_vector))
+        .order_by("distance", "id")[:top_k]
+    )
+    return [(item, 1.0 - float(item.distance)) for item in items]
+
+
+def vector_search_by_blob(*, user: Any, checksum: str, blob: bytes, top_k: int) -> list[tuple[VectorItem, float]]:
+    # The checksum narrows by index; comparing the bytes rules out a (theoretical) collision.
+    candidates = VectorItem.objects.filter(user=user, checksum=checksum).order_by("-updated_at")[:top_k]
+    return [(item, 1.0) for item in candidates if bytes(item.blob) == blob]
+
+
+def backup_latest(*, user: Any) -> Backup | None:
+    return (
+        Backup.objects.filter(user=user, status=BackupStatus.COMPLETE).order_by("-completed_at", "-created_at").first()
+    )
+
+
+def backup_history(*, user: Any) -> QuerySet[Backup]:
+    return Backup.objects.filter(user=user, status=BackupStatus.COMPLETE).order_by("-completed_at", "-created_at")
+
+
+def backup_get(*, user: Any, backup_id: Any) -> Backup:
+    backup = Backup.objects.filter(user=user, id=backup_id).exclude(status=BackupStatus.FAILED).first()
+    if backup is None:
+        raise NotFoundError("Backup")
+    return backup
+
+
+def backup_used_bytes(*, user: Any) -> int:
+    """Bytes counted against ``backup_gb``: complete backups plus uploads in flight (their declared size)."""
+    total = (
+        Backup.objects.filter(user=user).exclude(status=BackupStatus.FAILED).aggregate(total=Sum("size_bytes"))["total"]
+    )
+    return int(total or 0)

@@ -1,0 +1,116 @@
+"""Storage fixtures: paid users and their clients, a private blob directory, S3 on a loopback moto server."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+from rest_framework.test import APIClient
+
+from apps.accounts.tokens import tokens_issue
+
+S3_ACCESS_KEY = "testing-access-key"
+S3_SECRET_KEY = "testing-secret-key"  # noqa: S105 - moto accepts any credentials
+S3_REGION = "us-east-1"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
+    return client
+
+
+@pytest.fixture
+def pro_user(make_user):
+    return make_user("pro@example.com", tier="pro")
+
+
+@pytest.fixture
+def pro_client(pro_user) -> APIClient:
+    return client_for(pro_user)
+
+
+@pytest.fixture
+def other_client(make_user) -> APIClient:
+    return client_for(make_user("mallory@example.com", tier="pro"))
+
+
+@pytest.fixture(autouse=True)
+def blob_dir(settings, tmp_path) -> Path:
+    """Each test writes blobs to its own directory, so 'nothing stored' is checkable by listing it."""
+    location = tmp_path / "blobs"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    return location
+
+
+def stored_files(location: Path) -> list[Path]:
+    return [path for path in location.rglob("*") if path.is_file()] if location.exists() else []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(settings, moto_endpoint):
+    """Point the ``blobs`` storage at a fresh bucket on the moto server; yields a boto3 client."""
+    bucket = f"adiuva-test-{uuid.uuid4().hex[:12]}"
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name=S3_REGION,
+        aws_access_key_id=S3_ACCESS_KEY,
+        aws_secret_access_key=S3_SECRET_KEY,
+    )
+    client.create_bucket(Bucket=bucket)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": moto_endpoint,
+                "region_name": S3_REGION,
+                "access_key": S3_ACCESS_KEY,
+                "secret_key": S3_SECRET_KEY,
+                "default_acl": None,
+                "file_overwrite": True,
+                "object_parameters": {"ServerSideEncryption": "AES256"},
+            },
+        },
+    }
+    client.bucket = bucket
+    return client
+
+
+def s3_keys(client) -> list[str]:
+    return [item["Key"] for item in client.list_objects_v2(Bucket=client.bucket).get("Contents", [])]

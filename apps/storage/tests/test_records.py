@@ -1,0 +1,210 @@
+"""Encrypted records: create, list, download, update, delete; checksums, quota, tiers, isolation."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from apps.billing.tiers import GIB
+from apps.storage.models import StorageRecord
+
+from .conftest import b64, client_for, sha256_hex, stored_files
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/storage/records"
+
+
+def _create(client, data: bytes, table: str = "notes", checksum: str | None = None):
+    return client.post(URL, {"table": table, "blob": b64(data), "checksum": checksum or sha256_hex(data)})
+
+
+def test_record_round_trip_create_list_download_update_delete(pro_client, blob_dir, django_capture_on_commit_callbacks):
+    # given a stored record
+    created = _create(pro_client, b"ciphertext-1")
+    assert created.status_code == 201
+    record_id = created.json()["id"]
+    assert isinstance(created.json()["created_at"], int)
+
+    # when it is listed, then only metadata comes back
+    listed = pro_client.get(URL, {"table": "notes"}).json()
+    assert listed["count"] == 1
+    item = listed["results"][0]
+    assert item["id"] == record_id
+    assert item["checksum"] == sha256_hex(b"ciphertext-1")
+    assert item["size_bytes"] == len(b"ciphertext-1")
+    assert "blob" not in item
+
+    # when it is downloaded, then the exact bytes and X-Checksum come back
+    downloaded = pro_client.get(f"{URL}/{record_id}", HTTP_ACCEPT="application/octet-stream")
+    assert downloaded.status_code == 200
+    assert downloaded.content == b"ciphertext-1"
+    assert downloaded["X-Checksum"] == sha256_hex(b"ciphertext-1")
+
+    # when it is updated, then the new bytes replace the old blob (removed after commit)
+    with django_capture_on_commit_callbacks(execute=True):
+        updated = pro_client.put(f"{URL}/{record_id}", {"blob": b64(b"ciphertext-2"), "checksum": sha256_hex(b"ciphertext-2")})
+    assert updated.json() == {"ok": True}
+    assert pro_client.get(f"{URL}/{record_id}").content == b"ciphertext-2"
+    assert len(stored_files(blob_dir)) == 1
+
+    # when it is deleted, then the row and the blob are gone
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = pro_client.delete(f"{URL}/{record_id}")
+    assert deleted.json() == {"ok": True}
+    assert pro_client.get(f"{URL}/{record_id}").status_code == 404
+    assert stored_files(blob_dir) == []
+
+
+def test_list_filters_by_table_and_paginates(pro_client):
+    for index in range(3):
+        _create(pro_client, f"n{index}".encode(), table="notes")
+    _create(pro_client, b"t", table="tasks")
+
+    page = pro_client.get(URL, {"table": "notes", "limit": 2, "page": 2}).json()
+    everything = pro_client.get(URL).json()
+
+    assert page["count"] == 3
+    assert page["page"] == 2
+    assert len(page["results"]) == 1
+    assert {item["table"] for item in page["results"]} == {"notes"}
+    assert everything["count"] == 4
+
+
+def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir):
+    response = _create(pro_client, b"ciphertext", checksum=sha256_hex(b"something else"))
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "checksum_mismatch"
+    assert StorageRecord.objects.count() == 0
+    assert stored_files(blob_dir) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"table": "notes", "blob": "not base64!!", "checksum": "0" * 64}, "invalid_blob"),
+        ({"table": "notes", "blob": b64(b"x"), "checksum": "xyz"}, "invalid_checksum"),
+        ({"table": "notes", "checksum": "0" * 64}, "validation_error"),
+        ({"table": "bad table/..", "blob": b64(b"x"), "checksum": sha256_hex(b"x")}, "validation_error"),
+    ],
+)
+def test_malformed_input_is_a_400_with_a_stable_code(pro_client, blob_dir, body, code):
+    response = pro_client.post(URL, body)
+
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+    assert StorageRecord.objects.count() == 0
+    assert stored_files(blob_dir) == []
+
+
+def test_non_json_body_is_a_clear_400(pro_client):
+    response = pro_client.generic("POST", URL, b"{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_request"
+
+
+def test_blob_over_the_size_limit_is_413(pro_client, settings):
+    settings.STORAGE_RECORD_MAX_BYTES = 8
+
+    response = _create(pro_client, b"123456789")
+
+    assert response.status_code == 413
+    assert response.json()["code"] == "blob_too_large"
+
+
+def test_free_tier_gets_the_billing_gate(auth_client, blob_dir):
+    response = _create(auth_client, b"ciphertext")
+
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "feature_not_available"
+    assert body["feature"] == "cloud_storage_gb"
+    assert body["required_tier"] == "pro"
+    assert stored_files(blob_dir) == []
+
+
+def test_quota_counts_what_is_really_stored(pro_client, pro_user, blob_dir):
+    # given a pro user whose stored records already fill 5 GiB minus 10 bytes
+    StorageRecord.objects.create(user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 10)
+
+    # when 11 bytes are uploaded, then the quota refuses it and nothing is written
+    refused = _create(pro_client, b"x" * 11)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "quota_exceeded"
+    assert refused.json()["feature"] == "cloud_storage_gb"
+    assert stored_files(blob_dir) == []
+
+    # when exactly 10 bytes are uploaded, then they fit
+    assert _create(pro_client, b"y" * 10).status_code == 201
+
+
+def test_update_over_quota_keeps_the_old_bytes(pro_client, pro_user, blob_dir):
+    record_id = _create(pro_client, b"old").json()["id"]
+    StorageRecord.objects.create(user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 5)
+
+    response = pro_client.put(f"{URL}/{record_id}", {"blob": b64(b"much longer"), "checksum": sha256_hex(b"much longer")})
+
+    assert response.status_code == 403
+    assert pro_client.get(f"{URL}/{record_id}").content == b"old"
+    assert len(stored_files(blob_dir)) == 1
+
+
+def test_a_downgraded_user_can_still_read_and_delete(pro_client, pro_user):
+    record_id = _create(pro_client, b"kept").json()["id"]
+    pro_user.tier = "free"
+    pro_user.save()
+
+    assert pro_client.get(f"{URL}/{record_id}").content == b"kept"
+    assert pro_client.delete(f"{URL}/{record_id}").status_code == 200
+
+
+def test_another_users_record_is_404_and_untouched(pro_client, other_client):
+    record_id = _create(pro_client, b"mine").json()["id"]
+
+    responses = [
+        other_client.get(f"{URL}/{record_id}"),
+        other_client.put(f"{URL}/{record_id}", {"blob": b64(b"theirs"), "checksum": sha256_hex(b"theirs")}),
+        other_client.delete(f"{URL}/{record_id}"),
+    ]
+
+    assert [r.status_code for r in responses] == [404, 404, 404]
+    assert {r.json()["code"] for r in responses} == {"not_found"}
+    assert other_client.get(URL).json()["count"] == 0
+    assert pro_client.get(f"{URL}/{record_id}").content == b"mine"
+
+
+def test_unauthenticated_requests_are_401(api_client):
+    assert api_client.get(URL).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
+    # given a pro user with room for exactly one more 100-byte record
+    user = make_user("race@example.com", tier="pro")
+    StorageRecord.objects.create(user=user, table="big", blob_key="records/x/race", checksum="0" * 64, size_bytes=5 * GIB - 150)
+    data = b"z" * 100
+    results: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def upload() -> None:
+        client = client_for(user)
+        barrier.wait()
+        try:
+            results.append(_create(client, data).status_code)
+        finally:
+            connection.close()
+
+    # when four uploads race
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then exactly one fits
+    assert sorted(results) == [201, 403, 403, 403]
+    assert StorageRecord.objects.filter(user=user).count() == 2
