@@ -41,3 +41,10 @@ CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min"}}
 MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
 STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}  # noqa: F405
+# Assistant: never a real LLM (tests point OPENAI_BASE_URL at the scripted server); fail fast.
+OPENAI_API_KEY = ""
+OPENAI_BASE_URL = ""
+ASSISTANT_LLM_TIMEOUT = 5.0
+ASSISTANT_LLM_MAX_RETRIES = 0
+ASSISTANT_TOOL_TIMEOUT = 2.0
+ASSISTANT_REQUEST_TIMEOUT = 20.0

@@ -1,0 +1,35 @@
+"""Text embeddings through the configured OpenAI-compatible endpoint (1536 floats by default)."""
+
+from __future__ import annotations
+
+import logging
+
+import openai
+from django.conf import settings
+
+from apps.core.errors import ApplicationError
+
+from .error_codes import AssistantErrorCode
+from .llm import embeddings_model
+
+logger = logging.getLogger(__name__)
+
+
+async def text_embed(*, text: str) -> list[float]:
+    """The embedding of ``text``; ``embedding_failed`` (502) if the endpoint fails or answers oddly."""
+    model = embeddings_model()
+    try:
+        vector = await model.aembed_query(text)
+    except (openai.OpenAIError, ValueError, KeyError, TypeError) as exc:
+        logger.warning("embedding request failed: %s", type(exc).__name__)
+        raise ApplicationError(
+            AssistantErrorCode.EMBEDDING_FAILED, "The embedding service failed; try again later.", status=502
+        ) from exc
+    if len(vector) != settings.ASSISTANT_EMBEDDING_DIMENSIONS:
+        raise ApplicationError(
+            AssistantErrorCode.EMBEDDING_FAILED,
+            f"The embedding model returned {len(vector)} dimensions instead of "
+            f"{settings.ASSISTANT_EMBEDDING_DIMENSIONS}; check ASSISTANT_EMBEDDING_MODEL.",
+            status=502,
+        )
+    return [float(v) for v in vector]

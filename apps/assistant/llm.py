@@ -1,0 +1,60 @@
+"""The one place chat and embedding models are built, from settings (any OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.conf import settings
+from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+
+from apps.core.errors import ApplicationError
+
+from .error_codes import AssistantErrorCode
+
+
+class ModelRole(StrEnum):
+    SUPERVISOR = "supervisor"
+    SUBAGENT = "subagent"
+
+
+def llm_configuration_check() -> None:
+    """Raise ``llm_not_configured`` (503) naming what to set, when no LLM endpoint is configured."""
+    if not settings.OPENAI_API_KEY:
+        raise ApplicationError(
+            AssistantErrorCode.LLM_NOT_CONFIGURED,
+            "The assistant has no language model configured. Set OPENAI_API_KEY (and OPENAI_BASE_URL "
+            "for a server other than OpenAI, e.g. vLLM or Ollama; ASSISTANT_SUPERVISOR_MODEL, "
+            "ASSISTANT_SUBAGENT_MODEL and ASSISTANT_EMBEDDING_MODEL choose the models).",
+            status=503,
+        )
+
+
+def _client_options() -> dict:
+    options: dict = {
+        "api_key": settings.OPENAI_API_KEY,
+        "timeout": settings.ASSISTANT_LLM_TIMEOUT,
+        "max_retries": settings.ASSISTANT_LLM_MAX_RETRIES,
+    }
+    if settings.OPENAI_BASE_URL:
+        options["base_url"] = settings.OPENAI_BASE_URL
+    return options
+
+
+def model_name(role: ModelRole) -> str:
+    return settings.ASSISTANT_SUPERVISOR_MODEL if role is ModelRole.SUPERVISOR else settings.ASSISTANT_SUBAGENT_MODEL
+
+
+def chat_model(role: ModelRole) -> ChatOpenAI:
+    """A chat-completions model (never the Responses API, which other OpenAI-compatible servers lack)."""
+    llm_configuration_check()
+    return ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
+
+
+def embeddings_model() -> OpenAIEmbeddings:
+    llm_configuration_check()
+    return OpenAIEmbeddings(
+        model=settings.ASSISTANT_EMBEDDING_MODEL,
+        # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
+        check_embedding_ctx_length=False,
+        **_client_options(),
+    )

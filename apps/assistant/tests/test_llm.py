@@ -1,0 +1,75 @@
+"""The LLM factory reads its configuration from settings and says what to set when there is none."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.assistant.embeddings import text_embed
+from apps.assistant.llm import ModelRole, chat_model, embeddings_model
+from apps.assistant.testing.scripted_openai import ScriptedOpenAI
+from apps.core.errors import ApplicationError
+
+
+def test_unconfigured_llm_raises_llm_not_configured_naming_the_variables(settings):
+    # given
+    settings.OPENAI_API_KEY = ""
+    # when
+    with pytest.raises(ApplicationError) as caught:
+        chat_model(ModelRole.SUPERVISOR)
+    # then
+    assert caught.value.code == "llm_not_configured"
+    assert caught.value.status == 503
+    assert "OPENAI_API_KEY" in caught.value.message and "OPENAI_BASE_URL" in caught.value.message
+
+
+def test_models_use_the_configured_endpoint_and_names(settings):
+    # given
+    settings.OPENAI_API_KEY = "sk-test"
+    settings.OPENAI_BASE_URL = "http://127.0.0.1:9/v1"
+    settings.ASSISTANT_SUPERVISOR_MODEL = "big-model"
+    settings.ASSISTANT_SUBAGENT_MODEL = "small-model"
+    settings.ASSISTANT_EMBEDDING_MODEL = "embed-model"
+    # when
+    supervisor, subagent, embeddings = (
+        chat_model(ModelRole.SUPERVISOR),
+        chat_model(ModelRole.SUBAGENT),
+        embeddings_model(),
+    )
+    # then
+    assert (supervisor.model_name, subagent.model_name, embeddings.model) == ("big-model", "small-model", "embed-model")
+    assert str(supervisor.openai_api_base) == "http://127.0.0.1:9/v1"
+
+
+async def test_text_embed_returns_1536_floats_from_the_endpoint(settings):
+    # given
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        # when
+        vector = await text_embed(text="hello world")
+        # then
+        assert len(vector) == 1536
+        assert server.embedding_requests()[0].body["input"] == ["hello world"]
+
+
+async def test_text_embed_failure_is_embedding_failed(settings):
+    # given
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.embedding_failure = 500
+        # when
+        with pytest.raises(ApplicationError) as caught:
+            await text_embed(text="hello")
+        # then
+        assert caught.value.code == "embedding_failed" and caught.value.status == 502
+
+
+async def test_wrong_embedding_size_is_reported(settings):
+    # given an endpoint whose model answers 1536 dims while settings expect another size
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        settings.ASSISTANT_EMBEDDING_DIMENSIONS = 768
+        # when
+        with pytest.raises(ApplicationError) as caught:
+            await text_embed(text="hello")
+        # then
+        assert "ASSISTANT_EMBEDDING_MODEL" in caught.value.message
