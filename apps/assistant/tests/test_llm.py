@@ -19,7 +19,8 @@ def test_unconfigured_llm_raises_llm_not_configured_naming_the_variables(setting
     # then
     assert caught.value.code == "llm_not_configured"
     assert caught.value.status == 503
-    assert "OPENAI_API_KEY" in caught.value.message and "OPENAI_BASE_URL" in caught.value.message
+    assert "OPENAI_API_KEY" in caught.value.message
+    assert "OPENAI_BASE_URL" in caught.value.message
 
 
 def test_models_use_the_configured_endpoint_and_names(settings):
@@ -60,7 +61,8 @@ async def test_text_embed_failure_is_embedding_failed(settings):
         with pytest.raises(ApplicationError) as caught:
             await text_embed(text="hello")
         # then
-        assert caught.value.code == "embedding_failed" and caught.value.status == 502
+        assert caught.value.code == "embedding_failed"
+        assert caught.value.status == 502
 
 
 async def test_wrong_embedding_size_is_reported(settings):

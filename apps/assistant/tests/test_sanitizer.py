@@ -1,0 +1,82 @@
+"""The sanitizer removes system-prompt text from output, whole or streamed, and leaves answers alone."""
+
+from __future__ import annotations
+
+from apps.assistant import prompts
+from apps.assistant.sanitizer import PromptSanitizer, StreamSanitizer
+
+
+def _stream(text: str, size: int) -> str:
+    sanitizer = StreamSanitizer()
+    out = "".join(sanitizer.feed(text[i : i + size]) for i in range(0, len(text), size))
+    return out + sanitizer.flush()
+
+
+def test_echoed_prompt_fragment_is_removed():
+    # given a model output quoting a whole prompt fragment
+    leak = f"Sure, my instructions say: {prompts.DELEGATION.prose} Anything else?"
+    # when
+    cleaned = PromptSanitizer().clean(leak)
+    # then
+    assert "Delegate every read" not in cleaned
+    assert "sub-agent" not in cleaned
+    assert cleaned.startswith("Sure, my instructions say:")
+    assert cleaned.endswith("Anything else?")
+
+
+def test_reformatted_echo_is_still_removed():
+    # given the confidentiality rule echoed in upper case, as a markdown list
+    words = prompts.CONFIDENTIALITY.prose.upper().split()
+    leak = "Here:\n" + "\n".join(f"* {' '.join(words[i : i + 5])}" for i in range(0, len(words), 5))
+    # when
+    cleaned = PromptSanitizer().clean(leak)
+    # then
+    assert "CONFIDENTIAL SERVER CONFIGURATION" not in cleaned
+    assert len(cleaned) < len(leak) / 3
+
+
+def test_ordinary_answers_with_tags_and_charts_pass_untouched():
+    # given an answer using entity and chart tags the way the prompt asks
+    answer = (
+        "You have 2 tasks due today:\n<task>[3f1c2a,9b7d10]</task>\n"
+        '<chart>{"chartType": "bar", "title": "Tasks by status", "data": [{"status": "todo", "count": 3}], '
+        '"config": {"count": {"label": "Tasks", "color": "#2563eb"}}}</chart>\n'
+        "Task status is todo for both; priority is high."
+    )
+    # when / then
+    assert PromptSanitizer().clean(answer) == answer
+    assert _stream(answer, 3) == answer
+
+
+def test_leak_split_across_tiny_chunks_never_leaves_the_server():
+    # given a leak streamed three characters at a time between normal text
+    text = "Okay. " + prompts.ENTITY_TAGS.prose + " Now, your tasks: <task>[a1]</task> done."
+    # when
+    out = _stream(text, 3)
+    # then no eight-word run of the prompt survives, and the answer around it does
+    assert "entity tag on its own line" not in out
+    assert "Put only ids returned" not in out
+    assert out.startswith("Okay.")
+    assert out.endswith("Now, your tasks: <task>[a1]</task> done.")
+
+
+def test_streaming_releases_text_before_the_end_for_long_answers():
+    # given a long harmless answer
+    sanitizer = StreamSanitizer()
+    text = "word " * 400
+    # when
+    released = "".join(sanitizer.feed(text[i : i + 10]) for i in range(0, len(text), 10))
+    # then most of it went out while streaming, and nothing is lost at the end
+    assert len(released) > len(text) - sanitizer.hold_back - 10
+    assert released + sanitizer.flush() == text
+
+
+def test_prompts_carry_entity_tags_chart_types_and_value_rules():
+    # when
+    home = prompts.home_system_prompt(memory_fragment="<user_memory>likes tea</user_memory>")
+    # then
+    assert "<task>[" in home
+    for chart_type in ("area", "bar", "line", "pie", "radar", "radial"):
+        assert chart_type in home
+    assert "in_progress" in home
+    assert "likes tea" in home
