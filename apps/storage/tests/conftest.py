@@ -17,7 +17,7 @@ from rest_framework.test import APIClient
 from apps.accounts.tokens import tokens_issue
 
 S3_ACCESS_KEY = "testing-access-key"
-S3_SECRET_KEY = "testing-secret-key"  # noqa: S105 - moto accepts any credentials
+S3_SECRET_KEY = "testing-secret-key"
 S3_REGION = "us-east-1"
 
 

@@ -45,7 +45,9 @@ def test_record_round_trip_create_list_download_update_delete(pro_client, blob_d
 
     # when it is updated, then the new bytes replace the old blob (removed after commit)
     with django_capture_on_commit_callbacks(execute=True):
-        updated = pro_client.put(f"{URL}/{record_id}", {"blob": b64(b"ciphertext-2"), "checksum": sha256_hex(b"ciphertext-2")})
+        updated = pro_client.put(
+            f"{URL}/{record_id}", {"blob": b64(b"ciphertext-2"), "checksum": sha256_hex(b"ciphertext-2")}
+        )
     assert updated.json() == {"ok": True}
     assert pro_client.get(f"{URL}/{record_id}").content == b"ciphertext-2"
     assert len(stored_files(blob_dir)) == 1
@@ -129,7 +131,9 @@ def test_free_tier_gets_the_billing_gate(auth_client, blob_dir):
 
 def test_quota_counts_what_is_really_stored(pro_client, pro_user, blob_dir):
     # given a pro user whose stored records already fill 5 GiB minus 10 bytes
-    StorageRecord.objects.create(user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 10)
+    StorageRecord.objects.create(
+        user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 10
+    )
 
     # when 11 bytes are uploaded, then the quota refuses it and nothing is written
     refused = _create(pro_client, b"x" * 11)
@@ -144,9 +148,13 @@ def test_quota_counts_what_is_really_stored(pro_client, pro_user, blob_dir):
 
 def test_update_over_quota_keeps_the_old_bytes(pro_client, pro_user, blob_dir):
     record_id = _create(pro_client, b"old").json()["id"]
-    StorageRecord.objects.create(user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 5)
+    StorageRecord.objects.create(
+        user=pro_user, table="big", blob_key="records/x/big", checksum="0" * 64, size_bytes=5 * GIB - 5
+    )
 
-    response = pro_client.put(f"{URL}/{record_id}", {"blob": b64(b"much longer"), "checksum": sha256_hex(b"much longer")})
+    response = pro_client.put(
+        f"{URL}/{record_id}", {"blob": b64(b"much longer"), "checksum": sha256_hex(b"much longer")}
+    )
 
     assert response.status_code == 403
     assert pro_client.get(f"{URL}/{record_id}").content == b"old"
@@ -185,7 +193,9 @@ def test_unauthenticated_requests_are_401(api_client):
 def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
     # given a pro user with room for exactly one more 100-byte record
     user = make_user("race@example.com", tier="pro")
-    StorageRecord.objects.create(user=user, table="big", blob_key="records/x/race", checksum="0" * 64, size_bytes=5 * GIB - 150)
+    StorageRecord.objects.create(
+        user=user, table="big", blob_key="records/x/race", checksum="0" * 64, size_bytes=5 * GIB - 150
+    )
     data = b"z" * 100
     results: list[int] = []
     barrier = threading.Barrier(4)
