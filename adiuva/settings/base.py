@@ -77,6 +77,7 @@ THIRD_PARTY_APPS = [
     "allauth.socialaccount.providers.microsoft",
     "allauth.socialaccount.providers.openid_connect",
     "django_celery_beat",
+    "djstripe",
 ]
 LOCAL_APPS = [
     "apps.core",
@@ -256,9 +257,34 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [redis_url_for(REDIS_URL, db=2)]},
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, the same as channels-redis' BZPOPMIN block:
+            # an idle receive then fails with "Timeout reading". Reads must outlast the block.
+            "hosts": [{"address": redis_url_for(REDIS_URL, db=2), "socket_timeout": 30}],
+            # Devices are addressed by channel name, never by group, so group_expiry cannot silently
+            # drop a socket that lives for days; a per-channel capacity overflow raises ChannelFull
+            # (reported as device_busy) instead of losing a tool call.
+            "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
+            "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
+        },
     }
 }
+
+# DEVICES (the device socket /api/v1/ws/device and tool calls)
+# ------------------------------------------------------------------------------
+# Browser Origins allowed to open the socket; a missing Origin (desktop client) needs a valid token anyway.
+DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["app://adiuva", "file://"])
+DEVICE_HELLO_TIMEOUT = env.float("DEVICE_HELLO_TIMEOUT", default=5.0)
+DEVICE_PING_INTERVAL = env.float("DEVICE_PING_INTERVAL", default=30.0)
+DEVICE_PONG_TIMEOUT = env.float("DEVICE_PONG_TIMEOUT", default=10.0)
+# last_seen is flushed (and the presence lease renewed, the session re-checked) this often, not per frame.
+DEVICE_PRESENCE_FLUSH_INTERVAL = env.float("DEVICE_PRESENCE_FLUSH_INTERVAL", default=60.0)
+DEVICE_MAX_FRAME_BYTES = env.int("DEVICE_MAX_FRAME_BYTES", default=4 * 1024 * 1024)
+# Token bucket per socket: sustained frames per second and burst; a client that keeps flooding is closed.
+DEVICE_FRAME_RATE = env.float("DEVICE_FRAME_RATE", default=50.0)
+DEVICE_FRAME_BURST = env.int("DEVICE_FRAME_BURST", default=200)
+DEVICE_FLOOD_CLOSE_AFTER = env.int("DEVICE_FLOOD_CLOSE_AFTER", default=1000)
+DEVICE_TOOL_CALL_TIMEOUT = env.float("DEVICE_TOOL_CALL_TIMEOUT", default=30.0)
 
 # CELERY
 # ------------------------------------------------------------------------------
@@ -285,11 +311,31 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # Per-tier requests per minute for authenticated callers (billing owns the numbers).
+    "DEFAULT_THROTTLE_CLASSES": ["apps.billing.throttles.TierRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "login": env("THROTTLE_LOGIN_RATE", default="10/min"),
         "register": env("THROTTLE_REGISTER_RATE", default="10/hour"),
     },
 }
+# BILLING (dj-stripe; Stripe Checkout, customer portal, signed webhooks)
+# ------------------------------------------------------------------------------
+# An empty STRIPE_SECRET_KEY means billing is not configured: its endpoints answer 503.
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+# dj-stripe 2.11 keeps webhook secrets on WebhookEndpoint rows (created by
+# `manage.py billing_webhook_endpoint`), verified by signature, never by re-fetching.
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_SUBSCRIBER_MODEL = AUTH_USER_MODEL
+# Where Stripe Checkout and the customer portal send the browser back to.
+BILLING_CHECKOUT_SUCCESS_URL = env("BILLING_CHECKOUT_SUCCESS_URL", default="https://adiuva.app/billing/success")
+BILLING_CHECKOUT_CANCEL_URL = env("BILLING_CHECKOUT_CANCEL_URL", default="https://adiuva.app/billing/cancel")
+BILLING_PORTAL_RETURN_URL = env("BILLING_PORTAL_RETURN_URL", default="https://adiuva.app/billing")
+BILLING_CURRENCY = env("BILLING_CURRENCY", default="eur")
+# Multiplies every tier's requests-per-minute; 1 in production (test settings raise it).
+BILLING_RATE_LIMIT_SCALE = 1
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Adiuva API",
     "DESCRIPTION": "Cloud backend of the Adiuva desktop app.",

@@ -34,11 +34,15 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [redis_url_for(REDIS_URL, db=_REDIS_BASE + 2)]},
+        "CONFIG": {"hosts": [{"address": redis_url_for(REDIS_URL, db=_REDIS_BASE + 2), "socket_timeout": 30}]},
     }
 }
 CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min"}}
+# Billing: Stripe "configured" with a fake key (tests point stripe.api_base at a loopback fake);
+# per-tier request budgets scaled up so other apps' tests never hit them (billing tests reset it).
+STRIPE_SECRET_KEY = "sk_test_adiuvaFakeStripeKey0123456789"
+BILLING_RATE_LIMIT_SCALE = 100
 MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
 STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}  # noqa: F405
 # Assistant: never a real LLM (tests point OPENAI_BASE_URL at the scripted server); fail fast.

@@ -1,3 +1,5 @@
+"""Billing: Stripe subscriptions through dj-stripe, tiers, feature gates and rate limits."""
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,9 @@ class BillingConfig(AppConfig):
     name = "apps.billing"
     label = "billing"
     verbose_name = "Billing"
+
+    def ready(self) -> None:
+        # dj-stripe (earlier in INSTALLED_APPS) connects its syncing handlers first; ours run after.
+        from . import webhook_handlers
+
+        webhook_handlers.connect()

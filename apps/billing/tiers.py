@@ -1,6 +1,7 @@
 """The tier feature matrix (SPEC "Tiers") and the one place that answers "may this user…?".
 
 Limits: an int (a count, GB or requests per minute), ``None`` for unlimited, a bool for on/off.
+Also the paid plans' prices and the Stripe lookup keys that map a price back to its tier.
 """
 
 from __future__ import annotations
@@ -63,6 +64,13 @@ FEATURES: Final[dict[str, dict[str, Any]]] = {
 }
 TIER_ORDER: Final = [Tier.FREE, Tier.PRO, Tier.POWER, Tier.TEAM]
 
+# Monthly price of each paid plan in cents of BILLING_CURRENCY; team is per seat.
+PLAN_PRICES: Final[dict[str, int]] = {Tier.PRO: 1500, Tier.POWER: 2900, Tier.TEAM: 4900}
+PAID_TIERS: Final = tuple(PLAN_PRICES)
+PER_SEAT_TIERS: Final = frozenset({Tier.TEAM})
+# Stripe metadata key carried by our products and prices (a fallback to the lookup key).
+TIER_METADATA_KEY: Final = "adiuva_tier"
+
 
 def _tier_of(user: Any) -> str:
     tier = getattr(user, "tier", Tier.FREE)
@@ -114,3 +122,24 @@ def require_below_limit(user: Any, name: str, *, current: int) -> None:
             status=403,
             extra={"feature": name, "limit": limit, "tier": _tier_of(user)},
         )
+
+
+def tier_rank(tier: str) -> int:
+    """Position in TIER_ORDER (free = 0); unknown tiers rank as free."""
+    return TIER_ORDER.index(tier) if tier in TIER_ORDER else 0
+
+
+def price_lookup_key(tier: str) -> str:
+    """The Stripe ``lookup_key`` of the monthly price of a paid tier."""
+    return f"adiuva_{tier}_monthly"
+
+
+def tier_for_lookup_key(lookup_key: str | None) -> str | None:
+    """The paid tier a Stripe price lookup key stands for, or ``None``."""
+    return next((tier for tier in PAID_TIERS if price_lookup_key(tier) == lookup_key), None)
+
+
+def requests_per_minute(user: Any, *, seats: int = 1) -> int:
+    """The user's request budget per minute; per-seat tiers multiply by their seats."""
+    per_minute = int(feature_limit(user, "requests_per_minute"))
+    return per_minute * max(1, seats) if _tier_of(user) in PER_SEAT_TIERS else per_minute
