@@ -1,0 +1,106 @@
+"""The Home and Floating supervisors: deepagents graphs with the task/project/timeline/note sub-agents.
+
+The graphs hold no per-request state (the system prompt, with memory and scope, is passed per
+run through a middleware reading the run's context), so one compiled graph per kind and model
+configuration is reused across requests. deepagents' built-in filesystem tools and its
+general-purpose sub-agent are switched off through a harness profile: the model sees only the
+``task`` dispatcher, ``update_core_memory`` and, inside each sub-agent, its own device tools.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from deepagents import (
+    FsToolName,
+    GeneralPurposeSubagentProfile,
+    HarnessProfile,
+    SubAgent,
+    create_deep_agent,
+    register_harness_profile,
+)
+from django.conf import settings
+from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
+from langchain_core.messages import SystemMessage
+from langgraph.graph.state import CompiledStateGraph
+
+from . import prompts
+from .llm import ModelRole, chat_model, model_name
+from .tools import SUBAGENT_TOOLS, SUPERVISOR_TOOLS
+
+FILESYSTEM_TOOLS = frozenset(get_args(FsToolName))
+
+
+@dataclass(frozen=True)
+class RunPrompt:
+    """Per-run context: the supervisor's system prompt, assembled for this request."""
+
+    system_prompt: str
+
+
+class RunSystemPromptMiddleware(AgentMiddleware):
+    """Puts the run's assembled system prompt in front of every supervisor model call."""
+
+    name = "AdiuvaRunSystemPrompt"
+
+    def _with_prompt(self, request: ModelRequest) -> ModelRequest:
+        context = getattr(request.runtime, "context", None)
+        if isinstance(context, RunPrompt):
+            return request.override(system_message=SystemMessage(context.system_prompt))
+        return request
+
+    def wrap_model_call(self, request: ModelRequest, handler: Any) -> ModelResponse:
+        return handler(self._with_prompt(request))
+
+    async def awrap_model_call(self, request: ModelRequest, handler: Any) -> ModelResponse:
+        return await handler(self._with_prompt(request))
+
+
+def _register_profiles() -> None:
+    profile = HarnessProfile(
+        excluded_tools=FILESYSTEM_TOOLS,
+        general_purpose_subagent=GeneralPurposeSubagentProfile(enabled=False),
+    )
+    for role in ModelRole:
+        register_harness_profile(f"openai:{model_name(role)}", profile)
+
+
+def _subagents() -> list[SubAgent]:
+    sub_model = chat_model(ModelRole.SUBAGENT)
+    return [
+        SubAgent(
+            name=name,
+            description=prompts.SUBAGENT_DESCRIPTIONS[name],
+            system_prompt=prompts.subagent_system_prompt(name),
+            tools=tools,
+            model=sub_model,
+        )
+        for name, tools in SUBAGENT_TOOLS.items()
+    ]
+
+
+@functools.cache
+def _build(kind: str, supervisor_model: str, subagent_model: str, base_url: str) -> CompiledStateGraph:
+    # The cache key names the configuration, so changed settings (tests) build a fresh graph.
+    _register_profiles()
+    return create_deep_agent(
+        model=chat_model(ModelRole.SUPERVISOR),
+        tools=SUPERVISOR_TOOLS,
+        system_prompt=None,
+        middleware=[RunSystemPromptMiddleware()],
+        subagents=_subagents(),
+        context_schema=RunPrompt,
+        name=f"adiuva_{kind}",
+    )
+
+
+def supervisor_graph(kind: str) -> CompiledStateGraph:
+    """The compiled ``home`` or ``floating`` supervisor for the current settings."""
+    return _build(
+        kind,
+        model_name(ModelRole.SUPERVISOR),
+        model_name(ModelRole.SUBAGENT),
+        f"{settings.OPENAI_BASE_URL}|{settings.OPENAI_API_KEY}",
+    )
