@@ -1,0 +1,220 @@
+"""One chat turn with a supervisor, shared by the socket (streaming) and REST (collected) doors.
+
+``chat_run`` validates the message, opens the request context the tools use, resolves a
+Floating scope on the device, enriches the system prompt with memory, runs the graph and
+pushes sanitized text to a sink; after it, the episode is stored in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from apps.core.errors import ApplicationError
+from apps.devices.errors import DeviceCallError
+
+from . import prompts
+from .conversation import agent_events
+from .device_calls import ChatRequestContext, DeviceUnavailable, chat_request, execute_on_client
+from .error_codes import AssistantErrorCode
+from .llm import llm_configuration_check
+from .memory_bridge import memory_prompt_fragment, remember_episode
+from .sanitizer import StreamSanitizer
+
+logger = logging.getLogger(__name__)
+
+HOME = "home"
+FLOATING = "floating"
+
+# Scope types the client sends (singular or plural) → the client table holding them.
+SCOPE_TABLES = {
+    "task": "tasks",
+    "tasks": "tasks",
+    "project": "projects",
+    "projects": "projects",
+    "timeline": "timelines",
+    "timelines": "timelines",
+    "note": "notes",
+    "notes": "notes",
+}
+TABLE_DOMAINS = {"tasks": "tasks", "projects": "projects", "timelines": "timelines", "notes": "notes"}
+
+
+class ChatSink(Protocol):
+    """Where a turn's output goes: the socket frames, or a REST answer being collected."""
+
+    async def domain(self, domain: str) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def text(self, chunk: str) -> None: ...
+
+
+@dataclass
+class ChatOutcome:
+    answer: str
+    mutations: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[DeviceCallError] = field(default_factory=list)
+
+
+def message_validate(message: Any) -> str:
+    if not isinstance(message, str) or not message.strip():
+        raise ApplicationError(
+            AssistantErrorCode.MESSAGE_EMPTY, "The message is empty.", status=400, fields={"message": ["Required."]}
+        )
+    limit = settings.ASSISTANT_MAX_MESSAGE_CHARS
+    if len(message) > limit:
+        reason = f"At most {limit} characters (got {len(message)})."
+        raise ApplicationError(
+            AssistantErrorCode.MESSAGE_TOO_LONG,
+            f"The message is too long: {reason}",
+            status=400,
+            fields={"message": [reason]},
+        )
+    return message
+
+
+def scope_table(scope_type: Any) -> str:
+    table = SCOPE_TABLES.get(str(scope_type or "").strip().lower())
+    if table is None:
+        allowed = "task, project, timeline or note"
+        raise ApplicationError(
+            AssistantErrorCode.SCOPE_INVALID,
+            f"Unknown scope type {scope_type!r}: use {allowed}.",
+            status=400,
+            fields={"scope.type": [f"Use {allowed}."]},
+        )
+    return table
+
+
+async def _scope_row(*, table: str, scope_id: str | None) -> dict[str, Any] | None:
+    """The scoped row as the user's device holds it; ``scope_not_found`` when it has none."""
+    if not scope_id:
+        return None
+    try:
+        result = await execute_on_client(action="get", table=table, data={"id": scope_id})
+    except DeviceUnavailable as exc:
+        fault = exc.__cause__
+        if isinstance(fault, ApplicationError):
+            raise ApplicationError(fault.code, exc.sentence, status=fault.status) from exc
+        raise
+    row = result.get("row")
+    if not isinstance(row, dict):
+        # Another user's id is simply absent from this user's device: the same answer either way.
+        raise ApplicationError(
+            AssistantErrorCode.SCOPE_NOT_FOUND, f"No {table[:-1]} with id {scope_id} exists on your device.", status=404
+        )
+    return row
+
+
+async def chat_run(
+    *,
+    user_id: Any,
+    kind: str,
+    message: Any,
+    request_id: str,
+    sink: ChatSink,
+    history: list[dict[str, Any]] | None = None,
+    scope: dict[str, Any] | None = None,
+    device_id: str | None = None,
+    session_id: str | None = None,
+) -> ChatOutcome:
+    message = message_validate(message)
+    llm_configuration_check()
+    ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
+    with chat_request(ctx):
+        scope_domain = "tasks"
+        if kind == FLOATING:
+            scope = scope or {}
+            table = scope_table(scope.get("type"))
+            scope_domain = TABLE_DOMAINS[table]
+            row = await _scope_row(table=table, scope_id=scope.get("id"))
+            scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope.get("id"), row=row)
+        memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
+        if kind == FLOATING:
+            system_prompt = prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
+        else:
+            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text)
+
+        sanitizer = StreamSanitizer()
+        answer: list[str] = []
+        held: list[str] = []  # Floating text waits until the domain is announced
+        announced = kind != FLOATING
+        if announced:
+            await sink.start()
+
+        async def emit(chunk: str) -> None:
+            if not chunk:
+                return
+            if not announced:
+                held.append(chunk)
+                return
+            answer.append(chunk)
+            await sink.text(chunk)
+
+        async def announce(domain: str) -> None:
+            nonlocal announced
+            announced = True
+            await sink.domain(domain)
+            await sink.start()
+            for chunk in held:
+                await emit(chunk)
+            held.clear()
+
+        async for event, value in agent_events(
+            kind=kind, message=message, history=history, system_prompt=system_prompt
+        ):
+            if event == "subagent":
+                ctx.subagents_used.append(value)
+                if not announced:
+                    await announce(prompts.SUBAGENT_DOMAINS.get(value, scope_domain))
+            else:
+                await emit(sanitizer.feed(value))
+        if not announced:
+            await announce(scope_domain)
+        await emit(sanitizer.flush())
+
+    outcome = ChatOutcome(answer="".join(answer), mutations=list(ctx.mutations), faults=list(ctx.faults))
+    await remember_episode(user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer)
+    return outcome
+
+
+class CollectingSink:
+    """The REST door's sink: keeps the sanitized text."""
+
+    def __init__(self) -> None:
+        self.chunks: list[str] = []
+
+    async def domain(self, domain: str) -> None:
+        return None
+
+    async def start(self) -> None:
+        return None
+
+    async def text(self, chunk: str) -> None:
+        self.chunks.append(chunk)
+
+
+async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]] | None, request_id: str) -> str:
+    """The Home agent's complete answer, for ``POST chat``."""
+    sink = CollectingSink()
+    try:
+        async with asyncio.timeout(settings.ASSISTANT_REQUEST_TIMEOUT):
+            outcome = await chat_run(
+                user_id=user_id,
+                kind=HOME,
+                message=message,
+                request_id=request_id,
+                sink=sink,
+                history=history,
+                session_id=f"rest:{request_id}",
+            )
+    except TimeoutError as exc:
+        raise ApplicationError(
+            AssistantErrorCode.REQUEST_TIMEOUT, "The assistant did not finish in time; please try again.", status=504
+        ) from exc
+    return outcome.answer
