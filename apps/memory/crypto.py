@@ -1,0 +1,50 @@
+"""Encryption of memory fields with the owner's key, and per-user HMAC digests for lookups."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from apps.accounts.keys import decrypt_for_user, encrypt_for_user
+from apps.accounts.models import User
+from apps.core.errors import NotFoundError
+
+from .models import MemoryKey
+
+
+def seal(*, user_id: uuid.UUID | str, text: str) -> bytes:
+    try:
+        return encrypt_for_user(user_id=user_id, plaintext=text)
+    except User.DoesNotExist as exc:
+        raise NotFoundError("User") from exc
+
+
+def seal_optional(*, user_id: uuid.UUID | str, text: str | None) -> bytes | None:
+    return None if text is None else seal(user_id=user_id, text=text)
+
+
+def unseal(*, user_id: uuid.UUID | str, token: bytes | memoryview) -> str:
+    return decrypt_for_user(user_id=user_id, token=bytes(token))
+
+
+def unseal_optional(*, user_id: uuid.UUID | str, token: bytes | memoryview | None) -> str | None:
+    return None if token is None else unseal(user_id=user_id, token=token)
+
+
+def _hmac_key(*, user_id: uuid.UUID | str) -> bytes:
+    # The HMAC key is random per user and stored under the user's Fernet key, so a digest can
+    # only be recomputed (or brute-forced against short keys like "timezone") with the master keys.
+    row = MemoryKey.objects.filter(user_id=user_id).first()
+    if row is None:
+        row, _ = MemoryKey.objects.get_or_create(
+            user_id=user_id,
+            defaults={"hmac_key_encrypted": seal(user_id=user_id, text=secrets.token_hex(32))},
+        )
+    return bytes.fromhex(unseal(user_id=user_id, token=row.hmac_key_encrypted))
+
+
+def lookup_digest(*, user_id: uuid.UUID | str, text: str) -> bytes:
+    """Deterministic, per-user digest of ``text`` for unique constraints and equality lookups."""
+    return hmac.new(_hmac_key(user_id=user_id), text.encode(), hashlib.sha256).digest()

@@ -1,0 +1,127 @@
+"""Per-user memory (core, associative, episodic, proactive); every content column is ciphertext.
+
+Content is encrypted with the owner's Fernet key (``apps.accounts.keys``), which is itself
+wrapped by the server master keys, so a database dump alone opens nothing. Embeddings are
+stored as plain vectors because similarity search needs them; lookups that need equality on
+a secret (the core-memory key, a pattern's text) use an HMAC keyed per user instead.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from django.conf import settings
+from django.db import models
+from pgvector.django import VectorField
+
+from apps.core.models import BaseModel
+
+EMBEDDING_DIMENSIONS = 1536
+PATTERN_CONFIDENCE_THRESHOLD = 0.6
+
+
+class MemoryKind(StrEnum):
+    """The four kinds of memory, as named in URLs and exports."""
+
+    CORE = "core"
+    ASSOCIATIVE = "associative"
+    EPISODIC = "episodic"
+    PROACTIVE = "proactive"
+
+
+class MemoryKey(models.Model):
+    """The user's HMAC key for memory lookups, itself encrypted with the user's Fernet key."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="memory_key"
+    )
+    hmac_key_encrypted = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"memory key of {self.user_id}"
+
+
+class CoreMemory(BaseModel):
+    """A preference the assistant always knows (``timezone → Europe/Paris``)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="core_memories")
+    # HMAC-SHA256 of the key under the user's memory HMAC key: uniqueness without the plaintext.
+    key_digest = models.BinaryField(max_length=32)
+    key_encrypted = models.BinaryField()
+    value_encrypted = models.BinaryField()
+
+    class Meta(BaseModel.Meta):
+        verbose_name_plural = "core memories"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "key_digest"], name="memory_core_unique_key_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"core memory {self.id}"
+
+
+class AssociativeMemory(BaseModel):
+    """A fact recalled by similarity, optionally linked to a device entity (task, note…)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="associative_memories")
+    content_encrypted = models.BinaryField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    entity_type_encrypted = models.BinaryField(null=True, blank=True)
+    entity_id_encrypted = models.BinaryField(null=True, blank=True)
+
+    class Meta(BaseModel.Meta):
+        verbose_name_plural = "associative memories"
+        indexes = [
+            # Search is an exact cosine scan over the owner's rows (bench/memory_enrichment.py
+            # measured it against HNSW); this index finds those rows.
+            models.Index(fields=["user", "-created_at"], name="memory_assoc_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"associative memory {self.id}"
+
+
+class Episode(BaseModel):
+    """A summary of one agent interaction; ``session_id`` is an opaque id, not content."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memory_episodes")
+    session_id = models.CharField(max_length=128)
+    summary_encrypted = models.BinaryField()
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+
+    class Meta(BaseModel.Meta):
+        indexes = [models.Index(fields=["user", "-created_at"], name="memory_episode_user_created")]
+
+    def __str__(self) -> str:
+        return f"episode {self.id}"
+
+
+class ProactivePattern(BaseModel):
+    """A habit the assistant noticed; only patterns above the confidence threshold are used."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memory_patterns")
+    description_digest = models.BinaryField(max_length=32)
+    description_encrypted = models.BinaryField()
+    confidence = models.FloatField()
+
+    class Meta(BaseModel.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["user", "description_digest"], name="memory_pattern_unique_per_user"),
+            models.CheckConstraint(
+                condition=models.Q(confidence__gte=0.0) & models.Q(confidence__lte=1.0),
+                name="memory_pattern_confidence_0_1",
+            ),
+        ]
+        indexes = [models.Index(fields=["user", "-confidence"], name="memory_pattern_user_conf")]
+
+    def __str__(self) -> str:
+        return f"pattern {self.id}"
+
+
+MODEL_OF_KIND: dict[MemoryKind, type[BaseModel]] = {
+    MemoryKind.CORE: CoreMemory,
+    MemoryKind.ASSOCIATIVE: AssociativeMemory,
+    MemoryKind.EPISODIC: Episode,
+    MemoryKind.PROACTIVE: ProactivePattern,
+}
