@@ -1,3 +1,5 @@
 """WebSocket routes; each domain app contributes its own patterns."""
 
-websocket_urlpatterns: list = []
+from apps.devices.routing import websocket_urlpatterns as device_patterns
+
+websocket_urlpatterns: list = [*device_patterns]

@@ -1,0 +1,195 @@
+"""The reference device client: speaks the device socket the way the Electron app does.
+
+Connects with the access JWT, sends ``device_hello``, answers pings, runs every ``tool_call``
+on its ``LocalStore`` and can send ``home_request`` / ``floating_request`` and stream the
+answer. Tests and benchmarks drive it; operators use it through ``manage.py device``.
+Only ``websockets`` and the store: no Django needed on the device side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import websockets
+
+from .store import LocalStore, ToolError
+
+ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+class DeviceClient:
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        device_id: str | None = None,
+        store: LocalStore | None = None,
+        agent_ids: list[str] | None = None,
+        name: str | None = None,
+        platform: str | None = None,
+        token_in_query: bool = False,
+        origin: str | None = None,
+        answer_pings: bool = True,
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.device_id = device_id or f"device-{uuid.uuid4().hex[:12]}"
+        self.store = store or LocalStore()
+        self.agent_ids = agent_ids or []
+        self.name = name
+        self.platform = platform
+        self.token_in_query = token_in_query
+        self.origin = origin
+        self.answer_pings = answer_pings
+        # Replaceable per test: returns the tool_result fields, or None to leave the call unanswered.
+        self.tool_handler: ToolHandler = self.run_tool
+        self.ws: websockets.ClientConnection | None = None
+        self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # everything not handled here
+        self.pings = 0
+        self.tool_calls: list[dict[str, Any]] = []
+        self._streams: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+        self._reader: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- connection -----------------------------------------------------------------------
+
+    async def connect(self, *, hello: bool = True) -> DeviceClient:
+        url, headers = self.url, {}
+        if self.token and self.token_in_query:
+            url += ("&" if "?" in url else "?") + f"token={self.token}"
+        elif self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        self.ws = await websockets.connect(
+            url, additional_headers=headers, origin=self.origin, max_size=None, ping_interval=None
+        )
+        if hello:
+            await self.hello()
+        self._reader = asyncio.create_task(self._read())
+        return self
+
+    async def hello(self) -> None:
+        frame: dict[str, Any] = {"type": "device_hello", "device_id": self.device_id, "agent_ids": self.agent_ids}
+        if self.name:
+            frame["name"] = self.name
+        if self.platform:
+            frame["platform"] = self.platform
+        await self.send(frame)
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        assert self.ws is not None
+        await self.ws.send(json.dumps(frame))
+
+    async def send_raw(self, data: str | bytes) -> None:
+        assert self.ws is not None
+        await self.ws.send(data)
+
+    async def close(self) -> None:
+        if self.ws is not None:
+            await self.ws.close()
+        if self._reader is not None:
+            with contextlib.suppress(BaseException):
+                await self._reader
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_closed(self) -> int | None:
+        """Wait until the server closes the socket; return its close code."""
+        assert self.ws is not None
+        await self.ws.wait_closed()
+        return self.close_code
+
+    @property
+    def close_code(self) -> int | None:
+        if self.ws is None or self.ws.close_rcvd is None:
+            return None
+        return self.ws.close_rcvd.code
+
+    async def __aenter__(self) -> DeviceClient:
+        if self.ws is None:
+            await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # --- the read loop --------------------------------------------------------------------
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        try:
+            async for text in self.ws:
+                frame = json.loads(text)
+                kind = frame.get("type")
+                if kind == "ping":
+                    self.pings += 1
+                    if self.answer_pings:
+                        await self.send({"type": "pong"})
+                elif kind == "tool_call":
+                    self.tool_calls.append(frame)
+                    task = asyncio.create_task(self._answer_tool(frame))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                elif frame.get("request_id") in self._streams:
+                    self._streams[frame["request_id"]].put_nowait(frame)
+                else:
+                    self.frames.put_nowait(frame)
+        except websockets.ConnectionClosed:
+            pass
+        finally:
+            for queue in self._streams.values():
+                queue.put_nowait({"type": "closed"})
+
+    async def _answer_tool(self, call: dict[str, Any]) -> None:
+        try:
+            result = await self.tool_handler(call)
+        except ToolError as exc:
+            result = {"error": str(exc)}
+        except Exception as exc:  # the Electron app reports any failure as the call's error
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        if result is None:
+            return
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.send({"type": "tool_result", "id": call["id"], **result})
+
+    async def run_tool(self, call: dict[str, Any]) -> dict[str, Any]:
+        return self.store.execute(call)
+
+    async def next_frame(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+        return await asyncio.wait_for(self.frames.get(), timeout)
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def request(self, frame: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Send a request frame and yield the frames answering it until ``stream_end`` or ``error``."""
+        request_id = frame.setdefault("request_id", uuid.uuid4().hex)
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._streams[request_id] = queue
+        try:
+            await self.send(frame)
+            while True:
+                reply = await queue.get()
+                if reply["type"] == "closed":
+                    return
+                yield reply
+                if reply["type"] in ("stream_end", "error"):
+                    return
+        finally:
+            self._streams.pop(request_id, None)
+
+    def home_request(self, message: str, **extra: Any) -> AsyncIterator[dict[str, Any]]:
+        return self.request({"type": "home_request", "message": message, **extra})
+
+    def floating_request(self, message: str, scope: dict[str, Any], **extra: Any) -> AsyncIterator[dict[str, Any]]:
+        return self.request({"type": "floating_request", "message": message, "scope": scope, **extra})
+
+    async def run_forever(self) -> int | None:
+        """Serve tool calls and pings until the server closes the socket."""
+        assert self._reader is not None
+        await self._reader
+        return self.close_code

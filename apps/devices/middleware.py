@@ -1,0 +1,87 @@
+"""ASGI middleware of the device socket: Origin policy and access-JWT authentication.
+
+The token comes from ``Authorization: Bearer`` (desktop clients can send headers) or, for the
+existing client, ``?token=``. The outcome lands in the scope (``user``, ``device_auth_failure``,
+``device_token_exp``, ``device_token_family``); the consumer accepts and then closes with the
+documented code, because a refused handshake cannot carry one. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.security.websocket import WebsocketDenier
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, InvalidToken, TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.accounts.authentication import user_from_access_token
+from apps.accounts.tokens import FAMILY_CLAIM
+
+from .close_codes import DeviceCloseCode
+from .presence import SessionState, session_state
+
+
+def _token_from_scope(scope: dict) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and credentials.strip():
+                return credentials.strip()
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
+
+
+def _origin(scope: dict) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"origin":
+            return value.decode("latin-1")
+    return None
+
+
+def origin_allowed(origin: str | None) -> bool:
+    """A browser Origin must be listed; a missing one is fine here (the token is still required)."""
+    if origin is None:
+        return True
+    allowed = settings.DEVICE_ALLOWED_ORIGINS
+    return "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}
+
+
+def authenticate(raw_token: str | None) -> dict:
+    """Scope additions for ``raw_token``: the user, or the close code explaining why not."""
+    if not raw_token:
+        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+    try:
+        token = AccessToken(raw_token)
+    except ExpiredTokenError:
+        return {"user": None, "device_auth_failure": DeviceCloseCode.TOKEN_EXPIRED}
+    except TokenError:
+        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+    try:
+        user = user_from_access_token(token)
+    except InvalidToken:
+        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+    except AuthenticationFailed:
+        state = session_state(user_id=token.get("user_id"), family_id=token.get(FAMILY_CLAIM))
+        code = (
+            DeviceCloseCode.USER_DEACTIVATED if state is SessionState.DEACTIVATED else DeviceCloseCode.SESSION_REVOKED
+        )
+        return {"user": None, "device_auth_failure": code}
+    return {
+        "user": user,
+        "device_auth_failure": None,
+        "device_token_exp": int(token["exp"]),
+        "device_token_family": token.get(FAMILY_CLAIM),
+    }
+
+
+class DeviceSocketAuthMiddleware:
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    async def __call__(self, scope, receive, send):
+        if not origin_allowed(_origin(scope)):
+            return await WebsocketDenier()(scope, receive, send)
+        outcome = await database_sync_to_async(authenticate)(_token_from_scope(scope))
+        return await self.inner({**scope, **outcome}, receive, send)

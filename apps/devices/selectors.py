@@ -1,0 +1,30 @@
+"""Reads about devices: who is online, and where (which channel holds the socket)."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+
+from .models import Device
+
+
+def device_list_online(*, user_id) -> list[Device]:
+    """The user's devices held by a live socket, most recently seen first."""
+    return list(
+        Device.objects.filter(user_id=user_id, is_online=True, lease_expires_at__gt=timezone.now())
+        .exclude(channel_name="")
+        .order_by("-last_seen_at")
+    )
+
+
+def device_get_online(*, user_id, device_id: str | None = None) -> Device | None:
+    """The named online device of this user (or the most recently seen one); never another user's."""
+    qs = Device.objects.filter(user_id=user_id, is_online=True, lease_expires_at__gt=timezone.now()).exclude(
+        channel_name=""
+    )
+    if device_id is not None:
+        qs = qs.filter(device_id=device_id)
+    return qs.order_by("-last_seen_at").first()
+
+
+def device_list(*, user_id) -> list[Device]:
+    return list(Device.objects.filter(user_id=user_id).order_by("-last_seen_at"))

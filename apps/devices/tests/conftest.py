@@ -1,0 +1,155 @@
+"""Fixtures for device-socket tests: a real ASGI server (uvicorn, own thread and event loop) on
+loopback against the test database and Redis, and reference clients connected to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+import uvicorn
+from asgiref.sync import sync_to_async
+
+from apps.accounts.tokens import tokens_issue
+from apps.devices import handlers
+from apps.devices.client import DeviceClient
+from apps.devices.models import Device
+
+
+class ServerThread:
+    """uvicorn serving adiuva.asgi in a thread with its own loop: callers in the test's loop
+    reach its sockets through the channel layer, exactly like another process would."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config("adiuva.asgi:application", lifespan="off", log_level="warning", access_log=False)
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, name="device-test-server", daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test ASGI server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/api/v1/ws/device"
+
+    def run(self, coro, timeout: float = 10):
+        """Run ``coro`` on the server's event loop (the socket's own process and loop)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+
+@pytest.fixture(scope="session")
+def device_server(django_db_setup, django_db_blocker):
+    server = ServerThread()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fast_device_settings(settings):
+    """Short timeouts so the suite stays fast; tests that exercise one of them shorten it further."""
+    settings.DEVICE_HELLO_TIMEOUT = 2.0
+    settings.DEVICE_PING_INTERVAL = 60.0
+    settings.DEVICE_PONG_TIMEOUT = 1.0
+    settings.DEVICE_PRESENCE_FLUSH_INTERVAL = 60.0
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 3.0
+    settings.DEVICE_FRAME_RATE = 1000.0
+    settings.DEVICE_FRAME_BURST = 1000
+    settings.DEVICE_FLOOD_CLOSE_AFTER = 1000
+    return settings
+
+
+# Socket tests need committed rows (the server thread has its own connections). Flushing only these
+# apps' tables after each test (instead of every table plus post_migrate) keeps them fast.
+SOCKET_DB = pytest.mark.django_db(
+    transaction=True,
+    available_apps=[
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        "django.contrib.sites",
+        "apps.accounts",
+        "apps.devices",
+    ],
+)
+
+
+@pytest.fixture(autouse=True)
+def frame_handlers():
+    """Tests see only the frame/connect handlers they register; other apps' come back afterwards."""
+    saved = dict(handlers._frame_handlers)
+    saved_connect = list(handlers._connect_handlers)
+    handlers._frame_handlers.clear()
+    yield handlers
+    handlers._frame_handlers.clear()
+    handlers._frame_handlers.update(saved)
+    handlers._connect_handlers[:] = saved_connect
+
+
+async def wait_until(predicate: Callable, timeout: float = 5.0, interval: float = 0.02) -> None:  # noqa: ASYNC109
+    """Poll ``predicate`` (sync or async) until true; fail the test if it never becomes true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(interval)
+
+
+async def device_row(user, device_id: str) -> Device | None:
+    return await sync_to_async(Device.objects.filter(user=user, device_id=device_id).first)()
+
+
+async def wait_online(user, device_id: str, channel_name: str | None = None) -> Device:
+    async def online() -> bool:
+        row = await device_row(user, device_id)
+        return bool(row and row.is_online and (channel_name is None or row.channel_name != channel_name))
+
+    await wait_until(online)
+    return await device_row(user, device_id)
+
+
+@pytest.fixture
+async def devices(device_server):
+    """``await devices(user, **client_kwargs)`` → a connected reference client that said hello (and is
+    recorded online unless ``wait=False``); every client is closed at the end of the test."""
+    clients: list[DeviceClient] = []
+
+    async def connect(user=None, *, token: str | None = None, wait: bool = True, hello: bool = True, **kwargs):
+        if token is None and user is not None:
+            token = (await sync_to_async(tokens_issue)(user=user)).access_token
+        client = DeviceClient(device_server.url, token, **kwargs)
+        clients.append(client)
+        await client.connect(hello=hello)
+        if wait and hello and user is not None:
+            await wait_online(user, client.device_id)
+        return client
+
+    yield connect
+    for client in clients:
+        await client.close()
