@@ -1,0 +1,162 @@
+"""The user's own view of their memory: list per kind, export everything, delete for real."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.pagination import PagePagination
+
+from .models import MemoryKind
+from .selectors import memory_counts, memory_export, memory_item_view, memory_queryset
+from .services import (
+    CORE_KEY_MAX_LENGTH,
+    CORE_VALUE_MAX_LENGTH,
+    core_memory_set,
+    memory_delete_all,
+    memory_item_delete,
+    memory_kind_delete,
+)
+
+
+class _ItemBase(serializers.Serializer):
+    id = serializers.UUIDField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class CoreItemOutputSerializer(_ItemBase):
+    key = serializers.CharField()
+    value = serializers.CharField()
+
+
+class AssociativeItemOutputSerializer(_ItemBase):
+    content = serializers.CharField()
+    entity_type = serializers.CharField(allow_null=True)
+    entity_id = serializers.CharField(allow_null=True)
+
+
+class EpisodicItemOutputSerializer(_ItemBase):
+    session_id = serializers.CharField()
+    summary = serializers.CharField()
+
+
+class ProactiveItemOutputSerializer(_ItemBase):
+    description = serializers.CharField()
+    confidence = serializers.FloatField()
+    active = serializers.BooleanField(help_text="Used by the assistant (confidence above 0.6).")
+
+
+OUTPUT_SERIALIZERS: dict[MemoryKind, type[serializers.Serializer]] = {
+    MemoryKind.CORE: CoreItemOutputSerializer,
+    MemoryKind.ASSOCIATIVE: AssociativeItemOutputSerializer,
+    MemoryKind.EPISODIC: EpisodicItemOutputSerializer,
+    MemoryKind.PROACTIVE: ProactiveItemOutputSerializer,
+}
+
+
+class DeletedOutputSerializer(serializers.Serializer):
+    deleted = serializers.IntegerField(help_text="How many rows were deleted.")
+
+
+def _item_data(*, user_id: uuid.UUID, kind: MemoryKind, item: Any) -> dict[str, Any]:
+    return OUTPUT_SERIALIZERS[kind](memory_item_view(user_id=user_id, kind=kind, item=item)).data
+
+
+class MemoryApi(APIView):
+    """Counts of the user's memory per kind; DELETE forgets all of it."""
+
+    class OutputSerializer(serializers.Serializer):
+        counts = serializers.DictField(child=serializers.IntegerField())
+
+    @extend_schema(responses={200: OutputSerializer})
+    def get(self, request: Request) -> Response:
+        return Response(self.OutputSerializer({"counts": memory_counts(user_id=request.user.id)}).data)
+
+    @extend_schema(responses={200: DeletedOutputSerializer})
+    def delete(self, request: Request) -> Response:
+        return Response({"deleted": memory_delete_all(user_id=request.user.id)})
+
+
+class MemoryKindApi(APIView):
+    """List one kind of memory (paginated, decrypted); DELETE forgets all of that kind.
+
+    POST on ``core`` sets a preference (``{key, value}``); the other kinds are written by the
+    assistant, not by hand.
+    """
+
+    class CoreInputSerializer(serializers.Serializer):
+        key = serializers.CharField(max_length=CORE_KEY_MAX_LENGTH)
+        value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)],
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request, kind: MemoryKind) -> Response:
+        paginator = PagePagination()
+        page = paginator.paginate_queryset(memory_queryset(user_id=request.user.id, kind=kind), request, view=self)
+        assert page is not None
+        return paginator.get_paginated_response(
+            [_item_data(user_id=request.user.id, kind=kind, item=item) for item in page]
+        )
+
+    @extend_schema(request=CoreInputSerializer, responses={204: None})
+    def post(self, request: Request, kind: MemoryKind) -> Response:
+        if kind != MemoryKind.CORE:
+            raise exceptions.MethodNotAllowed("POST", detail=f"Only core memory can be set by hand, not {kind}.")
+        serializer = self.CoreInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        core_memory_set(user_id=request.user.id, **serializer.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={200: DeletedOutputSerializer})
+    def delete(self, request: Request, kind: MemoryKind) -> Response:
+        return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
+
+
+class MemoryItemApi(APIView):
+    """One item of the user's memory; another user's id is a 404."""
+
+    @extend_schema(responses={200: serializers.DictField()})
+    def get(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
+        item = memory_queryset(user_id=request.user.id, kind=kind).filter(id=item_id).first()
+        if item is None:
+            raise exceptions.NotFound("Memory item not found.")
+        return Response(_item_data(user_id=request.user.id, kind=kind, item=item))
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
+        memory_item_delete(user_id=request.user.id, kind=kind, item_id=item_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemoryExportApi(APIView):
+    """All of the user's memory, decrypted, as one JSON document."""
+
+    class InputSerializer(serializers.Serializer):
+        include_embeddings = serializers.BooleanField(default=False)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("include_embeddings", bool, description="Add the 1536-dim vectors.")],
+        responses={200: serializers.DictField()},
+    )
+    def get(self, request: Request) -> Response:
+        params = self.InputSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        export = memory_export(user_id=request.user.id, with_embeddings=params.validated_data["include_embeddings"])
+        body = {
+            kind: [OUTPUT_SERIALIZERS[MemoryKind(kind)](item).data | _vector(item) for item in items]
+            for kind, items in export.items()
+        }
+        return Response(body, headers={"Content-Disposition": 'attachment; filename="adiuva-memory.json"'})
+
+
+def _vector(item: dict[str, Any]) -> dict[str, Any]:
+    return {"embedding": item["embedding"]} if "embedding" in item else {}

@@ -1,0 +1,193 @@
+"""REST: the user lists, exports and deletes their own memory; other users' ids are 404."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.accounts.tokens import tokens_issue
+from apps.memory.models import AssociativeMemory, CoreMemory, Episode, ProactivePattern
+from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
+
+from .conftest import axis_embedding
+
+pytestmark = pytest.mark.django_db
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
+    return client
+
+
+def _fill(owner, tag: str) -> dict[str, uuid.UUID]:
+    core_memory_set(user_id=owner.id, key=f"{tag}-key", value=f"{tag}-value")
+    return {
+        "core": CoreMemory.objects.get(user=owner).id,
+        "associative": associative_memory_add(
+            user_id=owner.id, content=f"{tag}-fact", embedding=axis_embedding(1), entity_type="task", entity_id="t1"
+        ).id,
+        "episodic": episode_record(user_id=owner.id, session_id=f"{tag}-s", summary=f"{tag}-summary").id,
+        "proactive": pattern_upsert(user_id=owner.id, description=f"{tag}-habit", confidence=0.7).id,
+    }
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob@example.com")
+
+
+def test_list_each_kind_decrypted_and_paginated(user, auth_client):
+    # given
+    _fill(user, "alice")
+    for index in range(3):
+        core_memory_set(user_id=user.id, key=f"extra-{index}", value="v")
+    # when
+    core = auth_client.get("/api/v1/memory/core?limit=2&page=1")
+    associative = auth_client.get("/api/v1/memory/associative")
+    episodic = auth_client.get("/api/v1/memory/episodic")
+    proactive = auth_client.get("/api/v1/memory/proactive")
+    # then
+    assert core.status_code == 200
+    assert (core.json()["count"], len(core.json()["results"])) == (4, 2)
+    assert {"id", "key", "value", "created_at", "updated_at"} <= set(core.json()["results"][0])
+    assert associative.json()["results"][0]["content"] == "alice-fact"
+    assert associative.json()["results"][0]["entity_id"] == "t1"
+    assert "embedding" not in associative.json()["results"][0]
+    assert episodic.json()["results"][0]["summary"] == "alice-summary"
+    assert (proactive.json()["results"][0]["description"], proactive.json()["results"][0]["active"]) == (
+        "alice-habit",
+        True,
+    )
+
+
+def test_lists_show_only_the_callers_memory(user, auth_client, bob):
+    # given
+    _fill(user, "alice")
+    _fill(bob, "bob")
+    # when
+    bodies = [
+        auth_client.get(f"/api/v1/memory/{kind}").json() for kind in ("core", "associative", "episodic", "proactive")
+    ]
+    # then
+    assert all(body["count"] == 1 for body in bodies)
+    assert "bob" not in str(bodies)
+
+
+def test_set_core_memory_by_hand(user, auth_client):
+    # when
+    response = auth_client.post("/api/v1/memory/core", {"key": "timezone", "value": "UTC"})
+    # then
+    assert response.status_code == 204
+    assert auth_client.get("/api/v1/memory/core").json()["results"][0]["value"] == "UTC"
+
+
+def test_posting_other_kinds_is_not_allowed(auth_client):
+    response = auth_client.post("/api/v1/memory/associative", {"content": "x"})
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_bad_core_memory_input_is_a_400_and_stores_nothing(user, auth_client):
+    response = auth_client.post("/api/v1/memory/core", {"key": "", "value": "v" * 5000})
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert set(response.json()["fields"]) == {"key", "value"}
+    assert not CoreMemory.objects.exists()
+
+
+def test_export_returns_everything_decrypted(user, auth_client, bob):
+    # given
+    _fill(user, "alice")
+    _fill(bob, "bob")
+    # when
+    response = auth_client.get("/api/v1/memory/export")
+    with_vectors = auth_client.get("/api/v1/memory/export?include_embeddings=true")
+    # then
+    assert response.status_code == 200
+    body = response.json()
+    assert body["core"][0]["key"] == "alice-key"
+    assert body["core"][0]["value"] == "alice-value"
+    assert body["associative"][0]["content"] == "alice-fact"
+    assert body["episodic"][0]["summary"] == "alice-summary"
+    assert body["proactive"][0]["description"] == "alice-habit"
+    assert "bob" not in response.content.decode()
+    assert len(with_vectors.json()["associative"][0]["embedding"]) == 1536
+    assert with_vectors.json()["associative"][0]["embedding"][0] == pytest.approx(1.0)
+
+
+def test_delete_one_item_really_deletes_the_row(user, auth_client):
+    # given
+    ids = _fill(user, "alice")
+    # when
+    responses = [auth_client.delete(f"/api/v1/memory/{kind}/{item_id}") for kind, item_id in ids.items()]
+    # then
+    assert [r.status_code for r in responses] == [204, 204, 204, 204]
+    for model in (CoreMemory, AssociativeMemory, Episode, ProactivePattern):
+        assert not model.objects.filter(id__in=ids.values()).exists()
+
+
+def test_another_users_item_is_a_404_and_survives(user, auth_client, bob):
+    # given
+    bobs = _fill(bob, "bob")
+    # when / then
+    for kind, item_id in bobs.items():
+        assert auth_client.get(f"/api/v1/memory/{kind}/{item_id}").status_code == 404
+        response = auth_client.delete(f"/api/v1/memory/{kind}/{item_id}")
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+    assert AssociativeMemory.objects.filter(id=bobs["associative"]).exists()
+    assert CoreMemory.objects.filter(user=bob).count() == 1
+
+
+def test_unknown_ids_and_kinds_are_404(auth_client):
+    assert auth_client.delete(f"/api/v1/memory/core/{uuid.uuid4()}").status_code == 404
+    assert auth_client.get("/api/v1/memory/core/not-a-uuid").status_code == 404
+    assert auth_client.get("/api/v1/memory/secrets").status_code == 404
+
+
+def test_get_one_item(user, auth_client):
+    ids = _fill(user, "alice")
+    response = auth_client.get(f"/api/v1/memory/associative/{ids['associative']}")
+    assert response.status_code == 200
+    assert response.json()["content"] == "alice-fact"
+
+
+def test_delete_a_whole_kind(user, auth_client, bob):
+    # given
+    _fill(user, "alice")
+    _fill(bob, "bob")
+    episode_record(user_id=user.id, session_id="s2", summary="another")
+    # when
+    response = auth_client.delete("/api/v1/memory/episodic")
+    # then
+    assert response.json() == {"deleted": 2}
+    assert not Episode.objects.filter(user=user).exists()
+    assert Episode.objects.filter(user=bob).count() == 1
+    assert CoreMemory.objects.filter(user=user).exists()
+
+
+def test_delete_everything_and_counts(user, auth_client, bob):
+    # given
+    _fill(user, "alice")
+    _fill(bob, "bob")
+    assert auth_client.get("/api/v1/memory").json() == {
+        "counts": {"core": 1, "associative": 1, "episodic": 1, "proactive": 1}
+    }
+    # when
+    response = auth_client.delete("/api/v1/memory")
+    # then
+    assert response.json() == {"deleted": 4}
+    assert auth_client.get("/api/v1/memory").json()["counts"] == {
+        "core": 0,
+        "associative": 0,
+        "episodic": 0,
+        "proactive": 0,
+    }
+    assert _client_for(bob).get("/api/v1/memory").json()["counts"]["associative"] == 1
+
+
+def test_memory_requires_authentication(api_client):
+    assert api_client.get("/api/v1/memory/export").status_code == 401
