@@ -106,9 +106,8 @@ class DeviceClient:
 
     @property
     def close_code(self) -> int | None:
-        if self.ws is None or self.ws.close_rcvd is None:
-            return None
-        return self.ws.close_rcvd.code
+        received = self.ws.protocol.close_rcvd if self.ws is not None else None
+        return received.code if received is not None else None
 
     async def __aenter__(self) -> DeviceClient:
         if self.ws is None:

@@ -1,0 +1,115 @@
+"""Handshake authentication, Origin policy and the documented close codes, on a real socket."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+import websockets
+from asgiref.sync import sync_to_async
+from rest_framework_simplejwt.tokens import AccessToken
+
+from apps.accounts.tokens import FAMILY_CLAIM, tokens_issue, tokens_revoke
+from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.tests.conftest import SOCKET_DB, device_row
+
+pytestmark = SOCKET_DB
+
+
+def _short_lived_token(user, family_id: str, seconds: float) -> str:
+    token = AccessToken.for_user(user)
+    token[FAMILY_CLAIM] = family_id
+    token.set_exp(lifetime=timedelta(seconds=seconds))
+    return str(token)
+
+
+def _family_of(access_token: str) -> str:
+    return AccessToken(access_token)[FAMILY_CLAIM]
+
+
+async def test_no_token_closes_unauthenticated(devices):
+    client = await devices(None, token=None, hello=False)
+    assert await client.wait_closed() == DeviceCloseCode.UNAUTHENTICATED
+
+
+async def test_garbage_token_closes_unauthenticated(devices):
+    client = await devices(None, token="not-a-jwt", hello=False)
+    assert await client.wait_closed() == DeviceCloseCode.UNAUTHENTICATED
+
+
+async def test_expired_token_closes_token_expired(devices, user):
+    pair = await sync_to_async(tokens_issue)(user=user)
+    token = _short_lived_token(user, _family_of(pair.access_token), -30)
+    client = await devices(None, token=token, hello=False)
+    assert await client.wait_closed() == DeviceCloseCode.TOKEN_EXPIRED
+
+
+async def test_revoked_session_closes_session_revoked(devices, user):
+    pair = await sync_to_async(tokens_issue)(user=user)
+    await sync_to_async(tokens_revoke)(user=user, refresh_token=pair.refresh_token)
+    client = await devices(None, token=pair.access_token, hello=False)
+    assert await client.wait_closed() == DeviceCloseCode.SESSION_REVOKED
+
+
+async def test_deactivated_user_closes_user_deactivated(devices, user):
+    pair = await sync_to_async(tokens_issue)(user=user)
+    user.is_active = False
+    await sync_to_async(user.save)()
+    client = await devices(None, token=pair.access_token, hello=False)
+    assert await client.wait_closed() == DeviceCloseCode.USER_DEACTIVATED
+
+
+@pytest.mark.parametrize("in_query", [False, True], ids=["authorization-header", "query-token"])
+async def test_valid_token_in_header_or_query_gets_online(devices, user, in_query):
+    client = await devices(user, token_in_query=in_query)
+    row = await device_row(user, client.device_id)
+    assert row.is_online
+
+
+async def test_disallowed_browser_origin_is_refused_at_the_handshake(devices, user):
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await devices(user, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+
+
+async def test_allowed_origin_is_accepted(devices, user, settings):
+    settings.DEVICE_ALLOWED_ORIGINS = ["app://adiuva"]
+    client = await devices(user, origin="app://adiuva")
+    assert (await device_row(user, client.device_id)).is_online
+
+
+async def test_token_expiring_closes_the_live_socket(devices, user):
+    # given a socket opened with a token that expires in a moment
+    pair = await sync_to_async(tokens_issue)(user=user)
+    client = await devices(user, token=_short_lived_token(user, _family_of(pair.access_token), 1.5))
+
+    # when it expires, then the server closes the live socket with token_expired, and it goes offline
+    assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.TOKEN_EXPIRED
+    await asyncio.sleep(0.2)
+    assert not (await device_row(user, client.device_id)).is_online
+
+
+async def test_session_revoked_while_connected_closes_the_socket(devices, user, settings):
+    # given a live socket and a short re-check interval
+    settings.DEVICE_PRESENCE_FLUSH_INTERVAL = 0.3
+    pair = await sync_to_async(tokens_issue)(user=user)
+    client = await devices(user, token=pair.access_token)
+
+    # when the session is logged out
+    await sync_to_async(tokens_revoke)(user=user, refresh_token=pair.refresh_token)
+
+    # then
+    assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.SESSION_REVOKED
+
+
+async def test_user_deactivated_while_connected_closes_the_socket(devices, user):
+    # given a live socket (the periodic re-check is long: the deactivation itself must reach it)
+    client = await devices(user)
+
+    # when staff deactivate the account
+    user.is_active = False
+    await sync_to_async(user.save)()
+
+    # then
+    assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.USER_DEACTIVATED

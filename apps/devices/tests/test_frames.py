@@ -1,0 +1,101 @@
+"""Malformed frames get an error frame and the socket stays open; floods are rate limited."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.frames import ToolResult, incoming_adapter, outgoing_json
+from apps.devices.tests.conftest import SOCKET_DB
+
+pytestmark = SOCKET_DB
+
+
+async def _error_then_still_open(client) -> dict:
+    error = await client.next_frame()
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    return error
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "malformed_frame"),
+        (json.dumps([1, 2]), "unknown_frame_type"),
+        (json.dumps({"type": "launch_missiles"}), "unknown_frame_type"),
+        (json.dumps({"type": "home_request", "request_id": "r9"}), "invalid_frame"),
+        (json.dumps({"type": "floating_request", "message": "x", "scope": "tasks"}), "invalid_frame"),
+        (json.dumps({"type": "tool_result"}), "invalid_frame"),
+        (b"\x00\x01", "malformed_frame"),
+    ],
+    ids=["not-json", "not-an-object", "unknown-type", "missing-field", "wrong-type", "no-id", "binary"],
+)
+async def test_malformed_frame_gets_an_error_frame_and_the_socket_stays_open(devices, user, raw, code):
+    client = await devices(user)
+    await client.send_raw(raw)
+    error = await _error_then_still_open(client)
+    assert error["type"] == "error"
+    assert error["code"] == code
+
+
+async def test_invalid_request_names_its_request_id_and_field(devices, user):
+    client = await devices(user)
+    await client.send({"type": "home_request", "request_id": "r9"})
+    error = await _error_then_still_open(client)
+    assert error["request_id"] == "r9"
+    assert "message" in error["message"]
+
+
+async def test_oversized_frame_is_refused(devices, user, settings):
+    settings.DEVICE_MAX_FRAME_BYTES = 1000
+    client = await devices(user)
+    await client.send({"type": "home_request", "message": "x" * 2000})
+    error = await _error_then_still_open(client)
+    assert error["code"] == "frame_too_large"
+
+
+async def test_a_flood_is_rate_limited_then_closed(devices, user, settings):
+    # given a small bucket
+    settings.DEVICE_FRAME_RATE = 1.0
+    settings.DEVICE_FRAME_BURST = 5
+    settings.DEVICE_FLOOD_CLOSE_AFTER = 50
+    client = await devices(user)
+
+    # when the client floods
+    for _ in range(100):
+        await client.send({"type": "ping"})
+
+    # then it is told once, then closed
+    frames = []
+    while True:
+        frame = await client.next_frame()
+        frames.append(frame)
+        if frame["type"] == "error":
+            break
+    assert frames[-1]["code"] == "rate_limited"
+    assert [f for f in frames if f["type"] == "pong"] == [{"type": "pong"}] * (len(frames) - 1)
+    assert await client.wait_closed() == DeviceCloseCode.RATE_LIMITED
+
+
+def test_tool_result_payload_keeps_an_explicit_null_row():
+    frame = incoming_adapter.validate_python({"type": "tool_result", "id": "1", "row": None})
+    assert isinstance(frame, ToolResult)
+    assert frame.payload() == {"row": None}
+
+
+def test_outgoing_frames_are_validated():
+    assert json.loads(outgoing_json({"type": "stream_text", "request_id": "r", "chunk": "hi"})) == {
+        "type": "stream_text",
+        "request_id": "r",
+        "chunk": "hi",
+    }
+    with pytest.raises(ValidationError):
+        outgoing_json({"type": "stream_text", "request_id": "r"})
+    with pytest.raises(ValidationError):
+        outgoing_json({"type": "floating_domain", "request_id": "r", "domain": "weather"})
+    with pytest.raises(ValidationError):
+        outgoing_json({"type": "tool_result", "id": "x"})  # not a server frame

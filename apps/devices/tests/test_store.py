@@ -1,0 +1,95 @@
+"""The reference client's store runs every tool-call action with the seed's filters (no server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.devices.client.store import LocalStore, ToolError
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = LocalStore(str(tmp_path / "device.sqlite3"))
+    yield s
+    s.close()
+
+
+def insert(store, table, **data):
+    return store.execute({"action": "insert", "table": table, "data": data})["row"]
+
+
+def titles(result):
+    return [r.get("title") or r.get("name") for r in result["rows"]]
+
+
+def test_insert_adds_uuid_timestamps_defaults_and_json(store):
+    row = insert(store, "tasks", title="A", assignee=["ann"], isAiSuggested=True)
+    assert len(row["id"]) == 36
+    assert row["createdAt"] > 1_600_000_000_000
+    assert (row["status"], row["priority"], row["isAiSuggested"], row["isApproved"]) == ("todo", "medium", 1, 1)
+    assert row["assignee"] == '["ann"]'
+    note = insert(store, "notes", title="N", content="# hi")
+    assert note["updatedAt"] == note["createdAt"]
+
+
+def test_select_filters_of_the_seed(store):
+    p1 = insert(store, "projects", name="P1", clientId="c1")
+    insert(store, "projects", name="Old", clientId="c1", status="archived")
+    insert(store, "projects", name="P2", clientId="c2")
+    insert(store, "tasks", title="Write report", projectId=p1["id"], status="todo", priority="low", dueDate=100)
+    insert(store, "tasks", title="Call bank", projectId=p1["id"], status="done", priority="high", dueDate=200)
+    insert(store, "tasks", title="Other", status="todo", priority="medium", dueDate=300)
+    t = insert(store, "tasks", title="Report draft", status="in_progress", priority="high", dueDate=150)
+    insert(store, "taskComments", taskId=t["id"], author="me", content="ok")
+
+    def select(table, **filters):
+        return store.execute({"action": "select", "table": table, "filters": filters})
+
+    assert sorted(titles(select("tasks", projectId=p1["id"]))) == ["Call bank", "Write report"]
+    assert titles(select("tasks", status="done")) == ["Call bank"]
+    assert sorted(titles(select("tasks", search="report"))) == ["Report draft", "Write report"]
+    assert titles(select("tasks", orderBy="dueDate")) == ["Write report", "Report draft", "Call bank", "Other"]
+    assert sorted(titles(select("tasks", orderBy="priority"))[:2]) == ["Call bank", "Report draft"]
+    assert titles(select("tasks", orderBy="-dueDate"))[0] == "Other"
+    assert sorted(titles(select("tasks", dueDateFrom=120, dueDateTo=250))) == ["Call bank", "Report draft"]
+    assert [r["content"] for r in select("taskComments", taskId=t["id"])["rows"]] == ["ok"]
+    assert sorted(titles(select("projects", clientId="c1"))) == ["P1"]
+    assert sorted(titles(select("projects", clientId="c1", includeArchived=True))) == ["Old", "P1"]
+    assert len(select("tasks", projectId=None, status=None)["rows"]) == 4  # None filters are ignored
+    assert len(store.execute({"action": "select", "table": "tasks", "limit": 2})["rows"]) == 2
+
+
+def test_get_update_delete(store):
+    row = insert(store, "notes", title="N", content="a")
+    updated = store.execute(
+        {"action": "update", "table": "notes", "data": {"id": row["id"], "updates": {"content": "b"}}}
+    )
+    assert updated["row"]["content"] == "b"
+    assert updated["row"]["updatedAt"] >= row["updatedAt"]
+    assert store.execute({"action": "delete", "table": "notes", "data": {"id": row["id"]}}) == {"deleted": True}
+    assert store.execute({"action": "get", "table": "notes", "data": {"id": row["id"]}}) == {"row": None}
+
+
+def test_vectors(store):
+    store.execute({"action": "vector_upsert", "data": {"id": "a", "content": "x", "projectId": "p"}, "vector": [1, 0]})
+    store.execute({"action": "vector_upsert", "data": {"id": "b", "content": "y", "projectId": "q"}, "vector": [0, 1]})
+    found = store.execute({"action": "vector_search", "vector": [0.2, 1], "limit": 2})["results"]
+    assert [r["id"] for r in found] == ["b", "a"]
+    scoped = store.execute({"action": "vector_search", "vector": [0.2, 1], "filters": {"projectId": "p"}})
+    assert [r["id"] for r in scoped["results"]] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        {"action": "select", "table": "secrets"},
+        {"action": "explode", "table": "tasks"},
+        {"action": "insert", "table": "tasks", "data": {"nope": 1}},
+        {"action": "select", "table": "tasks", "filters": {"bogus": 1}},
+        {"action": "select", "table": "tasks", "filters": {"orderBy": "1; DROP TABLE tasks"}},
+        {"action": "update", "table": "tasks", "data": {"id": "missing", "updates": {"title": "x"}}},
+    ],
+)
+def test_bad_calls_raise_tool_errors(store, call):
+    with pytest.raises(ToolError):
+        store.execute(call)
