@@ -14,6 +14,7 @@ from django.conf import settings
 from django.db import models
 from pgvector.django import VectorField
 
+from apps.accounts.models import User
 from apps.core.models import BaseModel
 
 EMBEDDING_DIMENSIONS = 1536
@@ -125,3 +126,11 @@ MODEL_OF_KIND: dict[MemoryKind, type[BaseModel]] = {
     MemoryKind.EPISODIC: Episode,
     MemoryKind.PROACTIVE: ProactivePattern,
 }
+
+
+class MemoryOwner(User):
+    """A user seen from the memory admin: counts only, never content."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "memory owner"

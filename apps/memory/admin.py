@@ -1,0 +1,105 @@
+"""Staff views of memory: counts per user and row metadata, never decrypted (or encrypted) content."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+
+from .models import AssociativeMemory, CoreMemory, Episode, MemoryOwner, ProactivePattern
+
+
+class _ReadOnlyMetadataAdmin(admin.ModelAdmin):
+    """Rows can be looked at (who, when) and deleted, not read or edited."""
+
+    list_select_related = ["user"]
+    search_fields = ["user__email"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(CoreMemory)
+class CoreMemoryAdmin(_ReadOnlyMetadataAdmin):
+    list_display = ["id", "user", "created_at", "updated_at"]
+    fields = ["id", "user", "created_at", "updated_at"]
+
+
+@admin.register(AssociativeMemory)
+class AssociativeMemoryAdmin(_ReadOnlyMetadataAdmin):
+    list_display = ["id", "user", "created_at", "updated_at"]
+    fields = ["id", "user", "created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AssociativeMemory]:
+        return super().get_queryset(request).defer("embedding")
+
+
+@admin.register(Episode)
+class EpisodeAdmin(_ReadOnlyMetadataAdmin):
+    list_display = ["id", "user", "session_id", "created_at"]
+    fields = ["id", "user", "session_id", "created_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Episode]:
+        return super().get_queryset(request).defer("embedding")
+
+
+@admin.register(ProactivePattern)
+class ProactivePatternAdmin(_ReadOnlyMetadataAdmin):
+    list_display = ["id", "user", "confidence", "created_at", "updated_at"]
+    fields = ["id", "user", "confidence", "created_at", "updated_at"]
+
+
+def _count_of(model: type) -> Coalesce:
+    # One subquery per kind: joining four tables at once would multiply the counts.
+    counts = model.objects.filter(user=OuterRef("pk")).order_by().values("user").annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+
+
+@admin.register(MemoryOwner)
+class MemoryOwnerAdmin(admin.ModelAdmin):
+    list_display = ["email", "core_count", "associative_count", "episode_count", "pattern_count"]
+    search_fields = ["email"]
+    fields = ["email", "core_count", "associative_count", "episode_count", "pattern_count"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[MemoryOwner]:
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                core_n=_count_of(CoreMemory),
+                associative_n=_count_of(AssociativeMemory),
+                episode_n=_count_of(Episode),
+                pattern_n=_count_of(ProactivePattern),
+            )
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return request.method == "GET" and super().has_view_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="core", ordering="core_n")
+    def core_count(self, owner: MemoryOwner) -> int:
+        return owner.core_n
+
+    @admin.display(description="associative", ordering="associative_n")
+    def associative_count(self, owner: MemoryOwner) -> int:
+        return owner.associative_n
+
+    @admin.display(description="episodes", ordering="episode_n")
+    def episode_count(self, owner: MemoryOwner) -> int:
+        return owner.episode_n
+
+    @admin.display(description="patterns", ordering="pattern_n")
+    def pattern_count(self, owner: MemoryOwner) -> int:
+        return owner.pattern_n
