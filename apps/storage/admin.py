@@ -19,6 +19,9 @@ class StorageRecordAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting here would orphan the blob; users delete through the API
+
 
 @admin.register(VectorItem)
 class VectorItemAdmin(admin.ModelAdmin):
@@ -34,6 +37,9 @@ class VectorItemAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting here would orphan the blob; users delete through the API
 
 
 @admin.register(Backup)
@@ -62,3 +68,6 @@ class BackupAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deleting here would orphan the blob; users delete through the API

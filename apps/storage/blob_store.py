@@ -10,7 +10,9 @@ import hashlib
 import io
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from django.core.files import File
@@ -70,7 +72,11 @@ class HashingReader(io.RawIOBase):
     """A non-seekable reader over ``read(n)`` that hashes and counts bytes as they pass.
 
     ``limit`` (bytes) stops an upload as soon as it outgrows the quota, without reading the rest.
+    Hashing runs on one helper thread (hashlib releases the GIL), overlapping the storage write of
+    the same chunk; at most ``_MAX_PENDING`` chunks wait for it, so memory stays bounded.
     """
+
+    _MAX_PENDING = 2
 
     def __init__(self, read: Callable[[int], bytes], *, limit: int | None = None) -> None:
         super().__init__()
@@ -78,6 +84,8 @@ class HashingReader(io.RawIOBase):
         self._limit = limit
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256")
+        self._pending: deque[Future[None]] = deque()
 
     def readable(self) -> bool:
         return True
@@ -85,14 +93,16 @@ class HashingReader(io.RawIOBase):
     def seekable(self) -> bool:
         return False
 
-    def read(self, size: int = -1) -> bytes:
+    def read(self, size: int | None = -1) -> bytes:
         data = self._read(CHUNK_SIZE if size is None or size < 0 else size)
         if not data:
             return b""
         self.size += len(data)
         if self._limit is not None and self.size > self._limit:
             raise LimitExceeded(self.size)
-        self.sha256.update(data)
+        self._pending.append(self._hasher.submit(self.sha256.update, bytes(data)))
+        while len(self._pending) > self._MAX_PENDING:
+            self._pending.popleft().result()
         return data
 
     def readinto(self, buffer: Any) -> int:
@@ -101,7 +111,13 @@ class HashingReader(io.RawIOBase):
         return len(data)
 
     def hexdigest(self) -> str:
+        while self._pending:
+            self._pending.popleft().result()
         return self.sha256.hexdigest()
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=True, cancel_futures=True)
+        super().close()
 
 
 def blob_write_stream(*, key: str, reader: HashingReader) -> str:

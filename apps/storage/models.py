@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 from apps.core.models import BaseModel
 
@@ -44,13 +44,9 @@ class VectorItem(BaseModel):
         constraints = [models.UniqueConstraint(fields=["user", "item_id"], name="storage_vector_user_item_unique")]
         indexes = [
             models.Index(fields=["user", "checksum"], name="storage_vec_user_checksum_idx"),
-            HnswIndex(
-                name="storage_vec_cosine_idx",
-                fields=["vector"],
-                m=16,
-                ef_construction=64,
-                opclasses=["vector_cosine_ops"],
-            ),
+            # No HNSW index: with the per-user filter an approximate index scan can return fewer than
+            # top_k of the user's items (pgvector 0.6 has no iterative scans), so search is an exact
+            # cosine scan over one user's items, bounded by their storage quota.
         ]
 
     def __str__(self) -> str:

@@ -366,6 +366,8 @@ def backup_upload(
         # An interrupted stream, a storage error, a mismatch: no partial is ever visible.
         _backup_fail(backup=backup)
         raise
+    finally:
+        reader.close()
 
 
 def backup_delete(*, user: Any, backup_id: Any) -> None:
@@ -514,11 +516,11 @@ def backup_verify(*, backup_id: Any) -> Backup | None:
     try:
         while reader.read(1024 * 1024):
             pass
+        digest = reader.hexdigest()
     finally:
+        reader.close()
         body.close()
-    if reader.size != backup.size_bytes or not checksum_matches(
-        computed_hex=reader.hexdigest(), expected_hex=backup.checksum
-    ):
+    if reader.size != backup.size_bytes or not checksum_matches(computed_hex=digest, expected_hex=backup.checksum):
         logger.warning("storage: multipart backup %s failed verification", backup.id)
         _backup_fail(backup=backup)
         return None
