@@ -1,0 +1,308 @@
+"""Memory enrichment benchmark: exact per-user cosine scan vs an HNSW index (issue 5, item 9).
+
+Runs in its own database (``bench_memory`` on the same PostgreSQL server, dropped at the end)
+with the real memory tables, real per-user encryption and the real ``memory_context``
+selector. For each scenario (users x memories per user) it measures
+
+* ``memory_context`` latency p50/p95 (core + top-k associative + recent episodes + patterns,
+  decrypted) with the exact scan (btree on the owner + cosine over the owner's rows) and the
+  vectors stored inline (the schema's choice), the baseline;
+* the same exact scan with pgvector's default TOAST storage;
+* the same with an HNSW index (vector_cosine_ops, m=16, ef_construction=64) at several
+  ``hnsw.ef_search`` values (the plan used is printed);
+* recall@k of each HNSW variant against the exact result.
+
+Embeddings are synthetic but clustered like real ones: a shared pool of topics (users talk
+about the same things), each user has a few topics, each memory is its topic plus noise
+(same-topic cosine about 0.7), each query is one of the user's topics plus fresh noise.
+
+    .venv/bin/python bench/memory_enrichment.py                      # default scenarios
+    .venv/bin/python bench/memory_enrichment.py --scenario 10x1000   # quick run
+    .venv/bin/python bench/memory_enrichment.py --scenario 100x10000 --exact-only --queries 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = "bench_memory"
+DIMS = 1536
+TOPIC_POOL = 200
+TOPICS_PER_USER = 20
+NOISE = 0.7  # uniform noise scale relative to the topic's; cos(same topic) ~ 1 / (1 + NOISE^2)
+
+
+def _server_url(dbname: str) -> str:
+    from adiuva import embedded
+
+    base = os.environ.get("DATABASE_URL") or embedded.start_postgres(keep_running=True)
+    return base.rsplit("/", 1)[0] + "/" + quote(dbname)
+
+
+def _admin_connect():
+    import psycopg
+
+    # postgres://USER@HOST/DB with HOST a URL-quoted socket directory (or a host name)
+    netloc = _server_url("postgres").split("://", 1)[1].rsplit("/", 1)[0]
+    user, _, host = netloc.rpartition("@")
+    return psycopg.connect(host=unquote(host), user=unquote(user) or "postgres", dbname="postgres", autocommit=True)
+
+
+def _create_database() -> None:
+    with _admin_connect() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {BENCH_DB}")
+
+
+def _drop_database() -> None:
+    from django.db import connections
+
+    from apps.accounts.keys import _fernet_for
+
+    connections.close_all()
+    _fernet_for.cache_clear()
+    with _admin_connect() as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+
+
+def _setup_django() -> None:
+    os.environ["DATABASE_URL"] = _server_url(BENCH_DB)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    # One plain connection: the pool adds nothing to a single-threaded benchmark.
+    settings.DATABASES["default"]["OPTIONS"] = {}
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _populate(users: int, per_user: int, rng: random.Random) -> list[uuid.UUID]:
+    from django.core.management import call_command
+    from django.db import connection
+
+    from apps.accounts.keys import user_fernet, user_key_create
+    from apps.accounts.models import User
+    from apps.memory.services import core_memory_set, episode_record, pattern_upsert
+
+    call_command("migrate", "memory", verbosity=0)
+    user_ids: list[uuid.UUID] = []
+    for index in range(users):
+        user = User.objects.create_user(email=f"bench{index}@example.com", password="bench-password-123")
+        user_key_create(user=user)
+        user_ids.append(user.id)
+        # The rest of the context, at plausible sizes: 10 preferences, 20 episodes, 10 patterns.
+        for key in range(10):
+            core_memory_set(user_id=user.id, key=f"preference {key}", value=f"value {key} for user {index}")
+        for episode in range(20):
+            episode_record(user_id=user.id, session_id=f"s{episode}", summary=f"episode {episode} of user {index}")
+        for pattern in range(10):
+            pattern_upsert(user_id=user.id, description=f"habit {pattern}", confidence=pattern / 10 + 0.05)
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        # A topic's components are uniform in [-0.5, 0.5]; "+ 0 * t" keeps the subquery per row.
+        cursor.execute(
+            "CREATE TABLE bench_topic AS SELECT t AS id, "
+            f"array(SELECT random() - 0.5 + 0 * t FROM generate_series(1, {DIMS}))::real[] AS v "
+            f"FROM generate_series(0, {TOPIC_POOL - 1}) t"
+        )
+        cursor.execute("CREATE TABLE bench_stage (id uuid, user_id uuid, content bytea, topic int)")
+        for user_id in user_ids:
+            fernet = user_fernet(user_id=user_id)
+            topics = rng.sample(range(TOPIC_POOL), TOPICS_PER_USER)
+            with cursor.copy("COPY bench_stage (id, user_id, content, topic) FROM STDIN") as copy:
+                for row in range(per_user):
+                    content = fernet.encrypt(f"memory {row} of {user_id}: something worth recalling".encode())
+                    copy.write_row((uuid.uuid4(), user_id, content, rng.choice(topics)))
+        cursor.execute(
+            "INSERT INTO memory_associativememory "
+            "(id, created_at, updated_at, user_id, content_encrypted, embedding) "
+            "SELECT s.id, now(), now(), s.user_id, s.content, "
+            # unnest() detoasts the topic once; subscripting it 1536 times would detoast each time.
+            f"array(SELECT x + {NOISE} * (random() - 0.5) FROM unnest(t.v) x)::vector "
+            "FROM bench_stage s JOIN bench_topic t ON t.id = s.topic"
+        )
+        cursor.execute("DROP TABLE bench_stage")
+        cursor.execute("ANALYZE")
+    print(f"  populated {users * per_user:,} memories in {time.perf_counter() - started:.0f} s", flush=True)
+    return user_ids
+
+
+def _queries(user_ids: list[uuid.UUID], count: int, rng: random.Random) -> list[tuple[uuid.UUID, list[float]]]:
+    """Queries near one of the user's own topics (what a relevant question looks like)."""
+    from django.db import connection
+
+    queries = []
+    with connection.cursor() as cursor:
+        for _ in range(count):
+            user_id = rng.choice(user_ids)
+            cursor.execute(
+                "SELECT array(SELECT x + %s * (random() - 0.5) FROM unnest(m.embedding::real[]) x) "
+                "FROM memory_associativememory m WHERE m.user_id = %s ORDER BY random() LIMIT 1",
+                [NOISE, user_id],
+            )
+            queries.append((user_id, [float(x) for x in cursor.fetchone()[0]]))
+    return queries
+
+
+def _set(settings: dict[str, str]) -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in ("enable_seqscan", "enable_bitmapscan", "enable_sort", "hnsw.ef_search"):
+            cursor.execute(f"RESET {name}")
+        for name, value in settings.items():
+            cursor.execute(f"SET {name} = {value}")
+
+
+def _top_ids(user_id: uuid.UUID, vector: list[float], k: int) -> list[uuid.UUID]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT id FROM memory_associativememory WHERE user_id = %s ORDER BY embedding <=> %s::vector LIMIT %s",
+            [user_id, str(vector), k],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _plan(user_id: uuid.UUID, vector: list[float], k: int) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN SELECT id FROM memory_associativememory WHERE user_id = %s "
+            "ORDER BY embedding <=> %s::vector LIMIT %s",
+            [user_id, str(vector), k],
+        )
+        plan = " ".join(row[0] for row in cursor.fetchall())
+    if "hnsw" in plan:
+        return "hnsw"
+    if "Bitmap" in plan or "Index Scan" in plan:
+        return "btree+sort"
+    return "seq+sort"
+
+
+def _measure(queries, k: int) -> tuple[list[float], list[list[uuid.UUID]]]:
+    from apps.memory.selectors import memory_context
+
+    latencies, results = [], []
+    for user_id, vector in queries[:5]:  # warm the cache and the per-user key cache
+        memory_context(user_id=user_id, query_embedding=vector, top_k=k)
+    for user_id, vector in queries:
+        started = time.perf_counter()
+        context = memory_context(user_id=user_id, query_embedding=vector, top_k=k)
+        latencies.append(time.perf_counter() - started)
+        assert len(context.associative) <= k
+        results.append(_top_ids(user_id, vector, k))
+    return latencies, results
+
+
+def _recall(exact: list[list[uuid.UUID]], approx: list[list[uuid.UUID]]) -> float:
+    found = sum(len(set(e) & set(a)) for e, a in zip(exact, approx, strict=True))
+    return found / max(1, sum(len(e) for e in exact))
+
+
+def run_scenario(
+    users: int, per_user: int, *, queries: int, k: int, seed: int, exact_only: bool = False
+) -> list[tuple]:
+    from django.db import connection
+
+    rng = random.Random(seed)
+    print(f"\n== {users} users x {per_user:,} memories per user ({users * per_user:,} rows), k={k}", flush=True)
+    user_ids = _populate(users, per_user, rng)
+    workload = _queries(user_ids, queries, rng)
+
+    _set({})
+    exact_lat, exact_ids = _measure(workload, k)
+    base50, base95 = _percentile(exact_lat, 0.5), _percentile(exact_lat, 0.95)
+    plan = _plan(*workload[0], k)
+    print(
+        f"  exact scan, inline storage (chosen) [{plan}]: p50 {base50 * 1000:.1f} ms, p95 {base95 * 1000:.1f} ms "
+        "(baseline)",
+        flush=True,
+    )
+    rows: list[tuple] = [("exact-plain", plan, base50, base95, 1.0)]
+
+    # The same scan with pgvector's default storage (vectors out of line in TOAST).
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE memory_associativememory ALTER COLUMN embedding SET STORAGE EXTERNAL")
+        cursor.execute("UPDATE memory_associativememory SET embedding = embedding")
+        cursor.execute("VACUUM ANALYZE memory_associativememory")
+    toast_lat, toast_ids = _measure(workload, k)
+    p50, p95 = _percentile(toast_lat, 0.5), _percentile(toast_lat, 0.95)
+    print(f"  exact scan, TOAST storage: p50 {p50 / base50:.2f}x, p95 {p95 / base95:.2f}x of baseline", flush=True)
+    rows.append(("exact-toast", plan, p50, p95, _recall(exact_ids, toast_ids)))
+    if exact_only:
+        return rows
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET maintenance_work_mem = '4GB'")
+        cursor.execute("SET max_parallel_maintenance_workers = 1")
+        cursor.execute(
+            "CREATE INDEX bench_hnsw ON memory_associativememory "
+            "USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        )
+        cursor.execute("ANALYZE memory_associativememory")
+    build = time.perf_counter() - started
+    print(f"  HNSW build: {build:.0f} s")
+
+    for ef in (40, 100, 400, 1000):
+        _set({"hnsw.ef_search": str(ef)})
+        plan = _plan(*workload[0], k)
+        lat, ids = _measure(workload, k)
+        p50, p95 = _percentile(lat, 0.5), _percentile(lat, 0.95)
+        recall = _recall(exact_ids, ids)
+        rows.append((f"hnsw-ef{ef}", plan, p50, p95, recall))
+        print(
+            f"  HNSW ef_search={ef:<4} [{plan}]: p50 {p50 / base50:.2f}x, p95 {p95 / base95:.2f}x of baseline; "
+            f"recall@{k} {recall:.3f}",
+            flush=True,
+        )
+    _set({})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        help="USERSxPER_USER, repeatable (default: 100x1000 and 10x10000)",
+    )
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--exact-only", action="store_true", help="skip the HNSW build (for the largest scales)")
+    args = parser.parse_args()
+    scenarios = [tuple(int(x) for x in s.split("x")) for s in (args.scenario or ["100x1000", "10x10000"])]
+
+    _setup_django()
+    try:
+        for users, per_user in scenarios:
+            _create_database()  # a fresh database per scenario
+            run_scenario(users, per_user, queries=args.queries, k=args.k, seed=args.seed, exact_only=args.exact_only)
+            _drop_database()
+    finally:
+        _drop_database()
+
+
+if __name__ == "__main__":
+    main()
