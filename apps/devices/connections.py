@@ -43,3 +43,7 @@ def local_consumer(*, user_id: str, device_id: str) -> DeviceConsumer | None:
 
 def local_count() -> int:
     return len(_table())
+
+
+def local_consumers() -> list[DeviceConsumer]:
+    return list(_table().values())

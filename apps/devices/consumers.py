@@ -23,9 +23,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, CoreErrorCode
 
-from . import connections, handlers, services
+from . import connections, handlers, presence_flusher, services
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
@@ -38,7 +38,8 @@ from .frames import (
     incoming_adapter,
     outgoing_json,
 )
-from .presence import SessionState, device_connect, device_disconnect, device_presence_flush
+from .middleware import authenticate
+from .presence import SessionState, device_connect, device_disconnect
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.requests: dict[str, asyncio.Task] = {}
         self.background: set[asyncio.Future] = set()
         self.timers: list[asyncio.TimerHandle] = []
+        self.expiry_timer: asyncio.TimerHandle | None = None
         self.pong_received = asyncio.Event()
         self.bucket = float(settings.DEVICE_FRAME_BURST)
         self.bucket_at = time.monotonic()
@@ -101,8 +103,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         loop = asyncio.get_running_loop()
         self.timers.append(loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout))
-        expires_in = self.scope["device_token_exp"] - time.time()
-        self.timers.append(loop.call_later(max(expires_in, 0), self._token_expired))
+        self._schedule_expiry()
 
     @property
     def accepting_calls(self) -> bool:
@@ -195,7 +196,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         text = outgoing_json(frame)
         if self.closing:
             raise DeviceDisconnectedError()
-        await self.send(text_data=text)
+        try:
+            await self.send(text_data=text)
+        except OSError as exc:  # the server's "client disconnected" (uvicorn) before our disconnect event
+            self.closing = True
+            raise DeviceDisconnectedError() from exc
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
@@ -209,22 +214,27 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closing:
             return
-        if not self._take_token():
-            return
         self.last_seen = time.time()
         if text_data is None:
-            await self.send_error(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
+            if self._take_token():
+                await self.send_error(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
             return
         limit = settings.DEVICE_MAX_FRAME_BYTES
         if len(text_data) > limit or (len(text_data) * 4 > limit and len(text_data.encode()) > limit):
-            await self.send_error(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
+            if self._take_token():
+                await self.send_error(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
             return
         try:
             raw = json.loads(text_data)
         except ValueError:
-            await self._reject(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
+            if self._take_token():
+                await self._reject(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
             return
         frame_type = raw.get("type") if isinstance(raw, dict) else None
+        # Answers to the server's own pending calls are bounded by the server; everything else
+        # (including unknown tool_result ids) spends the client's frame budget.
+        if not (frame_type == "tool_result" and raw.get("id") in self.pending) and not self._take_token():
+            return
         if frame_type not in INCOMING_TYPES:
             await self._reject(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
             return
@@ -290,8 +300,28 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 )
             else:
                 task.cancel()
+        elif frame_type == "auth":
+            await self._reauthenticate(frame.token)  # type: ignore[attr-defined]
         elif frame_type == "device_hello":
             await self.send_error(DevicesErrorCode.INVALID_FRAME, "device_hello was already received.")
+
+    async def _reauthenticate(self, raw_token: str) -> None:
+        """Adopt a fresh access token of the same user: a new expiry and session to re-check."""
+        outcome = await database_sync_to_async(authenticate)(raw_token)
+        user = outcome["user"]
+        if user is None or str(user.id) != self.user_id:
+            await self.send_error(CoreErrorCode.TOKEN_INVALID, "The token is not a valid access token of this user.")
+            return
+        self.scope["device_token_exp"] = outcome["device_token_exp"]
+        self.scope["device_token_family"] = outcome["device_token_family"]
+        if self.expiry_timer is not None:
+            self.expiry_timer.cancel()
+        self._schedule_expiry()
+
+    def _schedule_expiry(self) -> None:
+        expires_in = self.scope["device_token_exp"] - time.time()
+        self.expiry_timer = asyncio.get_running_loop().call_later(max(expires_in, 0), self._token_expired)
+        self.timers.append(self.expiry_timer)
 
     # --- hello / presence -----------------------------------------------------------------
 
@@ -319,8 +349,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 )
         self.session = _Session(self)
         connections.register(self)
+        presence_flusher.ensure_running()
         self._spawn(self._heartbeat())
-        self._spawn(self._presence())
         for handler in handlers.connect_handlers():
             self._spawn(self._run_connect_handler(handler))
 
@@ -345,25 +375,17 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
                 return
 
-    async def _presence(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(settings.DEVICE_PRESENCE_FLUSH_INTERVAL)
-            self._sweep_expired_calls()
-            try:
-                holds, state = await database_sync_to_async(device_presence_flush)(
-                    user_id=self.user_id,
-                    device_id=self.device_id,
-                    channel_name=self.channel_name,
-                    last_seen_at=datetime.fromtimestamp(self.last_seen, tz=UTC),
-                    family_id=self.scope.get("device_token_family"),
-                )
-            except Exception:
-                logger.exception("device socket: presence flush failed")
-                continue
-            if state is not SessionState.ACTIVE:
-                await self.close_with(_CLOSE_FOR_STATE[state])
-            elif not holds:
-                await self.close_with(DeviceCloseCode.REPLACED)
+    def presence_entry(self) -> tuple[str, str, str, float, str | None]:
+        """What the process-wide presence flush (presence_flusher) needs from this socket."""
+        return (self.user_id, self.device_id, self.channel_name, self.last_seen, self.scope.get("device_token_family"))
+
+    def presence_verdict(self, *, holds: bool, state: SessionState) -> None:
+        """Outcome of a presence flush: close if the session ended or another socket took the device."""
+        self._sweep_expired_calls()
+        if state is not SessionState.ACTIVE:
+            self._spawn_close(_CLOSE_FOR_STATE[state])
+        elif not holds:
+            self._spawn_close(DeviceCloseCode.REPLACED)
 
     def _sweep_expired_calls(self) -> None:
         now = time.time()

@@ -111,14 +111,31 @@ class Cancel(_In):
     request_id: str = Field(min_length=1, max_length=128)
 
 
+class Auth(_In):
+    """Present a fresh access token on a live socket, so it outlives the one it opened with
+    (an addition to SPEC's table; without it the socket closes when its token expires)."""
+
+    type: Literal["auth"]
+    token: str = Field(min_length=1, max_length=4096, repr=False)
+
+
 IncomingFrame = Annotated[
-    DeviceHello | PingIn | PongIn | HomeRequest | FloatingRequest | AgentData | AgentComplete | ToolResult | Cancel,
+    DeviceHello
+    | PingIn
+    | PongIn
+    | HomeRequest
+    | FloatingRequest
+    | AgentData
+    | AgentComplete
+    | ToolResult
+    | Cancel
+    | Auth,
     Field(discriminator="type"),
 ]
 incoming_adapter: TypeAdapter[IncomingFrame] = TypeAdapter(IncomingFrame)
 INCOMING_TYPES = frozenset(
     {"device_hello", "ping", "pong", "home_request", "floating_request", "agent_data", "agent_complete"}
-    | {"tool_result", "cancel"}
+    | {"tool_result", "cancel", "auth"}
 )
 
 

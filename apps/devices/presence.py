@@ -7,10 +7,10 @@ every DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
@@ -72,19 +72,53 @@ def session_state(*, user_id, family_id: str | None) -> SessionState:
     return SessionState.REVOKED
 
 
-def device_presence_flush(
-    *, user_id, device_id: str, channel_name: str, last_seen_at: datetime, family_id: str | None
-) -> tuple[bool, SessionState]:
-    """Write last_seen and renew the lease if this channel still holds the device; re-check the session.
+def devices_presence_flush(
+    *, entries: list[tuple[str, str, str, float, str | None]]
+) -> tuple[set[tuple[str, str]], dict[str | None, SessionState]]:
+    """One process's presence flush for all its sockets, in a handful of queries.
 
-    Returns (still_holds_device, session_state) so the consumer can close itself if either is lost.
+    ``entries`` are (user_id, device_id, channel_name, last_seen unix time, token family). Writes
+    last_seen and renews the lease where the channel still holds the device; returns which
+    devices are still held and the state of every session, so sockets can close themselves.
     """
-    updated = Device.objects.filter(user_id=user_id, device_id=device_id, channel_name=channel_name).update(
-        last_seen_at=last_seen_at,
-        is_online=True,
-        lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds()),
-    )
-    return bool(updated), session_state(user_id=user_id, family_id=family_id)
+    from apps.accounts.models import TokenFamily
+
+    held: set[tuple[str, str]] = set()
+    lease = timezone.now() + timedelta(seconds=lease_seconds())
+    table = Device._meta.db_table
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), 500):
+            chunk = entries[start : start + 500]
+            values = ", ".join(["(%s::uuid, %s, %s, %s::timestamptz)"] * len(chunk))
+            params: list = []
+            for user_id, device_id, channel_name, last_seen, _family in chunk:
+                params += [user_id, device_id, channel_name, datetime.fromtimestamp(last_seen, tz=UTC)]
+            cursor.execute(
+                f"""UPDATE {table} AS d SET last_seen_at = v.last_seen, is_online = true, lease_expires_at = %s
+                FROM (VALUES {values}) AS v(user_id, device_id, channel_name, last_seen)
+                WHERE d.user_id = v.user_id AND d.device_id = v.device_id AND d.channel_name = v.channel_name
+                RETURNING d.user_id, d.device_id""",  # noqa: S608  (table name from the model, values bound)
+                [lease, *params],
+            )
+            held.update((str(user_id), device_id) for user_id, device_id in cursor.fetchall())
+    families = {family for *_, family in entries if family}
+    active = {
+        str(f)
+        for f in TokenFamily.objects.filter(id__in=families, revoked_at__isnull=True, user__is_active=True).values_list(
+            "id", flat=True
+        )
+    }
+    states: dict[str | None, SessionState] = {None: SessionState.REVOKED}
+    ended = {family: user_id for user_id, _d, _c, _t, family in entries if family and family not in active}
+    active_users = {
+        str(u) for u in User.objects.filter(id__in=set(ended.values()), is_active=True).values_list("id", flat=True)
+    }
+    for family in families:
+        if family in active:
+            states[family] = SessionState.ACTIVE
+        else:
+            states[family] = SessionState.REVOKED if ended[family] in active_users else SessionState.DEACTIVATED
+    return held, states
 
 
 def device_disconnect(*, user_id, device_id: str, channel_name: str, last_seen_at: datetime) -> None:

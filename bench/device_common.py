@@ -1,0 +1,101 @@
+"""Shared plumbing of the device benchmarks: settings, a private database, users, server processes.
+
+Benchmarks use the test settings with ADIUVA_TEST_RUN=devbench (private Redis databases) and their
+own PostgreSQL database ``adiuva_devbench`` (only the devices app and its dependencies migrated).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_DB = "adiuva_devbench"
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
+os.environ.setdefault("ADIUVA_TEST_RUN", "devbench")
+sys.path.insert(0, str(ROOT))
+
+
+def setup_django(*, migrate: bool = False) -> None:
+    import django
+    from django.conf import settings
+
+    django.setup()
+    settings.DATABASES["default"]["NAME"] = BENCH_DB
+    if migrate:
+        _ensure_database()
+        from django.core.management import call_command
+
+        call_command("migrate", "devices", verbosity=0)
+
+
+def _ensure_database() -> None:
+    import psycopg
+    from django.db import connection
+
+    params = connection.get_connection_params()
+    params.pop("pool", None)
+    params["dbname"] = "postgres"
+    with psycopg.connect(**params, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (BENCH_DB,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+
+
+def make_users(n: int, prefix: str = "bench") -> list[tuple[str, str]]:
+    """(user_id, access token) for ``n`` users (created if missing); tokens live 12 hours."""
+    from datetime import timedelta
+
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from apps.accounts.models import User
+    from apps.accounts.tokens import tokens_issue
+
+    AccessToken.lifetime = timedelta(hours=12)  # long benchmarks outlive the 15-minute default
+    out = []
+    for i in range(n):
+        user, _ = User.objects.get_or_create(email=f"{prefix}{i}@bench.example")
+        out.append((str(user.id), tokens_issue(user=user).access_token))
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(kind: str, port: int, *, env: dict | None = None) -> subprocess.Popen:
+    """Start bench/device_server.py (uvicorn or daphne) and wait until it accepts connections."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "device_server.py"), kind, str(port)],
+        cwd=str(ROOT),
+        env={**os.environ, **(env or {})},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {proc.returncode}") from None
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"{kind} did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]

@@ -1,0 +1,56 @@
+"""Benchmark server: adiuva.asgi under uvicorn or daphne, plus a bench ``home_request`` handler.
+
+``python bench/device_server.py uvicorn|daphne PORT``. The handler answers ``home_request``
+with message ``"roundtrip N"`` by timing N sequential ``call_device`` calls from the socket's own
+process to the requesting device, and streams the timings back as JSON. Not for production.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from device_common import setup_django
+
+
+async def roundtrip_handler(session, frame) -> None:
+    from apps.devices.services import call_device
+
+    n = int(frame.message.split()[1])
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        await call_device(
+            user_id=session.user_id, device_id=session.device_id, action="get", table="tasks", data={"id": "x"}
+        )
+        samples.append(time.perf_counter() - start)
+    await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": json.dumps(samples)})
+    await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+
+def main() -> None:
+    kind, port = sys.argv[1], sys.argv[2]
+    setup_django()
+    from apps.devices.handlers import register_frame_handler
+
+    register_frame_handler("home_request", roundtrip_handler, replace=True)
+    if kind == "uvicorn":
+        import uvicorn
+
+        uvicorn.run(
+            "adiuva.asgi:application",
+            host="127.0.0.1",
+            port=int(port),
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+        )
+    else:
+        from daphne.cli import CommandLineInterface
+
+        CommandLineInterface().run(["-b", "127.0.0.1", "-p", port, "-v", "0", "adiuva.asgi:application"])
+
+
+if __name__ == "__main__":
+    main()
