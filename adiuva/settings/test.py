@@ -43,6 +43,10 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min",
 # per-tier request budgets scaled up so other apps' tests never hit them (billing tests reset it).
 STRIPE_SECRET_KEY = "sk_test_adiuvaFakeStripeKey0123456789"
 BILLING_RATE_LIMIT_SCALE = 100
+# dj-stripe's migration history takes minutes to replay on every test database; tests apply one
+# squashed initial migration of the same models instead (production migrates normally; a billing
+# test checks it still matches dj-stripe's models).
+MIGRATION_MODULES = {"djstripe": "apps.billing.tests.migrations.djstripe"}
 MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
 STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}  # noqa: F405
 # Assistant: never a real LLM (tests point OPENAI_BASE_URL at the scripted server); fail fast.

@@ -1,0 +1,118 @@
+"""Per-tier rate limits (429 + Retry-After) and tier gates (403 naming feature and tier)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import override_settings
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory, force_authenticate
+from rest_framework.views import APIView
+
+from apps.accounts.models import User
+from apps.billing import tiers
+from apps.billing.models import BillingAccount
+from apps.billing.permissions import RequiresFeature
+from apps.billing.throttles import TierRateThrottle
+
+pytestmark = pytest.mark.django_db
+
+ME = "/api/v1/auth/me"
+
+
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_a_free_user_gets_20_requests_a_minute_then_429_with_retry_after(auth_client):
+    # given
+    for _ in range(20):
+        assert auth_client.get(ME).status_code == 200
+
+    # when
+    response = auth_client.get(ME)
+
+    # then
+    assert response.status_code == 429
+    assert response.json()["code"] == "rate_limited"
+    assert 1 <= int(response["Retry-After"]) <= 60
+
+
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_the_budget_is_per_user(auth_client, make_user, api_client):
+    # given
+    for _ in range(21):
+        auth_client.get(ME)
+    from apps.accounts.tokens import tokens_issue
+
+    other = make_user()
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=other).access_token}")
+
+    # when / then
+    assert api_client.get(ME).status_code == 200
+
+
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_anonymous_requests_are_not_counted_against_a_tier(api_client):
+    for _ in range(25):
+        assert api_client.get("/api/v1/health").status_code == 200
+
+
+class _Request:
+    def __init__(self, user: User) -> None:
+        self.user = user
+
+
+@pytest.mark.parametrize(("tier", "seats", "budget"), [("pro", 1, 60), ("power", 1, 120), ("team", 3, 600)])
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_each_tier_has_its_budget_and_team_scales_with_seats(make_user, tier, seats, budget):
+    # given
+    user = make_user()
+    User.objects.filter(pk=user.pk).update(tier=tier)
+    user.refresh_from_db()
+    BillingAccount.objects.create(user=user, seats=seats)
+    throttle = TierRateThrottle()
+
+    # when
+    allowed = sum(throttle.allow_request(_Request(user), None) for _ in range(budget + 5))
+
+    # then
+    assert allowed == budget
+    assert 0 < throttle.wait() <= 60
+
+
+def test_production_numbers_are_the_spec_numbers():
+    assert [tiers.FEATURES[t]["requests_per_minute"] for t in tiers.TIER_ORDER] == [20, 60, 120, 200]
+
+
+class _MarketplaceApi(APIView):
+    permission_classes = [IsAuthenticated, RequiresFeature("plugin_marketplace")]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+def _call(user: User):
+    request = APIRequestFactory().get("/marketplace")
+    force_authenticate(request, user=user)
+    return _MarketplaceApi.as_view()(request)
+
+
+def test_a_gated_feature_is_a_403_naming_the_feature_and_the_unlocking_tier(user):
+    # when
+    response = _call(user)
+
+    # then
+    assert response.status_code == 403
+    assert response.data["code"] == "feature_not_available"
+    assert response.data["feature"] == "plugin_marketplace"
+    assert response.data["required_tier"] == "power"
+    assert response.data["tier"] == "free"
+
+
+def test_a_tier_with_the_feature_passes_the_gate(make_user):
+    user = make_user(tier="power")
+
+    assert _call(user).status_code == 200
+
+
+def test_gating_an_unknown_feature_fails_loudly_at_import():
+    with pytest.raises(ValueError, match="unknown feature"):
+        RequiresFeature("teleportation")
