@@ -1,3 +1,5 @@
+"""The assistant app: plugs its chat handlers into the device socket's frame registry."""
+
 from django.apps import AppConfig
 
 
@@ -5,3 +7,11 @@ class AssistantConfig(AppConfig):
     name = "apps.assistant"
     label = "assistant"
     verbose_name = "Assistant"
+
+    def ready(self) -> None:
+        from apps.devices.handlers import register_frame_handler
+
+        from .streaming import handle_floating_request, handle_home_request
+
+        register_frame_handler("home_request", handle_home_request)
+        register_frame_handler("floating_request", handle_floating_request)

@@ -13,4 +13,5 @@ class AssistantErrorCode(StrEnum):
     SCOPE_INVALID = "scope_invalid"
     SCOPE_NOT_FOUND = "scope_not_found"
     REQUEST_TIMEOUT = "assistant_timeout"
+    CANCELLED = "cancelled"
     INTERNAL_ERROR = "assistant_error"

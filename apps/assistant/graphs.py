@@ -1,15 +1,16 @@
 """The Home and Floating supervisors: deepagents graphs with the task/project/timeline/note sub-agents.
 
 The graphs hold no per-request state (the system prompt, with memory and scope, is passed per
-run through a middleware reading the run's context), so one compiled graph per kind and model
-configuration is reused across requests. deepagents' built-in filesystem tools and its
+run through a middleware reading the run's context), so one compiled graph per kind, model
+configuration and event loop is reused across requests. deepagents' built-in filesystem tools and its
 general-purpose sub-agent are switched off through a harness profile: the model sees only the
 ``task`` dispatcher, ``update_core_memory`` and, inside each sub-agent, its own device tools.
 """
 
 from __future__ import annotations
 
-import functools
+import asyncio
+import weakref
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -58,13 +59,14 @@ class RunSystemPromptMiddleware(AgentMiddleware):
         return await handler(self._with_prompt(request))
 
 
-def _register_profiles() -> None:
-    profile = HarnessProfile(
-        excluded_tools=FILESYSTEM_TOOLS,
-        general_purpose_subagent=GeneralPurposeSubagentProfile(enabled=False),
+def _register_profile(key: str) -> None:
+    register_harness_profile(
+        key,
+        HarnessProfile(
+            excluded_tools=FILESYSTEM_TOOLS,
+            general_purpose_subagent=GeneralPurposeSubagentProfile(enabled=False),
+        ),
     )
-    for role in ModelRole:
-        register_harness_profile(f"openai:{model_name(role)}", profile)
 
 
 def _subagents() -> list[SubAgent]:
@@ -81,10 +83,20 @@ def _subagents() -> list[SubAgent]:
     ]
 
 
-@functools.cache
-def _build(kind: str, supervisor_model: str, subagent_model: str, base_url: str) -> CompiledStateGraph:
-    # The cache key names the configuration, so changed settings (tests) build a fresh graph.
-    _register_profiles()
+_profiles_registered: set[str] = set()
+# Compiled graphs hold HTTP clients whose connections belong to the event loop that opened them,
+# so each loop (the ASGI server's, or a worker's own) gets its own graphs.
+_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, CompiledStateGraph]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _build(kind: str) -> CompiledStateGraph:
+    for role in ModelRole:
+        key = f"openai:{model_name(role)}"
+        if key not in _profiles_registered:
+            _register_profile(key)
+            _profiles_registered.add(key)
     return create_deep_agent(
         model=chat_model(ModelRole.SUPERVISOR),
         tools=SUPERVISOR_TOOLS,
@@ -97,10 +109,19 @@ def _build(kind: str, supervisor_model: str, subagent_model: str, base_url: str)
 
 
 def supervisor_graph(kind: str) -> CompiledStateGraph:
-    """The compiled ``home`` or ``floating`` supervisor for the current settings."""
-    return _build(
+    """The compiled ``home`` or ``floating`` supervisor for the current settings and event loop."""
+    # The key names the configuration, so changed settings (tests) build a fresh graph.
+    key = (
         kind,
         model_name(ModelRole.SUPERVISOR),
         model_name(ModelRole.SUBAGENT),
-        f"{settings.OPENAI_BASE_URL}|{settings.OPENAI_API_KEY}",
+        settings.OPENAI_BASE_URL,
+        settings.OPENAI_API_KEY,
+        settings.ASSISTANT_LLM_TIMEOUT,
+        settings.ASSISTANT_LLM_MAX_RETRIES,
     )
+    per_loop = _graphs.setdefault(asyncio.get_running_loop(), {})
+    graph = per_loop.get(key)
+    if graph is None:
+        graph = per_loop[key] = _build(kind)
+    return graph

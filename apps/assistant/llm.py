@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+import openai
 from django.conf import settings
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
@@ -32,7 +33,9 @@ def llm_configuration_check() -> None:
 def _client_options() -> dict:
     options: dict = {
         "api_key": settings.OPENAI_API_KEY,
-        "timeout": settings.ASSISTANT_LLM_TIMEOUT,
+        # An ``openai.Timeout`` (unhashable) makes langchain-openai build a fresh HTTP client per model
+        # instead of sharing one process-wide: connections belong to one event loop (graphs are per loop).
+        "timeout": openai.Timeout(settings.ASSISTANT_LLM_TIMEOUT),
         "max_retries": settings.ASSISTANT_LLM_MAX_RETRIES,
     }
     if settings.OPENAI_BASE_URL:

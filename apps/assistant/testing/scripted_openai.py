@@ -59,6 +59,7 @@ class Reply:
     chunk_size: int = 4  # characters per streamed text delta
     chunk_delay: float = 0.0  # seconds between streamed deltas
     break_stream_after: int | None = None  # drop the connection after N text deltas
+    written_at: list[float] | None = None  # if a list, perf_counter() after each text delta is sent (benchmarks)
 
 
 def text(content: str, **options: Any) -> Reply:
@@ -287,9 +288,15 @@ class ScriptedOpenAI:
             def _chat_stream(self, body: dict[str, Any], reply: Reply) -> None:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")  # so a dropped stream is detectably incomplete
                 self.send_header("Connection", "close")
                 self.end_headers()
                 self.close_connection = True
+
+                def write(data: bytes) -> None:
+                    self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+                    self.wfile.flush()
+
                 completion_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
                 model = body.get("model", "scripted")
 
@@ -301,8 +308,7 @@ class ScriptedOpenAI:
                         "model": model,
                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
                     }
-                    self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
-                    self.wfile.flush()
+                    write(f"data: {json.dumps(payload)}\n\n".encode())
 
                 try:
                     chunk({"role": "assistant", "content": ""})
@@ -311,6 +317,8 @@ class ScriptedOpenAI:
                         if reply.break_stream_after is not None and n >= reply.break_stream_after:
                             return  # the connection closes mid-stream
                         chunk({"content": piece})
+                        if reply.written_at is not None:
+                            reply.written_at.append(time.perf_counter())
                         if reply.chunk_delay:
                             time.sleep(reply.chunk_delay)
                     for index, call in enumerate(reply.tool_calls):
@@ -336,8 +344,9 @@ class ScriptedOpenAI:
                             "choices": [],
                             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
                         }
-                        self.wfile.write(f"data: {json.dumps(payload)}\n\n".encode())
-                    self.wfile.write(b"data: [DONE]\n\n")
+                        write(f"data: {json.dumps(payload)}\n\n".encode())
+                    write(b"data: [DONE]\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
                     self.wfile.flush()
                 except (BrokenPipeError, ConnectionResetError):
                     return

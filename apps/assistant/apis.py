@@ -1,0 +1,64 @@
+"""REST door of the assistant: ``POST chat`` (Home agent, not streamed) and ``POST storage/vectors/embed``."""
+
+from __future__ import annotations
+
+import uuid
+
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.core.request_context import current_request_id
+
+from .embeddings import text_embed
+from .services import chat_reply, message_validate
+
+
+class ChatApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        message = serializers.CharField(trim_whitespace=False, allow_blank=True)
+        context = serializers.DictField(required=False, default=dict)
+
+        def validate_message(self, value: str) -> str:
+            return message_validate(value)
+
+    class OutputSerializer(serializers.Serializer):
+        response = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        history = data.validated_data["context"].get("conversation_history")
+        answer = async_to_sync(chat_reply)(
+            user_id=request.user.id,
+            message=data.validated_data["message"],
+            history=history if isinstance(history, list) else None,
+            request_id=current_request_id() or uuid.uuid4().hex,
+        )
+        return Response(self.OutputSerializer({"response": answer}).data)
+
+
+class VectorEmbedApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        text = serializers.CharField(trim_whitespace=False)
+
+        def validate_text(self, value: str) -> str:
+            limit = settings.ASSISTANT_MAX_MESSAGE_CHARS * 4
+            if len(value) > limit:
+                raise serializers.ValidationError(f"At most {limit} characters.")
+            return value
+
+    class OutputSerializer(serializers.Serializer):
+        vector = serializers.ListField(child=serializers.FloatField())
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        vector = async_to_sync(text_embed)(text=data.validated_data["text"])
+        return Response(self.OutputSerializer({"vector": vector}).data)
