@@ -1,0 +1,198 @@
+"""End to end over the real device socket: reference client ⇄ server ⇄ scripted model.
+
+Each test scripts the model's turns: the supervisor dispatches a sub-agent with the ``task``
+tool, the sub-agent calls its device tool, which becomes a ``tool_call`` the reference client
+runs on its SQLite; the scripted replies quote what they were sent, so the assertions prove
+the real rows travelled through the model and back to the client.
+"""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.assistant.testing.scripted_openai import Reply, ToolCall, text, tool_call
+
+from .conftest import answer_with_tags, floating, home, ids_in, relay_tool_result, streamed_text, types
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def dispatch(subagent: str, description: str = "do it and report ids"):
+    return tool_call("task", {"description": description, "subagent_type": subagent})
+
+
+async def test_list_my_tasks_selects_on_the_device_and_tags_the_real_ids(devices, user, llm):
+    # given two tasks in the client's SQLite
+    client = await devices(user)
+    first = client.store.execute({"action": "insert", "table": "tasks", "data": {"title": "Buy milk"}})["row"]
+    second = client.store.execute({"action": "insert", "table": "tasks", "data": {"title": "Call Anna"}})["row"]
+    llm.script(
+        dispatch("task", "List all the user's tasks with their ids"),
+        tool_call("list_tasks", {}),
+        relay_tool_result(),
+        answer_with_tags("task"),
+    )
+
+    # when
+    frames = await home(client, "list my tasks")
+
+    # then the device ran a select on tasks, and the answer tags exactly those rows
+    assert [(c["action"], c["table"]) for c in client.tool_calls] == [("select", "tasks")]
+    assert types(frames)[0] == "stream_start"
+    assert types(frames)[-1] == "stream_end"
+    assert set(types(frames)[1:-1]) == {"stream_text"}
+    answer = streamed_text(frames)
+    tag = answer[answer.index("<task>[") + 7 : answer.index("]</task>")]
+    assert sorted(tag.split(",")) == sorted([first["id"], second["id"]])
+    assert frames[-1]["mutations"] == []
+
+
+async def test_create_task_lands_in_the_client_sqlite_and_in_stream_end_mutations(devices, user, llm):
+    # given
+    client = await devices(user)
+    llm.script(
+        dispatch("task", "Create a high priority task 'Write report'"),
+        tool_call("create_task", {"title": "Write report", "priority": "high"}),
+        relay_tool_result(),
+        answer_with_tags("task"),
+    )
+
+    # when
+    frames = await home(client, "add a high priority task to write the report")
+
+    # then
+    rows = client.store.execute({"action": "select", "table": "tasks"})["rows"]
+    assert [(r["title"], r["priority"]) for r in rows] == [("Write report", "high")]
+    mutations = frames[-1]["mutations"]
+    assert [(m["action"], m["table"], m["data"]["id"]) for m in mutations] == [("insert", "tasks", rows[0]["id"])]
+    assert rows[0]["id"] in streamed_text(frames)
+
+
+async def test_update_and_delete_are_both_listed_as_mutations(devices, user, llm):
+    # given
+    client = await devices(user)
+    task = client.store.execute({"action": "insert", "table": "tasks", "data": {"title": "Old"}})["row"]
+    llm.script(
+        dispatch("task"),
+        tool_call("update_task", {"task_id": task["id"], "status": "done"}),
+        tool_call("delete_task", {"task_id": task["id"]}),
+        relay_tool_result(),
+        text("Done and removed."),
+    )
+
+    # when
+    frames = await home(client, "mark it done then delete it")
+
+    # then
+    assert [(m["action"], m["data"]["id"]) for m in frames[-1]["mutations"]] == [
+        ("update", task["id"]),
+        ("delete", task["id"]),
+    ]
+    assert frames[-1]["mutations"][0]["data"]["status"] == "done"
+    assert client.store.execute({"action": "select", "table": "tasks"})["rows"] == []
+
+
+async def test_floating_request_announces_the_domain_of_the_first_subagent_then_streams(devices, user, llm):
+    # given a note the floating chat is opened on
+    client = await devices(user)
+    note = client.store.execute(
+        {"action": "insert", "table": "notes", "data": {"title": "Launch plan", "content": "# Steps"}}
+    )["row"]
+    llm.script(
+        Reply(
+            text="Let me look. ",
+            tool_calls=[ToolCall("task", {"description": f"Read note {note['id']}", "subagent_type": "note"})],
+        ),
+        tool_call("get_note", {"note_id": note["id"]}),
+        relay_tool_result(),
+        text("The note lists the launch steps."),
+    )
+
+    # when
+    frames = await floating(client, "summarise this", {"type": "note", "id": note["id"]})
+
+    # then the domain comes first, derived from the sub-agent used, and the supervisor saw the scope
+    assert types(frames)[:2] == ["floating_domain", "stream_start"]
+    assert frames[0]["domain"] == "notes"
+    assert types(frames)[-1] == "stream_end"
+    assert "launch steps" in streamed_text(frames)
+    supervisor_prompt = llm.chat_requests()[0].system_prompt
+    assert note["id"] in supervisor_prompt
+    assert "Launch plan" in supervisor_prompt
+    assert [(c["action"], c["table"]) for c in client.tool_calls] == [("get", "notes"), ("get", "notes")]
+
+
+async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices, user, llm):
+    # given
+    client = await devices(user)
+    project = client.store.execute({"action": "insert", "table": "projects", "data": {"name": "Website"}})["row"]
+    llm.script(text("It is an active project."))
+
+    # when
+    frames = await floating(client, "status?", {"type": "project", "id": project["id"]})
+
+    # then
+    assert frames[0] == {"type": "floating_domain", "request_id": frames[0]["request_id"], "domain": "projects"}
+    assert streamed_text(frames) == "It is an active project."
+
+
+async def test_floating_scope_id_missing_on_the_device_is_a_clear_error(devices, user, llm):
+    # given
+    client = await devices(user)
+
+    # when
+    frames = await floating(client, "hi", {"type": "task", "id": "does-not-exist"})
+
+    # then
+    assert types(frames) == ["error", "stream_end"]
+    assert frames[0]["code"] == "scope_not_found"
+    assert llm.chat_requests() == []
+
+
+async def test_another_users_scope_id_is_not_found_and_their_device_is_never_called(devices, make_user, llm):
+    # given Bob's note on Bob's device, and Alice's device
+    alice, bob = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+    bob_client = await devices(bob)
+    bobs_note = bob_client.store.execute({"action": "insert", "table": "notes", "data": {"title": "secret"}})["row"]
+    alice_client = await devices(alice)
+
+    # when Alice opens a floating chat on Bob's note id
+    frames = await floating(alice_client, "show it", {"type": "note", "id": bobs_note["id"]})
+
+    # then
+    assert types(frames) == ["error", "stream_end"]
+    assert frames[0]["code"] == "scope_not_found"
+    assert bob_client.tool_calls == []
+
+
+async def test_home_tools_reach_only_the_requesting_users_device(devices, make_user, llm):
+    # given two users with tasks on their own devices
+    alice, bob = await sync_to_async(make_user)(), await sync_to_async(make_user)()
+    bob_client = await devices(bob)
+    bob_client.store.execute({"action": "insert", "table": "tasks", "data": {"title": "Bob's task"}})
+    alice_client = await devices(alice)
+    mine = alice_client.store.execute({"action": "insert", "table": "tasks", "data": {"title": "Alice's"}})["row"]
+    llm.script(dispatch("task"), tool_call("list_tasks", {}), relay_tool_result(), answer_with_tags("task"))
+
+    # when
+    frames = await home(alice_client, "list my tasks")
+
+    # then
+    assert bob_client.tool_calls == []
+    assert ids_in(llm.chat_requests()[-1].last_tool_text) == [mine["id"]]
+    assert "Bob's task" not in streamed_text(frames)
+
+
+async def test_unconfigured_llm_answers_llm_not_configured(devices, user, settings):
+    # given no endpoint configured
+    settings.OPENAI_API_KEY = ""
+    client = await devices(user)
+
+    # when
+    frames = await home(client, "hello")
+
+    # then
+    assert types(frames) == ["error", "stream_end"]
+    assert frames[0]["code"] == "llm_not_configured"
+    assert "OPENAI_API_KEY" in frames[0]["message"]
