@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from apps.core.pagination import PagePagination
 
 from .models import MemoryKind
-from .selectors import memory_counts, memory_export, memory_item_view, memory_queryset
+from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_queryset
 from .services import (
     CORE_KEY_MAX_LENGTH,
     CORE_VALUE_MAX_LENGTH,
@@ -126,9 +126,7 @@ class MemoryItemApi(APIView):
 
     @extend_schema(responses={200: serializers.DictField()})
     def get(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
-        item = memory_queryset(user_id=request.user.id, kind=kind).filter(id=item_id).first()
-        if item is None:
-            raise exceptions.NotFound("Memory item not found.")
+        item = memory_item_get(user_id=request.user.id, kind=kind, item_id=item_id)
         return Response(_item_data(user_id=request.user.id, kind=kind, item=item))
 
     @extend_schema(responses={204: None})

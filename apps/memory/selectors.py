@@ -16,7 +16,7 @@ from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 from pgvector.django import CosineDistance
 
-from apps.core.errors import ApplicationError
+from apps.core.errors import ApplicationError, NotFoundError
 
 from .crypto import unseal, unseal_optional
 from .embeddings import validate_embedding
@@ -203,6 +203,14 @@ def memory_queryset(*, user_id: UserId, kind: MemoryKind) -> QuerySet[Any]:
         .objects.filter(user_id=user_id)
         .defer(*(["embedding"] if kind in (MemoryKind.ASSOCIATIVE, MemoryKind.EPISODIC) else []))
     )
+
+
+def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | str) -> Any:
+    """One of the user's items; someone else's id, or no such id, is not found."""
+    item = memory_queryset(user_id=user_id, kind=kind).filter(id=item_id).first()
+    if item is None:
+        raise NotFoundError("Memory item")
+    return item
 
 
 def memory_item_view(*, user_id: UserId, kind: MemoryKind, item: Any, with_embedding: bool = False) -> dict[str, Any]:
