@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import environ
+from boto3.s3.transfer import TransferConfig
 
 from adiuva.redis_urls import redis_url_for
 
@@ -215,6 +216,8 @@ def blob_storage_config(*, bucket: str, location: str) -> dict:
             "default_acl": None,
             "file_overwrite": True,  # every key is a fresh UUID; skips a HEAD per write
             "object_parameters": {"ServerSideEncryption": "AES256"},
+            # A streamed (non-seekable) upload buffers up to max_concurrency parts in memory.
+            "transfer_config": TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4),
         },
     }
 

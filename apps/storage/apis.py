@@ -95,6 +95,13 @@ class RecordMetaSerializer(serializers.Serializer):
         return _unix(obj.updated_at)
 
 
+class RecordPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    limit = serializers.IntegerField()
+    results = RecordMetaSerializer(many=True)
+
+
 class RecordListCreateApi(APIView):
     @extend_schema_serializer(component_name="RecordListCreateInput")
     class InputSerializer(serializers.Serializer):
@@ -116,7 +123,8 @@ class RecordListCreateApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("table", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={200: RecordMetaSerializer(many=True)},
+        responses={200: RecordPageSerializer},
+        operation_id="storage_records_list",
         description="Metadata of the user's records (never the blobs), newest first.",
     )
     def get(self, request: Request) -> Response:
@@ -148,7 +156,11 @@ class RecordDetailApi(BinaryDownloadMixin, APIView):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
         checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
 
-    @extend_schema(responses={(200, "application/octet-stream"): BINARY}, description="The blob, with X-Checksum.")
+    @extend_schema(
+        responses={(200, "application/octet-stream"): BINARY},
+        description="The blob, with X-Checksum.",
+        operation_id="storage_record_retrieve",
+    )
     def get(self, request: Request, record_id: Any) -> HttpResponse:
         record = record_get(user=request.user, record_id=record_id)
         return HttpResponse(
