@@ -53,11 +53,12 @@ def chat_model(role: ModelRole) -> ChatOpenAI:
     return ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
 
 
-def embeddings_model() -> OpenAIEmbeddings:
+def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:
     llm_configuration_check()
     return OpenAIEmbeddings(
         model=settings.ASSISTANT_EMBEDDING_MODEL,
         # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
         check_embedding_ctx_length=False,
+        http_async_client=http_async_client,
         **_client_options(),
     )
