@@ -8,6 +8,10 @@ measured in the same run (1.00 = as fast as copying the file on this disk).
 
     .venv/bin/python bench/backup_upload.py                 # 1 GiB, uvicorn and daphne
     .venv/bin/python bench/backup_upload.py --size-mib 128  # quick run
+    .venv/bin/python bench/backup_upload.py --s3            # blobs on S3 (a moto server on loopback)
+
+With ``--s3`` the upload goes through django-storages/boto3 to a moto server started in the bench
+process (its memory is not counted), and downloads of 8 MiB or more redirect to a presigned URL.
 """
 
 from __future__ import annotations
@@ -103,6 +107,33 @@ def server_env(database_url: str, media_root: Path, tmp: Path) -> dict[str, str]
     return env
 
 
+def start_moto(env: dict[str, str]):
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env.update(
+        AWS_STORAGE_BUCKET_NAME="bench-backups",
+        AWS_S3_ENDPOINT_URL=f"http://{host}:{port}",
+        AWS_S3_REGION_NAME="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench-secret",
+    )
+    boto3.client(
+        "s3",
+        endpoint_url=env["AWS_S3_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="bench",
+        aws_secret_access_key="bench-secret",
+    ).create_bucket(Bucket="bench-backups")
+    return server
+
+
 def prepare(env: dict[str, str]) -> str:
     """Migrate the bench database and return an access token of a team-tier (unlimited) user."""
     python = str(ROOT / ".venv/bin/python")
@@ -194,7 +225,8 @@ def put(base: str, token: str, path: Path, checksum: str, version: int) -> httpx
 
 def get_latest(base: str, token: str, checksum: str) -> tuple[int, bool]:
     digest, size = hashlib.sha256(), 0
-    with httpx.stream("GET", f"{base}/api/v1/backup", headers={"Authorization": f"Bearer {token}"}, timeout=3600) as r:
+    headers = {"Authorization": f"Bearer {token}"}  # httpx drops it when a redirect leaves the origin
+    with httpx.stream("GET", f"{base}/api/v1/backup", headers=headers, timeout=3600, follow_redirects=True) as r:
         r.raise_for_status()
         for block in r.iter_bytes(CHUNK):
             digest.update(block)
@@ -256,6 +288,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--servers", default="uvicorn,daphne")
+    parser.add_argument("--s3", action="store_true", help="store blobs on S3 (moto server on loopback)")
     args = parser.parse_args()
     size = args.size_mib * CHUNK
 
@@ -265,6 +298,9 @@ def main() -> int:
         media.mkdir()
         tmp.mkdir()
         env = server_env(bench_database_url(), media, tmp)
+        moto = None
+        if args.s3:
+            moto = start_moto(env)
         token = prepare(env)
         source, warm = work / "source.bin", work / "warm.bin"
         print(f"generating {args.size_mib} MiB of random bytes in {work} ...", flush=True)
@@ -295,7 +331,9 @@ def main() -> int:
                 f"{row['upload_growth_mib']:>12.1f} {row['download_s']:>8.2f} {down_ratio:>10.2f} "
                 f"{row['download_growth_mib']:>14.1f} {row['baseline_mib']:>13.1f}"
             )
-        print("target: upload RSS growth <= 128 MiB")
+        print(f"storage: {'S3 (moto on loopback)' if args.s3 else 'filesystem'}; target: upload RSS growth <= 128 MiB")
+        if moto:
+            moto.stop()
         return 0
     finally:
         shutil.rmtree(work, ignore_errors=True)

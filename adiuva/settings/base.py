@@ -200,6 +200,13 @@ AWS_SECRET_ACCESS_KEY = env("AWS_SECRET_ACCESS_KEY", default="") or None
 AWS_QUERYSTRING_EXPIRE = env.int("AWS_QUERYSTRING_EXPIRE", default=3600)
 
 
+def bounded_transfer_config() -> TransferConfig:
+    """boto3 buffers a streamed (non-seekable) upload's parts in memory: 4 x 8 MiB, not 10."""
+    config = TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4)
+    config.max_in_memory_upload_chunks = 4
+    return config
+
+
 def blob_storage_config(*, bucket: str, location: str) -> dict:
     """The ``blobs`` storage: client ciphertext only, never served from MEDIA_URL."""
     if not bucket:
@@ -216,8 +223,7 @@ def blob_storage_config(*, bucket: str, location: str) -> dict:
             "default_acl": None,
             "file_overwrite": True,  # every key is a fresh UUID; skips a HEAD per write
             "object_parameters": {"ServerSideEncryption": "AES256"},
-            # A streamed (non-seekable) upload buffers up to max_concurrency parts in memory.
-            "transfer_config": TransferConfig(multipart_chunksize=8 * 1024 * 1024, max_concurrency=4),
+            "transfer_config": bounded_transfer_config(),
         },
     }
 

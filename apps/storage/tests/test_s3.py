@@ -163,3 +163,16 @@ def test_free_tier_cannot_start_a_multipart_upload(auth_client, s3):
 
     assert response.status_code == 403
     assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+
+
+def test_deleting_an_open_multipart_upload_aborts_it(pro_client, s3, django_capture_on_commit_callbacks):
+    initiated = pro_client.post(
+        f"{BACKUP}/multipart", {"version": 1, "timestamp": 1, "checksum": "0" * 64, "size_bytes": 10}
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = pro_client.delete(f"{BACKUP}/{initiated.json()['id']}")
+
+    assert response.status_code == 200
+    assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
+    assert not Backup.objects.filter(id=initiated.json()["id"]).exists()
