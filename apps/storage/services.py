@@ -546,4 +546,11 @@ def backups_abandoned_cleanup(*, older_than: timedelta | None = None) -> int:
         if backup.multipart_upload_id:
             _multipart_abort(key=backup.blob_key, upload_id=backup.multipart_upload_id)
         _backup_fail(backup=backup)
+    # A verification whose task was lost (broker down at complete time) is queued again.
+    from .tasks import backup_verify_task
+
+    for backup_id in Backup.objects.filter(status=BackupStatus.VERIFYING, updated_at__lt=cutoff).values_list(
+        "id", flat=True
+    ):
+        backup_verify_task.delay(str(backup_id))
     return len(stale)

@@ -176,3 +176,24 @@ def test_deleting_an_open_multipart_upload_aborts_it(pro_client, s3, django_capt
     assert response.status_code == 200
     assert s3.list_multipart_uploads(Bucket=s3.bucket).get("Uploads", []) == []
     assert not Backup.objects.filter(id=initiated.json()["id"]).exists()
+
+
+def test_a_lost_verification_is_queued_again_by_the_sweeper(pro_client, s3, settings):
+    from adiuva.celery import app
+
+    # given a completed multipart upload whose verification task never ran
+    settings.BACKUP_PRESIGNED_DOWNLOAD_MIN_BYTES = 64 * 1024 * 1024
+    payload = os.urandom(2048)
+    backup_id = _multipart_upload(pro_client, payload)
+    Backup.objects.filter(id=backup_id).update(updated_at=timezone.now() - timedelta(days=2))
+
+    # when the periodic sweeper runs (tasks executed in-process)
+    app.conf.task_always_eager = True
+    try:
+        abort_stale_uploads_task()
+    finally:
+        app.conf.task_always_eager = False
+
+    # then the backup is verified and becomes latest
+    assert Backup.objects.get(id=backup_id).status == BackupStatus.COMPLETE
+    assert body_of(pro_client.get(BACKUP)) == payload
