@@ -46,6 +46,12 @@ async def test_list_my_tasks_selects_on_the_device_and_tags_the_real_ids(devices
     tag = answer[answer.index("<task>[") + 7 : answer.index("]</task>")]
     assert sorted(tag.split(",")) == sorted([first["id"], second["id"]])
     assert frames[-1]["mutations"] == []
+    # and the supervisor saw only the dispatcher and its memory tool; the sub-agent its own tools
+    supervisor, subagent = llm.chat_requests()[0], llm.chat_requests()[1]
+    assert sorted(supervisor.tool_names) == ["task", "update_core_memory"]
+    assert "list_tasks" in subagent.tool_names
+    assert "delete_note" not in subagent.tool_names
+    assert not {"ls", "read_file", "write_file", "edit_file", "delete"} & set(subagent.tool_names)
 
 
 async def test_create_task_lands_in_the_client_sqlite_and_in_stream_end_mutations(devices, user, llm):
