@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.request import Request
@@ -69,19 +70,25 @@ def _item_data(*, user_id: uuid.UUID, kind: MemoryKind, item: Any) -> dict[str, 
     return OUTPUT_SERIALIZERS[kind](memory_item_view(user_id=user_id, kind=kind, item=item)).data
 
 
+class MemoryCountsOutputSerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField())
+
+
 class MemoryApi(APIView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
-    class OutputSerializer(serializers.Serializer):
-        counts = serializers.DictField(child=serializers.IntegerField())
-
-    @extend_schema(responses={200: OutputSerializer})
+    @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
     def get(self, request: Request) -> Response:
-        return Response(self.OutputSerializer({"counts": memory_counts(user_id=request.user.id)}).data)
+        return Response(MemoryCountsOutputSerializer({"counts": memory_counts(user_id=request.user.id)}).data)
 
-    @extend_schema(responses={200: DeletedOutputSerializer})
+    @extend_schema(operation_id="memory_delete_all", responses={200: DeletedOutputSerializer})
     def delete(self, request: Request) -> Response:
         return Response({"deleted": memory_delete_all(user_id=request.user.id)})
+
+
+class CoreMemorySetInputSerializer(serializers.Serializer):
+    key = serializers.CharField(max_length=CORE_KEY_MAX_LENGTH)
+    value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
 
 
 class MemoryKindApi(APIView):
@@ -91,13 +98,10 @@ class MemoryKindApi(APIView):
     assistant, not by hand.
     """
 
-    class CoreInputSerializer(serializers.Serializer):
-        key = serializers.CharField(max_length=CORE_KEY_MAX_LENGTH)
-        value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
-
     @extend_schema(
+        operation_id="memory_kind_list",
         parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request, kind: MemoryKind) -> Response:
         paginator = PagePagination()
@@ -107,16 +111,16 @@ class MemoryKindApi(APIView):
             [_item_data(user_id=request.user.id, kind=kind, item=item) for item in page]
         )
 
-    @extend_schema(request=CoreInputSerializer, responses={204: None})
+    @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
     def post(self, request: Request, kind: MemoryKind) -> Response:
         if kind != MemoryKind.CORE:
             raise exceptions.MethodNotAllowed("POST", detail=f"Only core memory can be set by hand, not {kind}.")
-        serializer = self.CoreInputSerializer(data=request.data)
+        serializer = CoreMemorySetInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         core_memory_set(user_id=request.user.id, **serializer.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(responses={200: DeletedOutputSerializer})
+    @extend_schema(operation_id="memory_kind_delete", responses={200: DeletedOutputSerializer})
     def delete(self, request: Request, kind: MemoryKind) -> Response:
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
@@ -124,29 +128,31 @@ class MemoryKindApi(APIView):
 class MemoryItemApi(APIView):
     """One item of the user's memory; another user's id is a 404."""
 
-    @extend_schema(responses={200: serializers.DictField()})
+    @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
         item = memory_item_get(user_id=request.user.id, kind=kind, item_id=item_id)
         return Response(_item_data(user_id=request.user.id, kind=kind, item=item))
 
-    @extend_schema(responses={204: None})
+    @extend_schema(operation_id="memory_item_delete", responses={204: None})
     def delete(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
         memory_item_delete(user_id=request.user.id, kind=kind, item_id=item_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class MemoryExportParamsSerializer(serializers.Serializer):
+    include_embeddings = serializers.BooleanField(default=False)
+
+
 class MemoryExportApi(APIView):
     """All of the user's memory, decrypted, as one JSON document."""
 
-    class InputSerializer(serializers.Serializer):
-        include_embeddings = serializers.BooleanField(default=False)
-
     @extend_schema(
+        operation_id="memory_export",
         parameters=[OpenApiParameter("include_embeddings", bool, description="Add the 1536-dim vectors.")],
-        responses={200: serializers.DictField()},
+        responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: Request) -> Response:
-        params = self.InputSerializer(data=request.query_params)
+        params = MemoryExportParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         export = memory_export(user_id=request.user.id, with_embeddings=params.validated_data["include_embeddings"])
         body = {
