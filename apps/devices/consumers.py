@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -20,6 +21,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from pydantic import BaseModel, ValidationError
 
@@ -77,6 +79,18 @@ class _Session:
 
 class DeviceConsumer(AsyncWebsocketConsumer):
     # --- lifecycle ------------------------------------------------------------------------
+
+    async def __call__(self, scope, receive, send) -> None:
+        # As AsyncConsumer.__call__, but with the channel layer instance of the running loop:
+        # channels-redis refuses two event loops receiving on one instance, and one process can
+        # run several loops (tests, an embedded server beside a worker).
+        self.scope = scope
+        self.channel_layer = services.loop_layer()
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        with contextlib.suppress(StopConsumer):
+            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
 
     async def websocket_connect(self, message: dict) -> None:
         self.user = self.scope.get("user")

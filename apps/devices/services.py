@@ -40,11 +40,12 @@ MSG_FAILED = "devices.call_failed"
 _layers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChannelLayer] = weakref.WeakKeyDictionary()
 
 
-def caller_layer() -> BaseChannelLayer:
-    """A channel layer for callers on the running loop.
+def loop_layer() -> BaseChannelLayer:
+    """The channel layer instance of the running event loop (consumers and callers alike).
 
-    channels-redis refuses two event loops receiving on one layer instance, and the consumers'
-    layer is receiving on the server loop; so each loop that calls gets its own instance.
+    channels-redis refuses two event loops receiving on one layer instance, and one process may
+    run several loops (a server thread beside a caller, async_to_sync in a worker); so each loop
+    gets its own instance.
     """
     loop = asyncio.get_running_loop()
     layer = _layers.get(loop)
@@ -104,7 +105,7 @@ async def call_device(
 
 
 async def _remote_call(*, device: Device, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
-    layer = caller_layer()
+    layer = loop_layer()
     reply_channel = await layer.new_channel(prefix="devices.reply")
     message = {
         "type": MSG_TOOL_CALL,
@@ -147,7 +148,7 @@ async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) 
         return consumer.device_id
     assert device is not None
     try:
-        await caller_layer().send(
+        await loop_layer().send(
             device.channel_name,
             {"type": MSG_SEND_FRAME, "user_id": user_id, "device_id": device.device_id, "frame": frame},
         )
@@ -164,7 +165,7 @@ async def devices_online(*, user_id) -> list[Device]:
 async def devices_close_for_user(*, user_id, code: int, reason: str = "") -> int:
     """Close every live socket of the user (e.g. on deactivation); returns how many were told."""
     devices = await devices_online(user_id=user_id)
-    layer = caller_layer()
+    layer = loop_layer()
     for device in devices:
         with contextlib.suppress(ChannelFull):
             await layer.send(
