@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 
 from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError
@@ -25,7 +24,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("mode", choices=["run", "chat", "call"])
-        parser.add_argument("args", nargs="*", help="chat: the message; call: action table [filters-json]")
+        parser.add_argument("words", nargs="*", help="chat: the message; call: action table [filters-json]")
         parser.add_argument("--url", default="ws://127.0.0.1:8000/api/v1/ws/device")
         parser.add_argument("--token", help="an access JWT")
         parser.add_argument("--user", help="e-mail of an account to open a session for (instead of --token)")
@@ -59,7 +58,7 @@ class Command(BaseCommand):
                 code = await client.run_forever()
                 self.stdout.write(f"closed by the server (code {code})")
             elif options["mode"] == "chat":
-                await self._chat(client, " ".join(options["args"]) or "Hello")
+                await self._chat(client, " ".join(options["words"]) or "Hello")
             else:
                 await self._call(client, options)
         finally:
@@ -84,9 +83,9 @@ class Command(BaseCommand):
         from apps.accounts.models import User
         from apps.devices.services import call_device
 
-        if len(options["args"]) < 2 or not options["user"]:
+        if len(options["words"]) < 2 or not options["user"]:
             raise CommandError("call needs --user and: action table [filters-json]")
-        action, table, *rest = options["args"]
+        action, table, *rest = options["words"]
         user = await sync_to_async(User.objects.get)(email=options["user"])
         filters = json.loads(rest[0]) if rest else None
         await asyncio.sleep(0.2)  # the hello is recorded asynchronously by the server
@@ -99,5 +98,4 @@ class Command(BaseCommand):
             data=filters if action != "select" else None,
             timeout=options["timeout"],
         )
-        json.dump(result, sys.stdout, indent=2)
-        self.stdout.write("")
+        self.stdout.write(json.dumps(result, indent=2))
