@@ -186,6 +186,7 @@ class StreamEnd(_Out):
     type: Literal["stream_end"] = "stream_end"
     request_id: str
     mutations: list[Mutation] = Field(default_factory=list)
+    cancelled: bool | None = None  # true when a ``cancel`` frame stopped the request
 
 
 class ToolCall(_Out):

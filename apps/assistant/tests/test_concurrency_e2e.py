@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def was_cancelled(frames):
-    """``stream_end`` marked cancelled, or (while the socket schema lacks the flag) a ``cancelled`` error."""
-    return frames[-1].get("cancelled") is True or (frames[-2]["type"], frames[-2].get("code")) == ("error", "cancelled")
+    """The stream ends with ``stream_end`` marked cancelled."""
+    return frames[-1]["type"] == "stream_end" and frames[-1].get("cancelled") is True
 
 
 def dispatch():
