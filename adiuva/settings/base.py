@@ -358,13 +358,16 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "apps.core.logging.RequestIdFilter"}},
+    "filters": {
+        "request_id": {"()": "apps.core.logging.RequestIdFilter"},
+        "redact_secrets": {"()": "apps.core.logging.RedactSecretsFilter"},
+    },
     "formatters": {"json": {"()": "apps.core.logging.JsonFormatter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json",
-            "filters": ["request_id"],
+            "filters": ["request_id", "redact_secrets"],
         }
     },
     "root": {"level": env("LOG_LEVEL", default="INFO"), "handlers": ["console"]},
@@ -372,6 +375,10 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # uvicorn logs each socket's path with its query string (``?token=``): same JSON, redacted.
+        "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"filters": ["redact_secrets"]},
+        "uvicorn.access": {"handlers": ["console"], "filters": ["redact_secrets"], "propagate": False},
     },
 }
 

@@ -1,10 +1,11 @@
-"""Readiness probes of the services the backend needs (database, Redis)."""
+"""Readiness probes of the services the backend needs (database, Redis, blob storage)."""
 
 from __future__ import annotations
 
 import logging
 
 from django.core.cache import cache
+from django.core.files.storage import storages
 from django.db import connection
 
 logger = logging.getLogger(__name__)
@@ -29,5 +30,15 @@ def redis_status() -> str:
         return "unavailable"
 
 
+def storage_status() -> str:
+    """The blob store (S3 or the filesystem) answers a lookup."""
+    try:
+        storages["blobs"].exists("health/probe")
+        return "ok"
+    except Exception:
+        logger.warning("health: blob storage unreachable", exc_info=True)
+        return "unavailable"
+
+
 def service_checks() -> dict[str, str]:
-    return {"database": database_status(), "redis": redis_status()}
+    return {"database": database_status(), "redis": redis_status(), "storage": storage_status()}

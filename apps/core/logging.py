@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from datetime import UTC, datetime
 
 from .request_context import current_request_id
@@ -32,3 +33,17 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc_info"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
+
+
+_SECRET_PARAMS = re.compile(r"(?i)\b((?:access_|refresh_)?token|password|secret)=([^&\s\"']+)")
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Blank ``token=…`` style values (e.g. the device socket's ``?token=``) in any log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = _SECRET_PARAMS.sub(r"\1=[redacted]", message)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True

@@ -18,7 +18,7 @@ def test_health_reports_version_and_services(api_client):
     body = response.json()
     assert body["status"] == "ok"
     assert body["version"]
-    assert body["checks"] == {"database": "ok", "redis": "ok"}
+    assert body["checks"] == {"database": "ok", "redis": "ok", "storage": "ok"}
 
 
 def test_health_degrades_when_redis_is_down(api_client, monkeypatch):
@@ -101,3 +101,29 @@ def test_staff_can_open_the_user_admin(client, make_user):
     assert client.get("/admin/accounts/user/").status_code == 200
     assert client.get(f"/admin/accounts/user/{admin.id}/change/").status_code == 200
     assert client.get("/admin/accounts/user/add/").status_code == 200
+
+
+def test_tokens_in_uvicorn_socket_log_lines_are_redacted(caplog):
+    # given uvicorn's own connect line for a socket authenticated by ?token=
+    logger = logging.getLogger("uvicorn.error")
+
+    with caplog.at_level(logging.INFO, logger="uvicorn.error"):
+        logger.info('%s - "WebSocket %s" [accepted]', ("127.0.0.1", 5555), "/api/v1/ws/device?token=eyJhbGc.secret.sig")
+
+    # then the token never reaches the log
+    assert "eyJhbGc" not in caplog.text
+    assert "token=[redacted]" in caplog.text
+
+
+def test_health_degrades_when_blob_storage_is_down(api_client, monkeypatch):
+    from django.core.files.storage import storages
+
+    def broken(*args, **kwargs):
+        raise OSError("bucket unreachable")
+
+    monkeypatch.setattr(storages["blobs"], "exists", broken)
+
+    response = api_client.get("/api/v1/health")
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["storage"] == "unavailable"
