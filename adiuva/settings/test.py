@@ -48,7 +48,7 @@ BILLING_RATE_LIMIT_SCALE = 100
 # test checks it still matches dj-stripe's models).
 MIGRATION_MODULES = {"djstripe": "apps.billing.tests.migrations.djstripe"}
 MEDIA_ROOT = str(embedded.DATA_DIR / f"test-media{'-' + _RUN if _RUN else ''}")
-STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}  # noqa: F405
+STORAGES = {**STORAGES, "blobs": blob_storage_config(bucket="", location=f"{MEDIA_ROOT}/blobs")}
 # Assistant: never a real LLM (tests point OPENAI_BASE_URL at the scripted server); fail fast.
 OPENAI_API_KEY = ""
 OPENAI_BASE_URL = ""
