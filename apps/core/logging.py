@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 
 from .request_context import current_request_id
 
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id"}
+# uvicorn adds an ANSI-coloured copy of each message; the JSON line keeps the plain one.
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "request_id", "color_message"}
 
 
 class RequestIdFilter(logging.Filter):
