@@ -165,7 +165,8 @@ def test_me_requires_a_token(api_client):
 
 
 def test_forged_token_is_rejected(api_client, user):
-    forged = jwt.encode({"user_id": str(user.id), "token_type": "access", "exp": 9999999999}, "not-the-signing-key-but-long-enough-for-hs256")
+    claims = {"user_id": str(user.id), "token_type": "access", "exp": 9999999999}
+    forged = jwt.encode(claims, "not-the-signing-key-but-long-enough-for-hs256")
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
 
     _assert_error(api_client.get("/api/v1/auth/me"), 401, "token_invalid")
