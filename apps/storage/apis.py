@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from apps.core.errors import NotFoundError
 from apps.core.pagination import PagePagination
 
-from .blob_store import blob_read_bytes, blob_storage, blob_storage_is_s3
+from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
 from .models import VECTOR_DIMENSIONS, Backup
 from .responses import BlobFileResponse
 from .selectors import (
@@ -378,7 +378,7 @@ class BackupApi(BinaryDownloadMixin, APIView):
                 return Response({"download_url": url, **BackupMetadataSerializer(latest).data}, headers=headers)
             return HttpResponseRedirect(url, headers=headers)
         response = BlobFileResponse(
-            blob_storage().open(latest.blob_key, "rb"),
+            blob_open(key=latest.blob_key),
             content_type="application/octet-stream",
             as_attachment=True,
             filename=f"backup-{latest.version}-{latest.timestamp}.bin",

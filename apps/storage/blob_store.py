@@ -19,6 +19,10 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.core.files.storage import Storage, storages
 
+from apps.core.errors import ApplicationError
+
+from .error_codes import StorageErrorCode
+
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
@@ -42,8 +46,21 @@ def blob_write_bytes(*, key: str, data: bytes) -> str:
     return blob_storage().save(key, ContentFile(data))
 
 
+def blob_open(*, key: str) -> File:
+    """Open a blob for reading; bytes gone from storage are a clear 404, not a 500."""
+    try:
+        return blob_storage().open(key, "rb")
+    except FileNotFoundError as exc:
+        logger.error("storage: blob %s is referenced but missing", key)
+        raise ApplicationError(
+            StorageErrorCode.BLOB_MISSING,
+            "The stored bytes of this item are missing; upload it again.",
+            status=404,
+        ) from exc
+
+
 def blob_read_bytes(*, key: str) -> bytes:
-    with blob_storage().open(key, "rb") as handle:
+    with blob_open(key=key) as handle:
         return handle.read()
 
 

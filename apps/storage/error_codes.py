@@ -17,3 +17,4 @@ class StorageErrorCode(StrEnum):
     INVALID_PARTS = "invalid_parts"
     INVALID_VECTOR = "invalid_vector"
     INVALID_SEARCH = "invalid_search"
+    BLOB_MISSING = "blob_missing"

@@ -218,3 +218,18 @@ def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
     # then exactly one fits
     assert sorted(results) == [201, 403, 403, 403]
     assert StorageRecord.objects.filter(user=user).count() == 2
+
+
+def test_a_record_whose_bytes_vanished_is_a_clear_404_not_a_500(pro_client, blob_dir):
+    # given a record whose blob was lost from storage behind the database's back
+    record_id = _create(pro_client, b"ciphertext-lost").json()["id"]
+    for path in stored_files(blob_dir):
+        path.unlink()
+
+    # when it is downloaded
+    response = pro_client.get(f"{URL}/{record_id}", HTTP_ACCEPT="application/octet-stream")
+
+    # then the client gets a stable code, and the metadata row is still there to delete
+    assert response.status_code == 404
+    assert response.json()["code"] == "blob_missing"
+    assert StorageRecord.objects.filter(id=record_id).exists()
