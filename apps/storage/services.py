@@ -99,12 +99,18 @@ def _require_storage_room(*, user: Any, incoming: int, releasing: int = 0) -> No
 # ---------------------------------------------------------------------------------------------
 
 
-def record_create(*, user: Any, table: str, blob: bytes, checksum: str) -> StorageRecord:
+def _record_blob_write(*, user: Any, blob: bytes, checksum: str) -> tuple[str, str]:
+    """Gate, verify and write a record's bytes under a fresh key; returns (checksum, key)."""
     require_feature(user, "cloud_storage_gb")
     checksum = checksum_normalize(checksum)
     checksum_verify(data=blob, expected_hex=checksum)
     key = blob_new_key(kind="records", user_id=user.id)
     blob_write_bytes(key=key, data=blob)
+    return checksum, key
+
+
+def record_create(*, user: Any, table: str, blob: bytes, checksum: str) -> StorageRecord:
+    checksum, key = _record_blob_write(user=user, blob=blob, checksum=checksum)
     try:
         with transaction.atomic():
             user_quota_lock(user_id=user.id, scope="storage")
@@ -119,11 +125,7 @@ def record_create(*, user: Any, table: str, blob: bytes, checksum: str) -> Stora
 
 def record_update(*, user: Any, record_id: Any, blob: bytes, checksum: str) -> StorageRecord:
     record_get(user=user, record_id=record_id)  # 404 before any work for someone else's id
-    require_feature(user, "cloud_storage_gb")
-    checksum = checksum_normalize(checksum)
-    checksum_verify(data=blob, expected_hex=checksum)
-    key = blob_new_key(kind="records", user_id=user.id)
-    blob_write_bytes(key=key, data=blob)
+    checksum, key = _record_blob_write(user=user, blob=blob, checksum=checksum)
     try:
         with transaction.atomic():
             user_quota_lock(user_id=user.id, scope="storage")
