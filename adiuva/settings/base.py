@@ -318,7 +318,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PagePagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "apps.core.exception_handler.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.schema.AutoSchema",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     # Per-tier requests per minute for authenticated callers (billing owns the numbers).
     "DEFAULT_THROTTLE_CLASSES": ["apps.billing.throttles.TierRateThrottle"],

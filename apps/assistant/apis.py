@@ -6,7 +6,7 @@ import uuid
 
 from asgiref.sync import async_to_sync
 from django.conf import settings
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -19,7 +19,6 @@ from .services import chat_reply, message_validate
 
 
 class ChatApi(APIView):
-    @extend_schema_serializer(component_name="ChatInput")
     class InputSerializer(serializers.Serializer):
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
         context = serializers.DictField(required=False, default=dict)
@@ -27,7 +26,6 @@ class ChatApi(APIView):
         def validate_message(self, value: str) -> str:
             return message_validate(value)
 
-    @extend_schema_serializer(component_name="ChatOutput")
     class OutputSerializer(serializers.Serializer):
         response = serializers.CharField()
 
@@ -46,7 +44,6 @@ class ChatApi(APIView):
 
 
 class VectorEmbedApi(APIView):
-    @extend_schema_serializer(component_name="VectorEmbedInput")
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(trim_whitespace=False)
 
@@ -56,7 +53,6 @@ class VectorEmbedApi(APIView):
                 raise serializers.ValidationError(f"At most {limit} characters.")
             return value
 
-    @extend_schema_serializer(component_name="VectorEmbedOutput")
     class OutputSerializer(serializers.Serializer):
         vector = serializers.ListField(child=serializers.FloatField())
 

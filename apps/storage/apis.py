@@ -14,7 +14,6 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_serializer,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -103,13 +102,11 @@ class RecordPageSerializer(serializers.Serializer):
 
 
 class RecordListCreateApi(APIView):
-    @extend_schema_serializer(component_name="RecordListCreateInput")
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
         checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
 
-    @extend_schema_serializer(component_name="RecordListCreateOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         created_at = serializers.SerializerMethodField(help_text="Unix time (seconds).")
@@ -117,7 +114,6 @@ class RecordListCreateApi(APIView):
         def get_created_at(self, obj: Any) -> int:
             return _unix(obj.created_at)
 
-    @extend_schema_serializer(component_name="RecordListCreateFilter")
     class FilterSerializer(serializers.Serializer):
         table = serializers.CharField(required=False, max_length=64)
 
@@ -151,7 +147,6 @@ class RecordListCreateApi(APIView):
 
 
 class RecordDetailApi(BinaryDownloadMixin, APIView):
-    @extend_schema_serializer(component_name="RecordDetailInput")
     class InputSerializer(serializers.Serializer):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
         checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
@@ -199,9 +194,7 @@ VECTOR_FIELD_HELP = (
 
 
 class VectorUpsertApi(APIView):
-    @extend_schema_serializer(component_name="VectorUpsertInput")
     class InputSerializer(serializers.Serializer):
-        @extend_schema_serializer(component_name="VectorUpsertItem")
         class ItemSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=255)
             blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
@@ -235,7 +228,6 @@ class VectorUpsertApi(APIView):
 
 
 class VectorSearchApi(APIView):
-    @extend_schema_serializer(component_name="VectorSearchInput")
     class InputSerializer(serializers.Serializer):
         query_blob = serializers.CharField(
             required=False,
@@ -256,9 +248,7 @@ class VectorSearchApi(APIView):
                 raise serializers.ValidationError({"query_vector": ["Give query_vector or query_blob."]})
             return attrs
 
-    @extend_schema_serializer(component_name="VectorSearchOutput")
     class OutputSerializer(serializers.Serializer):
-        @extend_schema_serializer(component_name="VectorSearchResult")
         class ResultSerializer(serializers.Serializer):
             id = serializers.CharField()
             score = serializers.FloatField()
@@ -294,7 +284,6 @@ class VectorSearchApi(APIView):
 
 
 class VectorDeleteApi(APIView):
-    @extend_schema_serializer(component_name="VectorDeleteInput")
     class InputSerializer(serializers.Serializer):
         ids = serializers.ListField(child=serializers.CharField(max_length=255), min_length=1, max_length=1000)
 
@@ -426,14 +415,12 @@ class BackupDeleteApi(APIView):
 
 
 class BackupMultipartInitiateApi(APIView):
-    @extend_schema_serializer(component_name="BackupMultipartInitiateInput")
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=0)
         timestamp = serializers.IntegerField(min_value=0)
         checksum = serializers.CharField(help_text="Hex SHA-256 of the whole backup.")
         size_bytes = serializers.IntegerField(min_value=1, help_text="Exact size of the whole backup.")
 
-    @extend_schema_serializer(component_name="BackupMultipartInitiateOutput")
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
         part_size = serializers.IntegerField()
@@ -460,7 +447,6 @@ class BackupMultipartInitiateApi(APIView):
 
 
 class BackupMultipartPartsApi(APIView):
-    @extend_schema_serializer(component_name="BackupMultipartPartsInput")
     class InputSerializer(serializers.Serializer):
         part_numbers = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
 
@@ -490,9 +476,7 @@ class BackupMultipartPartsApi(APIView):
 
 
 class BackupMultipartCompleteApi(APIView):
-    @extend_schema_serializer(component_name="BackupMultipartCompleteInput")
     class InputSerializer(serializers.Serializer):
-        @extend_schema_serializer(component_name="BackupMultipartCompletePart")
         class PartSerializer(serializers.Serializer):
             part_number = serializers.IntegerField(min_value=1)
             etag = serializers.CharField(max_length=256)

@@ -127,3 +127,12 @@ def test_health_degrades_when_blob_storage_is_down(api_client, monkeypatch):
 
     assert response.status_code == 503
     assert response.json()["checks"]["storage"] == "unavailable"
+
+
+def test_nested_serializers_are_named_after_their_view_in_the_schema(api_client):
+    schema = api_client.get("/api/v1/schema", HTTP_ACCEPT="application/vnd.oai.openapi+json").json()
+    components = set(schema["components"]["schemas"])
+
+    # every app's nested InputSerializer gets its own component, none collapses into "Input"
+    assert {"CredentialsInputRequest", "RecordDetailInputRequest", "ChatInputRequest"} <= components
+    assert not components & {"Input", "InputRequest", "Output"}
