@@ -87,7 +87,9 @@ LOCAL_APPS = [
     "apps.storage",
     "apps.devices",
     "apps.memory",
+    "apps.connectors",
     "apps.assistant",
+    "apps.agents",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

@@ -48,6 +48,8 @@ class User(BaseModel, AbstractBaseUser, PermissionsMixin):
     is_staff = models.BooleanField(default=False)
     # Set only by the server (billing); never accepted from a client.
     tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.FREE)
+    # IANA name; agent schedules (cron) run in this zone.
+    time_zone = models.CharField(max_length=64, default="UTC")
 
     objects = UserManager()
 

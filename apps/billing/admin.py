@@ -1,23 +1,20 @@
 """Staff views of billing: payment failures and entitlements (dj-stripe registers its own models)."""
 
 from django.contrib import admin
-from django.http import HttpRequest
+
+from apps.core.admin_base import ReadOnlyAdmin
 
 from .models import BillingAccount, PaymentFailure
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class WebhookRowAdmin(ReadOnlyAdmin):
     """Rows written by webhooks only; staff change plans in Stripe, never here."""
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
+    allow_delete = True
 
 
 @admin.register(PaymentFailure)
-class PaymentFailureAdmin(ReadOnlyAdmin):
+class PaymentFailureAdmin(WebhookRowAdmin):
     list_display = ["invoice_id", "user", "amount_due", "currency", "attempt_count", "created_at", "resolved_at"]
     list_filter = [("resolved_at", admin.EmptyFieldListFilter), "currency"]
     search_fields = ["user__email", "invoice_id", "subscription_id"]
@@ -25,7 +22,7 @@ class PaymentFailureAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BillingAccount)
-class BillingAccountAdmin(ReadOnlyAdmin):
+class BillingAccountAdmin(WebhookRowAdmin):
     list_display = ["user", "user_tier", "seats", "subscription_id", "subscription_status", "synced_at"]
     list_filter = ["user__tier", "subscription_status"]
     search_fields = ["user__email", "subscription_id"]

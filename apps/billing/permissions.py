@@ -1,4 +1,4 @@
-"""Tier gates for DRF views: ``RequiresFeature("plugin_marketplace")``."""
+"""Tier gates for DRF views: ``RequiresFeature(Feature.PLUGIN_MARKETPLACE)``."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .tiers import FEATURES, require_feature
+from .tiers import Feature, require_feature
 
 
-def RequiresFeature(feature: str) -> type[BasePermission]:
+def RequiresFeature(feature: Feature | str) -> type[BasePermission]:
     """A permission class admitting users whose tier has ``feature``; others get a 403
     ``feature_not_available`` naming the feature and the tier that unlocks it."""
-    if not any(feature in matrix for matrix in FEATURES.values()):
-        raise ValueError(f"unknown feature {feature!r}")
+    feature = Feature(feature)  # an unknown name fails here, at import time
 
     class _RequiresFeature(BasePermission):
         """Allow only users whose tier includes the feature."""

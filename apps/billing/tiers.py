@@ -6,6 +6,7 @@ Also the paid plans' prices and the Stripe lookup keys that map a price back to 
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Final
 
 from apps.accounts.models import Tier
@@ -13,53 +14,68 @@ from apps.core.errors import ApplicationError
 
 from .error_codes import BillingErrorCode
 
+
+class Feature(StrEnum):
+    """Every gated feature and limit of the tier matrix; pass these, never bare strings."""
+
+    AGENTS = "agents"
+    BATCH_ACTIVE = "batch_active"
+    CLOUD_STORAGE_GB = "cloud_storage_gb"
+    BACKUP_GB = "backup_gb"
+    PROVIDERS = "providers"
+    BATCH_BUILDER = "batch_builder"
+    PLUGIN_MARKETPLACE = "plugin_marketplace"
+    SSO = "sso"
+    REQUESTS_PER_MINUTE = "requests_per_minute"
+
+
 UNLIMITED: Final = None
 GIB: Final = 1024**3
 
-FEATURES: Final[dict[str, dict[str, Any]]] = {
+FEATURES: Final[dict[str, dict[Feature, Any]]] = {
     Tier.FREE: {
-        "agents": 3,
-        "batch_active": 2,
-        "cloud_storage_gb": 0,
-        "backup_gb": 0,
-        "providers": 1,
-        "batch_builder": False,
-        "plugin_marketplace": False,
-        "sso": False,
-        "requests_per_minute": 20,
+        Feature.AGENTS: 3,
+        Feature.BATCH_ACTIVE: 2,
+        Feature.CLOUD_STORAGE_GB: 0,
+        Feature.BACKUP_GB: 0,
+        Feature.PROVIDERS: 1,
+        Feature.BATCH_BUILDER: False,
+        Feature.PLUGIN_MARKETPLACE: False,
+        Feature.SSO: False,
+        Feature.REQUESTS_PER_MINUTE: 20,
     },
     Tier.PRO: {
-        "agents": UNLIMITED,
-        "batch_active": 10,
-        "cloud_storage_gb": 5,
-        "backup_gb": 5,
-        "providers": UNLIMITED,
-        "batch_builder": False,
-        "plugin_marketplace": False,
-        "sso": False,
-        "requests_per_minute": 60,
+        Feature.AGENTS: UNLIMITED,
+        Feature.BATCH_ACTIVE: 10,
+        Feature.CLOUD_STORAGE_GB: 5,
+        Feature.BACKUP_GB: 5,
+        Feature.PROVIDERS: UNLIMITED,
+        Feature.BATCH_BUILDER: False,
+        Feature.PLUGIN_MARKETPLACE: False,
+        Feature.SSO: False,
+        Feature.REQUESTS_PER_MINUTE: 60,
     },
     Tier.POWER: {
-        "agents": UNLIMITED,
-        "batch_active": UNLIMITED,
-        "cloud_storage_gb": 25,
-        "backup_gb": 25,
-        "providers": UNLIMITED,
-        "batch_builder": True,
-        "plugin_marketplace": True,
-        "sso": False,
-        "requests_per_minute": 120,
+        Feature.AGENTS: UNLIMITED,
+        Feature.BATCH_ACTIVE: UNLIMITED,
+        Feature.CLOUD_STORAGE_GB: 25,
+        Feature.BACKUP_GB: 25,
+        Feature.PROVIDERS: UNLIMITED,
+        Feature.BATCH_BUILDER: True,
+        Feature.PLUGIN_MARKETPLACE: True,
+        Feature.SSO: False,
+        Feature.REQUESTS_PER_MINUTE: 120,
     },
     Tier.TEAM: {
-        "agents": UNLIMITED,
-        "batch_active": UNLIMITED,
-        "cloud_storage_gb": UNLIMITED,
-        "backup_gb": UNLIMITED,
-        "providers": UNLIMITED,
-        "batch_builder": True,
-        "plugin_marketplace": True,
-        "sso": True,
-        "requests_per_minute": 200,  # per seat
+        Feature.AGENTS: UNLIMITED,
+        Feature.BATCH_ACTIVE: UNLIMITED,
+        Feature.CLOUD_STORAGE_GB: UNLIMITED,
+        Feature.BACKUP_GB: UNLIMITED,
+        Feature.PROVIDERS: UNLIMITED,
+        Feature.BATCH_BUILDER: True,
+        Feature.PLUGIN_MARKETPLACE: True,
+        Feature.SSO: True,
+        Feature.REQUESTS_PER_MINUTE: 200,  # per seat
     },
 }
 TIER_ORDER: Final = [Tier.FREE, Tier.PRO, Tier.POWER, Tier.TEAM]
@@ -77,12 +93,12 @@ def _tier_of(user: Any) -> str:
     return tier if tier in FEATURES else Tier.FREE
 
 
-def feature_limit(user: Any, name: str) -> Any:
+def feature_limit(user: Any, name: Feature) -> Any:
     """The raw value of ``name`` for the user's tier (int, bool or ``None`` = unlimited)."""
     return FEATURES[_tier_of(user)][name]
 
 
-def feature_enabled(user: Any, name: str) -> bool:
+def feature_enabled(user: Any, name: Feature) -> bool:
     """True when the tier has the feature at all (a true flag, a positive or unlimited limit)."""
     value = feature_limit(user, name)
     if isinstance(value, bool):
@@ -90,11 +106,11 @@ def feature_enabled(user: Any, name: str) -> bool:
     return value is UNLIMITED or value > 0
 
 
-def lowest_tier_with(name: str) -> str | None:
+def lowest_tier_with(name: Feature) -> str | None:
     return next((tier for tier in TIER_ORDER if FEATURES[tier][name] is UNLIMITED or FEATURES[tier][name]), None)
 
 
-def require_feature(user: Any, name: str) -> None:
+def require_feature(user: Any, name: Feature) -> None:
     """Raise a 403 naming the feature and the tier that unlocks it."""
     if not feature_enabled(user, name):
         unlocks = lowest_tier_with(name)
@@ -102,17 +118,17 @@ def require_feature(user: Any, name: str) -> None:
             BillingErrorCode.FEATURE_NOT_AVAILABLE,
             f"'{name}' is not part of the {_tier_of(user)} plan; it is available from the {unlocks} plan.",
             status=403,
-            extra={"feature": name, "required_tier": unlocks, "tier": _tier_of(user)},
+            extra={"feature": str(name), "required_tier": unlocks, "tier": _tier_of(user)},
         )
 
 
-def quota_bytes(user: Any, name: str) -> int | None:
+def quota_bytes(user: Any, name: Feature) -> int | None:
     """A ``*_gb`` limit in bytes; ``None`` when unlimited."""
     value = feature_limit(user, name)
     return None if value is UNLIMITED else int(value) * GIB
 
 
-def require_below_limit(user: Any, name: str, *, current: int) -> None:
+def require_below_limit(user: Any, name: Feature, *, current: int) -> None:
     """Raise a 403 when one more item would exceed a count limit such as ``batch_active``."""
     limit = feature_limit(user, name)
     if limit is not UNLIMITED and current >= limit:
@@ -120,7 +136,7 @@ def require_below_limit(user: Any, name: str, *, current: int) -> None:
             BillingErrorCode.LIMIT_REACHED,
             f"The {_tier_of(user)} plan allows {limit} {name.replace('_', ' ')}; upgrade for more.",
             status=403,
-            extra={"feature": name, "limit": limit, "tier": _tier_of(user)},
+            extra={"feature": str(name), "limit": limit, "tier": _tier_of(user)},
         )
 
 
@@ -141,5 +157,5 @@ def tier_for_lookup_key(lookup_key: str | None) -> str | None:
 
 def requests_per_minute(user: Any, *, seats: int = 1) -> int:
     """The user's request budget per minute; per-seat tiers multiply by their seats."""
-    per_minute = int(feature_limit(user, "requests_per_minute"))
+    per_minute = int(feature_limit(user, Feature.REQUESTS_PER_MINUTE))
     return per_minute * max(1, seats) if _tier_of(user) in PER_SEAT_TIERS else per_minute

@@ -22,7 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.billing.error_codes import BillingErrorCode
-from apps.billing.tiers import quota_bytes, require_feature
+from apps.billing.tiers import Feature, quota_bytes, require_feature
 from apps.core.errors import ApplicationError, NotFoundError
 
 from .blob_store import (
@@ -75,23 +75,23 @@ def blob_decode(*, value: str, field: str = "blob") -> bytes:
     return data
 
 
-def _quota_exceeded(*, feature: str, limit: int, used: int, incoming: int) -> ApplicationError:
+def _quota_exceeded(*, feature: Feature, limit: int, used: int, incoming: int) -> ApplicationError:
     return ApplicationError(
         BillingErrorCode.QUOTA_EXCEEDED,
         f"This would use {used + incoming} bytes of the {limit}-byte '{feature}' quota of your plan.",
         status=403,
-        extra={"feature": feature, "limit_bytes": limit, "used_bytes": used, "requested_bytes": incoming},
+        extra={"feature": str(feature), "limit_bytes": limit, "used_bytes": used, "requested_bytes": incoming},
     )
 
 
 def _require_storage_room(*, user: Any, incoming: int, releasing: int = 0) -> None:
     """Must run inside a transaction holding the user's storage lock."""
-    limit = quota_bytes(user, "cloud_storage_gb")
+    limit = quota_bytes(user, Feature.CLOUD_STORAGE_GB)
     if limit is None:
         return
     used = storage_used_bytes(user=user) - releasing
     if used + incoming > limit:
-        raise _quota_exceeded(feature="cloud_storage_gb", limit=limit, used=used, incoming=incoming)
+        raise _quota_exceeded(feature=Feature.CLOUD_STORAGE_GB, limit=limit, used=used, incoming=incoming)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,7 +101,7 @@ def _require_storage_room(*, user: Any, incoming: int, releasing: int = 0) -> No
 
 def _record_blob_write(*, user: Any, blob: bytes, checksum: str) -> tuple[str, str]:
     """Gate, verify and write a record's bytes under a fresh key; returns (checksum, key)."""
-    require_feature(user, "cloud_storage_gb")
+    require_feature(user, Feature.CLOUD_STORAGE_GB)
     checksum = checksum_normalize(checksum)
     checksum_verify(data=blob, expected_hex=checksum)
     key = blob_new_key(kind="records", user_id=user.id)
@@ -186,7 +186,7 @@ def vector_validate(*, vector: list[float] | None, field: str) -> list[float] | 
 
 
 def vector_items_upsert(*, user: Any, items: list[VectorInput]) -> int:
-    require_feature(user, "cloud_storage_gb")
+    require_feature(user, Feature.CLOUD_STORAGE_GB)
     verified = []
     for index, item in enumerate(items):
         checksum = checksum_normalize(item.checksum, field=f"vectors.{index}.checksum")
@@ -276,14 +276,14 @@ def backup_headers_parse(*, version: str | None, timestamp: str | None, checksum
 
 def _backup_reserve(*, user: Any, headers: BackupHeaders, declared_size: int | None, key: str, **extra: Any) -> Backup:
     """Check the backup quota and create the in-flight row that reserves ``declared_size`` bytes."""
-    require_feature(user, "backup_gb")
+    require_feature(user, Feature.BACKUP_GB)
     with transaction.atomic():
         user_quota_lock(user_id=user.id, scope="backup")
-        limit = quota_bytes(user, "backup_gb")
+        limit = quota_bytes(user, Feature.BACKUP_GB)
         if limit is not None:
             used = backup_used_bytes(user=user)
             if used + (declared_size or 0) > limit:
-                raise _quota_exceeded(feature="backup_gb", limit=limit, used=used, incoming=declared_size or 0)
+                raise _quota_exceeded(feature=Feature.BACKUP_GB, limit=limit, used=used, incoming=declared_size or 0)
         return Backup.objects.create(
             user=user,
             version=headers.version,
@@ -297,7 +297,7 @@ def _backup_reserve(*, user: Any, headers: BackupHeaders, declared_size: int | N
 
 
 def _backup_room_left(*, user: Any, backup: Backup) -> int | None:
-    limit = quota_bytes(user, "backup_gb")
+    limit = quota_bytes(user, Feature.BACKUP_GB)
     if limit is None:
         return None
     others = backup_used_bytes(user=user) - backup.size_bytes
@@ -319,11 +319,11 @@ def _backup_complete(*, user: Any, backup_id: Any, size: int) -> Backup:
             raise ApplicationError(
                 StorageErrorCode.MULTIPART_NOT_OPEN, "This backup upload is no longer open.", status=409
             )
-        limit = quota_bytes(user, "backup_gb")
+        limit = quota_bytes(user, Feature.BACKUP_GB)
         if limit is not None:
             others = backup_used_bytes(user=user) - backup.size_bytes
             if others + size > limit:
-                raise _quota_exceeded(feature="backup_gb", limit=limit, used=others, incoming=size)
+                raise _quota_exceeded(feature=Feature.BACKUP_GB, limit=limit, used=others, incoming=size)
         backup.size_bytes = size
         backup.status = BackupStatus.COMPLETE
         backup.completed_at = timezone.now()
@@ -359,8 +359,10 @@ def backup_upload(
     except LimitExceeded:
         _backup_fail(backup=backup)
         if content_length is None and room is not None:  # the cap that stopped it was the quota
-            limit = quota_bytes(user, "backup_gb") or 0
-            raise _quota_exceeded(feature="backup_gb", limit=limit, used=limit - room, incoming=reader.size) from None
+            limit = quota_bytes(user, Feature.BACKUP_GB) or 0
+            raise _quota_exceeded(
+                feature=Feature.BACKUP_GB, limit=limit, used=limit - room, incoming=reader.size
+            ) from None
         raise ApplicationError(
             StorageErrorCode.SIZE_MISMATCH, f"The body is longer than Content-Length ({content_length})."
         ) from None
@@ -415,7 +417,7 @@ def _storage_key(key: str) -> str:
 def backup_multipart_initiate(*, user: Any, headers: BackupHeaders, size_bytes: int) -> Backup:
     _require_s3()
     key = blob_new_key(kind="backups", user_id=user.id)
-    require_feature(user, "backup_gb")
+    require_feature(user, Feature.BACKUP_GB)
     upload = s3_client().create_multipart_upload(
         Bucket=s3_bucket_name(),
         Key=_storage_key(key),

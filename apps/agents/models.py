@@ -1,0 +1,169 @@
+"""Agent configs (local folder / cloud mailbox), their runs, and the per-device delivery outbox."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from apps.connectors.providers import Provider
+from apps.core.models import BaseModel
+
+
+class AgentType(models.TextChoices):
+    LOCAL = "local", "Local directory"
+    CLOUD = "cloud", "Cloud connector"
+
+
+class DataType(models.TextChoices):
+    """Client tables an agent may propose rows for."""
+
+    TASKS = "tasks", "Tasks"
+    NOTES = "notes", "Notes"
+    TIMELINES = "timelines", "Timelines"
+    PROJECTS = "projects", "Projects"
+
+
+class AgentConfig(BaseModel):
+    """What both kinds of agent share. ``next_run_at`` is the next due time of ``schedule_cron`` in
+    the owner's time zone (UTC instant); the scheduler claims rows by it, so it is indexed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    data_types = models.JSONField(default=list)
+    prompt_template = models.TextField(blank=True, default="")
+    schedule_cron = models.CharField(max_length=120, blank=True, default="")  # empty: manual runs only
+    enabled = models.BooleanField(default=True)
+    last_run_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(BaseModel.Meta):
+        abstract = True
+
+
+class LocalAgentConfig(AgentConfig):
+    """Reads folders on one device (``device_id``, the client's install id)."""
+
+    device_id = models.CharField(max_length=128)
+    directory_paths = models.JSONField(default=list)
+    file_extensions = models.JSONField(default=list)
+
+    class Meta(AgentConfig.Meta):
+        indexes = [
+            models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="agents_local_due_idx"),
+            models.Index(fields=["user", "device_id"], name="agents_local_device_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"local agent {self.name}"
+
+
+class CloudAgentConfig(AgentConfig):
+    """Reads the user's mailbox / Teams through their OAuth grant for ``provider``."""
+
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    filter_config = models.JSONField(default=dict, blank=True)
+    # Provider position after the last successful run ("since last run"): Gmail historyId, Graph deltaLink.
+    sync_cursor = models.JSONField(default=dict, blank=True)
+
+    class Meta(AgentConfig.Meta):
+        indexes = [models.Index(fields=["next_run_at"], condition=Q(enabled=True), name="agents_cloud_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.provider} agent {self.name}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    SUCCESS = "success", "Success"
+    PARTIAL = "partial", "Partial"
+    ERROR = "error", "Error"
+
+
+class RunTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    MANUAL = "manual", "Manual"
+    DEVICE_CONNECT = "device_connect", "Device connected"
+
+
+class AgentRunLog(models.Model):
+    """One run of an agent. At most one ``running`` row per agent: a partial unique index, so two
+    beats or two workers can never run the same agent at once, whatever their locks do."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    agent_id = models.UUIDField()
+    agent_type = models.CharField(max_length=8, choices=AgentType.choices)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices, default=RunTrigger.MANUAL)
+    # The minute this run was due (scheduled runs); with agent_id it makes a beat tick delivered twice a no-op.
+    scheduled_for = models.DateTimeField(null=True, blank=True)
+    device_id = models.CharField(max_length=128, blank=True, default="")
+    items_processed = models.IntegerField(default=0)
+    items_created = models.IntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    # A running run is owned until this instant; the sweeper marks it ``error`` after that.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent_id"], condition=Q(status="running"), name="agents_run_one_running_per_agent"
+            ),
+            models.UniqueConstraint(
+                fields=["agent_id", "scheduled_for"],
+                condition=Q(scheduled_for__isnull=False),
+                name="agents_run_once_per_due_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["user", "agent_id", "-started_at"], name="agents_run_agent_idx"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="agents_run_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.id} of {self.agent_type} agent {self.agent_id} ({self.status})"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"  # the device refused it (a client error); not retried
+
+
+class OutboxItem(BaseModel):
+    """One row to insert on a device, written here before any delivery attempt.
+
+    ``id`` doubles as the row id on the device (the server chooses it), so a redelivery after a
+    lost acknowledgement is an insert of an id the client already has: done, not duplicated.
+    ``device_id`` empty means "any online device of the user" (cloud runs).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    run = models.ForeignKey(AgentRunLog, null=True, blank=True, on_delete=models.SET_NULL, related_name="outbox")
+    device_id = models.CharField(max_length=128, blank=True, default="")
+    table = models.CharField(max_length=16, choices=DataType.choices)
+    # The row to insert, encrypted with the user's key (it is user content).
+    payload_ciphertext = models.BinaryField()
+    status = models.CharField(max_length=10, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.IntegerField(default=0)
+    last_error = models.CharField(max_length=255, blank=True, default="")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        indexes = [
+            models.Index(
+                fields=["user", "device_id", "created_at"],
+                condition=Q(status="pending"),
+                name="agents_outbox_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"outbox {self.table} {self.id} ({self.status})"
