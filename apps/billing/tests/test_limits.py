@@ -14,6 +14,7 @@ from apps.billing import tiers
 from apps.billing.models import BillingAccount
 from apps.billing.permissions import RequiresFeature
 from apps.billing.throttles import TierRateThrottle
+from apps.billing.tiers import Feature
 
 pytestmark = pytest.mark.django_db
 
@@ -83,7 +84,7 @@ def test_production_numbers_are_the_spec_numbers():
 
 
 class _MarketplaceApi(APIView):
-    permission_classes = [IsAuthenticated, RequiresFeature("plugin_marketplace")]
+    permission_classes = [IsAuthenticated, RequiresFeature(Feature.PLUGIN_MARKETPLACE)]
 
     def get(self, request):
         return Response({"ok": True})
@@ -114,5 +115,5 @@ def test_a_tier_with_the_feature_passes_the_gate(make_user):
 
 
 def test_gating_an_unknown_feature_fails_loudly_at_import():
-    with pytest.raises(ValueError, match="unknown feature"):
+    with pytest.raises(ValueError, match="is not a valid Feature"):
         RequiresFeature("teleportation")
