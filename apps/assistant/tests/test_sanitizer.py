@@ -66,9 +66,58 @@ def test_streaming_releases_text_before_the_end_for_long_answers():
     text = "word " * 400
     # when
     released = "".join(sanitizer.feed(text[i : i + 10]) for i in range(0, len(text), 10))
-    # then most of it went out while streaming, and nothing is lost at the end
-    assert len(released) > len(text) - sanitizer.hold_back - 10
-    assert released + sanitizer.flush() == text
+    # then all of it went out while streaming, and nothing is lost at the end
+    assert released == text
+    assert sanitizer.flush() == ""
+
+
+def test_ordinary_tokens_are_released_without_waiting_for_more():
+    # given an answer streamed the way a model does, one word (with its space) at a time
+    sanitizer = StreamSanitizer()
+    tokens = ["Your", " banana", " smoothie", " needs", " frozen", " mango", " chunks", ".\n"]
+    # when / then each token leaves as soon as the next one shows it was not a prompt word
+    # (a complete word is released with the token that ends it)
+    out = []
+    for token in tokens:
+        out.append(sanitizer.feed(token))
+        assert "".join(out) + sanitizer.held == "".join(tokens[: len(out)])
+    assert "".join(out) == "".join(tokens)
+
+
+def test_only_a_tail_that_could_begin_a_prompt_window_is_held():
+    # given ordinary text followed by the first words of a prompt window
+    window_start = " ".join(prompts.DELEGATION.prose.split()[:3])
+    sanitizer = StreamSanitizer()
+    # when
+    released = sanitizer.feed(f"Sure thing. {window_start}")
+    # then the ordinary part is out and only the possible window start waits
+    assert released == "Sure thing. "
+    assert sanitizer.held == window_start
+
+
+def test_a_leak_split_at_every_possible_chunk_boundary_is_removed():
+    # given one prompt window (eight words) inside ordinary text
+    window = " ".join(prompts.ENTITY_TAGS.prose.split()[:8])
+    text = f"Hi there. {window} bye now"
+    # when it is streamed in two chunks split at every character position, and in three
+    for cut in range(1, len(text)):
+        out = _stream_parts([text[:cut], text[cut:]])
+        # then no part of the window leaves the server and the text around it does
+        assert window not in out, cut
+        assert " ".join(window.split()[:2]) not in out, cut
+        assert out.startswith("Hi there."), (cut, out)
+        assert out.endswith("bye now"), (cut, out)
+    for a in range(1, len(text) - 1, 3):
+        for b in range(a + 1, len(text), 5):
+            out = _stream_parts([text[:a], text[a:b], text[b:]])
+            assert window not in out, (a, b, out)
+            assert out.startswith("Hi there."), (a, b, out)
+            assert out.endswith("bye now"), (a, b, out)
+
+
+def _stream_parts(parts: list[str]) -> str:
+    sanitizer = StreamSanitizer()
+    return "".join(sanitizer.feed(part) for part in parts) + sanitizer.flush()
 
 
 def test_prompts_carry_entity_tags_chart_types_and_value_rules():
