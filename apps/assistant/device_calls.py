@@ -81,14 +81,14 @@ def _sentence_for(exc: DeviceCallError) -> str:
     return f"The user's desktop app could not be reached ({exc.message})."
 
 
-def _mutation_data(action: str, data: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
-    row = result.get("row") if isinstance(result.get("row"), dict) else None
-    if action == "insert":
-        return row or dict(data or {})
-    if action == "update":
-        merged = {"id": (data or {}).get("id"), **((data or {}).get("updates") or {})}
-        return {**merged, **(row or {})}
-    return {"id": (data or {}).get("id")}
+def mutation_record(action: str, table: str, data: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
+    """One ``stream_end`` mutation: ``data`` is what the request sent (as the earlier backend did),
+    ``row`` the row the device returned, when it returned one."""
+    record: dict[str, Any] = {"action": action, "table": table, "data": dict(data or {})}
+    row = result.get("row")
+    if isinstance(row, dict):
+        record["row"] = row
+    return record
 
 
 async def execute_on_client(
@@ -121,5 +121,5 @@ async def execute_on_client(
         raise DeviceUnavailable(_sentence_for(exc)) from exc
     result = result or {}
     if action in MUTATING_ACTIONS and table:
-        ctx.mutations.append({"action": action, "table": table, "data": _mutation_data(action, data, result)})
+        ctx.mutations.append(mutation_record(action, table, data, result))
     return result

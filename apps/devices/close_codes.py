@@ -15,4 +15,6 @@ class DeviceCloseCode(IntEnum):
     HELLO_TIMEOUT = 4408  # no device_hello within DEVICE_HELLO_TIMEOUT
     REPLACED = 4409  # a newer socket for the same device took over
     HEARTBEAT_TIMEOUT = 4410  # no pong within DEVICE_PONG_TIMEOUT after a ping
+    DEVICE_LIMIT = 4413  # the user has DEVICE_MAX_PER_USER devices and all of them are online
     RATE_LIMITED = 4429  # the client kept flooding after being told to slow down
+    SERVER_ERROR = 1011  # the server failed on this socket (logged); reconnect

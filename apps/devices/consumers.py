@@ -1,8 +1,11 @@
-"""The device socket (``/api/v1/ws/device``): hello, heartbeat, presence, tool calls, request routing.
+"""The device socket (``/api/v1/ws/device``): a thin door from frames to the modules that act on them.
 
-Thin by design: authentication is done by ``middleware.DeviceSocketAuthMiddleware``, presence
-writes by ``presence``, requests by the handlers other apps register in ``handlers``. The
-receive loop never awaits a handler: each request frame runs as its own task.
+Authentication is done by ``middleware.DeviceSocketAuthMiddleware``; the frame budget by
+``rate_limit``; tool calls in flight by ``pending_calls``; presence by ``presence`` (database) and
+``presence_index`` (Redis); request streams (numbered, resumable frames) by ``streams``; request
+handlers are what other apps register in ``handlers``. ``receive`` spends the budget, decodes the
+frame and routes it through ``_ROUTES`` (or the registry). Requests run as tasks of their own
+that outlive the socket; any failure of the socket's own code ends in a clean close.
 """
 
 from __future__ import annotations
@@ -10,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,21 +28,17 @@ from pydantic import BaseModel, ValidationError
 
 from apps.core.errors import ApplicationError, CoreErrorCode
 
-from . import connections, handlers, presence_flusher, services
+from . import connections, handlers, presence_flusher, services, streams
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
-from .errors import DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
-from .frames import (
-    INCOMING_TYPES,
-    REQUEST_FRAME_TYPES,
-    DeviceHello,
-    ToolCall,
-    ToolResult,
-    incoming_adapter,
-    outgoing_json,
-)
+from .errors import DeviceDisconnectedError, DeviceLimitError, DeviceTimeoutError, DeviceToolError
+from .frames import INCOMING_TYPES, DeviceHello, ToolCall, ToolResult, incoming_adapter, outgoing_json, parse_json
 from .middleware import authenticate
+from .node import loop_node
+from .pending_calls import PendingCalls
 from .presence import SessionState, device_connect, device_disconnect
+from .presence_index import presence_announce, presence_withdraw
+from .rate_limit import FrameBudget, Verdict, frame_cost
 
 logger = logging.getLogger(__name__)
 
@@ -50,31 +47,74 @@ _CLOSE_FOR_STATE = {
     SessionState.DEACTIVATED: DeviceCloseCode.USER_DEACTIVATED,
 }
 
+# Frame types the socket itself handles → method name; any other type goes to the handler registry.
+_ROUTES = {
+    "device_hello": "_on_hello_again",
+    "ping": "_on_ping",
+    "pong": "_on_pong",
+    "tool_result": "_on_tool_result",
+    "cancel": "_on_cancel",
+    "resume": "_on_resume",
+    "auth": "_on_auth",
+}
 
-@dataclass
-class _PendingCall:
-    deadline: float
-    future: asyncio.Future | None = None  # a caller on this loop
-    reply_channel: str | None = None  # a caller elsewhere, reached through the channel layer
+
+# Tasks that must outlive the socket that started them (referenced until done).
+_detached: set[asyncio.Future] = set()
 
 
-class _Session:
-    """The handler-facing view of one socket (see ``handlers.DeviceSession``)."""
+def _keep(task: asyncio.Future) -> None:
+    _detached.add(task)
+    task.add_done_callback(_detached.discard)
 
-    def __init__(self, consumer: DeviceConsumer) -> None:
+
+class RequestSession:
+    """What a request handler gets (see ``handlers.DeviceSession``): the owner, the device, and a
+    ``send`` that numbers and logs the request's frames, so they survive a dropped socket."""
+
+    def __init__(self, consumer: DeviceConsumer, stream: streams.RequestStream) -> None:
         self._consumer = consumer
+        self.stream = stream
         self.user = consumer.user
         self.user_id = consumer.user_id
         self.device_id = consumer.device_id
         self.agent_ids = consumer.agent_ids
 
     async def send(self, frame: dict[str, Any] | BaseModel) -> None:
-        """Validate ``frame`` against the outgoing models and send it; DeviceDisconnectedError if closed."""
-        await self._consumer.send_frame(frame)
+        data = frame.model_dump(exclude_none=True) if isinstance(frame, BaseModel) else frame
+        if data.get("request_id") == self.stream.request_id:
+            self.stream.emit(data)
+            if data.get("type") == "stream_end":
+                await self.stream.drain()
+            return
+        await self._consumer.send_frame(data)
 
     async def call(self, **kwargs: Any) -> dict:
-        """``call_device`` on this very device."""
+        """``call_device`` on this device (its current socket, wherever it is)."""
         return await services.call_device(user_id=self.user_id, device_id=self.device_id, **kwargs)
+
+
+async def _run_request(handler: handlers.FrameHandler, session: RequestSession, frame: Any) -> None:
+    """Run one request to its end; it is not cancelled by a dropped socket, only by ``cancel``."""
+    stream = session.stream
+    try:
+        await handler(session, frame)
+    except asyncio.CancelledError:
+        pass  # a ``cancel`` frame: the handler already ended its stream
+    except ApplicationError as exc:
+        stream.emit({"type": "error", "request_id": stream.request_id, "code": str(exc.code), "message": exc.message})
+    except Exception:
+        logger.exception("device socket: %s handler failed", frame.type)
+        stream.emit(
+            {
+                "type": "error",
+                "request_id": stream.request_id,
+                "code": DevicesErrorCode.INTERNAL_ERROR,
+                "message": "The request failed on the server.",
+            }
+        )
+    finally:
+        stream.finish()
 
 
 class DeviceConsumer(AsyncWebsocketConsumer):
@@ -92,24 +132,43 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         with contextlib.suppress(StopConsumer):
             await await_many_dispatch([receive, self.channel_receive], self.dispatch)
 
+    async def dispatch(self, message: dict) -> None:
+        # Channels >= 4.2 runs close_old_connections in a thread before every handler; nothing here
+        # touches the ORM outside database_sync_to_async (which cleans up itself), so skip that hop.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            logger.warning("device socket: no handler for %s", message["type"])
+            return
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            # Never leave a half-dead socket behind (presence would keep it "online"): close and clean up.
+            logger.exception("device socket: %s failed; closing the socket", message["type"])
+            await self.close_with(DeviceCloseCode.SERVER_ERROR)
+            await self._teardown()
+
     async def websocket_connect(self, message: dict) -> None:
         self.user = self.scope.get("user")
         self.user_id = str(self.user.id) if self.user is not None else ""
         self.device_id = ""
         self.agent_ids: list[str] = []
-        self.session: _Session | None = None
+        self.hello_done = False
+        self.node_name = ""
         self.closing = False
         self.torn_down = False
         self.last_seen = time.time()
-        self.pending: dict[str, _PendingCall] = {}
-        self.requests: dict[str, asyncio.Task] = {}
+        self.pending = PendingCalls()
         self.background: set[asyncio.Future] = set()
         self.timers: list[asyncio.TimerHandle] = []
         self.expiry_timer: asyncio.TimerHandle | None = None
         self.pong_received = asyncio.Event()
-        self.bucket = float(settings.DEVICE_FRAME_BURST)
-        self.bucket_at = time.monotonic()
-        self.dropped = 0
+        self.budget = FrameBudget(
+            rate=settings.DEVICE_FRAME_RATE,
+            burst=settings.DEVICE_FRAME_BURST,
+            close_after=settings.DEVICE_FLOOD_CLOSE_AFTER,
+        )
         await self.accept()
         failure = self.scope.get("device_auth_failure")
         if failure is not None or self.user is None:
@@ -121,16 +180,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     @property
     def accepting_calls(self) -> bool:
-        return self.session is not None and not self.closing
-
-    async def dispatch(self, message: dict) -> None:
-        # Channels >= 4.2 runs close_old_connections in a thread before every handler; nothing here
-        # touches the ORM outside database_sync_to_async (which cleans up itself), so skip that hop.
-        handler = getattr(self, message["type"].replace(".", "_"), None)
-        if handler is None:
-            logger.warning("device socket: no handler for %s", message["type"])
-            return
-        await handler(message)
+        return self.hello_done and not self.closing
 
     async def websocket_disconnect(self, message: dict) -> None:
         await self._teardown()
@@ -146,18 +196,30 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close(code=int(code))
 
     def _spawn(self, coro: Any) -> asyncio.Future:
-        """Run ``coro`` beside the receive loop; cancelled on teardown."""
+        """Run ``coro`` beside the receive loop; cancelled on teardown; a failure closes the socket."""
         task = asyncio.ensure_future(coro)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self._background_done)
         return task
+
+    def _background_done(self, task: asyncio.Future) -> None:
+        self.background.discard(task)
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("device socket: a background task failed; closing the socket", exc_info=task.exception())
+        if not self.torn_down:
+            _keep(asyncio.ensure_future(self._fail_hard()))
+
+    async def _fail_hard(self) -> None:
+        await self.close_with(DeviceCloseCode.SERVER_ERROR)
+        await self._teardown()
 
     def _spawn_close(self, code: int) -> None:
         if not self.closing:
             self._spawn(self.close_with(code))
 
     def _hello_timeout(self) -> None:
-        if self.session is None:
+        if not self.hello_done:
             self._spawn_close(DeviceCloseCode.HELLO_TIMEOUT)
 
     def _token_expired(self) -> None:
@@ -171,43 +233,44 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         for timer in self.timers:
             timer.cancel()
         current = asyncio.current_task()
-        for task in [*self.background, *self.requests.values()]:
+        for task in list(self.background):
             if task is not current:
                 task.cancel()
         self._fail_pending()
-        if self.session is not None:
-            connections.unregister(self)
+        streams.detach_everywhere(self)  # requests keep running; a resume picks them up
+        if self.node_name:
             try:
-                await database_sync_to_async(device_disconnect)(
-                    user_id=self.user_id,
-                    device_id=self.device_id,
-                    channel_name=self.channel_name,
-                    last_seen_at=datetime.fromtimestamp(self.last_seen, tz=UTC),
-                )
+                await presence_withdraw(user_id=self.user_id, device_id=self.device_id, channel=self.channel_name)
             except Exception:
-                logger.exception("device socket: could not record the disconnect")
+                logger.warning("device socket: could not withdraw presence", exc_info=True)
+        if not self.hello_done:
+            return
+        connections.unregister(self)
+        try:
+            await database_sync_to_async(device_disconnect)(
+                user_id=self.user_id,
+                device_id=self.device_id,
+                channel_name=self.channel_name,
+                last_seen_at=datetime.fromtimestamp(self.last_seen, tz=UTC),
+            )
+        except Exception:
+            logger.exception("device socket: could not record the disconnect")
 
     def _fail_pending(self) -> None:
-        pending, self.pending = self.pending, {}
-        for call_id, call in pending.items():
-            if call.future is not None and not call.future.done():
-                call.future.set_exception(DeviceDisconnectedError())
-            elif call.reply_channel is not None:
-                self._reply_later(call.reply_channel, _failure(DeviceDisconnectedError()), call_id)
+        for waiter in self.pending.fail_all(DeviceDisconnectedError()):
+            self._reply_later(waiter.reply_channel, _failure(DeviceDisconnectedError(), waiter.call_id))
 
-    def _reply_later(self, reply_channel: str, message: dict, call_id: str) -> None:
+    def _reply_later(self, reply_channel: str, message: dict) -> None:
         async def reply() -> None:
-            try:
+            with contextlib.suppress(Exception):
                 await self.channel_layer.send(reply_channel, message)
-            except Exception:
-                logger.warning("device socket: could not answer call %s", call_id)
 
-        self._spawn(reply())
+        _keep(asyncio.ensure_future(reply()))  # not a socket task: it must outlive the teardown
 
     # --- sending ------------------------------------------------------------------------
 
-    async def send_frame(self, frame: dict[str, Any] | BaseModel) -> None:
-        text = outgoing_json(frame)
+    async def send_text(self, text: str) -> None:
+        """Send an already serialized frame; DeviceDisconnectedError if the socket is gone."""
         if self.closing:
             raise DeviceDisconnectedError()
         try:
@@ -215,6 +278,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         except OSError as exc:  # the server's "client disconnected" (uvicorn) before our disconnect event
             self.closing = True
             raise DeviceDisconnectedError() from exc
+
+    async def send_frame(self, frame: dict[str, Any] | BaseModel) -> None:
+        await self.send_text(outgoing_json(frame))
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
@@ -229,26 +295,24 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.last_seen = time.time()
+        size = len(text_data) if text_data is not None else len(bytes_data or b"")
+        raw = self._within_budget(text_data, size)
+        if raw is False:
+            return
         if text_data is None:
-            if self._take_token():
-                await self.send_error(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
+            await self._reject(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
             return
         limit = settings.DEVICE_MAX_FRAME_BYTES
-        if len(text_data) > limit or (len(text_data) * 4 > limit and len(text_data.encode()) > limit):
-            if self._take_token():
-                await self.send_error(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
+        if size > limit or (size * 4 > limit and len(text_data.encode()) > limit):
+            await self._reject(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
             return
-        try:
-            raw = json.loads(text_data)
-        except ValueError:
-            if self._take_token():
+        if raw is None:
+            try:
+                raw = parse_json(text_data)
+            except ValueError:
                 await self._reject(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
-            return
+                return
         frame_type = raw.get("type") if isinstance(raw, dict) else None
-        # Answers to the server's own pending calls are bounded by the server; everything else
-        # (including unknown tool_result ids) spends the client's frame budget.
-        if not (frame_type == "tool_result" and raw.get("id") in self.pending) and not self._take_token():
-            return
         if frame_type not in INCOMING_TYPES:
             await self._reject(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
             return
@@ -257,71 +321,88 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"][1:]) or frame_type
+            request_id = raw.get("request_id")
             await self._reject(
                 DevicesErrorCode.INVALID_FRAME,
                 f"Invalid {frame_type} frame: {where}: {error['msg']}",
-                request_id=raw.get("request_id") if isinstance(raw.get("request_id"), str) else None,
+                request_id=request_id if isinstance(request_id, str) else None,
             )
             return
-        if self.session is None:
+        if not self.hello_done:
             if isinstance(frame, DeviceHello):
                 await self._hello(frame)
             else:
                 await self.send_error(DevicesErrorCode.HELLO_REQUIRED, "The first frame must be device_hello.")
                 await self.close_with(DeviceCloseCode.BAD_HELLO)
             return
-        await self._route(frame)
+        route = _ROUTES.get(frame_type)
+        if route is not None:
+            await getattr(self, route)(frame)
+        else:
+            await self._start_request(frame)
 
-    async def _reject(self, code: str, message: str, request_id: str | None = None) -> None:
-        await self.send_error(code, message, request_id)
-        if self.session is None:  # before the hello only a valid device_hello is acceptable
-            await self.close_with(DeviceCloseCode.BAD_HELLO)
-
-    def _take_token(self) -> bool:
-        now = time.monotonic()
-        self.bucket = min(
-            float(settings.DEVICE_FRAME_BURST), self.bucket + (now - self.bucket_at) * settings.DEVICE_FRAME_RATE
-        )
-        self.bucket_at = now
-        if self.bucket >= 1:
-            self.bucket -= 1
-            self.dropped = 0
-            return True
-        self.dropped += 1
-        if self.dropped == 1:
+    def _within_budget(self, text_data: str | None, size: int) -> Any:
+        """Spend the frame's cost before any parsing. Returns False to drop it, the parsed frame
+        when only an answer to one of our own calls got past an empty bucket, else None."""
+        cost = frame_cost(size)
+        if self.budget.available(cost):
+            self.budget.take(cost)
+            return None
+        # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
+        # when such calls are pending and the frame is small enough to be one.
+        if self.pending and text_data is not None and size <= settings.DEVICE_MAX_FRAME_BYTES:
+            with contextlib.suppress(ValueError):
+                raw = parse_json(text_data)
+                if isinstance(raw, dict) and raw.get("type") == "tool_result" and raw.get("id") in self.pending:
+                    return raw
+        verdict = self.budget.take(cost)
+        if verdict is Verdict.DROP_AND_WARN:
             self._spawn(
                 self.send_error(DevicesErrorCode.RATE_LIMITED, "Too many frames; some were dropped. Slow down.")
             )
-        if self.dropped >= settings.DEVICE_FLOOD_CLOSE_AFTER:
+        elif verdict is Verdict.CLOSE:
             self._spawn_close(DeviceCloseCode.RATE_LIMITED)
         return False
 
-    async def _route(self, frame: BaseModel) -> None:
-        frame_type = frame.type  # type: ignore[attr-defined]
-        if frame_type == "tool_result":
-            await self._tool_result(frame)  # type: ignore[arg-type]
-        elif frame_type == "pong":
-            self.pong_received.set()
-        elif frame_type == "ping":
-            await self.send_frame({"type": "pong"})
-        elif frame_type in REQUEST_FRAME_TYPES:
-            self._start_request(frame)
-        elif frame_type == "cancel":
-            task = self.requests.get(frame.request_id)  # type: ignore[attr-defined]
-            if task is None:
-                await self.send_error(
-                    DevicesErrorCode.UNKNOWN_REQUEST, "No running request has this request_id.", frame.request_id
-                )
-            else:
-                task.cancel()
-        elif frame_type == "auth":
-            await self._reauthenticate(frame.token)  # type: ignore[attr-defined]
-        elif frame_type == "device_hello":
-            await self.send_error(DevicesErrorCode.INVALID_FRAME, "device_hello was already received.")
+    async def _reject(self, code: str, message: str, request_id: str | None = None) -> None:
+        await self.send_error(code, message, request_id)
+        if not self.hello_done:  # before the hello only a valid device_hello is acceptable
+            await self.close_with(DeviceCloseCode.BAD_HELLO)
 
-    async def _reauthenticate(self, raw_token: str) -> None:
+    # --- routes ---------------------------------------------------------------------------
+
+    async def _on_hello_again(self, frame: DeviceHello) -> None:
+        await self.send_error(DevicesErrorCode.INVALID_FRAME, "device_hello was already received.")
+
+    async def _on_ping(self, frame: Any) -> None:
+        await self.send_frame({"type": "pong"})
+
+    async def _on_pong(self, frame: Any) -> None:
+        self.pong_received.set()
+
+    async def _on_cancel(self, frame: Any) -> None:
+        stream = streams.stream_get(user_id=self.user_id, request_id=frame.request_id)
+        if stream is None or stream.task is None or stream.task.done():
+            await self.send_error(
+                DevicesErrorCode.UNKNOWN_REQUEST, "No running request has this request_id.", frame.request_id
+            )
+            return
+        stream.task.cancel()
+
+    async def _on_resume(self, frame: Any) -> None:
+        found = await streams.stream_resume(
+            target=self, user_id=self.user_id, request_id=frame.request_id, after_seq=frame.after_seq
+        )
+        if not found:
+            await self.send_error(
+                DevicesErrorCode.STREAM_EXPIRED,
+                "This request is unknown or its frames have expired; send the request again.",
+                frame.request_id,
+            )
+
+    async def _on_auth(self, frame: Any) -> None:
         """Adopt a fresh access token of the same user: a new expiry and session to re-check."""
-        outcome = await database_sync_to_async(authenticate)(raw_token)
+        outcome = await database_sync_to_async(authenticate)(frame.token)
         user = outcome["user"]
         if user is None or str(user.id) != self.user_id:
             await self.send_error(CoreErrorCode.TOKEN_INVALID, "The token is not a valid access token of this user.")
@@ -342,6 +423,13 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def _hello(self, hello: DeviceHello) -> None:
         self.device_id = hello.device_id
         self.agent_ids = list(hello.agent_ids)
+        node = await loop_node()
+        self.node_name = node.name
+        # Announced before the database row: calls sent to this channel wait behind this hello
+        # (a consumer handles one message at a time), so none is lost to the gap.
+        await presence_announce(
+            user_id=self.user_id, device_id=self.device_id, channel=self.channel_name, node=node.name
+        )
         try:
             _device, replaced = await database_sync_to_async(device_connect)(
                 user=self.user,
@@ -351,18 +439,18 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 name=hello.name,
                 platform=hello.platform,
             )
-        except Exception:
-            logger.exception("device socket: could not record the hello")
-            await self.send_error(DevicesErrorCode.INTERNAL_ERROR, "Could not register the device; reconnect.")
-            await self.close_with(1011)
+        except DeviceLimitError as exc:
+            await presence_withdraw(user_id=self.user_id, device_id=self.device_id, channel=self.channel_name)
+            await self.send_error(exc.code, exc.message)
+            await self.close_with(DeviceCloseCode.DEVICE_LIMIT)
             return
+        self.hello_done = True
+        connections.register(self)
         if replaced:
             with contextlib.suppress(ChannelFull):
                 await self.channel_layer.send(
                     replaced, {"type": services.MSG_REPLACED, "user_id": self.user_id, "device_id": self.device_id}
                 )
-        self.session = _Session(self)
-        connections.register(self)
         presence_flusher.ensure_running()
         self._spawn(self._heartbeat())
         for handler in handlers.connect_handlers():
@@ -370,11 +458,14 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     async def _run_connect_handler(self, handler: handlers.ConnectHandler) -> None:
         try:
-            await handler(self.session)  # type: ignore[arg-type]
+            await handler(self._session())  # type: ignore[arg-type]
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("device socket: connect handler %r failed", handler)
+
+    def _session(self) -> _SocketSession:
+        return _SocketSession(self)
 
     async def _heartbeat(self) -> None:
         while not self.closing:
@@ -395,59 +486,32 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     def presence_verdict(self, *, holds: bool, state: SessionState) -> None:
         """Outcome of a presence flush: close if the session ended or another socket took the device."""
-        self._sweep_expired_calls()
+        self.pending.sweep_expired()
         if state is not SessionState.ACTIVE:
             self._spawn_close(_CLOSE_FOR_STATE[state])
         elif not holds:
             self._spawn_close(DeviceCloseCode.REPLACED)
 
-    def _sweep_expired_calls(self) -> None:
-        now = time.time()
-        for call_id in [cid for cid, call in self.pending.items() if call.reply_channel and call.deadline < now]:
-            del self.pending[call_id]
-
     # --- requests -----------------------------------------------------------------------
 
-    def _start_request(self, frame: Any) -> None:
-        if frame.request_id is None:
+    async def _start_request(self, frame: Any) -> None:
+        if getattr(frame, "request_id", None) is None:
             frame.request_id = uuid.uuid4().hex
         request_id = frame.request_id
         handler = handlers.get_frame_handler(frame.type)
         if handler is None:
-            self._spawn(
-                self.send_error(
-                    DevicesErrorCode.NOT_IMPLEMENTED, f"{frame.type} is not available on this server.", request_id
-                )
-            )
-            return
-        if request_id in self.requests:
-            self._spawn(
-                self.send_error(
-                    DevicesErrorCode.DUPLICATE_REQUEST, "A request with this request_id is running.", request_id
-                )
-            )
-            return
-        task = asyncio.ensure_future(self._run_request(handler, frame))
-        self.requests[request_id] = task
-
-        def forget(done: asyncio.Task) -> None:
-            if self.requests.get(request_id) is done:
-                del self.requests[request_id]
-
-        task.add_done_callback(forget)
-
-    async def _run_request(self, handler: handlers.FrameHandler, frame: Any) -> None:
-        try:
-            await handler(self.session, frame)  # type: ignore[arg-type]
-        except asyncio.CancelledError:
-            raise
-        except ApplicationError as exc:
-            await self.send_error(exc.code, exc.message, frame.request_id)
-        except Exception:
-            logger.exception("device socket: %s handler failed", frame.type)
             await self.send_error(
-                DevicesErrorCode.INTERNAL_ERROR, "The request failed on the server.", frame.request_id
+                DevicesErrorCode.NOT_IMPLEMENTED, f"{frame.type} is not available on this server.", request_id
             )
+            return
+        if streams.stream_get(user_id=self.user_id, request_id=request_id) is not None:
+            await self.send_error(
+                DevicesErrorCode.DUPLICATE_REQUEST, "A request with this request_id is running.", request_id
+            )
+            return
+        stream = await streams.stream_open(user_id=self.user_id, request_id=request_id)
+        stream.attach(self, 0)
+        stream.task = asyncio.ensure_future(_run_request(handler, RequestSession(self, stream), frame))
 
     # --- tool calls -----------------------------------------------------------------------
 
@@ -455,32 +519,25 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         """A tool call from this event loop: send, then await the future the result resolves."""
         if not self.accepting_calls:
             raise DeviceDisconnectedError()
-        future = asyncio.get_running_loop().create_future()
-        self.pending[call.id] = _PendingCall(deadline=time.time() + timeout, future=future)
+        future = self.pending.add_local(call.id, deadline=time.time() + timeout)
         try:
             await self.send_frame(call)
             result: ToolResult = await asyncio.wait_for(future, timeout)
         except TimeoutError:
             raise DeviceTimeoutError() from None
         finally:
-            self.pending.pop(call.id, None)
+            self.pending.forget(call.id)
         if result.error is not None:
             raise DeviceToolError(result.error)
         return result.payload()
 
-    async def _tool_result(self, result: ToolResult) -> None:
-        call = self.pending.pop(result.id, None)
-        if call is None:
-            return  # late (the caller gave up) or unknown: ignored
-        if call.future is not None:
-            if not call.future.done():
-                call.future.set_result(result)
+    async def _on_tool_result(self, result: ToolResult) -> None:
+        reply_channel = self.pending.resolve(result.id, result)
+        if reply_channel is None:
             return
-        if call.deadline < time.time():
-            return
-        reply = {"type": services.MSG_RESULT, "result": result.payload(), "error": result.error}
+        reply = {"type": services.MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
         try:
-            await self.channel_layer.send(call.reply_channel, reply)
+            await self.channel_layer.send(reply_channel, reply)
         except ChannelFull:
             logger.warning("device socket: reply channel full for call %s", result.id)
 
@@ -492,24 +549,30 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def devices_tool_call(self, message: dict) -> None:
         call = message["call"]
         if not self._addressed_to_me(message) or not self.accepting_calls:
-            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError()))
+            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError(), call["id"]))
             return
         if message["deadline"] <= time.time():
             return
-        self.pending[call["id"]] = _PendingCall(deadline=message["deadline"], reply_channel=message["reply_channel"])
+        self.pending.add_remote(call["id"], deadline=message["deadline"], reply_channel=message["reply_channel"])
         try:
             await self.send_frame(ToolCall(**call))
         except DeviceDisconnectedError:
-            self.pending.pop(call["id"], None)
-            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError()))
+            self.pending.forget(call["id"])
+            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError(), call["id"]))
 
     async def devices_tool_cancel(self, message: dict) -> None:
-        self.pending.pop(message["call_id"], None)
+        self.pending.forget(message["call_id"])
 
     async def devices_send_frame(self, message: dict) -> None:
         if self._addressed_to_me(message):
             with contextlib.suppress(DeviceDisconnectedError):
                 await self.send_frame(message["frame"])
+
+    async def devices_stream_frame(self, message: dict) -> None:
+        """A frame of a request another process runs, for a socket that resumed it here."""
+        if message.get("user_id") == self.user_id:
+            with contextlib.suppress(DeviceDisconnectedError):
+                await self.send_text(message["text"])
 
     async def devices_replaced(self, message: dict) -> None:
         if self._addressed_to_me(message):
@@ -524,5 +587,22 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.send(reply_channel, message)
 
 
-def _failure(error: ApplicationError) -> dict:
-    return {"type": services.MSG_FAILED, "code": error.code, "message": error.message}
+class _SocketSession:
+    """The session a connect handler gets: frames go straight to this socket."""
+
+    def __init__(self, consumer: DeviceConsumer) -> None:
+        self._consumer = consumer
+        self.user = consumer.user
+        self.user_id = consumer.user_id
+        self.device_id = consumer.device_id
+        self.agent_ids = consumer.agent_ids
+
+    async def send(self, frame: dict[str, Any] | BaseModel) -> None:
+        await self._consumer.send_frame(frame)
+
+    async def call(self, **kwargs: Any) -> dict:
+        return await services.call_device(user_id=self.user_id, device_id=self.device_id, **kwargs)
+
+
+def _failure(error: ApplicationError, call_id: str) -> dict:
+    return {"type": services.MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}

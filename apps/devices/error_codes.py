@@ -20,3 +20,5 @@ class DevicesErrorCode(StrEnum):
     NOT_IMPLEMENTED = "not_implemented"
     RATE_LIMITED = "rate_limited"
     INTERNAL_ERROR = "internal_error"
+    STREAM_EXPIRED = "stream_expired"
+    DEVICE_LIMIT = "device_limit"

@@ -50,6 +50,17 @@ class DeviceBusyError(DeviceCallError):
     http_status = 503
 
 
+class DeviceLimitError(ApplicationError):
+    """The user has DEVICE_MAX_PER_USER devices and none of them is offline to make room."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            DevicesErrorCode.DEVICE_LIMIT,
+            f"At most {limit} devices per account; all of them are online. Close one and reconnect.",
+            status=409,
+        )
+
+
 ERROR_BY_CODE: dict[str, type[DeviceCallError]] = {
     cls.code_value.value: cls
     for cls in (DeviceOfflineError, DeviceTimeoutError, DeviceDisconnectedError, DeviceToolError, DeviceBusyError)

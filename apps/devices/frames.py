@@ -6,10 +6,11 @@ strict, so the server never sends a frame the client was not promised.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
 
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
 
@@ -19,6 +20,24 @@ REQUEST_FRAME_TYPES = frozenset({"home_request", "floating_request", "agent_data
 
 def max_frame_bytes() -> int:
     return settings.DEVICE_MAX_FRAME_BYTES
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` that fails like any malformed frame (ValueError) on absurd nesting too."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("the frame is nested too deeply") from exc
+
+
+def _printable(value: str) -> str:
+    # A device id is stored and shown: control characters (NUL breaks PostgreSQL text) are refused.
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+PrintableId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
 
 
 class _In(BaseModel):
@@ -34,7 +53,7 @@ class _Out(BaseModel):
 
 class DeviceHello(_In):
     type: Literal["device_hello"]
-    device_id: str = Field(min_length=1, max_length=128)
+    device_id: PrintableId
     agent_ids: list[str] = Field(default_factory=list, max_length=1000)
     name: str | None = Field(default=None, max_length=200)
     platform: str | None = Field(default=None, max_length=64)
@@ -111,6 +130,14 @@ class Cancel(_In):
     request_id: str = Field(min_length=1, max_length=128)
 
 
+class Resume(_In):
+    """Replay a request's frames after ``after_seq`` on this socket, then its live rest."""
+
+    type: Literal["resume"]
+    request_id: str = Field(min_length=1, max_length=128)
+    after_seq: int = Field(default=0, ge=0)
+
+
 class Auth(_In):
     """Present a fresh access token on a live socket, so it outlives the one it opened with
     (an addition to SPEC's table; without it the socket closes when its token expires)."""
@@ -129,13 +156,14 @@ IncomingFrame = Annotated[
     | AgentComplete
     | ToolResult
     | Cancel
+    | Resume
     | Auth,
     Field(discriminator="type"),
 ]
 incoming_adapter: TypeAdapter[IncomingFrame] = TypeAdapter(IncomingFrame)
 INCOMING_TYPES = frozenset(
     {"device_hello", "ping", "pong", "home_request", "floating_request", "agent_data", "agent_complete"}
-    | {"tool_result", "cancel", "auth"}
+    | {"tool_result", "cancel", "resume", "auth"}
 )
 
 
@@ -153,17 +181,20 @@ class PongOut(_Out):
 class FloatingDomain(_Out):
     type: Literal["floating_domain"] = "floating_domain"
     request_id: str
+    seq: int | None = None
     domain: Literal["tasks", "timelines", "notes", "projects"]
 
 
 class StreamStart(_Out):
     type: Literal["stream_start"] = "stream_start"
     request_id: str
+    seq: int | None = None
 
 
 class StreamText(_Out):
     type: Literal["stream_text"] = "stream_text"
     request_id: str
+    seq: int | None = None
     chunk: str
 
 
@@ -172,6 +203,7 @@ class StreamBlock(_Out):
 
     type: Literal["stream_block"] = "stream_block"
     request_id: str
+    seq: int | None = None
     block_type: str
     data: Any = None
 
@@ -179,12 +211,14 @@ class StreamBlock(_Out):
 class Mutation(_Out):
     action: str
     table: str
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)  # what the request sent (the earlier backend's shape)
+    row: dict[str, Any] | None = None  # the row the device returned, when it returned one
 
 
 class StreamEnd(_Out):
     type: Literal["stream_end"] = "stream_end"
     request_id: str
+    seq: int | None = None
     mutations: list[Mutation] = Field(default_factory=list)
     cancelled: bool | None = None  # true when a ``cancel`` frame stopped the request
 
@@ -217,6 +251,7 @@ class AgentRun(_Out):
 class ErrorFrame(_Out):
     type: Literal["error"] = "error"
     request_id: str | None = None
+    seq: int | None = None
     code: str
     message: str
 

@@ -10,11 +10,12 @@ import enum
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
 
+from .errors import DeviceLimitError
 from .models import Device
 
 
@@ -35,8 +36,15 @@ def device_connect(
     name: str | None = None,
     platform: str | None = None,
 ) -> tuple[Device, str]:
-    """Record that ``channel_name`` now holds the device; return it and the channel it replaced ("" if none)."""
+    """Record that ``channel_name`` now holds the device; return it and the channel it replaced ("" if none).
+
+    A user keeps at most DEVICE_MAX_PER_USER device rows: a new device recycles the row of the
+    least recently seen offline one, and is refused (DeviceLimitError) when all of them are online.
+    """
     now = timezone.now()
+    User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
+    if not Device.objects.filter(user=user, device_id=device_id).exists():
+        _make_room(user=user, now=now)
     device, _created = Device.objects.select_for_update().get_or_create(
         user=user,
         device_id=device_id,
@@ -54,6 +62,19 @@ def device_connect(
         device.platform = platform
     device.save()
     return device, replaced
+
+
+def _make_room(*, user: User, now: datetime) -> None:
+    limit = settings.DEVICE_MAX_PER_USER
+    rows = Device.objects.filter(user=user)
+    excess = rows.count() - limit + 1
+    if excess <= 0:
+        return
+    offline = rows.filter(models.Q(is_online=False) | models.Q(lease_expires_at__lte=now) | models.Q(channel_name=""))
+    recyclable = list(offline.order_by("last_seen_at").values_list("pk", flat=True)[:excess])
+    if len(recyclable) < excess:
+        raise DeviceLimitError(limit)
+    Device.objects.filter(pk__in=recyclable).delete()
 
 
 class SessionState(enum.StrEnum):

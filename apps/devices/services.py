@@ -1,8 +1,9 @@
 """Talking to a user's device from anywhere: ``call_device``, ``send_to_device``, ``devices_online``.
 
 A call from the event loop that holds the socket goes straight to the consumer; any other
-caller (another server process, a Celery worker, a REST view, another thread) sends it over the
-channel layer to the channel named in the ``Device`` row and waits on a fresh reply channel.
+caller (another server process, a Celery worker, a REST view, another thread) finds the socket's
+channel in the Redis presence index and sends the call over the channel layer; the answer comes
+back on the caller loop's node channel (one per loop, see ``node``), where a future waits for it.
 """
 
 from __future__ import annotations
@@ -23,10 +24,19 @@ from pydantic import ValidationError
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
-from .errors import ERROR_BY_CODE, DeviceBusyError, DeviceOfflineError, DeviceTimeoutError, DeviceToolError
+from .errors import (
+    ERROR_BY_CODE,
+    DeviceBusyError,
+    DeviceDisconnectedError,
+    DeviceOfflineError,
+    DeviceTimeoutError,
+    DeviceToolError,
+)
 from .frames import ToolCall, outgoing_adapter
 from .models import Device
-from .selectors import device_get_online, device_list_online
+from .node import loop_node, node_alive
+from .presence_index import DeviceLocation, presence_locate
+from .selectors import device_list_online
 
 # Message types on the channel layer (consumer handlers: devices_tool_call, devices_send_frame...).
 MSG_TOOL_CALL = "devices.tool_call"
@@ -61,19 +71,22 @@ def _build_call(**fields: Any) -> ToolCall:
         raise ApplicationError(CoreErrorCode.VALIDATION_ERROR, f"Invalid tool call: {exc.errors()[0]['msg']}") from exc
 
 
-async def _locate(*, user_id: str, device_id: str | None) -> tuple[Any, Device | None]:
-    """The local consumer holding the device, else its ``Device`` row; DeviceOfflineError if neither."""
+async def _locate(*, user_id: str, device_id: str | None) -> tuple[Any, DeviceLocation | None]:
+    """The local consumer holding the device, else where it is held; DeviceOfflineError if nowhere.
+
+    Reads the Redis presence index (one round trip), never the database.
+    """
     if device_id is not None:
         consumer = connections.local_consumer(user_id=user_id, device_id=device_id)
         if consumer is not None and consumer.accepting_calls:
             return consumer, None
-    device = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
-    if device is None:
+    location = await presence_locate(user_id=user_id, device_id=device_id)
+    if location is None:
         raise DeviceOfflineError()
-    consumer = connections.local_consumer(user_id=user_id, device_id=device.device_id)
-    if consumer is not None and consumer.channel_name == device.channel_name and consumer.accepting_calls:
+    consumer = connections.local_consumer(user_id=user_id, device_id=location.device_id)
+    if consumer is not None and consumer.channel_name == location.channel and consumer.accepting_calls:
         return consumer, None
-    return None, device
+    return None, location
 
 
 async def call_device(
@@ -90,71 +103,81 @@ async def call_device(
 ) -> dict:
     """Run one tool call on the user's device and return the ``tool_result`` payload.
 
-    ``device_id=None`` picks the user's most recently seen online device. Raises
+    ``device_id=None`` picks the user's most recently connected online device. Raises
     DeviceOfflineError, DeviceTimeoutError, DeviceDisconnectedError (fast, on a disconnect during
-    the call), DeviceToolError (the client's ``error``) or DeviceBusyError.
+    the call, or within seconds when the process holding the device died), DeviceToolError (the
+    client's ``error``) or DeviceBusyError.
     """
     user_id = str(user_id)
     timeout = settings.DEVICE_TOOL_CALL_TIMEOUT if timeout is None else timeout
     call = _build_call(action=action, table=table, data=data, filters=filters, vector=vector, limit=limit)
-    consumer, device = await _locate(user_id=user_id, device_id=device_id)
+    consumer, location = await _locate(user_id=user_id, device_id=device_id)
     if consumer is not None:
         return await consumer.local_call(call, timeout=timeout)
-    assert device is not None
-    return await _remote_call(device=device, call=call, timeout=timeout)
+    assert location is not None
+    return await _remote_call(user_id=user_id, location=location, call=call, timeout=timeout)
 
 
-async def _remote_call(*, device: Device, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
+async def _remote_call(*, user_id: str, location: DeviceLocation, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
+    """Send the call to the holder's channel; the answer comes back on this loop's node channel."""
     layer = loop_layer()
-    reply_channel = await layer.new_channel(prefix="devices.reply")
+    node = await loop_node()
+    deadline = time.monotonic() + timeout
+    reply = node.expect(call.id)
     message = {
         "type": MSG_TOOL_CALL,
-        "reply_channel": reply_channel,
-        "user_id": str(device.user_id),
-        "device_id": device.device_id,
+        "reply_channel": node.channel,
+        "user_id": user_id,
+        "device_id": location.device_id,
         "deadline": time.time() + timeout,
         "call": call.model_dump(exclude_none=True),
     }
     try:
-        await layer.send(device.channel_name, message)
-    except ChannelFull as exc:
-        raise DeviceBusyError() from exc
-    try:
-        reply = await asyncio.wait_for(layer.receive(reply_channel), timeout)
-    except TimeoutError:
-        # Let the consumer forget the call, so a late result is dropped where it arrives.
-        with contextlib.suppress(Exception):
-            await layer.send(device.channel_name, {"type": MSG_TOOL_CANCEL, "call_id": call.id})
-        raise DeviceTimeoutError() from None
+        try:
+            await layer.send(location.channel, message)
+        except ChannelFull as exc:
+            raise DeviceBusyError() from exc
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                with contextlib.suppress(Exception):
+                    await layer.send(location.channel, {"type": MSG_TOOL_CANCEL, "call_id": call.id})
+                raise DeviceTimeoutError()
+            try:
+                answer = await asyncio.wait_for(
+                    asyncio.shield(reply), min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK)
+                )
+                break
+            except TimeoutError:
+                # The process holding the socket may have died without a word: its liveness key says so.
+                if not await node_alive(location.node):
+                    raise DeviceDisconnectedError() from None
     finally:
-        # channels-redis keeps a buffer per local channel; a reply channel is never read again.
-        buffers = getattr(layer, "receive_buffer", None)
-        if buffers is not None:
-            buffers.pop(reply_channel, None)
-    if reply["type"] == MSG_RESULT:
-        if reply.get("error") is not None:
-            raise DeviceToolError(reply["error"])
-        return reply["result"]
-    raise ERROR_BY_CODE.get(reply.get("code", ""), DeviceOfflineError)(reply.get("message"))
+        node.forget(call.id)
+    if answer["type"] == MSG_RESULT:
+        if answer.get("error") is not None:
+            raise DeviceToolError(answer["error"])
+        return answer["result"]
+    raise ERROR_BY_CODE.get(answer.get("code", ""), DeviceOfflineError)(answer.get("message"))
 
 
 async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) -> str:
     """Send a server-initiated frame (e.g. ``agent_run``) to the device; returns the device_id used."""
     user_id = str(user_id)
     outgoing_adapter.validate_python(frame)  # fail in the caller, not on the socket
-    consumer, device = await _locate(user_id=user_id, device_id=device_id)
+    consumer, location = await _locate(user_id=user_id, device_id=device_id)
     if consumer is not None:
-        await consumer.session.send(frame)
+        await consumer.send_frame(frame)
         return consumer.device_id
-    assert device is not None
+    assert location is not None
     try:
         await loop_layer().send(
-            device.channel_name,
-            {"type": MSG_SEND_FRAME, "user_id": user_id, "device_id": device.device_id, "frame": frame},
+            location.channel,
+            {"type": MSG_SEND_FRAME, "user_id": user_id, "device_id": location.device_id, "frame": frame},
         )
     except ChannelFull as exc:
         raise DeviceBusyError() from exc
-    return device.device_id
+    return location.device_id
 
 
 async def devices_online(*, user_id) -> list[Device]:

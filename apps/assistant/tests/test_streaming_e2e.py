@@ -71,7 +71,22 @@ async def test_create_task_lands_in_the_client_sqlite_and_in_stream_end_mutation
     rows = client.store.execute({"action": "select", "table": "tasks"})["rows"]
     assert [(r["title"], r["priority"]) for r in rows] == [("Write report", "high")]
     mutations = frames[-1]["mutations"]
-    assert [(m["action"], m["table"], m["data"]["id"]) for m in mutations] == [("insert", "tasks", rows[0]["id"])]
+    # the wire contract of the earlier backend: data is what the request sent; row what the device returned
+    assert mutations == [
+        {
+            "action": "insert",
+            "table": "tasks",
+            "data": {
+                "title": "Write report",
+                "status": "todo",
+                "priority": "high",
+                "assignee": "[]",
+                "isAiSuggested": 0,
+                "isApproved": 0,
+            },
+            "row": rows[0],
+        }
+    ]
     assert rows[0]["id"] in streamed_text(frames)
 
 
@@ -95,7 +110,9 @@ async def test_update_and_delete_are_both_listed_as_mutations(devices, user, llm
         ("update", task["id"]),
         ("delete", task["id"]),
     ]
-    assert frames[-1]["mutations"][0]["data"]["status"] == "done"
+    assert frames[-1]["mutations"][0]["data"] == {"id": task["id"], "updates": {"status": "done"}}
+    assert frames[-1]["mutations"][0]["row"]["status"] == "done"
+    assert "row" not in frames[-1]["mutations"][1]
     assert client.store.execute({"action": "select", "table": "tasks"})["rows"] == []
 
 

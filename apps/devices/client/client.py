@@ -14,10 +14,13 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 
 from .store import LocalStore, ToolError
+
+SOCKET_PATH = "/api/v1/ws/device"
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
@@ -37,7 +40,7 @@ class DeviceClient:
         origin: str | None = None,
         answer_pings: bool = True,
     ) -> None:
-        self.url = url
+        self.url = socket_url(url)
         self.token = token
         self.device_id = device_id or f"device-{uuid.uuid4().hex[:12]}"
         self.store = store or LocalStore()
@@ -192,3 +195,11 @@ class DeviceClient:
         assert self._reader is not None
         await self._reader
         return self.close_code
+
+
+def socket_url(url: str) -> str:
+    """The device socket's URL from the server's base URL (``ws://host:8000``) or the full one."""
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return urlunsplit((parts.scheme, parts.netloc, SOCKET_PATH, parts.query, ""))
+    return url

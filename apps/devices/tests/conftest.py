@@ -28,7 +28,18 @@ class ServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config("adiuva.asgi:application", lifespan="off", log_level="warning", access_log=False)
+        from django.conf import settings
+
+        config = uvicorn.Config(
+            "adiuva.asgi:application",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ws="websockets",
+            # As the Procfile: the server itself refuses frames over the app's cap and queues few.
+            ws_max_size=settings.DEVICE_WS_MAX_SIZE,
+            ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
+        )
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, name="device-test-server", daemon=True)

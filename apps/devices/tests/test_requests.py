@@ -75,7 +75,7 @@ async def test_requests_run_concurrently_and_never_block_the_receive_loop(device
     pong = await client.next_frame()
 
     # then the second finished first and the socket stayed responsive
-    assert second == [{"type": "stream_end", "request_id": "b", "mutations": []}]
+    assert second == [{"type": "stream_end", "request_id": "b", "seq": 1, "mutations": []}]
     assert pong == {"type": "pong"}
     assert not first.done()
     gates["first"].set()
@@ -103,7 +103,7 @@ async def test_cancel_frame_cancels_the_running_request(devices, user, frame_han
     await client.send({"type": "cancel", "request_id": "c1"})
 
     # then
-    assert await asyncio.wait_for(stream, 5) == [{"type": "stream_end", "request_id": "c1", "mutations": []}]
+    assert await asyncio.wait_for(stream, 5) == [{"type": "stream_end", "request_id": "c1", "seq": 1, "mutations": []}]
 
 
 async def test_cancel_of_an_unknown_request_is_an_error_frame(devices, user):
@@ -122,7 +122,7 @@ async def test_application_error_in_a_handler_becomes_an_error_frame(devices, us
     client = await devices(user)
     frames = await collect(client.floating_request("x", {"type": "tasks"}, request_id="f1"))
     assert frames == [
-        {"type": "error", "request_id": "f1", "code": "feature_locked", "message": "Upgrade to use this."}
+        {"type": "error", "request_id": "f1", "seq": 1, "code": "feature_locked", "message": "Upgrade to use this."}
     ]
 
 

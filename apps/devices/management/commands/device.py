@@ -25,7 +25,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("mode", choices=["run", "chat", "call"])
         parser.add_argument("words", nargs="*", help="chat: the message; call: action table [filters-json]")
-        parser.add_argument("--url", default="ws://127.0.0.1:8000/api/v1/ws/device")
+        parser.add_argument(
+            "--url", default="ws://127.0.0.1:8000", help="the server (ws://host:port) or the full socket URL"
+        )
         parser.add_argument("--token", help="an access JWT")
         parser.add_argument("--user", help="e-mail of an account to open a session for (instead of --token)")
         parser.add_argument("--device-id", default="cli-device")
@@ -88,14 +90,23 @@ class Command(BaseCommand):
         action, table, *rest = options["words"]
         user = await sync_to_async(User.objects.get)(email=options["user"])
         filters = json.loads(rest[0]) if rest else None
-        await asyncio.sleep(0.2)  # the hello is recorded asynchronously by the server
-        result = await call_device(
-            user_id=user.id,
-            device_id=client.device_id,
-            action=action,
-            table=table,
-            filters=filters if action == "select" else None,
-            data=filters if action != "select" else None,
-            timeout=options["timeout"],
-        )
+        from apps.devices.errors import DeviceOfflineError
+
+        # The hello is recorded asynchronously by the server: until then the device reads as offline.
+        for attempt in range(50):
+            try:
+                result = await call_device(
+                    user_id=user.id,
+                    device_id=client.device_id,
+                    action=action,
+                    table=table,
+                    filters=filters if action == "select" else None,
+                    data=filters if action != "select" else None,
+                    timeout=options["timeout"],
+                )
+                break
+            except DeviceOfflineError:
+                if attempt == 49:
+                    raise
+                await asyncio.sleep(0.1)
         self.stdout.write(json.dumps(result, indent=2))

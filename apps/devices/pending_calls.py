@@ -1,0 +1,77 @@
+"""The tool calls a socket has sent and not yet seen answered, by call id.
+
+A call is either awaited on the socket's own loop (a future) or by a caller elsewhere, reached
+through the channel layer (a reply channel); the table resolves, expires and fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+@dataclass
+class PendingCall:
+    deadline: float  # unix time
+    future: asyncio.Future | None = None  # a caller on this loop
+    reply_channel: str | None = None  # a caller elsewhere
+
+
+class RemoteWaiter(NamedTuple):
+    call_id: str
+    reply_channel: str
+
+
+class PendingCalls:
+    def __init__(self) -> None:
+        self._calls: dict[str, PendingCall] = {}
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._calls
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def add_local(self, call_id: str, *, deadline: float) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        self._calls[call_id] = PendingCall(deadline=deadline, future=future)
+        return future
+
+    def add_remote(self, call_id: str, *, deadline: float, reply_channel: str) -> None:
+        self._calls[call_id] = PendingCall(deadline=deadline, reply_channel=reply_channel)
+
+    def forget(self, call_id: str) -> None:
+        self._calls.pop(call_id, None)
+
+    def resolve(self, call_id: str, result: Any) -> str | None:
+        """Hand ``result`` to a local waiter; return the reply channel of a remote one still in time."""
+        call = self._calls.pop(call_id, None)
+        if call is None:
+            return None  # late (the caller gave up) or unknown
+        if call.future is not None:
+            if not call.future.done():
+                call.future.set_result(result)
+            return None
+        return call.reply_channel if call.deadline >= time.time() else None
+
+    def fail_all(self, error: BaseException) -> list[RemoteWaiter]:
+        """Fail every local waiter with ``error``; return the remote waiters to tell."""
+        calls, self._calls = self._calls, {}
+        remote = []
+        for call_id, call in calls.items():
+            if call.future is not None:
+                if not call.future.done():
+                    call.future.set_exception(error)
+            elif call.reply_channel is not None:
+                remote.append(RemoteWaiter(call_id, call.reply_channel))
+        return remote
+
+    def sweep_expired(self, now: float | None = None) -> int:
+        """Drop remote calls past their deadline (their callers gave up); return how many."""
+        now = time.time() if now is None else now
+        expired = [cid for cid, call in self._calls.items() if call.reply_channel and call.deadline < now]
+        for call_id in expired:
+            del self._calls[call_id]
+        return len(expired)
