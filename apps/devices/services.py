@@ -2,8 +2,8 @@
 
 A call from the event loop that holds the socket goes straight to the consumer; any other
 caller (another server process, a Celery worker, a REST view, another thread) finds the socket's
-channel in the Redis presence index and sends the call over the channel layer; the answer comes
-back on the caller loop's node channel (one per loop, see ``node``), where a future waits for it.
+channel in the Redis presence index (no database read while it is online) and sends the call over
+the channel layer; while it waits for the answer it checks the holder process's liveness key.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from .errors import (
 )
 from .frames import ToolCall, outgoing_adapter
 from .models import Device
-from .node import loop_node, node_alive
+from .node import node_alive
 from .presence_index import DeviceLocation, presence_locate
-from .selectors import device_list_online
+from .selectors import device_get_online, device_list_online
 
 # Message types on the channel layer (consumer handlers: devices_tool_call, devices_send_frame...).
 MSG_TOOL_CALL = "devices.tool_call"
@@ -82,7 +82,12 @@ async def _locate(*, user_id: str, device_id: str | None) -> tuple[Any, DeviceLo
             return consumer, None
     location = await presence_locate(user_id=user_id, device_id=device_id)
     if location is None:
-        raise DeviceOfflineError()
+        # A miss in the index (never a hit) is confirmed in the database, so an index entry lost
+        # to a Redis hiccup does not make an online device look offline.
+        row = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
+        if row is None:
+            raise DeviceOfflineError()
+        location = DeviceLocation(row.device_id, row.channel_name, "")
     consumer = connections.local_consumer(user_id=user_id, device_id=location.device_id)
     if consumer is not None and consumer.channel_name == location.channel and consumer.accepting_calls:
         return consumer, None
@@ -119,41 +124,47 @@ async def call_device(
 
 
 async def _remote_call(*, user_id: str, location: DeviceLocation, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
-    """Send the call to the holder's channel; the answer comes back on this loop's node channel."""
+    """Send the call to the holder's channel and wait for the answer on a reply channel, checking
+    the holder process's liveness key meanwhile (a dead process answers nothing)."""
     layer = loop_layer()
-    node = await loop_node()
+    reply_channel = await layer.new_channel(prefix="devices.reply")
     deadline = time.monotonic() + timeout
-    reply = node.expect(call.id)
     message = {
         "type": MSG_TOOL_CALL,
-        "reply_channel": node.channel,
+        "reply_channel": reply_channel,
         "user_id": user_id,
         "device_id": location.device_id,
         "deadline": time.time() + timeout,
         "call": call.model_dump(exclude_none=True),
     }
     try:
-        try:
-            await layer.send(location.channel, message)
-        except ChannelFull as exc:
-            raise DeviceBusyError() from exc
+        await layer.send(location.channel, message)
+    except ChannelFull as exc:
+        raise DeviceBusyError() from exc
+    receiving = asyncio.ensure_future(layer.receive(reply_channel))
+    try:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 with contextlib.suppress(Exception):
                     await layer.send(location.channel, {"type": MSG_TOOL_CANCEL, "call_id": call.id})
                 raise DeviceTimeoutError()
-            try:
-                answer = await asyncio.wait_for(
-                    asyncio.shield(reply), min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK)
-                )
+            done, _ = await asyncio.wait({receiving}, timeout=min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK))
+            if done:
+                answer = receiving.result()
                 break
-            except TimeoutError:
-                # The process holding the socket may have died without a word: its liveness key says so.
-                if not await node_alive(location.node):
-                    raise DeviceDisconnectedError() from None
+            # The process holding the socket may have died without a word: its liveness key says so.
+            if location.node and not await node_alive(location.node):
+                raise DeviceDisconnectedError()
     finally:
-        node.forget(call.id)
+        if not receiving.done():
+            receiving.cancel()
+            with contextlib.suppress(BaseException):
+                await receiving
+        # channels-redis keeps a buffer per local channel; a reply channel is never read again.
+        buffers = getattr(layer, "receive_buffer", None)
+        if buffers is not None:
+            buffers.pop(reply_channel, None)
     if answer["type"] == MSG_RESULT:
         if answer.get("error") is not None:
             raise DeviceToolError(answer["error"])
