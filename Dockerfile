@@ -5,6 +5,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
+# Runtime pins only: test, lint and benchmark tools live in requirements-dev.txt.
 COPY requirements.txt .
 RUN pip wheel --wheel-dir /wheels -r requirements.txt
 

@@ -2,14 +2,16 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+# requirements.txt: what production runs (the Dockerfile installs only it); requirements-dev.txt:
+# it plus tests, lint, benchmarks and the embedded services of `make run` / `make test`.
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 EMBED  := $(PY) -m adiuva.embedded run --
 
 .PHONY: run test install lint format migrate shell lock bench clean-data
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)
@@ -32,8 +34,15 @@ migrate: install
 shell: install
 	$(EMBED) $(PY) manage.py shell
 
-lock: install
-	$(PY) -m pip install --quiet -r requirements.in && $(PY) -m pip freeze --exclude-editable > requirements.txt
+# Re-pin both files in a throwaway venv, so the runtime pins hold only what requirements.in pulls.
+LOCK_VENV := .lock-venv
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.in
+	$(LOCK_VENV)/bin/pip freeze --exclude-editable > requirements.txt
+	$(LOCK_VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements.txt -r requirements-dev.in
+	(echo "-r requirements.txt"; $(LOCK_VENV)/bin/pip freeze --exclude-editable | grep -vxFf requirements.txt) > requirements-dev.txt
+	rm -rf $(LOCK_VENV)
 
 clean-data:
 	rm -rf .data

@@ -24,8 +24,17 @@ from rest_framework.views import APIView
 from apps.core.errors import NotFoundError
 from apps.core.pagination import PagePagination
 
+from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
 from .models import VECTOR_DIMENSIONS, Backup
+from .multipart import (
+    backup_multipart_complete,
+    backup_multipart_initiate,
+    backup_multipart_part_urls,
+    multipart_part_size,
+)
+from .payloads import blob_decode
+from .records import record_create, record_delete, record_update
 from .responses import BlobFileResponse
 from .selectors import (
     backup_history,
@@ -35,23 +44,7 @@ from .selectors import (
     vector_search_by_blob,
     vector_search_by_vector,
 )
-from .services import (
-    VectorInput,
-    backup_delete,
-    backup_headers_parse,
-    backup_multipart_complete,
-    backup_multipart_initiate,
-    backup_multipart_part_urls,
-    backup_upload,
-    blob_decode,
-    multipart_part_size,
-    record_create,
-    record_delete,
-    record_update,
-    vector_items_delete,
-    vector_items_upsert,
-    vector_validate,
-)
+from .vectors import VectorInput, vector_items_delete, vector_items_upsert, vector_validate
 
 OK_SERIALIZER = inline_serializer("Ok", {"ok": serializers.BooleanField()})
 DELETED_SERIALIZER = inline_serializer(
