@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
 
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
 from .models import VECTOR_DIMENSIONS, Backup
@@ -94,11 +94,12 @@ class RecordMetaSerializer(serializers.Serializer):
         return _unix(obj.updated_at)
 
 
-class RecordPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    page = serializers.IntegerField()
-    limit = serializers.IntegerField()
-    results = RecordMetaSerializer(many=True)
+LIST_HEADERS = [
+    OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, description="Records matching the filter."),
+    OpenApiParameter("X-Page", int, OpenApiParameter.HEADER),
+    OpenApiParameter("X-Per-Page", int, OpenApiParameter.HEADER),
+    OpenApiParameter("Link", str, OpenApiParameter.HEADER, description='RFC 8288 links, rel="next" / "prev".'),
+]
 
 
 class RecordListCreateApi(APIView):
@@ -119,16 +120,23 @@ class RecordListCreateApi(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("table", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={200: RecordPageSerializer},
+        responses={
+            200: OpenApiResponse(
+                RecordMetaSerializer(many=True),
+                description=LIST_HEADERS_DESCRIPTION,
+                headers=LIST_HEADERS,
+            )
+        },
         operation_id="storage_records_list",
-        description="Metadata of the user's records (never the blobs), newest first.",
+        description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
+        "earlier backend answered); the pagination is in the headers.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = PagePagination()
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(RecordMetaSerializer(page, many=True).data)
+        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)
 
     @extend_schema(
         request=InputSerializer,
