@@ -436,7 +436,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max([DATA_UPLOAD_MAX_MEMORY_SIZE, REQUEST_BODY_MAX
 # CORS (django-cors-headers): the desktop app's app:// origin and local development servers.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["app://adiuva"])
 CORS_ALLOWED_ORIGIN_REGEXES = env.list(
-    "CORS_ALLOWED_ORIGIN_REGEXES", default=[r"^app://.*$", r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$"]
+    "CORS_ALLOWED_ORIGIN_REGEXES",
+    default=[r"^app://.*$", r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$"],
 )
 CORS_URLS_REGEX = r"^/api/.*$"
 CORS_EXPOSE_HEADERS = [
@@ -452,9 +453,13 @@ CORS_EXPOSE_HEADERS = [
     "X-Backup-Checksum",
 ]
 INSTALLED_APPS.insert(INSTALLED_APPS.index("rest_framework"), "corsheaders")
-MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "corsheaders.middleware.CorsMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "corsheaders.middleware.CorsMiddleware"
+)
 # One access log line per request, with the client address the throttles count.
-MIDDLEWARE.insert(MIDDLEWARE.index("apps.core.middleware.RequestIdMiddleware") + 1, "apps.core.access_log.AccessLogMiddleware")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("apps.core.middleware.RequestIdMiddleware") + 1, "apps.core.access_log.AccessLogMiddleware"
+)
 
 # METRICS (Prometheus text format at /metrics; off unless METRICS_TOKEN is set, then Bearer METRICS_TOKEN)
 # ------------------------------------------------------------------------------

@@ -112,10 +112,18 @@ def connect_celery_signals() -> None:
     def _name(sender: object) -> str:
         return getattr(sender, "name", None) or str(sender)
 
-    signals.task_success.connect(lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="success"), weak=False)
-    signals.task_failure.connect(lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="failure"), weak=False)
-    signals.task_retry.connect(lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="retry"), weak=False)
-    signals.task_rejected.connect(lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="rejected"), weak=False)
+    signals.task_success.connect(
+        lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="success"), weak=False
+    )
+    signals.task_failure.connect(
+        lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="failure"), weak=False
+    )
+    signals.task_retry.connect(
+        lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="retry"), weak=False
+    )
+    signals.task_rejected.connect(
+        lambda sender=None, **_: celery_task_finished(task=_name(sender), outcome="rejected"), weak=False
+    )
 
 
 # --- exposition ---------------------------------------------------------------------------------

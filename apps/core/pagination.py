@@ -33,7 +33,11 @@ class PagePagination(PageNumberPagination):
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""
         assert self.page is not None
-        links = [f'<{url}>; rel="{rel}"' for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link())) if url]
+        links = [
+            f'<{url}>; rel="{rel}"'
+            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
+            if url
+        ]
         headers = {
             "X-Total-Count": str(self.page.paginator.count),
             "X-Page": str(self.page.number),

@@ -95,10 +95,10 @@ class RecordMetaSerializer(serializers.Serializer):
 
 
 LIST_HEADERS = [
-    OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, description="Records matching the filter."),
-    OpenApiParameter("X-Page", int, OpenApiParameter.HEADER),
-    OpenApiParameter("X-Per-Page", int, OpenApiParameter.HEADER),
-    OpenApiParameter("Link", str, OpenApiParameter.HEADER, description='RFC 8288 links, rel="next" / "prev".'),
+    OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, response=[200], description="Matching records."),
+    OpenApiParameter("X-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("X-Per-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("Link", str, OpenApiParameter.HEADER, response=[200], description='rel="next" / "prev" links.'),
 ]
 
 
@@ -119,14 +119,13 @@ class RecordListCreateApi(APIView):
         table = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(
-        parameters=[OpenApiParameter("table", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={
-            200: OpenApiResponse(
-                RecordMetaSerializer(many=True),
-                description=LIST_HEADERS_DESCRIPTION,
-                headers=LIST_HEADERS,
-            )
-        },
+        parameters=[
+            OpenApiParameter("table", str),
+            OpenApiParameter("page", int),
+            OpenApiParameter("limit", int),
+            *LIST_HEADERS,
+        ],
+        responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
         operation_id="storage_records_list",
         description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
         "earlier backend answered); the pagination is in the headers.",
