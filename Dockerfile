@@ -25,4 +25,4 @@ RUN DJANGO_SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_
 USER adiuva
 EXPOSE 8000
 # uvicorn streams request bodies (daphne buffers them in memory), which backups need.
-CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --ws websockets --proxy-headers --forwarded-allow-ips='*' --no-server-header --workers ${WEB_CONCURRENCY:-2}"]
+CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --ws websockets --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-} --no-server-header --workers ${WEB_CONCURRENCY:-2}"]

@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -191,6 +192,8 @@ def ensure_environment(*, keep_running: bool = True) -> list[str]:
 
 def run(command: list[str]) -> int:
     """Run ``command`` with the embedded services; stop what this call started afterwards."""
+    embedded = [name for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL")) if not os.environ.get(var)]
+    os.environ[EMBEDDED_SERVICES_VAR] = ",".join(embedded)  # tells supervise_embedded_services what is ours
     started = ensure_environment(keep_running=False)
     if started:
         print(f"embedded services ready ({', '.join(started)}) under {DATA_DIR}", flush=True)
@@ -202,6 +205,42 @@ def run(command: list[str]) -> int:
     if "redis" in started:
         stop_redis()
     return code  # pgserver stops PostgreSQL at exit when no other process holds it
+
+
+# --- Supervision (make run) ------------------------------------------------------------------------
+
+EMBEDDED_SERVICES_VAR = "ADIUVA_EMBEDDED_SERVICES"
+
+
+def _postgres_alive(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def supervise_embedded_services(*, stop: threading.Event, interval: float = 2.0) -> None:
+    """Restart the embedded Redis / PostgreSQL whenever one dies, until ``stop`` is set.
+
+    Only the services ``run`` embedded (``ADIUVA_EMBEDDED_SERVICES``) are watched; servers named by
+    DATABASE_URL / REDIS_URL are someone else's to supervise. A restart reuses the same data
+    directory and socket, so the URLs the processes hold stay valid and their clients reconnect.
+    """
+    watched = set(filter(None, os.environ.get(EMBEDDED_SERVICES_VAR, "").split(",")))
+    while not stop.wait(interval):
+        try:
+            if "redis" in watched and not _redis_ping():
+                logger.warning("embedded Redis is down; restarting it")
+                start_redis()
+            if "postgres" in watched and not _postgres_alive(os.environ["DATABASE_URL"]):
+                logger.warning("embedded PostgreSQL is down; restarting it")
+                os.environ["DATABASE_URL"] = start_postgres(keep_running=True)
+        except Exception:  # keep watching: the next round tries again
+            logger.exception("restarting an embedded service failed")
 
 
 def main(argv: list[str]) -> int:

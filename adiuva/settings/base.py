@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -400,3 +402,74 @@ ASSISTANT_TOOL_TIMEOUT = env.float("ASSISTANT_TOOL_TIMEOUT", default=30.0)
 ASSISTANT_REQUEST_TIMEOUT = env.float("ASSISTANT_REQUEST_TIMEOUT", default=300.0)
 ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=8000)
 ASSISTANT_RECURSION_LIMIT = env.int("ASSISTANT_RECURSION_LIMIT", default=40)
+
+# HARDENING (proxies, request body caps, CORS, metrics)
+# ------------------------------------------------------------------------------
+# X-Forwarded-For is believed only from this many proxies in front of the app (0: from nobody), so a
+# client cannot pick its own throttle bucket. uvicorn's --forwarded-allow-ips (FORWARDED_ALLOW_IPS,
+# read by the Procfile/Dockerfile) must name the same proxies.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Strict JSON: depth-limited, no unpaired surrogates, no NaN (see apps.core.parsers).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["apps.core.parsers.JSONParser"]
+REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=64)
+
+# Request body caps, enforced by an ASGI middleware before Django reads a byte (apps.core.body_limits):
+# a Content-Length over the cap is a 413 at once, a chunked body is cut off at the cap. The longest
+# matching path prefix wins; everything else gets REQUEST_BODY_MAX_BYTES.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+# A record or vector blob travels base64-encoded (4/3 larger) inside a JSON envelope.
+_BASE64_RECORD_BYTES = -(-STORAGE_RECORD_MAX_BYTES // 3) * 4 + 64 * 1024
+REQUEST_BODY_PLUGIN_MAX_BYTES = env.int("REQUEST_BODY_PLUGIN_MAX_BYTES", default=50 * 1024 * 1024)
+REQUEST_BODY_LIMITS: dict[str, int] = {
+    "/api/v1/storage/records": _BASE64_RECORD_BYTES,
+    "/api/v1/storage/vectors": _BASE64_RECORD_BYTES,
+    "/api/v1/plugins": REQUEST_BODY_PLUGIN_MAX_BYTES,
+    "/admin/": REQUEST_BODY_PLUGIN_MAX_BYTES,
+}
+# Routes that stream their body and enforce their own cap (the backup upload caps at the user's remaining
+# quota after authenticating). The generic cap still applies to them unless the request carries a validly
+# signed access token, so an anonymous body never reaches them unbounded.
+REQUEST_BODY_STREAMED_ROUTES: list[tuple[str, str]] = [("PUT", "/api/v1/backup")]
+# Django's own in-memory guard must not be tighter than the largest cap above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max([DATA_UPLOAD_MAX_MEMORY_SIZE, REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values()])
+
+# CORS (django-cors-headers): the desktop app's app:// origin and local development servers.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["app://adiuva"])
+CORS_ALLOWED_ORIGIN_REGEXES = env.list(
+    "CORS_ALLOWED_ORIGIN_REGEXES",
+    default=[r"^app://.*$", r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$"],
+)
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "X-Checksum",
+    "X-Total-Count",
+    "X-Page",
+    "X-Per-Page",
+    "Link",
+    "Retry-After",
+    "X-Backup-Version",
+    "X-Backup-Timestamp",
+    "X-Backup-Checksum",
+]
+INSTALLED_APPS.insert(INSTALLED_APPS.index("rest_framework"), "corsheaders")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "corsheaders.middleware.CorsMiddleware"
+)
+# One access log line per request, with the client address the throttles count.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("apps.core.middleware.RequestIdMiddleware") + 1, "apps.core.access_log.AccessLogMiddleware"
+)
+
+# METRICS (Prometheus text format at /metrics; off unless METRICS_TOKEN is set, then Bearer METRICS_TOKEN)
+# ------------------------------------------------------------------------------
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: web workers and Celery write samples here; must be set before
+# prometheus_client is imported, so it is exported to the environment right here.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".data" / "metrics")
+try:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only image: fall back to the temporary directory
+    PROMETHEUS_MULTIPROC_DIR = str(Path(tempfile.gettempdir()) / "adiuva-metrics")
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR

@@ -11,6 +11,10 @@ from adiuva import embedded
 embedded.ensure_environment()
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("FERNET_MASTER_KEYS", "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=")
+# Each test run writes its own metric samples (prometheus-client multiprocess files).
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(embedded.DATA_DIR / f"metrics-test-{os.environ.get('ADIUVA_TEST_RUN', '')}")
+)
 
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 

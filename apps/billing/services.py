@@ -24,6 +24,7 @@ from djstripe.models import Customer, Invoice, Price, Product, Subscription, Web
 from djstripe.utils import convert_tstamp
 
 from apps.accounts.models import Tier, User
+from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, NotFoundError
 
 from . import tiers
@@ -194,6 +195,14 @@ def user_tier_sync(*, user: User) -> User:
         if previous != entitlement.tier:
             locked.tier = entitlement.tier
             locked.save(update_fields=["tier", "updated_at"])
+            # The system decided (a webhook or a sync), so there is no actor.
+            audit_record(
+                action=AuditAction.TIER_CHANGED,
+                actor=None,
+                subject_user=locked,
+                target=locked,
+                data={"from": previous, "to": entitlement.tier, "seats": seats},
+            )
             transaction.on_commit(
                 partial(_announce_tier_change, user_id=locked.pk, previous=previous, tier=entitlement.tier)
             )

@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
 
 from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
@@ -87,11 +87,12 @@ class RecordMetaSerializer(serializers.Serializer):
         return _unix(obj.updated_at)
 
 
-class RecordPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    page = serializers.IntegerField()
-    limit = serializers.IntegerField()
-    results = RecordMetaSerializer(many=True)
+LIST_HEADERS = [
+    OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, response=[200], description="Matching records."),
+    OpenApiParameter("X-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("X-Per-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("Link", str, OpenApiParameter.HEADER, response=[200], description='rel="next" / "prev" links.'),
+]
 
 
 class RecordListCreateApi(APIView):
@@ -111,17 +112,23 @@ class RecordListCreateApi(APIView):
         table = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(
-        parameters=[OpenApiParameter("table", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={200: RecordPageSerializer},
+        parameters=[
+            OpenApiParameter("table", str),
+            OpenApiParameter("page", int),
+            OpenApiParameter("limit", int),
+            *LIST_HEADERS,
+        ],
+        responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
         operation_id="storage_records_list",
-        description="Metadata of the user's records (never the blobs), newest first.",
+        description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
+        "earlier backend answered); the pagination is in the headers.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = PagePagination()
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(RecordMetaSerializer(page, many=True).data)
+        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)
 
     @extend_schema(
         request=InputSerializer,

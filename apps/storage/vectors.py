@@ -27,14 +27,20 @@ class VectorInput:
     vector: list[float] | None = None
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
 def vector_validate(*, vector: list[float] | None, field: str) -> list[float] | None:
     if vector is None:
         return None
-    if len(vector) != VECTOR_DIMENSIONS or not all(math.isfinite(value) for value in vector):
+    # pgvector stores float32: a larger magnitude would fail in the database instead of here.
+    if len(vector) != VECTOR_DIMENSIONS or not all(
+        math.isfinite(value) and abs(value) <= FLOAT32_MAX for value in vector
+    ):
         raise ApplicationError(
             StorageErrorCode.INVALID_VECTOR,
-            f"'{field}' must hold {VECTOR_DIMENSIONS} finite numbers.",
-            fields={field: [f"Expected {VECTOR_DIMENSIONS} finite numbers."]},
+            f"'{field}' must hold {VECTOR_DIMENSIONS} finite float32 numbers (|x| <= {FLOAT32_MAX:.7g}).",
+            fields={field: [f"Expected {VECTOR_DIMENSIONS} finite float32 numbers."]},
         )
     if not any(vector):
         raise ApplicationError(
