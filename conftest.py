@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
@@ -50,3 +52,31 @@ def auth_client(tokens) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access_token}")
     return client
+
+
+@pytest.fixture(scope="session")
+def live_asgi_server(django_db_setup, django_db_blocker):
+    """The real ASGI app under uvicorn on loopback (static files, admin, API, sockets);
+    tests using it need committed rows: ``django_db(transaction=True)``."""
+    from apps.core.testing.asgi_server import AsgiServerThread
+
+    server = AsgiServerThread(name="live-asgi-server")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (Debian's chromium + chromedriver). Missing locally:
+    the test is skipped with the install command; missing on CI: it fails."""
+    from apps.core.testing.browser import browser_missing, chrome_driver
+
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    driver = chrome_driver()
+    yield driver
+    driver.quit()

@@ -56,3 +56,5 @@ ASSISTANT_LLM_TIMEOUT = 5.0
 ASSISTANT_LLM_MAX_RETRIES = 0
 ASSISTANT_TOOL_TIMEOUT = 2.0
 ASSISTANT_REQUEST_TIMEOUT = 20.0
+# Static files from the apps' static/ folders, as on a laptop (no collectstatic before tests).
+WHITENOISE_USE_FINDERS = True
