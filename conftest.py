@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from allauth.account.models import EmailAddress
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -30,9 +31,14 @@ def api_client() -> APIClient:
 def make_user(db):
     counter = {"n": 0}
 
-    def make(email: str | None = None, password: str = DEFAULT_PASSWORD, **extra) -> User:
+    def make(
+        email: str | None = None, password: str = DEFAULT_PASSWORD, *, email_verified: bool = False, **extra
+    ) -> User:
         counter["n"] += 1
-        return User.objects.create_user(email=email or f"user{counter['n']}@example.com", password=password, **extra)
+        user = User.objects.create_user(email=email or f"user{counter['n']}@example.com", password=password, **extra)
+        if email_verified:
+            EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+        return user
 
     return make
 

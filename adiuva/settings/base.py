@@ -330,6 +330,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env("THROTTLE_LOGIN_RATE", default="10/min"),
         "register": env("THROTTLE_REGISTER_RATE", default="10/hour"),
+        "verify_email": env("THROTTLE_VERIFY_EMAIL_RATE", default="3/hour"),
     },
 }
 # BILLING (dj-stripe; Stripe Checkout, customer portal, signed webhooks)
