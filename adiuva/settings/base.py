@@ -120,6 +120,9 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="optional")
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+# Failed browser logins (allauth's page and the admin's, see accounts.admin_login) per client address
+# and per account; once spent, even the right password waits for the window to pass.
+ACCOUNT_RATE_LIMITS = {"login_failed": env("ACCOUNT_LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key")}
 # Social login / SSO (team tier): a provider is offered only when its credentials are set.
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
 _SOCIAL_APPS = {
