@@ -91,6 +91,7 @@ LOCAL_APPS = [
     "apps.connectors",
     "apps.assistant",
     "apps.agents",
+    "apps.sso",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -145,6 +146,15 @@ if _OIDC_SERVER_URL:
             }
         ]
     }
+
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+
+# SSO (single sign-on into the desktop client, team tier)
+# ------------------------------------------------------------------------------
+# After allauth's browser login, /api/v1/auth/sso/complete sends the browser here with a one-time
+# ?code= (or ?error=) that the app trades for its tokens at POST /api/v1/auth/sso/exchange.
+SSO_CLIENT_REDIRECT_URL = env("SSO_CLIENT_REDIRECT_URL", default="adiuva://sso/callback")
+SSO_CODE_TTL_SECONDS = env.int("SSO_CODE_TTL_SECONDS", default=60)
 
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {
