@@ -22,7 +22,7 @@ def sso_providers_list(*, request: HttpRequest, state: str = "") -> list[SsoProv
     complete = reverse("sso-complete") + (f"?{urlencode({'state': state})}" if state else "")
     return [
         SsoProvider(
-            id=provider.id,
+            id=provider.sub_id,
             name=provider.name,
             login_url=request.build_absolute_uri(provider.get_login_url(request, process="login", next=complete)),
         )
