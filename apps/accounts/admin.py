@@ -6,9 +6,13 @@ from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from .admin_login import ThrottledAdminAuthenticationForm
 from .keys import user_key_create
 from .models import TokenFamily, User
 from .tokens import sessions_revoke_by_staff
+
+# Failed admin logins count against the same per-address and per-account limits as allauth's page.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class UserCreationForm(BaseUserCreationForm):
