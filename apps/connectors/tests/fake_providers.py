@@ -308,7 +308,9 @@ class FakeProviders:
             newest_first = [
                 m
                 for m in reversed(state.gmail_messages)
-                if set(label_ids) <= set(m["labelIds"]) and not {"SPAM", "TRASH"} & set(m["labelIds"])
+                if set(label_ids) <= set(m["labelIds"])
+                and not {"SPAM", "TRASH"} & set(m["labelIds"])
+                and _matches_query(m, query.get("q") or "")
             ]
             start = int(query.get("pageToken") or 0)
             size = min(int(query.get("maxResults") or 100), 2)  # small pages, to exercise paging
@@ -411,6 +413,20 @@ class FakeProviders:
         if offset + size < len(newest_first):
             body["@odata.nextLink"] = f"{self.graph_base}/chats/{chat_id}/messages?$skiptoken={offset + size}"
         return 200, body, {}
+
+
+def _matches_query(message: dict[str, Any], q: str) -> bool:
+    """The part of Gmail's search syntax the client sends: ``{from:a from:b}``, ``after:``, ``before:``."""
+    sender = next(h["value"] for h in message["payload"]["headers"] if h["name"] == "From").lower()
+    senders = [s.strip('"').lower() for s in re.findall(r'from:("[^"]+"|[^\s}]+)', q)]
+    if senders and not any(s in sender for s in senders):
+        return False
+    received = datetime.fromtimestamp(int(message["internalDate"]) / 1000, tz=UTC)
+    for op, day in re.findall(r"(after|before):(\d{4}/\d{2}/\d{2})", q):
+        bound = datetime.strptime(day, "%Y/%m/%d").replace(tzinfo=UTC)
+        if (op == "after" and received < bound) or (op == "before" and received >= bound):
+            return False
+    return True
 
 
 def graph_time(value: datetime) -> str:
