@@ -71,9 +71,10 @@ async def test_anonymous_huge_backup_upload_is_refused_before_its_body_is_read()
     # when it reaches the server
     await _call(scope, client)
 
-    # then it is a JSON 413 and not one body chunk was pulled (nothing buffered, nothing on disk)
-    assert client.status == 413
-    assert client.json()["code"] == "payload_too_large"
+    # then the backup route refuses it (JSON 401) before one body chunk is pulled
+    # (nothing buffered, nothing on disk)
+    assert client.status == 401
+    assert client.json()["code"] == "not_authenticated"
     assert client.pulled == 0
 
 
@@ -90,22 +91,22 @@ async def test_chunked_body_is_cut_off_once_it_passes_the_cap():
     assert [m["type"] for m in client.sent] == ["http.response.start", "http.response.body"]
 
 
-async def test_anonymous_chunked_backup_is_capped_like_any_route():
+async def test_anonymous_chunked_backup_is_refused_before_its_body_is_read():
     client = ScriptedClient(chunks=1600)
 
     await _call(_scope("PUT", "/api/v1/backup", {"content-type": "application/octet-stream"}), client)
 
-    assert client.status == 413
-    assert client.pulled == MIB // len(client.chunk) + 1
+    assert client.status == 401
+    assert client.pulled == 0
 
 
-async def test_forged_bearer_does_not_lift_the_backup_cap():
+async def test_forged_bearer_gets_no_byte_of_a_backup_read():
     client = ScriptedClient(chunks=1600)
     headers = {"content-length": str(400 * 1000 * 1000), "authorization": "Bearer eyJhbGciOiJIUzI1NiJ9.e30.forged"}
 
     await _call(_scope("PUT", "/api/v1/backup", headers), client)
 
-    assert client.status == 413
+    assert client.status == 401
     assert client.pulled == 0
 
 
