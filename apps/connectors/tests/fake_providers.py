@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _counter = itertools.count(1)
 
@@ -204,6 +204,7 @@ class FakeProviders:
 
             def _handle(self, method: str) -> None:
                 split = urlsplit(self.path)
+                split = split._replace(path=unquote(split.path))
                 query = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(split.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 raw_body = self.rfile.read(length) if length else b""
