@@ -25,7 +25,7 @@ from .lock_objects import user_grants_lock
 from .models import GrantStatus, OAuthGrant
 from .provider_config import provider_config
 from .providers import Provider
-from .selectors import CONNECTED_STATUSES
+from .selectors import connected_providers
 from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh, token_revoke
 from .transport import ProviderSession, RetryPolicy
 
@@ -67,9 +67,7 @@ def provider_gate_check(*, user: Any, provider: Provider | str) -> None:
 
     Reconnecting a provider that is still connected (active or needs_reconnect) is not a new one.
     """
-    connected = set(
-        OAuthGrant.objects.filter(user=user, status__in=CONNECTED_STATUSES).values_list("provider", flat=True)
-    )
+    connected = connected_providers(user=user)
     if str(provider) not in connected:
         require_below_limit(user, Feature.PROVIDERS, current=len(connected))
 
