@@ -25,9 +25,9 @@ from .lock_objects import user_grants_lock
 from .models import GrantStatus, OAuthGrant
 from .provider_config import provider_config
 from .providers import Provider
-from .selectors import CONNECTED_STATUSES
-from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh
-from .transport import ProviderSession
+from .selectors import connected_providers
+from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh, token_revoke
+from .transport import ProviderSession, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ def provider_gate_check(*, user: Any, provider: Provider | str) -> None:
 
     Reconnecting a provider that is still connected (active or needs_reconnect) is not a new one.
     """
-    connected = set(
-        OAuthGrant.objects.filter(user=user, status__in=CONNECTED_STATUSES).values_list("provider", flat=True)
-    )
+    connected = connected_providers(user=user)
     if str(provider) not in connected:
         require_below_limit(user, Feature.PROVIDERS, current=len(connected))
 
@@ -132,13 +130,14 @@ def _refresh_locked(*, grant: OAuthGrant, rejected: str | None, force: bool) -> 
     """Refresh under the grant's row lock unless another worker already did; see the module doc."""
     config = provider_config(grant.provider)
     refused_reason = ""
+    fresh: TokenSet | None = None
     with transaction.atomic():
         locked = OAuthGrant.objects.select_for_update().select_related("user").get(pk=grant.pk)
         _require_usable(locked)
         tokens = grant_tokens(grant=locked)
         now = timezone.now()
         if not force and _token_is_usable(tokens, rejected=rejected, now=now):
-            fresh = tokens  # refreshed by someone else while we waited for the lock
+            fresh = tokens  # refreshed by another worker while we waited for the lock
         elif not tokens.refresh_token:
             refused_reason = "The provider gave no refresh token; authorize again."
         else:
@@ -153,10 +152,12 @@ def _refresh_locked(*, grant: OAuthGrant, rejected: str | None, force: bool) -> 
                     update_fields=["token_ciphertext", "access_expires_at", "scopes", "last_refreshed_at", "updated_at"]
                 )
         if refused_reason:
+            # Committed with the transaction (the raise comes after it), so the state sticks.
             _mark_needs_reconnect(locked, reason=refused_reason, actor=None)
     grant.refresh_from_db()
-    if refused_reason:
-        _require_usable(grant)
+    if fresh is None:
+        _require_usable(grant)  # raises grant_needs_reconnect
+        raise AssertionError("unreachable: a refused refresh leaves the grant needing a reconnect")
     return fresh
 
 
@@ -179,12 +180,27 @@ def grant_refresh(*, grant: OAuthGrant) -> OAuthGrant:
     return grant
 
 
+def _revoke_at_provider(*, provider: str, refresh_token: str) -> None:
+    """Best effort, after commit: the grant is already revoked here whatever the provider answers."""
+    try:
+        config = provider_config(provider)
+        policy = RetryPolicy(max_retries=0, backoff_seconds=0.0, retry_after_max_seconds=0.0)
+        with ProviderSession(provider=provider, policy=policy) as session:
+            revoked = token_revoke(config=config, session=session, token=refresh_token)
+    except ConnectorError as exc:
+        revoked = False
+        logger.warning("grant revocation at the provider failed", extra={"provider": provider, "code": exc.code})
+    logger.info("grant disconnected", extra={"provider": provider, "revoked_at_provider": revoked})
+
+
 def grant_disconnect(*, grant: OAuthGrant, actor: Any) -> OAuthGrant:
-    """Revoke the grant: its tokens are erased and it stops counting against the providers limit."""
+    """Revoke the grant: its tokens are erased, it stops counting against the providers limit, and
+    (after commit) the provider is asked to revoke the refresh token where it offers that."""
     with transaction.atomic():
         locked = OAuthGrant.objects.select_for_update().get(pk=grant.pk)
         if locked.status == GrantStatus.REVOKED:
             raise ConnectorError(ConnectorErrorCode.GRANT_MISSING, f"{locked.provider} is not connected.")
+        refresh_token = grant_tokens(grant=locked).refresh_token
         locked.status = GrantStatus.REVOKED
         locked.status_reason = "Disconnected by the user."
         locked.token_ciphertext = b""
@@ -197,5 +213,8 @@ def grant_disconnect(*, grant: OAuthGrant, actor: Any) -> OAuthGrant:
             subject_user=locked.user,
             data={"provider": locked.provider},
         )
+        if refresh_token:
+            provider = locked.provider
+            transaction.on_commit(lambda: _revoke_at_provider(provider=provider, refresh_token=refresh_token))
     grant.refresh_from_db()
     return grant

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _counter = itertools.count(1)
 
@@ -133,6 +133,7 @@ class FakeProviders:
         self.token_delay = 0.0  # seconds the token endpoint takes (to make concurrent refreshes overlap)
         self.refresh_error: str | None = None  # e.g. "invalid_grant": refreshes are refused
         self.rotate_refresh_tokens = True
+        self.granted_scope: str | None = None  # what the user left selected on the consent page
         self.delta_rounds: dict[str, tuple[str, list[dict[str, Any]], int]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -204,6 +205,7 @@ class FakeProviders:
 
             def _handle(self, method: str) -> None:
                 split = urlsplit(self.path)
+                split = split._replace(path=unquote(split.path))
                 query = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(split.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 raw_body = self.rfile.read(length) if length else b""
@@ -244,6 +246,12 @@ class FakeProviders:
     def _route(self, method: str, path: str, query: dict, form: dict, headers: dict) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path == "/google/token":
             return self._token("google", form)
+        if method == "POST" and path == "/google/revoke":
+            with self.lock:
+                before = len(self.state.grants)
+                token = form.get("token")
+                self.state.grants = [g for g in self.state.grants if token not in (g.refresh_token, g.access_token)]
+            return (200, {}, {}) if len(self.state.grants) < before else (400, {"error": "invalid_token"}, {})
         if method == "POST" and re.fullmatch(r"/ms/[^/]+/oauth2/v2\.0/token", path):
             return self._token("microsoft", form)
         auth = headers.get("Authorization") or headers.get("authorization") or ""
@@ -291,7 +299,7 @@ class FakeProviders:
             else:
                 return 400, {"error": "unsupported_grant_type"}, {}
             self.state.valid_access.add(tokens["access_token"])
-        scope = form.get("scope") or "https://www.googleapis.com/auth/gmail.readonly openid email"
+        scope = self.granted_scope or form.get("scope") or "https://www.googleapis.com/auth/gmail.readonly openid email"
         return 200, {**tokens, "expires_in": 3599, "token_type": "Bearer", "scope": scope}, {}
 
     # --- Gmail ---------------------------------------------------------------------------------
