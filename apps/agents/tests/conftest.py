@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
 from apps.agents.models import CloudAgentConfig, LocalAgentConfig
+from apps.assistant.tests.conftest import _scripted_server, llm  # noqa: F401 - the scripted model
 from apps.devices.models import Device
 
 UTC = dt.UTC
