@@ -13,8 +13,8 @@ presence query per batch, Celery messages queued to the embedded Redis after com
   simulated time (``now`` is passed in, time is never mocked globally). Before each tick, the
   baseline: ``SELECT id … WHERE enabled AND next_run_at <= now`` on both tables (the bare read
   every design has to do).
-* Dispatch lag per run = (simulated tick time - due minute) + the tick's whole real duration
-  (conservative: every run of a tick is charged the full tick).
+* Dispatch lag per run = (simulated tick time - due minute) + the real time from the tick's
+  start until the batch holding the run committed (the run row exists from then).
 * RSS: this process (which runs the tick) before/after the window; a real ``celery beat``
   with the DatabaseScheduler and the project's periodic tasks; then the rejected alternative:
   10,000 PeriodicTask rows (one crontab per config): in-process DatabaseScheduler load and
@@ -183,32 +183,54 @@ def _baseline_ms(now: dt.datetime) -> tuple[float, int]:
 
 
 def _run_window(*, start: dt.datetime, minutes: int) -> dict:
-    from apps.agents.dispatch import agents_dispatch_due
+    from apps.agents import dispatch
     from apps.agents.models import AgentRunLog
 
+    # Measurement only: note the real time at which each batch committed (its runs exist from then).
+    committed: list[tuple[float, list]] = []
+    real_batch = dispatch._dispatch_batch
+
+    def timed_batch(**kwargs):
+        result = real_batch(**kwargs)
+        committed.append((time.perf_counter(), result.run_ids))
+        return result
+
+    dispatch._dispatch_batch = timed_batch
     lags: list[float] = []
-    ticks: list[tuple[float, float, int]] = []  # (tick ms, baseline ms, runs created)
+    peak_lags: list[float] = []
+    ordinary_lags: list[float] = []
+    ticks: list[tuple[float, float, int]] = []  # (tick ms, baseline ms, configs claimed)
     peak_tick: tuple[float, float, int] | None = None
     waiting = 0
     rss_before = _rss_kib()
     sim = start + dt.timedelta(seconds=TICK_PHASE)
     end = start + dt.timedelta(minutes=minutes)
-    while sim < end:
-        base_ms, _ = _baseline_ms(sim)
-        t0 = time.perf_counter()
-        result = agents_dispatch_due(now=sim)
-        tick_s = time.perf_counter() - t0
-        waiting += result.waiting_for_device
-        if result.run_ids:
-            scheduled = AgentRunLog.objects.filter(id__in=result.run_ids).values_list("scheduled_for", flat=True)
-            lags.extend((sim - due_at).total_seconds() + tick_s for due_at in scheduled)
-        if result.claimed:
-            ticks.append((tick_s * 1000, base_ms, result.claimed))
-            if peak_tick is None or result.claimed > peak_tick[2]:
-                peak_tick = (tick_s * 1000, base_ms, result.claimed)
-        sim += dt.timedelta(seconds=max(TICK_SECONDS, tick_s))
+    try:
+        while sim < end:
+            base_ms, _ = _baseline_ms(sim)
+            committed.clear()
+            t0 = time.perf_counter()
+            result = dispatch.agents_dispatch_due(now=sim)
+            tick_s = time.perf_counter() - t0
+            waiting += result.waiting_for_device
+            for at, run_ids in committed:
+                if not run_ids:
+                    continue
+                scheduled = AgentRunLog.objects.filter(id__in=run_ids).values_list("scheduled_for", flat=True)
+                batch_lags = [(sim - due_at).total_seconds() + (at - t0) for due_at in scheduled]
+                lags.extend(batch_lags)
+                (peak_lags if result.claimed > 1000 else ordinary_lags).extend(batch_lags)
+            if result.claimed:
+                ticks.append((tick_s * 1000, base_ms, result.claimed))
+                if peak_tick is None or result.claimed > peak_tick[2]:
+                    peak_tick = (tick_s * 1000, base_ms, result.claimed)
+            sim += dt.timedelta(seconds=max(TICK_SECONDS, tick_s))
+    finally:
+        dispatch._dispatch_batch = real_batch
     return {
         "lags": lags,
+        "peak_lags": peak_lags,
+        "ordinary_lags": ordinary_lags,
         "ticks": ticks,
         "peak_tick": peak_tick,
         "waiting": waiting,
@@ -218,7 +240,7 @@ def _run_window(*, start: dt.datetime, minutes: int) -> dict:
 
 
 def _beat_rss(seconds: float) -> tuple[int, int]:
-    """Run the real celery beat (DatabaseScheduler) against the bench database; RSS at 3 s and at the end."""
+    """Run the real celery beat (DatabaseScheduler) against the bench database; RSS at 3 s and its peak."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "adiuva.settings.test"}
     process = subprocess.Popen(
         [
@@ -238,15 +260,22 @@ def _beat_rss(seconds: float) -> tuple[int, int]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    early = peak = 0
     try:
-        time.sleep(3)
-        early = _rss_kib(process.pid)
-        time.sleep(max(0.0, seconds - 3))
-        late = _rss_kib(process.pid)
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            time.sleep(1)
+            rss = _rss_kib(process.pid)
+            early = early or (rss if time.monotonic() - started >= 3 else 0)
+            peak = max(peak, rss)
     finally:
         process.terminate()
-        process.wait(timeout=20)
-    return early, late
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # busy loading its schedule: it ignores SIGTERM until done
+            process.kill()
+            process.wait()
+    return early, peak
 
 
 def _per_config_tasks(count: int, rng: random.Random) -> float:
@@ -267,7 +296,9 @@ def _per_config_tasks(count: int, rng: random.Random) -> float:
     CrontabSchedule.objects.bulk_create(crontabs, batch_size=2000)
     PeriodicTask.objects.bulk_create(
         [
-            PeriodicTask(name=f"agent {uuid.uuid4()}", task="agents.run_execute", crontab=crontab, args="[]")
+            PeriodicTask(
+                name=f"agent {uuid.uuid4()}", task="bench.agent_run", crontab=crontab, args=f'["{uuid.uuid4()}"]'
+            )
             for crontab in crontabs
         ],
         batch_size=2000,
@@ -301,6 +332,7 @@ def _scheduler_in_process() -> tuple[float, float, float, int]:
     t0 = time.perf_counter()
     scheduler.all_as_schedule()
     reread = time.perf_counter() - t0
+    scheduler._finalize.cancel()  # its exit-time sync would run after the bench database is dropped
     return load, statistics.median(durations), reread, entries
 
 
@@ -320,7 +352,7 @@ def main() -> None:
     parser.add_argument("--peak", type=int, default=5_000, help="configs due at 09:00 UTC")
     parser.add_argument("--window", type=int, default=30, help="simulated minutes (centred on the peak)")
     parser.add_argument("--per-task", type=int, default=10_000, help="PeriodicTask rows of the rejected design")
-    parser.add_argument("--beat-seconds", type=float, default=20.0)
+    parser.add_argument("--beat-seconds", type=float, default=40.0)
     options = parser.parse_args()
     rng = random.Random(7)
 
@@ -344,8 +376,14 @@ def main() -> None:
         )
         print(f"runs created: {len(lags):,}; due but device offline (owed, not failed): {window['waiting']:,}")
         print(
-            f"dispatch lag: p50 {_pct(lags, 0.5):.2f} s, p99 {_pct(lags, 0.99):.2f} s, "
+            f"dispatch lag, all runs: p50 {_pct(lags, 0.5):.2f} s, p99 {_pct(lags, 0.99):.2f} s, "
             f"max {max(lags, default=0):.2f} s (target: < 60 s)"
+        )
+        ordinary_lags = window["ordinary_lags"]
+        print(
+            f"  ordinary minutes: p50 {_pct(ordinary_lags, 0.5):.2f} s, p99 {_pct(ordinary_lags, 0.99):.2f} s; "
+            f"peak minute: p50 {_pct(window['peak_lags'], 0.5):.2f} s, p99 {_pct(window['peak_lags'], 0.99):.2f} s "
+            f"(lag = tick phase {TICK_PHASE} s + real time until the run's batch committed)"
         )
         if ordinary:
             o_tick = statistics.median(t[0] for t in ordinary)
@@ -371,7 +409,7 @@ def main() -> None:
         early, late = _beat_rss(options.beat_seconds)
         print(
             f"celery beat (DatabaseScheduler, project tasks only): RSS {early / 1024:.0f} MiB at 3 s, "
-            f"{late / 1024:.0f} MiB at {options.beat_seconds:.0f} s"
+            f"peak {late / 1024:.0f} MiB over {options.beat_seconds:.0f} s"
         )
         load, tick, reread, entries = _scheduler_in_process()
         print(
@@ -392,8 +430,8 @@ def main() -> None:
         early_n, late_n = _beat_rss(options.beat_seconds)
         print(
             f"  celery beat RSS: {early_n / 1024:.0f} MiB at 3 s, "
-            f"{late_n / 1024:.0f} MiB at {options.beat_seconds:.0f} s "
-            f"({late_n / max(late, 1):.2f}x the single-task beat)"
+            f"peak {late_n / 1024:.0f} MiB over {options.beat_seconds:.0f} s "
+            f"({late_n / max(late, 1):.2f}x the beat without per-config tasks)"
         )
         _purge_broker()
     finally:

@@ -153,7 +153,8 @@ def cloud_agent_create(*, user: User, **data: Any) -> CloudAgentConfig:
 
 
 def cloud_agent_update(*, user: User, agent_id: uuid.UUID, **data: Any) -> CloudAgentConfig:
-    return _update(user=user, model=CloudAgentConfig, agent_id=agent_id, data=_only(data, CLOUD_FIELDS))
+    """The provider is fixed at creation (its grant and the providers limit depend on it)."""
+    return _update(user=user, model=CloudAgentConfig, agent_id=agent_id, data=_only(data, CLOUD_FIELDS[1:]))
 
 
 def cloud_agent_delete(*, user: User, agent_id: uuid.UUID) -> None:

@@ -287,3 +287,15 @@ def test_the_placeholder_executor_finishes_the_run_as_an_error(make_user):
     run.refresh_from_db()
     assert run.status == RunStatus.ERROR
     assert run.errors == ["executor not installed"]
+
+
+def test_due_for_device_covers_undispatched_due_agents_but_not_disabled_or_future_ones(make_user):
+    user = make_user()
+    due = make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0))
+    make_local(user, next_run_at=_utc(2026, 6, 1, 10, 0))
+    make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0), enabled=False)
+    make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0), device_id="other-device")
+
+    found = agents_due_for_device(user_id=user.id, device_id="laptop-1", now=_utc(2026, 6, 1, 9, 0))
+
+    assert [c.id for c in found] == [due.id]
