@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.billing.tiers import Feature, require_below_limit
+from apps.connectors.fetch import filter_config_validate
 from apps.connectors.providers import Provider
 from apps.core.errors import ApplicationError, CoreErrorCode, NotFoundError
 
 from .error_codes import AgentsErrorCode
-from .filter_configs import filter_config_validate
 from .lock_objects import user_agents_lock
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig
 from .schedules import ScheduleError, cron_validate, next_run_after

@@ -59,7 +59,11 @@ def test_cloud_agent_round_trip_ignores_the_legacy_token_field(pro_client):
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["provider"] == "gmail"
-    assert body["filter_config"] == {"labels": ["clients"], "senders": [], "date_range": {"from": "2026-01-01"}}
+    assert body["filter_config"] == {
+        "labels": ["clients"],
+        "senders": [],
+        "date_range": {"from": "2026-01-01", "to": None},
+    }
     assert "oauth_token_encrypted" not in body
     assert pro_client.put(f"{CLOUD}/{body['id']}", {"enabled": False}).json()["next_run_at"] is None
     assert pro_client.delete(f"{CLOUD}/{body['id']}").json() == {"ok": True}
