@@ -299,3 +299,19 @@ def test_due_for_device_covers_undispatched_due_agents_but_not_disabled_or_futur
     found = agents_due_for_device(user_id=user.id, device_id="laptop-1", now=_utc(2026, 6, 1, 9, 0))
 
     assert [c.id for c in found] == [due.id]
+
+
+def test_the_executor_task_leaves_a_run_that_is_no_longer_running_alone(make_user):
+    # given a run the sweeper already failed (its first worker died)
+    user = make_user()
+    run = run_start(config=make_cloud(user), trigger=RunTrigger.MANUAL, now=_utc(2026, 6, 1, 9, 0), enqueue=False)
+    runs_sweep_stale(now=_utc(2026, 6, 2, 0, 0))
+
+    # when its queued execution is finally delivered
+    agent_run_execute(str(run.id))
+
+    # then nothing runs and the sweeper's reason stays
+    run.refresh_from_db()
+    assert run.status == RunStatus.ERROR
+    assert run.errors[0].startswith("worker lost: lease expired at")
+    assert "executor not installed" not in run.errors
