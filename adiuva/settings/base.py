@@ -529,3 +529,16 @@ except OSError:  # a read-only image: fall back to the temporary directory
     PROMETHEUS_MULTIPROC_DIR = str(Path(tempfile.gettempdir()) / "adiuva-metrics")
     Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
+# AGENTS (scheduled agent runs, the dispatcher, the journey)
+# ------------------------------------------------------------------------------
+# A running run is owned by its executor until its lease ends; the executor renews it and the
+# sweeper (Celery beat, every minute) marks runs whose lease ran out as ``error``.
+AGENTS_RUN_LEASE_SECONDS = env.int("AGENTS_RUN_LEASE_SECONDS", default=600)
+# The dispatch tick (Celery beat, every 10 s) claims due configs in batches of this size, and
+# stops after this many seconds so ticks never pile up (the next tick continues).
+AGENTS_DISPATCH_BATCH_SIZE = env.int("AGENTS_DISPATCH_BATCH_SIZE", default=500)
+AGENTS_DISPATCH_TIME_BUDGET = env.float("AGENTS_DISPATCH_TIME_BUDGET", default=8.0)
+# Journey sessions (Django cache / Redis) expire after this many idle seconds.
+AGENTS_JOURNEY_TTL_SECONDS = env.int("AGENTS_JOURNEY_TTL_SECONDS", default=1800)
+AGENTS_JOURNEY_MAX_MESSAGE_CHARS = env.int("AGENTS_JOURNEY_MAX_MESSAGE_CHARS", default=2000)
