@@ -223,6 +223,14 @@ def _postgres_alive(url: str) -> bool:
         return False
 
 
+def _forget_postgres_handles() -> None:
+    """pgserver caches one handle per data directory that still believes its (killed) server runs."""
+    package = sys.modules.get("pgserver")
+    instances = getattr(getattr(package, "PostgresServer", None), "_instances", None)
+    if isinstance(instances, dict):
+        instances.clear()
+
+
 def supervise_embedded_services(*, stop: threading.Event, interval: float = 2.0) -> None:
     """Restart the embedded Redis / PostgreSQL whenever one dies, until ``stop`` is set.
 
@@ -238,6 +246,7 @@ def supervise_embedded_services(*, stop: threading.Event, interval: float = 2.0)
                 start_redis()
             if "postgres" in watched and not _postgres_alive(os.environ["DATABASE_URL"]):
                 logger.warning("embedded PostgreSQL is down; restarting it")
+                _forget_postgres_handles()
                 os.environ["DATABASE_URL"] = start_postgres(keep_running=True)
         except Exception:  # keep watching: the next round tries again
             logger.exception("restarting an embedded service failed")

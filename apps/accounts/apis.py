@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from apps.core.schema import ErrorSerializer
 
 from .authentication import AccessTokenAuthentication
 from .email_verification import email_verification_resend
@@ -51,7 +53,11 @@ class LoginApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginIpThrottle, LoginEmailThrottle]
 
-    @extend_schema(request=CredentialsInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    @extend_schema(
+        request=CredentialsInputSerializer,
+        responses={200: TokensOutputSerializer, 401: OpenApiResponse(ErrorSerializer, "Wrong credentials.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         serializer = CredentialsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -68,7 +74,11 @@ class RefreshApi(APIView):
     authentication_classes = [AccessTokenAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(request=RefreshInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    @extend_schema(
+        request=RefreshInputSerializer,
+        responses={200: TokensOutputSerializer, 401: OpenApiResponse(ErrorSerializer, "Invalid or reused token.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

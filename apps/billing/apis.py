@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.accounts.permissions import RequiresVerifiedEmail
+from apps.core.schema import ErrorSerializer
 
 from . import tiers
 from .selectors import (
@@ -62,7 +63,13 @@ class PortalApi(APIView):
 
         portal_url = serializers.URLField()
 
-    @extend_schema(request=None, responses={200: OutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, "No billing account yet (no_customer)."),
+        },
+    )
     def post(self, request: Request) -> Response:
         return Response(self.OutputSerializer({"portal_url": portal_session_create(user=request.user)}).data)
 

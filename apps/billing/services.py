@@ -24,6 +24,7 @@ from djstripe.models import Customer, Invoice, Price, Product, Subscription, Web
 from djstripe.utils import convert_tstamp
 
 from apps.accounts.models import Tier, User
+from apps.core import metrics
 from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, NotFoundError
 
@@ -429,6 +430,7 @@ def webhook_receive(*, request: Any, endpoint_uuid: uuid.UUID | None = None) -> 
         payload = ""
     endpoint = _signed_endpoint(payload=payload, signature=signature, candidates=list(endpoints))
     if endpoint is None:
+        metrics.webhook_failed(source="stripe", reason="signature")
         raise ApplicationError(
             BillingErrorCode.WEBHOOK_SIGNATURE_INVALID, "The webhook signature does not verify.", status=400
         )
@@ -437,6 +439,7 @@ def webhook_receive(*, request: Any, endpoint_uuid: uuid.UUID | None = None) -> 
     except Exception as exc:
         # dj-stripe kept the trigger row with the traceback; a 503 makes Stripe retry later.
         logger.exception("stripe webhook processing failed")
+        metrics.webhook_failed(source="stripe", reason="processing")
         raise ApplicationError(
             BillingErrorCode.WEBHOOK_PROCESSING_FAILED, "The event could not be processed; retry later.", status=503
         ) from exc

@@ -82,8 +82,18 @@ def tool_call_timer(*, route: str) -> Iterator[None]:
         TOOL_CALL_SECONDS.labels(route=route, outcome=outcome).observe(time.perf_counter() - started)
 
 
-def stream_first_token(*, kind: str, seconds: float) -> None:
-    STREAM_FIRST_TOKEN_SECONDS.labels(kind=kind).observe(seconds)
+class FirstTokenClock:
+    """Started with a chat request; ``tick()`` on every text chunk records only the first one."""
+
+    def __init__(self, *, kind: str) -> None:
+        self.kind = kind
+        self.started = time.perf_counter()
+        self.ticked = False
+
+    def tick(self) -> None:
+        if not self.ticked:
+            self.ticked = True
+            STREAM_FIRST_TOKEN_SECONDS.labels(kind=self.kind).observe(time.perf_counter() - self.started)
 
 
 def webhook_failed(*, source: str, reason: str) -> None:

@@ -37,3 +37,8 @@ def device_online_ids(*, user_ids) -> set[tuple]:
         .exclude(channel_name="")
         .values_list("user_id", "device_id")
     )
+
+
+def devices_online_count() -> int:
+    """Devices held by a live socket right now, across every server process."""
+    return Device.objects.filter(is_online=True, lease_expires_at__gt=timezone.now()).exclude(channel_name="").count()

@@ -20,6 +20,7 @@ from channels.layers import BaseChannelLayer, channel_layers
 from django.conf import settings
 from pydantic import ValidationError
 
+from apps.core import metrics
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
@@ -98,10 +99,11 @@ async def call_device(
     timeout = settings.DEVICE_TOOL_CALL_TIMEOUT if timeout is None else timeout
     call = _build_call(action=action, table=table, data=data, filters=filters, vector=vector, limit=limit)
     consumer, device = await _locate(user_id=user_id, device_id=device_id)
-    if consumer is not None:
-        return await consumer.local_call(call, timeout=timeout)
-    assert device is not None
-    return await _remote_call(device=device, call=call, timeout=timeout)
+    with metrics.tool_call_timer(route="own_process" if consumer is not None else "channel_layer"):
+        if consumer is not None:
+            return await consumer.local_call(call, timeout=timeout)
+        assert device is not None
+        return await _remote_call(device=device, call=call, timeout=timeout)
 
 
 async def _remote_call(*, device: Device, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
