@@ -542,3 +542,16 @@ AGENTS_DISPATCH_TIME_BUDGET = env.float("AGENTS_DISPATCH_TIME_BUDGET", default=8
 # Journey sessions (Django cache / Redis) expire after this many idle seconds.
 AGENTS_JOURNEY_TTL_SECONDS = env.int("AGENTS_JOURNEY_TTL_SECONDS", default=1800)
 AGENTS_JOURNEY_MAX_MESSAGE_CHARS = env.int("AGENTS_JOURNEY_MAX_MESSAGE_CHARS", default=2000)
+
+# MEMORY LEARNING (episode summaries, learned associative memories, proactive patterns)
+# ------------------------------------------------------------------------------
+# Per-user caps; over a cap the eviction rule of apps/memory/retention.py applies (associative:
+# least recently reinforced first; episodic: oldest first; proactive: least confident first).
+MEMORY_ASSOCIATIVE_MAX_PER_USER = env.int("MEMORY_ASSOCIATIVE_MAX_PER_USER", default=10000)
+MEMORY_EPISODES_MAX_PER_USER = env.int("MEMORY_EPISODES_MAX_PER_USER", default=2000)
+MEMORY_PATTERNS_MAX_PER_USER = env.int("MEMORY_PATTERNS_MAX_PER_USER", default=50)
+# Attempts at an episode's summary before it is left without one.
+MEMORY_SUMMARY_MAX_ATTEMPTS = env.int("MEMORY_SUMMARY_MAX_ATTEMPTS", default=5)
+# Pattern derivation reads the user's last N summaries of the last D days.
+MEMORY_PATTERN_EPISODES = env.int("MEMORY_PATTERN_EPISODES", default=30)
+MEMORY_PATTERN_LOOKBACK_DAYS = env.int("MEMORY_PATTERN_LOOKBACK_DAYS", default=30)

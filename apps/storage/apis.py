@@ -380,10 +380,13 @@ class BackupApi(BinaryDownloadMixin, APIView):
     @extend_schema(
         parameters=BACKUP_HEADERS,
         request={"application/octet-stream": OpenApiTypes.BINARY},
-        responses={201: BackupMetadataSerializer},
+        responses={201: BackupMetadataSerializer, 413: OpenApiResponse(description="Over the backup quota.")},
         description="Upload a backup as the raw request body. It is streamed to storage with bounded memory "
         "and hashed on the way; it becomes the latest backup only once complete and matching "
-        "X-Backup-Checksum. A failed or interrupted upload leaves the previous latest as it was.",
+        "X-Backup-Checksum. A failed or interrupted upload leaves the previous latest as it was. A body over "
+        "the remaining backup quota is refused with 413 before it is read (Content-Length) or as soon as "
+        "the streamed count passes it. Under ASGI this request is served by the streaming route in "
+        "apps/storage/backup_stream.py, in front of Django, with the same contract.",
     )
     def put(self, request: Request) -> Response:
         headers = backup_headers_parse(

@@ -23,14 +23,16 @@ Every other request goes to ``inner`` (Django) untouched.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import queue
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import connections
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -55,6 +57,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 BACKUP_PATH = "/api/v1/backup"
 BATCH_BYTES = 1024 * 1024
 QUEUE_DEPTH = 8  # chunks waiting for the storage thread: at most ~8 MiB of a body in memory
+# An upload holds a thread for as long as it lasts: its own pool, so long uploads never starve the
+# event loop's default executor (``asyncio.to_thread`` and friends). Uploads beyond this wait.
+UPLOAD_THREADS = 16
+_upload_threads = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="backup-upload")
 # Django's SecurityMiddleware adds these to every response; this route bypasses it.
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
@@ -135,7 +141,7 @@ async def backup_put(scope: Scope, receive: Receive, send: Send) -> None:
     token = request_id_var.set(request_id)
     try:
         try:
-            user, backup_headers, content_length, room = await sync_to_async(_admit, thread_sensitive=False)(headers)
+            user, backup_headers, content_length, room = await _in_thread(_admit, headers)
         except Exception as exc:  # refused before a byte of the body was read
             await _send_error(send, exc, request_id)
             return
@@ -156,6 +162,12 @@ async def backup_put(scope: Scope, receive: Receive, send: Send) -> None:
         await _send(send, 201, body, request_id)
     finally:
         request_id_var.reset(token)
+
+
+async def _in_thread(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run ``function`` on the upload pool with this request's context (its request id for logs)."""
+    call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_upload_threads, call)
 
 
 def _admit(headers: dict[str, str]) -> tuple[Any, BackupHeaders, int | None, int | None]:
@@ -203,9 +215,7 @@ async def _stream(
     space = asyncio.Event()
     reader = BodyQueueReader(on_space=lambda: loop.call_soon_threadsafe(space.set))
     worker = asyncio.ensure_future(
-        sync_to_async(_store, thread_sensitive=False)(
-            user=user, headers=headers, reader=reader, content_length=content_length
-        )
+        _in_thread(_store, user=user, headers=headers, reader=reader, content_length=content_length)
     )
     worker.add_done_callback(lambda _: space.set())
 
