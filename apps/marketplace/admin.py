@@ -12,7 +12,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
@@ -126,21 +126,14 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
         "plugin_history",
     ]
     readonly_fields = fields
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet:
-        # Pending first (oldest submission first), then the rest, newest first.
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(
-                queue=Case(
-                    When(status=VersionStatus.PENDING_REVIEW, then=Value(0)),
-                    default=Value(1),
-                    output_field=IntegerField(),
-                )
-            )
-            .order_by("queue", "submitted_at", "-created_at")
-        )
+    # The queue: pending first (oldest submission first), then the rest, newest first.
+    ordering = [
+        Case(
+            When(status=VersionStatus.PENDING_REVIEW, then=Value(0)), default=Value(1), output_field=IntegerField()
+        ).asc(),
+        F("submitted_at").asc(nulls_last=True),
+        F("created_at").desc(),
+    ]
 
     @admin.display(description="plugin", ordering="plugin__name")
     def plugin_name(self, obj: PluginVersion) -> str:

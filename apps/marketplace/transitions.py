@@ -106,7 +106,9 @@ def plugin_version_transition(
     """Move a version along draft → pending_review → approved | rejected (see ``VERSION_MOVES``)."""
     with transaction.atomic():
         # Lock the plugin first, then the version: the order every writer of both uses.
-        plugin = Plugin.objects.select_for_update().select_related("latest_version").get(pk=version.plugin_id)
+        plugin = (
+            Plugin.objects.select_for_update(of=("self",)).select_related("latest_version").get(pk=version.plugin_id)
+        )
         locked = PluginVersion.objects.select_for_update().get(pk=version.pk)
         current = locked.status
         if to_status not in VERSION_MOVES[current]:
