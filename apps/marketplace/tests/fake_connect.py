@@ -106,7 +106,21 @@ class FakeConnectStripe(FakeStripe):
         charge = self.objects["charges"][charge_id]
         charge["amount_refunded"] += amount
         charge["refunded"] = charge["amount_refunded"] >= charge["amount"]
-        charge["refunds"]["data"].append({"id": new_id("re"), "object": "refund", "amount": amount})
+        charge["refunds"]["data"].append(
+            {
+                "id": new_id("re"),
+                "object": "refund",
+                "amount": amount,
+                "charge": charge_id,
+                "currency": charge["currency"],
+                "payment_intent": charge["payment_intent"],
+                "status": "succeeded",
+                "reason": "requested_by_customer",
+                "created": int(time.time()),
+                "metadata": {},
+                "balance_transaction": None,
+            }
+        )
         return charge
 
     def dispute(self, charge_id: str, amount: int | None = None) -> dict:
