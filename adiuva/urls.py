@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 api_v1 = [
     path("", include("apps.core.urls")),
     path("auth/", include("apps.accounts.urls")),
+    path("auth/sso/", include("apps.sso.urls")),
     path("billing/", include("apps.billing.urls")),
     path("", include("apps.storage.urls")),  # storage/… and backup…
     path("", include("apps.devices.urls")),

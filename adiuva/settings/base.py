@@ -71,6 +71,7 @@ THIRD_PARTY_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -90,6 +91,7 @@ LOCAL_APPS = [
     "apps.connectors",
     "apps.assistant",
     "apps.agents",
+    "apps.sso",
     "apps.marketplace",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
@@ -120,6 +122,9 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="optional")
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+# Failed browser logins (allauth's page and the admin's, see accounts.admin_login) per client address
+# and per account; once spent, even the right password waits for the window to pass.
+ACCOUNT_RATE_LIMITS = {"login_failed": env("ACCOUNT_LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key")}
 # Social login / SSO (team tier): a provider is offered only when its credentials are set.
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
 _SOCIAL_APPS = {
@@ -143,6 +148,15 @@ if _OIDC_SERVER_URL:
         ]
     }
 
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+
+# SSO (single sign-on into the desktop client, team tier)
+# ------------------------------------------------------------------------------
+# After allauth's browser login, /api/v1/auth/sso/complete sends the browser here with a one-time
+# ?code= (or ?error=) that the app trades for its tokens at POST /api/v1/auth/sso/exchange.
+SSO_CLIENT_REDIRECT_URL = env("SSO_CLIENT_REDIRECT_URL", default="adiuva://sso/callback")
+SSO_CODE_TTL_SECONDS = env.int("SSO_CODE_TTL_SECONDS", default=60)
+
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
@@ -163,6 +177,8 @@ FERNET_MASTER_KEYS = env.list("FERNET_MASTER_KEYS")
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) come from the app itself, before sessions or auth run.
+    "apps.core.static_files.AsyncStaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -328,6 +344,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env("THROTTLE_LOGIN_RATE", default="10/min"),
         "register": env("THROTTLE_REGISTER_RATE", default="10/hour"),
+        "verify_email": env("THROTTLE_VERIFY_EMAIL_RATE", default="3/hour"),
     },
 }
 # BILLING (dj-stripe; Stripe Checkout, customer portal, signed webhooks)
@@ -370,6 +387,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI / Redoc assets ship in drf-spectacular-sidecar (pinned, served as static files):
+    # no CDN, so the docs page works offline and cannot change under us.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # LOGGING: one JSON object per line, with the request id.

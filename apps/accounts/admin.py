@@ -7,8 +7,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from .admin_login import ThrottledAdminAuthenticationForm
 from .keys import user_key_create
 from .models import TokenFamily, User
+
+# Failed admin logins count against the same per-address and per-account limits as allauth's page.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class UserCreationForm(BaseUserCreationForm):

@@ -10,10 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .authentication import AccessTokenAuthentication
+from .email_verification import email_verification_resend
 from .models import Tier
 from .selectors import user_email_verified
 from .services import user_login, user_register
-from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle
+from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle, VerifyEmailResendThrottle
 from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
 
 
@@ -111,3 +112,24 @@ class MeApi(APIView):
         user = request.user
         data = {"id": user.id, "email": user.email, "tier": user.tier, "email_verified": user_email_verified(user=user)}
         return Response(MeOutputSerializer(data).data)
+
+
+class VerifyEmailResendApi(APIView):
+    """Send the confirmation mail again; the link in it verifies the address."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [VerifyEmailResendThrottle]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VerifyEmailResend"
+
+        email = serializers.EmailField()
+        sent = serializers.BooleanField()
+
+    @extend_schema(request=None, responses={202: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        address = email_verification_resend(user=request.user, request=request._request)
+        return Response(
+            self.OutputSerializer({"email": address.email, "sent": True}).data, status=status.HTTP_202_ACCEPTED
+        )

@@ -35,3 +35,12 @@ class RegisterThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": "register", "ident": self.get_ident(request)}
+
+
+class VerifyEmailResendThrottle(SimpleRateThrottle):
+    """Confirmation mails asked for by one account."""
+
+    scope = "verify_email"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": "verify-email", "ident": request.user.pk}

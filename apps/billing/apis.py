@@ -6,12 +6,13 @@ import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
+from apps.accounts.permissions import RequiresVerifiedEmail
 
 from . import tiers
 from .selectors import (
@@ -30,6 +31,9 @@ from .services import (
 
 
 class CheckoutApi(APIView):
+    # Paying needs an address we know belongs to the payer.
+    permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "BillingCheckoutInput"
