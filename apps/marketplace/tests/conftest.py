@@ -20,6 +20,7 @@ from apps.accounts.tokens import tokens_issue
 from apps.billing.tests.conftest import deliver, webhook_endpoint  # noqa: F401  (fixtures reused as-is)
 from apps.marketplace.models import PluginVersion, VersionStatus
 from apps.marketplace.transitions import plugin_version_transition
+from apps.storage.tests.conftest import moto_endpoint, s3  # noqa: F401  (S3 on loopback moto, reused)
 
 from .fake_connect import FakeConnectStripe
 
