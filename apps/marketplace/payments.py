@@ -15,7 +15,7 @@ from typing import Any
 
 import stripe
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -138,16 +138,23 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
             .first()
         )
         if purchase is None:
-            purchase = PluginPurchase.objects.create(
-                user=user,
-                plugin=plugin,
-                version=plugin.latest_version,
-                developer_id=plugin.developer_id,
-                destination_account_id=developer.stripe_account_id,
-                amount_cents=amounts.gross_cents,
-                fee_cents=amounts.fee_cents,
-                currency=settings.BILLING_CURRENCY.lower(),
-            )
+            try:
+                with transaction.atomic():
+                    purchase = PluginPurchase.objects.create(
+                        user=user,
+                        plugin=plugin,
+                        version=plugin.latest_version,
+                        developer_id=plugin.developer_id,
+                        destination_account_id=developer.stripe_account_id,
+                        amount_cents=amounts.gross_cents,
+                        fee_cents=amounts.fee_cents,
+                        currency=settings.BILLING_CURRENCY.lower(),
+                    )
+            except IntegrityError:
+                # A concurrent install created the pending purchase first: use that one.
+                purchase = PluginPurchase.objects.select_for_update().get(
+                    user=user, plugin=plugin, status=PurchaseStatus.PENDING
+                )
         if purchase.stripe_payment_intent_id:
             return purchase
     customer = customer_get_or_create(user=user)
