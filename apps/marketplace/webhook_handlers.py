@@ -14,8 +14,10 @@ from .payments import charge_refund_sync, developer_account_sync, dispute_record
 
 PAYMENT_INTENT_EVENTS = ["payment_intent.succeeded", "payment_intent.canceled", "payment_intent.payment_failed"]
 DISPUTE_EVENTS = ["charge.dispute.created", "charge.dispute.funds_withdrawn"]
-# Events a marketplace webhook endpoint subscribes to (the Connect endpoint: account.updated, payout.paid).
-WEBHOOK_EVENTS = [*PAYMENT_INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS, "account.updated", "payout.paid"]
+# Events of the platform account (added to the endpoint `billing_webhook_endpoint` creates) and of
+# connected accounts (a Connect endpoint, `connect=true`, made in the dashboard and adopted).
+PLATFORM_EVENTS = [*PAYMENT_INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS]
+CONNECT_EVENTS = ["account.updated", "payout.paid"]
 
 
 def _object(event: Event) -> dict[str, Any]:
@@ -55,6 +57,10 @@ def on_payout_paid(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def connect() -> None:
+    from apps.billing.services import WEBHOOK_EVENTS
+
+    # Billing's endpoint list is the registry of platform events: billing cannot import us.
+    WEBHOOK_EVENTS.extend(name for name in PLATFORM_EVENTS if name not in WEBHOOK_EVENTS)
     for name in PAYMENT_INTENT_EVENTS:
         WEBHOOK_SIGNALS[name].connect(on_payment_intent, dispatch_uid=f"marketplace:{name}")
     WEBHOOK_SIGNALS["charge.refunded"].connect(on_charge_refunded, dispatch_uid="marketplace:charge.refunded")

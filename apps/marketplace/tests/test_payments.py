@@ -231,3 +231,13 @@ def test_a_paid_plugin_of_a_developer_without_connect_cannot_be_bought(listed, p
     assert response.status_code == 409
     assert response.json()["code"] == "developer_not_payable"
     assert not PluginPurchase.objects.exists()
+
+
+def test_the_webhook_endpoint_billing_creates_subscribes_to_the_payment_events(fake_stripe, db):
+    from apps.billing.services import webhook_endpoint_create
+
+    webhook_endpoint_create(base_url="https://api.example.test", contract_path=True)
+
+    [(_, _, params)] = [r for r in fake_stripe.requests if r[:2] == ("POST", "/v1/webhook_endpoints")]
+    assert {"payment_intent.succeeded", "charge.refunded", "charge.dispute.created"} <= set(params["enabled_events"])
+    assert "customer.subscription.updated" in params["enabled_events"]
