@@ -401,7 +401,7 @@ BILLING_CURRENCY = env("BILLING_CURRENCY", default="eur")
 # Multiplies every tier's requests-per-minute; 1 in production (test settings raise it).
 BILLING_RATE_LIMIT_SCALE = 1
 
-# AGENTS: MARKETPLACE (plugin submissions, staff review, catalog, Stripe Connect revenue share)
+# MARKETPLACE (plugin submissions, staff review, catalog, Stripe Connect revenue share)
 # ------------------------------------------------------------------------------
 # Largest plugin package (a zip) accepted; bigger uploads stop as soon as they pass it (413).
 MARKETPLACE_PACKAGE_MAX_BYTES = env.int("MARKETPLACE_PACKAGE_MAX_BYTES", default=20 * 1024 * 1024)
