@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 import schemathesis
+import stripe
 from django.core.signals import request_finished, request_started
 from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
@@ -28,6 +29,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from apps.accounts.tokens import tokens_issue
+from apps.marketplace.tests.fake_connect import FakeConnectStripe
 
 MAX_EXAMPLES = 4
 
@@ -49,6 +51,9 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+# Plugin packages are zip bodies: send them as raw bytes like any binary body.
+schemathesis.serializer.alias("application/zip", "application/octet-stream")
+
 schema = schemathesis.openapi.from_wsgi("/api/v1/schema?format=json", get_wsgi_application())
 
 
@@ -61,6 +66,16 @@ def _keep_the_test_transaction():
     yield
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
+def _stripe_on_loopback(monkeypatch):
+    """Views that call Stripe (Connect onboarding, checkout) talk to the loopback fake, never the internet."""
+    server = FakeConnectStripe().start()
+    monkeypatch.setattr(stripe, "api_base", server.url)
+    monkeypatch.setattr(stripe, "max_network_retries", 0)
+    yield
+    server.stop()
 
 
 @pytest.fixture

@@ -253,6 +253,8 @@ class JourneyOutputSerializer(serializers.Serializer):
 
 
 class JourneyStartApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class InputSerializer(serializers.Serializer):
         agent_type = serializers.ChoiceField(choices=AgentType.values)
         agent_id = serializers.UUIDField(required=False, allow_null=True)
@@ -271,6 +273,8 @@ class JourneyStartApi(APIView):
 
 
 class JourneyMessageApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class InputSerializer(serializers.Serializer):
         session_id = serializers.RegexField(r"^[0-9a-f]{32}$")
         message = serializers.CharField(trim_whitespace=False)

@@ -32,6 +32,7 @@ from .services import (
 
 
 class CheckoutApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
     # Paying needs an address we know belongs to the payer.
     permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
 
@@ -57,6 +58,8 @@ class CheckoutApi(APIView):
 
 
 class PortalApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "BillingPortal"
@@ -136,6 +139,8 @@ def _subscription_state(user: User) -> dict:
 
 
 class SubscriptionApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class CancelOutputSerializer(SubscriptionOutputSerializer):
         class Meta:
             ref_name = "BillingSubscriptionCancel"

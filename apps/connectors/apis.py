@@ -48,6 +48,8 @@ class OAuthAuthorizeApi(APIView):
 class OAuthCallbackApi(APIView):
     """The provider's browser redirect: no JWT, the ``state`` names the user and provider."""
 
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
@@ -82,6 +84,8 @@ class OAuthCallbackApi(APIView):
 
 
 class OAuthRefreshApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class OutputSerializer(serializers.Serializer):
         ok = serializers.BooleanField()
         provider = serializers.CharField()

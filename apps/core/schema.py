@@ -27,6 +27,7 @@ ERROR_DESCRIPTIONS = {
     413: "The request body is larger than this endpoint accepts (`payload_too_large`).",
     415: "Unsupported media type (`unsupported_media_type`); send JSON.",
     429: "Too many requests (`rate_limited`); see `Retry-After`.",
+    502: "An outside provider (Stripe, the LLM, Google, Microsoft) failed: `stripe_unavailable`, `embedding_failed`…",
     503: "A backing service is unavailable (`service_unavailable`, `redis_unavailable`…); retry later.",
 }
 
@@ -92,4 +93,6 @@ class AutoSchema(openapi.AutoSchema):
             statuses.add(429)
         if has_path_params:
             statuses.add(404)
+        if getattr(view, "calls_upstream", False):
+            statuses.add(502)
         return statuses

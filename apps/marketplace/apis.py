@@ -135,6 +135,7 @@ class PluginDetailApi(APIView):
 
 
 class PluginInstallApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
     permission_classes = [IsAuthenticated, MarketplacePermission]
 
     class InputSerializer(serializers.Serializer):
@@ -395,6 +396,8 @@ class DeveloperVersionSubmitApi(APIView):
 
 
 class DeveloperConnectApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class OutputSerializer(serializers.Serializer):
         account_id = serializers.CharField()
         onboarding = serializers.CharField()
