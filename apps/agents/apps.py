@@ -7,3 +7,15 @@ class AgentsConfig(AppConfig):
     name = "apps.agents"
     label = "agents"
     verbose_name = "Agents"
+
+    def ready(self) -> None:
+        from apps.devices.frames import register_outgoing_frame
+        from apps.devices.handlers import register_connect_handler, register_frame_handler
+
+        from .frames import AgentComplete, AgentData, AgentRun
+        from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello
+
+        register_frame_handler("agent_data", handle_agent_data, model=AgentData)
+        register_frame_handler("agent_complete", handle_agent_complete, model=AgentComplete)
+        register_outgoing_frame(AgentRun)
+        register_connect_handler(on_device_hello)

@@ -1,0 +1,106 @@
+"""Fixtures for agent-run tests: the devices app's real ASGI server and reference clients, the
+assistant's scripted OpenAI-compatible model, agent configs and runs, Celery in eager mode."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.agents.execution import run_execute
+from apps.agents.models import AgentRunLog, LocalAgentConfig, OutboxItem, RunTrigger
+from apps.agents.runs import run_start
+from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, tool_call
+from apps.assistant.tests.conftest import _scripted_server, llm  # noqa: F401
+from apps.devices.tests.conftest import device_server, devices, fast_device_settings, wait_until  # noqa: F401
+
+DATA_BLOCK = re.compile(r"<<<(DATA-[0-9a-f]+)>>>\n(.*)\n<<<END-\1>>>", re.DOTALL)
+
+
+@pytest.fixture(autouse=True)
+def agent_settings(settings):
+    """Quick drop detection and a short idle timeout, so failure paths finish fast."""
+    settings.AGENT_DEVICE_CHECK_INTERVAL = 0.2
+    settings.AGENT_DATA_IDLE_TIMEOUT = 10.0
+    settings.AGENT_RUN_LEASE_RENEW_INTERVAL = 5.0
+    return settings
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks enqueued with ``.delay`` run in place (the real task code, no worker process)."""
+    from adiuva.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+def document_of(body: dict[str, Any]) -> str:
+    """The fenced data block the extraction model was given."""
+    match = DATA_BLOCK.search(RecordedRequest("", body).last_user_text)
+    assert match, "the source was not fenced as data"
+    return match.group(2)
+
+
+def propose(**tables: list[dict[str, Any]]) -> Reply:
+    return tool_call("propose_new_items", tables)
+
+
+def one_task_per_file(body: dict[str, Any]) -> Reply:
+    """The scripted extraction model: one task per file, titled after the file's first content line."""
+    lines = [line for line in document_of(body).splitlines() if line.strip()]
+    title = lines[1] if len(lines) > 1 else lines[0]
+    return propose(tasks=[{"title": title[:80], "priority": "high", "dueDate": "2026-12-01"}])
+
+
+def write_files(folder, count: int, *, suffix: str = ".md", size: int = 0, prefix: str = "note") -> list:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        path = folder / f"{prefix}{i:04d}{suffix}"
+        body = f"Follow up {prefix} {i}\n"
+        path.write_text(body + "x" * max(0, size - len(body)))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def make_local_config(user):
+    async def make(device_id: str, paths: list[str], *, owner=None, **extra: Any) -> LocalAgentConfig:
+        fields = {
+            "name": "Inbox folder",
+            "data_types": ["tasks"],
+            "prompt_template": "Every file is a follow-up: make it a task.",
+            "file_extensions": [".md", ".txt"],
+            **extra,
+        }
+        return await sync_to_async(LocalAgentConfig.objects.create)(
+            user=owner or user, device_id=device_id, directory_paths=paths, **fields
+        )
+
+    return make
+
+
+async def start_run(config, trigger: str = RunTrigger.MANUAL) -> AgentRunLog:
+    return await sync_to_async(run_start)(config=config, trigger=trigger)
+
+
+async def execute(run: AgentRunLog) -> AgentRunLog:
+    """The Celery task's body, in a worker-like thread of its own (no event loop of the test's)."""
+    await sync_to_async(run_execute, thread_sensitive=False)(run_id=run.id)
+    return await sync_to_async(AgentRunLog.objects.get)(id=run.id)
+
+
+def rows(client, table: str = "tasks") -> list[dict[str, Any]]:
+    return client.store.execute({"action": "select", "table": table})["rows"]
+
+
+async def outbox(**filters: Any) -> list[OutboxItem]:
+    return await sync_to_async(lambda: list(OutboxItem.objects.filter(**filters).order_by("created_at")))()
+
+
+def tool_actions(client) -> set[tuple[str, str]]:
+    return {(c["action"], c.get("table")) for c in client.tool_calls}
