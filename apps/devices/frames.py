@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
 
@@ -243,7 +243,14 @@ def is_request_type(frame_type: str) -> bool:
 def parse_incoming(raw: dict[str, Any]) -> BaseModel:
     """Validate a decoded client frame of a known type (pydantic ``ValidationError`` if invalid)."""
     model = _registered_incoming.get(raw.get("type"))  # type: ignore[arg-type]
-    return model.model_validate(raw) if model is not None else incoming_adapter.validate_python(raw)
+    if model is None:
+        return incoming_adapter.validate_python(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        # Locations as the built-in frames' tagged union reports them: (frame type, field, ...).
+        errors = [{**e, "loc": (raw["type"], *e["loc"])} for e in exc.errors(include_url=False)]
+        raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
 def parse_outgoing(frame: dict[str, Any] | BaseModel) -> OutgoingFrameModel:
