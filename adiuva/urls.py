@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("apps.devices.urls")),
     path("", include("apps.memory.urls")),  # memory/…
     path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
+    path("", include("apps.agents.urls")),  # agents/…
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from .authentication import AccessTokenAuthentication
 from .models import Tier
 from .selectors import user_email_verified
-from .services import user_login, user_register
+from .services import user_login, user_register, user_time_zone_set
 from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle
 from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
 
@@ -101,13 +101,32 @@ class MeOutputSerializer(serializers.Serializer):
     email = serializers.EmailField()
     tier = serializers.ChoiceField(choices=Tier.choices)
     email_verified = serializers.BooleanField()
+    time_zone = serializers.CharField(help_text="IANA time zone; agent schedules run in it.")
 
 
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    class InputSerializer(serializers.Serializer):
+        time_zone = serializers.CharField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
+
+    @staticmethod
+    def _me(user) -> Response:
+        data = {
+            "id": user.id,
+            "email": user.email,
+            "tier": user.tier,
+            "email_verified": user_email_verified(user=user),
+            "time_zone": user.time_zone,
+        }
+        return Response(MeOutputSerializer(data).data)
+
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:
-        user = request.user
-        data = {"id": user.id, "email": user.email, "tier": user.tier, "email_verified": user_email_verified(user=user)}
-        return Response(MeOutputSerializer(data).data)
+        return self._me(request.user)
+
+    @extend_schema(request=InputSerializer, responses=MeOutputSerializer)
+    def patch(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))

@@ -54,7 +54,7 @@ async def cloud_run_execute(run: AgentRunLog, config: CloudAgentConfig) -> Agent
                 provider=config.provider,
                 filter_config=dict(config.filter_config or {}),
                 cursor=dict(config.sync_cursor or {}),
-                max_messages=settings.AGENT_CLOUD_MAX_MESSAGES,
+                max_messages=settings.AGENTS_CLOUD_MAX_MESSAGES,
             )
         except ConnectorError as exc:
             errors.add(exc.code, exc.message)

@@ -1,10 +1,18 @@
-"""Stable error codes of the agents domain (REST bodies, socket error frames, run log errors)."""
+"""Stable error codes of the agents domain: configs, runs, schedules, journey, agent frames."""
 
 from enum import StrEnum
 
 
 class AgentsErrorCode(StrEnum):
     AGENT_ALREADY_RUNNING = "agent_already_running"
+    RUN_ALREADY_DISPATCHED = "run_already_dispatched"
+    INVALID_SCHEDULE = "invalid_schedule"
+    INVALID_FILTER_CONFIG = "invalid_filter_config"
+    JOURNEY_NOT_FOUND = "journey_not_found"
+    JOURNEY_EXPIRED = "journey_expired"
+    JOURNEY_FINISHED = "journey_finished"
+    JOURNEY_BUSY = "journey_busy"
+    JOURNEY_LLM_FAILED = "journey_llm_failed"
     # agent_data / agent_complete frames
     AGENT_RUN_NOT_FOUND = "agent_run_not_found"  # unknown, malformed or another user's run_id
     AGENT_RUN_FINISHED = "agent_run_finished"  # data for a run that is no longer running

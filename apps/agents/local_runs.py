@@ -51,20 +51,20 @@ class FileIntake:
     def accept(self, file: dict[str, Any]) -> bool:
         size = len(file["content"].encode("utf-8", "replace"))
         path = file.get("path") or file.get("name") or "?"
-        if size > settings.AGENT_FILE_MAX_BYTES:
+        if size > settings.AGENTS_FILE_MAX_BYTES:
             self.errors.add(
                 AgentsErrorCode.FILE_SKIPPED,
-                f"{path}: {size} bytes, over the per-file limit of {settings.AGENT_FILE_MAX_BYTES}",
+                f"{path}: {size} bytes, over the per-file limit of {settings.AGENTS_FILE_MAX_BYTES}",
             )
             return False
-        if self.files >= settings.AGENT_RUN_MAX_FILES:
+        if self.files >= settings.AGENTS_RUN_MAX_FILES:
             self.errors.add(
-                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENT_RUN_MAX_FILES} files"
+                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENTS_RUN_MAX_FILES} files"
             )
             return False
-        if self.bytes + size > settings.AGENT_RUN_MAX_BYTES:
+        if self.bytes + size > settings.AGENTS_RUN_MAX_BYTES:
             self.errors.add(
-                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENT_RUN_MAX_BYTES} bytes"
+                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENTS_RUN_MAX_BYTES} bytes"
             )
             return False
         self.files += 1
@@ -134,7 +134,7 @@ async def _converse(
     try:
         while True:
             try:
-                message = await asyncio.wait_for(inbox.get(), settings.AGENT_DEVICE_CHECK_INTERVAL)
+                message = await asyncio.wait_for(inbox.get(), settings.AGENTS_DEVICE_CHECK_INTERVAL)
             except TimeoutError:
                 if reader.done():  # the channel layer failed under us
                     errors.add(AgentsErrorCode.DEVICE_DROPPED, "lost the connection to the channel layer")
@@ -142,10 +142,10 @@ async def _converse(
                 if not await _device_still_there(run, config.device_id, socket_channel):
                     errors.add(AgentsErrorCode.DEVICE_DROPPED, "the device disconnected during the run")
                     return True
-                if time.monotonic() - last_heard > settings.AGENT_DATA_IDLE_TIMEOUT:
+                if time.monotonic() - last_heard > settings.AGENTS_DATA_IDLE_TIMEOUT:
                     errors.add(
                         AgentsErrorCode.DEVICE_IDLE,
-                        f"the device sent nothing for {settings.AGENT_DATA_IDLE_TIMEOUT:.0f} s",
+                        f"the device sent nothing for {settings.AGENTS_DATA_IDLE_TIMEOUT:.0f} s",
                     )
                     return True
                 continue

@@ -157,7 +157,7 @@ def outbox_pending_count(*, user_id, run_id=None) -> int:
 
 
 async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -> DeliveryReport:
-    """Insert ``items`` on the device, AGENT_DELIVERY_CONCURRENCY at a time; stop at the first
+    """Insert ``items`` on the device, AGENTS_DELIVERY_CONCURRENCY at a time; stop at the first
     sign that the device is gone (the rest stays pending for its next hello)."""
     report = DeliveryReport()
     queue = list(reversed(items))
@@ -191,7 +191,7 @@ async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -
             if await database_sync_to_async(outbox_item_delivered)(item_id=item.id, run_id=item.run_id):
                 report.delivered += 1
 
-    workers = max(1, min(settings.AGENT_DELIVERY_CONCURRENCY, len(items)))
+    workers = max(1, min(settings.AGENTS_DELIVERY_CONCURRENCY, len(items)))
     await asyncio.gather(*(worker() for _ in range(workers)))
     report.undelivered = len(queue)
     if report.undelivered:

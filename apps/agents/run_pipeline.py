@@ -83,7 +83,7 @@ class RunPipeline:
         self.items_stored = 0
         self.delivery_stopped = ""
         self.model = chat_model(ModelRole.SUBAGENT)
-        self._slots = asyncio.Semaphore(settings.AGENT_EXTRACTION_CONCURRENCY)
+        self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
 
     def submit(self, source: Source, *, source_key: str) -> None:
@@ -104,7 +104,7 @@ class RunPipeline:
                     prompt_template=self.config.prompt_template,
                     data_types=list(self.config.data_types),
                     source=source,
-                    max_chars=settings.AGENT_EXTRACTION_MAX_CHARS,
+                    max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
                 )
             except Exception as exc:  # the model client's failures: reported, the run goes on
                 logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
@@ -159,7 +159,7 @@ async def lease_kept(run_id):
 
     async def renew() -> None:
         while True:
-            await asyncio.sleep(settings.AGENT_RUN_LEASE_RENEW_INTERVAL)
+            await asyncio.sleep(settings.AGENTS_RUN_LEASE_RENEW_INTERVAL)
             try:
                 await database_sync_to_async(run_lease_renew)(run_id=run_id)
             except Exception:

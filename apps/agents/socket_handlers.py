@@ -15,7 +15,6 @@ import weakref
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
-from django.db import transaction
 
 from apps.core.errors import ApplicationError
 from apps.devices.handlers import DeviceSession
@@ -95,11 +94,11 @@ async def handle_agent_complete(session: DeviceSession, frame: AgentComplete) ->
 
 
 def _start_due_runs(*, user_id, device_id: str) -> list[str]:
-    """Start a run of every agent that came due while the device was away; returns their ids."""
+    """Start a run of every agent of this device that came due while it was away (``run_start``
+    queues each run's executor once committed); returns their ids."""
     from .models import RunTrigger
     from .runs import run_start
     from .selectors import agents_due_for_device
-    from .tasks import agent_run_execute
 
     started: list[str] = []
     for config in agents_due_for_device(user_id=user_id, device_id=device_id):
@@ -108,10 +107,8 @@ def _start_due_runs(*, user_id, device_id: str) -> list[str]:
         except ApplicationError as exc:
             if exc.code != AgentsErrorCode.AGENT_ALREADY_RUNNING:
                 raise
-            continue
-        run_id = str(run.id)
-        transaction.on_commit(lambda run_id=run_id: agent_run_execute.delay(run_id))
-        started.append(run_id)
+            continue  # the dispatcher (or another socket of the device) got there first
+        started.append(str(run.id))
     return started
 
 

@@ -71,8 +71,8 @@ async def test_oversized_and_surplus_files_are_skipped_and_reported(
     devices, user, llm, make_local_config, tmp_path, settings
 ):
     # given a per-file limit of 200 bytes, at most 2 files a run, and 4 files of which one is too big
-    settings.AGENT_FILE_MAX_BYTES = 200
-    settings.AGENT_RUN_MAX_FILES = 2
+    settings.AGENTS_FILE_MAX_BYTES = 200
+    settings.AGENTS_RUN_MAX_FILES = 2
     write_files(tmp_path, 3, size=50)
     write_files(tmp_path, 1, size=5000, prefix="zbig")
     client = await devices(user)
@@ -93,7 +93,7 @@ async def test_oversized_and_surplus_files_are_skipped_and_reported(
 
 async def test_run_total_byte_limit_skips_the_rest(devices, user, llm, make_local_config, tmp_path, settings):
     # given a run budget of 250 bytes and three files of 100
-    settings.AGENT_RUN_MAX_BYTES = 250
+    settings.AGENTS_RUN_MAX_BYTES = 250
     write_files(tmp_path, 3, size=100)
     client = await devices(user)
     config = await make_local_config(client.device_id, [str(tmp_path)])
@@ -123,7 +123,7 @@ async def test_extraction_failures_are_reported_and_the_other_files_still_count(
     devices, user, llm, make_local_config, tmp_path, settings
 ):
     # given two files, extracted one at a time; the model fails on the first call only
-    settings.AGENT_EXTRACTION_CONCURRENCY = 1
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 1
     write_files(tmp_path, 2)
     client = await devices(user)
     config = await make_local_config(client.device_id, [str(tmp_path)])

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def one_at_a_time(settings):
-    settings.AGENT_EXTRACTION_CONCURRENCY = 1
-    settings.AGENT_DELIVERY_CONCURRENCY = 1
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 1
+    settings.AGENTS_DELIVERY_CONCURRENCY = 1
 
 
 async def test_a_disconnect_mid_delivery_loses_nothing_and_duplicates_nothing(
@@ -105,7 +105,7 @@ async def test_a_device_that_goes_quiet_ends_the_run_as_an_error(
     devices, user, llm, make_local_config, tmp_path, settings
 ):
     # given a device that never answers agent_run
-    settings.AGENT_DATA_IDLE_TIMEOUT = 0.5
+    settings.AGENTS_DATA_IDLE_TIMEOUT = 0.5
     client = await devices(user, device_id="laptop")
 
     async def ignore(frame):
