@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -111,10 +110,7 @@ async def main(options: argparse.Namespace) -> None:
             prompt_template="Each file is a follow-up task.",
         )
         result: dict = {}
-        thread = threading.Thread(target=agent_run, kwargs={"config": config, "result": result})
-        thread.start()
-        while thread.is_alive():
-            await asyncio.sleep(0.05)
+        await asyncio.to_thread(agent_run, config=config, result=result)
         run = result["run"]
         seconds = result["seconds"]
         agent_rows = client.store.execute({"action": "select", "table": "tasks", "filters": {"isAiSuggested": 1}})
@@ -129,7 +125,7 @@ async def main(options: argparse.Namespace) -> None:
     raw_serial_rate = options.files / raw_serial
     raw_window_rate = options.files / raw_window
     agent_rate = run.items_created / seconds
-    print(f"files: {options.files} × {options.size} B; status {run.status}, errors {run.errors[:3]}")
+    print(f"files: {options.files} files of {options.size} B; status {run.status}, errors {run.errors[:3]}")
     print(
         f"agent run: {run.items_created} rows in {seconds:.2f} s = {agent_rate:.0f} rows/s "
         f"({llm_calls} extraction calls, {len(agent_rows['rows'])} suggested rows on the device)"
