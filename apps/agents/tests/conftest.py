@@ -185,9 +185,19 @@ async def start_run(config, trigger: str = RunTrigger.MANUAL) -> AgentRunLog:
     return await sync_to_async(run_start)(config=config, trigger=trigger, enqueue=False)
 
 
+def in_worker_thread(function, /, **kwargs: Any) -> None:
+    """Run ``function`` as a Celery worker would: its own thread, its connection closed at the end."""
+    from django.db import connection
+
+    try:
+        function(**kwargs)
+    finally:
+        connection.close()
+
+
 async def execute(run: AgentRunLog) -> AgentRunLog:
-    """The Celery task's body, in a worker-like thread of its own (no event loop of the test's)."""
-    await sync_to_async(run_execute, thread_sensitive=False)(run_id=run.id)
+    """The executor's entry point (the Celery task's body), in a worker-like thread of its own."""
+    await sync_to_async(in_worker_thread, thread_sensitive=False)(run_execute, run_id=run.id)
     return await sync_to_async(AgentRunLog.objects.get)(id=run.id)
 
 

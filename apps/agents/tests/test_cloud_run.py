@@ -16,7 +16,7 @@ from apps.connectors.models import GrantStatus, OAuthGrant
 from apps.connectors.tests.conftest import connect, fake, provider_settings  # noqa: F401
 from apps.connectors.tests.fake_providers import gmail_message
 
-from .conftest import document_of, outbox, propose, rows, start_run, wait_until
+from .conftest import document_of, in_worker_thread, outbox, propose, rows, start_run, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def gmail_config(user, connect, mailbox):  # noqa: F811
 
 
 async def execute_task(run) -> AgentRunLog:
-    await sync_to_async(agent_run_execute, thread_sensitive=False)(str(run.id))
+    await sync_to_async(in_worker_thread, thread_sensitive=False)(agent_run_execute, run_id=str(run.id))
     return await sync_to_async(AgentRunLog.objects.get)(id=run.id)
 
 
