@@ -311,6 +311,7 @@ OAUTH_REDIRECT_BASE_URL = env("OAUTH_REDIRECT_BASE_URL", default="http://127.0.0
 # Provider endpoints: overridable for tests (a loopback fake) and national clouds.
 GOOGLE_OAUTH_AUTHORIZE_URL = env("GOOGLE_OAUTH_AUTHORIZE_URL", default="https://accounts.google.com/o/oauth2/v2/auth")
 GOOGLE_OAUTH_TOKEN_URL = env("GOOGLE_OAUTH_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+GOOGLE_OAUTH_REVOKE_URL = env("GOOGLE_OAUTH_REVOKE_URL", default="https://oauth2.googleapis.com/revoke")
 GMAIL_API_BASE_URL = env("GMAIL_API_BASE_URL", default="https://gmail.googleapis.com/")
 MICROSOFT_OAUTH_AUTHORITY_URL = env("MICROSOFT_OAUTH_AUTHORITY_URL", default="https://login.microsoftonline.com")
 MICROSOFT_GRAPH_BASE_URL = env("MICROSOFT_GRAPH_BASE_URL", default="https://graph.microsoft.com/v1.0")

@@ -21,7 +21,8 @@ from .configs import (
     local_agent_delete,
     local_agent_update,
 )
-from .models import DataType, RunTrigger
+from .journey import journey_message, journey_start
+from .models import AgentType, DataType, RunTrigger
 from .runs import run_start
 from .selectors import agent_get, cloud_agent_list, local_agent_list, run_list
 
@@ -236,3 +237,52 @@ class AgentRunApi(APIView):
         config = agent_get(user=request.user, agent_id=agent_id)
         run = run_start(config=config, trigger=RunTrigger.MANUAL)
         return Response(self.OutputSerializer({"ok": True, "run_id": run.id}).data)
+
+
+class JourneyOutputSerializer(serializers.Serializer):
+    session_id = serializers.CharField()
+    message = serializers.CharField()
+    done = serializers.BooleanField()
+    prompt_template = serializers.CharField(required=False, help_text="Only when done.")
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if data.get("prompt_template") is None:
+            data.pop("prompt_template", None)
+        return data
+
+
+class JourneyStartApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        agent_type = serializers.ChoiceField(choices=AgentType.values)
+        agent_id = serializers.UUIDField(required=False, allow_null=True)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: JourneyOutputSerializer},
+        operation_id="agents_journey_start",
+        description="Start a guided chat that writes an agent's prompt_template; agent_id refines an existing one.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reply = journey_start(user=request.user, **serializer.validated_data)
+        return Response(JourneyOutputSerializer(reply).data)
+
+
+class JourneyMessageApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        session_id = serializers.RegexField(r"^[0-9a-f]{32}$")
+        message = serializers.CharField(trim_whitespace=False)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: JourneyOutputSerializer},
+        operation_id="agents_journey_message",
+        description="Answer the journey's question; after at most 5 answers it returns done with prompt_template.",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reply = journey_message(user=request.user, **serializer.validated_data)
+        return Response(JourneyOutputSerializer(reply).data)

@@ -22,6 +22,7 @@ _COMMON: Final[dict[str, Any]] = {
     },
     "enabled": {"type": "boolean", "default": True},
 }
+# Labels: Gmail labels, Outlook folders, Teams chat topics (apps.connectors.filters).
 _FILTER: Final = {
     "labels": {"type": "array", "items": {"type": "string"}},
     "senders": {"type": "array", "items": {"type": "string"}},
@@ -32,16 +33,14 @@ _FILTER: Final = {
 }
 
 
-def _cloud_schema(provider: str, list_key: str) -> dict[str, Any]:
-    filter_properties = {key: value for key, value in _FILTER.items() if key != "labels"}
-    filter_properties[list_key] = {"type": "array", "items": {"type": "string"}}
+def _cloud_schema(provider: str) -> dict[str, Any]:
     return {
         "type": "object",
         "required": ["provider", "name", "data_types"],
         "properties": {
             "provider": {"type": "string", "const": provider},
             **_COMMON,
-            "filter_config": {"type": "object", "properties": filter_properties, "additionalProperties": False},
+            "filter_config": {"type": "object", "properties": _FILTER, "additionalProperties": False},
         },
     }
 
@@ -70,18 +69,18 @@ AGENT_CATALOG: Final[list[dict[str, Any]]] = [
         "type": "gmail",
         "name": "Gmail",
         "description": "Scans Gmail inbox, extracts tasks/notes from emails",
-        "config_schema": _cloud_schema("gmail", "labels"),
+        "config_schema": _cloud_schema("gmail"),
     },
     {
         "type": "teams",
         "name": "Microsoft Teams",
         "description": "Monitors Teams messages, extracts action items",
-        "config_schema": _cloud_schema("teams", "channels"),
+        "config_schema": _cloud_schema("teams"),
     },
     {
         "type": "outlook",
         "name": "Outlook",
         "description": "Scans Outlook inbox, extracts tasks/notes",
-        "config_schema": _cloud_schema("outlook", "folders"),
+        "config_schema": _cloud_schema("outlook"),
     },
 ]

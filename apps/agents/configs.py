@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.billing.tiers import Feature, require_below_limit
+from apps.connectors.fetch import filter_config_validate
 from apps.connectors.providers import Provider
 from apps.core.errors import ApplicationError, CoreErrorCode, NotFoundError
 
 from .error_codes import AgentsErrorCode
-from .filter_configs import filter_config_validate
 from .lock_objects import user_agents_lock
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig
 from .schedules import ScheduleError, cron_validate, next_run_after
@@ -153,7 +153,8 @@ def cloud_agent_create(*, user: User, **data: Any) -> CloudAgentConfig:
 
 
 def cloud_agent_update(*, user: User, agent_id: uuid.UUID, **data: Any) -> CloudAgentConfig:
-    return _update(user=user, model=CloudAgentConfig, agent_id=agent_id, data=_only(data, CLOUD_FIELDS))
+    """The provider is fixed at creation (its grant and the providers limit depend on it)."""
+    return _update(user=user, model=CloudAgentConfig, agent_id=agent_id, data=_only(data, CLOUD_FIELDS[1:]))
 
 
 def cloud_agent_delete(*, user: User, agent_id: uuid.UUID) -> None:

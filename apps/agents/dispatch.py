@@ -107,11 +107,15 @@ def _next_due(*, due: _Due, now: dt.datetime, memo: dict) -> dt.datetime | None:
     return memo[key]
 
 
+# Column arrays through unnest(): one short statement whatever the batch size (a VALUES list of
+# thousands of placeholders costs more to build and parse than to run).
 _INSERT_RUNS_SQL = """
 INSERT INTO agents_agentrunlog
     (id, user_id, agent_id, agent_type, status, trigger, scheduled_for, device_id,
      items_processed, items_created, errors, started_at, lease_expires_at)
-VALUES {values}
+SELECT v.id, v.user_id, v.agent_id, %s, %s, %s, v.scheduled_for, v.device_id, 0, 0, '[]'::jsonb, %s, %s
+FROM unnest(%s::uuid[], %s::uuid[], %s::uuid[], %s::timestamptz[], %s::text[])
+    AS v(id, user_id, agent_id, scheduled_for, device_id)
 ON CONFLICT DO NOTHING
 RETURNING id, agent_id
 """
@@ -121,24 +125,34 @@ def _insert_runs(*, dues: list[_Due], agent_type: AgentType, now: dt.datetime) -
     """Insert one running run per due config; returns {agent_id: run_id} of the rows that went in."""
     if not dues:
         return {}
-    params: list = []
-    for due in dues:
-        params += [
-            uuid.uuid4(),
-            due.user_id,
-            due.config_id,
-            agent_type,
-            RunStatus.RUNNING,
-            RunTrigger.SCHEDULE,
-            due.due_at,
-            due.device_id,
-            now,
-            lease_until(now),
-        ]
-    row = "(%s, %s, %s, %s, %s, %s, %s, %s, 0, 0, '[]'::jsonb, %s, %s)"
+    params = [
+        agent_type.value,
+        RunStatus.RUNNING.value,
+        RunTrigger.SCHEDULE.value,
+        now,
+        lease_until(now),
+        [uuid.uuid4() for _ in dues],
+        [due.user_id for due in dues],
+        [due.config_id for due in dues],
+        [due.due_at for due in dues],
+        [due.device_id for due in dues],
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_RUNS_SQL.format(values=", ".join([row] * len(dues))), params)
+        cursor.execute(_INSERT_RUNS_SQL, params)
         return {agent_id: run_id for run_id, agent_id in cursor.fetchall()}
+
+
+_ADVANCE_SQL = """
+UPDATE {table} AS c
+SET next_run_at = v.next_run_at,
+    last_run_at = CASE WHEN v.started THEN %s ELSE c.last_run_at END{waiting_set}
+FROM unnest(%s::uuid[], %s::timestamptz[], %s::boolean[], %s::boolean[], %s::timestamptz[])
+    AS v(id, next_run_at, started, waiting, due_at)
+WHERE c.id = v.id
+"""
+_WAITING_SET = """,
+    waiting_for_device_since = CASE WHEN v.waiting THEN COALESCE(c.waiting_for_device_since, v.due_at)
+                                    ELSE c.waiting_for_device_since END"""
 
 
 def _advance(
@@ -150,34 +164,19 @@ def _advance(
     waiting: set[uuid.UUID],
     now: dt.datetime,
 ) -> None:
-    """One UPDATE … FROM (VALUES …): next_run_at, last_run_at of started runs, owed runs of offline devices."""
+    """One UPDATE: next_run_at, last_run_at of started runs, owed runs of offline devices."""
     local = model is LocalAgentConfig
-    row = "(%s::uuid, %s::timestamptz, %s::boolean, %s::boolean, %s::timestamptz)"
-    params: list = []
-    for due in dues:
-        params += [
-            due.config_id,
-            next_due[due.config_id],
-            due.config_id in started,
-            due.config_id in waiting,
-            due.due_at,
-        ]
-    waiting_set = (
-        ", waiting_for_device_since = CASE WHEN v.waiting THEN COALESCE(c.waiting_for_device_since, v.due_at) "
-        "ELSE c.waiting_for_device_since END"
-        if local
-        else ""
-    )
-    # Only table names and placeholders are interpolated; every value is a parameter.
-    sql = (
-        f"UPDATE {model._meta.db_table} AS c SET next_run_at = v.next_run_at, "  # noqa: S608
-        "last_run_at = CASE WHEN v.started THEN %s ELSE c.last_run_at END"
-        f"{waiting_set} "
-        f"FROM (VALUES {', '.join([row] * len(dues))}) AS v(id, next_run_at, started, waiting, due_at) "
-        "WHERE c.id = v.id"
-    )
+    sql = _ADVANCE_SQL.format(table=model._meta.db_table, waiting_set=_WAITING_SET if local else "")
+    params = [
+        now,
+        [due.config_id for due in dues],
+        [next_due[due.config_id] for due in dues],
+        [due.config_id in started for due in dues],
+        [due.config_id in waiting for due in dues],
+        [due.due_at for due in dues],
+    ]
     with connection.cursor() as cursor:
-        cursor.execute(sql, [now, *params])
+        cursor.execute(sql, params)
 
 
 def _dispatch_batch(*, model: type, now: dt.datetime, batch_size: int, memo: dict) -> DispatchResult:

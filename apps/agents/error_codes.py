@@ -7,7 +7,6 @@ class AgentsErrorCode(StrEnum):
     AGENT_ALREADY_RUNNING = "agent_already_running"
     RUN_ALREADY_DISPATCHED = "run_already_dispatched"
     INVALID_SCHEDULE = "invalid_schedule"
-    INVALID_FILTER_CONFIG = "invalid_filter_config"
     JOURNEY_NOT_FOUND = "journey_not_found"
     JOURNEY_EXPIRED = "journey_expired"
     JOURNEY_FINISHED = "journey_finished"

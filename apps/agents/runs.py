@@ -42,11 +42,18 @@ def lease_until(now: dt.datetime) -> dt.datetime:
 
 
 def run_execute_enqueue(*, run_ids: Iterable[uuid.UUID]) -> None:
-    """Queue the executor for committed runs (call from ``transaction.on_commit``)."""
-    from .tasks import agent_run_execute  # tasks import the services; the services queue tasks
+    """Queue the executor for committed runs (call from ``transaction.on_commit``).
 
-    for run_id in run_ids:
-        agent_run_execute.delay(str(run_id))
+    One run is one message. A dispatcher batch is ONE fan-out message that a worker splits:
+    publishing is a broker round trip each, and the tick must not spend its time on them.
+    """
+    from .tasks import agent_run_execute, agent_runs_fan_out  # tasks import this module
+
+    ids = [str(run_id) for run_id in run_ids]
+    if len(ids) == 1:
+        agent_run_execute.delay(ids[0])
+    elif ids:
+        agent_runs_fan_out.delay(ids)
 
 
 def _violated_constraint(exc: IntegrityError) -> str:

@@ -28,3 +28,11 @@ def agent_run_execute(run_id: str) -> None:
     if not run_lease_renew(run_id=run_id):
         return
     execution.run_execute(run_id=run_id)
+
+
+@shared_task(name="agents.run_execute_fan_out", acks_late=True, ignore_result=True)
+def agent_runs_fan_out(run_ids: list[str]) -> int:
+    """Queue one ``agents.run_execute`` per run of a dispatcher batch (off the tick's critical path)."""
+    for run_id in run_ids:
+        agent_run_execute.delay(run_id)
+    return len(run_ids)

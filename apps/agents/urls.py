@@ -7,6 +7,8 @@ from .apis import (
     CatalogApi,
     CloudAgentDetailApi,
     CloudAgentListCreateApi,
+    JourneyMessageApi,
+    JourneyStartApi,
     LocalAgentDetailApi,
     LocalAgentListCreateApi,
     RunListApi,
@@ -19,5 +21,7 @@ urlpatterns = [
     path("agents/cloud", CloudAgentListCreateApi.as_view(), name="agents-cloud"),
     path("agents/cloud/<uuid:agent_id>", CloudAgentDetailApi.as_view(), name="agents-cloud-detail"),
     path("agents/runs", RunListApi.as_view(), name="agents-runs"),
+    path("agents/journey/start", JourneyStartApi.as_view(), name="agents-journey-start"),
+    path("agents/journey/message", JourneyMessageApi.as_view(), name="agents-journey-message"),
     path("agents/<uuid:agent_id>/run", AgentRunApi.as_view(), name="agents-run"),
 ]

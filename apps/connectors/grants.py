@@ -26,8 +26,8 @@ from .models import GrantStatus, OAuthGrant
 from .provider_config import provider_config
 from .providers import Provider
 from .selectors import CONNECTED_STATUSES
-from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh
-from .transport import ProviderSession
+from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh, token_revoke
+from .transport import ProviderSession, RetryPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -179,12 +179,27 @@ def grant_refresh(*, grant: OAuthGrant) -> OAuthGrant:
     return grant
 
 
+def _revoke_at_provider(*, provider: str, refresh_token: str) -> None:
+    """Best effort, after commit: the grant is already revoked here whatever the provider answers."""
+    try:
+        config = provider_config(provider)
+        policy = RetryPolicy(max_retries=0, backoff_seconds=0.0, retry_after_max_seconds=0.0)
+        with ProviderSession(provider=provider, policy=policy) as session:
+            revoked = token_revoke(config=config, session=session, token=refresh_token)
+    except ConnectorError as exc:
+        revoked = False
+        logger.warning("grant revocation at the provider failed", extra={"provider": provider, "code": exc.code})
+    logger.info("grant disconnected", extra={"provider": provider, "revoked_at_provider": revoked})
+
+
 def grant_disconnect(*, grant: OAuthGrant, actor: Any) -> OAuthGrant:
-    """Revoke the grant: its tokens are erased and it stops counting against the providers limit."""
+    """Revoke the grant: its tokens are erased, it stops counting against the providers limit, and
+    (after commit) the provider is asked to revoke the refresh token where it offers that."""
     with transaction.atomic():
         locked = OAuthGrant.objects.select_for_update().get(pk=grant.pk)
         if locked.status == GrantStatus.REVOKED:
             raise ConnectorError(ConnectorErrorCode.GRANT_MISSING, f"{locked.provider} is not connected.")
+        refresh_token = grant_tokens(grant=locked).refresh_token
         locked.status = GrantStatus.REVOKED
         locked.status_reason = "Disconnected by the user."
         locked.token_ciphertext = b""
@@ -197,5 +212,8 @@ def grant_disconnect(*, grant: OAuthGrant, actor: Any) -> OAuthGrant:
             subject_user=locked.user,
             data={"provider": locked.provider},
         )
+        if refresh_token:
+            provider = locked.provider
+            transaction.on_commit(lambda: _revoke_at_provider(provider=provider, refresh_token=refresh_token))
     grant.refresh_from_db()
     return grant

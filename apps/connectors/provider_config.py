@@ -34,6 +34,7 @@ class ProviderConfig:
     token_url: str
     api_base_url: str
     scopes: tuple[str, ...]
+    revoke_url: str = ""  # Google only: Microsoft has no endpoint revoking one app's delegated tokens
 
     @property
     def redirect_uri(self) -> str:
@@ -81,6 +82,7 @@ def provider_config(provider: Provider | str) -> ProviderConfig:
             token_url=settings.GOOGLE_OAUTH_TOKEN_URL,
             api_base_url=settings.GMAIL_API_BASE_URL,
             scopes=GOOGLE_SCOPES,
+            revoke_url=settings.GOOGLE_OAUTH_REVOKE_URL,
         )
         needed = ("GOOGLE_OAUTH_CLIENT_ID", "GOOGLE_OAUTH_CLIENT_SECRET")
     else:

@@ -95,7 +95,7 @@ def teams_fetch(
             "$orderby": "lastModifiedDateTime desc",
             "$filter": f"lastModifiedDateTime gt {graph_datetime(since)}",
         }
-        url = f"{base}/chats/{quote(chat_id, safe='')}/messages"
+        url = f"{base}/chats/{quote(chat_id, safe=':@')}/messages"
         for page in _pages(session, url, params, base=base, max_pages=limits.max_pages):
             for item in page.get("value", []):
                 candidate = _candidate(item, chat=chat, since=since, date_to=date_to, filters=filters, limits=limits)

@@ -106,3 +106,11 @@ def token_refresh(*, config: ProviderConfig, session: ProviderSession, refresh_t
         form["scope"] = " ".join(config.scopes)
     body = _token_request(config=config, session=session, form=form)
     return _token_set(body, previous_refresh_token=refresh_token, default_scopes=list(config.scopes))
+
+
+def token_revoke(*, config: ProviderConfig, session: ProviderSession, token: str) -> bool:
+    """Ask the provider to revoke a token (and with it the grant); False where it can't or didn't."""
+    if not config.revoke_url:
+        return False
+    response = session.send("POST", config.revoke_url, data={"token": token})
+    return response.status_code == 200

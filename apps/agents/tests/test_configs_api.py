@@ -59,7 +59,11 @@ def test_cloud_agent_round_trip_ignores_the_legacy_token_field(pro_client):
     assert created.status_code == 201, created.json()
     body = created.json()
     assert body["provider"] == "gmail"
-    assert body["filter_config"] == {"labels": ["clients"], "senders": [], "date_range": {"from": "2026-01-01"}}
+    assert body["filter_config"] == {
+        "labels": ["clients"],
+        "senders": [],
+        "date_range": {"from": "2026-01-01", "to": None},
+    }
     assert "oauth_token_encrypted" not in body
     assert pro_client.put(f"{CLOUD}/{body['id']}", {"enabled": False}).json()["next_run_at"] is None
     assert pro_client.delete(f"{CLOUD}/{body['id']}").json() == {"ok": True}
@@ -296,3 +300,23 @@ def test_unknown_agent_ids_are_404(pro_client):
 
 def test_endpoints_need_authentication():
     assert APIClient().get(LOCAL).status_code == 401
+
+
+def test_free_tier_reads_from_one_cloud_provider(free_client):
+    assert free_client.post(CLOUD, cloud_body(provider="gmail")).status_code == 201
+
+    second_gmail = free_client.post(CLOUD, cloud_body(provider="gmail", name="more gmail", enabled=False))
+    outlook = free_client.post(CLOUD, cloud_body(provider="outlook", enabled=False, filter_config={}))
+
+    assert second_gmail.status_code == 201
+    assert outlook.status_code == 403
+    assert outlook.json()["feature"] == "providers"
+
+
+def test_the_provider_of_a_cloud_agent_cannot_change(pro_client):
+    created = pro_client.post(CLOUD, cloud_body()).json()
+
+    updated = pro_client.put(f"{CLOUD}/{created['id']}", {"provider": "teams", "name": "renamed"})
+
+    assert updated.status_code == 200
+    assert (updated.json()["provider"], updated.json()["name"]) == ("gmail", "renamed")

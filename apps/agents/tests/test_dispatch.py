@@ -275,3 +275,31 @@ def test_a_renewed_lease_keeps_the_run_alive_and_a_swept_run_stays_finished(make
     # the executor that comes back late can neither renew nor overwrite the outcome
     assert not run_lease_renew(run_id=run.id)
     assert run_finish(run_id=run.id, status=RunStatus.SUCCESS, items_created=5).status == RunStatus.ERROR
+
+
+def test_due_for_device_covers_undispatched_due_agents_but_not_disabled_or_future_ones(make_user):
+    user = make_user()
+    due = make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0))
+    make_local(user, next_run_at=_utc(2026, 6, 1, 10, 0))
+    make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0), enabled=False)
+    make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0), device_id="other-device")
+
+    found = agents_due_for_device(user_id=user.id, device_id="laptop-1", now=_utc(2026, 6, 1, 9, 0))
+
+    assert [c.id for c in found] == [due.id]
+
+
+def test_the_executor_task_leaves_a_run_that_is_no_longer_running_alone(make_user):
+    # given a run the sweeper already failed (its first worker died)
+    user = make_user()
+    run = run_start(config=make_cloud(user), trigger=RunTrigger.MANUAL, now=_utc(2026, 6, 1, 9, 0), enqueue=False)
+    runs_sweep_stale(now=_utc(2026, 6, 2, 0, 0))
+
+    # when its queued execution is finally delivered
+    agent_run_execute(str(run.id))
+
+    # then nothing runs and the sweeper's reason stays
+    run.refresh_from_db()
+    assert run.status == RunStatus.ERROR
+    assert run.errors[0].startswith("worker lost: lease expired at")
+    assert "executor not installed" not in run.errors

@@ -39,6 +39,7 @@ def provider_settings(settings, fake):
     settings.OAUTH_REDIRECT_BASE_URL = "https://api.example.test"
     settings.GOOGLE_OAUTH_AUTHORIZE_URL = f"{fake.url}/google/authorize"
     settings.GOOGLE_OAUTH_TOKEN_URL = f"{fake.url}/google/token"
+    settings.GOOGLE_OAUTH_REVOKE_URL = f"{fake.url}/google/revoke"
     settings.GMAIL_API_BASE_URL = f"{fake.url}/"
     settings.MICROSOFT_OAUTH_AUTHORITY_URL = f"{fake.url}/ms"
     settings.MICROSOFT_GRAPH_BASE_URL = f"{fake.url}/graph/v1.0"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _counter = itertools.count(1)
 
@@ -204,6 +204,7 @@ class FakeProviders:
 
             def _handle(self, method: str) -> None:
                 split = urlsplit(self.path)
+                split = split._replace(path=unquote(split.path))
                 query = {k: v if len(v) > 1 else v[0] for k, v in parse_qs(split.query).items()}
                 length = int(self.headers.get("Content-Length") or 0)
                 raw_body = self.rfile.read(length) if length else b""
@@ -244,6 +245,12 @@ class FakeProviders:
     def _route(self, method: str, path: str, query: dict, form: dict, headers: dict) -> tuple[int, Any, dict[str, str]]:
         if method == "POST" and path == "/google/token":
             return self._token("google", form)
+        if method == "POST" and path == "/google/revoke":
+            with self.lock:
+                before = len(self.state.grants)
+                token = form.get("token")
+                self.state.grants = [g for g in self.state.grants if token not in (g.refresh_token, g.access_token)]
+            return (200, {}, {}) if len(self.state.grants) < before else (400, {"error": "invalid_token"}, {})
         if method == "POST" and re.fullmatch(r"/ms/[^/]+/oauth2/v2\.0/token", path):
             return self._token("microsoft", form)
         auth = headers.get("Authorization") or headers.get("authorization") or ""

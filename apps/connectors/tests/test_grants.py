@@ -197,13 +197,17 @@ def test_another_users_grant_is_never_reachable(user, make_user, connect):
     assert OAuthGrant.objects.get(user=bob).status == GrantStatus.ACTIVE
 
 
-def test_disconnect_revokes_erases_tokens_audits_and_frees_the_slot(user, connect):
+def test_disconnect_revokes_erases_tokens_audits_and_frees_the_slot(
+    user, connect, fake, django_capture_on_commit_callbacks
+):
     # given a free user with gmail connected
     grant = connect(user, "gmail")
+    refresh_token = grant_tokens(grant=grant).refresh_token
     client = client_for(user)
 
     # when they disconnect it
-    response = client.delete("/api/v1/oauth/gmail")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.delete("/api/v1/oauth/gmail")
 
     # then the grant is revoked with its tokens erased, audited, and another provider may be connected
     assert response.status_code == 200
@@ -212,6 +216,8 @@ def test_disconnect_revokes_erases_tokens_audits_and_frees_the_slot(user, connec
     assert grant.status == GrantStatus.REVOKED
     assert bytes(grant.token_ciphertext) == b""
     assert AuditEvent.objects.filter(action="grant.revoked", target_id=str(grant.id), actor=user).exists()
+    assert fake.requests_to("/google/revoke")[-1]["form"] == {"token": refresh_token}
+    assert all(g.refresh_token != refresh_token for g in fake.state.grants)  # Google forgot it too
     assert client.get("/api/v1/oauth/outlook/authorize").status_code == 200
     assert client.delete("/api/v1/oauth/gmail").status_code == 404
     assert client.post("/api/v1/oauth/gmail/refresh").json()["code"] == "grant_missing"
@@ -257,3 +263,14 @@ def test_pro_user_reconnecting_after_needs_reconnect_is_active_again(make_user, 
     assert grant.status == GrantStatus.ACTIVE
     assert grant.status_reason == ""
     assert OAuthGrant.objects.filter(user=pro).count() == 1
+
+
+def test_disconnect_succeeds_when_the_provider_cannot_revoke(user, connect, fake, django_capture_on_commit_callbacks):
+    connect(user, "gmail")
+    fake.fail("/google/revoke", [(503, {}, {})])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(user).delete("/api/v1/oauth/gmail")
+
+    assert response.status_code == 200
+    assert OAuthGrant.objects.get(user=user).status == GrantStatus.REVOKED
