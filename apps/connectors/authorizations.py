@@ -25,7 +25,7 @@ from .error_codes import ConnectorErrorCode
 from .errors import ConnectorError
 from .grants import grant_connect, provider_gate_check
 from .models import OAuthAuthorization, OAuthGrant
-from .provider_config import provider_config, provider_parse
+from .provider_config import provider_config, provider_parse, scopes_include
 from .providers import Provider
 from .token_endpoint import TokenRequestRefused, token_exchange_code
 from .transport import ProviderSession
@@ -133,6 +133,13 @@ def oauth_authorization_complete(
             f"{provider.label} could not complete the authorization ({exc.code}); start again.",
             status=400,
         ) from None
+    if not scopes_include(tokens.scopes, config.required_scope):
+        raise ConnectorError(
+            ConnectorErrorCode.OAUTH_SCOPE_MISSING,
+            f"{provider.label} was connected without the '{config.required_scope}' permission agents need; "
+            "connect again and keep it selected.",
+            status=400,
+        )
     if not tokens.refresh_token:
         raise ConnectorError(
             ConnectorErrorCode.OAUTH_EXCHANGE_FAILED,

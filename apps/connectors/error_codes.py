@@ -11,6 +11,7 @@ class ConnectorErrorCode(StrEnum):
     OAUTH_STATE_USED = "oauth_state_used"
     OAUTH_PROVIDER_ERROR = "oauth_provider_error"
     OAUTH_EXCHANGE_FAILED = "oauth_exchange_failed"
+    OAUTH_SCOPE_MISSING = "oauth_scope_missing"
     GRANT_MISSING = "grant_missing"
     GRANT_NEEDS_RECONNECT = "grant_needs_reconnect"
     PROVIDER_RATE_LIMITED = "provider_rate_limited"

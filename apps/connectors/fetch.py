@@ -1,6 +1,7 @@
 """The one door other apps use to read a user's mail and messages: ``connector_fetch``.
 
-Synchronous (call it from Celery or through ``sync_to_async``). It validates the filter, loads
+Synchronous (call it from Celery or through ``sync_to_async``), and outside a transaction: a token
+refresh commits on its own (a refused one must stay recorded). It validates the filter, loads
 the user's grant, and runs the provider's client with a token source that refreshes the grant
 when needed; the cursor it returns is passed back next time to read only what is new.
 """

@@ -25,7 +25,7 @@ from .lock_objects import user_grants_lock
 from .models import GrantStatus, OAuthGrant
 from .provider_config import provider_config
 from .providers import Provider
-from .selectors import CONNECTED_STATUSES
+from .selectors import connected_providers
 from .token_endpoint import TokenRequestRefused, TokenSet, token_refresh, token_revoke
 from .transport import ProviderSession, RetryPolicy
 
@@ -67,9 +67,7 @@ def provider_gate_check(*, user: Any, provider: Provider | str) -> None:
 
     Reconnecting a provider that is still connected (active or needs_reconnect) is not a new one.
     """
-    connected = set(
-        OAuthGrant.objects.filter(user=user, status__in=CONNECTED_STATUSES).values_list("provider", flat=True)
-    )
+    connected = connected_providers(user=user)
     if str(provider) not in connected:
         require_below_limit(user, Feature.PROVIDERS, current=len(connected))
 
@@ -132,13 +130,14 @@ def _refresh_locked(*, grant: OAuthGrant, rejected: str | None, force: bool) -> 
     """Refresh under the grant's row lock unless another worker already did; see the module doc."""
     config = provider_config(grant.provider)
     refused_reason = ""
+    fresh: TokenSet | None = None
     with transaction.atomic():
         locked = OAuthGrant.objects.select_for_update().select_related("user").get(pk=grant.pk)
         _require_usable(locked)
         tokens = grant_tokens(grant=locked)
         now = timezone.now()
         if not force and _token_is_usable(tokens, rejected=rejected, now=now):
-            fresh = tokens  # refreshed by someone else while we waited for the lock
+            fresh = tokens  # refreshed by another worker while we waited for the lock
         elif not tokens.refresh_token:
             refused_reason = "The provider gave no refresh token; authorize again."
         else:
@@ -153,10 +152,12 @@ def _refresh_locked(*, grant: OAuthGrant, rejected: str | None, force: bool) -> 
                     update_fields=["token_ciphertext", "access_expires_at", "scopes", "last_refreshed_at", "updated_at"]
                 )
         if refused_reason:
+            # Committed with the transaction (the raise comes after it), so the state sticks.
             _mark_needs_reconnect(locked, reason=refused_reason, actor=None)
     grant.refresh_from_db()
-    if refused_reason:
-        _require_usable(grant)
+    if fresh is None:
+        _require_usable(grant)  # raises grant_needs_reconnect
+        raise AssertionError("unreachable: a refused refresh leaves the grant needing a reconnect")
     return fresh
 
 

@@ -34,6 +34,7 @@ class ProviderConfig:
     token_url: str
     api_base_url: str
     scopes: tuple[str, ...]
+    required_scope: str = ""  # the API scope the user may not deselect on the consent page
     revoke_url: str = ""  # Google only: Microsoft has no endpoint revoking one app's delegated tokens
 
     @property
@@ -52,10 +53,16 @@ class ProviderConfig:
         }
         if self.family == "google":
             # offline + consent: Google returns a refresh token only when both are asked for.
-            params |= {"access_type": "offline", "prompt": "consent", "include_granted_scopes": "true"}
+            params |= {"access_type": "offline", "prompt": "consent"}
         else:
             params |= {"response_mode": "query"}
         return f"{self.authorize_url}?{urlencode(params)}"
+
+
+def scopes_include(granted: list[str], required: str) -> bool:
+    """Whether ``required`` was granted; Microsoft may answer ``Mail.Read`` or its full URI."""
+    required = required.lower().rsplit("/", 1)[-1]
+    return not required or any(scope.lower().rsplit("/", 1)[-1] == required for scope in granted)
 
 
 def provider_parse(value: str) -> Provider:
@@ -82,6 +89,7 @@ def provider_config(provider: Provider | str) -> ProviderConfig:
             token_url=settings.GOOGLE_OAUTH_TOKEN_URL,
             api_base_url=settings.GMAIL_API_BASE_URL,
             scopes=GOOGLE_SCOPES,
+            required_scope=GOOGLE_SCOPES[0],
             revoke_url=settings.GOOGLE_OAUTH_REVOKE_URL,
         )
         needed = ("GOOGLE_OAUTH_CLIENT_ID", "GOOGLE_OAUTH_CLIENT_SECRET")
@@ -96,6 +104,7 @@ def provider_config(provider: Provider | str) -> ProviderConfig:
             token_url=f"{authority}/oauth2/v2.0/token",
             api_base_url=settings.MICROSOFT_GRAPH_BASE_URL,
             scopes=OUTLOOK_SCOPES if provider == Provider.OUTLOOK else TEAMS_SCOPES,
+            required_scope="Mail.Read" if provider == Provider.OUTLOOK else "Chat.Read",
         )
         needed = ("MICROSOFT_OAUTH_CLIENT_ID", "MICROSOFT_OAUTH_CLIENT_SECRET")
     if not (config.client_id and config.client_secret):

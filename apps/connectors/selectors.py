@@ -21,9 +21,6 @@ def grant_get(*, user_id: Any, provider: Provider | str) -> OAuthGrant | None:
     return OAuthGrant.objects.filter(user_id=user_id, provider=str(provider)).first()
 
 
-def connected_grant_count(*, user: Any) -> int:
-    return OAuthGrant.objects.filter(user=user, status__in=CONNECTED_STATUSES).count()
-
-
-def grant_is_connected(*, user: Any, provider: Provider | str) -> bool:
-    return OAuthGrant.objects.filter(user=user, provider=str(provider), status__in=CONNECTED_STATUSES).exists()
+def connected_providers(*, user: Any) -> set[str]:
+    """The providers whose grants count against the ``providers`` limit."""
+    return set(OAuthGrant.objects.filter(user=user, status__in=CONNECTED_STATUSES).values_list("provider", flat=True))

@@ -102,7 +102,9 @@ class ProviderSession:
         self.policy = policy or RetryPolicy.from_settings()
         self._sleep = sleep
         self._client = httpx.Client(
-            timeout=timeout if timeout is not None else settings.CONNECTORS_HTTP_TIMEOUT, follow_redirects=True
+            # No redirects: a bearer token goes only to the URL we built or checked.
+            timeout=timeout if timeout is not None else settings.CONNECTORS_HTTP_TIMEOUT,
+            follow_redirects=False,
         )
 
     def close(self) -> None:

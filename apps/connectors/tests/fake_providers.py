@@ -133,6 +133,7 @@ class FakeProviders:
         self.token_delay = 0.0  # seconds the token endpoint takes (to make concurrent refreshes overlap)
         self.refresh_error: str | None = None  # e.g. "invalid_grant": refreshes are refused
         self.rotate_refresh_tokens = True
+        self.granted_scope: str | None = None  # what the user left selected on the consent page
         self.delta_rounds: dict[str, tuple[str, list[dict[str, Any]], int]] = {}
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
@@ -298,7 +299,7 @@ class FakeProviders:
             else:
                 return 400, {"error": "unsupported_grant_type"}, {}
             self.state.valid_access.add(tokens["access_token"])
-        scope = form.get("scope") or "https://www.googleapis.com/auth/gmail.readonly openid email"
+        scope = self.granted_scope or form.get("scope") or "https://www.googleapis.com/auth/gmail.readonly openid email"
         return 200, {**tokens, "expires_in": 3599, "token_type": "Bearer", "scope": scope}, {}
 
     # --- Gmail ---------------------------------------------------------------------------------

@@ -261,3 +261,28 @@ def test_pkce_challenge_is_s256_of_the_verifier():
     assert pkce_challenge(verifier) == base64.urlsafe_b64encode(
         hashlib.sha256(verifier.encode()).digest()
     ).decode().rstrip("=")
+
+
+def test_a_consent_without_the_mail_scope_is_refused(user, fake):
+    # given the user deselected Gmail access on Google's consent page
+    params = _authorize(user)
+    code = fake.issue_code(code_challenge=params["code_challenge"], family="google")
+    fake.granted_scope = "openid https://www.googleapis.com/auth/userinfo.email"
+
+    response = _callback("gmail", code=code, state=params["state"])
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "oauth_scope_missing"
+    assert not OAuthGrant.objects.exists()
+
+
+def test_microsoft_scopes_may_come_back_as_short_names(make_user, fake):
+    pro = make_user("pro@example.com", tier=Tier.PRO)
+    params = _authorize(pro, "outlook")
+    code = fake.issue_code(code_challenge=params["code_challenge"], family="microsoft")
+    fake.granted_scope = "Mail.Read User.Read offline_access"
+
+    response = _callback("outlook", code=code, state=params["state"])
+
+    assert response.status_code == 200
+    assert OAuthGrant.objects.get(user=pro).scopes == ["Mail.Read", "User.Read", "offline_access"]
