@@ -13,6 +13,7 @@ from apps.agents.dispatch import agents_dispatch_due
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus, RunTrigger
 from apps.agents.runs import run_finish, run_lease_renew, run_start, runs_sweep_stale
 from apps.agents.selectors import agents_due_for_device
+from apps.agents.tasks import agent_run_execute
 from apps.core.errors import ApplicationError
 
 from .conftest import device_online, make_cloud, make_local
