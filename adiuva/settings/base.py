@@ -572,3 +572,22 @@ MEMORY_SUMMARY_MAX_ATTEMPTS = env.int("MEMORY_SUMMARY_MAX_ATTEMPTS", default=5)
 # Pattern derivation reads the user's last N summaries of the last D days.
 MEMORY_PATTERN_EPISODES = env.int("MEMORY_PATTERN_EPISODES", default=30)
 MEMORY_PATTERN_LOOKBACK_DAYS = env.int("MEMORY_PATTERN_LOOKBACK_DAYS", default=30)
+
+# AGENTS RUNS (executing local and cloud agent runs, the delivery outbox)
+# ------------------------------------------------------------------------------
+# What one local run accepts from the device; files past a limit are skipped and reported in the run's errors.
+AGENTS_FILE_MAX_BYTES = env.int("AGENTS_FILE_MAX_BYTES", default=1024 * 1024)
+AGENTS_RUN_MAX_BYTES = env.int("AGENTS_RUN_MAX_BYTES", default=20 * 1024 * 1024)
+AGENTS_RUN_MAX_FILES = env.int("AGENTS_RUN_MAX_FILES", default=2000)
+# Characters of one file / message shown to the extraction model (longer text is cut and reported).
+AGENTS_EXTRACTION_MAX_CHARS = env.int("AGENTS_EXTRACTION_MAX_CHARS", default=20000)
+# Files / messages extracted at once by one run, and outbox inserts in flight to one device.
+AGENTS_EXTRACTION_CONCURRENCY = env.int("AGENTS_EXTRACTION_CONCURRENCY", default=4)
+AGENTS_DELIVERY_CONCURRENCY = env.int("AGENTS_DELIVERY_CONCURRENCY", default=8)
+# A local run ends (partial / error) when the device sends nothing for this long, or drops off.
+AGENTS_DATA_IDLE_TIMEOUT = env.float("AGENTS_DATA_IDLE_TIMEOUT", default=120.0)
+AGENTS_DEVICE_CHECK_INTERVAL = env.float("AGENTS_DEVICE_CHECK_INTERVAL", default=2.0)
+# How often a working run renews its lease (the sweeper errors runs whose lease ran out).
+AGENTS_RUN_LEASE_RENEW_INTERVAL = env.float("AGENTS_RUN_LEASE_RENEW_INTERVAL", default=30.0)
+# Messages fetched per cloud run.
+AGENTS_CLOUD_MAX_MESSAGES = env.int("AGENTS_CLOUD_MAX_MESSAGES", default=50)

@@ -31,15 +31,7 @@ from . import connections, handlers, presence_flusher, services
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
-from .frames import (
-    INCOMING_TYPES,
-    REQUEST_FRAME_TYPES,
-    DeviceHello,
-    ToolCall,
-    ToolResult,
-    incoming_adapter,
-    outgoing_json,
-)
+from .frames import DeviceHello, ToolCall, ToolResult, is_incoming_type, is_request_type, outgoing_json, parse_incoming
 from .middleware import authenticate
 from .presence import SessionState, device_connect, device_disconnect
 
@@ -249,11 +241,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         # (including unknown tool_result ids) spends the client's frame budget.
         if not (frame_type == "tool_result" and raw.get("id") in self.pending) and not self._take_token():
             return
-        if frame_type not in INCOMING_TYPES:
+        if not is_incoming_type(frame_type):
             await self._reject(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
             return
         try:
-            frame = incoming_adapter.validate_python(raw)
+            frame = parse_incoming(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"][1:]) or frame_type
@@ -304,7 +296,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             self.pong_received.set()
         elif frame_type == "ping":
             await self.send_frame({"type": "pong"})
-        elif frame_type in REQUEST_FRAME_TYPES:
+        elif is_request_type(frame_type):
             self._start_request(frame)
         elif frame_type == "cancel":
             task = self.requests.get(frame.request_id)  # type: ignore[attr-defined]

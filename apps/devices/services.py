@@ -25,7 +25,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
 from .errors import ERROR_BY_CODE, DeviceBusyError, DeviceOfflineError, DeviceTimeoutError, DeviceToolError
-from .frames import ToolCall, outgoing_adapter
+from .frames import ToolCall, parse_outgoing
 from .models import Device
 from .selectors import device_get_online, device_list_online
 
@@ -143,7 +143,7 @@ async def _remote_call(*, device: Device, call: ToolCall, timeout: float) -> dic
 async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) -> str:
     """Send a server-initiated frame (e.g. ``agent_run``) to the device; returns the device_id used."""
     user_id = str(user_id)
-    outgoing_adapter.validate_python(frame)  # fail in the caller, not on the socket
+    parse_outgoing(frame)  # fail in the caller, not on the socket
     consumer, device = await _locate(user_id=user_id, device_id=device_id)
     if consumer is not None:
         await consumer.session.send(frame)

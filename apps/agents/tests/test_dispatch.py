@@ -278,17 +278,6 @@ def test_a_renewed_lease_keeps_the_run_alive_and_a_swept_run_stays_finished(make
     assert run_finish(run_id=run.id, status=RunStatus.SUCCESS, items_created=5).status == RunStatus.ERROR
 
 
-def test_the_placeholder_executor_finishes_the_run_as_an_error(make_user):
-    user = make_user()
-    run = run_start(config=make_cloud(user), trigger=RunTrigger.MANUAL, enqueue=False)
-
-    agent_run_execute(str(run.id))
-
-    run.refresh_from_db()
-    assert run.status == RunStatus.ERROR
-    assert run.errors == ["executor not installed"]
-
-
 def test_due_for_device_covers_undispatched_due_agents_but_not_disabled_or_future_ones(make_user):
     user = make_user()
     due = make_local(user, next_run_at=_utc(2026, 6, 1, 8, 0))
