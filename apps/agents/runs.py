@@ -81,6 +81,9 @@ def run_start(
     if device_id is None:
         device_id = config.device_id if isinstance(config, LocalAgentConfig) else ""
     with transaction.atomic():
+        # Lock order: the config row, then the run insert -- the dispatcher's order. Inserting first
+        # and updating the config afterwards deadlocked against a tick claiming the same config.
+        list(type(config).objects.select_for_update().filter(id=config.id).values_list("id", flat=True))
         try:
             with transaction.atomic():
                 run = AgentRunLog.objects.create(
