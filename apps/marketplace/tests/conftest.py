@@ -19,12 +19,11 @@ from rest_framework.test import APIClient
 from apps.accounts.tokens import tokens_issue
 from apps.billing.tests.conftest import deliver, webhook_endpoint  # noqa: F401  (fixtures reused as-is)
 from apps.marketplace.models import PluginVersion, VersionStatus
+from apps.marketplace.reviewers import GROUP_NAME as REVIEWERS_GROUP
 from apps.marketplace.transitions import plugin_version_transition
 from apps.storage.tests.conftest import moto_endpoint, s3  # noqa: F401  (S3 on loopback moto, reused)
 
 from .fake_connect import FakeConnectStripe
-
-REVIEWERS_GROUP = "Plugin reviewers"
 
 
 def sha256_hex(data: bytes) -> str:

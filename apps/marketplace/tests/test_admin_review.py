@@ -202,3 +202,18 @@ def test_the_reviewers_group_holds_exactly_the_review_permissions():
         "review_pluginversion",
         "suspend_plugin",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_reviewers_group_survives_a_database_flush():
+    # given a database flushed the way transactional tests and operators flush it
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    from apps.marketplace.reviewers import GROUP_NAME, PERMISSIONS
+
+    call_command("flush", interactive=False, verbosity=0)
+
+    # then the reviewers group is back with exactly its permissions
+    group = Group.objects.get(name=GROUP_NAME)
+    assert sorted(group.permissions.values_list("content_type__app_label", "codename")) == sorted(PERMISSIONS)
