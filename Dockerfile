@@ -5,6 +5,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN apt-get update && apt-get install -y --no-install-recommends build-essential libpq-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /build
+# Runtime pins only: test, lint and benchmark tools live in requirements-dev.txt.
 COPY requirements.txt .
 RUN pip wheel --wheel-dir /wheels -r requirements.txt
 
@@ -24,4 +25,4 @@ RUN DJANGO_SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_
 USER adiuva
 EXPOSE 8000
 # uvicorn streams request bodies (daphne buffers them in memory), which backups need.
-CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --ws websockets --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --proxy-headers --forwarded-allow-ips='*' --no-server-header --workers ${WEB_CONCURRENCY:-2}"]
+CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --ws websockets --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --no-server-header --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-}"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+from allauth.account.models import EmailAddress
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
@@ -28,9 +31,14 @@ def api_client() -> APIClient:
 def make_user(db):
     counter = {"n": 0}
 
-    def make(email: str | None = None, password: str = DEFAULT_PASSWORD, **extra) -> User:
+    def make(
+        email: str | None = None, password: str = DEFAULT_PASSWORD, *, email_verified: bool = False, **extra
+    ) -> User:
         counter["n"] += 1
-        return User.objects.create_user(email=email or f"user{counter['n']}@example.com", password=password, **extra)
+        user = User.objects.create_user(email=email or f"user{counter['n']}@example.com", password=password, **extra)
+        if email_verified:
+            EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
+        return user
 
     return make
 
@@ -50,3 +58,31 @@ def auth_client(tokens) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens.access_token}")
     return client
+
+
+@pytest.fixture(scope="session")
+def live_asgi_server(django_db_setup, django_db_blocker):
+    """The real ASGI app under uvicorn on loopback (static files, admin, API, sockets);
+    tests using it need committed rows: ``django_db(transaction=True)``."""
+    from apps.core.testing.asgi_server import AsgiServerThread
+
+    server = AsgiServerThread(name="live-asgi-server")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the session (Debian's chromium + chromedriver). Missing locally:
+    the test is skipped with the install command; missing on CI: it fails."""
+    from apps.core.testing.browser import browser_missing, chrome_driver
+
+    missing = browser_missing()
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    driver = chrome_driver()
+    yield driver
+    driver.quit()

@@ -1,4 +1,9 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels' router."""
+"""ASGI entry point: HTTP through Django (behind the body caps), WebSockets through Channels' router.
+
+``PUT /api/v1/backup`` is answered by a pure-ASGI route in front of Django
+(``apps.storage.backup_stream``) that streams the body to storage at disk speed and caps it at the
+user's remaining quota; Django would spool it to a temporary file first.
+"""
 
 import os
 
@@ -10,10 +15,13 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from adiuva.routing import websocket_urlpatterns  # noqa: E402
+from apps.core.body_limits import BodyLimitMiddleware  # noqa: E402
+from apps.storage.backup_stream import BackupUploadRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Bodies over a route's cap are refused before Django reads them (apps.core.body_limits).
+        "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

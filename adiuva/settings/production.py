@@ -1,12 +1,18 @@
 """Production settings: secrets from the environment with no defaults, DEBUG never on."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import STORAGES, env
 
 DEBUG = False  # never read from the environment in production
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 FERNET_MASTER_KEYS = env.list("FERNET_MASTER_KEYS")
+
+# STATIC FILES
+# ------------------------------------------------------------------------------
+# Collected at image build time (Dockerfile: collectstatic); served by WhiteNoise with content-hashed
+# names cached for a year and pre-compressed copies.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"}}
 
 # SECURITY
 # ------------------------------------------------------------------------------

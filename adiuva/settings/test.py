@@ -11,6 +11,10 @@ from adiuva import embedded
 embedded.ensure_environment()
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
 os.environ.setdefault("FERNET_MASTER_KEYS", "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=")
+# Each test run writes its own metric samples (prometheus-client multiprocess files).
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", str(embedded.DATA_DIR / f"metrics-test-{os.environ.get('ADIUVA_TEST_RUN', '')}")
+)
 
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 
@@ -38,7 +42,10 @@ CHANNEL_LAYERS = {
     }
 }
 CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)
-REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min"}}
+REST_FRAMEWORK = {
+    **REST_FRAMEWORK,
+    "DEFAULT_THROTTLE_RATES": {"login": "5/min", "register": "1000/min", "verify_email": "3/hour"},
+}
 # Billing: Stripe "configured" with a fake key (tests point stripe.api_base at a loopback fake);
 # per-tier request budgets scaled up so other apps' tests never hit them (billing tests reset it).
 STRIPE_SECRET_KEY = "sk_test_adiuvaFakeStripeKey0123456789"
@@ -56,3 +63,5 @@ ASSISTANT_LLM_TIMEOUT = 5.0
 ASSISTANT_LLM_MAX_RETRIES = 0
 ASSISTANT_TOOL_TIMEOUT = 2.0
 ASSISTANT_REQUEST_TIMEOUT = 20.0
+# Static files from the apps' static/ folders, as on a laptop (no collectstatic before tests).
+WHITENOISE_USE_FINDERS = True

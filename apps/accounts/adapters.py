@@ -1,6 +1,8 @@
-"""allauth adapter: users signing up through allauth's pages get their key like any other."""
+"""allauth adapters: users signing up through allauth's pages or a social login (SSO) get their
+key like any other."""
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from django.conf import settings
 
 from .keys import user_key_create
@@ -14,4 +16,11 @@ class AccountAdapter(DefaultAccountAdapter):
         user = super().save_user(request, user, form, commit=commit)
         if commit:
             user_key_create(user=user)
+        return user
+
+
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def save_user(self, request, sociallogin, form=None):  # type: ignore[no-untyped-def]
+        user = super().save_user(request, sociallogin, form=form)
+        user_key_create(user=user)
         return user

@@ -5,10 +5,14 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import BaseUserCreationForm, UserChangeForm
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 
+from .admin_login import ThrottledAdminAuthenticationForm
 from .keys import user_key_create
 from .models import TokenFamily, User
+from .tokens import sessions_revoke_by_staff
+
+# Failed admin logins count against the same per-address and per-account limits as allauth's page.
+admin.site.login_form = ThrottledAdminAuthenticationForm
 
 
 class UserCreationForm(BaseUserCreationForm):
@@ -56,7 +60,7 @@ class TokenFamilyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected sessions")
     def revoke(self, request: HttpRequest, queryset: QuerySet[TokenFamily]) -> None:
-        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now(), revoked_reason="staff")
+        count = sessions_revoke_by_staff(families=queryset, staff=request.user)
         self.message_user(request, f"Revoked {count} session(s).", messages.SUCCESS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.schema import ErrorSerializer
+
 from .authentication import AccessTokenAuthentication
+from .email_verification import email_verification_resend
 from .models import Tier
 from .selectors import user_email_verified
-from .services import user_login, user_register
-from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle
+from .services import user_login, user_register, user_time_zone_set
+from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle, VerifyEmailResendThrottle
 from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
 
 
@@ -50,7 +53,11 @@ class LoginApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes = [LoginIpThrottle, LoginEmailThrottle]
 
-    @extend_schema(request=CredentialsInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    @extend_schema(
+        request=CredentialsInputSerializer,
+        responses={200: TokensOutputSerializer, 401: OpenApiResponse(ErrorSerializer, "Wrong credentials.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         serializer = CredentialsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -67,7 +74,11 @@ class RefreshApi(APIView):
     authentication_classes = [AccessTokenAuthentication]
     permission_classes = [AllowAny]
 
-    @extend_schema(request=RefreshInputSerializer, responses={200: TokensOutputSerializer}, auth=[])
+    @extend_schema(
+        request=RefreshInputSerializer,
+        responses={200: TokensOutputSerializer, 401: OpenApiResponse(ErrorSerializer, "Invalid or reused token.")},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         serializer = RefreshInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -101,13 +112,53 @@ class MeOutputSerializer(serializers.Serializer):
     email = serializers.EmailField()
     tier = serializers.ChoiceField(choices=Tier.choices)
     email_verified = serializers.BooleanField()
+    time_zone = serializers.CharField(help_text="IANA time zone; agent schedules run in it.")
 
 
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
+    class InputSerializer(serializers.Serializer):
+        time_zone = serializers.CharField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
+
+    @staticmethod
+    def _me(user) -> Response:
+        data = {
+            "id": user.id,
+            "email": user.email,
+            "tier": user.tier,
+            "email_verified": user_email_verified(user=user),
+            "time_zone": user.time_zone,
+        }
+        return Response(MeOutputSerializer(data).data)
+
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:
-        user = request.user
-        data = {"id": user.id, "email": user.email, "tier": user.tier, "email_verified": user_email_verified(user=user)}
-        return Response(MeOutputSerializer(data).data)
+        return self._me(request.user)
+
+    @extend_schema(request=InputSerializer, responses=MeOutputSerializer)
+    def patch(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))
+
+
+class VerifyEmailResendApi(APIView):
+    """Send the confirmation mail again; the link in it verifies the address."""
+
+    permission_classes = [IsAuthenticated]
+    throttle_classes = [VerifyEmailResendThrottle]
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "VerifyEmailResend"
+
+        email = serializers.EmailField()
+        sent = serializers.BooleanField()
+
+    @extend_schema(request=None, responses={202: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        address = email_verification_resend(user=request.user, request=request._request)
+        return Response(
+            self.OutputSerializer({"email": address.email, "sent": True}).data, status=status.HTTP_202_ACCEPTED
+        )

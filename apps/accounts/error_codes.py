@@ -10,3 +10,5 @@ class AccountsErrorCode(StrEnum):
     REFRESH_TOKEN_INVALID = "refresh_token_invalid"
     REFRESH_TOKEN_EXPIRED = "refresh_token_expired"
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
+    EMAIL_NOT_VERIFIED = "email_not_verified"
+    EMAIL_ALREADY_VERIFIED = "email_already_verified"

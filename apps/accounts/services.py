@@ -12,6 +12,8 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 
 from .error_codes import AccountsErrorCode
 from .models import User
+from .signals import time_zone_changed
+from .time_zones import time_zone_is_valid
 from .tokens import TokenPair, tokens_issue
 
 
@@ -59,3 +61,20 @@ def user_login(*, email: str, password: str, request: HttpRequest | None = None)
             AccountsErrorCode.INVALID_CREDENTIALS, "The e-mail address or password is incorrect.", status=401
         )
     return user, tokens_issue(user=user)
+
+
+def user_time_zone_set(*, user: User, time_zone: str) -> User:
+    """Set the user's IANA time zone (agent schedules run in it); a 400 naming ``time_zone`` if unknown."""
+    if not time_zone_is_valid(time_zone):
+        reason = f"'{time_zone}' is not an IANA time zone name (for example 'Europe/Berlin' or 'UTC')."
+        raise ApplicationError(CoreErrorCode.VALIDATION_ERROR, f"time_zone: {reason}", fields={"time_zone": [reason]})
+    previous = user.time_zone
+    if previous == time_zone:
+        return user
+    with transaction.atomic():
+        User.objects.filter(id=user.id).update(time_zone=time_zone)
+        user.time_zone = time_zone
+        transaction.on_commit(
+            lambda: time_zone_changed.send(sender=User, user_id=user.id, previous=previous, time_zone=time_zone)
+        )
+    return user

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
@@ -25,7 +27,9 @@ class LoginEmailThrottle(SimpleRateThrottle):
         email = request.data.get("email") if isinstance(request.data, dict) else None
         if not isinstance(email, str) or not email:
             return None
-        return self.cache_format % {"scope": "login-email", "ident": email.strip().lower()[:254]}
+        # Hashed: the key is bounded and any text (even an unpaired surrogate) makes a valid Redis key.
+        normalized = email.strip().lower()[:254].encode("utf-8", "surrogatepass")
+        return self.cache_format % {"scope": "login-email", "ident": hashlib.sha256(normalized).hexdigest()}
 
 
 class RegisterThrottle(SimpleRateThrottle):
@@ -35,3 +39,12 @@ class RegisterThrottle(SimpleRateThrottle):
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": "register", "ident": self.get_ident(request)}
+
+
+class VerifyEmailResendThrottle(SimpleRateThrottle):
+    """Confirmation mails asked for by one account."""
+
+    scope = "verify_email"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": "verify-email", "ident": request.user.pk}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
+from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError
 
 from .error_codes import AccountsErrorCode
@@ -79,6 +81,7 @@ def tokens_refresh(*, refresh_token: str, acting_user: User | None = None) -> To
                 family.revoked_at = timezone.now()
                 family.revoked_reason = "refresh_reuse"
                 family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+                session_revocation_audit(family=family, actor=None, reason="refresh_reuse")
             reused = True
         elif token.is_expired:
             raise ApplicationError(
@@ -116,6 +119,35 @@ def tokens_revoke(*, user: User, refresh_token: str | None = None, family_id: st
     family.revoked_at = timezone.now()
     family.revoked_reason = "logout"
     family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+    session_revocation_audit(family=family, actor=user, reason="logout")
+
+
+def session_revocation_audit(*, family: TokenFamily, actor: User | None, reason: str) -> None:
+    """The audit row of one revoked session (``actor`` None: the system, e.g. on refresh-token reuse)."""
+    audit_record(
+        action=AuditAction.SESSION_REVOKED,
+        actor=actor,
+        subject_user=family.user,
+        target=family,
+        data={"reason": reason},
+    )
+
+
+@transaction.atomic
+def sessions_revoke_by_staff(*, families: Iterable[TokenFamily], staff: User) -> int:
+    """Revoke the given sessions that are still active, one audit row each; return how many."""
+    count = 0
+    for family in (
+        TokenFamily.objects.select_for_update()
+        .filter(pk__in=[f.pk for f in families], revoked_at__isnull=True)
+        .select_related("user")
+    ):
+        family.revoked_at = timezone.now()
+        family.revoked_reason = "staff"
+        family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+        session_revocation_audit(family=family, actor=staff, reason="staff")
+        count += 1
+    return count
 
 
 def session_is_active(*, user_id: str, family_id: str | None) -> User | None:

@@ -49,6 +49,10 @@ class LocalAgentConfig(AgentConfig):
     device_id = models.CharField(max_length=128)
     directory_paths = models.JSONField(default=list)
     file_extensions = models.JSONField(default=list)
+    # Set when a scheduled run came due while the device was offline (the earliest such due
+    # time): the run is owed, and starts when the device says hello (``agents_due_for_device``).
+    # The scheduler moves ``next_run_at`` on, so a long-offline device is not rescanned every tick.
+    waiting_for_device_since = models.DateTimeField(null=True, blank=True)
 
     class Meta(AgentConfig.Meta):
         indexes = [

@@ -19,6 +19,8 @@ from .services import chat_reply, message_validate
 
 
 class ChatApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class InputSerializer(serializers.Serializer):
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
         context = serializers.DictField(required=False, default=dict)
@@ -44,6 +46,8 @@ class ChatApi(APIView):
 
 
 class VectorEmbedApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class InputSerializer(serializers.Serializer):
         text = serializers.CharField(trim_whitespace=False)
 

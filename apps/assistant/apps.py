@@ -1,4 +1,5 @@
-"""The assistant app: plugs its chat handlers into the device socket's frame registry."""
+"""The assistant app: plugs its chat handlers into the device socket's frame registry and its
+learning model into memory."""
 
 from django.apps import AppConfig
 
@@ -10,8 +11,12 @@ class AssistantConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.devices.handlers import register_frame_handler
+        from apps.memory.learning import register_learning_model
 
+        from .memory_model import LlmLearningModel
         from .streaming import handle_floating_request, handle_home_request
 
         register_frame_handler("home_request", handle_home_request)
         register_frame_handler("floating_request", handle_floating_request)
+        # Memory learns from turns (summaries, facts, patterns) with the subagent model.
+        register_learning_model(LlmLearningModel())

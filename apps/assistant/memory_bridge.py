@@ -1,7 +1,9 @@
 """Memory around an agent call: the prompt fragment before it, the episode after it.
 
 Memory failures never fail a chat: without an embedding the associative search is skipped,
-and a failed write is logged.
+and a failed write is logged. After the turn only one insert happens on the request's path
+(``apps.memory.learning.episode_capture``); the summary, its embedding, the learned facts and
+the patterns are written by Celery tasks the user never waits for.
 """
 
 from __future__ import annotations
@@ -11,15 +13,12 @@ import logging
 from asgiref.sync import sync_to_async
 
 from apps.core.errors import ApplicationError
+from apps.memory.learning import episode_capture
 from apps.memory.selectors import amemory_context
-from apps.memory.services import episode_record
 
 from .embeddings import text_embed
 
 logger = logging.getLogger(__name__)
-
-EPISODE_MESSAGE_CHARS = 500
-EPISODE_ANSWER_CHARS = 1500
 
 
 async def memory_prompt_fragment(*, user_id, message: str) -> str:
@@ -37,20 +36,9 @@ async def memory_prompt_fragment(*, user_id, message: str) -> str:
     return context.as_prompt_fragment()
 
 
-def episode_summary(*, message: str, answer: str) -> str:
-    return f"User: {message[:EPISODE_MESSAGE_CHARS]}\nAssistant: {answer[:EPISODE_ANSWER_CHARS]}"
-
-
 async def remember_episode(*, user_id, session_id: str, message: str, answer: str) -> None:
-    """Store the exchange as an episode with its embedding (without one if embedding fails)."""
-    summary = episode_summary(message=message, answer=answer)
+    """Store the exchange as a pending episode; a Celery task summarises it and learns from it."""
     try:
-        embedding: list[float] | None = await text_embed(text=summary)
-    except ApplicationError:
-        embedding = None
-    try:
-        await sync_to_async(episode_record)(
-            user_id=user_id, session_id=session_id, summary=summary, embedding=embedding
-        )
-    except ApplicationError as exc:
-        logger.warning("episode not stored: %s", exc.code)
+        await sync_to_async(episode_capture)(user_id=user_id, session_id=session_id, message=message, answer=answer)
+    except Exception:  # the answer is already out: a memory write must never fail the turn
+        logger.warning("episode not stored", exc_info=True)

@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core import metrics
 from apps.core.errors import ApplicationError
 from apps.devices.errors import DeviceCallError
 
@@ -34,6 +35,7 @@ class FrameSink:
         self.request_id = request_id
         self.mutations: list[dict[str, Any]] = []
         self.ended = False
+        self.first_token = metrics.FirstTokenClock(kind="socket")
 
     async def domain(self, domain: str) -> None:
         await self.session.send({"type": "floating_domain", "request_id": self.request_id, "domain": domain})
@@ -42,6 +44,7 @@ class FrameSink:
         await self.session.send({"type": "stream_start", "request_id": self.request_id})
 
     async def text(self, chunk: str) -> None:
+        self.first_token.tick()
         await self.session.send({"type": "stream_text", "request_id": self.request_id, "chunk": chunk})
 
     async def error(self, code: str, message: str) -> None:

@@ -6,12 +6,14 @@ import uuid
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.models import User
+from apps.accounts.permissions import RequiresVerifiedEmail
+from apps.core.schema import ErrorSerializer
 
 from . import tiers
 from .selectors import (
@@ -30,6 +32,10 @@ from .services import (
 
 
 class CheckoutApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+    # Paying needs an address we know belongs to the payer.
+    permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
+
     class InputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "BillingCheckoutInput"
@@ -52,13 +58,21 @@ class CheckoutApi(APIView):
 
 
 class PortalApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class OutputSerializer(serializers.Serializer):
         class Meta:
             ref_name = "BillingPortal"
 
         portal_url = serializers.URLField()
 
-    @extend_schema(request=None, responses={200: OutputSerializer})
+    @extend_schema(
+        request=None,
+        responses={
+            200: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, "No billing account yet (no_customer)."),
+        },
+    )
     def post(self, request: Request) -> Response:
         return Response(self.OutputSerializer({"portal_url": portal_session_create(user=request.user)}).data)
 
@@ -125,6 +139,8 @@ def _subscription_state(user: User) -> dict:
 
 
 class SubscriptionApi(APIView):
+    calls_upstream = True  # its outside provider can fail: a declared 502
+
     class CancelOutputSerializer(SubscriptionOutputSerializer):
         class Meta:
             ref_name = "BillingSubscriptionCancel"

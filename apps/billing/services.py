@@ -24,6 +24,8 @@ from djstripe.models import Customer, Invoice, Price, Product, Subscription, Web
 from djstripe.utils import convert_tstamp
 
 from apps.accounts.models import Tier, User
+from apps.core import metrics
+from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, NotFoundError
 
 from . import tiers
@@ -194,6 +196,14 @@ def user_tier_sync(*, user: User) -> User:
         if previous != entitlement.tier:
             locked.tier = entitlement.tier
             locked.save(update_fields=["tier", "updated_at"])
+            # The system decided (a webhook or a sync), so there is no actor.
+            audit_record(
+                action=AuditAction.TIER_CHANGED,
+                actor=None,
+                subject_user=locked,
+                target=locked,
+                data={"from": previous, "to": entitlement.tier, "seats": seats},
+            )
             transaction.on_commit(
                 partial(_announce_tier_change, user_id=locked.pk, previous=previous, tier=entitlement.tier)
             )
@@ -420,6 +430,7 @@ def webhook_receive(*, request: Any, endpoint_uuid: uuid.UUID | None = None) -> 
         payload = ""
     endpoint = _signed_endpoint(payload=payload, signature=signature, candidates=list(endpoints))
     if endpoint is None:
+        metrics.webhook_failed(source="stripe", reason="signature")
         raise ApplicationError(
             BillingErrorCode.WEBHOOK_SIGNATURE_INVALID, "The webhook signature does not verify.", status=400
         )
@@ -428,6 +439,7 @@ def webhook_receive(*, request: Any, endpoint_uuid: uuid.UUID | None = None) -> 
     except Exception as exc:
         # dj-stripe kept the trigger row with the traceback; a 503 makes Stripe retry later.
         logger.exception("stripe webhook processing failed")
+        metrics.webhook_failed(source="stripe", reason="processing")
         raise ApplicationError(
             BillingErrorCode.WEBHOOK_PROCESSING_FAILED, "The event could not be processed; retry later.", status=503
         ) from exc

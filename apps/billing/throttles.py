@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from rest_framework.throttling import BaseThrottle
+
+from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
 from . import tiers
 
@@ -54,6 +56,15 @@ class TierRateThrottle(BaseThrottle):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return True
+        try:
+            return self._allow(user)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            # Fails open: a Redis outage must not turn every API call into an error; the budget is
+            # abuse protection, not a security boundary (login throttles fail closed instead).
+            redis_outage_noted(where="tier_rate_throttle", exc=exc)
+            return True
+
+    def _allow(self, user: Any) -> bool:
         from .selectors import seats_for_user  # imports dj-stripe models, not ready at settings time
 
         limit = tiers.requests_per_minute(user, seats=seats_for_user(user=user)) * settings.BILLING_RATE_LIMIT_SCALE

@@ -38,3 +38,22 @@ class OAuthGrant(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.provider} grant of {self.user_id} ({self.status})"
+
+
+class OAuthAuthorization(BaseModel):
+    """A pending authorization: the ``state`` sent to the provider and the PKCE verifier kept for it.
+
+    Only the SHA-256 of the state is stored (a database read does not yield a usable state); the
+    verifier is encrypted with the user's key. Single use: ``consumed_at`` is set, under a row
+    lock, by the callback that presents the state; rows expire after ``CONNECTORS_OAUTH_STATE_TTL``.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    state_hash = models.CharField(max_length=64, unique=True)
+    code_verifier_ciphertext = models.BinaryField()
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} authorization of {self.user_id}"

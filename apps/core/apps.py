@@ -9,3 +9,7 @@ class CoreConfig(AppConfig):
     def ready(self) -> None:
         # Every process that runs Django (web, worker, beat, shell) sends tasks through our app.
         import adiuva.celery  # noqa: F401
+
+        from . import metrics
+
+        metrics.connect_celery_signals()

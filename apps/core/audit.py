@@ -24,6 +24,7 @@ class AuditAction(StrEnum):
     PLUGIN_APPROVED = "plugin.approved"
     PLUGIN_REJECTED = "plugin.rejected"
     PLUGIN_SUSPENDED = "plugin.suspended"
+    PLUGIN_REINSTATED = "plugin.reinstated"
     GRANT_CONNECTED = "grant.connected"
     GRANT_REVOKED = "grant.revoked"
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"

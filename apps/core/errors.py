@@ -11,6 +11,8 @@ class CoreErrorCode(StrEnum):
 
     VALIDATION_ERROR = "validation_error"
     MALFORMED_REQUEST = "malformed_request"
+    JSON_TOO_DEEP = "json_too_deep"
+    INVALID_UNICODE = "invalid_unicode"
     NOT_AUTHENTICATED = "not_authenticated"
     AUTHENTICATION_FAILED = "authentication_failed"
     TOKEN_INVALID = "token_invalid"
@@ -23,6 +25,7 @@ class CoreErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     CONFLICT = "conflict"
     SERVICE_UNAVAILABLE = "service_unavailable"
+    REDIS_UNAVAILABLE = "redis_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from .errors import ApplicationError, CoreErrorCode
+from .redis_outage import RETRY_AFTER_SECONDS, is_redis_unavailable, redis_outage_noted
 from .request_context import current_request_id
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ def _validation_response(exc: exceptions.ValidationError) -> Response:
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    if is_redis_unavailable(exc):
+        redis_outage_noted(where=context.get("view").__class__.__name__, exc=exc)
+        return Response(
+            error_body(CoreErrorCode.REDIS_UNAVAILABLE, "A backing service is briefly unavailable; retry shortly."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, **exc.extra)
         if exc.fields:

@@ -8,6 +8,8 @@ from django.core.cache import cache
 from django.core.files.storage import storages
 from django.db import connection
 
+from .redis_outage import is_redis_unavailable, redis_outage_noted
+
 logger = logging.getLogger(__name__)
 
 
@@ -25,8 +27,11 @@ def redis_status() -> str:
     try:
         cache.set("health:ping", "1", timeout=5)
         return "ok" if cache.get("health:ping") == "1" else "unavailable"
-    except Exception:
-        logger.warning("health: redis unreachable", exc_info=True)
+    except Exception as exc:
+        if is_redis_unavailable(exc):  # an outage: counted and logged once in a while, no traceback
+            redis_outage_noted(where="health", exc=exc)
+        else:
+            logger.warning("health: redis unreachable", exc_info=True)
         return "unavailable"
 
 

@@ -1,4 +1,9 @@
-"""Page/limit pagination, the parameters the desktop client already sends."""
+"""Page/limit pagination, the parameters the desktop client already sends.
+
+Two response shapes: the ``{count, page, limit, results}`` envelope, and a bare JSON array with the
+pagination in headers (``X-Total-Count``, ``X-Page``, ``X-Per-Page``, ``Link``) for lists the earlier
+backend returned as arrays, which the desktop client still parses as arrays.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +30,23 @@ class PagePagination(PageNumberPagination):
             }
         )
 
+    def get_list_response(self, data: list[Any]) -> Response:
+        """The page as a bare JSON array; the pagination travels in headers."""
+        assert self.page is not None
+        links = [
+            f'<{url}>; rel="{rel}"'
+            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
+            if url
+        ]
+        headers = {
+            "X-Total-Count": str(self.page.paginator.count),
+            "X-Page": str(self.page.number),
+            "X-Per-Page": str(self.page.paginator.per_page),
+        }
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(data, headers=headers)
+
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {
             "type": "object",
@@ -36,3 +58,6 @@ class PagePagination(PageNumberPagination):
                 "results": schema,
             },
         }
+
+
+LIST_HEADERS_DESCRIPTION = "Pagination headers: X-Total-Count, X-Page, X-Per-Page and Link (rel next/prev)."

@@ -12,7 +12,12 @@ class DevicesConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
 
+        from apps.core import metrics
+
+        from .selectors import devices_online_count
         from .signals import close_sockets_of_deactivated_user
+
+        metrics.gauge_source("adiuva_devices_online", "Devices with a live socket.", devices_online_count)
 
         post_save.connect(
             close_sockets_of_deactivated_user, sender=get_user_model(), dispatch_uid="devices.close_on_deactivate"

@@ -32,7 +32,7 @@ from . import connections, handlers, presence_flusher, services, streams
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceLimitError, DeviceTimeoutError, DeviceToolError
-from .frames import INCOMING_TYPES, DeviceHello, ToolCall, ToolResult, incoming_adapter, outgoing_json, parse_json
+from .frames import DeviceHello, ToolCall, ToolResult, is_incoming_type, outgoing_json, parse_incoming, parse_json
 from .middleware import authenticate
 from .node import loop_node
 from .pending_calls import PendingCalls
@@ -313,11 +313,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self._reject(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
                 return
         frame_type = raw.get("type") if isinstance(raw, dict) else None
-        if frame_type not in INCOMING_TYPES:
+        if not is_incoming_type(frame_type):
             await self._reject(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
             return
         try:
-            frame = incoming_adapter.validate_python(raw)
+            frame = parse_incoming(raw)
         except ValidationError as exc:
             error = exc.errors()[0]
             where = ".".join(str(p) for p in error["loc"][1:]) or frame_type

@@ -1,4 +1,6 @@
-"""Pydantic models of every frame of the device socket (SPEC "The device socket"), in and out.
+"""Pydantic models of the device socket's own frames (SPEC "The device socket"), in and out, and
+the registry through which higher apps declare theirs (``register_incoming_frame``,
+``register_outgoing_frame``; e.g. the agents app's ``agent_data`` and ``agent_run``).
 
 Incoming frames tolerate unknown extra keys (a newer client may send more); outgoing frames are
 strict, so the server never sends a frame the client was not promised.
@@ -10,12 +12,13 @@ import json
 from typing import Annotated, Any, Literal
 
 from django.conf import settings
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
 
-# Frame types that start a piece of work run as its own task (see handlers.py).
-REQUEST_FRAME_TYPES = frozenset({"home_request", "floating_request", "agent_data", "agent_complete"})
+# Frame types that start a piece of work run as its own task (see handlers.py); frame types other
+# apps register (``register_incoming_frame``) are request frames too.
+REQUEST_FRAME_TYPES = frozenset({"home_request", "floating_request"})
 
 
 def max_frame_bytes() -> int:
@@ -40,12 +43,20 @@ def _printable(value: str) -> str:
 PrintableId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
 
 
-class _In(BaseModel):
+class IncomingFrameModel(BaseModel):
+    """Base of every client → server frame (also of those other apps register)."""
+
     model_config = ConfigDict(extra="ignore")
 
 
-class _Out(BaseModel):
+class OutgoingFrameModel(BaseModel):
+    """Base of every server → client frame (also of those other apps register)."""
+
     model_config = ConfigDict(extra="forbid")
+
+
+_In = IncomingFrameModel
+_Out = OutgoingFrameModel
 
 
 # --- client → server -------------------------------------------------------------------------
@@ -84,28 +95,6 @@ class FloatingRequest(_In):
     request_id: str | None = Field(default=None, min_length=1, max_length=128)
     message: str
     scope: Scope
-
-
-class AgentFile(_In):
-    path: str
-    name: str
-    content: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-
-class AgentData(_In):
-    type: Literal["agent_data"]
-    request_id: str | None = Field(default=None, min_length=1, max_length=128)
-    run_id: str = Field(min_length=1, max_length=128)
-    files: list[AgentFile] = Field(default_factory=list)
-
-
-class AgentComplete(_In):
-    type: Literal["agent_complete"]
-    request_id: str | None = Field(default=None, min_length=1, max_length=128)
-    run_id: str = Field(min_length=1, max_length=128)
-    files_read: int = 0
-    errors: list[Any] = Field(default_factory=list)
 
 
 class ToolResult(_In):
@@ -147,23 +136,12 @@ class Auth(_In):
 
 
 IncomingFrame = Annotated[
-    DeviceHello
-    | PingIn
-    | PongIn
-    | HomeRequest
-    | FloatingRequest
-    | AgentData
-    | AgentComplete
-    | ToolResult
-    | Cancel
-    | Resume
-    | Auth,
+    DeviceHello | PingIn | PongIn | HomeRequest | FloatingRequest | ToolResult | Cancel | Resume | Auth,
     Field(discriminator="type"),
 ]
 incoming_adapter: TypeAdapter[IncomingFrame] = TypeAdapter(IncomingFrame)
 INCOMING_TYPES = frozenset(
-    {"device_hello", "ping", "pong", "home_request", "floating_request", "agent_data", "agent_complete"}
-    | {"tool_result", "cancel", "resume", "auth"}
+    {"device_hello", "ping", "pong", "home_request", "floating_request", "tool_result", "cancel", "resume", "auth"}
 )
 
 
@@ -234,20 +212,6 @@ class ToolCall(_Out):
     limit: int | None = None
 
 
-class AgentRunConfig(_Out):
-    paths: list[str] = Field(default_factory=list)
-    file_extensions: list[str] = Field(default_factory=list)
-    prompt_template: str = ""
-    data_types: list[str] = Field(default_factory=list)
-
-
-class AgentRun(_Out):
-    type: Literal["agent_run"] = "agent_run"
-    run_id: str
-    agent_id: str
-    config: AgentRunConfig
-
-
 class ErrorFrame(_Out):
     type: Literal["error"] = "error"
     request_id: str | None = None
@@ -257,24 +221,83 @@ class ErrorFrame(_Out):
 
 
 OutgoingFrame = Annotated[
-    PingOut
-    | PongOut
-    | FloatingDomain
-    | StreamStart
-    | StreamText
-    | StreamBlock
-    | StreamEnd
-    | ToolCall
-    | AgentRun
-    | ErrorFrame,
+    PingOut | PongOut | FloatingDomain | StreamStart | StreamText | StreamBlock | StreamEnd | ToolCall | ErrorFrame,
     Field(discriminator="type"),
 ]
 outgoing_adapter: TypeAdapter[OutgoingFrame] = TypeAdapter(OutgoingFrame)
 
 
+OUTGOING_TYPES = frozenset(
+    {"ping", "pong", "floating_domain", "stream_start", "stream_text", "stream_block", "stream_end", "tool_call"}
+    | {"error"}
+)
+
+
+# --- frames other apps declare ----------------------------------------------------------------
+
+_registered_incoming: dict[str, type[IncomingFrameModel]] = {}
+_registered_outgoing: dict[str, type[OutgoingFrameModel]] = {}
+
+
+def _frame_type_of(model: type[BaseModel]) -> str:
+    field = model.model_fields.get("type")
+    literal = getattr(field, "annotation", None)
+    values = getattr(literal, "__args__", ())
+    if len(values) != 1 or not isinstance(values[0], str):
+        raise ValueError(f'{model.__name__} needs a field ``type: Literal["..."]``')
+    return values[0]
+
+
+def _register(model: type[BaseModel], table: dict, builtin: frozenset[str]) -> str:
+    frame_type = _frame_type_of(model)
+    if frame_type in builtin or table.get(frame_type, model) is not model:
+        raise ValueError(f"frame type {frame_type!r} is already declared")
+    table[frame_type] = model
+    return frame_type
+
+
+def register_incoming_frame(model: type[IncomingFrameModel]) -> str:
+    """Declare a client → server frame (a request frame: see ``handlers.register_frame_handler``)."""
+    return _register(model, _registered_incoming, INCOMING_TYPES)
+
+
+def register_outgoing_frame(model: type[OutgoingFrameModel]) -> str:
+    """Declare a server → client frame that ``send_to_device`` / ``session.send`` may send."""
+    return _register(model, _registered_outgoing, OUTGOING_TYPES)
+
+
+def is_incoming_type(frame_type: Any) -> bool:
+    return frame_type in INCOMING_TYPES or frame_type in _registered_incoming
+
+
+def is_request_type(frame_type: str) -> bool:
+    return frame_type in REQUEST_FRAME_TYPES or frame_type in _registered_incoming
+
+
+def parse_incoming(raw: dict[str, Any]) -> BaseModel:
+    """Validate a decoded client frame of a known type (pydantic ``ValidationError`` if invalid)."""
+    model = _registered_incoming.get(raw.get("type"))  # type: ignore[arg-type]
+    if model is None:
+        return incoming_adapter.validate_python(raw)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        # Locations as the built-in frames' tagged union reports them: (frame type, field, ...).
+        errors = [{**e, "loc": (raw["type"], *e["loc"])} for e in exc.errors(include_url=False)]
+        raise ValidationError.from_exception_data(exc.title, errors) from None
+
+
+def parse_outgoing(frame: dict[str, Any] | BaseModel) -> OutgoingFrameModel:
+    """The validated model of a server frame (pydantic ``ValidationError`` if it breaks the contract)."""
+    if isinstance(frame, OutgoingFrameModel):
+        return frame
+    model = _registered_outgoing.get(frame.get("type")) if isinstance(frame, dict) else None
+    return model.model_validate(frame) if model is not None else outgoing_adapter.validate_python(frame)
+
+
 def outgoing_json(frame: dict[str, Any] | BaseModel) -> str:
     """Validate an outgoing frame and serialize it (``None`` keys dropped, as the client expects)."""
-    model = frame if isinstance(frame, _Out) else outgoing_adapter.validate_python(frame)
+    model = parse_outgoing(frame)
     text = model.model_dump_json(exclude_none=True)
     if len(text) > max_frame_bytes():
         raise ValueError(f"outgoing {model.type} frame exceeds DEVICE_MAX_FRAME_BYTES")

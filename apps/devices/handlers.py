@@ -3,8 +3,11 @@
 ``register_frame_handler("home_request", handler)`` is called from another app's
 ``AppConfig.ready``; the consumer runs each request frame as its own task with
 ``await handler(session, frame)``, where ``frame`` is the validated pydantic model (its
-``request_id`` always set). ``register_connect_handler`` runs a coroutine after each
-``device_hello`` (e.g. to start agent runs that were due while the device was offline).
+``request_id`` always set). A frame type the socket does not know is declared by the app that
+handles it: ``register_frame_handler("agent_data", handler, model=AgentData)``, the model
+having a ``type: Literal["agent_data"]`` and an optional ``request_id``.
+``register_connect_handler`` runs a coroutine after each ``device_hello`` (e.g. to start agent
+runs that were due while the device was offline).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .frames import REQUEST_FRAME_TYPES
+from . import frames
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -36,10 +39,19 @@ _frame_handlers: dict[str, FrameHandler] = {}
 _connect_handlers: list[ConnectHandler] = []
 
 
-def register_frame_handler(frame_type: str, handler: FrameHandler, *, replace: bool = False) -> None:
-    """Route request frames of ``frame_type`` to ``handler``; one handler per type."""
-    if frame_type not in REQUEST_FRAME_TYPES:
-        raise ValueError(f"{frame_type!r} is not a request frame type ({sorted(REQUEST_FRAME_TYPES)})")
+def register_frame_handler(
+    frame_type: str,
+    handler: FrameHandler,
+    *,
+    model: type[frames.IncomingFrameModel] | None = None,
+    replace: bool = False,
+) -> None:
+    """Route request frames of ``frame_type`` to ``handler``; one handler per type. ``model``
+    declares a new incoming frame type (see ``frames.register_incoming_frame``)."""
+    if model is not None and frames.register_incoming_frame(model) != frame_type:
+        raise ValueError(f"{model.__name__} is not a {frame_type!r} frame")
+    if not frames.is_request_type(frame_type):
+        raise ValueError(f"{frame_type!r} is not a request frame type ({sorted(frames.REQUEST_FRAME_TYPES)})")
     if frame_type in _frame_handlers and not replace and _frame_handlers[frame_type] is not handler:
         raise ValueError(f"a handler for {frame_type!r} is already registered")
     _frame_handlers[frame_type] = handler

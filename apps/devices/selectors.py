@@ -28,3 +28,17 @@ def device_get_online(*, user_id, device_id: str | None = None) -> Device | None
 
 def device_list(*, user_id) -> list[Device]:
     return list(Device.objects.filter(user_id=user_id).order_by("-last_seen_at"))
+
+
+def device_online_ids(*, user_ids) -> set[tuple]:
+    """``(user_id, device_id)`` of every online device of these users, in one query (schedulers)."""
+    return set(
+        Device.objects.filter(user_id__in=list(user_ids), is_online=True, lease_expires_at__gt=timezone.now())
+        .exclude(channel_name="")
+        .values_list("user_id", "device_id")
+    )
+
+
+def devices_online_count() -> int:
+    """Devices held by a live socket right now, across every server process."""
+    return Device.objects.filter(is_online=True, lease_expires_at__gt=timezone.now()).exclude(channel_name="").count()

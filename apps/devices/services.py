@@ -21,6 +21,7 @@ from channels.layers import BaseChannelLayer, channel_layers
 from django.conf import settings
 from pydantic import ValidationError
 
+from apps.core import metrics
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
@@ -32,7 +33,7 @@ from .errors import (
     DeviceTimeoutError,
     DeviceToolError,
 )
-from .frames import ToolCall, outgoing_adapter
+from .frames import ToolCall, parse_outgoing
 from .models import Device
 from .node import node_alive
 from .presence_index import DeviceLocation, presence_locate
@@ -117,10 +118,11 @@ async def call_device(
     timeout = settings.DEVICE_TOOL_CALL_TIMEOUT if timeout is None else timeout
     call = _build_call(action=action, table=table, data=data, filters=filters, vector=vector, limit=limit)
     consumer, location = await _locate(user_id=user_id, device_id=device_id)
-    if consumer is not None:
-        return await consumer.local_call(call, timeout=timeout)
-    assert location is not None
-    return await _remote_call(user_id=user_id, location=location, call=call, timeout=timeout)
+    with metrics.tool_call_timer(route="own_process" if consumer is not None else "channel_layer"):
+        if consumer is not None:
+            return await consumer.local_call(call, timeout=timeout)
+        assert location is not None
+        return await _remote_call(user_id=user_id, location=location, call=call, timeout=timeout)
 
 
 async def _remote_call(*, user_id: str, location: DeviceLocation, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
@@ -175,7 +177,7 @@ async def _remote_call(*, user_id: str, location: DeviceLocation, call: ToolCall
 async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) -> str:
     """Send a server-initiated frame (e.g. ``agent_run``) to the device; returns the device_id used."""
     user_id = str(user_id)
-    outgoing_adapter.validate_python(frame)  # fail in the caller, not on the socket
+    parse_outgoing(frame)  # fail in the caller, not on the socket
     consumer, location = await _locate(user_id=user_id, device_id=device_id)
     if consumer is not None:
         await consumer.send_frame(frame)

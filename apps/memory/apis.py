@@ -45,7 +45,8 @@ class AssociativeItemOutputSerializer(_ItemBase):
 
 class EpisodicItemOutputSerializer(_ItemBase):
     session_id = serializers.CharField()
-    summary = serializers.CharField()
+    summary = serializers.CharField(allow_null=True, help_text="Null while the summary is being written.")
+    pending = serializers.BooleanField(help_text="The turn is stored; its summary is not written yet.")
 
 
 class ProactiveItemOutputSerializer(_ItemBase):

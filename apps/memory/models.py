@@ -38,6 +38,8 @@ class MemoryKey(models.Model):
     )
     hmac_key_encrypted = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # When proactive patterns were last derived from this user's episodes (``learning.py``).
+    patterns_derived_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"memory key of {self.user_id}"
@@ -70,13 +72,20 @@ class AssociativeMemory(BaseModel):
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     entity_type_encrypted = models.BinaryField(null=True, blank=True)
     entity_id_encrypted = models.BinaryField(null=True, blank=True)
+    # Per-user HMAC of the normalised content of a learned memory: learning the same thing again
+    # reinforces the row (fresh ``updated_at``) instead of adding a duplicate. Null for memories
+    # added directly (the tool, imports).
+    content_digest = models.BinaryField(max_length=32, null=True, blank=True)
 
     class Meta(BaseModel.Meta):
         verbose_name_plural = "associative memories"
         indexes = [
-            # Search is an exact cosine scan over the owner's rows (bench/memory_enrichment.py
-            # measured it against HNSW); this index finds those rows.
             models.Index(fields=["user", "-created_at"], name="memory_assoc_user_created"),
+            # Eviction order: least recently reinforced first (``retention.py``).
+            models.Index(fields=["user", "updated_at"], name="memory_assoc_user_updated"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "content_digest"], name="memory_assoc_unique_learned"),
         ]
 
     def __str__(self) -> str:
@@ -84,12 +93,20 @@ class AssociativeMemory(BaseModel):
 
 
 class Episode(BaseModel):
-    """A summary of one agent interaction; ``session_id`` is an opaque id, not content."""
+    """A summary of one agent interaction; ``session_id`` is an opaque id, not content.
+
+    A turn is stored at once with its exchange (encrypted) and no summary; a Celery task writes the
+    summary (the subagent model's) and its embedding, then drops the exchange. Until then the
+    episode is "pending" and not shown to the model; a failed summary is retried.
+    """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memory_episodes")
     session_id = models.CharField(max_length=128)
-    summary_encrypted = models.BinaryField()
+    summary_encrypted = models.BinaryField(null=True, blank=True)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
+    exchange_encrypted = models.BinaryField(null=True, blank=True)
+    summary_attempts = models.PositiveSmallIntegerField(default=0)
+    summarised_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(BaseModel.Meta):
         indexes = [models.Index(fields=["user", "-created_at"], name="memory_episode_user_created")]

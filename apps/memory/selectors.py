@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.db import connection
 from django.db.models import QuerySet
-from pgvector.django import CosineDistance
 
 from apps.core.errors import ApplicationError, NotFoundError
 
@@ -24,7 +24,6 @@ from .error_codes import MemoryErrorCode
 from .models import (
     MODEL_OF_KIND,
     PATTERN_CONFIDENCE_THRESHOLD,
-    AssociativeMemory,
     CoreMemory,
     Episode,
     MemoryKind,
@@ -119,18 +118,34 @@ def core_memory_dict(*, user_id: UserId) -> dict[str, str]:
     return dict(sorted(pairs))
 
 
+# HNSW over ``embedding::halfvec(1536)`` with iterative scans (migration 0006) finds candidates
+# among the owner's rows; the full-precision vectors re-rank them exactly. For users with few
+# memories the planner prefers the owner's btree and an exact sort; the query is the same.
+_SEARCH_SQL = """
+SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding <=> %(query)s::vector AS distance
+FROM (
+    SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding
+    FROM memory_associativememory
+    WHERE user_id = %(user_id)s
+    ORDER BY embedding::halfvec(1536) <=> %(query)s::halfvec(1536)
+    LIMIT %(candidates)s
+) AS candidate
+ORDER BY distance
+LIMIT %(top_k)s
+"""
+RERANK_FACTOR = 4
+RERANK_MIN_CANDIDATES = 40
+
+
 def associative_memory_search(*, user_id: UserId, query_embedding: list[float], top_k: int = 5) -> list[AssociativeHit]:
-    """The user's ``top_k`` memories closest to the query by cosine distance (exact scan)."""
+    """The user's ``top_k`` memories closest to the query by cosine distance (HNSW + exact re-rank)."""
     vector = validate_embedding(query_embedding, field="query_embedding")
     top_k = _bounded(top_k, name="top_k", maximum=MAX_TOP_K)
     if top_k == 0:
         return []
-    rows = (
-        AssociativeMemory.objects.filter(user_id=user_id)
-        .annotate(distance=CosineDistance("embedding", vector))
-        .order_by("distance")
-        .values_list("content_encrypted", "entity_type_encrypted", "entity_id_encrypted", "distance")[:top_k]
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_SEARCH_SQL, {"user_id": uuid.UUID(str(user_id)), **_search_params(vector, top_k)})
+        rows = cursor.fetchall()
     return [
         AssociativeHit(
             content=unseal(user_id=user_id, token=content),
@@ -145,7 +160,8 @@ def associative_memory_search(*, user_id: UserId, query_embedding: list[float], 
 def episodes_recent(*, user_id: UserId, limit: int = 5) -> list[EpisodeSummary]:
     limit = _bounded(limit, name="recent_episodes", maximum=MAX_RECENT_EPISODES)
     rows = (
-        Episode.objects.filter(user_id=user_id)
+        # Pending episodes (no summary yet, see learning.py) are not shown to the model.
+        Episode.objects.filter(user_id=user_id, summary_encrypted__isnull=False)
         .order_by("-created_at")
         .values_list("session_id", "summary_encrypted", "created_at")[:limit]
     )
@@ -153,6 +169,16 @@ def episodes_recent(*, user_id: UserId, limit: int = 5) -> list[EpisodeSummary]:
         EpisodeSummary(session_id=session_id, summary=unseal(user_id=user_id, token=summary), created_at=created_at)
         for session_id, summary, created_at in rows
     ]
+
+
+def patterns_all(*, user_id: UserId) -> list[PatternHit]:
+    """Every pattern of the user, active or not, most confident first (what learning already knows)."""
+    rows = (
+        ProactivePattern.objects.filter(user_id=user_id)
+        .order_by("-confidence", "-updated_at")
+        .values_list("description_encrypted", "confidence")
+    )
+    return [PatternHit(description=unseal(user_id=user_id, token=d), confidence=c) for d, c in rows]
 
 
 def patterns_active(*, user_id: UserId, limit: int = MAX_PATTERNS) -> list[PatternHit]:
@@ -165,22 +191,95 @@ def patterns_active(*, user_id: UserId, limit: int = MAX_PATTERNS) -> list[Patte
     return [PatternHit(description=unseal(user_id=user_id, token=d), confidence=c) for d, c in rows]
 
 
+# The whole context in one round trip: before every chat turn the database is asked once, not four
+# times. Each branch is the same query as its selector above (same filters, order and limits).
+_CONTEXT_SQL = """
+SELECT 'core' AS kind, key_encrypted AS a, value_encrypted AS b, NULL::bytea AS c,
+       NULL::timestamptz AS at, NULL::float8 AS number, NULL::text AS session_id
+FROM memory_corememory WHERE user_id = %(user_id)s
+UNION ALL (
+    SELECT 'episode', summary_encrypted, NULL, NULL, created_at, NULL, session_id
+    FROM memory_episode WHERE user_id = %(user_id)s AND summary_encrypted IS NOT NULL
+    ORDER BY created_at DESC LIMIT %(episodes)s
+)
+UNION ALL (
+    SELECT 'pattern', description_encrypted, NULL, NULL, NULL, confidence, NULL
+    FROM memory_proactivepattern WHERE user_id = %(user_id)s AND confidence > %(threshold)s
+    ORDER BY confidence DESC, updated_at DESC LIMIT %(patterns)s
+)
+"""
+_CONTEXT_SEARCH_SQL = """
+UNION ALL (
+    SELECT 'associative', content_encrypted, entity_type_encrypted, entity_id_encrypted, NULL,
+           embedding <=> %(query)s::vector AS distance, NULL
+    FROM (
+        SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding
+        FROM memory_associativememory
+        WHERE user_id = %(user_id)s
+        ORDER BY embedding::halfvec(1536) <=> %(query)s::halfvec(1536)
+        LIMIT %(candidates)s
+    ) AS candidate
+    ORDER BY distance LIMIT %(top_k)s
+)
+"""
+
+
+def _search_params(vector: list[float], top_k: int) -> dict[str, Any]:
+    return {
+        "query": "[" + ",".join(repr(value) for value in vector) + "]",
+        "candidates": max(RERANK_MIN_CANDIDATES, top_k * RERANK_FACTOR),
+        "top_k": top_k,
+    }
+
+
 def memory_context(
     *, user_id: UserId, query_embedding: list[float] | None, top_k: int = 5, recent_episodes: int = 5
 ) -> MemoryContext:
     """Everything the assistant should know before answering; no associative search without a query."""
     top_k = _bounded(top_k, name="top_k", maximum=MAX_TOP_K)
     recent_episodes = _bounded(recent_episodes, name="recent_episodes", maximum=MAX_RECENT_EPISODES)
-    associative = (
-        []
-        if query_embedding is None
-        else associative_memory_search(user_id=user_id, query_embedding=query_embedding, top_k=top_k)
-    )
+    search = query_embedding is not None and top_k > 0
+    params: dict[str, Any] = {
+        "user_id": uuid.UUID(str(user_id)),
+        "episodes": recent_episodes,
+        "threshold": PATTERN_CONFIDENCE_THRESHOLD,
+        "patterns": MAX_PATTERNS,
+    }
+    if search:
+        params |= _search_params(validate_embedding(query_embedding, field="query_embedding"), top_k)
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTEXT_SQL + (_CONTEXT_SEARCH_SQL if search else ""), params)
+        rows = cursor.fetchall()
+
+    core: list[tuple[str, str]] = []
+    hits: list[tuple[float, AssociativeHit]] = []
+    episodes: list[EpisodeSummary] = []
+    patterns: list[PatternHit] = []
+    for kind, a, b, c, at, number, session_id in rows:
+        if kind == "core":
+            core.append((unseal(user_id=user_id, token=a), unseal(user_id=user_id, token=b)))
+        elif kind == "episode":
+            episodes.append(
+                EpisodeSummary(session_id=session_id, summary=unseal(user_id=user_id, token=a), created_at=at)
+            )
+        elif kind == "pattern":
+            patterns.append(PatternHit(description=unseal(user_id=user_id, token=a), confidence=number))
+        else:
+            hit = AssociativeHit(
+                content=unseal(user_id=user_id, token=a),
+                entity_type=unseal_optional(user_id=user_id, token=b),
+                entity_id=unseal_optional(user_id=user_id, token=c),
+                score=1.0 - float(number),
+            )
+            hits.append((float(number), hit))
+    # UNION ALL keeps no order across branches: restore each one's.
+    episodes.sort(key=lambda episode: episode.created_at, reverse=True)
+    patterns.sort(key=lambda pattern: pattern.confidence, reverse=True)
     return MemoryContext(
-        core=core_memory_dict(user_id=user_id),
-        associative=associative,
-        episodes=episodes_recent(user_id=user_id, limit=recent_episodes),
-        patterns=patterns_active(user_id=user_id),
+        core=dict(sorted(core)),
+        associative=[hit for _, hit in sorted(hits, key=lambda pair: pair[0])],
+        episodes=episodes,
+        patterns=patterns,
     )
 
 
@@ -228,7 +327,11 @@ def memory_item_view(*, user_id: UserId, kind: MemoryKind, item: Any, with_embed
             "entity_id": unseal_optional(user_id=user_id, token=item.entity_id_encrypted),
         }
     elif kind == MemoryKind.EPISODIC:
-        view |= {"session_id": item.session_id, "summary": unseal(user_id=user_id, token=item.summary_encrypted)}
+        view |= {
+            "session_id": item.session_id,
+            "summary": unseal_optional(user_id=user_id, token=item.summary_encrypted),
+            "pending": item.summary_encrypted is None,
+        }
     else:
         view |= {
             "description": unseal(user_id=user_id, token=item.description_encrypted),

@@ -9,6 +9,7 @@ import math
 import uuid
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.core.errors import ApplicationError, NotFoundError
 
@@ -110,6 +111,7 @@ def episode_record(*, user_id: UserId, session_id: str, summary: str, embedding:
         session_id=session_id,
         summary_encrypted=seal(user_id=user_id, text=summary),
         embedding=vector,
+        summarised_at=timezone.now(),
     )
 
 

@@ -22,10 +22,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
 
+from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
 from .models import VECTOR_DIMENSIONS, Backup
+from .multipart import (
+    backup_multipart_complete,
+    backup_multipart_initiate,
+    backup_multipart_part_urls,
+    multipart_part_size,
+)
+from .payloads import blob_decode
+from .records import record_create, record_delete, record_update
 from .responses import BlobFileResponse
 from .selectors import (
     backup_history,
@@ -35,23 +44,7 @@ from .selectors import (
     vector_search_by_blob,
     vector_search_by_vector,
 )
-from .services import (
-    VectorInput,
-    backup_delete,
-    backup_headers_parse,
-    backup_multipart_complete,
-    backup_multipart_initiate,
-    backup_multipart_part_urls,
-    backup_upload,
-    blob_decode,
-    multipart_part_size,
-    record_create,
-    record_delete,
-    record_update,
-    vector_items_delete,
-    vector_items_upsert,
-    vector_validate,
-)
+from .vectors import VectorInput, vector_items_delete, vector_items_upsert, vector_validate
 
 OK_SERIALIZER = inline_serializer("Ok", {"ok": serializers.BooleanField()})
 DELETED_SERIALIZER = inline_serializer(
@@ -94,11 +87,12 @@ class RecordMetaSerializer(serializers.Serializer):
         return _unix(obj.updated_at)
 
 
-class RecordPageSerializer(serializers.Serializer):
-    count = serializers.IntegerField()
-    page = serializers.IntegerField()
-    limit = serializers.IntegerField()
-    results = RecordMetaSerializer(many=True)
+LIST_HEADERS = [
+    OpenApiParameter("X-Total-Count", int, OpenApiParameter.HEADER, response=[200], description="Matching records."),
+    OpenApiParameter("X-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("X-Per-Page", int, OpenApiParameter.HEADER, response=[200]),
+    OpenApiParameter("Link", str, OpenApiParameter.HEADER, response=[200], description='rel="next" / "prev" links.'),
+]
 
 
 class RecordListCreateApi(APIView):
@@ -118,17 +112,23 @@ class RecordListCreateApi(APIView):
         table = serializers.CharField(required=False, max_length=64)
 
     @extend_schema(
-        parameters=[OpenApiParameter("table", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
-        responses={200: RecordPageSerializer},
+        parameters=[
+            OpenApiParameter("table", str),
+            OpenApiParameter("page", int),
+            OpenApiParameter("limit", int),
+            *LIST_HEADERS,
+        ],
+        responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
         operation_id="storage_records_list",
-        description="Metadata of the user's records (never the blobs), newest first.",
+        description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
+        "earlier backend answered); the pagination is in the headers.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         paginator = PagePagination()
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
-        return paginator.get_paginated_response(RecordMetaSerializer(page, many=True).data)
+        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)
 
     @extend_schema(
         request=InputSerializer,
@@ -380,10 +380,13 @@ class BackupApi(BinaryDownloadMixin, APIView):
     @extend_schema(
         parameters=BACKUP_HEADERS,
         request={"application/octet-stream": OpenApiTypes.BINARY},
-        responses={201: BackupMetadataSerializer},
+        responses={201: BackupMetadataSerializer, 413: OpenApiResponse(description="Over the backup quota.")},
         description="Upload a backup as the raw request body. It is streamed to storage with bounded memory "
         "and hashed on the way; it becomes the latest backup only once complete and matching "
-        "X-Backup-Checksum. A failed or interrupted upload leaves the previous latest as it was.",
+        "X-Backup-Checksum. A failed or interrupted upload leaves the previous latest as it was. A body over "
+        "the remaining backup quota is refused with 413 before it is read (Content-Length) or as soon as "
+        "the streamed count passes it. Under ASGI this request is served by the streaming route in "
+        "apps/storage/backup_stream.py, in front of Django, with the same contract.",
     )
     def put(self, request: Request) -> Response:
         headers = backup_headers_parse(

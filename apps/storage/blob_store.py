@@ -142,3 +142,18 @@ def blob_write_stream(*, key: str, reader: HashingReader) -> str:
     content = File(reader, name=key)
     content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE
     return blob_storage().save(key, content)
+
+
+def s3_object_key(key: str) -> str:
+    """The S3 object key of a blob key: the storage's ``location`` prefix joined the way S3Storage does."""
+    from storages.utils import clean_name, safe_join
+
+    return safe_join(blob_storage().location, clean_name(key))
+
+
+def s3_multipart_abort(*, key: str, upload_id: str) -> None:
+    """Abort a multipart upload; a failure is logged (S3's lifecycle rules are the backstop)."""
+    try:
+        s3_client().abort_multipart_upload(Bucket=s3_bucket_name(), Key=s3_object_key(key), UploadId=upload_id)
+    except Exception:
+        logger.warning("storage: could not abort multipart upload %s", upload_id, exc_info=True)

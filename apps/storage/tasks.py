@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .services import backup_verify, backups_abandoned_cleanup
+from .backups import backups_abandoned_cleanup
+from .multipart import backup_verify
 
 
 @shared_task(name="storage.backup_verify", acks_late=True)

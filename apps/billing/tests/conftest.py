@@ -18,6 +18,12 @@ WEBHOOK_PATH = "/api/v1/billing/webhook"
 
 
 @pytest.fixture
+def user(make_user):
+    """Billing's user has verified their address (checkout requires it)."""
+    return make_user("alice@example.com", email_verified=True)
+
+
+@pytest.fixture
 def fake_stripe(monkeypatch) -> Iterator[FakeStripe]:
     server = FakeStripe().start()
     # Point the real stripe library at the fake: the HTTP boundary is the only thing replaced.

@@ -153,3 +153,21 @@ def test_cancel_without_a_subscription_is_a_404(auth_client, plans):
     response = auth_client.delete(SUBSCRIPTION)
 
     assert response.status_code == 404
+
+
+def test_checkout_needs_a_verified_email_and_says_how_to_verify(api_client, make_user, plans, fake_stripe):
+    # given an account whose address was never confirmed (tokens work for it)
+    unverified = make_user("mallory@example.com")
+    api_client.force_authenticate(unverified)
+    stripe_calls = len(fake_stripe.requests)
+
+    # when it tries to pay
+    response = api_client.post(CHECKOUT, {"tier": "pro"})
+
+    # then it is refused with a stable code and the way to verify, and Stripe is never called
+    assert response.status_code == 403
+    body = response.json()
+    assert body["code"] == "email_not_verified"
+    assert "/api/v1/auth/verify-email/resend" in body["message"]
+    assert len(fake_stripe.requests) == stripe_calls
+    assert not Customer.objects.filter(subscriber=unverified).exists()

@@ -18,11 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import websockets
 
+from .agent_files import pieces, scan_folders
 from .store import LocalStore, ToolError
 
 SOCKET_PATH = "/api/v1/ws/device"
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+AgentRunHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class DeviceClient:
@@ -52,6 +54,9 @@ class DeviceClient:
         self.answer_pings = answer_pings
         # Replaceable per test: returns the tool_result fields, or None to leave the call unanswered.
         self.tool_handler: ToolHandler = self.run_tool
+        # Replaceable per test: answers an ``agent_run`` frame (default: read the folders, send them).
+        self.agent_handler: AgentRunHandler = self.run_agent
+        self.agent_runs: list[dict[str, Any]] = []
         self.ws: websockets.ClientConnection | None = None
         self.frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue()  # everything not handled here
         self.pings = 0
@@ -137,6 +142,11 @@ class DeviceClient:
                     task = asyncio.create_task(self._answer_tool(frame))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                elif kind == "agent_run":
+                    self.agent_runs.append(frame)
+                    task = asyncio.create_task(self._answer_agent_run(frame))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
                 elif frame.get("request_id") in self._streams:
                     self._streams[frame["request_id"]].put_nowait(frame)
                 else:
@@ -161,6 +171,20 @@ class DeviceClient:
 
     async def run_tool(self, call: dict[str, Any]) -> dict[str, Any]:
         return self.store.execute(call)
+
+    async def _answer_agent_run(self, frame: dict[str, Any]) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self.agent_handler(frame)
+
+    async def run_agent(self, frame: dict[str, Any]) -> None:
+        """Read the run's folders and send them: ``agent_data`` pieces, then ``agent_complete``."""
+        config = frame.get("config") or {}
+        scan = await asyncio.to_thread(scan_folders, config.get("paths") or [], config.get("file_extensions") or [])
+        for piece in pieces(scan.files):
+            await self.send({"type": "agent_data", "run_id": frame["run_id"], "files": piece})
+        await self.send(
+            {"type": "agent_complete", "run_id": frame["run_id"], "files_read": len(scan.files), "errors": scan.errors}
+        )
 
     async def next_frame(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         return await asyncio.wait_for(self.frames.get(), timeout)

@@ -172,10 +172,15 @@ class LocalStore:
         return clean
 
     def _do_insert(self, call: dict[str, Any]) -> dict[str, Any]:
+        """Insert a row; the caller may choose its id. An insert of an id the table already has is
+        done already (a redelivery whose first answer was lost): the existing row is returned."""
         table = self._table(call)
         now = _now_ms()
         values = {**DEFAULTS.get(table, {}), **self._clean(table, call.get("data") or {})}
-        values["id"] = str(uuid.uuid4())
+        values["id"] = str(values.get("id") or uuid.uuid4())
+        existing = self._do_get({"table": table, "data": {"id": values["id"]}})
+        if existing["row"] is not None:
+            return existing
         values["createdAt"] = now
         if "updatedAt" in TABLES[table]:
             values["updatedAt"] = now

@@ -4,75 +4,30 @@ loopback against the test database and Redis, and reference clients connected to
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
-import uvicorn
 from asgiref.sync import sync_to_async
 
 from apps.accounts.tokens import tokens_issue
+from apps.core.testing.asgi_server import AsgiServerThread
 from apps.devices import handlers
 from apps.devices.client import DeviceClient
 from apps.devices.models import Device
 
 
-class ServerThread:
-    """uvicorn serving adiuva.asgi in a thread with its own loop: callers in the test's loop
-    reach its sockets through the channel layer, exactly like another process would."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        from django.conf import settings
-
-        config = uvicorn.Config(
-            "adiuva.asgi:application",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ws="websockets",
-            # As the Procfile: the server itself refuses frames over the app's cap and queues few.
-            ws_max_size=settings.DEVICE_WS_MAX_SIZE,
-            ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
-        )
-        self.server = uvicorn.Server(config)
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread = threading.Thread(target=self._run, name="device-test-server", daemon=True)
-
-    def _run(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test ASGI server did not start")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+class ServerThread(AsgiServerThread):
+    """The live ASGI server; ``url`` is the device socket's."""
 
     @property
     def url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/api/v1/ws/device"
-
-    def run(self, coro, timeout: float = 10):
-        """Run ``coro`` on the server's event loop (the socket's own process and loop)."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+        return self.ws_url("/api/v1/ws/device")
 
 
 @pytest.fixture(scope="session")
 def device_server(django_db_setup, django_db_blocker):
-    server = ServerThread()
+    server = ServerThread(name="device-test-server")
     server.start()
     yield server
     server.stop()

@@ -99,3 +99,56 @@ def test_outgoing_frames_are_validated():
         outgoing_json({"type": "floating_domain", "request_id": "r", "domain": "weather"})
     with pytest.raises(ValidationError):
         outgoing_json({"type": "tool_result", "id": "x"})  # not a server frame
+
+
+def test_an_app_declares_its_own_frame_types_with_their_models():
+    from typing import Literal
+
+    from apps.devices.frames import (
+        IncomingFrameModel,
+        OutgoingFrameModel,
+        _registered_incoming,
+        _registered_outgoing,
+        is_incoming_type,
+        is_request_type,
+        parse_incoming,
+        register_incoming_frame,
+        register_outgoing_frame,
+    )
+
+    class Probe(IncomingFrameModel):
+        type: Literal["probe_test"]
+        depth: int
+
+    class ProbeOut(OutgoingFrameModel):
+        type: Literal["probe_out_test"] = "probe_out_test"
+        depth: int
+
+    try:
+        # when
+        register_incoming_frame(Probe)
+        register_outgoing_frame(ProbeOut)
+
+        # then the socket knows them, validates them, and reports field locations like its own frames'
+        assert is_incoming_type("probe_test")
+        assert is_request_type("probe_test")
+        assert parse_incoming({"type": "probe_test", "depth": 2}) == Probe(type="probe_test", depth=2)
+        with pytest.raises(ValidationError) as caught:
+            parse_incoming({"type": "probe_test", "depth": "deep"})
+        assert caught.value.errors()[0]["loc"] == ("probe_test", "depth")
+        assert json.loads(outgoing_json({"type": "probe_out_test", "depth": 1})) == {
+            "type": "probe_out_test",
+            "depth": 1,
+        }
+        with pytest.raises(ValidationError):
+            outgoing_json({"type": "probe_out_test", "depth": 1, "extra": True})
+
+        # and a built-in type cannot be taken over
+        class FakePong(IncomingFrameModel):
+            type: Literal["pong"]
+
+        with pytest.raises(ValueError, match="already declared"):
+            register_incoming_frame(FakePong)
+    finally:
+        _registered_incoming.pop("probe_test", None)
+        _registered_outgoing.pop("probe_out_test", None)

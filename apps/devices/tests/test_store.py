@@ -93,3 +93,37 @@ def test_vectors(store):
 def test_bad_calls_raise_tool_errors(store, call):
     with pytest.raises(ToolError):
         store.execute(call)
+
+
+def test_an_insert_of_an_id_the_table_has_returns_the_existing_row_unchanged(store):
+    # given a row inserted under an id the server chose
+    first = insert(store, "tasks", id="4f7c2a51-0000-4000-8000-000000000001", title="Send invoice", isAiSuggested=1)
+
+    # when the same insert arrives again (its answer was lost), even with other values
+    again = insert(store, "tasks", id="4f7c2a51-0000-4000-8000-000000000001", title="Changed", isAiSuggested=0)
+
+    # then it is done already: one row, as first written
+    assert again == first
+    assert titles(store.execute({"action": "select", "table": "tasks"})) == ["Send invoice"]
+
+
+def test_scan_folders_filters_extensions_and_reports_what_it_cannot_send(tmp_path):
+    from apps.devices.client.agent_files import pieces, scan_folders
+
+    # given
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.md").write_text("alpha")
+    (tmp_path / "sub" / "b.TXT").write_text("beta")
+    (tmp_path / "c.png").write_bytes(b"\x89PNG")
+    (tmp_path / "big.md").write_text("x" * 100)
+
+    # when
+    scan = scan_folders([str(tmp_path), str(tmp_path / "missing")], ["md", ".txt"], file_max_bytes=50)
+
+    # then
+    assert [(f["name"], f["content"]) for f in scan.files] == [("a.md", "alpha"), ("b.TXT", "beta")]
+    assert scan.files[0]["metadata"]["size"] == 5
+    assert [e.split(": ", 1)[1] for e in scan.errors] == ["100 bytes, too large to send", "not a folder on this device"]
+    # and pieces respect the byte and count bounds, in order
+    assert [[f["name"] for f in p] for p in pieces(scan.files, max_bytes=10_000, max_files=1)] == [["a.md"], ["b.TXT"]]
+    assert len(list(pieces(scan.files, max_bytes=10_000, max_files=10))) == 1

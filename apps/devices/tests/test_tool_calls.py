@@ -263,23 +263,31 @@ async def test_most_recently_seen_device_is_chosen_when_none_is_named(devices, u
 
 
 async def test_send_to_device_delivers_a_validated_server_frame(devices, user):
-    # given
-    client = await devices(user)
-    frame = {
-        "type": "agent_run",
-        "run_id": "r1",
-        "agent_id": "a1",
-        "config": {"paths": ["/tmp"], "file_extensions": [".md"], "prompt_template": "x", "data_types": ["tasks"]},
-    }
+    # given a server frame type another app declared
+    from typing import Literal
 
-    # when
-    used = await send_to_device(user_id=user.id, frame=frame)
+    from apps.devices.frames import OutgoingFrameModel, _registered_outgoing, register_outgoing_frame
 
-    # then
-    assert used == client.device_id
-    assert await client.next_frame() == frame
-    with pytest.raises(Exception, match="agent_run"):
-        await send_to_device(user_id=user.id, frame={"type": "agent_run", "run_id": "r2"})
+    class Nudge(OutgoingFrameModel):
+        type: Literal["nudge_test"] = "nudge_test"
+        run_id: str
+        paths: list[str]
+
+    register_outgoing_frame(Nudge)
+    try:
+        client = await devices(user)
+        frame = {"type": "nudge_test", "run_id": "r1", "paths": ["/tmp"]}
+
+        # when
+        used = await send_to_device(user_id=user.id, frame=frame)
+
+        # then
+        assert used == client.device_id
+        assert await client.next_frame() == frame
+        with pytest.raises(Exception, match="nudge_test"):
+            await send_to_device(user_id=user.id, frame={"type": "nudge_test", "run_id": "r2"})
+    finally:
+        _registered_outgoing.pop("nudge_test", None)
 
 
 async def test_invalid_action_is_rejected_before_anything_is_sent(devices, user):

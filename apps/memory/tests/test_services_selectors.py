@@ -291,3 +291,16 @@ async def test_async_wrapper_returns_the_same_context(user):
     assert context.core == {"timezone": "UTC"}
     # the worker thread's connection would otherwise block dropping the test database
     await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.parametrize("size", [0, 12, 1535, 3072])
+def test_a_query_vector_of_the_wrong_size_is_a_clear_400(user, size):
+    from apps.core.errors import ApplicationError
+    from apps.memory.selectors import associative_memory_search
+
+    with pytest.raises(ApplicationError) as error:
+        associative_memory_search(user_id=user.id, query_embedding=[0.5] * size, top_k=5)
+
+    assert error.value.status == 400
+    assert error.value.code == "memory_embedding_invalid"
+    assert "query_embedding" in error.value.fields

@@ -1,4 +1,5 @@
-"""The schema the benchmark chose: exact per-user scan, vectors inline, no ANN index."""
+"""The schema the benchmark chose: vectors inline, an HNSW index on their halfvec copies searched
+with iterative scans (database defaults), the owner's btree for small users."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .conftest import axis_embedding
 pytestmark = pytest.mark.django_db
 
 
-def test_embeddings_are_stored_inline_and_have_no_ann_index():
+def test_embeddings_are_inline_with_a_halfvec_hnsw_index_and_iterative_scans_by_default():
     # when
     with connection.cursor() as cursor:
         cursor.execute(
@@ -24,10 +25,19 @@ def test_embeddings_are_stored_inline_and_have_no_ann_index():
             "SELECT indexdef FROM pg_indexes WHERE tablename IN ('memory_associativememory', 'memory_episode')"
         )
         indexes = [row[0] for row in cursor.fetchall()]
-    # then: PLAIN keeps the 6 KB vector in the row the exact scan reads anyway
+        cursor.execute(
+            "SELECT unnest(setconfig) FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase "
+            "WHERE d.datname = current_database()"
+        )
+        database_settings = {row[0] for row in cursor.fetchall()}
+    # then: PLAIN keeps the 6 KB vector in the row the exact re-rank reads anyway
     assert storage == {"memory_associativememory": "p", "memory_episode": "p"}
-    assert not [index for index in indexes if "hnsw" in index or "ivfflat" in index]
+    [hnsw] = [index for index in indexes if "hnsw" in index]
+    assert "memory_associativememory" in hnsw
+    assert "halfvec(1536)" in hnsw
+    assert "halfvec_cosine_ops" in hnsw
     assert any("user_id" in index for index in indexes)
+    assert {"hnsw.iterative_scan=relaxed_order", "hnsw.ef_search=100"} <= database_settings
 
 
 def test_episode_embedding_is_kept_when_given(user):

@@ -116,9 +116,10 @@ async def test_client_disconnect_mid_upload_stores_nothing_and_keeps_latest(pro_
     sent = await _call(_scope("PUT", pro_token, _backup_headers(payload, version=2)), messages)
 
     # then no response is owed, nothing partial is visible and the first backup is still latest
+    # (the attempt stays in the table as failed, without bytes; history never lists it)
     assert sent == []
     versions = await sync_to_async(_backup_versions)()
-    assert versions == [(1, "complete")]
+    assert versions == [(1, "complete"), (2, "failed")]
     assert len(stored_files(blob_dir)) == 1
     got = await _call(_scope("GET", pro_token, {}), [{"type": "http.request", "body": b"", "more_body": False}])
     assert b"".join(m.get("body", b"") for m in got[1:]) == first

@@ -8,9 +8,9 @@ import pytest
 from django.utils.http import http_date
 
 from apps.billing.tiers import GIB
+from apps.storage.backups import BackupHeaders, backup_upload, backups_abandoned_cleanup
 from apps.storage.models import Backup, BackupStatus
 from apps.storage.selectors import backup_latest
-from apps.storage.services import BackupHeaders, backup_upload, backups_abandoned_cleanup
 
 from .conftest import sha256_hex, stored_files
 
@@ -177,7 +177,7 @@ def test_backup_quota_is_checked_before_reading_the_body(pro_client, pro_user, b
 
     response = put_backup(pro_client, b"four")
 
-    assert response.status_code == 403
+    assert response.status_code == 413
     assert response.json()["code"] == "quota_exceeded"
     assert response.json()["feature"] == "backup_gb"
     assert stored_files(blob_dir) == []

@@ -29,9 +29,11 @@ def test_record_round_trip_create_list_download_update_delete(pro_client, blob_d
     assert isinstance(created.json()["created_at"], int)
 
     # when it is listed, then only metadata comes back
-    listed = pro_client.get(URL, {"table": "notes"}).json()
-    assert listed["count"] == 1
-    item = listed["results"][0]
+    response = pro_client.get(URL, {"table": "notes"})
+    listed = response.json()
+    assert response["X-Total-Count"] == "1"
+    assert len(listed) == 1
+    item = listed[0]
     assert item["id"] == record_id
     assert item["checksum"] == sha256_hex(b"ciphertext-1")
     assert item["size_bytes"] == len(b"ciphertext-1")
@@ -65,14 +67,17 @@ def test_list_filters_by_table_and_paginates(pro_client):
         _create(pro_client, f"n{index}".encode(), table="notes")
     _create(pro_client, b"t", table="tasks")
 
-    page = pro_client.get(URL, {"table": "notes", "limit": 2, "page": 2}).json()
-    everything = pro_client.get(URL).json()
+    page = pro_client.get(URL, {"table": "notes", "limit": 2, "page": 2})
+    everything = pro_client.get(URL)
 
-    assert page["count"] == 3
-    assert page["page"] == 2
-    assert len(page["results"]) == 1
-    assert {item["table"] for item in page["results"]} == {"notes"}
-    assert everything["count"] == 4
+    # a bare JSON array (the earlier backend's shape), the pagination in headers
+    assert (page["X-Total-Count"], page["X-Page"], page["X-Per-Page"]) == ("3", "2", "2")
+    assert 'rel="prev"' in page["Link"]
+    assert 'rel="next"' not in page["Link"]
+    assert len(page.json()) == 1
+    assert {item["table"] for item in page.json()} == {"notes"}
+    assert everything["X-Total-Count"] == "4"
+    assert len(everything.json()) == 4
 
 
 def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir):
@@ -181,7 +186,7 @@ def test_another_users_record_is_404_and_untouched(pro_client, other_client):
 
     assert [r.status_code for r in responses] == [404, 404, 404]
     assert {r.json()["code"] for r in responses} == {"not_found"}
-    assert other_client.get(URL).json()["count"] == 0
+    assert other_client.get(URL).json() == []
     assert pro_client.get(f"{URL}/{record_id}").content == b"mine"
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from apps.storage.models import Backup, BackupStatus
-from apps.storage.services import backup_verify
+from apps.storage.multipart import backup_verify
 from apps.storage.tasks import abort_stale_uploads_task
 
 from .conftest import b64, s3_keys, sha256_hex

@@ -3,6 +3,7 @@
 from django.core.management.base import BaseCommand
 
 from apps.accounts.keys import user_keys_rewrap
+from apps.core.audit import AuditAction, audit_record
 
 
 class Command(BaseCommand):
@@ -16,4 +17,5 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         count = user_keys_rewrap(batch_size=options["batch_size"])
+        audit_record(action=AuditAction.MASTER_KEYS_ROTATED, actor=None, data={"rewrapped_user_keys": count})
         self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} user key(s)."))

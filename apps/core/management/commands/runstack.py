@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from honcho.manager import Manager
+
+from adiuva import embedded
 
 
 def procfile_commands(path: Path) -> dict[str, str]:
@@ -39,8 +42,18 @@ class Command(BaseCommand):
         )
         bin_dir = Path(sys.executable).parent
         env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        # Samples of processes from an earlier run would be summed into this run's metrics.
+        metrics_dir = Path(settings.PROMETHEUS_MULTIPROC_DIR)
+        for stale in metrics_dir.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        # A killed embedded Redis or PostgreSQL comes back by itself (servers named by URL are not touched).
+        stop_supervising = threading.Event()
+        threading.Thread(
+            target=embedded.supervise_embedded_services, kwargs={"stop": stop_supervising}, daemon=True
+        ).start()
         manager = Manager()
         for name, command in procfile_commands(Path(settings.BASE_DIR) / "Procfile").items():
             manager.add_process(name, command, env=env)  # run by a shell: ${PORT:-8000} expands
         manager.loop()
+        stop_supervising.set()
         sys.exit(manager.returncode)

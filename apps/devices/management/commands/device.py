@@ -1,4 +1,5 @@
-"""``manage.py device``: the reference device client, for trying the server without the desktop app.
+"""``manage.py device``: the reference device client, for trying the server without the desktop app
+(``run`` also answers agent runs: it reads the folders an ``agent_run`` names and sends them).
 
     manage.py device run  --user alice@example.com            # serve tool calls until Ctrl-C
     manage.py device chat --user alice@example.com "What is due today?"
@@ -56,7 +57,9 @@ class Command(BaseCommand):
         await client.connect()
         try:
             if options["mode"] == "run":
-                self.stdout.write(f"device {client.device_id} online; serving tool calls (Ctrl-C to stop)")
+                self.stdout.write(
+                    f"device {client.device_id} online; serving tool calls and agent runs (Ctrl-C to stop)"
+                )
                 code = await client.run_forever()
                 self.stdout.write(f"closed by the server (code {code})")
             elif options["mode"] == "chat":

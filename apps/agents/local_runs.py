@@ -1,0 +1,169 @@
+"""A local directory run, executed by the Celery worker that picked up the run.
+
+The worker sends ``agent_run`` to the bound device; the device's ``agent_data`` pieces and its
+``agent_complete`` arrive at whichever web process holds its socket, which checks them and
+forwards them over the channel layer to this run's own channel (``run_channel``), read here.
+Files are accepted within the per-file / per-run limits (the rest is skipped and reported),
+extracted as they arrive, written to the outbox and inserted on the device. The run ends when
+the device completes, drops off (its socket no longer holds the device), or goes idle; every
+path finishes the run with a reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from apps.devices.errors import DeviceCallError
+from apps.devices.selectors import device_get_online
+from apps.devices.services import loop_layer, send_to_device
+
+from .error_codes import AgentsErrorCode
+from .extraction import Source
+from .frames import AgentRun, AgentRunConfig
+from .models import AgentRunLog, LocalAgentConfig
+from .run_pipeline import RunErrors, RunPipeline, finish, lease_kept
+
+# Channel-layer message types on a run's channel (sent by socket_handlers).
+MSG_DATA = "agents.data"
+MSG_COMPLETE = "agents.complete"
+
+
+def run_channel(run_id: uuid.UUID | str) -> str:
+    """The channel a run's executor reads its device's frames from (any process may send to it)."""
+    return f"agents.run.{uuid.UUID(str(run_id)).hex}"
+
+
+class FileIntake:
+    """Applies the per-file and per-run limits to arriving files; reports every skipped one."""
+
+    def __init__(self, errors: RunErrors) -> None:
+        self.errors = errors
+        self.files = 0
+        self.bytes = 0
+
+    def accept(self, file: dict[str, Any]) -> bool:
+        size = len(file["content"].encode("utf-8", "replace"))
+        path = file.get("path") or file.get("name") or "?"
+        if size > settings.AGENTS_FILE_MAX_BYTES:
+            self.errors.add(
+                AgentsErrorCode.FILE_SKIPPED,
+                f"{path}: {size} bytes, over the per-file limit of {settings.AGENTS_FILE_MAX_BYTES}",
+            )
+            return False
+        if self.files >= settings.AGENTS_RUN_MAX_FILES:
+            self.errors.add(
+                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENTS_RUN_MAX_FILES} files"
+            )
+            return False
+        if self.bytes + size > settings.AGENTS_RUN_MAX_BYTES:
+            self.errors.add(
+                AgentsErrorCode.FILE_SKIPPED, f"{path}: the run's limit of {settings.AGENTS_RUN_MAX_BYTES} bytes"
+            )
+            return False
+        self.files += 1
+        self.bytes += size
+        return True
+
+
+def _file_source(file: dict[str, Any]) -> Source:
+    path = file.get("path") or file.get("name") or "?"
+    return Source(kind="file", label=path, text=f"File: {file.get('name') or path}\n\n{file['content']}")
+
+
+async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> AgentRunLog:
+    errors = RunErrors()
+    device = await database_sync_to_async(device_get_online)(user_id=run.user_id, device_id=config.device_id)
+    if device is None:
+        errors.add("device_offline", f"device {config.device_id} is offline; the agent runs when it connects")
+        return await finish(run, processed=0, errors=errors, aborted=True)
+    await database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)(device_id=config.device_id)
+
+    async def target() -> str | None:
+        return config.device_id
+
+    pipeline = RunPipeline(run=run, config=config, outbox_device_id=config.device_id, target=target)
+    pipeline.errors = errors
+    async with lease_kept(run.id):
+        aborted = await _converse(run, config, device.channel_name, pipeline, errors)
+        await pipeline.drain()
+        if pipeline.delivery_stopped and not aborted:
+            errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
+            aborted = True
+        await pipeline.deliver_leftovers()
+    return await finish(run, processed=pipeline.items_processed, errors=errors, aborted=aborted)
+
+
+async def _converse(
+    run: AgentRunLog, config: LocalAgentConfig, socket_channel: str, pipeline: RunPipeline, errors: RunErrors
+) -> bool:
+    """Send ``agent_run`` and take the device's files until ``agent_complete``; True if cut short."""
+    layer = loop_layer()
+    channel = run_channel(run.id)
+    frame = AgentRun(
+        run_id=str(run.id),
+        agent_id=str(config.id),
+        config=AgentRunConfig(
+            paths=list(config.directory_paths),
+            file_extensions=list(config.file_extensions),
+            prompt_template=config.prompt_template,
+            data_types=list(config.data_types),
+        ),
+    )
+    try:
+        await send_to_device(user_id=run.user_id, frame=frame.model_dump(), device_id=config.device_id)
+    except DeviceCallError as exc:
+        errors.add(exc.code, exc.message)
+        return True
+
+    inbox: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def read() -> None:
+        while True:
+            inbox.put_nowait(await layer.receive(channel))
+
+    reader = asyncio.ensure_future(read())
+    intake = FileIntake(errors)
+    last_heard = time.monotonic()
+    try:
+        while True:
+            try:
+                message = await asyncio.wait_for(inbox.get(), settings.AGENTS_DEVICE_CHECK_INTERVAL)
+            except TimeoutError:
+                if reader.done():  # the channel layer failed under us
+                    errors.add(AgentsErrorCode.DEVICE_DROPPED, "lost the connection to the channel layer")
+                    return True
+                if not await _device_still_there(run, config.device_id, socket_channel):
+                    errors.add(AgentsErrorCode.DEVICE_DROPPED, "the device disconnected during the run")
+                    return True
+                if time.monotonic() - last_heard > settings.AGENTS_DATA_IDLE_TIMEOUT:
+                    errors.add(
+                        AgentsErrorCode.DEVICE_IDLE,
+                        f"the device sent nothing for {settings.AGENTS_DATA_IDLE_TIMEOUT:.0f} s",
+                    )
+                    return True
+                continue
+            last_heard = time.monotonic()
+            if message["type"] == MSG_DATA:
+                for file in message["files"]:
+                    if intake.accept(file):
+                        pipeline.submit(_file_source(file), source_key=str(file.get("path") or file.get("name")))
+            elif message["type"] == MSG_COMPLETE:
+                for error in message.get("errors", []):
+                    errors.add("device_reported", str(error)[:500])
+                return False
+    finally:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
+
+
+async def _device_still_there(run: AgentRunLog, device_id: str, socket_channel: str) -> bool:
+    device = await database_sync_to_async(device_get_online)(user_id=run.user_id, device_id=device_id)
+    return device is not None and device.channel_name == socket_channel

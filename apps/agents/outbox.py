@@ -1,0 +1,229 @@
+"""The durable per-device outbox: every extracted row is written to PostgreSQL first, then inserted
+on a device; nothing is lost on a disconnect, and nothing is inserted twice.
+
+``outbox_items_create`` stores rows (encrypted with the user's key) before any delivery attempt.
+``outbox_deliver`` inserts them with ``call_device(action="insert")``, the row id being the
+outbox item's id (the server chooses it), so a redelivery after a lost acknowledgement is an
+insert of an id the client already has: the client answers with the existing row. An item
+whose ``device_id`` is empty (cloud runs) goes to any online device: it is bound to one device
+just before its insert (a single UPDATE, so two devices never both get it) and unbound again
+if that device drops before answering. ``outbox_flush_for_device`` delivers whatever waits for a
+device when it says hello.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.accounts.keys import decrypt_for_user, encrypt_for_user
+from apps.devices.errors import DeviceCallError, DeviceToolError
+from apps.devices.services import call_device
+
+from .extraction import ProposedItem
+from .models import AgentRunLog, OutboxItem, OutboxStatus
+
+logger = logging.getLogger(__name__)
+
+FLUSH_BATCH = 200
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0  # acknowledged by the device (first acknowledgement of each item)
+    failed: list[str] = field(default_factory=list)  # refused by the device: not retried
+    undelivered: int = 0  # still pending (device offline, dropped, or too slow)
+    device_error: str = ""  # why delivery stopped early, if it did
+
+
+class PendingItem:
+    """An outbox row opened for delivery (payload decrypted in memory only)."""
+
+    __slots__ = ("bound", "data", "id", "run_id", "table")
+
+    def __init__(self, *, id: uuid.UUID, run_id, table: str, data: dict, bound: bool) -> None:
+        self.id = id
+        self.run_id = run_id
+        self.table = table
+        self.data = data
+        self.bound = bound  # True when this delivery bound an "any device" item to the device
+
+
+# --- writes (sync; call through database_sync_to_async from async code) --------------------------
+
+
+def outbox_items_create(
+    *, user_id, run_id, device_id: str, items: Iterable[tuple[uuid.UUID, ProposedItem]]
+) -> list[uuid.UUID]:
+    """Store rows to insert on ``device_id`` ('' = any device of the user); returns the ids stored.
+
+    Ids are chosen by the caller (deterministic per source, so re-extracting the same file or
+    message proposes the same ids); an id already in the outbox is kept as it is, not duplicated.
+    """
+    rows = [
+        OutboxItem(
+            id=item_id,
+            user_id=user_id,
+            run_id=run_id,
+            device_id=device_id,
+            table=item.table,
+            payload_ciphertext=encrypt_for_user(user_id=user_id, plaintext=json.dumps(item.data)),
+        )
+        for item_id, item in items
+    ]
+    if not rows:
+        return []
+    existing = set(OutboxItem.objects.filter(id__in=[r.id for r in rows]).values_list("id", flat=True))
+    fresh = [r for r in rows if r.id not in existing]
+    OutboxItem.objects.bulk_create(fresh, ignore_conflicts=True)
+    return [r.id for r in fresh]
+
+
+def _open(item: OutboxItem, *, bound: bool) -> PendingItem:
+    data = json.loads(decrypt_for_user(user_id=item.user_id, token=bytes(item.payload_ciphertext)))
+    return PendingItem(id=item.id, run_id=item.run_id, table=item.table, data=data, bound=bound)
+
+
+def outbox_claim(
+    *,
+    user_id,
+    device_id: str,
+    item_ids: list[uuid.UUID] | None = None,
+    run_id=None,
+    limit: int = FLUSH_BATCH,
+) -> list[PendingItem]:
+    """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now)."""
+    qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
+        Q(device_id=device_id) | Q(device_id="")
+    )
+    if item_ids is not None:
+        qs = qs.filter(id__in=item_ids)
+    if run_id is not None:
+        qs = qs.filter(run_id=run_id)
+    opened: list[PendingItem] = []
+    for item in qs.order_by("created_at")[:limit]:
+        bound = False
+        if item.device_id == "":
+            # Bind it to this device unless another delivery bound it first.
+            if not OutboxItem.objects.filter(id=item.id, device_id="", status=OutboxStatus.PENDING).update(
+                device_id=device_id
+            ):
+                continue
+            bound = True
+        opened.append(_open(item, bound=bound))
+    return opened
+
+
+@transaction.atomic
+def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
+    """Mark delivered; count it on its run once (a second acknowledgement changes nothing)."""
+    now = timezone.now()
+    first = OutboxItem.objects.filter(id=item_id, status=OutboxStatus.PENDING).update(
+        status=OutboxStatus.DELIVERED, delivered_at=now, attempts=F("attempts") + 1, last_error=""
+    )
+    if first and run_id is not None:
+        AgentRunLog.objects.filter(id=run_id).update(items_created=F("items_created") + 1)
+    return bool(first)
+
+
+def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:
+    """Record a failed attempt: ``refused`` (the client's error) is final; anything else stays pending."""
+    changes: dict = {"attempts": F("attempts") + 1, "last_error": error[:255]}
+    if refused:
+        changes["status"] = OutboxStatus.FAILED
+    elif unbind:
+        changes["device_id"] = ""  # an "any device" item goes back to waiting for any device
+    OutboxItem.objects.filter(id=item_id, status=OutboxStatus.PENDING).update(**changes)
+
+
+def outbox_pending_count(*, user_id, run_id=None) -> int:
+    qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING)
+    if run_id is not None:
+        qs = qs.filter(run_id=run_id)
+    return qs.count()
+
+
+# --- delivery (async) -------------------------------------------------------------------------
+
+
+async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -> DeliveryReport:
+    """Insert ``items`` on the device, AGENTS_DELIVERY_CONCURRENCY at a time; stop at the first
+    sign that the device is gone (the rest stays pending for its next hello)."""
+    report = DeliveryReport()
+    queue = list(reversed(items))
+    gone = asyncio.Event()
+
+    async def worker() -> None:
+        while queue and not gone.is_set():
+            item = queue.pop()
+            try:
+                await call_device(
+                    user_id=user_id,
+                    device_id=device_id,
+                    action="insert",
+                    table=item.table,
+                    data={"id": str(item.id), **item.data},
+                )
+            except DeviceToolError as exc:
+                report.failed.append(f"{item.table} {item.id}: the device refused it: {exc.message}")
+                await database_sync_to_async(outbox_item_attempt_failed)(
+                    item_id=item.id, error=exc.message, refused=True, unbind=False
+                )
+                continue
+            except DeviceCallError as exc:
+                gone.set()
+                report.device_error = report.device_error or f"{exc.code}: {exc.message}"
+                queue.append(item)
+                await database_sync_to_async(outbox_item_attempt_failed)(
+                    item_id=item.id, error=f"{exc.code}: {exc.message}", refused=False, unbind=item.bound
+                )
+                return
+            if await database_sync_to_async(outbox_item_delivered)(item_id=item.id, run_id=item.run_id):
+                report.delivered += 1
+
+    workers = max(1, min(settings.AGENTS_DELIVERY_CONCURRENCY, len(items)))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    report.undelivered = len(queue)
+    if report.undelivered:
+        # Items bound to this device but never attempted go back to "any device" too.
+        await database_sync_to_async(_unbind)(item_ids=[i.id for i in queue if i.bound])
+    return report
+
+
+def _unbind(*, item_ids: list[uuid.UUID]) -> None:
+    if item_ids:
+        OutboxItem.objects.filter(id__in=item_ids, status=OutboxStatus.PENDING).update(device_id="")
+
+
+async def outbox_deliver_ids(*, user_id, device_id: str, item_ids: list[uuid.UUID]) -> DeliveryReport:
+    items = await database_sync_to_async(outbox_claim)(
+        user_id=user_id, device_id=device_id, item_ids=item_ids, limit=len(item_ids)
+    )
+    return await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+
+
+async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
+    """Deliver everything waiting for this device (on its hello), batch by batch, until none is left
+    or the device drops again."""
+    total = DeliveryReport()
+    while True:
+        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id)
+        if not items:
+            return total
+        report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+        total.delivered += report.delivered
+        total.failed += report.failed
+        total.undelivered = report.undelivered
+        total.device_error = report.device_error
+        if report.device_error or report.delivered == 0:
+            return total

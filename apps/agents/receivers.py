@@ -1,0 +1,12 @@
+"""Reactions of agents to lower apps' signals (connected in ``AgentsConfig.ready``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .configs import agent_schedules_recompute
+
+
+def on_time_zone_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
+    """Schedules run in the user's zone: their next due times move with it."""
+    agent_schedules_recompute(user_id=user_id)

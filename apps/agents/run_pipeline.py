@@ -1,0 +1,196 @@
+"""What local and cloud runs share: source → extraction → outbox → delivery, the run's error list,
+its lease, and how a run is finished (success / partial / error) on every path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from apps.assistant.llm import ModelRole, chat_model
+
+from .error_codes import AgentsErrorCode
+from .extraction import Source, extract_items
+from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
+from .outbox import DeliveryReport, outbox_claim, outbox_deliver, outbox_deliver_ids, outbox_items_create
+from .runs import run_finish, run_lease_renew
+
+logger = logging.getLogger(__name__)
+
+MAX_RUN_ERRORS = 100
+# Outbox ids are derived from (agent, source, content, position): extracting the same file or
+# message again proposes the same row ids, so it never inserts a suggestion twice.
+ITEM_ID_NAMESPACE = uuid.UUID("5d1f3c62-8f0e-4f5b-9a53-0b8f2f0c7a11")
+
+
+class RunErrors:
+    """The run's error list, bounded (a folder of 10,000 oversized files must not make a 10,000-line log)."""
+
+    def __init__(self) -> None:
+        self.entries: list[str] = []
+        self.dropped = 0
+
+    def add(self, code: str, message: str) -> None:
+        if len(self.entries) < MAX_RUN_ERRORS:
+            self.entries.append(f"{code}: {message}")
+        else:
+            self.dropped += 1
+
+    def as_list(self) -> list[str]:
+        return self.entries + ([f"… and {self.dropped} more"] if self.dropped else [])
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+
+def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID:
+    digest = hashlib.sha256(content.encode("utf-8", "replace")).hexdigest()
+    return uuid.uuid5(ITEM_ID_NAMESPACE, f"{agent_id}:{source_key}:{digest}:{index}")
+
+
+DeliveryTarget = Callable[[], Awaitable[str | None]]  # the device to deliver to now, or None (wait)
+
+
+class RunPipeline:
+    """Extract sources concurrently (bounded), store every item in the outbox, deliver it.
+
+    ``target`` names the device to deliver to at that moment (None: keep the items in the outbox).
+    Once a delivery finds the device gone, later items are only stored, not attempted.
+    """
+
+    def __init__(
+        self,
+        *,
+        run: AgentRunLog,
+        config: LocalAgentConfig | CloudAgentConfig,
+        outbox_device_id: str,
+        target: DeliveryTarget,
+    ) -> None:
+        self.run = run
+        self.config = config
+        self.outbox_device_id = outbox_device_id
+        self.target = target
+        self.errors = RunErrors()
+        self.items_processed = 0
+        self.sources_failed = 0
+        self.items_stored = 0
+        self.delivery_stopped = ""
+        self.model = chat_model(ModelRole.SUBAGENT)
+        self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
+        self._tasks: set[asyncio.Task] = set()
+
+    def submit(self, source: Source, *, source_key: str) -> None:
+        """Extract ``source`` in the background (see ``drain``)."""
+        task = asyncio.ensure_future(self._process(source, source_key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _process(self, source: Source, source_key: str) -> None:
+        async with self._slots:
+            try:
+                extraction = await extract_items(
+                    model=self.model,
+                    prompt_template=self.config.prompt_template,
+                    data_types=list(self.config.data_types),
+                    source=source,
+                    max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
+                )
+            except Exception as exc:  # the model client's failures: reported, the run goes on
+                logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
+                self.sources_failed += 1
+                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {type(exc).__name__}")
+                return
+            self.items_processed += 1
+            for note in extraction.notes:
+                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
+            if not extraction.items:
+                return
+            keyed = [
+                (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
+                for i, item in enumerate(extraction.items)
+            ]
+            stored = await database_sync_to_async(outbox_items_create)(
+                user_id=self.run.user_id, run_id=self.run.id, device_id=self.outbox_device_id, items=keyed
+            )
+            self.items_stored += len(stored)
+        if stored and not self.delivery_stopped:
+            await self._deliver(stored)
+
+    async def _deliver(self, item_ids: list[uuid.UUID]) -> None:
+        device_id = await self.target()
+        if device_id is None:
+            self.delivery_stopped = self.delivery_stopped or "no device online"
+            return
+        report = await outbox_deliver_ids(user_id=self.run.user_id, device_id=device_id, item_ids=item_ids)
+        self._account(report)
+
+    def _account(self, report: DeliveryReport) -> None:
+        for failure in report.failed:
+            self.errors.add(AgentsErrorCode.DELIVERY_FAILED, failure)
+        if report.device_error and not self.delivery_stopped:
+            self.delivery_stopped = report.device_error
+
+    async def deliver_leftovers(self) -> None:
+        """One last attempt for this run's items still pending (e.g. the device came back)."""
+        device_id = await self.target()
+        if device_id is None:
+            return
+        items = await database_sync_to_async(outbox_claim)(
+            user_id=self.run.user_id, device_id=device_id, run_id=self.run.id, limit=10_000
+        )
+        if items:
+            self._account(await outbox_deliver(user_id=self.run.user_id, device_id=device_id, items=items))
+
+
+@contextlib.asynccontextmanager
+async def lease_kept(run_id):
+    """Renew the run's lease while the body works, so the sweeper never takes a live run."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(settings.AGENTS_RUN_LEASE_RENEW_INTERVAL)
+            try:
+                await database_sync_to_async(run_lease_renew)(run_id=run_id)
+            except Exception:
+                logger.exception("agents: could not renew the lease of run %s", run_id)
+
+    task = asyncio.ensure_future(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def run_status(*, processed: int, created: int, errors: RunErrors, aborted: bool) -> str:
+    """success: nothing went wrong; partial: something did but work got through; error: nothing did."""
+    if not errors and not aborted:
+        return RunStatus.SUCCESS
+    if processed or created:
+        return RunStatus.PARTIAL
+    return RunStatus.ERROR
+
+
+async def finish(run: AgentRunLog, *, processed: int, errors: RunErrors, aborted: bool = False) -> AgentRunLog:
+    created = await database_sync_to_async(_items_created)(run_id=run.id)
+    status = run_status(processed=processed, created=created, errors=errors, aborted=aborted)
+    return await database_sync_to_async(run_finish)(
+        run_id=run.id, status=status, items_processed=processed, items_created=created, errors=errors.as_list()
+    )
+
+
+def _items_created(*, run_id) -> int:
+    # Counted per acknowledged insert by the outbox (outbox_item_delivered), never twice.
+    return AgentRunLog.objects.values_list("items_created", flat=True).get(id=run_id)

@@ -1,0 +1,38 @@
+"""Celery tasks of agents: thin wrappers around the dispatcher, the sweeper and the executor."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from .dispatch import agents_dispatch_due
+from .runs import run_lease_renew, runs_sweep_stale
+
+
+@shared_task(name="agents.dispatch_due", ignore_result=True)
+def agents_dispatch_due_task() -> int:
+    """The scheduler tick (Celery beat, every 10 s): start every due agent; returns runs created."""
+    return agents_dispatch_due().runs_created
+
+
+@shared_task(name="agents.sweep_stale_runs", ignore_result=True)
+def agents_sweep_stale_runs() -> int:
+    """Mark runs whose executor died (lease expired) as ``error`` (Celery beat, every minute)."""
+    return runs_sweep_stale()
+
+
+@shared_task(name="agents.run_execute", acks_late=True, ignore_result=True)
+def agent_run_execute(run_id: str) -> None:
+    """Execute one run; a run no longer running (swept, finished) is left alone."""
+    from . import execution  # the executor module is replaced by the agentsrun branch
+
+    if not run_lease_renew(run_id=run_id):
+        return
+    execution.run_execute(run_id=run_id)
+
+
+@shared_task(name="agents.run_execute_fan_out", acks_late=True, ignore_result=True)
+def agent_runs_fan_out(run_ids: list[str]) -> int:
+    """Queue one ``agents.run_execute`` per run of a dispatcher batch (off the tick's critical path)."""
+    for run_id in run_ids:
+        agent_run_execute.delay(run_id)
+    return len(run_ids)

@@ -1,0 +1,172 @@
+"""The durable outbox over the real socket: a device that drops mid-run loses nothing, gets the rest
+when it says hello again, and a redelivery never inserts a row twice."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.agents.extraction import ProposedItem
+from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
+from apps.agents.outbox import outbox_claim, outbox_deliver, outbox_items_create
+from apps.devices.client import LocalStore
+
+from .conftest import execute, one_task_per_file, outbox, rows, start_run, wait_until, write_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def one_at_a_time(settings):
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 1
+    settings.AGENTS_DELIVERY_CONCURRENCY = 1
+
+
+async def test_a_disconnect_mid_delivery_loses_nothing_and_duplicates_nothing(
+    devices, user, llm, make_local_config, tmp_path, one_at_a_time
+):
+    # given five files, and a device that writes the third insert but drops before answering it
+    write_files(tmp_path / "inbox", 5)
+    store = LocalStore(str(tmp_path / "device.sqlite3"))
+    client = await devices(user, device_id="laptop", store=store)
+    inserts = 0
+
+    async def drop_on_third_insert(call):
+        nonlocal inserts
+        if call["action"] == "insert":
+            inserts += 1
+            if inserts == 3:
+                store.execute(call)  # the row is written on the device...
+                await client.ws.close()  # ...and the answer is lost with the socket
+                return None
+        return await client.run_tool(call)
+
+    client.tool_handler = drop_on_third_insert
+    config = await make_local_config("laptop", [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then the run is partial with the reason, two inserts acknowledged, three items wait in the outbox
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.PARTIAL, 5, 2)
+    assert any(e.startswith("device_dropped: ") for e in run.errors)
+    assert len(await outbox(run_id=run.id, status=OutboxStatus.PENDING)) == 3
+    assert len(rows(client)) == 3
+
+    # when the device says hello again (same SQLite file)
+    again = await devices(user, device_id="laptop", store=store)
+
+    async def all_delivered() -> bool:
+        return not await outbox(run_id=run.id, status=OutboxStatus.PENDING)
+
+    await wait_until(all_delivered)
+
+    # then every item is on the device exactly once, under the outbox's ids
+    tasks = rows(again)
+    items = await outbox(run_id=run.id)
+    assert sorted(t["id"] for t in tasks) == sorted(str(i.id) for i in items)
+    assert len(tasks) == 5
+    assert sorted(t["title"] for t in tasks) == [f"Follow up note {i}" for i in range(5)]
+    # and the late deliveries are counted on the run
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 5
+
+
+async def test_a_device_that_drops_while_sending_ends_the_run_with_the_reason(
+    devices, user, llm, make_local_config, tmp_path, one_at_a_time
+):
+    # given a device that sends one piece of files and then disappears without agent_complete
+    write_files(tmp_path, 2)
+    client = await devices(user, device_id="laptop")
+
+    async def send_one_piece_then_drop(frame):
+        files = [{"path": str(tmp_path / "a.md"), "name": "a.md", "content": "Follow up A\nCall Anna", "metadata": {}}]
+        await client.send({"type": "agent_data", "run_id": frame["run_id"], "files": files})
+        await wait_until(lambda: llm.chat_requests())  # the piece reached the run
+        await client.ws.close()
+
+    client.agent_handler = send_one_piece_then_drop
+    config = await make_local_config("laptop", [str(tmp_path)])
+    llm.fallback = one_task_per_file
+
+    # when
+    run = await execute(await start_run(config))
+
+    # then the run is not left running: partial, with the drop named
+    assert run.status == RunStatus.PARTIAL
+    assert run.items_processed == 1
+    assert any(e.startswith("device_dropped: ") for e in run.errors)
+    # and the extracted item is in the outbox: inserted before the drop, or waiting for the next hello
+    (item,) = await outbox(run_id=run.id)
+    assert (item.status, run.items_created) in {(OutboxStatus.DELIVERED, 1), (OutboxStatus.PENDING, 0)}
+
+
+async def test_a_device_that_goes_quiet_ends_the_run_as_an_error(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    # given a device that never answers agent_run
+    settings.AGENTS_DATA_IDLE_TIMEOUT = 0.5
+    client = await devices(user, device_id="laptop")
+
+    async def ignore(frame):
+        return None
+
+    client.agent_handler = ignore
+    config = await make_local_config("laptop", [str(tmp_path)])
+
+    # when
+    run = await execute(await start_run(config))
+
+    # then
+    assert run.status == RunStatus.ERROR
+    assert [e.split(":")[0] for e in run.errors] == ["device_idle"]
+
+
+async def test_redelivering_an_acknowledged_item_inserts_nothing_and_counts_once(
+    devices, user, make_local_config, tmp_path
+):
+    # given one outbox item, delivered once
+    client = await devices(user, device_id="laptop")
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+    item = ProposedItem("tasks", {"title": "Send the invoice", "isAiSuggested": 1, "isApproved": 0})
+    item_id = uuid.uuid4()
+    await sync_to_async(outbox_items_create)(
+        user_id=user.id, run_id=run.id, device_id="laptop", items=[(item_id, item)]
+    )
+    (pending,) = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop")
+    first = await outbox_deliver(user_id=user.id, device_id="laptop", items=[pending])
+
+    # when the same item is delivered again (its first answer was lost, say)
+    second = await outbox_deliver(user_id=user.id, device_id="laptop", items=[pending])
+
+    # then the device holds one row with the outbox's id, and the run counted one insert
+    assert [(t["id"], t["title"]) for t in rows(client)] == [(str(item_id), "Send the invoice")]
+    assert (first.delivered, second.delivered) == (1, 0)
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 1
+    assert len(client.tool_calls) == 2
+
+
+async def test_storing_the_same_item_twice_keeps_one_outbox_row(user, make_local_config, tmp_path):
+    # given
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+    item_id = uuid.uuid4()
+    item = ProposedItem("notes", {"title": "Minutes"})
+
+    # when
+    first = await sync_to_async(outbox_items_create)(
+        user_id=user.id, run_id=run.id, device_id="laptop", items=[(item_id, item)]
+    )
+    second = await sync_to_async(outbox_items_create)(
+        user_id=user.id, run_id=run.id, device_id="laptop", items=[(item_id, item)]
+    )
+
+    # then
+    assert (first, second) == ([item_id], [])
+    assert len(await outbox(user=user)) == 1
+    # and the payload is not stored in plaintext
+    (row,) = await outbox(user=user)
+    assert b"Minutes" not in bytes(row.payload_ciphertext)

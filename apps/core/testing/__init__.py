@@ -1,0 +1,1 @@
+"""Test helpers shared by every app: the real ASGI server on loopback and a headless browser."""

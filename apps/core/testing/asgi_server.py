@@ -1,0 +1,67 @@
+"""The real ASGI server (uvicorn serving ``adiuva.asgi``) in a thread on loopback, for tests.
+
+It runs in the test process against the test database and Redis, so tests that use it need
+committed rows (``django_db(transaction=True)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+
+import uvicorn
+from django.conf import settings
+
+
+class AsgiServerThread:
+    """uvicorn in a thread with its own event loop: callers in the test's loop reach it over
+    sockets and the channel layer, exactly like another process would."""
+
+    def __init__(self, *, name: str = "asgi-test-server") -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        config = uvicorn.Config(
+            "adiuva.asgi:application",
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            ws="websockets",
+            # As the Procfile: the server itself refuses frames over the app's cap and queues few.
+            ws_max_size=settings.DEVICE_WS_MAX_SIZE,
+            ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
+        )
+        self.server = uvicorn.Server(config)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def _run(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+
+    def start(self) -> None:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test ASGI server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def ws_url(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def run(self, coro, timeout: float = 10):
+        """Run ``coro`` on the server's event loop (the socket's own process and loop)."""
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)

@@ -1,0 +1,125 @@
+"""The Prometheus endpoint: guarded by METRICS_TOKEN, fed by the hooks of every concern it reports."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from apps.core import metrics
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "metrics-test-token-0123456789"
+
+
+@pytest.fixture
+def scrape(client, settings):
+    settings.METRICS_TOKEN = TOKEN
+
+    def read() -> dict[tuple[str, tuple], float]:
+        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+        assert response.status_code == 200
+        samples = {}
+        for family in text_string_to_metric_families(response.content.decode()):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    return read
+
+
+def _value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_metrics_are_off_without_a_token_and_closed_to_a_wrong_one(client, settings):
+    settings.METRICS_TOKEN = ""
+    assert client.get("/metrics").status_code == 404
+
+    settings.METRICS_TOKEN = TOKEN
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+
+
+def test_request_latency_by_route_and_throttle_rejections_are_counted(api_client, scrape):
+    before = scrape()
+
+    api_client.get("/api/v1/health")
+    for n in range(6):  # the test login rate is 5/min
+        api_client.post("/api/v1/auth/login", {"email": f"m{n}@example.com", "password": "x"}, format="json")
+    after = scrape()
+
+    count = "adiuva_http_request_duration_seconds_count"
+    labels = {"route": "/api/v1/health", "method": "GET", "status_class": "2xx"}
+    assert _value(after, count, **labels) - _value(before, count, **labels) == 1
+    rejected = "adiuva_throttle_rejections_total"
+    assert (
+        _value(after, rejected, route="/api/v1/auth/login") - _value(before, rejected, route="/api/v1/auth/login") == 1
+    )
+
+
+def test_devices_online_is_read_from_the_database(scrape, make_user):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.devices.models import Device
+
+    user = make_user("metrics-device@example.com")
+    now = timezone.now()
+    Device.objects.create(
+        user=user,
+        device_id="d1",
+        channel_name="c1",
+        is_online=True,
+        last_seen_at=now,
+        first_seen_at=now,
+        lease_expires_at=now + timedelta(minutes=5),
+    )
+
+    assert _value(scrape(), "adiuva_devices_online") == 1
+
+
+def test_webhook_failures_and_celery_outcomes_are_counted(api_client, scrape):
+    from apps.storage.tasks import abort_stale_uploads_task
+
+    before = scrape()
+
+    api_client.post("/api/v1/billing/webhook", b"{}", content_type="application/json", HTTP_STRIPE_SIGNATURE="t=1,v1=x")
+    abort_stale_uploads_task.apply()
+    after = scrape()
+
+    failures = "adiuva_webhook_failures_total"
+    assert (
+        _value(after, failures, source="stripe", reason="signature")
+        - _value(before, failures, source="stripe", reason="signature")
+        == 1
+    )
+    tasks = "adiuva_celery_tasks_total"
+    labels = {"task": "storage.abort_stale_uploads", "outcome": "success"}
+    assert _value(after, tasks, **labels) - _value(before, tasks, **labels) == 1
+
+
+def test_tool_call_latency_and_first_token_hooks_record_once(scrape):
+    before = scrape()
+
+    async def call() -> None:
+        with metrics.tool_call_timer(route="channel_layer"):
+            await asyncio.sleep(0)
+
+    asyncio.run(call())
+    clock = metrics.FirstTokenClock(kind="socket")
+    clock.tick()
+    clock.tick()  # only the first chunk counts
+    after = scrape()
+
+    tool = "adiuva_tool_call_duration_seconds_count"
+    assert (
+        _value(after, tool, route="channel_layer", outcome="ok")
+        - _value(before, tool, route="channel_layer", outcome="ok")
+        == 1
+    )
+    first = "adiuva_stream_first_token_seconds_count"
+    assert _value(after, first, kind="socket") - _value(before, first, kind="socket") == 1

@@ -1,0 +1,146 @@
+"""Framework-free rules: manifest schema, semver precedence, the 70/30 split in cents, zip inspection."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import pytest
+
+from apps.marketplace.manifest import ManifestErrors, manifest_parse
+from apps.marketplace.package_inspection import inspect_package
+from apps.marketplace.revenue import reversal_delta, split
+from apps.marketplace.semver import SemVer, is_semver
+
+from .conftest import make_zip, manifest
+
+MAX_PRICE = 50_000
+
+
+def _errors(**overrides) -> dict[str, list[str]]:
+    with pytest.raises(ManifestErrors) as caught:
+        manifest_parse(manifest(**overrides), max_price_cents=MAX_PRICE)
+    return caught.value.fields
+
+
+def test_a_valid_manifest_parses_with_its_fields():
+    parsed = manifest_parse(manifest(price_cents=499, main="dist/index.js"), max_price_cents=MAX_PRICE)
+
+    assert parsed.id == "time-tracker"
+    assert parsed.as_json()["permissions"] == ["tasks:read", "projects:read"]
+    assert parsed.as_json()["main"] == "dist/index.js"  # extra keys are kept
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"id": "Time Tracker!"}, "manifest.id"),
+        ({"id": "developer"}, "manifest.id"),
+        ({"name": ""}, "manifest.name"),
+        ({"description": "lorem ipsum " * 200}, "manifest.description"),
+        ({"version": "1.0"}, "manifest.version"),
+        ({"version": "01.0.0"}, "manifest.version"),
+        ({"author": ""}, "manifest.author"),
+        ({"permissions": ["tasks:read", "filesystem:root"]}, "manifest.permissions.1"),
+        ({"permissions": ["tasks:read", "tasks:read"]}, "manifest.permissions"),
+        ({"category": "games"}, "manifest.category"),
+        ({"price_cents": 10}, "manifest.price_cents"),
+        ({"price_cents": MAX_PRICE + 1}, "manifest.price_cents"),
+        ({"price_cents": -1}, "manifest.price_cents"),
+        ({"price_cents": "499"}, "manifest.price_cents"),
+    ],
+)
+def test_each_manifest_rule_names_its_field(overrides, field):
+    assert field in _errors(**overrides)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "data:image/png;base64,iVBORw0KGgo=",
+        base64.b64encode(bytes(range(256)) * 2).decode(),
+        "line\x00with a NUL byte",
+    ],
+)
+def test_binary_blobs_anywhere_in_the_manifest_are_refused(payload):
+    fields = _errors(icon=payload)
+
+    assert "manifest" in fields
+    assert "icon" in fields["manifest"][0]
+
+
+def test_a_huge_string_in_an_extra_key_is_refused():
+    assert "manifest" in _errors(homepage="https://example.com/" + "a b " * 1000)
+
+
+def test_semver_parses_strictly_and_orders_by_precedence():
+    assert is_semver("1.2.3-beta.1+build.5")
+    assert not is_semver("v1.2.3")
+    ordered = ["1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-rc.1", "1.0.0", "1.10.0"]
+    assert sorted((SemVer(v) for v in reversed(ordered)), key=lambda v: v) == [SemVer(v) for v in ordered]
+
+
+@pytest.mark.parametrize(
+    ("gross", "fee", "developer"),
+    [(1000, 300, 700), (999, 300, 699), (50, 15, 35), (55, 17, 38), (1, 0, 1), (5, 2, 3), (0, 0, 0)],
+)
+def test_the_fee_is_thirty_percent_rounded_half_up_and_the_developer_gets_the_rest(gross, fee, developer):
+    assert split(gross) == (gross, fee, developer)
+
+
+def test_partial_reversals_add_up_to_exactly_the_original_split():
+    # given: a 999-cent sale refunded in three parts
+    steps = [(0, 333), (333, 666), (666, 999)]
+
+    # when
+    deltas = [reversal_delta(gross_cents=999, reversed_before_cents=a, reversed_now_cents=b) for a, b in steps]
+
+    # then
+    assert sum(d.fee_cents for d in deltas) == split(999).fee_cents
+    assert sum(d.developer_cents for d in deltas) == split(999).developer_cents
+
+
+def test_a_clean_package_has_no_findings():
+    report = inspect_package(io.BytesIO(make_zip({"index.js": b"x", "assets/icon.png": b"\x89PNG...."})))
+
+    assert report.is_zip
+    assert not (report.executables)
+    assert not (report.symlinks)
+    assert not (report.escaping_paths)
+    assert report.member_count == 2
+
+
+def test_dangerous_package_contents_are_each_found():
+    package = make_zip(
+        {
+            "index.js": b"x",
+            "bin/helper.exe": b"MZ\x90\x00",
+            "native/addon.node": b"\x7fELF....",
+            "lib/libx.dylib": b"\xcf\xfa\xed\xfe",
+            "scripts/run.sh": b"#!/bin/sh\n",
+            "hidden.txt": b"\x7fELF disguised",
+            "../../etc/cron.d/evil": b"* * * * * root sh",
+            "vendor/more.zip": make_zip(),
+        },
+        symlinks={"link": "/etc/passwd"},
+    )
+
+    report = inspect_package(io.BytesIO(package))
+
+    assert set(report.executables) == {
+        "bin/helper.exe",
+        "native/addon.node",
+        "lib/libx.dylib",
+        "scripts/run.sh",
+        "hidden.txt",
+    }
+    assert report.symlinks == ["link"]
+    assert report.escaping_paths == ["../../etc/cron.d/evil"]
+    assert report.nested_archives == ["vendor/more.zip"]
+
+
+def test_a_non_zip_package_is_reported_not_raised():
+    report = inspect_package(io.BytesIO(b"not a zip at all"))
+
+    assert not report.is_zip
+    assert report.error

@@ -1,0 +1,153 @@
+"""A local agent run end to end, as a ratio of raw ``call_device`` inserts measured in the same run.
+
+    .venv/bin/python bench/agent_local_run.py [--files 1000] [--size 10240]
+
+One uvicorn server process holds the device socket; this process plays the device (the
+reference client, SQLite on disk, reading a temp folder of ``--files`` files of ``--size``
+bytes) and the Celery worker (``run_execute`` in a thread of its own, as the task body runs),
+with the scripted OpenAI-compatible model extracting one task per file over HTTP.
+
+Measured: rows delivered per second by the agent run (agent_run → agent_data pieces → channel
+layer → extraction → outbox in PostgreSQL → insert → acknowledged), against the same number of
+raw ``call_device(action="insert")`` calls from this process through the same channel layer,
+one at a time and AGENTS_DELIVERY_CONCURRENCY at a time (the outbox's delivery window).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+
+from device_common import free_port, make_users, setup_django, start_server, stop
+
+
+async def raw_inserts(*, user_id: str, device_id: str, n: int, window: int) -> float:
+    """Seconds for ``n`` raw inserts through call_device with ``window`` in flight."""
+    from apps.devices.services import call_device
+
+    queue = list(range(n))
+
+    async def worker() -> None:
+        while queue:
+            i = queue.pop()
+            await call_device(
+                user_id=user_id, device_id=device_id, action="insert", table="tasks", data={"title": f"raw {i}"}
+            )
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(window)))
+    return time.perf_counter() - start
+
+
+def agent_run(*, config, result: dict) -> None:
+    """The Celery task's body, in a thread with its own event loop (as in a worker)."""
+    from django.db import connection
+
+    from apps.agents.execution import run_execute
+    from apps.agents.models import RunTrigger
+    from apps.agents.runs import run_start
+
+    try:
+        start = time.perf_counter()
+        run = run_start(config=config, trigger=RunTrigger.MANUAL, enqueue=False)
+        result["run"] = run_execute(run_id=run.id)
+        result["seconds"] = time.perf_counter() - start
+    finally:
+        connection.close()
+
+
+async def main(options: argparse.Namespace) -> None:
+    import logging
+
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+
+    from apps.agents.models import LocalAgentConfig, OutboxItem
+    from apps.assistant.testing.scripted_openai import ScriptedOpenAI, tool_call
+    from apps.devices.client import DeviceClient, LocalStore
+
+    ((user_id, token),) = await sync_to_async(make_users)(1, prefix="agentbench")
+    folder = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+    for i in range(options.files):
+        body = f"Follow up file {i}\n"
+        (folder / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
+
+    def one_task(body: dict) -> object:
+        text = body["messages"][-1]["content"]
+        line = next(x for x in text.splitlines() if x.startswith("Follow up"))
+        return tool_call("propose_new_items", {"tasks": [{"title": line}]})
+
+    for name in ("httpx", "httpx2"):  # one log line per extraction call otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
+    llm = ScriptedOpenAI().start()
+    llm.fallback = one_task
+    settings.OPENAI_API_KEY = "sk-bench"
+    settings.OPENAI_BASE_URL = llm.base_url
+    settings.ASSISTANT_LLM_TIMEOUT = 30.0
+    settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
+    settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
+
+    port = free_port()
+    server = start_server("uvicorn", port)
+    store_path = folder / "device.sqlite3"
+    client = DeviceClient(
+        f"ws://127.0.0.1:{port}/api/v1/ws/device", token, device_id="bench-laptop", store=LocalStore(str(store_path))
+    )
+    try:
+        await client.connect()
+        await asyncio.sleep(0.5)  # the hello is recorded by the server asynchronously
+        window = settings.AGENTS_DELIVERY_CONCURRENCY
+        await raw_inserts(user_id=user_id, device_id=client.device_id, n=50, window=1)  # warm up
+        raw_serial = await raw_inserts(user_id=user_id, device_id=client.device_id, n=options.files, window=1)
+        raw_window = await raw_inserts(user_id=user_id, device_id=client.device_id, n=options.files, window=window)
+
+        config = await sync_to_async(LocalAgentConfig.objects.create)(
+            user_id=user_id,
+            name="bench",
+            device_id=client.device_id,
+            directory_paths=[str(folder)],
+            file_extensions=[".md"],
+            data_types=["tasks"],
+            prompt_template="Each file is a follow-up task.",
+        )
+        result: dict = {}
+        await asyncio.to_thread(agent_run, config=config, result=result)
+        run = result["run"]
+        seconds = result["seconds"]
+        (suggested,) = client.store.db.execute('SELECT count(*) FROM tasks WHERE "isAiSuggested" = 1').fetchone()
+        llm_calls = len(llm.chat_requests())
+    finally:
+        await client.close()
+        stop(server)
+        llm.stop()
+        await sync_to_async(OutboxItem.objects.filter(user_id=user_id).delete)()
+        await sync_to_async(LocalAgentConfig.objects.filter(user_id=user_id).delete)()
+
+    raw_serial_rate = options.files / raw_serial
+    raw_window_rate = options.files / raw_window
+    agent_rate = run.items_created / seconds
+    print(f"files: {options.files} files of {options.size} B; status {run.status}, errors {run.errors[:3]}")
+    print(
+        f"agent run: {run.items_created} rows in {seconds:.2f} s = {agent_rate:.0f} rows/s "
+        f"({llm_calls} extraction calls, {suggested} suggested rows on the device)"
+    )
+    print(f"raw call_device inserts, 1 in flight: {raw_serial_rate:.0f} rows/s")
+    print(f"raw call_device inserts, {window} in flight: {raw_window_rate:.0f} rows/s")
+    print(f"ratio agent / raw (1 in flight): {agent_rate / raw_serial_rate:.2f}")
+    print(f"ratio agent / raw ({window} in flight): {agent_rate / raw_window_rate:.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=10 * 1024)
+    options = parser.parse_args()
+    setup_django(migrate=True)
+    from django.core.management import call_command
+
+    for app in ("accounts", "agents"):  # every migration of the apps this benchmark touches
+        call_command("migrate", app, verbosity=0)
+    asyncio.run(main(options))
