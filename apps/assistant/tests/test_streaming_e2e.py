@@ -156,7 +156,12 @@ async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices
     frames = await floating(client, "status?", {"type": "project", "id": project["id"]})
 
     # then
-    assert frames[0] == {"type": "floating_domain", "request_id": frames[0]["request_id"], "domain": "projects"}
+    assert frames[0] == {
+        "type": "floating_domain",
+        "request_id": frames[0]["request_id"],
+        "seq": 1,
+        "domain": "projects",
+    }
     assert streamed_text(frames) == "It is an active project."
 
 
