@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.permissions import RequiresVerifiedEmail
 from apps.billing.permissions import RequiresFeature
 from apps.billing.tiers import Feature
 from apps.core.errors import ApplicationError, NotFoundError
@@ -397,6 +398,8 @@ class DeveloperVersionSubmitApi(APIView):
 
 class DeveloperConnectApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
+    # Payouts go to whoever controls the account's address: it must be verified first.
+    permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
 
     class OutputSerializer(serializers.Serializer):
         account_id = serializers.CharField()

@@ -81,7 +81,7 @@ def stored_blobs(location: Path) -> list[Path]:
 
 @pytest.fixture
 def developer(make_user):
-    return make_user("dev@example.com")
+    return make_user("dev@example.com", email_verified=True)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ from apps.marketplace.models import (
     RevenueEvent,
 )
 
+from .conftest import client_for
+
 pytestmark = pytest.mark.django_db
 
 PRICE = 999  # fee 300 (299.7 rounded half up), developer 699
@@ -241,3 +243,16 @@ def test_the_webhook_endpoint_billing_creates_subscribes_to_the_payment_events(f
     [(_, _, params)] = [r for r in fake_stripe.requests if r[:2] == ("POST", "/v1/webhook_endpoints")]
     assert {"payment_intent.succeeded", "charge.refunded", "charge.dispute.created"} <= set(params["enabled_events"])
     assert "customer.subscription.updated" in params["enabled_events"]
+
+
+def test_connect_onboarding_needs_a_verified_address(make_user, fake_stripe):
+    # given a developer who has not verified their e-mail address
+    unverified = client_for(make_user("unverified-dev@example.com"))
+
+    # when they ask for a payout account
+    response = unverified.post("/api/v1/plugins/developer/connect")
+
+    # then they are told to verify first, and no Stripe account is created
+    assert response.status_code == 403
+    assert response.json()["code"] == "email_not_verified"
+    assert fake_stripe.count("POST", "/v1/accounts") == 0
