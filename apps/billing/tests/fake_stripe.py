@@ -16,9 +16,11 @@ import json
 import re
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+from apps.core.testing.loopback_http import LoopbackHttpServer
 
 _ids = itertools.count(1)
 
@@ -60,7 +62,7 @@ def sign(payload: str, secret: str, *, timestamp: int | None = None) -> str:
     return f"t={timestamp},v1={digest}"
 
 
-class FakeStripe:
+class FakeStripe(LoopbackHttpServer):
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, dict]] = {
             kind: {}
@@ -80,22 +82,7 @@ class FakeStripe:
         self._idempotent: dict[str, dict] = {}
         self.lock = threading.Lock()
         self.fail_next: int | None = None  # an HTTP status to answer the next request with
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeStripe:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(self._handler_class())
 
     def count(self, method: str, path: str) -> int:
         return sum(1 for m, p, _ in self.requests if m == method and p == path)

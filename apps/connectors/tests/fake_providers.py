@@ -21,9 +21,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from apps.core.testing.loopback_http import LoopbackHttpServer
 
 _counter = itertools.count(1)
 
@@ -123,7 +125,7 @@ class FakeState:
     chat_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-class FakeProviders:
+class FakeProviders(LoopbackHttpServer):
     def __init__(self) -> None:
         self.state = FakeState()
         self.lock = threading.Lock()
@@ -135,22 +137,7 @@ class FakeProviders:
         self.rotate_refresh_tokens = True
         self.granted_scope: str | None = None  # what the user left selected on the consent page
         self.delta_rounds: dict[str, tuple[str, list[dict[str, Any]], int]] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeProviders:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(self._handler_class())
 
     # --- test helpers -------------------------------------------------------------------
 

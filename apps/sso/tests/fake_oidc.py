@@ -9,37 +9,23 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import jwt
 
+from apps.core.testing.loopback_http import LoopbackHttpServer
 
-class FakeOidcProvider:
+
+class FakeOidcProvider(LoopbackHttpServer):
     def __init__(self, *, client_id: str, subject: str, email: str, email_verified: bool = True) -> None:
         self.client_id = client_id
         self.identity = {"sub": subject, "email": email, "email_verified": email_verified}
         self.codes: dict[str, str] = {}  # authorization code → the redirect_uri it was issued for
         self.requests: list[tuple[str, str]] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def start(self) -> FakeOidcProvider:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(self._handler_class())
 
     def configuration(self) -> dict[str, Any]:
         return {
