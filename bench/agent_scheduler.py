@@ -36,7 +36,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, unquote
+
+from bench_db import database_create, database_drop, server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,37 +49,8 @@ TICK_SECONDS = 10
 TICK_PHASE = 3.7  # beat ticks are not aligned to the minute
 
 
-def _server_url(dbname: str) -> str:
-    from adiuva import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.start_postgres(keep_running=True)
-    return base.rsplit("/", 1)[0] + "/" + quote(dbname)
-
-
-def _admin_connect():
-    import psycopg
-
-    netloc = _server_url("postgres").split("://", 1)[1].rsplit("/", 1)[0]
-    user, _, host = netloc.rpartition("@")
-    return psycopg.connect(host=unquote(host), user=unquote(user) or "postgres", dbname="postgres", autocommit=True)
-
-
-def _create_database() -> None:
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def _setup_django() -> None:
-    os.environ["DATABASE_URL"] = _server_url(BENCH_DB)
+    os.environ["DATABASE_URL"] = server_url(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
     os.environ.setdefault("ADIUVA_TEST_RUN", "bench_agents")  # its own Redis databases (broker)
     import django
@@ -359,7 +331,7 @@ def main() -> None:
     from adiuva import embedded
 
     embedded.ensure_environment()
-    _create_database()
+    database_create(BENCH_DB)
     _setup_django()
     try:
         peak_at = dt.datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -435,7 +407,7 @@ def main() -> None:
         )
         _purge_broker()
     finally:
-        _drop_database()
+        database_drop(BENCH_DB)
 
 
 if __name__ == "__main__":

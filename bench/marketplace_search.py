@@ -33,7 +33,8 @@ import random
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote
+
+from bench_db import database_create, database_drop, server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -131,37 +132,8 @@ def _vocabulary(rng: random.Random) -> tuple[list[str], list[float]]:
     return words, cumulative
 
 
-def _server_url(dbname: str) -> str:
-    from adiuva import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.start_postgres(keep_running=True)
-    return base.rsplit("/", 1)[0] + "/" + quote(dbname)
-
-
-def _admin_connect():
-    import psycopg
-
-    netloc = _server_url("postgres").split("://", 1)[1].rsplit("/", 1)[0]
-    user, _, host = netloc.rpartition("@")
-    return psycopg.connect(host=unquote(host), user=unquote(user) or "postgres", dbname="postgres", autocommit=True)
-
-
-def _create_database() -> None:
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
-def _drop_database() -> None:
-    from django.db import connections
-
-    connections.close_all()
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
 def _setup_django() -> None:
-    os.environ["DATABASE_URL"] = _server_url(BENCH_DB)
+    os.environ["DATABASE_URL"] = server_url(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
     import django
 
@@ -341,12 +313,12 @@ def main() -> None:
     parser.add_argument("--per-row-reps", type=int, default=1)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    _create_database()
+    database_create(BENCH_DB)
     _setup_django()
     try:
         run(args.plugins, args.reps, args.per_row_reps, args.seed)
     finally:
-        _drop_database()
+        database_drop(BENCH_DB)
 
 
 if __name__ == "__main__":

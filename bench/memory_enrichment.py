@@ -54,7 +54,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import quote, unquote
+
+from bench_db import database_create, database_drop, server_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -66,41 +67,15 @@ TOPICS_PER_USER = 20
 NOISE = 0.7  # uniform noise scale relative to the topic's; cos(same topic) ~ 1 / (1 + NOISE^2)
 
 
-def _server_url(dbname: str) -> str:
-    from adiuva import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.start_postgres(keep_running=True)
-    return base.rsplit("/", 1)[0] + "/" + quote(dbname)
-
-
-def _admin_connect():
-    import psycopg
-
-    # postgres://USER@HOST/DB with HOST a URL-quoted socket directory (or a host name)
-    netloc = _server_url("postgres").split("://", 1)[1].rsplit("/", 1)[0]
-    user, _, host = netloc.rpartition("@")
-    return psycopg.connect(host=unquote(host), user=unquote(user) or "postgres", dbname="postgres", autocommit=True)
-
-
-def _create_database() -> None:
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-
-
 def _drop_database() -> None:
-    from django.db import connections
-
     from apps.accounts.keys import _fernet_for
 
-    connections.close_all()
-    _fernet_for.cache_clear()
-    with _admin_connect() as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
+    _fernet_for.cache_clear()  # keys of the dropped database's users must not be reused
+    database_drop(BENCH_DB)
 
 
 def _setup_django() -> None:
-    os.environ["DATABASE_URL"] = _server_url(BENCH_DB)
+    os.environ["DATABASE_URL"] = server_url(BENCH_DB)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
     import django
 
@@ -339,7 +314,7 @@ def main() -> None:
     _setup_django()
     try:
         for users, per_user in scenarios:
-            _create_database()  # a fresh database per scenario
+            database_create(BENCH_DB)  # a fresh database per scenario
             run_scenario(
                 users,
                 per_user,
