@@ -14,7 +14,7 @@ from apps.agents.tasks import agent_run_execute
 from apps.assistant.testing.scripted_openai import failure
 from apps.connectors.models import GrantStatus, OAuthGrant
 from apps.connectors.tests.conftest import connect, fake, provider_settings  # noqa: F401
-from apps.connectors.tests.fake_providers import gmail_message
+from apps.connectors.tests.fake_providers import gmail_message, graph_time
 
 from .conftest import document_of, in_worker_thread, outbox, propose, rows, start_run, wait_until
 
@@ -150,3 +150,39 @@ async def test_the_cursor_stays_when_a_message_could_not_be_extracted_and_a_reru
     assert (second.status, second.items_created) == (RunStatus.SUCCESS, 1)
     assert sorted(t["title"] for t in rows(client)) == ["Book the kickoff", "Send the March invoice"]
     assert (await sync_to_async(CloudAgentConfig.objects.get)(id=gmail_config.id)).sync_cursor
+
+
+@pytest.fixture
+def outlook_config(user, connect, fake):  # noqa: F811
+    connect(user, "outlook")
+    for n, subject in enumerate(["Review the storyboard", "Call the printer"]):
+        fake.state.outlook_folders["inbox"].append(
+            {
+                "id": f"AAMkRun{n}",
+                "subject": subject,
+                "from": {"emailAddress": {"name": "Carla", "address": "carla@client.example"}},
+                "receivedDateTime": graph_time(NOW - timedelta(hours=3 - n)),
+                "body": {"contentType": "text", "content": f"Could you {subject.lower()}?"},
+                "webLink": f"https://outlook.office365.com/owa/?ItemID=AAMkRun{n}",
+                "isDraft": False,
+            }
+        )
+    return CloudAgentConfig.objects.create(
+        user=user, name="Outlook", provider="outlook", data_types=["tasks"], prompt_template="Requests are tasks."
+    )
+
+
+async def test_outlook_mail_becomes_suggested_tasks_through_graph(devices, user, llm, outlook_config):
+    # given an online device and two new mails in the Outlook inbox (Graph, stubbed at the HTTP boundary)
+    client = await devices(user)
+    llm.fallback = task_per_subject
+
+    # when the run executes
+    run = await execute_task(await start_run(outlook_config))
+
+    # then each mail became a suggested task on the device and the delta cursor was kept
+    assert sorted(t["title"] for t in rows(client)) == ["Call the printer", "Review the storyboard"]
+    assert {(t["isAiSuggested"], t["isApproved"]) for t in rows(client)} == {(1, 0)}
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.SUCCESS, 2, 2)
+    config = await sync_to_async(CloudAgentConfig.objects.get)(id=outlook_config.id)
+    assert config.sync_cursor
