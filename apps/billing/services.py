@@ -56,7 +56,7 @@ WEBHOOK_EVENTS = [
 ]
 
 
-def _api_key() -> str:
+def stripe_api_key() -> str:
     if not billing_configured():
         raise ApplicationError(
             BillingErrorCode.BILLING_NOT_CONFIGURED,
@@ -67,7 +67,7 @@ def _api_key() -> str:
 
 
 @contextmanager
-def _stripe_errors() -> Iterator[None]:
+def stripe_errors() -> Iterator[None]:
     """Turn a failed Stripe call into a 502 with a stable code (the cause goes to the log)."""
     try:
         yield
@@ -84,21 +84,21 @@ def _stripe_errors() -> Iterator[None]:
 
 def customer_get_or_create(*, user: User) -> Customer:
     """The user's Stripe customer, created once and linked as dj-stripe's subscriber."""
-    api_key = _api_key()
+    api_key = stripe_api_key()
     with transaction.atomic():
         # Two racing checkouts of one user must not create two customers: serialise on the user.
         User.objects.select_for_update().only("pk").get(pk=user.pk)
         existing = customer_for_user(user=user)
         if existing is not None:
             return existing
-        with _stripe_errors():
+        with stripe_errors():
             customer, _ = Customer.get_or_create(subscriber=user, livemode=settings.STRIPE_LIVE_MODE, api_key=api_key)
     return customer
 
 
 def checkout_session_create(*, user: User, tier: str, seats: int = 1) -> str:
     """Start Stripe Checkout for a paid tier; returns the URL the client opens."""
-    api_key = _api_key()
+    api_key = stripe_api_key()
     if tier not in tiers.PAID_TIERS:
         raise ApplicationError(
             BillingErrorCode.PLAN_NOT_AVAILABLE, f"'{tier}' is not a plan that can be bought.", status=400
@@ -125,7 +125,7 @@ def checkout_session_create(*, user: User, tier: str, seats: int = 1) -> str:
         )
     customer = customer_get_or_create(user=user)
     metadata = {"adiuva_user": str(user.pk), tiers.TIER_METADATA_KEY: tier}
-    with _stripe_errors():
+    with stripe_errors():
         session = stripe.checkout.Session.create(
             api_key=api_key,
             mode="subscription",
@@ -142,13 +142,13 @@ def checkout_session_create(*, user: User, tier: str, seats: int = 1) -> str:
 
 def portal_session_create(*, user: User) -> str:
     """A Stripe customer-portal link for plan changes, seats and card updates."""
-    api_key = _api_key()
+    api_key = stripe_api_key()
     customer = customer_for_user(user=user)
     if customer is None:
         raise ApplicationError(
             BillingErrorCode.NO_CUSTOMER, "There is no billing account yet; subscribe to a plan first.", status=409
         )
-    with _stripe_errors():
+    with stripe_errors():
         session = stripe.billing_portal.Session.create(
             api_key=api_key, customer=customer.id, return_url=settings.BILLING_PORTAL_RETURN_URL
         )
@@ -157,11 +157,11 @@ def portal_session_create(*, user: User) -> str:
 
 def subscription_cancel(*, user: User) -> Subscription:
     """Cancel at the end of the paid period; the tier stays until Stripe ends the subscription."""
-    api_key = _api_key()
+    api_key = stripe_api_key()
     subscription = entitlement_for_user(user=user).subscription
     if subscription is None:
         raise NotFoundError("Subscription")
-    with _stripe_errors():
+    with stripe_errors():
         data = stripe.Subscription.modify(subscription.id, api_key=api_key, cancel_at_period_end=True)
         return Subscription.sync_from_stripe_data(data, api_key=api_key)
 
@@ -214,7 +214,7 @@ def user_tier_sync(*, user: User) -> User:
 
 def subscription_refresh(*, subscription_id: str) -> Subscription | None:
     """Re-read one subscription from Stripe into dj-stripe (current state, not an event's copy)."""
-    api_key = _api_key()
+    api_key = stripe_api_key()
     try:
         data = Subscription(id=subscription_id).api_retrieve(api_key=api_key)
     except stripe.InvalidRequestError as exc:
@@ -295,10 +295,10 @@ def stripe_plans_sync(*, currency: str | None = None) -> list[PlanSyncResult]:
     Products have fixed ids (``adiuva_<tier>``); prices are found by lookup key. A price whose
     amount changed is replaced by a new one that takes over the lookup key; the old one is archived.
     """
-    api_key = _api_key()
+    api_key = stripe_api_key()
     currency = (currency or settings.BILLING_CURRENCY).lower()
     results = []
-    with _stripe_errors():
+    with stripe_errors():
         for tier in tiers.PAID_TIERS:
             product_id = f"adiuva_{tier}"
             name = f"Adiuva {Tier(tier).label}"
@@ -357,7 +357,7 @@ def webhook_endpoint_create(*, base_url: str, contract_path: bool = False) -> We
     """
     from django.urls import reverse
 
-    api_key = _api_key()
+    api_key = stripe_api_key()
     djstripe_uuid = uuid.uuid4()
     path = (
         reverse("billing-webhook")
@@ -368,7 +368,7 @@ def webhook_endpoint_create(*, base_url: str, contract_path: bool = False) -> We
     existing = WebhookEndpoint.objects.filter(url=url, livemode=settings.STRIPE_LIVE_MODE).first()
     if existing is not None and existing.secret:
         return existing
-    with _stripe_errors():
+    with stripe_errors():
         data = stripe.WebhookEndpoint.create(
             api_key=api_key,
             url=url,
@@ -380,8 +380,8 @@ def webhook_endpoint_create(*, base_url: str, contract_path: bool = False) -> We
 
 def webhook_endpoint_adopt(*, endpoint_id: str, secret: str) -> WebhookEndpoint:
     """Keep an endpoint made elsewhere (dashboard, ``stripe listen``) with the secret shown there."""
-    api_key = _api_key()
-    with _stripe_errors():
+    api_key = stripe_api_key()
+    with stripe_errors():
         data = stripe.WebhookEndpoint.retrieve(endpoint_id, api_key=api_key)
         endpoint = WebhookEndpoint.sync_from_stripe_data(data, api_key=api_key)
     endpoint.secret = secret
@@ -415,7 +415,7 @@ def webhook_receive(*, request: Any, endpoint_uuid: uuid.UUID | None = None) -> 
     """
     from djstripe.models import WebhookEventTrigger
 
-    _api_key()
+    stripe_api_key()
     signature = request.headers.get("Stripe-Signature")
     if not signature:
         raise ApplicationError(

@@ -20,9 +20,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.billing.services import _api_key as stripe_api_key
-from apps.billing.services import _stripe_errors as stripe_errors
-from apps.billing.services import customer_get_or_create
+from apps.billing.services import customer_get_or_create, stripe_api_key, stripe_errors
 from apps.core.errors import ApplicationError
 
 from .error_codes import MarketplaceErrorCode
