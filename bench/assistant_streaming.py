@@ -212,12 +212,7 @@ def main() -> None:
     parser.add_argument("--pace-ms", type=float, default=2.0)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    device_common.setup_django()
-    device_common._ensure_database()
-    from django.core.management import call_command
-
-    call_command("migrate", "memory", verbosity=0)
-    call_command("migrate", "devices", verbosity=0)
+    device_common.setup_django(migrate=True)
     asyncio.run(measure(args))
 
 

@@ -1,7 +1,7 @@
 """Shared plumbing of the device benchmarks: settings, a private database, users, server processes.
 
 Benchmarks use the test settings with ADIUVA_TEST_RUN=devbench (private Redis databases) and their
-own PostgreSQL database ``adiuva_devbench`` (only the devices app and its dependencies migrated).
+own PostgreSQL database ``adiuva_devbench`` (every app migrated: a device's hello reaches the agents' outbox).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def setup_django(*, migrate: bool = False) -> None:
         _ensure_database()
         from django.core.management import call_command
 
-        call_command("migrate", "devices", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def _ensure_database() -> None:
