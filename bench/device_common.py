@@ -14,10 +14,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The checkout whose code is measured: this one, or another (e.g. a worktree of an older commit)
+# named by ADIUVA_BENCH_CODE, so old and new code run side by side under the same harness.
+CODE_ROOT = Path(os.environ.get("ADIUVA_BENCH_CODE") or ROOT).resolve()
 BENCH_DB = "adiuva_devbench"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
 os.environ.setdefault("ADIUVA_TEST_RUN", "devbench")
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(CODE_ROOT))
 
 
 def setup_django(*, migrate: bool = False) -> None:
@@ -72,7 +75,7 @@ def start_server(kind: str, port: int, *, env: dict | None = None) -> subprocess
     """Start bench/device_server.py (uvicorn or daphne) and wait until it accepts connections."""
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "bench" / "device_server.py"), kind, str(port)],
-        cwd=str(ROOT),
+        cwd=str(CODE_ROOT),
         env={**os.environ, **(env or {})},
     )
     deadline = time.monotonic() + 60

@@ -1,11 +1,20 @@
 """Tool-call round trip, as a ratio of a raw ``websockets`` echo round trip measured in the same run.
 
-    .venv/bin/python bench/device_roundtrip.py [--n 2000] [--servers uvicorn,daphne]
+    .venv/bin/python bench/device_roundtrip.py [--n 2000] [--servers uvicorn,daphne] [--old PATH]
 
 For each server: (1) from the socket's own process (a handler timing ``call_device`` on the
-server's loop), (2) from a separate process through the channel layer (Redis). The device is the
-reference client (it runs a real SQLite ``get`` per call). Also measures the thread hop Channels
-4.2+ adds before every handler (``aclose_old_connections``), which the consumer skips.
+server's loop), as a ratio of the raw echo measured by this harness just before; (2) from a
+separate process (how Celery workers and other web processes call devices), which alternates one
+raw echo round trip and one ``call_device`` so both see the same machine load, and reports the
+ratio of the two. The device is the reference client (it runs a real SQLite ``get`` per call).
+Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
+which the consumer skips.
+
+``--old PATH`` measures the same on another checkout (``git worktree add /tmp/old <commit>``)
+under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE).
+
+Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; ratios are the
+meaningful part), uvicorn, n=2000, see the README's realtime section for the table.
 """
 
 from __future__ import annotations
@@ -20,9 +29,11 @@ import time
 
 from device_common import ROOT, free_port, make_users, percentile, setup_django, start_server, stop
 
+CALL = {"type": "tool_call", "id": "0" * 32, "action": "get", "table": "tasks", "data": {"id": "x"}}
 
-async def echo_baseline(n: int) -> list[float]:
-    """Round trip of a tool_call-sized JSON frame to a raw websockets echo server in another process."""
+
+def start_echo_server() -> tuple[subprocess.Popen, int]:
+    """A raw websockets echo server in its own process: the floor of any socket round trip."""
     port = free_port()
     code = (
         "import asyncio, websockets\n"
@@ -32,29 +43,34 @@ async def echo_baseline(n: int) -> list[float]:
         f"    async with websockets.serve(echo, '127.0.0.1', {port}): await asyncio.Future()\n"
         "asyncio.run(main())\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])  # noqa: ASYNC220  (started once, before timing)
+    return subprocess.Popen([sys.executable, "-c", code]), port
+
+
+async def connect_echo(port: int):
     import websockets
 
-    try:
-        for _ in range(100):
-            try:
-                ws = await websockets.connect(f"ws://127.0.0.1:{port}")
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        call = {"type": "tool_call", "id": "0" * 32, "action": "get", "table": "tasks", "data": {"id": "x"}}
-        frame = json.dumps(call)
-        samples = []
-        for _ in range(n + 100):
-            start = time.perf_counter()
-            await ws.send(frame)
-            json.loads(await ws.recv())
-            samples.append(time.perf_counter() - start)
-        await ws.close()
-        return samples[100:]
-    finally:
-        proc.terminate()
-        proc.wait()
+    for _ in range(100):
+        try:
+            return await websockets.connect(f"ws://127.0.0.1:{port}")
+        except OSError:
+            await asyncio.sleep(0.1)
+    raise RuntimeError("echo server did not start")
+
+
+async def echo_once(ws, frame: str) -> float:
+    start = time.perf_counter()
+    await ws.send(frame)
+    json.loads(await ws.recv())
+    return time.perf_counter() - start
+
+
+async def echo_baseline(port: int, n: int) -> list[float]:
+    """Round trip of a tool_call-sized JSON frame to the raw echo server."""
+    ws = await connect_echo(port)
+    frame = json.dumps(CALL)
+    samples = [await echo_once(ws, frame) for _ in range(n + 100)]
+    await ws.close()
+    return samples[100:]
 
 
 async def thread_hop_cost(n: int) -> float:
@@ -69,23 +85,25 @@ async def thread_hop_cost(n: int) -> float:
     return (time.perf_counter() - start) / n
 
 
-async def measure_server(kind: str, n: int, user_id: str, token: str) -> dict[str, list[float]]:
+async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port: int, code: str | None) -> dict:
     from apps.devices.client import DeviceClient
 
     port = free_port()
-    proc = start_server(kind, port)
+    env = {"ADIUVA_BENCH_CODE": code} if code else {}
+    proc = start_server(kind, port, env=env)
     try:
         client = DeviceClient(f"ws://127.0.0.1:{port}/api/v1/ws/device", token, device_id=f"bench-{kind}")
         await client.connect()
         await asyncio.sleep(0.5)  # hello recorded
-        # (1) from the socket's own process
+        # (1) from the socket's own process, beside the raw echo measured just before
+        echo = await echo_baseline(echo_port, n)
         local: list[float] = []
         async for frame in client.home_request(f"roundtrip {n + 100}"):
             if frame["type"] == "stream_text":
                 local = json.loads(frame["chunk"])[100:]
             elif frame["type"] == "error":
                 raise RuntimeError(frame)
-        # (2) from another process, through the channel layer
+        # (2) from another process, alternating raw echo and call_device
         caller = await asyncio.create_subprocess_exec(
             sys.executable,
             str(ROOT / "bench" / "device_roundtrip.py"),
@@ -93,53 +111,75 @@ async def measure_server(kind: str, n: int, user_id: str, token: str) -> dict[st
             user_id,
             client.device_id,
             str(n + 100),
+            str(echo_port),
             stdout=subprocess.PIPE,
-            env=os.environ.copy(),
+            env={**os.environ, **env},
         )
         out, _ = await caller.communicate()
-        remote = json.loads(out.decode().strip().splitlines()[-1])[100:]
+        remote = json.loads(out.decode().strip().splitlines()[-1])
         await client.close()
-        return {"local": local, "remote": remote}
+        return {
+            "echo": echo,
+            "local": local,
+            "remote_echo": remote["echo"][100:],
+            "remote": remote["call"][100:],
+        }
     finally:
         stop(proc)
 
 
-async def remote_caller(user_id: str, device_id: str, n: int) -> None:
+async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int) -> None:
     from apps.devices.services import call_device
 
-    samples = []
+    ws = await connect_echo(echo_port)
+    frame = json.dumps(CALL)
+    echo, calls = [], []
     for _ in range(n):
+        echo.append(await echo_once(ws, frame))
         start = time.perf_counter()
         await call_device(user_id=user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
-        samples.append(time.perf_counter() - start)
-    print(json.dumps(samples))
+        calls.append(time.perf_counter() - start)
+    await ws.close()
+    print(json.dumps({"echo": echo, "call": calls}))
 
 
-def fmt(samples: list[float], base50: float, base99: float) -> str:
+def fmt(samples: list[float], baseline: list[float]) -> str:
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
-    return f"p50 {p50 * 1e3:7.3f} ms ({p50 / base50:5.1f}x)   p99 {p99 * 1e3:7.3f} ms ({p99 / base99:5.1f}x)"
+    b50, b99 = percentile(baseline, 50), percentile(baseline, 99)
+    return (
+        f"p50 {p50 * 1e3:7.3f} ms ({p50 / b50:5.1f}x echo {b50 * 1e3:.3f})   "
+        f"p99 {p99 * 1e3:7.3f} ms ({p99 / b99:5.1f}x echo {b99 * 1e3:.3f})"
+    )
 
 
 async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
-    echo = await echo_baseline(args.n)
-    b50, b99 = percentile(echo, 50), percentile(echo, 99)
-    print(f"baseline raw websockets echo: p50 {b50 * 1e3:.3f} ms  p99 {b99 * 1e3:.3f} ms  (n={args.n})")
-    hop = await thread_hop_cost(2000)
-    print(f"Channels' per-handler close_old_connections hop: {hop * 1e3:.3f} ms each ({hop / b50:.1f}x echo p50)")
-    for kind in args.servers.split(","):
-        result = await measure_server(kind, args.n, user_id, token)
-        print(f"{kind:8s} call_device, socket's own process : {fmt(result['local'], b50, b99)}")
-        print(f"{kind:8s} call_device, other process (Redis): {fmt(result['remote'], b50, b99)}")
+    echo_proc, echo_port = start_echo_server()
+    try:
+        echo = await echo_baseline(echo_port, args.n)
+        print(f"raw websockets echo: p50 {percentile(echo, 50) * 1e3:.3f} ms  p99 {percentile(echo, 99) * 1e3:.3f} ms")
+        hop = await thread_hop_cost(2000)
+        print(f"Channels' per-handler close_old_connections hop: {hop * 1e3:.3f} ms each")
+        codes = [("new", None)] + ([("old", str(args.old))] if args.old else [])
+        for kind in args.servers.split(","):
+            for label, code in codes:
+                result = await measure_server(kind, args.n, user_id, token, echo_port, code)
+                name = f"{kind} {label}"
+                print(f"{name:12s} call_device, socket's own process : {fmt(result['local'], result['echo'])}")
+                print(f"{name:12s} call_device, other process        : {fmt(result['remote'], result['remote_echo'])}")
+    finally:
+        echo_proc.terminate()
+        echo_proc.wait()
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--caller":
         setup_django()
-        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--n", type=int, default=2000)
         parser.add_argument("--servers", default="uvicorn,daphne")
+        parser.add_argument("--old", help="another checkout to measure beside this one (e.g. a worktree of main~1)")
         setup_django(migrate=True)
         [(uid, access)] = make_users(1, prefix="roundtrip")
         asyncio.run(main(parser.parse_args(), uid, access))

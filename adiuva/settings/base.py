@@ -332,6 +332,8 @@ DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
 DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
 DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# Tool calls one socket may have in flight; the next one is answered device_busy.
+DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.
 DEVICE_STREAM_RETAIN_SECONDS = env.int("DEVICE_STREAM_RETAIN_SECONDS", default=120)
 DEVICE_STREAM_RETAIN_PER_USER = env.int("DEVICE_STREAM_RETAIN_PER_USER", default=32)

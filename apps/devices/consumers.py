@@ -31,10 +31,10 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 from . import connections, handlers, presence_flusher, services, streams
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
-from .errors import DeviceDisconnectedError, DeviceLimitError, DeviceTimeoutError, DeviceToolError
+from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceLimitError, DeviceTimeoutError, DeviceToolError
 from .frames import DeviceHello, ToolCall, ToolResult, is_incoming_type, outgoing_json, parse_incoming, parse_json
 from .middleware import authenticate
-from .node import loop_node
+from .node import MSG_FAILED, MSG_RESULT, loop_node, node_publish, register_message_handler
 from .pending_calls import PendingCalls
 from .presence import SessionState, device_connect, device_disconnect
 from .presence_index import presence_announce, presence_withdraw
@@ -258,14 +258,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     def _fail_pending(self) -> None:
         for waiter in self.pending.fail_all(DeviceDisconnectedError()):
-            self._reply_later(waiter.reply_channel, _failure(DeviceDisconnectedError(), waiter.call_id))
-
-    def _reply_later(self, reply_channel: str, message: dict) -> None:
-        async def reply() -> None:
-            with contextlib.suppress(Exception):
-                await self.channel_layer.send(reply_channel, message)
-
-        _keep(asyncio.ensure_future(reply()))  # not a socket task: it must outlive the teardown
+            # Not a socket task: the answer must outlive the teardown.
+            _keep(asyncio.ensure_future(_answer(waiter.reply_to, _failure(DeviceDisconnectedError(), waiter.call_id))))
 
     # --- sending ------------------------------------------------------------------------
 
@@ -519,6 +513,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         """A tool call from this event loop: send, then await the future the result resolves."""
         if not self.accepting_calls:
             raise DeviceDisconnectedError()
+        if len(self.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
+            raise DeviceBusyError()
         future = self.pending.add_local(call.id, deadline=time.time() + timeout)
         try:
             await self.send_frame(call)
@@ -532,14 +528,29 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         return result.payload()
 
     async def _on_tool_result(self, result: ToolResult) -> None:
-        reply_channel = self.pending.resolve(result.id, result)
-        if reply_channel is None:
+        reply_to = self.pending.resolve(result.id, result)
+        if reply_to is not None:
+            await _answer(
+                reply_to, {"type": MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
+            )
+
+    async def remote_call(self, message: dict) -> None:
+        """A tool call from another loop or process (services._remote_call); answered on its node."""
+        call, reply_to = message["call"], message["reply_to"]
+        if not self._addressed_to_me(message) or not self.accepting_calls:
+            await _answer(reply_to, _failure(DeviceDisconnectedError(), call["id"]))
             return
-        reply = {"type": services.MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
+        if message["deadline"] <= time.time():
+            return  # the caller has given up already
+        if len(self.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
+            await _answer(reply_to, _failure(DeviceBusyError(), call["id"]))
+            return
+        self.pending.add_remote(call["id"], deadline=message["deadline"], reply_to=reply_to)
         try:
-            await self.channel_layer.send(reply_channel, reply)
-        except ChannelFull:
-            logger.warning("device socket: reply channel full for call %s", result.id)
+            await self.send_frame(ToolCall(**call))
+        except DeviceDisconnectedError:
+            self.pending.forget(call["id"])
+            await _answer(reply_to, _failure(DeviceDisconnectedError(), call["id"]))
 
     # --- channel layer messages (from other processes) ------------------------------------
 
@@ -547,18 +558,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         return message.get("user_id") == self.user_id and message.get("device_id") == self.device_id
 
     async def devices_tool_call(self, message: dict) -> None:
-        call = message["call"]
-        if not self._addressed_to_me(message) or not self.accepting_calls:
-            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError(), call["id"]))
-            return
-        if message["deadline"] <= time.time():
-            return
-        self.pending.add_remote(call["id"], deadline=message["deadline"], reply_channel=message["reply_channel"])
-        try:
-            await self.send_frame(ToolCall(**call))
-        except DeviceDisconnectedError:
-            self.pending.forget(call["id"])
-            await self._answer(message["reply_channel"], _failure(DeviceDisconnectedError(), call["id"]))
+        # Only callers that found the device in the database (no node known) send calls this way.
+        await self.remote_call(message)
 
     async def devices_tool_cancel(self, message: dict) -> None:
         self.pending.forget(message["call_id"])
@@ -582,10 +583,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if message.get("user_id") == self.user_id:
             await self.close_with(message["code"])
 
-    async def _answer(self, reply_channel: str, message: dict) -> None:
-        with contextlib.suppress(ChannelFull):
-            await self.channel_layer.send(reply_channel, message)
-
 
 class _SocketSession:
     """The session a connect handler gets: frames go straight to this socket."""
@@ -605,4 +602,33 @@ class _SocketSession:
 
 
 def _failure(error: ApplicationError, call_id: str) -> dict:
-    return {"type": services.MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+    return {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+
+
+async def _answer(reply_to: str, message: dict) -> None:
+    """Answer a remote caller on its node; a caller that is gone learns nothing (and needs nothing)."""
+    try:
+        await node_publish(reply_to, message)
+    except Exception:
+        logger.warning("device socket: could not answer call %s", message.get("call_id"), exc_info=True)
+
+
+# Tool calls published to this loop's node (services._remote_call) go to the socket they name.
+
+
+async def _on_node_tool_call(message: dict) -> None:
+    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
+    if consumer is None:
+        await _answer(message["reply_to"], _failure(DeviceDisconnectedError(), message["call"]["id"]))
+        return
+    await consumer.remote_call(message)
+
+
+async def _on_node_tool_cancel(message: dict) -> None:
+    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
+    if consumer is not None:
+        consumer.pending.forget(message["call_id"])
+
+
+register_message_handler(services.MSG_TOOL_CALL, _on_node_tool_call)
+register_message_handler(services.MSG_TOOL_CANCEL, _on_node_tool_cancel)

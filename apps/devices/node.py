@@ -1,17 +1,26 @@
-"""This event loop's presence on the channel layer: one reply channel, one liveness key.
+"""This event loop's presence for other processes: a Redis pub/sub channel and a liveness key.
 
-Every loop that calls devices or holds sockets gets a *node*: a channel-layer channel on which
-it receives the answers to its tool calls (dispatched to futures by call id, so a call sets up
-nothing of its own) and other processes' requests to attach to a stream it runs; and a Redis key
-that lives only while the loop does (refreshed every ``DEVICE_NODE_HEARTBEAT`` seconds, expiring
-after ``DEVICE_NODE_TTL``), so a caller waiting on a device held by a dead process notices.
+Every loop that calls devices or holds sockets gets a *node*. Other processes reach it by
+publishing to its channel (``devices:node:<name>``): tool calls for the sockets it holds, the
+answers to the calls it made (resolved to the waiting future by call id, so a call sets up
+nothing of its own), requests to attach to a stream it runs. One subscription per loop, read by
+one task; a publish is a single round trip and tells the sender how many nodes heard it, so a
+call to a node that is gone fails at once. The liveness key lives only while the loop does
+(refreshed every ``DEVICE_NODE_HEARTBEAT`` seconds, expiring after ``DEVICE_NODE_TTL``), so a
+caller waiting on a device held by a process that died mid-call notices within seconds.
+
+Pub/sub delivers at most once: nothing here is retried. A caller that hears nothing learns it
+from the holder's liveness key or its own deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,31 +32,34 @@ from .realtime_redis import loop_redis
 logger = logging.getLogger(__name__)
 
 ALIVE_KEY = "devices:alive:{node}"
+NODE_CHANNEL = "devices:node:{node}"
 
-# Channel-layer message handlers other modules plug in (type → coroutine), e.g. stream attach.
-_message_handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {}
+# The answers to a node's own tool calls; every other message type goes to a registered handler.
+MSG_RESULT = "devices.tool_result"
+MSG_FAILED = "devices.call_failed"
+_REPLY_TYPES = frozenset({MSG_RESULT, MSG_FAILED})
+
+NodeMessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
+_message_handlers: dict[str, NodeMessageHandler] = {}
 
 
-def register_message_handler(message_type: str, handler: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+def register_message_handler(message_type: str, handler: NodeMessageHandler) -> None:
+    """Route node messages of ``message_type`` to ``handler`` (run as a task on the node's loop)."""
     _message_handlers[message_type] = handler
 
 
 class Node:
-    def __init__(self, layer: Any) -> None:
-        self.layer = layer
-        self.channel = ""
+    def __init__(self) -> None:
+        # No spaces: the presence index stores "channel node last_seen".
+        self.name = f"{os.getpid()}-{uuid.uuid4().hex}"
         self.waiters: dict[str, asyncio.Future] = {}
+        self._pubsub: Any = None
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
 
-    @property
-    def name(self) -> str:
-        return self.channel
-
     async def start(self) -> None:
-        # The default prefix on purpose: channels-redis receives every "specific." channel of a layer
-        # instance through one shared list, and a channel under another prefix would starve them.
-        self.channel = await self.layer.new_channel()
+        self._pubsub = loop_redis().pubsub(ignore_subscribe_messages=True)
+        await self._pubsub.subscribe(NODE_CHANNEL.format(node=self.name))
         await self._beat()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -61,6 +73,7 @@ class Node:
         return self
 
     def expect(self, call_id: str) -> asyncio.Future:
+        """A future the answer to call ``call_id`` will resolve (publish it with ``reply_to=self.name``)."""
         future = asyncio.get_running_loop().create_future()
         self.waiters[call_id] = future
         return future
@@ -69,7 +82,7 @@ class Node:
         self.waiters.pop(call_id, None)
 
     async def _beat(self) -> None:
-        await loop_redis().set(ALIVE_KEY.format(node=self.channel), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
+        await loop_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
 
     async def _heartbeat(self) -> None:
         while True:
@@ -82,26 +95,39 @@ class Node:
     async def _receive(self) -> None:
         while True:
             try:
-                message = await self.layer.receive(self.channel)
+                # Blocks without a timeout; redis-py reconnects and subscribes again after a drop.
+                received = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 logger.warning("devices: node receive failed", exc_info=True)
                 await asyncio.sleep(0.1)
                 continue
-            call_id = message.get("call_id")
-            if call_id is not None and call_id in self.waiters:
-                future = self.waiters.pop(call_id)
-                if not future.done():
-                    future.set_result(message)
+            if received is None or received.get("type") != "message":
                 continue
-            handler = _message_handlers.get(message.get("type", ""))
-            if handler is not None:
-                task = asyncio.ensure_future(handler(message))
-                task.add_done_callback(_log_failure)
+            try:
+                message = json.loads(received["data"])
+            except ValueError:
+                logger.warning("devices: node %s dropped an unreadable message", self.name)
+                continue
+            self.dispatch(message)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        message_type = message.get("type", "")
+        if message_type in _REPLY_TYPES:
+            future = self.waiters.pop(message.get("call_id", ""), None)
+            if future is not None and not future.done():
+                future.set_result(message)
+            return  # else late: the caller gave up
+        handler = _message_handlers.get(message_type)
+        if handler is None:
+            logger.warning("devices: node %s has no handler for %r", self.name, message_type)
+            return
+        task = asyncio.ensure_future(handler(message))
+        task.add_done_callback(_log_failure)
 
 
-def _log_failure(task: asyncio.Task) -> None:
+def _log_failure(task: asyncio.Future) -> None:
     if not task.cancelled() and task.exception() is not None:
         logger.error("devices: node message handler failed", exc_info=task.exception())
 
@@ -111,18 +137,26 @@ _nodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Node] = weakref.Wea
 
 async def loop_node() -> Node:
     """The node of the running loop, started on first use."""
-    from .services import loop_layer
-
     loop = asyncio.get_running_loop()
     node = _nodes.get(loop)
     if node is None:
-        node = _nodes[loop] = Node(loop_layer())
+        node = _nodes[loop] = Node()
         try:
             await node.start()
         except BaseException:
             _nodes.pop(loop, None)
             raise
     return await node.ready()
+
+
+def encode(message: dict[str, Any]) -> str:
+    """A node message as published (JSON)."""
+    return json.dumps(message, separators=(",", ":"))
+
+
+async def node_publish(node: str, message: dict[str, Any]) -> int:
+    """Publish ``message`` to ``node``; returns how many subscribers heard it (0: the node is gone)."""
+    return int(await loop_redis().publish(NODE_CHANNEL.format(node=node), encode(message)))
 
 
 async def node_alive(name: str) -> bool:

@@ -1,7 +1,7 @@
 """The tool calls a socket has sent and not yet seen answered, by call id.
 
-A call is either awaited on the socket's own loop (a future) or by a caller elsewhere, reached
-through the channel layer (a reply channel); the table resolves, expires and fails them.
+A call is either awaited on the socket's own loop (a future) or by a caller elsewhere, answered
+on that caller's node (see node.py); the table resolves, expires and fails them.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any, NamedTuple
 class PendingCall:
     deadline: float  # unix time
     future: asyncio.Future | None = None  # a caller on this loop
-    reply_channel: str | None = None  # a caller elsewhere
+    reply_to: str | None = None  # the node of a caller elsewhere
 
 
 class RemoteWaiter(NamedTuple):
     call_id: str
-    reply_channel: str
+    reply_to: str
 
 
 class PendingCalls:
@@ -39,14 +39,14 @@ class PendingCalls:
         self._calls[call_id] = PendingCall(deadline=deadline, future=future)
         return future
 
-    def add_remote(self, call_id: str, *, deadline: float, reply_channel: str) -> None:
-        self._calls[call_id] = PendingCall(deadline=deadline, reply_channel=reply_channel)
+    def add_remote(self, call_id: str, *, deadline: float, reply_to: str) -> None:
+        self._calls[call_id] = PendingCall(deadline=deadline, reply_to=reply_to)
 
     def forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
 
     def resolve(self, call_id: str, result: Any) -> str | None:
-        """Hand ``result`` to a local waiter; return the reply channel of a remote one still in time."""
+        """Hand ``result`` to a local waiter; return the node of a remote one still in time."""
         call = self._calls.pop(call_id, None)
         if call is None:
             return None  # late (the caller gave up) or unknown
@@ -54,7 +54,7 @@ class PendingCalls:
             if not call.future.done():
                 call.future.set_result(result)
             return None
-        return call.reply_channel if call.deadline >= time.time() else None
+        return call.reply_to if call.deadline >= time.time() else None
 
     def fail_all(self, error: BaseException) -> list[RemoteWaiter]:
         """Fail every local waiter with ``error``; return the remote waiters to tell."""
@@ -64,14 +64,14 @@ class PendingCalls:
             if call.future is not None:
                 if not call.future.done():
                     call.future.set_exception(error)
-            elif call.reply_channel is not None:
-                remote.append(RemoteWaiter(call_id, call.reply_channel))
+            elif call.reply_to is not None:
+                remote.append(RemoteWaiter(call_id, call.reply_to))
         return remote
 
     def sweep_expired(self, now: float | None = None) -> int:
         """Drop remote calls past their deadline (their callers gave up); return how many."""
         now = time.time() if now is None else now
-        expired = [cid for cid, call in self._calls.items() if call.reply_channel and call.deadline < now]
+        expired = [cid for cid, call in self._calls.items() if call.reply_to and call.deadline < now]
         for call_id in expired:
             del self._calls[call_id]
         return len(expired)

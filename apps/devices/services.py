@@ -3,7 +3,8 @@
 A call from the event loop that holds the socket goes straight to the consumer; any other
 caller (another server process, a Celery worker, a REST view, another thread) finds the socket's
 channel in the Redis presence index (no database read while it is online) and sends the call over
-the channel layer; while it waits for the answer it checks the holder process's liveness key.
+the holder process's node (Redis pub/sub, see node.py); while it waits for the answer it checks
+the holder's liveness key.
 """
 
 from __future__ import annotations
@@ -35,18 +36,18 @@ from .errors import (
 )
 from .frames import ToolCall, parse_outgoing
 from .models import Device
-from .node import node_alive
-from .presence_index import DeviceLocation, presence_locate
+from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
+from .presence_index import DeviceLocation, presence_locate, presence_publish_to_holder
 from .selectors import device_get_online, device_list_online
 
-# Message types on the channel layer (consumer handlers: devices_tool_call, devices_send_frame...).
+# Messages between processes. Tool calls and their cancels go to the holder's node (node.py), or to
+# the socket's channel when no node is known; the rest go to the socket's channel on the channel
+# layer (consumer handlers devices_send_frame, devices_replaced, devices_close).
 MSG_TOOL_CALL = "devices.tool_call"
 MSG_TOOL_CANCEL = "devices.tool_cancel"
 MSG_SEND_FRAME = "devices.send_frame"
 MSG_REPLACED = "devices.replaced"
 MSG_CLOSE = "devices.close"
-MSG_RESULT = "devices.tool_result"
-MSG_FAILED = "devices.call_failed"
 
 _layers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChannelLayer] = weakref.WeakKeyDictionary()
 
@@ -117,61 +118,106 @@ async def call_device(
     user_id = str(user_id)
     timeout = settings.DEVICE_TOOL_CALL_TIMEOUT if timeout is None else timeout
     call = _build_call(action=action, table=table, data=data, filters=filters, vector=vector, limit=limit)
-    consumer, location = await _locate(user_id=user_id, device_id=device_id)
-    with metrics.tool_call_timer(route="own_process" if consumer is not None else "channel_layer"):
-        if consumer is not None:
+    if device_id is not None:
+        consumer = connections.local_consumer(user_id=user_id, device_id=device_id)
+        location = None  # found (and the call published) in one round trip by _remote_call
+    else:
+        consumer, location = await _locate(user_id=user_id, device_id=None)
+        device_id = location.device_id if location is not None else consumer.device_id
+    if consumer is not None and consumer.accepting_calls:
+        with metrics.tool_call_timer(route="own_process"):
             return await consumer.local_call(call, timeout=timeout)
-        assert location is not None
-        return await _remote_call(user_id=user_id, location=location, call=call, timeout=timeout)
+    with metrics.tool_call_timer(route="other_process"):
+        return await _remote_call(user_id=user_id, device_id=device_id, location=location, call=call, timeout=timeout)
 
 
-async def _remote_call(*, user_id: str, location: DeviceLocation, call: ToolCall, timeout: float) -> dict:  # noqa: ASYNC109
-    """Send the call to the holder's channel and wait for the answer on a reply channel, checking
-    the holder process's liveness key meanwhile (a dead process answers nothing)."""
-    layer = loop_layer()
-    reply_channel = await layer.new_channel(prefix="devices.reply")
+async def _remote_call(
+    *,
+    user_id: str,
+    device_id: str,
+    location: DeviceLocation | None,
+    call: ToolCall,
+    timeout: float,  # noqa: ASYNC109
+) -> dict:
+    """Send the call to the device's holder and wait for the answer on this loop's node, checking
+    the holder's liveness key meanwhile (a dead process answers nothing)."""
+    node = await loop_node()
+    answer_future = node.expect(call.id)
     deadline = time.monotonic() + timeout
     message = {
         "type": MSG_TOOL_CALL,
-        "reply_channel": reply_channel,
+        "reply_to": node.name,
         "user_id": user_id,
-        "device_id": location.device_id,
+        "device_id": device_id,
         "deadline": time.time() + timeout,
         "call": call.model_dump(exclude_none=True),
     }
     try:
-        await layer.send(location.channel, message)
-    except ChannelFull as exc:
-        raise DeviceBusyError() from exc
-    receiving = asyncio.ensure_future(layer.receive(reply_channel))
-    try:
+        location = await _send_call(user_id=user_id, device_id=device_id, location=location, message=message)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                with contextlib.suppress(Exception):
-                    await layer.send(location.channel, {"type": MSG_TOOL_CANCEL, "call_id": call.id})
+                await _cancel_remote(location=location, message=message)
                 raise DeviceTimeoutError()
-            done, _ = await asyncio.wait({receiving}, timeout=min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK))
+            done, _ = await asyncio.wait({answer_future}, timeout=min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK))
             if done:
-                answer = receiving.result()
+                answer = answer_future.result()
                 break
             # The process holding the socket may have died without a word: its liveness key says so.
             if location.node and not await node_alive(location.node):
                 raise DeviceDisconnectedError()
     finally:
-        if not receiving.done():
-            receiving.cancel()
-            with contextlib.suppress(BaseException):
-                await receiving
-        # channels-redis keeps a buffer per local channel; a reply channel is never read again.
-        buffers = getattr(layer, "receive_buffer", None)
-        if buffers is not None:
-            buffers.pop(reply_channel, None)
+        node.forget(call.id)
     if answer["type"] == MSG_RESULT:
         if answer.get("error") is not None:
             raise DeviceToolError(answer["error"])
         return answer["result"]
     raise ERROR_BY_CODE.get(answer.get("code", ""), DeviceOfflineError)(answer.get("message"))
+
+
+async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation | None, message: dict) -> DeviceLocation:
+    """Deliver a tool call to the device's holder; returns where it went.
+
+    Without a known location, the presence index finds the holder's node and publishes the call
+    to it in one round trip. An index miss is confirmed in the database (so an entry lost to a
+    Redis hiccup does not make an online device look offline); such a location has no node, and
+    the call goes over the channel layer to the socket's own channel.
+    """
+    if location is None:
+        published = await presence_publish_to_holder(user_id=user_id, device_id=device_id, payload=encode(message))
+        if published is not None:
+            location, heard = published
+            if not heard:
+                raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
+            return location
+        row = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
+        if row is None:
+            raise DeviceOfflineError()
+        location = DeviceLocation(row.device_id, row.channel_name, "")
+    if location.node:
+        if not await node_publish(location.node, message):
+            raise DeviceDisconnectedError()
+        return location
+    try:
+        await loop_layer().send(location.channel, message)
+    except ChannelFull as exc:
+        raise DeviceBusyError() from exc
+    return location
+
+
+async def _cancel_remote(*, location: DeviceLocation, message: dict) -> None:
+    """Tell the holder to stop waiting for a call its caller gave up on (best effort)."""
+    cancel = {
+        "type": MSG_TOOL_CANCEL,
+        "user_id": message["user_id"],
+        "device_id": message["device_id"],
+        "call_id": message["call"]["id"],
+    }
+    with contextlib.suppress(Exception):
+        if location.node:
+            await node_publish(location.node, cancel)
+        else:
+            await loop_layer().send(location.channel, cancel)
 
 
 async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) -> str:

@@ -28,7 +28,7 @@ from django.conf import settings
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
 from .frames import outgoing_json
-from .node import loop_node, node_alive, register_message_handler
+from .node import loop_node, node_alive, node_publish, register_message_handler
 from .realtime_redis import loop_redis
 
 logger = logging.getLogger(__name__)
@@ -294,19 +294,16 @@ async def stream_resume(*, target: Any, user_id: str, request_id: str, after_seq
     node = await loop_node()
     owner = meta.get("node", "")
     if meta.get("ended") != "1" and owner and owner != node.name and await node_alive(owner):
-        from .services import loop_layer
-
-        await loop_layer().send(
-            owner,
-            {
-                "type": MSG_STREAM_ATTACH,
-                "user_id": user_id,
-                "request_id": request_id,
-                "after_seq": after_seq,
-                "channel": target.channel_name,
-            },
-        )
-        return True
+        attach = {
+            "type": MSG_STREAM_ATTACH,
+            "user_id": user_id,
+            "request_id": request_id,
+            "after_seq": after_seq,
+            "channel": target.channel_name,
+        }
+        if await node_publish(owner, attach):
+            return True
+        # The owner died between the two round trips: replay what its log holds.
     for text in await redis.lrange(log_key, max(after_seq, 0), -1):
         await target.send_text(_text(text))
     return True

@@ -1,5 +1,5 @@
 """call_device / send_to_device against a real server and the reference client, from the socket's
-own event loop and from elsewhere (the test's loop, a subprocess) through the channel layer."""
+own event loop and from elsewhere (the test's loop, a subprocess) through the holder's node."""
 
 from __future__ import annotations
 
@@ -14,11 +14,15 @@ from django.conf import settings as django_settings
 from django.db import connection
 
 from apps.devices.errors import (
+    DeviceBusyError,
     DeviceDisconnectedError,
     DeviceOfflineError,
     DeviceTimeoutError,
     DeviceToolError,
 )
+from apps.devices.node import ALIVE_KEY
+from apps.devices.presence_index import KEY as PRESENCE_KEY
+from apps.devices.realtime_redis import loop_redis
 from apps.devices.services import call_device, devices_online, send_to_device
 from apps.devices.tests.conftest import SOCKET_DB
 
@@ -89,7 +93,7 @@ async def test_call_from_the_sockets_own_loop_goes_straight_to_the_consumer(devi
     assert result["row"]["updatedAt"] == result["row"]["createdAt"]
 
 
-async def test_call_from_another_process_through_the_channel_layer(devices, user):
+async def test_call_from_another_process_through_the_holders_node(devices, user):
     # given a device online, and a separate Python process with the same settings and test database
     client = await devices(user)
     script = (
@@ -119,6 +123,62 @@ async def test_call_from_another_process_through_the_channel_layer(devices, user
     assert proc.returncode == 0, err.decode()[-2000:]
     assert json.loads(out.decode().strip().splitlines()[-1])["row"]["name"] == "ACME"
     assert client.tool_calls[-1]["table"] == "clients"
+
+
+async def test_a_holder_whose_node_stopped_listening_fails_the_call_at_once(devices, user):
+    # given a device whose index entry names a node that is "alive" but no longer subscribed
+    # (its process froze or lost its Redis connection after the last heartbeat)
+    client = await devices(user)
+    redis = loop_redis()
+    key = PRESENCE_KEY.format(user_id=user.id)
+    channel = (await redis.hget(key, client.device_id)).decode().split()[0]
+    await redis.set(ALIVE_KEY.format(node="gone-node"), "1", ex=60)
+    await redis.hset(key, client.device_id, f"{channel} gone-node 9999999999.000")
+
+    # when a call with a long timeout is made, then it fails as disconnected without waiting
+    with pytest.raises(DeviceDisconnectedError):
+        await asyncio.wait_for(
+            call_device(user_id=user.id, device_id=client.device_id, action="select", table="tasks", timeout=60), 5
+        )
+    assert client.tool_calls == []
+
+
+async def test_a_call_still_reaches_the_device_when_its_index_entry_is_lost(devices, user):
+    # given a device online whose presence index entry was lost (a Redis hiccup)
+    client = await devices(user)
+    await loop_redis().hdel(PRESENCE_KEY.format(user_id=user.id), client.device_id)
+
+    # when it is called by id and without one
+    named = await call_device(
+        user_id=user.id, device_id=client.device_id, action="insert", table="tasks", data={"title": "a"}
+    )
+    unnamed = await call_device(user_id=user.id, action="get", table="tasks", data={"id": named["row"]["id"]})
+
+    # then both reached it (the database knows it is online; the socket's channel carries the call)
+    assert unnamed["row"]["title"] == "a"
+    assert [call["action"] for call in client.tool_calls] == ["insert", "get"]
+
+
+async def test_calls_beyond_the_pending_limit_are_refused_as_busy(devices, user, settings):
+    # given a socket allowed one call in flight, and a device that never answers
+    settings.DEVICE_MAX_PENDING_CALLS = 1
+    client = await devices(user)
+
+    arrived = asyncio.Event()
+
+    async def silent(call):
+        arrived.set()
+        return None
+
+    client.tool_handler = silent
+    first = asyncio.ensure_future(call_device(user_id=user.id, action="select", table="tasks", timeout=3))
+    await asyncio.wait_for(arrived.wait(), 5)
+
+    # when a second call arrives while the first waits, then it is refused at once
+    with pytest.raises(DeviceBusyError):
+        await asyncio.wait_for(call_device(user_id=user.id, action="select", table="tasks", timeout=30), 5)
+    with pytest.raises(DeviceTimeoutError):
+        await first
 
 
 async def test_offline_user_gets_device_offline(user):
