@@ -27,7 +27,7 @@ from typing import Any
 
 from django.conf import settings
 
-from .realtime_redis import loop_redis
+from .realtime_redis import loop_redis, loop_redis_close
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +85,28 @@ class Node:
         await loop_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
 
     async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(settings.DEVICE_NODE_HEARTBEAT)
-            try:
-                await self._beat()
-            except Exception:
-                logger.warning("devices: node heartbeat failed", exc_info=True)
+        try:
+            while True:
+                await asyncio.sleep(settings.DEVICE_NODE_HEARTBEAT)
+                try:
+                    await self._beat()
+                except Exception:
+                    logger.warning("devices: node heartbeat failed", exc_info=True)
+        finally:
+            # The loop is ending (asyncio.run / async_to_sync cancel what is left): say so at once.
+            with contextlib.suppress(BaseException):
+                await loop_redis().delete(ALIVE_KEY.format(node=self.name))
+            with contextlib.suppress(BaseException):
+                await loop_redis_close()
 
     async def _receive(self) -> None:
+        try:
+            await self._receive_forever()
+        finally:
+            with contextlib.suppress(BaseException):
+                await self._pubsub.aclose()
+
+    async def _receive_forever(self) -> None:
         while True:
             try:
                 # Blocks without a timeout; redis-py reconnects and subscribes again after a drop.

@@ -23,3 +23,10 @@ def loop_redis() -> aioredis.Redis:
             settings.CACHES["default"]["LOCATION"], socket_timeout=10, health_check_interval=30
         )
     return client
+
+
+async def loop_redis_close() -> None:
+    """Close the running loop's client (its loop is ending: async_to_sync makes a loop per call)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
