@@ -41,7 +41,9 @@ def _redacted_value(value: Any) -> Any:
 
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id()
+        # Django logs a 4xx/5xx (``django.request``) after the middleware chain has returned and the
+        # context variable is reset; such records carry the request itself.
+        record.request_id = current_request_id() or getattr(getattr(record, "request", None), "request_id", None)
         return True
 
 

@@ -29,7 +29,7 @@ HTTP_REQUEST_SECONDS = Histogram(
 )
 TOOL_CALL_SECONDS = Histogram(
     "adiuva_tool_call_duration_seconds",
-    "Round trip of a tool call to a device: own_process (the socket lives here) or other_process (through the holder's node).",
+    "Round trip of a tool call to a device: own_process (the socket lives here) or other_process (the holder's node).",
     ["route", "outcome"],
     buckets=_LATENCY_BUCKETS,
 )

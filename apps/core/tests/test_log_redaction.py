@@ -84,3 +84,24 @@ def test_a_request_with_a_token_in_its_query_logs_no_secret(api_client, caplog):
     # then the request was logged, without the secret
     assert any("/api/v1/auth/me" in line for line in lines)
     assert not any("SECRET-CANARY-4" in line for line in lines)
+
+
+@pytest.mark.django_db
+def test_djangos_own_request_log_lines_carry_the_request_id(api_client):
+    # given the JSON handler with the request-id filter, as configured
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestIdFilter())
+    lines: list[str] = []
+    handler.emit = lambda record: lines.append(handler.format(record))  # type: ignore[method-assign]
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        # when a request Django logs itself (a 401, logged after the middleware chain returned)
+        api_client.get("/api/v1/auth/me", HTTP_X_REQUEST_ID="req-log-1")
+    finally:
+        logger.removeHandler(handler)
+
+    # then its line names the request
+    [entry] = [json.loads(line) for line in lines]
+    assert (entry["logger"], entry["request_id"]) == ("django.request", "req-log-1")
