@@ -6,8 +6,9 @@ nested serializers would otherwise all collide as ``Input`` / ``Output``).
 Errors: each operation declares, once and for all endpoints (present and future), the error statuses
 that can reach it, all with the shared ``Error`` component (``{code, message, detail, request_id,
 fields?}``): 400 when it takes a body or parameters, 401/403/429 when it is authenticated (or
-throttled), 404 when it has path parameters or is authenticated, 413/415 when it takes a body, 405 and
-503 everywhere. An explicit ``extend_schema(responses=...)`` entry for a status always wins.
+throttled), 404 when it has path parameters or is authenticated, 413 when it may carry a body, 415
+when it reads one (a DELETE only with a declared request body), 405 and 503 everywhere. An explicit
+``extend_schema(responses=...)`` entry for a status always wins.
 """
 
 from __future__ import annotations
@@ -75,7 +76,10 @@ class AutoSchema(openapi.AutoSchema):
     def error_statuses(self) -> set[int]:
         """The error statuses that can reach this operation, from what the view declares."""
         view = self.view
-        has_body = self.method in ("POST", "PUT", "PATCH", "DELETE")
+        # Any body is capped (413) before a view runs; only a view that reads one can refuse its type
+        # (415), and a DELETE reads one only when it declares a request serializer.
+        takes_body = self.method in ("POST", "PUT", "PATCH", "DELETE")
+        has_body = takes_body and (self.method != "DELETE" or self.get_request_serializer() is not None)
         has_path_params = "{" in self.path
         has_query_params = any(p.get("in") == "query" for p in self._get_parameters())
         authenticated = bool(getattr(view, "authentication_classes", None)) and not all(
@@ -85,8 +89,10 @@ class AutoSchema(openapi.AutoSchema):
         statuses = {405, 503}
         if has_body or has_query_params or has_path_params:
             statuses.add(400)
+        if takes_body:
+            statuses.add(413)
         if has_body:
-            statuses |= {413, 415}
+            statuses.add(415)
         if authenticated:
             statuses |= {401, 403, 404}
         if throttled:

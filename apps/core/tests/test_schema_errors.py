@@ -43,3 +43,13 @@ def test_explicit_declarations_win_over_the_generic_ones(schema):
     login_401 = schema["paths"]["/api/v1/auth/login"]["post"]["responses"]["401"]
 
     assert login_401["description"] == "Wrong credentials."
+
+
+def test_a_delete_declares_415_only_when_it_reads_a_body(schema):
+    # a DELETE without a request body can still be sent one (capped: 413) but never parses it
+    plain = _statuses(schema, "/api/v1/storage/records/{record_id}", "delete")
+    with_body = _statuses(schema, "/api/v1/storage/vectors", "delete")
+
+    assert "413" in plain
+    assert "415" not in plain
+    assert {"413", "415"} <= with_body
