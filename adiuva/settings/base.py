@@ -613,3 +613,5 @@ AGENTS_DEVICE_CHECK_INTERVAL = env.float("AGENTS_DEVICE_CHECK_INTERVAL", default
 AGENTS_RUN_LEASE_RENEW_INTERVAL = env.float("AGENTS_RUN_LEASE_RENEW_INTERVAL", default=30.0)
 # Messages fetched per cloud run.
 AGENTS_CLOUD_MAX_MESSAGES = env.int("AGENTS_CLOUD_MAX_MESSAGES", default=50)
+# Delivered outbox rows (payload already dropped, id kept so a re-proposed item is a no-op) live this long.
+AGENTS_OUTBOX_RETAIN_DAYS = env.int("AGENTS_OUTBOX_RETAIN_DAYS", default=90)

@@ -19,6 +19,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -128,8 +129,14 @@ def outbox_claim(
 def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
     """Mark delivered; count it on its run once (a second acknowledgement changes nothing)."""
     now = timezone.now()
+    # The content now lives on the device: keep only the id (a later proposal of the same item is
+    # recognised as done) until outbox_prune removes the row.
     first = OutboxItem.objects.filter(id=item_id, status=OutboxStatus.PENDING).update(
-        status=OutboxStatus.DELIVERED, delivered_at=now, attempts=F("attempts") + 1, last_error=""
+        status=OutboxStatus.DELIVERED,
+        delivered_at=now,
+        attempts=F("attempts") + 1,
+        last_error="",
+        payload_ciphertext=b"",
     )
     if first and run_id is not None:
         AgentRunLog.objects.filter(id=run_id).update(items_created=F("items_created") + 1)
@@ -144,6 +151,28 @@ def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool,
     elif unbind:
         changes["device_id"] = ""  # an "any device" item goes back to waiting for any device
     OutboxItem.objects.filter(id=item_id, status=OutboxStatus.PENDING).update(**changes)
+
+
+def outbox_prune(*, batch_size: int = 5000) -> int:
+    """Delete rows delivered (or refused by the device) more than AGENTS_OUTBOX_RETAIN_DAYS ago, in
+    batches; returns how many. Pending rows are never pruned.
+
+    Until then a delivered row (its payload already dropped) makes a re-extracted item a no-op;
+    after it, a source re-read from further back than that would be proposed again, which is why
+    the retention is longer than any connector's look-back.
+    """
+    cutoff = timezone.now() - timedelta(days=settings.AGENTS_OUTBOX_RETAIN_DAYS)
+    deleted = 0
+    while True:
+        ids = list(
+            OutboxItem.objects.filter(
+                Q(status=OutboxStatus.DELIVERED, delivered_at__lt=cutoff)
+                | Q(status=OutboxStatus.FAILED, created_at__lt=cutoff)
+            ).values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted
+        deleted += OutboxItem.objects.filter(id__in=ids).delete()[0]
 
 
 def outbox_pending_count(*, user_id, run_id=None) -> int:

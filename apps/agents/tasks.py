@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from .dispatch import agents_dispatch_due
+from .outbox import outbox_prune
 from .runs import run_lease_renew, runs_sweep_stale
 
 
@@ -36,3 +37,9 @@ def agent_runs_fan_out(run_ids: list[str]) -> int:
     for run_id in run_ids:
         agent_run_execute.delay(run_id)
     return len(run_ids)
+
+
+@shared_task(name="agents.prune_outbox", ignore_result=True)
+def agents_prune_outbox() -> int:
+    """Delete outbox rows delivered long ago (Celery beat, daily); returns how many."""
+    return outbox_prune()

@@ -7,8 +7,8 @@ Errors: each operation declares, once and for all endpoints (present and future)
 that can reach it, all with the shared ``Error`` component (``{code, message, detail, request_id,
 fields?}``): 400 when it takes a body or parameters, 401/403/429 when it is authenticated (or
 throttled), 404 when it has path parameters or is authenticated, 413 when it may carry a body, 415
-when it reads one (a DELETE only with a declared request body), 405 and 503 everywhere. An explicit
-``extend_schema(responses=...)`` entry for a status always wins.
+when it reads one (a DELETE only when its view sets ``delete_reads_body``), 405 and 503 everywhere.
+An explicit ``extend_schema(responses=...)`` entry for a status always wins.
 """
 
 from __future__ import annotations
@@ -77,9 +77,9 @@ class AutoSchema(openapi.AutoSchema):
         """The error statuses that can reach this operation, from what the view declares."""
         view = self.view
         # Any body is capped (413) before a view runs; only a view that reads one can refuse its type
-        # (415), and a DELETE reads one only when it declares a request serializer.
+        # (415), and a DELETE reads one only when its view says so (``delete_reads_body = True``).
         takes_body = self.method in ("POST", "PUT", "PATCH", "DELETE")
-        has_body = takes_body and (self.method != "DELETE" or self.get_request_serializer() is not None)
+        has_body = takes_body and (self.method != "DELETE" or getattr(view, "delete_reads_body", False))
         has_path_params = "{" in self.path
         has_query_params = any(p.get("in") == "query" for p in self._get_parameters())
         authenticated = bool(getattr(view, "authentication_classes", None)) and not all(

@@ -284,6 +284,8 @@ class VectorSearchApi(APIView):
 
 
 class VectorDeleteApi(APIView):
+    delete_reads_body = True  # the ids come in the body (the schema cannot show a DELETE body)
+
     class InputSerializer(serializers.Serializer):
         ids = serializers.ListField(child=serializers.CharField(max_length=255), min_length=1, max_length=1000)
 
