@@ -186,3 +186,51 @@ async def test_outlook_mail_becomes_suggested_tasks_through_graph(devices, user,
     assert (run.status, run.items_processed, run.items_created) == (RunStatus.SUCCESS, 2, 2)
     config = await sync_to_async(CloudAgentConfig.objects.get)(id=outlook_config.id)
     assert config.sync_cursor
+
+
+def task_per_chat_line(body):
+    """One task per Teams message: its text (the HTML body, tags stripped by the connector)."""
+    text = document_of(body).split("\n\n", 1)[-1].strip()
+    return propose(tasks=[{"title": text}])
+
+
+@pytest.fixture
+def teams_config(user, connect, fake):  # noqa: F811
+    connect(user, "teams")
+    fake.state.chats = [{"id": "19:apollo@thread.v2", "topic": "Project Apollo", "chatType": "group"}]
+    fake.state.chat_messages = {
+        "19:apollo@thread.v2": [
+            {
+                "id": str(n),
+                "messageType": "message",
+                "createdDateTime": graph_time(NOW - timedelta(minutes=30 - n)),
+                "lastModifiedDateTime": graph_time(NOW - timedelta(minutes=30 - n)),
+                "deletedDateTime": None,
+                "from": {"user": {"id": "u1", "displayName": "Carla Client"}},
+                "body": {"contentType": "html", "content": f"<p>{text}</p>"},
+                "webUrl": f"https://teams.microsoft.com/l/message/{n}",
+            }
+            for n, text in enumerate(["Send the revised quote", "Share the launch checklist"])
+        ]
+    }
+    return CloudAgentConfig.objects.create(
+        user=user, name="Teams", provider="teams", data_types=["tasks"], prompt_template="Requests are tasks."
+    )
+
+
+async def test_teams_chat_messages_become_suggested_tasks_and_a_rerun_adds_nothing(devices, user, llm, teams_config):
+    # given an online device and two chat messages in Teams (Graph, stubbed at the HTTP boundary)
+    client = await devices(user)
+    llm.fallback = task_per_chat_line
+
+    # when the run executes, and again with nothing new in the chat
+    run = await execute_task(await start_run(teams_config))
+    rerun = await execute_task(await start_run(teams_config))
+
+    # then each message became one suggested task, the chat cursor was kept, and the rerun read nothing
+    assert sorted(t["title"] for t in rows(client)) == ["Send the revised quote", "Share the launch checklist"]
+    assert {(t["isAiSuggested"], t["isApproved"]) for t in rows(client)} == {(1, 0)}
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.SUCCESS, 2, 2)
+    assert (rerun.status, rerun.items_processed, rerun.items_created) == (RunStatus.SUCCESS, 0, 0)
+    config = await sync_to_async(CloudAgentConfig.objects.get)(id=teams_config.id)
+    assert "19:apollo@thread.v2" in config.sync_cursor["chats"]
