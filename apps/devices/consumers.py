@@ -419,11 +419,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.agent_ids = list(hello.agent_ids)
         node = await loop_node()
         self.node_name = node.name
-        # Announced before the database row: calls sent to this channel wait behind this hello
-        # (a consumer handles one message at a time), so none is lost to the gap.
-        await presence_announce(
-            user_id=self.user_id, device_id=self.device_id, channel=self.channel_name, node=node.name
-        )
         try:
             _device, replaced = await database_sync_to_async(device_connect)(
                 user=self.user,
@@ -434,12 +429,17 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 platform=hello.platform,
             )
         except DeviceLimitError as exc:
-            await presence_withdraw(user_id=self.user_id, device_id=self.device_id, channel=self.channel_name)
             await self.send_error(exc.code, exc.message)
             await self.close_with(DeviceCloseCode.DEVICE_LIMIT)
             return
         self.hello_done = True
         connections.register(self)
+        # Announced once the socket takes calls, so a call the index routes to this node finds it
+        # ready. A call made in between finds the database row and goes to this socket's channel,
+        # where it waits behind this hello (a consumer handles one message at a time).
+        await presence_announce(
+            user_id=self.user_id, device_id=self.device_id, channel=self.channel_name, node=node.name
+        )
         if replaced:
             with contextlib.suppress(ChannelFull):
                 await self.channel_layer.send(

@@ -37,7 +37,7 @@ from .errors import (
 from .frames import ToolCall, parse_outgoing
 from .models import Device
 from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
-from .presence_index import DeviceLocation, presence_locate, presence_publish_to_holder
+from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
 from .selectors import device_get_online, device_list_online
 
 # Messages between processes. Tool calls and their cancels go to the holder's node (node.py), or to
@@ -82,18 +82,28 @@ async def _locate(*, user_id: str, device_id: str | None) -> tuple[Any, DeviceLo
         consumer = connections.local_consumer(user_id=user_id, device_id=device_id)
         if consumer is not None and consumer.accepting_calls:
             return consumer, None
-    location = await presence_locate(user_id=user_id, device_id=device_id)
-    if location is None:
-        # A miss in the index (never a hit) is confirmed in the database, so an index entry lost
-        # to a Redis hiccup does not make an online device look offline.
-        row = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
-        if row is None:
-            raise DeviceOfflineError()
-        location = DeviceLocation(row.device_id, row.channel_name, "")
+    lookup = await presence_locate(user_id=user_id, device_id=device_id)
+    location = lookup.location or await _location_from_database(user_id=user_id, device_id=device_id, lookup=lookup)
     consumer = connections.local_consumer(user_id=user_id, device_id=location.device_id)
     if consumer is not None and consumer.channel_name == location.channel and consumer.accepting_calls:
         return consumer, None
     return None, location
+
+
+async def _location_from_database(*, user_id: str, device_id: str | None, lookup: Lookup) -> DeviceLocation:
+    """Where the database says the device is held, when the index knows no live holder.
+
+    An index with no entry at all is confirmed in the database, so an entry lost to a Redis hiccup
+    does not make an online device look offline (such a location has no node). An index whose
+    only entry belongs to a dead process is believed: the database row would still look online
+    until its lease runs out, and a call sent there would wait its whole timeout.
+    """
+    if lookup.stale:
+        raise DeviceOfflineError()
+    row = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
+    if row is None:
+        raise DeviceOfflineError()
+    return DeviceLocation(row.device_id, row.channel_name, "")
 
 
 async def call_device(
@@ -184,16 +194,12 @@ async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation |
     the call goes over the channel layer to the socket's own channel.
     """
     if location is None:
-        published = await presence_publish_to_holder(user_id=user_id, device_id=device_id, payload=encode(message))
-        if published is not None:
-            location, heard = published
-            if not heard:
+        lookup = await presence_publish_to_holder(user_id=user_id, device_id=device_id, payload=encode(message))
+        if lookup.location is not None:
+            if not lookup.heard:
                 raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
-            return location
-        row = await database_sync_to_async(device_get_online)(user_id=user_id, device_id=device_id)
-        if row is None:
-            raise DeviceOfflineError()
-        location = DeviceLocation(row.device_id, row.channel_name, "")
+            return lookup.location
+        location = await _location_from_database(user_id=user_id, device_id=device_id, lookup=lookup)
     if location.node:
         if not await node_publish(location.node, message):
             raise DeviceDisconnectedError()

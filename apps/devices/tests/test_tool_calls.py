@@ -143,6 +143,24 @@ async def test_a_holder_whose_node_stopped_listening_fails_the_call_at_once(devi
     assert client.tool_calls == []
 
 
+async def test_a_device_whose_holder_process_is_gone_is_offline_without_waiting(devices, user):
+    # given a device whose index entry names a node with no liveness key (its process died), while
+    # the database row still looks online (its lease has not run out)
+    client = await devices(user)
+    key = PRESENCE_KEY.format(user_id=user.id)
+    channel = (await loop_redis().hget(key, client.device_id)).decode().split()[0]
+    await loop_redis().hset(key, client.device_id, f"{channel} dead-node 9999999999.000")
+
+    # when it is called, by id and without one, then it is offline at once (not a wait for the timeout)
+    with pytest.raises(DeviceOfflineError):
+        await asyncio.wait_for(
+            call_device(user_id=user.id, device_id=client.device_id, action="select", table="tasks", timeout=60), 5
+        )
+    with pytest.raises(DeviceOfflineError):
+        await asyncio.wait_for(call_device(user_id=user.id, action="select", table="tasks", timeout=60), 5)
+    assert client.tool_calls == []
+
+
 async def test_a_call_still_reaches_the_device_when_its_index_entry_is_lost(devices, user):
     # given a device online whose presence index entry was lost (a Redis hiccup)
     client = await devices(user)
