@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import sys
 from datetime import timedelta
@@ -87,18 +88,27 @@ def main() -> None:
     server = uvicorn.Server(config)
     profiler = None
     if args.profile:
+        # uvicorn re-raises the SIGTERM it caught after shutting down; SIGTERM's default would
+        # end the process before the report is written.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         from pyinstrument import Profiler
 
-        profiler = Profiler(interval=0.0005, async_mode="disabled")
+        profiler = Profiler(interval=0.001, async_mode="disabled")
         profiler.start()
     print(json.dumps({"token": token}), flush=True)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])  # re-raises the SIGTERM it caught once it has shut down
+    finally:
+        _write_profile(profiler, args.profile)
+
+
+def _write_profile(profiler, path: str | None) -> None:
     if profiler is not None:
         profiler.stop()
-        with open(args.profile, "w") as out:
+        with open(path, "w") as out:
             out.write(profiler.output_html())
-        with open(args.profile.removesuffix(".html") + ".txt", "w") as out:
-            out.write(profiler.output_text(unicode=False, color=False, show_all=False))
+        with open(path.removesuffix(".html") + ".txt", "w") as out:
+            out.write(profiler.output_text(unicode=False, color=False, show_all=True))
 
 
 if __name__ == "__main__":
