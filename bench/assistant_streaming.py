@@ -2,7 +2,8 @@
 ratios of the same tokens sent by a raw websockets server in the same run.
 
     .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/assistant_streaming.py \
-        [--runs 3] [--tokens 2000] [--latency-tokens 200] [--paces 2,20] [--stack-root PATH] [--profile OUT.html]
+        [--runs 3] [--tokens 2000] [--latency-tokens 200] [--paces 2,20] [--stack-root PATH] [--compare PATH]
+        [--profile OUT.html]
 
 Three processes besides this one, so no part steals another's interpreter: the scripted
 OpenAI-compatible model (an outside service in production), the stack (uvicorn serving
@@ -21,12 +22,14 @@ Figures (each path measured in the same run):
   and p95 of both paths and the stack's added latency at each percentile.
 Timestamps of all processes are ``time.perf_counter()`` (CLOCK_MONOTONIC: one clock per machine).
 
-The previous code: check it out beside this one and point ``--stack-root`` at it; this file's
-model server, raw server and client are used for both, so only the stack differs. The "old"
-figures in the README came from the commit before the realtime work::
+The previous code: check it out beside this one and pass it as ``--compare`` (its stack is
+started too and measured interleaved with this one and the raw server, run by run, so all three
+meet the same load on a shared machine) or as ``--stack-root`` alone. This file's model server,
+raw server and client serve both, so only the stack differs. The "old" figures in the README
+came from the commit before the realtime work (fixed hold-back sanitizer, no frame streams)::
 
     git worktree add --detach /tmp/old 1310eee
-    .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/assistant_streaming.py --stack-root /tmp/old
+    .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/assistant_streaming.py --compare /tmp/old
 
 ``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 """
@@ -47,6 +50,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "word "
@@ -256,54 +260,90 @@ def stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-async def measure(args, stack_port: int, token: str, raw_port: int, model: ModelProcess) -> dict:
-    stack = Device(f"ws://127.0.0.1:{stack_port}/api/v1/ws/device", token)
-    raw = Device(f"ws://127.0.0.1:{raw_port}")
-    await stack.connect()
-    await raw.connect()
+class Stack(NamedTuple):
+    """One checkout's stack server process, as the device reaches it."""
+
+    label: str
+    root: str
+    proc: subprocess.Popen
+    port: int
+    token: str
+
+
+def start_stack(label: str, root: str, model: ModelProcess, log, profile: str | None) -> Stack:
+    port = free_port()
+    database = "adiuva_asstbench_" + hashlib.sha256(root.encode()).hexdigest()[:8]  # each checkout migrates its own
+    command = [sys.executable, str(ROOT / "bench" / "assistant_stack_server.py"), root, str(port), database]
+    command += [model.base_url] + (["--profile", str(Path(profile).resolve())] if profile else [])
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root)
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the {label} stack server failed to start (see {log.name})")
+    wait_for_port(port, proc)
+    return Stack(label, root, proc, port, json.loads(line)["token"])
+
+
+async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess) -> dict:
+    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
+    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}")
+    for device in devices.values():
+        await device.connect()
     plans = [("throughput", args.tokens, 0.0)] + [
         (f"latency {pace:g} ms", args.latency_tokens, pace / 1000) for pace in args.paces
     ]
-    for _ in range(2):  # warm-up: graph compile, connections, caches
-        await one_run(stack, model, 20, 0.0)
-    results = {}
+    for stack in stacks:
+        for _ in range(2):  # warm-up: graph compile, connections, caches
+            await one_run(devices[stack.label], model, 20, 0.0)
+    results: dict[str, dict[str, list[dict]]] = {}
     for label, n, pace in plans:
-        results[label] = {
-            "stack": [await one_run(stack, model, n, pace) for _ in range(args.runs)],
-            "raw": [await one_run(raw, None, n, pace) for _ in range(args.runs)],
-        }
-    await stack.close()
-    await raw.close()
+        sides: dict[str, list[dict]] = {name: [] for name in devices}
+        for _ in range(args.runs):  # interleaved, so every path meets the same load on a shared machine
+            for name, device in devices.items():
+                sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
+        results[label] = sides
+    for device in devices.values():
+        await device.close()
     return results
 
 
-def report(args, results: dict) -> None:
-    print(f"assistant streaming, stack = {args.stack_root}, median / pooled over {args.runs} runs")
+def report(args, stacks: list[Stack], results: dict) -> None:
+    lines = [f"assistant streaming, median / pooled over {args.runs} interleaved runs"]
+    lines += [f"  {s.label}: {s.root}" for s in stacks]
+    names = [s.label for s in stacks] + ["raw"]
+    width = max(len(n) for n in names)
     throughput = results["throughput"]
-    s, r = throughput["stack"], throughput["raw"]
-    lines = [f"throughput ({args.tokens} tokens of {len(TOKEN)} chars, written as fast as the model can):"]
-    for name, runs in (("stack", s), ("raw", r)):
+    raw = throughput["raw"]
+    lines.append(f"throughput ({args.tokens} tokens of {len(TOKEN)} chars, written as fast as the model can):")
+    for name in names:
+        runs = throughput[name]
         lines.append(
-            f"  {name:5}: {median_of(runs, 'streaming_tokens_per_s'):8.0f} tokens/s streaming, "
-            f"{median_of(runs, 'end_to_end_tokens_per_s'):8.0f} tokens/s end to end, "
+            f"  {name:{width}}: {median_of(runs, 'streaming_tokens_per_s'):7.0f} tokens/s streaming, "
+            f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
             f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
             f"first text {median_of(runs, 'first_text_ms'):.1f} ms"
         )
-    for key, name in (("streaming_tokens_per_s", "streaming"), ("end_to_end_tokens_per_s", "end to end")):
-        lines.append(f"  tokens/s ratio stack/raw ({name}): {median_of(s, key) / median_of(r, key):.3f}")
+    for name in names[:-1]:
+        ratios = [
+            median_of(throughput[name], key) / median_of(raw, key)
+            for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
+        ]
+        lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
     for label, sides in results.items():
         if label == "throughput":
             continue
         lines.append(f"{label} pacing ({args.latency_tokens} tokens), latency per token model → device:")
         pooled = {name: [x for run in runs for x in run["latencies"]] for name, runs in sides.items()}
-        for name in ("stack", "raw"):
-            values = pooled[name]
-            lines.append(
-                f"  {name:5}: p50 {percentile(values, 50) * 1000:7.2f} ms  p95 {percentile(values, 95) * 1000:7.2f} ms"
-                f"  max {max(values) * 1000:7.2f} ms  ({median_of(sides[name], 'frames'):.0f} frames)"
+        for name in names:
+            p50, p95, top = (
+                x * 1000 for x in (percentile(pooled[name], 50), percentile(pooled[name], 95), max(pooled[name]))
             )
-        added = [(percentile(pooled["stack"], p) - percentile(pooled["raw"], p)) * 1000 for p in (50, 95)]
-        lines.append(f"  added by the stack: p50 {added[0]:.2f} ms, p95 {added[1]:.2f} ms")
+            frames = median_of(sides[name], "frames")
+            lines.append(
+                f"  {name:{width}}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max {top:7.2f} ms  ({frames:.0f} frames)"
+            )
+        for name in names[:-1]:
+            added = [(percentile(pooled[name], p) - percentile(pooled["raw"], p)) * 1000 for p in (50, 95)]
+            lines.append(f"  added by {name}: p50 {added[0]:.2f} ms, p95 {added[1]:.2f} ms")
     print("\n".join(lines))
 
 
@@ -314,7 +354,8 @@ def main() -> None:
     parser.add_argument("--paces", default="2,20", help="comma-separated token spacing in ms for the latency runs")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--stack-root", default=str(ROOT), help="the checkout whose stack is measured")
-    parser.add_argument("--profile", help="write a pyinstrument report of the stack process here")
+    parser.add_argument("--compare", help="a second checkout (e.g. the previous code), measured interleaved")
+    parser.add_argument("--profile", help="write a pyinstrument report of the --stack-root stack process here")
     parser.add_argument("--serve-model", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-raw", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -325,32 +366,26 @@ def main() -> None:
         serve_raw(args.serve_raw)
         return
     args.paces = [float(p) for p in args.paces.split(",")]
-    args.stack_root = str(Path(args.stack_root).resolve())
     os.environ.setdefault("ADIUVA_TEST_RUN", "asstbench")
-    database = "adiuva_asstbench_" + hashlib.sha256(args.stack_root.encode()).hexdigest()[:8]
 
     model = ModelProcess()
-    stack_port, raw_port = free_port(), free_port()
-    command = [sys.executable, str(ROOT / "bench" / "assistant_stack_server.py"), args.stack_root, str(stack_port)]
-    command += [database, model.base_url] + (["--profile", str(Path(args.profile).resolve())] if args.profile else [])
+    raw_port = free_port()
+    raw_proc = subprocess.Popen([sys.executable, __file__, "--serve-raw", str(raw_port)], stdout=subprocess.PIPE)
     log_path = ROOT / ".data" / "assistant_streaming_stack.log"
     log_path.parent.mkdir(exist_ok=True)
-    log = log_path.open("w")  # the stack's own log lines, kept out of the report
-    stack_proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=args.stack_root)
-    raw_proc = subprocess.Popen([sys.executable, __file__, "--serve-raw", str(raw_port)], stdout=subprocess.PIPE)
+    log = log_path.open("w")  # the stacks' own log lines, kept out of the report
+    stacks: list[Stack] = []
     try:
-        line = stack_proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the stack server failed to start")
-        token = json.loads(line)["token"]
-        wait_for_port(stack_port, stack_proc)
+        stacks.append(start_stack("stack", str(Path(args.stack_root).resolve()), model, log, args.profile))
+        if args.compare:
+            stacks.append(start_stack("compared", str(Path(args.compare).resolve()), model, log, None))
         raw_proc.stdout.readline()
-        results = asyncio.run(measure(args, stack_port, token, raw_port, model))
+        results = asyncio.run(measure(args, stacks, raw_port, model))
     finally:
-        for proc in (stack_proc, raw_proc, model.proc):
+        for proc in [s.proc for s in stacks] + [raw_proc, model.proc]:
             stop(proc)
         log.close()
-    report(args, results)
+    report(args, stacks, results)
 
 
 if __name__ == "__main__":
