@@ -10,10 +10,9 @@ and writes ``--tokens`` five-character tokens as fast as it can. Layers, each ad
 3. langchain-openai: ``ChatOpenAI.astream`` (a message chunk per token, callbacks);
 4. LangGraph: ``agent_events`` on the Home supervisor (``stream_mode`` messages + updates);
 5. the stream sanitizer on every token.
-Beside layer 3, not shipped: ``ChatOpenAI`` whose ``async_client`` streams the decoded SSE dicts
-(``AsyncOpenAI.post(..., cast_to=object, stream=True)``; langchain-openai accepts dict chunks), i.e.
-what skipping the SDK's per-chunk pydantic objects would gain. A product version must also send the
-SDK's auth options (``post`` without them sends no Authorization header in this SDK version).
+``chat_model`` streams through ``apps.assistant.llm.DecodedChunkCompletions`` (the decoded SSE
+dicts, no per-chunk pydantic objects); the "SDK chunk objects" line beside layer 3 is a
+``ChatOpenAI`` on the SDK's own ``chat.completions``, as langchain-openai builds it, for comparison.
 What the socket adds on top (numbered, logged frames; the send) is the difference to
 bench/assistant_streaming.py's stack figure.
 """
@@ -71,22 +70,10 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
         async for _chunk in model.astream(message(tag)):
             pass
 
-    class DecodedChunks:
-        """chat.completions whose streams yield the decoded SSE dicts instead of pydantic chunks."""
+    sdk_chunk_model = model.model_copy(update={"async_client": model.root_async_client.chat.completions})
 
-        def __init__(self, client: openai.AsyncOpenAI) -> None:
-            self._client = client
-
-        async def create(self, **payload):
-            stream_cls = openai.AsyncStream[object]
-            return await self._client.post(
-                "/chat/completions", body=payload, cast_to=object, stream=True, stream_cls=stream_cls
-            )
-
-    dict_model = chat_model(ModelRole.SUPERVISOR).model_copy(update={"async_client": DecodedChunks(sdk)})
-
-    async def dict_stream(tag: str) -> None:
-        async for _chunk in dict_model.astream(message(tag)):
+    async def sdk_chunk_stream(tag: str) -> None:
+        async for _chunk in sdk_chunk_model.astream(message(tag)):
             pass
 
     async def langgraph_stream(tag: str, *, sanitize: bool = False) -> None:
@@ -103,7 +90,7 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
         ("httpx SSE lines", sse),
         ("+ OpenAI SDK chunks", sdk_stream),
         ("+ ChatOpenAI.astream", langchain_stream),
-        ("  (SSE dicts, not shipped)", dict_stream),
+        ("  (on SDK chunk objects)", sdk_chunk_stream),
         ("+ LangGraph agent_events", langgraph_stream),
         ("+ stream sanitizer", sanitized),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 import httpx2
 import openai
@@ -68,10 +69,44 @@ def model_name(role: ModelRole) -> str:
     return settings.ASSISTANT_SUPERVISOR_MODEL if role is ModelRole.SUPERVISOR else settings.ASSISTANT_SUBAGENT_MODEL
 
 
+class DecodedChunkCompletions:
+    """``chat.completions`` for langchain-openai, whose streams yield every chunk as its decoded JSON.
+
+    The SDK builds a pydantic ``ChatCompletionChunk`` for every streamed token, and langchain-openai
+    turns it straight back into a dict (``model_dump``), which it also accepts as is. That round trip
+    cost more than everything else between the model and the device socket put together
+    (bench/assistant_stream_layers.py). The request itself is the SDK's: same client, retries,
+    timeout and API-key header. Anything but a plain stream (a complete answer, per-call extra
+    options, raw responses, parsing helpers) goes to the SDK's own ``chat.completions``.
+    """
+
+    _PER_CALL_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
+        self._completions = client.chat.completions
+
+    async def create(self, **payload: Any) -> Any:
+        if not payload.get("stream") or self._PER_CALL_OPTIONS & payload.keys():
+            return await self._completions.create(**payload)
+        return await self._client.post(
+            "/chat/completions",
+            body=payload,
+            cast_to=object,  # the decoded JSON, untouched
+            stream=True,
+            stream_cls=openai.AsyncStream[object],
+            options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._completions, name)
+
+
 def chat_model(role: ModelRole) -> ChatOpenAI:
     """A chat-completions model (never the Responses API, which other OpenAI-compatible servers lack)."""
     llm_configuration_check()
-    return ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
+    model = ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
+    return model.model_copy(update={"async_client": DecodedChunkCompletions(model.root_async_client)})
 
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:

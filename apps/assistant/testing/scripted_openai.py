@@ -83,6 +83,7 @@ ReplySpec = Reply | Callable[[dict[str, Any]], Reply]
 class RecordedRequest:
     path: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -212,7 +213,11 @@ class ScriptedOpenAI:
                     self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
                     return
                 with server._lock:
-                    server.requests.append(RecordedRequest(path=self.path, body=body))
+                    server.requests.append(
+                        RecordedRequest(
+                            path=self.path, body=body, headers={k.lower(): v for k, v in self.headers.items()}
+                        )
+                    )
                 if self.path.endswith("/chat/completions"):
                     self._chat(body)
                 elif self.path.endswith("/embeddings"):
