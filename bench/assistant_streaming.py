@@ -1,219 +1,391 @@
-"""Assistant streaming: scripted model → ChatOpenAI → LangGraph → sanitizer → socket → reference client,
-as a ratio of the same tokens sent by a raw websockets server in the same run.
+"""Assistant streaming: scripted model → ChatOpenAI → LangGraph → sanitizer → socket → device, as
+ratios of the same tokens sent by a raw websockets server in the same run.
 
-    .venv/bin/python bench/assistant_streaming.py [--tokens 400] [--pace-ms 2] [--runs 5]
+    .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/assistant_streaming.py \
+        [--runs 3] [--tokens 2000] [--latency-tokens 200] [--paces 2,20] [--stack-root PATH] [--compare PATH]
+        [--profile OUT.html]
 
-Two figures per path, each the median of ``--runs`` requests:
-* throughput: the model streams ``--tokens`` five-character tokens as fast as it can; stream_text
-  frames per second and tokens per second reaching the client;
-* latency: tokens paced ``--pace-ms`` apart; for each token, time from the model (or raw server)
-  writing it to the client holding it. The stack's extra latency includes the sanitizer's
-  hold-back window (text is released once enough follows it to rule out a split prompt leak).
-The stack runs under uvicorn in a thread of this process, like the raw server, so both share
-one interpreter. Time to first text also includes memory enrichment (one embedding + queries).
+Three processes besides this one, so no part steals another's interpreter: the scripted
+OpenAI-compatible model (an outside service in production), the stack (uvicorn serving
+``adiuva.asgi`` of ``--stack-root``, bench/assistant_stack_server.py) and the raw server (a bare
+websockets server writing the same ``stream_text`` frames). This process is the device for both,
+with the same bare websockets client, so the client's cost is the same on both sides.
+
+Figures (each path measured in the same run):
+* throughput: ``--tokens`` five-character tokens written as fast as the model can; tokens per
+  second while streaming (first to last text received, the steady rate the issue's 0.25x goal
+  is about) and end to end (request sent to last text, including the stack's memory lookup and
+  time to first text), and frames per second (the stack merges tokens into one frame while the
+  socket is busy);
+* latency: ``--latency-tokens`` tokens written ``--paces`` ms apart; for every token, the time
+  from the model (or raw server) writing it to the device holding it, pooled over the runs; p50
+  and p95 of both paths and the stack's added latency at each percentile.
+Timestamps of all processes are ``time.perf_counter()`` (CLOCK_MONOTONIC: one clock per machine).
+
+The previous code: check it out beside this one and pass it as ``--compare`` (its stack is
+started too and measured interleaved with this one and the raw server, run by run, so all three
+meet the same load on a shared machine) or as ``--stack-root`` alone. This file's model server,
+raw server and client serve both, so only the stack differs. The "old" figures in the README
+came from the commit before the realtime work (fixed hold-back sanitizer, no frame streams)::
+
+    git worktree add --detach /tmp/old 1310eee
+    .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/assistant_streaming.py --compare /tmp/old
+
+``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
+import re
 import socket
 import statistics
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.test")
-os.environ.setdefault("ADIUVA_TEST_RUN", "asstbench")
-
-import device_common  # noqa: E402
-
-device_common.BENCH_DB = "adiuva_asstbench"
 TOKEN = "word "
+MESSAGE = re.compile(r"bench tag=(\w+) n=(\d+) pace=([\d.]+)")
 
 
-class ServerThread:
-    """uvicorn serving adiuva.asgi on a loopback port, in a thread with its own loop."""
+# --- the scripted model (a process of its own) --------------------------------------------
 
+
+def serve_model() -> None:
+    """The scripted model: answers ``bench tag=T n=N pace=P`` with N tokens, P seconds apart, and
+    prints ``{"tag", "written"}`` (when each token was written) once they are all out."""
+    sys.path.insert(0, str(ROOT))
+    from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, ScriptedOpenAI
+
+    out_lock = threading.Lock()
+
+    class Written(list):
+        def __init__(self, tag: str, n: int) -> None:
+            super().__init__()
+            self.tag, self.n = tag, n
+
+        def append(self, value: float) -> None:
+            super().append(value)
+            if len(self) == self.n:
+                with out_lock:
+                    print(json.dumps({"tag": self.tag, "written": list(self)}), flush=True)
+
+    def reply(body: dict) -> Reply:
+        found = MESSAGE.search(RecordedRequest(path="", body=body).last_user_text)
+        if found is None:
+            return Reply(text="ok")
+        tag, n, pace = found.group(1), int(found.group(2)), float(found.group(3))
+        return Reply(text=TOKEN * n, chunk_size=len(TOKEN), chunk_delay=pace, written_at=Written(tag, n))
+
+    server = ScriptedOpenAI()
+    server.fallback = reply
+    print(json.dumps({"base_url": server.base_url}), flush=True)
+    server._server.serve_forever()
+
+
+class ModelProcess:
     def __init__(self) -> None:
-        import uvicorn
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-model"], stdout=subprocess.PIPE, text=True, cwd=str(ROOT)
+        )
+        self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
+        self.written: dict[str, list[float]] = {}
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
 
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config("adiuva.asgi:application", lifespan="off", log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            record = json.loads(line)
+            with self.cond:
+                self.written[record["tag"]] = record["written"]
+                self.cond.notify_all()
 
-    def start(self) -> None:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-
-async def stack_run(client, llm, n: int, pace: float) -> dict:
-    from apps.assistant.testing.scripted_openai import Reply
-
-    written: list[float] = []
-    llm.script(Reply(text=TOKEN * n, chunk_size=len(TOKEN), chunk_delay=pace, written_at=written))
-    arrivals: list[tuple[float, int]] = []  # (time, cumulative chars held by the client)
-    held = 0
-    start = time.perf_counter()
-    async for frame in client.home_request("stream please"):
-        if frame["type"] == "stream_text":
-            held += len(frame["chunk"])
-            arrivals.append((time.perf_counter(), held))
-        if frame["type"] == "error":
-            raise RuntimeError(frame)
-    return _figures(start, written, arrivals, n)
+    def written_for(self, tag: str) -> list[float]:
+        with self.cond:
+            if not self.cond.wait_for(lambda: tag in self.written, timeout=30):
+                raise RuntimeError("the model never reported its write times")
+            return self.written.pop(tag)
 
 
-def _figures(start: float, written: list[float], arrivals: list[tuple[float, int]], n: int) -> dict:
-    if not arrivals or arrivals[-1][1] != n * len(TOKEN):
-        raise RuntimeError("the whole text did not arrive")
-    latencies = []
-    j = 0
-    for i, wrote in enumerate(written):
-        needed = (i + 1) * len(TOKEN)
-        while arrivals[j][1] < needed:
-            j += 1
-        latencies.append(arrivals[j][0] - wrote)
-    span = max(arrivals[-1][0] - arrivals[0][0], 1e-9)
-    return {
-        "frames_per_s": len(arrivals) / span if len(arrivals) > 1 else float("nan"),
-        "tokens_per_s": n / (arrivals[-1][0] - start),
-        "first_text_ms": (arrivals[0][0] - start) * 1000,
-        "token_latency_ms": statistics.mean(latencies) * 1000,
-        "frames": len(arrivals),
-    }
+# --- the raw server (a process of its own) -------------------------------------------------
 
 
-def start_raw_server(written_by_request: list[list[float]]) -> tuple[int, threading.Thread]:
-    """A bare websockets server streaming the same tokens as stream_text frames."""
+def serve_raw(port: int) -> None:
+    """Writes ``n`` stream_text frames per request; stream_end carries when each was written."""
     import websockets
-
-    port = device_common.free_port()
-    ready = threading.Event()
 
     async def handler(ws):
         async for message in ws:
             request = json.loads(message)
+            if request.get("type") != "home_request":
+                continue
+            n, pace = MESSAGE.search(request["message"]).group(2, 3)
             written: list[float] = []
-            written_by_request.append(written)
-            await ws.send(json.dumps({"type": "stream_start", "request_id": "r"}))
-            for _ in range(request["n"]):
-                await ws.send(json.dumps({"type": "stream_text", "request_id": "r", "chunk": TOKEN}))
+            rid = request["request_id"]
+            await ws.send(json.dumps({"type": "stream_start", "request_id": rid}))
+            for _ in range(int(n)):
+                await ws.send(json.dumps({"type": "stream_text", "request_id": rid, "chunk": TOKEN}))
                 written.append(time.perf_counter())
-                if request["pace"]:
-                    await asyncio.sleep(request["pace"])
-            await ws.send(json.dumps({"type": "stream_end", "request_id": "r", "mutations": []}))
+                if float(pace):
+                    await asyncio.sleep(float(pace))
+            await ws.send(json.dumps({"type": "stream_end", "request_id": rid, "mutations": [], "written": written}))
 
     async def main():
-        async with websockets.serve(handler, "127.0.0.1", port):
-            ready.set()
+        async with websockets.serve(handler, "127.0.0.1", port, max_size=None):
+            print("ready", flush=True)
             await asyncio.Future()
 
-    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
-    thread.start()
-    ready.wait(10)
-    return port, thread
+    asyncio.run(main())
 
 
-def median_of(runs: list[dict]) -> dict:
-    return {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+# --- the device (this process) -------------------------------------------------------------
 
 
-async def measure(args) -> None:
-    import websockets
-    from asgiref.sync import sync_to_async
-    from django.conf import settings
+class Device:
+    """A bare websockets device: one request at a time, pings answered, frames timed on arrival."""
 
-    from apps.assistant.testing.scripted_openai import ScriptedOpenAI
-    from apps.devices.client import DeviceClient
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url, self.token = url, token
 
-    llm = ScriptedOpenAI().start()
-    settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-bench", llm.base_url
-    settings.ASSISTANT_REQUEST_TIMEOUT = 120.0
-    settings.ASSISTANT_LLM_TIMEOUT = 60.0
-    server = ServerThread()
-    server.start()
-    ((_user_id, token),) = await sync_to_async(device_common.make_users)(1, prefix="asstbench")
-    client = DeviceClient(f"ws://127.0.0.1:{server.port}/api/v1/ws/device", token)
-    await client.connect()
-    await asyncio.sleep(0.5)  # the hello is recorded
-    written_by_request: list[list[float]] = []
-    port, _ = start_raw_server(written_by_request)
-    raw_ws = await websockets.connect(f"ws://127.0.0.1:{port}", max_size=None)
+    async def connect(self) -> None:
+        import websockets
 
-    results = {}
-    for label, pace in (("throughput", 0.0), ("latency", args.pace_ms / 1000)):
-        await stack_run(client, llm, 20, 0.0)  # warm-up (graph compile, connections)
-        stack = [await stack_run(client, llm, args.tokens, pace) for _ in range(args.runs)]
-        raw = []
-        for _ in range(args.runs):
-            before = len(written_by_request)
-            raw.append(await raw_run(raw_ws, args.tokens, pace, written_by_request, before))
-        results[label] = (median_of(stack), median_of(raw))
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self.ws = await websockets.connect(self.url, additional_headers=headers, max_size=None, ping_interval=None)
+        if self.token:
+            hello = {"type": "device_hello", "device_id": "asstbench-device", "agent_ids": []}
+            await self.ws.send(json.dumps(hello))
+            await asyncio.sleep(0.5)  # the hello is recorded
 
-    await raw_ws.close()
-    await client.close()
-    server.stop()
-    llm.stop()
-    _report(args, results)
+    async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict]:
+        """(sent at, [(arrival, cumulative chars held)], stream_end frame)."""
+        request_id = uuid.uuid4().hex
+        arrivals: list[tuple[float, int]] = []
+        held = 0
+        start = time.perf_counter()
+        await self.ws.send(json.dumps({"type": "home_request", "request_id": request_id, "message": message}))
+        while True:
+            raw = await self.ws.recv()
+            now = time.perf_counter()
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "ping":
+                await self.ws.send('{"type": "pong"}')
+            elif frame.get("request_id") != request_id:
+                continue
+            elif kind == "stream_text":
+                held += len(frame["chunk"])
+                arrivals.append((now, held))
+            elif kind == "error":
+                raise RuntimeError(frame)
+            elif kind == "stream_end":
+                return start, arrivals, frame
 
-
-async def raw_run(ws, n: int, pace: float, written_by_request: list[list[float]], before: int) -> dict:
-    arrivals: list[tuple[float, int]] = []
-    held = 0
-    start = time.perf_counter()
-    await ws.send(json.dumps({"type": "home_request", "message": "stream please", "n": n, "pace": pace}))
-    while True:
-        frame = json.loads(await ws.recv())
-        if frame["type"] == "stream_text":
-            held += len(frame["chunk"])
-            arrivals.append((time.perf_counter(), held))
-        elif frame["type"] == "stream_end":
-            break
-    return _figures(start, written_by_request[before], arrivals, n)
+    async def close(self) -> None:
+        await self.ws.close()
 
 
-def _report(args, results) -> None:
-    print(f"assistant streaming, {args.tokens} tokens of {len(TOKEN)} chars, median of {args.runs} runs")
-    stack, raw = results["throughput"]
-    print("throughput (model streams as fast as it can):")
-    for name, r in (("stack", stack), ("raw", raw)):
-        frames, tokens = r["frames_per_s"], r["tokens_per_s"]
-        print(f"  {name:5}: {frames:.0f} frames/s ({r['frames']:.0f} frames), {tokens:.0f} tokens/s")
-    frames_ratio = stack["frames_per_s"] / raw["frames_per_s"]
-    tokens_ratio = stack["tokens_per_s"] / raw["tokens_per_s"]
-    print(f"  ratio stack/raw: frames/s {frames_ratio:.3f}, tokens/s {tokens_ratio:.3f}")
-    stack, raw = results["latency"]
-    print(f"latency (tokens paced {args.pace_ms} ms apart):")
-    for name, r in (("stack", stack), ("raw", raw)):
-        print(f"  {name:5}: mean token latency {r['token_latency_ms']:.2f} ms, first text {r['first_text_ms']:.1f} ms")
-    added = stack["token_latency_ms"] - raw["token_latency_ms"]
-    ratio = stack["token_latency_ms"] / raw["token_latency_ms"]
-    print(f"  added latency per token: {added:.1f} ms (ratio stack/raw {ratio:.1f}x)")
+def token_latencies(written: list[float], arrivals: list[tuple[float, int]]) -> list[float]:
+    """Per token: arrival of the frame that completed it minus when it was written."""
+    if not arrivals or arrivals[-1][1] != len(written) * len(TOKEN):
+        raise RuntimeError("the whole text did not arrive")
+    latencies, j = [], 0
+    for i, wrote in enumerate(written):
+        while arrivals[j][1] < (i + 1) * len(TOKEN):
+            j += 1
+        latencies.append(arrivals[j][0] - wrote)
+    return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
+    tag = uuid.uuid4().hex
+    start, arrivals, end = await device.request(f"bench tag={tag} n={n} pace={pace}")
+    written = end["written"] if model is None else model.written_for(tag)
+    first, last = arrivals[0][0], arrivals[-1][0]
+    return {
+        "latencies": token_latencies(written, arrivals),
+        "streaming_tokens_per_s": (n - 1) / max(last - first, 1e-9),
+        "end_to_end_tokens_per_s": n / (last - start),
+        "frames_per_s": (len(arrivals) - 1) / max(last - first, 1e-9),
+        "frames": len(arrivals),
+        "first_text_ms": (first - start) * 1000,
+    }
+
+
+def median_of(runs: list[dict], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+# --- orchestration ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}") from None
+            time.sleep(0.1)
+    raise RuntimeError("server did not start")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+class Stack(NamedTuple):
+    """One checkout's stack server process, as the device reaches it."""
+
+    label: str
+    root: str
+    proc: subprocess.Popen
+    port: int
+    token: str
+
+
+def start_stack(label: str, root: str, model: ModelProcess, log, profile: str | None) -> Stack:
+    port = free_port()
+    database = "adiuva_asstbench_" + hashlib.sha256(root.encode()).hexdigest()[:8]  # each checkout migrates its own
+    command = [sys.executable, str(ROOT / "bench" / "assistant_stack_server.py"), root, str(port), database]
+    command += [model.base_url] + (["--profile", str(Path(profile).resolve())] if profile else [])
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root)
+    line = proc.stdout.readline()
+    if not line:
+        raise RuntimeError(f"the {label} stack server failed to start (see {log.name})")
+    wait_for_port(port, proc)
+    return Stack(label, root, proc, port, json.loads(line)["token"])
+
+
+async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess) -> dict:
+    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
+    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}")
+    for device in devices.values():
+        await device.connect()
+    plans = [("throughput", args.tokens, 0.0)] + [
+        (f"latency {pace:g} ms", args.latency_tokens, pace / 1000) for pace in args.paces
+    ]
+    for stack in stacks:
+        for _ in range(2):  # warm-up: graph compile, connections, caches
+            await one_run(devices[stack.label], model, 20, 0.0)
+    results: dict[str, dict[str, list[dict]]] = {}
+    for label, n, pace in plans:
+        sides: dict[str, list[dict]] = {name: [] for name in devices}
+        for _ in range(args.runs):  # interleaved, so every path meets the same load on a shared machine
+            for name, device in devices.items():
+                sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
+        results[label] = sides
+    for device in devices.values():
+        await device.close()
+    return results
+
+
+def report(args, stacks: list[Stack], results: dict) -> None:
+    lines = [f"assistant streaming, median / pooled over {args.runs} interleaved runs"]
+    lines += [f"  {s.label}: {s.root}" for s in stacks]
+    names = [s.label for s in stacks] + ["raw"]
+    width = max(len(n) for n in names)
+    throughput = results["throughput"]
+    raw = throughput["raw"]
+    lines.append(f"throughput ({args.tokens} tokens of {len(TOKEN)} chars, written as fast as the model can):")
+    for name in names:
+        runs = throughput[name]
+        lines.append(
+            f"  {name:{width}}: {median_of(runs, 'streaming_tokens_per_s'):7.0f} tokens/s streaming, "
+            f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
+            f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
+            f"first text {median_of(runs, 'first_text_ms'):.1f} ms"
+        )
+    for name in names[:-1]:
+        ratios = [
+            median_of(throughput[name], key) / median_of(raw, key)
+            for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
+        ]
+        lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
+    for label, sides in results.items():
+        if label == "throughput":
+            continue
+        lines.append(f"{label} pacing ({args.latency_tokens} tokens), latency per token model → device:")
+        pooled = {name: [x for run in runs for x in run["latencies"]] for name, runs in sides.items()}
+        for name in names:
+            p50, p95, top = (
+                x * 1000 for x in (percentile(pooled[name], 50), percentile(pooled[name], 95), max(pooled[name]))
+            )
+            frames = median_of(sides[name], "frames")
+            lines.append(
+                f"  {name:{width}}: p50 {p50:7.2f} ms  p95 {p95:7.2f} ms  max {top:7.2f} ms  ({frames:.0f} frames)"
+            )
+        for name in names[:-1]:
+            added = [(percentile(pooled[name], p) - percentile(pooled["raw"], p)) * 1000 for p in (50, 95)]
+            lines.append(f"  added by {name}: p50 {added[0]:.2f} ms, p95 {added[1]:.2f} ms")
+    print("\n".join(lines))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tokens", type=int, default=400)
-    parser.add_argument("--pace-ms", type=float, default=2.0)
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=2000, help="tokens of the throughput runs")
+    parser.add_argument("--latency-tokens", type=int, default=200, help="tokens of each paced run")
+    parser.add_argument("--paces", default="2,20", help="comma-separated token spacing in ms for the latency runs")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--stack-root", default=str(ROOT), help="the checkout whose stack is measured")
+    parser.add_argument("--compare", help="a second checkout (e.g. the previous code), measured interleaved")
+    parser.add_argument("--profile", help="write a pyinstrument report of the --stack-root stack process here")
+    parser.add_argument("--serve-model", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-raw", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device_common.setup_django(migrate=True)
-    asyncio.run(measure(args))
+    if args.serve_model:
+        serve_model()
+        return
+    if args.serve_raw:
+        serve_raw(args.serve_raw)
+        return
+    args.paces = [float(p) for p in args.paces.split(",")]
+    os.environ.setdefault("ADIUVA_TEST_RUN", "asstbench")
+
+    model = ModelProcess()
+    raw_port = free_port()
+    raw_proc = subprocess.Popen([sys.executable, __file__, "--serve-raw", str(raw_port)], stdout=subprocess.PIPE)
+    log_path = ROOT / ".data" / "assistant_streaming_stack.log"
+    log_path.parent.mkdir(exist_ok=True)
+    log = log_path.open("w")  # the stacks' own log lines, kept out of the report
+    stacks: list[Stack] = []
+    try:
+        stacks.append(start_stack("stack", str(Path(args.stack_root).resolve()), model, log, args.profile))
+        if args.compare:
+            stacks.append(start_stack("compared", str(Path(args.compare).resolve()), model, log, None))
+        raw_proc.stdout.readline()
+        results = asyncio.run(measure(args, stacks, raw_port, model))
+    finally:
+        for proc in [s.proc for s in stacks] + [raw_proc, model.proc]:
+            stop(proc)
+        log.close()
+    report(args, stacks, results)
 
 
 if __name__ == "__main__":

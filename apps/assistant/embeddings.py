@@ -10,7 +10,7 @@ from django.conf import settings
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
-from .llm import embeddings_model, llm_configuration_check
+from .llm import async_http_client, embeddings_model, llm_configuration_check
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ async def text_embed(*, text: str) -> list[float]:
     # Our own HTTP client, closed right here: a client left to the garbage collector tries to close
     # its connections on an event loop that may be gone (a REST request's short-lived loop).
     llm_configuration_check()
-    http_client = openai.DefaultAsyncHttpxClient(timeout=settings.ASSISTANT_LLM_TIMEOUT)
+    http_client = async_http_client()
     try:
         vector = await embeddings_model(http_async_client=http_client).aembed_query(text)
     except (openai.OpenAIError, ValueError, KeyError, TypeError) as exc:

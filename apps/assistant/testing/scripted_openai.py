@@ -60,6 +60,8 @@ class Reply:
     chunk_delay: float = 0.0  # seconds between streamed deltas
     break_stream_after: int | None = None  # drop the connection after N text deltas
     written_at: list[float] | None = None  # if a list, perf_counter() after each text delta is sent (benchmarks)
+    tool_args_chunk: int | None = None  # stream each call's arguments in pieces of this many characters
+    hold_before_finish: threading.Event | None = None  # after the tool calls, wait (≤ 15 s) for this event
 
 
 def text(content: str, **options: Any) -> Reply:
@@ -81,6 +83,7 @@ ReplySpec = Reply | Callable[[dict[str, Any]], Reply]
 class RecordedRequest:
     path: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)  # names lower-cased
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -210,7 +213,11 @@ class ScriptedOpenAI:
                     self._json(400, {"error": {"message": "invalid JSON", "type": "invalid_request_error"}})
                     return
                 with server._lock:
-                    server.requests.append(RecordedRequest(path=self.path, body=body))
+                    server.requests.append(
+                        RecordedRequest(
+                            path=self.path, body=body, headers={k.lower(): v for k, v in self.headers.items()}
+                        )
+                    )
                 if self.path.endswith("/chat/completions"):
                     self._chat(body)
                 elif self.path.endswith("/embeddings"):
@@ -322,18 +329,18 @@ class ScriptedOpenAI:
                         if reply.chunk_delay:
                             time.sleep(reply.chunk_delay)
                     for index, call in enumerate(reply.tool_calls):
-                        chunk(
-                            {
-                                "tool_calls": [
-                                    {
-                                        "index": index,
-                                        "id": call.id,
-                                        "type": "function",
-                                        "function": {"name": call.name, "arguments": call.arguments_json()},
-                                    }
-                                ]
-                            }
-                        )
+                        arguments = call.arguments_json()
+                        size = reply.tool_args_chunk or max(len(arguments), 1)
+                        pieces = [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
+                        for n, piece in enumerate(pieces):
+                            # Like OpenAI: the first delta names the call, the next ones only add arguments.
+                            delta: dict[str, Any] = {"index": index, "function": {"arguments": piece}}
+                            if n == 0:
+                                delta.update(id=call.id, type="function")
+                                delta["function"]["name"] = call.name
+                            chunk({"tool_calls": [delta]})
+                    if reply.hold_before_finish is not None:
+                        reply.hold_before_finish.wait(15)
                     chunk({}, "tool_calls" if reply.tool_calls else "stop")
                     if (body.get("stream_options") or {}).get("include_usage"):
                         payload = {

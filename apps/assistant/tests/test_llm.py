@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import openai
 import pytest
 
 from apps.assistant.embeddings import text_embed
 from apps.assistant.llm import ModelRole, chat_model, embeddings_model
-from apps.assistant.testing.scripted_openai import ScriptedOpenAI
+from apps.assistant.testing.scripted_openai import Reply, ScriptedOpenAI, ToolCall, failure
 from apps.core.errors import ApplicationError
 
 
@@ -75,3 +76,42 @@ async def test_wrong_embedding_size_is_reported(settings):
             await text_embed(text="hello")
         # then
         assert "ASSISTANT_EMBEDDING_MODEL" in caught.value.message
+
+
+async def test_a_streamed_answer_carries_the_api_key_text_and_tool_calls(settings):
+    # given the model streams text, then a tool call whose arguments arrive in pieces
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-streamed", server.base_url
+        server.script(
+            Reply(
+                text="Looking it up. ",
+                chunk_size=3,
+                tool_calls=[ToolCall("task", {"subagent_type": "note"}, id="call_1")],
+                tool_args_chunk=5,
+            )
+        )
+        model = chat_model(ModelRole.SUPERVISOR)
+        # when
+        chunks = [chunk async for chunk in model.astream("hi")]
+        # then the request was authenticated like any SDK call, and the answer is whole
+        assert server.chat_requests()[0].headers["authorization"] == "Bearer sk-streamed"
+        message = chunks[0]
+        for chunk in chunks[1:]:
+            message += chunk
+        assert message.text == "Looking it up. "
+        assert message.tool_calls == [
+            {"name": "task", "args": {"subagent_type": "note"}, "id": "call_1", "type": "tool_call"}
+        ]
+
+
+async def test_a_failed_streamed_call_raises_the_sdks_status_error(settings):
+    # given
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "sk-streamed", server.base_url
+        settings.ASSISTANT_LLM_MAX_RETRIES = 0
+        server.script(failure(503))
+        # when / then
+        with pytest.raises(openai.APIStatusError) as caught:
+            async for _chunk in chat_model(ModelRole.SUPERVISOR).astream("hi"):
+                pass
+        assert caught.value.status_code == 503

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import uuid
+
 from apps.assistant import prompts
 from apps.assistant.sanitizer import PromptSanitizer, StreamSanitizer
+from apps.devices.streams import RequestStream
 
 
 def _stream(text: str, size: int) -> str:
@@ -129,3 +134,44 @@ def test_prompts_carry_entity_tags_chart_types_and_value_rules():
         assert chart_type in home
     assert "in_progress" in home
     assert "likes tea" in home
+
+
+async def test_a_leak_split_across_frames_merged_behind_a_busy_socket_never_reaches_the_client():
+    # given a prompt window split into one-character chunks, sanitized as the assistant streams it,
+    # and a request stream whose socket stays busy, so the released text is merged into few frames
+    window = " ".join(prompts.ENTITY_TAGS.prose.split()[:8])
+    text = f"Hi there. {window} bye now"
+    request_id = uuid.uuid4().hex
+    stream = RequestStream(user_id="sanitizer-user", request_id=request_id, node="test-node")
+    delivered: list[dict] = []
+    gate = asyncio.Event()
+
+    class BusySocket:
+        async def send_text(self, frame_text: str) -> None:
+            delivered.append(json.loads(frame_text))
+            await gate.wait()
+
+    stream.attach(BusySocket(), 0)
+    sanitizer = StreamSanitizer()
+
+    # when every released piece is emitted while the socket is busy, then the socket frees up
+    stream.emit({"type": "stream_start", "request_id": request_id})
+    for char in text:
+        piece = sanitizer.feed(char)
+        if piece:
+            stream.emit({"type": "stream_text", "request_id": request_id, "chunk": piece})
+        await asyncio.sleep(0)
+    stream.emit({"type": "stream_text", "request_id": request_id, "chunk": sanitizer.flush()})
+    gate.set()
+    stream.emit({"type": "stream_end", "request_id": request_id, "mutations": []})
+    stream.finish()
+    await asyncio.wait_for(stream._writer, 10)
+
+    # then frames were merged, and the client's text has neither the window nor its start
+    texts = [f for f in delivered if f["type"] == "stream_text"]
+    client_text = "".join(f["chunk"] for f in texts)
+    assert len(texts) < len(text) // 4
+    assert window not in client_text
+    assert " ".join(window.split()[:2]) not in client_text
+    assert client_text.startswith("Hi there.")
+    assert client_text.endswith("bye now")

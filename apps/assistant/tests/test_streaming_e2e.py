@@ -8,6 +8,10 @@ the real rows travelled through the model and back to the client.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import uuid
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -144,6 +148,52 @@ async def test_floating_request_announces_the_domain_of_the_first_subagent_then_
     assert note["id"] in supervisor_prompt
     assert "Launch plan" in supervisor_prompt
     assert [(c["action"], c["table"]) for c in client.tool_calls] == [("get", "notes"), ("get", "notes")]
+
+
+async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_names_it(devices, user, llm):
+    # given a supervisor that writes text, then streams its dispatch in pieces and keeps its step open
+    client = await devices(user)
+    note = client.store.execute({"action": "insert", "table": "notes", "data": {"title": "Plan", "content": "x"}})[
+        "row"
+    ]
+    step_open = threading.Event()
+    llm.script(
+        Reply(
+            text="One moment. ",
+            tool_calls=[ToolCall("task", {"description": f"Read note {note['id']}", "subagent_type": "note"})],
+            tool_args_chunk=7,
+            hold_before_finish=step_open,
+        ),
+        tool_call("get_note", {"note_id": note["id"]}),
+        relay_tool_result(),
+        text("The note lists the launch steps."),
+    )
+    request_id = uuid.uuid4().hex
+    queue: asyncio.Queue = asyncio.Queue()
+    client._streams[request_id] = queue
+
+    # when the request runs and the model's step has not ended yet
+    await client.send(
+        {"type": "floating_request", "request_id": request_id, "message": "sum up", "scope": {"type": "note"}}
+    )
+    early: list[dict] = []
+    try:
+        while streamed_text(early) != "One moment. ":
+            early.append(await asyncio.wait_for(queue.get(), 10))
+    finally:
+        step_open.set()
+    rest: list[dict] = []
+    while not rest or rest[-1]["type"] != "stream_end":
+        rest.append(await asyncio.wait_for(queue.get(), 15))
+    client._streams.pop(request_id, None)
+
+    # then the domain and the held text left while the step was still open, and the rest followed
+    assert types(early)[:2] == ["floating_domain", "stream_start"]
+    assert early[0]["domain"] == "notes"
+    frames = early + rest
+    assert "launch steps" in streamed_text(frames)
+    assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
+    assert types(frames).count("floating_domain") == 1
 
 
 async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices, user, llm):
