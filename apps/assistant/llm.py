@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import ssl
+from collections.abc import AsyncIterator
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -89,7 +93,7 @@ class DecodedChunkCompletions:
     async def create(self, **payload: Any) -> Any:
         if not payload.get("stream") or self._PER_CALL_OPTIONS & payload.keys():
             return await self._completions.create(**payload)
-        return await self._client.post(
+        stream = await self._client.post(
             "/chat/completions",
             body=payload,
             cast_to=object,  # the decoded JSON, untouched
@@ -97,9 +101,102 @@ class DecodedChunkCompletions:
             stream_cls=openai.AsyncStream[object],
             options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
         )
+        return CoalescingChunkStream(stream)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
+
+
+READER_SLICE = 0.002
+
+
+class CoalescingChunkStream:
+    """A chat-completions stream whose text chunks that arrived while the consumer was busy are
+    merged into one; a chunk that finds the consumer waiting goes on alone, at once.
+
+    Everything downstream (langchain-openai, LangGraph, the sanitizer, one socket frame) costs the
+    same per chunk whatever its length, so a model that writes faster than that pipeline passes
+    several tokens per trip instead of queueing them one by one; a slow model loses nothing to it.
+    A reader task drains the HTTP stream into a buffer; only plain text deltas of the same choice
+    are merged (never tool-call pieces, a role change, a finish or usage).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer: collections.deque[Any] = collections.deque()
+        self._arrived = asyncio.Event()
+        self._finished = False
+        self._error: BaseException | None = None
+
+    async def __aenter__(self) -> CoalescingChunkStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stream.close()
+
+    async def close(self) -> None:
+        await self._stream.close()
+
+    async def _read(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+            resumed = loop.time()
+            async for chunk in self._stream:
+                self._buffer.append(chunk)
+                waiting = not self._arrived.is_set()
+                self._arrived.set()
+                # Decoding chunks already read from the socket never suspends, so a fast model would
+                # hold the loop until its last token: hand over at once to a waiting consumer, and
+                # at least every READER_SLICE seconds to the consumer and what it feeds.
+                if waiting or loop.time() - resumed > READER_SLICE:
+                    await asyncio.sleep(0)
+                    resumed = loop.time()
+        except Exception as exc:  # handed to the consumer, after the chunks that came before it
+            self._error = exc
+        finally:
+            self._finished = True
+            self._arrived.set()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        reader = asyncio.ensure_future(self._read())
+        try:
+            while True:
+                if not self._buffer:
+                    if self._finished:
+                        if self._error is not None:
+                            raise self._error
+                        return
+                    self._arrived.clear()
+                    await self._arrived.wait()
+                    continue
+                chunk = self._buffer.popleft()
+                while self._buffer and _text_delta(chunk) is not None and _text_delta(self._buffer[0]) is not None:
+                    chunk = _with_text(chunk, _text_delta(chunk) + _text_delta(self._buffer.popleft()))
+                yield chunk
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(BaseException):
+                    await reader
+
+
+def _text_delta(chunk: Any) -> str | None:
+    """The text of a chunk that carries nothing but text for choice 0, else None."""
+    if not isinstance(chunk, dict) or chunk.get("usage") or len(chunk.get("choices") or ()) != 1:
+        return None
+    choice = chunk["choices"][0]
+    if choice.get("index", 0) != 0 or choice.get("finish_reason") or choice.get("logprobs"):
+        return None
+    delta = choice.get("delta") or {}
+    content = delta.get("content")
+    if not isinstance(content, str) or any(value for key, value in delta.items() if key not in ("content", "role")):
+        return None
+    return content
+
+
+def _with_text(chunk: dict, content: str) -> dict:
+    choice = chunk["choices"][0]
+    return {**chunk, "choices": [{**choice, "delta": {**choice["delta"], "content": content}}]}
 
 
 def chat_model(role: ModelRole) -> ChatOpenAI:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import openai
 import pytest
 
@@ -115,3 +117,31 @@ async def test_a_failed_streamed_call_raises_the_sdks_status_error(settings):
             async for _chunk in chat_model(ModelRole.SUPERVISOR).astream("hi"):
                 pass
         assert caught.value.status_code == 503
+
+
+async def test_text_that_arrived_while_the_consumer_was_busy_comes_as_one_chunk(settings):
+    # given a model that writes 60 one-character deltas at once, and a consumer slower than that
+    text = "The quarterly report is due on Friday; send it to Carla then."
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.script(Reply(text=text, chunk_size=1))
+        pieces = []
+        # when
+        async for chunk in chat_model(ModelRole.SUPERVISOR).astream("hi"):
+            pieces.append(chunk.text)
+            await asyncio.sleep(0.02)
+        # then nothing is lost or reordered, and the queued deltas were merged
+        assert "".join(pieces) == text
+        assert len([piece for piece in pieces if piece]) < len(text) / 3
+
+
+async def test_text_that_finds_the_consumer_waiting_leaves_alone_and_at_once(settings):
+    # given a model that paces its deltas, and a consumer that keeps up
+    text = "Send the invoice"
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.script(Reply(text=text, chunk_size=4, chunk_delay=0.05))
+        # when
+        pieces = [chunk.text async for chunk in chat_model(ModelRole.SUPERVISOR).astream("hi")]
+        # then every delta came on its own (none waited for the next)
+        assert [piece for piece in pieces if piece] == ["Send", " the", " inv", "oice"]
