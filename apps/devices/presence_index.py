@@ -11,7 +11,7 @@ import time
 from typing import NamedTuple
 
 from .node import ALIVE_KEY
-from .realtime_redis import loop_redis
+from .realtime_redis import loop_redis, loop_script
 
 KEY = "devices:where:{user_id}"
 _ALIVE_PREFIX = ALIVE_KEY.split("{", 1)[0]
@@ -46,19 +46,6 @@ return 0
 """
 
 
-_registered: dict[tuple[int, str], object] = {}
-
-
-def _script(source: str):
-    """The script registered on this loop's client (EVALSHA after the first call)."""
-    client = loop_redis()
-    key = (id(client), source)
-    script = _registered.get(key)
-    if script is None:
-        script = _registered[key] = client.register_script(source)
-    return script
-
-
 class DeviceLocation(NamedTuple):
     device_id: str
     channel: str
@@ -70,12 +57,12 @@ async def presence_announce(*, user_id: str, device_id: str, channel: str, node:
 
 
 async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
-    await _script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
+    await loop_script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
 
 
 async def presence_locate(*, user_id: str, device_id: str | None) -> DeviceLocation | None:
     """The live holder of the device (or of the user's most recently connected one), else None."""
-    found = await _script(_LOCATE)(keys=[KEY.format(user_id=user_id)], args=[device_id or "", _ALIVE_PREFIX])
+    found = await loop_script(_LOCATE)(keys=[KEY.format(user_id=user_id)], args=[device_id or "", _ALIVE_PREFIX])
     if not found:
         return None
     return DeviceLocation(*(part.decode() if isinstance(part, bytes) else part for part in found))

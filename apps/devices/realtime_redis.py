@@ -1,7 +1,7 @@
 """The asyncio Redis client of the running event loop, for presence, liveness and stream logs.
 
 One client per loop (a redis.asyncio connection pool is bound to the loop that opened it); it
-talks to the cache's Redis database.
+talks to the cache's Redis database. ``loop_script`` registers a Lua script on that client once.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import weakref
 
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.commands.core import AsyncScript
 
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 
@@ -23,3 +24,16 @@ def loop_redis() -> aioredis.Redis:
             settings.CACHES["default"]["LOCATION"], socket_timeout=10, health_check_interval=30
         )
     return client
+
+
+_scripts: dict[tuple[int, str], AsyncScript] = {}
+
+
+def loop_script(source: str) -> AsyncScript:
+    """``source`` registered on this loop's client (EVALSHA after the first call)."""
+    client = loop_redis()
+    key = (id(client), source)
+    script = _scripts.get(key)
+    if script is None:
+        script = _scripts[key] = client.register_script(source)
+    return script

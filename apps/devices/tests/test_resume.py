@@ -237,3 +237,43 @@ async def test_only_the_newest_logs_per_user_are_kept(devices, user, frame_handl
     # then the oldest is gone, the newest replays
     assert (oldest["code"], oldest["request_id"]) == ("stream_expired", "n1")
     assert [(f["type"], f["seq"]) for f in newest] == [("stream_end", 1)]
+
+
+async def test_a_running_request_evicted_by_newer_ones_is_never_replayed_with_a_gap(
+    devices, user, frame_handlers, settings
+):
+    # given room for one log per user, and a request that has streamed (and persisted) some frames
+    settings.DEVICE_STREAM_RETAIN_PER_USER = 1
+    release = Gate()
+    persisted = streams.LOG_KEY.format(user_id=user.id, request_id="long")
+
+    async def home(session, frame):
+        rid = frame.request_id
+        await session.send({"type": "stream_start", "request_id": rid})
+        if rid == "long":
+            await session.send(chunk(rid, "early "))
+            await release.passed()
+            await session.send(chunk(rid, "late"))
+        await session.send({"type": "stream_end", "request_id": rid})
+
+    frame_handlers.register_frame_handler("home_request", home)
+    client = await devices(user)
+    await client.send({"type": "home_request", "request_id": "long", "message": "hi"})
+    await frames_until_end(client, "long", first=2)
+
+    async def logged() -> bool:
+        return await loop_redis().llen(persisted) == 2
+
+    await wait_until(logged)
+
+    # when a newer request takes the only place while the first still runs, and the first then ends
+    await run_to_end(client, {"type": "home_request", "request_id": "short", "message": "hi"})
+    release.open()
+    await frames_until_end(client, "long")
+    await stream_gone(user, "long")
+    other = await devices(user)
+    await other.send({"type": "resume", "request_id": "long", "after_seq": 1})
+    answer = await other.next_frame()
+
+    # then its log is gone as a whole (stream_expired), never replayed from the middle
+    assert (answer["type"], answer.get("code"), answer["request_id"]) == ("error", "stream_expired", "long")
