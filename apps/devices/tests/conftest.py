@@ -147,7 +147,10 @@ async def frames_until_end(client, request_id: str, *, first: int = 0) -> list[d
     """Frames of ``request_id`` arriving on ``client`` (outside ``client.request``) up to ``stream_end``."""
     frames: list[dict[str, Any]] = []
     while True:
-        frame = await client.next_frame(10)
+        try:
+            frame = await client.next_frame(10)
+        except TimeoutError:
+            raise AssertionError(f"{request_id}: no stream_end; got {frames}") from None
         if frame.get("request_id") != request_id:
             continue
         frames.append(frame)

@@ -3,7 +3,7 @@
 A device held there, whose process is killed with SIGKILL mid-call (nothing of it says goodbye):
 the caller here must learn ``device_disconnected`` from the holder's liveness, long before the
 call's own timeout. A device that drops from this process's server and comes back on the other
-one resumes its running request there, and the request's later tool call follows it.
+one resumes its running request there: the other process relays the request's frames.
 """
 
 from __future__ import annotations
@@ -103,11 +103,11 @@ async def test_a_call_made_after_the_holder_process_died_fails_fast(user, other_
         await client.close()
 
 
-async def test_a_request_resumed_on_another_server_process_streams_on_and_its_tool_call_follows(
+async def test_a_request_resumed_on_another_server_process_streams_on_there(
     user, device_server, other_server_process, frame_handlers
 ):
     # given a request running on this process's server, which streams, pauses until its socket
-    # dropped, streams alone, pauses until the device is back, then streams and calls the device
+    # dropped, streams alone, pauses until the device is back, then streams the rest
     dropped, back = Gate(), Gate()
     streamed_alone = threading.Event()
 
@@ -124,8 +124,6 @@ async def test_a_request_resumed_on_another_server_process_streams_on_and_its_to
         for i in range(10):
             await session.send(chunk(rid, f"c{i} "))
             await asyncio.sleep(0)
-        result = await session.call(action="insert", table="tasks", data={"title": "roamed"})
-        await session.send(chunk(rid, f"[{result['row']['title']}]"))
         await session.send({"type": "stream_end", "request_id": rid})
 
     frame_handlers.register_frame_handler("home_request", home)
@@ -158,11 +156,8 @@ async def test_a_request_resumed_on_another_server_process_streams_on_and_its_to
         assert [f["seq"] for f in frames] == list(range(1, len(frames) + 1))
         assert frames[-1]["type"] == "stream_end"
         expected = "".join(f"a{i} " for i in range(3)) + "".join(f"b{i} " for i in range(3))
-        expected += "".join(f"c{i} " for i in range(10)) + "[roamed]"
+        expected += "".join(f"c{i} " for i in range(10))
         assert "".join(f["chunk"] for f in frames if f["type"] == "stream_text") == expected
-        # and the tool call made after the device was back reached it on the other process
-        assert first.tool_calls == []
-        assert [(c["action"], c["table"]) for c in second.tool_calls] == [("insert", "tasks")]
     finally:
         await first.close()
         await second.close()
