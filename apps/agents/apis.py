@@ -176,7 +176,6 @@ class CloudAgentDetailApi(APIView):
     )
     def put(self, request: Request, agent_id: Any) -> Response:
         data = _validated(CloudAgentInputSerializer, request, partial=True)
-        data.pop("provider", None)
         config = cloud_agent_update(user=request.user, agent_id=agent_id, **data)
         return Response(CloudAgentOutputSerializer(config).data)
 

@@ -153,7 +153,10 @@ def cloud_agent_create(*, user: User, **data: Any) -> CloudAgentConfig:
 
 
 def cloud_agent_update(*, user: User, agent_id: uuid.UUID, **data: Any) -> CloudAgentConfig:
-    """The provider is fixed at creation (its grant and the providers limit depend on it)."""
+    """Update the fields given. The provider is fixed at creation (its grant and the providers
+    limit depend on it): a ``provider`` among them is ignored, since clients send the whole
+    config back on an update."""
+    data.pop("provider", None)
     return _update(user=user, model=CloudAgentConfig, agent_id=agent_id, data=_only(data, CLOUD_FIELDS[1:]))
 
 

@@ -32,6 +32,7 @@ from .realtime_redis import loop_redis, loop_redis_close
 logger = logging.getLogger(__name__)
 
 ALIVE_KEY = "devices:alive:{node}"
+CLEANUP_SECONDS = 1.0  # what a node may spend saying goodbye when its loop ends
 NODE_CHANNEL = "devices:node:{node}"
 
 # The answers to a node's own tool calls; every other message type goes to a registered handler.
@@ -93,18 +94,22 @@ class Node:
                 except Exception:
                     logger.warning("devices: node heartbeat failed", exc_info=True)
         finally:
-            # The loop is ending (asyncio.run / async_to_sync cancel what is left): say so at once.
+            # The loop is ending (asyncio.run / async_to_sync cancel what is left): say so at once,
+            # bounded, so a Redis that does not answer cannot keep the loop from closing.
             with contextlib.suppress(BaseException):
-                await loop_redis().delete(ALIVE_KEY.format(node=self.name))
+                async with asyncio.timeout(CLEANUP_SECONDS):
+                    await loop_redis().delete(ALIVE_KEY.format(node=self.name))
             with contextlib.suppress(BaseException):
-                await loop_redis_close()
+                async with asyncio.timeout(CLEANUP_SECONDS):
+                    await loop_redis_close()
 
     async def _receive(self) -> None:
         try:
             await self._receive_forever()
         finally:
             with contextlib.suppress(BaseException):
-                await self._pubsub.aclose()
+                async with asyncio.timeout(CLEANUP_SECONDS):
+                    await self._pubsub.aclose()
 
     async def _receive_forever(self) -> None:
         while True:

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from django.conf import settings
 
 from .node import ALIVE_KEY, NODE_CHANNEL
-from .realtime_redis import loop_redis
+from .realtime_redis import loop_redis, loop_script
 
 KEY = "devices:where:{user_id}"
 _ALIVE_PREFIX = ALIVE_KEY.split("{", 1)[0]
@@ -75,19 +75,6 @@ return 0
 """
 
 
-_registered: dict[tuple[int, str], object] = {}
-
-
-def _script(source: str):
-    """The script registered on this loop's client (EVALSHA after the first call)."""
-    client = loop_redis()
-    key = (id(client), source)
-    script = _registered.get(key)
-    if script is None:
-        script = _registered[key] = client.register_script(source)
-    return script
-
-
 class DeviceLocation(NamedTuple):
     device_id: str
     channel: str
@@ -121,13 +108,13 @@ async def presence_announce(*, user_id: str, device_id: str, channel: str, node:
 
 
 async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
-    await _script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
+    await loop_script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
 
 
 async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: str) -> Lookup:
     """Publish ``payload`` to the node holding the device, in the round trip that finds it."""
     return _lookup(
-        await _script(_LOCATE_AND_PUBLISH)(
+        await loop_script(_LOCATE_AND_PUBLISH)(
             keys=[KEY.format(user_id=user_id)], args=[device_id, _ALIVE_PREFIX, _NODE_CHANNEL_PREFIX, payload]
         )
     )
@@ -135,4 +122,6 @@ async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: s
 
 async def presence_locate(*, user_id: str, device_id: str | None) -> Lookup:
     """The live holder of the device (or of the user's most recently connected one)."""
-    return _lookup(await _script(_LOCATE)(keys=[KEY.format(user_id=user_id)], args=[device_id or "", _ALIVE_PREFIX]))
+    return _lookup(
+        await loop_script(_LOCATE)(keys=[KEY.format(user_id=user_id)], args=[device_id or "", _ALIVE_PREFIX])
+    )

@@ -11,7 +11,9 @@ is idle, a frame leaves at once.
 The request outlives its socket: it keeps running and logging. The log is written to Redis in
 batches and kept ``DEVICE_STREAM_RETAIN_SECONDS`` after ``stream_end`` (at most
 ``DEVICE_STREAM_RETAIN_PER_USER`` requests per user), so a socket that reconnects (to any server
-process) can still resume it; the process running it is found through its node.
+process) can still resume it; the process running it is found through its node. A log evicted by
+that bound while its request runs is gone for good (``stream_expired`` once the request ended),
+never replayed from the middle.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
 from .frames import outgoing_json
 from .node import loop_node, node_alive, node_publish, register_message_handler
-from .realtime_redis import loop_redis
+from .realtime_redis import loop_redis, loop_script
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,21 @@ MSG_STREAM_FRAME = "devices.stream_frame"
 # How long a running request's log outlives a silent process, before the end sets the short retention.
 RUNNING_TTL_SECONDS = 3600
 PERSIST_DELAY_SECONDS = 0.05
+
+# Appends a batch of frames to a request's log, only if the log still holds exactly the frames this
+# stream wrote before: a log evicted by the per-user bound (or expired) while its request ran is
+# never re-created from the middle, which a resume would replay with a gap. Returns 0 when refused.
+# KEYS: log, meta. ARGV: frames persisted so far, TTL, user_id, node, ended, then the new frames.
+_APPEND = """
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return 0 end
+for i = 6, #ARGV, 1000 do
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('HSET', KEYS[2], 'user_id', ARGV[3], 'node', ARGV[4], 'ended', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+return 1
+"""
 
 
 class FrameTarget(Protocol):
@@ -78,6 +95,7 @@ class RequestStream:
         self._idle.set()
         self._finished = False
         self._persisted = 0
+        self._evicted = False  # its Redis log was dropped while it ran: no longer resumable from Redis
         self._persist_task: asyncio.Task | None = None
         self.closed = False
         self._writer = asyncio.get_running_loop().create_task(self._write(), name=f"stream-{request_id}")
@@ -230,16 +248,18 @@ class RequestStream:
             logger.warning("devices: could not persist stream %s", self.request_id, exc_info=True)
 
     async def _persist(self, *, final: bool) -> None:
-        log_key, meta_key = self.keys
+        if self._evicted:
+            return
         new = self.log[self._persisted :]
         ttl = settings.DEVICE_STREAM_RETAIN_SECONDS if final else RUNNING_TTL_SECONDS
-        async with loop_redis().pipeline(transaction=True) as pipe:
-            if new:
-                pipe.rpush(log_key, *new)
-            pipe.hset(meta_key, mapping={"user_id": self.user_id, "node": self.node, "ended": "1" if final else "0"})
-            pipe.expire(log_key, int(ttl))
-            pipe.expire(meta_key, int(ttl))
-            await pipe.execute()
+        appended = await loop_script(_APPEND)(
+            keys=list(self.keys),
+            args=[self._persisted, int(ttl), self.user_id, self.node, "1" if final else "0", *new],
+        )
+        if not appended:
+            self._evicted = True
+            logger.info("devices: stream %s was evicted while running; it is no longer resumable", self.request_id)
+            return
         self._persisted += len(new)
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from apps.agents.configs import cloud_agent_update
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from apps.agents.runs import run_finish
 
@@ -320,3 +321,15 @@ def test_the_provider_of_a_cloud_agent_cannot_change(pro_client):
 
     assert updated.status_code == 200
     assert (updated.json()["provider"], updated.json()["name"]) == ("gmail", "renamed")
+
+
+def test_the_update_service_keeps_the_provider_whichever_door_calls_it(pro_user):
+    # given a Gmail agent
+    config = make_cloud(pro_user)
+
+    # when a caller other than the REST view sends the whole config back with another provider
+    updated = cloud_agent_update(user=pro_user, agent_id=config.id, provider="teams", name="renamed")
+
+    # then the provider is still the one it was created with; the other fields changed
+    config.refresh_from_db()
+    assert (updated.provider, config.provider, config.name) == ("gmail", "gmail", "renamed")

@@ -82,10 +82,12 @@ def private_redis(tmp_path, settings):
 
 
 class Load:
-    """Clients calling a fail-open route and a fail-closed route until told to stop."""
+    """Clients calling a fail-open route and a fail-closed route until told to stop. The logins use
+    the user's real password: a login that failed open during the outage would be a 200."""
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str, email: str) -> None:
         self.token = token
+        self.email = email
         self.statuses: dict[str, Counter] = {"me": Counter(), "login": Counter()}
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -102,7 +104,7 @@ class Load:
                 else:
                     response = client.post(
                         "/api/v1/auth/login",
-                        {"email": "nobody@example.com", "password": DEFAULT_PASSWORD},
+                        {"email": self.email, "password": DEFAULT_PASSWORD},
                         content_type="application/json",
                     )
                 self.statuses[kind][response.status_code] += 1
@@ -138,16 +140,20 @@ def _since(before: dict[str, Counter], after: dict[str, Counter]) -> dict[str, C
 
 def test_redis_outage_answers_503_or_fails_open_and_recovers(private_redis, make_user):
     # given a signed-in user and clients calling /auth/me (fail-open) and /auth/login (fail-closed)
-    token = tokens_issue(user=make_user("outage@example.com")).access_token
+    # with the user's real password, until the login budget is spent (so a login still in flight
+    # when Redis dies answers 429, and only a login that failed open could answer 200)
+    user = make_user("outage@example.com", email_verified=True)
+    token = tokens_issue(user=user).access_token
     client = Client()
-    with Load(token) as load:
-        _wait_for(lambda: load.statuses["me"][200] >= 5 and sum(load.statuses["login"].values()) >= 3)
+    with Load(token, user.email) as load:
+        _wait_for(lambda: load.statuses["me"][200] >= 5 and load.statuses["login"][429] >= 1)
+        before_kill = load.snapshot()
 
         # when Redis dies under that load
         private_redis.kill()
         caches["default"].close()
         before_outage = load.snapshot()
-        _wait_for(lambda: _since(before_outage, load.snapshot())["login"][503] >= 3)
+        _wait_for(lambda: sum(_since(before_outage, load.snapshot())["login"].values()) >= 4)
         _wait_for(lambda: _since(before_outage, load.snapshot())["me"][200] >= 3)
         during = _since(before_outage, load.snapshot())
         health = client.get("/api/v1/health")
@@ -155,15 +161,19 @@ def test_redis_outage_answers_503_or_fails_open_and_recovers(private_redis, make
         # and comes back
         private_redis.start()
         after_restart = load.snapshot()
-        _wait_for(lambda: _since(after_restart, load.snapshot())["login"][401] >= 1)
+        _wait_for(lambda: _since(after_restart, load.snapshot())["login"][200] >= 1)
         _wait_for(lambda: _since(after_restart, load.snapshot())["me"][200] >= 3)
 
     # then nothing was ever a 500 or an unhandled exception
     assert load.errors == []
     assert all(500 not in counter for counter in load.statuses.values())
-    # during the outage: the tier budget failed open, login failed closed with a stable code
+    # before it: the password was right, then the login budget ran out
+    assert before_kill["login"][200] >= 1
+    # during the outage: the tier budget failed open, login failed closed (never a 200)
     assert set(during["me"]) == {200}
-    assert set(during["login"]) <= {503, 429, 401}
+    assert during["login"][200] == 0, f"login failed open during the outage: {during['login']}"
+    assert set(during["login"]) <= {503, 429}
+    assert during["login"][503] >= 3
     assert health.status_code == 503
     assert health.json()["checks"]["redis"] == "unavailable"
     login = client.post(

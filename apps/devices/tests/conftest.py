@@ -4,8 +4,10 @@ loopback against the test database and Redis, and reference clients connected to
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -119,3 +121,38 @@ async def devices(device_server):
     yield connect
     for client in clients:
         await client.close()
+
+
+class Gate:
+    """Opened by the test, awaited by a handler: the handler runs on the server thread's event loop,
+    so an ``asyncio.Event`` of the test's loop would never wake it; a thread-safe event is awaited
+    in a worker thread."""
+
+    def __init__(self) -> None:
+        self._flag = threading.Event()
+
+    def open(self) -> None:
+        self._flag.set()
+
+    async def passed(self) -> None:
+        if not await asyncio.to_thread(self._flag.wait, 15):
+            raise TimeoutError("the test never opened the gate")
+
+
+def chunk(request_id: str, text: str) -> dict[str, Any]:
+    return {"type": "stream_text", "request_id": request_id, "chunk": text}
+
+
+async def frames_until_end(client, request_id: str, *, first: int = 0) -> list[dict[str, Any]]:
+    """Frames of ``request_id`` arriving on ``client`` (outside ``client.request``) up to ``stream_end``."""
+    frames: list[dict[str, Any]] = []
+    while True:
+        try:
+            frame = await client.next_frame(10)
+        except TimeoutError:
+            raise AssertionError(f"{request_id}: no stream_end; got {frames}") from None
+        if frame.get("request_id") != request_id:
+            continue
+        frames.append(frame)
+        if frame["type"] == "stream_end" or (first and len(frames) >= first):
+            return frames

@@ -13,6 +13,7 @@ import os
 
 import httpx
 import pytest
+from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
 from apps.billing.tiers import GIB
@@ -286,3 +287,24 @@ def test_an_upload_through_uvicorn_streams_a_chunked_body(pro_user, token, blob_
     assert backup_latest(user=pro_user).version == 7
     [stored] = stored_files(blob_dir)
     assert stored.read_bytes() == data
+
+
+def test_an_upload_over_the_request_budget_is_429_like_every_throttled_endpoint(pro_user, token, blob_dir, settings):
+    # given a user who spent the tier's request budget on other endpoints
+    settings.BILLING_RATE_LIMIT_SCALE = 1
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    while (throttled := client.get("/api/v1/auth/me")).status_code != 429:
+        assert throttled.status_code == 200
+
+    # when the user uploads a backup
+    response = drive(token=token, chunks=[b"data"], checksum=sha256_hex(b"data"), content_length=4)
+
+    # then the same 429 as the other endpoints, before any byte is read and with nothing stored
+    assert response.status == 429
+    assert set(response.json()) == set(throttled.json())
+    assert response.json()["code"] == throttled.json()["code"] == "rate_limited"
+    assert response.json()["request_id"] == "req-backup-1"
+    assert 1 <= int(response.headers["retry-after"]) <= 60
+    assert response.body_reads == 0
+    assert Backup.objects.count() == 0
