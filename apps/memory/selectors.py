@@ -222,7 +222,7 @@ _CONTEXT_SEARCH_SQL = (
 
 def _search_params(vector: list[float], top_k: int) -> dict[str, Any]:
     return {
-        "query": "[" + ",".join(repr(value) for value in vector) + "]",
+        "query": "[" + ",".join(map(repr, vector)) + "]",
         "candidates": max(SHORTLIST_MIN, top_k * SHORTLIST_PER_HIT),
         "top_k": top_k,
     }
