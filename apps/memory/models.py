@@ -92,8 +92,8 @@ class AssociativeMemory(BaseModel):
     class Meta(BaseModel.Meta):
         verbose_name_plural = "associative memories"
         indexes = [
-            # The owner's bits side by side (about 2.4 MB per 10,000 memories): the first pass is
-            # an index-only scan that never touches the 6 KB heap rows (``selectors.py``).
+            # The owner's bits side by side (about 275 bytes per memory): the first pass is
+            # an index-only scan that never touches the 8 KB heap pages (``selectors.py``).
             models.Index(fields=["user"], include=["embedding_bits", "id"], name="memory_assoc_user_bits"),
             models.Index(fields=["user", "-created_at"], name="memory_assoc_user_created"),
             # Eviction order: least recently reinforced first (``retention.py``).

@@ -4,7 +4,7 @@ Chosen by bench/memory_enrichment.py at 1,000,000 memories (100 users x 10,000):
 ``embedding_bits``, the sign bit of each dimension (``binary_quantize``; 192 bytes instead of 6 KB),
 computed by PostgreSQL as a stored generated column, so no writer can forget it. A covering btree
 on ``(user_id) INCLUDE (embedding_bits, id)`` keeps one owner's bits side by side: the first pass
-is an index-only scan of about 2.4 MB per 10,000 memories, and only its shortlist is re-ranked by
+is an index-only scan of about 2.7 MB per 10,000 memories, and only its shortlist is re-ranked by
 exact cosine on the full vectors. It replaces the HNSW index of 0006, which under the per-user
 filter also walked other users' rows and took minutes per 100,000 rows to build; its database
 settings (``hnsw.*``) go with it.
