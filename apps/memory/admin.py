@@ -7,7 +7,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from .models import AssociativeMemory, CoreMemory, Episode, MemoryOwner, ProactivePattern
+from .models import VECTOR_FIELDS, AssociativeMemory, CoreMemory, Episode, MemoryKind, MemoryOwner, ProactivePattern
 
 
 class _ReadOnlyMetadataAdmin(admin.ModelAdmin):
@@ -36,7 +36,7 @@ class AssociativeMemoryAdmin(_ReadOnlyMetadataAdmin):
     fields = ["id", "user", "created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AssociativeMemory]:
-        return super().get_queryset(request).defer("embedding")
+        return super().get_queryset(request).defer(*VECTOR_FIELDS[MemoryKind.ASSOCIATIVE])
 
 
 @admin.register(Episode)
@@ -45,7 +45,7 @@ class EpisodeAdmin(_ReadOnlyMetadataAdmin):
     fields = ["id", "user", "session_id", "created_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Episode]:
-        return super().get_queryset(request).defer("embedding")
+        return super().get_queryset(request).defer(*VECTOR_FIELDS[MemoryKind.EPISODIC])
 
 
 @admin.register(ProactivePattern)

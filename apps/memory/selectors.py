@@ -24,6 +24,7 @@ from .error_codes import MemoryErrorCode
 from .models import (
     MODEL_OF_KIND,
     PATTERN_CONFIDENCE_THRESHOLD,
+    VECTOR_FIELDS,
     CoreMemory,
     Episode,
     MemoryKind,
@@ -118,33 +119,39 @@ def core_memory_dict(*, user_id: UserId) -> dict[str, str]:
     return dict(sorted(pairs))
 
 
-# HNSW over ``embedding::halfvec(1536)`` with iterative scans (migration 0006) finds candidates
-# among the owner's rows; the full-precision vectors re-rank them exactly. For users with few
-# memories the planner prefers the owner's btree and an exact sort; the query is the same.
-_SEARCH_SQL = """
-SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding <=> %(query)s::vector AS distance
+# Two passes over the owner's rows only (migration 0007). First, every row is ranked by the Hamming
+# distance between its sign bits (``embedding_bits``) and the query's, read by an index-only scan
+# of the covering ``memory_assoc_user_bits`` index: about 2.7 MB per 10,000 memories instead of the
+# 80 MB of heap pages that hold their full vectors. Then the shortlist is re-ranked by exact cosine
+# distance on the full vectors; a user with fewer memories than the shortlist gets an exact search.
+# Shortlist sizes measured by bench/memory_enrichment.py at 10,000 memories per user: 50 already gave
+# recall@10 0.98 on its clustered vectors, 200 gave 1.000 at a few ms more; the margin is for real
+# embeddings, whose signs carry less of their direction.
+_ASSOCIATIVE_SQL = """
+SELECT memory.content_encrypted, memory.entity_type_encrypted, memory.entity_id_encrypted,
+       memory.embedding <=> %(query)s::vector AS distance
 FROM (
-    SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding
-    FROM memory_associativememory
+    SELECT id FROM memory_associativememory
     WHERE user_id = %(user_id)s
-    ORDER BY embedding::halfvec(1536) <=> %(query)s::halfvec(1536)
+    ORDER BY embedding_bits <~> binary_quantize(%(query)s::vector)
     LIMIT %(candidates)s
 ) AS candidate
+JOIN memory_associativememory AS memory ON memory.id = candidate.id AND memory.user_id = %(user_id)s
 ORDER BY distance
 LIMIT %(top_k)s
 """
-RERANK_FACTOR = 4
-RERANK_MIN_CANDIDATES = 40
+SHORTLIST_MIN = 200
+SHORTLIST_PER_HIT = 20
 
 
 def associative_memory_search(*, user_id: UserId, query_embedding: list[float], top_k: int = 5) -> list[AssociativeHit]:
-    """The user's ``top_k`` memories closest to the query by cosine distance (HNSW + exact re-rank)."""
+    """The user's ``top_k`` memories closest to the query by cosine distance (Hamming shortlist, exact re-rank)."""
     vector = validate_embedding(query_embedding, field="query_embedding")
     top_k = _bounded(top_k, name="top_k", maximum=MAX_TOP_K)
     if top_k == 0:
         return []
     with connection.cursor() as cursor:
-        cursor.execute(_SEARCH_SQL, {"user_id": uuid.UUID(str(user_id)), **_search_params(vector, top_k)})
+        cursor.execute(_ASSOCIATIVE_SQL, {"user_id": uuid.UUID(str(user_id)), **_search_params(vector, top_k)})
         rows = cursor.fetchall()
     return [
         AssociativeHit(
@@ -208,26 +215,17 @@ UNION ALL (
     ORDER BY confidence DESC, updated_at DESC LIMIT %(patterns)s
 )
 """
-_CONTEXT_SEARCH_SQL = """
-UNION ALL (
-    SELECT 'associative', content_encrypted, entity_type_encrypted, entity_id_encrypted, NULL,
-           embedding <=> %(query)s::vector AS distance, NULL
-    FROM (
-        SELECT content_encrypted, entity_type_encrypted, entity_id_encrypted, embedding
-        FROM memory_associativememory
-        WHERE user_id = %(user_id)s
-        ORDER BY embedding::halfvec(1536) <=> %(query)s::halfvec(1536)
-        LIMIT %(candidates)s
-    ) AS candidate
-    ORDER BY distance LIMIT %(top_k)s
+# The search above as one more branch (two module constants joined; no input reaches the text).
+_CONTEXT_SEARCH_SQL = (
+    "UNION ALL (SELECT 'associative', content_encrypted, entity_type_encrypted, entity_id_encrypted, NULL, "  # noqa: S608
+    "distance, NULL FROM (" + _ASSOCIATIVE_SQL + ") AS associative)"
 )
-"""
 
 
 def _search_params(vector: list[float], top_k: int) -> dict[str, Any]:
     return {
-        "query": "[" + ",".join(repr(value) for value in vector) + "]",
-        "candidates": max(RERANK_MIN_CANDIDATES, top_k * RERANK_FACTOR),
+        "query": "[" + ",".join(map(repr, vector)) + "]",
+        "candidates": max(SHORTLIST_MIN, top_k * SHORTLIST_PER_HIT),
         "top_k": top_k,
     }
 
@@ -298,9 +296,7 @@ async def amemory_context(
 def memory_queryset(*, user_id: UserId, kind: MemoryKind) -> QuerySet[Any]:
     """The user's items of one kind, newest first, with the vectors left out."""
     return (
-        MODEL_OF_KIND[MemoryKind(kind)]
-        .objects.filter(user_id=user_id)
-        .defer(*(["embedding"] if kind in (MemoryKind.ASSOCIATIVE, MemoryKind.EPISODIC) else []))
+        MODEL_OF_KIND[MemoryKind(kind)].objects.filter(user_id=user_id).defer(*VECTOR_FIELDS.get(MemoryKind(kind), ()))
     )
 
 
@@ -348,8 +344,10 @@ def memory_export(*, user_id: UserId, with_embeddings: bool = False) -> dict[str
     export: dict[str, list[dict[str, Any]]] = {}
     for kind in MemoryKind:
         items = MODEL_OF_KIND[kind].objects.filter(user_id=user_id).order_by("created_at")
-        if not with_embeddings and kind in (MemoryKind.ASSOCIATIVE, MemoryKind.EPISODIC):
-            items = items.defer("embedding")
+        if kind in VECTOR_FIELDS:
+            # The sign bits are derived from the embedding: never part of an export.
+            kept = {"embedding"} if with_embeddings else set()
+            items = items.defer(*(name for name in VECTOR_FIELDS[kind] if name not in kept))
         export[kind.value] = [
             memory_item_view(user_id=user_id, kind=kind, item=item, with_embedding=with_embeddings)
             for item in items.iterator(chunk_size=500)
