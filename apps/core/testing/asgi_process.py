@@ -79,17 +79,9 @@ def main() -> None:
 
     import uvicorn
 
-    uvicorn.run(
-        "adiuva.asgi:application",
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ws="websockets",
-        ws_max_size=settings.DEVICE_WS_MAX_SIZE,
-        ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
-    )
+    from apps.core.testing.asgi_server import uvicorn_config
+
+    uvicorn.Server(uvicorn_config(host="127.0.0.1", port=port)).run()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,21 @@ import uvicorn
 from django.conf import settings
 
 
+def uvicorn_config(**options) -> uvicorn.Config:
+    """uvicorn serving ``adiuva.asgi`` as the Procfile does (the server itself refuses frames over
+    the app's cap and queues few), quiet, without lifespan events; ``options`` add host/port."""
+    return uvicorn.Config(
+        "adiuva.asgi:application",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ws="websockets",
+        ws_max_size=settings.DEVICE_WS_MAX_SIZE,
+        ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
+        **options,
+    )
+
+
 class AsgiServerThread:
     """uvicorn in a thread with its own event loop: callers in the test's loop reach it over
     sockets and the channel layer, exactly like another process would."""
@@ -24,17 +39,7 @@ class AsgiServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
-        config = uvicorn.Config(
-            "adiuva.asgi:application",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            ws="websockets",
-            # As the Procfile: the server itself refuses frames over the app's cap and queues few.
-            ws_max_size=settings.DEVICE_WS_MAX_SIZE,
-            ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
-        )
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(uvicorn_config())
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)
 
