@@ -49,6 +49,15 @@ def register_message_handler(message_type: str, handler: NodeMessageHandler) -> 
     _message_handlers[message_type] = handler
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation a library turned into an ordinary error (a redis-py read cancelled
+    mid-reply can surface as a connection error): a loop that logs errors and carries on must still
+    stop when its task is cancelled, or the event loop's shutdown waits for it forever."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError()
+
+
 class Node:
     def __init__(self) -> None:
         # No spaces: the presence index stores "channel node last_seen".
@@ -92,6 +101,7 @@ class Node:
                 try:
                     await self._beat()
                 except Exception:
+                    raise_if_cancelling()
                     logger.warning("devices: node heartbeat failed", exc_info=True)
         finally:
             # The loop is ending (asyncio.run / async_to_sync cancel what is left): say so at once,
@@ -119,6 +129,7 @@ class Node:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                raise_if_cancelling()
                 logger.warning("devices: node receive failed", exc_info=True)
                 await asyncio.sleep(0.1)
                 continue

@@ -17,6 +17,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from . import connections
+from .node import raise_if_cancelling
 from .presence import devices_presence_flush
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ async def _run() -> None:
                 entries=[c.presence_entry() for c in consumers]
             )
         except Exception:
+            raise_if_cancelling()
             logger.exception("devices: presence flush failed")
             continue
         for consumer in consumers:
