@@ -66,6 +66,7 @@ class Node:
         self._pubsub: Any = None
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._stopping = False
 
     async def start(self) -> None:
         self._pubsub = loop_redis().pubsub(ignore_subscribe_messages=True)
@@ -94,9 +95,14 @@ class Node:
     async def _beat(self) -> None:
         await loop_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
 
+    # The loop is ending when either task is cancelled (asyncio.run / async_to_sync cancel what is
+    # left). Each task then marks the node stopping and closes what the other may be blocked on, so
+    # both end even if a library turned a cancellation into an ordinary error (a CPython 3.11
+    # timeout racing a cancel does): a task that kept looping would hold the loop's shutdown forever.
+
     async def _heartbeat(self) -> None:
         try:
-            while True:
+            while not self._stopping:
                 await asyncio.sleep(settings.DEVICE_NODE_HEARTBEAT)
                 try:
                     await self._beat()
@@ -104,25 +110,30 @@ class Node:
                     raise_if_cancelling()
                     logger.warning("devices: node heartbeat failed", exc_info=True)
         finally:
-            # The loop is ending (asyncio.run / async_to_sync cancel what is left): say so at once,
-            # bounded, so a Redis that does not answer cannot keep the loop from closing.
+            self._stopping = True
+            # Say so at once, bounded, so a Redis that does not answer cannot keep the loop open.
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
                     await loop_redis().delete(ALIVE_KEY.format(node=self.name))
+            await self._close_subscription()
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
                     await loop_redis_close()
+
+    async def _close_subscription(self) -> None:
+        with contextlib.suppress(BaseException):
+            async with asyncio.timeout(CLEANUP_SECONDS):
+                await self._pubsub.aclose()
 
     async def _receive(self) -> None:
         try:
             await self._receive_forever()
         finally:
-            with contextlib.suppress(BaseException):
-                async with asyncio.timeout(CLEANUP_SECONDS):
-                    await self._pubsub.aclose()
+            self._stopping = True
+            await self._close_subscription()
 
     async def _receive_forever(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 # Blocks without a timeout; redis-py reconnects and subscribes again after a drop.
                 received = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
@@ -130,6 +141,8 @@ class Node:
                 raise
             except Exception:
                 raise_if_cancelling()
+                if self._stopping:
+                    return
                 logger.warning("devices: node receive failed", exc_info=True)
                 await asyncio.sleep(0.1)
                 continue
