@@ -200,15 +200,22 @@ async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation |
                 raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
             return lookup.location
         location = await _location_from_database(user_id=user_id, device_id=device_id, lookup=lookup)
-    if location.node:
-        if not await node_publish(location.node, message):
-            raise DeviceDisconnectedError()
-        return location
     try:
-        await loop_layer().send(location.channel, message)
+        heard = await _to_holder(location, message)
     except ChannelFull as exc:
         raise DeviceBusyError() from exc
+    if not heard:
+        raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
     return location
+
+
+async def _to_holder(location: DeviceLocation, message: dict) -> bool:
+    """Send a call message where the device is held: its node, or (no node known) the socket's own
+    channel. False when a node heard nothing."""
+    if location.node:
+        return bool(await node_publish(location.node, message))
+    await loop_layer().send(location.channel, message)
+    return True
 
 
 async def _cancel_remote(*, location: DeviceLocation, message: dict) -> None:
@@ -220,10 +227,7 @@ async def _cancel_remote(*, location: DeviceLocation, message: dict) -> None:
         "call_id": message["call"]["id"],
     }
     with contextlib.suppress(Exception):
-        if location.node:
-            await node_publish(location.node, cancel)
-        else:
-            await loop_layer().send(location.channel, cancel)
+        await _to_holder(location, cancel)
 
 
 async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) -> str:
