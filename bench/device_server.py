@@ -32,9 +32,9 @@ async def roundtrip_handler(session, frame) -> None:
 def main() -> None:
     kind, port = sys.argv[1], sys.argv[2]
     setup_django()
-    from apps.devices.handlers import register_frame_handler
+    from apps.devices.handlers import register_request_handler
 
-    register_frame_handler("home_request", roundtrip_handler, replace=True)
+    register_request_handler("home_request", roundtrip_handler, replace=True)
     if kind == "uvicorn":
         import uvicorn
 

@@ -11,7 +11,7 @@ class AgentsConfig(AppConfig):
     def ready(self) -> None:
         from apps.accounts.signals import time_zone_changed
         from apps.devices.frames import register_outgoing_frame
-        from apps.devices.handlers import register_connect_handler, register_frame_handler
+        from apps.devices.handlers import register_connect_handler, register_message_handler
 
         from .frames import AgentComplete, AgentData, AgentRun
         from .receivers import on_time_zone_changed
@@ -19,7 +19,7 @@ class AgentsConfig(AppConfig):
 
         time_zone_changed.connect(on_time_zone_changed, dispatch_uid="agents.time_zone_changed")
         # The agent frames of the device socket are declared here, not in the devices app.
-        register_frame_handler("agent_data", handle_agent_data, model=AgentData)
-        register_frame_handler("agent_complete", handle_agent_complete, model=AgentComplete)
+        register_message_handler("agent_data", handle_agent_data, model=AgentData)
+        register_message_handler("agent_complete", handle_agent_complete, model=AgentComplete)
         register_outgoing_frame(AgentRun)
         register_connect_handler(on_device_hello)

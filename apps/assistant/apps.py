@@ -10,13 +10,13 @@ class AssistantConfig(AppConfig):
     verbose_name = "Assistant"
 
     def ready(self) -> None:
-        from apps.devices.handlers import register_frame_handler
+        from apps.devices.handlers import register_request_handler
         from apps.memory.learning import register_learning_model
 
         from .memory_model import LlmLearningModel
         from .streaming import handle_floating_request, handle_home_request
 
-        register_frame_handler("home_request", handle_home_request)
-        register_frame_handler("floating_request", handle_floating_request)
+        register_request_handler("home_request", handle_home_request)
+        register_request_handler("floating_request", handle_floating_request)
         # Memory learns from turns (summaries, facts, patterns) with the subagent model.
         register_learning_model(LlmLearningModel())

@@ -1,11 +1,17 @@
-"""The device socket (``/api/v1/ws/device``): a thin door from frames to the modules that act on them.
+"""The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-Authentication is done by ``middleware.DeviceSocketAuthMiddleware``; the frame budget by
-``rate_limit``; tool calls in flight by ``pending_calls``; presence by ``presence`` (database) and
-``presence_index`` (Redis); request streams (numbered, resumable frames) by ``streams``; request
-handlers are what other apps register in ``handlers``. ``receive`` spends the budget, decodes the
-frame and routes it through ``_ROUTES`` (or the registry). Requests run as tasks of their own
-that outlive the socket; any failure of the socket's own code ends in a clean close.
+The consumer accepts, says hello, keeps the heartbeat and the token expiry, routes each frame and
+cleans up. Everything else is in a module of its own: authentication in
+``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
+(raw text → a frame, a rejection or a drop); tool calls in ``tool_calls`` (in flight in
+``pending_calls``); the session handlers get in ``session``; presence in ``presence`` (database
+history) and ``presence_index`` (Redis: who is online, and where); request streams in
+``streams``.
+
+Frames the socket handles itself go through ``DeviceConsumer._routes``; any other type goes to
+the registry of ``handlers``: a *request* runs as a task of its own with a numbered, resumable
+stream and outlives the socket; a *message* is handed over with no stream. Any failure of the
+socket's own code ends in a clean close.
 """
 
 from __future__ import annotations
@@ -16,29 +22,32 @@ import functools
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull, StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from apps.core.errors import ApplicationError, CoreErrorCode
 
-from . import connections, handlers, presence_flusher, services, streams
+from . import connections, handlers, presence_flusher, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
-from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceLimitError, DeviceTimeoutError, DeviceToolError
-from .frames import DeviceHello, ToolCall, ToolResult, is_incoming_type, outgoing_json, parse_incoming, parse_json
+from .errors import DeviceDisconnectedError, DeviceLimitError
+from .frames import DeviceHello, ToolCall, ToolResult, outgoing_json
+from .intake import BudgetOutcome, BudgetVerdict, Dropped, Rejected, frame_intake
 from .middleware import authenticate
-from .node import MSG_FAILED, MSG_RESULT, loop_node, node_publish, register_message_handler
+from .node import loop_node
 from .pending_calls import PendingCalls
-from .presence import SessionState, device_connect, device_disconnect
+from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
 from .presence_index import presence_announce, presence_withdraw
-from .rate_limit import FrameBudget, Verdict, frame_cost
+from .rate_limit import FrameBudget
+from .session import Session
 
 logger = logging.getLogger(__name__)
 
@@ -47,17 +56,7 @@ _CLOSE_FOR_STATE = {
     SessionState.DEACTIVATED: DeviceCloseCode.USER_DEACTIVATED,
 }
 
-# Frame types the socket itself handles → method name; any other type goes to the handler registry.
-_ROUTES = {
-    "device_hello": "_on_hello_again",
-    "ping": "_on_ping",
-    "pong": "_on_pong",
-    "tool_result": "_on_tool_result",
-    "cancel": "_on_cancel",
-    "resume": "_on_resume",
-    "auth": "_on_auth",
-}
-
+_HANDLER_FAILED = "The request failed on the server."
 
 # Tasks that must outlive the socket that started them (referenced until done).
 _detached: set[asyncio.Future] = set()
@@ -68,35 +67,10 @@ def _keep(task: asyncio.Future) -> None:
     task.add_done_callback(_detached.discard)
 
 
-class RequestSession:
-    """What a request handler gets (see ``handlers.DeviceSession``): the owner, the device, and a
-    ``send`` that numbers and logs the request's frames, so they survive a dropped socket."""
-
-    def __init__(self, consumer: DeviceConsumer, stream: streams.RequestStream) -> None:
-        self._consumer = consumer
-        self.stream = stream
-        self.user = consumer.user
-        self.user_id = consumer.user_id
-        self.device_id = consumer.device_id
-        self.agent_ids = consumer.agent_ids
-
-    async def send(self, frame: dict[str, Any] | BaseModel) -> None:
-        data = frame.model_dump(exclude_none=True) if isinstance(frame, BaseModel) else frame
-        if data.get("request_id") == self.stream.request_id:
-            self.stream.emit(data)
-            if data.get("type") == "stream_end":
-                await self.stream.drain()
-            return
-        await self._consumer.send_frame(data)
-
-    async def call(self, **kwargs: Any) -> dict:
-        """``call_device`` on this device (its current socket, wherever it is)."""
-        return await services.call_device(user_id=self.user_id, device_id=self.device_id, **kwargs)
-
-
-async def _run_request(handler: handlers.FrameHandler, session: RequestSession, frame: Any) -> None:
+async def _run_request(handler: handlers.FrameHandler, session: Session, frame: Any) -> None:
     """Run one request to its end; it is not cancelled by a dropped socket, only by ``cancel``."""
     stream = session.stream
+    assert stream is not None
     try:
         await handler(session, frame)
     except asyncio.CancelledError:
@@ -110,14 +84,29 @@ async def _run_request(handler: handlers.FrameHandler, session: RequestSession, 
                 "type": "error",
                 "request_id": stream.request_id,
                 "code": DevicesErrorCode.INTERNAL_ERROR,
-                "message": "The request failed on the server.",
+                "message": _HANDLER_FAILED,
             }
         )
     finally:
         stream.finish()
 
 
+async def _run_message(consumer: DeviceConsumer, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
+    """Hand one message over; a refusal goes straight back to the socket (nothing to resume)."""
+    try:
+        await handler(Session(consumer), frame)
+    except ApplicationError as exc:
+        await consumer.send_error(str(exc.code), exc.message, request_id)
+    except Exception:
+        logger.exception("device socket: %s handler failed", frame.type)
+        await consumer.send_error(DevicesErrorCode.INTERNAL_ERROR, _HANDLER_FAILED, request_id)
+
+
 class DeviceConsumer(AsyncWebsocketConsumer):
+    # Frame types the socket itself handles (filled in below the class); any other type goes to the
+    # handler registry (``_on_registered``).
+    _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
+
     # --- lifecycle ------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
@@ -259,7 +248,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     def _fail_pending(self) -> None:
         for waiter in self.pending.fail_all(DeviceDisconnectedError()):
             # Not a socket task: the answer must outlive the teardown.
-            _keep(asyncio.ensure_future(_answer(waiter.reply_to, _failure(DeviceDisconnectedError(), waiter.call_id))))
+            failure = tool_calls.failure(DeviceDisconnectedError(), waiter.call_id)
+            _keep(asyncio.ensure_future(tool_calls.answer(waiter.reply_to, failure)))
 
     # --- sending ------------------------------------------------------------------------
 
@@ -289,74 +279,34 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if self.closing:
             return
         self.last_seen = time.time()
-        size = len(text_data) if text_data is not None else len(bytes_data or b"")
-        raw = self._within_budget(text_data, size)
-        if raw is False:
-            return
-        if text_data is None:
-            await self._reject(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
-            return
-        limit = settings.DEVICE_MAX_FRAME_BYTES
-        if size > limit or (size * 4 > limit and len(text_data.encode()) > limit):
-            await self._reject(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit} bytes.")
-            return
-        if raw is None:
-            try:
-                raw = parse_json(text_data)
-            except ValueError:
-                await self._reject(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
-                return
-        frame_type = raw.get("type") if isinstance(raw, dict) else None
-        if not is_incoming_type(frame_type):
-            await self._reject(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
-            return
-        try:
-            frame = parse_incoming(raw)
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error["loc"][1:]) or frame_type
-            request_id = raw.get("request_id")
-            await self._reject(
-                DevicesErrorCode.INVALID_FRAME,
-                f"Invalid {frame_type} frame: {where}: {error['msg']}",
-                request_id=request_id if isinstance(request_id, str) else None,
-            )
-            return
-        if not self.hello_done:
-            if isinstance(frame, DeviceHello):
-                await self._hello(frame)
+        intake = frame_intake(
+            text_data,
+            bytes_data,
+            budget=self.budget,
+            pending=self.pending,
+            max_bytes=settings.DEVICE_MAX_FRAME_BYTES,
+        )
+        if isinstance(intake, Dropped):
+            self._dropped(intake.verdict)
+        elif isinstance(intake, Rejected):
+            await self._reject(intake.code, intake.message, intake.request_id)
+        elif not self.hello_done:
+            if isinstance(intake.frame, DeviceHello):
+                await self._hello(intake.frame)
             else:
                 await self.send_error(DevicesErrorCode.HELLO_REQUIRED, "The first frame must be device_hello.")
                 await self.close_with(DeviceCloseCode.BAD_HELLO)
-            return
-        route = _ROUTES.get(frame_type)
-        if route is not None:
-            await getattr(self, route)(frame)
         else:
-            await self._start_request(frame)
+            route = self._routes.get(intake.frame_type, DeviceConsumer._on_registered)
+            await route(self, intake.frame)
 
-    def _within_budget(self, text_data: str | None, size: int) -> Any:
-        """Spend the frame's cost before any parsing. Returns False to drop it, the parsed frame
-        when only an answer to one of our own calls got past an empty bucket, else None."""
-        cost = frame_cost(size)
-        if self.budget.available(cost):
-            self.budget.take(cost)
-            return None
-        # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
-        # when such calls are pending and the frame is small enough to be one.
-        if self.pending and text_data is not None and size <= settings.DEVICE_MAX_FRAME_BYTES:
-            with contextlib.suppress(ValueError):
-                raw = parse_json(text_data)
-                if isinstance(raw, dict) and raw.get("type") == "tool_result" and raw.get("id") in self.pending:
-                    return raw
-        verdict = self.budget.take(cost)
-        if verdict is Verdict.DROP_AND_WARN:
+    def _dropped(self, verdict: BudgetVerdict) -> None:
+        if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
             self._spawn(
                 self.send_error(DevicesErrorCode.RATE_LIMITED, "Too many frames; some were dropped. Slow down.")
             )
-        elif verdict is Verdict.CLOSE:
+        elif verdict.outcome is BudgetOutcome.CLOSE:
             self._spawn_close(DeviceCloseCode.RATE_LIMITED)
-        return False
 
     async def _reject(self, code: str, message: str, request_id: str | None = None) -> None:
         await self.send_error(code, message, request_id)
@@ -397,12 +347,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def _on_auth(self, frame: Any) -> None:
         """Adopt a fresh access token of the same user: a new expiry and session to re-check."""
         outcome = await database_sync_to_async(authenticate)(frame.token)
-        user = outcome["user"]
-        if user is None or str(user.id) != self.user_id:
+        if outcome.user is None or str(outcome.user.id) != self.user_id:
             await self.send_error(CoreErrorCode.TOKEN_INVALID, "The token is not a valid access token of this user.")
             return
-        self.scope["device_token_exp"] = outcome["device_token_exp"]
-        self.scope["device_token_family"] = outcome["device_token_family"]
+        self.scope["device_token_exp"] = outcome.token_exp
+        self.scope["device_token_family"] = outcome.token_family
         if self.expiry_timer is not None:
             self.expiry_timer.cancel()
         self._schedule_expiry()
@@ -452,14 +401,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     async def _run_connect_handler(self, handler: handlers.ConnectHandler) -> None:
         try:
-            await handler(self._session())  # type: ignore[arg-type]
+            await handler(Session(self))
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("device socket: connect handler %r failed", handler)
-
-    def _session(self) -> _SocketSession:
-        return _SocketSession(self)
 
     async def _heartbeat(self) -> None:
         while not self.closing:
@@ -474,9 +420,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
                 return
 
-    def presence_entry(self) -> tuple[str, str, str, float, str | None]:
+    def presence_entry(self) -> PresenceEntry:
         """What the process-wide presence flush (presence_flusher) needs from this socket."""
-        return (self.user_id, self.device_id, self.channel_name, self.last_seen, self.scope.get("device_token_family"))
+        return PresenceEntry(
+            self.user_id, self.device_id, self.channel_name, self.last_seen, self.scope.get("device_token_family")
+        )
 
     def presence_verdict(self, *, holds: bool, state: SessionState) -> None:
         """Outcome of a presence flush: close if the session ended or another socket took the device."""
@@ -486,18 +434,24 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         elif not holds:
             self._spawn_close(DeviceCloseCode.REPLACED)
 
-    # --- requests -----------------------------------------------------------------------
+    # --- registered frames (requests and messages) -------------------------------------------
 
-    async def _start_request(self, frame: Any) -> None:
+    async def _on_registered(self, frame: Any) -> None:
         if getattr(frame, "request_id", None) is None:
             frame.request_id = uuid.uuid4().hex
         request_id = frame.request_id
-        handler = handlers.get_frame_handler(frame.type)
-        if handler is None:
+        registration = handlers.get_handler(frame.type)
+        if registration is None:
             await self.send_error(
                 DevicesErrorCode.NOT_IMPLEMENTED, f"{frame.type} is not available on this server.", request_id
             )
-            return
+        elif registration.kind is handlers.FrameKind.MESSAGE:
+            # Not a socket task: a message already received is handed over even if the socket drops.
+            _keep(asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id)))
+        else:
+            await self._start_request(registration.handler, frame, request_id)
+
+    async def _start_request(self, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
         if streams.stream_get(user_id=self.user_id, request_id=request_id) is not None:
             await self.send_error(
                 DevicesErrorCode.DUPLICATE_REQUEST, "A request with this request_id is running.", request_id
@@ -505,67 +459,30 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         stream = await streams.stream_open(user_id=self.user_id, request_id=request_id)
         stream.attach(self, 0)
-        stream.task = asyncio.ensure_future(_run_request(handler, RequestSession(self, stream), frame))
+        stream.task = asyncio.ensure_future(_run_request(handler, Session(self, stream), frame))
 
-    # --- tool calls -----------------------------------------------------------------------
+    # --- tool calls (tool_calls) ------------------------------------------------------------
 
     async def local_call(self, call: ToolCall, *, timeout: float) -> dict:  # noqa: ASYNC109
-        """A tool call from this event loop: send, then await the future the result resolves."""
-        if not self.accepting_calls:
-            raise DeviceDisconnectedError()
-        if len(self.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
-            raise DeviceBusyError()
-        future = self.pending.add_local(call.id, deadline=time.time() + timeout)
-        try:
-            await self.send_frame(call)
-            result: ToolResult = await asyncio.wait_for(future, timeout)
-        except TimeoutError:
-            raise DeviceTimeoutError() from None
-        finally:
-            self.pending.forget(call.id)
-        if result.error is not None:
-            raise DeviceToolError(result.error)
-        return result.payload()
+        return await tool_calls.local_call(self, call, timeout=timeout)
 
     async def _on_tool_result(self, result: ToolResult) -> None:
-        reply_to = self.pending.resolve(result.id, result)
-        if reply_to is not None:
-            await _answer(
-                reply_to, {"type": MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
-            )
-
-    async def remote_call(self, message: dict) -> None:
-        """A tool call from another loop or process (services._remote_call); answered on its node."""
-        call, reply_to = message["call"], message["reply_to"]
-        if not self._addressed_to_me(message) or not self.accepting_calls:
-            await _answer(reply_to, _failure(DeviceDisconnectedError(), call["id"]))
-            return
-        if message["deadline"] <= time.time():
-            return  # the caller has given up already
-        if len(self.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
-            await _answer(reply_to, _failure(DeviceBusyError(), call["id"]))
-            return
-        self.pending.add_remote(call["id"], deadline=message["deadline"], reply_to=reply_to)
-        try:
-            await self.send_frame(ToolCall(**call))
-        except DeviceDisconnectedError:
-            self.pending.forget(call["id"])
-            await _answer(reply_to, _failure(DeviceDisconnectedError(), call["id"]))
+        await tool_calls.tool_result_received(self, result)
 
     # --- channel layer messages (from other processes) ------------------------------------
 
-    def _addressed_to_me(self, message: dict) -> bool:
+    def addressed_to_me(self, message: dict) -> bool:
         return message.get("user_id") == self.user_id and message.get("device_id") == self.device_id
 
     async def devices_tool_call(self, message: dict) -> None:
         # Only callers that found the device in the database (no node known) send calls this way.
-        await self.remote_call(message)
+        await tool_calls.remote_call(self, message)
 
     async def devices_tool_cancel(self, message: dict) -> None:
         self.pending.forget(message["call_id"])
 
     async def devices_send_frame(self, message: dict) -> None:
-        if self._addressed_to_me(message):
+        if self.addressed_to_me(message):
             with contextlib.suppress(DeviceDisconnectedError):
                 await self.send_frame(message["frame"])
 
@@ -576,7 +493,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 await self.send_text(message["text"])
 
     async def devices_replaced(self, message: dict) -> None:
-        if self._addressed_to_me(message):
+        if self.addressed_to_me(message):
             await self.close_with(DeviceCloseCode.REPLACED)
 
     async def devices_close(self, message: dict) -> None:
@@ -584,51 +501,12 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close_with(message["code"])
 
 
-class _SocketSession:
-    """The session a connect handler gets: frames go straight to this socket."""
-
-    def __init__(self, consumer: DeviceConsumer) -> None:
-        self._consumer = consumer
-        self.user = consumer.user
-        self.user_id = consumer.user_id
-        self.device_id = consumer.device_id
-        self.agent_ids = consumer.agent_ids
-
-    async def send(self, frame: dict[str, Any] | BaseModel) -> None:
-        await self._consumer.send_frame(frame)
-
-    async def call(self, **kwargs: Any) -> dict:
-        return await services.call_device(user_id=self.user_id, device_id=self.device_id, **kwargs)
-
-
-def _failure(error: ApplicationError, call_id: str) -> dict:
-    return {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
-
-
-async def _answer(reply_to: str, message: dict) -> None:
-    """Answer a remote caller on its node; a caller that is gone learns nothing (and needs nothing)."""
-    try:
-        await node_publish(reply_to, message)
-    except Exception:
-        logger.warning("device socket: could not answer call %s", message.get("call_id"), exc_info=True)
-
-
-# Tool calls published to this loop's node (services._remote_call) go to the socket they name.
-
-
-async def _on_node_tool_call(message: dict) -> None:
-    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
-    if consumer is None:
-        await _answer(message["reply_to"], _failure(DeviceDisconnectedError(), message["call"]["id"]))
-        return
-    await consumer.remote_call(message)
-
-
-async def _on_node_tool_cancel(message: dict) -> None:
-    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
-    if consumer is not None:
-        consumer.pending.forget(message["call_id"])
-
-
-register_message_handler(services.MSG_TOOL_CALL, _on_node_tool_call)
-register_message_handler(services.MSG_TOOL_CANCEL, _on_node_tool_cancel)
+DeviceConsumer._routes = {
+    "device_hello": DeviceConsumer._on_hello_again,
+    "ping": DeviceConsumer._on_ping,
+    "pong": DeviceConsumer._on_pong,
+    "tool_result": DeviceConsumer._on_tool_result,
+    "cancel": DeviceConsumer._on_cancel,
+    "resume": DeviceConsumer._on_resume,
+    "auth": DeviceConsumer._on_auth,
+}

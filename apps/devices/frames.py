@@ -257,7 +257,8 @@ def _register(model: type[BaseModel], table: dict, builtin: frozenset[str]) -> s
 
 
 def register_incoming_frame(model: type[IncomingFrameModel]) -> str:
-    """Declare a client → server frame (a request frame: see ``handlers.register_frame_handler``)."""
+    """Declare a client → server frame (its handler: ``handlers.register_request_handler`` or
+    ``handlers.register_message_handler``)."""
     return _register(model, _registered_incoming, INCOMING_TYPES)
 
 

@@ -1,11 +1,18 @@
-"""The frame-handler registry: higher apps plug their request handlers into the socket here.
+"""The frame-handler registry: higher apps plug their frame handlers into the socket here.
 
-``register_frame_handler("home_request", handler)`` is called from another app's
-``AppConfig.ready``; the consumer runs each request frame as its own task with
-``await handler(session, frame)``, where ``frame`` is the validated pydantic model (its
-``request_id`` always set). A frame type the socket does not know is declared by the app that
-handles it: ``register_frame_handler("agent_data", handler, model=AgentData)``, the model
-having a ``type: Literal["agent_data"]`` and an optional ``request_id``.
+Two kinds of incoming frame, registered from another app's ``AppConfig.ready``:
+
+- a *request* (``register_request_handler("home_request", handler)``) is answered by numbered,
+  resumable frames: the consumer opens a request stream (``streams``) and runs
+  ``await handler(session, frame)`` as its own task, which outlives the socket; ``frame`` is the
+  validated pydantic model, its ``request_id`` always set;
+- a *message* (``register_message_handler("agent_data", handler, model=AgentData)``) is validated
+  and handed over: no stream, nothing to resume, nothing kept in Redis. A stable error the
+  handler raises (``ApplicationError``) goes straight back to the socket, with the frame's
+  ``request_id``.
+
+A frame type the socket does not know is declared by the app that handles it (``model``: a
+pydantic model with ``type: Literal[...]`` and an optional ``request_id``).
 ``register_connect_handler`` runs a coroutine after each ``device_hello`` (e.g. to start agent
 runs that were due while the device was offline).
 """
@@ -13,7 +20,8 @@ runs that were due while the device was offline).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import frames
 
@@ -22,7 +30,7 @@ if TYPE_CHECKING:
 
 
 class DeviceSession(Protocol):
-    """What a handler gets: the socket's owner and device, and a validated ``send``."""
+    """What a handler gets: the socket's owner and device, ``send`` and ``call`` (a tool call)."""
 
     user: User
     user_id: str
@@ -31,37 +39,73 @@ class DeviceSession(Protocol):
 
     async def send(self, frame: dict[str, Any]) -> None: ...
 
+    async def call(self, **kwargs: Any) -> dict: ...
+
 
 FrameHandler = Callable[[DeviceSession, Any], Awaitable[None]]
 ConnectHandler = Callable[[DeviceSession], Awaitable[None]]
 
-_frame_handlers: dict[str, FrameHandler] = {}
+
+class FrameKind(StrEnum):
+    REQUEST = "request"  # answered by numbered, resumable frames
+    MESSAGE = "message"  # validated and handed over; nothing to resume
+
+
+class Registration(NamedTuple):
+    kind: FrameKind
+    handler: FrameHandler
+
+
+_frame_handlers: dict[str, Registration] = {}
 _connect_handlers: list[ConnectHandler] = []
 
 
-def register_frame_handler(
+def _register(
+    kind: FrameKind,
+    frame_type: str,
+    handler: FrameHandler,
+    *,
+    model: type[frames.IncomingFrameModel] | None,
+    replace: bool,
+) -> None:
+    if model is not None and frames.register_incoming_frame(model) != frame_type:
+        raise ValueError(f"{model.__name__} is not a {frame_type!r} frame")
+    if not frames.is_request_type(frame_type):
+        raise ValueError(f"{frame_type!r} is not a registrable frame type ({sorted(frames.REQUEST_FRAME_TYPES)})")
+    current = _frame_handlers.get(frame_type)
+    if current is not None and not replace and current != (kind, handler):
+        raise ValueError(f"a handler for {frame_type!r} is already registered")
+    _frame_handlers[frame_type] = Registration(kind, handler)
+
+
+def register_request_handler(
     frame_type: str,
     handler: FrameHandler,
     *,
     model: type[frames.IncomingFrameModel] | None = None,
     replace: bool = False,
 ) -> None:
-    """Route request frames of ``frame_type`` to ``handler``; one handler per type. ``model``
-    declares a new incoming frame type (see ``frames.register_incoming_frame``)."""
-    if model is not None and frames.register_incoming_frame(model) != frame_type:
-        raise ValueError(f"{model.__name__} is not a {frame_type!r} frame")
-    if not frames.is_request_type(frame_type):
-        raise ValueError(f"{frame_type!r} is not a request frame type ({sorted(frames.REQUEST_FRAME_TYPES)})")
-    if frame_type in _frame_handlers and not replace and _frame_handlers[frame_type] is not handler:
-        raise ValueError(f"a handler for {frame_type!r} is already registered")
-    _frame_handlers[frame_type] = handler
+    """Route request frames of ``frame_type`` to ``handler`` (run with a resumable stream); one
+    handler per type. ``model`` declares a new incoming frame type (``frames.register_incoming_frame``)."""
+    _register(FrameKind.REQUEST, frame_type, handler, model=model, replace=replace)
 
 
-def unregister_frame_handler(frame_type: str) -> None:
+def register_message_handler(
+    frame_type: str,
+    handler: FrameHandler,
+    *,
+    model: type[frames.IncomingFrameModel] | None = None,
+    replace: bool = False,
+) -> None:
+    """Route message frames of ``frame_type`` to ``handler`` (no stream); one handler per type."""
+    _register(FrameKind.MESSAGE, frame_type, handler, model=model, replace=replace)
+
+
+def unregister_handler(frame_type: str) -> None:
     _frame_handlers.pop(frame_type, None)
 
 
-def get_frame_handler(frame_type: str) -> FrameHandler | None:
+def get_handler(frame_type: str) -> Registration | None:
     return _frame_handlers.get(frame_type)
 
 

@@ -1,13 +1,15 @@
 """ASGI middleware of the device socket: Origin policy and access-JWT authentication.
 
 The token comes from ``Authorization: Bearer`` (desktop clients can send headers) or, for the
-existing client, ``?token=``. The outcome lands in the scope (``user``, ``device_auth_failure``,
-``device_token_exp``, ``device_token_family``); the consumer accepts and then closes with the
+existing client, ``?token=``. The outcome (``AuthOutcome``) lands in the scope (``user``,
+``device_auth_failure``, ``device_token_exp``, ``device_token_family``); the consumer accepts and then closes with the
 documented code, because a refused handshake cannot carry one. Tokens are never logged.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -21,6 +23,27 @@ from apps.accounts.tokens import FAMILY_CLAIM
 
 from .close_codes import DeviceCloseCode
 from .presence import SessionState, session_state
+
+if TYPE_CHECKING:
+    from apps.accounts.models import User
+
+
+@dataclass(frozen=True)
+class AuthOutcome:
+    """Who a token belongs to, or the close code that says why it is refused."""
+
+    user: User | None
+    failure: DeviceCloseCode | None = None
+    token_exp: int = 0
+    token_family: str | None = None
+
+    def scope(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "device_auth_failure": self.failure,
+            "device_token_exp": self.token_exp,
+            "device_token_family": self.token_family,
+        }
 
 
 def _token_from_scope(scope: dict) -> str | None:
@@ -48,32 +71,27 @@ def origin_allowed(origin: str | None) -> bool:
     return "*" in allowed or origin.rstrip("/") in {o.rstrip("/") for o in allowed}
 
 
-def authenticate(raw_token: str | None) -> dict:
-    """Scope additions for ``raw_token``: the user, or the close code explaining why not."""
+def authenticate(raw_token: str | None) -> AuthOutcome:
+    """The user of ``raw_token``, or the close code explaining why not."""
     if not raw_token:
-        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+        return AuthOutcome(None, DeviceCloseCode.UNAUTHENTICATED)
     try:
         token = AccessToken(raw_token)
     except ExpiredTokenError:
-        return {"user": None, "device_auth_failure": DeviceCloseCode.TOKEN_EXPIRED}
+        return AuthOutcome(None, DeviceCloseCode.TOKEN_EXPIRED)
     except TokenError:
-        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+        return AuthOutcome(None, DeviceCloseCode.UNAUTHENTICATED)
     try:
         user = user_from_access_token(token)
     except InvalidToken:
-        return {"user": None, "device_auth_failure": DeviceCloseCode.UNAUTHENTICATED}
+        return AuthOutcome(None, DeviceCloseCode.UNAUTHENTICATED)
     except AuthenticationFailed:
         state = session_state(user_id=token.get("user_id"), family_id=token.get(FAMILY_CLAIM))
         code = (
             DeviceCloseCode.USER_DEACTIVATED if state is SessionState.DEACTIVATED else DeviceCloseCode.SESSION_REVOKED
         )
-        return {"user": None, "device_auth_failure": code}
-    return {
-        "user": user,
-        "device_auth_failure": None,
-        "device_token_exp": int(token["exp"]),
-        "device_token_family": token.get(FAMILY_CLAIM),
-    }
+        return AuthOutcome(None, code)
+    return AuthOutcome(user, None, int(token["exp"]), token.get(FAMILY_CLAIM))
 
 
 class DeviceSocketAuthMiddleware:
@@ -84,4 +102,4 @@ class DeviceSocketAuthMiddleware:
         if not origin_allowed(_origin(scope)):
             return await WebsocketDenier()(scope, receive, send)
         outcome = await database_sync_to_async(authenticate)(_token_from_scope(scope))
-        return await self.inner({**scope, **outcome}, receive, send)
+        return await self.inner({**scope, **outcome.scope()}, receive, send)

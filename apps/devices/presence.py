@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, models, transaction
@@ -17,6 +18,16 @@ from apps.accounts.models import User
 
 from .errors import DeviceLimitError
 from .models import Device
+
+
+class PresenceEntry(NamedTuple):
+    """What the process-wide presence flush needs from one socket (``DeviceConsumer.presence_entry``)."""
+
+    user_id: str
+    device_id: str
+    channel_name: str
+    last_seen: float  # unix time
+    token_family: str | None
 
 
 def lease_seconds() -> float:
@@ -94,12 +105,11 @@ def session_state(*, user_id, family_id: str | None) -> SessionState:
 
 
 def devices_presence_flush(
-    *, entries: list[tuple[str, str, str, float, str | None]]
+    *, entries: list[PresenceEntry]
 ) -> tuple[set[tuple[str, str]], dict[str | None, SessionState]]:
     """One process's presence flush for all its sockets, in a handful of queries.
 
-    ``entries`` are (user_id, device_id, channel_name, last_seen unix time, token family). Writes
-    last_seen and renews the lease where the channel still holds the device; returns which
+    Writes last_seen and renews the lease where the channel still holds the device; returns which
     devices are still held and the state of every session, so sockets can close themselves.
     """
     from apps.accounts.models import TokenFamily
@@ -112,8 +122,9 @@ def devices_presence_flush(
             chunk = entries[start : start + 500]
             values = ", ".join(["(%s::uuid, %s, %s, %s::timestamptz)"] * len(chunk))
             params: list = []
-            for user_id, device_id, channel_name, last_seen, _family in chunk:
-                params += [user_id, device_id, channel_name, datetime.fromtimestamp(last_seen, tz=UTC)]
+            for entry in chunk:
+                seen = datetime.fromtimestamp(entry.last_seen, tz=UTC)
+                params += [entry.user_id, entry.device_id, entry.channel_name, seen]
             cursor.execute(
                 f"""UPDATE {table} AS d SET last_seen_at = v.last_seen, is_online = true, lease_expires_at = %s
                 FROM (VALUES {values}) AS v(user_id, device_id, channel_name, last_seen)
@@ -122,7 +133,7 @@ def devices_presence_flush(
                 [lease, *params],
             )
             held.update((str(user_id), device_id) for user_id, device_id in cursor.fetchall())
-    families = {family for *_, family in entries if family}
+    families = {entry.token_family for entry in entries if entry.token_family}
     active = {
         str(f)
         for f in TokenFamily.objects.filter(id__in=families, revoked_at__isnull=True, user__is_active=True).values_list(
@@ -130,7 +141,7 @@ def devices_presence_flush(
         )
     }
     states: dict[str | None, SessionState] = {None: SessionState.REVOKED}
-    ended = {family: user_id for user_id, _d, _c, _t, family in entries if family and family not in active}
+    ended = {e.token_family: e.user_id for e in entries if e.token_family and e.token_family not in active}
     active_users = {
         str(u) for u in User.objects.filter(id__in=set(ended.values()), is_active=True).values_list("id", flat=True)
     }

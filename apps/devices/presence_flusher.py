@@ -51,5 +51,5 @@ async def _run() -> None:
             logger.exception("devices: presence flush failed")
             continue
         for consumer in consumers:
-            user_id, device_id, _channel, _seen, family = consumer.presence_entry()
-            consumer.presence_verdict(holds=(user_id, device_id) in held, state=states[family])
+            entry = consumer.presence_entry()
+            consumer.presence_verdict(holds=(entry.user_id, entry.device_id) in held, state=states[entry.token_family])

@@ -10,7 +10,9 @@ from asgiref.sync import sync_to_async
 
 from apps.agents.local_runs import run_channel
 from apps.agents.models import AgentRunLog, OutboxItem, RunStatus
+from apps.devices import handlers, streams
 from apps.devices.services import loop_layer
+from apps.devices.tests.conftest import frames_until_end, wait_until
 
 from .conftest import start_run
 
@@ -125,3 +127,36 @@ async def test_accepted_pieces_reach_the_run_in_order(devices, user, make_local_
     assert [m["type"] for m in received] == ["agents.data"] * 3 + ["agents.complete"]
     assert [m["files"][0]["name"] for m in received[:3]] == ["0.md", "1.md", "2.md"]
     assert received[3]["errors"] == ["x: unreadable"]
+
+
+async def test_a_finished_chat_stays_resumable_after_many_agent_data_pieces(devices, user, settings):
+    # given a chat request that ran to its end, and a per-user log retention smaller than the pieces
+    settings.DEVICE_STREAM_RETAIN_PER_USER = 32
+
+    async def floating(session, frame):
+        await session.send({"type": "stream_start", "request_id": frame.request_id})
+        await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+    saved = handlers.get_handler("floating_request")
+    handlers.register_request_handler("floating_request", floating, replace=True)
+    try:
+        client = await devices(user)
+        await client.send(
+            {"type": "floating_request", "request_id": "chat-1", "message": "hi", "scope": {"type": "tasks"}}
+        )
+        await frames_until_end(client, "chat-1")
+        await wait_until(lambda: streams.stream_get(user_id=str(user.id), request_id="chat-1") is None)
+
+        # when the device sends 100 agent_data pieces (here for a run that does not exist)
+        for _ in range(100):
+            await client.send({"type": "agent_data", "run_id": str(uuid.uuid4()), "files": [FILE]})
+        for _ in range(100):
+            assert (await client.next_frame())["code"] == "agent_run_not_found"
+
+        # then the chat still answers resume with its frames, not stream_expired
+        await client.send({"type": "resume", "request_id": "chat-1", "after_seq": 0})
+        resumed = await frames_until_end(client, "chat-1")
+        assert [f["type"] for f in resumed] == ["stream_start", "stream_end"]
+    finally:
+        if saved is not None:
+            handlers.register_request_handler("floating_request", saved.handler, replace=True)

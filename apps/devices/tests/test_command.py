@@ -25,7 +25,7 @@ def test_device_chat_prints_the_streamed_answer_and_mutations(device_server, use
             }
         )
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     out = io.StringIO()
 
     # when an operator chats as alice

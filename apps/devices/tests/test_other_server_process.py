@@ -121,7 +121,7 @@ async def test_a_request_resumed_on_another_server_process_streams_on_there(
             await asyncio.sleep(0)
         await session.send({"type": "stream_end", "request_id": rid})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     token = (await sync_to_async(tokens_issue)(user=user)).access_token
     first = DeviceClient(device_server.url, token, device_id="roaming")
     second = DeviceClient(other_server_process.ws_url(SOCKET_PATH), token, device_id="roaming")

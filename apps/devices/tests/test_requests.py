@@ -40,7 +40,7 @@ async def test_handler_streams_and_gets_a_validated_frame_with_a_request_id(devi
             }
         )
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
 
     # when the client sends a request without request_id
@@ -63,7 +63,7 @@ async def test_requests_run_concurrently_and_never_block_the_receive_loop(device
         await gates.setdefault(frame.message, asyncio.Event()).wait()
         await session.send({"type": "stream_end", "request_id": frame.request_id})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     first = asyncio.ensure_future(collect(client.home_request("first", request_id="a")))
     await asyncio.sleep(0.1)
@@ -94,7 +94,7 @@ async def test_cancel_frame_cancels_the_running_request(devices, user, frame_han
             await session.send({"type": "stream_end", "request_id": frame.request_id})
             raise
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     stream = asyncio.ensure_future(collect(client.home_request("long", request_id="c1")))
     await asyncio.sleep(0.1)
@@ -118,7 +118,7 @@ async def test_application_error_in_a_handler_becomes_an_error_frame(devices, us
     async def floating(session, frame):
         raise ApplicationError("feature_locked", "Upgrade to use this.", status=403)
 
-    frame_handlers.register_frame_handler("floating_request", floating)
+    frame_handlers.register_request_handler("floating_request", floating)
     client = await devices(user)
     frames = await collect(client.floating_request("x", {"type": "tasks"}, request_id="f1"))
     assert frames == [
@@ -130,7 +130,7 @@ async def test_unexpected_handler_failure_is_internal_error_and_socket_stays_ope
     async def broken(session, frame):
         raise RuntimeError("secret detail")
 
-    frame_handlers.register_frame_handler("agent_complete", broken)
+    frame_handlers.register_request_handler("agent_complete", broken)
     client = await devices(user)
     await client.send({"type": "agent_complete", "run_id": "run1", "files_read": 2, "errors": []})
     frame = await client.next_frame()
@@ -147,7 +147,7 @@ async def test_duplicate_running_request_id_is_refused(devices, user, frame_hand
     async def home(session, frame):
         await release.wait()
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     await client.send({"type": "home_request", "request_id": "same", "message": "1"})
     await client.send({"type": "home_request", "request_id": "same", "message": "2"})
@@ -174,8 +174,8 @@ def test_registering_a_non_request_type_is_refused(frame_handlers):
     async def handler(session, frame):
         return None
 
-    with pytest.raises(ValueError, match="not a request frame type"):
-        frame_handlers.register_frame_handler("tool_result", handler)
-    frame_handlers.register_frame_handler("home_request", handler)
+    with pytest.raises(ValueError, match="not a registrable frame type"):
+        frame_handlers.register_request_handler("tool_result", handler)
+    frame_handlers.register_request_handler("home_request", handler)
     with pytest.raises(ValueError, match="already registered"):
-        frame_handlers.register_frame_handler("home_request", lambda s, f: None)
+        frame_handlers.register_request_handler("home_request", lambda s, f: None)

@@ -56,7 +56,7 @@ async def test_every_frame_of_a_request_carries_seq_from_one(devices, user, fram
         await session.send({"type": "error", "request_id": rid, "code": "device_timeout", "message": "slow"})
         await session.send({"type": "stream_end", "request_id": rid})
 
-    frame_handlers.register_frame_handler("floating_request", floating)
+    frame_handlers.register_request_handler("floating_request", floating)
     client = await devices(user)
 
     # when two requests run one after the other on one socket
@@ -98,7 +98,7 @@ async def test_a_request_outlives_its_socket_and_a_resume_while_it_runs_gets_eve
         await session.send(chunk(rid, f"[{result['row']['title']}]"))
         await session.send({"type": "stream_end", "request_id": rid})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     first = await devices(user, device_id="desk")
     await first.send({"type": "home_request", "request_id": "r1", "message": "go"})
     before = await frames_until_end(first, "r1", first=2)
@@ -143,7 +143,7 @@ async def test_a_resume_after_the_end_replays_the_kept_log_to_any_socket_of_the_
             await asyncio.sleep(0.01)  # separate frames, not one coalesced chunk
         await session.send({"type": "stream_end", "request_id": rid})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     original = await run_to_end(client, {"type": "home_request", "request_id": "done1", "message": "hi"})
     await stream_gone(user, "done1")
@@ -169,7 +169,7 @@ async def test_unknown_and_other_users_requests_are_stream_expired(devices, user
         await release.passed()
         await session.send({"type": "stream_end", "request_id": frame.request_id})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     alice_client = await devices(user)
     await alice_client.send({"type": "home_request", "request_id": "private", "message": "hi"})
     await frames_until_end(alice_client, "private", first=1)
@@ -199,7 +199,7 @@ async def test_a_log_past_its_retention_is_stream_expired(devices, user, frame_h
     async def home(session, frame):
         await session.send({"type": "stream_end", "request_id": frame.request_id})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     await run_to_end(client, {"type": "home_request", "request_id": "old", "message": "hi"})
     await stream_gone(user, "old")
@@ -224,7 +224,7 @@ async def test_only_the_newest_logs_per_user_are_kept(devices, user, frame_handl
     async def home(session, frame):
         await session.send({"type": "stream_end", "request_id": frame.request_id})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     for request_id in ("n1", "n2", "n3"):
         await run_to_end(client, {"type": "home_request", "request_id": request_id, "message": "hi"})
@@ -256,7 +256,7 @@ async def test_a_running_request_evicted_by_newer_ones_is_never_replayed_with_a_
             await session.send(chunk(rid, "late"))
         await session.send({"type": "stream_end", "request_id": rid})
 
-    frame_handlers.register_frame_handler("home_request", home)
+    frame_handlers.register_request_handler("home_request", home)
     client = await devices(user)
     await client.send({"type": "home_request", "request_id": "long", "message": "hi"})
     await frames_until_end(client, "long", first=2)

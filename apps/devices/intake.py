@@ -1,0 +1,120 @@
+"""Frame intake of the device socket: from the raw text of one WebSocket message to a validated
+frame, a rejection (a stable error code for the client) or a drop (over the frame budget).
+
+Plain Python, no socket: ``frame_intake`` spends the budget before any parsing, then checks size,
+JSON, type and the frame's model, in that order. The consumer only acts on the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Container
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .error_codes import DevicesErrorCode
+from .frames import is_incoming_type, parse_incoming, parse_json
+from .rate_limit import FrameBudget, Verdict, frame_cost
+
+
+class BudgetOutcome(Enum):
+    SPENT = "spent"  # the frame paid its cost
+    ANSWER = "answer"  # over budget, but an answer to one of our own calls: never dropped
+    DROP = "drop"
+    DROP_AND_WARN = "drop_and_warn"  # the first drop of a flood: tell the client to slow down
+    CLOSE = "close"  # the flood went on: close the socket
+
+
+@dataclass(frozen=True)
+class BudgetVerdict:
+    outcome: BudgetOutcome
+    parsed: Any = None  # the already parsed answer (``ANSWER`` only)
+
+    @property
+    def admitted(self) -> bool:
+        return self.outcome in (BudgetOutcome.SPENT, BudgetOutcome.ANSWER)
+
+
+_DROPS = {Verdict.DROP: BudgetOutcome.DROP, Verdict.DROP_AND_WARN: BudgetOutcome.DROP_AND_WARN}
+
+
+def budget_verdict(
+    budget: FrameBudget, text_data: str | None, size: int, *, pending: Container[str], max_bytes: int
+) -> BudgetVerdict:
+    """Spend the frame's cost before any parsing."""
+    cost = frame_cost(size)
+    if budget.available(cost):
+        budget.take(cost)
+        return BudgetVerdict(BudgetOutcome.SPENT)
+    # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
+    # when such calls are pending and the frame is small enough to be one.
+    if pending and text_data is not None and size <= max_bytes:
+        with contextlib.suppress(ValueError):
+            raw = parse_json(text_data)
+            if isinstance(raw, dict) and raw.get("type") == "tool_result" and raw.get("id") in pending:
+                return BudgetVerdict(BudgetOutcome.ANSWER, raw)
+    verdict = budget.take(cost)
+    return BudgetVerdict(_DROPS.get(verdict, BudgetOutcome.CLOSE))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    frame: BaseModel
+    frame_type: str
+
+
+@dataclass(frozen=True)
+class Rejected:
+    code: DevicesErrorCode
+    message: str
+    request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Dropped:
+    verdict: BudgetVerdict
+
+
+Intake = Accepted | Rejected | Dropped
+
+
+def frame_intake(
+    text_data: str | None,
+    bytes_data: bytes | None,
+    *,
+    budget: FrameBudget,
+    pending: Container[str],
+    max_bytes: int,
+) -> Intake:
+    size = len(text_data) if text_data is not None else len(bytes_data or b"")
+    verdict = budget_verdict(budget, text_data, size, pending=pending, max_bytes=max_bytes)
+    if not verdict.admitted:
+        return Dropped(verdict)
+    if text_data is None:
+        return Rejected(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
+    if size > max_bytes or (size * 4 > max_bytes and len(text_data.encode()) > max_bytes):
+        return Rejected(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {max_bytes} bytes.")
+    raw = verdict.parsed
+    if raw is None:
+        try:
+            raw = parse_json(text_data)
+        except ValueError:
+            return Rejected(DevicesErrorCode.MALFORMED_FRAME, "The frame is not valid JSON.")
+    frame_type = raw.get("type") if isinstance(raw, dict) else None
+    if not is_incoming_type(frame_type):
+        return Rejected(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
+    try:
+        frame = parse_incoming(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"][1:]) or frame_type
+        request_id = raw.get("request_id")
+        return Rejected(
+            DevicesErrorCode.INVALID_FRAME,
+            f"Invalid {frame_type} frame: {where}: {error['msg']}",
+            request_id=request_id if isinstance(request_id, str) else None,
+        )
+    return Accepted(frame, str(frame_type))

@@ -1,0 +1,109 @@
+"""Tool calls on the device socket: the server asks the device (``tool_call``), the device answers
+(``tool_result``).
+
+``local_call`` serves callers on the socket's own event loop (``services.call_device`` found the
+consumer in ``connections``); ``remote_call`` serves callers elsewhere, who published the call to
+this loop's node (``_on_node_tool_call``) or to the socket's channel, and are answered on their
+node (``answer``). What is in flight lives in the consumer's ``PendingCalls``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from apps.core.errors import ApplicationError
+
+from . import connections, services
+from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
+from .frames import ToolCall, ToolResult
+from .node import MSG_FAILED, MSG_RESULT, node_publish, register_message_handler
+
+if TYPE_CHECKING:
+    from .consumers import DeviceConsumer
+
+logger = logging.getLogger(__name__)
+
+
+def failure(error: ApplicationError, call_id: str) -> dict:
+    return {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+
+
+async def answer(reply_to: str, message: dict) -> None:
+    """Answer a remote caller on its node; a caller that is gone learns nothing (and needs nothing)."""
+    try:
+        await node_publish(reply_to, message)
+    except Exception:
+        logger.warning("device socket: could not answer call %s", message.get("call_id"), exc_info=True)
+
+
+async def local_call(consumer: DeviceConsumer, call: ToolCall, *, timeout: float) -> dict:  # noqa: ASYNC109
+    """A tool call from the socket's event loop: send, then await the future the result resolves."""
+    if not consumer.accepting_calls:
+        raise DeviceDisconnectedError()
+    if len(consumer.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
+        raise DeviceBusyError()
+    future = consumer.pending.add_local(call.id, deadline=time.time() + timeout)
+    try:
+        await consumer.send_frame(call)
+        result: ToolResult = await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        raise DeviceTimeoutError() from None
+    finally:
+        consumer.pending.forget(call.id)
+    if result.error is not None:
+        raise DeviceToolError(result.error)
+    return result.payload()
+
+
+async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
+    """A tool call from another loop or process (services._remote_call); answered on its node."""
+    call, reply_to = message["call"], message["reply_to"]
+    if not consumer.addressed_to_me(message) or not consumer.accepting_calls:
+        await answer(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+        return
+    if message["deadline"] <= time.time():
+        return  # the caller has given up already
+    if len(consumer.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
+        await answer(reply_to, failure(DeviceBusyError(), call["id"]))
+        return
+    consumer.pending.add_remote(call["id"], deadline=message["deadline"], reply_to=reply_to)
+    try:
+        await consumer.send_frame(ToolCall(**call))
+    except DeviceDisconnectedError:
+        consumer.pending.forget(call["id"])
+        await answer(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+
+
+async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> None:
+    """The device answered a call: resolve the local waiter, or answer the remote caller."""
+    reply_to = consumer.pending.resolve(result.id, result)
+    if reply_to is not None:
+        await answer(
+            reply_to, {"type": MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
+        )
+
+
+# Tool calls published to this loop's node (services._remote_call) go to the socket they name.
+
+
+async def _on_node_tool_call(message: dict) -> None:
+    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
+    if consumer is None:
+        await answer(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"]))
+        return
+    await remote_call(consumer, message)
+
+
+async def _on_node_tool_cancel(message: dict) -> None:
+    consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
+    if consumer is not None:
+        consumer.pending.forget(message["call_id"])
+
+
+register_message_handler(services.MSG_TOOL_CALL, _on_node_tool_call)
+register_message_handler(services.MSG_TOOL_CANCEL, _on_node_tool_cancel)
