@@ -25,6 +25,7 @@ from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
 from .graphs import RunPrompt, supervisor_graph
+from .kinds import ChatKind
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def _malformed() -> ApplicationError:
 
 
 async def agent_events(
-    *, kind: str, message: str, history: list[dict[str, Any]] | None, system_prompt: str
+    *, kind: ChatKind, message: str, history: list[dict[str, Any]] | None, system_prompt: str
 ) -> AsyncIterator[tuple[str, str]]:
     graph = supervisor_graph(kind)
     state = {"messages": [*history_messages(history), HumanMessage(message)]}

@@ -28,6 +28,7 @@ from langchain_core.messages import SystemMessage
 from langgraph.graph.state import CompiledStateGraph
 
 from . import prompts
+from .kinds import ChatKind
 from .llm import ModelRole, chat_model, model_name
 from .tools import SUBAGENT_TOOLS, SUPERVISOR_TOOLS
 
@@ -91,7 +92,7 @@ _graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Compil
 )
 
 
-def _build(kind: str) -> CompiledStateGraph:
+def _build(kind: ChatKind) -> CompiledStateGraph:
     for role in ModelRole:
         key = f"openai:{model_name(role)}"
         if key not in _profiles_registered:
@@ -108,7 +109,7 @@ def _build(kind: str) -> CompiledStateGraph:
     )
 
 
-def supervisor_graph(kind: str) -> CompiledStateGraph:
+def supervisor_graph(kind: ChatKind) -> CompiledStateGraph:
     """The compiled ``home`` or ``floating`` supervisor for the current settings and event loop."""
     # The key names the configuration, so changed settings (tests) build a fresh graph.
     key = (

@@ -21,14 +21,12 @@ from . import prompts
 from .conversation import agent_events
 from .device_calls import ChatRequestContext, DeviceUnavailable, chat_request, execute_on_client
 from .error_codes import AssistantErrorCode
+from .kinds import ChatKind
 from .llm import llm_configuration_check
 from .memory_bridge import memory_prompt_fragment, remember_episode
 from .sanitizer import StreamSanitizer
 
 logger = logging.getLogger(__name__)
-
-HOME = "home"
-FLOATING = "floating"
 
 # Scope types the client sends (singular or plural) → the client table holding them.
 SCOPE_TABLES = {
@@ -114,7 +112,7 @@ async def _scope_row(*, table: str, scope_id: str | None) -> dict[str, Any] | No
 async def chat_run(
     *,
     user_id: Any,
-    kind: str,
+    kind: ChatKind,
     message: Any,
     request_id: str,
     sink: ChatSink,
@@ -128,14 +126,14 @@ async def chat_run(
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
     with chat_request(ctx):
         scope_domain = "tasks"
-        if kind == FLOATING:
+        if kind == ChatKind.FLOATING:
             scope = scope or {}
             table = scope_table(scope.get("type"))
             scope_domain = TABLE_DOMAINS[table]
             row = await _scope_row(table=table, scope_id=scope.get("id"))
             scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope.get("id"), row=row)
         memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
-        if kind == FLOATING:
+        if kind == ChatKind.FLOATING:
             system_prompt = prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
         else:
             system_prompt = prompts.home_system_prompt(memory_fragment=memory_text)
@@ -143,7 +141,7 @@ async def chat_run(
         sanitizer = StreamSanitizer()
         answer: list[str] = []
         held: list[str] = []  # Floating text waits until the domain is announced
-        announced = kind != FLOATING
+        announced = kind != ChatKind.FLOATING
         if announced:
             await sink.start()
 
@@ -206,7 +204,7 @@ async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]
         async with asyncio.timeout(settings.ASSISTANT_REQUEST_TIMEOUT):
             outcome = await chat_run(
                 user_id=user_id,
-                kind=HOME,
+                kind=ChatKind.HOME,
                 message=message,
                 request_id=request_id,
                 sink=sink,

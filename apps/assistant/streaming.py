@@ -22,7 +22,8 @@ from apps.core.errors import ApplicationError
 from apps.devices.errors import DeviceCallError
 
 from .error_codes import AssistantErrorCode
-from .services import FLOATING, HOME, chat_run
+from .kinds import ChatKind
+from .services import chat_run
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _frame_dict(frame: Any) -> dict[str, Any]:
     return frame.model_dump() if hasattr(frame, "model_dump") else dict(frame)
 
 
-async def _handle(session: Any, frame: Any, *, kind: str) -> None:
+async def _handle(session: Any, frame: Any, *, kind: ChatKind) -> None:
     data = _frame_dict(frame)
     sink = FrameSink(session, data["request_id"])
     try:
@@ -114,8 +115,8 @@ async def _fail(sink: FrameSink, code: str, message: str) -> None:
 
 
 async def handle_home_request(session: Any, frame: Any) -> None:
-    await _handle(session, frame, kind=HOME)
+    await _handle(session, frame, kind=ChatKind.HOME)
 
 
 async def handle_floating_request(session: Any, frame: Any) -> None:
-    await _handle(session, frame, kind=FLOATING)
+    await _handle(session, frame, kind=ChatKind.FLOATING)

@@ -1,0 +1,80 @@
+"""Frame intake without a socket: raw text in, a validated frame, a rejection or a drop out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from apps.devices.frames import DeviceHello, ToolResult
+from apps.devices.intake import Accepted, BudgetOutcome, Dropped, Rejected, frame_intake
+from apps.devices.rate_limit import FrameBudget
+
+LIMIT = 2000
+
+
+def budget(tokens: int = 100, close_after: int = 3) -> FrameBudget:
+    clock = [0.0]  # a frozen clock: the bucket never refills
+    return FrameBudget(rate=1.0, burst=tokens, close_after=close_after, clock=lambda: clock[0])
+
+
+def intake(text: str | None, *, bytes_data: bytes | None = None, b: FrameBudget | None = None, pending=()):
+    return frame_intake(text, bytes_data, budget=b or budget(), pending=set(pending), max_bytes=LIMIT)
+
+
+def test_a_valid_frame_is_accepted_as_its_model():
+    result = intake(json.dumps({"type": "device_hello", "device_id": "laptop"}))
+    assert isinstance(result, Accepted)
+    assert result.frame_type == "device_hello"
+    assert isinstance(result.frame, DeviceHello)
+    assert result.frame.device_id == "laptop"
+
+
+@pytest.mark.parametrize(
+    ("text", "bytes_data", "code"),
+    [
+        (None, b"\x00", "malformed_frame"),
+        ("{not json", None, "malformed_frame"),
+        ("[" * 100_000 + "]" * 100_000, None, "frame_too_large"),
+        (json.dumps({"type": "launch_missiles"}), None, "unknown_frame_type"),
+        (json.dumps(["ping"]), None, "unknown_frame_type"),
+        (json.dumps({"type": "device_hello"}), None, "invalid_frame"),
+    ],
+)
+def test_bad_frames_are_rejected_with_a_stable_code(text, bytes_data, code):
+    result = intake(text, bytes_data=bytes_data)
+    assert isinstance(result, Rejected)
+    assert result.code == code
+
+
+def test_an_invalid_frame_names_its_field_and_echoes_its_request_id():
+    result = intake(json.dumps({"type": "resume", "request_id": "r1", "after_seq": "soon"}))
+    assert isinstance(result, Rejected)
+    assert (result.code, result.request_id) == ("invalid_frame", "r1")
+    assert "after_seq" in result.message
+
+
+def test_an_empty_budget_drops_warns_once_then_closes():
+    b = budget(tokens=1, close_after=3)
+    ping = json.dumps({"type": "ping"})
+    assert isinstance(intake(ping, b=b), Accepted)
+    outcomes = [intake(ping, b=b) for _ in range(3)]
+    assert all(isinstance(o, Dropped) for o in outcomes)
+    assert [o.verdict.outcome for o in outcomes] == [  # type: ignore[union-attr]
+        BudgetOutcome.DROP_AND_WARN,
+        BudgetOutcome.DROP,
+        BudgetOutcome.CLOSE,
+    ]
+
+
+def test_an_answer_to_a_pending_call_passes_an_empty_budget_but_nothing_else_does():
+    b = budget(tokens=0)
+    answer = json.dumps({"type": "tool_result", "id": "call-1", "result": {"rows": []}})
+    stranger = json.dumps({"type": "tool_result", "id": "call-2", "result": {}})
+
+    passed = intake(answer, b=b, pending={"call-1"})
+    dropped = intake(stranger, b=b, pending={"call-1"})
+
+    assert isinstance(passed, Accepted)
+    assert isinstance(passed.frame, ToolResult)
+    assert isinstance(dropped, Dropped)
