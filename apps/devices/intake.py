@@ -2,12 +2,17 @@
 frame, a rejection (a stable error code for the client) or a drop (over the frame budget).
 
 Plain Python, no socket: ``frame_intake`` spends the budget before any parsing, then checks size,
-JSON, type and the frame's model, in that order. The consumer only acts on the outcome.
+JSON, type, text and the frame's model, in that order. The consumer only acts on the outcome.
+
+The text rule is the REST parser's (``apps.core.parsers``) and holds for every field of every frame
+type, keys included: no NUL (PostgreSQL text refuses it) and no unpaired surrogate (no UTF-8
+encoder accepts it: not the database, Redis, a log line or the model client).
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Container
 from dataclasses import dataclass
 from enum import Enum
@@ -60,6 +65,28 @@ def budget_verdict(
     return BudgetVerdict(_DROPS.get(verdict, BudgetOutcome.CLOSE))
 
 
+# Both can only arrive as a JSON escape (``\u0000``, ``\ud800``): frames without ``\u`` skip the walk.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+def unstorable_text_at(raw: Any) -> str | None:
+    """The path (``files.0.name``) of the first string holding NUL or an unpaired surrogate, else None."""
+    stack: list[tuple[Any, str]] = [(raw, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if _UNSTORABLE.search(key):
+                    return path or "(key)"
+                stack.append((child, where))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}.{i}" if path else str(i)) for i, child in enumerate(item))
+        elif isinstance(item, str) and _UNSTORABLE.search(item):
+            return path
+    return None
+
+
 @dataclass(frozen=True)
 class Accepted:
     frame: BaseModel
@@ -106,6 +133,16 @@ def frame_intake(
     frame_type = raw.get("type") if isinstance(raw, dict) else None
     if not is_incoming_type(frame_type):
         return Rejected(DevicesErrorCode.UNKNOWN_FRAME_TYPE, f"Unknown frame type {frame_type!r}.")
+    if "\\u" in text_data:
+        where = unstorable_text_at(raw)
+        if where is not None:
+            request_id = raw.get("request_id")
+            clean_id = isinstance(request_id, str) and unstorable_text_at(request_id) is None
+            return Rejected(
+                DevicesErrorCode.INVALID_FRAME,
+                f"Invalid {frame_type} frame: {where}: text must not contain NUL or an unpaired surrogate.",
+                request_id=request_id if clean_id else None,
+            )
     try:
         frame = parse_incoming(raw)
     except ValidationError as exc:

@@ -160,3 +160,22 @@ async def test_a_finished_chat_stays_resumable_after_many_agent_data_pieces(devi
     finally:
         if saved is not None:
             handlers.register_request_handler("floating_request", saved.handler, replace=True)
+
+
+@pytest.mark.parametrize("bad", ["\ud800", "\u0000", "x\udfffy"])
+async def test_agent_complete_errors_no_database_can_store_are_an_invalid_frame(
+    devices, user, make_local_config, tmp_path, bad
+):
+    # given a running run sent to this device
+    client = await devices(user, device_id="laptop")
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+
+    # when the device completes it with an error text holding NUL or an unpaired surrogate
+    await client.send({"type": "agent_complete", "run_id": str(run.id), "files_read": 1, "errors": [bad]})
+
+    # then the frame is refused, nothing reaches the run, and the socket stays open
+    frame = await client.next_frame()
+    assert (frame["code"], "errors" in frame["message"]) == ("invalid_frame", True)
+    assert await nothing_forwarded(run.id)
+    assert await still_open(client)

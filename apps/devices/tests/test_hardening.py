@@ -107,3 +107,57 @@ async def test_an_oversized_frame_is_refused_by_the_server_itself(devices, user,
     # when a frame over that cap arrives, it never reaches the app: the server closes with 1009
     await client.send_raw(json.dumps({"type": "ping", "pad": "x" * (settings.DEVICE_WS_MAX_SIZE + 10)}))
     assert await asyncio.wait_for(client.wait_closed(), 10) == 1009
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        {"name": "desk\u0000top"},
+        {"name": "desk\ud800top"},
+        {"platform": "linux\u0000"},
+        {"platform": "\udfff"},
+        {"agent_ids": ["a\u0000"]},
+        {"agent_ids": ["\ud800"]},
+    ],
+)
+async def test_nul_or_a_lone_surrogate_in_a_hello_field_is_a_bad_hello_not_a_server_error(devices, user, field):
+    # when a hello carries text no database can store
+    client = await devices(user, hello=False)
+    await client.send({"type": "device_hello", "device_id": "desktop", "agent_ids": [], **field})
+    # then it is refused as an invalid frame naming the field, and closed as a bad hello (not 1011)
+    error = await client.next_frame()
+    assert error["code"] == "invalid_frame"
+    assert next(iter(field)) in error["message"]
+    assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        {"type": "resume", "request_id": "\ud800", "after_seq": 0},
+        {"type": "cancel", "request_id": "r\u0000"},
+        {"type": "floating_request", "request_id": "f1", "message": "hi \ud83d", "scope": {"type": "tasks"}},
+        {"type": "home_request", "message": "hi", "conversation_history": [{"role": "user", "content": "\u0000"}]},
+        {"type": "ping", "\ud800": 1},
+    ],
+)
+async def test_text_no_database_can_store_is_an_invalid_frame_in_every_frame_and_the_socket_lives_on(
+    devices, user, frame_handlers, frame
+):
+    # given a device online, with a request handler that would run any request it is given
+    started: list[object] = []
+
+    async def handler(session, request):
+        started.append(request)
+
+    frame_handlers.register_request_handler("home_request", handler)
+    frame_handlers.register_request_handler("floating_request", handler)
+    client = await devices(user)
+    # when a frame holds NUL or an unpaired surrogate anywhere
+    await client.send(frame)
+    # then it gets a stable error, the handler never sees it, and the socket still answers
+    error = await client.next_frame()
+    assert (error["type"], error["code"]) == ("error", "invalid_frame")
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    assert started == []

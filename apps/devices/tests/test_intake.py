@@ -78,3 +78,25 @@ def test_an_answer_to_a_pending_call_passes_an_empty_budget_but_nothing_else_doe
     assert isinstance(passed, Accepted)
     assert isinstance(passed.frame, ToolResult)
     assert isinstance(dropped, Dropped)
+
+
+@pytest.mark.parametrize(
+    ("frame", "where"),
+    [
+        ({"type": "device_hello", "device_id": "d", "name": "a\u0000b"}, "name"),
+        ({"type": "device_hello", "device_id": "d", "agent_ids": ["ok", "\ud800"]}, "agent_ids.1"),
+        ({"type": "resume", "request_id": "\udfff", "after_seq": 0}, "request_id"),
+        ({"type": "ping", "x": {"\ud800": 1}}, "x"),
+    ],
+)
+def test_nul_or_a_lone_surrogate_anywhere_is_an_invalid_frame_naming_the_field(frame, where):
+    result = intake(json.dumps(frame))
+    assert isinstance(result, Rejected)
+    assert result.code == "invalid_frame"
+    assert f"frame: {where}:" in result.message
+    assert result.request_id is None
+
+
+def test_escaped_text_that_is_storable_passes():
+    result = intake(json.dumps({"type": "device_hello", "device_id": "d", "name": "caf\u00e9 \U0001f600 \\u0000"}))
+    assert isinstance(result, Accepted)
