@@ -5,7 +5,7 @@ of configs; there is no periodic task per config). Each batch is one short trans
 
 1. claim up to ``batch_size`` enabled configs with ``next_run_at <= now`` through the partial
    index, ``FOR UPDATE SKIP LOCKED`` (two ticks or two beats share the work, never the rows);
-2. one query learns which of the owners' devices are online;
+2. one read of the devices' presence index (Redis) learns which of the owners' devices are online;
 3. insert the runs with ``ON CONFLICT DO NOTHING``: the partial unique indexes (one running
    run per agent; one run per agent and due time) make a duplicated tick a no-op, and an
    agent still running its previous run skips this occurrence;
@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.devices.selectors import device_online_ids
+from apps.devices.selectors import devices_online
 
 from .models import AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus, RunTrigger
 from .runs import lease_until, run_execute_enqueue
@@ -189,7 +189,7 @@ def _dispatch_batch(*, model: type, now: dt.datetime, batch_size: int, memo: dic
             return DispatchResult()
         result.claimed = len(dues)
         if local:
-            online = device_online_ids(user_ids={due.user_id for due in dues})
+            online = devices_online(user_ids={due.user_id for due in dues})
             runnable = [due for due in dues if (due.user_id, due.device_id) in online]
             waiting = {due.config_id for due in dues if (due.user_id, due.device_id) not in online}
         else:

@@ -21,7 +21,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.devices.errors import DeviceCallError
-from apps.devices.selectors import device_get_online
+from apps.devices.selectors import device_online_channel
 from apps.devices.services import loop_layer, send_to_device
 
 from .error_codes import AgentsErrorCode
@@ -79,8 +79,8 @@ def _file_source(file: dict[str, Any]) -> Source:
 
 async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> AgentRunLog:
     errors = RunErrors()
-    device = await database_sync_to_async(device_get_online)(user_id=run.user_id, device_id=config.device_id)
-    if device is None:
+    socket_channel = await device_online_channel(user_id=run.user_id, device_id=config.device_id)
+    if socket_channel is None:
         errors.add("device_offline", f"device {config.device_id} is offline; the agent runs when it connects")
         return await finish(run, processed=0, errors=errors, aborted=True)
     await database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)(device_id=config.device_id)
@@ -91,7 +91,7 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     pipeline = RunPipeline(run=run, config=config, outbox_device_id=config.device_id, target=target)
     pipeline.errors = errors
     async with lease_kept(run.id):
-        aborted = await _converse(run, config, device.channel_name, pipeline, errors)
+        aborted = await _converse(run, config, socket_channel, pipeline, errors)
         await pipeline.drain()
         if pipeline.delivery_stopped and not aborted:
             errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
@@ -165,5 +165,4 @@ async def _converse(
 
 
 async def _device_still_there(run: AgentRunLog, device_id: str, socket_channel: str) -> bool:
-    device = await database_sync_to_async(device_get_online)(user_id=run.user_id, device_id=device_id)
-    return device is not None and device.channel_name == socket_channel
+    return await device_online_channel(user_id=run.user_id, device_id=device_id) == socket_channel

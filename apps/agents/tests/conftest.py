@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.cache import caches
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -19,7 +20,9 @@ from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, 
 from apps.agents.runs import run_start
 from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, tool_call
 from apps.assistant.tests.conftest import _scripted_server, llm  # noqa: F401
+from apps.devices import presence_index
 from apps.devices.models import Device
+from apps.devices.node import ALIVE_KEY
 from apps.devices.tests.conftest import device_server, devices, fast_device_settings, wait_until  # noqa: F401
 
 UTC = dt.UTC
@@ -56,7 +59,8 @@ def cloud_body(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def device_online(user, device_id: str = "laptop-1") -> Device:
+def device_row_online(user, device_id: str = "laptop-1") -> Device:
+    """A row that says the device is online, and no socket anywhere (history, not liveness)."""
     return Device.objects.create(
         user=user,
         device_id=device_id,
@@ -64,6 +68,16 @@ def device_online(user, device_id: str = "laptop-1") -> Device:
         channel_name=f"specific.test!{device_id}",
         lease_expires_at=timezone.now() + dt.timedelta(hours=1),
     )
+
+
+def device_online(user, device_id: str = "laptop-1") -> Device:
+    """A device held by a live socket as the presence index sees it: its holder's entry and a live
+    node (the socket itself is not needed to decide who is online)."""
+    device = device_row_online(user, device_id)
+    client = caches["default"]._cache.get_client(write=True)
+    client.hset(presence_index.KEY.format(user_id=user.id), device_id, f"{device.channel_name} test-node 0")
+    client.set(ALIVE_KEY.format(node="test-node"), "1", ex=3600)
+    return device
 
 
 def make_local(

@@ -16,7 +16,7 @@ from apps.agents.selectors import agents_due_for_device
 from apps.agents.tasks import agent_run_execute
 from apps.core.errors import ApplicationError
 
-from .conftest import device_online, make_cloud, make_local
+from .conftest import device_online, device_row_online, make_cloud, make_local
 
 pytestmark = pytest.mark.django_db
 
@@ -72,6 +72,20 @@ def test_a_local_agent_with_an_online_device_runs_on_that_device(make_user):
 
     assert result.runs_created == 1
     assert AgentRunLog.objects.get(agent_id=config.id).device_id == "laptop-1"
+
+
+def test_a_device_row_without_a_live_socket_is_offline_for_the_scheduler(make_user):
+    # given a device whose database row still says online, but no socket holds it anywhere
+    user = make_user()
+    device_row_online(user, "laptop-1")
+    config = make_local(user, next_run_at=_utc(2026, 6, 1, 9, 0))
+
+    # when the scheduler reaches its agent
+    result = agents_dispatch_due(now=_utc(2026, 6, 1, 9, 0, 3))
+
+    # then the presence index decides: the run waits for the device instead of starting on nothing
+    assert (result.runs_created, result.waiting_for_device) == (0, 1)
+    assert not AgentRunLog.objects.filter(agent_id=config.id).exists()
 
 
 def test_an_offline_device_leaves_the_run_owed_until_it_connects(make_user):
