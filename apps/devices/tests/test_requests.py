@@ -1,4 +1,4 @@
-"""Request frames routed to registered handlers: concurrency, cancel, errors, unregistered types."""
+"""Request and message frames routed to registered handlers: concurrency, cancel, errors, unregistered types."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 
 from apps.core.errors import ApplicationError
 from apps.devices.frames import HomeRequest
+from apps.devices.realtime_redis import loop_redis
+from apps.devices.streams import USER_KEY
 from apps.devices.tests.conftest import SOCKET_DB
 
 pytestmark = SOCKET_DB
@@ -179,3 +181,33 @@ def test_registering_a_non_request_type_is_refused(frame_handlers):
     frame_handlers.register_request_handler("home_request", handler)
     with pytest.raises(ValueError, match="already registered"):
         frame_handlers.register_request_handler("home_request", lambda s, f: None)
+
+
+async def test_a_message_is_handed_over_without_a_stream_and_its_refusal_comes_straight_back(
+    devices, user, frame_handlers
+):
+    # given a message handler that accepts one run and refuses any other
+    received: list[str] = []
+
+    async def complete(session, frame):
+        if frame.run_id != "run-ok":
+            raise ApplicationError("agent_run_not_found", "No agent run has this run_id.", status=404)
+        received.append(frame.run_id)
+
+    frame_handlers.register_message_handler("agent_complete", complete)
+    client = await devices(user)
+
+    # when the device sends one it accepts and one it refuses
+    await client.send({"type": "agent_complete", "run_id": "run-ok", "files_read": 1, "errors": []})
+    await client.send({"type": "agent_complete", "request_id": "m2", "run_id": "nope", "files_read": 0, "errors": []})
+
+    # then the refusal carries the frame's request_id and no seq, the accepted one reached the handler,
+    # and no stream log was opened for either (nothing to resume, nothing to evict)
+    assert await client.next_frame() == {
+        "type": "error",
+        "request_id": "m2",
+        "code": "agent_run_not_found",
+        "message": "No agent run has this run_id.",
+    }
+    assert received == ["run-ok"]
+    assert await loop_redis().zcard(USER_KEY.format(user_id=user.id)) == 0
