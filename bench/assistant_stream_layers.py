@@ -95,7 +95,7 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
         ("+ stream sanitizer", sanitized),
     ]
     await langgraph_stream("warm")  # graph compile, connections
-    results = []
+    results: list[tuple[str, float]] = []
     for name, layer in layers:
         rates = []
         for run in range(runs):

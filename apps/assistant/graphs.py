@@ -41,6 +41,10 @@ class RunPrompt:
     system_prompt: str
 
 
+# The compiled supervisor: any state, run with a RunPrompt as its context.
+SupervisorGraph = CompiledStateGraph[Any, RunPrompt, Any, Any]
+
+
 class RunSystemPromptMiddleware(AgentMiddleware):
     """Puts the run's assembled system prompt in front of every supervisor model call."""
 
@@ -86,12 +90,12 @@ def _subagents() -> list[SubAgent]:
 _profiles_registered: set[str] = set()
 # Compiled graphs hold HTTP clients whose connections belong to the event loop that opened them,
 # so each loop (the ASGI server's, or a worker's own) gets its own graphs.
-_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, CompiledStateGraph]] = (
+_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, SupervisorGraph]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _build(kind: str) -> CompiledStateGraph:
+def _build(kind: str) -> SupervisorGraph:
     for role in ModelRole:
         key = f"openai:{model_name(role)}"
         if key not in _profiles_registered:
@@ -108,7 +112,7 @@ def _build(kind: str) -> CompiledStateGraph:
     )
 
 
-def supervisor_graph(kind: str) -> CompiledStateGraph:
+def supervisor_graph(kind: str) -> SupervisorGraph:
     """The compiled ``home`` or ``floating`` supervisor for the current settings and event loop."""
     # The key names the configuration, so changed settings (tests) build a fresh graph.
     key = (

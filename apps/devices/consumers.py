@@ -452,7 +452,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     async def _run_connect_handler(self, handler: handlers.ConnectHandler) -> None:
         try:
-            await handler(self._session())  # type: ignore[arg-type]
+            await handler(self._session())
         except asyncio.CancelledError:
             raise
         except Exception:

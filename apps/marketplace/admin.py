@@ -8,10 +8,11 @@ Every decision goes through ``transitions.py``; the admin never writes a status 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -72,7 +73,7 @@ def _decision_action(
         "objects": queryset,
         "form": form,
         "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
         "media": modeladmin.media,
     }
     return TemplateResponse(request, "admin/marketplace/decision_confirmation.html", context)
@@ -83,7 +84,7 @@ class ReviewInline(admin.TabularInline):
     fk_name = "version"
     extra = 0
     can_delete = False
-    fields = ["reviewed_at", "decision", "reviewer", "notes"]
+    fields: ClassVar[tuple[str, ...]] = ("reviewed_at", "decision", "reviewer", "notes")
     readonly_fields = fields
     verbose_name_plural = "Decisions on this version"
 
@@ -113,7 +114,7 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
     list_select_related = ["plugin", "plugin__developer"]
     actions = ["approve_versions", "reject_versions"]
     inlines = [ReviewInline]
-    fields = [
+    fields: ClassVar[tuple[str, ...]] = (
         "plugin",
         "version",
         "status",
@@ -124,7 +125,7 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
         "checklist_display",
         "manifest_display",
         "plugin_history",
-    ]
+    )
     readonly_fields = fields
     # The queue: pending first (oldest submission first), then the rest, newest first.
     ordering = [
@@ -232,7 +233,7 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
 
 class PluginHistoryInline(ReviewInline):
     fk_name = "plugin"
-    fields = ["reviewed_at", "decision", "version", "reviewer", "notes"]
+    fields = ("reviewed_at", "decision", "version", "reviewer", "notes")
     readonly_fields = fields
     verbose_name_plural = "History: every decision"
 

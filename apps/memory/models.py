@@ -152,7 +152,9 @@ class ProactivePattern(BaseModel):
         return f"pattern {self.id}"
 
 
-MODEL_OF_KIND: dict[MemoryKind, type[BaseModel]] = {
+MemoryModel = CoreMemory | AssociativeMemory | Episode | ProactivePattern
+
+MODEL_OF_KIND: dict[MemoryKind, type[MemoryModel]] = {
     MemoryKind.CORE: CoreMemory,
     MemoryKind.ASSOCIATIVE: AssociativeMemory,
     MemoryKind.EPISODIC: Episode,

@@ -180,7 +180,7 @@ def make_local_config(user):
     return make
 
 
-async def start_run(config, trigger: str = RunTrigger.MANUAL) -> AgentRunLog:
+async def start_run(config, trigger: RunTrigger = RunTrigger.MANUAL) -> AgentRunLog:
     """A running run, its executor not queued (tests execute it themselves)."""
     return await sync_to_async(run_start)(config=config, trigger=trigger, enqueue=False)
 

@@ -123,7 +123,7 @@ def test_a_downgraded_user_keeps_reading_editing_disabling_and_deleting(free_use
 
 
 @pytest.mark.django_db(transaction=True)
-def test_racing_creates_cannot_both_pass_the_limit(free_user):
+def test_racing_creates_cannot_both_pass_the_limit(free_user) -> None:
     # given a free user with one enabled agent and two clients racing to add the second and third
     make_local(free_user)
     barrier = threading.Barrier(2)

@@ -81,7 +81,7 @@ def test_a_valid_token_is_returned_without_calling_the_provider(user, connect, f
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_refreshes_call_the_token_endpoint_once(make_user, connect, fake):
+def test_two_concurrent_refreshes_call_the_token_endpoint_once(make_user, connect, fake) -> None:
     # given an expired grant and a token endpoint slow enough for two workers to overlap
     grant = connect(make_user("alice@example.com"), "gmail")
     _expire(grant)

@@ -29,7 +29,8 @@ async def test_hello_records_the_device_and_close_marks_it_offline(devices, user
     await client.close()
 
     async def offline() -> bool:
-        return not (await device_row(user, "laptop")).is_online
+        row = await device_row(user, "laptop")
+        return row is not None and not row.is_online
 
     await wait_until(offline)
     row = await device_row(user, "laptop")
@@ -71,7 +72,7 @@ async def test_second_socket_for_the_same_device_replaces_the_first(devices, use
 
     async def moved() -> bool:
         row = await device_row(user, "desk")
-        return row.is_online and row.channel_name != old_channel
+        return row is not None and row.is_online and row.channel_name != old_channel
 
     await wait_until(moved)
     await call_device(user_id=user.id, device_id="desk", action="select", table="tasks")
@@ -109,7 +110,8 @@ async def test_last_seen_is_flushed_periodically(devices, user, settings):
 
     # then the row's last_seen moves forward without waiting for a disconnect
     async def moved() -> bool:
-        return (await device_row(user, client.device_id)).last_seen_at > before
+        row = await device_row(user, client.device_id)
+        return row is not None and row.last_seen_at > before
 
     await wait_until(moved)
 

@@ -195,7 +195,7 @@ def test_unauthenticated_requests_are_401(api_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
+def test_concurrent_uploads_cannot_overshoot_the_quota(make_user) -> None:
     # given a pro user with room for exactly one more 100-byte record
     user = make_user("race@example.com", tier="pro")
     StorageRecord.objects.create(
