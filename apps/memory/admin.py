@@ -9,6 +9,8 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
+from apps.core.admin_base import ReadOnlyAdmin
+
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
 
@@ -24,18 +26,13 @@ from .models import (
 )
 
 
-class _ReadOnlyMetadataAdmin(admin.ModelAdmin):
+class _ReadOnlyMetadataAdmin(ReadOnlyAdmin):
     """Rows can be looked at (who, when) and deleted, not read or edited."""
 
+    allow_delete = True
     list_select_related = ["user"]
     search_fields = ["user__email"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(CoreMemory)
@@ -86,7 +83,7 @@ if TYPE_CHECKING:
 
 
 @admin.register(MemoryOwner)
-class MemoryOwnerAdmin(admin.ModelAdmin):
+class MemoryOwnerAdmin(ReadOnlyAdmin):
     list_display = ["email", "core_count", "associative_count", "episode_count", "pattern_count"]
     search_fields = ["email"]
     fields: ClassVar[tuple[str, ...]] = ("email", "core_count", "associative_count", "episode_count", "pattern_count")
@@ -103,15 +100,6 @@ class MemoryOwnerAdmin(admin.ModelAdmin):
                 pattern_n=_count_of(ProactivePattern),
             )
         )
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return request.method == "GET" and super().has_view_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
     @admin.display(description="core", ordering="core_n")
     def core_count(self, owner: _CountedOwner) -> int:
