@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 from apps.agents.execution import run_execute
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, RunTrigger
 from apps.agents.runs import run_start
@@ -23,12 +23,6 @@ from apps.devices.models import Device
 from apps.devices.tests.conftest import device_server, devices, fast_device_settings, wait_until  # noqa: F401
 
 UTC = dt.UTC
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
 
 
 def local_body(**overrides: Any) -> dict[str, Any]:

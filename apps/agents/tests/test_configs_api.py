@@ -10,11 +10,12 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from apps.accounts.testing import client_for
 from apps.agents.configs import cloud_agent_update
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from apps.agents.runs import run_finish
 
-from .conftest import client_for, cloud_body, local_body, make_cloud, make_local
+from .conftest import cloud_body, local_body, make_cloud, make_local
 
 pytestmark = pytest.mark.django_db
 

@@ -12,14 +12,13 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import Tier
+from apps.accounts.testing import client_for
 from apps.connectors.error_codes import ConnectorErrorCode
 from apps.connectors.errors import ConnectorError
 from apps.connectors.grants import grant_access_token, grant_tokens
 from apps.connectors.models import GrantStatus, OAuthGrant
 from apps.connectors.token_endpoint import TokenSet
 from apps.core.models import AuditEvent
-
-from .conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

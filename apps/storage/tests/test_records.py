@@ -7,10 +7,11 @@ import threading
 import pytest
 from django.db import connection
 
+from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord
 
-from .conftest import b64, client_for, sha256_hex, stored_files
+from .conftest import b64, sha256_hex, stored_files
 
 pytestmark = pytest.mark.django_db
 
