@@ -26,10 +26,6 @@ def device_get_online(*, user_id, device_id: str | None = None) -> Device | None
     return qs.order_by("-last_seen_at").first()
 
 
-def device_list(*, user_id) -> list[Device]:
-    return list(Device.objects.filter(user_id=user_id).order_by("-last_seen_at"))
-
-
 def device_online_ids(*, user_ids) -> set[tuple]:
     """``(user_id, device_id)`` of every online device of these users, in one query (schedulers)."""
     return set(
