@@ -1,18 +1,17 @@
 """Top-level URLs: the REST API under /api/v1/, allauth's account pages, the admin."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.metrics_view import metrics_view
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.urls")),
     path("auth/", include("apps.accounts.urls")),
     path("auth/sso/", include("apps.sso.urls")),
     path("billing/", include("apps.billing.urls")),
     path("", include("apps.storage.urls")),  # storage/… and backup…
-    path("", include("apps.devices.urls")),
     path("", include("apps.memory.urls")),  # memory/…
     path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
     path("", include("apps.agents.urls")),  # agents/…

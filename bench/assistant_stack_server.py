@@ -103,7 +103,7 @@ def main() -> None:
 
 
 def _write_profile(profiler, path: str | None) -> None:
-    if profiler is not None:
+    if profiler is not None and path is not None:
         profiler.stop()
         with open(path, "w") as out:
             out.write(profiler.output_html())

@@ -14,6 +14,7 @@ from apps.core.schema import ErrorSerializer
 from .authentication import AccessTokenAuthentication
 from .email_verification import email_verification_resend
 from .models import Tier
+from .requests import AuthenticatedRequest
 from .selectors import user_email_verified
 from .services import user_login, user_register, user_time_zone_set
 from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle, VerifyEmailResendThrottle
@@ -96,7 +97,7 @@ class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=LogoutInputSerializer, responses={204: None})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = LogoutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refresh_token = serializer.validated_data.get("refresh_token")
@@ -137,7 +138,7 @@ class MeApi(APIView):
         return self._me(request.user)
 
     @extend_schema(request=InputSerializer, responses=MeOutputSerializer)
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: AuthenticatedRequest) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))
@@ -157,7 +158,7 @@ class VerifyEmailResendApi(APIView):
         sent = serializers.BooleanField()
 
     @extend_schema(request=None, responses={202: OutputSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         address = email_verification_resend(user=request.user, request=request._request)
         return Response(
             self.OutputSerializer({"email": address.email, "sent": True}).data, status=status.HTTP_202_ACCEPTED

@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.requests import AuthenticatedRequest
 from apps.connectors.providers import Provider
 
 from .catalog import AGENT_CATALOG
@@ -128,7 +129,7 @@ class LocalAgentListCreateApi(APIView):
         operation_id="agents_local_create",
         description="Create a local directory agent. Limits: 'agents' configs and 'batch_active' enabled ones.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         config = local_agent_create(user=request.user, **_validated(LocalAgentInputSerializer, request))
         return Response(LocalAgentOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
@@ -140,13 +141,13 @@ class LocalAgentDetailApi(APIView):
         operation_id="agents_local_update",
         description="Update the fields sent (others keep their values).",
     )
-    def put(self, request: Request, agent_id: Any) -> Response:
+    def put(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         data = _validated(LocalAgentInputSerializer, request, partial=True)
         config = local_agent_update(user=request.user, agent_id=agent_id, **data)
         return Response(LocalAgentOutputSerializer(config).data)
 
     @extend_schema(responses={200: OK_SERIALIZER}, operation_id="agents_local_delete")
-    def delete(self, request: Request, agent_id: Any) -> Response:
+    def delete(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         local_agent_delete(user=request.user, agent_id=agent_id)
         return Response({"ok": True})
 
@@ -162,7 +163,7 @@ class CloudAgentListCreateApi(APIView):
         operation_id="agents_cloud_create",
         description="Create a cloud connector agent (gmail, outlook, teams). Its OAuth grant lives in oauth/….",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         config = cloud_agent_create(user=request.user, **_validated(CloudAgentInputSerializer, request))
         return Response(CloudAgentOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
@@ -174,13 +175,13 @@ class CloudAgentDetailApi(APIView):
         operation_id="agents_cloud_update",
         description="Update the fields sent (others keep their values); the provider cannot change.",
     )
-    def put(self, request: Request, agent_id: Any) -> Response:
+    def put(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         data = _validated(CloudAgentInputSerializer, request, partial=True)
         config = cloud_agent_update(user=request.user, agent_id=agent_id, **data)
         return Response(CloudAgentOutputSerializer(config).data)
 
     @extend_schema(responses={200: OK_SERIALIZER}, operation_id="agents_cloud_delete")
-    def delete(self, request: Request, agent_id: Any) -> Response:
+    def delete(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         cloud_agent_delete(user=request.user, agent_id=agent_id)
         return Response({"ok": True})
 
@@ -198,7 +199,9 @@ class RunListApi(APIView):
         status = serializers.CharField()
         items_processed = serializers.IntegerField()
         items_created = serializers.IntegerField()
-        errors = serializers.ListField(child=serializers.CharField())
+        # DRF's metaclass moves declared fields off the class, so this does not shadow
+        # Serializer.errors at run time; the stubs cannot see that.
+        errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
         started_at = serializers.DateTimeField()
         completed_at = serializers.DateTimeField(allow_null=True)
         trigger = serializers.CharField()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +28,7 @@ from .schedules import ScheduleError, cron_validate, next_run_after
 from .selectors import agent_counts
 
 AgentConfigModel = LocalAgentConfig | CloudAgentConfig
+_Config = TypeVar("_Config", LocalAgentConfig, CloudAgentConfig)
 
 LOCAL_FIELDS = (
     "name",
@@ -93,7 +94,7 @@ def _clean(*, model: type, data: dict[str, Any], provider: str | None = None) ->
     return data
 
 
-def _create(*, user: User, model: type, data: dict[str, Any]) -> AgentConfigModel:
+def _create(*, user: User, model: type[_Config], data: dict[str, Any]) -> _Config:
     data = _clean(model=model, data=data, provider=data.get("provider"))
     with transaction.atomic():
         user_agents_lock(user_id=user.id)
@@ -106,7 +107,7 @@ def _create(*, user: User, model: type, data: dict[str, Any]) -> AgentConfigMode
     return config
 
 
-def _update(*, user: User, model: type, agent_id: uuid.UUID, data: dict[str, Any]) -> AgentConfigModel:
+def _update(*, user: User, model: type[_Config], agent_id: uuid.UUID, data: dict[str, Any]) -> _Config:
     with transaction.atomic():
         user_agents_lock(user_id=user.id)
         config = model.objects.select_for_update().filter(user=user, id=agent_id).first()
@@ -128,7 +129,7 @@ def _update(*, user: User, model: type, agent_id: uuid.UUID, data: dict[str, Any
     return config
 
 
-def _delete(*, user: User, model: type, agent_id: uuid.UUID) -> None:
+def _delete(*, user: User, model: type[AgentConfigModel], agent_id: uuid.UUID) -> None:
     with transaction.atomic():
         deleted, _ = model.objects.filter(user=user, id=agent_id).delete()
         if not deleted:

@@ -175,13 +175,6 @@ def outbox_prune(*, batch_size: int = 5000) -> int:
         deleted += OutboxItem.objects.filter(id__in=ids).delete()[0]
 
 
-def outbox_pending_count(*, user_id, run_id=None) -> int:
-    qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING)
-    if run_id is not None:
-        qs = qs.filter(run_id=run_id)
-    return qs.count()
-
-
 # --- delivery (async) -------------------------------------------------------------------------
 
 

@@ -23,7 +23,9 @@ class ChatApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        context = serializers.DictField(required=False, default=dict)
+        # DRF's metaclass moves declared fields off the class, so this does not shadow
+        # Field.context at run time; the stubs cannot see that.
+        context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
 
         def validate_message(self, value: str) -> str:
             return message_validate(value)

@@ -42,6 +42,10 @@ class RunPrompt:
     system_prompt: str
 
 
+# The compiled supervisor: any state, run with a RunPrompt as its context.
+SupervisorGraph = CompiledStateGraph[Any, RunPrompt, Any, Any]
+
+
 class RunSystemPromptMiddleware(AgentMiddleware):
     """Puts the run's assembled system prompt in front of every supervisor model call."""
 
@@ -87,12 +91,12 @@ def _subagents() -> list[SubAgent]:
 _profiles_registered: set[str] = set()
 # Compiled graphs hold HTTP clients whose connections belong to the event loop that opened them,
 # so each loop (the ASGI server's, or a worker's own) gets its own graphs.
-_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, CompiledStateGraph]] = (
+_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, SupervisorGraph]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _build(kind: ChatKind) -> CompiledStateGraph:
+def _build(kind: ChatKind) -> SupervisorGraph:
     for role in ModelRole:
         key = f"openai:{model_name(role)}"
         if key not in _profiles_registered:
@@ -109,7 +113,7 @@ def _build(kind: ChatKind) -> CompiledStateGraph:
     )
 
 
-def supervisor_graph(kind: ChatKind) -> CompiledStateGraph:
+def supervisor_graph(kind: ChatKind) -> SupervisorGraph:
     """The compiled ``home`` or ``floating`` supervisor for the current settings and event loop."""
     # The key names the configuration, so changed settings (tests) build a fresh graph.
     key = (

@@ -39,7 +39,6 @@ SCOPE_TABLES = {
     "note": "notes",
     "notes": "notes",
 }
-TABLE_DOMAINS = {"tasks": "tasks", "projects": "projects", "timelines": "timelines", "notes": "notes"}
 
 
 class ChatSink(Protocol):
@@ -129,7 +128,7 @@ async def chat_run(
         if kind == ChatKind.FLOATING:
             scope = scope or {}
             table = scope_table(scope.get("type"))
-            scope_domain = TABLE_DOMAINS[table]
+            scope_domain = table  # a scope's table names its domain
             row = await _scope_row(table=table, scope_id=scope.get("id"))
             scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope.get("id"), row=row)
         memory_text = await memory_prompt_fragment(user_id=user_id, message=message)

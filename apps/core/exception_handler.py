@@ -96,8 +96,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             code = CoreErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else CoreErrorCode.VALIDATION_ERROR
         message = _message_of(exc.detail)
         headers: dict[str, str] = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        # DRF's Throttled sets ``wait`` in __init__; its stubs leave the attribute out.
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return Response(error_body(code, message), status=exc.status_code, headers=headers)

@@ -7,6 +7,7 @@ log line, accepts). Both are the client's mistake: a 400 with a stable code, bef
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -52,7 +53,7 @@ def json_validate_structure(value: Any, *, max_depth: int) -> None:
 
 
 class JSONParser(parsers.JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.REQUEST_JSON_MAX_DEPTH
         try:
             data = super().parse(stream, media_type, parser_context)

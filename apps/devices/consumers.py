@@ -164,7 +164,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close_with(failure or DeviceCloseCode.UNAUTHENTICATED)
             return
         loop = asyncio.get_running_loop()
-        self.timers.append(loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout))
+        self.hello_timer = loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout)
+        self.timers.append(self.hello_timer)
         self._schedule_expiry()
 
     @property
@@ -364,6 +365,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     # --- hello / presence -----------------------------------------------------------------
 
     async def _hello(self, hello: DeviceHello) -> None:
+        # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
+        self.hello_timer.cancel()
         self.device_id = hello.device_id
         self.agent_ids = list(hello.agent_ids)
         node = await loop_node()

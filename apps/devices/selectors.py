@@ -76,10 +76,6 @@ def device_get_online(*, user_id, device_id: str | None = None) -> Device | None
     return qs.order_by("-last_seen_at").first()
 
 
-def device_list(*, user_id) -> list[Device]:
-    return list(Device.objects.filter(user_id=user_id).order_by("-last_seen_at"))
-
-
 def devices_online_count() -> int:
     """Devices held by a live socket right now, across every server process."""
     return Device.objects.filter(is_online=True, lease_expires_at__gt=timezone.now()).exclude(channel_name="").count()

@@ -22,7 +22,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from channels.exceptions import ChannelFull
 from django.conf import settings
@@ -174,7 +174,8 @@ class RequestStream:
             return frame
         chunks = [frame["chunk"]]
         while self._queue and isinstance(self._queue[0], dict) and self._queue[0].get("type") == "stream_text":
-            chunks.append(self._queue.popleft()["chunk"])  # type: ignore[index]
+            # The loop condition saw a dict at the head; mypy cannot carry that to popleft().
+            chunks.append(cast("dict[str, Any]", self._queue.popleft())["chunk"])
         if len(chunks) > 1:
             frame = {**frame, "chunk": "".join(chunks)}
         return frame
@@ -287,7 +288,8 @@ async def _remember_for_user(*, user_id: str, request_id: str) -> None:
         _, count, _ = await pipe.execute()
     excess = int(count) - settings.DEVICE_STREAM_RETAIN_PER_USER
     if excess > 0:
-        dropped = await redis.zpopmin(user_key, excess)
+        # redis-py types zpopmin for every count and protocol; with a count it is (member, score) pairs.
+        dropped = cast("list[tuple[bytes | str, float]]", await redis.zpopmin(user_key, excess))
         keys = []
         for member, _score in dropped:
             old = _text(member)
@@ -307,8 +309,8 @@ async def stream_resume(*, target: Any, user_id: str, request_id: str, after_seq
         return True
     redis = loop_redis()
     log_key = LOG_KEY.format(user_id=user_id, request_id=request_id)
-    meta = await redis.hgetall(META_KEY.format(user_id=user_id, request_id=request_id))
-    meta = {_text(k): _text(v) for k, v in meta.items()}
+    raw_meta = await redis.hgetall(META_KEY.format(user_id=user_id, request_id=request_id))
+    meta = {_text(k): _text(v) for k, v in raw_meta.items()}
     if not meta or meta.get("user_id") != user_id:
         return False
     node = await loop_node()

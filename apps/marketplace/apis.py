@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -19,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import RequiresVerifiedEmail
+from apps.accounts.requests import AuthenticatedRequest
 from apps.billing.permissions import RequiresFeature
 from apps.billing.tiers import Feature
 from apps.core.errors import ApplicationError, NotFoundError
@@ -70,14 +70,19 @@ class PluginListingSerializer(serializers.Serializer):
     rating_count = serializers.IntegerField()
     installs = serializers.IntegerField(source="install_count")
 
+    @staticmethod
+    def _listed(obj: Plugin) -> PluginVersion:
+        assert obj.latest_version is not None  # the catalog holds only plugins with an approved version
+        return obj.latest_version
+
     def get_version(self, obj: Plugin) -> str:
-        return obj.latest_version.version
+        return self._listed(obj).version
 
     def get_author(self, obj: Plugin) -> str:
-        return str(obj.latest_version.manifest.get("author", ""))
+        return str(self._listed(obj).manifest.get("author", ""))
 
     def get_permissions(self, obj: Plugin) -> list[str]:
-        return list(obj.latest_version.manifest.get("permissions", []))
+        return list(self._listed(obj).manifest.get("permissions", []))
 
     def get_rating(self, obj: Plugin) -> float | None:
         return round(obj.rating_avg, 2) if obj.rating_avg is not None else None
@@ -172,6 +177,7 @@ class PluginInstallApi(APIView):
         if outcome.install is not None:
             return Response(_installed_body(request, outcome.install))
         purchase = outcome.purchase
+        assert purchase is not None  # an outcome without an install is a purchase to pay
         return Response(
             {
                 "ok": False,
@@ -225,7 +231,7 @@ class PluginPackageDownloadApi(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY}, auth=[])
-    def get(self, request: Request, token: str) -> HttpResponse:
+    def get(self, request: Request, token: str) -> BlobFileResponse:
         install = download_install_for_token(token=token)
         version = install.version
         response = BlobFileResponse(
@@ -414,7 +420,7 @@ class DeveloperConnectApi(APIView):
         operation_id="plugins_developer_connect",
         description="Create the developer's Stripe Connect Express account (once) and answer an onboarding link.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         account, url = developer_onboarding_link(user=request.user)
         return Response({**self._state(account), "onboarding_url": url})
 

@@ -61,6 +61,7 @@ def install_create_locked(*, user: Any, plugin: Plugin) -> PluginInstall:
     existing = active_install(user=user, plugin=plugin)
     if existing is not None:
         return existing
+    assert plugin.latest_version is not None  # a listed plugin has one (plugin_for_install)
     install = PluginInstall.objects.create(user=user, plugin=plugin, version=plugin.latest_version)
     Plugin.objects.filter(pk=plugin.pk).update(install_count=F("install_count") + 1)
     return install

@@ -1,11 +1,13 @@
 """What a plugin package (a zip) holds that a desktop plugin should not: executables and native
-addons, symlinks, paths escaping the root (zip-slip), nested archives, zip bombs.
+addons, symlinks, paths escaping the root (zip-slip), nested archives, zip bombs. And what a
+reviewer reads of it: its file list and the start of each text file.
 
 Framework-free: reads a seekable binary file and returns findings; it never extracts anything.
 """
 
 from __future__ import annotations
 
+import codecs
 import stat
 import zipfile
 from dataclasses import dataclass, field
@@ -31,6 +33,8 @@ EXECUTABLE_MAGIC: Final = (
 ARCHIVE_MAGIC: Final = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")
 MAX_MEMBERS: Final = 5000
 MAX_LISTED: Final = 20  # findings listed per check; the count says how many there were
+TEXT_PREVIEW_MAX_BYTES: Final = 64 * 1024  # what a reviewer is shown of one file; the rest is cut
+TEXT_SNIFF_BYTES: Final = 1024
 
 
 @dataclass
@@ -91,3 +95,86 @@ def inspect_package(handle: IO[bytes]) -> PackageReport:
             elif suffixes & ARCHIVE_EXTENSIONS or head.startswith(ARCHIVE_MAGIC):
                 report.nested_archives.append(name)
     return report
+
+
+@dataclass(frozen=True)
+class PackageEntry:
+    path: str
+    size: int
+    is_text: bool
+
+
+@dataclass(frozen=True)
+class PackageText:
+    path: str
+    size: int
+    text: str
+    truncated: bool
+
+
+def _looks_like_text(head: bytes, *, complete: bool) -> bool:
+    """UTF-8 without NUL bytes; a multi-byte character cut by the end of ``head`` still counts."""
+    if b"\x00" in head:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _readable_member(archive: zipfile.ZipFile, name: str) -> zipfile.ZipInfo | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    return None if info.is_dir() or _is_symlink(info) else info
+
+
+def package_listing(handle: IO[bytes]) -> list[PackageEntry]:
+    """The files of a zip (directories and symlinks left out), at most ``MAX_MEMBERS``, each marked
+    text or not from its first bytes; ``[]`` for a non-zip."""
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return []
+    entries = []
+    with archive:
+        for info in archive.infolist()[:MAX_MEMBERS]:
+            if info.is_dir() or _is_symlink(info):
+                continue
+            suffixes = {suffix.lower() for suffix in PurePosixPath(info.filename).suffixes[-2:]}
+            is_text = not suffixes & (EXECUTABLE_EXTENSIONS | ARCHIVE_EXTENSIONS)
+            if is_text and info.file_size:
+                try:
+                    with archive.open(info) as member:
+                        head = member.read(TEXT_SNIFF_BYTES)
+                except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError):
+                    head = b"\x00"  # unreadable: not shown as text
+                is_text = _looks_like_text(head, complete=len(head) >= info.file_size)
+            entries.append(PackageEntry(path=info.filename, size=info.file_size, is_text=is_text))
+    return entries
+
+
+def package_text(handle: IO[bytes], path: str, *, max_bytes: int = TEXT_PREVIEW_MAX_BYTES) -> PackageText | None:
+    """The first ``max_bytes`` of one file of the zip as text, or None when the zip has no such
+    file or the file is not text. Only read, never extracted or run."""
+    try:
+        archive = zipfile.ZipFile(handle)
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    with archive:
+        info = _readable_member(archive, path)
+        if info is None:
+            return None
+        try:
+            with archive.open(info) as member:
+                data = member.read(max_bytes)
+        except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError):
+            return None
+    truncated = info.file_size > len(data)
+    if not _looks_like_text(data, complete=not truncated):
+        return None
+    return PackageText(
+        path=info.filename, size=info.file_size, text=data.decode("utf-8", errors="replace"), truncated=truncated
+    )

@@ -40,6 +40,8 @@ from .revenue import reversal_delta, split
 logger = logging.getLogger(__name__)
 
 PURCHASE_METADATA_KEY = "adiuva_plugin_purchase"
+# Stripe's answers are read as plain dicts (``to_dict()``): since stripe 15 its objects have no
+# dict methods of their own; ``get`` exists only while dj-stripe's compatibility shim is loaded.
 
 
 def _stamp(value: Any) -> dt.datetime:
@@ -82,7 +84,7 @@ def developer_account_get_or_create(*, user: User) -> DeveloperAccount:
                 metadata={"adiuva_user": str(user.pk)},
                 capabilities={"card_payments": {"requested": True}, "transfers": {"requested": True}},
                 idempotency_key=f"adiuva-connect-account-{user.pk}",
-            )
+            ).to_dict()
         return DeveloperAccount.objects.create(user=user, stripe_account_id=account["id"], **_onboarding_state(account))
 
 
@@ -106,7 +108,7 @@ def developer_account_sync(*, stripe_account_id: str) -> DeveloperAccount | None
     if account is None:
         return None
     with stripe_errors():
-        data = stripe.Account.retrieve(stripe_account_id, api_key=stripe_api_key())
+        data = stripe.Account.retrieve(stripe_account_id, api_key=stripe_api_key()).to_dict()
     for field, value in _onboarding_state(data).items():
         setattr(account, field, value)
     account.save(update_fields=["onboarding", "charges_enabled", "payouts_enabled", "updated_at"])
@@ -128,6 +130,7 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
             "This plugin's developer cannot receive payments yet; try again later.",
             status=409,
         )
+    assert plugin.latest_version is not None  # a listed plugin has one (plugin_for_install)
     amounts = split(plugin.price_cents)
     with transaction.atomic():
         purchase = (
@@ -193,7 +196,7 @@ def purchase_settle(*, payment_intent_id: str) -> PluginPurchase | None:
     """Apply a PaymentIntent's current state: succeeded → paid, sale recorded, plugin installed;
     canceled → failed. Anything else (processing, requires_action…) leaves the purchase pending."""
     with stripe_errors():
-        intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key())
+        intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key()).to_dict()
     found = _purchase_for_intent(intent)
     if found is None:
         logger.info("marketplace: payment intent %s is not a plugin purchase", payment_intent_id)
@@ -278,7 +281,7 @@ def charge_refund_sync(*, charge_id: str) -> PluginPurchase | None:
     """Record refunds of a plugin charge from its current ``amount_refunded`` (cumulative, so any
     number of partial refunds and replays add up exactly); a full refund removes the install."""
     with stripe_errors():
-        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key())
+        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key()).to_dict()
     found = _purchase_for_charge(charge)
     if found is None:
         return None
@@ -309,7 +312,7 @@ def dispute_record(*, dispute_id: str) -> PluginPurchase | None:
     """A dispute withdraws its amount: reverse that part of the split once per dispute."""
     with stripe_errors():
         dispute = stripe.Dispute.retrieve(dispute_id, api_key=stripe_api_key())
-        charge = stripe.Charge.retrieve(_id(dispute["charge"]), api_key=stripe_api_key())
+        charge = stripe.Charge.retrieve(_id(dispute["charge"]), api_key=stripe_api_key()).to_dict()
     found = _purchase_for_charge(charge)
     if found is None:
         return None
@@ -335,7 +338,7 @@ def payout_record(*, stripe_account_id: str, payout_id: str) -> RevenueEvent | N
     if developer is None:
         return None
     with stripe_errors():
-        payout = stripe.Payout.retrieve(payout_id, api_key=stripe_api_key(), stripe_account=stripe_account_id)
+        payout = stripe.Payout.retrieve(payout_id, api_key=stripe_api_key(), stripe_account=stripe_account_id).to_dict()
     if payout.get("status") != "paid":
         return None
     amount = int(payout["amount"])

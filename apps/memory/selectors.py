@@ -175,6 +175,7 @@ def episodes_recent(*, user_id: UserId, limit: int = 5) -> list[EpisodeSummary]:
     return [
         EpisodeSummary(session_id=session_id, summary=unseal(user_id=user_id, token=summary), created_at=created_at)
         for session_id, summary, created_at in rows
+        if summary is not None  # the filter above already excludes it; this tells the type checker
     ]
 
 

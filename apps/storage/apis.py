@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -56,8 +58,8 @@ VERIFYING_SERIALIZER = inline_serializer(
 BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The client's ciphertext, byte for byte.")
 
 
-def _unix(value: Any) -> int | None:
-    return int(value.timestamp()) if value else None
+def _unix(value: dt.datetime) -> int:
+    return int(value.timestamp())
 
 
 class BinaryDownloadMixin:
@@ -128,7 +130,8 @@ class RecordListCreateApi(APIView):
         filters.is_valid(raise_exception=True)
         paginator = PagePagination()
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
-        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the plain Serializer.
+        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(
         request=InputSerializer,
@@ -270,6 +273,7 @@ class VectorSearchApi(APIView):
         data = serializer.validated_data
         if "query_vector" in data:
             vector = vector_validate(vector=data["query_vector"], field="query_vector")
+            assert vector is not None  # the field is not nullable
             hits = vector_search_by_vector(user=request.user, query_vector=vector, top_k=data["top_k"])
         else:
             blob = blob_decode(value=data["query_blob"], field="query_blob")
@@ -351,7 +355,7 @@ class BackupApi(BinaryDownloadMixin, APIView):
         description="The latest complete, verified backup. With `Accept: application/json` on S3, a large "
         "backup answers `{download_url}` instead of redirecting.",
     )
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: Request) -> HttpResponseBase:
         latest = backup_latest(user=request.user)
         if latest is None:
             raise NotFoundError("Backup")
@@ -359,10 +363,10 @@ class BackupApi(BinaryDownloadMixin, APIView):
         since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
         modified = int((latest.completed_at or latest.created_at).timestamp())
         if since is not None and modified <= since:
-            response = HttpResponseNotModified()
+            not_modified = HttpResponseNotModified()
             for name, value in headers.items():
-                response[name] = value
-            return response
+                not_modified[name] = value
+            return not_modified
         if blob_storage_is_s3() and latest.size_bytes >= settings.BACKUP_PRESIGNED_DOWNLOAD_MIN_BYTES:
             url = blob_storage().url(latest.blob_key)
             if "application/json" in request.headers.get("Accept", ""):

@@ -11,8 +11,9 @@ from django.db import models
 from pgvector.django import VectorField
 
 from apps.core.models import BaseModel
+from apps.core.vectors import EMBEDDING_DIMENSIONS
 
-VECTOR_DIMENSIONS = 1536
+VECTOR_DIMENSIONS = EMBEDDING_DIMENSIONS
 
 
 class StorageRecord(BaseModel):

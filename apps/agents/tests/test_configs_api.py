@@ -10,11 +10,12 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from apps.accounts.testing import client_for
 from apps.agents.configs import cloud_agent_update
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from apps.agents.runs import run_finish
 
-from .conftest import client_for, cloud_body, local_body, make_cloud, make_local
+from .conftest import cloud_body, local_body, make_cloud, make_local
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def test_a_downgraded_user_keeps_reading_editing_disabling_and_deleting(free_use
 
 
 @pytest.mark.django_db(transaction=True)
-def test_racing_creates_cannot_both_pass_the_limit(free_user):
+def test_racing_creates_cannot_both_pass_the_limit(free_user) -> None:
     # given a free user with one enabled agent and two clients racing to add the second and third
     make_local(free_user)
     barrier = threading.Barrier(2)

@@ -150,7 +150,7 @@ async def test_floating_request_announces_the_domain_of_the_first_subagent_then_
     assert [(c["action"], c["table"]) for c in client.tool_calls] == [("get", "notes"), ("get", "notes")]
 
 
-async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_names_it(devices, user, llm):
+async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_names_it(devices, user, llm) -> None:
     # given a supervisor that writes text, then streams its dispatch in pieces and keeps its step open
     client = await devices(user)
     note = client.store.execute({"action": "insert", "table": "notes", "data": {"title": "Plan", "content": "x"}})[

@@ -68,7 +68,7 @@ def gmail_message(
     if len(alternatives) == 1 and not attachment:
         payload = {**alternatives[0], "headers": headers + alternatives[0]["headers"]}
     else:
-        body = {"mimeType": "multipart/alternative", "filename": "", "headers": [], "body": {"size": 0}}
+        body: dict[str, Any] = {"mimeType": "multipart/alternative", "filename": "", "headers": [], "body": {"size": 0}}
         body["parts"] = alternatives
         parts = [body]
         if attachment:

@@ -62,8 +62,9 @@ def test_login_throttle_key_survives_any_text():
 
 @pytest.mark.parametrize("value", [1e39, -1e39, 3.5e38])
 def test_vector_values_outside_float32_are_a_400_in_upsert_and_search(value, make_user):
+    from apps.accounts.testing import client_for
     from apps.storage.models import VECTOR_DIMENSIONS
-    from apps.storage.tests.conftest import b64, client_for, sha256_hex
+    from apps.storage.tests.conftest import b64, sha256_hex
 
     client = client_for(make_user("vec@example.com", tier="pro"))
     vector = [0.5] * VECTOR_DIMENSIONS

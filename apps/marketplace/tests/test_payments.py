@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from apps.accounts.testing import client_for
 from apps.marketplace.models import (
     DeveloperAccount,
     PluginInstall,
@@ -15,8 +16,6 @@ from apps.marketplace.models import (
     PurchaseStatus,
     RevenueEvent,
 )
-
-from .conftest import client_for
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
-"""Framework-free rules: manifest schema, semver precedence, the 70/30 split in cents, zip inspection."""
+"""Framework-free rules: manifest schema, semver precedence, the 70/30 split in cents, zip inspection
+and what a reviewer is shown of a package."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import pytest
 
 from apps.marketplace.manifest import ManifestErrors, manifest_parse
-from apps.marketplace.package_inspection import inspect_package
+from apps.marketplace.package_inspection import inspect_package, package_listing, package_text
 from apps.marketplace.revenue import reversal_delta, split
 from apps.marketplace.semver import SemVer, is_semver
 
@@ -144,3 +145,36 @@ def test_a_non_zip_package_is_reported_not_raised():
 
     assert not report.is_zip
     assert report.error
+
+
+def test_a_package_lists_its_files_with_sizes_and_marks_which_read_as_text():
+    package = make_zip(
+        {"index.js": b"export default {}\n", "assets/icon.png": b"\x89PNG\x00\x01", "README.md": "caf\u00e9".encode()},
+        symlinks={"link": "/etc/passwd"},
+    )
+
+    listing = package_listing(io.BytesIO(package))
+
+    assert [(entry.path, entry.size, entry.is_text) for entry in listing] == [
+        ("index.js", 18, True),
+        ("assets/icon.png", 6, False),
+        ("README.md", 5, True),
+    ]
+    assert package_listing(io.BytesIO(b"not a zip")) == []
+
+
+def test_a_text_file_is_shown_cut_at_the_preview_size_and_binary_or_missing_files_not_at_all():
+    package = io.BytesIO(
+        make_zip({"long.txt": b"a" * 100, "native.bin": b"\x7fELF\x00\x00", "app.js": b"<script>alert(1)</script>"}),
+    )
+
+    cut = package_text(package, "long.txt", max_bytes=10)
+    whole = package_text(package, "app.js")
+
+    assert cut is not None
+    assert (cut.text, cut.size, cut.truncated) == ("a" * 10, 100, True)
+    assert whole is not None
+    assert (whole.text, whole.truncated) == ("<script>alert(1)</script>", False)
+    assert package_text(package, "native.bin") is None
+    assert package_text(package, "missing.txt") is None
+    assert package_text(io.BytesIO(make_zip(symlinks={"link": "/etc/passwd"})), "link") is None

@@ -73,7 +73,7 @@ def test_a_manifest_with_a_data_uri_is_refused(developer_client):
 
 def test_a_taken_plugin_id_is_a_409(developer_client, make_user):
     developer_client.post(PLUGINS, {"manifest": manifest()}, format="json")
-    from .conftest import client_for
+    from apps.accounts.testing import client_for
 
     response = client_for(make_user("other-dev@example.com")).post(PLUGINS, {"manifest": manifest()}, format="json")
 
@@ -183,7 +183,7 @@ def test_developers_see_their_plugins_with_statuses_and_review_notes(developer_c
 
 
 def test_another_developers_plugin_is_not_found(submit, make_user):
-    from .conftest import client_for
+    from apps.accounts.testing import client_for
 
     submit()
     intruder = client_for(make_user("intruder@example.com"))

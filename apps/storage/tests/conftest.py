@@ -15,7 +15,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 
 S3_ACCESS_KEY = "testing-access-key"
 S3_SECRET_KEY = "testing-secret-key"
@@ -28,12 +28,6 @@ def sha256_hex(data: bytes) -> str:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
 
 
 @pytest.fixture
@@ -52,14 +46,9 @@ def other_client(make_user) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def blob_dir(settings, tmp_path) -> Path:
-    """Each test writes blobs to its own directory, so 'nothing stored' is checkable by listing it."""
-    location = tmp_path / "blobs"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    return location
+def _blobs_per_test(blob_dir: Path) -> Path:
+    """Every test of this app writes blobs under a directory of its own (the root ``blob_dir``)."""
+    return blob_dir
 
 
 def stored_files(location: Path) -> list[Path]:

@@ -7,10 +7,11 @@ import threading
 import pytest
 from django.db import connection
 
+from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord
 
-from .conftest import b64, client_for, sha256_hex, stored_files
+from .conftest import b64, sha256_hex, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -195,7 +196,7 @@ def test_unauthenticated_requests_are_401(api_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
+def test_concurrent_uploads_cannot_overshoot_the_quota(make_user) -> None:
     # given a pro user with room for exactly one more 100-byte record
     user = make_user("race@example.com", tier="pro")
     StorageRecord.objects.create(

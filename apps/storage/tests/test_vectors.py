@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from apps.billing.tiers import GIB
@@ -24,7 +26,7 @@ def axis(index: int, *, tilt: float = 0.0) -> list[float]:
 
 
 def item(item_id: str, blob: bytes, vector: list[float] | None = None) -> dict:
-    body = {"id": item_id, "blob": b64(blob), "checksum": sha256_hex(blob)}
+    body: dict[str, Any] = {"id": item_id, "blob": b64(blob), "checksum": sha256_hex(blob)}
     if vector is not None:
         body["vector"] = vector
     return body
