@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, limit_parameter, page_parameter
 
 from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
@@ -114,8 +114,8 @@ class RecordListCreateApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("table", str),
-            OpenApiParameter("page", int),
-            OpenApiParameter("limit", int),
+            page_parameter(),
+            limit_parameter(),
             *LIST_HEADERS,
         ],
         responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
