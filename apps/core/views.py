@@ -1,4 +1,8 @@
-"""JSON 404/500 pages for the API; the admin and account pages keep Django's HTML ones."""
+"""JSON 404/500 pages for the API; the admin and account pages keep Django's HTML ones.
+
+``api_not_found`` is routed for every unmatched ``/api/`` path: with DEBUG on, Django answers an
+unresolved URL with its HTML debug page (listing the URL patterns) and never calls ``handler404``.
+"""
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -17,3 +21,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(CoreErrorCode.INTERNAL_ERROR, "An internal error occurred."), status=500)
     return defaults.server_error(request)
+
+
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    return JsonResponse(error_body(CoreErrorCode.NOT_FOUND, "No such endpoint."), status=404)
