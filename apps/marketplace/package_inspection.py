@@ -1,13 +1,17 @@
 """What a plugin package (a zip) holds that a desktop plugin should not: executables and native
 addons, symlinks, paths escaping the root (zip-slip), nested archives, zip bombs.
 
-Framework-free: reads a seekable binary file and returns findings; it never extracts anything.
+Framework-free: reads a seekable binary file and returns findings; it never extracts anything to disk.
+Every member is decompressed as a stream and counted (the sizes a zip declares are the attacker's
+to write), and reading stops at the first limit passed: too many bytes in total, or too many bytes
+per compressed byte in one member or over the whole package.
 """
 
 from __future__ import annotations
 
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Final
@@ -30,6 +34,11 @@ EXECUTABLE_MAGIC: Final = (
 )
 ARCHIVE_MAGIC: Final = (b"PK\x03\x04", b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh", b"\xfd7zXZ")
 MAX_MEMBERS: Final = 5000
+# Source, JSON and images compress well under 100:1; a zero-filled member reaches about 1000:1.
+MAX_COMPRESSION_RATIO: Final = 100
+# Under this many unpacked bytes a ratio says nothing (a tiny repetitive file), and costs nothing.
+RATIO_GRACE_BYTES: Final = 1024 * 1024
+READ_CHUNK: Final = 64 * 1024
 MAX_LISTED: Final = 20  # findings listed per check; the count says how many there were
 
 
@@ -44,6 +53,15 @@ class PackageReport:
     escaping_paths: list[str] = field(default_factory=list)
     nested_archives: list[str] = field(default_factory=list)
     too_many_members: bool = False
+    # members that unpack past MAX_COMPRESSION_RATIO (reading stopped there)
+    compression_bombs: list[str] = field(default_factory=list)
+    # the whole package unpacks past MAX_COMPRESSION_RATIO, or past the absolute limit
+    total_ratio_exceeded: bool = False
+    unpacked_limit_exceeded: bool = False
+
+    @property
+    def reading_stopped(self) -> bool:
+        return bool(self.compression_bombs) or self.total_ratio_exceeded or self.unpacked_limit_exceeded
 
 
 def _escapes_root(name: str) -> bool:
@@ -57,20 +75,54 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(info.external_attr >> 16)
 
 
-def inspect_package(handle: IO[bytes]) -> PackageReport:
-    """Inspect a zip read from ``handle`` (seekable). A non-zip is reported, not raised."""
+def _ratio_exceeded(unpacked: int, compressed: int) -> bool:
+    return unpacked > RATIO_GRACE_BYTES and unpacked > MAX_COMPRESSION_RATIO * max(compressed, 1)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, report: PackageReport, limits: _Totals) -> bytes:
+    """Decompress one member as a stream, counting; return its first bytes. Stops at the first limit passed."""
+    head = b""
+    unpacked = 0
+    limits.compressed += info.compress_size
+    with archive.open(info) as member:
+        while chunk := member.read(READ_CHUNK):
+            head = head or chunk[:4]
+            unpacked += len(chunk)
+            report.uncompressed_bytes += len(chunk)
+            if _ratio_exceeded(unpacked, info.compress_size):
+                report.compression_bombs.append(info.filename)
+            if _ratio_exceeded(report.uncompressed_bytes, limits.compressed):
+                report.total_ratio_exceeded = True
+            if report.uncompressed_bytes > limits.max_unpacked_bytes:
+                report.unpacked_limit_exceeded = True
+            if report.reading_stopped:
+                break
+    return head
+
+
+@dataclass
+class _Totals:
+    max_unpacked_bytes: int
+    compressed: int = 0
+
+
+def inspect_package(handle: IO[bytes], *, max_unpacked_bytes: int) -> PackageReport:
+    """Inspect a zip read from ``handle`` (seekable). A non-zip is reported, not raised.
+
+    ``uncompressed_bytes`` counts what was really decompressed, up to where reading stopped.
+    """
     report = PackageReport()
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return PackageReport(is_zip=False, error=f"Not a readable zip archive ({exc.__class__.__name__}).")
+    totals = _Totals(max_unpacked_bytes=max_unpacked_bytes)
     with archive:
         infos = archive.infolist()
         report.member_count = len(infos)
         report.too_many_members = len(infos) > MAX_MEMBERS
         for info in infos[:MAX_MEMBERS]:
             name = info.filename
-            report.uncompressed_bytes += info.file_size
             if _escapes_root(name):
                 report.escaping_paths.append(name)
             if _is_symlink(info):
@@ -80,11 +132,10 @@ def inspect_package(handle: IO[bytes]) -> PackageReport:
                 continue
             suffixes = {suffix.lower() for suffix in PurePosixPath(name).suffixes[-2:]}
             head = b""
-            if info.file_size:
+            if not report.reading_stopped:
                 try:
-                    with archive.open(info) as member:
-                        head = member.read(4)
-                except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError):
+                    head = _read_member(archive, info, report, totals)
+                except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError, EOFError, zlib.error):
                     report.error = report.error or f"Could not read {name}."
             if suffixes & EXECUTABLE_EXTENSIONS or head.startswith(EXECUTABLE_MAGIC):
                 report.executables.append(name)
