@@ -27,6 +27,7 @@ class CoreErrorCode(StrEnum):
     CONFLICT = "conflict"
     SERVICE_UNAVAILABLE = "service_unavailable"
     REDIS_UNAVAILABLE = "redis_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
