@@ -8,6 +8,7 @@ import sys
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+from django.views.decorators.csrf import csrf_exempt
 
 from .database_outage import RETRY_AFTER_SECONDS, is_database_unavailable
 from .errors import CoreErrorCode
@@ -35,5 +36,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
     return defaults.server_error(request)
 
 
+@csrf_exempt  # an unknown path is a 404 for every method, never the CSRF page
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
     return JsonResponse(error_body(CoreErrorCode.NOT_FOUND, "No such endpoint."), status=404)

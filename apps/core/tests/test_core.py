@@ -43,9 +43,13 @@ def test_unknown_api_path_is_json_404(api_client):
 
 @pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/plugins/x/y/z/w", "/api/v2/health", "/api/"])
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
-def test_unknown_api_paths_are_json_404_with_debug_on_as_under_local_settings(api_client, settings, path, method):
-    # given the local settings' DEBUG, under which Django answers with its HTML page of URL patterns
+def test_unknown_api_paths_are_json_404_with_debug_on_as_under_local_settings(settings, path, method):
+    # given the local settings' DEBUG, under which Django answers with its HTML page of URL patterns,
+    # and a client that enforces CSRF as a browser-less client meets it
+    from rest_framework.test import APIClient
+
     settings.DEBUG = True
+    api_client = APIClient(enforce_csrf_checks=True)
 
     response = getattr(api_client, method)(path)
 
