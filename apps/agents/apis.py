@@ -37,7 +37,8 @@ class DataTypesField(serializers.ListField):
     child = serializers.ChoiceField(choices=DataType.values)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_empty=False, max_length=len(DataType.values) * 2, **kwargs)
+        # min_length (not only allow_empty=False) so that the schema says minItems: 1 too
+        super().__init__(allow_empty=False, min_length=1, max_length=len(DataType.values) * 2, **kwargs)
 
 
 class CatalogApi(APIView):

@@ -28,8 +28,19 @@ def page_parameter(description: str = "Page number, from 1.") -> OpenApiParamete
 
 
 def limit_parameter(*, maximum: int = LIMIT_MAX) -> OpenApiParameter:
+    """``limit`` of a hand-sliced list (``PageQuerySerializer``): outside 1…maximum is a 400."""
     return OpenApiParameter(
         "limit", {"type": "integer", "minimum": 1, "maximum": maximum}, description="Items per page."
+    )
+
+
+def clamped_limit_parameter() -> OpenApiParameter:
+    """``limit`` of a ``PagePagination`` list, which clamps instead of refusing (as the earlier backend did)."""
+    return OpenApiParameter(
+        "limit",
+        int,
+        description=f"Items per page: above {LIMIT_MAX} counts as {LIMIT_MAX}; 0, negative or not a number "
+        f"means the default, {PagePagination.page_size}.",
     )
 
 
