@@ -79,17 +79,25 @@ def _ratio_exceeded(unpacked: int, compressed: int) -> bool:
     return unpacked > RATIO_GRACE_BYTES and unpacked > MAX_COMPRESSION_RATIO * max(compressed, 1)
 
 
+@dataclass
+class _Totals:
+    max_unpacked_bytes: int
+    package_bytes: int  # the real size: a member's declared compressed size is the attacker's to inflate
+    compressed: int = 0
+
+
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, report: PackageReport, limits: _Totals) -> bytes:
     """Decompress one member as a stream, counting; return its first bytes. Stops at the first limit passed."""
     head = b""
     unpacked = 0
-    limits.compressed += info.compress_size
+    compressed = min(info.compress_size, limits.package_bytes)
+    limits.compressed = min(limits.compressed + compressed, limits.package_bytes)
     with archive.open(info) as member:
         while chunk := member.read(READ_CHUNK):
             head = head or chunk[:4]
             unpacked += len(chunk)
             report.uncompressed_bytes += len(chunk)
-            if _ratio_exceeded(unpacked, info.compress_size):
+            if _ratio_exceeded(unpacked, compressed):
                 report.compression_bombs.append(info.filename)
             if _ratio_exceeded(report.uncompressed_bytes, limits.compressed):
                 report.total_ratio_exceeded = True
@@ -100,23 +108,19 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, report: Packag
     return head
 
 
-@dataclass
-class _Totals:
-    max_unpacked_bytes: int
-    compressed: int = 0
-
-
 def inspect_package(handle: IO[bytes], *, max_unpacked_bytes: int) -> PackageReport:
     """Inspect a zip read from ``handle`` (seekable). A non-zip is reported, not raised.
 
     ``uncompressed_bytes`` counts what was really decompressed, up to where reading stopped.
     """
     report = PackageReport()
+    package_bytes = handle.seek(0, 2)
+    handle.seek(0)
     try:
         archive = zipfile.ZipFile(handle)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         return PackageReport(is_zip=False, error=f"Not a readable zip archive ({exc.__class__.__name__}).")
-    totals = _Totals(max_unpacked_bytes=max_unpacked_bytes)
+    totals = _Totals(max_unpacked_bytes=max_unpacked_bytes, package_bytes=package_bytes)
     with archive:
         infos = archive.infolist()
         report.member_count = len(infos)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import struct
+import zipfile
 
 import pytest
 
@@ -159,6 +161,25 @@ def test_a_zero_filled_member_is_a_zip_bomb_and_reading_stops_at_the_ratio():
     # then the member is named, and decompressing stopped once it passed the ratio (not at 150 MiB)
     assert report.compression_bombs == ["assets/zeros-0.dat"]
     assert report.uncompressed_bytes <= MAX_COMPRESSION_RATIO * len(package) + READ_CHUNK
+
+
+def test_a_bomb_that_declares_a_huge_compressed_size_does_not_pass():
+    # given a 50 MiB zero-filled member whose central directory claims 2 GiB of compressed data,
+    # so that a ratio taken from the declared size looks harmless
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("assets/zeros.dat", bytes(50 * 1024 * 1024))
+    package = bytearray(buffer.getvalue())
+    entry = package.rindex(b"PK\x01\x02")
+    package[entry + 20 : entry + 24] = struct.pack("<I", 0x7FFFFFFF)
+
+    # when
+    report = inspect_package(io.BytesIO(bytes(package)), max_unpacked_bytes=UNPACKED_MAX)
+
+    # then it fails inspection: the lie makes the member unreadable, or the ratio taken against the
+    # bytes really there names it
+    assert report.error or report.compression_bombs == ["assets/zeros.dat"]
+    assert report.uncompressed_bytes < 50 * 1024 * 1024
 
 
 def test_many_small_members_that_together_unpack_past_the_ratio_are_a_bomb():
