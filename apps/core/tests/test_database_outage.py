@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Iterator
 
 import psycopg
@@ -114,3 +115,34 @@ def test_celery_beat_keeps_ticking_through_a_database_outage(short_pool_wait):
 
     assert is_database_unavailable(stock_failure.value)
     assert interval == RETRY_AFTER_SECONDS
+
+
+def test_outside_drf_the_500_handler_answers_503_for_a_lost_database(rf):
+    # given a view outside DRF that lost its connection (how Django wraps psycopg's error)
+    from django.db import OperationalError as DjangoOperationalError
+
+    from apps.core.views import server_error
+
+    request = rf.get("/api/v1/anything")
+    try:
+        try:
+            raise psycopg.OperationalError("connection to server on socket failed: Connection refused")
+        except psycopg.OperationalError as cause:
+            raise DjangoOperationalError(str(cause)) from cause
+    except DjangoOperationalError:
+        # when Django calls handler500 inside the failed request's except block
+        response = server_error(request)
+
+    # then
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert json.loads(response.content)["code"] == "database_unavailable"
+
+
+def test_a_failing_statement_is_not_taken_for_an_outage():
+    from apps.core.database_outage import is_database_unavailable
+
+    wrapped = OperationalError("canceling statement due to statement timeout")
+    wrapped.__cause__ = psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
+
+    assert not is_database_unavailable(wrapped)
