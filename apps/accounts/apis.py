@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -18,6 +18,7 @@ from .requests import AuthenticatedRequest
 from .selectors import user_email_verified
 from .services import user_login, user_register, user_time_zone_set
 from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle, VerifyEmailResendThrottle
+from .time_zones import time_zone_names
 from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
 
 
@@ -108,6 +109,11 @@ class LogoutApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+@extend_schema_field({"type": "string", "enum": time_zone_names()})
+class TimeZoneField(serializers.CharField):
+    """A name the service accepts (it checks again, and names the field when it refuses)."""
+
+
 class MeOutputSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     email = serializers.EmailField()
@@ -120,7 +126,7 @@ class MeApi(APIView):
     permission_classes = [IsAuthenticated]
 
     class InputSerializer(serializers.Serializer):
-        time_zone = serializers.CharField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
+        time_zone = TimeZoneField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
 
     @staticmethod
     def _me(user) -> Response:

@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.requests import AuthenticatedRequest
 from apps.connectors.providers import Provider
+from apps.core.pagination import PageQuerySerializer, limit_parameter, page_parameter, page_slice
 
 from .catalog import AGENT_CATALOG
 from .configs import (
@@ -37,7 +38,8 @@ class DataTypesField(serializers.ListField):
     child = serializers.ChoiceField(choices=DataType.values)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_empty=False, max_length=len(DataType.values) * 2, **kwargs)
+        # min_length (not only allow_empty=False) so that the schema says minItems: 1 too
+        super().__init__(allow_empty=False, min_length=1, max_length=len(DataType.values) * 2, **kwargs)
 
 
 class CatalogApi(APIView):
@@ -187,10 +189,8 @@ class CloudAgentDetailApi(APIView):
 
 
 class RunListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(PageQuerySerializer):
         agent_id = serializers.UUIDField(required=False)
-        page = serializers.IntegerField(min_value=1, default=1)
-        limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -209,7 +209,7 @@ class RunListApi(APIView):
         device_id = serializers.CharField()
 
     @extend_schema(
-        parameters=[OpenApiParameter("agent_id", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
+        parameters=[OpenApiParameter("agent_id", str), page_parameter(), limit_parameter()],
         responses={200: OutputSerializer(many=True)},
         operation_id="agents_runs_list",
         description="The user's runs, newest first, as a JSON array (one page); the total is in X-Total-Count.",
@@ -219,7 +219,7 @@ class RunListApi(APIView):
         filters.is_valid(raise_exception=True)
         page, limit = filters.validated_data["page"], filters.validated_data["limit"]
         runs = run_list(user=request.user, agent_id=filters.validated_data.get("agent_id"))
-        rows = runs[(page - 1) * limit : page * limit]
+        rows = page_slice(runs, page=page, limit=limit)
         headers = {"X-Total-Count": str(runs.count()), "X-Page": str(page), "X-Limit": str(limit)}
         return Response(self.OutputSerializer(rows, many=True).data, headers=headers)
 

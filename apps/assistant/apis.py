@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.request_context import current_request_id
+from apps.core.serializer_fields import StrictCharField
 
 from .embeddings import text_embed
 from .services import chat_reply, message_validate
@@ -51,7 +52,7 @@ class VectorEmbedApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
 
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False)
+        text = StrictCharField(trim_whitespace=False)
 
         def validate_text(self, value: str) -> str:
             limit = settings.ASSISTANT_MAX_MESSAGE_CHARS * 4

@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from . import database_outage
 from .errors import ApplicationError, CoreErrorCode
 from .redis_outage import RETRY_AFTER_SECONDS, is_redis_unavailable, redis_outage_noted
 from .request_context import current_request_id
@@ -63,6 +64,14 @@ def _validation_response(exc: exceptions.ValidationError) -> Response:
     )
 
 
+def database_unavailable_response() -> Response:
+    return Response(
+        error_body(CoreErrorCode.DATABASE_UNAVAILABLE, "The database is briefly unavailable; retry shortly."),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(database_outage.RETRY_AFTER_SECONDS)},
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if is_redis_unavailable(exc):
         redis_outage_noted(where=context.get("view").__class__.__name__, exc=exc)
@@ -71,6 +80,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if database_outage.is_database_unavailable(exc):
+        database_outage.database_outage_noted(where=context.get("view").__class__.__name__, exc=exc)
+        return database_unavailable_response()
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, **exc.extra)
         if exc.fields:

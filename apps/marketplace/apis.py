@@ -22,6 +22,7 @@ from apps.accounts.requests import AuthenticatedRequest
 from apps.billing.permissions import RequiresFeature
 from apps.billing.tiers import Feature
 from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.pagination import PAGE_MAX, page_parameter, page_slice
 from apps.storage.blob_store import blob_open
 from apps.storage.responses import BlobFileResponse
 
@@ -94,7 +95,7 @@ class PluginListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         category = serializers.ChoiceField(choices=[c.value for c in PluginCategory], required=False)
         q = serializers.CharField(required=False, max_length=200, allow_blank=True)
-        page = serializers.IntegerField(required=False, min_value=1, default=1)
+        page = serializers.IntegerField(required=False, min_value=1, max_value=PAGE_MAX, default=1)
         sort = serializers.ChoiceField(choices=[s.value for s in CatalogSort], required=False)
 
     class OutputSerializer(serializers.Serializer):
@@ -106,7 +107,7 @@ class PluginListApi(APIView):
         parameters=[
             OpenApiParameter("category", str, enum=[c.value for c in PluginCategory]),
             OpenApiParameter("q", str, description="Full-text search (PostgreSQL websearch syntax)."),
-            OpenApiParameter("page", int),
+            page_parameter(),
             OpenApiParameter("sort", str, enum=[s.value for s in CatalogSort]),
         ],
         responses={200: OutputSerializer},
@@ -120,7 +121,7 @@ class PluginListApi(APIView):
         data = filters.validated_data
         plugins = catalog_search(category=data.get("category"), q=data.get("q") or None, sort=data.get("sort"))
         page = data["page"]
-        rows = list(plugins[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
+        rows = list(page_slice(plugins, page=page, limit=PAGE_SIZE))
         total = plugins.count() if len(rows) == PAGE_SIZE or page > 1 else len(rows)
         return Response({"plugins": PluginListingSerializer(rows, many=True).data, "total": total, "page": page})
 

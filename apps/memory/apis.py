@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.requests import AuthenticatedRequest
-from apps.core.pagination import PagePagination
+from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 
 from .models import MemoryKind
 from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_queryset
@@ -101,7 +101,7 @@ class MemoryKindApi(APIView):
 
     @extend_schema(
         operation_id="memory_kind_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)],
+        parameters=[page_parameter(), clamped_limit_parameter()],
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:

@@ -16,6 +16,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -24,10 +25,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
 
 from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
+from .checksums import SHA256_HEX_PATTERN
 from .models import VECTOR_DIMENSIONS, Backup
 from .multipart import (
     backup_multipart_complete,
@@ -62,6 +64,11 @@ def _unix(value: dt.datetime) -> int:
     return int(value.timestamp())
 
 
+@extend_schema_field({"type": "string", "pattern": SHA256_HEX_PATTERN})
+class ChecksumField(serializers.CharField):
+    """A hex SHA-256; the services check the format (``invalid_checksum``), the schema says it too."""
+
+
 class BinaryDownloadMixin:
     """Downloads answer whatever the client accepts (``application/octet-stream`` included)."""
 
@@ -77,7 +84,7 @@ class BinaryDownloadMixin:
 class RecordMetaSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     table = serializers.CharField()
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     size_bytes = serializers.IntegerField()
     created_at = serializers.SerializerMethodField(help_text="Unix time (seconds).")
     updated_at = serializers.SerializerMethodField(help_text="Unix time (seconds).")
@@ -101,7 +108,7 @@ class RecordListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -116,8 +123,8 @@ class RecordListCreateApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("table", str),
-            OpenApiParameter("page", int),
-            OpenApiParameter("limit", int),
+            page_parameter(),
+            clamped_limit_parameter(),
             *LIST_HEADERS,
         ],
         responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
@@ -152,7 +159,7 @@ class RecordListCreateApi(APIView):
 class RecordDetailApi(BinaryDownloadMixin, APIView):
     class InputSerializer(serializers.Serializer):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
 
     @extend_schema(
         responses={(200, "application/octet-stream"): BINARY},
@@ -201,7 +208,7 @@ class VectorUpsertApi(APIView):
         class ItemSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=255)
             blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-            checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+            checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
             vector = serializers.ListField(
                 child=serializers.FloatField(), required=False, allow_null=True, help_text=VECTOR_FIELD_HELP
             )
@@ -318,7 +325,7 @@ class BackupMetadataSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     version = serializers.IntegerField()
     timestamp = serializers.IntegerField(help_text="The client's X-Backup-Timestamp.")
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     size_bytes = serializers.IntegerField()
     created_at = serializers.SerializerMethodField(help_text="Unix time (seconds) the backup became complete.")
 
@@ -329,7 +336,13 @@ class BackupMetadataSerializer(serializers.Serializer):
 BACKUP_HEADERS = [
     OpenApiParameter("X-Backup-Version", int, OpenApiParameter.HEADER, required=True),
     OpenApiParameter("X-Backup-Timestamp", int, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter("X-Backup-Checksum", str, OpenApiParameter.HEADER, required=True, description="Hex SHA-256."),
+    OpenApiParameter(
+        "X-Backup-Checksum",
+        {"type": "string", "pattern": SHA256_HEX_PATTERN},
+        OpenApiParameter.HEADER,
+        required=True,
+        description="Hex SHA-256.",
+    ),
 ]
 
 
@@ -427,7 +440,7 @@ class BackupMultipartInitiateApi(APIView):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=0)
         timestamp = serializers.IntegerField(min_value=0)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the whole backup.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the whole backup.")
         size_bytes = serializers.IntegerField(min_value=1, help_text="Exact size of the whole backup.")
 
     class OutputSerializer(serializers.Serializer):

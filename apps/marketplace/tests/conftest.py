@@ -30,6 +30,18 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def make_zip_bomb(*, members: int = 1, member_bytes: int = 150 * 1024 * 1024) -> bytes:
+    """A zip of zero-filled members (about 1000:1), written in chunks so the test never holds them unpacked."""
+    buffer = io.BytesIO()
+    chunk = bytes(1024 * 1024)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(members):
+            with archive.open(f"assets/zeros-{index}.dat", "w", force_zip64=True) as member:
+                for offset in range(0, member_bytes, len(chunk)):
+                    member.write(chunk[: member_bytes - offset])
+    return buffer.getvalue()
+
+
 def make_zip(files: dict[str, bytes] | None = None, *, symlinks: dict[str, str] | None = None) -> bytes:
     """A zip package; ``symlinks`` maps a member name to its target (Unix symlink mode bits)."""
     buffer = io.BytesIO()

@@ -11,7 +11,7 @@ from django.test import Client
 from apps.core.models import AuditEvent
 from apps.marketplace.models import Plugin, PluginReview, PluginStatus, PluginVersion, VersionStatus
 
-from .conftest import REVIEWERS_GROUP, make_zip
+from .conftest import REVIEWERS_GROUP, make_zip, make_zip_bomb
 
 pytestmark = pytest.mark.django_db
 
@@ -177,6 +177,21 @@ def test_a_version_with_checklist_failures_cannot_be_approved(reviewer_client, s
 
     _act(reviewer_client, QUEUE, "approve_versions", [version.pk], notes="ok")
 
+    version.refresh_from_db()
+    assert version.status == VersionStatus.PENDING_REVIEW
+
+
+def test_a_zip_bomb_fails_its_checklist_and_cannot_be_approved(reviewer_client, submit):
+    # given a submitted package with one 150 MiB zero-filled member (about 1000:1)
+    version = submit(package=make_zip_bomb())
+    checks = {item["key"]: item for item in version.checklist}
+    assert checks["compression_ratio_within_limit"]["passed"] is False
+    assert "assets/zeros-0.dat" in checks["compression_ratio_within_limit"]["detail"]
+
+    # when a reviewer approves it
+    _act(reviewer_client, QUEUE, "approve_versions", [version.pk], notes="ok")
+
+    # then it stays in the queue
     version.refresh_from_db()
     assert version.status == VersionStatus.PENDING_REVIEW
 

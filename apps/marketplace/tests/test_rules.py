@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import base64
 import io
+import os
+import struct
+import zipfile
 
 import pytest
 
 from apps.marketplace.manifest import ManifestErrors, manifest_parse
-from apps.marketplace.package_inspection import inspect_package, package_listing, package_text
+from apps.marketplace.package_inspection import (
+    MAX_COMPRESSION_RATIO,
+    RATIO_GRACE_BYTES,
+    READ_CHUNK,
+    inspect_package,
+    package_listing,
+    package_text,
+)
 from apps.marketplace.revenue import reversal_delta, split
 from apps.marketplace.semver import SemVer, is_semver
 
-from .conftest import make_zip, manifest
+from .conftest import make_zip, make_zip_bomb, manifest
 
 MAX_PRICE = 50_000
+UNPACKED_MAX = 200 * 1024 * 1024  # ten times the default package cap
 
 
 def _errors(**overrides) -> dict[str, list[str]]:
@@ -102,7 +113,9 @@ def test_partial_reversals_add_up_to_exactly_the_original_split():
 
 
 def test_a_clean_package_has_no_findings():
-    report = inspect_package(io.BytesIO(make_zip({"index.js": b"x", "assets/icon.png": b"\x89PNG...."})))
+    report = inspect_package(
+        io.BytesIO(make_zip({"index.js": b"x", "assets/icon.png": b"\x89PNG...."})), max_unpacked_bytes=UNPACKED_MAX
+    )
 
     assert report.is_zip
     assert not (report.executables)
@@ -126,7 +139,7 @@ def test_dangerous_package_contents_are_each_found():
         symlinks={"link": "/etc/passwd"},
     )
 
-    report = inspect_package(io.BytesIO(package))
+    report = inspect_package(io.BytesIO(package), max_unpacked_bytes=UNPACKED_MAX)
 
     assert set(report.executables) == {
         "bin/helper.exe",
@@ -140,8 +153,75 @@ def test_dangerous_package_contents_are_each_found():
     assert report.nested_archives == ["vendor/more.zip"]
 
 
+def test_a_zero_filled_member_is_a_zip_bomb_and_reading_stops_at_the_ratio():
+    # given a 150 MiB zero-filled member packed into about 150 KB (about 1000:1), under the absolute limit
+    package = make_zip_bomb()
+    assert len(package) < 200 * 1024
+
+    # when
+    report = inspect_package(io.BytesIO(package), max_unpacked_bytes=UNPACKED_MAX)
+
+    # then the member is named, and decompressing stopped once it passed the ratio (not at 150 MiB)
+    assert report.compression_bombs == ["assets/zeros-0.dat"]
+    assert report.uncompressed_bytes <= MAX_COMPRESSION_RATIO * len(package) + READ_CHUNK
+
+
+def test_a_bomb_that_declares_a_huge_compressed_size_does_not_pass():
+    # given a 50 MiB zero-filled member whose central directory claims 2 GiB of compressed data,
+    # so that a ratio taken from the declared size looks harmless
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("assets/zeros.dat", bytes(50 * 1024 * 1024))
+    package = bytearray(buffer.getvalue())
+    entry = package.rindex(b"PK\x01\x02")
+    package[entry + 20 : entry + 24] = struct.pack("<I", 0x7FFFFFFF)
+
+    # when
+    report = inspect_package(io.BytesIO(bytes(package)), max_unpacked_bytes=UNPACKED_MAX)
+
+    # then it fails inspection: the lie makes the member unreadable, or the ratio taken against the
+    # bytes really there names it
+    assert report.error or report.compression_bombs == ["assets/zeros.dat"]
+    assert report.uncompressed_bytes < 50 * 1024 * 1024
+
+
+def test_many_small_members_that_together_unpack_past_the_ratio_are_a_bomb():
+    # given members each under the grace size (a ratio says nothing per file) but a thousand to one together
+    package = make_zip_bomb(members=8, member_bytes=RATIO_GRACE_BYTES // 2)
+
+    report = inspect_package(io.BytesIO(package), max_unpacked_bytes=UNPACKED_MAX)
+
+    assert report.compression_bombs == []
+    assert report.total_ratio_exceeded
+
+
+def test_reading_stops_at_the_absolute_unpacked_limit_whatever_sizes_the_zip_declares():
+    # given a package that unpacks past the limit at a ratio nobody would call a bomb
+    package = make_zip({f"data-{i}.txt": base64.b64encode(os.urandom(300_000)) for i in range(4)})
+
+    report = inspect_package(io.BytesIO(package), max_unpacked_bytes=500_000)
+
+    assert report.unpacked_limit_exceeded
+    assert not report.compression_bombs
+    assert not report.total_ratio_exceeded
+    assert report.uncompressed_bytes <= 500_000 + READ_CHUNK
+
+
+def test_a_package_of_ordinary_compressible_files_is_no_bomb():
+    source = "".join(
+        f"export const t{i} = track({{ task: {i * 7919 % 10007}, at: Date.now() }});\n" for i in range(60_000)
+    )
+    source = source.encode()  # ~3.5 MB of code that differs line to line
+    package = make_zip({"index.js": source, "data.json": base64.b64encode(os.urandom(1_000_000))})
+
+    report = inspect_package(io.BytesIO(package), max_unpacked_bytes=UNPACKED_MAX)
+
+    assert not report.reading_stopped
+    assert report.uncompressed_bytes == len(source) + len(base64.b64encode(bytes(1_000_000)))
+
+
 def test_a_non_zip_package_is_reported_not_raised():
-    report = inspect_package(io.BytesIO(b"not a zip at all"))
+    report = inspect_package(io.BytesIO(b"not a zip at all"), max_unpacked_bytes=UNPACKED_MAX)
 
     assert not report.is_zip
     assert report.error
