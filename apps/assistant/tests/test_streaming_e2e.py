@@ -274,3 +274,35 @@ async def test_unconfigured_llm_answers_llm_not_configured(devices, user, settin
     assert types(frames) == ["error", "stream_end"]
     assert frames[0]["code"] == "llm_not_configured"
     assert "OPENAI_API_KEY" in frames[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("subagent", "tool", "argument"),
+    [
+        ("note", "delete_note", "note_id"),
+        ("project", "delete_project", "project_id"),
+        ("timeline", "delete_timeline", "timeline_id"),
+        ("task", "delete_task", "task_id"),
+        ("task", "delete_task_comment", "comment_id"),
+    ],
+)
+async def test_a_delete_the_device_did_not_confirm_is_neither_reported_nor_listed(
+    devices, user, llm, subagent, tool, argument
+):
+    # given a device holding no row with that id (it answers deleted: false)
+    client = await devices(user)
+    llm.script(
+        dispatch(subagent),
+        tool_call(tool, {argument: "no-such-id"}),
+        relay_tool_result("TOOL SAID: "),
+        text("Nothing to delete."),
+    )
+
+    # when
+    frames = await home(client, "delete it")
+
+    # then the device was asked, the model was told nothing was deleted, and no mutation is listed
+    assert [(c["action"], c["data"]) for c in client.tool_calls] == [("delete", {"id": "no-such-id"})]
+    tool_text = llm.chat_requests()[2].last_tool_text
+    assert "nothing was deleted" in tool_text
+    assert frames[-1]["mutations"] == []

@@ -11,7 +11,7 @@ from apps.core.errors import ApplicationError
 
 from ..device_calls import execute_on_client
 from ..embeddings import text_embed
-from .common import device_tool, listing, result_row, result_rows
+from .common import delete_row, device_tool, listing, result_row, result_rows
 from .updates import changed_fields, update_row
 
 logger = logging.getLogger(__name__)
@@ -90,8 +90,7 @@ async def update_note(note_id: str, title: str = "", content: str = "", project_
 @device_tool
 async def delete_note(note_id: str) -> str:
     """Delete a note by id."""
-    await execute_on_client(action="delete", table="notes", data={"id": note_id})
-    return f"Note {note_id} deleted."
+    return await delete_row(table="notes", noun="note", row_id=note_id, done=f"Note {note_id} deleted.")
 
 
 NOTE_TOOLS: list[BaseTool] = [list_notes, get_note, create_note, update_note, delete_note]
