@@ -196,7 +196,7 @@ async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_
     assert types(frames).count("floating_domain") == 1
 
 
-async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices, user, llm):
+async def test_floating_without_subagent_announces_the_tasks_domain_whatever_its_scope(devices, user, llm):
     # given
     client = await devices(user)
     project = client.store.execute({"action": "insert", "table": "projects", "data": {"name": "Website"}})["row"]
@@ -210,9 +210,26 @@ async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices
         "type": "floating_domain",
         "request_id": frames[0]["request_id"],
         "seq": 1,
-        "domain": "projects",
+        "domain": "tasks",
     }
     assert streamed_text(frames) == "It is an active project."
+    # and the scoped row still reached the prompt as data
+    assert "Website" in llm.chat_requests()[0].system_prompt
+
+
+@pytest.mark.parametrize("scope", [{"type": "client", "id": "c-1"}, {"type": "home"}, {"type": "Dashboard"}])
+async def test_floating_accepts_any_scope_type_the_client_sends(devices, user, llm, scope):
+    # given
+    client = await devices(user)
+    llm.script(text("Here to help."))
+
+    # when
+    frames = await floating(client, "hi", scope)
+
+    # then no device lookup was needed, and the answer streams under the tasks domain
+    assert types(frames) == ["floating_domain", "stream_start", "stream_text", "stream_end"]
+    assert frames[0]["domain"] == "tasks"
+    assert client.tool_calls == []
 
 
 async def test_floating_scope_id_missing_on_the_device_is_a_clear_error(devices, user, llm):
