@@ -184,3 +184,21 @@ def test_cors_refuses_other_origins(api_client):
     response = api_client.get("/api/v1/health", HTTP_ORIGIN="https://evil.example")
 
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_devices_list_and_forget(pro_client):
+    from apps.accounts.models import User
+    from apps.devices.models import Device
+
+    Device.objects.create(user=User.objects.get(email="contract@example.com"), device_id="laptop", name="Laptop")
+
+    listed = pro_client.get("/api/v1/devices")
+    forgotten = pro_client.delete("/api/v1/devices/laptop")
+    again = pro_client.delete("/api/v1/devices/laptop")
+
+    assert isinstance(listed.json(), list)
+    device = listed.json()[0]
+    assert_shape(device, {"device_id": str, "name": str, "online": bool, "last_seen_at": str, "bound_agents": list})
+    assert forgotten.status_code == 204
+    assert again.status_code == 404
+    assert_shape(again.json(), ERROR)
