@@ -133,6 +133,7 @@ async def chat_run(
     scope: dict[str, Any] | None = None,
     device_id: str | None = None,
     session_id: str | None = None,
+    context_fragment: str = "",
 ) -> ChatOutcome:
     message = message_validate(message)
     llm_configuration_check()
@@ -152,7 +153,7 @@ async def chat_run(
         if kind == FLOATING:
             system_prompt = prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
         else:
-            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text)
+            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text, context_fragment=context_fragment)
 
         sanitizer = StreamSanitizer()
         answer: list[str] = []
@@ -213,8 +214,22 @@ class CollectingSink:
         self.chunks.append(chunk)
 
 
-async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]] | None, request_id: str) -> str:
-    """The Home agent's complete answer, for ``POST chat``."""
+async def chat_reply(
+    *,
+    user_id: Any,
+    message: Any,
+    history: list[dict[str, Any]] | None,
+    request_id: str,
+    context: dict[str, Any] | None = None,
+) -> str:
+    """The Home agent's complete answer, for ``POST chat``; ``context`` is the app's user_profile,
+    relevant_documents and recent_tasks (fenced as data in the prompt)."""
+    context = context or {}
+    context_fragment = prompts.client_context_fragment(
+        user_profile=context.get("user_profile"),
+        relevant_documents=context.get("relevant_documents"),
+        recent_tasks=context.get("recent_tasks"),
+    )
     sink = CollectingSink()
     try:
         async with asyncio.timeout(settings.ASSISTANT_REQUEST_TIMEOUT):
@@ -226,6 +241,7 @@ async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]
                 sink=sink,
                 history=history,
                 session_id=f"rest:{request_id}",
+                context_fragment=context_fragment,
             )
     except TimeoutError as exc:
         raise ApplicationError(

@@ -52,7 +52,7 @@ async def test_list_my_tasks_selects_on_the_device_and_tags_the_real_ids(devices
     assert frames[-1]["mutations"] == []
     # and the supervisor saw only the dispatcher and its memory tool; the sub-agent its own tools
     supervisor, subagent = llm.chat_requests()[0], llm.chat_requests()[1]
-    assert sorted(supervisor.tool_names) == ["task", "update_core_memory"]
+    assert sorted(supervisor.tool_names) == ["search_notes", "task", "update_core_memory"]
     assert "list_tasks" in subagent.tool_names
     assert "delete_note" not in subagent.tool_names
     assert not {"ls", "read_file", "write_file", "edit_file", "delete"} & set(subagent.tool_names)
@@ -322,4 +322,44 @@ async def test_a_delete_the_device_did_not_confirm_is_neither_reported_nor_liste
     assert [(c["action"], c["data"]) for c in client.tool_calls] == [("delete", {"id": "no-such-id"})]
     tool_text = llm.chat_requests()[2].last_tool_text
     assert "nothing was deleted" in tool_text
+    assert frames[-1]["mutations"] == []
+
+
+async def _indexed_note(client, title: str, content: str) -> dict:
+    from apps.assistant.testing.scripted_openai import embed_text
+
+    note = client.store.execute({"action": "insert", "table": "notes", "data": {"title": title, "content": content}})
+    client.store.execute(
+        {
+            "action": "vector_upsert",
+            "data": {"id": note["row"]["id"], "content": content},
+            "vector": embed_text(content),
+        }
+    )
+    return note["row"]
+
+
+async def test_home_search_notes_embeds_the_query_and_sends_vector_search_to_the_device(devices, user, llm):
+    # given two indexed notes on the device
+    client = await devices(user)
+    deploy = await _indexed_note(client, "Deploy", "deployment checklist for the release server")
+    await _indexed_note(client, "Recipes", "pasta with tomato and basil")
+    client.tool_calls.clear()
+    llm.script(tool_call("search_notes", {"query": "deployment checklist", "limit": 1}), relay_tool_result())
+    # (the supervisor calls it itself: Home has the tool, no sub-agent needed)
+
+    # when
+    frames = await home(client, "find my notes about deployment")
+
+    # then the server embedded the query and the device searched with that vector and limit
+    from apps.assistant.testing.scripted_openai import embed_text
+
+    (search,) = [c for c in client.tool_calls if c["action"] == "vector_search"]
+    assert search["limit"] == 1
+    assert search["vector"] == pytest.approx(embed_text("deployment checklist"))
+    # and the model read the best match, summarised with its id
+    answer = streamed_text(frames)
+    assert deploy["id"] in answer
+    assert "deployment checklist" in answer
+    assert "pasta" not in answer
     assert frames[-1]["mutations"] == []
