@@ -31,7 +31,8 @@ class ChatApi(APIView):
             conversation_history = serializers.ListField(required=False, allow_null=True, default=None)
 
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        context = ContextSerializer(required=False, default=dict)
+        # The client's field name; it shadows Serializer.context only on this input serializer.
+        context = ContextSerializer(required=False, default=dict)  # type: ignore[assignment]
 
         def validate_message(self, value: str) -> str:
             return message_validate(value)

@@ -193,7 +193,7 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
 
 def _default_payment_method(*, customer_id: str, api_key: str) -> str:
     """The customer's default card (a paid subscription's checkout saves one), or ''."""
-    customer = stripe.Customer.retrieve(customer_id, api_key=api_key)
+    customer: Any = stripe.Customer.retrieve(customer_id, api_key=api_key)
     default = (customer.get("invoice_settings") or {}).get("default_payment_method")
     if isinstance(default, dict):
         default = default.get("id")
@@ -212,7 +212,8 @@ def _charge_off_session(*, charge: dict[str, Any], payment_method: str) -> Any:
             confirm=True,
         )
     except stripe.CardError as exc:
-        intent = ((exc.json_body or {}).get("error") or {}).get("payment_intent")
+        body: Any = exc.json_body or {}
+        intent = (body.get("error") or {}).get("payment_intent")
         if not isinstance(intent, dict) or not intent.get("id"):
             raise
         logger.info("marketplace: off-session charge needs the customer (%s)", exc.code)
