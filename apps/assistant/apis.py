@@ -31,7 +31,7 @@ class ChatApi(APIView):
             conversation_history = serializers.ListField(required=False, allow_null=True, default=None)
 
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        # The client's field name; it shadows Serializer.context only on this input serializer.
+        # The client's field name. DRF pops declared fields off the class, so Serializer.context still works.
         context = ContextSerializer(required=False, default=dict)  # type: ignore[assignment]
 
         def validate_message(self, value: str) -> str:
