@@ -118,6 +118,7 @@ class MeOutputSerializer(serializers.Serializer):
 
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
+    delete_reads_body = True  # DELETE auth/me takes {password}
 
     class InputSerializer(serializers.Serializer):
         time_zone = serializers.CharField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
