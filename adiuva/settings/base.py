@@ -302,8 +302,9 @@ CHANNEL_LAYERS = {
 
 # DEVICES (the device socket /api/v1/ws/device and tool calls)
 # ------------------------------------------------------------------------------
-# Browser Origins allowed to open the socket; a missing Origin (desktop client) needs a valid token anyway.
-DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["app://adiuva", "file://"])
+# The socket accepts the CORS allow-list below (apps/core/origins.py) plus these socket-only Origins;
+# a missing Origin (desktop client) needs a valid token anyway.
+DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["file://"])
 DEVICE_HELLO_TIMEOUT = env.float("DEVICE_HELLO_TIMEOUT", default=5.0)
 DEVICE_PING_INTERVAL = env.float("DEVICE_PING_INTERVAL", default=30.0)
 DEVICE_PONG_TIMEOUT = env.float("DEVICE_PONG_TIMEOUT", default=10.0)
@@ -528,7 +529,8 @@ REQUEST_BODY_STREAMED_ROUTES: list[tuple[str, str]] = [("PUT", "/api/v1/backup")
 # Django's own in-memory guard must not be tighter than the largest cap above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max([DATA_UPLOAD_MAX_MEMORY_SIZE, REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values()])
 
-# CORS (django-cors-headers): the desktop app's app:// origin and local development servers.
+# CORS (django-cors-headers): the desktop app's app:// origins and local development servers. The device
+# socket uses the same allow-list.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["app://adiuva"])
 CORS_ALLOWED_ORIGIN_REGEXES = env.list(
     "CORS_ALLOWED_ORIGIN_REGEXES",

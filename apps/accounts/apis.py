@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from apps.core.schema import ErrorSerializer
 
 from .authentication import AccessTokenAuthentication
+from .deletion import account_delete_request
 from .email_verification import email_verification_resend
 from .models import Tier
 from .requests import AuthenticatedRequest
@@ -124,6 +125,7 @@ class MeOutputSerializer(serializers.Serializer):
 
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
+    delete_reads_body = True  # DELETE auth/me takes {password}
 
     class InputSerializer(serializers.Serializer):
         time_zone = TimeZoneField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
@@ -148,6 +150,24 @@ class MeApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))
+
+    class DeleteInputSerializer(serializers.Serializer):
+        password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+    @extend_schema(
+        request=DeleteInputSerializer,
+        responses={204: None},
+        operation_id="auth_me_delete",
+        description="Delete the account and everything of it (records, blobs, backups, memory, agents, "
+        "grants, devices, sessions; the Stripe subscription is cancelled). The account closes now; the "
+        "erasure finishes in the background. 403 `invalid_credentials`; 409 `account_deletion_blocked` "
+        "with `reasons` (e.g. a team owner must hand the team over first).",
+    )
+    def delete(self, request: AuthenticatedRequest) -> Response:
+        serializer = self.DeleteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account_delete_request(user=request.user, password=serializer.validated_data["password"])
+        return Response(status=204)
 
 
 class VerifyEmailResendApi(APIView):

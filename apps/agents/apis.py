@@ -75,6 +75,9 @@ class LocalAgentOutputSerializer(AgentConfigOutputSerializer):
     waiting_for_device_since = serializers.DateTimeField(
         allow_null=True, help_text="A scheduled run is owed since then; it starts when the device connects."
     )
+    paused_reason = serializers.CharField(
+        help_text="Why the server switched the agent off (empty if it did not); cleared when switched on."
+    )
 
 
 class CloudAgentOutputSerializer(AgentConfigOutputSerializer):

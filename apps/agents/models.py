@@ -53,6 +53,8 @@ class LocalAgentConfig(AgentConfig):
     # time): the run is owed, and starts when the device says hello (``agents_due_for_device``).
     # The scheduler moves ``next_run_at`` on, so a long-offline device is not rescanned every tick.
     waiting_for_device_since = models.DateTimeField(null=True, blank=True)
+    # Why the server switched it off (its device was forgotten); cleared when the user switches it on.
+    paused_reason = models.CharField(max_length=255, blank=True, default="")
 
     class Meta(AgentConfig.Meta):
         indexes = [

@@ -23,10 +23,17 @@ class ChatApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
 
     class InputSerializer(serializers.Serializer):
+        class ContextSerializer(serializers.Serializer):
+            user_profile = serializers.DictField(required=False, default=dict)
+            relevant_documents = serializers.ListField(
+                child=serializers.CharField(trim_whitespace=False, allow_blank=True), required=False, default=list
+            )
+            recent_tasks = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+            conversation_history = serializers.ListField(required=False, allow_null=True, default=None)
+
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        # DRF's metaclass moves declared fields off the class, so this does not shadow
-        # Field.context at run time; the stubs cannot see that.
-        context = serializers.DictField(required=False, default=dict)  # type: ignore[assignment]
+        # The client's field name. DRF pops declared fields off the class, so Serializer.context still works.
+        context = ContextSerializer(required=False, default=dict)  # type: ignore[assignment]
 
         def validate_message(self, value: str) -> str:
             return message_validate(value)
@@ -38,12 +45,14 @@ class ChatApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        history = data.validated_data["context"].get("conversation_history")
+        context = dict(data.validated_data["context"])
+        history = context.pop("conversation_history", None)
         answer = async_to_sync(chat_reply)(
             user_id=request.user.id,
             message=data.validated_data["message"],
             history=history if isinstance(history, list) else None,
             request_id=current_request_id() or uuid.uuid4().hex,
+            context=context,
         )
         return Response(self.OutputSerializer({"response": answer}).data)
 

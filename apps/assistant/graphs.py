@@ -30,7 +30,7 @@ from langgraph.graph.state import CompiledStateGraph
 from . import prompts
 from .kinds import ChatKind
 from .llm import ModelRole, chat_model, model_name
-from .tools import SUBAGENT_TOOLS, SUPERVISOR_TOOLS
+from .tools import HOME_SUPERVISOR_TOOLS, SUBAGENT_TOOLS, SUPERVISOR_TOOLS
 
 FILESYSTEM_TOOLS = frozenset(get_args(FsToolName))
 
@@ -104,7 +104,7 @@ def _build(kind: ChatKind) -> SupervisorGraph:
             _profiles_registered.add(key)
     return create_deep_agent(
         model=chat_model(ModelRole.SUPERVISOR),
-        tools=SUPERVISOR_TOOLS,
+        tools=HOME_SUPERVISOR_TOOLS if kind == "home" else SUPERVISOR_TOOLS,
         system_prompt=None,
         middleware=[RunSystemPromptMiddleware()],
         subagents=_subagents(),

@@ -13,3 +13,9 @@ class BillingConfig(AppConfig):
         from . import webhook_handlers
 
         webhook_handlers.connect()
+
+        from apps.accounts.deletion import register_account_eraser
+
+        from .erasure import billing_erase_user
+
+        register_account_eraser("billing", billing_erase_user)

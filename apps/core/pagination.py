@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Page
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 # Past this page every list is empty anyway; the bound keeps (page - 1) * limit, the SQL OFFSET,
 # far inside PostgreSQL's bigint whatever number a client sends.
@@ -61,6 +65,10 @@ class PagePagination(PageNumberPagination):
     page_size = 50
     max_page_size = LIMIT_MAX
 
+    def __init__(self, *, past_end_is_empty: bool = False) -> None:
+        # The earlier backend answered a page past the end of a bare-array list with an empty array.
+        self.past_end_is_empty = past_end_is_empty
+
     def get_page_number(self, request: Any, paginator: Any) -> Any:
         page = request.query_params.get(self.page_query_param) or 1
         try:
@@ -70,6 +78,26 @@ class PagePagination(PageNumberPagination):
         if not 1 <= number <= PAGE_MAX:
             raise serializers.ValidationError({"page": [f"A whole number from 1 to {PAGE_MAX}."]})
         return number
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: APIView | None = None) -> list[Any] | None:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            number = self._past_end_number(request)
+            if number is None:
+                raise
+            page_size = self.get_page_size(request)
+            assert page_size is not None
+            self.request = request
+            self.page = Page([], number, self.django_paginator_class(queryset, page_size))
+            return []
+
+    def _past_end_number(self, request: Request) -> int | None:
+        """The requested page number when empty pages are allowed and it is a positive number."""
+        if not self.past_end_is_empty:
+            return None
+        raw = request.query_params.get(self.page_query_param, "")
+        return int(raw) if raw.isdigit() and int(raw) > 1 else None
 
     def get_paginated_response(self, data: list[Any]) -> Response:
         assert self.page is not None
@@ -85,11 +113,14 @@ class PagePagination(PageNumberPagination):
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""
         assert self.page is not None
-        links = [
-            f'<{url}>; rel="{rel}"'
-            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
-            if url
-        ]
+        if not self.page.object_list and self.page.number > self.page.paginator.num_pages:
+            links = []  # past the end: neither neighbour is a page
+        else:
+            links = [
+                f'<{url}>; rel="{rel}"'
+                for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
+                if url
+            ]
         headers = {
             "X-Total-Count": str(self.page.paginator.count),
             "X-Page": str(self.page.number),

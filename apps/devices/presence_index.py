@@ -65,6 +65,18 @@ return nil
 """
 )
 
+# KEYS[1] = the user's hash; ARGV[1] = alive prefix. Replies {entries, device...}: how many entries the
+# hash holds, then each device whose holder's process is alive.
+_HELD = """
+local all = redis.call('HGETALL', KEYS[1])
+local reply = {#all / 2}
+for i = 1, #all, 2 do
+  local node = string.match(all[i + 1], "^%S+ (%S+) %S+$")
+  if node and redis.call('EXISTS', ARGV[1] .. node) == 1 then table.insert(reply, all[i]) end
+end
+return reply
+"""
+
 # KEYS[1] = the user's hash; ARGV = device_id, channel: delete only if this channel still holds it.
 _WITHDRAW = """
 local value = redis.call('HGET', KEYS[1], ARGV[1])
@@ -125,3 +137,15 @@ async def presence_locate(*, user_id: str, device_id: str | None) -> Lookup:
     return _lookup(
         await loop_script(_LOCATE)(keys=[KEY.format(user_id=user_id)], args=[device_id or "", _ALIVE_PREFIX])
     )
+
+
+class HeldDevices(NamedTuple):
+    device_ids: frozenset[str]  # devices whose holder's process is alive
+    entries: int  # entries in the index, live or not (0: the index knows nothing of this user)
+
+
+async def presence_held_devices(*, user_id: str) -> HeldDevices:
+    """Which of the user's devices have a live holder, in one round trip."""
+    reply = await loop_script(_HELD)(keys=[KEY.format(user_id=user_id)], args=[_ALIVE_PREFIX])
+    entries, *devices = reply
+    return HeldDevices(frozenset(d.decode() if isinstance(d, bytes) else d for d in devices), int(entries))

@@ -120,8 +120,12 @@ def developer_account_sync(*, stripe_account_id: str) -> DeveloperAccount | None
 
 
 def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
-    """The user's pending purchase of a paid plugin with its PaymentIntent (created once: a retried
-    install returns the same purchase and client secret; Stripe dedupes on the idempotency key)."""
+    """The user's purchase of a paid plugin with its PaymentIntent (created once: a retried install
+    returns the same purchase and client secret; Stripe dedupes on the idempotency key).
+
+    A customer with a default card is charged off-session at once (the purchase comes back
+    succeeded, the plugin installed); otherwise, or when the bank asks for authentication, the
+    purchase stays pending with a client secret for the customer to confirm."""
     api_key = stripe_api_key()
     developer = DeveloperAccount.objects.filter(user_id=plugin.developer_id).first()
     if developer is None or not developer.charges_enabled:
@@ -159,28 +163,64 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
         if purchase.stripe_payment_intent_id:
             return purchase
     customer = customer_get_or_create(user=user)
+    charge = {
+        "api_key": api_key,
+        "amount": purchase.amount_cents,
+        "currency": purchase.currency,
+        "customer": customer.id,
+        "application_fee_amount": purchase.fee_cents,
+        "transfer_data": {"destination": purchase.destination_account_id},
+        "description": f"Adiuva plugin {plugin.slug}",
+        "metadata": {
+            PURCHASE_METADATA_KEY: str(purchase.pk),
+            "adiuva_plugin": plugin.slug,
+            "adiuva_user": str(user.pk),
+        },
+        "idempotency_key": purchase.idempotency_key,
+    }
     with stripe_errors():
-        intent = stripe.PaymentIntent.create(
-            api_key=api_key,
-            amount=purchase.amount_cents,
-            currency=purchase.currency,
-            customer=customer.id,
-            application_fee_amount=purchase.fee_cents,
-            transfer_data={"destination": purchase.destination_account_id},
-            automatic_payment_methods={"enabled": True},
-            description=f"Adiuva plugin {plugin.slug}",
-            metadata={
-                PURCHASE_METADATA_KEY: str(purchase.pk),
-                "adiuva_plugin": plugin.slug,
-                "adiuva_user": str(user.pk),
-            },
-            idempotency_key=purchase.idempotency_key,
-        )
+        payment_method = _default_payment_method(customer_id=customer.id, api_key=api_key)
+        if payment_method:
+            intent = _charge_off_session(charge=charge, payment_method=payment_method)
+        else:
+            intent = stripe.PaymentIntent.create(**charge, automatic_payment_methods={"enabled": True})
     PluginPurchase.objects.filter(pk=purchase.pk).update(
         stripe_payment_intent_id=intent["id"], client_secret=intent["client_secret"] or "", updated_at=timezone.now()
     )
+    if intent["status"] == "succeeded":
+        # Charged in the request: settle now (the webhook that follows finds it settled).
+        return purchase_settle(payment_intent_id=intent["id"]) or purchase
     purchase.refresh_from_db()
     return purchase
+
+
+def _default_payment_method(*, customer_id: str, api_key: str) -> str:
+    """The customer's default card (a paid subscription's checkout saves one), or ''."""
+    customer: Any = stripe.Customer.retrieve(customer_id, api_key=api_key)
+    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(default, dict):
+        default = default.get("id")
+    return str(default or "")
+
+
+def _charge_off_session(*, charge: dict[str, Any], payment_method: str) -> Any:
+    """Charge the saved card with the customer absent. When the bank wants authentication (or
+    declines), Stripe answers a card error carrying the intent, which then awaits the customer."""
+    try:
+        return stripe.PaymentIntent.create(
+            **charge,
+            payment_method=payment_method,
+            payment_method_types=["card"],
+            off_session=True,
+            confirm=True,
+        )
+    except stripe.CardError as exc:
+        body: Any = exc.json_body or {}
+        intent = (body.get("error") or {}).get("payment_intent")
+        if not isinstance(intent, dict) or not intent.get("id"):
+            raise
+        logger.info("marketplace: off-session charge needs the customer (%s)", exc.code)
+        return intent
 
 
 def _purchase_for_intent(payment_intent: dict) -> PluginPurchase | None:

@@ -130,12 +130,12 @@ class RecordListCreateApi(APIView):
         responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
         operation_id="storage_records_list",
         description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
-        "earlier backend answered); the pagination is in the headers.",
+        "earlier backend answered); the pagination is in the headers; a page past the end is an empty array.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        paginator = PagePagination()
+        paginator = PagePagination(past_end_is_empty=True)
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
         # many=True makes a ListSerializer, whose data is a list; the stubs type the plain Serializer.
         return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)  # type: ignore[arg-type]
@@ -327,6 +327,7 @@ class BackupMetadataSerializer(serializers.Serializer):
     timestamp = serializers.IntegerField(help_text="The client's X-Backup-Timestamp.")
     checksum = ChecksumField()
     size_bytes = serializers.IntegerField()
+    chunk_count = serializers.IntegerField(help_text="The parts it was uploaded in (1 for a single PUT).")
     created_at = serializers.SerializerMethodField(help_text="Unix time (seconds) the backup became complete.")
 
     def get_created_at(self, obj: Backup) -> int | None:

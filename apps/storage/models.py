@@ -71,6 +71,8 @@ class Backup(BaseModel):
     status = models.CharField(max_length=16, choices=BackupStatus.choices, default=BackupStatus.UPLOADING)
     multipart_upload_id = models.CharField(max_length=1024, blank=True, default="")
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The parts it was uploaded in: 1 for a single PUT, the multipart part count otherwise.
+    chunk_count = models.PositiveIntegerField(default=1)
 
     class Meta(BaseModel.Meta):
         indexes = [

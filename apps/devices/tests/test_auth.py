@@ -79,6 +79,42 @@ async def test_allowed_origin_is_accepted(devices, user, settings):
     assert (await device_row(user, client.device_id)).is_online
 
 
+@pytest.mark.parametrize("origin", ["app://adiuva", "app://adiuva-beta", "http://localhost:5173", "file://"])
+async def test_the_desktop_apps_and_its_dev_servers_origins_are_accepted_by_default(devices, user, origin):
+    client = await devices(user, origin=origin)
+    assert (await device_row(user, client.device_id)).is_online
+
+
+@pytest.mark.parametrize("origin", ["http://localhost.evil.example", "https://app.example", "http://127.0.0.2:80"])
+async def test_look_alike_origins_are_refused_by_default(devices, user, origin):
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await devices(user, origin=origin)
+    assert refused.value.response.status_code == 403
+
+
+async def test_the_socket_follows_the_cors_allow_list(devices, user, settings, client):
+    # given one allow-list, configured for a web origin
+    settings.CORS_ALLOWED_ORIGINS = ["https://web.example"]
+    settings.CORS_ALLOWED_ORIGIN_REGEXES = [r"^https://[a-z]+\.preview\.example$"]
+
+    # when / then REST's CORS and the socket agree, origin by origin
+    for origin, allowed in [
+        ("https://web.example", True),
+        ("https://pr.preview.example", True),
+        ("http://localhost:5173", False),
+    ]:
+        preflight = await sync_to_async(client.options)(
+            "/api/v1/auth/me", HTTP_ORIGIN=origin, HTTP_ACCESS_CONTROL_REQUEST_METHOD="GET"
+        )
+        assert (preflight.get("Access-Control-Allow-Origin") == origin) is allowed, origin
+        if allowed:
+            device = await devices(user, origin=origin)
+            assert (await device_row(user, device.device_id)).is_online
+        else:
+            with pytest.raises(websockets.InvalidStatus):
+                await devices(user, origin=origin)
+
+
 async def test_token_expiring_closes_the_live_socket(devices, user):
     # given a socket opened with a token that expires in a moment
     pair = await sync_to_async(tokens_issue)(user=user)

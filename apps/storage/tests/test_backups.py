@@ -54,7 +54,7 @@ def test_backup_round_trip_upload_latest_history_delete(pro_client, blob_dir, dj
     # when the history is listed, then both appear newest first, without blobs
     history = pro_client.get(f"{URL}/history").json()
     assert [h["version"] for h in history] == [2, 1]
-    assert set(history[0]) == {"id", "version", "timestamp", "checksum", "size_bytes", "created_at"}
+    assert set(history[0]) == {"id", "version", "timestamp", "checksum", "size_bytes", "created_at", "chunk_count"}
 
     # when the latest is deleted, then the previous one is latest again and its blob is gone
     with django_capture_on_commit_callbacks(execute=True):

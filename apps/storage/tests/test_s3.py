@@ -102,6 +102,7 @@ def test_presigned_multipart_becomes_latest_once_verified(pro_client, s3, settin
     # then it is the latest, byte for byte
     history = pro_client.get(f"{BACKUP}/history").json()
     assert [(h["id"], h["version"], h["size_bytes"]) for h in history] == [(backup_id, 7, len(payload))]
+    assert history[0]["chunk_count"] == 2  # the parts it was uploaded in
     assert body_of(pro_client.get(BACKUP, HTTP_ACCEPT="application/octet-stream")) == payload
 
 
