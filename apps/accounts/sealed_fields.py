@@ -3,8 +3,9 @@
 A model with ``user_id`` declares ``name = SealedTextField(max_length=200)`` and keeps reading and
 writing ``config.name`` as text; what reaches PostgreSQL (heap, WAL, backups) is the user's Fernet
 token. The value is sealed in ``pre_save`` (so through ``save()``/``create()``; ``QuerySet.update``
-and ``bulk_update`` of these fields are refused) and unsealed on first read. Sealed columns cannot
-be searched, ordered or compared in SQL.
+and ``bulk_update`` of these fields are refused) and unsealed as the row is loaded, in the thread
+that ran the query, so async code reading the attribute never touches the database for the key.
+Sealed columns cannot be searched, ordered or compared in SQL.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from django.core import checks
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
+from django.db.models.signals import post_init
 
 from .keys import decrypt_for_user, encrypt_for_user
 
@@ -42,8 +44,23 @@ class _SealedAttribute(DeferredAttribute):
         return value
 
 
+def _unseal_on_load(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    for field in sender._meta.concrete_fields:
+        if isinstance(field, _SealedField):
+            value = instance.__dict__.get(field.attname)
+            if isinstance(value, bytes | memoryview):
+                instance.__dict__[field.attname] = field.unseal(
+                    owner_id=getattr(instance, OWNER_ATTNAME), token=bytes(value)
+                )
+
+
 class _SealedField(models.BinaryField):
     descriptor_class = _SealedAttribute
+
+    def contribute_to_class(self, cls: type[models.Model], name: str, private_only: bool = False) -> None:
+        super().contribute_to_class(cls, name, private_only=private_only)
+        if not cls._meta.abstract:
+            post_init.connect(_unseal_on_load, sender=cls, weak=False, dispatch_uid=f"sealed-fields:{cls._meta.label}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("editable", True)
@@ -52,6 +69,9 @@ class _SealedField(models.BinaryField):
     def get_default(self) -> Any:
         default = super().get_default()
         return None if default == b"" else default  # BinaryField's empty default is bytes: not a token
+
+    def _check_str_default_value(self) -> list[checks.CheckMessage]:
+        return []  # the default is a plaintext value (sealed on save), not the column's bytes
 
     def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
         errors = super().check(**kwargs)

@@ -1,9 +1,12 @@
 """User content never rests in plaintext: a unique canary written through every door (agent configs
 over REST, a journey, a chat streamed over the socket, a local run's agent_run and agent_data over
-the channel layer) is found in no file of PostgreSQL (heap, WAL) or Redis (AOF, RDB) afterwards."""
+the channel layer) is found in no file of PostgreSQL (heap, WAL) or Redis (AOF, RDB) afterwards,
+nor in any command Redis received meanwhile (what crosses it between processes, pub/sub included)."""
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from django.db import connection
 from apps.assistant.testing.scripted_openai import text, tool_call
 from apps.assistant.tests.conftest import home, streamed_text
 
-from .conftest import client_for, cloud_body, execute, local_body, one_task_per_file, start_run
+from .conftest import client_for, cloud_body, execute, local_body, one_task_per_file, start_run, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,11 +56,40 @@ def _flush_redis() -> Path:
         client.close()
 
 
+class _RedisWire:
+    """Every command Redis receives from now on (``MONITOR``), as the raw lines it reports."""
+
+    def __init__(self) -> None:
+        self._client = redis.Redis.from_url(settings.REDIS_URL)
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # the connection is closed by stop()
+            while True:
+                line = self._monitor.connection.read_response()
+                self.lines.append(line.decode(errors="replace") if isinstance(line, bytes) else str(line))
+
+    async def stop(self) -> list[str]:
+        # A marker command: once it is read, everything sent before it has been read too.
+        marker = f"wire-end-{uuid.uuid4().hex}"
+        await sync_to_async(self._client.echo)(marker)
+        await wait_until(lambda: any(marker in line for line in self.lines))
+        self._monitor.connection.disconnect()
+        self._reader.join(timeout=10)
+        self._client.close()
+        return self.lines
+
+
 async def test_a_canary_written_through_every_door_rests_in_no_database_or_redis_file(
     devices, user, llm, make_local_config, tmp_path
 ):
     canary = f"canary-{uuid.uuid4().hex}"
     api = await sync_to_async(client_for)(user)
+    wire = await sync_to_async(_RedisWire)()
 
     # given agent configs created over REST, with the canary in each content field
     local = await sync_to_async(api.post)(
@@ -99,6 +131,11 @@ async def test_a_canary_written_through_every_door_rests_in_no_database_or_redis
     # and the owner still reads the plaintext through the API
     listed = (await sync_to_async(api.get)("/api/v1/agents/cloud")).json()
     assert listed[0]["filter_config"]["labels"] == [f"l {canary}"]
+
+    # then no command that crossed Redis carried it
+    crossed = await wire.stop()
+    assert crossed, "MONITOR saw nothing: the check would prove nothing"
+    assert [line[:200] for line in crossed if canary in line] == []
 
     # when both servers put everything on disk
     pg_dir = await sync_to_async(_checkpoint_postgres)()

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from apps.accounts.keys import decrypt_for_user
+from apps.accounts.keys import _fernet_for, decrypt_for_user
 from apps.agents.models import CloudAgentConfig, LocalAgentConfig
 
 from .conftest import make_cloud, make_local
@@ -86,3 +87,16 @@ def test_the_migration_seals_existing_rows_and_reversing_it_unseals_them(pro_use
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_config_loaded_by_async_code_reads_as_plaintext_without_a_database_call(pro_user):
+    # given a config, and a process that has not unwrapped its owner's key yet (a fresh worker)
+    config = await sync_to_async(make_local)(pro_user, prompt_template="Tasks from invoices")
+    _fernet_for.cache_clear()
+
+    # when async code loads it and reads it on the event loop (the run executor does)
+    loaded = await LocalAgentConfig.objects.aget(id=config.id)
+
+    # then it was unsealed as it loaded: no database call on the loop for the key
+    assert loaded.prompt_template == "Tasks from invoices"
