@@ -173,6 +173,10 @@ JWT_REFRESH_DAYS = env.int("JWT_REFRESH_DAYS", default=30)
 
 # Server master keys wrapping each user's Fernet key (first one encrypts; all decrypt).
 FERNET_MASTER_KEYS = env.list("FERNET_MASTER_KEYS")
+# What rests in or crosses Redis (channel-layer messages, stream logs, journey sessions) is
+# encrypted with these (any strings, each hashed into a key; first encrypts). Derived from the
+# master keys unless set, so it is never off.
+REDIS_ENCRYPTION_KEYS = env.list("REDIS_ENCRYPTION_KEYS", default=[f"redis:{key}" for key in FERNET_MASTER_KEYS])
 
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
@@ -296,6 +300,7 @@ CHANNEL_LAYERS = {
             # (reported as device_busy) instead of losing a tool call.
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
             "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
+            "symmetric_encryption_keys": REDIS_ENCRYPTION_KEYS,
         },
     }
 }

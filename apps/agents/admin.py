@@ -28,7 +28,7 @@ _CONFIG_FIELDS = ("name", "user", "enabled", "schedule_cron", "next_run_at", "la
 class LocalAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "device_id", "waiting_for_device_since")
     list_filter = ("enabled", ("waiting_for_device_since", admin.EmptyFieldListFilter), "created_at")
-    search_fields = ("id", "name", "user__email", "device_id")
+    search_fields = ("id", "user__email", "device_id")  # names are sealed: not searchable in SQL
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"
 
@@ -37,7 +37,7 @@ class LocalAgentConfigAdmin(ReadOnlyAdmin):
 class CloudAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "provider")
     list_filter = ("enabled", "provider", "created_at")
-    search_fields = ("id", "name", "user__email")
+    search_fields = ("id", "user__email")
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"
     exclude = ("sync_cursor",)

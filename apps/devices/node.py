@@ -10,7 +10,8 @@ call to a node that is gone fails at once. The liveness key lives only while the
 caller waiting on a device held by a process that died mid-call notices within seconds.
 
 Pub/sub delivers at most once: nothing here is retried. A caller that hears nothing learns it
-from the holder's liveness key or its own deadline.
+from the holder's liveness key or its own deadline. Messages carry user content (tool calls and
+results, ``agent_run`` prompts, ``agent_data`` files), so they cross Redis sealed (``redis_seal``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
+
+from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 
 from .realtime_redis import loop_redis, loop_redis_close
 
@@ -149,8 +152,8 @@ class Node:
             if received is None or received.get("type") != "message":
                 continue
             try:
-                message = json.loads(received["data"])
-            except ValueError:
+                message = decode(received["data"])
+            except (ValueError, InvalidToken):
                 logger.warning("devices: node %s dropped an unreadable message", self.name)
                 continue
             self.dispatch(message)
@@ -193,8 +196,12 @@ async def loop_node() -> Node:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """A node message as published (JSON)."""
-    return json.dumps(message, separators=(",", ":"))
+    """A node message as published (JSON, sealed with the Redis keys)."""
+    return redis_seal(json.dumps(message, separators=(",", ":")))
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    return json.loads(redis_unseal(data))
 
 
 async def node_publish(node: str, message: dict[str, Any]) -> int:

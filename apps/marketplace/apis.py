@@ -1,7 +1,8 @@
 """REST endpoints of the marketplace (thin: selectors read, services write).
 
 Catalog, install, download and ratings are for tiers with the plugin marketplace (power, team);
-developer endpoints (submission, Connect onboarding, earnings) for any signed-in user.
+developer endpoints (submission, Connect onboarding, earnings) for any tier, once the e-mail
+address is verified.
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ from .selectors import (
 from .submissions import plugin_create, plugin_version_create, plugin_version_package_upload, plugin_version_submit
 
 MarketplacePermission = RequiresFeature(Feature.PLUGIN_MARKETPLACE)
+# Publishing is open to every tier (developers sell to power and team users; charging them a tier
+# to sell would be a second fee), but only from a verified address: plugins, payouts and earnings
+# belong to whoever controls it.
+DEVELOPER_PERMISSIONS = [IsAuthenticated, RequiresVerifiedEmail]
 OK_SERIALIZER = inline_serializer("PluginOk", {"ok": serializers.BooleanField()})
 PAGE_SIZE = 20
 
@@ -331,6 +336,8 @@ class DeveloperPluginSerializer(serializers.Serializer):
 
 
 class DeveloperPluginListApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class InputSerializer(serializers.Serializer):
         manifest = serializers.JSONField(help_text="The plugin manifest (id, name, description, version, …).")
 
@@ -353,12 +360,16 @@ class DeveloperPluginListApi(APIView):
 
 
 class DeveloperPluginDetailApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(responses={200: DeveloperPluginSerializer}, operation_id="plugins_developer_retrieve")
     def get(self, request: Request, slug: str) -> Response:
         return Response(DeveloperPluginSerializer(developer_plugin_get(developer=request.user, slug=slug)).data)
 
 
 class DeveloperVersionCreateApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class InputSerializer(serializers.Serializer):
         manifest = serializers.JSONField()
 
@@ -373,6 +384,8 @@ class DeveloperVersionCreateApi(APIView):
 
 
 class DeveloperPackageUploadApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(
         parameters=[OpenApiParameter("X-Package-Sha256", str, OpenApiParameter.HEADER, required=True)],
         request={"application/zip": OpenApiTypes.BINARY},
@@ -397,6 +410,8 @@ class DeveloperPackageUploadApi(APIView):
 
 
 class DeveloperVersionSubmitApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(request=None, responses={200: DeveloperVersionSerializer})
     def post(self, request: Request, slug: str, version: str) -> Response:
         row = plugin_version_submit(developer=request.user, plugin_slug=slug, version=version)
@@ -405,8 +420,7 @@ class DeveloperVersionSubmitApi(APIView):
 
 class DeveloperConnectApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
-    # Payouts go to whoever controls the account's address: it must be verified first.
-    permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
+    permission_classes = DEVELOPER_PERMISSIONS
 
     class OutputSerializer(serializers.Serializer):
         account_id = serializers.CharField()
@@ -443,6 +457,8 @@ class DeveloperConnectApi(APIView):
 
 
 class DeveloperEarningsApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class FilterSerializer(serializers.Serializer):
         period = serializers.CharField(help_text="A month, YYYY-MM (UTC).")
 

@@ -163,6 +163,21 @@ def test_another_users_agent_is_not_found_everywhere(pro_user, other_client):
     assert LocalAgentConfig.objects.get(id=local.id).name == "folder"
 
 
+@pytest.mark.parametrize("kind", ["local", "cloud"])
+def test_another_users_agent_is_not_found_by_either_branch_of_the_lookup(pro_user, other_client, kind):
+    # given someone else's agent of each kind (the lookup tries local, then cloud: both must be owned)
+    config = make_local(pro_user) if kind == "local" else make_cloud(pro_user)
+
+    # when
+    run_now = other_client.post(f"/api/v1/agents/{config.id}/run")
+    runs = other_client.get("/api/v1/agents/runs", {"agent_id": str(config.id)})
+
+    # then
+    assert (run_now.status_code, runs.status_code) == (404, 404)
+    assert run_now.json()["code"] == "not_found"
+    assert not AgentRunLog.objects.exists()
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 
 import pytest
 import websockets
 from asgiref.sync import sync_to_async
+from channels.testing import ApplicationCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.accounts.tokens import FAMILY_CLAIM, tokens_issue, tokens_revoke
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.middleware import DeviceSocketAuthMiddleware
 from apps.devices.tests.conftest import SOCKET_DB, device_row
 
 pytestmark = SOCKET_DB
@@ -170,3 +173,59 @@ async def test_auth_frame_with_a_fresh_token_keeps_the_socket_past_the_old_expir
     await client.send({"type": "ping"})
     assert await client.next_frame() == {"type": "pong"}
     assert client.close_code is None
+
+
+def _token_expiring_at(user, family_id: str, exp: int) -> str:
+    token = AccessToken.for_user(user)
+    token[FAMILY_CLAIM] = family_id
+    token["exp"] = exp
+    return str(token)
+
+
+@pytest.mark.parametrize("seconds_ago", [30, 0], ids=["long-expired", "expired-this-second"])
+async def test_an_auth_frame_with_an_expired_token_is_refused_and_the_socket_keeps_its_token(
+    devices, user, seconds_ago
+):
+    # given a socket on a token valid for ten minutes
+    pair = await sync_to_async(tokens_issue)(user=user)
+    family = _family_of(pair.access_token)
+    client = await devices(user, token=_short_lived_token(user, family, 600))
+
+    # when the client presents a token of the same user and session that has expired
+    expired = _token_expiring_at(user, family, int(time.time()) - seconds_ago)
+    await client.send({"type": "auth", "token": expired})
+
+    # then it is refused with an error frame (not adopted: its expiry would close the socket at once)
+    refused = await client.next_frame()
+    assert refused["type"] == "error"
+    assert refused["code"] == "token_invalid"
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    assert client.close_code is None
+
+
+@pytest.mark.parametrize("seconds_ago", [30, 0], ids=["long-expired", "expired-this-second"])
+async def test_a_handshake_with_an_expired_token_is_refused_before_the_consumer(user, seconds_ago):
+    # given a token whose expiry is now (to the second) or past, and the real socket middleware in
+    # front of an inner application that records what it was handed
+    pair = await sync_to_async(tokens_issue)(user=user)
+    token = _token_expiring_at(user, _family_of(pair.access_token), int(time.time()) - seconds_ago)
+    handed: dict = {}
+
+    async def inner(scope, receive, send):
+        handed.update(scope)
+
+    # when the handshake arrives
+    scope = {
+        "type": "websocket",
+        "path": "/api/v1/ws/device",
+        "headers": [(b"authorization", f"Bearer {token}".encode())],
+        "query_string": b"",
+    }
+    await ApplicationCommunicator(DeviceSocketAuthMiddleware(inner), scope).wait(timeout=10)
+
+    # then no user reaches the consumer, only the reason (the consumer's own expiry timer closes
+    # with the same code, so the socket's close code alone cannot tell refused from accepted)
+    assert handed["user"] is None
+    assert handed["device_auth_failure"] == DeviceCloseCode.TOKEN_EXPIRED
+    assert "device_token_exp" not in handed

@@ -26,6 +26,22 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _digit_flipped(hex_digest: str, index: int) -> str:
+    return hex_digest[:index] + ("1" if hex_digest[index] == "0" else "0") + hex_digest[index + 1 :]
+
+
+# A wrong checksum, from the farthest miss to the nearest: a comparison that looks at only part of
+# the digest (a prefix, a suffix) still refuses the one-digit flips.
+WRONG_CHECKSUMS = {
+    "another-blob": lambda data: sha256_hex(data + b"\x00"),
+    "first-digit-flipped": lambda data: _digit_flipped(sha256_hex(data), 0),
+    "last-digit-flipped": lambda data: _digit_flipped(sha256_hex(data), 63),
+}
+each_wrong_checksum = pytest.mark.parametrize(
+    "wrong_checksum", list(WRONG_CHECKSUMS.values()), ids=list(WRONG_CHECKSUMS)
+)
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 

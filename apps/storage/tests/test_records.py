@@ -11,7 +11,7 @@ from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord
 
-from .conftest import b64, sha256_hex, stored_files
+from .conftest import b64, each_wrong_checksum, sha256_hex, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -81,8 +81,9 @@ def test_list_filters_by_table_and_paginates(pro_client):
     assert len(everything.json()) == 4
 
 
-def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir):
-    response = _create(pro_client, b"ciphertext", checksum=sha256_hex(b"something else"))
+@each_wrong_checksum
+def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir, wrong_checksum):
+    response = _create(pro_client, b"ciphertext", checksum=wrong_checksum(b"ciphertext"))
 
     assert response.status_code == 400
     assert response.json()["code"] == "checksum_mismatch"

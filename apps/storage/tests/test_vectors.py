@@ -9,7 +9,7 @@ import pytest
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord, VectorItem
 
-from .conftest import b64, sha256_hex
+from .conftest import b64, each_wrong_checksum, sha256_hex
 
 pytestmark = pytest.mark.django_db
 
@@ -82,9 +82,10 @@ def test_upsert_replaces_by_client_id_and_delete_removes(pro_client):
     assert list(VectorItem.objects.values_list("item_id", flat=True)) == ["b"]
 
 
-def test_one_bad_checksum_stores_nothing_from_the_batch(pro_client):
+@each_wrong_checksum
+def test_one_bad_checksum_stores_nothing_from_the_batch(pro_client, wrong_checksum):
     bad = item("b", b"B")
-    bad["checksum"] = sha256_hex(b"other")
+    bad["checksum"] = wrong_checksum(b"B")
 
     response = pro_client.post(UPSERT, {"vectors": [item("a", b"A"), bad]})
 
