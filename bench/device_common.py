@@ -73,10 +73,21 @@ def free_port() -> int:
 
 def start_server(kind: str, port: int, *, env: dict | None = None) -> subprocess.Popen:
     """Start bench/device_server.py (uvicorn or daphne) and wait until it accepts connections."""
+    return start_server_command([str(ROOT / "bench" / "device_server.py"), kind, str(port)], port, env=env, kind=kind)
+
+
+def start_server_command(
+    argv: list[str], port: int, *, env: dict | None = None, kind: str = "server", quiet: bool = False
+) -> subprocess.Popen:
+    """Start ``python argv...`` and wait until it accepts connections on ``port`` (``quiet``: its
+    output, e.g. the access log, goes to /dev/null, still written)."""
+    env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "device_server.py"), kind, str(port)],
-        cwd=str(CODE_ROOT),
-        env={**os.environ, **(env or {})},
+        [sys.executable, *argv],
+        cwd=env.get("ADIUVA_BENCH_CODE") or str(CODE_ROOT),
+        env=env,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

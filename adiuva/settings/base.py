@@ -279,6 +279,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": redis_url_for(REDIS_URL, db=1),
+        # One pool per process: under ASGI the cache object is new for every request context.
+        "OPTIONS": {"pool_class": "apps.core.redis_pool.SharedConnectionPool"},
     }
 }
 
