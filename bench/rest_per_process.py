@@ -8,6 +8,15 @@ keep-alive connections send requests back to back for ``--seconds`` (a raw async
 costs little next to the server, but shares the machine). Ratios to the bare view are the figures
 to read. ``--old PATH`` measures another checkout (``git archive <commit> | tar -x -C PATH``) the
 same way, interleaved round by round, for before → after.
+
+Figures of 2026-12-05 (2-core box, load average 8-12 from other engineers' suites: read the ratios,
+and expect ±30 % between runs). Before = the commit before the shared cache pool and the async-capable
+static-files middleware; three runs:
+    auth/me to bare view      old 0.44x / 0.37x / 0.35x    new 0.45x / 0.31x / 0.39x
+    storage/records to bare   old 0.40x / 0.29x / 0.22x    new 0.35x / 0.26x / 0.23x
+    old → new, auth/me        1.48x / 1.03x / 1.04x (the bare view itself 1.43x / 1.21x / 0.93x)
+The goal (0.5x) is not reached. Left per request: two database round trips (session + user, verified
+address) and DRF's sync view in a thread; an async DRF view would still hop to a thread per query.
 """
 
 from __future__ import annotations
