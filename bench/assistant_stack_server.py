@@ -81,7 +81,7 @@ def main() -> None:
         lifespan="off",
         log_level="warning",
         access_log=False,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=2 * 1024 * 1024,
         ws_max_queue=8,
     )

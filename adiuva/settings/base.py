@@ -283,6 +283,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": redis_url_for(REDIS_URL, db=1),
+        # One pool per process: under ASGI the cache object is new for every request context.
+        "OPTIONS": {"pool_class": "apps.core.redis_pool.SharedConnectionPool"},
     }
 }
 
@@ -338,6 +340,10 @@ DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
 DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
 DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# Each event loop's Redis pool for presence, calls and stream logs: at most this many connections; a
+# caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
+DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)
+DEVICE_REDIS_POOL_TIMEOUT = env.float("DEVICE_REDIS_POOL_TIMEOUT", default=10.0)
 # Tool calls one socket may have in flight; the next one is answered device_busy.
 DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.

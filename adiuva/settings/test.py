@@ -19,7 +19,7 @@ os.environ.setdefault(
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, REDIS_ENCRYPTION_KEYS, REDIS_URL, REST_FRAMEWORK  # noqa: E402
+from .base import CACHES, DATABASES, REDIS_ENCRYPTION_KEYS, REDIS_URL, REST_FRAMEWORK  # noqa: E402
 
 _RUN = os.environ.get("ADIUVA_TEST_RUN", "")
 _REDIS_BASE = 10 + 4 * (sum(_RUN.encode()) % 12) if _RUN else 10
@@ -33,6 +33,7 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": redis_url_for(REDIS_URL, db=_REDIS_BASE + 1),
+        "OPTIONS": CACHES["default"]["OPTIONS"],
     }
 }
 CHANNEL_LAYERS = {

@@ -30,7 +30,7 @@ from django.conf import settings
 
 from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 
-from .realtime_redis import loop_redis, loop_redis_close
+from .realtime_redis import loop_heartbeat_redis, loop_redis, loop_redis_close
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ class Node:
         self.waiters.pop(call_id, None)
 
     async def _beat(self) -> None:
-        await loop_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
+        # Its own connection: a beat queued behind a storm of socket traffic would let the key lapse.
+        await loop_heartbeat_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
 
     # The loop is ending when either task is cancelled (asyncio.run / async_to_sync cancel what is
     # left). Each task then marks the node stopping and closes what the other may be blocked on, so
@@ -117,7 +118,7 @@ class Node:
             # Say so at once, bounded, so a Redis that does not answer cannot keep the loop open.
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
-                    await loop_redis().delete(ALIVE_KEY.format(node=self.name))
+                    await loop_heartbeat_redis().delete(ALIVE_KEY.format(node=self.name))
             await self._close_subscription()
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
