@@ -28,6 +28,8 @@ class AuditAction(StrEnum):
     GRANT_CONNECTED = "grant.connected"
     GRANT_REVOKED = "grant.revoked"
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"
+    TEAM_SEATS_GRANTED = "team.seats_granted"
+    TEAM_OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
 
 
 def audit_record(
