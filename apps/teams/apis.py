@@ -197,7 +197,12 @@ class InvitationSerializer(serializers.Serializer):
 class TeamInvitationListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         email = serializers.EmailField()
-        role = serializers.ChoiceField(choices=INVITABLE_ROLES, default=TeamRole.MEMBER)
+        role = serializers.ChoiceField(choices=TeamRole.choices, default=TeamRole.MEMBER, help_text="admin or member.")
+
+        def validate_role(self, value: str) -> str:
+            if value not in INVITABLE_ROLES:
+                raise serializers.ValidationError("Invite as admin or member; ownership is handed over, not invited.")
+            return value
 
     @extend_schema(responses={200: InvitationSerializer(many=True)}, operation_id="teams_invitations_list")
     def get(self, request: Request, team_id: uuid.UUID) -> Response:
