@@ -10,6 +10,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # dj-stripe (earlier in INSTALLED_APPS) connects its syncing handlers first; ours run after.
-        from . import webhook_handlers
+        from . import team_seats, webhook_handlers
 
         webhook_handlers.connect()
+        team_seats.connect()

@@ -90,6 +90,11 @@ def team_members(*, team: Team) -> QuerySet[Membership]:
     return Membership.objects.filter(team=team).select_related("user").order_by("created_at", "id")
 
 
+def team_managers(*, team: Team) -> QuerySet[Membership]:
+    """The owner and admins (one of them pays the team's seats)."""
+    return Membership.objects.filter(team=team, role__in=MANAGING_ROLES).select_related("user")
+
+
 def team_member_user_ids(*, team: Team) -> list[uuid.UUID]:
     return list(Membership.objects.filter(team=team).values_list("user_id", flat=True))
 
