@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.core.audit import AuditAction, audit_record
@@ -27,9 +28,12 @@ def team_subscribed_seats_set(*, team: Team, seats: int) -> bool:
         return locked.is_active != was_active
 
 
-def team_seats_grant(*, team: Team, seats: int, until: datetime.date | None, actor: User | None) -> Team:
-    """Staff grant ``seats`` without Stripe until ``until`` (inclusive; ``None``: open-ended), audited.
-    ``seats=0`` withdraws the grant. Members' tiers follow in the same transaction."""
+def team_seats_grant(
+    *, team: Team, seats: int, until: datetime.date | None, actor: User | None, via: str = "service"
+) -> Team:
+    """Staff grant ``seats`` without Stripe until ``until`` (inclusive; ``None``: open-ended), audited
+    with ``via`` (admin, command, expiry). ``seats=0`` withdraws the grant. Members' tiers follow in
+    the same transaction."""
     with transaction.atomic():
         locked = team_lock(team_id=team.pk)
         previous = {
@@ -43,7 +47,21 @@ def team_seats_grant(*, team: Team, seats: int, until: datetime.date | None, act
             action=AuditAction.TEAM_SEATS_GRANTED,
             actor=actor,
             target=locked,
-            data={"from": previous, "seats": seats, "until": until.isoformat() if until and seats else None},
+            data={
+                "from": previous,
+                "seats": seats,
+                "until": until.isoformat() if until and seats else None,
+                "via": via,
+            },
         )
         entitlement_changed(team=locked, user_ids=team_member_user_ids(team=locked))
     return locked
+
+
+def team_grants_expire(*, today: datetime.date | None = None) -> int:
+    """Withdraw the grants whose last day has passed, so members' tiers follow; returns how many."""
+    today = today or timezone.localdate()
+    expired = list(Team.objects.filter(granted_seats__gt=0, granted_until__lt=today))
+    for team in expired:
+        team_seats_grant(team=team, seats=0, until=None, actor=None, via="expiry")
+    return len(expired)
