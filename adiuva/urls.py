@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.metrics_view import metrics_view
+from apps.teams.views import invitation_accept_page
 
 api_v1 = [
     path("", include("apps.core.urls")),
@@ -27,6 +28,7 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("allauth.urls")),
+    path("teams/accept", invitation_accept_page, name="teams-accept-page"),
     path("admin/", admin.site.urls),
 ]
 

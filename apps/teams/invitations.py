@@ -177,9 +177,13 @@ def invitation_accept(*, invitation_id: uuid.UUID, user: User) -> Membership:
     return _accept(invitation=invitation, user=user)
 
 
+def invitation_for_token(token: str) -> Invitation | None:
+    return Invitation.objects.select_related("team").filter(token_hash=token_hash(token)).first()
+
+
 def invitation_accept_by_token(*, token: str, user: User) -> Membership:
     """Accept the invitation of an e-mailed link; the caller must have the invited address verified."""
-    invitation = Invitation.objects.filter(token_hash=token_hash(token)).first()
+    invitation = invitation_for_token(token)
     if invitation is None:
         raise invitation_not_found()
     _require_invited_address_verified(invitation=invitation, user=user)

@@ -244,3 +244,43 @@ def test_two_people_racing_for_the_last_seat_exactly_one_wins(make_team, owner, 
     # then exactly one joined; the other found no free seat
     assert sorted(answers) == [200, 409]
     assert Membership.objects.filter(team=team).count() == 2
+
+
+def test_the_browser_link_asks_to_sign_in_then_accepts(
+    team, owner, make_user, client_for, django_capture_on_commit_callbacks
+):
+    from django.test import Client
+
+    # given an e-mailed invitation
+    invitee = make_user("v@agency.example", email_verified=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        _invite(client_for(owner), team, "v@agency.example")
+    token = _token_from_mail()
+    browser = Client()
+
+    # when the link is opened signed out, then signed in, then accepted
+    signed_out = browser.get(f"/teams/accept?token={token}")
+    browser.force_login(invitee)
+    page = browser.get(f"/teams/accept?token={token}")
+    accepted = browser.post("/teams/accept", {"token": token})
+
+    # then
+    assert signed_out.status_code == 302
+    assert "/accounts/login/" in signed_out["Location"]
+    assert page.status_code == 200
+    assert "Join Agency" in page.content.decode()
+    assert accepted.status_code == 200
+    assert "You joined Agency" in accepted.content.decode()
+    assert Membership.objects.get(user=invitee).team_id == team.pk
+
+
+def test_the_browser_page_shows_why_it_could_not_accept(team, owner, make_user, client_for):
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(make_user("v@agency.example", email_verified=True))
+
+    response = browser.get("/teams/accept?token=not-a-token")
+
+    assert response.status_code == 404
+    assert "not valid any more" in response.content.decode()
