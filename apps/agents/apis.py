@@ -59,10 +59,16 @@ class AgentConfigOutputSerializer(serializers.Serializer):
     prompt_template = serializers.CharField()
     schedule_cron = serializers.CharField()
     enabled = serializers.BooleanField()
+    paused_reason = serializers.SerializerMethodField(
+        help_text="`tier_limit` when the server paused it for the plan's enabled agents (it resumes with the plan)."
+    )
     last_run_at = serializers.DateTimeField(allow_null=True)
     next_run_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_paused_reason(self, obj: Any) -> str | None:
+        return getattr(obj, "paused_reason", "") or None
 
 
 class LocalAgentOutputSerializer(AgentConfigOutputSerializer):

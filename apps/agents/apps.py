@@ -10,14 +10,16 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.accounts.signals import time_zone_changed
+        from apps.billing.signals import tier_changed
         from apps.devices.frames import register_outgoing_frame
         from apps.devices.handlers import register_connect_handler, register_frame_handler
 
         from .frames import AgentComplete, AgentData, AgentRun
-        from .receivers import on_time_zone_changed
+        from .receivers import on_tier_changed, on_time_zone_changed
         from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello
 
         time_zone_changed.connect(on_time_zone_changed, dispatch_uid="agents.time_zone_changed")
+        tier_changed.connect(on_tier_changed, dispatch_uid="agents.tier_changed")
         # The agent frames of the device socket are declared here, not in the devices app.
         register_frame_handler("agent_data", handle_agent_data, model=AgentData)
         register_frame_handler("agent_complete", handle_agent_complete, model=AgentComplete)

@@ -101,6 +101,7 @@ def _create(*, user: User, model: type, data: dict[str, Any]) -> AgentConfigMode
         if model is CloudAgentConfig:
             _require_provider_room(user=user, provider=data["provider"])
         config = model(user=user, **data)
+        config.enabled_at = timezone.now() if config.enabled else None
         config.next_run_at = next_run_at_for(config=config, time_zone=user.time_zone)
         config.save()
     return config
@@ -120,6 +121,10 @@ def _update(*, user: User, model: type, agent_id: uuid.UUID, data: dict[str, Any
         )
         for key, value in data.items():
             setattr(config, key, value)
+        if enabling:
+            config.enabled_at = timezone.now()
+        if "enabled" in data:
+            config.paused_reason = ""  # the user decided: the server no longer resumes or re-pauses it
         if schedule_changed:
             config.next_run_at = next_run_at_for(config=config, time_zone=user.time_zone)
             if isinstance(config, LocalAgentConfig) and not config.enabled:

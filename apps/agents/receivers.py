@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from .configs import agent_schedules_recompute
+from .tier_limits import agents_fit_tier
 
 
 def on_time_zone_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
     """Schedules run in the user's zone: their next due times move with it."""
     agent_schedules_recompute(user_id=user_id)
+
+
+def on_tier_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
+    """A plan change pauses the agents over its ``batch_active``, or resumes the ones it paused."""
+    agents_fit_tier(user_id=user_id)

@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"
     TEAM_SEATS_GRANTED = "team.seats_granted"
     TEAM_OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
+    AGENT_PAUSED = "agent.paused"
+    AGENT_RESUMED = "agent.resumed"
 
 
 def audit_record(
