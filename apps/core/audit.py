@@ -32,6 +32,8 @@ class AuditAction(StrEnum):
     TEAM_OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
     AGENT_PAUSED = "agent.paused"
     AGENT_RESUMED = "agent.resumed"
+    STORAGE_READ_ONLY = "storage.read_only"
+    STORAGE_WRITABLE = "storage.writable"
 
 
 def audit_record(
