@@ -15,7 +15,8 @@ from django.http import HttpRequest
 from apps.accounts.models import User
 from apps.core.admin_base import ReadOnlyAdmin
 
-from .models import Invitation, Membership, Team
+from .domains import domain_verify_by_staff
+from .models import Invitation, Membership, Team, TeamDomain
 from .seats import team_seats_grant
 from .selectors import seat_usage
 from .services import team_lock, team_ownership_transfer
@@ -42,6 +43,17 @@ class PendingInvitationInline(admin.TabularInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Invitation]:
         return Invitation.objects.pending().select_related("invited_by")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DomainInline(admin.TabularInline):
+    model = TeamDomain
+    fields = ("domain", "verified_at", "verified_by", "txt_record")
+    readonly_fields = ("domain", "verified_at", "verified_by", "txt_record")
+    extra = 0
+    can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -77,7 +89,7 @@ class TeamAdmin(admin.ModelAdmin):
         ("Seats", {"fields": ["subscribed_seats", "granted_seats", "granted_until"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
-    inlines = [MembershipInline, PendingInvitationInline]
+    inlines = [MembershipInline, PendingInvitationInline, DomainInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # teams are made by their owners (or a team checkout)
@@ -130,3 +142,20 @@ class MembershipAdmin(ReadOnlyAdmin):
             membership = Membership.objects.select_for_update().select_related("user").get(pk=chosen.pk)
             team_ownership_transfer(team=team, new_owner=membership, actor=cast(User, request.user))
         self.message_user(request, f"{membership.user} now owns {team}.", messages.SUCCESS)
+
+
+@admin.register(TeamDomain)
+class TeamDomainAdmin(ReadOnlyAdmin):
+    list_display = ["domain", "team", "verified_at", "verified_by", "created_at"]
+    list_filter = ["verified_by"]
+    search_fields = ["domain", "team__name"]
+    list_select_related = ["team"]
+    actions = ["verify"]
+
+    @admin.action(description="Verify the selected domains (staff proof instead of DNS)")
+    def verify(self, request: HttpRequest, queryset: QuerySet[TeamDomain]) -> None:
+        count = 0
+        for domain in queryset.filter(verified_at__isnull=True):
+            domain_verify_by_staff(domain=domain, staff=cast(User, request.user))
+            count += 1
+        self.message_user(request, f"Verified {count} domain(s).", messages.SUCCESS)

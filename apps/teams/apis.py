@@ -15,6 +15,7 @@ from apps.accounts.models import User
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
 from apps.core.schema import ErrorSerializer
 
+from .domains import domain_claim, domain_remove, domain_verify_dns
 from .invitations import invitation_accept, invitation_accept_by_token, invitation_create, invitation_revoke
 from .models import Membership, Team, TeamRole
 from .selectors import (
@@ -108,12 +109,16 @@ class TeamDetailApi(APIView):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100, required=False)
         seats = serializers.IntegerField(min_value=1, max_value=1000, required=False)
+        enforce_sso = serializers.BooleanField(
+            required=False, help_text="Members sign in only by SSO; switching it on ends their sessions."
+        )
 
     @extend_schema(
         request=InputSerializer,
         responses={200: TeamSerializer, 409: OpenApiResponse(ErrorSerializer, CONFLICT)},
         operation_id="teams_update",
-        description="Rename the team, or change its paid seats (through Stripe, prorated); owner or admin.",
+        description="Rename the team, change its paid seats (through Stripe, prorated), or enforce SSO; "
+        "owner or admin.",
     )
     def patch(self, request: Request, team_id: uuid.UUID) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -280,3 +285,56 @@ class InvitationAcceptByTokenApi(APIView):
         serializer.is_valid(raise_exception=True)
         membership = invitation_accept_by_token(token=serializer.validated_data["token"], user=_caller(request))
         return _joined(membership)
+
+
+class DomainSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "TeamDomain"
+
+    id = serializers.UUIDField()
+    domain = serializers.CharField()
+    txt_record = serializers.CharField(help_text="Publish this TXT record at the domain to prove it.")
+    verified = serializers.BooleanField(source="is_verified")
+    verified_by = serializers.CharField(help_text="`dns` or `staff`; empty while unproven.")
+    verified_at = serializers.DateTimeField(allow_null=True)
+
+
+class TeamDomainListCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        domain = serializers.CharField(max_length=253)
+
+    @extend_schema(responses={200: DomainSerializer(many=True)}, operation_id="teams_domains_list")
+    def get(self, request: Request, team_id: uuid.UUID) -> Response:
+        membership = membership_in_team(user=_caller(request), team_id=team_id)
+        require_managing_role(membership)
+        return Response(DomainSerializer(membership.team.domains.all(), many=True).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DomainSerializer, 409: OpenApiResponse(ErrorSerializer, "Claimed by a team (domain_taken).")},
+        operation_id="teams_domains_claim",
+        description="Claim an e-mail domain for the team's SSO; prove it with the returned TXT record.",
+    )
+    def post(self, request: Request, team_id: uuid.UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = domain_claim(team_id=team_id, actor=_caller(request), domain=serializer.validated_data["domain"])
+        return Response(DomainSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class TeamDomainDetailApi(APIView):
+    @extend_schema(responses={204: None}, operation_id="teams_domains_remove")
+    def delete(self, request: Request, team_id: uuid.UUID, domain_id: uuid.UUID) -> Response:
+        domain_remove(team_id=team_id, actor=_caller(request), domain_id=domain_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TeamDomainVerifyApi(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: DomainSerializer, 409: OpenApiResponse(ErrorSerializer, "No TXT record yet.")},
+        operation_id="teams_domains_verify",
+    )
+    def post(self, request: Request, team_id: uuid.UUID, domain_id: uuid.UUID) -> Response:
+        row = domain_verify_dns(team_id=team_id, actor=_caller(request), domain_id=domain_id)
+        return Response(DomainSerializer(row).data)

@@ -7,3 +7,10 @@ class TeamsConfig(AppConfig):
     name = "apps.teams"
     label = "teams"
     verbose_name = "Teams"
+
+    def ready(self) -> None:
+        from apps.accounts.login_policy import password_login_rule_register
+
+        from .services import password_login_refuse_if_sso_enforced
+
+        password_login_rule_register(password_login_refuse_if_sso_enforced)

@@ -15,3 +15,6 @@ class TeamsErrorCode(StrEnum):
     INVITATION_EXPIRED = "invitation_expired"
     TEAM_DISSOLVING = "team_dissolving"
     SEATS_NOT_MANAGED = "seats_not_managed"
+    SSO_REQUIRED = "sso_required"
+    DOMAIN_TAKEN = "domain_taken"
+    DOMAIN_NOT_PROVEN = "domain_not_proven"

@@ -107,3 +107,29 @@ class Invitation(BaseModel):
 
     def __str__(self) -> str:
         return f"invitation of {self.email} to {self.team_id}"
+
+
+class TeamDomain(BaseModel):
+    """An e-mail domain a team claims; it counts (for SSO) once proven by a DNS TXT record
+    ``adiuva-verification=<token>`` or by staff. A domain belongs to at most one team."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="domains")
+    domain = models.CharField(max_length=253, unique=True)  # stored lower-cased, no trailing dot
+    verification_token = models.CharField(max_length=64)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    # How it was proven: "dns" or "staff"; empty while unproven.
+    verified_by = models.CharField(max_length=8, blank=True)
+
+    class Meta(BaseModel.Meta):
+        ordering = ["domain"]
+
+    @property
+    def txt_record(self) -> str:
+        return f"adiuva-verification={self.verification_token}"
+
+    @property
+    def is_verified(self) -> bool:
+        return self.verified_at is not None
+
+    def __str__(self) -> str:
+        return self.domain

@@ -9,9 +9,11 @@ from __future__ import annotations
 import uuid
 
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from apps.accounts.models import User
+from apps.accounts.tokens import sessions_revoke_for_users
 from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, NotFoundError
 
@@ -59,8 +61,16 @@ def team_create(*, user: User, name: str) -> Team:
     return team
 
 
-def team_update(*, team_id: uuid.UUID, actor: User, name: str | None = None, seats: int | None = None) -> Team:
-    """Rename and/or change the paid seats (through the seat provider); never below the seats in use."""
+def team_update(
+    *,
+    team_id: uuid.UUID,
+    actor: User,
+    name: str | None = None,
+    seats: int | None = None,
+    enforce_sso: bool | None = None,
+) -> Team:
+    """Rename, change the paid seats (through the seat provider; never below the seats in use), or
+    switch ``enforce_sso`` (switching it on ends every member's password sessions)."""
     membership = membership_in_team(user=actor, team_id=team_id)
     require_managing_role(membership)
     with transaction.atomic():
@@ -79,7 +89,31 @@ def team_update(*, team_id: uuid.UUID, actor: User, name: str | None = None, sea
                 )
             seat_provider().seats_change(team=team, seats=seats, actor=actor)
             team.refresh_from_db()
+        if enforce_sso is not None and enforce_sso != team.enforce_sso:
+            team_sso_enforce_set(team=team, enforce=enforce_sso, actor=actor)
     return team
+
+
+def team_sso_enforce_set(*, team: Team, enforce: bool, actor: User | None) -> Team:
+    """Members of a team that enforces SSO sign in only through SSO: switching it on revokes their
+    sessions (refresh tokens), so a password session cannot outlive the decision. Team row locked."""
+    team.enforce_sso = enforce
+    team.save(update_fields=["enforce_sso", "updated_at"])
+    audit_record(action=AuditAction.TEAM_SSO_ENFORCED, actor=actor, target=team, data={"enforce_sso": enforce})
+    if enforce:
+        sessions_revoke_for_users(user_ids=team_member_user_ids(team=team), reason="sso_enforced", actor=actor)
+    return team
+
+
+def password_login_refuse_if_sso_enforced(user: User) -> None:
+    """A password-login rule (registered with accounts): members of an enforcing team use SSO."""
+    if Membership.objects.filter(user=user, team__enforce_sso=True).exists():
+        raise ApplicationError(
+            TeamsErrorCode.SSO_REQUIRED,
+            "Your team signs in with single sign-on; use SSO instead of a password.",
+            status=403,
+            extra={"sso_url": reverse("sso-providers")},
+        )
 
 
 def team_dissolve(*, team_id: uuid.UUID, actor: User) -> None:

@@ -9,6 +9,9 @@ from .apis import (
     TeamCreateApi,
     TeamCurrentApi,
     TeamDetailApi,
+    TeamDomainDetailApi,
+    TeamDomainListCreateApi,
+    TeamDomainVerifyApi,
     TeamInvitationDetailApi,
     TeamInvitationListCreateApi,
     TeamMemberDetailApi,
@@ -31,5 +34,12 @@ urlpatterns = [
         "teams/<uuid:team_id>/invitations/<uuid:invitation_id>",
         TeamInvitationDetailApi.as_view(),
         name="teams-invitation",
+    ),
+    path("teams/<uuid:team_id>/domains", TeamDomainListCreateApi.as_view(), name="teams-domains"),
+    path("teams/<uuid:team_id>/domains/<uuid:domain_id>", TeamDomainDetailApi.as_view(), name="teams-domain"),
+    path(
+        "teams/<uuid:team_id>/domains/<uuid:domain_id>/verify",
+        TeamDomainVerifyApi.as_view(),
+        name="teams-domain-verify",
     ),
 ]

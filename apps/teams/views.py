@@ -22,7 +22,7 @@ from .invitations import invitation_accept_by_token, invitation_for_token
 def invitation_accept_page(request: HttpRequest) -> HttpResponse:
     token = (request.POST if request.method == "POST" else request.GET).get("token", "")[:200]
     invitation = invitation_for_token(token) if token else None
-    context = {"invitation": invitation, "token": token, "user": request.user}
+    context: dict[str, object] = {"invitation": invitation, "token": token, "user": request.user}
     if invitation is None or not invitation.is_pending:
         context["error"] = "This invitation link is not valid any more; ask for a new invitation."
         return render(request, "teams/accept.html", context, status=404)

@@ -102,6 +102,8 @@ def test_staff_grant_seats_in_the_admin_through_the_audited_service(staff_client
             "memberships-INITIAL_FORMS": "1",
             "invitations-TOTAL_FORMS": "0",
             "invitations-INITIAL_FORMS": "0",
+            "domains-TOTAL_FORMS": "0",
+            "domains-INITIAL_FORMS": "0",
             "memberships-0-id": str(Membership.objects.get(user=owner).pk),
             "memberships-0-team": str(team.pk),
         },

@@ -6,9 +6,12 @@ import uuid
 
 import pytest
 
+from apps.accounts.models import TokenFamily
+from apps.accounts.tokens import tokens_issue
 from apps.core.audit import AuditAction
 from apps.core.models import AuditEvent
 from apps.teams.models import Membership, Team, TeamRole
+from conftest import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db
 
@@ -238,3 +241,40 @@ def test_bad_input_is_a_400_not_a_500(team, owner, client_for):
 
     assert [answer.status_code for answer in answers] == [400] * len(answers)
     assert {answer.json()["code"] for answer in answers} == {"validation_error"}
+
+
+def test_enforcing_sso_refuses_password_login_and_revokes_sessions(team, owner, make_user, client_for, api_client):
+    # given a member with an open session
+    member = make_user("m@agency.example")
+    _join(team, member)
+    session = tokens_issue(user=member)
+    outsider = make_user("o@elsewhere.example")
+
+    # when an admin switches SSO enforcement on
+    response = client_for(owner).patch(f"/api/v1/teams/{team.pk}", {"enforce_sso": True}, format="json")
+
+    # then
+    assert response.status_code == 200
+    assert response.json()["enforce_sso"] is True
+    refused = api_client.post("/api/v1/auth/login", {"email": member.email, "password": DEFAULT_PASSWORD})
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "sso_required"
+    assert refused.json()["sso_url"] == "/api/v1/auth/sso/providers"
+    refresh = api_client.post("/api/v1/auth/refresh", {"refresh_token": session.refresh_token})
+    assert refresh.status_code == 401
+    assert not TokenFamily.objects.filter(user=member, revoked_at__isnull=True).exists()
+    assert TokenFamily.objects.filter(user=member, revoked_reason="sso_enforced").exists()
+    assert AuditEvent.objects.filter(action=AuditAction.TEAM_SSO_ENFORCED).exists()
+    # and someone outside the team still signs in with a password
+    ok = api_client.post("/api/v1/auth/login", {"email": outsider.email, "password": DEFAULT_PASSWORD})
+    assert ok.status_code == 200
+
+
+def test_a_member_cannot_switch_sso_enforcement(team, make_user, client_for):
+    member = make_user()
+    _join(team, member)
+
+    response = client_for(member).patch(f"/api/v1/teams/{team.pk}", {"enforce_sso": True}, format="json")
+
+    assert response.status_code == 403
+    assert not Team.objects.get(pk=team.pk).enforce_sso
