@@ -32,7 +32,7 @@ def dns_txt_records(name: str) -> list[str]:
         answer = dns.resolver.resolve(name, "TXT", lifetime=5.0)
     except (dns.exception.DNSException, OSError):
         return []
-    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]  # type: ignore[attr-defined]
+    return [b"".join(record.strings).decode("utf-8", "replace") for record in answer]
 
 
 def domain_clean(value: str) -> str:
