@@ -7,7 +7,6 @@ import hashlib
 import secrets
 import uuid
 from datetime import timedelta
-from functools import partial
 from typing import NamedTuple
 from urllib.parse import urlencode
 
@@ -99,7 +98,12 @@ def invitation_create(*, team_id: uuid.UUID, actor: User, email: str, role: str)
             token_hash=token_hash(token),
             expires_at=now + INVITATION_TTL,
         )
-        transaction.on_commit(partial(_send_invitation_mail, invitation_id=invitation.pk, token=token))
+
+        def send_mail_after_commit() -> None:  # named: Django logs a robust callback's failure by its name
+            _send_invitation_mail(invitation_id=invitation.pk, token=token)
+
+        # robust: a mail server that fails after the commit is logged, the invitation stands (resend by inviting again).
+        transaction.on_commit(send_mail_after_commit, robust=True)
     return IssuedInvitation(invitation=invitation, token=token)
 
 

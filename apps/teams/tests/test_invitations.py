@@ -284,3 +284,20 @@ def test_the_browser_page_shows_why_it_could_not_accept(team, owner, make_user, 
 
     assert response.status_code == 404
     assert "not valid any more" in response.content.decode()
+
+
+def test_a_failing_mail_server_does_not_undo_the_invitation(
+    team, owner, client_for, monkeypatch, django_capture_on_commit_callbacks
+):
+    from apps.teams import invitations
+
+    def broken(*args, **kwargs):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(invitations, "send_mail", broken)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _invite(client_for(owner), team, "new@agency.example")
+
+    assert response.status_code == 201
+    assert Invitation.objects.filter(email="new@agency.example").exists()
