@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.metrics_view import metrics_view
 from apps.core.views import api_not_found
+from apps.teams.views import invitation_accept_page
 
 api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.urls")),
@@ -13,6 +14,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("auth/sso/", include("apps.sso.urls")),
     path("billing/", include("apps.billing.urls")),
     path("", include("apps.devices.urls")),  # devices…
+    path("", include("apps.teams.urls")),  # teams…
     path("", include("apps.storage.urls")),  # storage/… and backup…
     path("", include("apps.memory.urls")),  # memory/…
     path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
@@ -28,6 +30,7 @@ urlpatterns = [
     re_path(r"^api/", api_not_found),  # JSON under DEBUG too (Django's debug 404 is HTML)
     path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("allauth.urls")),
+    path("teams/accept", invitation_accept_page, name="teams-accept-page"),
     path("admin/", admin.site.urls),
 ]
 

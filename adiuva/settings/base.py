@@ -86,6 +86,7 @@ THIRD_PARTY_APPS = [
 LOCAL_APPS = [
     "apps.core",
     "apps.accounts",
+    "apps.teams",
     "apps.billing",
     "apps.storage",
     "apps.devices",
@@ -158,6 +159,11 @@ SOCIALACCOUNT_ADAPTER = "apps.accounts.adapters.SocialAccountAdapter"
 # ?code= (or ?error=) that the app trades for its tokens at POST /api/v1/auth/sso/exchange.
 SSO_CLIENT_REDIRECT_URL = env("SSO_CLIENT_REDIRECT_URL", default="adiuva://sso/callback")
 SSO_CODE_TTL_SECONDS = env.int("SSO_CODE_TTL_SECONDS", default=60)
+
+# TEAMS: the accept links of an invitation e-mail (?token=… is appended): the desktop app's, and
+# the server's browser page (which asks to sign in first).
+TEAM_INVITATION_DESKTOP_URL = env("TEAM_INVITATION_DESKTOP_URL", default="adiuva://teams/accept")
+TEAM_INVITATION_BROWSER_URL = env("TEAM_INVITATION_BROWSER_URL", default="http://127.0.0.1:8000/teams/accept")
 
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {

@@ -58,7 +58,11 @@ class LoginApi(APIView):
 
     @extend_schema(
         request=CredentialsInputSerializer,
-        responses={200: TokensOutputSerializer, 401: OpenApiResponse(ErrorSerializer, "Wrong credentials.")},
+        responses={
+            200: TokensOutputSerializer,
+            401: OpenApiResponse(ErrorSerializer, "Wrong credentials."),
+            403: OpenApiResponse(ErrorSerializer, "The account's team signs in by SSO only (sso_required, sso_url)."),
+        },
         auth=[],
     )
     def post(self, request: Request) -> Response:

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from .error_codes import AccountsErrorCode
+from .login_policy import password_login_rules_check
 from .models import User
 from .signals import time_zone_changed
 from .time_zones import time_zone_is_valid
@@ -60,6 +61,7 @@ def user_login(*, email: str, password: str, request: HttpRequest | None = None)
         raise ApplicationError(
             AccountsErrorCode.INVALID_CREDENTIALS, "The e-mail address or password is incorrect.", status=401
         )
+    password_login_rules_check(user=user)
     return user, tokens_issue(user=user)
 
 

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -146,6 +147,23 @@ def sessions_revoke_by_staff(*, families: Iterable[TokenFamily], staff: User) ->
         family.revoked_reason = "staff"
         family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
         session_revocation_audit(family=family, actor=staff, reason="staff")
+        count += 1
+    return count
+
+
+@transaction.atomic
+def sessions_revoke_for_users(*, user_ids: Iterable[Any], reason: str, actor: User | None) -> int:
+    """Revoke every active session of the given users (e.g. their team switched SSO on), audited."""
+    count = 0
+    for family in (
+        TokenFamily.objects.select_for_update()
+        .filter(user_id__in=list(user_ids), revoked_at__isnull=True)
+        .select_related("user")
+    ):
+        family.revoked_at = timezone.now()
+        family.revoked_reason = reason
+        family.save(update_fields=["revoked_at", "revoked_reason", "updated_at"])
+        session_revocation_audit(family=family, actor=actor, reason=reason)
         count += 1
     return count
 

@@ -21,13 +21,18 @@ from apps.core.admin_base import ReadOnlyAdmin
 
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, OutboxStatus, RunStatus
 
-_CONFIG_FIELDS = ("name", "user", "enabled", "schedule_cron", "next_run_at", "last_run_at")
+_CONFIG_FIELDS = ("name", "user", "enabled", "paused_reason", "schedule_cron", "next_run_at", "last_run_at")
 
 
 @admin.register(LocalAgentConfig)
 class LocalAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "device_id", "waiting_for_device_since")
-    list_filter = ("enabled", ("waiting_for_device_since", admin.EmptyFieldListFilter), "created_at")
+    list_filter = (
+        "enabled",
+        "paused_reason",
+        ("waiting_for_device_since", admin.EmptyFieldListFilter),
+        "created_at",
+    )
     search_fields = ("id", "user__email", "device_id")  # names are sealed: not searchable in SQL
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"
@@ -36,7 +41,7 @@ class LocalAgentConfigAdmin(ReadOnlyAdmin):
 @admin.register(CloudAgentConfig)
 class CloudAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "provider")
-    list_filter = ("enabled", "provider", "created_at")
+    list_filter = ("enabled", "paused_reason", "provider", "created_at")
     search_fields = ("id", "user__email")
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"

@@ -62,10 +62,18 @@ class AgentConfigOutputSerializer(serializers.Serializer):
     prompt_template = serializers.CharField()
     schedule_cron = serializers.CharField()
     enabled = serializers.BooleanField()
+    paused_reason = serializers.SerializerMethodField(
+        help_text="Why the server switched it off, or null: `tier_limit` (over the plan's enabled agents; it "
+        "resumes with the plan) or `device_forgotten` (a local agent whose device was removed). Cleared when "
+        "the user switches it on."
+    )
     last_run_at = serializers.DateTimeField(allow_null=True)
     next_run_at = serializers.DateTimeField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
+
+    def get_paused_reason(self, obj: Any) -> str | None:
+        return getattr(obj, "paused_reason", "") or None
 
 
 class LocalAgentOutputSerializer(AgentConfigOutputSerializer):
@@ -74,9 +82,6 @@ class LocalAgentOutputSerializer(AgentConfigOutputSerializer):
     file_extensions = serializers.ListField(child=serializers.CharField())
     waiting_for_device_since = serializers.DateTimeField(
         allow_null=True, help_text="A scheduled run is owed since then; it starts when the device connects."
-    )
-    paused_reason = serializers.CharField(
-        help_text="Why the server switched the agent off (empty if it did not); cleared when switched on."
     )
 
 

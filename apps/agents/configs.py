@@ -23,7 +23,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode, NotFoundError
 
 from .error_codes import AgentsErrorCode
 from .lock_objects import user_agents_lock
-from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, OutboxStatus
+from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, OutboxStatus, PausedReason
 from .schedules import ScheduleError, cron_validate, next_run_after
 from .selectors import agent_counts
 
@@ -102,6 +102,7 @@ def _create(*, user: User, model: type[_Config], data: dict[str, Any]) -> _Confi
         if model is CloudAgentConfig:
             _require_provider_room(user=user, provider=data["provider"])
         config = model(user=user, **data)
+        config.enabled_at = timezone.now() if config.enabled else None
         config.next_run_at = next_run_at_for(config=config, time_zone=user.time_zone)
         config.save()
     return config
@@ -121,6 +122,10 @@ def _update(*, user: User, model: type[_Config], agent_id: uuid.UUID, data: dict
         )
         for key, value in data.items():
             setattr(config, key, value)
+        if enabling:
+            config.enabled_at = timezone.now()
+        if "enabled" in data:
+            config.paused_reason = ""  # the user decided: the server no longer resumes or re-pauses it
         if schedule_changed:
             config.next_run_at = next_run_at_for(config=config, time_zone=user.time_zone)
             if isinstance(config, LocalAgentConfig) and not config.enabled:
@@ -199,7 +204,7 @@ def local_agents_release_device(*, user_id: uuid.UUID, device_id: str) -> int:
         enabled=False,
         next_run_at=None,
         waiting_for_device_since=None,
-        paused_reason=f"Its device {device_id[:100]} was removed from the account; choose another device.",
+        paused_reason=PausedReason.DEVICE_FORGOTTEN,
     )
     OutboxItem.objects.filter(user_id=user_id, device_id=device_id, status=OutboxStatus.PENDING).update(device_id="")
     return paused

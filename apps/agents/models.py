@@ -27,6 +27,12 @@ class DataType(models.TextChoices):
     PROJECTS = "projects", "Projects"
 
 
+class PausedReason(models.TextChoices):
+    NONE = "", "Not paused"
+    TIER_LIMIT = "tier_limit", "Over the plan's enabled agents"
+    DEVICE_FORGOTTEN = "device_forgotten", "Its device was removed from the account"
+
+
 class AgentConfig(BaseModel):
     """What both kinds of agent share. ``next_run_at`` is the next due time of ``schedule_cron`` in
     the owner's time zone (UTC instant); the scheduler claims rows by it, so it is indexed.
@@ -38,6 +44,10 @@ class AgentConfig(BaseModel):
     prompt_template = SealedTextField(blank=True, default="")
     schedule_cron = models.CharField(max_length=120, blank=True, default="")  # empty: manual runs only
     enabled = models.BooleanField(default=True)
+    # When it was last switched on: a downgrade pauses the most recently enabled first.
+    enabled_at = models.DateTimeField(null=True, blank=True)
+    # Why the server switched it off; ``tier_limit`` ones switch back on when the plan allows again.
+    paused_reason = models.CharField(max_length=16, choices=PausedReason.choices, blank=True, default="")
     last_run_at = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
 
@@ -55,8 +65,6 @@ class LocalAgentConfig(AgentConfig):
     # time): the run is owed, and starts when the device says hello (``agents_due_for_device``).
     # The scheduler moves ``next_run_at`` on, so a long-offline device is not rescanned every tick.
     waiting_for_device_since = models.DateTimeField(null=True, blank=True)
-    # Why the server switched it off (its device was forgotten); cleared when the user switches it on.
-    paused_reason = models.CharField(max_length=255, blank=True, default="")
 
     class Meta(AgentConfig.Meta):
         indexes = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .configs import agent_schedules_recompute, local_agents_release_device
+from .tier_limits import agents_fit_tier
 
 
 def on_time_zone_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
@@ -15,3 +16,8 @@ def on_time_zone_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
 def on_device_forgotten(sender: Any, *, user_id: Any, device_id: str, **kwargs: Any) -> None:
     """A forgotten device reads no folders any more: its agents are unbound and paused."""
     local_agents_release_device(user_id=user_id, device_id=device_id)
+
+
+def on_tier_changed(sender: Any, *, user_id: Any, **kwargs: Any) -> None:
+    """A plan change pauses the agents over its ``batch_active``, or resumes the ones it paused."""
+    agents_fit_tier(user_id=user_id)

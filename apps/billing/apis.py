@@ -50,7 +50,13 @@ class CheckoutApi(APIView):
 
         checkout_url = serializers.URLField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            409: OpenApiResponse(ErrorSerializer, "`already_subscribed`, or fewer seats than the team uses."),
+        },
+    )
     def post(self, request: AuthenticatedRequest) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -10,7 +10,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # dj-stripe (earlier in INSTALLED_APPS) connects its syncing handlers first; ours run after.
-        from . import webhook_handlers
+        from . import team_seats, webhook_handlers
 
         webhook_handlers.connect()
 
@@ -19,3 +19,4 @@ class BillingConfig(AppConfig):
         from .erasure import billing_erase_user
 
         register_account_eraser("billing", billing_erase_user)
+        team_seats.connect()

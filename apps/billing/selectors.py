@@ -13,6 +13,8 @@ from djstripe.models import Customer, Price, Subscription
 from djstripe.utils import convert_tstamp
 
 from apps.accounts.models import Tier, User
+from apps.teams.models import Team
+from apps.teams.selectors import team_managers
 
 from . import tiers
 from .models import BillingAccount, PaymentFailure
@@ -71,6 +73,11 @@ def _items(subscription: Subscription) -> list[dict[str, Any]]:
     return list(items.get("data") or [])
 
 
+def per_seat_item(subscription: Subscription) -> dict[str, Any] | None:
+    """The subscription's item of a per-seat plan (its quantity is the seats), if any."""
+    return next((item for item in _items(subscription) if _item_tier(item) in tiers.PER_SEAT_TIERS), None)
+
+
 def subscription_tier(subscription: Subscription) -> tuple[str, int]:
     """The highest paid tier among the subscription's items and its quantity (seats)."""
     best: str = Tier.FREE
@@ -98,6 +105,37 @@ def entitlement_for_user(*, user: User) -> Entitlement:
         if tiers.tier_rank(tier) > tiers.tier_rank(best.tier):
             best = Entitlement(tier=tier, seats=seats, subscription=subscription)
     return best
+
+
+def team_paid_seats(*, team: Team) -> int:
+    """The seats the team plan of the team's owner or an admin pays for (0 when none is in force).
+
+    The payer may hand ownership over and stay an admin; the subscription keeps paying the team.
+    """
+    seats = 0
+    for membership in team_managers(team=team):
+        entitlement = entitlement_for_user(user=membership.user)
+        if entitlement.tier in tiers.PER_SEAT_TIERS:
+            seats = max(seats, entitlement.seats)
+    return seats
+
+
+def team_paying_subscription(*, team: Team) -> Subscription | None:
+    """The team-plan subscription that pays the team's seats (the largest, if several)."""
+    best: tuple[int, Subscription] | None = None
+    for membership in team_managers(team=team):
+        entitlement = entitlement_for_user(user=membership.user)
+        paying = entitlement.tier in tiers.PER_SEAT_TIERS and entitlement.subscription is not None
+        if paying and (best is None or entitlement.seats > best[0]):
+            best = (entitlement.seats, entitlement.subscription)
+    return best[1] if best else None
+
+
+def effective_tier(*, own: str, team: Team | None) -> str:
+    """The higher of the user's own plan and their team's (while the team has seats in force)."""
+    if team is not None and team.is_active and tiers.tier_rank(Tier.TEAM) > tiers.tier_rank(own):
+        return Tier.TEAM
+    return own
 
 
 def subscription_current_for_user(*, user: User) -> Subscription | None:

@@ -1,8 +1,8 @@
 """Billing writes: Stripe customer, Checkout and portal sessions, cancellation, the tier sync,
 payment failures, the plan catalogue and webhook endpoints.
 
-``user_tier_sync`` is the only writer of ``User.tier``. Stripe is called with the configured
-secret key through the stripe library; dj-stripe mirrors what comes back.
+``user_tier_sync`` is the only writer of ``User.tier`` (from the user's own plan and their team's).
+Stripe is called with the configured secret key through the stripe library; dj-stripe mirrors what comes back.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ from apps.accounts.models import Tier, User
 from apps.core import metrics
 from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, NotFoundError
+from apps.teams.error_codes import TeamsErrorCode
+from apps.teams.models import MANAGING_ROLES, Team
+from apps.teams.seats import team_subscribed_seats_set
+from apps.teams.selectors import membership_for_user, require_managing_role, seat_usage, team_member_user_ids
+from apps.teams.services import team_create, team_dissolve_finish, team_lock
 
 from . import tiers
 from .error_codes import BillingErrorCode
@@ -34,9 +39,11 @@ from .models import BillingAccount, PaymentFailure
 from .selectors import (
     billing_configured,
     customer_for_user,
+    effective_tier,
     entitlement_for_user,
     price_for_tier,
     seats_cache_key,
+    team_paid_seats,
 )
 from .signals import tier_changed
 
@@ -123,6 +130,8 @@ def checkout_session_create(*, user: User, tier: str, seats: int = 1) -> str:
             f"The {tier} plan is not set up on this server yet.",
             status=503,
         )
+    if tier in tiers.PER_SEAT_TIERS:
+        _team_for_checkout(user=user, seats=seats)
     customer = customer_get_or_create(user=user)
     metadata = {"adiuva_user": str(user.pk), tiers.TIER_METADATA_KEY: tier}
     with stripe_errors():
@@ -138,6 +147,24 @@ def checkout_session_create(*, user: User, tier: str, seats: int = 1) -> str:
             subscription_data={"metadata": metadata},
         )
     return str(session.url)
+
+
+def _team_for_checkout(*, user: User, seats: int) -> Team:
+    """The team the team plan will pay for: the buyer's own (they must manage it and buy at least the
+    seats in use), or a new one they own."""
+    membership = membership_for_user(user=user)
+    if membership is None:
+        return team_create(user=user, name=user.email)
+    require_managing_role(membership)
+    usage = seat_usage(team=membership.team)
+    if seats < usage.used:
+        raise ApplicationError(
+            TeamsErrorCode.SEATS_IN_USE,
+            f"{usage.used} seats are in use in your team; buy at least that many.",
+            status=409,
+            extra={"seats_used": usage.used},
+        )
+    return membership.team
 
 
 def portal_session_create(*, user: User) -> str:
@@ -176,12 +203,18 @@ def _announce_tier_change(*, user_id: Any, previous: str, tier: str) -> None:
 
 
 def user_tier_sync(*, user: User) -> User:
-    """Recompute the user's tier and seats from the mirrored subscriptions and store them.
+    """Recompute the user's tier from their own subscriptions and their team, and store it.
 
-    Locks the user row, so concurrent webhooks for one user apply one after another and the last
-    one reads the latest committed subscription state; the order events arrive in doesn't matter.
+    The effective tier is the higher of the user's own plan and the team tier while their team has
+    seats in force (paid or granted). When the user is one of their team's managers, the team's paid
+    seats are refreshed from the subscriptions too, and if that switches the team on or off every
+    member's tier follows. Locks the team row first, then the user row (the order every team write
+    takes), so concurrent webhooks and membership changes apply one after another; the order events
+    arrive in doesn't matter.
     """
     with transaction.atomic():
+        membership = membership_for_user(user=user)
+        team = team_lock(team_id=membership.team_id) if membership is not None else None
         locked = User.objects.select_for_update().get(pk=user.pk)
         entitlement = entitlement_for_user(user=locked)
         seats = entitlement.seats if entitlement.tier in tiers.PER_SEAT_TIERS else 1
@@ -192,24 +225,50 @@ def user_tier_sync(*, user: User) -> User:
         account.subscription_status = (subscription.status or "") if subscription else ""
         account.synced_at = timezone.now()
         account.save()
+        team_switched = False
+        if team is not None and membership is not None and membership.role in MANAGING_ROLES:
+            team_switched = team_subscribed_seats_set(team=team, seats=team_paid_seats(team=team))
+        tier = effective_tier(own=entitlement.tier, team=team)
         previous = locked.tier
-        if previous != entitlement.tier:
-            locked.tier = entitlement.tier
+        if previous != tier:
+            locked.tier = tier
             locked.save(update_fields=["tier", "updated_at"])
-            # The system decided (a webhook or a sync), so there is no actor.
+            # The system decided (a webhook, a sync or a team change), so there is no actor.
             audit_record(
                 action=AuditAction.TIER_CHANGED,
                 actor=None,
                 subject_user=locked,
                 target=locked,
-                data={"from": previous, "to": entitlement.tier, "seats": seats},
+                data={
+                    "from": previous,
+                    "to": tier,
+                    "seats": seats,
+                    "own_tier": entitlement.tier,
+                    "team_id": str(team.pk) if team else None,
+                },
             )
-            transaction.on_commit(
-                partial(_announce_tier_change, user_id=locked.pk, previous=previous, tier=entitlement.tier)
-            )
+            transaction.on_commit(partial(_announce_tier_change, user_id=locked.pk, previous=previous, tier=tier))
         transaction.on_commit(partial(cache.delete, seats_cache_key(locked.pk)))
+        if team is not None:
+            if team.dissolving_at is not None and not team.is_active:
+                team_dissolve_finish(team=team)  # its members' tiers follow through teams' signal
+            elif team_switched:
+                for other in User.objects.filter(pk__in=team_member_user_ids(team=team)).exclude(pk=locked.pk):
+                    user_tier_sync(user=other)
     user.tier = locked.tier
     return locked
+
+
+def team_tiers_sync(*, team_id: Any) -> None:
+    """Refresh a team's paid seats from its managers' subscriptions; if the team switched on or off,
+    recompute every member's tier."""
+    with transaction.atomic():
+        team = Team.objects.select_for_update().filter(pk=team_id).first()
+        if team is None:
+            return
+        if team_subscribed_seats_set(team=team, seats=team_paid_seats(team=team)):
+            for member in User.objects.filter(pk__in=team_member_user_ids(team=team)):
+                user_tier_sync(user=member)
 
 
 def subscription_refresh(*, subscription_id: str) -> Subscription | None:

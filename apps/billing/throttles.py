@@ -1,4 +1,4 @@
-"""The per-tier request budget: requests per minute by tier (per seat on team), on the Redis cache."""
+"""The per-tier request budget: requests per minute by tier (each team member has their own), on Redis."""
 
 from __future__ import annotations
 
@@ -65,9 +65,8 @@ class TierRateThrottle(BaseThrottle):
             return True
 
     def _allow(self, user: Any) -> bool:
-        from .selectors import seats_for_user  # imports dj-stripe models, not ready at settings time
-
-        limit = tiers.requests_per_minute(user, seats=seats_for_user(user=user)) * settings.BILLING_RATE_LIMIT_SCALE
+        # Per member, never pooled: each member of a team has the team tier's own budget.
+        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         count = _count_hit(f"throttle:tier:{user.pk}:{window}")

@@ -30,6 +30,14 @@ class AuditAction(StrEnum):
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"
     ACCOUNT_DELETION_REQUESTED = "account.deletion_requested"
     ACCOUNT_ERASED = "account.erased"
+    TEAM_SEATS_GRANTED = "team.seats_granted"
+    TEAM_OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
+    TEAM_SSO_ENFORCED = "team.sso_enforced"
+    TEAM_DOMAIN_VERIFIED = "team.domain_verified"
+    AGENT_PAUSED = "agent.paused"
+    AGENT_RESUMED = "agent.resumed"
+    STORAGE_READ_ONLY = "storage.read_only"
+    STORAGE_WRITABLE = "storage.writable"
 
 
 def audit_record(

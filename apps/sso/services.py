@@ -20,9 +20,11 @@ from django.utils import timezone
 from apps.accounts.email_verification import require_verified_email
 from apps.accounts.error_codes import AccountsErrorCode
 from apps.accounts.models import User
+from apps.accounts.selectors import user_email_verified
 from apps.accounts.tokens import TokenPair, tokens_issue
 from apps.billing.tiers import Feature, require_feature
 from apps.core.errors import ApplicationError
+from apps.teams.sso_join import team_join_by_verified_domain
 
 from .error_codes import SsoErrorCode
 from .models import SsoCode
@@ -40,7 +42,11 @@ def sso_code_check_allowed(*, user: User) -> None:
 
 @transaction.atomic
 def sso_code_issue(*, user: User) -> str:
-    """A fresh one-time code for ``user`` (returned once, stored hashed)."""
+    """A fresh one-time code for ``user`` (returned once, stored hashed). A verified address in a
+    domain a team has proven joins that team first (just in time), when a seat is free."""
+    if user_email_verified(user=user):
+        team_join_by_verified_domain(user=user)
+        user.refresh_from_db(fields=["tier"])
     sso_code_check_allowed(user=user)
     now = timezone.now()
     SsoCode.objects.filter(user=user, expires_at__lt=now).delete()  # spent or stale: nothing to keep

@@ -41,6 +41,12 @@ def _refusal(request: HttpRequest, error: ApplicationError, *, state: str) -> Ht
     return render(request, "sso/refused.html", context, status=error.status)
 
 
+def refusal_page(request: HttpRequest, error: ApplicationError) -> HttpResponse:
+    """The refusal page outside the code step (e.g. a sign-up stopped before the account is made)."""
+    state = request.session.get("sso_state", "") if hasattr(request, "session") else ""
+    return _refusal(request, error, state=state if STATE_PATTERN.fullmatch(state or "") else "")
+
+
 @never_cache
 @require_GET
 def sso_complete(request: HttpRequest) -> HttpResponse:

@@ -86,7 +86,7 @@ def _operations():
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_user_time_zone"),
-        ("agents", "0005_local_agent_paused_reason"),
+        ("agents", "0005_config_paused_reason_enabled_at"),
     ]
 
     operations = _operations()

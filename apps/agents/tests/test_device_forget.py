@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
 from apps.agents.extraction import ProposedItem
-from apps.agents.models import LocalAgentConfig, OutboxItem
+from apps.agents.models import LocalAgentConfig, OutboxItem, PausedReason
 from apps.agents.outbox import outbox_items_create
 
 from .conftest import start_run
@@ -58,7 +58,7 @@ async def test_forgetting_a_device_unbinds_and_pauses_its_agents_with_a_reason(
     assert response.status_code == 204
     paused = await sync_to_async(LocalAgentConfig.objects.get)(id=on_laptop.id)
     assert (paused.device_id, paused.enabled) == ("", False)
-    assert "laptop" in paused.paused_reason
+    assert paused.paused_reason == PausedReason.DEVICE_FORGOTTEN
     untouched = await sync_to_async(LocalAgentConfig.objects.get)(id=elsewhere.id)
     assert (untouched.device_id, untouched.enabled, untouched.paused_reason) == ("desktop", True, "")
     assert (await sync_to_async(OutboxItem.objects.get)(id=item_id)).device_id == ""

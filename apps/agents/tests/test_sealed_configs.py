@@ -15,7 +15,7 @@ from apps.agents.models import CloudAgentConfig, LocalAgentConfig
 
 from .conftest import make_cloud, make_local
 
-BEFORE = ("agents", "0005_local_agent_paused_reason")
+BEFORE = ("agents", "0005_config_paused_reason_enabled_at")
 SEALED = ("agents", "0006_seal_agent_content")
 
 

@@ -221,7 +221,11 @@ class FakeStripe(LoopbackHttpServer):
             if status != 200:
                 return status, obj
             params.pop("expand", None)
+            if kind == "subscriptions" and "items" in params:
+                self._update_items(obj, params["items"])
             for key, value in params.items():
+                if kind == "subscriptions" and key == "items":
+                    continue
                 obj[key] = {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
             return 200, obj
         if method == "GET":
@@ -232,6 +236,14 @@ class FakeStripe(LoopbackHttpServer):
                 items = [p for p in items if p.get("active") == (params["active"] == "true")]
             return 200, {"object": "list", "data": items, "has_more": False, "url": path}
         return 200, self._create(kind, params)
+
+    def _update_items(self, sub: dict, items: list[dict]) -> None:
+        """A subscription update's ``items[i][id]`` / ``items[i][quantity]`` (the seats of a plan)."""
+        for change in items:
+            item = next(item for item in sub["items"]["data"] if item["id"] == change["id"])
+            if "quantity" in change:
+                item["quantity"] = int(change["quantity"])
+                sub["quantity"] = item["quantity"]
 
     def _create(self, kind: str, params: dict) -> dict:
         params.pop("expand", None)

@@ -86,9 +86,9 @@ class _Request:
         self.user = user
 
 
-@pytest.mark.parametrize(("tier", "seats", "budget"), [("pro", 1, 60), ("power", 1, 120), ("team", 3, 600)])
+@pytest.mark.parametrize(("tier", "seats", "budget"), [("pro", 1, 60), ("power", 1, 120), ("team", 3, 200)])
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
-def test_each_tier_has_its_budget_and_team_scales_with_seats(make_user, tier, seats, budget):
+def test_each_tier_has_its_budget_per_member_never_pooled_over_seats(make_user, tier, seats, budget):
     # given
     user = make_user()
     User.objects.filter(pk=user.pk).update(tier=tier)

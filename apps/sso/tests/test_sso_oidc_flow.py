@@ -10,6 +10,7 @@ from urllib.request import HTTPRedirectHandler, build_opener
 import pytest
 from allauth.socialaccount.models import SocialAccount
 from django.test import Client
+from django.utils import timezone
 
 from apps.accounts.models import Tier, User, UserKey
 
@@ -115,3 +116,54 @@ def test_a_new_person_signing_up_through_the_provider_gets_a_key_but_no_code_bel
     assert UserKey.objects.filter(user=user).exists()
     assert response.status_code == 403
     assert "feature_not_available" in response.content.decode()
+
+
+def _team_with_proven_domain(make_user, *, seats: int):
+    from apps.teams.models import TeamDomain
+    from apps.teams.seats import team_seats_grant
+    from apps.teams.services import team_create
+
+    owner = make_user("owner@team.example", email_verified=True)
+    team = team_create(user=owner, name="Team")
+    team_seats_grant(team=team, seats=seats, until=None, actor=None)
+    TeamDomain.objects.create(team=team, domain="team.example", verification_token="t", verified_at=timezone.now())
+    return team
+
+
+def test_a_new_person_of_a_proven_domain_joins_the_team_just_in_time_and_gets_a_code(
+    identity_provider, api_client, make_user
+):
+    from apps.teams.models import Membership
+
+    # given a team that proved team.example and has a free seat
+    team = _team_with_proven_domain(make_user, seats=2)
+
+    # when someone new at team.example signs in through the provider
+    _, response = _browser_login(api_client, state="nonce-3")
+
+    # then they joined as a member, have the team tier, and the app gets its code
+    user = User.objects.get(email="lead@team.example")
+    assert Membership.objects.get(user=user).team_id == team.pk
+    assert User.objects.get(pk=user.pk).tier == Tier.TEAM
+    assert response.status_code == 302, response.content
+    assert "code" in parse_qs(urlsplit(response["Location"]).query)
+
+
+def test_no_free_seat_stops_the_sign_up_with_a_clear_page_and_no_account(identity_provider, api_client, make_user):
+    # given a team of one seat (its owner's) that proved team.example
+    _team_with_proven_domain(make_user, seats=1)
+
+    # when someone new at team.example signs in through the provider
+    providers = api_client.get("/api/v1/auth/sso/providers", {"state": "nonce-4"}).json()["providers"]
+    login_url = next(p["login_url"] for p in providers if p["id"] == PROVIDER_ID)
+    browser = Client()
+    to_provider = browser.post(urlsplit(login_url).path + "?" + urlsplit(login_url).query)
+    back = urlsplit(_follow_to_identity_provider(to_provider["Location"]))
+    response = browser.get(f"{back.path}?{back.query}")
+
+    # then the page says why, the desktop app gets the error, and no account was made
+    assert response.status_code == 409
+    body = response.content.decode()
+    assert "no_free_seat" in body
+    assert "error=no_free_seat" in body
+    assert not User.objects.filter(email="lead@team.example").exists()
