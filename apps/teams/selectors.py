@@ -54,6 +54,14 @@ def team_owned_by(*, user: User) -> Team | None:
     return membership.team if membership is not None else None
 
 
+def team_ownership_blocks_deletion(user: User) -> str | None:
+    """Why ``user``'s account cannot be deleted yet: they own a team (ownership is handed over first)."""
+    team = team_owned_by(user=user)
+    if team is None:
+        return None
+    return f"You own the team '{team.name}': make another member its owner first."
+
+
 def team_owner(*, team: Team) -> User | None:
     membership = Membership.objects.select_related("user").filter(team=team, role=TeamRole.OWNER).first()
     return membership.user if membership is not None else None

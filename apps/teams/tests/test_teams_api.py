@@ -278,3 +278,27 @@ def test_a_member_cannot_switch_sso_enforcement(team, make_user, client_for):
 
     assert response.status_code == 403
     assert not Team.objects.get(pk=team.pk).enforce_sso
+
+
+def test_a_team_owner_cannot_delete_their_account_before_handing_the_team_over(team, owner, make_user, client_for):
+    # given the owner of a team with another member
+    _join(team, make_user("member@agency.example"))
+
+    # when the owner asks to delete their account
+    response = client_for(owner).delete("/api/v1/auth/me", {"password": DEFAULT_PASSWORD}, format="json")
+
+    # then nothing is closed: the team must be handed over first
+    assert response.status_code == 409
+    assert response.json()["code"] == "account_deletion_blocked"
+    assert team.name in response.json()["reasons"][0]
+    owner.refresh_from_db()
+    assert owner.is_active
+
+
+def test_a_team_member_can_delete_their_account(team, make_user, client_for):
+    member = make_user("member@agency.example")
+    _join(team, member)
+
+    response = client_for(member).delete("/api/v1/auth/me", {"password": DEFAULT_PASSWORD}, format="json")
+
+    assert response.status_code == 204
