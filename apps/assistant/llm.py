@@ -16,9 +16,11 @@ import openai
 from django.conf import settings
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
+from apps.billing.metering import usage_from_report
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
+from .metered_calls import MeteredCall, MeteredCompletions, MeteredEmbeddings, metered_call, settle_shielded
 
 
 class ModelRole(StrEnum):
@@ -86,13 +88,21 @@ class DecodedChunkCompletions:
 
     _PER_CALL_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, *, subagent: bool = False) -> None:
         self._client = client
         self._completions = client.chat.completions
+        self._subagent = subagent
 
     async def create(self, **payload: Any) -> Any:
+        call = metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
         if not payload.get("stream") or self._PER_CALL_OPTIONS & payload.keys():
-            return await self._completions.create(**payload)
+            response = await self._completions.create(**payload)
+            if call is not None and not payload.get("stream"):
+                call.usage = usage_from_report(getattr(response, "usage", None))
+                await settle_shielded(call)
+            return response
+        if call is not None:  # the provider reports the stream's usage in one last chunk
+            payload = {**payload, "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
         stream = await self._client.post(
             "/chat/completions",
             body=payload,
@@ -101,7 +111,7 @@ class DecodedChunkCompletions:
             stream_cls=openai.AsyncStream[object],
             options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
         )
-        return CoalescingChunkStream(stream)
+        return CoalescingChunkStream(stream, meter=call)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
@@ -119,10 +129,14 @@ class CoalescingChunkStream:
     several tokens per trip instead of queueing them one by one; a slow model loses nothing to it.
     A reader task drains the HTTP stream into a buffer; only plain text deltas of the same choice
     are merged (never tool-call pieces, a role change, a finish or usage).
+
+    A ``meter`` sees every chunk as it is read and records the call when the stream ends, however
+    it ends.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, *, meter: MeteredCall | None = None) -> None:
         self._stream = stream
+        self._meter = meter
         self._buffer: collections.deque[Any] = collections.deque()
         self._arrived = asyncio.Event()
         self._finished = False
@@ -141,8 +155,11 @@ class CoalescingChunkStream:
         try:
             loop = asyncio.get_running_loop()
             resumed = loop.time()
+            meter = self._meter
             async for chunk in self._stream:
                 self._buffer.append(chunk)
+                if meter is not None:
+                    meter.observe(chunk)
                 waiting = not self._arrived.is_set()
                 self._arrived.set()
                 # Decoding chunks already read from the socket never suspends, so a fast model would
@@ -178,6 +195,8 @@ class CoalescingChunkStream:
                 reader.cancel()
                 with contextlib.suppress(BaseException):
                     await reader
+            if self._meter is not None:
+                await settle_shielded(self._meter)
 
 
 def _text_delta(chunk: Any) -> str | None:
@@ -203,16 +222,28 @@ def chat_model(role: ModelRole) -> ChatOpenAI:
     """A chat-completions model (never the Responses API, which other OpenAI-compatible servers lack)."""
     llm_configuration_check()
     model = ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
-    return model.model_copy(update={"async_client": DecodedChunkCompletions(model.root_async_client)})
+    subagent = role is ModelRole.SUBAGENT
+    return model.model_copy(
+        update={
+            "async_client": DecodedChunkCompletions(model.root_async_client, subagent=subagent),
+            "client": MeteredCompletions(model.client, subagent=subagent),
+        }
+    )
 
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:
     llm_configuration_check()
-    return OpenAIEmbeddings(
+    model = OpenAIEmbeddings(
         model=settings.ASSISTANT_EMBEDDING_MODEL,
         # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
         check_embedding_ctx_length=False,
         http_client=_sync_http_client(settings.ASSISTANT_LLM_TIMEOUT),
         http_async_client=http_async_client,
         **_client_options(),
+    )
+    return model.model_copy(
+        update={
+            "client": MeteredEmbeddings(model.client, is_async=False),
+            "async_client": MeteredEmbeddings(model.async_client, is_async=True),
+        }
     )

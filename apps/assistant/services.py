@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from apps.billing.budgets import llm_budgeted_async
+from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 from apps.devices.errors import DeviceCallError
 
@@ -126,6 +128,24 @@ async def chat_run(
     message = message_validate(message)
     llm_configuration_check()
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
+    purpose = LlmPurpose.FLOATING if kind == FLOATING else LlmPurpose.CHAT
+    async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id):
+        return await _chat_run_admitted(
+            ctx=ctx, kind=kind, message=message, sink=sink, history=history, scope=scope, session_id=session_id
+        )
+
+
+async def _chat_run_admitted(
+    *,
+    ctx: ChatRequestContext,
+    kind: str,
+    message: str,
+    sink: ChatSink,
+    history: list[dict[str, Any]] | None,
+    scope: dict[str, Any] | None,
+    session_id: str | None,
+) -> ChatOutcome:
+    user_id, request_id = ctx.user_id, ctx.request_id
     with chat_request(ctx):
         scope_domain = "tasks"
         if kind == FLOATING:

@@ -28,6 +28,7 @@ class AuditAction(StrEnum):
     GRANT_CONNECTED = "grant.connected"
     GRANT_REVOKED = "grant.revoked"
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"
+    LLM_BUDGET_OVERRIDDEN = "llm_budget.overridden"
 
 
 def audit_record(

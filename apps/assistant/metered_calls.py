@@ -1,0 +1,155 @@
+"""Metering at the model-call layer: each chat-completions or embeddings call made for an
+attributed user is recorded once, from the usage the provider reported (streams ask for it with
+``stream_options.include_usage``), under a call id of our own.
+
+A stream that ends before its usage arrives (cancelled, cut off) is recorded as an estimate and
+marked so: the prompt at four characters a token, one completion token per content chunk received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+
+from apps.billing.metering import (
+    LlmAttribution,
+    LlmCallUsage,
+    LlmPurpose,
+    current_attribution,
+    llm_usage_record,
+    usage_from_report,
+)
+
+logger = logging.getLogger(__name__)
+
+# Work charged as chat whose calls run on the sub-agent model are the sub-agents' steps.
+_SUBAGENT_OF = frozenset({LlmPurpose.CHAT, LlmPurpose.FLOATING})
+_CHARS_PER_TOKEN = 4
+
+
+class MeteredCall:
+    """One model call's usage, observed from its response or stream, recorded once by ``settle``."""
+
+    def __init__(self, *, attribution: LlmAttribution, model: str, payload: dict[str, Any]) -> None:
+        self.attribution = attribution
+        self.model = model
+        self.call_id = uuid.uuid4().hex
+        self.usage: LlmCallUsage | None = None
+        self.content_chunks = 0
+        self._payload = payload
+        self._settled = False
+
+    def observe(self, chunk: Any) -> None:
+        """One decoded stream chunk: the usage chunk, or one more chunk of the answer."""
+        if type(chunk) is not dict:
+            return
+        usage = chunk.get("usage")
+        if usage:
+            self.usage = usage_from_report(usage)
+        elif chunk.get("choices"):
+            self.content_chunks += 1
+
+    def settle(self) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        usage, estimated = self.usage, False
+        if usage is None:
+            usage, estimated = self._estimate(), True
+        try:
+            llm_usage_record(
+                call_id=self.call_id, attribution=self.attribution, model=self.model, usage=usage, estimated=estimated
+            )
+        except Exception:  # the answer must not fail for its bookkeeping; the operator sees it in the log
+            logger.exception("metering: could not record model call %s", self.call_id)
+
+    async def settle_async(self) -> None:
+        if not self._settled:
+            await database_sync_to_async(self.settle)()
+
+    def _estimate(self) -> LlmCallUsage:
+        prompt_chars = len(json.dumps(self._payload.get("messages") or self._payload.get("input") or "", default=str))
+        return LlmCallUsage(prompt=prompt_chars // _CHARS_PER_TOKEN, completion=self.content_chunks, cached=0)
+
+
+def metered_call(*, model: Any, payload: dict[str, Any], subagent: bool = False) -> MeteredCall | None:
+    """A meter for the call about to be made, or ``None`` when the work is not attributed to a user."""
+    attribution = current_attribution()
+    if attribution is None:
+        return None
+    if subagent and attribution.purpose in _SUBAGENT_OF:
+        attribution = attribution._replace(purpose=LlmPurpose.SUBAGENT)
+    return MeteredCall(attribution=attribution, model=str(model or ""), payload=payload)
+
+
+def embedding_call(*, model: Any, payload: dict[str, Any]) -> MeteredCall | None:
+    attribution = current_attribution()
+    if attribution is None:
+        return None
+    return MeteredCall(
+        attribution=attribution._replace(purpose=LlmPurpose.EMBEDDING), model=str(model or ""), payload=payload
+    )
+
+
+async def settle_shielded(call: MeteredCall) -> None:
+    """Record ``call`` even when the task awaiting it is being cancelled (a cancelled chat turn)."""
+    with contextlib.suppress(BaseException):
+        await asyncio.shield(asyncio.ensure_future(call.settle_async()))
+
+
+class MeteredCompletions:
+    """The SDK's blocking ``chat.completions`` with each complete answer's usage recorded."""
+
+    def __init__(self, completions: Any, *, subagent: bool) -> None:
+        self._completions = completions
+        self._subagent = subagent
+
+    def create(self, **payload: Any) -> Any:
+        call = (
+            None
+            if payload.get("stream")
+            else metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
+        )
+        response = self._completions.create(**payload)
+        if call is not None:
+            call.usage = usage_from_report(getattr(response, "usage", None))
+            call.settle()
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._completions, name)
+
+
+class MeteredEmbeddings:
+    """The SDK's ``embeddings`` (blocking or async) with each call's usage recorded."""
+
+    def __init__(self, embeddings: Any, *, is_async: bool) -> None:
+        self._embeddings = embeddings
+        self._is_async = is_async
+
+    def create(self, **payload: Any) -> Any:
+        if self._is_async:
+            return self._acreate(**payload)
+        call = embedding_call(model=payload.get("model"), payload=payload)
+        response = self._embeddings.create(**payload)
+        if call is not None:
+            call.usage = usage_from_report(getattr(response, "usage", None))
+            call.settle()
+        return response
+
+    async def _acreate(self, **payload: Any) -> Any:
+        call = embedding_call(model=payload.get("model"), payload=payload)
+        response = await self._embeddings.create(**payload)
+        if call is not None:
+            call.usage = usage_from_report(getattr(response, "usage", None))
+            await call.settle_async()
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embeddings, name)
