@@ -15,7 +15,7 @@ import logging
 import uuid
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 
 from apps.billing.metering import (
     LlmAttribution,
@@ -71,7 +71,7 @@ class MeteredCall:
 
     async def settle_async(self) -> None:
         if not self._settled:
-            await database_sync_to_async(self.settle)()
+            await sync_to_async(self.settle)()
 
     def _estimate(self) -> LlmCallUsage:
         prompt_chars = len(json.dumps(self._payload.get("messages") or self._payload.get("input") or "", default=str))

@@ -140,7 +140,9 @@ class LlmBudgetOverrideAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: LlmBudgetOverride, form: Any, change: bool) -> None:
         llm_budget_override_set(user=obj.user, monthly_tokens=obj.monthly_tokens, actor=request.user)
-        obj.refresh_from_db()
+        # The admin's log entry and redirect name the row the service wrote.
+        obj.pk = LlmBudgetOverride.objects.values_list("pk", flat=True).get(user_id=obj.user_id)
+        obj._state.adding = False
 
     def delete_model(self, request: HttpRequest, obj: LlmBudgetOverride) -> None:
         llm_budget_override_set(user=obj.user, monthly_tokens=None, actor=request.user)

@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -111,12 +111,12 @@ def llm_budgeted(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> Iter
 @contextlib.asynccontextmanager
 async def llm_budgeted_async(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> AsyncIterator[LlmAttribution]:
     """``llm_budgeted`` for async work: the database work runs off the event loop."""
-    hold = await database_sync_to_async(llm_budget_reserve)(user_id=user_id, purpose=purpose, run_id=run_id)
+    hold = await sync_to_async(llm_budget_reserve)(user_id=user_id, purpose=purpose, run_id=run_id)
     try:
         with llm_attribution(hold.attribution) as attribution:
             yield attribution
     finally:
-        await database_sync_to_async(llm_budget_release)(hold=hold)
+        await sync_to_async(llm_budget_release)(hold=hold)
 
 
 def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
