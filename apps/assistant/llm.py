@@ -16,11 +16,10 @@ import openai
 from django.conf import settings
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
-from apps.billing.metering import usage_from_report
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
-from .metered_calls import MeteredCall, MeteredCompletions, MeteredEmbeddings, metered_call, settle_shielded
+from .metered_calls import MeteredCall, async_metering_hook, metered_call, metering_hook, settle_shielded
 
 
 class ModelRole(StrEnum):
@@ -60,15 +59,19 @@ def tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-@lru_cache(maxsize=4)
-def _sync_http_client(timeout: float) -> openai.DefaultHttpxClient:
+@lru_cache(maxsize=8)
+def _sync_http_client(timeout: float, *, subagent: bool = False) -> openai.DefaultHttpxClient:
     # Blocking clients belong to no event loop, so one per process serves every thread.
-    return openai.DefaultHttpxClient(timeout=timeout, verify=tls_context())
+    hooks = {"response": [metering_hook(subagent=subagent)]}
+    return openai.DefaultHttpxClient(timeout=timeout, verify=tls_context(), event_hooks=hooks)
 
 
-def async_http_client() -> openai.DefaultAsyncHttpxClient:
+def async_http_client(*, subagent: bool = False) -> openai.DefaultAsyncHttpxClient:
     """A fresh asynchronous client (its connections belong to the running loop) on the shared context."""
-    return openai.DefaultAsyncHttpxClient(timeout=settings.ASSISTANT_LLM_TIMEOUT, verify=tls_context())
+    hooks = {"response": [async_metering_hook(subagent=subagent)]}
+    return openai.DefaultAsyncHttpxClient(
+        timeout=settings.ASSISTANT_LLM_TIMEOUT, verify=tls_context(), event_hooks=hooks
+    )
 
 
 def model_name(role: ModelRole) -> str:
@@ -94,13 +97,9 @@ class DecodedChunkCompletions:
         self._subagent = subagent
 
     async def create(self, **payload: Any) -> Any:
-        call = metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
         if not payload.get("stream") or self._PER_CALL_OPTIONS & payload.keys():
-            response = await self._completions.create(**payload)
-            if call is not None and not payload.get("stream"):
-                call.usage = usage_from_report(getattr(response, "usage", None))
-                await settle_shielded(call)
-            return response
+            return await self._completions.create(**payload)  # a complete answer: metered by the client's hook
+        call = metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
         if call is not None:  # the provider reports the stream's usage in one last chunk
             payload = {**payload, "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
         stream = await self._client.post(
@@ -221,29 +220,26 @@ def _with_text(chunk: dict, content: str) -> dict:
 def chat_model(role: ModelRole) -> ChatOpenAI:
     """A chat-completions model (never the Responses API, which other OpenAI-compatible servers lack)."""
     llm_configuration_check()
-    model = ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
     subagent = role is ModelRole.SUBAGENT
-    return model.model_copy(
-        update={
-            "async_client": DecodedChunkCompletions(model.root_async_client, subagent=subagent),
-            "client": MeteredCompletions(model.client, subagent=subagent),
-        }
+    model = ChatOpenAI(
+        model=model_name(role),
+        use_responses_api=False,
+        # Ours, for the metering hook; a fresh asynchronous one per model, as langchain-openai would build.
+        http_client=_sync_http_client(settings.ASSISTANT_LLM_TIMEOUT, subagent=subagent),
+        http_async_client=async_http_client(subagent=subagent),
+        **_client_options(),
     )
+    async_client = DecodedChunkCompletions(model.root_async_client, subagent=subagent)
+    return model.model_copy(update={"async_client": async_client})
 
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:
     llm_configuration_check()
-    model = OpenAIEmbeddings(
+    return OpenAIEmbeddings(
         model=settings.ASSISTANT_EMBEDDING_MODEL,
         # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
         check_embedding_ctx_length=False,
         http_client=_sync_http_client(settings.ASSISTANT_LLM_TIMEOUT),
         http_async_client=http_async_client,
         **_client_options(),
-    )
-    return model.model_copy(
-        update={
-            "client": MeteredEmbeddings(model.client, is_async=False),
-            "async_client": MeteredEmbeddings(model.async_client, is_async=True),
-        }
     )

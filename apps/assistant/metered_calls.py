@@ -1,6 +1,7 @@
 """Metering at the model-call layer: each chat-completions or embeddings call made for an
-attributed user is recorded once, from the usage the provider reported (streams ask for it with
-``stream_options.include_usage``), under a call id of our own.
+attributed user is recorded once, from the usage the provider reported, under a call id of our
+own: complete answers by a response hook of the HTTP clients the models are built on, streams
+(which ask for their usage with ``stream_options.include_usage``) as they are read.
 
 A stream that ends before its usage arrives (cancelled, cut off) is recorded as an estimate and
 marked so: the prompt at four characters a token, one completion token per content chunk received.
@@ -13,8 +14,10 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import httpx
 from asgiref.sync import sync_to_async
 
 from apps.billing.metering import (
@@ -103,53 +106,58 @@ async def settle_shielded(call: MeteredCall) -> None:
         await asyncio.shield(asyncio.ensure_future(call.settle_async()))
 
 
-class MeteredCompletions:
-    """The SDK's blocking ``chat.completions`` with each complete answer's usage recorded."""
+def _response_call(response: httpx.Response, *, subagent: bool) -> MeteredCall | None:
+    """A meter for a complete (not streamed) chat-completions or embeddings answer, else ``None``."""
+    if current_attribution() is None or response.status_code != 200:
+        return None
+    if "text/event-stream" in response.headers.get("content-type", ""):
+        return None  # a stream is metered as it is read (CoalescingChunkStream)
+    path = response.request.url.path
+    if not path.endswith(("/chat/completions", "/embeddings")):
+        return None
+    try:
+        payload = json.loads(response.request.content or b"{}")
+    except ValueError:
+        payload = {}
+    payload = payload if isinstance(payload, dict) else {}
+    if path.endswith("/embeddings"):
+        return embedding_call(model=payload.get("model"), payload=payload)
+    return metered_call(model=payload.get("model"), payload=payload, subagent=subagent)
 
-    def __init__(self, completions: Any, *, subagent: bool) -> None:
-        self._completions = completions
-        self._subagent = subagent
 
-    def create(self, **payload: Any) -> Any:
-        call = (
-            None
-            if payload.get("stream")
-            else metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
-        )
-        response = self._completions.create(**payload)
+def _reported_usage(response: httpx.Response) -> LlmCallUsage | None:
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None
+    return usage_from_report(body.get("usage")) if isinstance(body, dict) else None
+
+
+def metering_hook(*, subagent: bool) -> Callable[[httpx.Response], None]:
+    """An httpx response hook of a blocking client: records each complete answer's reported usage.
+
+    At the HTTP layer, so every way the SDK is driven (``create``, ``with_raw_response``,
+    ``parse`` for structured output) is metered the same.
+    """
+
+    def hook(response: httpx.Response) -> None:
+        call = _response_call(response, subagent=subagent)
         if call is not None:
-            call.usage = usage_from_report(getattr(response, "usage", None))
+            response.read()
+            call.usage = _reported_usage(response)
             call.settle()
-        return response
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._completions, name)
+    return hook
 
 
-class MeteredEmbeddings:
-    """The SDK's ``embeddings`` (blocking or async) with each call's usage recorded."""
+def async_metering_hook(*, subagent: bool) -> Callable[[httpx.Response], Awaitable[None]]:
+    """``metering_hook`` for an asynchronous client."""
 
-    def __init__(self, embeddings: Any, *, is_async: bool) -> None:
-        self._embeddings = embeddings
-        self._is_async = is_async
-
-    def create(self, **payload: Any) -> Any:
-        if self._is_async:
-            return self._acreate(**payload)
-        call = embedding_call(model=payload.get("model"), payload=payload)
-        response = self._embeddings.create(**payload)
+    async def hook(response: httpx.Response) -> None:
+        call = _response_call(response, subagent=subagent)
         if call is not None:
-            call.usage = usage_from_report(getattr(response, "usage", None))
-            call.settle()
-        return response
+            await response.aread()
+            call.usage = _reported_usage(response)
+            await settle_shielded(call)
 
-    async def _acreate(self, **payload: Any) -> Any:
-        call = embedding_call(model=payload.get("model"), payload=payload)
-        response = await self._embeddings.create(**payload)
-        if call is not None:
-            call.usage = usage_from_report(getattr(response, "usage", None))
-            await call.settle_async()
-        return response
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._embeddings, name)
+    return hook

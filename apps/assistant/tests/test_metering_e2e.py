@@ -12,10 +12,11 @@ from asgiref.sync import sync_to_async
 from apps.assistant.testing.scripted_openai import RecordedRequest, Usage, embedding_tokens, text, tool_call
 from apps.billing.budgets import llm_budget_override_set
 from apps.billing.models import LlmBudgetPeriod, LlmReservation, LlmUsage
+from apps.devices.tests.conftest import wait_until
 from apps.memory.models import Episode
 from apps.memory.tasks import episode_summarise_task
 
-from .conftest import home, types
+from .conftest import home, request, types
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -120,11 +121,13 @@ async def test_a_cancelled_stream_is_counted_once_as_an_estimate(devices, user, 
     llm.script(text("word " * 400, chunk_size=5, chunk_delay=0.01, usage=Usage(prompt=5000, completion=400)))
 
     # when
-    frames = await home(client, "write a lot", cancel_after="stream_text")
+    frames = await request(client, {"type": "home_request", "message": "write a lot"}, cancel_after="stream_text")
 
     # then the call is one row, marked estimated (its usage never came), with what was received
     assert frames[-1].get("cancelled") is True
-    rows = await sync_to_async(list)(LlmUsage.objects.filter(user=user, purpose="chat"))
+    chat_rows = LlmUsage.objects.filter(user=user, purpose="chat")
+    await wait_until(sync_to_async(chat_rows.exists))  # recorded beside the cancellation, not before it
+    rows = await sync_to_async(list)(chat_rows)
     assert len(rows) == 1
     assert rows[0].estimated is True
     assert 1 <= rows[0].completion_tokens < 400
