@@ -35,6 +35,7 @@ def start_stack(label: str, model: ModelProcess, log, *, metering: bool) -> Stac
     command = [sys.executable, str(ROOT / "bench" / "assistant_stack_server.py"), str(ROOT), str(port), database]
     env = {**os.environ, "LLM_METERING_ENABLED": "true" if metering else "false"}
     proc = subprocess.Popen([*command, model.base_url], stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    assert proc.stdout is not None
     line = proc.stdout.readline()
     if not line:
         raise RuntimeError(f"the {label} stack server failed to start (see {log.name})")

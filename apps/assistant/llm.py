@@ -145,10 +145,14 @@ class CoalescingChunkStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stream.close()
+        await self.close()
 
     async def close(self) -> None:
         await self._stream.close()
+        # A consumer cancelled mid-stream closes the stream but may leave its iterator to the garbage
+        # collector: the call is recorded now, from what was read (settling twice records once).
+        if self._meter is not None:
+            await settle_shielded(self._meter)
 
     async def _read(self) -> None:
         try:

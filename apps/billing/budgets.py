@@ -52,8 +52,21 @@ def period_resets_at(period: dt.date) -> dt.datetime:
 
 def llm_budget_of(user: Any) -> int | None:
     """The user's monthly token budget: staff's override, else their tier's; ``None``: unlimited."""
-    override = LlmBudgetOverride.objects.filter(user_id=user.pk).values_list("monthly_tokens", flat=True).first()
+    try:
+        override = user.llm_budget_override.monthly_tokens  # one query, or none if select_related
+    except LlmBudgetOverride.DoesNotExist:
+        override = None
     return int(override) if override is not None else llm_monthly_tokens(user)
+
+
+def _budget_subject(user_id: Any) -> Any:
+    """The user with what their budget depends on, in one query."""
+    return (
+        get_user_model()
+        .objects.select_related("llm_budget_override")
+        .only("id", "tier", "llm_budget_override__monthly_tokens")
+        .get(pk=user_id)
+    )
 
 
 def llm_budget_exhausted_error(*, user: Any, period: dt.date) -> ApplicationError:
@@ -69,7 +82,7 @@ def llm_budget_exhausted_error(*, user: Any, period: dt.date) -> ApplicationErro
 
 def llm_budget_reserve(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> LlmHold:
     """Admit work for ``user_id`` that will call the model, or raise ``llm_budget_exhausted`` (402)."""
-    user = get_user_model().objects.only("id", "tier").get(pk=user_id)
+    user = _budget_subject(user_id)
     attribution = LlmAttribution(user_id=user.pk, purpose=purpose, run_id=str(run_id), tier=str(user.tier))
     if not settings.LLM_METERING_ENABLED:
         return LlmHold(attribution)
@@ -122,7 +135,7 @@ async def llm_budgeted_async(*, user_id: Any, purpose: LlmPurpose, run_id: str =
 def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
     """The user's use once it crossed ``LLM_USAGE_NOTICE_PERCENT`` of this month's budget, the first
     time it is asked for this month (it is marked as told); ``None`` otherwise."""
-    user = get_user_model().objects.only("id", "tier").get(pk=user_id)
+    user = _budget_subject(user_id)
     budget = llm_budget_of(user)
     if not budget:
         return None

@@ -123,6 +123,10 @@ def _enqueue(task, *args: str) -> None:
         logger.warning("memory: could not queue %s; the periodic sweep will retry", task.name, exc_info=True)
 
 
+def _budget_exhausted(exc: Exception) -> bool:
+    return isinstance(exc, ApplicationError) and exc.code == BillingErrorCode.LLM_BUDGET_EXHAUSTED
+
+
 def episode_learn(*, episode_id: uuid.UUID | str) -> bool:
     """Summarise a pending episode and learn its facts; False if there is nothing (left) to do."""
     episode = Episode.objects.filter(id=episode_id, summary_encrypted__isnull=True).first()
@@ -142,13 +146,11 @@ def episode_learn(*, episode_id: uuid.UUID | str) -> bool:
             vectors = [validate_embedding(v) for v in model.embed(texts=[summary, *topics])]
             if len(vectors) != 1 + len(topics):
                 raise LearningFailed("the embedding model returned the wrong number of vectors")
-    except ApplicationError as exc:
-        if exc.code != BillingErrorCode.LLM_BUDGET_EXHAUSTED:
-            raise
-        # Not an attempt: the episode stays pending and is summarised once the month renews.
-        logger.info("memory: summary of episode %s not started: budget_exhausted", episode.id)
-        return False
     except Exception as exc:
+        if _budget_exhausted(exc):
+            # Not an attempt: the episode stays pending and is summarised once the month renews.
+            logger.info("memory: summary of episode %s not started: budget_exhausted", episode.id)
+            return False
         Episode.objects.filter(id=episode.id).update(summary_attempts=episode.summary_attempts + 1)
         logger.warning("memory: summary of episode %s failed (%s)", episode.id, type(exc).__name__)
         raise LearningFailed(str(exc)) from exc
@@ -235,12 +237,10 @@ def patterns_learn(*, user_id: UserId) -> int:
     try:
         with llm_budgeted(user_id=user_id, purpose=LlmPurpose.MEMORY_SUMMARY):
             candidates = learning_model().derive_patterns(summaries=summaries, known=known)
-    except ApplicationError as exc:
-        if exc.code != BillingErrorCode.LLM_BUDGET_EXHAUSTED:
-            raise
-        logger.info("memory: patterns of %s not derived: budget_exhausted", user_id)
-        return 0
     except Exception as exc:
+        if _budget_exhausted(exc):
+            logger.info("memory: patterns of %s not derived: budget_exhausted", user_id)
+            return 0
         logger.warning("memory: pattern derivation for %s failed (%s)", user_id, type(exc).__name__)
         raise LearningFailed(str(exc)) from exc
     upserted = 0
