@@ -138,3 +138,32 @@ async def test_a_cancelled_stream_is_counted_once(devices, user, llm):
         "chat": 1,
         "embedding": 1,
     }
+
+
+async def test_a_turn_whose_tool_call_times_out_is_still_counted_once_per_call(devices, user, llm, settings):
+    # given a device that never answers tool calls
+    settings.ASSISTANT_TOOL_TIMEOUT = 0.3
+    client = await devices(user)
+
+    async def never(call):
+        return None
+
+    client.tool_handler = never
+    llm.script(
+        dispatch(usage=Usage(prompt=900, completion=17)),
+        tool_call("list_tasks", {}, usage=Usage(prompt=600, completion=5)),
+        text("The device did not answer.", usage=Usage(prompt=650, completion=8)),
+        text("Your device did not answer in time.", usage=Usage(prompt=1100, completion=12, cached=512)),
+    )
+
+    # when
+    frames = await home(client, "list my tasks")
+
+    # then
+    assert frames[-2]["code"] == "device_timeout"
+    by_purpose = await sync_to_async(usage_by_purpose)(user)
+    assert by_purpose == {
+        "chat": (2, 2000, 29, 512),
+        "subagent": (2, 1250, 13, 0),
+        "embedding": (1, 3, 0, 0),
+    }
