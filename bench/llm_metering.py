@@ -51,8 +51,9 @@ async def measure(args, stacks: list[Stack], model: ModelProcess) -> dict[str, l
         for _ in range(3):  # warm-up: graph compile, connections, caches
             await one_run(devices[label], model, 20, 0.0)
     runs: dict[str, list[dict]] = {label: [] for label in devices}
-    for _ in range(args.runs):  # interleaved, so both meet the same load on a shared machine
-        for label, device in devices.items():
+    for round_ in range(args.runs):  # interleaved, first one then the other first: the same load for both
+        order = list(devices.items())
+        for label, device in order if round_ % 2 else reversed(order):
             runs[label].append(await one_run(device, model, args.tokens, 0.0))
     for device in devices.values():
         await device.close()

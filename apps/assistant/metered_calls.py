@@ -22,9 +22,11 @@ from asgiref.sync import sync_to_async
 
 from apps.billing.metering import (
     LlmAttribution,
+    LlmCallRecord,
     LlmCallUsage,
     LlmPurpose,
     current_attribution,
+    llm_usage_defer,
     llm_usage_record,
     usage_from_report,
 )
@@ -58,23 +60,34 @@ class MeteredCall:
         elif chunk.get("choices"):
             self.content_chunks += 1
 
-    def settle(self) -> None:
-        if self._settled:
-            return
+    def _record(self) -> LlmCallRecord:
         self._settled = True
         usage, estimated = self.usage, False
         if usage is None:
             usage, estimated = self._estimate(), True
+        return LlmCallRecord(self.call_id, self.attribution, self.model, usage, estimated)
+
+    def settle(self) -> None:
+        if self._settled:
+            return
+        record = self._record()
+        if llm_usage_defer(record):
+            return
         try:
-            llm_usage_record(
-                call_id=self.call_id, attribution=self.attribution, model=self.model, usage=usage, estimated=estimated
-            )
+            llm_usage_record(**record._asdict())
         except Exception:  # the answer must not fail for its bookkeeping; the operator sees it in the log
             logger.exception("metering: could not record model call %s", self.call_id)
 
     async def settle_async(self) -> None:
-        if not self._settled:
-            await sync_to_async(self.settle)()
+        if self._settled:
+            return
+        record = self._record()
+        if llm_usage_defer(record):  # no trip to the database on the way (e.g. before the first token)
+            return
+        try:
+            await sync_to_async(llm_usage_record)(**record._asdict())
+        except Exception:
+            logger.exception("metering: could not record model call %s", self.call_id)
 
     def _estimate(self) -> LlmCallUsage:
         prompt_chars = len(json.dumps(self._payload.get("messages") or self._payload.get("input") or "", default=str))

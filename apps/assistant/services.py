@@ -129,7 +129,8 @@ async def chat_run(
     llm_configuration_check()
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
     purpose = LlmPurpose.FLOATING if kind == FLOATING else LlmPurpose.CHAT
-    async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id):
+    # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
+    async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
         return await _chat_run_admitted(
             ctx=ctx, kind=kind, message=message, sink=sink, history=history, scope=scope, session_id=session_id
         )

@@ -26,7 +26,15 @@ from apps.core.audit import AuditAction, audit_record
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from .error_codes import BillingErrorCode
-from .metering import LlmAttribution, LlmPurpose, llm_attribution, period_of
+from .metering import (
+    DeferredRecords,
+    LlmAttribution,
+    LlmPurpose,
+    llm_attribution,
+    llm_records_deferred,
+    llm_usage_record_all,
+    period_of,
+)
 from .models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservation
 from .tiers import llm_monthly_tokens, upgrade_tier
 
@@ -122,14 +130,25 @@ def llm_budgeted(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> Iter
 
 
 @contextlib.asynccontextmanager
-async def llm_budgeted_async(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> AsyncIterator[LlmAttribution]:
-    """``llm_budgeted`` for async work: the database work runs off the event loop."""
+async def llm_budgeted_async(
+    *, user_id: Any, purpose: LlmPurpose, run_id: str = "", defer_records: bool = False
+) -> AsyncIterator[LlmAttribution]:
+    """``llm_budgeted`` for async work: the database work runs off the event loop. ``defer_records``
+    stores the calls' usage when the work ends, with the release, rather than on its way."""
     hold = await sync_to_async(llm_budget_reserve)(user_id=user_id, purpose=purpose, run_id=run_id)
-    try:
-        with llm_attribution(hold.attribution) as attribution:
-            yield attribution
-    finally:
-        await sync_to_async(llm_budget_release)(hold=hold)
+    with contextlib.ExitStack() as stack:
+        deferred = stack.enter_context(llm_records_deferred()) if defer_records else None
+        try:
+            with llm_attribution(hold.attribution) as attribution:
+                yield attribution
+        finally:
+            await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
+
+
+def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
+    if deferred is not None:
+        llm_usage_record_all(deferred=deferred)
+    llm_budget_release(hold=hold)
 
 
 def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:

@@ -55,7 +55,25 @@ class LlmCallUsage(NamedTuple):
         return self.prompt + self.completion
 
 
+class LlmCallRecord(NamedTuple):
+    call_id: str
+    attribution: LlmAttribution
+    model: str
+    usage: LlmCallUsage
+    estimated: bool = False
+
+
+class DeferredRecords:
+    """Calls of latency-sensitive work recorded when it ends, in one trip to the database, instead
+    of on its way (e.g. before a chat turn's first token); open until then."""
+
+    def __init__(self) -> None:
+        self.records: list[LlmCallRecord] = []
+        self.open = True
+
+
 _attribution: ContextVar[LlmAttribution | None] = ContextVar("llm_attribution", default=None)
+_deferred: ContextVar[DeferredRecords | None] = ContextVar("llm_deferred_records", default=None)
 
 
 @contextlib.contextmanager
@@ -66,6 +84,33 @@ def llm_attribution(attribution: LlmAttribution) -> Iterator[LlmAttribution]:
         yield attribution
     finally:
         _attribution.reset(token)
+
+
+@contextlib.contextmanager
+def llm_records_deferred() -> Iterator[DeferredRecords]:
+    """Hold the calls recorded inside until the caller stores them (``llm_usage_record_all``)."""
+    deferred = DeferredRecords()
+    token = _deferred.set(deferred)
+    try:
+        yield deferred
+    finally:
+        _deferred.reset(token)
+
+
+def llm_usage_defer(record: LlmCallRecord) -> bool:
+    """Keep ``record`` for the end of the work, if the work defers its records; False: store it now."""
+    deferred = _deferred.get()
+    if deferred is None or not deferred.open:
+        return False
+    deferred.records.append(record)
+    return True
+
+
+def llm_usage_record_all(*, deferred: DeferredRecords) -> None:
+    """Store the records held back (closing the holder: later calls are stored as they come)."""
+    deferred.open = False
+    for record in deferred.records:
+        llm_usage_record(**record._asdict())
 
 
 def current_attribution() -> LlmAttribution | None:
