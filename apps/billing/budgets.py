@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Sum
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.core import metrics
@@ -99,18 +99,36 @@ def llm_budget_reserve(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -
         return LlmHold(attribution)
     now = timezone.now()
     period = period_of(now)
-    with transaction.atomic():
-        LlmBudgetPeriod.objects.bulk_create([LlmBudgetPeriod(user_id=user.pk, period=period)], ignore_conflicts=True)
-        month = LlmBudgetPeriod.objects.select_for_update().get(user_id=user.pk, period=period)
+    reservation_id = uuid.uuid4()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Two statements, four trips with BEGIN and COMMIT (this is on the way to a chat turn's first
+        # token). The first takes the lock of the user's month (creating the row if need be); the
+        # second, a new snapshot taken under that lock, sees every hold committed before it.
+        cursor.execute(_LOCK_MONTH, [user.pk, period])
+        (used,) = cursor.fetchone()
         since = now - dt.timedelta(seconds=settings.LLM_BUDGET_RESERVATION_TTL)
-        held = LlmReservation.objects.filter(user_id=user.pk, created_at__gte=since).aggregate(n=Sum("tokens"))["n"]
-        if month.used_tokens + (held or 0) >= budget:
-            metrics.llm_budget_refused(purpose=str(purpose), tier=str(user.tier))
-            raise llm_budget_exhausted_error(user=user, period=period)
-        reservation = LlmReservation.objects.create(
-            user_id=user.pk, tokens=settings.LLM_BUDGET_RESERVATION_TOKENS, created_at=now
-        )
-    return LlmHold(attribution, reservation.id)
+        hold = [reservation_id, user.pk, settings.LLM_BUDGET_RESERVATION_TOKENS, now]
+        cursor.execute(_HOLD_IF_ROOM, [*hold, used, user.pk, since, budget])
+        admitted = cursor.fetchone() is not None
+    if not admitted:
+        metrics.llm_budget_refused(purpose=str(purpose), tier=str(user.tier))
+        raise llm_budget_exhausted_error(user=user, period=period)
+    return LlmHold(attribution, reservation_id)
+
+
+# Raw SQL on the tables of LlmBudgetPeriod and LlmReservation (Django's default names).
+_LOCK_MONTH = """
+    INSERT INTO billing_llmbudgetperiod (user_id, period, used_tokens) VALUES (%s, %s, 0)
+    ON CONFLICT (user_id, period) DO UPDATE SET used_tokens = billing_llmbudgetperiod.used_tokens
+    RETURNING used_tokens
+"""
+_HOLD_IF_ROOM = """
+    INSERT INTO billing_llmreservation (id, user_id, tokens, created_at)
+    SELECT %s, %s, %s, %s
+    WHERE %s + (SELECT COALESCE(SUM(tokens), 0) FROM billing_llmreservation
+                WHERE user_id = %s AND created_at >= %s) < %s
+    RETURNING id
+"""
 
 
 def llm_budget_release(*, hold: LlmHold) -> None:
