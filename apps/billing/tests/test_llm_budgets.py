@@ -311,3 +311,43 @@ def test_staff_see_top_users_with_estimated_cost_and_a_users_month(staff_client,
     assert '<tr class="llm-purpose"><th>chat</th><td>1000000</td><td>100000</td><td>0</td><td>1100000</td></tr>' in (
         month.content.decode()
     )
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def test_metered_tokens_cost_and_refusals_reach_prometheus(client, settings, user):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    settings.METRICS_TOKEN = "metrics-test-token-0123456789"
+
+    def scrape() -> dict:
+        response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer metrics-test-token-0123456789")
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.content.decode())
+            for sample in family.samples
+        }
+
+    labels = (("model", "gpt-4o-mini"), ("purpose", "journey"), ("tier", "free"))
+    before = scrape()
+
+    # when a call of 1M prompt tokens (200k cached) and 100k completion tokens is recorded, then one refused
+    record(user, purpose=LlmPurpose.JOURNEY, prompt=1_000_000, completion=100_000, cached=200_000)
+    llm_budget_override_set(user=user, monthly_tokens=1, actor=None)
+    with pytest.raises(ApplicationError):
+        llm_budget_reserve(user_id=user.pk, purpose=LlmPurpose.JOURNEY)
+    after = scrape()
+
+    # then
+    def grew(name: str, extra: tuple = ()) -> float:
+        key = (name, tuple(sorted(labels + extra)))
+        return round(after.get(key, 0.0) - before.get(key, 0.0), 6)
+
+    assert grew("adiuva_llm_tokens_total", (("kind", "prompt"),)) == 1_000_000
+    assert grew("adiuva_llm_tokens_total", (("kind", "cached"),)) == 200_000
+    assert grew("adiuva_llm_tokens_total", (("kind", "completion"),)) == 100_000
+    # (800k x 0.15 + 200k x 0.075 + 100k x 0.60) per million = 0.12 + 0.015 + 0.06
+    assert grew("adiuva_llm_estimated_cost_usd_total") == 0.195
+    refusals = ("adiuva_llm_budget_refusals_total", (("purpose", "journey"), ("tier", "free")))
+    assert after.get(refusals, 0.0) - before.get(refusals, 0.0) == 1
