@@ -73,7 +73,10 @@ POSTGRES_SCRIPT = textwrap.dedent(
             return 0
 
     stop = threading.Event()
-    threading.Thread(target=embedded.supervise_embedded_services, kwargs={"stop": stop, "interval": 0.2}).start()
+    supervisor = threading.Thread(
+        target=embedded.supervise_embedded_services, kwargs={"stop": stop, "interval": 0.2}, daemon=True
+    )
+    supervisor.start()
     pid = postmaster_pid()
     try:
         os.kill(pid, signal.SIGKILL)
@@ -88,6 +91,7 @@ POSTGRES_SCRIPT = textwrap.dedent(
         print("restarted")
     finally:
         stop.set()
+        supervisor.join(timeout=30)  # let a restart in progress finish before its server is stopped
         new_pid = postmaster_pid()
         if new_pid:
             os.kill(new_pid, signal.SIGTERM)
@@ -114,7 +118,9 @@ def test_a_killed_embedded_postgres_is_restarted_on_the_same_url(pg_data_dir):
     # when its postmaster is killed with SIGKILL (output to files: a restarted server inherits the
     # script's descriptors and would hold pipes open)
     with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
-        result = subprocess.run([sys.executable, "-c", POSTGRES_SCRIPT], cwd=ROOT, env=env, stdout=out, stderr=err)
+        result = subprocess.run(
+            [sys.executable, "-c", POSTGRES_SCRIPT], cwd=ROOT, env=env, stdout=out, stderr=err, timeout=180
+        )
 
     # then the supervisor starts it again on the same socket
     assert result.returncode == 0, (tmp_path / "err").read_text()[-3000:]

@@ -284,6 +284,7 @@ class JourneyStartApi(APIView):
 
 class JourneyMessageApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
+    calls_model = True  # charged to the caller's token budget: a declared 402
 
     class InputSerializer(serializers.Serializer):
         session_id = serializers.RegexField(r"^[0-9a-f]{32}$")

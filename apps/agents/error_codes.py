@@ -24,3 +24,4 @@ class AgentsErrorCode(StrEnum):
     FILE_SKIPPED = "file_skipped"
     EXTRACTION_FAILED = "extraction_failed"
     DELIVERY_FAILED = "delivery_failed"
+    BUDGET_EXHAUSTED = "budget_exhausted"  # the user's monthly token budget is used up: the run did not start

@@ -13,6 +13,9 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 
+from apps.billing.budgets import llm_budgeted_async
+from apps.billing.error_codes import BillingErrorCode
+from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 
 from .error_codes import AgentsErrorCode
@@ -37,14 +40,18 @@ async def run_execute_async(*, run: AgentRunLog) -> AgentRunLog:
         if config is None:
             errors.add(AgentsErrorCode.AGENT_CONFIG_MISSING, "the agent was deleted before it ran")
             return await finish(run, processed=0, errors=errors, aborted=True)
-        if isinstance(config, LocalAgentConfig):
-            from .local_runs import local_run_execute
+        async with llm_budgeted_async(user_id=run.user_id, purpose=LlmPurpose.AGENT_EXTRACTION, run_id=str(run.id)):
+            if isinstance(config, LocalAgentConfig):
+                from .local_runs import local_run_execute
 
-            return await local_run_execute(run, config)
-        from .cloud_runs import cloud_run_execute
+                return await local_run_execute(run, config)
+            from .cloud_runs import cloud_run_execute
 
-        return await cloud_run_execute(run, config)
+            return await cloud_run_execute(run, config)
     except ApplicationError as exc:  # e.g. llm_not_configured
+        if exc.code == BillingErrorCode.LLM_BUDGET_EXHAUSTED:
+            errors.add(AgentsErrorCode.BUDGET_EXHAUSTED, exc.message)
+            return await finish(run, processed=0, errors=errors, aborted=True)
         errors.add(exc.code, exc.message)
         return await finish(run, processed=0, errors=errors, aborted=True)
     except BaseException:

@@ -24,6 +24,8 @@ from pydantic import BaseModel, Field
 
 from apps.assistant.llm import ModelRole, chat_model
 from apps.assistant.sanitizer import PromptSanitizer
+from apps.billing.budgets import llm_budgeted
+from apps.billing.metering import LlmPurpose
 from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 from apps.core.errors import ApplicationError, CoreErrorCode
 
@@ -212,7 +214,8 @@ def journey_message(*, user: Any, session_id: str, message: Any) -> JourneyReply
         session.history.append({"role": "user", "content": text})
         session.turns += 1
         final = session.turns >= MAX_USER_TURNS
-        turn = _ask_model(session, final=final)
+        with llm_budgeted(user_id=user.pk, purpose=LlmPurpose.JOURNEY, run_id=session_id):
+            turn = _ask_model(session, final=final)
         sanitizer = PromptSanitizer(extra_texts=[_system_prompt(session), FINAL_NOTE, TURN_NOTE, REFINE_NOTE])
         reply_text = sanitizer.clean(turn.message).strip()
         template = sanitizer.clean(turn.prompt_template).strip()

@@ -15,12 +15,13 @@ from rest_framework.views import APIView
 from apps.core.request_context import current_request_id
 from apps.core.serializer_fields import StrictCharField
 
-from .embeddings import text_embed
+from .embeddings import user_text_embed
 from .services import chat_reply, message_validate
 
 
 class ChatApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
+    calls_model = True  # charged to the caller's token budget: a declared 402
 
     class InputSerializer(serializers.Serializer):
         class ContextSerializer(serializers.Serializer):
@@ -59,6 +60,7 @@ class ChatApi(APIView):
 
 class VectorEmbedApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
+    calls_model = True  # charged to the caller's token budget: a declared 402
 
     class InputSerializer(serializers.Serializer):
         text = StrictCharField(trim_whitespace=False)
@@ -76,5 +78,5 @@ class VectorEmbedApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        vector = async_to_sync(text_embed)(text=data.validated_data["text"])
+        vector = async_to_sync(user_text_embed)(user_id=request.user.id, text=data.validated_data["text"])
         return Response(self.OutputSerializer({"vector": vector}).data)

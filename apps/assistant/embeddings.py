@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import openai
 
+from apps.billing.budgets import llm_budgeted_async
+from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 from apps.core.vectors import EMBEDDING_DIMENSIONS
 
@@ -38,3 +41,9 @@ async def text_embed(*, text: str) -> list[float]:
             status=502,
         )
     return [float(v) for v in vector]
+
+
+async def user_text_embed(*, user_id: Any, text: str) -> list[float]:
+    """``text_embed`` for a user's own request: admitted by, and charged to, their token budget."""
+    async with llm_budgeted_async(user_id=user_id, purpose=LlmPurpose.EMBEDDING):
+        return await text_embed(text=text)

@@ -19,6 +19,7 @@ from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
+from .metered_calls import MeteredCall, async_metering_hook, metered_call, metering_hook, settle_shielded
 
 
 class ModelRole(StrEnum):
@@ -58,15 +59,19 @@ def tls_context() -> ssl.SSLContext:
     return httpx2.create_ssl_context()
 
 
-@lru_cache(maxsize=4)
-def _sync_http_client(timeout: float) -> openai.DefaultHttpxClient:
+@lru_cache(maxsize=8)
+def _sync_http_client(timeout: float, *, subagent: bool = False) -> openai.DefaultHttpxClient:
     # Blocking clients belong to no event loop, so one per process serves every thread.
-    return openai.DefaultHttpxClient(timeout=timeout, verify=tls_context())
+    hooks = {"response": [metering_hook(subagent=subagent)]}
+    return openai.DefaultHttpxClient(timeout=timeout, verify=tls_context(), event_hooks=hooks)
 
 
-def async_http_client() -> openai.DefaultAsyncHttpxClient:
+def async_http_client(*, subagent: bool = False) -> openai.DefaultAsyncHttpxClient:
     """A fresh asynchronous client (its connections belong to the running loop) on the shared context."""
-    return openai.DefaultAsyncHttpxClient(timeout=settings.ASSISTANT_LLM_TIMEOUT, verify=tls_context())
+    hooks = {"response": [async_metering_hook(subagent=subagent)]}
+    return openai.DefaultAsyncHttpxClient(
+        timeout=settings.ASSISTANT_LLM_TIMEOUT, verify=tls_context(), event_hooks=hooks
+    )
 
 
 def model_name(role: ModelRole) -> str:
@@ -86,13 +91,17 @@ class DecodedChunkCompletions:
 
     _PER_CALL_OPTIONS = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
-    def __init__(self, client: openai.AsyncOpenAI) -> None:
+    def __init__(self, client: openai.AsyncOpenAI, *, subagent: bool = False) -> None:
         self._client = client
         self._completions = client.chat.completions
+        self._subagent = subagent
 
     async def create(self, **payload: Any) -> Any:
         if not payload.get("stream") or self._PER_CALL_OPTIONS & payload.keys():
-            return await self._completions.create(**payload)
+            return await self._completions.create(**payload)  # a complete answer: metered by the client's hook
+        call = metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
+        if call is not None:  # the provider reports the stream's usage in one last chunk
+            payload = {**payload, "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
         stream = await self._client.post(
             "/chat/completions",
             body=payload,
@@ -101,7 +110,7 @@ class DecodedChunkCompletions:
             stream_cls=openai.AsyncStream[object],
             options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
         )
-        return CoalescingChunkStream(stream)
+        return CoalescingChunkStream(stream, meter=call)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
@@ -119,10 +128,14 @@ class CoalescingChunkStream:
     several tokens per trip instead of queueing them one by one; a slow model loses nothing to it.
     A reader task drains the HTTP stream into a buffer; only plain text deltas of the same choice
     are merged (never tool-call pieces, a role change, a finish or usage).
+
+    A ``meter`` sees every chunk as it is read and records the call when the stream ends, however
+    it ends.
     """
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, *, meter: MeteredCall | None = None) -> None:
         self._stream = stream
+        self._meter = meter
         self._buffer: collections.deque[Any] = collections.deque()
         self._arrived = asyncio.Event()
         self._finished = False
@@ -132,17 +145,24 @@ class CoalescingChunkStream:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stream.close()
+        await self.close()
 
     async def close(self) -> None:
         await self._stream.close()
+        # A consumer cancelled mid-stream closes the stream but may leave its iterator to the garbage
+        # collector: the call is recorded now, from what was read (settling twice records once).
+        if self._meter is not None:
+            await settle_shielded(self._meter)
 
     async def _read(self) -> None:
         try:
             loop = asyncio.get_running_loop()
             resumed = loop.time()
+            meter = self._meter
             async for chunk in self._stream:
                 self._buffer.append(chunk)
+                if meter is not None:
+                    meter.observe(chunk)
                 waiting = not self._arrived.is_set()
                 self._arrived.set()
                 # Decoding chunks already read from the socket never suspends, so a fast model would
@@ -183,6 +203,8 @@ class CoalescingChunkStream:
                 reader.cancel()
                 with contextlib.suppress(BaseException):
                     await reader
+            if self._meter is not None:
+                await settle_shielded(self._meter)
 
 
 def _text_delta(chunk: Any) -> str | None:
@@ -207,8 +229,17 @@ def _with_text(chunk: dict, content: str) -> dict:
 def chat_model(role: ModelRole) -> ChatOpenAI:
     """A chat-completions model (never the Responses API, which other OpenAI-compatible servers lack)."""
     llm_configuration_check()
-    model = ChatOpenAI(model=model_name(role), use_responses_api=False, **_client_options())
-    return model.model_copy(update={"async_client": DecodedChunkCompletions(model.root_async_client)})
+    subagent = role is ModelRole.SUBAGENT
+    model = ChatOpenAI(
+        model=model_name(role),
+        use_responses_api=False,
+        # Ours, for the metering hook; a fresh asynchronous one per model, as langchain-openai would build.
+        http_client=_sync_http_client(settings.ASSISTANT_LLM_TIMEOUT, subagent=subagent),
+        http_async_client=async_http_client(subagent=subagent),
+        **_client_options(),
+    )
+    async_client = DecodedChunkCompletions(model.root_async_client, subagent=subagent)
+    return model.model_copy(update={"async_client": async_client})
 
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:

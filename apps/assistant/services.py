@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from django.conf import settings
 
+from apps.billing.budgets import llm_budgeted_async
+from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 from apps.devices.errors import DeviceCallError
 
@@ -136,6 +138,33 @@ async def chat_run(
     message = message_validate(message)
     llm_configuration_check()
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
+    purpose = LlmPurpose.FLOATING if kind == ChatKind.FLOATING else LlmPurpose.CHAT
+    # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
+    async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
+        return await _chat_run_admitted(
+            ctx=ctx,
+            kind=kind,
+            message=message,
+            sink=sink,
+            history=history,
+            scope=scope,
+            session_id=session_id,
+            context_fragment=context_fragment,
+        )
+
+
+async def _chat_run_admitted(
+    *,
+    ctx: ChatRequestContext,
+    kind: ChatKind,
+    message: str,
+    sink: ChatSink,
+    history: list[dict[str, Any]] | None,
+    scope: dict[str, Any] | None,
+    session_id: str | None,
+    context_fragment: str,
+) -> ChatOutcome:
+    user_id, request_id = ctx.user_id, ctx.request_id
     with chat_request(ctx):
         # The domain a Floating turn announces when no sub-agent was called, as the earlier backend did.
         default_domain = "tasks"

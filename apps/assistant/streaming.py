@@ -48,8 +48,9 @@ class FrameSink:
         self.first_token.tick()
         await self.session.send({"type": "stream_text", "request_id": self.request_id, "chunk": chunk})
 
-    async def error(self, code: str, message: str) -> None:
-        await self.session.send({"type": "error", "request_id": self.request_id, "code": code, "message": message})
+    async def error(self, code: str, message: str, **extra: Any) -> None:
+        frame = {"type": "error", "request_id": self.request_id, "code": code, "message": message}
+        await self.session.send({**frame, **extra})
 
     async def end(self, *, cancelled: bool = False) -> None:
         if self.ended:
@@ -93,7 +94,7 @@ async def _handle(session: Any, frame: Any, *, kind: ChatKind) -> None:
         # The socket itself went away: there is no one left to tell.
         logger.info("request %s ended: device gone", sink.request_id)
     except ApplicationError as exc:
-        await _fail(sink, exc.code, exc.message)
+        await _fail(sink, exc.code, exc.message, **_frame_extra(exc))
     except TimeoutError:
         await _fail(sink, AssistantErrorCode.REQUEST_TIMEOUT, "The assistant did not finish in time; please try again.")
     except Exception:
@@ -108,9 +109,14 @@ def _fault_reports(faults: list[DeviceCallError]) -> list[tuple[str, str]]:
     return list(seen.items())
 
 
-async def _fail(sink: FrameSink, code: str, message: str) -> None:
+def _frame_extra(exc: ApplicationError) -> dict[str, Any]:
+    """The error's details an ``error`` frame carries beside code and message (a budget's renewal, the upgrade)."""
+    return {key: exc.extra[key] for key in ("resets_at", "upgrade_tier") if exc.extra.get(key) is not None}
+
+
+async def _fail(sink: FrameSink, code: str, message: str, **extra: Any) -> None:
     with contextlib.suppress(DeviceCallError):
-        await sink.error(str(code), message)
+        await sink.error(str(code), message, **extra)
         await sink.end()
 
 

@@ -1,10 +1,11 @@
-"""Billing endpoints: Checkout, customer portal, subscription state and cancel, Stripe webhooks."""
+"""Billing endpoints: Checkout, customer portal, subscription state and cancel, Stripe webhooks,
+the caller's model-call usage."""
 
 from __future__ import annotations
 
 import uuid
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -30,6 +31,7 @@ from .services import (
     subscription_cancel,
     webhook_receive,
 )
+from .usage_report import llm_usage_report, period_parse
 
 
 class CheckoutApi(APIView):
@@ -202,3 +204,44 @@ class WebhookByEndpointApi(WebhookApi):
     )
     def post(self, request: Request, uuid: uuid.UUID | None = None) -> Response:
         return super().post(request, uuid=uuid)
+
+
+class _TokensSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "LlmTokens"
+
+    prompt = serializers.IntegerField()
+    completion = serializers.IntegerField()
+    cached = serializers.IntegerField(help_text="Part of prompt: tokens the provider served from its cache.")
+    total = serializers.IntegerField(help_text="prompt + completion: what the budget counts.")
+
+
+class _DayTokensSerializer(_TokensSerializer):
+    class Meta:
+        ref_name = "LlmDayTokens"
+
+    day = serializers.DateField()
+
+
+class UsageApi(APIView):
+    """The caller's model-call tokens in a month (``?period=YYYY-MM``, default this month)."""
+
+    class OutputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "BillingUsage"
+
+        period = serializers.CharField(help_text="YYYY-MM (calendar month, UTC).")
+        budget = serializers.IntegerField(allow_null=True, help_text="Tokens per month; null: unlimited.")
+        used = _TokensSerializer()
+        remaining = serializers.IntegerField(allow_null=True)
+        resets_at = serializers.DateTimeField()
+        by_purpose = serializers.DictField(child=_TokensSerializer())
+        by_day = _DayTokensSerializer(many=True)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("period", str, description="YYYY-MM; default: the current month.")],
+        responses={200: OutputSerializer, 400: OpenApiResponse(ErrorSerializer, "Not a YYYY-MM month.")},
+    )
+    def get(self, request: Request) -> Response:
+        period = period_parse(request.query_params.get("period"))
+        return Response(self.OutputSerializer(llm_usage_report(user=request.user, period=period)).data)

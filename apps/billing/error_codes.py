@@ -7,6 +7,7 @@ class BillingErrorCode(StrEnum):
     FEATURE_NOT_AVAILABLE = "feature_not_available"
     QUOTA_EXCEEDED = "quota_exceeded"
     LIMIT_REACHED = "limit_reached"
+    LLM_BUDGET_EXHAUSTED = "llm_budget_exhausted"
     BILLING_NOT_CONFIGURED = "billing_not_configured"
     PLAN_NOT_AVAILABLE = "plan_not_available"
     ALREADY_SUBSCRIBED = "already_subscribed"

@@ -9,6 +9,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Final
 
+from django.conf import settings
+
 from apps.accounts.models import Tier
 from apps.core.errors import ApplicationError
 
@@ -27,6 +29,7 @@ class Feature(StrEnum):
     PLUGIN_MARKETPLACE = "plugin_marketplace"
     SSO = "sso"
     REQUESTS_PER_MINUTE = "requests_per_minute"
+    LLM_MONTHLY_TOKENS = "llm_monthly_tokens"
 
 
 UNLIMITED: Final = None
@@ -43,6 +46,7 @@ FEATURES: Final[dict[str, dict[Feature, Any]]] = {
         Feature.PLUGIN_MARKETPLACE: False,
         Feature.SSO: False,
         Feature.REQUESTS_PER_MINUTE: 20,
+        Feature.LLM_MONTHLY_TOKENS: 250_000,
     },
     Tier.PRO: {
         Feature.AGENTS: UNLIMITED,
@@ -54,6 +58,7 @@ FEATURES: Final[dict[str, dict[Feature, Any]]] = {
         Feature.PLUGIN_MARKETPLACE: False,
         Feature.SSO: False,
         Feature.REQUESTS_PER_MINUTE: 60,
+        Feature.LLM_MONTHLY_TOKENS: 3_000_000,
     },
     Tier.POWER: {
         Feature.AGENTS: UNLIMITED,
@@ -65,6 +70,7 @@ FEATURES: Final[dict[str, dict[Feature, Any]]] = {
         Feature.PLUGIN_MARKETPLACE: True,
         Feature.SSO: False,
         Feature.REQUESTS_PER_MINUTE: 120,
+        Feature.LLM_MONTHLY_TOKENS: 10_000_000,
     },
     Tier.TEAM: {
         Feature.AGENTS: UNLIMITED,
@@ -76,6 +82,7 @@ FEATURES: Final[dict[str, dict[Feature, Any]]] = {
         Feature.PLUGIN_MARKETPLACE: True,
         Feature.SSO: True,
         Feature.REQUESTS_PER_MINUTE: 200,  # per seat
+        Feature.LLM_MONTHLY_TOKENS: 10_000_000,  # per seat: each member's own budget
     },
 }
 TIER_ORDER: Final = [Tier.FREE, Tier.PRO, Tier.POWER, Tier.TEAM]
@@ -159,3 +166,22 @@ def requests_per_minute(user: Any, *, seats: int = 1) -> int:
     """The user's request budget per minute; per-seat tiers multiply by their seats."""
     per_minute = int(feature_limit(user, Feature.REQUESTS_PER_MINUTE))
     return per_minute * max(1, seats) if _tier_of(user) in PER_SEAT_TIERS else per_minute
+
+
+def llm_monthly_tokens(user: Any) -> int | None:
+    """The user's monthly token budget by tier (``LLM_MONTHLY_TOKENS`` overrides a tier's); ``None``: unlimited.
+
+    Per-seat tiers give each member the tier's budget of one seat: a member spends their own.
+    """
+    tier = _tier_of(user)
+    configured = settings.LLM_MONTHLY_TOKENS.get(str(tier))
+    if configured is not None:
+        return int(configured)
+    value = FEATURES[tier][Feature.LLM_MONTHLY_TOKENS]
+    return None if value is UNLIMITED else int(value)
+
+
+def upgrade_tier(user: Any) -> str | None:
+    """The next tier up from the user's, or ``None`` on the highest."""
+    rank = tier_rank(_tier_of(user))
+    return TIER_ORDER[rank + 1] if rank + 1 < len(TIER_ORDER) else None

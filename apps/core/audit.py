@@ -38,6 +38,7 @@ class AuditAction(StrEnum):
     AGENT_RESUMED = "agent.resumed"
     STORAGE_READ_ONLY = "storage.read_only"
     STORAGE_WRITABLE = "storage.writable"
+    LLM_BUDGET_OVERRIDDEN = "llm_budget.overridden"
 
 
 def audit_record(

@@ -50,6 +50,19 @@ REDIS_UNAVAILABLE = Counter(
     "adiuva_redis_unavailable_total", "Operations that found Redis unreachable, by where.", ["where"]
 )
 BODY_TOO_LARGE = Counter("adiuva_request_body_too_large_total", "Requests refused with 413 before their body was read.")
+LLM_TOKENS = Counter(
+    "adiuva_llm_tokens_total",
+    "Tokens of metered model calls, as the provider reported them; kind is prompt, completion or cached.",
+    ["model", "purpose", "tier", "kind"],
+)
+LLM_COST = Counter(
+    "adiuva_llm_estimated_cost_usd_total",
+    "Estimated cost of metered model calls (LLM_PRICES), in USD.",
+    ["model", "purpose", "tier"],
+)
+LLM_BUDGET_REFUSALS = Counter(
+    "adiuva_llm_budget_refusals_total", "Requests refused for an exhausted token budget.", ["purpose", "tier"]
+)
 
 _gauge_sources: dict[str, tuple[str, Callable[[], float]]] = {}
 
@@ -110,6 +123,20 @@ def redis_unavailable(*, where: str) -> None:
 
 def body_too_large() -> None:
     BODY_TOO_LARGE.inc()
+
+
+def llm_call_metered(
+    *, model: str, purpose: str, tier: str, prompt: int, completion: int, cached: int, cost_usd: float
+) -> None:
+    for kind, tokens in (("prompt", prompt), ("completion", completion), ("cached", cached)):
+        if tokens:
+            LLM_TOKENS.labels(model=model, purpose=purpose, tier=tier, kind=kind).inc(tokens)
+    if cost_usd:
+        LLM_COST.labels(model=model, purpose=purpose, tier=tier).inc(cost_usd)
+
+
+def llm_budget_refused(*, purpose: str, tier: str) -> None:
+    LLM_BUDGET_REFUSALS.labels(purpose=purpose, tier=tier).inc()
 
 
 # --- Celery -------------------------------------------------------------------------------------

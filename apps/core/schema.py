@@ -7,7 +7,8 @@ Errors: each operation declares, once and for all endpoints (present and future)
 that can reach it, all with the shared ``Error`` component (``{code, message, detail, request_id,
 fields?}``): 400 when it takes a body or parameters, 401/403/429 when it is authenticated (or
 throttled), 404 when it has path parameters or is authenticated, 413 when it may carry a body, 415
-when it reads one (a DELETE only when its view sets ``delete_reads_body``), 405 and 503 everywhere.
+when it reads one (a DELETE only when its view sets ``delete_reads_body``), 402 when its view calls the
+model (``calls_model``: a spent token budget), 405 and 503 everywhere.
 An explicit ``extend_schema(responses=...)`` entry for a status always wins.
 """
 
@@ -22,6 +23,7 @@ from rest_framework.permissions import AllowAny
 ERROR_DESCRIPTIONS = {
     400: "Invalid input: `validation_error` (with `fields`), `malformed_request`, `json_too_deep`, …",
     401: "Not authenticated, or the credentials are not valid.",
+    402: "The monthly model budget is used up (`llm_budget_exhausted`, with `resets_at` and `upgrade_tier`).",
     403: "Not allowed: `permission_denied`, `feature_not_available` (with the unlocking tier), `quota_exceeded`.",
     404: "No such resource, or it belongs to someone else.",
     405: "Method not allowed on this path.",
@@ -103,4 +105,6 @@ class AutoSchema(openapi.AutoSchema):
             statuses.add(404)
         if getattr(view, "calls_upstream", False):
             statuses.add(502)
+        if getattr(view, "calls_model", False):
+            statuses.add(402)
         return statuses

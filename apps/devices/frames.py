@@ -219,6 +219,9 @@ class ErrorFrame(_Out):
     seq: int | None = None
     code: str
     message: str
+    # llm_budget_exhausted: when the budget renews (ISO 8601, UTC) and the plan that gives more
+    resets_at: str | None = None
+    upgrade_tier: str | None = None
 
 
 OutgoingFrame = Annotated[

@@ -33,6 +33,11 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from apps.billing.budgets import llm_budgeted
+from apps.billing.error_codes import BillingErrorCode
+from apps.billing.metering import LlmPurpose
+from apps.core.errors import ApplicationError
+
 from .crypto import lookup_digest, seal, unseal
 from .embeddings import validate_embedding
 from .models import AssociativeMemory, Episode, MemoryKey, MemoryKind
@@ -118,6 +123,10 @@ def _enqueue(task, *args: str) -> None:
         logger.warning("memory: could not queue %s; the periodic sweep will retry", task.name, exc_info=True)
 
 
+def _budget_exhausted(exc: Exception) -> bool:
+    return isinstance(exc, ApplicationError) and exc.code == BillingErrorCode.LLM_BUDGET_EXHAUSTED
+
+
 def episode_learn(*, episode_id: uuid.UUID | str) -> bool:
     """Summarise a pending episode and learn its facts; False if there is nothing (left) to do."""
     episode = Episode.objects.filter(id=episode_id, summary_encrypted__isnull=True).first()
@@ -127,16 +136,21 @@ def episode_learn(*, episode_id: uuid.UUID | str) -> bool:
     exchange = unseal(user_id=user_id, token=episode.exchange_encrypted)
     message, _, answer = exchange.partition("\nAssistant: ")
     try:
-        model = learning_model()
-        digest = model.summarise_turn(message=message.removeprefix("User: "), answer=answer)
-        summary = _clip(digest.summary, SUMMARY_MAX_CHARS)
-        if not summary:
-            raise LearningFailed("the model returned an empty summary")
-        topics = _unique([_clip(topic, TOPIC_MAX_CHARS) for topic in digest.topics])[:MAX_TOPICS]
-        vectors = [validate_embedding(v) for v in model.embed(texts=[summary, *topics])]
-        if len(vectors) != 1 + len(topics):
-            raise LearningFailed("the embedding model returned the wrong number of vectors")
+        with llm_budgeted(user_id=user_id, purpose=LlmPurpose.MEMORY_SUMMARY, run_id=str(episode.id)):
+            model = learning_model()
+            digest = model.summarise_turn(message=message.removeprefix("User: "), answer=answer)
+            summary = _clip(digest.summary, SUMMARY_MAX_CHARS)
+            if not summary:
+                raise LearningFailed("the model returned an empty summary")
+            topics = _unique([_clip(topic, TOPIC_MAX_CHARS) for topic in digest.topics])[:MAX_TOPICS]
+            vectors = [validate_embedding(v) for v in model.embed(texts=[summary, *topics])]
+            if len(vectors) != 1 + len(topics):
+                raise LearningFailed("the embedding model returned the wrong number of vectors")
     except Exception as exc:
+        if _budget_exhausted(exc):
+            # Not an attempt: the episode stays pending and is summarised once the month renews.
+            logger.info("memory: summary of episode %s not started: budget_exhausted", episode.id)
+            return False
         Episode.objects.filter(id=episode.id).update(summary_attempts=episode.summary_attempts + 1)
         logger.warning("memory: summary of episode %s failed (%s)", episode.id, type(exc).__name__)
         raise LearningFailed(str(exc)) from exc
@@ -221,8 +235,12 @@ def patterns_learn(*, user_id: UserId) -> int:
         return 0
     known = [pattern.description for pattern in patterns_all(user_id=user_id)]
     try:
-        candidates = learning_model().derive_patterns(summaries=summaries, known=known)
+        with llm_budgeted(user_id=user_id, purpose=LlmPurpose.MEMORY_SUMMARY):
+            candidates = learning_model().derive_patterns(summaries=summaries, known=known)
     except Exception as exc:
+        if _budget_exhausted(exc):
+            logger.info("memory: patterns of %s not derived: budget_exhausted", user_id)
+            return 0
         logger.warning("memory: pattern derivation for %s failed (%s)", user_id, type(exc).__name__)
         raise LearningFailed(str(exc)) from exc
     upserted = 0

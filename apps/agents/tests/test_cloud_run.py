@@ -234,3 +234,45 @@ async def test_teams_chat_messages_become_suggested_tasks_and_a_rerun_adds_nothi
     assert (rerun.status, rerun.items_processed, rerun.items_created) == (RunStatus.SUCCESS, 0, 0)
     config = await sync_to_async(CloudAgentConfig.objects.get)(id=teams_config.id)
     assert "19:apollo@thread.v2" in config.sync_cursor["chats"]
+
+
+async def test_a_run_meters_each_extraction_exactly_and_with_no_budget_left_does_not_start(
+    devices, user, llm, gmail_config
+):
+    from apps.assistant.testing.scripted_openai import Usage
+    from apps.billing.budgets import llm_budget_override_set
+    from apps.billing.models import LlmUsage
+
+    # given two mails, each extraction reporting its own usage
+    await devices(user)
+
+    def extraction_with_usage(body):
+        reply = task_per_subject(body)
+        subject_is_invoice = "Send the March invoice" in document_of(body)
+        reply.usage = Usage(prompt=4000 if subject_is_invoice else 3000, completion=70, cached=1000)
+        return reply
+
+    llm.fallback = extraction_with_usage
+
+    # when the run executes
+    run = await execute_task(await start_run(gmail_config))
+
+    # then both extractions are counted once, as agent_extraction, under the run's id
+    rows_ = await sync_to_async(list)(LlmUsage.objects.filter(user=user))
+    assert run.status == RunStatus.SUCCESS
+    assert sorted((r.purpose, r.prompt_tokens, r.completion_tokens, r.cached_tokens) for r in rows_) == [
+        ("agent_extraction", 3000, 70, 1000),
+        ("agent_extraction", 4000, 70, 1000),
+    ]
+    assert {r.run_id for r in rows_} == {str(run.id)}
+
+    # when the budget is used up and the next run is due
+    await sync_to_async(llm_budget_override_set)(user=user, monthly_tokens=7000, actor=None)
+    calls_before = len(llm.chat_requests())
+    refused = await execute_task(await start_run(gmail_config))
+
+    # then it did not start: no model call, and the run log says why
+    assert len(llm.chat_requests()) == calls_before
+    assert refused.status == RunStatus.ERROR
+    assert len(refused.errors) == 1
+    assert refused.errors[0].startswith("budget_exhausted: ")

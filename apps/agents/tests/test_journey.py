@@ -208,3 +208,40 @@ def test_a_model_answering_in_plain_text_is_a_clear_error(pro_client, llm):
 
     assert response.status_code == 502
     assert response.json()["code"] == "journey_llm_failed"
+
+
+def test_a_journey_answer_is_metered_and_with_no_budget_left_is_refused_with_402(pro_client, pro_user, llm):
+    from apps.assistant.testing.scripted_openai import Usage
+    from apps.billing.budgets import llm_budget_override_set
+    from apps.billing.models import LlmUsage
+
+    # given a started journey whose first answer reports its usage
+    started = pro_client.post(START, {"agent_type": "local"}).json()
+    reply = question("Which data should I extract?")
+    reply.usage = Usage(prompt=2222, completion=44, cached=0)
+    llm.script(reply)
+
+    # when the user answers
+    first = pro_client.post(MESSAGE, {"session_id": started["session_id"], "message": "Client e-mails"})
+
+    # then the call is counted once as journey, under the journey's session
+    assert first.status_code == 200
+    [row] = LlmUsage.objects.filter(user=pro_user)
+    assert (row.purpose, row.prompt_tokens, row.completion_tokens, row.run_id) == (
+        "journey",
+        2222,
+        44,
+        started["session_id"],
+    )
+
+    # when the budget is used up
+    llm_budget_override_set(user=pro_user, monthly_tokens=2000, actor=None)
+    refused = pro_client.post(MESSAGE, {"session_id": started["session_id"], "message": "Tasks"})
+
+    # then 402 with the renewal and the next plan; the model was not called
+    assert refused.status_code == 402
+    body = refused.json()
+    assert body["code"] == "llm_budget_exhausted"
+    assert body["upgrade_tier"] == "power"
+    assert body["resets_at"].endswith("T00:00:00Z")
+    assert len(llm.chat_requests()) == 1

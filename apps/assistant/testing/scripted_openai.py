@@ -62,6 +62,32 @@ class Reply:
     written_at: list[float] | None = None  # if a list, perf_counter() after each text delta is sent (benchmarks)
     tool_args_chunk: int | None = None  # stream each call's arguments in pieces of this many characters
     hold_before_finish: threading.Event | None = None  # after the tool calls, wait (≤ 15 s) for this event
+    usage: Usage | None = None  # the tokens reported for this call (DEFAULT_USAGE when unset)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The usage a scripted call reports (``cached`` is part of ``prompt``, as OpenAI counts it)."""
+
+    prompt: int
+    completion: int
+    cached: int = 0
+
+    def as_report(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.prompt + self.completion,
+            "prompt_tokens_details": {"cached_tokens": self.cached},
+        }
+
+
+DEFAULT_USAGE = Usage(prompt=101, completion=11, cached=0)
+
+
+def embedding_tokens(texts: list[str]) -> int:
+    """The tokens the scripted server reports for an embeddings call: one per word of its input."""
+    return sum(len(re.findall(r"\w+", str(item))) for item in texts)
 
 
 def text(content: str, **options: Any) -> Reply:
@@ -250,7 +276,10 @@ class ScriptedOpenAI:
                         "object": "list",
                         "data": data,
                         "model": body.get("model", "scripted"),
-                        "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                        "usage": {
+                            "prompt_tokens": embedding_tokens(inputs),
+                            "total_tokens": embedding_tokens(inputs),
+                        },
                     },
                 )
 
@@ -288,7 +317,7 @@ class ScriptedOpenAI:
                                 "finish_reason": "tool_calls" if reply.tool_calls else "stop",
                             }
                         ],
-                        "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                        "usage": (reply.usage or DEFAULT_USAGE).as_report(),
                     },
                 )
 
@@ -349,7 +378,7 @@ class ScriptedOpenAI:
                             "created": int(time.time()),
                             "model": model,
                             "choices": [],
-                            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                            "usage": (reply.usage or DEFAULT_USAGE).as_report(),
                         }
                         write(f"data: {json.dumps(payload)}\n\n".encode())
                     write(b"data: [DONE]\n\n")

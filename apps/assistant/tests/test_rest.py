@@ -233,3 +233,21 @@ def test_embed_validates_input_and_configuration(user, auth_client, settings):
     assert missing.json()["fields"]["text"]
     assert unconfigured.status_code == 503
     assert unconfigured.json()["code"] == "llm_not_configured"
+
+
+def test_chat_with_no_budget_left_is_402_with_the_renewal_and_the_upgrade(user, auth_client, llm):
+    from apps.billing.budgets import llm_budget_override_set
+
+    # given
+    llm_budget_override_set(user=user, monthly_tokens=0, actor=None)
+
+    # when
+    response = post(auth_client, "/api/v1/chat", {"message": "hello", "context": {}})
+
+    # then
+    assert response.status_code == 402
+    body = response.json()
+    assert body["code"] == "llm_budget_exhausted"
+    assert body["upgrade_tier"] == "pro"
+    assert body["resets_at"].endswith("T00:00:00Z")
+    assert llm.requests == []

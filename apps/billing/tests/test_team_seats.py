@@ -220,7 +220,7 @@ def test_existing_team_subscribers_get_a_team_in_the_data_migration(make_user):
     subscriber = make_user("old@agency.example")
     User.objects.filter(pk=subscriber.pk).update(tier="team")
     BillingAccount.objects.create(user=subscriber, seats=4)
-    migration = importlib.import_module("apps.billing.migrations.0002_team_subscribers_get_a_team")
+    migration = importlib.import_module("apps.billing.migrations.0004_team_subscribers_get_a_team")
 
     # when
     migration.team_subscribers_get_a_team(global_apps, None)

@@ -227,3 +227,23 @@ def test_memory_api_lists_a_pending_episode_and_deletes_it(user, auth_client, mo
 
     assert auth_client.delete(f"/api/v1/memory/episodic/{episode.id}").status_code in (200, 204)
     assert not Episode.objects.filter(id=episode.id).exists()
+
+
+def test_with_no_budget_left_a_summary_does_not_start_and_stays_pending_without_an_attempt(user, model, caplog):
+    from apps.billing.budgets import llm_budget_override_set
+
+    # given a pending turn and a spent budget
+    episode = capture(user, "hi")
+    model.digests["hi"] = TurnDigest(summary="Greeting.", topics=["A fact"])
+    llm_budget_override_set(user=user, monthly_tokens=0, actor=None)
+
+    # when
+    learned = episode_learn(episode_id=episode.id)
+
+    # then nothing was summarised, the episode waits for the next month, and the log says why
+    assert learned is False
+    episode.refresh_from_db()
+    assert episode.summary_encrypted is None
+    assert episode.summary_attempts == 0
+    assert AssociativeMemory.objects.count() == 0
+    assert "budget_exhausted" in caplog.text

@@ -16,7 +16,7 @@ def team_subscribers_get_a_team(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("billing", "0001_initial"),
+        ("billing", "0003_llm_usage_roll_up_beat_task"),
         ("teams", "0001_initial"),
     ]
 

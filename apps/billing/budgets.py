@@ -1,0 +1,213 @@
+"""Monthly token budgets: the check before work that calls the model starts (a hold taken under
+the lock of the user's month), the refusal, staff overrides, and the once-a-month usage notice.
+
+A request is admitted while the month's used tokens plus the holds of requests in flight stay
+below the budget; it then holds ``LLM_BUDGET_RESERVATION_TOKENS`` until it ends. Racing requests
+take the lock in turn, so once the remainder is held the rest are refused: the budget is
+overshot by at most what the last admitted request uses beyond its hold's share.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, NamedTuple
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.core import metrics
+from apps.core.audit import AuditAction, audit_record
+from apps.core.errors import ApplicationError, CoreErrorCode
+
+from .error_codes import BillingErrorCode
+from .metering import (
+    DeferredRecords,
+    LlmAttribution,
+    LlmPurpose,
+    llm_attribution,
+    llm_records_deferred,
+    llm_usage_record_all,
+    period_of,
+)
+from .models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservation
+from .tiers import llm_monthly_tokens, upgrade_tier
+
+
+class LlmHold(NamedTuple):
+    """An admitted request: its attribution, and its hold (``None`` when nothing was held)."""
+
+    attribution: LlmAttribution
+    reservation_id: Any = None
+
+
+class LlmUsageNotice(NamedTuple):
+    used: int
+    budget: int
+    resets_at: dt.datetime
+
+
+def period_resets_at(period: dt.date) -> dt.datetime:
+    """When the month starting on ``period`` ends: midnight UTC of the next month's first day."""
+    following = (period.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    return dt.datetime.combine(following, dt.time.min, tzinfo=dt.UTC)
+
+
+def llm_budget_of(user: Any) -> int | None:
+    """The user's monthly token budget: staff's override, else their tier's; ``None``: unlimited."""
+    try:
+        override = user.llm_budget_override.monthly_tokens  # one query, or none if select_related
+    except LlmBudgetOverride.DoesNotExist:
+        override = None
+    return int(override) if override is not None else llm_monthly_tokens(user)
+
+
+def _budget_subject(user_id: Any) -> Any:
+    """The user with what their budget depends on, in one query."""
+    return (
+        get_user_model()
+        .objects.select_related("llm_budget_override")
+        .only("id", "tier", "llm_budget_override__monthly_tokens")
+        .get(pk=user_id)
+    )
+
+
+def llm_budget_exhausted_error(*, user: Any, period: dt.date) -> ApplicationError:
+    resets_at = period_resets_at(period)
+    return ApplicationError(
+        BillingErrorCode.LLM_BUDGET_EXHAUSTED,
+        f"Your assistant budget for this month is used up; it renews on {resets_at:%Y-%m-%d}"
+        + (f", or upgrade to the {upgrade_tier(user)} plan." if upgrade_tier(user) else "."),
+        status=402,
+        extra={"resets_at": resets_at.isoformat().replace("+00:00", "Z"), "upgrade_tier": upgrade_tier(user)},
+    )
+
+
+def llm_budget_reserve(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> LlmHold:
+    """Admit work for ``user_id`` that will call the model, or raise ``llm_budget_exhausted`` (402)."""
+    user = _budget_subject(user_id)
+    attribution = LlmAttribution(user_id=user.pk, purpose=purpose, run_id=str(run_id), tier=str(user.tier))
+    if not settings.LLM_METERING_ENABLED:
+        return LlmHold(attribution)
+    budget = llm_budget_of(user)
+    if budget is None:
+        return LlmHold(attribution)
+    now = timezone.now()
+    period = period_of(now)
+    reservation_id = uuid.uuid4()
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Two statements, four trips with BEGIN and COMMIT (this is on the way to a chat turn's first
+        # token). The first takes the lock of the user's month (creating the row if need be); the
+        # second, a new snapshot taken under that lock, sees every hold committed before it.
+        cursor.execute(_LOCK_MONTH, [user.pk, period])
+        (used,) = cursor.fetchone()
+        since = now - dt.timedelta(seconds=settings.LLM_BUDGET_RESERVATION_TTL)
+        hold = [reservation_id, user.pk, settings.LLM_BUDGET_RESERVATION_TOKENS, now]
+        cursor.execute(_HOLD_IF_ROOM, [*hold, used, user.pk, since, budget])
+        admitted = cursor.fetchone() is not None
+    if not admitted:
+        metrics.llm_budget_refused(purpose=str(purpose), tier=str(user.tier))
+        raise llm_budget_exhausted_error(user=user, period=period)
+    return LlmHold(attribution, reservation_id)
+
+
+# Raw SQL on the tables of LlmBudgetPeriod and LlmReservation (Django's default names).
+_LOCK_MONTH = """
+    INSERT INTO billing_llmbudgetperiod (user_id, period, used_tokens) VALUES (%s, %s, 0)
+    ON CONFLICT (user_id, period) DO UPDATE SET used_tokens = billing_llmbudgetperiod.used_tokens
+    RETURNING used_tokens
+"""
+_HOLD_IF_ROOM = """
+    INSERT INTO billing_llmreservation (id, user_id, tokens, created_at)
+    SELECT %s, %s, %s, %s
+    WHERE %s + (SELECT COALESCE(SUM(tokens), 0) FROM billing_llmreservation
+                WHERE user_id = %s AND created_at >= %s) < %s
+    RETURNING id
+"""
+
+
+def llm_budget_release(*, hold: LlmHold) -> None:
+    if hold.reservation_id is not None:
+        LlmReservation.objects.filter(id=hold.reservation_id).delete()
+
+
+@contextlib.contextmanager
+def llm_budgeted(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -> Iterator[LlmAttribution]:
+    """Admit the work inside (or raise ``llm_budget_exhausted``) and charge its model calls to the user."""
+    hold = llm_budget_reserve(user_id=user_id, purpose=purpose, run_id=run_id)
+    try:
+        with llm_attribution(hold.attribution) as attribution:
+            yield attribution
+    finally:
+        llm_budget_release(hold=hold)
+
+
+@contextlib.asynccontextmanager
+async def llm_budgeted_async(
+    *, user_id: Any, purpose: LlmPurpose, run_id: str = "", defer_records: bool = False
+) -> AsyncIterator[LlmAttribution]:
+    """``llm_budgeted`` for async work: the database work runs off the event loop. ``defer_records``
+    stores the calls' usage when the work ends, with the release, rather than on its way."""
+    hold = await sync_to_async(llm_budget_reserve)(user_id=user_id, purpose=purpose, run_id=run_id)
+    with contextlib.ExitStack() as stack:
+        deferred = stack.enter_context(llm_records_deferred()) if defer_records else None
+        try:
+            with llm_attribution(hold.attribution) as attribution:
+                yield attribution
+        finally:
+            await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
+
+
+def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
+    if deferred is not None:
+        llm_usage_record_all(deferred=deferred)
+    llm_budget_release(hold=hold)
+
+
+def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
+    """The user's use once it crossed ``LLM_USAGE_NOTICE_PERCENT`` of this month's budget, the first
+    time it is asked for this month (it is marked as told); ``None`` otherwise."""
+    user = _budget_subject(user_id)
+    budget = llm_budget_of(user)
+    if not budget:
+        return None
+    period = period_of(timezone.now())
+    threshold = budget * settings.LLM_USAGE_NOTICE_PERCENT // 100
+    with transaction.atomic():
+        month = (
+            LlmBudgetPeriod.objects.select_for_update()
+            .filter(user_id=user.pk, period=period, notified_at__isnull=True, used_tokens__gte=threshold)
+            .first()
+        )
+        if month is None:
+            return None
+        month.notified_at = timezone.now()
+        month.save(update_fields=["notified_at"])
+    return LlmUsageNotice(used=month.used_tokens, budget=budget, resets_at=period_resets_at(period))
+
+
+def llm_budget_override_set(*, user: Any, monthly_tokens: int | None, actor: Any | None) -> None:
+    """Give ``user`` a monthly token budget of their own (``None``: back to their tier's), audited."""
+    if monthly_tokens is not None and monthly_tokens < 0:
+        raise ApplicationError(
+            CoreErrorCode.VALIDATION_ERROR,
+            "A monthly token budget can't be negative.",
+            fields={"monthly_tokens": ["Zero or more."]},
+        )
+    with transaction.atomic():
+        before = LlmBudgetOverride.objects.filter(user_id=user.pk).values_list("monthly_tokens", flat=True).first()
+        if monthly_tokens is None:
+            LlmBudgetOverride.objects.filter(user_id=user.pk).delete()
+        else:
+            LlmBudgetOverride.objects.update_or_create(user_id=user.pk, defaults={"monthly_tokens": monthly_tokens})
+        audit_record(
+            action=AuditAction.LLM_BUDGET_OVERRIDDEN,
+            actor=actor,
+            subject_user=user,
+            data={"before": before, "after": monthly_tokens, "tier_budget": llm_monthly_tokens(user)},
+        )
