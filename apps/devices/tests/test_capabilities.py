@@ -12,7 +12,7 @@ from apps.devices import capabilities
 from apps.devices.capabilities import PROTOCOL_VERSION, capable_sockets
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.services import send_to_device, user_frame_broadcast
-from apps.devices.tests.conftest import SOCKET_DB, wait_until
+from apps.devices.tests.conftest import SOCKET_DB, capable_of, wait_until
 
 pytestmark = SOCKET_DB
 
@@ -27,15 +27,6 @@ def progress_frame(run_id: str = "run-1") -> dict:
         "items_extracted": 2,
         "items_delivered": 1,
     }
-
-
-async def capable_of(user, capability: str = "agent_progress") -> None:
-    """Wait until the hello's capabilities are recorded (the hello is handled on the server's loop)."""
-
-    async def recorded() -> bool:
-        return bool(await capable_sockets(user_id=str(user.id), capability=capability))
-
-    await wait_until(recorded)
 
 
 async def test_a_seed_hello_gets_no_welcome_only_the_seed_frames(devices, user):
