@@ -258,9 +258,10 @@ async def user_frame_broadcast(*, user_id, frame: dict[str, Any], capability: st
     """
     user_id = str(user_id)
     model = parse_outgoing(frame)  # fail in the caller, not on the socket
-    needed = capability_required(model.type)  # type: ignore[attr-defined]
+    frame_type: str = model.type  # type: ignore[attr-defined]
+    needed = capability_required(frame_type)
     if needed is not None and needed != capability:
-        raise ValueError(f"{model.type} frames need the {needed!r} capability, not {capability!r}")
+        raise ValueError(f"{frame_type} frames need the {needed!r} capability, not {capability!r}")
     data = model.model_dump(exclude_none=True)
     sent = 0
     for target in await capable_sockets(user_id=user_id, capability=capability):
