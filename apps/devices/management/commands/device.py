@@ -65,6 +65,11 @@ class Command(BaseCommand):
         )
         client.on_progress = self._show_progress
         await client.connect()
+        if not options["seed"]:
+            welcome = await client.next_frame(options["timeout"])  # the answer to the hello, before any other
+            self.stdout.write(
+                f"server protocol {welcome.get('protocol')}; capabilities: {', '.join(welcome.get('capabilities', []))}"
+            )
         try:
             if options["mode"] == "run":
                 self.stdout.write(
