@@ -150,3 +150,21 @@ async def test_a_closed_socket_is_no_longer_a_broadcast_target(devices, user):
 async def test_a_broadcast_under_the_wrong_capability_is_refused(user):
     with pytest.raises(ValueError, match="agent_progress"):
         await user_frame_broadcast(user_id=user.id, frame=progress_frame(), capability="usage_notice")
+
+
+async def test_handlers_see_the_negotiated_capabilities_on_their_session(devices, user, frame_handlers):
+    # given a request handler that tells what its session negotiated
+    async def home(session, frame):
+        names = ",".join(sorted(session.capabilities)) or "-"
+        await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": names})
+        await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+    frame_handlers.register_request_handler("home_request", home)
+    seed = await devices(user)
+    capable = await devices(user, capabilities=["usage_notice", "teleport"])
+
+    # then the seed session has none, the capable one what the welcome named
+    seed_frames = [f async for f in seed.home_request("x")]
+    capable_frames = [f async for f in capable.home_request("x")]
+    assert [f.get("chunk") for f in seed_frames if f["type"] == "stream_text"] == ["-"]
+    assert [f.get("chunk") for f in capable_frames if f["type"] == "stream_text"] == ["usage_notice"]
