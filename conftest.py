@@ -1,8 +1,10 @@
-"""Shared fixtures: API clients, users, tokens; each test starts with an empty cache."""
+"""Shared fixtures: API clients, users, tokens, a blob directory per test; each test starts with an
+empty cache."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -20,6 +22,17 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def blob_dir(settings, tmp_path) -> Path:
+    """Blobs of this test go to a directory of its own, so 'nothing stored' is checkable by listing it."""
+    location = tmp_path / "blobs"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
+    }
+    return location
 
 
 @pytest.fixture

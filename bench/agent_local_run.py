@@ -66,7 +66,7 @@ async def main(options: argparse.Namespace) -> None:
     from django.conf import settings
 
     from apps.agents.models import LocalAgentConfig, OutboxItem
-    from apps.assistant.testing.scripted_openai import ScriptedOpenAI, tool_call
+    from apps.assistant.testing.scripted_openai import Reply, ScriptedOpenAI, tool_call
     from apps.devices.client import DeviceClient, LocalStore
 
     ((user_id, token),) = await sync_to_async(make_users)(1, prefix="agentbench")
@@ -75,7 +75,7 @@ async def main(options: argparse.Namespace) -> None:
         body = f"Follow up file {i}\n"
         (folder / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
 
-    def one_task(body: dict) -> object:
+    def one_task(body: dict) -> Reply:
         text = body["messages"][-1]["content"]
         line = next(x for x in text.splitlines() if x.startswith("Follow up"))
         return tool_call("propose_new_items", {"tasks": [{"title": line}]})

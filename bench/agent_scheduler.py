@@ -189,7 +189,7 @@ def _run_window(*, start: dt.datetime, minutes: int) -> dict:
                 if not run_ids:
                     continue
                 scheduled = AgentRunLog.objects.filter(id__in=run_ids).values_list("scheduled_for", flat=True)
-                batch_lags = [(sim - due_at).total_seconds() + (at - t0) for due_at in scheduled]
+                batch_lags = [(sim - due_at).total_seconds() + (at - t0) for due_at in scheduled if due_at]
                 lags.extend(batch_lags)
                 (peak_lags if result.claimed > 1000 else ordinary_lags).extend(batch_lags)
             if result.claimed:

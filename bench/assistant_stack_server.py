@@ -81,7 +81,7 @@ def main() -> None:
         lifespan="off",
         log_level="warning",
         access_log=False,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=2 * 1024 * 1024,
         ws_max_queue=8,
     )
@@ -103,7 +103,7 @@ def main() -> None:
 
 
 def _write_profile(profiler, path: str | None) -> None:
-    if profiler is not None:
+    if profiler is not None and path is not None:
         profiler.stop()
         with open(path, "w") as out:
             out.write(profiler.output_html())

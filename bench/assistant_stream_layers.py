@@ -40,6 +40,7 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
     import openai
 
     from apps.assistant.conversation import agent_events
+    from apps.assistant.kinds import ChatKind
     from apps.assistant.llm import ModelRole, chat_model
     from apps.assistant.sanitizer import StreamSanitizer
 
@@ -78,7 +79,7 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
 
     async def langgraph_stream(tag: str, *, sanitize: bool = False) -> None:
         sanitizer = StreamSanitizer()
-        events = agent_events(kind="home", message=message(tag), history=None, system_prompt="You help.")
+        events = agent_events(kind=ChatKind.HOME, message=message(tag), history=None, system_prompt="You help.")
         async for _kind, value in events:
             if sanitize:
                 sanitizer.feed(value)
@@ -95,7 +96,7 @@ async def measure(base_url: str, n: int, runs: int) -> list[tuple[str, float]]:
         ("+ stream sanitizer", sanitized),
     ]
     await langgraph_stream("warm")  # graph compile, connections
-    results = []
+    results: list[tuple[str, float]] = []
     for name, layer in layers:
         rates = []
         for run in range(runs):

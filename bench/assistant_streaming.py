@@ -97,12 +97,14 @@ class ModelProcess:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--serve-model"], stdout=subprocess.PIPE, text=True, cwd=str(ROOT)
         )
+        assert self.proc.stdout is not None  # stdout=PIPE
         self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
         self.written: dict[str, list[float]] = {}
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.proc.stdout is not None  # stdout=PIPE
         for line in self.proc.stdout:
             record = json.loads(line)
             with self.cond:
@@ -123,12 +125,14 @@ def serve_raw(port: int) -> None:
     """Writes ``n`` stream_text frames per request; stream_end carries when each was written."""
     import websockets
 
-    async def handler(ws):
+    async def handler(ws) -> None:
         async for message in ws:
             request = json.loads(message)
             if request.get("type") != "home_request":
                 continue
-            n, pace = MESSAGE.search(request["message"]).group(2, 3)
+            found = MESSAGE.search(request["message"])
+            assert found is not None  # the bench sends every message in this shape
+            n, pace = found.group(2, 3)
             written: list[float] = []
             rid = request["request_id"]
             await ws.send(json.dumps({"type": "stream_start", "request_id": rid}))
@@ -276,6 +280,7 @@ def start_stack(label: str, root: str, model: ModelProcess, log, profile: str | 
     command = [sys.executable, str(ROOT / "bench" / "assistant_stack_server.py"), root, str(port), database]
     command += [model.base_url] + (["--profile", str(Path(profile).resolve())] if profile else [])
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, cwd=root)
+    assert proc.stdout is not None  # stdout=PIPE
     line = proc.stdout.readline()
     if not line:
         raise RuntimeError(f"the {label} stack server failed to start (see {log.name})")
@@ -379,6 +384,7 @@ def main() -> None:
         stacks.append(start_stack("stack", str(Path(args.stack_root).resolve()), model, log, args.profile))
         if args.compare:
             stacks.append(start_stack("compared", str(Path(args.compare).resolve()), model, log, None))
+        assert raw_proc.stdout is not None  # stdout=PIPE
         raw_proc.stdout.readline()
         results = asyncio.run(measure(args, stacks, raw_port, model))
     finally:

@@ -45,6 +45,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
@@ -66,7 +67,7 @@ def _uvicorn(app: str, *extra: str):
         "--port",
         str(port),
         "--ws",
-        "websockets",
+        "websockets-sansio",
         "--no-server-header",
         "--log-level",
         "warning",
@@ -85,7 +86,7 @@ SERVERS = {
         "--port",
         str(port),
         "--ws",
-        "websockets",
+        "websockets-sansio",
         "--no-server-header",
         "--log-level",
         "warning",
@@ -118,7 +119,7 @@ def bench_database_url() -> str:
     parts = urlsplit(base)
     query = parts.query
     host = unquote(parts.hostname or "") if parts.hostname else ""
-    conninfo = {"dbname": parts.path.lstrip("/"), "user": parts.username or None}
+    conninfo: dict[str, Any] = {"dbname": parts.path.lstrip("/"), "user": parts.username or None}
     if "%2F" in base.split("@")[-1] or host.startswith("/"):
         conninfo["host"] = unquote(base.split("@")[-1].split("/")[0])
     else:
@@ -288,7 +289,8 @@ def run_server(name: str, env: dict[str, str], token: str, source: Path, checksu
             except httpx.HTTPError:
                 time.sleep(0.1)
         else:
-            raise RuntimeError(f"{name} did not start: {process.stderr.read().decode()[-2000:]}")
+            stderr = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"{name} did not start: {stderr[-2000:]}")
         # Warm up: imports, DB pool, first request paths; RSS growth is measured from here.
         warm_up = put(base, token, warm, warm_sum, version=0)
         warm_up.raise_for_status()

@@ -82,7 +82,7 @@ def main() -> None:
         scenarios = [("free, 100 users", "free", 1, 100), (f"team x{args.seats} seats", "team", args.seats, 1)]
         for label, tier, seats, count in scenarios:
             users = [BenchUser(f"bench-{tier}-{n}", tier) for n in range(count)]
-            budget = tiers.FEATURES[tier]["requests_per_minute"] * (seats if tier == "team" else 1)
+            budget = tiers.FEATURES[tier][tiers.Feature.REQUESTS_PER_MINUTE] * (seats if tier == "team" else 1)
             mine, theirs = [], []
             for _ in range(args.rounds):
                 mine.append(run(TierRateThrottle, users, budget, seats))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 # The checkout whose code is measured: this one, or another (e.g. a worktree of an older commit)
@@ -71,12 +72,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(kind: str, port: int, *, env: dict | None = None) -> subprocess.Popen:
-    """Start bench/device_server.py (uvicorn or daphne) and wait until it accepts connections."""
+def start_server(kind: str, port: int, *, env: dict | None = None, output: IO | None = None) -> subprocess.Popen:
+    """Start bench/device_server.py (uvicorn or daphne) and wait until it accepts connections
+    (``output``: a file for its stdout and stderr)."""
+    return start_server_command(
+        [str(ROOT / "bench" / "device_server.py"), kind, str(port)], port, env=env, kind=kind, output=output
+    )
+
+
+def start_server_command(
+    argv: list[str],
+    port: int,
+    *,
+    env: dict | None = None,
+    kind: str = "server",
+    quiet: bool = False,
+    output: IO | None = None,
+) -> subprocess.Popen:
+    """Start ``python argv...`` and wait until it accepts connections on ``port`` (``quiet``: its
+    output, e.g. the access log, goes to /dev/null, still written)."""
+    env = {**os.environ, **(env or {})}
     proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "device_server.py"), kind, str(port)],
-        cwd=str(CODE_ROOT),
-        env={**os.environ, **(env or {})},
+        [sys.executable, *argv],
+        cwd=env.get("ADIUVA_BENCH_CODE") or str(CODE_ROOT),
+        env=env,
+        stdout=subprocess.DEVNULL if quiet else output,
+        stderr=subprocess.DEVNULL if quiet else output,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

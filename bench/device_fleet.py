@@ -5,6 +5,8 @@
 Devices are reference clients (hello, pongs) spread over client processes; the server runs with
 the production heartbeat (ping 30 s, presence flush 60 s), so the idle window sees pings, pongs and
 presence writes. Baseline for the ratio: the same server's RSS and CPU with no device connected.
+Then every client process is killed at once (a disconnect storm) and the server's log is read for
+``--drain`` seconds: failed presence withdrawals and failed node heartbeats are counted.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,9 +48,12 @@ def cpu_seconds(proc: psutil.Process) -> float:
     return t.user + t.system
 
 
-def measure(kind: str, n_devices: int, idle: float, users: list[tuple[str, str]]) -> dict:
+def measure(kind: str, n_devices: int, idle: float, users: list[tuple[str, str]], *, drain: float, storm: dict) -> dict:
     port = free_port()
-    server = start_server(kind, port, env={"DEVICE_PING_INTERVAL": "30", "DEVICE_PRESENCE_FLUSH_INTERVAL": "60"})
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed after the storm, in finally)
+    server = start_server(
+        kind, port, env={"DEVICE_PING_INTERVAL": "30", "DEVICE_PRESENCE_FLUSH_INTERVAL": "60"}, output=log
+    )
     ps = psutil.Process(server.pid)
     clients = []
     try:
@@ -106,7 +112,14 @@ def measure(kind: str, n_devices: int, idle: float, users: list[tuple[str, str]]
     finally:
         for c in clients:
             c.kill()
+        time.sleep(drain)  # the server tears the sockets down
         stop(server)
+        log.seek(0)
+        text = log.read()
+        log.close()
+        storm["withdraw_failed"] = text.count("could not withdraw presence")
+        storm["heartbeat_failed"] = text.count("node heartbeat failed")
+        storm["max_connections"] = text.count("MaxConnectionsError")
 
 
 def main() -> None:
@@ -115,18 +128,25 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--idle", type=float, default=65.0)
     parser.add_argument("--servers", default="uvicorn,daphne")
+    parser.add_argument("--drain", type=float, default=15.0)
     args = parser.parse_args()
     setup_django(migrate=True)
     users = make_users(args.users, prefix="fleet")
     print(f"fleet: {args.devices} devices over {args.users} users, ping 30 s, presence flush 60 s, idle {args.idle} s")
     for kind in args.servers.split(","):
-        r = measure(kind, args.devices, args.idle, users)
+        storm: dict = {}
+        r = measure(kind, args.devices, args.idle, users, drain=args.drain, storm=storm)
         print(
             f"{kind:8s} connected {r['connected']} ({r['connect_s']:.0f} s incl. client start-up) | "
             f"RSS {r['rss_empty_mb']:.0f} MB empty -> "
             f"{r['rss_fleet_mb']:.0f} MB ({r['rss_per_conn_kb']:.1f} KB/connection, "
             f"{r['rss_fleet_mb'] / r['rss_empty_mb']:.2f}x empty) | idle CPU {r['cpu_idle'] * 100:.2f}% of a core "
             f"(empty server {r['cpu_empty'] * 100:.2f}%)"
+        )
+        print(
+            f"{kind:8s} disconnect storm ({r['connected']} at once): {storm['withdraw_failed']} presence withdrawals "
+            f"failed, {storm['heartbeat_failed']} node heartbeats failed, "
+            f"{storm['max_connections']} MaxConnectionsError in the log"
         )
 
 

@@ -1,6 +1,8 @@
 """Benchmark server: adiuva.asgi under uvicorn or daphne, plus a bench ``home_request`` handler.
 
-``python bench/device_server.py uvicorn|daphne PORT``. The handler answers ``home_request``
+``python bench/device_server.py uvicorn|daphne PORT``; ``BENCH_UVICORN_WS`` picks uvicorn's websocket
+implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
+one, for before/after figures). The handler answers ``home_request``
 with message ``"roundtrip N"`` by timing N sequential ``call_device`` calls from the socket's own
 process to the requesting device, and streams the timings back as JSON. Not for production.
 """
@@ -8,6 +10,7 @@ process to the requesting device, and streams the timings back as JSON. Not for 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 
@@ -45,6 +48,7 @@ def main() -> None:
             lifespan="off",
             log_level="warning",
             access_log=False,
+            ws=os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
         )
     else:
         from daphne.cli import CommandLineInterface

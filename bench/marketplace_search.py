@@ -33,6 +33,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench_db import database_create, database_drop, server_url
 
@@ -265,7 +266,7 @@ def run(count: int, reps: int, per_row_reps: int, seed: int) -> None:
         return response.json()["total"]
 
     def bare(q: str, sql: str = BARE_SQL, with_count: bool = True) -> int:
-        params = {"config": SEARCH_CONFIG, "q": q, "limit": PAGE}
+        params: dict[str, Any] = {"config": SEARCH_CONFIG, "q": q, "limit": PAGE}
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             cursor.fetchall()

@@ -95,6 +95,18 @@ def test_storage_record_create_list_get_put_delete(pro_client):
     assert deleted.json() == {"ok": True}
 
 
+def test_storage_records_page_past_the_end_is_an_empty_array(pro_client):
+    blob = b"ciphertext"
+    pro_client.post("/api/v1/storage/records", {"table": "notes", "blob": b64(blob), "checksum": sha(blob)})
+
+    past_end = pro_client.get("/api/v1/storage/records", {"page": 5, "limit": 10})
+    empty_table = pro_client.get("/api/v1/storage/records", {"table": "nothing-here", "page": 2})
+
+    assert (past_end.status_code, past_end.json()) == (200, [])
+    assert past_end["X-Total-Count"] == "1"
+    assert (empty_table.status_code, empty_table.json()) == (200, [])
+
+
 def test_storage_vectors_upsert_search_delete(pro_client):
     vector = [0.1] * VECTOR_DIMENSIONS
     item = {"id": "v1", "blob": b64(b"vec"), "checksum": sha(b"vec"), "vector": vector}
@@ -131,7 +143,9 @@ def test_backup_put_get_history_delete(pro_client, settings, tmp_path):
     assert b"".join(latest.streaming_content) == payload
     # BackupMetadata[]: a bare array
     assert isinstance(history.json(), list)
-    assert_shape(history.json()[0], {"id": str, "version": int, "timestamp": int, "checksum": str, "size_bytes": int})
+    shape = {"id": str, "version": int, "timestamp": int, "checksum": str, "size_bytes": int, "chunk_count": int}
+    assert_shape(history.json()[0], shape)
+    assert history.json()[0]["chunk_count"] == 1
     assert deleted.json() == {"ok": True}
 
 
@@ -170,3 +184,21 @@ def test_cors_refuses_other_origins(api_client):
     response = api_client.get("/api/v1/health", HTTP_ORIGIN="https://evil.example")
 
     assert "Access-Control-Allow-Origin" not in response
+
+
+def test_devices_list_and_forget(pro_client):
+    from apps.accounts.models import User
+    from apps.devices.models import Device
+
+    Device.objects.create(user=User.objects.get(email="contract@example.com"), device_id="laptop", name="Laptop")
+
+    listed = pro_client.get("/api/v1/devices")
+    forgotten = pro_client.delete("/api/v1/devices/laptop")
+    again = pro_client.delete("/api/v1/devices/laptop")
+
+    assert isinstance(listed.json(), list)
+    device = listed.json()[0]
+    assert_shape(device, {"device_id": str, "name": str, "online": bool, "last_seen_at": str, "bound_agents": list})
+    assert forgotten.status_code == 204
+    assert again.status_code == 404
+    assert_shape(again.json(), ERROR)

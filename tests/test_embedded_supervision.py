@@ -1,12 +1,17 @@
-"""Under `make run` a killed embedded Redis is restarted by the supervisor (in a private data directory)."""
+"""Under `make run` a killed embedded Redis or PostgreSQL is restarted by the supervisor (each test in a
+private data directory, never the shared one)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,3 +55,67 @@ def test_a_killed_embedded_redis_is_restarted(tmp_path):
     # then the supervisor brings it back on the same socket
     assert result.returncode == 0, result.stderr
     assert "restarted" in result.stdout
+
+
+POSTGRES_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, threading, time
+    from adiuva import embedded
+
+    os.environ["DATABASE_URL"] = url = embedded.start_postgres(keep_running=True)
+    os.environ[embedded.EMBEDDED_SERVICES_VAR] = "postgres"
+    pid_file = embedded._pg_dir(embedded._binary_major()) / "postmaster.pid"
+
+    def postmaster_pid():
+        try:
+            return int(pid_file.read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return 0
+
+    stop = threading.Event()
+    threading.Thread(target=embedded.supervise_embedded_services, kwargs={"stop": stop, "interval": 0.2}).start()
+    pid = postmaster_pid()
+    try:
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while True:
+            assert time.monotonic() < deadline, "postgres was not restarted"
+            new_pid = postmaster_pid()
+            if new_pid and new_pid != pid and embedded._postgres_alive(url):
+                break
+            time.sleep(0.1)
+        assert os.environ["DATABASE_URL"] == url, "the URL the other processes hold must stay valid"
+        print("restarted")
+    finally:
+        stop.set()
+        new_pid = postmaster_pid()
+        if new_pid:
+            os.kill(new_pid, signal.SIGTERM)
+    """
+)
+
+
+@pytest.fixture
+def pg_data_dir():
+    """A private data directory the server's own user can reach (as root, pgserver runs PostgreSQL as
+    ``pgserver``, and pytest's tmp_path sits under a root-only directory)."""
+    path = Path(tempfile.mkdtemp(prefix="adiuva-pg-supervision-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_a_killed_embedded_postgres_is_restarted_on_the_same_url(pg_data_dir):
+    # given an embedded PostgreSQL in its own data directory, watched by the supervisor
+    tmp_path = pg_data_dir
+    env = {**os.environ, "ADIUVA_DATA_DIR": str(tmp_path), "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    env.pop("DATABASE_URL", None)
+
+    # when its postmaster is killed with SIGKILL (output to files: a restarted server inherits the
+    # script's descriptors and would hold pipes open)
+    with open(tmp_path / "out", "w") as out, open(tmp_path / "err", "w") as err:
+        result = subprocess.run([sys.executable, "-c", POSTGRES_SCRIPT], cwd=ROOT, env=env, stdout=out, stderr=err)
+
+    # then the supervisor starts it again on the same socket
+    assert result.returncode == 0, (tmp_path / "err").read_text()[-3000:]
+    assert "restarted" in (tmp_path / "out").read_text()

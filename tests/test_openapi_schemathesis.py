@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from apps.accounts.tokens import tokens_issue
 from apps.marketplace.tests.fake_connect import FakeConnectStripe
 
-MAX_EXAMPLES = 4
+MAX_EXAMPLES = 8
 
 
 def not_a_server_error_except_declared_unavailable(ctx, response, case):

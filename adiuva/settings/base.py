@@ -173,6 +173,10 @@ JWT_REFRESH_DAYS = env.int("JWT_REFRESH_DAYS", default=30)
 
 # Server master keys wrapping each user's Fernet key (first one encrypts; all decrypt).
 FERNET_MASTER_KEYS = env.list("FERNET_MASTER_KEYS")
+# What rests in or crosses Redis (channel-layer messages, stream logs, journey sessions) is
+# encrypted with these (any strings, each hashed into a key; first encrypts). Derived from the
+# master keys unless set, so it is never off.
+REDIS_ENCRYPTION_KEYS = env.list("REDIS_ENCRYPTION_KEYS", default=[f"redis:{key}" for key in FERNET_MASTER_KEYS])
 
 # MIDDLEWARE
 # ------------------------------------------------------------------------------
@@ -279,6 +283,8 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": redis_url_for(REDIS_URL, db=1),
+        # One pool per process: under ASGI the cache object is new for every request context.
+        "OPTIONS": {"pool_class": "apps.core.redis_pool.SharedConnectionPool"},
     }
 }
 
@@ -296,14 +302,16 @@ CHANNEL_LAYERS = {
             # (reported as device_busy) instead of losing a tool call.
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
             "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
+            "symmetric_encryption_keys": REDIS_ENCRYPTION_KEYS,
         },
     }
 }
 
 # DEVICES (the device socket /api/v1/ws/device and tool calls)
 # ------------------------------------------------------------------------------
-# Browser Origins allowed to open the socket; a missing Origin (desktop client) needs a valid token anyway.
-DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["app://adiuva", "file://"])
+# The socket accepts the CORS allow-list below (apps/core/origins.py) plus these socket-only Origins;
+# a missing Origin (desktop client) needs a valid token anyway.
+DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["file://"])
 DEVICE_HELLO_TIMEOUT = env.float("DEVICE_HELLO_TIMEOUT", default=5.0)
 DEVICE_PING_INTERVAL = env.float("DEVICE_PING_INTERVAL", default=30.0)
 DEVICE_PONG_TIMEOUT = env.float("DEVICE_PONG_TIMEOUT", default=10.0)
@@ -332,6 +340,10 @@ DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
 DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
 DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# Each event loop's Redis pool for presence, calls and stream logs: at most this many connections; a
+# caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
+DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)
+DEVICE_REDIS_POOL_TIMEOUT = env.float("DEVICE_REDIS_POOL_TIMEOUT", default=10.0)
 # Tool calls one socket may have in flight; the next one is answered device_busy.
 DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.
@@ -382,7 +394,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "apps.core.beat_scheduler:OutageTolerantDatabaseScheduler"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 # DJANGO REST FRAMEWORK
@@ -528,7 +540,8 @@ REQUEST_BODY_STREAMED_ROUTES: list[tuple[str, str]] = [("PUT", "/api/v1/backup")
 # Django's own in-memory guard must not be tighter than the largest cap above.
 DATA_UPLOAD_MAX_MEMORY_SIZE = max([DATA_UPLOAD_MAX_MEMORY_SIZE, REQUEST_BODY_MAX_BYTES, *REQUEST_BODY_LIMITS.values()])
 
-# CORS (django-cors-headers): the desktop app's app:// origin and local development servers.
+# CORS (django-cors-headers): the desktop app's app:// origins and local development servers. The device
+# socket uses the same allow-list.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=["app://adiuva"])
 CORS_ALLOWED_ORIGIN_REGEXES = env.list(
     "CORS_ALLOWED_ORIGIN_REGEXES",

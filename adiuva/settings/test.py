@@ -19,7 +19,7 @@ os.environ.setdefault(
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, REDIS_URL, REST_FRAMEWORK  # noqa: E402
+from .base import CACHES, DATABASES, REDIS_ENCRYPTION_KEYS, REDIS_URL, REST_FRAMEWORK  # noqa: E402
 
 _RUN = os.environ.get("ADIUVA_TEST_RUN", "")
 _REDIS_BASE = 10 + 4 * (sum(_RUN.encode()) % 12) if _RUN else 10
@@ -33,12 +33,16 @@ CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": redis_url_for(REDIS_URL, db=_REDIS_BASE + 1),
+        "OPTIONS": CACHES["default"]["OPTIONS"],
     }
 }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [{"address": redis_url_for(REDIS_URL, db=_REDIS_BASE + 2), "socket_timeout": 30}]},
+        "CONFIG": {
+            "hosts": [{"address": redis_url_for(REDIS_URL, db=_REDIS_BASE + 2), "socket_timeout": 30}],
+            "symmetric_encryption_keys": REDIS_ENCRYPTION_KEYS,
+        },
     }
 }
 CELERY_BROKER_URL = redis_url_for(REDIS_URL, db=_REDIS_BASE, kombu=True)

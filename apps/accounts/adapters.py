@@ -9,10 +9,10 @@ from .keys import user_key_create
 
 
 class AccountAdapter(DefaultAccountAdapter):
-    def is_open_for_signup(self, request):  # type: ignore[no-untyped-def]
+    def is_open_for_signup(self, request):
         return getattr(settings, "ACCOUNT_ALLOW_REGISTRATION", True)
 
-    def save_user(self, request, user, form, commit=True):  # type: ignore[no-untyped-def]
+    def save_user(self, request, user, form, commit=True):
         user = super().save_user(request, user, form, commit=commit)
         if commit:
             user_key_create(user=user)
@@ -20,7 +20,7 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
-    def save_user(self, request, sociallogin, form=None):  # type: ignore[no-untyped-def]
+    def save_user(self, request, sociallogin, form=None):
         user = super().save_user(request, sociallogin, form=form)
         user_key_create(user=user)
         return user

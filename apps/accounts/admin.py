@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from .admin_login import ThrottledAdminAuthenticationForm
 from .keys import user_key_create
 from .models import TokenFamily, User
+from .requests import AuthenticatedHttpRequest
 from .tokens import sessions_revoke_by_staff
 
 # Failed admin logins count against the same per-address and per-account limits as allauth's page.
@@ -59,7 +60,7 @@ class TokenFamilyAdmin(admin.ModelAdmin):
     actions = ["revoke"]
 
     @admin.action(description="Revoke selected sessions")
-    def revoke(self, request: HttpRequest, queryset: QuerySet[TokenFamily]) -> None:
+    def revoke(self, request: AuthenticatedHttpRequest, queryset: QuerySet[TokenFamily]) -> None:
         count = sessions_revoke_by_staff(families=queryset, staff=request.user)
         self.message_user(request, f"Revoked {count} session(s).", messages.SUCCESS)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
@@ -12,11 +12,14 @@ from rest_framework.views import APIView
 from apps.core.schema import ErrorSerializer
 
 from .authentication import AccessTokenAuthentication
+from .deletion import account_delete_request
 from .email_verification import email_verification_resend
 from .models import Tier
+from .requests import AuthenticatedRequest
 from .selectors import user_email_verified
 from .services import user_login, user_register, user_time_zone_set
 from .throttles import LoginEmailThrottle, LoginIpThrottle, RegisterThrottle, VerifyEmailResendThrottle
+from .time_zones import time_zone_names
 from .tokens import FAMILY_CLAIM, TokenPair, tokens_refresh, tokens_revoke
 
 
@@ -96,7 +99,7 @@ class LogoutApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(request=LogoutInputSerializer, responses={204: None})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = LogoutInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         refresh_token = serializer.validated_data.get("refresh_token")
@@ -105,6 +108,11 @@ class LogoutApi(APIView):
         else:
             tokens_revoke(user=request.user, family_id=request.auth.get(FAMILY_CLAIM))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema_field({"type": "string", "enum": time_zone_names()})
+class TimeZoneField(serializers.CharField):
+    """A name the service accepts (it checks again, and names the field when it refuses)."""
 
 
 class MeOutputSerializer(serializers.Serializer):
@@ -117,9 +125,10 @@ class MeOutputSerializer(serializers.Serializer):
 
 class MeApi(APIView):
     permission_classes = [IsAuthenticated]
+    delete_reads_body = True  # DELETE auth/me takes {password}
 
     class InputSerializer(serializers.Serializer):
-        time_zone = serializers.CharField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
+        time_zone = TimeZoneField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
 
     @staticmethod
     def _me(user) -> Response:
@@ -137,10 +146,28 @@ class MeApi(APIView):
         return self._me(request.user)
 
     @extend_schema(request=InputSerializer, responses=MeOutputSerializer)
-    def patch(self, request: Request) -> Response:
+    def patch(self, request: AuthenticatedRequest) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))
+
+    class DeleteInputSerializer(serializers.Serializer):
+        password = serializers.CharField(trim_whitespace=False, max_length=4096)
+
+    @extend_schema(
+        request=DeleteInputSerializer,
+        responses={204: None},
+        operation_id="auth_me_delete",
+        description="Delete the account and everything of it (records, blobs, backups, memory, agents, "
+        "grants, devices, sessions; the Stripe subscription is cancelled). The account closes now; the "
+        "erasure finishes in the background. 403 `invalid_credentials`; 409 `account_deletion_blocked` "
+        "with `reasons` (e.g. a team owner must hand the team over first).",
+    )
+    def delete(self, request: AuthenticatedRequest) -> Response:
+        serializer = self.DeleteInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account_delete_request(user=request.user, password=serializer.validated_data["password"])
+        return Response(status=204)
 
 
 class VerifyEmailResendApi(APIView):
@@ -157,7 +184,7 @@ class VerifyEmailResendApi(APIView):
         sent = serializers.BooleanField()
 
     @extend_schema(request=None, responses={202: OutputSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         address = email_verification_resend(user=request.user, request=request._request)
         return Response(
             self.OutputSerializer({"email": address.email, "sent": True}).data, status=status.HTTP_202_ACCEPTED

@@ -29,5 +29,6 @@ def user_from_access_token(validated_token: Any) -> User:
 
 
 class AccessTokenAuthentication(JWTAuthentication):
-    def get_user(self, validated_token: Any) -> User:
+    # simplejwt annotates get_user with a TypeVar bound to nothing, so no concrete return type matches.
+    def get_user(self, validated_token: Any) -> User:  # type: ignore[override]
         return user_from_access_token(validated_token)

@@ -12,3 +12,4 @@ class AccountsErrorCode(StrEnum):
     REFRESH_TOKEN_REUSED = "refresh_token_reused"
     EMAIL_NOT_VERIFIED = "email_not_verified"
     EMAIL_ALREADY_VERIFIED = "email_already_verified"
+    ACCOUNT_DELETION_BLOCKED = "account_deletion_blocked"

@@ -161,6 +161,6 @@ def session_is_active(*, user_id: str, family_id: str | None) -> User | None:
             token_families__id=family_id,
             token_families__revoked_at__isnull=True,
         )
-        .only("id", "email", "tier", "is_active", "is_staff", "is_superuser")
+        .only("id", "email", "tier", "time_zone", "is_active", "is_staff", "is_superuser")
         .first()
     )

@@ -7,12 +7,15 @@ encrypted with the user's key and are never shown.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
 
 from apps.core.admin_base import ReadOnlyAdmin
 
@@ -25,7 +28,7 @@ _CONFIG_FIELDS = ("name", "user", "enabled", "schedule_cron", "next_run_at", "la
 class LocalAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "device_id", "waiting_for_device_since")
     list_filter = ("enabled", ("waiting_for_device_since", admin.EmptyFieldListFilter), "created_at")
-    search_fields = ("id", "name", "user__email", "device_id")
+    search_fields = ("id", "user__email", "device_id")  # names are sealed: not searchable in SQL
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"
 
@@ -34,7 +37,7 @@ class LocalAgentConfigAdmin(ReadOnlyAdmin):
 class CloudAgentConfigAdmin(ReadOnlyAdmin):
     list_display = (*_CONFIG_FIELDS, "provider")
     list_filter = ("enabled", "provider", "created_at")
-    search_fields = ("id", "name", "user__email")
+    search_fields = ("id", "user__email")
     list_select_related = ("user",)
     date_hierarchy = "next_run_at"
     exclude = ("sync_cursor",)
@@ -82,6 +85,10 @@ class AgentRunLogAdmin(ReadOnlyAdmin):
         return str(run.errors[0])[:120] if run.errors else ""
 
 
+class _PendingCount(TypedDict):
+    device_pending_count: int
+
+
 @admin.register(OutboxItem)
 class OutboxItemAdmin(ReadOnlyAdmin):
     list_display = ("created_at", "user", "device_id", "table", "status", "attempts", "device_pending", "last_error")
@@ -103,5 +110,5 @@ class OutboxItemAdmin(ReadOnlyAdmin):
         return super().get_queryset(request).annotate(device_pending_count=depth)
 
     @admin.display(description="pending for this device", ordering="device_pending_count")
-    def device_pending(self, item: OutboxItem) -> int:
+    def device_pending(self, item: WithAnnotations[OutboxItem, _PendingCount]) -> int:
         return item.device_pending_count

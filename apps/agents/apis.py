@@ -10,7 +10,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.requests import AuthenticatedRequest
 from apps.connectors.providers import Provider
+from apps.core.pagination import PageQuerySerializer, limit_parameter, page_parameter, page_slice
 
 from .catalog import AGENT_CATALOG
 from .configs import (
@@ -36,7 +38,8 @@ class DataTypesField(serializers.ListField):
     child = serializers.ChoiceField(choices=DataType.values)
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(allow_empty=False, max_length=len(DataType.values) * 2, **kwargs)
+        # min_length (not only allow_empty=False) so that the schema says minItems: 1 too
+        super().__init__(allow_empty=False, min_length=1, max_length=len(DataType.values) * 2, **kwargs)
 
 
 class CatalogApi(APIView):
@@ -71,6 +74,9 @@ class LocalAgentOutputSerializer(AgentConfigOutputSerializer):
     file_extensions = serializers.ListField(child=serializers.CharField())
     waiting_for_device_since = serializers.DateTimeField(
         allow_null=True, help_text="A scheduled run is owed since then; it starts when the device connects."
+    )
+    paused_reason = serializers.CharField(
+        help_text="Why the server switched the agent off (empty if it did not); cleared when switched on."
     )
 
 
@@ -128,7 +134,7 @@ class LocalAgentListCreateApi(APIView):
         operation_id="agents_local_create",
         description="Create a local directory agent. Limits: 'agents' configs and 'batch_active' enabled ones.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         config = local_agent_create(user=request.user, **_validated(LocalAgentInputSerializer, request))
         return Response(LocalAgentOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
@@ -140,13 +146,13 @@ class LocalAgentDetailApi(APIView):
         operation_id="agents_local_update",
         description="Update the fields sent (others keep their values).",
     )
-    def put(self, request: Request, agent_id: Any) -> Response:
+    def put(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         data = _validated(LocalAgentInputSerializer, request, partial=True)
         config = local_agent_update(user=request.user, agent_id=agent_id, **data)
         return Response(LocalAgentOutputSerializer(config).data)
 
     @extend_schema(responses={200: OK_SERIALIZER}, operation_id="agents_local_delete")
-    def delete(self, request: Request, agent_id: Any) -> Response:
+    def delete(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         local_agent_delete(user=request.user, agent_id=agent_id)
         return Response({"ok": True})
 
@@ -162,7 +168,7 @@ class CloudAgentListCreateApi(APIView):
         operation_id="agents_cloud_create",
         description="Create a cloud connector agent (gmail, outlook, teams). Its OAuth grant lives in oauth/….",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         config = cloud_agent_create(user=request.user, **_validated(CloudAgentInputSerializer, request))
         return Response(CloudAgentOutputSerializer(config).data, status=status.HTTP_201_CREATED)
 
@@ -174,22 +180,20 @@ class CloudAgentDetailApi(APIView):
         operation_id="agents_cloud_update",
         description="Update the fields sent (others keep their values); the provider cannot change.",
     )
-    def put(self, request: Request, agent_id: Any) -> Response:
+    def put(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         data = _validated(CloudAgentInputSerializer, request, partial=True)
         config = cloud_agent_update(user=request.user, agent_id=agent_id, **data)
         return Response(CloudAgentOutputSerializer(config).data)
 
     @extend_schema(responses={200: OK_SERIALIZER}, operation_id="agents_cloud_delete")
-    def delete(self, request: Request, agent_id: Any) -> Response:
+    def delete(self, request: AuthenticatedRequest, agent_id: Any) -> Response:
         cloud_agent_delete(user=request.user, agent_id=agent_id)
         return Response({"ok": True})
 
 
 class RunListApi(APIView):
-    class FilterSerializer(serializers.Serializer):
+    class FilterSerializer(PageQuerySerializer):
         agent_id = serializers.UUIDField(required=False)
-        page = serializers.IntegerField(min_value=1, default=1)
-        limit = serializers.IntegerField(min_value=1, max_value=200, default=50)
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -198,7 +202,9 @@ class RunListApi(APIView):
         status = serializers.CharField()
         items_processed = serializers.IntegerField()
         items_created = serializers.IntegerField()
-        errors = serializers.ListField(child=serializers.CharField())
+        # DRF's metaclass moves declared fields off the class, so this does not shadow
+        # Serializer.errors at run time; the stubs cannot see that.
+        errors = serializers.ListField(child=serializers.CharField())  # type: ignore[assignment]
         started_at = serializers.DateTimeField()
         completed_at = serializers.DateTimeField(allow_null=True)
         trigger = serializers.CharField()
@@ -206,7 +212,7 @@ class RunListApi(APIView):
         device_id = serializers.CharField()
 
     @extend_schema(
-        parameters=[OpenApiParameter("agent_id", str), OpenApiParameter("page", int), OpenApiParameter("limit", int)],
+        parameters=[OpenApiParameter("agent_id", str), page_parameter(), limit_parameter()],
         responses={200: OutputSerializer(many=True)},
         operation_id="agents_runs_list",
         description="The user's runs, newest first, as a JSON array (one page); the total is in X-Total-Count.",
@@ -216,7 +222,7 @@ class RunListApi(APIView):
         filters.is_valid(raise_exception=True)
         page, limit = filters.validated_data["page"], filters.validated_data["limit"]
         runs = run_list(user=request.user, agent_id=filters.validated_data.get("agent_id"))
-        rows = runs[(page - 1) * limit : page * limit]
+        rows = page_slice(runs, page=page, limit=limit)
         headers = {"X-Total-Count": str(runs.count()), "X-Page": str(page), "X-Limit": str(limit)}
         return Response(self.OutputSerializer(rows, many=True).data, headers=headers)
 

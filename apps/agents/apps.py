@@ -10,14 +10,19 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         from apps.accounts.signals import time_zone_changed
+        from apps.devices.bindings import register_bound_agents_source
         from apps.devices.frames import register_outgoing_frame
         from apps.devices.handlers import register_connect_handler, register_message_handler
+        from apps.devices.signals import device_forgotten
 
+        from .configs import local_agents_by_device
         from .frames import AGENT_PROGRESS, AgentComplete, AgentData, AgentProgress, AgentRun
-        from .receivers import on_time_zone_changed
+        from .receivers import on_device_forgotten, on_time_zone_changed
         from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello
 
         time_zone_changed.connect(on_time_zone_changed, dispatch_uid="agents.time_zone_changed")
+        device_forgotten.connect(on_device_forgotten, dispatch_uid="agents.device_forgotten")
+        register_bound_agents_source(local_agents_by_device)
         # The agent frames of the device socket are declared here, not in the devices app.
         register_message_handler("agent_data", handle_agent_data, model=AgentData)
         register_message_handler("agent_complete", handle_agent_complete, model=AgentComplete)

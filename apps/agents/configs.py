@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,11 +23,12 @@ from apps.core.errors import ApplicationError, CoreErrorCode, NotFoundError
 
 from .error_codes import AgentsErrorCode
 from .lock_objects import user_agents_lock
-from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig
+from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, OutboxStatus
 from .schedules import ScheduleError, cron_validate, next_run_after
 from .selectors import agent_counts
 
 AgentConfigModel = LocalAgentConfig | CloudAgentConfig
+_Config = TypeVar("_Config", LocalAgentConfig, CloudAgentConfig)
 
 LOCAL_FIELDS = (
     "name",
@@ -93,7 +94,7 @@ def _clean(*, model: type, data: dict[str, Any], provider: str | None = None) ->
     return data
 
 
-def _create(*, user: User, model: type, data: dict[str, Any]) -> AgentConfigModel:
+def _create(*, user: User, model: type[_Config], data: dict[str, Any]) -> _Config:
     data = _clean(model=model, data=data, provider=data.get("provider"))
     with transaction.atomic():
         user_agents_lock(user_id=user.id)
@@ -106,7 +107,7 @@ def _create(*, user: User, model: type, data: dict[str, Any]) -> AgentConfigMode
     return config
 
 
-def _update(*, user: User, model: type, agent_id: uuid.UUID, data: dict[str, Any]) -> AgentConfigModel:
+def _update(*, user: User, model: type[_Config], agent_id: uuid.UUID, data: dict[str, Any]) -> _Config:
     with transaction.atomic():
         user_agents_lock(user_id=user.id)
         config = model.objects.select_for_update().filter(user=user, id=agent_id).first()
@@ -124,11 +125,13 @@ def _update(*, user: User, model: type, agent_id: uuid.UUID, data: dict[str, Any
             config.next_run_at = next_run_at_for(config=config, time_zone=user.time_zone)
             if isinstance(config, LocalAgentConfig) and not config.enabled:
                 config.waiting_for_device_since = None  # a disabled agent owes no run
+        if enabling and isinstance(config, LocalAgentConfig):
+            config.paused_reason = ""
         config.save()
     return config
 
 
-def _delete(*, user: User, model: type, agent_id: uuid.UUID) -> None:
+def _delete(*, user: User, model: type[AgentConfigModel], agent_id: uuid.UUID) -> None:
     with transaction.atomic():
         deleted, _ = model.objects.filter(user=user, id=agent_id).delete()
         if not deleted:
@@ -186,3 +189,26 @@ def agent_schedules_recompute(*, user_id: uuid.UUID, now: dt.datetime | None = N
                 config.save(update_fields=["next_run_at"])
                 changed += 1
     return changed
+
+
+def local_agents_release_device(*, user_id: uuid.UUID, device_id: str) -> int:
+    """The device was forgotten: its local agents lose it and are paused, saying why; items waiting
+    for it in the outbox go to any other device of the user. Returns how many agents were paused."""
+    paused = LocalAgentConfig.objects.filter(user_id=user_id, device_id=device_id).update(
+        device_id="",
+        enabled=False,
+        next_run_at=None,
+        waiting_for_device_since=None,
+        paused_reason=f"Its device {device_id[:100]} was removed from the account; choose another device.",
+    )
+    OutboxItem.objects.filter(user_id=user_id, device_id=device_id, status=OutboxStatus.PENDING).update(device_id="")
+    return paused
+
+
+def local_agents_by_device(user_id: uuid.UUID) -> dict[str, list[str]]:
+    """``{device_id: [agent id, ...]}`` of the user's local agents (the devices listing asks)."""
+    found: dict[str, list[str]] = {}
+    for agent_id, device_id in LocalAgentConfig.objects.filter(user_id=user_id).values_list("id", "device_id"):
+        if device_id:
+            found.setdefault(device_id, []).append(str(agent_id))
+    return found

@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -34,6 +35,7 @@ from apps.devices.selectors import devices_online
 from .models import AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus, RunTrigger
 from .runs import lease_until, run_execute_enqueue
 from .schedules import ScheduleError, next_run_after
+from .selectors import AgentConfigModel
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +80,7 @@ FOR UPDATE OF c SKIP LOCKED
 """
 
 
-def _claim(*, model: type, now: dt.datetime, limit: int) -> list[_Due]:
+def _claim(*, model: type[AgentConfigModel], now: dt.datetime, limit: int) -> list[_Due]:
     local = model is LocalAgentConfig
     sql = _CLAIM_SQL.format(table=model._meta.db_table, device_column=", c.device_id" if local else "")
     with connection.cursor() as cursor:
@@ -125,7 +127,7 @@ def _insert_runs(*, dues: list[_Due], agent_type: AgentType, now: dt.datetime) -
     """Insert one running run per due config; returns {agent_id: run_id} of the rows that went in."""
     if not dues:
         return {}
-    params = [
+    params: list[Any] = [
         agent_type.value,
         RunStatus.RUNNING.value,
         RunTrigger.SCHEDULE.value,
@@ -157,7 +159,7 @@ _WAITING_SET = """,
 
 def _advance(
     *,
-    model: type,
+    model: type[AgentConfigModel],
     dues: list[_Due],
     next_due: dict[uuid.UUID, dt.datetime | None],
     started: set[uuid.UUID],
@@ -167,7 +169,7 @@ def _advance(
     """One UPDATE: next_run_at, last_run_at of started runs, owed runs of offline devices."""
     local = model is LocalAgentConfig
     sql = _ADVANCE_SQL.format(table=model._meta.db_table, waiting_set=_WAITING_SET if local else "")
-    params = [
+    params: list[Any] = [
         now,
         [due.config_id for due in dues],
         [next_due[due.config_id] for due in dues],
@@ -179,7 +181,7 @@ def _advance(
         cursor.execute(sql, params)
 
 
-def _dispatch_batch(*, model: type, now: dt.datetime, batch_size: int, memo: dict) -> DispatchResult:
+def _dispatch_batch(*, model: type[AgentConfigModel], now: dt.datetime, batch_size: int, memo: dict) -> DispatchResult:
     result = DispatchResult(batches=1)
     local = model is LocalAgentConfig
     agent_type = AgentType.LOCAL if local else AgentType.CLOUD

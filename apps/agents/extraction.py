@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, date, datetime
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -245,7 +245,9 @@ async def extract_items(
         prompt_template=prompt_template, data_types=data_types, source=source, max_chars=max_chars
     )
     structured = model.with_structured_output(proposal_schema(data_types), method="function_calling", include_raw=True)
-    answer = await structured.ainvoke(messages)
+    # With include_raw the answer is always the dict {raw, parsed, parsing_error}; the stubs
+    # type every mode of with_structured_output at once.
+    answer = cast("dict[str, Any]", await structured.ainvoke(messages))
     raw = answer["raw"]
     calls = getattr(raw, "tool_calls", None) or []
     if calls:

@@ -9,6 +9,7 @@ A failed model call does not count as a turn, so the client can send the same an
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -23,6 +24,7 @@ from pydantic import BaseModel, Field
 
 from apps.assistant.llm import ModelRole, chat_model
 from apps.assistant.sanitizer import PromptSanitizer
+from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from .error_codes import AgentsErrorCode
@@ -102,7 +104,9 @@ def _owner_key(session_id: str) -> str:
 
 
 def _save(session_id: str, session: JourneySession) -> None:
-    cache.set(_key(session_id), asdict(session), timeout=settings.AGENTS_JOURNEY_TTL_SECONDS)
+    # The answers and the template are user content: sealed before they reach Redis (and its AOF).
+    sealed = redis_seal(json.dumps(asdict(session), separators=(",", ":")))
+    cache.set(_key(session_id), sealed, timeout=settings.AGENTS_JOURNEY_TTL_SECONDS)
     cache.set(_owner_key(session_id), session.user_id, timeout=_OWNER_TTL_SECONDS)
 
 
@@ -111,11 +115,12 @@ def _load(*, user: Any, session_id: str) -> JourneySession:
     if owner != str(user.id):  # unknown, or someone else's: the same answer
         raise ApplicationError(AgentsErrorCode.JOURNEY_NOT_FOUND, "No such journey session.", status=404)
     data = cache.get(_key(session_id))
-    if data is None:
+    try:
+        return JourneySession(**json.loads(redis_unseal(data)))
+    except (InvalidToken, TypeError, AttributeError):  # gone, or left unsealed by an older release
         raise ApplicationError(
             AgentsErrorCode.JOURNEY_EXPIRED, "This journey session expired; start a new one.", status=410
-        )
-    return JourneySession(**data)
+        ) from None
 
 
 def journey_start(*, user: Any, agent_type: str, agent_id: uuid.UUID | None = None) -> JourneyReply:

@@ -7,6 +7,11 @@ Files are accepted within the per-file / per-run limits (the rest is skipped and
 extracted as they arrive, written to the outbox and inserted on the device. The run ends when
 the device completes, drops off (its socket no longer holds the device), or goes idle; every
 path finishes the run with a reason.
+
+A run is asked of its device once. Celery acknowledges the task late, so when a worker dies mid-run
+the task comes back to another worker; that executor does not send ``agent_run`` again (the device
+ignores a run it already has, and the run would wait for it until ``device_idle``) but reads the
+device's frames from the run's channel, where they wait for whichever executor reads them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.core.cache import cache
 
+from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 from apps.devices.errors import DeviceCallError
 from apps.devices.selectors import device_online_channel
 from apps.devices.services import loop_layer, send_to_device
@@ -33,6 +40,9 @@ from .run_pipeline import RunErrors, RunPipeline, finish, lease_kept
 # Channel-layer message types on a run's channel (sent by socket_handlers).
 MSG_DATA = "agents.data"
 MSG_COMPLETE = "agents.complete"
+# Set when a run's agent_run goes out; kept a day, far beyond any run.
+ASKED_KEY = "agents:run-asked:{run_id}"
+ASKED_SECONDS = 24 * 3600
 
 
 def run_channel(run_id: uuid.UUID | str) -> str:
@@ -120,11 +130,12 @@ async def _converse(
             data_types=list(config.data_types),
         ),
     )
-    try:
-        await send_to_device(user_id=run.user_id, frame=frame.model_dump(), device_id=config.device_id)
-    except DeviceCallError as exc:
-        errors.add(exc.code, exc.message)
-        return True
+    if await _first_ask(run.id):
+        try:
+            await send_to_device(user_id=run.user_id, frame=frame.model_dump(), device_id=config.device_id)
+        except DeviceCallError as exc:
+            errors.add(exc.code, exc.message)
+            return True
 
     inbox: asyncio.Queue[dict] = asyncio.Queue()
 
@@ -167,6 +178,15 @@ async def _converse(
         reader.cancel()
         with contextlib.suppress(BaseException):
             await reader
+
+
+async def _first_ask(run_id: uuid.UUID) -> bool:
+    """True for the first executor of the run (send agent_run); False when it was already sent."""
+    try:
+        return bool(await cache.aadd(ASKED_KEY.format(run_id=run_id), 1, timeout=ASKED_SECONDS))
+    except REDIS_UNAVAILABLE_ERRORS as exc:  # asking again beats never asking
+        redis_outage_noted(where="agent_run_asked", exc=exc)
+        return True
 
 
 async def _device_still_there(run: AgentRunLog, device_id: str, socket_channel: str) -> bool:

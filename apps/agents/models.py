@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from apps.accounts.sealed_fields import SealedJSONField, SealedTextField
 from apps.connectors.providers import Provider
 from apps.core.models import BaseModel
 
@@ -28,12 +29,13 @@ class DataType(models.TextChoices):
 
 class AgentConfig(BaseModel):
     """What both kinds of agent share. ``next_run_at`` is the next due time of ``schedule_cron`` in
-    the owner's time zone (UTC instant); the scheduler claims rows by it, so it is indexed."""
+    the owner's time zone (UTC instant); the scheduler claims rows by it, so it is indexed.
+    ``name`` and ``prompt_template`` are user content: sealed with the owner's key."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    name = models.CharField(max_length=200)
+    name = SealedTextField(max_length=200)
     data_types = models.JSONField(default=list)
-    prompt_template = models.TextField(blank=True, default="")
+    prompt_template = SealedTextField(blank=True, default="")
     schedule_cron = models.CharField(max_length=120, blank=True, default="")  # empty: manual runs only
     enabled = models.BooleanField(default=True)
     last_run_at = models.DateTimeField(null=True, blank=True)
@@ -53,6 +55,8 @@ class LocalAgentConfig(AgentConfig):
     # time): the run is owed, and starts when the device says hello (``agents_due_for_device``).
     # The scheduler moves ``next_run_at`` on, so a long-offline device is not rescanned every tick.
     waiting_for_device_since = models.DateTimeField(null=True, blank=True)
+    # Why the server switched it off (its device was forgotten); cleared when the user switches it on.
+    paused_reason = models.CharField(max_length=255, blank=True, default="")
 
     class Meta(AgentConfig.Meta):
         indexes = [
@@ -68,7 +72,7 @@ class CloudAgentConfig(AgentConfig):
     """Reads the user's mailbox / Teams through their OAuth grant for ``provider``."""
 
     provider = models.CharField(max_length=16, choices=Provider.choices)
-    filter_config = models.JSONField(default=dict, blank=True)
+    filter_config = SealedJSONField(default=dict, blank=True)  # senders, subjects: user content
     # Provider position after the last successful run ("since last run"): Gmail historyId, Graph deltaLink.
     sync_cursor = models.JSONField(default=dict, blank=True)
 

@@ -4,7 +4,8 @@ on a device; nothing is lost on a disconnect, and nothing is inserted twice.
 ``outbox_items_create`` stores rows (encrypted with the user's key) before any delivery attempt.
 ``outbox_deliver`` inserts them with ``call_device(action="insert")``, the row id being the
 outbox item's id (the server chooses it), so a redelivery after a lost acknowledgement is an
-insert of an id the client already has: the client answers with the existing row. An item
+insert of an id the client already has: the client answers with the existing row, or refuses the
+repeated id (SQLite's unique error), in which case a ``get`` of the id finds the row delivered. An item
 whose ``device_id`` is empty (cloud runs) goes to any online device: it is bound to one device
 just before its insert (a single UPDATE, so two devices never both get it) and unbound again
 if that device drops before answering. ``outbox_flush_for_device`` delivers whatever waits for a
@@ -175,13 +176,6 @@ def outbox_prune(*, batch_size: int = 5000) -> int:
         deleted += OutboxItem.objects.filter(id__in=ids).delete()[0]
 
 
-def outbox_pending_count(*, user_id, run_id=None) -> int:
-    qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING)
-    if run_id is not None:
-        qs = qs.filter(run_id=run_id)
-    return qs.count()
-
-
 # --- delivery (async) -------------------------------------------------------------------------
 
 
@@ -196,13 +190,7 @@ async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -
         while queue and not gone.is_set():
             item = queue.pop()
             try:
-                await call_device(
-                    user_id=user_id,
-                    device_id=device_id,
-                    action="insert",
-                    table=item.table,
-                    data={"id": str(item.id), **item.data},
-                )
+                await _insert(user_id=user_id, device_id=device_id, item=item)
             except DeviceToolError as exc:
                 report.failed.append(f"{item.table} {item.id}: the device refused it: {exc.message}")
                 await database_sync_to_async(outbox_item_attempt_failed)(
@@ -227,6 +215,29 @@ async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -
         # Items bound to this device but never attempted go back to "any device" too.
         await database_sync_to_async(_unbind)(item_ids=[i.id for i in queue if i.bound])
     return report
+
+
+async def _insert(*, user_id, device_id: str, item: PendingItem) -> None:
+    """Insert the item's row under its outbox id. The desktop app's SQLite refuses an id it already
+    holds (an earlier insert landed and its answer was lost), so a refusal is looked up: if the row
+    is there, the item was delivered; otherwise the refusal stands."""
+    try:
+        await call_device(
+            user_id=user_id,
+            device_id=device_id,
+            action="insert",
+            table=item.table,
+            data={"id": str(item.id), **item.data},
+        )
+    except DeviceToolError as refusal:
+        try:
+            found = await call_device(
+                user_id=user_id, device_id=device_id, action="get", table=item.table, data={"id": str(item.id)}
+            )
+        except DeviceToolError:
+            raise refusal from None
+        if not isinstance((found or {}).get("row"), dict):
+            raise
 
 
 def _unbind(*, item_ids: list[uuid.UUID]) -> None:

@@ -120,7 +120,7 @@ def run_start(
     return run
 
 
-def run_lease_renew(*, run_id: uuid.UUID, now: dt.datetime | None = None) -> bool:
+def run_lease_renew(*, run_id: uuid.UUID | str, now: dt.datetime | None = None) -> bool:
     """Extend a running run's lease; False when the run is no longer running (the executor should stop)."""
     now = now or timezone.now()
     return bool(
@@ -170,7 +170,8 @@ def runs_sweep_stale(*, now: dt.datetime | None = None, limit: int = 1000) -> in
             .order_by("lease_expires_at")[:limit]
         )
         for run in stale:
-            reason = f"worker lost: lease expired at {run.lease_expires_at.isoformat()}"
+            # The filter above only matches runs with a lease; `or now` is for the type checker.
+            reason = f"worker lost: lease expired at {(run.lease_expires_at or now).isoformat()}"
             run.status = RunStatus.ERROR
             run.errors = [*run.errors, reason][-MAX_ERRORS_KEPT:]
             run.completed_at = now

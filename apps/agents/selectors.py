@@ -39,7 +39,7 @@ def cloud_agent_get(*, user, agent_id: uuid.UUID) -> CloudAgentConfig:
 
 def agent_get(*, user, agent_id: uuid.UUID) -> AgentConfigModel:
     """The user's local or cloud config with this id; 404 for a missing or someone else's."""
-    config = LocalAgentConfig.objects.filter(user=user, id=agent_id).first()
+    config: AgentConfigModel | None = LocalAgentConfig.objects.filter(user=user, id=agent_id).first()
     config = config or CloudAgentConfig.objects.filter(user=user, id=agent_id).first()
     if config is None:
         raise NotFoundError("Agent")

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.request_context import current_request_id
+from apps.core.serializer_fields import StrictCharField
 
 from .embeddings import text_embed
 from .services import chat_reply, message_validate
@@ -22,8 +23,17 @@ class ChatApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
 
     class InputSerializer(serializers.Serializer):
+        class ContextSerializer(serializers.Serializer):
+            user_profile = serializers.DictField(required=False, default=dict)
+            relevant_documents = serializers.ListField(
+                child=serializers.CharField(trim_whitespace=False, allow_blank=True), required=False, default=list
+            )
+            recent_tasks = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+            conversation_history = serializers.ListField(required=False, allow_null=True, default=None)
+
         message = serializers.CharField(trim_whitespace=False, allow_blank=True)
-        context = serializers.DictField(required=False, default=dict)
+        # The client's field name. DRF pops declared fields off the class, so Serializer.context still works.
+        context = ContextSerializer(required=False, default=dict)  # type: ignore[assignment]
 
         def validate_message(self, value: str) -> str:
             return message_validate(value)
@@ -35,12 +45,14 @@ class ChatApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        history = data.validated_data["context"].get("conversation_history")
+        context = dict(data.validated_data["context"])
+        history = context.pop("conversation_history", None)
         answer = async_to_sync(chat_reply)(
             user_id=request.user.id,
             message=data.validated_data["message"],
             history=history if isinstance(history, list) else None,
             request_id=current_request_id() or uuid.uuid4().hex,
+            context=context,
         )
         return Response(self.OutputSerializer({"response": answer}).data)
 
@@ -49,7 +61,7 @@ class VectorEmbedApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
 
     class InputSerializer(serializers.Serializer):
-        text = serializers.CharField(trim_whitespace=False)
+        text = StrictCharField(trim_whitespace=False)
 
         def validate_text(self, value: str) -> str:
             limit = settings.ASSISTANT_MAX_MESSAGE_CHARS * 4

@@ -10,9 +10,12 @@ class AssistantConfig(AppConfig):
     verbose_name = "Assistant"
 
     def ready(self) -> None:
+        from django.core import checks
+
         from apps.devices.handlers import register_request_handler
         from apps.memory.learning import register_learning_model
 
+        from .checks import embedding_dimensions_check
         from .memory_model import LlmLearningModel
         from .streaming import handle_floating_request, handle_home_request
 
@@ -20,3 +23,4 @@ class AssistantConfig(AppConfig):
         register_request_handler("floating_request", handle_floating_request)
         # Memory learns from turns (summaries, facts, patterns) with the subagent model.
         register_learning_model(LlmLearningModel())
+        checks.register(embedding_dimensions_check)

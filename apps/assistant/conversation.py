@@ -19,6 +19,7 @@ import httpx
 import openai
 from django.conf import settings
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 
 from apps.core.errors import ApplicationError
@@ -97,8 +98,10 @@ async def agent_events(
 ) -> AsyncIterator[tuple[str, str]]:
     graph = supervisor_graph(kind)
     state = {"messages": [*history_messages(history), HumanMessage(message)]}
-    config = {"recursion_limit": settings.ASSISTANT_RECURSION_LIMIT}
+    config: RunnableConfig = {"recursion_limit": settings.ASSISTANT_RECURSION_LIMIT}
     dispatches = DispatchWatch()
+    # With a list of stream modes langgraph yields (mode, chunk) pairs; its types describe one mode.
+    chunk: Any
     try:
         async for mode, chunk in graph.astream(
             state, config=config, context=RunPrompt(system_prompt), stream_mode=["messages", "updates"]

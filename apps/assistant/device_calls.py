@@ -81,6 +81,11 @@ def _sentence_for(exc: DeviceCallError) -> str:
     return f"The user's desktop app could not be reached ({exc.message})."
 
 
+def delete_confirmed(result: dict[str, Any]) -> bool:
+    """Whether the device answered a delete with ``deleted: true`` (the protocol's confirmation)."""
+    return result.get("deleted") is True
+
+
 def mutation_record(action: str, table: str, data: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
     """One ``stream_end`` mutation: ``data`` is what the request sent (as the earlier backend did),
     ``row`` the row the device returned, when it returned one."""
@@ -120,6 +125,7 @@ async def execute_on_client(
         ctx.faults.append(exc)
         raise DeviceUnavailable(_sentence_for(exc)) from exc
     result = result or {}
-    if action in MUTATING_ACTIONS and table:
+    # A delete the device did not confirm (no such row) changed nothing the client must refresh.
+    if action in MUTATING_ACTIONS and table and (action != "delete" or delete_confirmed(result)):
         ctx.mutations.append(mutation_record(action, table, data, result))
     return result

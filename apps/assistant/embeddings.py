@@ -1,13 +1,13 @@
-"""Text embeddings through the configured OpenAI-compatible endpoint (1536 floats by default)."""
+"""Text embeddings through the configured OpenAI-compatible endpoint, of the size the vector columns hold."""
 
 from __future__ import annotations
 
 import logging
 
 import openai
-from django.conf import settings
 
 from apps.core.errors import ApplicationError
+from apps.core.vectors import EMBEDDING_DIMENSIONS
 
 from .error_codes import AssistantErrorCode
 from .llm import async_http_client, embeddings_model, llm_configuration_check
@@ -30,11 +30,11 @@ async def text_embed(*, text: str) -> list[float]:
         ) from exc
     finally:
         await http_client.aclose()
-    if len(vector) != settings.ASSISTANT_EMBEDDING_DIMENSIONS:
+    if len(vector) != EMBEDDING_DIMENSIONS:
         raise ApplicationError(
             AssistantErrorCode.EMBEDDING_FAILED,
             f"The embedding model returned {len(vector)} dimensions instead of "
-            f"{settings.ASSISTANT_EMBEDDING_DIMENSIONS}; check ASSISTANT_EMBEDDING_MODEL.",
+            f"{EMBEDDING_DIMENSIONS}; check ASSISTANT_EMBEDDING_MODEL.",
             status=502,
         )
     return [float(v) for v in vector]

@@ -30,7 +30,7 @@ from langgraph.graph.state import CompiledStateGraph
 from . import prompts
 from .kinds import ChatKind
 from .llm import ModelRole, chat_model, model_name
-from .tools import SUBAGENT_TOOLS, SUPERVISOR_TOOLS
+from .tools import HOME_SUPERVISOR_TOOLS, SUBAGENT_TOOLS, SUPERVISOR_TOOLS
 
 FILESYSTEM_TOOLS = frozenset(get_args(FsToolName))
 
@@ -40,6 +40,10 @@ class RunPrompt:
     """Per-run context: the supervisor's system prompt, assembled for this request."""
 
     system_prompt: str
+
+
+# The compiled supervisor: any state, run with a RunPrompt as its context.
+SupervisorGraph = CompiledStateGraph[Any, RunPrompt, Any, Any]
 
 
 class RunSystemPromptMiddleware(AgentMiddleware):
@@ -87,12 +91,12 @@ def _subagents() -> list[SubAgent]:
 _profiles_registered: set[str] = set()
 # Compiled graphs hold HTTP clients whose connections belong to the event loop that opened them,
 # so each loop (the ASGI server's, or a worker's own) gets its own graphs.
-_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, CompiledStateGraph]] = (
+_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, SupervisorGraph]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _build(kind: ChatKind) -> CompiledStateGraph:
+def _build(kind: ChatKind) -> SupervisorGraph:
     for role in ModelRole:
         key = f"openai:{model_name(role)}"
         if key not in _profiles_registered:
@@ -100,7 +104,7 @@ def _build(kind: ChatKind) -> CompiledStateGraph:
             _profiles_registered.add(key)
     return create_deep_agent(
         model=chat_model(ModelRole.SUPERVISOR),
-        tools=SUPERVISOR_TOOLS,
+        tools=HOME_SUPERVISOR_TOOLS if kind == "home" else SUPERVISOR_TOOLS,
         system_prompt=None,
         middleware=[RunSystemPromptMiddleware()],
         subagents=_subagents(),
@@ -109,7 +113,7 @@ def _build(kind: ChatKind) -> CompiledStateGraph:
     )
 
 
-def supervisor_graph(kind: ChatKind) -> CompiledStateGraph:
+def supervisor_graph(kind: ChatKind) -> SupervisorGraph:
     """The compiled ``home`` or ``floating`` supervisor for the current settings and event loop."""
     # The key names the configuration, so changed settings (tests) build a fresh graph.
     key = (

@@ -170,8 +170,13 @@ class CoalescingChunkStream:
                     await self._arrived.wait()
                     continue
                 chunk = self._buffer.popleft()
-                while self._buffer and _text_delta(chunk) is not None and _text_delta(self._buffer[0]) is not None:
-                    chunk = _with_text(chunk, _text_delta(chunk) + _text_delta(self._buffer.popleft()))
+                while (
+                    self._buffer
+                    and (text := _text_delta(chunk)) is not None
+                    and (more := _text_delta(self._buffer[0])) is not None
+                ):
+                    self._buffer.popleft()
+                    chunk = _with_text(chunk, text + more)
                 yield chunk
         finally:
             if not reader.done():

@@ -8,6 +8,8 @@ into a retry; the turn's answer was sent long before.
 
 from __future__ import annotations
 
+from typing import cast
+
 from pydantic import BaseModel, Field
 
 from apps.memory.learning import PatternCandidate, TurnDigest
@@ -50,11 +52,15 @@ class LlmLearningModel:
 
     def summarise_turn(self, *, message: str, answer: str) -> TurnDigest:
         model = chat_model(ModelRole.SUBAGENT).with_structured_output(_TurnDigestSchema, method="json_schema")
-        digest = model.invoke(
-            [
-                ("system", SUMMARY_INSTRUCTIONS),
-                ("human", f"<exchange>\nUser: {message}\nAssistant: {answer}\n</exchange>"),
-            ]
+        # A pydantic schema makes the answer an instance of it; the stubs type every schema kind at once.
+        digest = cast(
+            _TurnDigestSchema,
+            model.invoke(
+                [
+                    ("system", SUMMARY_INSTRUCTIONS),
+                    ("human", f"<exchange>\nUser: {message}\nAssistant: {answer}\n</exchange>"),
+                ]
+            ),
         )
         return TurnDigest(summary=digest.summary, topics=list(digest.facts))
 
@@ -62,14 +68,17 @@ class LlmLearningModel:
         model = chat_model(ModelRole.SUBAGENT).with_structured_output(_PatternsSchema, method="json_schema")
         listing = "\n".join(f"- {summary}" for summary in summaries)
         known_listing = "\n".join(f"- {pattern}" for pattern in known) or "(none)"
-        result = model.invoke(
-            [
-                ("system", PATTERN_INSTRUCTIONS),
-                (
-                    "human",
-                    f"<summaries>\n{listing}\n</summaries>\n<known_patterns>\n{known_listing}\n</known_patterns>",
-                ),
-            ]
+        result = cast(
+            _PatternsSchema,
+            model.invoke(
+                [
+                    ("system", PATTERN_INSTRUCTIONS),
+                    (
+                        "human",
+                        f"<summaries>\n{listing}\n</summaries>\n<known_patterns>\n{known_listing}\n</known_patterns>",
+                    ),
+                ]
+            ),
         )
         return [PatternCandidate(description=p.description, confidence=p.confidence) for p in result.patterns]
 

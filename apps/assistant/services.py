@@ -39,7 +39,6 @@ SCOPE_TABLES = {
     "note": "notes",
     "notes": "notes",
 }
-TABLE_DOMAINS = {"tasks": "tasks", "projects": "projects", "timelines": "timelines", "notes": "notes"}
 
 
 class ChatSink(Protocol):
@@ -76,17 +75,29 @@ def message_validate(message: Any) -> str:
     return message
 
 
-def scope_table(scope_type: Any) -> str:
-    table = SCOPE_TABLES.get(str(scope_type or "").strip().lower())
-    if table is None:
-        allowed = "task, project, timeline or note"
+def scope_table(scope_type: Any) -> str | None:
+    """The client table a scope type names; None for a scope without one (the client's other views)."""
+    if scope_type is not None and not isinstance(scope_type, str):
         raise ApplicationError(
             AssistantErrorCode.SCOPE_INVALID,
-            f"Unknown scope type {scope_type!r}: use {allowed}.",
+            "The scope type must be text, such as task, project, timeline or note.",
             status=400,
-            fields={"scope.type": [f"Use {allowed}."]},
+            fields={"scope.type": ["Text."]},
         )
-    return table
+    return SCOPE_TABLES.get((scope_type or "").strip().lower())
+
+
+def _scope_parts(scope: Any) -> tuple[Any, Any]:
+    if scope is None:
+        return None, None
+    if not isinstance(scope, dict) or not isinstance(scope.get("id"), str | None):
+        raise ApplicationError(
+            AssistantErrorCode.SCOPE_INVALID,
+            "The scope is an object {type, id?} with text values.",
+            status=400,
+            fields={"scope": ["An object {type, id?}."]},
+        )
+    return scope.get("type"), scope.get("id")
 
 
 async def _scope_row(*, table: str, scope_id: str | None) -> dict[str, Any] | None:
@@ -120,23 +131,27 @@ async def chat_run(
     scope: dict[str, Any] | None = None,
     device_id: str | None = None,
     session_id: str | None = None,
+    context_fragment: str = "",
 ) -> ChatOutcome:
     message = message_validate(message)
     llm_configuration_check()
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
     with chat_request(ctx):
-        scope_domain = "tasks"
+        # The domain a Floating turn announces when no sub-agent was called, as the earlier backend did.
+        default_domain = "tasks"
         if kind == ChatKind.FLOATING:
-            scope = scope or {}
-            table = scope_table(scope.get("type"))
-            scope_domain = TABLE_DOMAINS[table]
-            row = await _scope_row(table=table, scope_id=scope.get("id"))
-            scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope.get("id"), row=row)
+            scope_type, scope_id = _scope_parts(scope)
+            table = scope_table(scope_type)
+            if table is None:
+                scope_text = prompts.general_scope_fragment(scope_type=str(scope_type or ""), scope_id=scope_id)
+            else:
+                row = await _scope_row(table=table, scope_id=scope_id)
+                scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope_id, row=row)
         memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
         if kind == ChatKind.FLOATING:
             system_prompt = prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
         else:
-            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text)
+            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text, context_fragment=context_fragment)
 
         sanitizer = StreamSanitizer()
         answer: list[str] = []
@@ -169,11 +184,11 @@ async def chat_run(
             if event == "subagent":
                 ctx.subagents_used.append(value)
                 if not announced:
-                    await announce(prompts.SUBAGENT_DOMAINS.get(value, scope_domain))
+                    await announce(prompts.SUBAGENT_DOMAINS.get(value, default_domain))
             else:
                 await emit(sanitizer.feed(value))
         if not announced:
-            await announce(scope_domain)
+            await announce(default_domain)
         await emit(sanitizer.flush())
 
     outcome = ChatOutcome(answer="".join(answer), mutations=list(ctx.mutations), faults=list(ctx.faults))
@@ -197,8 +212,22 @@ class CollectingSink:
         self.chunks.append(chunk)
 
 
-async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]] | None, request_id: str) -> str:
-    """The Home agent's complete answer, for ``POST chat``."""
+async def chat_reply(
+    *,
+    user_id: Any,
+    message: Any,
+    history: list[dict[str, Any]] | None,
+    request_id: str,
+    context: dict[str, Any] | None = None,
+) -> str:
+    """The Home agent's complete answer, for ``POST chat``; ``context`` is the app's user_profile,
+    relevant_documents and recent_tasks (fenced as data in the prompt)."""
+    context = context or {}
+    context_fragment = prompts.client_context_fragment(
+        user_profile=context.get("user_profile"),
+        relevant_documents=context.get("relevant_documents"),
+        recent_tasks=context.get("recent_tasks"),
+    )
     sink = CollectingSink()
     try:
         async with asyncio.timeout(settings.ASSISTANT_REQUEST_TIMEOUT):
@@ -210,6 +239,7 @@ async def chat_reply(*, user_id: Any, message: Any, history: list[dict[str, Any]
                 sink=sink,
                 history=history,
                 session_id=f"rest:{request_id}",
+                context_fragment=context_fragment,
             )
     except TimeoutError as exc:
         raise ApplicationError(

@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from apps.accounts.models import User
 from apps.accounts.permissions import RequiresVerifiedEmail
+from apps.accounts.requests import AuthenticatedRequest
 from apps.core.schema import ErrorSerializer
 
 from . import tiers
@@ -50,7 +51,7 @@ class CheckoutApi(APIView):
         checkout_url = serializers.URLField()
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         url = checkout_session_create(user=request.user, **serializer.validated_data)
@@ -73,7 +74,7 @@ class PortalApi(APIView):
             409: OpenApiResponse(ErrorSerializer, "No billing account yet (no_customer)."),
         },
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         return Response(self.OutputSerializer({"portal_url": portal_session_create(user=request.user)}).data)
 
 
@@ -148,12 +149,12 @@ class SubscriptionApi(APIView):
         ok = serializers.BooleanField()
 
     @extend_schema(responses={200: SubscriptionOutputSerializer})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         """The current plan as mirrored from Stripe (no call to Stripe)."""
         return Response(SubscriptionOutputSerializer(_subscription_state(request.user)).data)
 
     @extend_schema(responses={200: CancelOutputSerializer})
-    def delete(self, request: Request) -> Response:
+    def delete(self, request: AuthenticatedRequest) -> Response:
         """Cancel at the end of the paid period; the tier stays until then."""
         subscription_cancel(user=request.user)
         return Response(self.CancelOutputSerializer({"ok": True, **_subscription_state(request.user)}).data)

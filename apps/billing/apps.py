@@ -17,3 +17,9 @@ class BillingConfig(AppConfig):
 
         webhook_handlers.connect()
         register_outgoing_frame(UsageNotice, capability=USAGE_NOTICE)
+
+        from apps.accounts.deletion import register_account_eraser
+
+        from .erasure import billing_erase_user
+
+        register_account_eraser("billing", billing_erase_user)

@@ -73,7 +73,8 @@ def _items(subscription: Subscription) -> list[dict[str, Any]]:
 
 def subscription_tier(subscription: Subscription) -> tuple[str, int]:
     """The highest paid tier among the subscription's items and its quantity (seats)."""
-    best, seats = Tier.FREE, 1
+    best: str = Tier.FREE
+    seats = 1
     for item in _items(subscription):
         tier = _item_tier(item)
         if tier and tiers.tier_rank(tier) > tiers.tier_rank(best):
@@ -107,7 +108,7 @@ def subscription_current_for_user(*, user: User) -> Subscription | None:
 
 def subscription_period_end(subscription: Subscription) -> datetime | None:
     # Since Stripe API 2025-03-31 the billing period lives on the items, not the subscription.
-    ends = [item.get("current_period_end") for item in _items(subscription) if item.get("current_period_end")]
+    ends = [end for item in _items(subscription) if (end := item.get("current_period_end"))]
     stamp = max(ends) if ends else subscription.stripe_data.get("current_period_end")
     return convert_tstamp(stamp) if stamp else None
 

@@ -310,10 +310,11 @@ def stripe_plans_sync(*, currency: str | None = None) -> list[PlanSyncResult]:
                     raise
                 product = stripe.Product.create(api_key=api_key, id=product_id, name=name, metadata=metadata)
             else:
+                current = product.to_dict()  # stripe 15 objects have no dict methods of their own
                 if (
-                    product.get("name") != name
-                    or not product.get("active")
-                    or dict(product.get("metadata") or {}) != metadata
+                    current.get("name") != name
+                    or not current.get("active")
+                    or dict(current.get("metadata") or {}) != metadata
                 ):
                     product = stripe.Product.modify(
                         product_id, api_key=api_key, name=name, active=True, metadata=metadata
@@ -372,7 +373,8 @@ def webhook_endpoint_create(*, base_url: str, contract_path: bool = False) -> We
         data = stripe.WebhookEndpoint.create(
             api_key=api_key,
             url=url,
-            enabled_events=WEBHOOK_EVENTS,
+            # stripe types this as a list of event-name literals; ours is a list of those names
+            enabled_events=WEBHOOK_EVENTS,  # type: ignore[arg-type]
             metadata={"djstripe_uuid": str(djstripe_uuid)},
         )
         return WebhookEndpoint.sync_from_stripe_data(data, api_key=api_key)

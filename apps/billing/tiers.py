@@ -142,7 +142,7 @@ def require_below_limit(user: Any, name: Feature, *, current: int) -> None:
 
 def tier_rank(tier: str) -> int:
     """Position in TIER_ORDER (free = 0); unknown tiers rank as free."""
-    return TIER_ORDER.index(tier) if tier in TIER_ORDER else 0
+    return TIER_ORDER.index(Tier(tier)) if tier in TIER_ORDER else 0
 
 
 def price_lookup_key(tier: str) -> str:

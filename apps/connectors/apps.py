@@ -7,3 +7,10 @@ class ConnectorsConfig(AppConfig):
     name = "apps.connectors"
     label = "connectors"
     verbose_name = "Connectors"
+
+    def ready(self) -> None:
+        from apps.accounts.deletion import register_account_eraser
+
+        from .erasure import connectors_erase_user
+
+        register_account_eraser("connectors", connectors_erase_user)

@@ -25,7 +25,7 @@ from googleapiclient.errors import HttpError
 from .error_codes import ConnectorErrorCode
 from .errors import ConnectorError
 from .message_text import html_to_text, tidy_text
-from .messages import ConnectorMessage, FetchLimits, FetchResult, sender_matches
+from .messages import ConnectorMessage, FetchLimits, FetchResult, date_window, sender_matches
 from .transport import GoogleHttpAdapter, ProviderSession
 
 PROVIDER = "gmail"
@@ -126,9 +126,8 @@ class _Fetcher:
         self.now = now
         self.label_names: dict[str, str] = {}
         self.label_ids: list[str] = []
-        date_range = filters.get("date_range") or {}
-        self.date_from = date.fromisoformat(date_range["from"]) if date_range.get("from") else None
-        self.date_to = date.fromisoformat(date_range["to"]) if date_range.get("to") else None
+        self.window = date_window(filters=filters, now=now, lookback_days=limits.lookback_days)
+        self.date_from, self.date_to = self.window.date_from, self.window.date_to
 
     def resolve_labels(self) -> None:
         """Map label names (or ids) of the filter to ids, and every id to its name for the output."""
@@ -148,8 +147,7 @@ class _Fetcher:
 
     def full_list(self) -> FetchResult:
         history_id = str(self.users.getProfile(userId="me").execute()["historyId"])
-        date_from = self.date_from or (self.now - timedelta(days=self.limits.lookback_days)).date()
-        query = gmail_query(senders=self.filters["senders"], date_from=date_from, date_to=self.date_to)
+        query = gmail_query(senders=self.filters["senders"], date_from=self.window.start.date(), date_to=self.date_to)
         ids: list[str] = []
         page_token = None
         for _ in range(self.limits.max_pages):

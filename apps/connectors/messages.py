@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import NamedTuple
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,28 @@ class FetchLimits(NamedTuple):
     max_pages: int
     max_chats: int
     lookback_days: int
+
+
+class DateWindow(NamedTuple):
+    """The days a fetch covers: from ``start`` (the filter's first day at midnight, or the lookback)
+    to ``date_to`` inclusive (None: until now). ``date_from`` is the filter's own first day, if any."""
+
+    start: datetime
+    date_from: date | None
+    date_to: date | None
+
+
+def date_window(*, filters: dict[str, Any], now: datetime, lookback_days: int) -> DateWindow:
+    """The window of ``filters["date_range"]`` (validated ISO dates), the lookback filling a missing start."""
+    date_range = filters.get("date_range") or {}
+    date_from = date.fromisoformat(date_range["from"]) if date_range.get("from") else None
+    date_to = date.fromisoformat(date_range["to"]) if date_range.get("to") else None
+    start = (
+        datetime.combine(date_from, datetime.min.time(), tzinfo=now.tzinfo)
+        if date_from
+        else now - timedelta(days=lookback_days)
+    )
+    return DateWindow(start=start, date_from=date_from, date_to=date_to)
 
 
 def parse_graph_datetime(value: str | None) -> datetime | None:

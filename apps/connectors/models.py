@@ -34,6 +34,7 @@ class OAuthGrant(BaseModel):
     last_refreshed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta(BaseModel.Meta):
+        verbose_name = "OAuth grant"
         constraints = [models.UniqueConstraint(fields=["user", "provider"], name="connectors_grant_unique_provider")]
 
     def __str__(self) -> str:

@@ -10,13 +10,20 @@ A delta link Graph has forgotten (410) starts a fresh sync of that folder.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from .graph import GraphGone, graph_datetime, graph_get, graph_link_is_ours
 from .message_text import html_to_text, tidy_text
-from .messages import ConnectorMessage, FetchLimits, FetchResult, parse_graph_datetime, sender_matches
+from .messages import (
+    ConnectorMessage,
+    FetchLimits,
+    FetchResult,
+    date_window,
+    parse_graph_datetime,
+    sender_matches,
+)
 from .transport import ProviderSession
 
 PROVIDER = "outlook"
@@ -60,13 +67,7 @@ def outlook_fetch(
     now: datetime,
 ) -> FetchResult:
     base = api_base_url.rstrip("/")
-    date_range = filters.get("date_range") or {}
-    date_to = date.fromisoformat(date_range["to"]) if date_range.get("to") else None
-    start = (
-        datetime.combine(date.fromisoformat(date_range["from"]), datetime.min.time(), tzinfo=now.tzinfo)
-        if date_range.get("from")
-        else now - timedelta(days=limits.lookback_days)
-    )
+    start, _, date_to = date_window(filters=filters, now=now, lookback_days=limits.lookback_days)
     stored = (cursor or {}).get("delta_links")
     stored = stored if isinstance(stored, dict) else {}
     links: dict[str, str] = {}

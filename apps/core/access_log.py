@@ -62,7 +62,7 @@ class AccessLogMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest):
         if self.is_async:
             return self.__acall__(request)
         started = time.perf_counter()

@@ -1,9 +1,14 @@
-"""Staff view of the audit trail: read-only, never edited or deleted here."""
+"""The admin site's own name, and the staff view of the audit trail (read-only, never edited or
+deleted here)."""
 
 from django.contrib import admin
 
 from .admin_base import ReadOnlyAdmin
 from .models import AuditEvent
+
+admin.site.site_header = "Adiuva administration"
+admin.site.site_title = "Adiuva admin"
+admin.site.index_title = "Operations"
 
 
 @admin.register(AuditEvent)

@@ -26,7 +26,7 @@ class HealthApi(APIView):
         ),
         auth=[],
     )
-    def get(self, request):  # type: ignore[no-untyped-def]
+    def get(self, request):
         checks = service_checks()
         healthy = all(state == "ok" for state in checks.values())
         body = {"status": "ok" if healthy else "degraded", "version": adiuva.__version__, "checks": checks}

@@ -28,6 +28,8 @@ class AuditAction(StrEnum):
     GRANT_CONNECTED = "grant.connected"
     GRANT_REVOKED = "grant.revoked"
     GRANT_NEEDS_RECONNECT = "grant.needs_reconnect"
+    ACCOUNT_DELETION_REQUESTED = "account.deletion_requested"
+    ACCOUNT_ERASED = "account.erased"
 
 
 def audit_record(

@@ -1,7 +1,10 @@
-"""Server master keys (``MultiFernet``): wrap and unwrap the per-user keys, rotate them."""
+"""Server master keys (``MultiFernet``): wrap and unwrap the per-user keys, rotate them; and the
+Redis keys that seal what rests in or crosses Redis (stream logs, journey sessions)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -37,4 +40,29 @@ def rewrap_key(wrapped: bytes) -> bytes:
     return master_fernet().rotate(wrapped)
 
 
-__all__ = ["InvalidToken", "master_fernet", "rewrap_key", "unwrap_key", "wrap_key"]
+# Each REDIS_ENCRYPTION_KEYS entry is hashed with this purpose into a Fernet key, so the entries given
+# to channels-redis (which hashes them bare) never encrypt the app's own Redis values too.
+_REDIS_PURPOSE = b"adiuva-redis-values:"
+
+
+@lru_cache(maxsize=1)
+def _redis(keys: tuple[str, ...]) -> MultiFernet:
+    if not keys:
+        raise ImproperlyConfigured("REDIS_ENCRYPTION_KEYS must list at least one key.")
+    return MultiFernet(
+        [Fernet(base64.urlsafe_b64encode(hashlib.sha256(_REDIS_PURPOSE + key.encode()).digest())) for key in keys]
+    )
+
+
+def redis_seal(text: str) -> str:
+    """``text`` as a Fernet token (ASCII), for a value that rests in Redis."""
+    return _redis(tuple(settings.REDIS_ENCRYPTION_KEYS)).encrypt(text.encode()).decode("ascii")
+
+
+def redis_unseal(token: str | bytes) -> str:
+    """The text of a :func:`redis_seal` token; ``InvalidToken`` if it was not sealed with these keys."""
+    raw = token.encode("ascii") if isinstance(token, str) else bytes(token)
+    return _redis(tuple(settings.REDIS_ENCRYPTION_KEYS)).decrypt(raw).decode()
+
+
+__all__ = ["InvalidToken", "master_fernet", "redis_seal", "redis_unseal", "rewrap_key", "unwrap_key", "wrap_key"]

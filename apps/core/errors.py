@@ -13,6 +13,7 @@ class CoreErrorCode(StrEnum):
     MALFORMED_REQUEST = "malformed_request"
     JSON_TOO_DEEP = "json_too_deep"
     INVALID_UNICODE = "invalid_unicode"
+    NUL_CHARACTER = "nul_character"
     NOT_AUTHENTICATED = "not_authenticated"
     AUTHENTICATION_FAILED = "authentication_failed"
     TOKEN_INVALID = "token_invalid"
@@ -26,6 +27,7 @@ class CoreErrorCode(StrEnum):
     CONFLICT = "conflict"
     SERVICE_UNAVAILABLE = "service_unavailable"
     REDIS_UNAVAILABLE = "redis_unavailable"
+    DATABASE_UNAVAILABLE = "database_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 

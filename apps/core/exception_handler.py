@@ -12,6 +12,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
+from . import database_outage
 from .errors import ApplicationError, CoreErrorCode
 from .redis_outage import RETRY_AFTER_SECONDS, is_redis_unavailable, redis_outage_noted
 from .request_context import current_request_id
@@ -63,6 +64,14 @@ def _validation_response(exc: exceptions.ValidationError) -> Response:
     )
 
 
+def database_unavailable_response() -> Response:
+    return Response(
+        error_body(CoreErrorCode.DATABASE_UNAVAILABLE, "The database is briefly unavailable; retry shortly."),
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(database_outage.RETRY_AFTER_SECONDS)},
+    )
+
+
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if is_redis_unavailable(exc):
         redis_outage_noted(where=context.get("view").__class__.__name__, exc=exc)
@@ -71,6 +80,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if database_outage.is_database_unavailable(exc):
+        database_outage.database_outage_noted(where=context.get("view").__class__.__name__, exc=exc)
+        return database_unavailable_response()
     if isinstance(exc, ApplicationError):
         body = error_body(exc.code, exc.message, **exc.extra)
         if exc.fields:
@@ -96,8 +108,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             code = CoreErrorCode.INTERNAL_ERROR if exc.status_code >= 500 else CoreErrorCode.VALIDATION_ERROR
         message = _message_of(exc.detail)
         headers: dict[str, str] = {}
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        # DRF's Throttled sets ``wait`` in __init__; its stubs leave the attribute out.
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
         if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
             headers["WWW-Authenticate"] = 'Bearer realm="api"'
         return Response(error_body(code, message), status=exc.status_code, headers=headers)

@@ -8,18 +8,31 @@ from django.core.cache import cache
 from django.core.files.storage import storages
 from django.db import connection
 
+from .database_outage import database_outage_noted, is_database_unavailable
 from .redis_outage import is_redis_unavailable, redis_outage_noted
 
 logger = logging.getLogger(__name__)
 
 
+# Well under any probe's timeout: a request waits for the pool up to DATABASE_POOL_TIMEOUT, a probe not.
+DATABASE_PROBE_TIMEOUT_SECONDS = 2.0
+
+
 def database_status() -> str:
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
+        pool = getattr(connection, "pool", None)  # psycopg 3 pool (Django 5.1+); None without one
+        if pool is None:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        else:
+            with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_SECONDS) as conn:
+                conn.execute("SELECT 1")
         return "ok"
-    except Exception:  # a probe reports, it never raises
-        logger.warning("health: database unreachable", exc_info=True)
+    except Exception as exc:  # a probe reports, it never raises
+        if is_database_unavailable(exc):
+            database_outage_noted(where="health", exc=exc)
+        else:
+            logger.warning("health: database unreachable", exc_info=True)
         return "unavailable"
 
 

@@ -154,5 +154,5 @@ def exposition() -> bytes:
     """Every process's samples (multiprocess files) plus the scrape-time gauges, in the text format."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    registry.register(_GaugeSourceCollector())  # type: ignore[arg-type]
+    registry.register(_GaugeSourceCollector())
     return generate_latest(registry)

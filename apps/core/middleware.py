@@ -22,7 +22,7 @@ class RequestIdMiddleware:
         if self.is_async:
             markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
+    def __call__(self, request: HttpRequest):
         if self.is_async:
             return self.__acall__(request)
         request_id = request_id_from_header(request.headers.get(HEADER))

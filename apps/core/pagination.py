@@ -2,22 +2,102 @@
 
 Two response shapes: the ``{count, page, limit, results}`` envelope, and a bare JSON array with the
 pagination in headers (``X-Total-Count``, ``X-Page``, ``X-Per-Page``, ``Link``) for lists the earlier
-backend returned as arrays, which the desktop client still parses as arrays.
+backend returned as arrays, which the desktop client still parses as arrays. Views that slice by hand
+(a different envelope) take ``page``/``limit`` through ``PageQuerySerializer`` and ``page_slice``, so every
+list bounds its page the same way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.paginator import Page
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
+
+# Past this page every list is empty anyway; the bound keeps (page - 1) * limit, the SQL OFFSET,
+# far inside PostgreSQL's bigint whatever number a client sends.
+PAGE_MAX = 1_000_000
+LIMIT_MAX = 200
+
+
+def page_parameter(description: str = "Page number, from 1.") -> OpenApiParameter:
+    return OpenApiParameter("page", {"type": "integer", "minimum": 1, "maximum": PAGE_MAX}, description=description)
+
+
+def limit_parameter(*, maximum: int = LIMIT_MAX) -> OpenApiParameter:
+    """``limit`` of a hand-sliced list (``PageQuerySerializer``): outside 1…maximum is a 400."""
+    return OpenApiParameter(
+        "limit", {"type": "integer", "minimum": 1, "maximum": maximum}, description="Items per page."
+    )
+
+
+def clamped_limit_parameter() -> OpenApiParameter:
+    """``limit`` of a ``PagePagination`` list, which clamps instead of refusing (as the earlier backend did)."""
+    return OpenApiParameter(
+        "limit",
+        int,
+        description=f"Items per page: above {LIMIT_MAX} counts as {LIMIT_MAX}; 0, negative or not a number "
+        f"means the default, {PagePagination.page_size}.",
+    )
+
+
+class PageQuerySerializer(serializers.Serializer):
+    """``page`` and ``limit`` of a list query; filter serializers of hand-sliced lists extend it."""
+
+    page = serializers.IntegerField(min_value=1, max_value=PAGE_MAX, default=1)
+    limit = serializers.IntegerField(min_value=1, max_value=LIMIT_MAX, default=50)
+
+
+def page_slice(queryset: QuerySet[Any], *, page: int, limit: int) -> QuerySet[Any]:
+    return queryset[(page - 1) * limit : page * limit]
 
 
 class PagePagination(PageNumberPagination):
     page_query_param = "page"
     page_size_query_param = "limit"
     page_size = 50
-    max_page_size = 200
+    max_page_size = LIMIT_MAX
+
+    def __init__(self, *, past_end_is_empty: bool = False) -> None:
+        # The earlier backend answered a page past the end of a bare-array list with an empty array.
+        self.past_end_is_empty = past_end_is_empty
+
+    def get_page_number(self, request: Any, paginator: Any) -> Any:
+        page = request.query_params.get(self.page_query_param) or 1
+        try:
+            number = int(page)
+        except (TypeError, ValueError):
+            number = 0
+        if not 1 <= number <= PAGE_MAX:
+            raise serializers.ValidationError({"page": [f"A whole number from 1 to {PAGE_MAX}."]})
+        return number
+
+    def paginate_queryset(self, queryset: Any, request: Request, view: APIView | None = None) -> list[Any] | None:
+        try:
+            return super().paginate_queryset(queryset, request, view)
+        except NotFound:
+            number = self._past_end_number(request)
+            if number is None:
+                raise
+            page_size = self.get_page_size(request)
+            assert page_size is not None
+            self.request = request
+            self.page = Page([], number, self.django_paginator_class(queryset, page_size))
+            return []
+
+    def _past_end_number(self, request: Request) -> int | None:
+        """The requested page number when empty pages are allowed and it is a positive number."""
+        if not self.past_end_is_empty:
+            return None
+        raw = request.query_params.get(self.page_query_param, "")
+        return int(raw) if raw.isdigit() and int(raw) > 1 else None
 
     def get_paginated_response(self, data: list[Any]) -> Response:
         assert self.page is not None
@@ -33,11 +113,14 @@ class PagePagination(PageNumberPagination):
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""
         assert self.page is not None
-        links = [
-            f'<{url}>; rel="{rel}"'
-            for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
-            if url
-        ]
+        if not self.page.object_list and self.page.number > self.page.paginator.num_pages:
+            links = []  # past the end: neither neighbour is a page
+        else:
+            links = [
+                f'<{url}>; rel="{rel}"'
+                for rel, url in (("next", self.get_next_link()), ("prev", self.get_previous_link()))
+                if url
+            ]
         headers = {
             "X-Total-Count": str(self.page.paginator.count),
             "X-Page": str(self.page.number),

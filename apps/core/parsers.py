@@ -2,11 +2,13 @@
 
 The standard library decodes 1,000 nested arrays by recursion (a RecursionError, then a 500) and
 accepts ``"\\ud800"`` (an unpaired surrogate that no UTF-8 encoder, hence no database, cache key or
-log line, accepts). Both are the client's mistake: a 400 with a stable code, before any view code runs.
+log line, accepts) and ``"\\u0000"`` (a NUL, which PostgreSQL's text and jsonb refuse). All are the
+client's mistake: a 400 with a stable code, before any view code runs, in values and keys at any depth.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +24,12 @@ def _too_deep(limit: int) -> ApplicationError:
 
 
 def _check_text(value: str) -> None:
+    if "\x00" in value:
+        raise ApplicationError(
+            CoreErrorCode.NUL_CHARACTER,
+            "The JSON body contains a NUL character (\\u0000), which text cannot hold.",
+            status=400,
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -52,7 +60,7 @@ def json_validate_structure(value: Any, *, max_depth: int) -> None:
 
 
 class JSONParser(parsers.JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: dict | None = None) -> Any:
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Mapping[str, Any] | None = None) -> Any:
         limit = settings.REQUEST_JSON_MAX_DEPTH
         try:
             data = super().parse(stream, media_type, parser_context)

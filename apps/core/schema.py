@@ -13,7 +13,7 @@ An explicit ``extend_schema(responses=...)`` entry for a status always wins.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from drf_spectacular import openapi
 from rest_framework import serializers
@@ -40,7 +40,9 @@ class ErrorSerializer(serializers.Serializer):
     message = serializers.CharField(help_text="Human-readable explanation.")
     detail = serializers.CharField(help_text="The message again, for clients of the earlier backend.")
     request_id = serializers.CharField(allow_null=True, required=False)
-    fields = serializers.DictField(
+    # DRF's metaclass moves declared fields off the class, so this does not shadow
+    # Serializer.fields at run time; the stubs cannot see that.
+    fields = serializers.DictField(  # type: ignore[assignment]
         child=serializers.ListField(child=serializers.CharField()),
         required=False,
         help_text="Per-field reasons, for validation errors.",
@@ -56,13 +58,13 @@ def nested_component_name(qualname: str) -> str:
 
 
 class AutoSchema(openapi.AutoSchema):
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(self, serializer: Any, direction: Literal["request", "response"]) -> str:
         qualname = type(serializer).__qualname__
         if "." in qualname and not isinstance(serializer, ErrorSerializer):
             return nested_component_name(qualname)
         return super().get_serializer_name(serializer, direction)
 
-    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+    def _get_response_bodies(self, direction: Literal["request", "response"] = "response") -> dict[str, Any]:
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

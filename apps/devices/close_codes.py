@@ -12,9 +12,11 @@ class DeviceCloseCode(IntEnum):
     TOKEN_EXPIRED = 4402  # the access token expired (at the handshake or while the socket lived)
     SESSION_REVOKED = 4403  # the token's session was logged out or revoked
     USER_DEACTIVATED = 4404  # the account was deactivated
+    DEVICE_FORGOTTEN = 4406  # the user removed this device from their account
     HELLO_TIMEOUT = 4408  # no device_hello within DEVICE_HELLO_TIMEOUT
     REPLACED = 4409  # a newer socket for the same device took over
     HEARTBEAT_TIMEOUT = 4410  # no pong within DEVICE_PONG_TIMEOUT after a ping
     DEVICE_LIMIT = 4413  # the user has DEVICE_MAX_PER_USER devices and all of them are online
     RATE_LIMITED = 4429  # the client kept flooding after being told to slow down
     SERVER_ERROR = 1011  # the server failed on this socket (logged); reconnect
+    TRY_AGAIN_LATER = 1013  # a service the socket needs (Redis) is unavailable; reconnect after a delay

@@ -34,6 +34,7 @@ from django.conf import settings
 from pydantic import BaseModel
 
 from apps.core.errors import ApplicationError, CoreErrorCode
+from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
 from . import capabilities, connections, handlers, presence_flusher, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
@@ -118,8 +119,15 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.channel_name = await self.channel_layer.new_channel()
         self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
-        with contextlib.suppress(StopConsumer):
-            await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+        self.accepted = False
+        try:
+            with contextlib.suppress(StopConsumer):
+                await await_many_dispatch([receive, self.channel_receive], self.dispatch)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            # The channel layer's Redis is gone (even before the handshake was answered): close with a
+            # code the client retries on, never a dropped connection.
+            redis_outage_noted(where="device_socket", exc=exc)
+            await self._close_unavailable()
 
     async def dispatch(self, message: dict) -> None:
         # Channels >= 4.2 runs close_old_connections in a thread before every handler; nothing here
@@ -132,11 +140,31 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await handler(message)
         except StopConsumer:
             raise
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            redis_outage_noted(where="device_socket", exc=exc)
+            await self._close_unavailable()
         except Exception:
             # Never leave a half-dead socket behind (presence would keep it "online"): close and clean up.
             logger.exception("device socket: %s failed; closing the socket", message["type"])
             await self.close_with(DeviceCloseCode.SERVER_ERROR)
             await self._teardown()
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        await super().accept(subprotocol, headers)
+        self.accepted = True
+
+    async def _close_unavailable(self) -> None:
+        """Redis is unavailable: accept if the handshake is still open (a refused handshake carries no
+        code), close with ``TRY_AGAIN_LATER`` and clean up what this socket had started."""
+        with contextlib.suppress(Exception):
+            if not self.accepted:
+                await self.accept()
+        if hasattr(self, "torn_down"):  # websocket_connect ran
+            await self.close_with(DeviceCloseCode.TRY_AGAIN_LATER)
+            await self._teardown()
+        else:
+            with contextlib.suppress(Exception):
+                await self.close(code=int(DeviceCloseCode.TRY_AGAIN_LATER))
 
     async def websocket_connect(self, message: dict) -> None:
         self.user = self.scope.get("user")
@@ -165,7 +193,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.close_with(failure or DeviceCloseCode.UNAUTHENTICATED)
             return
         loop = asyncio.get_running_loop()
-        self.timers.append(loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout))
+        self.hello_timer = loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout)
+        self.timers.append(self.hello_timer)
         self._schedule_expiry()
 
     @property
@@ -375,6 +404,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     # --- hello / presence -----------------------------------------------------------------
 
     async def _hello(self, hello: DeviceHello) -> None:
+        # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
+        self.hello_timer.cancel()
         self.device_id = hello.device_id
         self.agent_ids = list(hello.agent_ids)
         node = await loop_node()

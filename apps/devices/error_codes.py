@@ -9,6 +9,7 @@ class DevicesErrorCode(StrEnum):
     DEVICE_DISCONNECTED = "device_disconnected"
     DEVICE_TOOL_ERROR = "device_tool_error"
     DEVICE_BUSY = "device_busy"
+    DEVICE_NOT_FOUND = "device_not_found"
     # error frames on the socket
     MALFORMED_FRAME = "malformed_frame"
     UNKNOWN_FRAME_TYPE = "unknown_frame_type"

@@ -9,10 +9,11 @@ strict, so the server never sends a frame the client was not promised.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeGuard, cast
 
 from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import InitErrorDetails
 
 from .capabilities import register_capability
 
@@ -277,7 +278,7 @@ _capability_of: dict[str, str] = {}  # outgoing frame type → the capability a 
 def _frame_type_of(model: type[BaseModel]) -> str:
     field = model.model_fields.get("type")
     literal = getattr(field, "annotation", None)
-    values = getattr(literal, "__args__", ())
+    values: tuple[Any, ...] = getattr(literal, "__args__", ())
     if len(values) != 1 or not isinstance(values[0], str):
         raise ValueError(f'{model.__name__} needs a field ``type: Literal["..."]``')
     return values[0]
@@ -315,7 +316,7 @@ def capability_required(frame_type: str) -> str | None:
     return _capability_of.get(frame_type)
 
 
-def is_incoming_type(frame_type: Any) -> bool:
+def is_incoming_type(frame_type: Any) -> TypeGuard[str]:
     return frame_type in INCOMING_TYPES or frame_type in _registered_incoming
 
 
@@ -325,14 +326,17 @@ def is_request_type(frame_type: str) -> bool:
 
 def parse_incoming(raw: dict[str, Any]) -> BaseModel:
     """Validate a decoded client frame of a known type (pydantic ``ValidationError`` if invalid)."""
-    model = _registered_incoming.get(raw.get("type"))  # type: ignore[arg-type]
+    model = _registered_incoming.get(raw.get("type", ""))
     if model is None:
         return incoming_adapter.validate_python(raw)
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
         # Locations as the built-in frames' tagged union reports them: (frame type, field, ...).
-        errors = [{**e, "loc": (raw["type"], *e["loc"])} for e in exc.errors(include_url=False)]
+        # ErrorDetails carry InitErrorDetails' keys (and msg, which from_exception_data ignores).
+        errors = cast(
+            "list[InitErrorDetails]", [{**e, "loc": (raw["type"], *e["loc"])} for e in exc.errors(include_url=False)]
+        )
         raise ValidationError.from_exception_data(exc.title, errors) from None
 
 
@@ -340,7 +344,7 @@ def parse_outgoing(frame: dict[str, Any] | BaseModel) -> OutgoingFrameModel:
     """The validated model of a server frame (pydantic ``ValidationError`` if it breaks the contract)."""
     if isinstance(frame, OutgoingFrameModel):
         return frame
-    model = _registered_outgoing.get(frame.get("type")) if isinstance(frame, dict) else None
+    model = _registered_outgoing.get(frame.get("type", "")) if isinstance(frame, dict) else None
     return model.model_validate(frame) if model is not None else outgoing_adapter.validate_python(frame)
 
 
@@ -349,5 +353,6 @@ def outgoing_json(frame: dict[str, Any] | BaseModel) -> str:
     model = parse_outgoing(frame)
     text = model.model_dump_json(exclude_none=True)
     if len(text) > max_frame_bytes():
-        raise ValueError(f"outgoing {model.type} frame exceeds DEVICE_MAX_FRAME_BYTES")
+        frame_type = getattr(model, "type", type(model).__name__)  # every concrete frame declares it
+        raise ValueError(f"outgoing {frame_type} frame exceeds DEVICE_MAX_FRAME_BYTES")
     return text

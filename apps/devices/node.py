@@ -10,7 +10,8 @@ call to a node that is gone fails at once. The liveness key lives only while the
 caller waiting on a device held by a process that died mid-call notices within seconds.
 
 Pub/sub delivers at most once: nothing here is retried. A caller that hears nothing learns it
-from the holder's liveness key or its own deadline.
+from the holder's liveness key or its own deadline. Messages carry user content (tool calls and
+results, ``agent_run`` prompts, ``agent_data`` files), so they cross Redis sealed (``redis_seal``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from typing import Any
 
 from django.conf import settings
 
-from .realtime_redis import loop_redis, loop_redis_close
+from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
+
+from .realtime_redis import loop_heartbeat_redis, loop_redis, loop_redis_close
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +96,8 @@ class Node:
         self.waiters.pop(call_id, None)
 
     async def _beat(self) -> None:
-        await loop_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
+        # Its own connection: a beat queued behind a storm of socket traffic would let the key lapse.
+        await loop_heartbeat_redis().set(ALIVE_KEY.format(node=self.name), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
 
     # The loop is ending when either task is cancelled (asyncio.run / async_to_sync cancel what is
     # left). Each task then marks the node stopping and closes what the other may be blocked on, so
@@ -114,7 +118,7 @@ class Node:
             # Say so at once, bounded, so a Redis that does not answer cannot keep the loop open.
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
-                    await loop_redis().delete(ALIVE_KEY.format(node=self.name))
+                    await loop_heartbeat_redis().delete(ALIVE_KEY.format(node=self.name))
             await self._close_subscription()
             with contextlib.suppress(BaseException):
                 async with asyncio.timeout(CLEANUP_SECONDS):
@@ -149,8 +153,8 @@ class Node:
             if received is None or received.get("type") != "message":
                 continue
             try:
-                message = json.loads(received["data"])
-            except ValueError:
+                message = decode(received["data"])
+            except (ValueError, InvalidToken):
                 logger.warning("devices: node %s dropped an unreadable message", self.name)
                 continue
             self.dispatch(message)
@@ -193,8 +197,12 @@ async def loop_node() -> Node:
 
 
 def encode(message: dict[str, Any]) -> str:
-    """A node message as published (JSON)."""
-    return json.dumps(message, separators=(",", ":"))
+    """A node message as published (JSON, sealed with the Redis keys)."""
+    return redis_seal(json.dumps(message, separators=(",", ":")))
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    return json.loads(redis_unseal(data))
 
 
 async def node_publish(node: str, message: dict[str, Any]) -> int:

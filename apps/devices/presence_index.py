@@ -8,7 +8,9 @@ and says so (``stale``): such a device is offline until it says hello again else
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from typing import NamedTuple
 
 from django.conf import settings
@@ -65,14 +67,21 @@ return nil
 """
 )
 
-# KEYS[1] = the user's hash; ARGV = device_id, channel: delete only if this channel still holds it.
-_WITHDRAW = """
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if value and string.sub(value, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. " " then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
+# KEYS[i] = a user's hash; ARGV[2i-1], ARGV[2i] = device_id, channel: each entry is deleted only if
+# that channel still holds it. Many withdrawals in one round trip (see _Withdrawals).
+_WITHDRAW_MANY = """
+local removed = 0
+for i, key in ipairs(KEYS) do
+  local device, channel = ARGV[2 * i - 1], ARGV[2 * i]
+  local value = redis.call('HGET', key, device)
+  if value and string.sub(value, 1, string.len(channel) + 1) == channel .. " " then
+    removed = removed + redis.call('HDEL', key, device)
+  end
 end
-return 0
+return removed
 """
+# Withdrawals sent in one script call at most; a storm of thousands goes in a few round trips.
+WITHDRAW_BATCH = 500
 
 
 class DeviceLocation(NamedTuple):
@@ -107,8 +116,64 @@ async def presence_announce(*, user_id: str, device_id: str, channel: str, node:
         await pipe.execute()
 
 
+class _Withdrawals:
+    """This loop's withdrawals waiting to be sent: every socket that closes in the same tick joins
+    one script call (like the presence flusher's one UPDATE), instead of a connection each."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[str, str, str, asyncio.Future[None]]] = []
+        self.sending = False
+
+    def add(self, *, key: str, device_id: str, channel: str) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting.append((key, device_id, channel, done))
+        if not self.sending:
+            self.sending = True
+            _keep(asyncio.ensure_future(self._send()))
+        return done
+
+    async def _send(self) -> None:
+        try:
+            await asyncio.sleep(0)  # the rest of this tick's closes join the batch
+            while self.waiting:
+                batch, self.waiting = self.waiting[:WITHDRAW_BATCH], self.waiting[WITHDRAW_BATCH:]
+                try:
+                    await loop_script(_WITHDRAW_MANY)(
+                        keys=[key for key, _, _, _ in batch],
+                        args=[part for _, device_id, channel, _ in batch for part in (device_id, channel)],
+                    )
+                except Exception as exc:  # each waiting socket reports it
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+        finally:
+            self.sending = False
+            for *_, done in self.waiting:  # cancelled with entries still waiting: the loop is ending
+                if not done.done():
+                    done.cancel()
+            self.waiting = []
+
+
+_withdrawals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Withdrawals] = weakref.WeakKeyDictionary()
+_sending: set[asyncio.Future] = set()
+
+
+def _keep(task: asyncio.Future) -> None:
+    _sending.add(task)
+    task.add_done_callback(_sending.discard)
+
+
 async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
-    await loop_script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
+    """Remove the device's entry if ``channel`` still holds it (batched with the loop's other withdrawals)."""
+    loop = asyncio.get_running_loop()
+    withdrawals = _withdrawals.get(loop)
+    if withdrawals is None:
+        withdrawals = _withdrawals[loop] = _Withdrawals()
+    await withdrawals.add(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
 
 
 async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: str) -> Lookup:

@@ -10,12 +10,15 @@ no entry at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.core.cache import caches
 from django.utils import timezone
 
 from . import presence_index
+from .bindings import bound_agents
 from .models import Device
 from .node import ALIVE_KEY
 
@@ -76,10 +79,37 @@ def device_get_online(*, user_id, device_id: str | None = None) -> Device | None
     return qs.order_by("-last_seen_at").first()
 
 
-def device_list(*, user_id) -> list[Device]:
-    return list(Device.objects.filter(user_id=user_id).order_by("-last_seen_at"))
-
-
 def devices_online_count() -> int:
     """Devices held by a live socket right now, across every server process."""
     return Device.objects.filter(is_online=True, lease_expires_at__gt=timezone.now()).exclude(channel_name="").count()
+
+
+@dataclass(frozen=True)
+class DeviceListing:
+    device_id: str
+    name: str
+    platform: str
+    online: bool
+    last_seen_at: datetime
+    bound_agents: list[str]
+
+
+def device_listing(*, user_id) -> list[DeviceListing]:
+    """The user's devices, most recently seen first, with presence and the agents bound to each.
+
+    "Online" is the presence index's answer (``devices_online``), the one source of truth.
+    """
+    rows = Device.objects.filter(user_id=user_id).order_by("-last_seen_at")
+    online = {device_id for _user, device_id in devices_online(user_ids=[user_id])}
+    bound = bound_agents(user_id=user_id)
+    return [
+        DeviceListing(
+            device_id=d.device_id,
+            name=d.name,
+            platform=d.platform,
+            online=d.device_id in online,
+            last_seen_at=d.last_seen_at,
+            bound_agents=sorted(bound.get(d.device_id, [])),
+        )
+        for d in rows
+    ]

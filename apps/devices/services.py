@@ -1,5 +1,6 @@
 """Talking to a user's device from anywhere: ``call_device``, ``send_to_device``,
-``user_frame_broadcast``, ``devices_online``.
+``user_frame_broadcast``, ``devices_online``, and forgetting one (``device_forget``: its row goes
+and its socket is closed).
 
 A call from the event loop that holds the socket goes straight to the consumer; any other
 caller (another server process, a Celery worker, a REST view, another thread) finds the socket's
@@ -17,10 +18,12 @@ import uuid
 import weakref
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 from channels.layers import BaseChannelLayer, channel_layers
 from django.conf import settings
+from django.db import transaction
 from pydantic import ValidationError
 
 from apps.core import metrics
@@ -28,6 +31,8 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
 from .capabilities import capable_sockets
+from .close_codes import DeviceCloseCode
+from .error_codes import DevicesErrorCode
 from .errors import (
     ERROR_BY_CODE,
     DeviceBusyError,
@@ -41,6 +46,7 @@ from .models import Device
 from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
 from .selectors import device_get_online, device_list_online
+from .signals import device_forgotten
 
 # Messages between processes. Tool calls and their cancels go to the holder's node (node.py), or to
 # the socket's channel when no node is known; the rest go to the socket's channel on the channel
@@ -296,3 +302,34 @@ async def devices_close_for_user(*, user_id, code: int, reason: str = "") -> int
                 {"type": MSG_CLOSE, "user_id": str(user_id), "device_id": device.device_id, "code": code},
             )
     return len(devices)
+
+
+async def device_socket_close(*, user_id, device_id: str, channel_name: str, code: int) -> None:
+    """Tell the socket on ``channel_name`` (in whichever process holds it) to close with ``code``."""
+    with contextlib.suppress(ChannelFull):
+        await loop_layer().send(
+            channel_name, {"type": MSG_CLOSE, "user_id": str(user_id), "device_id": device_id, "code": code}
+        )
+
+
+def device_forget(*, user_id, device_id: str) -> None:
+    """Remove the user's device: its row goes, higher apps release what they bound to it
+    (``device_forgotten``, same transaction), and its live socket is closed after the commit."""
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(user_id=user_id, device_id=device_id).first()
+        if device is None:
+            raise ApplicationError(
+                DevicesErrorCode.DEVICE_NOT_FOUND, f"No device {device_id!r} on this account.", status=404
+            )
+        channel_name = device.channel_name
+        device.delete()
+        device_forgotten.send(sender=Device, user_id=user_id, device_id=device_id)
+        if channel_name:
+            transaction.on_commit(
+                lambda: async_to_sync(device_socket_close)(
+                    user_id=user_id,
+                    device_id=device_id,
+                    channel_name=channel_name,
+                    code=DeviceCloseCode.DEVICE_FORGOTTEN,
+                )
+            )

@@ -1,4 +1,5 @@
-"""Close a deactivated user's live sockets right away (the periodic re-check is the fallback)."""
+"""The devices app's signal, and its receiver closing a deactivated user's live sockets right away
+(the periodic re-check is the fallback)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ import logging
 
 from asgiref.sync import async_to_sync
 from django.db import transaction
+from django.dispatch import Signal
 
 from .close_codes import DeviceCloseCode
 from .models import Device
 
 logger = logging.getLogger(__name__)
+
+# Sent inside the transaction that removes a device (kwargs user_id, device_id), so higher apps
+# release what they bound to it in the same commit.
+device_forgotten = Signal()
 
 
 def close_sockets_of_deactivated_user(sender, instance, update_fields=None, **kwargs) -> None:

@@ -13,7 +13,8 @@ batches and kept ``DEVICE_STREAM_RETAIN_SECONDS`` after ``stream_end`` (at most
 ``DEVICE_STREAM_RETAIN_PER_USER`` requests per user), so a socket that reconnects (to any server
 process) can still resume it; the process running it is found through its node. A log evicted by
 that bound while its request runs is gone for good (``stream_expired`` once the request ended),
-never replayed from the middle.
+never replayed from the middle. Log entries are sealed with the Redis keys (``redis_seal``): the
+chat message and the answer's text never rest in Redis (or its AOF) as plaintext.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ import asyncio
 import collections
 import contextlib
 import logging
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 from channels.exceptions import ChannelFull
 from django.conf import settings
+
+from apps.core.encryption import redis_seal, redis_unseal
 
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -174,7 +177,8 @@ class RequestStream:
             return frame
         chunks = [frame["chunk"]]
         while self._queue and isinstance(self._queue[0], dict) and self._queue[0].get("type") == "stream_text":
-            chunks.append(self._queue.popleft()["chunk"])  # type: ignore[index]
+            # The loop condition saw a dict at the head; mypy cannot carry that to popleft().
+            chunks.append(cast("dict[str, Any]", self._queue.popleft())["chunk"])
         if len(chunks) > 1:
             frame = {**frame, "chunk": "".join(chunks)}
         return frame
@@ -254,7 +258,7 @@ class RequestStream:
         ttl = settings.DEVICE_STREAM_RETAIN_SECONDS if final else RUNNING_TTL_SECONDS
         appended = await loop_script(_APPEND)(
             keys=list(self.keys),
-            args=[self._persisted, int(ttl), self.user_id, self.node, "1" if final else "0", *new],
+            args=[self._persisted, int(ttl), self.user_id, self.node, "1" if final else "0", *map(redis_seal, new)],
         )
         if not appended:
             self._evicted = True
@@ -287,7 +291,8 @@ async def _remember_for_user(*, user_id: str, request_id: str) -> None:
         _, count, _ = await pipe.execute()
     excess = int(count) - settings.DEVICE_STREAM_RETAIN_PER_USER
     if excess > 0:
-        dropped = await redis.zpopmin(user_key, excess)
+        # redis-py types zpopmin for every count and protocol; with a count it is (member, score) pairs.
+        dropped = cast("list[tuple[bytes | str, float]]", await redis.zpopmin(user_key, excess))
         keys = []
         for member, _score in dropped:
             old = _text(member)
@@ -307,8 +312,8 @@ async def stream_resume(*, target: Any, user_id: str, request_id: str, after_seq
         return True
     redis = loop_redis()
     log_key = LOG_KEY.format(user_id=user_id, request_id=request_id)
-    meta = await redis.hgetall(META_KEY.format(user_id=user_id, request_id=request_id))
-    meta = {_text(k): _text(v) for k, v in meta.items()}
+    raw_meta = await redis.hgetall(META_KEY.format(user_id=user_id, request_id=request_id))
+    meta = {_text(k): _text(v) for k, v in raw_meta.items()}
     if not meta or meta.get("user_id") != user_id:
         return False
     node = await loop_node()
@@ -324,8 +329,8 @@ async def stream_resume(*, target: Any, user_id: str, request_id: str, after_seq
         if await node_publish(owner, attach):
             return True
         # The owner died between the two round trips: replay what its log holds.
-    for text in await redis.lrange(log_key, max(after_seq, 0), -1):
-        await target.send_text(_text(text))
+    for entry in await redis.lrange(log_key, max(after_seq, 0), -1):
+        await target.send_text(_log_entry(entry))
     return True
 
 
@@ -339,12 +344,19 @@ async def _on_remote_attach(message: dict[str, Any]) -> None:
     from .services import loop_layer
 
     log_key = LOG_KEY.format(user_id=user_id, request_id=request_id)
-    for text in await loop_redis().lrange(log_key, max(int(message["after_seq"]), 0), -1):
-        await loop_layer().send(message["channel"], {"type": MSG_STREAM_FRAME, "user_id": user_id, "text": _text(text)})
+    for entry in await loop_redis().lrange(log_key, max(int(message["after_seq"]), 0), -1):
+        await loop_layer().send(
+            message["channel"], {"type": MSG_STREAM_FRAME, "user_id": user_id, "text": _log_entry(entry)}
+        )
 
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _log_entry(value: bytes | str) -> str:
+    """A frame of the Redis log, unsealed (entries are written sealed by ``_persist``)."""
+    return redis_unseal(value)
 
 
 register_message_handler(MSG_STREAM_ATTACH, _on_remote_attach)

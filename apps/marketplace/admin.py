@@ -1,5 +1,6 @@
-"""Plugin review in the Django admin: the queue (pending first), the checklist and manifest read-only,
-approve / reject actions with notes on an intermediate page, suspend / reinstate, and the history.
+"""Plugin review in the Django admin: the queue (pending first), the checklist, manifest and the
+package's files read-only (each text file viewable, escaped), approve / reject actions with notes on
+an intermediate page, suspend / reinstate, and the history.
 
 Every decision goes through ``transitions.py``; the admin never writes a status itself. Reviewers
 (the "Plugin reviewers" group) hold view permissions plus ``review_pluginversion`` and ``suspend_plugin``.
@@ -8,17 +9,21 @@ Every decision goes through ``transitions.py``; the admin never writes a status 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.db.models import Case, F, IntegerField, QuerySet, Value, When
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from apps.core.admin_base import ReadOnlyAdmin
 from apps.core.errors import ApplicationError
+from apps.storage.blob_store import blob_open
 
 from .checklist import checklist_passed
 from .models import (
@@ -31,6 +36,7 @@ from .models import (
     RevenueEvent,
     VersionStatus,
 )
+from .package_inspection import package_listing, package_text
 from .transitions import plugin_listing_transition, plugin_version_transition
 
 
@@ -72,7 +78,7 @@ def _decision_action(
         "objects": queryset,
         "form": form,
         "opts": modeladmin.model._meta,
-        "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        "action_checkbox_name": ACTION_CHECKBOX_NAME,
         "media": modeladmin.media,
     }
     return TemplateResponse(request, "admin/marketplace/decision_confirmation.html", context)
@@ -83,7 +89,7 @@ class ReviewInline(admin.TabularInline):
     fk_name = "version"
     extra = 0
     can_delete = False
-    fields = ["reviewed_at", "decision", "reviewer", "notes"]
+    fields: ClassVar[tuple[str, ...]] = ("reviewed_at", "decision", "reviewer", "notes")
     readonly_fields = fields
     verbose_name_plural = "Decisions on this version"
 
@@ -113,7 +119,7 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
     list_select_related = ["plugin", "plugin__developer"]
     actions = ["approve_versions", "reject_versions"]
     inlines = [ReviewInline]
-    fields = [
+    fields: ClassVar[tuple[str, ...]] = (
         "plugin",
         "version",
         "status",
@@ -121,10 +127,11 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
         "submitted_at",
         "decided_at",
         "package_summary",
+        "package_files",
         "checklist_display",
         "manifest_display",
         "plugin_history",
-    ]
+    )
     readonly_fields = fields
     # The queue: pending first (oldest submission first), then the rest, newest first.
     ordering = [
@@ -156,6 +163,60 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
         if not obj.package_key:
             return "not uploaded"
         return format_html("{} bytes, SHA-256 <code>{}</code>", obj.package_size, obj.package_sha256)
+
+    @admin.display(description="files")
+    def package_files(self, obj: PluginVersion) -> str:
+        if not obj.package_key:
+            return "not uploaded"
+        try:
+            with blob_open(key=obj.package_key) as handle:
+                entries = package_listing(handle)
+        except ApplicationError as exc:  # the blob went missing from storage
+            return exc.message
+        if not entries:
+            return "no files (or not a readable zip)"
+        file_url = reverse("admin:marketplace_pluginversion_file", args=[obj.pk])
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{} bytes</td><td>{}</td></tr>",
+            (
+                (
+                    entry.path,
+                    entry.size,
+                    format_html('<a href="{}?{}">view</a>', file_url, urlencode({"path": entry.path}))
+                    if entry.is_text
+                    else "binary",
+                )
+                for entry in entries
+            ),
+        )
+        return format_html('<table class="plugin-files">{}</table>', rows)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view(self.package_file_view)
+        own = [path("<path:object_id>/file/", view, name="marketplace_pluginversion_file")]
+        return [*own, *super().get_urls()]
+
+    def package_file_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """One text file of the package, escaped by the template and cut at TEXT_PREVIEW_MAX_BYTES."""
+        version = self.get_object(request, object_id)
+        if version is None or not self.has_view_permission(request, version) or not version.package_key:
+            raise Http404("No such plugin version or package.")
+        try:
+            with blob_open(key=version.package_key) as handle:
+                preview = package_text(handle, request.GET.get("path", ""))
+        except ApplicationError as exc:
+            raise Http404(exc.message) from exc
+        if preview is None:
+            raise Http404("No such text file in the package.")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{version.plugin.name} {version.version}: {preview.path}",
+            "opts": self.model._meta,
+            "original": version,
+            "preview": preview,
+        }
+        return TemplateResponse(request, "admin/marketplace/pluginversion/package_file.html", context)
 
     @admin.display(description="security checklist")
     def checklist_display(self, obj: PluginVersion) -> str:
@@ -232,7 +293,7 @@ class PluginVersionAdmin(ReviewerActionsMixin, ReadOnlyAdmin):
 
 class PluginHistoryInline(ReviewInline):
     fk_name = "plugin"
-    fields = ["reviewed_at", "decision", "version", "reviewer", "notes"]
+    fields = ("reviewed_at", "decision", "version", "reviewer", "notes")
     readonly_fields = fields
     verbose_name_plural = "History: every decision"
 

@@ -1,7 +1,8 @@
 """REST endpoints of the marketplace (thin: selectors read, services write).
 
 Catalog, install, download and ratings are for tiers with the plugin marketplace (power, team);
-developer endpoints (submission, Connect onboarding, earnings) for any signed-in user.
+developer endpoints (submission, Connect onboarding, earnings) for any tier, once the e-mail
+address is verified.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
@@ -19,9 +19,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.permissions import RequiresVerifiedEmail
+from apps.accounts.requests import AuthenticatedRequest
 from apps.billing.permissions import RequiresFeature
 from apps.billing.tiers import Feature
 from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.pagination import PAGE_MAX, page_parameter, page_slice
 from apps.storage.blob_store import blob_open
 from apps.storage.responses import BlobFileResponse
 
@@ -42,6 +44,10 @@ from .selectors import (
 from .submissions import plugin_create, plugin_version_create, plugin_version_package_upload, plugin_version_submit
 
 MarketplacePermission = RequiresFeature(Feature.PLUGIN_MARKETPLACE)
+# Publishing is open to every tier (developers sell to power and team users; charging them a tier
+# to sell would be a second fee), but only from a verified address: plugins, payouts and earnings
+# belong to whoever controls it.
+DEVELOPER_PERMISSIONS = [IsAuthenticated, RequiresVerifiedEmail]
 OK_SERIALIZER = inline_serializer("PluginOk", {"ok": serializers.BooleanField()})
 PAGE_SIZE = 20
 
@@ -70,14 +76,19 @@ class PluginListingSerializer(serializers.Serializer):
     rating_count = serializers.IntegerField()
     installs = serializers.IntegerField(source="install_count")
 
+    @staticmethod
+    def _listed(obj: Plugin) -> PluginVersion:
+        assert obj.latest_version is not None  # the catalog holds only plugins with an approved version
+        return obj.latest_version
+
     def get_version(self, obj: Plugin) -> str:
-        return obj.latest_version.version
+        return self._listed(obj).version
 
     def get_author(self, obj: Plugin) -> str:
-        return str(obj.latest_version.manifest.get("author", ""))
+        return str(self._listed(obj).manifest.get("author", ""))
 
     def get_permissions(self, obj: Plugin) -> list[str]:
-        return list(obj.latest_version.manifest.get("permissions", []))
+        return list(self._listed(obj).manifest.get("permissions", []))
 
     def get_rating(self, obj: Plugin) -> float | None:
         return round(obj.rating_avg, 2) if obj.rating_avg is not None else None
@@ -89,7 +100,7 @@ class PluginListApi(APIView):
     class FilterSerializer(serializers.Serializer):
         category = serializers.ChoiceField(choices=[c.value for c in PluginCategory], required=False)
         q = serializers.CharField(required=False, max_length=200, allow_blank=True)
-        page = serializers.IntegerField(required=False, min_value=1, default=1)
+        page = serializers.IntegerField(required=False, min_value=1, max_value=PAGE_MAX, default=1)
         sort = serializers.ChoiceField(choices=[s.value for s in CatalogSort], required=False)
 
     class OutputSerializer(serializers.Serializer):
@@ -101,7 +112,7 @@ class PluginListApi(APIView):
         parameters=[
             OpenApiParameter("category", str, enum=[c.value for c in PluginCategory]),
             OpenApiParameter("q", str, description="Full-text search (PostgreSQL websearch syntax)."),
-            OpenApiParameter("page", int),
+            page_parameter(),
             OpenApiParameter("sort", str, enum=[s.value for s in CatalogSort]),
         ],
         responses={200: OutputSerializer},
@@ -115,7 +126,7 @@ class PluginListApi(APIView):
         data = filters.validated_data
         plugins = catalog_search(category=data.get("category"), q=data.get("q") or None, sort=data.get("sort"))
         page = data["page"]
-        rows = list(plugins[(page - 1) * PAGE_SIZE : page * PAGE_SIZE])
+        rows = list(page_slice(plugins, page=page, limit=PAGE_SIZE))
         total = plugins.count() if len(rows) == PAGE_SIZE or page > 1 else len(rows)
         return Response({"plugins": PluginListingSerializer(rows, many=True).data, "total": total, "page": page})
 
@@ -172,6 +183,7 @@ class PluginInstallApi(APIView):
         if outcome.install is not None:
             return Response(_installed_body(request, outcome.install))
         purchase = outcome.purchase
+        assert purchase is not None  # an outcome without an install is a purchase to pay
         return Response(
             {
                 "ok": False,
@@ -225,7 +237,7 @@ class PluginPackageDownloadApi(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY}, auth=[])
-    def get(self, request: Request, token: str) -> HttpResponse:
+    def get(self, request: Request, token: str) -> BlobFileResponse:
         install = download_install_for_token(token=token)
         version = install.version
         response = BlobFileResponse(
@@ -324,6 +336,8 @@ class DeveloperPluginSerializer(serializers.Serializer):
 
 
 class DeveloperPluginListApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class InputSerializer(serializers.Serializer):
         manifest = serializers.JSONField(help_text="The plugin manifest (id, name, description, version, …).")
 
@@ -346,12 +360,16 @@ class DeveloperPluginListApi(APIView):
 
 
 class DeveloperPluginDetailApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(responses={200: DeveloperPluginSerializer}, operation_id="plugins_developer_retrieve")
     def get(self, request: Request, slug: str) -> Response:
         return Response(DeveloperPluginSerializer(developer_plugin_get(developer=request.user, slug=slug)).data)
 
 
 class DeveloperVersionCreateApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class InputSerializer(serializers.Serializer):
         manifest = serializers.JSONField()
 
@@ -366,6 +384,8 @@ class DeveloperVersionCreateApi(APIView):
 
 
 class DeveloperPackageUploadApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(
         parameters=[OpenApiParameter("X-Package-Sha256", str, OpenApiParameter.HEADER, required=True)],
         request={"application/zip": OpenApiTypes.BINARY},
@@ -390,6 +410,8 @@ class DeveloperPackageUploadApi(APIView):
 
 
 class DeveloperVersionSubmitApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     @extend_schema(request=None, responses={200: DeveloperVersionSerializer})
     def post(self, request: Request, slug: str, version: str) -> Response:
         row = plugin_version_submit(developer=request.user, plugin_slug=slug, version=version)
@@ -398,8 +420,7 @@ class DeveloperVersionSubmitApi(APIView):
 
 class DeveloperConnectApi(APIView):
     calls_upstream = True  # its outside provider can fail: a declared 502
-    # Payouts go to whoever controls the account's address: it must be verified first.
-    permission_classes = [IsAuthenticated, RequiresVerifiedEmail]
+    permission_classes = DEVELOPER_PERMISSIONS
 
     class OutputSerializer(serializers.Serializer):
         account_id = serializers.CharField()
@@ -414,7 +435,7 @@ class DeveloperConnectApi(APIView):
         operation_id="plugins_developer_connect",
         description="Create the developer's Stripe Connect Express account (once) and answer an onboarding link.",
     )
-    def post(self, request: Request) -> Response:
+    def post(self, request: AuthenticatedRequest) -> Response:
         account, url = developer_onboarding_link(user=request.user)
         return Response({**self._state(account), "onboarding_url": url})
 
@@ -436,6 +457,8 @@ class DeveloperConnectApi(APIView):
 
 
 class DeveloperEarningsApi(APIView):
+    permission_classes = DEVELOPER_PERMISSIONS
+
     class FilterSerializer(serializers.Serializer):
         period = serializers.CharField(help_text="A month, YYYY-MM (UTC).")
 

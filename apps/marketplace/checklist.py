@@ -9,7 +9,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from .manifest import PluginPermission, binary_blob_findings
-from .package_inspection import MAX_LISTED, MAX_MEMBERS, PackageReport
+from .package_inspection import MAX_COMPRESSION_RATIO, MAX_LISTED, MAX_MEMBERS, PackageReport
 
 
 class CheckKey(StrEnum):
@@ -24,6 +24,7 @@ class CheckKey(StrEnum):
     NO_PATH_ESCAPE = "no_path_escape"
     NO_NESTED_ARCHIVES = "no_nested_archives"
     UNPACKED_SIZE = "unpacked_size_within_limit"
+    COMPRESSION_RATIO = "compression_ratio_within_limit"
 
 
 LABELS: Final[dict[CheckKey, str]] = {
@@ -38,9 +39,14 @@ LABELS: Final[dict[CheckKey, str]] = {
     CheckKey.NO_PATH_ESCAPE: "No paths escaping the package root",
     CheckKey.NO_NESTED_ARCHIVES: "No nested archives",
     CheckKey.UNPACKED_SIZE: "Unpacked size and file count within limits",
+    CheckKey.COMPRESSION_RATIO: "No zip bomb (compression ratio per file and in total)",
 }
 # A zip whose contents unpack to more than this many times the package limit is a zip bomb.
 UNPACK_RATIO_LIMIT: Final = 10
+
+
+def unpacked_limit(max_bytes: int) -> int:
+    return max_bytes * UNPACK_RATIO_LIMIT
 
 
 def _item(key: CheckKey, passed: bool, detail: str = "") -> dict[str, Any]:
@@ -51,6 +57,14 @@ def _listed(names: list[str]) -> str:
     shown = ", ".join(names[:MAX_LISTED])
     more = len(names) - MAX_LISTED
     return shown + (f" (+{more} more)" if more > 0 else "")
+
+
+def _ratio_detail(report: PackageReport) -> str:
+    if report.compression_bombs:
+        return f"over {MAX_COMPRESSION_RATIO}:1 in {_listed(report.compression_bombs)} (reading stopped)"
+    if report.total_ratio_exceeded:
+        return f"the files together unpack over {MAX_COMPRESSION_RATIO}:1 (reading stopped)"
+    return f"max {MAX_COMPRESSION_RATIO}:1 per file and in total"
 
 
 def checklist_build(
@@ -65,7 +79,8 @@ def checklist_build(
     allowed = {str(p) for p in PluginPermission}
     bad_permissions = [p for p in manifest.get("permissions", []) if str(p) not in allowed]
     blobs = binary_blob_findings(manifest)
-    unpack_limit = max_bytes * UNPACK_RATIO_LIMIT
+    unpack_limit = unpacked_limit(max_bytes)
+    ratio_ok = not report.compression_bombs and not report.total_ratio_exceeded
     return [
         _item(CheckKey.MANIFEST_VALID, manifest_valid),
         _item(CheckKey.PERMISSIONS_ALLOWED, not bad_permissions, _listed(bad_permissions)),
@@ -81,9 +96,18 @@ def checklist_build(
         ),
         _item(
             CheckKey.UNPACKED_SIZE,
-            report.is_zip and not report.too_many_members and report.uncompressed_bytes <= unpack_limit,
-            f"{report.member_count} files (max {MAX_MEMBERS}), {report.uncompressed_bytes} bytes unpacked "
-            f"(max {unpack_limit})",
+            report.is_zip and not report.too_many_members and not report.unpacked_limit_exceeded,
+            f"{report.member_count} files (max {MAX_MEMBERS}), "
+            + (
+                f"over {unpack_limit} bytes unpacked (reading stopped)"
+                if report.unpacked_limit_exceeded
+                else f"{report.uncompressed_bytes} bytes unpacked (max {unpack_limit})"
+            ),
+        ),
+        _item(
+            CheckKey.COMPRESSION_RATIO,
+            report.is_zip and ratio_ok,
+            _ratio_detail(report),
         ),
     ]
 

@@ -14,7 +14,7 @@ from django.core import signing
 from django.urls import reverse
 
 from apps.core.errors import ApplicationError
-from apps.storage.blob_store import blob_storage, blob_storage_is_s3
+from apps.storage.blob_store import blob_storage_is_s3, s3_storage
 
 from .error_codes import MarketplaceErrorCode
 from .models import PluginInstall
@@ -31,7 +31,7 @@ def download_url_for(*, install: PluginInstall, build_absolute_uri: Any) -> str:
     max_age = settings.MARKETPLACE_DOWNLOAD_URL_MAX_AGE
     if blob_storage_is_s3():
         filename = f"{install.plugin.slug}-{version.version}.zip"
-        return blob_storage().url(
+        return s3_storage().url(
             version.package_key,
             parameters={"ResponseContentDisposition": f'attachment; filename="{filename}"'},
             expire=max_age,

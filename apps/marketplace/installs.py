@@ -61,6 +61,7 @@ def install_create_locked(*, user: Any, plugin: Plugin) -> PluginInstall:
     existing = active_install(user=user, plugin=plugin)
     if existing is not None:
         return existing
+    assert plugin.latest_version is not None  # a listed plugin has one (plugin_for_install)
     install = PluginInstall.objects.create(user=user, plugin=plugin, version=plugin.latest_version)
     Plugin.objects.filter(pk=plugin.pk).update(install_count=F("install_count") + 1)
     return install
@@ -71,8 +72,9 @@ def _paid_for(*, user: Any, plugin: Plugin) -> bool:
 
 
 def plugin_install(*, user: Any, slug: str) -> InstallOutcome:
-    """Free plugins (and ones already bought, and a developer's own) install now; a paid one
-    answers the purchase to pay, and installs when Stripe reports the payment (webhook)."""
+    """Free plugins (and ones already bought, and a developer's own) install now; a paid one is
+    charged to the default card off-session and installs now, or answers the purchase to pay and
+    installs when Stripe reports the payment (webhook)."""
     require_feature(user, Feature.PLUGIN_MARKETPLACE)
     with transaction.atomic():
         plugin = plugin_for_install(slug=slug, lock=True)
@@ -85,7 +87,12 @@ def plugin_install(*, user: Any, slug: str) -> InstallOutcome:
             return InstallOutcome(install=install_create_locked(user=user, plugin=plugin), purchase=None)
     from .payments import purchase_start  # payments imports this module's install helpers
 
-    return InstallOutcome(install=None, purchase=purchase_start(user=user, plugin=plugin))
+    purchase = purchase_start(user=user, plugin=plugin)
+    if purchase.status == PurchaseStatus.SUCCEEDED:  # charged off-session, installed by the settlement
+        install = active_install(user=user, plugin=plugin)
+        if install is not None:
+            return InstallOutcome(install=install, purchase=purchase)
+    return InstallOutcome(install=None, purchase=purchase)
 
 
 def install_revoke_locked(*, install: PluginInstall) -> None:

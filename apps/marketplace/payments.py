@@ -40,6 +40,8 @@ from .revenue import reversal_delta, split
 logger = logging.getLogger(__name__)
 
 PURCHASE_METADATA_KEY = "adiuva_plugin_purchase"
+# Stripe's answers are read as plain dicts (``to_dict()``): since stripe 15 its objects have no
+# dict methods of their own; ``get`` exists only while dj-stripe's compatibility shim is loaded.
 
 
 def _stamp(value: Any) -> dt.datetime:
@@ -82,7 +84,7 @@ def developer_account_get_or_create(*, user: User) -> DeveloperAccount:
                 metadata={"adiuva_user": str(user.pk)},
                 capabilities={"card_payments": {"requested": True}, "transfers": {"requested": True}},
                 idempotency_key=f"adiuva-connect-account-{user.pk}",
-            )
+            ).to_dict()
         return DeveloperAccount.objects.create(user=user, stripe_account_id=account["id"], **_onboarding_state(account))
 
 
@@ -106,7 +108,7 @@ def developer_account_sync(*, stripe_account_id: str) -> DeveloperAccount | None
     if account is None:
         return None
     with stripe_errors():
-        data = stripe.Account.retrieve(stripe_account_id, api_key=stripe_api_key())
+        data = stripe.Account.retrieve(stripe_account_id, api_key=stripe_api_key()).to_dict()
     for field, value in _onboarding_state(data).items():
         setattr(account, field, value)
     account.save(update_fields=["onboarding", "charges_enabled", "payouts_enabled", "updated_at"])
@@ -118,8 +120,12 @@ def developer_account_sync(*, stripe_account_id: str) -> DeveloperAccount | None
 
 
 def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
-    """The user's pending purchase of a paid plugin with its PaymentIntent (created once: a retried
-    install returns the same purchase and client secret; Stripe dedupes on the idempotency key)."""
+    """The user's purchase of a paid plugin with its PaymentIntent (created once: a retried install
+    returns the same purchase and client secret; Stripe dedupes on the idempotency key).
+
+    A customer with a default card is charged off-session at once (the purchase comes back
+    succeeded, the plugin installed); otherwise, or when the bank asks for authentication, the
+    purchase stays pending with a client secret for the customer to confirm."""
     api_key = stripe_api_key()
     developer = DeveloperAccount.objects.filter(user_id=plugin.developer_id).first()
     if developer is None or not developer.charges_enabled:
@@ -128,6 +134,7 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
             "This plugin's developer cannot receive payments yet; try again later.",
             status=409,
         )
+    assert plugin.latest_version is not None  # a listed plugin has one (plugin_for_install)
     amounts = split(plugin.price_cents)
     with transaction.atomic():
         purchase = (
@@ -156,28 +163,64 @@ def purchase_start(*, user: User, plugin: Plugin) -> PluginPurchase:
         if purchase.stripe_payment_intent_id:
             return purchase
     customer = customer_get_or_create(user=user)
+    charge = {
+        "api_key": api_key,
+        "amount": purchase.amount_cents,
+        "currency": purchase.currency,
+        "customer": customer.id,
+        "application_fee_amount": purchase.fee_cents,
+        "transfer_data": {"destination": purchase.destination_account_id},
+        "description": f"Adiuva plugin {plugin.slug}",
+        "metadata": {
+            PURCHASE_METADATA_KEY: str(purchase.pk),
+            "adiuva_plugin": plugin.slug,
+            "adiuva_user": str(user.pk),
+        },
+        "idempotency_key": purchase.idempotency_key,
+    }
     with stripe_errors():
-        intent = stripe.PaymentIntent.create(
-            api_key=api_key,
-            amount=purchase.amount_cents,
-            currency=purchase.currency,
-            customer=customer.id,
-            application_fee_amount=purchase.fee_cents,
-            transfer_data={"destination": purchase.destination_account_id},
-            automatic_payment_methods={"enabled": True},
-            description=f"Adiuva plugin {plugin.slug}",
-            metadata={
-                PURCHASE_METADATA_KEY: str(purchase.pk),
-                "adiuva_plugin": plugin.slug,
-                "adiuva_user": str(user.pk),
-            },
-            idempotency_key=purchase.idempotency_key,
-        )
+        payment_method = _default_payment_method(customer_id=customer.id, api_key=api_key)
+        if payment_method:
+            intent = _charge_off_session(charge=charge, payment_method=payment_method)
+        else:
+            intent = stripe.PaymentIntent.create(**charge, automatic_payment_methods={"enabled": True})
     PluginPurchase.objects.filter(pk=purchase.pk).update(
         stripe_payment_intent_id=intent["id"], client_secret=intent["client_secret"] or "", updated_at=timezone.now()
     )
+    if intent["status"] == "succeeded":
+        # Charged in the request: settle now (the webhook that follows finds it settled).
+        return purchase_settle(payment_intent_id=intent["id"]) or purchase
     purchase.refresh_from_db()
     return purchase
+
+
+def _default_payment_method(*, customer_id: str, api_key: str) -> str:
+    """The customer's default card (a paid subscription's checkout saves one), or ''."""
+    customer: Any = stripe.Customer.retrieve(customer_id, api_key=api_key)
+    default = (customer.get("invoice_settings") or {}).get("default_payment_method")
+    if isinstance(default, dict):
+        default = default.get("id")
+    return str(default or "")
+
+
+def _charge_off_session(*, charge: dict[str, Any], payment_method: str) -> Any:
+    """Charge the saved card with the customer absent. When the bank wants authentication (or
+    declines), Stripe answers a card error carrying the intent, which then awaits the customer."""
+    try:
+        return stripe.PaymentIntent.create(
+            **charge,
+            payment_method=payment_method,
+            payment_method_types=["card"],
+            off_session=True,
+            confirm=True,
+        )
+    except stripe.CardError as exc:
+        body: Any = exc.json_body or {}
+        intent = (body.get("error") or {}).get("payment_intent")
+        if not isinstance(intent, dict) or not intent.get("id"):
+            raise
+        logger.info("marketplace: off-session charge needs the customer (%s)", exc.code)
+        return intent
 
 
 def _purchase_for_intent(payment_intent: dict) -> PluginPurchase | None:
@@ -193,7 +236,7 @@ def purchase_settle(*, payment_intent_id: str) -> PluginPurchase | None:
     """Apply a PaymentIntent's current state: succeeded → paid, sale recorded, plugin installed;
     canceled → failed. Anything else (processing, requires_action…) leaves the purchase pending."""
     with stripe_errors():
-        intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key())
+        intent = stripe.PaymentIntent.retrieve(payment_intent_id, api_key=stripe_api_key()).to_dict()
     found = _purchase_for_intent(intent)
     if found is None:
         logger.info("marketplace: payment intent %s is not a plugin purchase", payment_intent_id)
@@ -278,7 +321,7 @@ def charge_refund_sync(*, charge_id: str) -> PluginPurchase | None:
     """Record refunds of a plugin charge from its current ``amount_refunded`` (cumulative, so any
     number of partial refunds and replays add up exactly); a full refund removes the install."""
     with stripe_errors():
-        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key())
+        charge = stripe.Charge.retrieve(charge_id, api_key=stripe_api_key()).to_dict()
     found = _purchase_for_charge(charge)
     if found is None:
         return None
@@ -309,7 +352,7 @@ def dispute_record(*, dispute_id: str) -> PluginPurchase | None:
     """A dispute withdraws its amount: reverse that part of the split once per dispute."""
     with stripe_errors():
         dispute = stripe.Dispute.retrieve(dispute_id, api_key=stripe_api_key())
-        charge = stripe.Charge.retrieve(_id(dispute["charge"]), api_key=stripe_api_key())
+        charge = stripe.Charge.retrieve(_id(dispute["charge"]), api_key=stripe_api_key()).to_dict()
     found = _purchase_for_charge(charge)
     if found is None:
         return None
@@ -335,7 +378,7 @@ def payout_record(*, stripe_account_id: str, payout_id: str) -> RevenueEvent | N
     if developer is None:
         return None
     with stripe_errors():
-        payout = stripe.Payout.retrieve(payout_id, api_key=stripe_api_key(), stripe_account=stripe_account_id)
+        payout = stripe.Payout.retrieve(payout_id, api_key=stripe_api_key(), stripe_account=stripe_account_id).to_dict()
     if payout.get("status") != "paid":
         return None
     amount = int(payout["amount"])

@@ -25,7 +25,7 @@ from apps.storage.blob_store import (
 from apps.storage.checksums import checksum_matches, checksum_normalize
 from apps.storage.error_codes import StorageErrorCode
 
-from .checklist import checklist_build
+from .checklist import checklist_build, unpacked_limit
 from .error_codes import MarketplaceErrorCode
 from .manifest import ManifestErrors, PluginManifest, manifest_parse
 from .models import Plugin, PluginVersion, VersionStatus
@@ -110,7 +110,7 @@ def _package_checklist(*, manifest: dict[str, Any], key: str, sha256: str, size:
         while chunk := handle.read(CHUNK_SIZE):
             digest.update(chunk)
         handle.seek(0)
-        report = inspect_package(handle)
+        report = inspect_package(handle, max_unpacked_bytes=unpacked_limit(settings.MARKETPLACE_PACKAGE_MAX_BYTES))
     return checklist_build(
         manifest=manifest,
         manifest_valid=True,

@@ -14,10 +14,10 @@ from .payments import charge_refund_sync, developer_account_sync, dispute_record
 
 PAYMENT_INTENT_EVENTS = ["payment_intent.succeeded", "payment_intent.canceled", "payment_intent.payment_failed"]
 DISPUTE_EVENTS = ["charge.dispute.created", "charge.dispute.funds_withdrawn"]
-# Events of the platform account (added to the endpoint `billing_webhook_endpoint` creates) and of
-# connected accounts (a Connect endpoint, `connect=true`, made in the dashboard and adopted).
+# Events of the platform account (added to the endpoint `billing_webhook_endpoint` creates). Those of
+# connected accounts (account.updated, payout.paid) come through a Connect endpoint (`connect=true`)
+# made in the dashboard and adopted.
 PLATFORM_EVENTS = [*PAYMENT_INTENT_EVENTS, "charge.refunded", *DISPUTE_EVENTS]
-CONNECT_EVENTS = ["account.updated", "payout.paid"]
 
 
 def _object(event: Event) -> dict[str, Any]:

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, ClassVar, TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
-from .models import VECTOR_FIELDS, AssociativeMemory, CoreMemory, Episode, MemoryKind, MemoryOwner, ProactivePattern
+from apps.core.admin_base import ReadOnlyAdmin
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+from .models import (
+    VECTOR_FIELDS,
+    AssociativeMemory,
+    CoreMemory,
+    Episode,
+    MemoryKind,
+    MemoryModel,
+    MemoryOwner,
+    ProactivePattern,
+)
 
 
-class _ReadOnlyMetadataAdmin(admin.ModelAdmin):
+class _ReadOnlyMetadataAdmin(ReadOnlyAdmin):
     """Rows can be looked at (who, when) and deleted, not read or edited."""
 
+    allow_delete = True
     list_select_related = ["user"]
     search_fields = ["user__email"]
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
 
 
 @admin.register(CoreMemory)
@@ -54,17 +65,28 @@ class ProactivePatternAdmin(_ReadOnlyMetadataAdmin):
     fields = ["id", "user", "confidence", "created_at", "updated_at"]
 
 
-def _count_of(model: type) -> Coalesce:
+def _count_of(model: type[MemoryModel]) -> Coalesce:
     # One subquery per kind: joining four tables at once would multiply the counts.
     counts = model.objects.filter(user=OuterRef("pk")).order_by().values("user").annotate(n=Count("pk")).values("n")
     return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
 
 
+class _Counts(TypedDict):
+    core_n: int
+    associative_n: int
+    episode_n: int
+    pattern_n: int
+
+
+if TYPE_CHECKING:
+    _CountedOwner = WithAnnotations[MemoryOwner, _Counts]
+
+
 @admin.register(MemoryOwner)
-class MemoryOwnerAdmin(admin.ModelAdmin):
+class MemoryOwnerAdmin(ReadOnlyAdmin):
     list_display = ["email", "core_count", "associative_count", "episode_count", "pattern_count"]
     search_fields = ["email"]
-    fields = ["email", "core_count", "associative_count", "episode_count", "pattern_count"]
+    fields: ClassVar[tuple[str, ...]] = ("email", "core_count", "associative_count", "episode_count", "pattern_count")
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[MemoryOwner]:
@@ -79,27 +101,18 @@ class MemoryOwnerAdmin(admin.ModelAdmin):
             )
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return request.method == "GET" and super().has_view_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
     @admin.display(description="core", ordering="core_n")
-    def core_count(self, owner: MemoryOwner) -> int:
+    def core_count(self, owner: _CountedOwner) -> int:
         return owner.core_n
 
     @admin.display(description="associative", ordering="associative_n")
-    def associative_count(self, owner: MemoryOwner) -> int:
+    def associative_count(self, owner: _CountedOwner) -> int:
         return owner.associative_n
 
     @admin.display(description="episodes", ordering="episode_n")
-    def episode_count(self, owner: MemoryOwner) -> int:
+    def episode_count(self, owner: _CountedOwner) -> int:
         return owner.episode_n
 
     @admin.display(description="patterns", ordering="pattern_n")
-    def pattern_count(self, owner: MemoryOwner) -> int:
+    def pattern_count(self, owner: _CountedOwner) -> int:
         return owner.pattern_n

@@ -8,11 +8,11 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.pagination import PagePagination
+from apps.accounts.requests import AuthenticatedRequest
+from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 
 from .models import MemoryKind
 from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_queryset
@@ -79,11 +79,11 @@ class MemoryApi(APIView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         return Response(MemoryCountsOutputSerializer({"counts": memory_counts(user_id=request.user.id)}).data)
 
     @extend_schema(operation_id="memory_delete_all", responses={200: DeletedOutputSerializer})
-    def delete(self, request: Request) -> Response:
+    def delete(self, request: AuthenticatedRequest) -> Response:
         return Response({"deleted": memory_delete_all(user_id=request.user.id)})
 
 
@@ -101,10 +101,10 @@ class MemoryKindApi(APIView):
 
     @extend_schema(
         operation_id="memory_kind_list",
-        parameters=[OpenApiParameter("page", int), OpenApiParameter("limit", int)],
+        parameters=[page_parameter(), clamped_limit_parameter()],
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request: Request, kind: MemoryKind) -> Response:
+    def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
         paginator = PagePagination()
         page = paginator.paginate_queryset(memory_queryset(user_id=request.user.id, kind=kind), request, view=self)
         assert page is not None
@@ -113,7 +113,7 @@ class MemoryKindApi(APIView):
         )
 
     @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
-    def post(self, request: Request, kind: MemoryKind) -> Response:
+    def post(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
         if kind != MemoryKind.CORE:
             raise exceptions.MethodNotAllowed("POST", detail=f"Only core memory can be set by hand, not {kind}.")
         serializer = CoreMemorySetInputSerializer(data=request.data)
@@ -122,7 +122,7 @@ class MemoryKindApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(operation_id="memory_kind_delete", responses={200: DeletedOutputSerializer})
-    def delete(self, request: Request, kind: MemoryKind) -> Response:
+    def delete(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
 
@@ -130,12 +130,12 @@ class MemoryItemApi(APIView):
     """One item of the user's memory; another user's id is a 404."""
 
     @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
+    def get(self, request: AuthenticatedRequest, kind: MemoryKind, item_id: uuid.UUID) -> Response:
         item = memory_item_get(user_id=request.user.id, kind=kind, item_id=item_id)
         return Response(_item_data(user_id=request.user.id, kind=kind, item=item))
 
     @extend_schema(operation_id="memory_item_delete", responses={204: None})
-    def delete(self, request: Request, kind: MemoryKind, item_id: uuid.UUID) -> Response:
+    def delete(self, request: AuthenticatedRequest, kind: MemoryKind, item_id: uuid.UUID) -> Response:
         memory_item_delete(user_id=request.user.id, kind=kind, item_id=item_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -152,7 +152,7 @@ class MemoryExportApi(APIView):
         parameters=[OpenApiParameter("include_embeddings", bool, description="Add the 1536-dim vectors.")],
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: AuthenticatedRequest) -> Response:
         params = MemoryExportParamsSerializer(data=request.query_params)
         params.is_valid(raise_exception=True)
         export = memory_export(user_id=request.user.id, with_embeddings=params.validated_data["include_embeddings"])

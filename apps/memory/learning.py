@@ -216,7 +216,7 @@ def patterns_learn(*, user_id: UserId) -> int:
         .order_by("-created_at")
         .values_list("summary_encrypted", flat=True)[: settings.MEMORY_PATTERN_EPISODES]
     )
-    summaries = [unseal(user_id=user_id, token=token) for token in rows]
+    summaries = [unseal(user_id=user_id, token=token) for token in rows if token is not None]
     if not summaries:
         return 0
     known = [pattern.description for pattern in patterns_all(user_id=user_id)]

@@ -17,8 +17,8 @@ from pgvector.django import BitField, VectorField
 
 from apps.accounts.models import User
 from apps.core.models import BaseModel
+from apps.core.vectors import EMBEDDING_DIMENSIONS
 
-EMBEDDING_DIMENSIONS = 1536
 PATTERN_CONFIDENCE_THRESHOLD = 0.6
 
 
@@ -152,7 +152,9 @@ class ProactivePattern(BaseModel):
         return f"pattern {self.id}"
 
 
-MODEL_OF_KIND: dict[MemoryKind, type[BaseModel]] = {
+MemoryModel = CoreMemory | AssociativeMemory | Episode | ProactivePattern
+
+MODEL_OF_KIND: dict[MemoryKind, type[MemoryModel]] = {
     MemoryKind.CORE: CoreMemory,
     MemoryKind.ASSOCIATIVE: AssociativeMemory,
     MemoryKind.EPISODIC: Episode,

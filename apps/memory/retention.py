@@ -18,11 +18,11 @@ import uuid
 from django.conf import settings
 from django.db import connection
 
-from .models import AssociativeMemory, Episode, MemoryKind, ProactivePattern
+from .models import AssociativeMemory, Episode, MemoryKind, MemoryModel, ProactivePattern
 
 UserId = uuid.UUID | str
 
-_ORDER = {
+_ORDER: dict[MemoryKind, tuple[type[MemoryModel], list[str]]] = {
     MemoryKind.ASSOCIATIVE: (AssociativeMemory, ["updated_at", "created_at"]),
     MemoryKind.EPISODIC: (Episode, ["created_at"]),
     MemoryKind.PROACTIVE: (ProactivePattern, ["confidence", "updated_at"]),

@@ -1,25 +1,17 @@
-"""Staff views of storage metadata; blobs are client ciphertext and never shown or fetched."""
+"""Staff views of storage metadata; blobs are client ciphertext and never shown or fetched.
+
+Read-only and never deleted here: deleting a row in the admin would orphan its blob; users delete
+through the API's services."""
 
 from django.contrib import admin
+
+from apps.core.admin_base import ReadOnlyAdmin
 
 from .models import Backup, StorageRecord, VectorItem
 
 
-class MetadataOnlyAdmin(admin.ModelAdmin):
-    """Read-only: staff see metadata; rows change only through the API's services."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False  # deleting here would orphan the blob; users delete through the API
-
-
 @admin.register(StorageRecord)
-class StorageRecordAdmin(MetadataOnlyAdmin):
+class StorageRecordAdmin(ReadOnlyAdmin):
     list_display = ("id", "user", "table", "size_bytes", "created_at", "updated_at")
     list_filter = ("table",)
     search_fields = ("id", "user__email", "table")
@@ -28,7 +20,7 @@ class StorageRecordAdmin(MetadataOnlyAdmin):
 
 
 @admin.register(VectorItem)
-class VectorItemAdmin(MetadataOnlyAdmin):
+class VectorItemAdmin(ReadOnlyAdmin):
     list_display = ("item_id", "user", "size_bytes", "created_at", "updated_at")
     search_fields = ("item_id", "user__email")
     # ``blob`` and ``vector`` are left out on purpose: metadata only.
@@ -38,7 +30,7 @@ class VectorItemAdmin(MetadataOnlyAdmin):
 
 
 @admin.register(Backup)
-class BackupAdmin(MetadataOnlyAdmin):
+class BackupAdmin(ReadOnlyAdmin):
     list_display = ("id", "user", "version", "status", "size_bytes", "created_at", "completed_at")
     list_filter = ("status",)
     search_fields = ("id", "user__email")

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse, HttpResponseNotModified, HttpResponseRedirect
+from django.http.response import HttpResponseBase
 from django.utils.http import http_date, parse_http_date_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     inline_serializer,
 )
 from rest_framework import serializers, status
@@ -22,10 +25,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.errors import NotFoundError
-from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
+from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
 
 from .backups import backup_delete, backup_headers_parse, backup_upload
 from .blob_store import blob_open, blob_read_bytes, blob_storage, blob_storage_is_s3
+from .checksums import SHA256_HEX_PATTERN
 from .models import VECTOR_DIMENSIONS, Backup
 from .multipart import (
     backup_multipart_complete,
@@ -56,8 +60,13 @@ VERIFYING_SERIALIZER = inline_serializer(
 BINARY = OpenApiResponse(OpenApiTypes.BINARY, description="The client's ciphertext, byte for byte.")
 
 
-def _unix(value: Any) -> int | None:
-    return int(value.timestamp()) if value else None
+def _unix(value: dt.datetime) -> int:
+    return int(value.timestamp())
+
+
+@extend_schema_field({"type": "string", "pattern": SHA256_HEX_PATTERN})
+class ChecksumField(serializers.CharField):
+    """A hex SHA-256; the services check the format (``invalid_checksum``), the schema says it too."""
 
 
 class BinaryDownloadMixin:
@@ -75,7 +84,7 @@ class BinaryDownloadMixin:
 class RecordMetaSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     table = serializers.CharField()
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     size_bytes = serializers.IntegerField()
     created_at = serializers.SerializerMethodField(help_text="Unix time (seconds).")
     updated_at = serializers.SerializerMethodField(help_text="Unix time (seconds).")
@@ -99,7 +108,7 @@ class RecordListCreateApi(APIView):
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -114,21 +123,22 @@ class RecordListCreateApi(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("table", str),
-            OpenApiParameter("page", int),
-            OpenApiParameter("limit", int),
+            page_parameter(),
+            clamped_limit_parameter(),
             *LIST_HEADERS,
         ],
         responses={200: OpenApiResponse(RecordMetaSerializer(many=True), description=LIST_HEADERS_DESCRIPTION)},
         operation_id="storage_records_list",
         description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
-        "earlier backend answered); the pagination is in the headers.",
+        "earlier backend answered); the pagination is in the headers; a page past the end is an empty array.",
     )
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        paginator = PagePagination()
+        paginator = PagePagination(past_end_is_empty=True)
         page = paginator.paginate_queryset(record_list(user=request.user, **filters.validated_data), request, view=self)
-        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)
+        # many=True makes a ListSerializer, whose data is a list; the stubs type the plain Serializer.
+        return paginator.get_list_response(RecordMetaSerializer(page, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(
         request=InputSerializer,
@@ -149,7 +159,7 @@ class RecordListCreateApi(APIView):
 class RecordDetailApi(BinaryDownloadMixin, APIView):
     class InputSerializer(serializers.Serializer):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
 
     @extend_schema(
         responses={(200, "application/octet-stream"): BINARY},
@@ -198,7 +208,7 @@ class VectorUpsertApi(APIView):
         class ItemSerializer(serializers.Serializer):
             id = serializers.CharField(max_length=255)
             blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
-            checksum = serializers.CharField(help_text="Hex SHA-256 of the decoded blob.")
+            checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
             vector = serializers.ListField(
                 child=serializers.FloatField(), required=False, allow_null=True, help_text=VECTOR_FIELD_HELP
             )
@@ -270,6 +280,7 @@ class VectorSearchApi(APIView):
         data = serializer.validated_data
         if "query_vector" in data:
             vector = vector_validate(vector=data["query_vector"], field="query_vector")
+            assert vector is not None  # the field is not nullable
             hits = vector_search_by_vector(user=request.user, query_vector=vector, top_k=data["top_k"])
         else:
             blob = blob_decode(value=data["query_blob"], field="query_blob")
@@ -314,8 +325,9 @@ class BackupMetadataSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     version = serializers.IntegerField()
     timestamp = serializers.IntegerField(help_text="The client's X-Backup-Timestamp.")
-    checksum = serializers.CharField()
+    checksum = ChecksumField()
     size_bytes = serializers.IntegerField()
+    chunk_count = serializers.IntegerField(help_text="The parts it was uploaded in (1 for a single PUT).")
     created_at = serializers.SerializerMethodField(help_text="Unix time (seconds) the backup became complete.")
 
     def get_created_at(self, obj: Backup) -> int | None:
@@ -325,7 +337,13 @@ class BackupMetadataSerializer(serializers.Serializer):
 BACKUP_HEADERS = [
     OpenApiParameter("X-Backup-Version", int, OpenApiParameter.HEADER, required=True),
     OpenApiParameter("X-Backup-Timestamp", int, OpenApiParameter.HEADER, required=True),
-    OpenApiParameter("X-Backup-Checksum", str, OpenApiParameter.HEADER, required=True, description="Hex SHA-256."),
+    OpenApiParameter(
+        "X-Backup-Checksum",
+        {"type": "string", "pattern": SHA256_HEX_PATTERN},
+        OpenApiParameter.HEADER,
+        required=True,
+        description="Hex SHA-256.",
+    ),
 ]
 
 
@@ -351,7 +369,7 @@ class BackupApi(BinaryDownloadMixin, APIView):
         description="The latest complete, verified backup. With `Accept: application/json` on S3, a large "
         "backup answers `{download_url}` instead of redirecting.",
     )
-    def get(self, request: Request) -> HttpResponse:
+    def get(self, request: Request) -> HttpResponseBase:
         latest = backup_latest(user=request.user)
         if latest is None:
             raise NotFoundError("Backup")
@@ -359,10 +377,10 @@ class BackupApi(BinaryDownloadMixin, APIView):
         since = parse_http_date_safe(request.headers.get("If-Modified-Since", ""))
         modified = int((latest.completed_at or latest.created_at).timestamp())
         if since is not None and modified <= since:
-            response = HttpResponseNotModified()
+            not_modified = HttpResponseNotModified()
             for name, value in headers.items():
-                response[name] = value
-            return response
+                not_modified[name] = value
+            return not_modified
         if blob_storage_is_s3() and latest.size_bytes >= settings.BACKUP_PRESIGNED_DOWNLOAD_MIN_BYTES:
             url = blob_storage().url(latest.blob_key)
             if "application/json" in request.headers.get("Accept", ""):
@@ -423,7 +441,7 @@ class BackupMultipartInitiateApi(APIView):
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=0)
         timestamp = serializers.IntegerField(min_value=0)
-        checksum = serializers.CharField(help_text="Hex SHA-256 of the whole backup.")
+        checksum = ChecksumField(help_text="Hex SHA-256 of the whole backup.")
         size_bytes = serializers.IntegerField(min_value=1, help_text="Exact size of the whole backup.")
 
     class OutputSerializer(serializers.Serializer):

@@ -84,7 +84,7 @@ class BodyQueueReader:
     and raises ``ClientDisconnected`` when the event loop reports a disconnect or gives up.
     """
 
-    def __init__(self, *, on_space: Callable[[], None]) -> None:
+    def __init__(self, *, on_space: Callable[[], object]) -> None:
         self.chunks: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
         self.aborted = threading.Event()
         self._on_space = on_space

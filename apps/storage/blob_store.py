@@ -38,6 +38,11 @@ def blob_storage_is_s3() -> bool:
     return isinstance(blob_storage(), S3Storage)
 
 
+def s3_storage() -> Any:
+    """The blob storage where it is S3 (callers check ``blob_storage_is_s3``); django-storages has no types."""
+    return blob_storage()
+
+
 def blob_new_key(*, kind: str, user_id: Any) -> str:
     return f"{kind}/{user_id}/{uuid.uuid4().hex}"
 
@@ -73,12 +78,11 @@ def blob_delete(*, key: str) -> None:
 
 
 def s3_client() -> Any:
-    storage = blob_storage()
-    return storage.connection.meta.client
+    return s3_storage().connection.meta.client
 
 
 def s3_bucket_name() -> str:
-    return blob_storage().bucket_name
+    return s3_storage().bucket_name
 
 
 class LimitExceeded(Exception):
@@ -139,7 +143,8 @@ class HashingReader(io.RawIOBase):
 
 def blob_write_stream(*, key: str, reader: HashingReader) -> str:
     """Stream ``reader`` into storage chunk by chunk (FileSystemStorage: File.chunks; S3: upload_fileobj)."""
-    content = File(reader, name=key)
+    # typeshed does not count an io.RawIOBase as a typing.IO, which File is typed to take.
+    content = File(reader, name=key)  # type: ignore[arg-type]
     content.DEFAULT_CHUNK_SIZE = CHUNK_SIZE
     return blob_storage().save(key, content)
 
@@ -148,7 +153,7 @@ def s3_object_key(key: str) -> str:
     """The S3 object key of a blob key: the storage's ``location`` prefix joined the way S3Storage does."""
     from storages.utils import clean_name, safe_join
 
-    return safe_join(blob_storage().location, clean_name(key))
+    return safe_join(s3_storage().location, clean_name(key))
 
 
 def s3_multipart_abort(*, key: str, upload_id: str) -> None:

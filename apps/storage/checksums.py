@@ -10,7 +10,8 @@ from apps.core.errors import ApplicationError
 
 from .error_codes import StorageErrorCode
 
-_HEX_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+SHA256_HEX_PATTERN = r"^[0-9a-fA-F]{64}$"
+_HEX_SHA256 = re.compile(SHA256_HEX_PATTERN)
 
 
 def checksum_normalize(value: str, *, field: str = "checksum") -> str:

@@ -11,8 +11,9 @@ from django.db import models
 from pgvector.django import VectorField
 
 from apps.core.models import BaseModel
+from apps.core.vectors import EMBEDDING_DIMENSIONS
 
-VECTOR_DIMENSIONS = 1536
+VECTOR_DIMENSIONS = EMBEDDING_DIMENSIONS
 
 
 class StorageRecord(BaseModel):
@@ -70,6 +71,8 @@ class Backup(BaseModel):
     status = models.CharField(max_length=16, choices=BackupStatus.choices, default=BackupStatus.UPLOADING)
     multipart_upload_id = models.CharField(max_length=1024, blank=True, default="")
     completed_at = models.DateTimeField(null=True, blank=True)
+    # The parts it was uploaded in: 1 for a single PUT, the multipart part count otherwise.
+    chunk_count = models.PositiveIntegerField(default=1)
 
     class Meta(BaseModel.Meta):
         indexes = [

@@ -144,8 +144,10 @@ def backup_multipart_complete(*, user: Any, backup_id: Any, parts: list[dict[str
             StorageErrorCode.SIZE_MISMATCH,
             f"The assembled backup is {size} bytes, not the {backup.size_bytes} declared; it was discarded.",
         )
-    Backup.objects.filter(id=backup.id).update(status=BackupStatus.VERIFYING, updated_at=timezone.now())
-    backup.status = BackupStatus.VERIFYING
+    Backup.objects.filter(id=backup.id).update(
+        status=BackupStatus.VERIFYING, chunk_count=len(parts), updated_at=timezone.now()
+    )
+    backup.status, backup.chunk_count = BackupStatus.VERIFYING, len(parts)
 
     from .tasks import backup_verify_task  # tasks call services; import here to keep the layering one-way
 

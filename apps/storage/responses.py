@@ -20,6 +20,8 @@ class BlobFileResponse(FileResponse):
     block_size = CHUNK_SIZE
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        read = sync_to_async(self.file_to_stream.read, thread_sensitive=False)
+        stream = self.file_to_stream
+        assert stream is not None  # FileResponse keeps the file it was given
+        read = sync_to_async(stream.read, thread_sensitive=False)
         while chunk := await read(self.block_size):
             yield chunk

@@ -228,3 +228,14 @@ def test_tier_cannot_be_set_by_the_client(api_client):
     )
 
     assert User.objects.get(email="t@example.com").tier == "free"
+
+
+def test_me_reads_the_session_with_its_user_and_the_address_in_two_queries(
+    auth_client, user, django_assert_num_queries
+):
+    # every field auth/me answers comes with the session check (no deferred field loaded later)
+    with django_assert_num_queries(2):
+        response = auth_client.get("/api/v1/auth/me")
+
+    assert response.status_code == 200
+    assert response.json()["time_zone"] == user.time_zone

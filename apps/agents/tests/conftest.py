@@ -14,7 +14,7 @@ from django.core.cache import caches
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 from apps.agents.execution import run_execute
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, OutboxItem, RunTrigger
 from apps.agents.runs import run_start
@@ -26,12 +26,6 @@ from apps.devices.node import ALIVE_KEY
 from apps.devices.tests.conftest import device_server, devices, fast_device_settings, wait_until  # noqa: F401
 
 UTC = dt.UTC
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
 
 
 def local_body(**overrides: Any) -> dict[str, Any]:
@@ -74,7 +68,7 @@ def device_online(user, device_id: str = "laptop-1") -> Device:
     """A device held by a live socket as the presence index sees it: its holder's entry and a live
     node (the socket itself is not needed to decide who is online)."""
     device = device_row_online(user, device_id)
-    client = caches["default"]._cache.get_client(write=True)
+    client = caches["default"]._cache.get_client(write=True)  # type: ignore[attr-defined]  # django-redis backend internals
     client.hset(presence_index.KEY.format(user_id=user.id), device_id, f"{device.channel_name} test-node 0")
     client.set(ALIVE_KEY.format(node="test-node"), "1", ex=3600)
     return device
@@ -194,7 +188,7 @@ def make_local_config(user):
     return make
 
 
-async def start_run(config, trigger: str = RunTrigger.MANUAL) -> AgentRunLog:
+async def start_run(config, trigger: RunTrigger = RunTrigger.MANUAL) -> AgentRunLog:
     """A running run, its executor not queued (tests execute it themselves)."""
     return await sync_to_async(run_start)(config=config, trigger=trigger, enqueue=False)
 

@@ -10,11 +10,12 @@ import pytest
 from django.db import connections
 from rest_framework.test import APIClient
 
+from apps.accounts.testing import client_for
 from apps.agents.configs import cloud_agent_update
 from apps.agents.models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from apps.agents.runs import run_finish
 
-from .conftest import client_for, cloud_body, local_body, make_cloud, make_local
+from .conftest import cloud_body, local_body, make_cloud, make_local
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +124,7 @@ def test_a_downgraded_user_keeps_reading_editing_disabling_and_deleting(free_use
 
 
 @pytest.mark.django_db(transaction=True)
-def test_racing_creates_cannot_both_pass_the_limit(free_user):
+def test_racing_creates_cannot_both_pass_the_limit(free_user) -> None:
     # given a free user with one enabled agent and two clients racing to add the second and third
     make_local(free_user)
     barrier = threading.Barrier(2)
@@ -160,6 +161,21 @@ def test_another_users_agent_is_not_found_everywhere(pro_user, other_client):
     assert other_client.get("/api/v1/agents/runs", {"agent_id": str(local.id)}).status_code == 404
     assert other_client.get(LOCAL).json() == []
     assert LocalAgentConfig.objects.get(id=local.id).name == "folder"
+
+
+@pytest.mark.parametrize("kind", ["local", "cloud"])
+def test_another_users_agent_is_not_found_by_either_branch_of_the_lookup(pro_user, other_client, kind):
+    # given someone else's agent of each kind (the lookup tries local, then cloud: both must be owned)
+    config = make_local(pro_user) if kind == "local" else make_cloud(pro_user)
+
+    # when
+    run_now = other_client.post(f"/api/v1/agents/{config.id}/run")
+    runs = other_client.get("/api/v1/agents/runs", {"agent_id": str(config.id)})
+
+    # then
+    assert (run_now.status_code, runs.status_code) == (404, 404)
+    assert run_now.json()["code"] == "not_found"
+    assert not AgentRunLog.objects.exists()
 
 
 @pytest.mark.parametrize(

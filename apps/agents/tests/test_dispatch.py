@@ -23,8 +23,8 @@ pytestmark = pytest.mark.django_db
 UTC = dt.UTC
 
 
-def _utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def test_an_agent_fires_at_nine_in_its_owners_time_zone(make_user):
@@ -226,7 +226,7 @@ def test_two_concurrent_dispatchers_create_exactly_one_run_per_due_agent(make_us
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_manual_trigger_racing_a_tick_never_runs_an_agent_twice(make_user):
+def test_a_manual_trigger_racing_a_tick_never_runs_an_agent_twice(make_user) -> None:
     user = make_user()
     config = make_cloud(user, next_run_at=_utc(2026, 6, 1, 9, 0))
     barrier = threading.Barrier(2)

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from apps.agents.journey import JOURNEY_SYSTEM_PROMPT, MAX_USER_TURNS
 from apps.assistant.testing.scripted_openai import failure, text, tool_call
 
-from .conftest import make_local
+from .conftest import make_cloud, make_local
 
 pytestmark = pytest.mark.django_db
 
@@ -128,6 +128,20 @@ def test_another_users_agent_or_session_is_not_found(pro_user, pro_client, other
     assert foreign_session.status_code == 404
     assert foreign_session.json()["code"] == "journey_not_found"
     assert llm.chat_requests() == []
+
+
+@pytest.mark.parametrize("kind", ["local", "cloud"])
+def test_another_users_agent_of_either_kind_cannot_seed_a_journey(pro_user, other_client, llm, kind):
+    # given someone else's agent of each kind, with a template worth stealing
+    make = make_local if kind == "local" else make_cloud
+    config = make(pro_user, prompt_template="secret template")
+
+    # when
+    started = other_client.post(START, {"agent_type": kind, "agent_id": str(config.id)})
+
+    # then
+    assert started.status_code == 404
+    assert "secret template" not in started.content.decode()
 
 
 def test_an_expired_session_says_so(pro_client, llm):

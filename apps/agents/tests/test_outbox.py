@@ -149,6 +149,80 @@ async def test_redelivering_an_acknowledged_item_inserts_nothing_and_counts_once
     assert len(client.tool_calls) == 2
 
 
+def _sqlite_insert(store: LocalStore, call: dict) -> dict:
+    """An insert as the desktop app runs it: no look-up first, so a known id is SQLite's unique error."""
+    data = {**call["data"], "createdAt": 1, "updatedAt": 1}
+    columns = ", ".join(f'"{c}"' for c in data)
+    marks = ", ".join("?" for _ in data)
+    store.db.execute(f'INSERT INTO "{call["table"]}" ({columns}) VALUES ({marks})', list(data.values()))
+    return store.execute({"action": "get", "table": call["table"], "data": {"id": call["data"]["id"]}})
+
+
+async def test_a_unique_error_on_a_redelivered_insert_is_a_delivery_when_the_row_is_there(
+    devices, user, make_local_config, tmp_path
+):
+    # given a device that inserts like SQLite (a repeated id fails), and an item it already holds
+    client = await devices(user, device_id="laptop")
+
+    async def insert_like_sqlite(call):
+        if call["action"] == "insert":
+            return _sqlite_insert(client.store, call)
+        return await client.run_tool(call)
+
+    client.tool_handler = insert_like_sqlite
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+    item_id = uuid.uuid4()
+    item = ProposedItem("tasks", {"title": "Send the invoice", "isAiSuggested": 1, "isApproved": 0})
+    await sync_to_async(outbox_items_create)(
+        user_id=user.id, run_id=run.id, device_id="laptop", items=[(item_id, item)]
+    )
+    client.store.execute(
+        {"action": "insert", "table": "tasks", "data": {"id": str(item_id), "title": "Send the invoice"}}
+    )
+    (pending,) = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop")
+
+    # when it is delivered (its first answer was lost, say)
+    report = await outbox_deliver(user_id=user.id, device_id="laptop", items=[pending])
+
+    # then the insert failed on the unique id, the server looked the id up, and counts it delivered
+    assert [c["action"] for c in client.tool_calls] == ["insert", "get"]
+    assert (report.delivered, report.failed) == (1, [])
+    (stored,) = await outbox(run_id=run.id)
+    assert stored.status == OutboxStatus.DELIVERED
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 1
+    assert len(rows(client)) == 1
+
+
+async def test_a_refused_insert_whose_row_is_absent_stays_refused(devices, user, make_local_config, tmp_path):
+    # given a device that refuses the insert and holds no such row
+    client = await devices(user, device_id="laptop")
+
+    async def refuse_inserts(call):
+        if call["action"] == "insert":
+            return {"error": "disk full"}
+        return await client.run_tool(call)
+
+    client.tool_handler = refuse_inserts
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+    item = ProposedItem("tasks", {"title": "Send the invoice"})
+    await sync_to_async(outbox_items_create)(
+        user_id=user.id, run_id=run.id, device_id="laptop", items=[(uuid.uuid4(), item)]
+    )
+    (pending,) = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop")
+
+    # when
+    report = await outbox_deliver(user_id=user.id, device_id="laptop", items=[pending])
+
+    # then
+    assert report.delivered == 0
+    assert len(report.failed) == 1
+    assert "disk full" in report.failed[0]
+    (stored,) = await outbox(run_id=run.id)
+    assert stored.status == OutboxStatus.FAILED
+
+
 async def test_storing_the_same_item_twice_keeps_one_outbox_row(user, make_local_config, tmp_path):
     # given
     config = await make_local_config("laptop", [str(tmp_path)])

@@ -11,8 +11,8 @@ from apps.agents.schedules import ScheduleError, cron_validate, next_run_after
 UTC = dt.UTC
 
 
-def _utc(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
+def _utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
 def test_berlin_nonexistent_time_fires_once_at_the_end_of_the_gap():

@@ -146,7 +146,7 @@ class ScriptedOpenAI:
     # ----- lifecycle ---------------------------------------------------------------------
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
+        host, port = self._server.socket.getsockname()[:2]  # server_address is typed as possibly bytes
         return f"http://{host}:{port}/v1"
 
     def start(self) -> ScriptedOpenAI:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ def _scripted_server():
 
 
 @pytest.fixture
-def llm(_scripted_server, settings) -> ScriptedOpenAI:
+def llm(_scripted_server, settings) -> Iterator[ScriptedOpenAI]:
     """The scripted model, configured as the assistant's endpoint; empty script and records per test."""
     _scripted_server.reset()
     settings.OPENAI_API_KEY = "sk-scripted"

@@ -9,6 +9,7 @@ import pytest
 
 from apps.assistant.embeddings import text_embed
 from apps.assistant.llm import ModelRole, chat_model, embeddings_model
+from apps.assistant.testing import scripted_openai
 from apps.assistant.testing.scripted_openai import Reply, ScriptedOpenAI, ToolCall, failure
 from apps.core.errors import ApplicationError
 
@@ -68,16 +69,21 @@ async def test_text_embed_failure_is_embedding_failed(settings):
         assert caught.value.status == 502
 
 
-async def test_wrong_embedding_size_is_reported(settings):
-    # given an endpoint whose model answers 1536 dims while settings expect another size
+async def test_an_embedding_the_vector_columns_cannot_hold_is_refused_even_when_the_setting_agrees(
+    settings, monkeypatch
+):
+    # given a model answering 3072 dimensions, and the setting saying 3072 too
+    monkeypatch.setattr(scripted_openai, "EMBEDDING_DIMENSIONS", 3072)
     with ScriptedOpenAI() as server:
         settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
-        settings.ASSISTANT_EMBEDDING_DIMENSIONS = 768
+        settings.ASSISTANT_EMBEDDING_DIMENSIONS = 3072
         # when
         with pytest.raises(ApplicationError) as caught:
             await text_embed(text="hello")
-        # then
-        assert "ASSISTANT_EMBEDDING_MODEL" in caught.value.message
+    # then it is refused before any insert into a 1536-dimension column could fail
+    assert caught.value.code == "embedding_failed"
+    assert "3072 dimensions instead of 1536" in caught.value.message
+    assert "ASSISTANT_EMBEDDING_MODEL" in caught.value.message
 
 
 async def test_a_streamed_answer_carries_the_api_key_text_and_tool_calls(settings):

@@ -69,7 +69,8 @@ async def test_a_chat_request_resumed_on_a_new_socket_streams_on_and_its_tool_ca
     await first.close()
 
     async def offline() -> bool:
-        return not (await device_row(user, "laptop")).is_online
+        row = await device_row(user, "laptop")
+        return row is not None and not row.is_online
 
     await wait_until(offline)
     dropped.set()

@@ -136,7 +136,7 @@ def test_prompts_carry_entity_tags_chart_types_and_value_rules():
     assert "likes tea" in home
 
 
-async def test_a_leak_split_across_frames_merged_behind_a_busy_socket_never_reaches_the_client():
+async def test_a_leak_split_across_frames_merged_behind_a_busy_socket_never_reaches_the_client() -> None:
     # given a prompt window split into one-character chunks, sanitized as the assistant streams it,
     # and a request stream whose socket stays busy, so the released text is merged into few frames
     window = " ".join(prompts.ENTITY_TAGS.prose.split()[:8])

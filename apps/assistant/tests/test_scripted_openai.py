@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+from pydantic import SecretStr
 
 from apps.assistant.testing.scripted_openai import EMBEDDING_DIMENSIONS, ScriptedOpenAI, failure, text, tool_call
 
@@ -16,7 +17,7 @@ def server():
 
 
 def _chat(server: ScriptedOpenAI, **kwargs) -> ChatOpenAI:
-    return ChatOpenAI(model="scripted", api_key="k", base_url=server.base_url, max_retries=0, **kwargs)
+    return ChatOpenAI(model="scripted", api_key=SecretStr("k"), base_url=server.base_url, max_retries=0, **kwargs)
 
 
 def test_plain_completion_is_served_and_recorded(server):

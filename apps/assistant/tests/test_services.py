@@ -14,8 +14,13 @@ def test_scope_types_map_to_client_tables(scope_type, table):
     assert scope_table(scope_type) == table
 
 
-@pytest.mark.parametrize("scope_type", ["", None, "invoice", "clients"])
-def test_unknown_scope_type_is_scope_invalid(scope_type):
+@pytest.mark.parametrize("scope_type", ["", None, "invoice", "clients", "home", "dashboard"])
+def test_a_scope_type_without_a_client_table_is_accepted_as_a_general_scope(scope_type):
+    assert scope_table(scope_type) is None
+
+
+@pytest.mark.parametrize("scope_type", [["task"], {"type": "task"}, 3])
+def test_a_scope_type_that_is_not_text_is_scope_invalid(scope_type):
     with pytest.raises(ApplicationError) as caught:
         scope_table(scope_type)
     assert caught.value.code == "scope_invalid"

@@ -52,7 +52,7 @@ async def test_list_my_tasks_selects_on_the_device_and_tags_the_real_ids(devices
     assert frames[-1]["mutations"] == []
     # and the supervisor saw only the dispatcher and its memory tool; the sub-agent its own tools
     supervisor, subagent = llm.chat_requests()[0], llm.chat_requests()[1]
-    assert sorted(supervisor.tool_names) == ["task", "update_core_memory"]
+    assert sorted(supervisor.tool_names) == ["search_notes", "task", "update_core_memory"]
     assert "list_tasks" in subagent.tool_names
     assert "delete_note" not in subagent.tool_names
     assert not {"ls", "read_file", "write_file", "edit_file", "delete"} & set(subagent.tool_names)
@@ -150,7 +150,7 @@ async def test_floating_request_announces_the_domain_of_the_first_subagent_then_
     assert [(c["action"], c["table"]) for c in client.tool_calls] == [("get", "notes"), ("get", "notes")]
 
 
-async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_names_it(devices, user, llm):
+async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_names_it(devices, user, llm) -> None:
     # given a supervisor that writes text, then streams its dispatch in pieces and keeps its step open
     client = await devices(user)
     note = client.store.execute({"action": "insert", "table": "notes", "data": {"title": "Plan", "content": "x"}})[
@@ -196,7 +196,7 @@ async def test_floating_text_held_for_the_domain_leaves_as_soon_as_the_dispatch_
     assert types(frames).count("floating_domain") == 1
 
 
-async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices, user, llm):
+async def test_floating_without_subagent_announces_the_tasks_domain_whatever_its_scope(devices, user, llm):
     # given
     client = await devices(user)
     project = client.store.execute({"action": "insert", "table": "projects", "data": {"name": "Website"}})["row"]
@@ -210,9 +210,26 @@ async def test_floating_without_subagent_takes_the_domain_from_its_scope(devices
         "type": "floating_domain",
         "request_id": frames[0]["request_id"],
         "seq": 1,
-        "domain": "projects",
+        "domain": "tasks",
     }
     assert streamed_text(frames) == "It is an active project."
+    # and the scoped row still reached the prompt as data
+    assert "Website" in llm.chat_requests()[0].system_prompt
+
+
+@pytest.mark.parametrize("scope", [{"type": "client", "id": "c-1"}, {"type": "home"}, {"type": "Dashboard"}])
+async def test_floating_accepts_any_scope_type_the_client_sends(devices, user, llm, scope):
+    # given
+    client = await devices(user)
+    llm.script(text("Here to help."))
+
+    # when
+    frames = await floating(client, "hi", scope)
+
+    # then no device lookup was needed, and the answer streams under the tasks domain
+    assert types(frames) == ["floating_domain", "stream_start", "stream_text", "stream_end"]
+    assert frames[0]["domain"] == "tasks"
+    assert client.tool_calls == []
 
 
 async def test_floating_scope_id_missing_on_the_device_is_a_clear_error(devices, user, llm):
@@ -274,3 +291,75 @@ async def test_unconfigured_llm_answers_llm_not_configured(devices, user, settin
     assert types(frames) == ["error", "stream_end"]
     assert frames[0]["code"] == "llm_not_configured"
     assert "OPENAI_API_KEY" in frames[0]["message"]
+
+
+@pytest.mark.parametrize(
+    ("subagent", "tool", "argument"),
+    [
+        ("note", "delete_note", "note_id"),
+        ("project", "delete_project", "project_id"),
+        ("timeline", "delete_timeline", "timeline_id"),
+        ("task", "delete_task", "task_id"),
+        ("task", "delete_task_comment", "comment_id"),
+    ],
+)
+async def test_a_delete_the_device_did_not_confirm_is_neither_reported_nor_listed(
+    devices, user, llm, subagent, tool, argument
+):
+    # given a device holding no row with that id (it answers deleted: false)
+    client = await devices(user)
+    llm.script(
+        dispatch(subagent),
+        tool_call(tool, {argument: "no-such-id"}),
+        relay_tool_result("TOOL SAID: "),
+        text("Nothing to delete."),
+    )
+
+    # when
+    frames = await home(client, "delete it")
+
+    # then the device was asked, the model was told nothing was deleted, and no mutation is listed
+    assert [(c["action"], c["data"]) for c in client.tool_calls] == [("delete", {"id": "no-such-id"})]
+    tool_text = llm.chat_requests()[2].last_tool_text
+    assert "nothing was deleted" in tool_text
+    assert frames[-1]["mutations"] == []
+
+
+async def _indexed_note(client, title: str, content: str) -> dict:
+    from apps.assistant.testing.scripted_openai import embed_text
+
+    note = client.store.execute({"action": "insert", "table": "notes", "data": {"title": title, "content": content}})
+    client.store.execute(
+        {
+            "action": "vector_upsert",
+            "data": {"id": note["row"]["id"], "content": content},
+            "vector": embed_text(content),
+        }
+    )
+    return note["row"]
+
+
+async def test_home_search_notes_embeds_the_query_and_sends_vector_search_to_the_device(devices, user, llm):
+    # given two indexed notes on the device
+    client = await devices(user)
+    deploy = await _indexed_note(client, "Deploy", "deployment checklist for the release server")
+    await _indexed_note(client, "Recipes", "pasta with tomato and basil")
+    client.tool_calls.clear()
+    llm.script(tool_call("search_notes", {"query": "deployment checklist", "limit": 1}), relay_tool_result())
+    # (the supervisor calls it itself: Home has the tool, no sub-agent needed)
+
+    # when
+    frames = await home(client, "find my notes about deployment")
+
+    # then the server embedded the query and the device searched with that vector and limit
+    from apps.assistant.testing.scripted_openai import embed_text
+
+    (search,) = [c for c in client.tool_calls if c["action"] == "vector_search"]
+    assert search["limit"] == 1
+    assert search["vector"] == pytest.approx(embed_text("deployment checklist"))
+    # and the model read the best match, summarised with its id
+    answer = streamed_text(frames)
+    assert deploy["id"] in answer
+    assert "deployment checklist" in answer
+    assert "pasta" not in answer
+    assert frames[-1]["mutations"] == []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.assistant.tools import SUBAGENT_TOOLS, SUPERVISOR_TOOLS
+from apps.assistant.tools import HOME_SUPERVISOR_TOOLS, SUBAGENT_TOOLS, SUPERVISOR_TOOLS
 
 SEED_TOOLS = {
     "task": {
@@ -56,6 +56,7 @@ SEED_TOOLS = {
         "create_note": ["title", "content", "project_id"],
         "update_note": ["note_id", "title", "content", "project_id"],
         "delete_note": ["note_id"],
+        "search_notes": ["query", "limit"],
     },
 }
 
@@ -65,11 +66,12 @@ def test_each_subagent_has_the_seeds_tools_with_the_seeds_parameters():
     actual = {agent: {tool.name: list(tool.args) for tool in tools} for agent, tools in SUBAGENT_TOOLS.items()}
     # then
     assert actual == SEED_TOOLS
-    assert sum(len(tools) for tools in SUBAGENT_TOOLS.values()) == 23
+    assert sum(len(tools) for tools in SUBAGENT_TOOLS.values()) == 24  # the seed's 23 and search_notes
 
 
-def test_supervisors_get_update_core_memory():
+def test_supervisors_get_update_core_memory_and_home_also_search_notes():
     assert [tool.name for tool in SUPERVISOR_TOOLS] == ["update_core_memory"]
+    assert [tool.name for tool in HOME_SUPERVISOR_TOOLS] == ["update_core_memory", "search_notes"]
     assert list(SUPERVISOR_TOOLS[0].args) == ["key", "value"]
 
 

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..device_calls import DeviceUnavailable
+from ..device_calls import DeviceUnavailable, delete_confirmed, execute_on_client
 
 
 def device_tool(func: Callable[..., Awaitable[str]]) -> Callable[..., Awaitable[str]]:
@@ -48,3 +48,11 @@ def listing(noun: str, rows: list[dict[str, Any]], line: Callable[[dict[str, Any
     if not rows:
         return f"No {noun}s found."
     return f"Found {len(rows)} {noun}(s):\n" + "\n".join(line(r) for r in rows)
+
+
+async def delete_row(*, table: str, noun: str, row_id: str, done: str) -> str:
+    """Delete one row on the device; report it deleted only when the device confirmed it."""
+    result = await execute_on_client(action="delete", table=table, data={"id": row_id})
+    if not delete_confirmed(result):
+        return f"No {noun} with id {row_id} was found; nothing was deleted."
+    return done

@@ -1,4 +1,5 @@
-"""The note sub-agent's tools (5); a note's content is also indexed in the device's vector store."""
+"""The note sub-agent's tools (6); a note's content is also indexed in the device's vector store,
+which ``search_notes`` (also a Home supervisor tool) searches by meaning."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from apps.core.errors import ApplicationError
 
 from ..device_calls import execute_on_client
 from ..embeddings import text_embed
-from .common import device_tool, listing, result_row, result_rows
+from .common import delete_row, device_tool, listing, result_row, result_rows
 from .updates import changed_fields, update_row
 
 logger = logging.getLogger(__name__)
@@ -90,8 +91,40 @@ async def update_note(note_id: str, title: str = "", content: str = "", project_
 @device_tool
 async def delete_note(note_id: str) -> str:
     """Delete a note by id."""
-    await execute_on_client(action="delete", table="notes", data={"id": note_id})
-    return f"Note {note_id} deleted."
+    return await delete_row(table="notes", noun="note", row_id=note_id, done=f"Note {note_id} deleted.")
 
 
-NOTE_TOOLS: list[BaseTool] = [list_notes, get_note, create_note, update_note, delete_note]
+SEARCH_LIMIT_MAX = 20
+
+
+def _match_line(r: dict[str, Any]) -> str:
+    project = f", project {r['projectId']}" if r.get("projectId") else ""
+    try:
+        relevance = f", relevance {float(r.get('score', 0)):.2f}"
+    except (TypeError, ValueError):
+        relevance = ""
+    snippet = " ".join(str(r.get("content") or "").split())[:200]
+    return f"- {snippet!r} (note id: {r.get('id')}{project}{relevance})"
+
+
+@tool("search_notes")
+@device_tool
+async def search_notes(query: str, limit: int = 5) -> str:
+    """Find the user's notes by meaning (not only exact words): returns the best matching passages with
+    their note ids, most relevant first. limit: 1 to 20."""
+    if not query.strip():
+        return "Give search_notes a query describing what to look for. Nothing was searched."
+    try:
+        vector = await text_embed(text=query)
+    except ApplicationError as exc:
+        return f"The notes could not be searched right now ({exc.code})."
+    limit = max(1, min(int(limit or 5), SEARCH_LIMIT_MAX))
+    result = await execute_on_client(action="vector_search", vector=vector, limit=limit)
+    found = result.get("results")
+    matches = [r for r in found if isinstance(r, dict)] if isinstance(found, list) else []
+    if not matches:
+        return f"No notes match {query!r}."
+    return f"Found {len(matches)} note passage(s) matching {query!r}:\n" + "\n".join(_match_line(r) for r in matches)
+
+
+NOTE_TOOLS: list[BaseTool] = [list_notes, get_note, create_note, update_note, delete_note, search_notes]

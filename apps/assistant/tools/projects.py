@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, tool
 
 from ..device_calls import execute_on_client
-from .common import device_tool, format_date, invalid_choice, listing, result_row, result_rows
+from .common import delete_row, device_tool, format_date, invalid_choice, listing, result_row, result_rows
 from .updates import changed_fields, update_row
 
 PROJECT_STATUSES = ("active", "archived")
@@ -83,8 +83,8 @@ async def update_project(
 @device_tool
 async def delete_project(project_id: str) -> str:
     """Permanently delete a project; only when the user explicitly confirmed deletion (prefer archiving)."""
-    await execute_on_client(action="delete", table="projects", data={"id": project_id})
-    return f"Project {project_id} permanently deleted."
+    done = f"Project {project_id} permanently deleted."
+    return await delete_row(table="projects", noun="project", row_id=project_id, done=done)
 
 
 PROJECT_TOOLS: list[BaseTool] = [

@@ -9,7 +9,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, tool
 
 from ..device_calls import execute_on_client
-from .common import device_tool, format_date, invalid_choice, listing, result_row, result_rows
+from .common import delete_row, device_tool, format_date, invalid_choice, listing, result_row, result_rows
 from .updates import changed_fields, update_row
 
 TASK_STATUSES = ("todo", "in_progress", "done")
@@ -125,10 +125,7 @@ async def update_task(
 @device_tool
 async def delete_task(task_id: str) -> str:
     """Delete a task by id (only when the user asked for it)."""
-    result = await execute_on_client(action="delete", table="tasks", data={"id": task_id})
-    if result.get("deleted") is False:
-        return f"No task with id {task_id} was found; nothing was deleted."
-    return f"Task {task_id} deleted."
+    return await delete_row(table="tasks", noun="task", row_id=task_id, done=f"Task {task_id} deleted.")
 
 
 @tool("list_tasks_due_today")
@@ -173,8 +170,8 @@ async def add_task_comment(task_id: str, author: str, content: str) -> str:
 @device_tool
 async def delete_task_comment(comment_id: str) -> str:
     """Delete a task comment by id."""
-    await execute_on_client(action="delete", table="taskComments", data={"id": comment_id})
-    return f"Comment {comment_id} deleted."
+    done = f"Comment {comment_id} deleted."
+    return await delete_row(table="taskComments", noun="comment", row_id=comment_id, done=done)
 
 
 TASK_TOOLS: list[BaseTool] = [

@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.tools import BaseTool, tool
 
 from ..device_calls import execute_on_client
-from .common import device_tool, format_date, listing, result_row, result_rows
+from .common import delete_row, device_tool, format_date, listing, result_row, result_rows
 from .updates import changed_fields, update_row
 
 
@@ -71,8 +71,8 @@ async def update_timeline(
 @device_tool
 async def delete_timeline(timeline_id: str) -> str:
     """Delete a milestone by id."""
-    await execute_on_client(action="delete", table="timelines", data={"id": timeline_id})
-    return f"Timeline {timeline_id} deleted."
+    done = f"Timeline {timeline_id} deleted."
+    return await delete_row(table="timelines", noun="timeline", row_id=timeline_id, done=done)
 
 
 TIMELINE_TOOLS: list[BaseTool] = [list_timelines, create_timeline, update_timeline, delete_timeline]

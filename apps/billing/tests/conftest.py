@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import stripe
@@ -54,7 +55,7 @@ def deliver(webhook_endpoint) -> Deliver:
 
     def post(event: dict, *, secret: str | None = None, signature: str | None = "sign", client: Client | None = None):
         payload = json.dumps(event)
-        headers = {}
+        headers: dict[str, Any] = {}
         if signature == "sign":
             headers["HTTP_STRIPE_SIGNATURE"] = sign(payload, secret or webhook_endpoint.secret)
         elif signature is not None:

@@ -104,7 +104,7 @@ class FakeStripe(LoopbackHttpServer):
         price = self.price_by_lookup_key(lookup_key)
         now = int(time.time())
         sub_id = extra.pop("id", None) or new_id("sub")
-        item = {
+        item: dict[str, Any] = {
             "id": new_id("si"),
             "object": "subscription_item",
             "created": now,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.test import override_settings
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 from rest_framework.views import APIView
@@ -38,22 +38,47 @@ def test_a_free_user_gets_20_requests_a_minute_then_429_with_retry_after(auth_cl
 
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
 def test_the_budget_is_per_user(auth_client, make_user, api_client):
-    # given
-    for _ in range(21):
-        auth_client.get(ME)
+    # given the first user has spent their budget
     from apps.accounts.tokens import tokens_issue
 
+    first_statuses = [auth_client.get(ME).status_code for _ in range(21)]
+    assert first_statuses == [200] * 20 + [429]
     other = make_user()
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=other).access_token}")
 
-    # when / then
+    # when / then the second user still has theirs, while the first stays throttled
     assert api_client.get(ME).status_code == 200
+    assert auth_client.get(ME).status_code == 429
+
+
+class _OpenApi(APIView):
+    """An endpoint anyone may call, under the project's default throttles."""
+
+    permission_classes = [AllowAny]
+
+    def get(self, request):
+        return Response({"ok": True})
+
+
+def _open_call(user: User | None = None):
+    request = APIRequestFactory().get("/open")
+    if user is not None:
+        force_authenticate(request, user=user)
+    return _OpenApi.as_view()(request)
 
 
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
-def test_anonymous_requests_are_not_counted_against_a_tier(api_client):
-    for _ in range(25):
-        assert api_client.get("/api/v1/health").status_code == 200
+def test_anonymous_requests_are_not_counted_against_a_tier(user):
+    # given an endpoint that does throttle a free user at 20 a minute
+    assert any(isinstance(throttle, TierRateThrottle) for throttle in _OpenApi().get_throttles())
+
+    # when
+    anonymous = [_open_call().status_code for _ in range(25)]
+    signed_in = [_open_call(user).status_code for _ in range(21)]
+
+    # then anonymous callers pass, and did not spend the free user's budget either
+    assert anonymous == [200] * 25
+    assert signed_in == [200] * 20 + [429]
 
 
 class _Request:

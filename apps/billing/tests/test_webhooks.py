@@ -214,7 +214,7 @@ def test_a_replayed_payment_failure_is_recorded_once(user, plans, fake_stripe, d
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_deliveries_of_one_event_are_processed_once(user, plans, fake_stripe, deliver):
+def test_concurrent_deliveries_of_one_event_are_processed_once(user, plans, fake_stripe, deliver) -> None:
     # given
     invoice, event = _failed_invoice_event(fake_stripe, user)
     barrier = threading.Barrier(4)

@@ -9,16 +9,10 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 from apps.connectors.models import OAuthGrant
 
 from .fake_providers import FakeProviders
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
 
 
 @pytest.fixture

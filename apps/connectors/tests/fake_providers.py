@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from apps.core.testing.loopback_http import LoopbackHttpServer
 
@@ -68,7 +68,7 @@ def gmail_message(
     if len(alternatives) == 1 and not attachment:
         payload = {**alternatives[0], "headers": headers + alternatives[0]["headers"]}
     else:
-        body = {"mimeType": "multipart/alternative", "filename": "", "headers": [], "body": {"size": 0}}
+        body: dict[str, Any] = {"mimeType": "multipart/alternative", "filename": "", "headers": [], "body": {"size": 0}}
         body["parts"] = alternatives
         parts = [body]
         if attachment:
@@ -123,6 +123,9 @@ class FakeState:
     delta_tokens: dict[str, tuple[str, int]] = field(default_factory=dict)  # token -> (folder, count seen)
     chats: list[dict[str, Any]] = field(default_factory=list)
     chat_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    teams: list[dict[str, Any]] = field(default_factory=list)  # joined teams {id, displayName}
+    channels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # team id -> channels
+    channel_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # "team/channel" -> messages
 
 
 class FakeProviders(LoopbackHttpServer):
@@ -360,7 +363,34 @@ class FakeProviders(LoopbackHttpServer):
         match = re.fullmatch(r"chats/([^/]+)/messages", path)
         if match:
             return self._chat_messages(match.group(1), query)
+        if path == "me/joinedTeams":
+            return 200, {"value": self.state.teams}, {}
+        match = re.fullmatch(r"teams/([^/]+)/channels", path)
+        if match:
+            return 200, {"value": self.state.channels.get(match.group(1), [])}, {}
+        match = re.fullmatch(r"teams/([^/]+)/channels/([^/]+)/messages/delta", path)
+        if match:
+            return self._channel_delta(match.group(1), match.group(2), query)
         raise KeyError(path)
+
+    def _channel_delta(self, team_id: str, channel_id: str, query: dict) -> tuple[int, Any, dict[str, str]]:
+        """A channel's message delta filtered on lastModifiedDateTime (no $orderby: Graph refuses it)."""
+        if "$orderby" in query:
+            return 400, {"error": {"code": "BadRequest", "message": "$orderby is not supported."}}, {}
+        messages = self.state.channel_messages.get(f"{team_id}/{channel_id}", [])
+        since = query.get("$filter", "").removeprefix("lastModifiedDateTime gt ")
+        pending = [m for m in messages if not since or m["lastModifiedDateTime"] > since]
+        offset = int(query.get("$skiptoken") or 0)
+        size = min(int(query.get("$top") or 50), 2)  # small pages, to exercise paging
+        body: dict[str, Any] = {"value": pending[offset : offset + size]}
+        base = f"{self.graph_base}/teams/{team_id}/channels/{channel_id}/messages/delta"
+        if offset + size < len(pending):
+            # Graph keeps the round's filter in its skip token; here it travels in the link itself.
+            round_filter = quote(query.get("$filter", ""), safe="")
+            body["@odata.nextLink"] = f"{base}?$filter={round_filter}&$skiptoken={offset + size}"
+        else:
+            body["@odata.deltaLink"] = f"{base}?$deltatoken=d{offset + size}"
+        return 200, body, {}
 
     def _delta(self, folder: str, query: dict, headers: dict) -> tuple[int, Any, dict[str, str]]:
         """Graph's message delta: a round of pages (nextLink), then a deltaLink for what comes later."""

@@ -203,6 +203,55 @@ def test_teams_labels_and_senders_filter_chats_and_messages(ms_user, fake):
     assert fake.count("GET", "/graph/v1.0/chats/c2") == 0
 
 
+def test_teams_reads_channel_messages_with_channel_and_date_filters(ms_user, fake):
+    # given two teams' channels, with messages inside and outside the date range
+    fake.state.teams = [{"id": "t1", "displayName": "Studio"}, {"id": "t2", "displayName": "Family"}]
+    fake.state.channels = {
+        "t1": [{"id": "19:gen@thread.tacv2", "displayName": "General"}, {"id": "19:rnd", "displayName": "Random"}],
+        "t2": [{"id": "19:fam", "displayName": "General"}],
+    }
+    yesterday, long_ago = NOW - timedelta(days=1), NOW - timedelta(days=20)
+    fake.state.channel_messages = {
+        "t1/19:gen@thread.tacv2": [
+            _chat_message(10, created=long_ago),
+            *(_chat_message(n, created=yesterday + timedelta(minutes=n)) for n in (11, 12, 13)),
+        ],
+        "t1/19:rnd": [_chat_message(20, created=yesterday)],
+        "t2/19:fam": [_chat_message(30, created=yesterday)],
+    }
+    date_range = {"from": (NOW - timedelta(days=3)).date().isoformat(), "to": NOW.date().isoformat()}
+
+    # when the agent asks for one channel, named as "Team/Channel", over the last three days
+    result = _fetch(ms_user, "teams", filter_config={"labels": ["Studio/General"], "date_range": date_range})
+
+    # then that channel's messages in range come back, oldest first, labelled with their channel
+    assert [m.id for m in result.messages] == ["11", "12", "13"]
+    assert {m.labels for m in result.messages} == {("Studio/General",)}
+    assert set(result.cursor["channels"]) == {"t1/19:gen@thread.tacv2"}
+    assert fake.count("GET", "/graph/v1.0/teams/t1/channels/19:rnd/messages/delta") == 0
+
+    # when a message arrives and the agent runs again with its cursor
+    fake.state.channel_messages["t1/19:gen@thread.tacv2"].append(_chat_message(14, created=NOW))
+    again = _fetch(
+        ms_user, "teams", filter_config={"labels": ["Studio/General"], "date_range": date_range}, cursor=result.cursor
+    )
+
+    # then only the new one
+    assert [m.id for m in again.messages] == ["14"]
+
+
+def test_teams_reads_chats_and_every_channel_without_labels(ms_user, fake):
+    fake.state.chats = [{"id": "c1", "topic": "Apollo", "chatType": "group"}]
+    fake.state.chat_messages = {"c1": [_chat_message(1, created=NOW - timedelta(minutes=3))]}
+    fake.state.teams = [{"id": "t1", "displayName": "Studio"}]
+    fake.state.channels = {"t1": [{"id": "ch", "displayName": "General"}]}
+    fake.state.channel_messages = {"t1/ch": [_chat_message(2, created=NOW - timedelta(minutes=1))]}
+
+    result = _fetch(ms_user, "teams")
+
+    assert [(m.id, m.labels) for m in result.messages] == [("1", ("Apollo",)), ("2", ("Studio/General",))]
+
+
 def test_graph_401_refreshes_once_and_retries(ms_user, fake):
     fake.state.outlook_folders["inbox"].append(_mail(1, received=NOW))
     fake.expire_access_tokens()

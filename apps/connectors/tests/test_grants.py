@@ -12,14 +12,13 @@ from django.test import Client
 from django.utils import timezone
 
 from apps.accounts.models import Tier
+from apps.accounts.testing import client_for
 from apps.connectors.error_codes import ConnectorErrorCode
 from apps.connectors.errors import ConnectorError
 from apps.connectors.grants import grant_access_token, grant_tokens
 from apps.connectors.models import GrantStatus, OAuthGrant
 from apps.connectors.token_endpoint import TokenSet
 from apps.core.models import AuditEvent
-
-from .conftest import client_for
 
 pytestmark = pytest.mark.django_db
 
@@ -81,7 +80,7 @@ def test_a_valid_token_is_returned_without_calling_the_provider(user, connect, f
 
 
 @pytest.mark.django_db(transaction=True)
-def test_two_concurrent_refreshes_call_the_token_endpoint_once(make_user, connect, fake):
+def test_two_concurrent_refreshes_call_the_token_endpoint_once(make_user, connect, fake) -> None:
     # given an expired grant and a token endpoint slow enough for two workers to overlap
     grant = connect(make_user("alice@example.com"), "gmail")
     _expire(grant)

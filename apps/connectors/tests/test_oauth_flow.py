@@ -10,11 +10,12 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from apps.accounts.models import Tier
+from apps.accounts.testing import client_for
 from apps.connectors.grants import grant_tokens
 from apps.connectors.models import GrantStatus, OAuthAuthorization, OAuthGrant
 from apps.core.models import AuditEvent
 
-from .conftest import client_for, query_of
+from .conftest import query_of
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,5 @@
-"""The framework-free pieces: filter validation, Gmail query building, body text, Retry-After."""
+"""The framework-free pieces: filter validation, the date window, Gmail query building, body text,
+Retry-After."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from apps.connectors.errors import ConnectorError
 from apps.connectors.fetch import filter_config_validate
 from apps.connectors.gmail import gmail_query, message_body_text
 from apps.connectors.message_text import html_to_text, tidy_text
+from apps.connectors.messages import date_window
 from apps.connectors.transport import retry_after_seconds
 
 from .fake_providers import gmail_message
@@ -107,3 +109,15 @@ def test_retry_after_reads_seconds_and_http_dates():
     assert 100 < retry_after_seconds(format_datetime(later, usegmt=True), default=1.0) <= 120
     assert retry_after_seconds(None, default=1.5) == 1.5
     assert retry_after_seconds("soon", default=2.0) == 2.0
+
+
+def test_the_date_window_starts_at_the_filters_first_day_or_the_lookback():
+    now = datetime(2026, 12, 5, 15, 30, tzinfo=UTC)
+
+    ranged = date_window(filters={"date_range": {"from": "2026-11-01", "to": "2026-11-30"}}, now=now, lookback_days=7)
+    open_ended = date_window(filters={"date_range": None}, now=now, lookback_days=7)
+
+    assert ranged.start == datetime(2026, 11, 1, tzinfo=UTC)
+    assert (ranged.date_from, ranged.date_to) == (date(2026, 11, 1), date(2026, 11, 30))
+    assert open_ended.start == now - timedelta(days=7)
+    assert (open_ended.date_from, open_ended.date_to) == (None, None)

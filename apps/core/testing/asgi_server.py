@@ -23,7 +23,7 @@ def uvicorn_config(**options) -> uvicorn.Config:
         lifespan="off",
         log_level="warning",
         access_log=False,
-        ws="websockets",
+        ws="websockets-sansio",
         ws_max_size=settings.DEVICE_WS_MAX_SIZE,
         ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
         **options,

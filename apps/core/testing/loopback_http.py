@@ -21,7 +21,7 @@ class LoopbackHttpServer:
 
     @property
     def url(self) -> str:
-        host, port = self.server.server_address[:2]
+        host, port = self.server.socket.getsockname()[:2]  # server_address is typed as possibly bytes
         return f"http://{host}:{port}"
 
     def start(self) -> Self:

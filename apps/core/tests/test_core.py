@@ -41,6 +41,33 @@ def test_unknown_api_path_is_json_404(api_client):
     assert response.json()["code"] == "not_found"
 
 
+@pytest.mark.parametrize("path", ["/api/v1/nope", "/api/v1/plugins/x/y/z/w", "/api/v2/health", "/api/"])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_unknown_api_paths_are_json_404_with_debug_on_as_under_local_settings(settings, path, method):
+    # given the local settings' DEBUG, under which Django answers with its HTML page of URL patterns,
+    # and a client that enforces CSRF as a browser-less client meets it
+    from rest_framework.test import APIClient
+
+    settings.DEBUG = True
+    api_client = APIClient(enforce_csrf_checks=True)
+
+    response = getattr(api_client, method)(path)
+
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+    assert b"URLconf" not in response.content
+
+
+def test_unknown_pages_outside_the_api_keep_django_404(api_client, settings):
+    settings.DEBUG = True
+
+    response = api_client.get("/accounts/no-such-page")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
 def test_wrong_method_is_json_405(api_client):
     response = api_client.delete("/api/v1/health")
 

@@ -62,6 +62,23 @@ def test_admin_pages_are_styled_by_static_files_the_app_serves(browser, live_asg
     assert staff_user.email in browser.find_element(By.ID, "result_list").text
 
 
+def test_the_admin_index_reads_as_one_product(browser, live_asgi_server, staff_user):
+    # when a staff member logs in and looks at the admin's index
+    admin_login(browser, base_url=live_asgi_server.http_url, email=staff_user.email, password=DEFAULT_PASSWORD)
+    browser.get(live_asgi_server.http_url + "/admin/")
+    wait(browser).until(expected_conditions.presence_of_element_located((By.ID, "header")))
+
+    # then the header and title name the product, not Django
+    assert browser.find_element(By.ID, "site-name").text == "Adiuva administration"
+    assert "Django" not in browser.title
+    # and each section has a title of its own, with model names spelled as people spell them
+    sections = [caption.text for caption in browser.find_elements(By.CSS_SELECTOR, "#content-main caption")]
+    assert len(sections) == len(set(sections)), sections
+    models = browser.find_element(By.ID, "content-main").text
+    assert "OAuth grants" in models
+    assert "O auth" not in models
+
+
 def test_api_docs_render_the_operations_from_bundled_swagger_ui(browser, live_asgi_server):
     # when someone opens the API docs
     browser.get(live_asgi_server.http_url + "/api/v1/docs/")

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import websockets
+from websockets.typing import Origin
 
 from .agent_files import pieces, scan_folders
 from .store import LocalStore, ToolError
@@ -87,7 +88,11 @@ class DeviceClient:
         elif self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         self.ws = await websockets.connect(
-            url, additional_headers=headers, origin=self.origin, max_size=None, ping_interval=None
+            url,
+            additional_headers=headers,
+            origin=Origin(self.origin) if self.origin is not None else None,
+            max_size=None,
+            ping_interval=None,
         )
         if hello:
             await self.hello()

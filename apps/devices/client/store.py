@@ -107,7 +107,8 @@ class LocalStore:
     def _do_select(self, call: dict[str, Any]) -> dict[str, Any]:
         table = self._table(call)
         filters = {k: v for k, v in (call.get("filters") or {}).items() if v is not None}
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         order = "createdAt DESC"
         for key, value in filters.items():
             if key == "search":

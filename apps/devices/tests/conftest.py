@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -109,16 +109,20 @@ async def wait_online(user, device_id: str, channel_name: str | None = None) -> 
         return bool(row and row.is_online and (channel_name is None or row.channel_name != channel_name))
 
     await wait_until(online)
-    return await device_row(user, device_id)
+    row = await device_row(user, device_id)
+    assert row is not None
+    return row
 
 
 @pytest.fixture
-async def devices(device_server):
+async def devices(device_server) -> AsyncIterator[Callable[..., Awaitable[DeviceClient]]]:
     """``await devices(user, **client_kwargs)`` → a connected reference client that said hello (and is
     recorded online unless ``wait=False``); every client is closed at the end of the test."""
     clients: list[DeviceClient] = []
 
-    async def connect(user=None, *, token: str | None = None, wait: bool = True, hello: bool = True, **kwargs):
+    async def connect(
+        user=None, *, token: str | None = None, wait: bool = True, hello: bool = True, **kwargs
+    ) -> DeviceClient:
         if token is None and user is not None:
             token = (await sync_to_async(tokens_issue)(user=user)).access_token
         client = DeviceClient(device_server.url, token, **kwargs)

@@ -101,7 +101,7 @@ def test_outgoing_frames_are_validated():
         outgoing_json({"type": "tool_result", "id": "x"})  # not a server frame
 
 
-def test_an_app_declares_its_own_frame_types_with_their_models():
+def test_an_app_declares_its_own_frame_types_with_their_models() -> None:
     from typing import Literal
 
     from apps.devices.frames import (

@@ -161,3 +161,20 @@ async def test_text_no_database_can_store_is_an_invalid_frame_in_every_frame_and
     await client.send({"type": "ping"})
     assert await client.next_frame() == {"type": "pong"}
     assert started == []
+
+
+async def test_a_handshake_while_redis_is_down_is_closed_with_try_again_later(devices, user, monkeypatch, tmp_path):
+    # given a channel layer whose Redis is gone (nothing listens on its socket)
+    from channels_redis.core import RedisChannelLayer
+
+    from apps.devices import consumers
+
+    unreachable = RedisChannelLayer(hosts=[f"unix://{tmp_path}/no-redis.sock"])
+    monkeypatch.setattr(consumers.services, "loop_layer", lambda: unreachable)
+
+    # when a device opens its socket
+    client = await devices(user, hello=False, wait=False)
+
+    # then the handshake is accepted and closed with a code the client can act on (retry later),
+    # instead of a dropped connection with no close frame
+    assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.TRY_AGAIN_LATER

@@ -60,7 +60,7 @@ def test_an_empty_budget_drops_warns_once_then_closes():
     assert isinstance(intake(ping, b=b), Accepted)
     outcomes = [intake(ping, b=b) for _ in range(3)]
     assert all(isinstance(o, Dropped) for o in outcomes)
-    assert [o.verdict.outcome for o in outcomes] == [  # type: ignore[union-attr]
+    assert [o.verdict.outcome for o in outcomes] == [
         BudgetOutcome.DROP_AND_WARN,
         BudgetOutcome.DROP,
         BudgetOutcome.CLOSE,

@@ -8,7 +8,7 @@ from apps.devices.node import ALIVE_KEY, NODE_CHANNEL, loop_node, node_publish, 
 from apps.devices.realtime_redis import loop_redis
 
 
-def test_a_node_hears_messages_while_its_loop_runs_and_leaves_nothing_when_it_ends():
+def test_a_node_hears_messages_while_its_loop_runs_and_leaves_nothing_when_it_ends() -> None:
     # given a loop that starts its node and waits for one message, as async_to_sync runs a task
     heard: list[dict] = []
     register_message_handler("test.node_echo", lambda message: _append(heard, message))

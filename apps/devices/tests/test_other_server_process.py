@@ -135,7 +135,8 @@ async def test_a_request_resumed_on_another_server_process_streams_on_there(
         await first.close()
 
         async def offline() -> bool:
-            return not (await device_row(user, "roaming")).is_online
+            row = await device_row(user, "roaming")
+            return row is not None and not row.is_online
 
         await wait_until(offline)
         dropped.open()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from asgiref.sync import sync_to_async
 
@@ -29,7 +30,8 @@ async def test_hello_records_the_device_and_close_marks_it_offline(devices, user
     await client.close()
 
     async def offline() -> bool:
-        return not (await device_row(user, "laptop")).is_online
+        row = await device_row(user, "laptop")
+        return row is not None and not row.is_online
 
     await wait_until(offline)
     row = await device_row(user, "laptop")
@@ -58,6 +60,30 @@ async def test_no_hello_in_time_closes_hello_timeout(devices, user, settings):
     assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.HELLO_TIMEOUT
 
 
+async def test_a_hello_received_in_time_is_not_cut_by_the_deadline_while_it_is_processed(
+    devices, user, settings, monkeypatch
+):
+    # given a hello deadline shorter than the hello's own processing (a loaded database)
+    from apps.devices import consumers
+
+    settings.DEVICE_HELLO_TIMEOUT = 0.3
+    slow_connect = consumers.device_connect
+
+    def device_connect(**kwargs):
+        time.sleep(0.8)
+        return slow_connect(**kwargs)
+
+    monkeypatch.setattr(consumers, "device_connect", device_connect)
+
+    # when the hello arrives before the deadline
+    client = await devices(user, device_id="slow")
+
+    # then the device comes online and stays: the deadline is for receiving the hello
+    await asyncio.sleep(0.5)
+    assert client.close_code is None
+    assert (await device_row(user, "slow")).is_online
+
+
 async def test_second_socket_for_the_same_device_replaces_the_first(devices, user):
     # given a device online
     first = await devices(user, device_id="desk")
@@ -71,7 +97,7 @@ async def test_second_socket_for_the_same_device_replaces_the_first(devices, use
 
     async def moved() -> bool:
         row = await device_row(user, "desk")
-        return row.is_online and row.channel_name != old_channel
+        return row is not None and row.is_online and row.channel_name != old_channel
 
     await wait_until(moved)
     await call_device(user_id=user.id, device_id="desk", action="select", table="tasks")
@@ -109,7 +135,8 @@ async def test_last_seen_is_flushed_periodically(devices, user, settings):
 
     # then the row's last_seen moves forward without waiting for a disconnect
     async def moved() -> bool:
-        return (await device_row(user, client.device_id)).last_seen_at > before
+        row = await device_row(user, client.device_id)
+        return row is not None and row.last_seen_at > before
 
     await wait_until(moved)
 

@@ -57,7 +57,7 @@ async def test_handler_streams_and_gets_a_validated_frame_with_a_request_id(devi
     assert seen[0].request_id == frames[0]["request_id"]
 
 
-async def test_requests_run_concurrently_and_never_block_the_receive_loop(devices, user, frame_handlers):
+async def test_requests_run_concurrently_and_never_block_the_receive_loop(devices, user, frame_handlers) -> None:
     # given a handler that waits until told to finish
     gates: dict[str, asyncio.Event] = {}
 

@@ -107,7 +107,8 @@ async def test_a_request_outlives_its_socket_and_a_resume_while_it_runs_gets_eve
     await first.close()
 
     async def offline() -> bool:
-        return not (await device_row(user, "desk")).is_online
+        row = await device_row(user, "desk")
+        return row is not None and not row.is_online
 
     await wait_until(offline)
     dropped.open()

@@ -340,7 +340,7 @@ async def test_most_recently_seen_device_is_chosen_when_none_is_named(devices, u
     assert [d.device_id for d in await devices_online(user_id=user.id)] == ["newer", "older"]
 
 
-async def test_send_to_device_delivers_a_validated_server_frame(devices, user):
+async def test_send_to_device_delivers_a_validated_server_frame(devices, user) -> None:
     # given a server frame type another app declared
     from typing import Literal
 

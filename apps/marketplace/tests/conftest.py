@@ -16,7 +16,7 @@ import stripe
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 from apps.billing.tests.conftest import deliver, webhook_endpoint  # noqa: F401  (fixtures reused as-is)
 from apps.marketplace.models import PluginVersion, VersionStatus
 from apps.marketplace.reviewers import GROUP_NAME as REVIEWERS_GROUP
@@ -28,6 +28,18 @@ from .fake_connect import FakeConnectStripe
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def make_zip_bomb(*, members: int = 1, member_bytes: int = 150 * 1024 * 1024) -> bytes:
+    """A zip of zero-filled members (about 1000:1), written in chunks so the test never holds them unpacked."""
+    buffer = io.BytesIO()
+    chunk = bytes(1024 * 1024)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index in range(members):
+            with archive.open(f"assets/zeros-{index}.dat", "w", force_zip64=True) as member:
+                for offset in range(0, member_bytes, len(chunk)):
+                    member.write(chunk[: member_bytes - offset])
+    return buffer.getvalue()
 
 
 def make_zip(files: dict[str, bytes] | None = None, *, symlinks: dict[str, str] | None = None) -> bytes:
@@ -58,21 +70,10 @@ def manifest(**overrides: Any) -> dict[str, Any]:
     return {**base, **overrides}
 
 
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
-
-
 @pytest.fixture(autouse=True)
-def blob_dir(settings, tmp_path) -> Path:
-    """Each test writes blobs to its own directory, so 'nothing stored' is checkable by listing it."""
-    location = tmp_path / "blobs"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    return location
+def _blobs_per_test(blob_dir: Path) -> Path:
+    """Every test of this app writes blobs under a directory of its own (the root ``blob_dir``)."""
+    return blob_dir
 
 
 def stored_blobs(location: Path) -> list[Path]:
@@ -113,7 +114,7 @@ def upload_package(client: APIClient, slug: str, version: str, package: bytes, *
     return client.generic(
         "PUT",
         f"/api/v1/plugins/developer/plugins/{slug}/versions/{version}/package",
-        package,
+        package,  # type: ignore[arg-type]  # the stubs say str; Django's test client sends bytes as they are
         content_type="application/zip",
         HTTP_X_PACKAGE_SHA256=sha if sha is not None else sha256_hex(package),
     )

@@ -11,11 +11,39 @@ from apps.billing.tests.fake_stripe import FakeStripe, new_id
 CONNECT_KINDS = ("accounts", "account_links", "payment_intents", "charges", "disputes", "payouts")
 
 
+# Stripe's test card that succeeds on-session but asks the bank's authentication off-session.
+AUTHENTICATION_REQUIRED_PM = "pm_card_authenticationRequired"
+
+
 class FakeConnectStripe(FakeStripe):
     def __init__(self) -> None:
         super().__init__()
         for kind in CONNECT_KINDS:
             self.objects[kind] = {}
+
+    def card_on_file(self, customer_id: str, payment_method: str = "pm_card_visa") -> None:
+        """The customer saved a card as their default (as a paid subscription's checkout leaves it)."""
+        self.objects["customers"][customer_id]["invoice_settings"] = {"default_payment_method": payment_method}
+
+    def route(self, method: str, path: str, params: dict) -> tuple[int, dict]:
+        if method == "POST" and path.rstrip("/") == "/v1/payment_intents" and params.get("confirm") == "true":
+            return self._confirm_on_create(params)
+        return super().route(method, path, params)
+
+    def _confirm_on_create(self, params: dict) -> tuple[int, dict]:
+        """A PaymentIntent created with confirm=true: charged at once, or a 402 card error carrying the
+        intent when the bank asks for authentication (as Stripe answers off-session charges)."""
+        intent = self._create("payment_intents", params)
+        if params.get("payment_method") == AUTHENTICATION_REQUIRED_PM:
+            intent["status"] = "requires_action"
+            error = {
+                "type": "card_error",
+                "code": "authentication_required",
+                "message": "This payment requires authentication.",
+                "payment_intent": intent,
+            }
+            return 402, {"error": error}
+        return 200, self.payment_succeed(intent["id"])
 
     def _create(self, kind: str, params: dict) -> dict:
         params.pop("expand", None)

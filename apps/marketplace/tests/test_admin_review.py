@@ -11,7 +11,7 @@ from django.test import Client
 from apps.core.models import AuditEvent
 from apps.marketplace.models import Plugin, PluginReview, PluginStatus, PluginVersion, VersionStatus
 
-from .conftest import REVIEWERS_GROUP, make_zip
+from .conftest import REVIEWERS_GROUP, make_zip, make_zip_bomb
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,44 @@ def test_the_review_page_shows_the_checklist_and_manifest_read_only(reviewer_cli
     assert "No executables or native addons" in html
     assert "&quot;tasks:read&quot;" in html  # the manifest, pretty-printed and escaped
     assert 'name="_save"' not in html  # nothing to edit
+
+
+def test_the_review_page_lists_the_package_files_and_shows_a_text_file_escaped(reviewer_client, submit):
+    # given a package with a script, a binary and an HTML page that would run a script if rendered
+    version = submit(
+        package=make_zip(
+            {
+                "index.js": b"export default {}\n",
+                "icon.png": b"\x89PNG\x00\x00",
+                "page.html": b"<script>document.title='pwned'</script>",
+            }
+        )
+    )
+
+    # when the reviewer opens the review page, then the HTML file from it
+    page = reviewer_client.get(f"{QUEUE}{version.pk}/change/").content.decode()
+    shown = reviewer_client.get(f"{QUEUE}{version.pk}/file/", {"path": "page.html"})
+
+    # then every file is listed with its size, text files link to their view, binaries do not
+    assert "<td>index.js</td><td>18 bytes</td>" in page
+    assert "<td>icon.png</td><td>6 bytes</td><td>binary</td>" in page
+    assert f"{QUEUE}{version.pk}/file/?path=page.html" in page
+    # and the file reads as text, escaped, never as markup
+    assert shown.status_code == 200
+    assert "&lt;script&gt;document.title=&#x27;pwned&#x27;&lt;/script&gt;" in shown.content.decode()
+    assert "<script>document.title" not in shown.content.decode()
+
+
+def test_a_binary_or_unknown_package_file_has_no_text_view(reviewer_client, submit, make_user):
+    version = submit(package=make_zip({"index.js": b"x", "icon.png": b"\x89PNG\x00\x00"}))
+    outsider = Client()
+    outsider.force_login(make_user(email="nobody@example.com", is_staff=True))
+
+    assert reviewer_client.get(f"{QUEUE}{version.pk}/file/", {"path": "icon.png"}).status_code == 404
+    assert reviewer_client.get(f"{QUEUE}{version.pk}/file/", {"path": "../etc/passwd"}).status_code == 404
+    assert reviewer_client.get(f"{QUEUE}{version.pk}/file/", {"path": "index.js"}).status_code == 200
+    # staff without the review permissions read nothing of it
+    assert outsider.get(f"{QUEUE}{version.pk}/file/", {"path": "index.js"}).status_code == 404
 
 
 def test_approving_with_notes_lists_the_plugin(reviewer_client, reviewer, submit, power_client):
@@ -139,6 +177,21 @@ def test_a_version_with_checklist_failures_cannot_be_approved(reviewer_client, s
 
     _act(reviewer_client, QUEUE, "approve_versions", [version.pk], notes="ok")
 
+    version.refresh_from_db()
+    assert version.status == VersionStatus.PENDING_REVIEW
+
+
+def test_a_zip_bomb_fails_its_checklist_and_cannot_be_approved(reviewer_client, submit):
+    # given a submitted package with one 150 MiB zero-filled member (about 1000:1)
+    version = submit(package=make_zip_bomb())
+    checks = {item["key"]: item for item in version.checklist}
+    assert checks["compression_ratio_within_limit"]["passed"] is False
+    assert "assets/zeros-0.dat" in checks["compression_ratio_within_limit"]["detail"]
+
+    # when a reviewer approves it
+    _act(reviewer_client, QUEUE, "approve_versions", [version.pk], notes="ok")
+
+    # then it stays in the queue
     version.refresh_from_db()
     assert version.status == VersionStatus.PENDING_REVIEW
 

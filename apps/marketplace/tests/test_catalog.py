@@ -10,9 +10,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from apps.accounts.testing import client_for
 from apps.marketplace.models import Plugin, PluginInstall
 
-from .conftest import client_for, make_zip
+from .conftest import make_zip
 
 pytestmark = pytest.mark.django_db
 

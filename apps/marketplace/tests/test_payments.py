@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 
+from apps.accounts.testing import client_for
 from apps.marketplace.models import (
     DeveloperAccount,
     PluginInstall,
@@ -16,7 +17,7 @@ from apps.marketplace.models import (
     RevenueEvent,
 )
 
-from .conftest import client_for
+from .fake_connect import AUTHENTICATION_REQUIRED_PM
 
 pytestmark = pytest.mark.django_db
 
@@ -89,6 +90,64 @@ def test_a_paid_install_is_a_destination_charge_and_waits_for_payment(paid_plugi
     assert params["application_fee_amount"] == "300"
     assert params["transfer_data"] == {"destination": developer_account.stripe_account_id}
     assert not PluginInstall.objects.exists()
+
+
+def _card_on_file(fake_stripe, user, payment_method: str = "pm_card_visa") -> None:
+    from apps.billing.services import customer_get_or_create
+
+    fake_stripe.card_on_file(customer_get_or_create(user=user).id, payment_method)
+
+
+def test_a_paid_install_charges_the_card_on_file_and_answers_the_seeds_shape(
+    paid_plugin, power_client, power_user, fake_stripe
+):
+    # given a subscriber with a default card
+    _card_on_file(fake_stripe, power_user)
+
+    # when
+    response = power_client.post(INSTALL)
+    again = power_client.post(INSTALL)
+
+    # then the seed's answer: charged and installed in the request
+    assert response.status_code == 200
+    assert response.json()["ok"] is True
+    assert "download_url" in response.json()
+    assert again.status_code == 200
+    # one off-session destination charge with the 30 % fee, on the default card
+    [(_, _, params)] = [r for r in fake_stripe.requests if r[:2] == ("POST", "/v1/payment_intents")]
+    assert (params["off_session"], params["confirm"], params["payment_method"]) == ("true", "true", "pm_card_visa")
+    assert params["application_fee_amount"] == "300"
+    assert params["transfer_data"] == {"destination": DeveloperAccount.objects.get().stripe_account_id}
+    [purchase] = PluginPurchase.objects.all()
+    assert purchase.status == PurchaseStatus.SUCCEEDED
+    [sale] = RevenueEvent.objects.all()
+    assert (sale.kind, sale.gross_cents, sale.fee_cents) == ("sale", 999, 300)
+    assert PluginInstall.objects.filter(user=power_user, uninstalled_at__isnull=True).count() == 1
+
+
+def test_a_card_needing_authentication_answers_202_with_the_client_secret_once(
+    paid_plugin, power_client, power_user, fake_stripe, deliver
+):
+    # given a default card whose bank asks for authentication off-session
+    _card_on_file(fake_stripe, power_user, AUTHENTICATION_REQUIRED_PM)
+
+    # when
+    response = power_client.post(INSTALL)
+    retried = power_client.post(INSTALL)
+
+    # then the client gets the intent to confirm with the customer present, and nothing is installed
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["ok"], body["status"]) == (False, "payment_required")
+    purchase = PluginPurchase.objects.get(pk=body["purchase_id"])
+    assert body["client_secret"] == f"{purchase.stripe_payment_intent_id}_secret_fake"
+    assert retried.json()["purchase_id"] == body["purchase_id"]
+    assert fake_stripe.count("POST", "/v1/payment_intents") == 1
+    assert not PluginInstall.objects.exists()
+    # and once the customer authenticated, the webhook installs it
+    intent = fake_stripe.payment_succeed(purchase.stripe_payment_intent_id)
+    assert deliver(fake_stripe.event("payment_intent.succeeded", intent)).status_code == 200
+    assert power_client.post(INSTALL).status_code == 200
 
 
 def test_payment_success_installs_and_records_the_sale_once(

@@ -1,6 +1,6 @@
 """A review as a reviewer does it: a headless Chromium against the real ASGI server logs in, opens
-the queue, approves with notes on the action's confirmation page, and the plugin is then listed
-by the catalog API over HTTP."""
+the queue, reads the package's files, approves with notes on the action's confirmation page, and the
+plugin is then listed by the catalog API over HTTP."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from apps.accounts.tokens import tokens_issue
 from apps.core.testing.browser import admin_login, wait
 from apps.marketplace.models import PluginReview, VersionStatus
 from conftest import DEFAULT_PASSWORD
+
+from .conftest import make_zip
 
 # The server thread reads committed rows.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -71,3 +73,26 @@ def test_a_reviewer_approves_in_the_browser_and_the_plugin_is_listed(
     assert PluginReview.objects.get(version=version).notes == "Clean package; permissions match the description."
     catalog = _catalog(base, power_user)
     assert [plugin["id"] for plugin in catalog["plugins"]] == ["time-tracker"]
+
+
+def test_a_reviewer_reads_a_package_file_as_text_and_its_script_never_runs(browser, live_asgi_server, reviewer, submit):
+    # given: a submitted package holding an HTML page with a script in it
+    script = "<script>document.title = 'pwned'</script>"
+    version = submit(package=make_zip({"index.js": b"export default {}\n", "page.html": script.encode()}))
+    base = live_asgi_server.http_url
+
+    # when: the reviewer opens the review page and follows the file's link
+    admin_login(browser, base_url=base, email=reviewer.email, password=DEFAULT_PASSWORD)
+    browser.get(f"{base}/admin/marketplace/pluginversion/{version.pk}/change/")
+    files = wait(browser).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "table.plugin-files"))
+    )
+    assert "index.js" in files.text
+    assert "page.html" in files.text
+    files.find_element(By.XPATH, ".//tr[td[1]='page.html']//a").click()
+    shown = wait(browser).until(expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "pre.package-file")))
+
+    # then: the file reads as its text, and the page did not run it
+    assert shown.text == script
+    assert "pwned" not in browser.title
+    assert browser.execute_script("return document.querySelectorAll('pre.package-file script').length") == 0

@@ -9,8 +9,9 @@ import pytest
 
 from apps.core.models import AuditEvent
 from apps.marketplace.models import Plugin, PluginVersion, VersionStatus
+from apps.storage.tests.conftest import each_wrong_checksum
 
-from .conftest import make_zip, manifest, sha256_hex, stored_blobs, upload_package
+from .conftest import client_for, make_zip, manifest, sha256_hex, stored_blobs, upload_package
 
 pytestmark = pytest.mark.django_db
 
@@ -73,9 +74,11 @@ def test_a_manifest_with_a_data_uri_is_refused(developer_client):
 
 def test_a_taken_plugin_id_is_a_409(developer_client, make_user):
     developer_client.post(PLUGINS, {"manifest": manifest()}, format="json")
-    from .conftest import client_for
+    from apps.accounts.testing import client_for
 
-    response = client_for(make_user("other-dev@example.com")).post(PLUGINS, {"manifest": manifest()}, format="json")
+    response = client_for(make_user("other-dev@example.com", email_verified=True)).post(
+        PLUGINS, {"manifest": manifest()}, format="json"
+    )
 
     assert response.status_code == 409
     assert response.json()["code"] == "plugin_id_taken"
@@ -95,11 +98,14 @@ def test_a_new_version_must_bump_the_version_and_keep_the_id(developer_client):
     assert other_id.json()["code"] == "manifest_id_mismatch"
 
 
-def test_a_package_not_matching_its_declared_sha256_is_a_400_and_nothing_is_stored(developer_client, blob_dir):
+@each_wrong_checksum
+def test_a_package_not_matching_its_declared_sha256_is_a_400_and_nothing_is_stored(
+    developer_client, blob_dir, wrong_checksum
+):
     developer_client.post(PLUGINS, {"manifest": manifest()}, format="json")
     package = make_zip()
 
-    response = upload_package(developer_client, "time-tracker", "1.0.0", package, sha=sha256_hex(b"other bytes"))
+    response = upload_package(developer_client, "time-tracker", "1.0.0", package, sha=wrong_checksum(package))
 
     assert response.status_code == 400
     assert response.json()["code"] == "checksum_mismatch"
@@ -183,11 +189,49 @@ def test_developers_see_their_plugins_with_statuses_and_review_notes(developer_c
 
 
 def test_another_developers_plugin_is_not_found(submit, make_user):
-    from .conftest import client_for
+    from apps.accounts.testing import client_for
 
     submit()
-    intruder = client_for(make_user("intruder@example.com"))
+    intruder = client_for(make_user("intruder@example.com", email_verified=True))
 
     assert intruder.get(f"{PLUGINS}/time-tracker").status_code == 404
     assert upload_package(intruder, "time-tracker", "1.0.0", make_zip()).status_code == 404
     assert intruder.post(f"{PLUGINS}/time-tracker/versions/1.0.0/submit").status_code == 404
+
+
+DEVELOPER_REQUESTS = [
+    ("get", PLUGINS, None),
+    ("post", PLUGINS, {"manifest": manifest(price_cents=499)}),
+    ("get", f"{PLUGINS}/time-tracker", None),
+    ("post", f"{PLUGINS}/time-tracker/versions", {"manifest": manifest(version="1.1.0")}),
+    ("post", f"{PLUGINS}/time-tracker/versions/1.0.0/submit", None),
+    ("get", "/api/v1/plugins/developer/earnings", {"period": "2026-01"}),
+    ("get", "/api/v1/plugins/developer/connect", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), DEVELOPER_REQUESTS)
+def test_an_unverified_account_is_refused_every_developer_endpoint(make_user, method, path, body):
+    # given: a free-tier account whose address is not verified
+    client = client_for(make_user("unverified-dev@example.com"))
+
+    # when
+    response = getattr(client, method)(path, body, format="json") if method == "post" else client.get(path, body)
+
+    # then
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == "email_not_verified"
+    assert not Plugin.objects.exists()
+
+
+def test_a_verified_free_tier_account_may_publish_a_paid_plugin(make_user):
+    # given: free tier (the catalog needs a marketplace tier) but a verified address
+    client = client_for(make_user("free-dev@example.com", email_verified=True))
+    assert client.get("/api/v1/plugins").status_code == 403
+
+    # when
+    created = client.post(PLUGINS, {"manifest": manifest(price_cents=499)}, format="json")
+
+    # then: developers need no paid tier to sell
+    assert created.status_code == 201, created.content
+    assert Plugin.objects.get().price_cents == 499

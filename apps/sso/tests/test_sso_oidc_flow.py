@@ -3,6 +3,7 @@ identity provider: the providers list, the browser login, the code handed to the
 
 from __future__ import annotations
 
+from urllib.error import HTTPError
 from urllib.parse import parse_qs, urlsplit
 from urllib.request import HTTPRedirectHandler, build_opener
 
@@ -30,7 +31,7 @@ def _follow_to_identity_provider(url: str) -> str:
     """What the browser does at the identity provider: arrive, sign in, get sent back (Location)."""
     try:
         build_opener(_NoRedirect).open(url)
-    except Exception as redirect:  # urllib raises HTTPError for the 302 it did not follow
+    except HTTPError as redirect:  # urllib raises HTTPError for the 302 it did not follow
         return redirect.headers["Location"]
     raise AssertionError("the identity provider did not redirect back")
 

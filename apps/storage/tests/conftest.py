@@ -15,7 +15,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts.testing import client_for
 
 S3_ACCESS_KEY = "testing-access-key"
 S3_SECRET_KEY = "testing-secret-key"
@@ -26,14 +26,24 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _digit_flipped(hex_digest: str, index: int) -> str:
+    return hex_digest[:index] + ("1" if hex_digest[index] == "0" else "0") + hex_digest[index + 1 :]
+
+
+# A wrong checksum, from the farthest miss to the nearest: a comparison that looks at only part of
+# the digest (a prefix, a suffix) still refuses the one-digit flips.
+WRONG_CHECKSUMS = {
+    "another-blob": lambda data: sha256_hex(data + b"\x00"),
+    "first-digit-flipped": lambda data: _digit_flipped(sha256_hex(data), 0),
+    "last-digit-flipped": lambda data: _digit_flipped(sha256_hex(data), 63),
+}
+each_wrong_checksum = pytest.mark.parametrize(
+    "wrong_checksum", list(WRONG_CHECKSUMS.values()), ids=list(WRONG_CHECKSUMS)
+)
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
-
-
-def client_for(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
-    return client
 
 
 @pytest.fixture
@@ -52,14 +62,9 @@ def other_client(make_user) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def blob_dir(settings, tmp_path) -> Path:
-    """Each test writes blobs to its own directory, so 'nothing stored' is checkable by listing it."""
-    location = tmp_path / "blobs"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "blobs": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(location)}},
-    }
-    return location
+def _blobs_per_test(blob_dir: Path) -> Path:
+    """Every test of this app writes blobs under a directory of its own (the root ``blob_dir``)."""
+    return blob_dir
 
 
 def stored_files(location: Path) -> list[Path]:

@@ -21,7 +21,7 @@ from apps.storage.backup_stream import BackupUploadRoute
 from apps.storage.models import Backup, BackupStatus
 from apps.storage.selectors import backup_latest
 
-from .conftest import sha256_hex, stored_files
+from .conftest import each_wrong_checksum, sha256_hex, stored_files
 
 # The route's storage thread has its own database connection: rows must be committed.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -242,11 +242,12 @@ def test_a_body_longer_than_its_declared_length_is_refused_and_discarded(pro_use
     assert backup_latest(user=pro_user) is None
 
 
-def test_a_checksum_mismatch_keeps_the_previous_latest(pro_user, token, blob_dir):
+@each_wrong_checksum
+def test_a_checksum_mismatch_keeps_the_previous_latest(pro_user, token, blob_dir, wrong_checksum):
     first = b"good"
     drive(token=token, chunks=[first], checksum=sha256_hex(first), content_length=len(first))
 
-    response = drive(token=token, chunks=[b"evil"], checksum=sha256_hex(b"other"), content_length=4)
+    response = drive(token=token, chunks=[b"evil"], checksum=wrong_checksum(b"evil"), content_length=4)
 
     assert response.status == 400
     assert response.json()["code"] == "checksum_mismatch"

@@ -12,7 +12,7 @@ from apps.storage.backups import BackupHeaders, backup_upload, backups_abandoned
 from apps.storage.models import Backup, BackupStatus
 from apps.storage.selectors import backup_latest
 
-from .conftest import sha256_hex, stored_files
+from .conftest import each_wrong_checksum, sha256_hex, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -54,7 +54,7 @@ def test_backup_round_trip_upload_latest_history_delete(pro_client, blob_dir, dj
     # when the history is listed, then both appear newest first, without blobs
     history = pro_client.get(f"{URL}/history").json()
     assert [h["version"] for h in history] == [2, 1]
-    assert set(history[0]) == {"id", "version", "timestamp", "checksum", "size_bytes", "created_at"}
+    assert set(history[0]) == {"id", "version", "timestamp", "checksum", "size_bytes", "created_at", "chunk_count"}
 
     # when the latest is deleted, then the previous one is latest again and its blob is gone
     with django_capture_on_commit_callbacks(execute=True):
@@ -63,10 +63,11 @@ def test_backup_round_trip_upload_latest_history_delete(pro_client, blob_dir, dj
     assert len(stored_files(blob_dir)) == 1
 
 
-def test_checksum_mismatch_keeps_the_previous_latest_and_no_partial(pro_client, blob_dir):
+@each_wrong_checksum
+def test_checksum_mismatch_keeps_the_previous_latest_and_no_partial(pro_client, blob_dir, wrong_checksum):
     put_backup(pro_client, b"good backup")
 
-    response = put_backup(pro_client, b"tampered", checksum=sha256_hex(b"something else"))
+    response = put_backup(pro_client, b"tampered", checksum=wrong_checksum(b"tampered"))
 
     assert response.status_code == 400
     assert response.json()["code"] == "checksum_mismatch"

@@ -7,10 +7,11 @@ import threading
 import pytest
 from django.db import connection
 
+from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord
 
-from .conftest import b64, client_for, sha256_hex, stored_files
+from .conftest import b64, each_wrong_checksum, sha256_hex, stored_files
 
 pytestmark = pytest.mark.django_db
 
@@ -80,8 +81,9 @@ def test_list_filters_by_table_and_paginates(pro_client):
     assert len(everything.json()) == 4
 
 
-def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir):
-    response = _create(pro_client, b"ciphertext", checksum=sha256_hex(b"something else"))
+@each_wrong_checksum
+def test_wrong_checksum_is_rejected_and_nothing_is_stored(pro_client, blob_dir, wrong_checksum):
+    response = _create(pro_client, b"ciphertext", checksum=wrong_checksum(b"ciphertext"))
 
     assert response.status_code == 400
     assert response.json()["code"] == "checksum_mismatch"
@@ -195,7 +197,7 @@ def test_unauthenticated_requests_are_401(api_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_uploads_cannot_overshoot_the_quota(make_user):
+def test_concurrent_uploads_cannot_overshoot_the_quota(make_user) -> None:
     # given a pro user with room for exactly one more 100-byte record
     user = make_user("race@example.com", tier="pro")
     StorageRecord.objects.create(

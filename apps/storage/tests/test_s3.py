@@ -13,7 +13,7 @@ from apps.storage.models import Backup, BackupStatus
 from apps.storage.multipart import backup_verify
 from apps.storage.tasks import abort_stale_uploads_task
 
-from .conftest import b64, s3_keys, sha256_hex
+from .conftest import b64, each_wrong_checksum, s3_keys, sha256_hex
 from .test_backups import body_of, put_backup
 
 pytestmark = pytest.mark.django_db
@@ -56,10 +56,11 @@ def test_backup_streams_to_s3_and_large_downloads_are_presigned(pro_client, s3, 
     assert httpx.get(as_json["download_url"]).content == payload
 
 
-def test_checksum_mismatch_on_s3_leaves_no_object(pro_client, s3):
+@each_wrong_checksum
+def test_checksum_mismatch_on_s3_leaves_no_object(pro_client, s3, wrong_checksum):
     put_backup(pro_client, b"kept")
 
-    response = put_backup(pro_client, b"bad", checksum=sha256_hex(b"other"))
+    response = put_backup(pro_client, b"bad", checksum=wrong_checksum(b"bad"))
 
     assert response.status_code == 400
     assert len(s3_keys(s3)) == 1
@@ -102,13 +103,15 @@ def test_presigned_multipart_becomes_latest_once_verified(pro_client, s3, settin
     # then it is the latest, byte for byte
     history = pro_client.get(f"{BACKUP}/history").json()
     assert [(h["id"], h["version"], h["size_bytes"]) for h in history] == [(backup_id, 7, len(payload))]
+    assert history[0]["chunk_count"] == 2  # the parts it was uploaded in
     assert body_of(pro_client.get(BACKUP, HTTP_ACCEPT="application/octet-stream")) == payload
 
 
-def test_multipart_with_a_wrong_checksum_is_discarded(pro_client, s3):
+@each_wrong_checksum
+def test_multipart_with_a_wrong_checksum_is_discarded(pro_client, s3, wrong_checksum):
     put_backup(pro_client, b"previous")
     payload = os.urandom(1024)
-    backup_id = _multipart_upload(pro_client, payload, checksum=sha256_hex(b"not it"))
+    backup_id = _multipart_upload(pro_client, payload, checksum=wrong_checksum(payload))
 
     backup_verify(backup_id=backup_id)
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from apps.billing.tiers import GIB
 from apps.storage.models import StorageRecord, VectorItem
 
-from .conftest import b64, sha256_hex
+from .conftest import b64, each_wrong_checksum, sha256_hex
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +26,7 @@ def axis(index: int, *, tilt: float = 0.0) -> list[float]:
 
 
 def item(item_id: str, blob: bytes, vector: list[float] | None = None) -> dict:
-    body = {"id": item_id, "blob": b64(blob), "checksum": sha256_hex(blob)}
+    body: dict[str, Any] = {"id": item_id, "blob": b64(blob), "checksum": sha256_hex(blob)}
     if vector is not None:
         body["vector"] = vector
     return body
@@ -80,9 +82,10 @@ def test_upsert_replaces_by_client_id_and_delete_removes(pro_client):
     assert list(VectorItem.objects.values_list("item_id", flat=True)) == ["b"]
 
 
-def test_one_bad_checksum_stores_nothing_from_the_batch(pro_client):
+@each_wrong_checksum
+def test_one_bad_checksum_stores_nothing_from_the_batch(pro_client, wrong_checksum):
     bad = item("b", b"B")
-    bad["checksum"] = sha256_hex(b"other")
+    bad["checksum"] = wrong_checksum(b"B")
 
     response = pro_client.post(UPSERT, {"vectors": [item("a", b"A"), bad]})
 

@@ -12,10 +12,10 @@ class Command(BaseCommand):
         "FERNET_MASTER_KEYS, keep the old ones after it, run this, then drop the old keys."
     )
 
-    def add_arguments(self, parser):  # type: ignore[no-untyped-def]
+    def add_arguments(self, parser):
         parser.add_argument("--batch-size", type=int, default=500)
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options):
         count = user_keys_rewrap(batch_size=options["batch_size"])
         audit_record(action=AuditAction.MASTER_KEYS_ROTATED, actor=None, data={"rewrapped_user_keys": count})
         self.stdout.write(self.style.SUCCESS(f"Re-wrapped {count} user key(s)."))

@@ -27,7 +27,7 @@ def procfile_commands(path: Path) -> dict[str, str]:
 class Command(BaseCommand):
     help = "Apply migrations and start web, worker and beat together; Ctrl-C stops them all."
 
-    def handle(self, *args, **options):  # type: ignore[no-untyped-def]
+    def handle(self, *args, **options):
         call_command("migrate", interactive=False, verbosity=1)
         port = os.environ.setdefault("PORT", "8000")
         host = os.environ.setdefault("HOST", "127.0.0.1")

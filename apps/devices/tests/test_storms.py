@@ -1,0 +1,110 @@
+"""Many sockets moving together: the realtime Redis pool waits instead of failing, withdrawals go in
+batches, and the node's heartbeat stays alive through the storm."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.accounts.tokens import tokens_issue
+from apps.devices.client import DeviceClient
+from apps.devices.models import Device
+from apps.devices.node import ALIVE_KEY, loop_node
+from apps.devices.presence_index import KEY, presence_announce, presence_withdraw
+from apps.devices.realtime_redis import loop_redis, loop_redis_close
+
+from .conftest import SOCKET_DB, ServerThread, wait_until
+
+pytestmark = SOCKET_DB
+
+
+async def test_withdrawals_past_the_pool_size_all_succeed_in_one_burst(settings):
+    # given a small pool and 300 devices in the presence index
+    settings.DEVICE_REDIS_POOL_SIZE = 4
+    await loop_redis_close()
+    for n in range(300):
+        await presence_announce(user_id=f"storm-{n % 10}", device_id=f"d{n}", channel=f"chan{n}", node="node-x")
+
+    # when they all withdraw at once (redis-py's default pool raised MaxConnectionsError past 100)
+    results = await asyncio.gather(
+        *(presence_withdraw(user_id=f"storm-{n % 10}", device_id=f"d{n}", channel=f"chan{n}") for n in range(300)),
+        return_exceptions=True,
+    )
+
+    # then none failed and nothing is left
+    redis = loop_redis()
+    try:
+        assert [r for r in results if r is not None] == []
+        assert [await redis.hlen(KEY.format(user_id=f"storm-{u}")) for u in range(10)] == [0] * 10
+    finally:
+        await loop_redis_close()
+
+
+async def test_a_withdrawal_leaves_an_entry_another_socket_took_over(settings):
+    await presence_announce(user_id="storm-x", device_id="d", channel="newer", node="node-x")
+
+    await presence_withdraw(user_id="storm-x", device_id="d", channel="older")
+
+    try:
+        assert await loop_redis().hget(KEY.format(user_id="storm-x"), "d") is not None
+    finally:
+        await loop_redis().delete(KEY.format(user_id="storm-x"))
+        await loop_redis_close()
+
+
+@pytest.fixture
+def small_pool_server(settings, django_db_blocker):
+    """A server of its own whose realtime pool is smaller than the storm (the shared one's is set)."""
+    settings.DEVICE_REDIS_POOL_SIZE = 4
+    settings.DEVICE_REDIS_POOL_TIMEOUT = 10.0
+    server = ServerThread(name="storm-test-server")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_live_heartbeat(
+    small_pool_server, make_user, caplog
+):
+    # given 40 devices of 4 users online on one server whose realtime pool holds 4 connections
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"storm-{n}") for n in range(40)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    redis = loop_redis()
+    try:
+        await wait_until(lambda: _entries(redis, users, expected=40), timeout=15)
+        node = small_pool_server.run(loop_node())
+        caplog.clear()
+        caplog.set_level(logging.WARNING)
+
+        # when they all drop at once
+        await asyncio.gather(*(client.close() for client in clients))
+
+        # then every entry is withdrawn, every row offline, nothing was logged, and the node still beats
+        await wait_until(lambda: _entries(redis, users, expected=0), timeout=15)
+        await wait_until(lambda: _online_rows(users, expected=0), timeout=15)
+        await asyncio.sleep(1.5 * small_pool_server_heartbeat())
+        assert await redis.exists(ALIVE_KEY.format(node=node.name)) == 1
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    finally:
+        await loop_redis_close()
+
+
+def small_pool_server_heartbeat() -> float:
+    from django.conf import settings
+
+    return settings.DEVICE_NODE_HEARTBEAT
+
+
+async def _entries(redis, users, *, expected: int) -> bool:
+    counts = [await redis.hlen(KEY.format(user_id=str(user.id))) for user in users]
+    return sum(counts) == expected
+
+
+async def _online_rows(users, *, expected: int) -> bool:
+    count = await sync_to_async(Device.objects.filter(user__in=users, is_online=True).count)()
+    return count == expected

@@ -1,0 +1,45 @@
+"""Benchmark server for bench/rest_per_process.py: adiuva.asgi under one uvicorn process, plus a bare
+Django async view at ``/bench/bare-me`` returning the same JSON as ``auth/me`` (same middleware chain).
+
+``python bench/rest_server.py PORT``; the code measured is ADIUVA_BENCH_CODE's checkout (device_common).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from device_common import setup_django
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    setup_django()
+    from django.conf import settings
+    from django.http import JsonResponse
+    from django.urls import clear_url_caches, path
+
+    body: dict[str, object] = {
+        "id": "00000000-0000-0000-0000-000000000000",
+        "email": "bench@bench.example",
+        "tier": "free",
+    }
+    body |= {"email_verified": False, "time_zone": "UTC"}
+
+    async def bare_me(request):
+        return JsonResponse(body)
+
+    import adiuva.urls
+
+    adiuva.urls.urlpatterns.insert(0, path("bench/bare-me", bare_me))
+    clear_url_caches()
+    settings.ALLOWED_HOSTS = ["*"]
+
+    import uvicorn
+
+    from adiuva.asgi import application
+
+    uvicorn.run(application, host="127.0.0.1", port=port, lifespan="off", log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
