@@ -17,7 +17,7 @@ class AgentsConfig(AppConfig):
         from apps.devices.signals import device_forgotten
 
         from .configs import local_agents_by_device
-        from .frames import AgentComplete, AgentData, AgentRun
+        from .frames import AGENT_PROGRESS, AgentComplete, AgentData, AgentProgress, AgentRun
         from .receivers import on_device_forgotten, on_tier_changed, on_time_zone_changed
         from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello
 
@@ -29,4 +29,5 @@ class AgentsConfig(AppConfig):
         register_message_handler("agent_data", handle_agent_data, model=AgentData)
         register_message_handler("agent_complete", handle_agent_complete, model=AgentComplete)
         register_outgoing_frame(AgentRun)
+        register_outgoing_frame(AgentProgress, capability=AGENT_PROGRESS)
         register_connect_handler(on_device_hello)

@@ -58,11 +58,13 @@ async def cloud_run_execute(run: AgentRunLog, config: CloudAgentConfig) -> Agent
             )
         except ConnectorError as exc:
             errors.add(exc.code, exc.message)
-            return await finish(run, processed=0, errors=errors, aborted=True)
+            return await finish(run, processed=0, errors=errors, aborted=True, progress=pipeline.progress)
+        pipeline.progress.update(phase="extracting", files_read=len(fetched.messages))
         for message in fetched.messages:
             pipeline.submit(_message_source(message), source_key=f"{message.provider}:{message.id}")
         await pipeline.drain()
         if pipeline.sources_failed == 0:
             await database_sync_to_async(_cursor_save)(config_id=config.id, cursor=dict(fetched.cursor))
+        pipeline.progress.update(phase="delivering")
         await pipeline.deliver_leftovers()
-    return await finish(run, processed=pipeline.items_processed, errors=errors)
+    return await finish(run, processed=pipeline.items_processed, errors=errors, progress=pipeline.progress)

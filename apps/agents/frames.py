@@ -1,4 +1,5 @@
-"""The agents app's frames on the device socket: ``agent_run`` out, ``agent_data`` / ``agent_complete`` in.
+"""The agents app's frames on the device socket: ``agent_run`` and ``agent_progress`` out,
+``agent_data`` / ``agent_complete`` in.
 
 Declared here and registered with the socket in ``AgentsConfig.ready`` (the devices app knows
 nothing of agents). Wire shapes are the desktop client's: ``agent_run {run_id, agent_id,
@@ -53,3 +54,19 @@ class AgentRun(OutgoingFrameModel):
     run_id: str
     agent_id: str
     config: AgentRunConfig
+
+
+AGENT_PROGRESS = "agent_progress"  # the capability a socket negotiates to get AgentProgress
+
+
+class AgentProgress(OutgoingFrameModel):
+    """How far a run of one of the user's agents is (capability ``agent_progress``; never sent to a
+    seed client). Counters only grow within a run; ``phase`` ends at ``done``."""
+
+    type: Literal["agent_progress"] = "agent_progress"
+    run_id: str
+    agent_id: str
+    phase: Literal["reading", "extracting", "delivering", "done"]
+    files_read: int = Field(ge=0)
+    items_extracted: int = Field(ge=0)
+    items_delivered: int = Field(ge=0)

@@ -102,12 +102,16 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     pipeline.errors = errors
     async with lease_kept(run.id):
         aborted = await _converse(run, config, socket_channel, pipeline, errors)
+        pipeline.progress.update(phase="extracting")
         await pipeline.drain()
         if pipeline.delivery_stopped and not aborted:
             errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
             aborted = True
+        pipeline.progress.update(phase="delivering")
         await pipeline.deliver_leftovers()
-    return await finish(run, processed=pipeline.items_processed, errors=errors, aborted=aborted)
+    return await finish(
+        run, processed=pipeline.items_processed, errors=errors, aborted=aborted, progress=pipeline.progress
+    )
 
 
 async def _converse(
@@ -164,6 +168,7 @@ async def _converse(
             if message["type"] == MSG_DATA:
                 for file in message["files"]:
                     if intake.accept(file):
+                        pipeline.progress.update(files_read=1)
                         pipeline.submit(_file_source(file), source_key=str(file.get("path") or file.get("name")))
             elif message["type"] == MSG_COMPLETE:
                 for error in message.get("errors", []):

@@ -20,6 +20,7 @@ from .error_codes import AgentsErrorCode
 from .extraction import Source, extract_items
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .outbox import DeliveryReport, outbox_claim, outbox_deliver, outbox_deliver_ids, outbox_items_create
+from .progress import RunProgress
 from .runs import run_finish, run_lease_renew
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class RunPipeline:
         self.sources_failed = 0
         self.items_stored = 0
         self.delivery_stopped = ""
+        self.progress = RunProgress(user_id=run.user_id, run_id=run.id, agent_id=config.id)
         self.model = chat_model(ModelRole.SUBAGENT)
         self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
@@ -124,6 +126,7 @@ class RunPipeline:
                 user_id=self.run.user_id, run_id=self.run.id, device_id=self.outbox_device_id, items=keyed
             )
             self.items_stored += len(stored)
+            self.progress.update(items_extracted=len(stored))
         if stored and not self.delivery_stopped:
             await self._deliver(stored)
 
@@ -136,6 +139,8 @@ class RunPipeline:
         self._account(report)
 
     def _account(self, report: DeliveryReport) -> None:
+        if report.delivered:
+            self.progress.update(items_delivered=report.delivered)
         for failure in report.failed:
             self.errors.add(AgentsErrorCode.DELIVERY_FAILED, failure)
         if report.device_error and not self.delivery_stopped:
@@ -183,7 +188,11 @@ def run_status(*, processed: int, created: int, errors: RunErrors, aborted: bool
     return RunStatus.ERROR
 
 
-async def finish(run: AgentRunLog, *, processed: int, errors: RunErrors, aborted: bool = False) -> AgentRunLog:
+async def finish(
+    run: AgentRunLog, *, processed: int, errors: RunErrors, aborted: bool = False, progress: RunProgress | None = None
+) -> AgentRunLog:
+    if progress is not None:
+        await progress.finish()
     created = await database_sync_to_async(_items_created)(run_id=run.id)
     status = run_status(processed=processed, created=created, errors=errors, aborted=aborted)
     return await database_sync_to_async(run_finish)(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NamedTuple
@@ -37,6 +38,9 @@ from .metering import (
 )
 from .models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservation
 from .tiers import llm_monthly_tokens, upgrade_tier
+from .usage_notice import usage_notice_check
+
+logger = logging.getLogger(__name__)
 
 
 class LlmHold(NamedTuple):
@@ -161,12 +165,37 @@ async def llm_budgeted_async(
                 yield attribution
         finally:
             await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
+            await _usage_notice_maybe(user_id=user_id)
 
 
 def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
     if deferred is not None:
         llm_usage_record_all(deferred=deferred)
     llm_budget_release(hold=hold)
+
+
+def llm_usage_now(*, user_id: Any) -> LlmUsageNotice | None:
+    """This month's use and budget of the user (``None`` when they have no budget): a read, no marks."""
+    budget = llm_budget_of(_budget_subject(user_id))
+    if not budget:
+        return None
+    period = period_of(timezone.now())
+    used = (
+        LlmBudgetPeriod.objects.filter(user_id=user_id, period=period).values_list("used_tokens", flat=True).first()
+    )
+    return LlmUsageNotice(used=used or 0, budget=budget, resets_at=period_resets_at(period))
+
+
+async def _usage_notice_maybe(*, user_id: Any) -> None:
+    """After metered work: past the notice threshold, the user's capable sockets hear it once per period
+    (``usage_notice_check`` keeps that once, and retries while no capable socket is online). Metering
+    never fails over a notice."""
+    try:
+        now = await sync_to_async(llm_usage_now)(user_id=user_id)
+        if now is not None:
+            await usage_notice_check(user_id=user_id, used=now.used, budget=now.budget, resets_at=now.resets_at)
+    except Exception:
+        logger.warning("billing: the usage notice check failed for user %s", user_id, exc_info=True)
 
 
 def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:

@@ -36,11 +36,11 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import connections, handlers, presence_flusher, services, streams, tool_calls
+from . import capabilities, connections, handlers, presence_flusher, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceLimitError
-from .frames import DeviceHello, ToolCall, ToolResult, outgoing_json
+from .frames import DeviceHello, DeviceWelcome, ToolCall, ToolResult, capability_required, outgoing_json, parse_outgoing
 from .intake import BudgetOutcome, BudgetVerdict, Dropped, Rejected, frame_intake
 from .middleware import authenticate
 from .node import loop_node
@@ -171,6 +171,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.user_id = str(self.user.id) if self.user is not None else ""
         self.device_id = ""
         self.agent_ids: list[str] = []
+        self.capabilities: frozenset[str] = frozenset()  # negotiated at hello; empty for a seed client
         self.hello_done = False
         self.node_name = ""
         self.closing = False
@@ -259,6 +260,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if self.node_name:
             try:
                 await presence_withdraw(user_id=self.user_id, device_id=self.device_id, channel=self.channel_name)
+                if self.capabilities:
+                    await capabilities.capabilities_withdraw(
+                        user_id=self.user_id, device_id=self.device_id, channel=self.channel_name
+                    )
             except Exception:
                 logger.warning("device socket: could not withdraw presence", exc_info=True)
         if not self.hello_done:
@@ -293,7 +298,13 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             raise DeviceDisconnectedError() from exc
 
     async def send_frame(self, frame: dict[str, Any] | BaseModel) -> None:
-        await self.send_text(outgoing_json(frame))
+        """Send a frame, unless it needs a capability this socket did not negotiate (then it is
+        dropped: an old client never sees a frame it was not promised)."""
+        model = parse_outgoing(frame)
+        needed = capability_required(model.type)  # type: ignore[attr-defined]
+        if needed is not None and needed not in self.capabilities:
+            return
+        await self.send_text(outgoing_json(model))
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
         frame: dict[str, Any] = {"type": "error", "code": str(code), "message": message}
@@ -412,6 +423,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.message)
             await self.close_with(DeviceCloseCode.DEVICE_LIMIT)
             return
+        if hello.capabilities is not None:
+            # Before anything else on the socket: no frame can reach it before it is registered below.
+            negotiated = capabilities.capabilities_negotiate(hello.capabilities)
+            self.capabilities = frozenset(negotiated)
+            await self.send_frame(DeviceWelcome(protocol=capabilities.PROTOCOL_VERSION, capabilities=negotiated))
         self.hello_done = True
         connections.register(self)
         # Announced once the socket takes calls, so a call the index routes to this node finds it
@@ -420,6 +436,13 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         await presence_announce(
             user_id=self.user_id, device_id=self.device_id, channel=self.channel_name, node=node.name
         )
+        if self.capabilities:
+            await capabilities.capabilities_announce(
+                user_id=self.user_id,
+                device_id=self.device_id,
+                channel=self.channel_name,
+                capabilities=sorted(self.capabilities),
+            )
         if replaced:
             with contextlib.suppress(ChannelFull):
                 await self.channel_layer.send(

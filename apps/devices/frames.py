@@ -15,6 +15,8 @@ from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails
 
+from .capabilities import register_capability
+
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
 
 # Frame types that start a piece of work run as its own task (see handlers.py); frame types other
@@ -42,6 +44,8 @@ def _printable(value: str) -> str:
 
 
 PrintableId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_printable)]
+CapabilityName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+MAX_CAPABILITIES = 32
 
 
 class IncomingFrameModel(BaseModel):
@@ -69,6 +73,8 @@ class DeviceHello(_In):
     agent_ids: list[str] = Field(default_factory=list, max_length=1000)
     name: str | None = Field(default=None, max_length=200)
     platform: str | None = Field(default=None, max_length=64)
+    # Absent: a seed client (no device_welcome, no capability frames). See capabilities.py.
+    capabilities: list[CapabilityName] | None = Field(default=None, max_length=MAX_CAPABILITIES)
 
 
 class PingIn(_In):
@@ -157,6 +163,15 @@ class PongOut(_Out):
     type: Literal["pong"] = "pong"
 
 
+class DeviceWelcome(_Out):
+    """The answer to a hello that declared ``capabilities``: the server's protocol version and the
+    capabilities it will use on this socket (sent before any other frame)."""
+
+    type: Literal["device_welcome"] = "device_welcome"
+    protocol: int
+    capabilities: list[str]
+
+
 class FloatingDomain(_Out):
     type: Literal["floating_domain"] = "floating_domain"
     request_id: str
@@ -225,14 +240,33 @@ class ErrorFrame(_Out):
 
 
 OutgoingFrame = Annotated[
-    PingOut | PongOut | FloatingDomain | StreamStart | StreamText | StreamBlock | StreamEnd | ToolCall | ErrorFrame,
+    PingOut
+    | PongOut
+    | DeviceWelcome
+    | FloatingDomain
+    | StreamStart
+    | StreamText
+    | StreamBlock
+    | StreamEnd
+    | ToolCall
+    | ErrorFrame,
     Field(discriminator="type"),
 ]
 outgoing_adapter: TypeAdapter[OutgoingFrame] = TypeAdapter(OutgoingFrame)
 
 
 OUTGOING_TYPES = frozenset(
-    {"ping", "pong", "floating_domain", "stream_start", "stream_text", "stream_block", "stream_end", "tool_call"}
+    {
+        "ping",
+        "pong",
+        "device_welcome",
+        "floating_domain",
+        "stream_start",
+        "stream_text",
+        "stream_block",
+        "stream_end",
+        "tool_call",
+    }
     | {"error"}
 )
 
@@ -241,6 +275,7 @@ OUTGOING_TYPES = frozenset(
 
 _registered_incoming: dict[str, type[IncomingFrameModel]] = {}
 _registered_outgoing: dict[str, type[OutgoingFrameModel]] = {}
+_capability_of: dict[str, str] = {}  # outgoing frame type → the capability a socket needs for it
 
 
 def _frame_type_of(model: type[BaseModel]) -> str:
@@ -266,9 +301,22 @@ def register_incoming_frame(model: type[IncomingFrameModel]) -> str:
     return _register(model, _registered_incoming, INCOMING_TYPES)
 
 
-def register_outgoing_frame(model: type[OutgoingFrameModel]) -> str:
-    """Declare a server → client frame that ``send_to_device`` / ``session.send`` may send."""
-    return _register(model, _registered_outgoing, OUTGOING_TYPES)
+def register_outgoing_frame(model: type[OutgoingFrameModel], *, capability: str | None = None) -> str:
+    """Declare a server → client frame that ``send_to_device`` / ``session.send`` may send.
+
+    Every frame added after the seed protocol names a ``capability``: it is offered to clients in
+    ``device_welcome`` and sent only to sockets that negotiated it (see capabilities.py).
+    """
+    frame_type = _register(model, _registered_outgoing, OUTGOING_TYPES)
+    if capability is not None:
+        register_capability(capability)
+        _capability_of[frame_type] = capability
+    return frame_type
+
+
+def capability_required(frame_type: str) -> str | None:
+    """The capability a socket must have negotiated to receive ``frame_type`` (None: any socket)."""
+    return _capability_of.get(frame_type)
 
 
 def is_incoming_type(frame_type: Any) -> TypeGuard[str]:

@@ -36,6 +36,7 @@ class DeviceSession(Protocol):
     user_id: str
     device_id: str
     agent_ids: list[str]
+    capabilities: frozenset[str]
 
     async def send(self, frame: dict[str, Any]) -> None: ...
 

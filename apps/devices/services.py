@@ -1,5 +1,6 @@
-"""Talking to a user's device from anywhere: ``call_device``, ``send_to_device``, ``devices_online``,
-and forgetting one (``device_forget``: its row goes and its socket is closed).
+"""Talking to a user's device from anywhere: ``call_device``, ``send_to_device``,
+``user_frame_broadcast``, ``devices_online``, and forgetting one (``device_forget``: its row goes
+and its socket is closed).
 
 A call from the event loop that holds the socket goes straight to the consumer; any other
 caller (another server process, a Celery worker, a REST view, another thread) finds the socket's
@@ -29,6 +30,7 @@ from apps.core import metrics
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
+from .capabilities import capable_sockets
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import (
@@ -39,7 +41,7 @@ from .errors import (
     DeviceTimeoutError,
     DeviceToolError,
 )
-from .frames import ToolCall, parse_outgoing
+from .frames import ToolCall, capability_required, parse_outgoing
 from .models import Device
 from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
@@ -253,6 +255,35 @@ async def send_to_device(*, user_id, frame: dict, device_id: str | None = None) 
     except ChannelFull as exc:
         raise DeviceBusyError() from exc
     return location.device_id
+
+
+async def user_frame_broadcast(*, user_id, frame: dict[str, Any], capability: str) -> int:
+    """Send ``frame`` to every socket of the user that negotiated ``capability``, in whatever
+    process holds it; returns how many sockets it was sent to (best effort: a socket that is busy
+    or just went away misses it). A seed client never gets it.
+    """
+    user_id = str(user_id)
+    model = parse_outgoing(frame)  # fail in the caller, not on the socket
+    frame_type: str = model.type  # type: ignore[attr-defined]
+    needed = capability_required(frame_type)
+    if needed is not None and needed != capability:
+        raise ValueError(f"{frame_type} frames need the {needed!r} capability, not {capability!r}")
+    data = model.model_dump(exclude_none=True)
+    sent = 0
+    for target in await capable_sockets(user_id=user_id, capability=capability):
+        consumer = connections.local_consumer(user_id=user_id, device_id=target.device_id)
+        try:
+            if consumer is not None and consumer.channel_name == target.channel:
+                await consumer.send_frame(data)
+            else:
+                await loop_layer().send(
+                    target.channel,
+                    {"type": MSG_SEND_FRAME, "user_id": user_id, "device_id": target.device_id, "frame": data},
+                )
+        except (ChannelFull, DeviceDisconnectedError):
+            continue
+        sent += 1
+    return sent
 
 
 async def devices_online(*, user_id) -> list[Device]:

@@ -27,6 +27,7 @@ class Session:
         self.user_id = consumer.user_id
         self.device_id = consumer.device_id
         self.agent_ids = consumer.agent_ids
+        self.capabilities = consumer.capabilities  # negotiated at hello; empty for a seed client
 
     async def send(self, frame: dict[str, Any] | BaseModel) -> None:
         data = frame.model_dump(exclude_none=True) if isinstance(frame, BaseModel) else frame

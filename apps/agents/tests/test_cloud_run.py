@@ -15,6 +15,7 @@ from apps.assistant.testing.scripted_openai import failure
 from apps.connectors.models import GrantStatus, OAuthGrant
 from apps.connectors.tests.conftest import connect, fake, provider_settings  # noqa: F401
 from apps.connectors.tests.fake_providers import gmail_message, graph_time
+from apps.devices.tests.conftest import capable_of
 
 from .conftest import document_of, in_worker_thread, outbox, propose, rows, start_run, wait_until
 
@@ -75,6 +76,28 @@ async def test_mail_becomes_suggested_tasks_on_an_online_device(devices, user, l
     assert any(
         "From: Carla Client <carla@client.example>" in d and "please: send the march invoice" in d for d in documents
     )
+
+
+async def test_a_capable_socket_follows_the_cloud_run_to_its_final_state(devices, user, llm, gmail_config):
+    # given an online device that negotiated agent_progress, and two new mails
+    client = await devices(user, capabilities=["agent_progress"])
+    await capable_of(user)
+    llm.fallback = task_per_subject
+
+    # when the run executes
+    run = await execute_task(await start_run(gmail_config))
+    await wait_until(lambda: client.progress and client.progress[-1]["phase"] == "done")
+
+    # then the mails count as read, and the final frame has the run's totals
+    assert client.progress[-1] == {
+        "type": "agent_progress",
+        "run_id": str(run.id),
+        "agent_id": str(gmail_config.id),
+        "phase": "done",
+        "files_read": 2,
+        "items_extracted": 2,
+        "items_delivered": 2,
+    }
 
 
 async def test_with_no_device_online_the_items_wait_then_arrive_on_hello(devices, user, llm, gmail_config):

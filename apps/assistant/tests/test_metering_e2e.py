@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.assistant.testing.scripted_openai import RecordedRequest, Usage, embedding_tokens, text, tool_call
-from apps.billing.budgets import llm_budget_override_set
+from apps.billing.budgets import llm_budget_override_set, period_resets_at
 from apps.billing.models import LlmBudgetPeriod, LlmReservation, LlmUsage
 from apps.devices.tests.conftest import wait_until
 from apps.memory.models import Episode
@@ -169,3 +169,26 @@ async def test_a_turn_whose_tool_call_times_out_is_still_counted_once_per_call(d
         "subagent": (2, 1250, 13, 0),
         "embedding": (1, 3, 0, 0),
     }
+
+
+async def test_a_turn_that_crosses_80_percent_sends_one_usage_notice_to_a_capable_socket(devices, user, llm):
+    # given a 1,000-token month and a socket that understands usage_notice
+    await sync_to_async(llm_budget_override_set)(user=user, monthly_tokens=1000, actor=None)
+    client = await devices(user, capabilities=["usage_notice"])
+    llm.script(
+        text("Noted.", usage=Usage(prompt=850, completion=10)),
+        text("Noted again.", usage=Usage(prompt=20, completion=5)),
+    )
+
+    # when a turn takes the month past 80 %, and another follows
+    await home(client, "remember the launch")
+    await wait_until(lambda: bool(client.notices), timeout=10)
+    await home(client, "and the venue")
+
+    # then one notice for the period, with the month's figures
+    month = await sync_to_async(LlmBudgetPeriod.objects.get)(user=user)
+    assert len(client.notices) == 1
+    notice = client.notices[0]
+    assert (notice["used"], notice["budget"]) == (850 + 10 + embedding_tokens(["remember the launch"]), 1000)
+    assert month.used_tokens > notice["used"]  # the second turn counted, but told nothing new
+    assert notice["resets_at"] == period_resets_at(month.period).isoformat()

@@ -12,6 +12,7 @@ from django.test import Client
 from djstripe.models import WebhookEndpoint
 
 from apps.billing.services import stripe_plans_sync, webhook_endpoint_create
+from apps.devices.tests.conftest import device_server, devices, fast_device_settings  # noqa: F401  (usage_notice)
 
 from .fake_stripe import FakeStripe, sign
 

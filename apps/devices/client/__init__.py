@@ -1,6 +1,6 @@
 """Reference device client (websockets + SQLite), usable without Django."""
 
-from .client import DeviceClient
+from .client import CLIENT_CAPABILITIES, DeviceClient
 from .store import LocalStore, ToolError
 
-__all__ = ["DeviceClient", "LocalStore", "ToolError"]
+__all__ = ["CLIENT_CAPABILITIES", "DeviceClient", "LocalStore", "ToolError"]

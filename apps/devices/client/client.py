@@ -1,8 +1,10 @@
 """The reference device client: speaks the device socket the way the Electron app does.
 
-Connects with the access JWT, sends ``device_hello``, answers pings, runs every ``tool_call``
-on its ``LocalStore`` and can send ``home_request`` / ``floating_request`` and stream the
-answer. Tests and benchmarks drive it; operators use it through ``manage.py device``.
+Connects with the access JWT, sends ``device_hello`` (with ``capabilities`` when given: then
+the server's ``device_welcome`` is kept in ``welcome``), answers pings, runs every ``tool_call``
+on its ``LocalStore``, keeps ``agent_progress`` frames (``progress``, ``on_progress``) and can send
+``home_request`` / ``floating_request`` and stream the answer. Tests and benchmarks drive it;
+operators use it through ``manage.py device``.
 Only ``websockets`` and the store: no Django needed on the device side.
 """
 
@@ -26,6 +28,10 @@ SOCKET_PATH = "/api/v1/ws/device"
 
 ToolHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 AgentRunHandler = Callable[[dict[str, Any]], Awaitable[None]]
+ProgressHandler = Callable[[dict[str, Any]], None]
+
+# What this client understands beyond the seed protocol (``DeviceClient(capabilities=...)``).
+CLIENT_CAPABILITIES = ("agent_progress", "usage_notice")
 
 
 class DeviceClient:
@@ -42,6 +48,7 @@ class DeviceClient:
         token_in_query: bool = False,
         origin: str | None = None,
         answer_pings: bool = True,
+        capabilities: list[str] | None = None,
     ) -> None:
         self.url = socket_url(url)
         self.token = token
@@ -53,6 +60,12 @@ class DeviceClient:
         self.token_in_query = token_in_query
         self.origin = origin
         self.answer_pings = answer_pings
+        self.capabilities = capabilities  # None: a seed client's hello (no capabilities field)
+        self.welcome: dict[str, Any] | None = None
+        self.progress: list[dict[str, Any]] = []
+        self.on_progress: ProgressHandler | None = None
+        self.notices: list[dict[str, Any]] = []  # usage_notice frames
+        self.received: list[str] = []  # the type of every frame received, in order
         # Replaceable per test: returns the tool_result fields, or None to leave the call unanswered.
         self.tool_handler: ToolHandler = self.run_tool
         # Replaceable per test: answers an ``agent_run`` frame (default: read the folders, send them).
@@ -92,6 +105,8 @@ class DeviceClient:
             frame["name"] = self.name
         if self.platform:
             frame["platform"] = self.platform
+        if self.capabilities is not None:
+            frame["capabilities"] = list(self.capabilities)
         await self.send(frame)
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -138,6 +153,7 @@ class DeviceClient:
             async for text in self.ws:
                 frame = json.loads(text)
                 kind = frame.get("type")
+                self.received.append(str(kind))
                 if kind == "ping":
                     self.pings += 1
                     if self.answer_pings:
@@ -152,6 +168,16 @@ class DeviceClient:
                     task = asyncio.create_task(self._answer_agent_run(frame))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
+                elif kind == "device_welcome":
+                    self.welcome = frame
+                    self.frames.put_nowait(frame)
+                elif kind == "agent_progress":
+                    self.progress.append(frame)
+                    if self.on_progress is not None:
+                        self.on_progress(frame)
+                elif kind == "usage_notice":
+                    self.notices.append(frame)
+                    self.frames.put_nowait(frame)
                 elif frame.get("request_id") in self._streams:
                     self._streams[frame["request_id"]].put_nowait(frame)
                 else:

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from apps.accounts.tokens import tokens_issue
 from apps.core.testing.asgi_server import AsgiServerThread
 from apps.devices import handlers
+from apps.devices.capabilities import capable_sockets
 from apps.devices.client import DeviceClient
 from apps.devices.models import Device
 
@@ -87,6 +88,15 @@ async def wait_until(predicate: Callable, timeout: float = 5.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(interval)
+
+
+async def capable_of(user, capability: str = "agent_progress") -> None:
+    """Wait until a hello's capabilities are recorded (the hello is handled on the server's loop)."""
+
+    async def recorded() -> bool:
+        return bool(await capable_sockets(user_id=str(user.id), capability=capability))
+
+    await wait_until(recorded)
 
 
 async def device_row(user, device_id: str) -> Device | None:

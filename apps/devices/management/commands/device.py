@@ -1,5 +1,8 @@
 """``manage.py device``: the reference device client, for trying the server without the desktop app
 (``run`` also answers agent runs: it reads the folders an ``agent_run`` names and sends them).
+It declares the capabilities it understands (``agent_progress``, ``usage_notice``) and prints the
+progress of the user's agent runs as it arrives; ``--seed`` says hello as the
+seed's client does (no capabilities).
 
     manage.py device run  --user alice@example.com            # serve tool calls until Ctrl-C
     manage.py device chat --user alice@example.com "What is due today?"
@@ -17,7 +20,7 @@ import json
 from asgiref.sync import sync_to_async
 from django.core.management.base import BaseCommand, CommandError
 
-from apps.devices.client import DeviceClient, LocalStore
+from apps.devices.client import CLIENT_CAPABILITIES, DeviceClient, LocalStore
 
 
 class Command(BaseCommand):
@@ -34,6 +37,7 @@ class Command(BaseCommand):
         parser.add_argument("--device-id", default="cli-device")
         parser.add_argument("--db", default="device.sqlite3", help="the device's SQLite file")
         parser.add_argument("--timeout", type=float, default=10.0)
+        parser.add_argument("--seed", action="store_true", help="say hello without capabilities (the seed client)")
 
     def handle(self, *args, **options) -> None:
         token = options["token"] or self._token_for(options["user"])
@@ -52,9 +56,20 @@ class Command(BaseCommand):
 
     async def _main(self, options: dict, token: str) -> None:
         client = DeviceClient(
-            options["url"], token, device_id=options["device_id"], store=LocalStore(options["db"]), platform="cli"
+            options["url"],
+            token,
+            device_id=options["device_id"],
+            store=LocalStore(options["db"]),
+            platform="cli",
+            capabilities=None if options["seed"] else list(CLIENT_CAPABILITIES),
         )
+        client.on_progress = self._show_progress
         await client.connect()
+        if not options["seed"]:
+            welcome = await client.next_frame(options["timeout"])  # the answer to the hello, before any other
+            self.stdout.write(
+                f"server protocol {welcome.get('protocol')}; capabilities: {', '.join(welcome.get('capabilities', []))}"
+            )
         try:
             if options["mode"] == "run":
                 self.stdout.write(
@@ -68,6 +83,9 @@ class Command(BaseCommand):
                 await self._call(client, options)
         finally:
             await client.close()
+
+    def _show_progress(self, frame: dict) -> None:
+        self.stdout.write(progress_line(frame))
 
     async def _chat(self, client: DeviceClient, message: str) -> None:
         async for frame in client.home_request(message):
@@ -113,3 +131,12 @@ class Command(BaseCommand):
                     raise
                 await asyncio.sleep(0.1)
         self.stdout.write(json.dumps(result, indent=2))
+
+
+def progress_line(frame: dict) -> str:
+    """One line per ``agent_progress`` frame: ``agent 1a2b… run 3c4d… [extracting] files 12, items 5/3``."""
+    return (
+        f"agent {frame['agent_id'][:8]} run {frame['run_id'][:8]} [{frame['phase']}] "
+        f"files {frame['files_read']}, items extracted {frame['items_extracted']}, "
+        f"delivered {frame['items_delivered']}"
+    )
