@@ -24,5 +24,6 @@ RUN DJANGO_SECRET_KEY=build DATABASE_URL=postgres://build@localhost/build REDIS_
     python manage.py collectstatic --noinput
 USER adiuva
 EXPOSE 8000
-# uvicorn streams request bodies (daphne buffers them in memory), which backups need.
-CMD ["sh", "-c", "uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --ws websockets-sansio --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --timeout-graceful-shutdown 25 --no-server-header --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-}"]
+# uvicorn streams request bodies (daphne buffers them in memory), which backups need. `exec`: SIGTERM
+# reaches uvicorn itself (PID 1), which drains the device sockets (README, Deploying).
+CMD ["sh", "-c", "exec uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --ws websockets-sansio --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --timeout-graceful-shutdown 5 --no-server-header --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-}"]

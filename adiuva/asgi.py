@@ -1,4 +1,5 @@
-"""ASGI entry point: HTTP through Django (behind the body caps), WebSockets through Channels' router.
+"""ASGI entry point: HTTP through Django (behind the body caps), WebSockets through Channels' router,
+lifespan events to the device drain (rolling deploys).
 
 ``PUT /api/v1/backup`` is answered by a pure-ASGI route in front of Django
 (``apps.storage.backup_stream``) that streams the body to storage at disk speed and caps it at the
@@ -16,6 +17,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from adiuva.routing import websocket_urlpatterns  # noqa: E402
 from apps.core.body_limits import BodyLimitMiddleware  # noqa: E402
+from apps.devices.drain import lifespan_app  # noqa: E402
 from apps.storage.backup_stream import BackupUploadRoute  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -24,5 +26,7 @@ application = ProtocolTypeRouter(
         # Django's stubs narrow the handler's scope to a dict; ASGI servers pass any mutable mapping.
         "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),  # type: ignore[arg-type]
         "websocket": URLRouter(websocket_urlpatterns),
+        # Startup puts the device drain in front of uvicorn's SIGTERM handler (apps.devices.drain).
+        "lifespan": lifespan_app,
     }
 )

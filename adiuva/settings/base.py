@@ -355,6 +355,10 @@ DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.
 DEVICE_STREAM_RETAIN_SECONDS = env.int("DEVICE_STREAM_RETAIN_SECONDS", default=120)
 DEVICE_STREAM_RETAIN_PER_USER = env.int("DEVICE_STREAM_RETAIN_PER_USER", default=32)
+# On SIGTERM: how long running requests may go on (apps.devices.drain), and the window over which the
+# moved devices' reconnect delays are spread. uvicorn's --timeout-graceful-shutdown comes after it.
+DEVICE_DRAIN_DEADLINE = env.float("DEVICE_DRAIN_DEADLINE", default=25.0)
+DEVICE_RECONNECT_WINDOW = env.float("DEVICE_RECONNECT_WINDOW", default=10.0)
 
 # CONNECTORS (OAuth grants to Gmail / Outlook / Teams and their API clients)
 # ------------------------------------------------------------------------------

@@ -180,9 +180,7 @@ def llm_usage_now(*, user_id: Any) -> LlmUsageNotice | None:
     if not budget:
         return None
     period = period_of(timezone.now())
-    used = (
-        LlmBudgetPeriod.objects.filter(user_id=user_id, period=period).values_list("used_tokens", flat=True).first()
-    )
+    used = LlmBudgetPeriod.objects.filter(user_id=user_id, period=period).values_list("used_tokens", flat=True).first()
     return LlmUsageNotice(used=used or 0, budget=budget, resets_at=period_resets_at(period))
 
 

@@ -19,4 +19,6 @@ class DeviceCloseCode(IntEnum):
     DEVICE_LIMIT = 4413  # the user has DEVICE_MAX_PER_USER devices and all of them are online
     RATE_LIMITED = 4429  # the client kept flooding after being told to slow down
     SERVER_ERROR = 1011  # the server failed on this socket (logged); reconnect
+    # this process is stopping (a deploy); reconnect after the reason's reconnect_after_ms, then resume
+    SERVICE_RESTART = 1012
     TRY_AGAIN_LATER = 1013  # a service the socket needs (Redis) is unavailable; reconnect after a delay

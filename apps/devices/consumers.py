@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import capabilities, connections, handlers, presence_flusher, services, streams, tool_calls
+from . import capabilities, connections, drain, handlers, presence_flusher, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceLimitError
@@ -188,6 +188,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             close_after=settings.DEVICE_FLOOD_CLOSE_AFTER,
         )
         await self.accept()
+        if drain.draining():  # this process is stopping: the device connects to another one
+            await self.close_with(DeviceCloseCode.SERVICE_RESTART, reason=drain.reconnect_reason())
+            return
         failure = self.scope.get("device_auth_failure")
         if failure is not None or self.user is None:
             await self.close_with(failure or DeviceCloseCode.UNAUTHENTICATED)
@@ -205,14 +208,14 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         await self._teardown()
         raise StopConsumer()
 
-    async def close_with(self, code: int) -> None:
-        """Close the socket with ``code`` and fail everything in flight."""
+    async def close_with(self, code: int, *, reason: str | None = None) -> None:
+        """Close the socket with ``code`` (and ``reason``) and fail everything in flight."""
         if self.closing:
             return
         self.closing = True
         self._fail_pending()
         with contextlib.suppress(Exception):
-            await self.close(code=int(code))
+            await self.close(code=int(code), reason=reason)
 
     def _spawn(self, coro: Any) -> asyncio.Future:
         """Run ``coro`` beside the receive loop; cancelled on teardown; a failure closes the socket."""
@@ -406,6 +409,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def _hello(self, hello: DeviceHello) -> None:
         # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
         self.hello_timer.cancel()
+        if drain.draining():  # connected just before the drain began: it was not among those moved
+            await self.close_with(DeviceCloseCode.SERVICE_RESTART, reason=drain.reconnect_reason())
+            return
         self.device_id = hello.device_id
         self.agent_ids = list(hello.agent_ids)
         node = await loop_node()

@@ -23,3 +23,4 @@ class DevicesErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"
     STREAM_EXPIRED = "stream_expired"
     DEVICE_LIMIT = "device_limit"
+    SERVER_RESTARTING = "server_restarting"

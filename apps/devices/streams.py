@@ -82,6 +82,36 @@ def stream_get(*, user_id: str, request_id: str) -> RequestStream | None:
     return _streams.get((user_id, request_id))
 
 
+async def streams_wait(timeout: float) -> int:  # noqa: ASYNC109
+    """Wait until every stream of this process wrote its last frame (or ``timeout``); how many are left."""
+    writers = [stream._writer for stream in _streams.values()]
+    if writers:
+        await asyncio.wait(writers, timeout=timeout)
+    return len(_streams)
+
+
+def streams_cancel_all() -> int:
+    """Stop every request still running here (a drain past its deadline); returns how many.
+
+    Each gets an error saying why before its handler ends the stream as on ``cancel``.
+    """
+    cancelled = 0
+    for stream in list(_streams.values()):
+        if stream.task is None or stream.task.done() or stream._finished:
+            continue
+        stream.emit(
+            {
+                "type": "error",
+                "request_id": stream.request_id,
+                "code": DevicesErrorCode.SERVER_RESTARTING,
+                "message": "The server restarted before this request finished; please send it again.",
+            }
+        )
+        stream.task.cancel()
+        cancelled += 1
+    return cancelled
+
+
 class RequestStream:
     def __init__(self, *, user_id: str, request_id: str, node: str) -> None:
         self.user_id = user_id

@@ -17,17 +17,17 @@ from django.conf import settings
 
 def uvicorn_config(**options) -> uvicorn.Config:
     """uvicorn serving ``adiuva.asgi`` as the Procfile does (the server itself refuses frames over
-    the app's cap and queues few), quiet, without lifespan events; ``options`` add host/port."""
-    return uvicorn.Config(
-        "adiuva.asgi:application",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        ws="websockets-sansio",
-        ws_max_size=settings.DEVICE_WS_MAX_SIZE,
-        ws_max_queue=settings.DEVICE_WS_MAX_QUEUE,
-        **options,
-    )
+    the app's cap and queues few), quiet, without lifespan events unless asked; ``options`` add
+    host/port and may override the rest."""
+    config = {
+        "lifespan": "off",
+        "log_level": "warning",
+        "access_log": False,
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.DEVICE_WS_MAX_SIZE,
+        "ws_max_queue": settings.DEVICE_WS_MAX_QUEUE,
+    }
+    return uvicorn.Config("adiuva.asgi:application", **{**config, **options})
 
 
 class AsgiServerThread:
