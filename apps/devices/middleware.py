@@ -38,6 +38,9 @@ class AuthOutcome:
     token_family: str | None = None
 
     def scope(self) -> dict[str, Any]:
+        """What the consumer is handed: a refused token brings no expiry or session of its own."""
+        if self.user is None:
+            return {"user": None, "device_auth_failure": self.failure}
         return {
             "user": self.user,
             "device_auth_failure": self.failure,
