@@ -165,3 +165,66 @@ def test_a_failing_eraser_keeps_the_user_row_for_the_retry(make_user, monkeypatc
     with pytest.raises(OSError, match="storage down"):
         deletion.account_erase(user_id=user.pk)
     assert User.objects.filter(pk=user.pk).exists()
+
+
+def _sso_code_for(user, *, expires_in: int = 60) -> str:
+    """A one-time code as the SSO sign-in issues it (stored hashed), for an account with no password."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.sso.models import SsoCode
+
+    code = f"code-{uuid.uuid4().hex}"
+    SsoCode.objects.create(
+        user=user,
+        code_hash=hashlib.sha256(code.encode()).hexdigest(),
+        expires_at=timezone.now() + timedelta(seconds=expires_in),
+    )
+    return code
+
+
+def _sso_only_user(make_user) -> User:
+    user = make_user("sso-only@example.com")
+    user.set_unusable_password()
+    user.save(update_fields=["password"])
+    return user
+
+
+def test_an_sso_only_account_is_deleted_with_a_fresh_sign_in_code(make_user):
+    # given an account with no password and a code from a fresh SSO sign-in
+    user = _sso_only_user(make_user)
+    code = _sso_code_for(user)
+
+    # when
+    response = _client(user).delete("/api/v1/auth/me", {"sso_code": code}, format="json")
+
+    # then the account closes, and the code is spent
+    assert response.status_code == 204
+    assert not User.objects.filter(pk=user.pk, is_active=True).exists()
+    second = _client(make_user("other@example.com", PASSWORD)).delete(
+        "/api/v1/auth/me", {"sso_code": code}, format="json"
+    )
+    assert second.status_code == 403
+
+
+@pytest.mark.parametrize("whose", ["another user's", "expired"])
+def test_a_code_that_is_not_a_fresh_sign_in_of_this_user_deletes_nothing(make_user, whose):
+    user = _sso_only_user(make_user)
+    owner = user if whose == "expired" else make_user("someone@example.com")
+    code = _sso_code_for(owner, expires_in=-1 if whose == "expired" else 60)
+
+    response = _client(user).delete("/api/v1/auth/me", {"sso_code": code}, format="json")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "invalid_credentials"
+    assert User.objects.get(pk=user.pk).is_active
+
+
+def test_deletion_needs_a_password_or_a_sign_in_code(make_user):
+    user = make_user("someone@example.com", PASSWORD)
+
+    response = _client(user).delete("/api/v1/auth/me", {}, format="json")
+
+    assert response.status_code == 400
+    assert User.objects.get(pk=user.pk).is_active

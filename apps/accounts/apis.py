@@ -156,7 +156,15 @@ class MeApi(APIView):
         return self._me(user_time_zone_set(user=request.user, time_zone=serializer.validated_data["time_zone"]))
 
     class DeleteInputSerializer(serializers.Serializer):
-        password = serializers.CharField(trim_whitespace=False, max_length=4096)
+        password = serializers.CharField(trim_whitespace=False, max_length=4096, required=False)
+        sso_code = serializers.CharField(
+            max_length=256, required=False, help_text="Instead of the password: a fresh SSO sign-in code."
+        )
+
+        def validate(self, attrs: dict) -> dict:
+            if not attrs.get("password") and not attrs.get("sso_code"):
+                raise serializers.ValidationError({"password": ["The password, or an sso_code, is required."]})
+            return attrs
 
     @extend_schema(
         request=DeleteInputSerializer,
@@ -164,13 +172,17 @@ class MeApi(APIView):
         operation_id="auth_me_delete",
         description="Delete the account and everything of it (records, blobs, backups, memory, agents, "
         "grants, devices, sessions; the Stripe subscription is cancelled). The account closes now; the "
-        "erasure finishes in the background. 403 `invalid_credentials`; 409 `account_deletion_blocked` "
+        "erasure finishes in the background. Confirmed with the password or, for an account signed in by "
+        "SSO, a fresh one-time SSO code (spent). 403 `invalid_credentials`; 409 `account_deletion_blocked` "
         "with `reasons` (e.g. a team owner must hand the team over first).",
     )
     def delete(self, request: AuthenticatedRequest) -> Response:
         serializer = self.DeleteInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        account_delete_request(user=request.user, password=serializer.validated_data["password"])
+        data = serializer.validated_data
+        account_delete_request(
+            user=request.user, password=data.get("password", ""), sign_in_code=data.get("sso_code", "")
+        )
         return Response(status=204)
 
 

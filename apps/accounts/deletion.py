@@ -27,14 +27,21 @@ from .models import TokenFamily, User
 logger = logging.getLogger(__name__)
 
 DeletionBlocker = Callable[[User], str | None]  # a reason the account cannot be deleted yet, or None
+# A fresh proof of sign-in other than the password (an SSO app's one-time code): spends it, True if valid.
+SignInProof = Callable[[User, str], bool]
 AccountEraser = Callable[[uuid.UUID], None]  # removes the user's data kept outside the database
 
 _blockers: dict[str, DeletionBlocker] = {}
 _erasers: dict[str, AccountEraser] = {}
+_sign_in_proofs: dict[str, SignInProof] = {}
 
 
 def register_account_deletion_blocker(name: str, blocker: DeletionBlocker) -> None:
     _blockers[name] = blocker
+
+
+def register_sign_in_proof(name: str, proof: SignInProof) -> None:
+    _sign_in_proofs[name] = proof
 
 
 def register_account_eraser(name: str, eraser: AccountEraser) -> None:
@@ -45,14 +52,22 @@ def account_deletion_blockers(*, user: User) -> list[str]:
     return [reason for blocker in _blockers.values() if (reason := blocker(user))]
 
 
-def account_delete_request(*, user: User, password: str) -> None:
-    """Check the password and the blockers, close the account now and queue its erasure."""
-    if not password or not user.check_password(password):
+def _signed_in_afresh(*, user: User, password: str, sign_in_code: str) -> bool:
+    if password:
+        return user.check_password(password)
+    return bool(sign_in_code) and any(proof(user, sign_in_code) for proof in _sign_in_proofs.values())
+
+
+def account_delete_request(*, user: User, password: str = "", sign_in_code: str = "") -> None:
+    """Check the password (or, for an account without one, a fresh SSO sign-in code) and the
+    blockers, close the account now and queue its erasure."""
+    if not _signed_in_afresh(user=user, password=password, sign_in_code=sign_in_code):
+        field = "password" if password else "sso_code"
         raise ApplicationError(
             AccountsErrorCode.INVALID_CREDENTIALS,
-            "The password is not correct; the account was not deleted.",
+            "The password or sign-in code is not correct; the account was not deleted.",
             status=403,
-            fields={"password": ["Not correct."]},
+            fields={field: ["Not correct."]},
         )
     reasons = account_deletion_blockers(user=user)
     if reasons:

@@ -76,3 +76,15 @@ def sso_code_exchange(*, code: str) -> TokenPair:
         row.used_at = timezone.now()
         row.save(update_fields=["used_at", "updated_at"])
         return tokens_issue(user=row.user)
+
+
+def sso_code_prove_sign_in(user: User, code: str) -> bool:
+    """Spend ``code`` as proof that ``user`` just signed in by SSO (to confirm deleting the account):
+    True only for this user's unused, unexpired code."""
+    with transaction.atomic():
+        row = SsoCode.objects.select_for_update().filter(code_hash=_hash(code), user=user, used_at=None).first()
+        if row is None or row.is_expired:
+            return False
+        row.used_at = timezone.now()
+        row.save(update_fields=["used_at", "updated_at"])
+        return True
