@@ -67,14 +67,46 @@ class LlmUsageDailyAdmin(ReadOnlyAdmin):
         return f"{cost:.4f}"
 
 
+class _TeamFilter(admin.SimpleListFilter):
+    """The months of one team's members."""
+
+    title = "team"
+    parameter_name = "team"
+
+    def lookups(self, request: Any, model_admin: Any) -> list[tuple[str, str]]:
+        from apps.teams.models import Team
+
+        return [(str(team.pk), team.name) for team in Team.objects.order_by("name")]
+
+    def queryset(self, request: Any, queryset: Any) -> Any:
+        return queryset.filter(user__team_membership__team_id=self.value()) if self.value() else queryset
+
+
 @admin.register(LlmBudgetPeriod)
 class LlmBudgetPeriodAdmin(ReadOnlyAdmin):
     """Tokens used per user and month: sorted by use, the top users of a period."""
 
-    list_display = ["period", "user", "used_tokens", "budget", "share", "estimated_cost", "month", "notified_at"]
-    list_filter = ["period", "user__tier"]
-    search_fields = ["user__email"]
-    list_select_related = ["user"]
+    list_display = [
+        "period",
+        "user",
+        "team",
+        "used_tokens",
+        "budget",
+        "share",
+        "estimated_cost",
+        "month",
+        "notified_at",
+    ]
+    # A team's usage for a period: filter by the team (its members' months, each on their own budget).
+    list_filter = ["period", "user__tier", _TeamFilter]
+    search_fields = ["user__email", "user__team_membership__team__name"]
+    list_select_related = ["user", "user__team_membership__team"]
+
+    @admin.display(description="team", ordering="user__team_membership__team__name")
+    def team(self, obj: LlmBudgetPeriod) -> str:
+        membership = getattr(obj.user, "team_membership", None)
+        return membership.team.name if membership is not None else "—"
+
     ordering = ["-period", "-used_tokens"]
 
     @admin.display(description="budget")

@@ -322,6 +322,28 @@ def test_staff_see_top_users_with_estimated_cost_and_a_users_month(staff_client,
     )
 
 
+def test_staff_see_a_teams_usage_for_a_period(staff_client, user, make_user):
+    # given a team of alice and carol, and bob outside it, each with some use this month
+    from apps.teams.services import team_create
+
+    team = team_create(user=user, name="Agency")
+    carol = make_user("carol@example.com")
+    team.memberships.create(user=carol, role="member")
+    for member in (user, carol, make_user("bob@example.com")):
+        record(member, prompt=100, completion=10)
+
+    # when staff filter the month's usage by the team
+    page = staff_client.get(f"/admin/billing/llmbudgetperiod/?team={team.id}")
+
+    # then its members are listed with the team, and nobody else
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "alice@example.com" in body
+    assert "carol@example.com" in body
+    assert "bob@example.com" not in body
+    assert "Agency" in body
+
+
 # --- metrics ------------------------------------------------------------------------------------
 
 
