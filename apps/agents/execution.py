@@ -18,9 +18,12 @@ from apps.billing.error_codes import BillingErrorCode
 from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 
+from .cloud_runs import cloud_run_execute
 from .error_codes import AgentsErrorCode
+from .local_runs import local_run_execute
 from .models import AgentRunLog, AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .run_pipeline import RunErrors, finish
+from .runs import run_finish
 
 logger = logging.getLogger(__name__)
 
@@ -30,10 +33,10 @@ def run_execute(*, run_id) -> AgentRunLog | None:
     run = AgentRunLog.objects.filter(id=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return run
-    return async_to_sync(run_execute_async)(run=run)
+    return async_to_sync(_run_execute_async)(run=run)
 
 
-async def run_execute_async(*, run: AgentRunLog) -> AgentRunLog:
+async def _run_execute_async(*, run: AgentRunLog) -> AgentRunLog:
     config = await database_sync_to_async(_config_of)(run=run)
     errors = RunErrors()
     try:
@@ -42,11 +45,7 @@ async def run_execute_async(*, run: AgentRunLog) -> AgentRunLog:
             return await finish(run, processed=0, errors=errors, aborted=True)
         async with llm_budgeted_async(user_id=run.user_id, purpose=LlmPurpose.AGENT_EXTRACTION, run_id=str(run.id)):
             if isinstance(config, LocalAgentConfig):
-                from .local_runs import local_run_execute
-
                 return await local_run_execute(run, config)
-            from .cloud_runs import cloud_run_execute
-
             return await cloud_run_execute(run, config)
     except ApplicationError as exc:  # e.g. llm_not_configured
         if exc.code == BillingErrorCode.LLM_BUDGET_EXHAUSTED:
@@ -68,8 +67,6 @@ def _config_of(*, run: AgentRunLog) -> LocalAgentConfig | CloudAgentConfig | Non
 
 
 def _finish_if_running(*, run_id, errors: list[str]) -> None:
-    from .runs import run_finish
-
     run = AgentRunLog.objects.filter(id=run_id, status=RunStatus.RUNNING).first()
     if run is not None:
         run_finish(

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -41,19 +42,22 @@ def lease_until(now: dt.datetime) -> dt.datetime:
     return now + dt.timedelta(seconds=settings.AGENTS_RUN_LEASE_SECONDS)
 
 
+# Celery task names (tasks.py registers them): queued by name, so this module never imports the doors.
+RUN_EXECUTE_TASK = "agents.run_execute"
+RUN_FAN_OUT_TASK = "agents.run_execute_fan_out"
+
+
 def run_execute_enqueue(*, run_ids: Iterable[uuid.UUID]) -> None:
     """Queue the executor for committed runs (call from ``transaction.on_commit``).
 
     One run is one message. A dispatcher batch is ONE fan-out message that a worker splits:
     publishing is a broker round trip each, and the tick must not spend its time on them.
     """
-    from .tasks import agent_run_execute, agent_runs_fan_out  # tasks import this module
-
     ids = [str(run_id) for run_id in run_ids]
     if len(ids) == 1:
-        agent_run_execute.delay(ids[0])
+        current_app.signature(RUN_EXECUTE_TASK, args=[ids[0]]).delay()
     elif ids:
-        agent_runs_fan_out.delay(ids)
+        current_app.signature(RUN_FAN_OUT_TASK, args=[ids]).delay()
 
 
 def _violated_constraint(exc: IntegrityError) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from celery import shared_task
 
 from .dispatch import agents_dispatch_due
+from .execution import run_execute
 from .outbox import outbox_prune
-from .runs import run_lease_renew, runs_sweep_stale
+from .runs import RUN_EXECUTE_TASK, RUN_FAN_OUT_TASK, run_lease_renew, runs_sweep_stale
 
 
 @shared_task(name="agents.dispatch_due", ignore_result=True)
@@ -21,17 +22,15 @@ def agents_sweep_stale_runs() -> int:
     return runs_sweep_stale()
 
 
-@shared_task(name="agents.run_execute", acks_late=True, ignore_result=True)
+@shared_task(name=RUN_EXECUTE_TASK, acks_late=True, ignore_result=True)
 def agent_run_execute(run_id: str) -> None:
     """Execute one run; a run no longer running (swept, finished) is left alone."""
-    from . import execution  # the executor module is replaced by the agentsrun branch
-
     if not run_lease_renew(run_id=run_id):
         return
-    execution.run_execute(run_id=run_id)
+    run_execute(run_id=run_id)
 
 
-@shared_task(name="agents.run_execute_fan_out", acks_late=True, ignore_result=True)
+@shared_task(name=RUN_FAN_OUT_TASK, acks_late=True, ignore_result=True)
 def agent_runs_fan_out(run_ids: list[str]) -> int:
     """Queue one ``agents.run_execute`` per run of a dispatcher batch (off the tick's critical path)."""
     for run_id in run_ids:
