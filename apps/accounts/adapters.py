@@ -1,14 +1,30 @@
 """allauth adapters: users signing up through allauth's pages or a social login (SSO) get their
-key like any other."""
+key like any other; a password signed in through allauth's page or the admin's obeys the same
+login rules as the API's (a team that enforces SSO refuses its members' passwords)."""
 
 from allauth.account.adapter import DefaultAccountAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from django import forms
 from django.conf import settings
 
+from apps.core.errors import ApplicationError
+
 from .keys import user_key_create
+from .login_policy import password_login_rules_check
 
 
 class AccountAdapter(DefaultAccountAdapter):
+    def authenticate(self, request, **credentials):
+        """allauth's login page and the admin's (``admin_login``) check passwords here."""
+        user = super().authenticate(request, **credentials)
+        if user is not None:
+            try:
+                password_login_rules_check(user=user)
+            except ApplicationError as exc:
+                where = exc.extra.get("sso_url") if exc.extra else None
+                raise forms.ValidationError(f"{exc.message} ({where})" if where else exc.message) from exc
+        return user
+
     def is_open_for_signup(self, request):
         return getattr(settings, "ACCOUNT_ALLOW_REGISTRATION", True)
 

@@ -302,3 +302,26 @@ def test_a_team_member_can_delete_their_account(team, make_user, client_for):
     response = client_for(member).delete("/api/v1/auth/me", {"password": DEFAULT_PASSWORD}, format="json")
 
     assert response.status_code == 204
+
+
+@pytest.mark.parametrize("door", ["allauth login page", "admin login"])
+def test_enforcing_sso_refuses_the_browser_password_doors_too(team, make_user, door):
+    # given a member (staff, so the admin door would otherwise let them in) of a team that enforces SSO
+    from django.test import Client
+
+    member = make_user("m@agency.example", email_verified=True, is_staff=True)
+    _join(team, member)
+    team.enforce_sso = True
+    team.save(update_fields=["enforce_sso"])
+    browser = Client()
+
+    # when they sign in with their password in the browser
+    if door == "admin login":
+        page = browser.post("/admin/login/", {"username": member.email, "password": DEFAULT_PASSWORD})
+    else:
+        page = browser.post("/accounts/login/", {"login": member.email, "password": DEFAULT_PASSWORD})
+
+    # then the page refuses it and points to SSO; no session is opened
+    assert page.status_code == 200
+    assert "single sign-on" in page.content.decode()
+    assert "_auth_user_id" not in browser.session
