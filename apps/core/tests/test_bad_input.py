@@ -84,12 +84,13 @@ def test_vector_values_outside_float32_are_a_400_in_upsert_and_search(value, mak
 
 
 HUGE_PAGE = "200000000000000000"
-# A value for each path parameter of a paginated list; a new one fails the walk until it is named here.
+# A value for each path parameter of a paginated list (the test adds its own team's id); a new
+# parameter fails the walk until it is named here.
 PATH_SAMPLES = {"kind": "core"}
 
 
-def _list_operations_with_a_page(client) -> list[str]:
-    """Every GET of the OpenAPI schema that takes ``page``, its path parameters filled from ``PATH_SAMPLES``."""
+def _list_operations_with_a_page(client, samples: dict[str, str]) -> list[str]:
+    """Every GET of the OpenAPI schema that takes ``page``, its path parameters filled from ``samples``."""
     schema = client.get("/api/v1/schema?format=json").json()
     paths = []
     for path, operations in schema["paths"].items():
@@ -98,7 +99,7 @@ def _list_operations_with_a_page(client) -> list[str]:
             continue
         for parameter in get.get("parameters", []):
             if parameter["in"] == "path":
-                path = path.replace("{" + parameter["name"] + "}", PATH_SAMPLES[parameter["name"]])
+                path = path.replace("{" + parameter["name"] + "}", samples[parameter["name"]])
         paths.append(path)
     return paths
 
@@ -107,9 +108,20 @@ def test_every_list_endpoint_answers_a_huge_page_without_a_server_error(make_use
     # given a user whose tier opens every list (marketplace, memory, storage, agents)
     from apps.storage.tests.conftest import client_for
 
-    client = client_for(make_user("pages@example.com", tier="power", email_verified=True))
-    paths = _list_operations_with_a_page(client)
-    assert {"/api/v1/agents/runs", "/api/v1/plugins", "/api/v1/storage/records"} <= set(paths)
+    from apps.teams.models import Membership
+    from apps.teams.services import team_create
+
+    user = make_user("pages@example.com", tier="power", email_verified=True)
+    client = client_for(user)
+    team = team_create(user=make_user("owner@example.com"), name="Pages")
+    Membership.objects.create(team=team, user=user, role="member")
+    paths = _list_operations_with_a_page(client, {**PATH_SAMPLES, "team_id": str(team.id)})
+    assert {
+        "/api/v1/agents/runs",
+        "/api/v1/plugins",
+        "/api/v1/storage/records",
+        f"/api/v1/teams/{team.id}/members",
+    } <= set(paths)
 
     # when each is asked for a page far past PostgreSQL's bigint offset
     answers = {path: client.get(path, {"page": HUGE_PAGE}) for path in paths}

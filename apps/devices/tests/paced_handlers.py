@@ -1,13 +1,12 @@
-"""A paced request handler for a server process the test starts (``AsgiServerProcess(imports=...)``):
-it takes over ``home_request`` and streams ``PACED_CHUNKS`` chunks, one every ``PACED_INTERVAL_SECONDS``, like a model
+"""A paced request handler for a server process the test starts (``AsgiServerProcess(imports=
+("apps.devices.tests.paced_server",))``, which registers it there, never in the test process):
+it streams ``PACED_CHUNKS`` chunks, one every ``PACED_INTERVAL_SECONDS``, like a model
 answering token by token. The message ``ENDLESS`` streams one chunk and then never ends (until it is
 cancelled, when it ends its stream as the chat does)."""
 
 from __future__ import annotations
 
 import asyncio
-
-from apps.devices import handlers
 
 PACED_CHUNKS = 40
 PACED_INTERVAL_SECONDS = 0.05
@@ -33,5 +32,3 @@ async def paced_request(session, frame) -> None:
         await asyncio.sleep(PACED_INTERVAL_SECONDS)
     await session.send({"type": "stream_end", "request_id": rid})
 
-
-handlers.register_request_handler("home_request", paced_request, replace=True)

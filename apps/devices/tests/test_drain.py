@@ -33,7 +33,7 @@ RECONNECT_WINDOW_SECONDS = 2
 def start_holder(deadline: float) -> AsgiServerProcess:
     server = AsgiServerProcess(
         database=settings.DATABASES["default"]["NAME"],
-        imports=("apps.devices.tests.paced_handlers",),
+        imports=("apps.devices.tests.paced_server",),
         env={"DEVICE_DRAIN_DEADLINE": str(deadline), "DEVICE_RECONNECT_WINDOW": str(RECONNECT_WINDOW_SECONDS)},
     )
     server.start()
