@@ -107,7 +107,6 @@ def _list_operations_with_a_page(client, samples: dict[str, str]) -> list[str]:
 def test_every_list_endpoint_answers_a_huge_page_without_a_server_error(make_user):
     # given a user whose tier opens every list (marketplace, memory, storage, agents)
     from apps.storage.tests.conftest import client_for
-
     from apps.teams.models import Membership
     from apps.teams.services import team_create
 

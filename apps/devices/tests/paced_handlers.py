@@ -31,4 +31,3 @@ async def paced_request(session, frame) -> None:
         await session.send({"type": "stream_text", "request_id": rid, "chunk": paced_text(i)})
         await asyncio.sleep(PACED_INTERVAL_SECONDS)
     await session.send({"type": "stream_end", "request_id": rid})
-
