@@ -1,12 +1,16 @@
 """The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-The consumer accepts, says hello, keeps the heartbeat and the token expiry, routes each frame and
-cleans up. Everything else is in a module of its own: authentication in
+The consumer accepts, keeps the heartbeat and the token expiry, routes each frame and cleans up.
+Everything else is in a module of its own: authentication in
 ``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
-(raw text → a frame, a rejection or a drop); tool calls in ``tool_calls`` (in flight in
-``pending_calls``); the session handlers get in ``session``; presence in ``presence`` (database
-history) and ``presence_index`` (Redis: who is online, and where); request streams in
-``streams``.
+(raw text → a frame, a rejection or a drop); the hello and the socket's presence (device row,
+capabilities, presence index, the replaced socket's notice, connect handlers, the presence flush's
+entry and verdict) in ``hello``; tool calls in ``tool_calls`` (in flight in ``pending_calls``); the
+channel-layer messages other processes send to this socket in ``layer_messages``; the session
+handlers get in ``session``; presence in ``presence`` (database history) and ``presence_index``
+(Redis: who is online, and where); request streams in ``streams``. The methods Channels or the
+presence flush look up by name (``devices_*``, ``presence_entry``, ``presence_verdict``) only
+delegate.
 
 Frames the socket handles itself go through ``DeviceConsumer._routes``; any other type goes to
 the registry of ``handlers``: a *request* runs as a task of its own with a numbered, resumable
@@ -23,11 +27,10 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
-from channels.exceptions import ChannelFull, StopConsumer
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.utils import await_many_dispatch
 from django.conf import settings
@@ -36,26 +39,19 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import capabilities, connections, drain, handlers, presence_flusher, services, streams, tool_calls
+from . import drain, handlers, hello, layer_messages, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
-from .errors import DeviceDisconnectedError, DeviceLimitError
-from .frames import DeviceHello, DeviceWelcome, ToolCall, ToolResult, capability_required, outgoing_json, parse_outgoing
+from .errors import DeviceDisconnectedError
+from .frames import DeviceHello, ToolCall, ToolResult, capability_required, outgoing_json, parse_outgoing
 from .intake import BudgetOutcome, BudgetVerdict, Dropped, Rejected, frame_intake
 from .middleware import authenticate
-from .node import loop_node
 from .pending_calls import PendingCalls
-from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
-from .presence_index import presence_announce, presence_withdraw
+from .presence import PresenceEntry, SessionState
 from .rate_limit import FrameBudget
 from .session import Session
 
 logger = logging.getLogger(__name__)
-
-_CLOSE_FOR_STATE = {
-    SessionState.REVOKED: DeviceCloseCode.SESSION_REVOKED,
-    SessionState.DEACTIVATED: DeviceCloseCode.USER_DEACTIVATED,
-}
 
 _HANDLER_FAILED = "The request failed on the server."
 
@@ -260,27 +256,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 task.cancel()
         self._fail_pending()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
-        if self.node_name:
-            try:
-                await presence_withdraw(user_id=self.user_id, device_id=self.device_id, channel=self.channel_name)
-                if self.capabilities:
-                    await capabilities.capabilities_withdraw(
-                        user_id=self.user_id, device_id=self.device_id, channel=self.channel_name
-                    )
-            except Exception:
-                logger.warning("device socket: could not withdraw presence", exc_info=True)
-        if not self.hello_done:
-            return
-        connections.unregister(self)
-        try:
-            await database_sync_to_async(device_disconnect)(
-                user_id=self.user_id,
-                device_id=self.device_id,
-                channel_name=self.channel_name,
-                last_seen_at=datetime.fromtimestamp(self.last_seen, tz=UTC),
-            )
-        except Exception:
-            logger.exception("device socket: could not record the disconnect")
+        await hello.presence_leave(self)
 
     def _fail_pending(self) -> None:
         for waiter in self.pending.fail_all(DeviceDisconnectedError()):
@@ -404,68 +380,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.expiry_timer = asyncio.get_running_loop().call_later(max(expires_in, 0), self._token_expired)
         self.timers.append(self.expiry_timer)
 
-    # --- hello / presence -----------------------------------------------------------------
+    # --- hello / presence (hello) -------------------------------------------------------------
 
-    async def _hello(self, hello: DeviceHello) -> None:
-        # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
-        self.hello_timer.cancel()
-        if drain.draining():  # connected just before the drain began: it was not among those moved
-            await self.close_with(DeviceCloseCode.SERVICE_RESTART, reason=drain.reconnect_reason())
-            return
-        self.device_id = hello.device_id
-        self.agent_ids = list(hello.agent_ids)
-        node = await loop_node()
-        self.node_name = node.name
-        try:
-            _device, replaced = await database_sync_to_async(device_connect)(
-                user=self.user,
-                device_id=hello.device_id,
-                channel_name=self.channel_name,
-                agent_ids=self.agent_ids,
-                name=hello.name,
-                platform=hello.platform,
-            )
-        except DeviceLimitError as exc:
-            await self.send_error(exc.code, exc.message)
-            await self.close_with(DeviceCloseCode.DEVICE_LIMIT)
-            return
-        if hello.capabilities is not None:
-            # Before anything else on the socket: no frame can reach it before it is registered below.
-            negotiated = capabilities.capabilities_negotiate(hello.capabilities)
-            self.capabilities = frozenset(negotiated)
-            await self.send_frame(DeviceWelcome(protocol=capabilities.PROTOCOL_VERSION, capabilities=negotiated))
-        self.hello_done = True
-        connections.register(self)
-        # Announced once the socket takes calls, so a call the index routes to this node finds it
-        # ready. A call made in between finds the database row and goes to this socket's channel,
-        # where it waits behind this hello (a consumer handles one message at a time).
-        await presence_announce(
-            user_id=self.user_id, device_id=self.device_id, channel=self.channel_name, node=node.name
-        )
-        if self.capabilities:
-            await capabilities.capabilities_announce(
-                user_id=self.user_id,
-                device_id=self.device_id,
-                channel=self.channel_name,
-                capabilities=sorted(self.capabilities),
-            )
-        if replaced:
-            with contextlib.suppress(ChannelFull):
-                await self.channel_layer.send(
-                    replaced, {"type": services.MSG_REPLACED, "user_id": self.user_id, "device_id": self.device_id}
-                )
-        presence_flusher.ensure_running()
-        self._spawn(self._heartbeat())
-        for handler in handlers.connect_handlers():
-            self._spawn(self._run_connect_handler(handler))
-
-    async def _run_connect_handler(self, handler: handlers.ConnectHandler) -> None:
-        try:
-            await handler(Session(self))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("device socket: connect handler %r failed", handler)
+    async def _hello(self, frame: DeviceHello) -> None:
+        await hello.hello_received(self, frame)
 
     async def _heartbeat(self) -> None:
         while not self.closing:
@@ -481,18 +399,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                 return
 
     def presence_entry(self) -> PresenceEntry:
-        """What the process-wide presence flush (presence_flusher) needs from this socket."""
-        return PresenceEntry(
-            self.user_id, self.device_id, self.channel_name, self.last_seen, self.scope.get("device_token_family")
-        )
+        return hello.presence_entry(self)
 
     def presence_verdict(self, *, holds: bool, state: SessionState) -> None:
-        """Outcome of a presence flush: close if the session ended or another socket took the device."""
-        self.pending.sweep_expired()
-        if state is not SessionState.ACTIVE:
-            self._spawn_close(_CLOSE_FOR_STATE[state])
-        elif not holds:
-            self._spawn_close(DeviceCloseCode.REPLACED)
+        hello.presence_verdict(self, holds=holds, state=state)
 
     # --- registered frames (requests and messages) -------------------------------------------
 
@@ -535,30 +445,22 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         return message.get("user_id") == self.user_id and message.get("device_id") == self.device_id
 
     async def devices_tool_call(self, message: dict) -> None:
-        # Only callers that found the device in the database (no node known) send calls this way.
-        await tool_calls.remote_call(self, message)
+        await layer_messages.on_tool_call(self, message)
 
     async def devices_tool_cancel(self, message: dict) -> None:
-        self.pending.forget(message["call_id"])
+        await layer_messages.on_tool_cancel(self, message)
 
     async def devices_send_frame(self, message: dict) -> None:
-        if self.addressed_to_me(message):
-            with contextlib.suppress(DeviceDisconnectedError):
-                await self.send_frame(message["frame"])
+        await layer_messages.on_send_frame(self, message)
 
     async def devices_stream_frame(self, message: dict) -> None:
-        """A frame of a request another process runs, for a socket that resumed it here."""
-        if message.get("user_id") == self.user_id:
-            with contextlib.suppress(DeviceDisconnectedError):
-                await self.send_text(message["text"])
+        await layer_messages.on_stream_frame(self, message)
 
     async def devices_replaced(self, message: dict) -> None:
-        if self.addressed_to_me(message):
-            await self.close_with(DeviceCloseCode.REPLACED)
+        await layer_messages.on_replaced(self, message)
 
     async def devices_close(self, message: dict) -> None:
-        if message.get("user_id") == self.user_id:
-            await self.close_with(message["code"])
+        await layer_messages.on_close(self, message)
 
 
 DeviceConsumer._routes = {

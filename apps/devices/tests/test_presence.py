@@ -64,16 +64,16 @@ async def test_a_hello_received_in_time_is_not_cut_by_the_deadline_while_it_is_p
     devices, user, settings, monkeypatch
 ):
     # given a hello deadline shorter than the hello's own processing (a loaded database)
-    from apps.devices import consumers
+    from apps.devices import hello
 
     settings.DEVICE_HELLO_TIMEOUT = 0.3
-    slow_connect = consumers.device_connect
+    slow_connect = hello.device_connect
 
     def device_connect(**kwargs):
         time.sleep(0.8)
         return slow_connect(**kwargs)
 
-    monkeypatch.setattr(consumers, "device_connect", device_connect)
+    monkeypatch.setattr(hello, "device_connect", device_connect)
 
     # when the hello arrives before the deadline
     client = await devices(user, device_id="slow")

@@ -1,0 +1,155 @@
+"""A device socket's hello and presence: from ``device_hello`` to online, and back to offline.
+
+``hello_received`` turns a socket that said hello into an online device: the database row
+(``presence.device_connect``), the negotiated capabilities (``device_welcome``), the presence index,
+the notice to the socket it replaced, then the heartbeat and the connect handlers. ``presence_leave``
+undoes it at teardown. ``presence_entry`` and ``presence_verdict`` are the socket's side of the
+process-wide presence flush (``presence_flusher``).
+
+The consumer keeps the lifecycle (its timers, ``close_with``, ``_teardown``) and calls these.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
+
+from . import capabilities, connections, drain, handlers, presence_flusher, services
+from .close_codes import DeviceCloseCode
+from .errors import DeviceLimitError
+from .frames import DeviceHello, DeviceWelcome
+from .node import loop_node
+from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
+from .presence_index import presence_announce, presence_withdraw
+from .session import Session
+
+if TYPE_CHECKING:
+    from .consumers import DeviceConsumer
+
+logger = logging.getLogger(__name__)
+
+_CLOSE_FOR_STATE = {
+    SessionState.REVOKED: DeviceCloseCode.SESSION_REVOKED,
+    SessionState.DEACTIVATED: DeviceCloseCode.USER_DEACTIVATED,
+}
+
+
+async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
+    """The socket's first valid frame: record the device, negotiate, announce it, start its tasks."""
+    # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
+    consumer.hello_timer.cancel()
+    if drain.draining():  # connected just before the drain began: it was not among those moved
+        await consumer.close_with(DeviceCloseCode.SERVICE_RESTART, reason=drain.reconnect_reason())
+        return
+    consumer.device_id = hello.device_id
+    consumer.agent_ids = list(hello.agent_ids)
+    node = await loop_node()
+    consumer.node_name = node.name
+    try:
+        _device, replaced = await database_sync_to_async(device_connect)(
+            user=consumer.user,
+            device_id=hello.device_id,
+            channel_name=consumer.channel_name,
+            agent_ids=consumer.agent_ids,
+            name=hello.name,
+            platform=hello.platform,
+        )
+    except DeviceLimitError as exc:
+        await consumer.send_error(exc.code, exc.message)
+        await consumer.close_with(DeviceCloseCode.DEVICE_LIMIT)
+        return
+    if hello.capabilities is not None:
+        # Before anything else on the socket: no frame can reach it before it is registered below.
+        negotiated = capabilities.capabilities_negotiate(hello.capabilities)
+        consumer.capabilities = frozenset(negotiated)
+        await consumer.send_frame(DeviceWelcome(protocol=capabilities.PROTOCOL_VERSION, capabilities=negotiated))
+    consumer.hello_done = True
+    connections.register(consumer)
+    # Announced once the socket takes calls, so a call the index routes to this node finds it
+    # ready. A call made in between finds the database row and goes to this socket's channel,
+    # where it waits behind this hello (a consumer handles one message at a time).
+    await presence_announce(
+        user_id=consumer.user_id, device_id=consumer.device_id, channel=consumer.channel_name, node=node.name
+    )
+    if consumer.capabilities:
+        await capabilities.capabilities_announce(
+            user_id=consumer.user_id,
+            device_id=consumer.device_id,
+            channel=consumer.channel_name,
+            capabilities=sorted(consumer.capabilities),
+        )
+    if replaced:
+        await _replaced_notify(consumer, replaced)
+    presence_flusher.ensure_running()
+    consumer._spawn(consumer._heartbeat())
+    for handler in handlers.connect_handlers():
+        consumer._spawn(_run_connect_handler(consumer, handler))
+
+
+async def _replaced_notify(consumer: DeviceConsumer, replaced: str) -> None:
+    """Tell the socket that held the device before (on channel ``replaced``) to close with 4409."""
+    with contextlib.suppress(ChannelFull):
+        await consumer.channel_layer.send(
+            replaced, {"type": services.MSG_REPLACED, "user_id": consumer.user_id, "device_id": consumer.device_id}
+        )
+
+
+async def _run_connect_handler(consumer: DeviceConsumer, handler: handlers.ConnectHandler) -> None:
+    try:
+        await handler(Session(consumer))
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        logger.exception("device socket: connect handler %r failed", handler)
+
+
+async def presence_leave(consumer: DeviceConsumer) -> None:
+    """At teardown: withdraw what the hello announced and record the disconnect (never raises)."""
+    if consumer.node_name:
+        where = {"user_id": consumer.user_id, "device_id": consumer.device_id, "channel": consumer.channel_name}
+        withdrawals = [presence_withdraw(**where)]
+        if consumer.capabilities:
+            withdrawals.append(capabilities.capabilities_withdraw(**where))
+        try:
+            # Together, so both entries leave in the same batched script call.
+            await asyncio.gather(*withdrawals)
+        except Exception:
+            logger.warning("device socket: could not withdraw presence", exc_info=True)
+    if not consumer.hello_done:
+        return
+    connections.unregister(consumer)
+    try:
+        await database_sync_to_async(device_disconnect)(
+            user_id=consumer.user_id,
+            device_id=consumer.device_id,
+            channel_name=consumer.channel_name,
+            last_seen_at=datetime.fromtimestamp(consumer.last_seen, tz=UTC),
+        )
+    except Exception:
+        logger.exception("device socket: could not record the disconnect")
+
+
+def presence_entry(consumer: DeviceConsumer) -> PresenceEntry:
+    """What the process-wide presence flush (presence_flusher) needs from this socket."""
+    return PresenceEntry(
+        consumer.user_id,
+        consumer.device_id,
+        consumer.channel_name,
+        consumer.last_seen,
+        consumer.scope.get("device_token_family"),
+    )
+
+
+def presence_verdict(consumer: DeviceConsumer, *, holds: bool, state: SessionState) -> None:
+    """Outcome of a presence flush: close if the session ended or another socket took the device."""
+    consumer.pending.sweep_expired()
+    if state is not SessionState.ACTIVE:
+        consumer._spawn_close(_CLOSE_FOR_STATE[state])
+    elif not holds:
+        consumer._spawn_close(DeviceCloseCode.REPLACED)
