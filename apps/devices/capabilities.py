@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from .presence_index import KEY as PRESENCE_KEY
-from .realtime_redis import loop_redis, loop_script
+from .presence_index import entry_withdraw
+from .realtime_redis import loop_redis
 
 # The seed's protocol is 1; 2 adds the negotiation itself (device_welcome) and capability frames.
 PROTOCOL_VERSION = 2
@@ -26,15 +27,6 @@ PROTOCOL_VERSION = 2
 KEY = "devices:caps:{user_id}"
 
 _offered: set[str] = set()
-
-# KEYS[1] = the user's capability hash; ARGV = device_id, channel: delete only if this channel holds it.
-_WITHDRAW = """
-local value = redis.call('HGET', KEYS[1], ARGV[1])
-if value and string.sub(value, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. " " then
-  return redis.call('HDEL', KEYS[1], ARGV[1])
-end
-return 0
-"""
 
 
 def register_capability(name: str) -> None:
@@ -68,8 +60,9 @@ async def capabilities_announce(*, user_id: str, device_id: str, channel: str, c
 
 
 async def capabilities_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
-    """Forget the socket's capabilities, unless a newer socket of the device already took its place."""
-    await loop_script(_WITHDRAW)(keys=[KEY.format(user_id=user_id)], args=[device_id, channel])
+    """Forget the socket's capabilities, unless a newer socket of the device already took its place
+    (the entry starts with the holder's channel, as a presence entry does: one withdraw script for both)."""
+    await entry_withdraw(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
 
 
 def _text(value: bytes | str) -> str:

@@ -68,7 +68,8 @@ return nil
 )
 
 # KEYS[i] = a user's hash; ARGV[2i-1], ARGV[2i] = device_id, channel: each entry is deleted only if
-# that channel still holds it. Many withdrawals in one round trip (see _Withdrawals).
+# that channel still holds it (its value starts with "<channel> ": this index's and the capability
+# index's both do). Many withdrawals in one round trip (see _Withdrawals).
 _WITHDRAW_MANY = """
 local removed = 0
 for i, key in ipairs(KEYS) do
@@ -167,13 +168,19 @@ def _keep(task: asyncio.Future) -> None:
     task.add_done_callback(_sending.discard)
 
 
-async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
-    """Remove the device's entry if ``channel`` still holds it (batched with the loop's other withdrawals)."""
+async def entry_withdraw(*, key: str, device_id: str, channel: str) -> None:
+    """Remove ``device_id`` from the hash ``key`` if its value still names ``channel`` first (batched
+    with the loop's other withdrawals); the capability index (``capabilities``) withdraws this way too."""
     loop = asyncio.get_running_loop()
     withdrawals = _withdrawals.get(loop)
     if withdrawals is None:
         withdrawals = _withdrawals[loop] = _Withdrawals()
-    await withdrawals.add(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
+    await withdrawals.add(key=key, device_id=device_id, channel=channel)
+
+
+async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
+    """Remove the device's entry if ``channel`` still holds it (batched with the loop's other withdrawals)."""
+    await entry_withdraw(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
 
 
 async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: str) -> Lookup:

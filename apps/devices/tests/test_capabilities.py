@@ -11,6 +11,7 @@ import pytest
 from apps.devices import capabilities
 from apps.devices.capabilities import PROTOCOL_VERSION, capable_sockets
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.realtime_redis import loop_redis, loop_redis_close
 from apps.devices.services import send_to_device, user_frame_broadcast
 from apps.devices.tests.conftest import SOCKET_DB, capable_of, wait_until
 
@@ -168,3 +169,22 @@ async def test_handlers_see_the_negotiated_capabilities_on_their_session(devices
     capable_frames = [f async for f in capable.home_request("x")]
     assert [f.get("chunk") for f in seed_frames if f["type"] == "stream_text"] == ["-"]
     assert [f.get("chunk") for f in capable_frames if f["type"] == "stream_text"] == ["usage_notice"]
+
+
+async def test_a_capability_withdrawal_leaves_an_entry_another_socket_took_over():
+    # given the capabilities of a device's newer socket
+    key = capabilities.KEY.format(user_id="caps-x")
+    await capabilities.capabilities_announce(
+        user_id="caps-x", device_id="d", channel="newer", capabilities=["agent_progress"]
+    )
+    try:
+        # when the older socket of the device withdraws, then the newer socket's entry stays
+        await capabilities.capabilities_withdraw(user_id="caps-x", device_id="d", channel="older")
+        assert await loop_redis().hget(key, "d") is not None
+
+        # and when the newer one withdraws, it goes
+        await capabilities.capabilities_withdraw(user_id="caps-x", device_id="d", channel="newer")
+        assert await loop_redis().hget(key, "d") is None
+    finally:
+        await loop_redis().delete(key)
+        await loop_redis_close()
