@@ -11,7 +11,8 @@ caller waiting on a device held by a process that died mid-call notices within s
 
 Pub/sub delivers at most once: nothing here is retried. A caller that hears nothing learns it
 from the holder's liveness key or its own deadline. Messages carry user content (tool calls and
-results, ``agent_run`` prompts, ``agent_data`` files), so they cross Redis sealed (``redis_seal``).
+results, ``agent_run`` prompts, ``agent_data`` files), so they cross Redis sealed (``transit_seal``,
+AES-GCM: a tool call's round trip seals and opens two messages).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 from django.conf import settings
 
-from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
+from apps.core.encryption import InvalidToken, redis_unseal, transit_seal, transit_unseal
 
 from .realtime_redis import loop_heartbeat_redis, loop_redis, loop_redis_close
 
@@ -196,13 +198,35 @@ async def loop_node() -> Node:
     return await node.ready()
 
 
-def encode(message: dict[str, Any]) -> str:
+def _dumps(message: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(message, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # what orjson refuses and json takes (an int past 64 bits, a lone surrogate)
+        return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _loads(data: bytes | str) -> dict[str, Any]:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:  # what only json reads (NaN, a lone surrogate's escape)
+        return json.loads(data)
+
+
+def encode(message: dict[str, Any]) -> bytes:
     """A node message as published (JSON, sealed with the Redis keys)."""
-    return redis_seal(json.dumps(message, separators=(",", ":")))
+    return transit_seal(_dumps(message))
+
+
+# A Fernet token (what nodes published before transit_seal) starts with its version byte 0x80 in
+# base64: still read, so a process of the previous release can reach this one during a deploy.
+_FERNET_PREFIX = b"gAAAAA"
 
 
 def decode(data: bytes | str) -> dict[str, Any]:
-    return json.loads(redis_unseal(data))
+    raw = data.encode("ascii") if isinstance(data, str) else bytes(data)
+    if raw.startswith(_FERNET_PREFIX):
+        return _loads(redis_unseal(raw))
+    return _loads(transit_unseal(raw))
 
 
 async def node_publish(node: str, message: dict[str, Any]) -> int:

@@ -183,7 +183,7 @@ async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> No
     await entry_withdraw(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
 
 
-async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: str) -> Lookup:
+async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: bytes) -> Lookup:
     """Publish ``payload`` to the node holding the device, in the round trip that finds it."""
     return _lookup(
         await loop_script(_LOCATE_AND_PUBLISH)(

@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
-from apps.devices.node import ALIVE_KEY, NODE_CHANNEL, loop_node, node_publish, register_message_handler
+import pytest
+
+from apps.core.encryption import InvalidToken, redis_seal
+from apps.devices.node import (
+    ALIVE_KEY,
+    NODE_CHANNEL,
+    decode,
+    encode,
+    loop_node,
+    node_publish,
+    register_message_handler,
+)
 from apps.devices.realtime_redis import loop_redis
 
 
@@ -39,3 +51,31 @@ def test_a_node_hears_messages_while_its_loop_runs_and_leaves_nothing_when_it_en
 
 async def _append(heard: list[dict], message: dict) -> None:
     heard.append(message)
+
+
+def test_a_node_message_crosses_redis_sealed_and_is_read_back_under_a_rotated_key(settings) -> None:
+    # given a message sealed under the current Redis key
+    message = {"type": "test.sealed", "call": {"data": {"note": "private words", 7: "x"}}, "n": 2**70}
+    sealed = encode(message)
+
+    # then its text is not in what crosses Redis, and it reads back (non-str keys as json gives them)
+    assert b"private words" not in sealed
+    assert decode(sealed) == {"type": "test.sealed", "call": {"data": {"note": "private words", "7": "x"}}, "n": 2**70}
+
+    # and after a rotation (a new key first, the old one kept) it still opens
+    settings.REDIS_ENCRYPTION_KEYS = ["redis:a-new-key", *settings.REDIS_ENCRYPTION_KEYS]
+    assert decode(sealed)["call"]["data"]["note"] == "private words"
+
+
+def test_a_node_message_of_the_previous_release_is_still_read() -> None:
+    # given a message a node sealed as a Fernet token (before transit_seal), during a deploy
+    sealed = redis_seal(json.dumps({"type": "devices.tool_result", "call_id": "c1"}))
+
+    # then this release reads it
+    assert decode(sealed) == {"type": "devices.tool_result", "call_id": "c1"}
+
+
+@pytest.mark.parametrize("tamper", [lambda b: b[:-1] + bytes([b[-1] ^ 1]), lambda b: b"\x02" + b[1:], lambda b: b[:5]])
+def test_a_tampered_or_foreign_node_message_is_refused(tamper) -> None:
+    with pytest.raises(InvalidToken):
+        decode(tamper(encode({"type": "x"})))
