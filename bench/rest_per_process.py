@@ -1,5 +1,5 @@
-"""REST requests per second of one uvicorn process: an authenticated ``GET auth/me`` and ``GET
-storage/records`` against a bare Django async view returning the same JSON, same server, same run.
+"""REST requests per second of one uvicorn process: an authenticated ``GET auth/me``, ``GET
+storage/records`` (a page of 20) and ``GET storage/records/<id>`` (one blob) against a bare Django async view returning the same JSON, same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
 
@@ -70,7 +70,8 @@ async def _measure(port: int, path: str, token: str, *, seconds: float, concurre
     return counts[0] / (time.perf_counter() - started), errors
 
 
-def _records(user_id: str, n: int) -> None:
+def _records(user_id: str, n: int) -> str:
+    """Make sure the user has ``n`` records; the id of the oldest (the one ``GET storage/records/<id>`` reads)."""
     import hashlib
 
     from apps.accounts.models import User
@@ -80,6 +81,7 @@ def _records(user_id: str, n: int) -> None:
     for i in range(user.storage_records.count(), n):
         blob = f"ciphertext {i}".encode()
         record_create(user=user, table="tasks", blob=blob, checksum=hashlib.sha256(blob).hexdigest())
+    return str(user.storage_records.order_by("created_at").values_list("id", flat=True)[0])
 
 
 def main() -> None:
@@ -98,7 +100,8 @@ def main() -> None:
     # Records need a paid tier; its budget times the scale below is one the bench cannot exhaust,
     # while the throttle still counts every request.
     User.objects.filter(pk=user_id).update(tier="power")
-    _records(user_id, args.records)
+    record_id = _records(user_id, args.records)
+    paths = {**PATHS, "storage/records/id": f"/api/v1/storage/records/{record_id}"}
 
     codes = {"new": str(ROOT)}
     if args.old:
@@ -111,7 +114,7 @@ def main() -> None:
                 [str(ROOT / "bench" / "rest_server.py"), str(port)], port, env={"ADIUVA_BENCH_CODE": code}, quiet=True
             )
             try:
-                for name, path in PATHS.items():
+                for name, path in paths.items():
                     rate, errors = asyncio.run(
                         _measure(port, path, token, seconds=args.seconds, concurrency=args.concurrency)
                     )
@@ -124,11 +127,11 @@ def main() -> None:
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per path, {args.rounds} rounds (median req/s)")
     for label in codes:
         bare = statistics.median(results[(label, "bare async view")])
-        for name in PATHS:
+        for name in paths:
             rate = statistics.median(results[(label, name)])
             print(f"  {label:3}  {name:16} {rate:8.1f} req/s   {rate / bare:5.2f}x bare")
     if args.old:
-        for name in PATHS:
+        for name in paths:
             before = statistics.median(results[("old", name)])
             after = statistics.median(results[("new", name)])
             print(f"  old → new  {name:16} {after / before:5.2f}x")

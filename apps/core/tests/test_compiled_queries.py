@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 import pytest
@@ -14,6 +15,7 @@ from apps.accounts.models import TokenFamily, User
 from apps.accounts.selectors import user_email_verified
 from apps.accounts.tokens import session_is_active, tokens_issue
 from apps.core.compiled_queries import CompiledQuery
+from apps.core.errors import NotFoundError
 
 pytestmark = pytest.mark.django_db
 
@@ -102,3 +104,23 @@ def test_a_lookup_that_rewrites_the_value_is_refused_when_compiled():
 
     with pytest.raises(ValueError, match="does not use 'email'"):
         query.first(email="x")
+
+
+def test_a_record_is_found_only_by_its_owner_with_every_field_loaded(make_user, blob_dir, settings):
+    # given a record of one user (on a tier that stores records)
+    from apps.storage.records import record_create
+    from apps.storage.selectors import record_get
+
+    owner, stranger = make_user("owner@example.com", tier="power"), make_user("stranger@example.com")
+    blob = b"ciphertext"
+    record = record_create(user=owner, table="tasks", blob=blob, checksum=hashlib.sha256(blob).hexdigest())
+
+    # when its owner and someone else ask for it
+    found = record_get(user=owner, record_id=record.pk)
+
+    # then the owner gets the whole row, the other user a not-found error
+    assert found.pk == record.pk
+    assert (found.blob_key, found.checksum, found.size_bytes) == (record.blob_key, record.checksum, record.size_bytes)
+    assert found.get_deferred_fields() == set()
+    with pytest.raises(NotFoundError):
+        record_get(user=stranger, record_id=record.pk)
