@@ -1,5 +1,6 @@
 """REST requests per second of one uvicorn process: an authenticated ``GET auth/me``, ``GET
-storage/records`` (a page of 20) and ``GET storage/records/<id>`` (one blob) against a bare Django async view returning the same JSON, same server, same run.
+storage/records`` (a page of 20) and ``GET storage/records/<id>`` (one blob) against a bare Django
+async view returning the same JSON (and the same view written sync), same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
 
@@ -31,6 +32,7 @@ from device_common import ROOT, free_port, make_users, setup_django, start_serve
 
 PATHS = {
     "bare async view": "/bench/bare-me",
+    "bare sync view": "/bench/bare-sync-me",
     "auth/me": "/api/v1/auth/me",
     "storage/records": "/api/v1/storage/records",
 }
