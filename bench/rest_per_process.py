@@ -27,6 +27,7 @@ import asyncio
 import os
 import statistics
 import time
+from pathlib import Path
 
 from device_common import ROOT, free_port, make_users, setup_django, start_server_command, stop
 
@@ -86,6 +87,18 @@ def _records(user_id: str, n: int) -> str:
     return str(user.storage_records.order_by("created_at").values_list("id", flat=True)[0])
 
 
+def _share_blobs(code: Path) -> None:
+    """The other checkout reads the blobs this one wrote (the test settings keep media under each
+    checkout's own data directory)."""
+    from django.conf import settings
+
+    media = Path(settings.MEDIA_ROOT)
+    theirs = code / media.relative_to(ROOT)
+    if not theirs.exists():
+        theirs.parent.mkdir(parents=True, exist_ok=True)
+        theirs.symlink_to(media, target_is_directory=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -108,6 +121,7 @@ def main() -> None:
     codes = {"new": str(ROOT)}
     if args.old:
         codes = {"old": os.path.abspath(args.old), **codes}
+        _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for label, code in codes.items():
