@@ -10,14 +10,18 @@ costs little next to the server, but shares the machine). Ratios to the bare vie
 to read. ``--old PATH`` measures another checkout (``git archive <commit> | tar -x -C PATH``) the
 same way, interleaved round by round, for before → after.
 
-Figures of 2026-12-05 (2-core box, load average 8-12 from other engineers' suites: read the ratios,
-and expect ±30 % between runs). Before = the commit before the shared cache pool and the async-capable
-static-files middleware; three runs:
-    auth/me to bare view      old 0.44x / 0.37x / 0.35x    new 0.45x / 0.31x / 0.39x
-    storage/records to bare   old 0.40x / 0.29x / 0.22x    new 0.35x / 0.26x / 0.23x
-    old → new, auth/me        1.48x / 1.03x / 1.04x (the bare view itself 1.43x / 1.21x / 0.93x)
-The goal (0.5x) is not reached. Left per request: two database round trips (session + user, verified
-address) and DRF's sync view in a thread; an async DRF view would still hop to a thread per query.
+Figures of 2026-12-06 (same box; load average 10-12 from other engineers' suites), old = the commit
+before the compiled session/verified-address/record queries and the first page without COUNT:
+    auth/me to bare view            old 0.30x    new 0.61x   (old → new 2.40x)
+    storage/records to bare         old 0.30x    new 0.42x   (old → new 1.67x)
+    storage/records/<id> to bare    old 0.41x    new 0.67x   (old → new 1.88x)
+    bare sync view to bare async    1.17x / 1.19x: the same view written sync serves *more* requests
+Where it went (py-spy --gil, auth/me under 16 clients): the ORM compiling the same two queries on
+every request (0.6-0.8 ms of CPU each, against 0.07 ms for a round trip), not the database or the
+thread hop. An async view pays neither here: the ORM would still hop to a thread per query, and a
+sync view already beats an async one of the same body under this middleware chain (see the sync
+bare view), so the hot views stay sync DRF views. Left on storage/records: the page query's
+compilation, DRF's serializers, the throttle's Redis round trip.
 """
 
 from __future__ import annotations
