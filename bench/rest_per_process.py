@@ -10,12 +10,14 @@ costs little next to the server, but shares the machine). Ratios to the bare vie
 to read. ``--old PATH`` measures another checkout (``git archive <commit> | tar -x -C PATH``) the
 same way, interleaved round by round, for before → after.
 
-Figures of 2026-12-06 (same box; load average 10-12 from other engineers' suites), old = the commit
-before the compiled session/verified-address/record queries and the first page without COUNT:
-    auth/me to bare view            old 0.30x    new 0.61x   (old → new 2.40x)
-    storage/records to bare         old 0.30x    new 0.42x   (old → new 1.67x)
-    storage/records/<id> to bare    old 0.41x    new 0.67x   (old → new 1.88x)
-    bare sync view to bare async    1.17x / 1.19x: the same view written sync serves *more* requests
+Figures of 2026-12-06 (same box), old = the commit before the compiled session/verified-address/record
+queries and the first page without COUNT; three runs, load average 2 / 10-12 / 11-12:
+    auth/me to bare view            old 0.49x / 0.30x / 0.38x    new 0.66x / 0.61x / 0.43x
+    storage/records to bare         old 0.37x / 0.30x / 0.16x    new 0.47x / 0.42x / 0.36x
+    storage/records/<id> to bare    old   -   / 0.41x / 0.32x    new   -   / 0.67x / 0.50x
+    bare sync view to bare async    1.17x / 1.19x / 1.12x (old checkout), 1.19x / 1.07x (new)
+The 0.5x goal holds for auth/me and records/<id> in the quieter runs, not under load 11-12, and not
+for the records list.
 Where it went (py-spy --gil, auth/me under 16 clients): the ORM compiling the same two queries on
 every request (0.6-0.8 ms of CPU each, against 0.07 ms for a round trip), not the database or the
 thread hop. An async view pays neither here: the ORM would still hop to a thread per query, and a
