@@ -59,8 +59,7 @@ class CompiledQuery(Generic[M]):
         stand_ins = {name: _stand_in(field) for name, field in self._fields.items()}
         queryset = self._build(**stand_ins)
         self._model = queryset.model
-        # ``first()`` of an unordered queryset would order by the model's ordering; the values the
-        # hot queries filter on are unique, so one row without a sort is the same row.
+        # ``first()`` would sort by the model's ordering; filters on unique values need no sort.
         query = queryset.query.exists(limit=True) if exists else queryset.order_by()[:1].query
         sql, params = query.get_compiler(using=self._using).as_sql()
         slots = {}
@@ -83,7 +82,9 @@ class CompiledQuery(Generic[M]):
         return params
 
     def first(self, **values: Any) -> M | None:
-        """The first row as a model instance (only the queryset's selected fields loaded), or None."""
+        """The matching row as a model instance (only the queryset's selected fields loaded), or None.
+
+        No sort is applied: for queries whose filters match at most one row (a key, a unique pair)."""
         if self._first is None:
             with self._lock:
                 self._first = self._first or self._compile(exists=False)
