@@ -1,5 +1,6 @@
 """Benchmark server for bench/rest_per_process.py: adiuva.asgi under one uvicorn process, plus a bare
-Django async view at ``/bench/bare-me`` returning the same JSON as ``auth/me`` (same middleware chain).
+Django async view at ``/bench/bare-me`` returning the same JSON as ``auth/me`` (same middleware chain)
+and the same view written sync at ``/bench/bare-sync-me``.
 
 ``python bench/rest_server.py PORT``; the code measured is ADIUVA_BENCH_CODE's checkout (device_common).
 """
@@ -28,9 +29,14 @@ def main() -> None:
     async def bare_me(request):
         return JsonResponse(body)
 
+    def bare_sync_me(request):
+        return JsonResponse(body)
+
     import adiuva.urls
 
     adiuva.urls.urlpatterns.insert(0, path("bench/bare-me", bare_me))
+    # What running a view in a thread costs by itself (the most an async view could win back).
+    adiuva.urls.urlpatterns.insert(0, path("bench/bare-sync-me", bare_sync_me))
     clear_url_caches()
     settings.ALLOWED_HOSTS = ["*"]
 

@@ -16,10 +16,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
 from apps.core.audit import AuditAction, audit_record
+from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError
 
 from .error_codes import AccountsErrorCode
@@ -168,17 +170,22 @@ def sessions_revoke_for_users(*, user_ids: Iterable[Any], reason: str, actor: Us
     return count
 
 
+def _active_session_user(user_id: Any, family_id: Any) -> QuerySet[User]:
+    return User.objects.filter(
+        id=user_id,
+        is_active=True,
+        token_families__id=family_id,
+        token_families__revoked_at__isnull=True,
+    ).only("id", "email", "tier", "time_zone", "is_active", "is_staff", "is_superuser")
+
+
+# Every authenticated request and socket runs this query: compiled once per process.
+_ACTIVE_SESSION_USER = CompiledQuery(_active_session_user, user_id=User._meta.pk, family_id=TokenFamily._meta.pk)
+
+
 def session_is_active(*, user_id: str, family_id: str | None) -> User | None:
-    """The active user owning an unrevoked session, or None (one query)."""
+    """The active user owning an unrevoked session, or None (one query; a malformed id raises
+    Django's ``ValidationError``, as the ORM does)."""
     if family_id is None:
         return None
-    return (
-        User.objects.filter(
-            id=user_id,
-            is_active=True,
-            token_families__id=family_id,
-            token_families__revoked_at__isnull=True,
-        )
-        .only("id", "email", "tier", "time_zone", "is_active", "is_staff", "is_superuser")
-        .first()
-    )
+    return _ACTIVE_SESSION_USER.first(user_id=user_id, family_id=family_id)

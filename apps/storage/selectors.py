@@ -7,6 +7,7 @@ from typing import Any
 from django.db.models import QuerySet, Sum
 from pgvector.django import CosineDistance
 
+from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import NotFoundError
 
 from .models import Backup, BackupStatus, StorageRecord, VectorItem
@@ -17,8 +18,18 @@ def record_list(*, user: Any, table: str | None = None) -> QuerySet[StorageRecor
     return records.filter(table=table) if table else records
 
 
+def _owned_record(user_id: Any, record_id: Any) -> QuerySet[StorageRecord]:
+    return StorageRecord.objects.filter(user_id=user_id, id=record_id)
+
+
+# The client reads records one by one on every sync: compiled once per process.
+_OWNED_RECORD = CompiledQuery(
+    _owned_record, user_id=StorageRecord._meta.get_field("user").target_field, record_id=StorageRecord._meta.pk
+)
+
+
 def record_get(*, user: Any, record_id: Any) -> StorageRecord:
-    record = StorageRecord.objects.filter(user=user, id=record_id).first()
+    record = _OWNED_RECORD.first(user_id=user.pk, record_id=record_id)
     if record is None:
         raise NotFoundError("Record")
     return record

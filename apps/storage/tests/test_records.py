@@ -6,6 +6,7 @@ import threading
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
@@ -79,6 +80,36 @@ def test_list_filters_by_table_and_paginates(pro_client):
     assert {item["table"] for item in page.json()} == {"notes"}
     assert everything["X-Total-Count"] == "4"
     assert len(everything.json()) == 4
+
+
+def test_a_first_page_holding_every_record_is_read_without_a_count_query(pro_client):
+    # given fewer records than a page holds
+    for index in range(3):
+        _create(pro_client, f"n{index}".encode())
+
+    # when the first page is listed
+    with CaptureQueriesContext(connection) as queries:
+        listed = pro_client.get(URL)
+
+    # then the total comes from the page itself: no COUNT, one read of the records
+    record_reads = [q["sql"] for q in queries.captured_queries if '"storage_storagerecord"' in q["sql"]]
+    assert len(record_reads) == 1
+    assert "COUNT(" not in record_reads[0]
+    assert (listed["X-Total-Count"], listed["X-Page"], listed["X-Per-Page"]) == ("3", "1", "50")
+    assert "Link" not in listed
+    assert len(listed.json()) == 3
+
+
+def test_a_full_first_page_still_counts_every_record_and_links_the_next(pro_client):
+    for index in range(5):
+        _create(pro_client, f"n{index}".encode())
+
+    listed = pro_client.get(URL, {"limit": 2})
+
+    assert (listed["X-Total-Count"], listed["X-Page"], listed["X-Per-Page"]) == ("5", "1", "2")
+    assert 'rel="next"' in listed["Link"]
+    assert 'rel="prev"' not in listed["Link"]
+    assert [item["id"] for item in listed.json()] == [item["id"] for item in pro_client.get(URL).json()[:2]]
 
 
 @each_wrong_checksum

@@ -1,0 +1,103 @@
+"""Hot read queries compiled to SQL once per process, then run with new values bound in.
+
+Django compiles a queryset to SQL on every evaluation, and for the queries every authenticated
+request runs (the session check, the verified-address check) the compiler costs several times the
+query: about 0.6 ms of CPU against 0.07 ms for a database round trip on a 2-core box. A
+``CompiledQuery`` builds its queryset once with stand-in values, keeps the SQL and the positions of
+the stand-ins among its parameters, and afterwards only binds the caller's values. The queryset stays
+the single description of the query; only its shape may not depend on the values (no branching on
+them), which the stand-ins make sure of.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Generic, NamedTuple, TypeVar
+
+from django.db import connections
+from django.db.models import Field, Model, QuerySet
+
+M = TypeVar("M", bound=Model)
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    params: tuple[Any, ...]
+    slots: dict[str, tuple[int, ...]]  # parameter name → its positions among ``params``
+
+
+def _stand_in(field: Field) -> Any:
+    """A value of the field's type that no real row uses and that appears nowhere else in the SQL."""
+    if field.get_internal_type() == "UUIDField":
+        return uuid.uuid4()
+    return f"compiled-query-stand-in-{uuid.uuid4().hex}"
+
+
+class CompiledQuery(Generic[M]):
+    """``build(**values)`` compiled once; ``fields`` names the model field each value is converted by.
+
+    Values go through the field's own conversion, as the ORM does, so a malformed value raises the
+    same ``ValidationError`` the ORM would.
+    """
+
+    def __init__(self, build: Callable[..., QuerySet[M]], *, using: str = "default", **fields: Field) -> None:
+        self._build = build
+        self._fields = fields
+        self._using = using
+        self._first: _Compiled | None = None
+        self._exists: _Compiled | None = None
+        self._model: type[M] | None = None
+        self._lock = threading.Lock()
+
+    def _prepared(self, name: str, value: Any) -> Any:
+        field = self._fields[name]
+        return field.get_db_prep_value(field.to_python(value), connections[self._using], prepared=False)
+
+    def _compile(self, *, exists: bool) -> _Compiled:
+        stand_ins = {name: _stand_in(field) for name, field in self._fields.items()}
+        queryset = self._build(**stand_ins)
+        self._model = queryset.model
+        # ``first()`` would sort by the model's ordering; filters on unique values need no sort.
+        query = queryset.query.exists(limit=True) if exists else queryset.order_by()[:1].query
+        sql, params = query.get_compiler(using=self._using).as_sql()
+        slots = {}
+        for name, value in stand_ins.items():
+            prepared = self._prepared(name, value)
+            positions = tuple(i for i, param in enumerate(params) if param == prepared)
+            if not positions:
+                raise ValueError(f"the compiled query does not use {name!r}")
+            slots[name] = positions
+        return _Compiled(sql, tuple(params), slots)
+
+    def _bound(self, compiled: _Compiled, values: dict[str, Any]) -> list[Any]:
+        if values.keys() != compiled.slots.keys():
+            raise TypeError(f"expected the values {sorted(compiled.slots)}, got {sorted(values)}")
+        params = list(compiled.params)
+        for name, value in values.items():
+            prepared = self._prepared(name, value)
+            for position in compiled.slots[name]:
+                params[position] = prepared
+        return params
+
+    def first(self, **values: Any) -> M | None:
+        """The matching row as a model instance (only the queryset's selected fields loaded), or None.
+
+        No sort is applied: for queries whose filters match at most one row (a key, a unique pair)."""
+        if self._first is None:
+            with self._lock:
+                self._first = self._first or self._compile(exists=False)
+        compiled = self._first
+        assert self._model is not None
+        rows = self._model._default_manager.raw(compiled.sql, self._bound(compiled, values), using=self._using)
+        return next(iter(rows), None)
+
+    def exists(self, **values: Any) -> bool:
+        if self._exists is None:
+            with self._lock:
+                self._exists = self._exists or self._compile(exists=True)
+        compiled = self._exists
+        with connections[self._using].cursor() as cursor:
+            cursor.execute(compiled.sql, self._bound(compiled, values))
+            return cursor.fetchone() is not None
