@@ -101,6 +101,7 @@ class DecodedChunkCompletions:
             return await self._completions.create(**payload)  # a complete answer: metered by the client's hook
         call = metered_call(model=payload.get("model"), payload=payload, subagent=self._subagent)
         if call is not None:  # the provider reports the stream's usage in one last chunk
+            call.watch()
             payload = {**payload, "stream_options": {**(payload.get("stream_options") or {}), "include_usage": True}}
         stream = await self._client.post(
             "/chat/completions",

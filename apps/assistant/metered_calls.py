@@ -26,6 +26,7 @@ from apps.billing.metering import (
     LlmCallUsage,
     LlmPurpose,
     current_attribution,
+    llm_call_in_flight,
     llm_usage_defer,
     llm_usage_record,
     usage_from_report,
@@ -59,6 +60,14 @@ class MeteredCall:
             self.usage = usage_from_report(usage)
         elif chunk.get("choices"):
             self.content_chunks += 1
+
+    def watch(self) -> MeteredCall:
+        """A streamed call: the work that defers its records settles it when it ends, if nothing did before."""
+        llm_call_in_flight(self._record_unsettled)
+        return self
+
+    def _record_unsettled(self) -> LlmCallRecord | None:
+        return None if self._settled else self._record()
 
     def _record(self) -> LlmCallRecord:
         self._settled = True

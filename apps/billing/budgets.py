@@ -164,6 +164,8 @@ async def llm_budgeted_async(
             with llm_attribution(hold.attribution) as attribution:
                 yield attribution
         finally:
+            if deferred is not None:  # here, on the loop its streams' meters settle on, not in the thread
+                deferred.close()
             await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
             await _usage_notice_maybe(user_id=user_id)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -70,6 +70,22 @@ class DeferredRecords:
     def __init__(self) -> None:
         self.records: list[LlmCallRecord] = []
         self.open = True
+        # Calls still streaming: each settles (a record, or None when already settled) on demand.
+        self.in_flight: list[Callable[[], LlmCallRecord | None]] = []
+
+    def close(self) -> None:
+        """The work ended: settle the calls still streaming, from what they read, and hold no more.
+
+        A cancelled chat turn leaves the generators reading its stream to the garbage collector,
+        which may close them much later than the turn's end, or after the records were stored; so
+        the turn settles them itself, on its own thread, before they are stored.
+        """
+        for settle in self.in_flight:
+            record = settle()
+            if record is not None:
+                self.records.append(record)
+        self.in_flight.clear()
+        self.open = False
 
 
 _attribution: ContextVar[LlmAttribution | None] = ContextVar("llm_attribution", default=None)
@@ -106,9 +122,16 @@ def llm_usage_defer(record: LlmCallRecord) -> bool:
     return True
 
 
+def llm_call_in_flight(settle: Callable[[], LlmCallRecord | None]) -> None:
+    """A streamed call began: if the work defers its records, it settles the call when it ends."""
+    deferred = _deferred.get()
+    if deferred is not None and deferred.open:
+        deferred.in_flight.append(settle)
+
+
 def llm_usage_record_all(*, deferred: DeferredRecords) -> None:
     """Store the records held back (closing the holder: later calls are stored as they come)."""
-    deferred.open = False
+    deferred.close()
     for record in deferred.records:
         llm_usage_record(**record._asdict())
 

@@ -303,22 +303,29 @@ async def stream_open(*, user_id: str, request_id: str) -> RequestStream:
     stream = RequestStream(user_id=user_id, request_id=request_id, node=node.name)
     _streams[(user_id, request_id)] = stream
     try:
-        await _remember_for_user(user_id=user_id, request_id=request_id)
+        await _remember_for_user(user_id=user_id, request_id=request_id, node=node.name)
     except Exception:
         logger.warning("devices: could not record stream %s", request_id, exc_info=True)
     return stream
 
 
-async def _remember_for_user(*, user_id: str, request_id: str) -> None:
-    """Keep at most DEVICE_STREAM_RETAIN_PER_USER logs per user; the oldest go first."""
+async def _remember_for_user(*, user_id: str, request_id: str, node: str) -> None:
+    """Announce the request (its meta names the process running it) and keep at most
+    DEVICE_STREAM_RETAIN_PER_USER logs per user; the oldest go first."""
     redis = loop_redis()
     user_key = USER_KEY.format(user_id=user_id)
+    meta_key = META_KEY.format(user_id=user_id, request_id=request_id)
     loop = asyncio.get_running_loop()
     async with redis.pipeline(transaction=True) as pipe:
         pipe.zadd(user_key, {request_id: loop.time() + 1e9})  # monotonic order within the process
         pipe.zcard(user_key)
         pipe.expire(user_key, RUNNING_TTL_SECONDS)
-        _, count, _ = await pipe.execute()
+        # Before the first frame, not with the first batch of the log: a device that moves right after
+        # its first frames (a deploy's drain) resumes elsewhere before that batch is written, and the
+        # other process finds the request, and the process to relay it from, only through this meta.
+        pipe.hset(meta_key, mapping={"user_id": user_id, "node": node, "ended": "0"})
+        pipe.expire(meta_key, RUNNING_TTL_SECONDS)
+        _, count, *_ = await pipe.execute()
     excess = int(count) - settings.DEVICE_STREAM_RETAIN_PER_USER
     if excess > 0:
         # redis-py types zpopmin for every count and protocol; with a count it is (member, score) pairs.

@@ -111,11 +111,6 @@ async def offline(user, device_id: str) -> bool:
     return row is not None and not row.is_online
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="flaky under a loaded full run: once the resume found no stream metadata (stream_expired) "
-    "after the 1 s deadline; passes alone; under investigation",
-)
 async def test_a_request_still_running_at_the_drain_deadline_ends_with_server_restarting(
     user, device_server, hasty_holder_process
 ):

@@ -12,6 +12,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from apps.devices import streams
+from apps.devices.node import node_alive
 from apps.devices.realtime_redis import loop_redis
 from apps.devices.tests.conftest import SOCKET_DB, Gate, chunk, device_row, frames_until_end, wait_until
 
@@ -278,3 +279,35 @@ async def test_a_running_request_evicted_by_newer_ones_is_never_replayed_with_a_
 
     # then its log is gone as a whole (stream_expired), never replayed from the middle
     assert (answer["type"], answer.get("code"), answer["request_id"]) == ("error", "stream_expired", "long")
+
+
+async def test_a_running_request_is_found_from_any_process_before_its_frames_are_persisted(
+    devices, user, frame_handlers, monkeypatch
+):
+    # given a request that streamed its first frames and waits, with its log's batches written late
+    # (as under load, when the writer's delayed persist has not run yet)
+    monkeypatch.setattr(streams, "PERSIST_DELAY_SECONDS", 3600)
+    release = Gate()
+
+    async def home(session, frame):
+        await session.send({"type": "stream_start", "request_id": frame.request_id})
+        await session.send(chunk(frame.request_id, "first "))
+        await release.passed()
+        await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+    frame_handlers.register_request_handler("home_request", home)
+    client = await devices(user)
+    await client.send({"type": "home_request", "request_id": "early", "message": "hi"})
+    try:
+        await frames_until_end(client, "early", first=2)
+
+        # when another process looks it up for a device that resumes there (it reads only Redis)
+        raw = await loop_redis().hgetall(streams.META_KEY.format(user_id=user.id, request_id="early"))
+        meta = {streams._text(k): streams._text(v) for k, v in raw.items()}
+
+        # then it finds the request, its owner, and the live process that runs it (to relay from)
+        assert (meta.get("user_id"), meta.get("ended")) == (str(user.id), "0")
+        assert await node_alive(meta["node"])
+    finally:
+        release.open()
+    await frames_until_end(client, "early")
