@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import logging
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -99,14 +100,7 @@ def streams_cancel_all() -> int:
     for stream in list(_streams.values()):
         if stream.task is None or stream.task.done() or stream._finished:
             continue
-        stream.emit(
-            {
-                "type": "error",
-                "request_id": stream.request_id,
-                "code": DevicesErrorCode.SERVER_RESTARTING,
-                "message": "The server restarted before this request finished; please send it again.",
-            }
-        )
+        stream.emit(_cut_error(stream.request_id))
         stream.task.cancel()
         cancelled += 1
     return cancelled
@@ -368,7 +362,20 @@ async def stream_resume(*, target: Any, user_id: str, request_id: str, after_seq
         # The owner died between the two round trips: replay what its log holds.
     for entry in await redis.lrange(log_key, max(after_seq, 0), -1):
         await target.send_text(_log_entry(entry))
+    if meta.get("ended") != "1" and owner != node.name:
+        # No live process runs it any more (its own died before the end): the answer was cut, and
+        # the device must hear so rather than wait for a ``stream_end`` that never comes.
+        await target.send_text(json.dumps(_cut_error(request_id)))
     return True
+
+
+def _cut_error(request_id: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "request_id": request_id,
+        "code": DevicesErrorCode.SERVER_RESTARTING,
+        "message": "The server restarted before this request finished; please send it again.",
+    }
 
 
 async def _on_remote_attach(message: dict[str, Any]) -> None:

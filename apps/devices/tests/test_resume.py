@@ -6,11 +6,13 @@ other users' and expired requests."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
 from asgiref.sync import sync_to_async
 
+from apps.core.encryption import redis_seal
 from apps.devices import streams
 from apps.devices.node import node_alive
 from apps.devices.realtime_redis import loop_redis
@@ -311,3 +313,27 @@ async def test_a_running_request_is_found_from_any_process_before_its_frames_are
     finally:
         release.open()
     await frames_until_end(client, "early")
+
+
+async def test_a_request_whose_process_died_unfinished_replays_its_log_then_says_it_was_cut(devices, user):
+    # given a request another process opened and logged two frames of, then died before its end
+    redis = loop_redis()
+    ids = {"user_id": str(user.id), "request_id": "orphan"}
+    log = [
+        {"type": "stream_start", "request_id": "orphan", "seq": 1},
+        {**chunk("orphan", "half an ans"), "seq": 2},
+    ]
+    await redis.rpush(streams.LOG_KEY.format(**ids), *(redis_seal(json.dumps(f)) for f in log))
+    await redis.hset(
+        streams.META_KEY.format(**ids), mapping={"user_id": str(user.id), "node": "gone-node", "ended": "0"}
+    )
+    assert not await node_alive("gone-node")
+    client = await devices(user)
+
+    # when the device resumes it
+    await client.send({"type": "resume", "request_id": "orphan", "after_seq": 0})
+    frames = [await client.next_frame() for _ in range(3)]
+
+    # then it gets what was logged, then an error saying the answer was cut (never a silent wait)
+    assert [f["type"] for f in frames] == ["stream_start", "stream_text", "error"]
+    assert (frames[2]["code"], frames[2]["request_id"]) == ("server_restarting", "orphan")
