@@ -11,6 +11,7 @@ from apps.core.errors import ApplicationError
 
 from .keys import user_key_create
 from .login_policy import password_login_rules_check
+from .social_apps import social_apps_from_sources
 
 
 class AccountAdapter(DefaultAccountAdapter):
@@ -36,6 +37,15 @@ class AccountAdapter(DefaultAccountAdapter):
 
 
 class SocialAccountAdapter(DefaultSocialAccountAdapter):
+    def list_apps(self, request, provider=None, client_id=None):
+        """Settings' and the database's apps, plus those registered sources build for one provider id
+        (a team's own provider is looked up by its id only, so the public list never names teams)."""
+        apps = super().list_apps(request, provider=provider, client_id=client_id)
+        if provider:
+            extra = social_apps_from_sources(provider=provider)
+            apps.extend(app for app in extra if not client_id or app.client_id == client_id)
+        return apps
+
     def save_user(self, request, sociallogin, form=None):
         user = super().save_user(request, sociallogin, form=form)
         user_key_create(user=user)

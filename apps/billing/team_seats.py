@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import stripe
-from djstripe.models import Subscription
+from djstripe.models import Customer, Subscription
+from djstripe.settings import djstripe_settings
 
 from apps.accounts.models import User
 from apps.core.errors import ApplicationError
@@ -15,7 +16,7 @@ from apps.teams.seat_provider import seat_provider_register
 from apps.teams.signals import team_entitlement_changed
 
 from .error_codes import BillingErrorCode
-from .selectors import per_seat_item, team_paying_subscription
+from .selectors import customer_for_user, per_seat_item, team_paying_subscription
 from .services import stripe_api_key, stripe_errors, team_tiers_sync, user_tier_sync
 
 
@@ -65,6 +66,36 @@ class StripeSeatProvider:
             data = stripe.Subscription.modify(subscription.id, api_key=api_key, cancel_at_period_end=True)
             synced = Subscription.sync_from_stripe_data(data, api_key=api_key)
         _sync_payer(synced)
+
+    def billing_contact_transfer(
+        self, *, team: Team, previous_owner: User, new_owner: User, actor: User | None
+    ) -> dict[str, Any]:
+        """Stripe cannot move a subscription to another customer, so the customer moves instead: the
+        Stripe customer paying the team (with its card and invoices) gets the new owner as its e-mail
+        and dj-stripe subscriber. Only when the previous owner is that payer and the new owner has no
+        customer of their own (dj-stripe links one customer per user); otherwise nothing moves."""
+        subscription = team_paying_subscription(team=team)
+        if subscription is None:
+            return {"subscription_moved": False, "subscription_reason": "no_paid_subscription"}
+        customer = Customer.objects.select_for_update().get(id=subscription.customer_id)
+        facts: dict[str, Any] = {"subscription": subscription.id, "customer": customer.id}
+        if customer.subscriber_id != previous_owner.pk:
+            return {**facts, "subscription_moved": False, "subscription_reason": "paid_by_another_admin"}
+        if customer_for_user(user=new_owner) is not None:
+            return {**facts, "subscription_moved": False, "subscription_reason": "new_owner_has_a_customer"}
+        api_key = stripe_api_key()
+        with stripe_errors():
+            stripe.Customer.modify(
+                customer.id,
+                api_key=api_key,
+                email=new_owner.email,
+                metadata={djstripe_settings.SUBSCRIBER_CUSTOMER_KEY: str(new_owner.pk), "team_id": str(team.pk)},
+            )
+        customer.subscriber = new_owner
+        customer.email = new_owner.email
+        customer.save(update_fields=["subscriber", "email"])
+        # The caller's entitlement signal recomputes both tiers (user_tier_sync) once the roles are set.
+        return {**facts, "subscription_moved": True}
 
 
 def on_team_entitlement_changed(sender: Any, team_id: Any, user_ids: list[Any], **kwargs: Any) -> None:

@@ -34,6 +34,8 @@ class AuditAction(StrEnum):
     TEAM_OWNERSHIP_TRANSFERRED = "team.ownership_transferred"
     TEAM_SSO_ENFORCED = "team.sso_enforced"
     TEAM_DOMAIN_VERIFIED = "team.domain_verified"
+    TEAM_IDENTITY_PROVIDER_SET = "team.identity_provider_set"
+    TEAM_IDENTITY_PROVIDER_REMOVED = "team.identity_provider_removed"
     AGENT_PAUSED = "agent.paused"
     AGENT_RESUMED = "agent.resumed"
     STORAGE_READ_ONLY = "storage.read_only"

@@ -38,7 +38,15 @@ class SsoProvidersApi(APIView):
         providers = ProviderSerializer(many=True)
 
     @extend_schema(
-        parameters=[OpenApiParameter("state", str, description="Echoed to the app's redirect (anti-forgery).")],
+        parameters=[
+            OpenApiParameter("state", str, description="Echoed to the app's redirect (anti-forgery)."),
+            OpenApiParameter(
+                "email",
+                str,
+                description="The person's work address: their team's own provider is offered first when "
+                "the team proved its domain.",
+            ),
+        ],
         responses={200: OutputSerializer},
         auth=[],
     )
@@ -46,7 +54,8 @@ class SsoProvidersApi(APIView):
         state = request.query_params.get("state", "")
         if not STATE_PATTERN.fullmatch(state):
             state = ""
-        providers = sso_providers_list(request=request._request, state=state)
+        email = request.query_params.get("email", "")[:254].strip().lower()
+        providers = sso_providers_list(request=request._request, state=state, email=email)
         return Response(self.OutputSerializer({"providers": [p._asdict() for p in providers]}).data)
 
 

@@ -41,11 +41,12 @@ def sso_code_check_allowed(*, user: User) -> None:
 
 
 @transaction.atomic
-def sso_code_issue(*, user: User) -> str:
-    """A fresh one-time code for ``user`` (returned once, stored hashed). A verified address in a
-    domain a team has proven joins that team first (just in time), when a seat is free."""
-    if user_email_verified(user=user):
-        team_join_by_verified_domain(user=user)
+def sso_code_issue(*, user: User, provider_id: str = "") -> str:
+    """A fresh one-time code for ``user`` (returned once, stored hashed). Signed in through a team's
+    own provider (``provider_id``) with a verified address in a domain that team proved, they join
+    it first (just in time), when a seat is free."""
+    if provider_id and user_email_verified(user=user):
+        team_join_by_verified_domain(user=user, provider_id=provider_id)
         user.refresh_from_db(fields=["tier"])
     sso_code_check_allowed(user=user)
     now = timezone.now()

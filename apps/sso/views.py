@@ -16,6 +16,7 @@ from apps.core.errors import ApplicationError
 
 from .error_codes import SsoErrorCode
 from .services import sso_code_issue
+from .team_providers import SESSION_PROVIDER_KEY
 
 # The desktop app's opaque anti-forgery value, echoed back untouched (RFC 6749's "state" alphabet).
 STATE_PATTERN = re.compile(r"[A-Za-z0-9._~-]{1,256}")
@@ -59,7 +60,7 @@ def sso_complete(request: HttpRequest) -> HttpResponse:
         )
         return _refusal(request, error, state=state)
     try:
-        code = sso_code_issue(user=request.user)
+        code = sso_code_issue(user=request.user, provider_id=request.session.get(SESSION_PROVIDER_KEY, ""))
     except ApplicationError as error:  # not the team tier, or the address is not verified
         return _refusal(request, error, state=state)
     return ClientRedirect(client_redirect_url(code=code, state=state))

@@ -16,7 +16,7 @@ from apps.accounts.models import User
 from apps.core.admin_base import ReadOnlyAdmin
 
 from .domains import domain_verify_by_staff
-from .models import Invitation, Membership, Team, TeamDomain
+from .models import Invitation, Membership, Team, TeamDomain, TeamIdentityProvider
 from .seats import team_seats_grant
 from .selectors import seat_usage
 from .services import team_lock, team_ownership_transfer
@@ -59,6 +59,23 @@ class DomainInline(admin.TabularInline):
         return False
 
 
+class IdentityProviderInline(admin.StackedInline):
+    """The team's own OpenID Connect provider: the secret is shown only as present or not."""
+
+    model = TeamIdentityProvider
+    fields = ("issuer", "client_id", "has_secret", "updated_at")
+    readonly_fields = ("issuer", "client_id", "has_secret", "updated_at")
+    extra = 0
+    can_delete = False
+
+    @admin.display(boolean=True, description="secret stored")
+    def has_secret(self, obj: TeamIdentityProvider) -> bool:
+        return bool(obj.secret_encrypted)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class TeamGrantForm(forms.ModelForm):
     class Meta:
         model = Team
@@ -89,7 +106,7 @@ class TeamAdmin(admin.ModelAdmin):
         ("Seats", {"fields": ["subscribed_seats", "granted_seats", "granted_until"]}),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
-    inlines = [MembershipInline, PendingInvitationInline, DomainInline]
+    inlines = [MembershipInline, PendingInvitationInline, DomainInline, IdentityProviderInline]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # teams are made by their owners (or a team checkout)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, cast
 
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -16,8 +17,9 @@ from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination
 from apps.core.schema import ErrorSerializer
 
 from .domains import domain_claim, domain_remove, domain_verify_dns
+from .identity_provider import identity_provider_get, identity_provider_remove, identity_provider_set
 from .invitations import invitation_accept, invitation_accept_by_token, invitation_create, invitation_revoke
-from .models import Membership, Team, TeamRole
+from .models import Membership, Team, TeamIdentityProvider, TeamRole
 from .selectors import (
     invitations_for_user,
     membership_for_user,
@@ -338,3 +340,67 @@ class TeamDomainVerifyApi(APIView):
     def post(self, request: Request, team_id: uuid.UUID, domain_id: uuid.UUID) -> Response:
         row = domain_verify_dns(team_id=team_id, actor=_caller(request), domain_id=domain_id)
         return Response(DomainSerializer(row).data)
+
+
+class IdentityProviderSerializer(serializers.Serializer):
+    class Meta:
+        ref_name = "TeamIdentityProvider"
+
+    provider_id = serializers.CharField(help_text="The id sign-in uses for this provider (`team-<team id>`).")
+    issuer = serializers.CharField()
+    client_id = serializers.CharField()
+    has_secret = serializers.SerializerMethodField(help_text="The secret is stored encrypted and never returned.")
+    callback_url = serializers.SerializerMethodField(help_text="Register this redirect URI at the provider.")
+    updated_at = serializers.DateTimeField()
+
+    def get_has_secret(self, row: TeamIdentityProvider) -> bool:
+        return bool(row.secret_encrypted)
+
+    def get_callback_url(self, row: TeamIdentityProvider) -> str:
+        path = reverse("openid_connect_callback", kwargs={"provider_id": row.provider_id})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
+class TeamIdentityProviderApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        class Meta:
+            ref_name = "TeamIdentityProviderInput"
+
+        issuer = serializers.CharField(max_length=500, help_text="The provider's https issuer URL.")
+        client_id = serializers.CharField(max_length=255)
+        secret = serializers.CharField(
+            max_length=2000,
+            required=False,
+            write_only=True,
+            help_text="Required the first time; left out, the stored secret is kept.",
+        )
+
+    @extend_schema(
+        responses={200: IdentityProviderSerializer, 404: OpenApiResponse(ErrorSerializer, "None registered.")},
+        operation_id="teams_identity_provider_get",
+    )
+    def get(self, request: Request, team_id: uuid.UUID) -> Response:
+        row = identity_provider_get(team_id=team_id, actor=_caller(request))
+        return Response(IdentityProviderSerializer(row, context={"request": request}).data)
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: IdentityProviderSerializer,
+            400: OpenApiResponse(ErrorSerializer, "`issuer_invalid`, `identity_provider_secret_required`…"),
+        },
+        operation_id="teams_identity_provider_set",
+        description="Register (or replace) the team's own OpenID Connect provider. Signing in through it "
+        "with an address in one of the team's proven domains joins the team.",
+    )
+    def put(self, request: Request, team_id: uuid.UUID) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        row = identity_provider_set(team_id=team_id, actor=_caller(request), **serializer.validated_data)
+        return Response(IdentityProviderSerializer(row, context={"request": request}).data)
+
+    @extend_schema(responses={204: None}, operation_id="teams_identity_provider_remove")
+    def delete(self, request: Request, team_id: uuid.UUID) -> Response:
+        identity_provider_remove(team_id=team_id, actor=_caller(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -18,3 +18,5 @@ class TeamsErrorCode(StrEnum):
     SSO_REQUIRED = "sso_required"
     DOMAIN_TAKEN = "domain_taken"
     DOMAIN_NOT_PROVEN = "domain_not_proven"
+    ISSUER_INVALID = "issuer_invalid"
+    IDENTITY_PROVIDER_SECRET_REQUIRED = "identity_provider_secret_required"

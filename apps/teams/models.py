@@ -133,3 +133,32 @@ class TeamDomain(BaseModel):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class TeamIdentityProvider(BaseModel):
+    """The team's own OpenID Connect provider: signing in through it with an address in one of the
+    team's proven domains joins the team. The client secret rests encrypted under the server's
+    master keys (``FERNET_MASTER_KEYS``) and is decrypted only in memory, to talk to the provider."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="identity_provider")
+    issuer = models.URLField(max_length=500)  # https, no trailing slash
+    client_id = models.CharField(max_length=255)
+    secret_encrypted = models.BinaryField()
+
+    class Meta(BaseModel.Meta):
+        verbose_name = "team identity provider"
+
+    @property
+    def provider_id(self) -> str:
+        """The allauth ``provider_id`` (and SocialAccount ``provider``) of this team's provider."""
+        return team_provider_id(self.team_id)
+
+    def __str__(self) -> str:
+        return f"{self.issuer} for {self.team_id}"
+
+
+TEAM_PROVIDER_PREFIX = "team-"
+
+
+def team_provider_id(team_id: object) -> str:
+    return f"{TEAM_PROVIDER_PREFIX}{team_id}"

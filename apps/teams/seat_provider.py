@@ -6,7 +6,7 @@ goes through the provider billing registers here.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from apps.core.errors import ApplicationError
 
@@ -25,6 +25,12 @@ class SeatProvider(Protocol):
     def subscription_end(self, *, team: Team, actor: User) -> None:
         """End the team's paid subscription at the end of its period (no-op without one)."""
 
+    def billing_contact_transfer(
+        self, *, team: Team, previous_owner: User, new_owner: User, actor: User | None
+    ) -> dict[str, Any]:
+        """The owner hands the team over: make the new owner the payer of the subscription the
+        previous owner pays the team with, when possible; returns facts for the audit trail."""
+
 
 _provider: SeatProvider | None = None
 
@@ -32,6 +38,11 @@ _provider: SeatProvider | None = None
 def seat_provider_register(provider: SeatProvider) -> None:
     global _provider
     _provider = provider
+
+
+def seat_provider_if_registered() -> SeatProvider | None:
+    """The registered provider, or None on a server that manages no paid seats."""
+    return _provider
 
 
 def seat_provider() -> SeatProvider:

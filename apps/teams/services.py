@@ -19,7 +19,7 @@ from apps.core.errors import ApplicationError, NotFoundError
 
 from .error_codes import TeamsErrorCode
 from .models import Invitation, Membership, Team, TeamRole
-from .seat_provider import seat_provider
+from .seat_provider import seat_provider, seat_provider_if_registered
 from .selectors import membership_in_team, require_managing_role, seat_usage, team_member_user_ids
 from .signals import team_entitlement_changed
 
@@ -172,8 +172,12 @@ def member_role_set(*, team_id: uuid.UUID, actor: User, user_id: uuid.UUID, role
 
 
 def team_ownership_transfer(*, team: Team, new_owner: Membership, actor: User | None) -> Membership:
-    """Make ``new_owner`` the owner and the previous owner an admin (audited); team locked by the caller."""
-    previous = Membership.objects.select_for_update().filter(team=team, role=TeamRole.OWNER).first()
+    """Make ``new_owner`` the owner and the previous owner an admin (audited); the subscription the
+    previous owner pays the team with becomes the new owner's to pay (see billing's seat provider).
+    Team locked by the caller; a refusal from billing's side leaves the ownership as it was."""
+    previous = (
+        Membership.objects.select_for_update().select_related("user").filter(team=team, role=TeamRole.OWNER).first()
+    )
     if previous is not None and previous.pk == new_owner.pk:
         return new_owner
     if previous is not None:
@@ -182,12 +186,18 @@ def team_ownership_transfer(*, team: Team, new_owner: Membership, actor: User | 
         previous.save(update_fields=["role", "updated_at"])
     new_owner.role = TeamRole.OWNER
     new_owner.save(update_fields=["role", "updated_at"])
+    provider = seat_provider_if_registered()
+    billing: dict = {}
+    if previous is not None and provider is not None:
+        billing = provider.billing_contact_transfer(
+            team=team, previous_owner=previous.user, new_owner=new_owner.user, actor=actor
+        )
     audit_record(
         action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED,
         actor=actor,
         target=team,
         subject_user=new_owner.user,
-        data={"from": str(previous.user_id) if previous else None, "to": str(new_owner.user_id)},
+        data={"from": str(previous.user_id) if previous else None, "to": str(new_owner.user_id), **billing},
     )
     entitlement_changed(team=team, user_ids=[new_owner.user_id, *([previous.user_id] if previous else [])])
     return new_owner

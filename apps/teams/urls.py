@@ -12,6 +12,7 @@ from .apis import (
     TeamDomainDetailApi,
     TeamDomainListCreateApi,
     TeamDomainVerifyApi,
+    TeamIdentityProviderApi,
     TeamInvitationDetailApi,
     TeamInvitationListCreateApi,
     TeamMemberDetailApi,
@@ -42,4 +43,5 @@ urlpatterns = [
         TeamDomainVerifyApi.as_view(),
         name="teams-domain-verify",
     ),
+    path("teams/<uuid:team_id>/identity-provider", TeamIdentityProviderApi.as_view(), name="teams-identity-provider"),
 ]

@@ -256,3 +256,69 @@ def test_each_team_member_has_their_own_200_requests_a_minute(make_user):
     # then each had 200, not a pool of 600 on the owner
     assert (owner.tier, member.tier) == ("team", "team")
     assert (owner_allowed, member_allowed) == (200, 200)
+
+
+def _transfer(team: Team, owner: User, to: User):
+    return _client(owner).patch(f"/api/v1/teams/{team.pk}/members/{to.pk}", {"role": "owner"}, format="json")
+
+
+def test_handing_ownership_over_moves_the_paying_customer_to_the_new_owner(paid_team, user, make_user, fake_stripe):
+    from djstripe.models import Customer
+
+    from apps.core.audit import AuditAction
+    from apps.core.models import AuditEvent
+
+    # given a paid team of five seats and a member with no billing of their own
+    team, sub = paid_team
+    successor = make_user("next@agency.example", email_verified=True)
+    _join(team, user, successor)
+
+    # when the owner hands the team over
+    response = _transfer(team, user, successor)
+
+    # then the Stripe customer that pays the team bills the new owner, in Stripe and in dj-stripe
+    assert response.status_code == 200, response.content
+    customer = fake_stripe.objects["customers"][sub["customer"]]
+    assert customer["email"] == "next@agency.example"
+    assert customer["metadata"]["djstripe_subscriber"] == str(successor.pk)
+    assert customer["metadata"]["team_id"] == str(team.pk)
+    assert Customer.objects.get(id=sub["customer"]).subscriber_id == successor.pk
+    # and the audit trail says what moved
+    event = AuditEvent.objects.get(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED)
+    assert event.data["subscription_moved"] is True
+    assert event.data["subscription"] == sub["id"]
+    # and the previous owner can leave: the team keeps its seats, they fall back to their own (free) tier
+    left = _client(user).delete(f"/api/v1/teams/{team.pk}/members/{user.pk}")
+    assert left.status_code == 204
+    assert Team.objects.get(pk=team.pk).subscribed_seats == 5
+    assert (_tier(user), _tier(successor)) == ("free", "team")
+
+
+def test_a_new_owner_with_their_own_customer_takes_the_team_but_not_the_subscription(
+    paid_team, user, make_user, fake_stripe
+):
+    from djstripe.models import Customer
+
+    from apps.billing.services import customer_get_or_create
+    from apps.core.audit import AuditAction
+    from apps.core.models import AuditEvent
+
+    # given a member who already pays Stripe for their own plan
+    team, sub = paid_team
+    successor = make_user("pro@agency.example", email_verified=True)
+    own = customer_get_or_create(user=successor)
+    _join(team, user, successor)
+
+    # when the owner hands the team over
+    response = _transfer(team, user, successor)
+
+    # then the ownership moves, the paying customer stays the previous owner's (now an admin), said in the audit
+    assert response.status_code == 200, response.content
+    assert Membership.objects.get(user=successor).role == TeamRole.OWNER
+    assert Membership.objects.get(user=user).role == TeamRole.ADMIN
+    assert Customer.objects.get(id=sub["customer"]).subscriber_id == user.pk
+    assert Customer.objects.get(id=own.id).subscriber_id == successor.pk
+    assert fake_stripe.objects["customers"][sub["customer"]]["email"] != "pro@agency.example"
+    event = AuditEvent.objects.get(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED)
+    assert (event.data["subscription_moved"], event.data["subscription_reason"]) == (False, "new_owner_has_a_customer")
+    assert Team.objects.get(pk=team.pk).subscribed_seats == 5

@@ -25,6 +25,7 @@ class FakeOidcProvider(LoopbackHttpServer):
         self.identity = {"sub": subject, "email": email, "email_verified": email_verified}
         self.codes: dict[str, str] = {}  # authorization code → the redirect_uri it was issued for
         self.requests: list[tuple[str, str]] = []
+        self.client_secrets: list[str] = []  # the secret each token request authenticated with
         self._serve(self._handler_class())
 
     def configuration(self) -> dict[str, Any]:
@@ -44,6 +45,7 @@ class FakeOidcProvider(LoopbackHttpServer):
         return f"{query['redirect_uri']}?{urlencode({'code': code, 'state': query.get('state', '')})}"
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        self.client_secrets.append(form.get("client_secret", ""))
         if form.get("client_id") != self.client_id or self.codes.pop(form.get("code", ""), None) is None:
             return 400, {"error": "invalid_grant"}
         now = int(time.time())

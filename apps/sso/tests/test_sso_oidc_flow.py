@@ -130,36 +130,125 @@ def _team_with_proven_domain(make_user, *, seats: int):
     return team
 
 
-def test_a_new_person_of_a_proven_domain_joins_the_team_just_in_time_and_gets_a_code(
+def test_the_server_provider_vouching_for_a_proven_domain_does_not_join_that_team(
     identity_provider, api_client, make_user
 ):
     from apps.teams.models import Membership
 
-    # given a team that proved team.example and has a free seat
+    # given a team that proved team.example, with a free seat and its own provider registered
     team = _team_with_proven_domain(make_user, seats=2)
+    _register_team_provider(team, "https://login.team.example")
 
-    # when someone new at team.example signs in through the provider
+    # when someone new at team.example signs in through the server's provider, not the team's
     _, response = _browser_login(api_client, state="nonce-3")
+
+    # then they are not in the team: a free account, and the code step says SSO needs the team plan
+    user = User.objects.get(email="lead@team.example")
+    assert not Membership.objects.filter(user=user).exists()
+    assert User.objects.get(pk=user.pk).tier == Tier.FREE
+    assert response.status_code == 403
+    assert "feature_not_available" in response.content.decode()
+
+
+def test_with_no_free_seat_the_server_provider_still_signs_a_person_up_outside_the_team(
+    identity_provider, api_client, make_user
+):
+    from apps.teams.models import Membership
+
+    # given a team of one seat that proved team.example
+    _team_with_proven_domain(make_user, seats=1)
+
+    # when someone new at team.example signs in through the server's provider
+    _browser_login(api_client, state="nonce-4")
+
+    # then the team's seats are not its business: the account is made, outside the team
+    user = User.objects.get(email="lead@team.example")
+    assert not Membership.objects.filter(user=user).exists()
+
+
+def _register_team_provider(team, issuer: str, *, client_id: str = CLIENT_ID):
+    from apps.teams.identity_provider import secret_seal
+    from apps.teams.models import TeamIdentityProvider
+
+    # Written directly: the API accepts only https issuers and the loopback provider speaks http.
+    return TeamIdentityProvider.objects.create(
+        team=team, issuer=issuer, client_id=client_id, secret_encrypted=secret_seal("team-secret")
+    )
+
+
+@pytest.fixture
+def team_identity_provider():
+    provider = FakeOidcProvider(client_id="team-client", subject="team-user-7", email="lead@team.example").start()
+    yield provider
+    provider.stop()
+
+
+def _team_browser_login(api_client, team, *, state: str, email: str = "lead@team.example"):
+    """Like ``_browser_login`` through the team's own provider, found by the person's work address;
+    returns the browser, the response of allauth's callback and the final response (None if stopped)."""
+    providers = api_client.get("/api/v1/auth/sso/providers", {"state": state, "email": email}).json()["providers"]
+    login_url = next(p["login_url"] for p in providers if p["id"] == f"team-{team.pk}")
+    browser = Client()
+    to_provider = browser.post(urlsplit(login_url).path + "?" + urlsplit(login_url).query)
+    assert to_provider.status_code == 302, to_provider.content
+    back = urlsplit(_follow_to_identity_provider(to_provider["Location"]))
+    after_login = browser.get(f"{back.path}?{back.query}")
+    if after_login.status_code != 302:
+        return browser, after_login, None
+    return browser, after_login, browser.get(after_login["Location"])
+
+
+def test_the_providers_list_names_a_team_provider_only_for_an_address_of_its_proven_domain(
+    identity_provider, team_identity_provider, api_client, make_user
+):
+    # given a team that proved team.example and registered its own provider
+    team = _team_with_proven_domain(make_user, seats=2)
+    _register_team_provider(team, team_identity_provider.url, client_id="team-client")
+
+    # when the app asks without an address, with an address of the domain, and of another domain
+    anonymous = api_client.get("/api/v1/auth/sso/providers", {"state": "s"}).json()["providers"]
+    of_team = api_client.get("/api/v1/auth/sso/providers", {"state": "s", "email": "a@Team.example"}).json()
+    elsewhere = api_client.get("/api/v1/auth/sso/providers", {"email": "a@other.example"}).json()
+
+    # then only the team's people are offered its provider, first, under the team's name
+    assert [p["id"] for p in anonymous] == [PROVIDER_ID]
+    assert [p["id"] for p in of_team["providers"]] == [f"team-{team.pk}", PROVIDER_ID]
+    assert of_team["providers"][0]["name"] == "Team"
+    assert urlsplit(of_team["providers"][0]["login_url"]).path == f"/accounts/oidc/team-{team.pk}/login/"
+    assert [p["id"] for p in elsewhere["providers"]] == [PROVIDER_ID]
+
+
+def test_a_new_person_signing_in_through_the_team_provider_joins_just_in_time_and_gets_a_code(
+    team_identity_provider, api_client, make_user
+):
+    from apps.teams.models import Membership
+
+    # given a team that proved team.example, with a free seat and its own provider
+    team = _team_with_proven_domain(make_user, seats=2)
+    _register_team_provider(team, team_identity_provider.url, client_id="team-client")
+
+    # when someone new at team.example signs in through the team's provider
+    _, _, response = _team_browser_login(api_client, team, state="nonce-5")
 
     # then they joined as a member, have the team tier, and the app gets its code
     user = User.objects.get(email="lead@team.example")
     assert Membership.objects.get(user=user).team_id == team.pk
     assert User.objects.get(pk=user.pk).tier == Tier.TEAM
+    assert SocialAccount.objects.get(user=user).provider == f"team-{team.pk}"
     assert response.status_code == 302, response.content
     assert "code" in parse_qs(urlsplit(response["Location"]).query)
+    # and allauth authenticated at the provider with the team's decrypted client secret
+    assert ("POST", "/token") in team_identity_provider.requests
+    assert team_identity_provider.client_secrets == ["team-secret"]
 
 
-def test_no_free_seat_stops_the_sign_up_with_a_clear_page_and_no_account(identity_provider, api_client, make_user):
-    # given a team of one seat (its owner's) that proved team.example
-    _team_with_proven_domain(make_user, seats=1)
+def test_no_free_seat_stops_the_sign_up_with_a_clear_page_and_no_account(team_identity_provider, api_client, make_user):
+    # given a team of one seat (its owner's) that proved team.example and has its own provider
+    team = _team_with_proven_domain(make_user, seats=1)
+    _register_team_provider(team, team_identity_provider.url, client_id="team-client")
 
-    # when someone new at team.example signs in through the provider
-    providers = api_client.get("/api/v1/auth/sso/providers", {"state": "nonce-4"}).json()["providers"]
-    login_url = next(p["login_url"] for p in providers if p["id"] == PROVIDER_ID)
-    browser = Client()
-    to_provider = browser.post(urlsplit(login_url).path + "?" + urlsplit(login_url).query)
-    back = urlsplit(_follow_to_identity_provider(to_provider["Location"]))
-    response = browser.get(f"{back.path}?{back.query}")
+    # when someone new at team.example signs in through the team's provider
+    _, response, _ = _team_browser_login(api_client, team, state="nonce-6")
 
     # then the page says why, the desktop app gets the error, and no account was made
     assert response.status_code == 409
@@ -167,3 +256,29 @@ def test_no_free_seat_stops_the_sign_up_with_a_clear_page_and_no_account(identit
     assert "no_free_seat" in body
     assert "error=no_free_seat" in body
     assert not User.objects.filter(email="lead@team.example").exists()
+
+
+def test_another_team_provider_vouching_for_a_proven_domain_joins_nobody_and_is_not_trusted_for_it(
+    team_identity_provider, api_client, make_user
+):
+    from allauth.account.models import EmailAddress
+
+    from apps.teams.models import Membership, TeamDomain
+    from apps.teams.services import team_create
+
+    # given team.example proven by one team, and another team whose provider claims a team.example address
+    team = _team_with_proven_domain(make_user, seats=2)
+    intruder = team_create(user=make_user("boss@rogue.example", email_verified=True), name="Rogue")
+    TeamDomain.objects.create(team=intruder, domain="rogue.example", verification_token="r", verified_at=timezone.now())
+    _register_team_provider(intruder, team_identity_provider.url, client_id="team-client")
+
+    # when someone signs in through the other team's provider with that address
+    _, _, response = _team_browser_login(api_client, intruder, state="nonce-7", email="x@rogue.example")
+
+    # then nobody joins either team, and the address is not taken as verified on that provider's word
+    user = User.objects.get(email="lead@team.example")
+    assert not Membership.objects.filter(user=user).exists()
+    assert Membership.objects.filter(team=team).count() == 1
+    assert not EmailAddress.objects.filter(user=user, verified=True).exists()
+    assert response is not None
+    assert response.status_code == 403

@@ -104,6 +104,8 @@ def test_staff_grant_seats_in_the_admin_through_the_audited_service(staff_client
             "invitations-INITIAL_FORMS": "0",
             "domains-TOTAL_FORMS": "0",
             "domains-INITIAL_FORMS": "0",
+            "identity_provider-TOTAL_FORMS": "0",
+            "identity_provider-INITIAL_FORMS": "0",
             "memberships-0-id": str(Membership.objects.get(user=owner).pk),
             "memberships-0-team": str(team.pk),
         },
