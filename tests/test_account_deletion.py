@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from apps.accounts import deletion
 from apps.accounts.models import User
 from apps.accounts.tokens import tokens_issue
-from apps.billing.services import customer_get_or_create
+from apps.billing.subscriptions import customer_get_or_create
 from apps.billing.tests.conftest import fake_stripe  # noqa: F401
 from apps.connectors.tests.conftest import connect, fake, provider_settings  # noqa: F401
 from apps.core.models import AuditEvent

@@ -15,7 +15,7 @@ import json
 
 import pytest
 
-from apps.billing.usage_notice import usage_notice_check
+from apps.billing.usage_notice import LlmUsageNotice
 from apps.devices.services import call_device, send_to_device, user_frame_broadcast
 from apps.devices.tests.conftest import (  # noqa: F401
     capable_of,
@@ -24,6 +24,7 @@ from apps.devices.tests.conftest import (  # noqa: F401
     fast_device_settings,
     wait_until,
 )
+from apps.devices.usage_notice import usage_notice_broadcast
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -121,7 +122,8 @@ async def test_usage_notice_shape(devices, user):  # noqa: F811
     client = await devices(user, capabilities=["usage_notice"])
     await capable_of(user, "usage_notice")
     resets_at = dt.datetime(2027, 2, 1, tzinfo=dt.UTC)
-    assert await usage_notice_check(user_id=user.id, used=850, budget=1000, resets_at=resets_at)
+    notice = LlmUsageNotice(used=850, budget=1000, resets_at=resets_at)
+    assert await usage_notice_broadcast(user_id=user.id, notice=notice)
     await wait_until(lambda: client.notices)
     assert_shape(client.notices[0], USAGE_NOTICE)
     assert dt.datetime.fromisoformat(client.notices[0]["resets_at"]) == resets_at

@@ -16,6 +16,7 @@ from apps.core.errors import ApplicationError
 from apps.memory.learning import episode_capture
 from apps.memory.selectors import amemory_context
 
+from . import prompts
 from .embeddings import text_embed
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ async def memory_prompt_fragment(*, user_id, message: str) -> str:
     except ApplicationError as exc:
         logger.warning("memory enrichment failed: %s", exc.code)
         return ""
-    return context.as_prompt_fragment()
+    return prompts.memory_fragment(context)
 
 
 async def remember_episode(*, user_id, session_id: str, message: str, answer: str) -> None:

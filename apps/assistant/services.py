@@ -1,8 +1,10 @@
 """One chat turn with a supervisor, shared by the socket (streaming) and REST (collected) doors.
 
-``chat_run`` validates the message, opens the request context the tools use, resolves a
-Floating scope on the device, enriches the system prompt with memory, runs the graph and
-pushes sanitized text to a sink; after it, the episode is stored in memory.
+``chat_run`` reads top to bottom as its steps: validate the message, take the budget's hold, open
+the request context the tools use, build the system prompt (``_system_prompt``: a Floating scope
+looked up on the device, what memory recalls), stream the graph's sanitized answer to a sink
+(``_answer_stream``, with ``AnnouncedAnswer`` holding a Floating turn's text until its domain is
+named), then store the episode in memory.
 """
 
 from __future__ import annotations
@@ -122,6 +124,10 @@ async def _scope_row(*, table: str, scope_id: str | None) -> dict[str, Any] | No
     return row
 
 
+# The domain a Floating turn announces when no sub-agent was called, as the earlier backend did.
+DEFAULT_DOMAIN = "tasks"
+
+
 async def chat_run(
     *,
     user_id: Any,
@@ -141,88 +147,105 @@ async def chat_run(
     purpose = LlmPurpose.FLOATING if kind == ChatKind.FLOATING else LlmPurpose.CHAT
     # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
     async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
-        return await _chat_run_admitted(
-            ctx=ctx,
-            kind=kind,
-            message=message,
-            sink=sink,
-            history=history,
-            scope=scope,
-            session_id=session_id,
-            context_fragment=context_fragment,
+        with chat_request(ctx):
+            system_prompt = await _system_prompt(
+                user_id=user_id, kind=kind, message=message, scope=scope, context_fragment=context_fragment
+            )
+            answer = await _answer_stream(
+                ctx=ctx, kind=kind, message=message, history=history, system_prompt=system_prompt, sink=sink
+            )
+        outcome = ChatOutcome(answer=answer, mutations=list(ctx.mutations), faults=list(ctx.faults))
+        await remember_episode(
+            user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer
         )
+    return outcome
 
 
-async def _chat_run_admitted(
+async def _system_prompt(
+    *, user_id: Any, kind: ChatKind, message: str, scope: dict[str, Any] | None, context_fragment: str
+) -> str:
+    """The turn's system prompt: a Floating turn's scope (looked up on the device) and what memory
+    recalls for the message; a Home turn's client context."""
+    if kind == ChatKind.FLOATING:
+        scope_text = await _floating_scope_fragment(scope)
+        memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
+        return prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
+    memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
+    return prompts.home_system_prompt(memory_fragment=memory_text, context_fragment=context_fragment)
+
+
+async def _floating_scope_fragment(scope: dict[str, Any] | None) -> str:
+    """The prompt's words for a Floating scope: the scoped row when the scope names a client table."""
+    scope_type, scope_id = _scope_parts(scope)
+    table = scope_table(scope_type)
+    if table is None:
+        return prompts.general_scope_fragment(scope_type=str(scope_type or ""), scope_id=scope_id)
+    row = await _scope_row(table=table, scope_id=scope_id)
+    return prompts.scope_fragment(scope_type=table[:-1], scope_id=scope_id, row=row)
+
+
+async def _answer_stream(
     *,
     ctx: ChatRequestContext,
     kind: ChatKind,
     message: str,
-    sink: ChatSink,
     history: list[dict[str, Any]] | None,
-    scope: dict[str, Any] | None,
-    session_id: str | None,
-    context_fragment: str,
-) -> ChatOutcome:
-    user_id, request_id = ctx.user_id, ctx.request_id
-    with chat_request(ctx):
-        # The domain a Floating turn announces when no sub-agent was called, as the earlier backend did.
-        default_domain = "tasks"
-        if kind == ChatKind.FLOATING:
-            scope_type, scope_id = _scope_parts(scope)
-            table = scope_table(scope_type)
-            if table is None:
-                scope_text = prompts.general_scope_fragment(scope_type=str(scope_type or ""), scope_id=scope_id)
-            else:
-                row = await _scope_row(table=table, scope_id=scope_id)
-                scope_text = prompts.scope_fragment(scope_type=table[:-1], scope_id=scope_id, row=row)
-        memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
-        if kind == ChatKind.FLOATING:
-            system_prompt = prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
+    system_prompt: str,
+    sink: ChatSink,
+) -> str:
+    """Run the graph and push its sanitized text to the sink; returns the whole answer."""
+    answer = AnnouncedAnswer(sink=sink, hold_until_announced=kind == ChatKind.FLOATING)
+    await answer.open()
+    sanitizer = StreamSanitizer()
+    async for event, value in agent_events(kind=kind, message=message, history=history, system_prompt=system_prompt):
+        if event == "subagent":
+            ctx.subagents_used.append(value)
+            await answer.announce(prompts.SUBAGENT_DOMAINS.get(value, DEFAULT_DOMAIN))
         else:
-            system_prompt = prompts.home_system_prompt(memory_fragment=memory_text, context_fragment=context_fragment)
+            await answer.write(sanitizer.feed(value))
+    await answer.announce(DEFAULT_DOMAIN)
+    await answer.write(sanitizer.flush())
+    return answer.text
 
-        sanitizer = StreamSanitizer()
-        answer: list[str] = []
-        held: list[str] = []  # Floating text waits until the domain is announced
-        announced = kind != ChatKind.FLOATING
-        if announced:
-            await sink.start()
 
-        async def emit(chunk: str) -> None:
-            if not chunk:
-                return
-            if not announced:
-                held.append(chunk)
-                return
-            answer.append(chunk)
-            await sink.text(chunk)
+class AnnouncedAnswer:
+    """The answer on its way to the sink. A Floating turn names its domain before any text (the first
+    sub-agent it calls, or the default at the end), so its text is held until then; a Home turn
+    starts at once and announces nothing."""
 
-        async def announce(domain: str) -> None:
-            nonlocal announced
-            announced = True
-            await sink.domain(domain)
-            await sink.start()
-            for chunk in held:
-                await emit(chunk)
-            held.clear()
+    def __init__(self, *, sink: ChatSink, hold_until_announced: bool) -> None:
+        self._sink = sink
+        self._announced = not hold_until_announced
+        self._held: list[str] = []
+        self._sent: list[str] = []
 
-        async for event, value in agent_events(
-            kind=kind, message=message, history=history, system_prompt=system_prompt
-        ):
-            if event == "subagent":
-                ctx.subagents_used.append(value)
-                if not announced:
-                    await announce(prompts.SUBAGENT_DOMAINS.get(value, default_domain))
-            else:
-                await emit(sanitizer.feed(value))
-        if not announced:
-            await announce(default_domain)
-        await emit(sanitizer.flush())
+    @property
+    def text(self) -> str:
+        return "".join(self._sent)
 
-    outcome = ChatOutcome(answer="".join(answer), mutations=list(ctx.mutations), faults=list(ctx.faults))
-    await remember_episode(user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer)
-    return outcome
+    async def open(self) -> None:
+        if self._announced:
+            await self._sink.start()
+
+    async def announce(self, domain: str) -> None:
+        """Name the domain and release the held text; only the first announcement counts."""
+        if self._announced:
+            return
+        self._announced = True
+        await self._sink.domain(domain)
+        await self._sink.start()
+        held, self._held = self._held, []
+        for chunk in held:
+            await self.write(chunk)
+
+    async def write(self, chunk: str) -> None:
+        if not chunk:
+            return
+        if not self._announced:
+            self._held.append(chunk)
+            return
+        self._sent.append(chunk)
+        await self._sink.text(chunk)
 
 
 class CollectingSink:

@@ -25,13 +25,9 @@ from .selectors import (
     subscription_period_end,
     subscription_tier,
 )
-from .services import (
-    checkout_session_create,
-    portal_session_create,
-    subscription_cancel,
-    webhook_receive,
-)
+from .subscriptions import checkout_session_create, portal_session_create, subscription_cancel
 from .usage_report import llm_usage_report, period_parse
+from .webhooks import webhook_receive
 
 
 class CheckoutApi(APIView):

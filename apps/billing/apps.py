@@ -10,13 +10,9 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         # dj-stripe (earlier in INSTALLED_APPS) connects its syncing handlers first; ours run after.
-        from apps.devices.frames import register_outgoing_frame
-
         from . import team_seats, webhook_handlers
-        from .usage_notice import USAGE_NOTICE, UsageNotice
 
         webhook_handlers.connect()
-        register_outgoing_frame(UsageNotice, capability=USAGE_NOTICE)
 
         from apps.accounts.deletion import register_account_eraser
 

@@ -38,7 +38,7 @@ from .metering import (
 )
 from .models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservation
 from .tiers import llm_monthly_tokens, upgrade_tier
-from .usage_notice import usage_notice_check
+from .usage_notice import LlmUsageNotice, usage_notice_deliver
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,6 @@ class LlmHold(NamedTuple):
 
     attribution: LlmAttribution
     reservation_id: Any = None
-
-
-class LlmUsageNotice(NamedTuple):
-    used: int
-    budget: int
-    resets_at: dt.datetime
 
 
 def period_resets_at(period: dt.date) -> dt.datetime:
@@ -167,7 +161,7 @@ async def llm_budgeted_async(
             if deferred is not None:  # here, on the loop its streams' meters settle on, not in the thread
                 deferred.close()
             await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
-            await _usage_notice_maybe(user_id=user_id)
+            await llm_usage_notice_send(user_id=user_id)
 
 
 def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
@@ -184,18 +178,6 @@ def llm_usage_now(*, user_id: Any) -> LlmUsageNotice | None:
     period = period_of(timezone.now())
     used = LlmBudgetPeriod.objects.filter(user_id=user_id, period=period).values_list("used_tokens", flat=True).first()
     return LlmUsageNotice(used=used or 0, budget=budget, resets_at=period_resets_at(period))
-
-
-async def _usage_notice_maybe(*, user_id: Any) -> None:
-    """After metered work: past the notice threshold, the user's capable sockets hear it once per period
-    (``usage_notice_check`` keeps that once, and retries while no capable socket is online). Metering
-    never fails over a notice."""
-    try:
-        now = await sync_to_async(llm_usage_now)(user_id=user_id)
-        if now is not None:
-            await usage_notice_check(user_id=user_id, used=now.used, budget=now.budget, resets_at=now.resets_at)
-    except Exception:
-        logger.warning("billing: the usage notice check failed for user %s", user_id, exc_info=True)
 
 
 def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
@@ -218,6 +200,34 @@ def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
         month.notified_at = timezone.now()
         month.save(update_fields=["notified_at"])
     return LlmUsageNotice(used=month.used_tokens, budget=budget, resets_at=period_resets_at(period))
+
+
+async def llm_usage_notice_send(*, user_id: Any) -> bool:
+    """After metered work: past the notice threshold, tell the user once per period. The period's row
+    is marked as told (``notified_at``, the durable once) before the registered sender runs, and the
+    mark is taken back when no capable socket got it, so a later metered call tries again. True if a
+    socket got it now; never raises (metering must not fail over a notice)."""
+    notice = None
+    sent = False
+    try:
+        notice = await sync_to_async(llm_usage_notice_due)(user_id=user_id)
+        if notice is None:
+            return False
+        sent = await usage_notice_deliver(user_id=user_id, notice=notice)
+    except Exception:
+        logger.warning("billing: could not send the usage notice of user %s", user_id, exc_info=True)
+    if notice is not None and not sent:
+        try:
+            await sync_to_async(_usage_notice_unmark)(user_id=user_id, notice=notice)
+        except Exception:
+            logger.warning("billing: could not take back the usage notice mark of user %s", user_id, exc_info=True)
+    return sent
+
+
+def _usage_notice_unmark(*, user_id: Any, notice: LlmUsageNotice) -> None:
+    # The notice's period is the month that ends at ``resets_at``.
+    period = period_of(notice.resets_at - dt.timedelta(days=1))
+    LlmBudgetPeriod.objects.filter(user_id=user_id, period=period).update(notified_at=None)
 
 
 def llm_budget_override_set(*, user: Any, monthly_tokens: int | None, actor: Any | None) -> None:

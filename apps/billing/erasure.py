@@ -8,7 +8,7 @@ import uuid
 import stripe
 from djstripe.models import Customer
 
-from .services import stripe_api_key
+from .stripe_client import stripe_api_key
 
 
 def billing_erase_user(user_id: uuid.UUID) -> None:

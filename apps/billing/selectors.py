@@ -34,10 +34,6 @@ def customer_for_user(*, user: User) -> Customer | None:
     return Customer.objects.filter(subscriber=user, livemode=settings.STRIPE_LIVE_MODE).first()
 
 
-def user_for_customer(*, customer: Customer) -> User | None:
-    return customer.subscriber if isinstance(customer.subscriber, User) else None
-
-
 def price_for_tier(*, tier: str) -> Price | None:
     """The active local Price of a paid tier (mirrored by ``billing_sync_plans``)."""
     return (

@@ -17,7 +17,8 @@ from apps.teams.signals import team_entitlement_changed
 
 from .error_codes import BillingErrorCode
 from .selectors import customer_for_user, per_seat_item, team_paying_subscription
-from .services import stripe_api_key, stripe_errors, team_tiers_sync, user_tier_sync
+from .stripe_client import stripe_api_key, stripe_errors
+from .tier_sync import team_tiers_sync, user_tier_sync
 
 
 def _paying_subscription(team: Team) -> Subscription:

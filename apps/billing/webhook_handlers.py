@@ -16,13 +16,9 @@ from djstripe.signals import WEBHOOK_SIGNALS
 
 from apps.accounts.models import User
 
-from .services import (
-    invoice_subscription_id,
-    payment_failure_record,
-    payment_failure_resolve,
-    subscription_refresh,
-    user_tier_sync,
-)
+from .payment_failures import invoice_subscription_id, payment_failure_record, payment_failure_resolve
+from .subscriptions import subscription_refresh
+from .tier_sync import user_tier_sync
 
 logger = logging.getLogger(__name__)
 

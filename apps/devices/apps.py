@@ -12,12 +12,19 @@ class DevicesConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
 
+        from apps.billing.usage_notice import usage_notice_sender_register
         from apps.core import metrics
 
+        from .frames import register_outgoing_frame
         from .selectors import devices_online_count
         from .signals import close_sockets_of_deactivated_user
+        from .usage_notice import USAGE_NOTICE, UsageNotice, usage_notice_broadcast
 
         metrics.gauge_source("adiuva_devices_online", "Devices with a live socket.", devices_online_count)
+
+        # Billing decides when a user is told about their LLM budget; the socket layer tells them.
+        register_outgoing_frame(UsageNotice, capability=USAGE_NOTICE)
+        usage_notice_sender_register(usage_notice_broadcast)
 
         post_save.connect(
             close_sockets_of_deactivated_user, sender=get_user_model(), dispatch_uid="devices.close_on_deactivate"

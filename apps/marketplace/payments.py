@@ -20,7 +20,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.billing.services import customer_get_or_create, stripe_api_key, stripe_errors
+from apps.billing.stripe_client import stripe_api_key, stripe_errors
+from apps.billing.subscriptions import customer_get_or_create
 from apps.core.errors import ApplicationError
 
 from .error_codes import MarketplaceErrorCode

@@ -57,7 +57,7 @@ def on_payout_paid(sender: Any, event: Event, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-    from apps.billing.services import WEBHOOK_EVENTS
+    from apps.billing.webhooks import WEBHOOK_EVENTS
 
     # Billing's endpoint list is the registry of platform events: billing cannot import us.
     WEBHOOK_EVENTS.extend(name for name in PLATFORM_EVENTS if name not in WEBHOOK_EVENTS)

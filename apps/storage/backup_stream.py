@@ -156,7 +156,7 @@ async def backup_put(scope: Scope, receive: Receive, send: Send) -> None:
         except Exception as exc:
             await _send_error(send, exc, request_id)
             return
-        from .apis import BackupMetadataSerializer  # the door's output shape, shared with GET/history
+        from .apis.backups import BackupMetadataSerializer  # the door's output shape, shared with GET/history
 
         body = JSONRenderer().render({"ok": True, **BackupMetadataSerializer(backup).data})
         await _send(send, 201, body, request_id)

@@ -2,19 +2,10 @@
 
 from django.urls import path
 
-from .apis import (
-    BackupApi,
-    BackupDeleteApi,
-    BackupHistoryApi,
-    BackupMultipartCompleteApi,
-    BackupMultipartInitiateApi,
-    BackupMultipartPartsApi,
-    RecordDetailApi,
-    RecordListCreateApi,
-    VectorDeleteApi,
-    VectorSearchApi,
-    VectorUpsertApi,
-)
+from .apis.backups import BackupApi, BackupDeleteApi, BackupHistoryApi
+from .apis.multipart import BackupMultipartCompleteApi, BackupMultipartInitiateApi, BackupMultipartPartsApi
+from .apis.records import RecordDetailApi, RecordListCreateApi
+from .apis.vectors import VectorDeleteApi, VectorSearchApi, VectorUpsertApi
 
 urlpatterns = [
     path("storage/records", RecordListCreateApi.as_view(), name="storage-records"),

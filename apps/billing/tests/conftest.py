@@ -11,7 +11,8 @@ import stripe
 from django.test import Client
 from djstripe.models import WebhookEndpoint
 
-from apps.billing.services import stripe_plans_sync, webhook_endpoint_create
+from apps.billing.catalogue import stripe_plans_sync
+from apps.billing.webhooks import webhook_endpoint_create
 from apps.devices.tests.conftest import device_server, devices, fast_device_settings  # noqa: F401  (usage_notice)
 
 from .fake_stripe import FakeStripe, sign

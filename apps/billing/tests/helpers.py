@@ -6,7 +6,7 @@ from djstripe.models import Customer
 
 from apps.accounts.models import User
 from apps.billing import tiers
-from apps.billing.services import customer_get_or_create
+from apps.billing.subscriptions import customer_get_or_create
 
 from .fake_stripe import FakeStripe
 

@@ -6,7 +6,7 @@ import pytest
 from django.test import override_settings
 from djstripe.models import Customer
 
-from apps.billing.services import customer_get_or_create
+from apps.billing.subscriptions import customer_get_or_create
 
 pytestmark = pytest.mark.django_db
 

@@ -299,7 +299,7 @@ def test_a_new_owner_with_their_own_customer_takes_the_team_but_not_the_subscrip
 ):
     from djstripe.models import Customer
 
-    from apps.billing.services import customer_get_or_create
+    from apps.billing.subscriptions import customer_get_or_create
     from apps.core.audit import AuditAction
     from apps.core.models import AuditEvent
 

@@ -15,7 +15,7 @@ from djstripe.models import Event, WebhookEventTrigger
 
 from apps.accounts.models import User
 from apps.billing.models import BillingAccount, PaymentFailure
-from apps.billing.services import customer_get_or_create
+from apps.billing.subscriptions import customer_get_or_create
 
 from .fake_stripe import sign
 from .helpers import subscribe

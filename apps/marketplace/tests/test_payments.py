@@ -93,7 +93,7 @@ def test_a_paid_install_is_a_destination_charge_and_waits_for_payment(paid_plugi
 
 
 def _card_on_file(fake_stripe, user, payment_method: str = "pm_card_visa") -> None:
-    from apps.billing.services import customer_get_or_create
+    from apps.billing.subscriptions import customer_get_or_create
 
     fake_stripe.card_on_file(customer_get_or_create(user=user).id, payment_method)
 
@@ -295,7 +295,7 @@ def test_a_paid_plugin_of_a_developer_without_connect_cannot_be_bought(listed, p
 
 
 def test_the_webhook_endpoint_billing_creates_subscribes_to_the_payment_events(fake_stripe, db):
-    from apps.billing.services import webhook_endpoint_create
+    from apps.billing.webhooks import webhook_endpoint_create
 
     webhook_endpoint_create(base_url="https://api.example.test", contract_path=True)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from apps.billing.services import stripe_plans_sync
+from apps.billing.catalogue import stripe_plans_sync
 
 
 class Command(BaseCommand):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.billing.services import webhook_endpoint_adopt, webhook_endpoint_create
+from apps.billing.webhooks import webhook_endpoint_adopt, webhook_endpoint_create
 
 
 class Command(BaseCommand):
