@@ -128,15 +128,19 @@ def main() -> None:
             log.seek(0)
             errors = [line for line in log.read().splitlines() if '"level": "ERROR"' in line or "Traceback" in line]
             log.close()
-        ratios.append(a["span"] / r["span"])
+        # A span is only comparable when every socket got its answer on both sides.
+        ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
+        if ratio is not None:
+            ratios.append(ratio)
         print(
             f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s | "
             f"adiuva {a['ok']} ok / {a['failed']} failed in {a['span']:.2f} s, {len(errors)} errors logged | "
-            f"ratio {ratios[-1]:.2f}x"
+            + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
         )
-        for line in errors[:3]:
-            print("   ", line[:300])
-    print(f"median ratio (adiuva / raw, first connect -> last hello answered): {statistics.median(ratios):.2f}x")
+        for line in errors[:1]:
+            print("   ", line[:200], "...", line.replace("\\n", " | ")[-400:])
+    if ratios:
+        print(f"median ratio (adiuva / raw, first connect -> last hello answered): {statistics.median(ratios):.2f}x")
 
 
 if __name__ == "__main__":
