@@ -96,6 +96,21 @@ def _open(item: OutboxItem, *, bound: bool) -> PendingItem:
     return PendingItem(id=item.id, run_id=item.run_id, table=item.table, data=data, bound=bound)
 
 
+def outbox_waiting_for(*, devices: Iterable[tuple[uuid.UUID | str, str]]) -> set[tuple[str, str]]:
+    """Which of these (user_id, device_id) pairs have pending items (their own or a user's "any
+    device" ones), in one query: the hellos of a reconnect storm skip the flush when none wait."""
+    pairs = {(str(user_id), device_id) for user_id, device_id in devices}
+    if not pairs:
+        return set()
+    waiting = set(
+        OutboxItem.objects.filter(user_id__in={user_id for user_id, _ in pairs}, status=OutboxStatus.PENDING)
+        .values_list("user_id", "device_id")
+        .distinct()
+    )
+    owed = {(str(user_id), device_id) for user_id, device_id in waiting}
+    return {(user_id, device_id) for user_id, device_id in pairs if {(user_id, device_id), (user_id, "")} & owed}
+
+
 def outbox_claim(
     *,
     user_id,

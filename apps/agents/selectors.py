@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Collection
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -74,10 +75,23 @@ def agents_due_for_device(
     each with ``run_start(config=…, trigger=RunTrigger.DEVICE_CONNECT)``; a race with the
     dispatcher ends in one run (the other side gets ``agent_already_running``).
     """
+    return agents_due_for_devices(devices=[(user_id, device_id)], now=now)
+
+
+def agents_due_for_devices(
+    *, devices: Collection[tuple[uuid.UUID | str, str]], now: dt.datetime | None = None
+) -> list[LocalAgentConfig]:
+    """``agents_due_for_device`` for many (user_id, device_id) pairs in one query (a reconnect
+    storm's hellos are checked together); each agent is matched on its own user and device."""
+    if not devices:
+        return []
     now = now or timezone.now()
     running = AgentRunLog.objects.filter(agent_id=OuterRef("id"), status=RunStatus.RUNNING)
+    owners = Q()
+    for user_id, device_id in set(devices):
+        owners |= Q(user_id=user_id, device_id=device_id)
     return list(
-        LocalAgentConfig.objects.filter(user_id=user_id, device_id=device_id, enabled=True)
+        LocalAgentConfig.objects.filter(owners, enabled=True)
         .filter(Q(waiting_for_device_since__isnull=False) | Q(next_run_at__lte=now))
         .exclude(Exists(running))
         .order_by("created_at")

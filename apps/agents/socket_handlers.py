@@ -20,6 +20,7 @@ from apps.core.errors import ApplicationError
 from apps.devices.handlers import DeviceSession
 from apps.devices.services import loop_layer
 
+from .device_hello import hello_due_runs_start, hello_outbox_waiting
 from .error_codes import AgentsErrorCode
 from .frames import AgentComplete, AgentData
 from .local_runs import MSG_COMPLETE, MSG_DATA, run_channel
@@ -93,44 +94,16 @@ async def handle_agent_complete(session: DeviceSession, frame: AgentComplete) ->
 # --- device hello ---------------------------------------------------------------------------------
 
 
-def _start_due_runs(*, user_id, device_id: str) -> list[str]:
-    """Start a run of every agent of this device that came due while it was away (``run_start``
-    queues each run's executor once committed); returns their ids."""
-    from .models import RunTrigger
-    from .runs import run_start
-    from .selectors import agents_due_for_device
-
-    started: list[str] = []
-    for config in agents_due_for_device(user_id=user_id, device_id=device_id):
-        try:
-            run = run_start(config=config, trigger=RunTrigger.DEVICE_CONNECT)
-        except ApplicationError as exc:
-            if exc.code != AgentsErrorCode.AGENT_ALREADY_RUNNING:
-                raise
-            continue  # the dispatcher (or another socket of the device) got there first
-        started.append(str(run.id))
-    return started
-
-
 async def on_device_hello(session: DeviceSession) -> None:
-    report = await outbox_flush_for_device(user_id=session.user_id, device_id=session.device_id)
-    if report.delivered or report.undelivered:
-        logger.info(
-            "agents: outbox of device %s: %d delivered, %d still pending",
-            session.device_id,
-            report.delivered,
-            report.undelivered,
-        )
-    # Enqueueing may run the task in place (eager mode): keep it off the event loop and off
-    # the thread the socket's ORM calls share.
-    await asyncio.to_thread(_start_due_runs_closing, user_id=session.user_id, device_id=session.device_id)
-
-
-def _start_due_runs_closing(*, user_id, device_id: str) -> list[str]:
-    from django.db import close_old_connections
-
-    close_old_connections()
-    try:
-        return _start_due_runs(user_id=user_id, device_id=device_id)
-    finally:
-        close_old_connections()
+    # Both checks are shared with the other hellos arriving now (device_hello): a reconnect storm
+    # costs a few queries, not one per device.
+    if await hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id):
+        report = await outbox_flush_for_device(user_id=session.user_id, device_id=session.device_id)
+        if report.delivered or report.undelivered:
+            logger.info(
+                "agents: outbox of device %s: %d delivered, %d still pending",
+                session.device_id,
+                report.delivered,
+                report.undelivered,
+            )
+    await hello_due_runs_start(user_id=session.user_id, device_id=session.device_id)

@@ -73,7 +73,7 @@ async def test_a_run_already_going_is_not_started_twice_on_hello(
     devices, user, llm, make_local_config, tmp_path, celery_eager
 ):
     # given an overdue agent whose run is already running (e.g. a second socket of the device)
-    from apps.agents.socket_handlers import _start_due_runs
+    from apps.agents.device_hello import due_runs_start
 
     from .conftest import start_run
 
@@ -81,8 +81,8 @@ async def test_a_run_already_going_is_not_started_twice_on_hello(
     running = await start_run(config)
 
     # when the device's hello looks for due agents
-    started = await sync_to_async(_start_due_runs)(user_id=user.id, device_id="laptop")
+    started = await sync_to_async(due_runs_start)([(str(user.id), "laptop")])
 
     # then nothing new starts
-    assert started == []
+    assert started == set()
     assert [r.id for r in await runs_of(config)] == [running.id]

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from redis.exceptions import RedisError
 
 from apps.accounts.tokens import tokens_issue
 from apps.devices.client import DeviceClient
@@ -69,7 +71,8 @@ def small_pool_server(settings, django_db_blocker):
 async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_live_heartbeat(
     small_pool_server, make_user, caplog
 ):
-    # given 40 devices of 4 users online on one server whose realtime pool holds 4 connections
+    # given 40 devices of 4 users online on one server, every connection of its realtime pool busy
+    # (held by someone else, however large the pool is), so the withdrawals must wait for one
     users = [await sync_to_async(make_user)() for _ in range(4)]
     tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
     clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"storm-{n}") for n in range(40)]
@@ -80,9 +83,18 @@ async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_
         node = small_pool_server.run(loop_node())
         caplog.clear()
         caplog.set_level(logging.WARNING)
+        held, release = threading.Event(), threading.Event()
+        holder = asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(_hold_the_pool(held, release), small_pool_server.loop)
+        )
+        await wait_until(held.is_set, timeout=10)
+        scripts_before = await _script_calls(redis)
 
-        # when they all drop at once
+        # when they all drop at once, and the pool's connections come back a moment later
         await asyncio.gather(*(client.close() for client in clients))
+        await asyncio.sleep(0.5)
+        release.set()
+        await holder
 
         # then every entry is withdrawn, every row offline, nothing was logged, and the node still beats
         await wait_until(lambda: _entries(redis, users, expected=0), timeout=15)
@@ -90,8 +102,37 @@ async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_
         await asyncio.sleep(1.5 * small_pool_server_heartbeat())
         assert await redis.exists(ALIVE_KEY.format(node=node.name)) == 1
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+        # and the withdrawals went in a few script calls, not one per socket
+        assert await _script_calls(redis) - scripts_before <= len(clients) // 4
     finally:
+        release.set()
         await loop_redis_close()
+
+
+async def _hold_the_pool(held: threading.Event, release: threading.Event) -> None:
+    """On the server's loop: take every connection its realtime pool will still hand out (the node's
+    subscription keeps one), until ``release``. A full pool waits (a short wait here says it is full)
+    or, if it does not wait, raises."""
+    pool = loop_redis().connection_pool
+    connections = []
+    try:
+        while len(connections) < pool.max_connections:
+            try:
+                connections.append(await asyncio.wait_for(pool.get_connection(), 0.5))
+            except (TimeoutError, RedisError):
+                break
+        held.set()
+        while not release.is_set():  # noqa: ASYNC110 (the event is set from the test's thread)
+            await asyncio.sleep(0.01)
+    finally:
+        for connection in connections:
+            await pool.release(connection)
+
+
+async def _script_calls(redis) -> int:
+    """Lua script calls Redis has run so far (the withdrawals are one)."""
+    stats = await redis.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
 
 
 def small_pool_server_heartbeat() -> float:

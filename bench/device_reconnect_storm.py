@@ -1,0 +1,153 @@
+"""Reconnect storm: N devices connecting at once; time from the first connect to the last hello answered.
+
+    .venv/bin/python bench/device_reconnect_storm.py [--devices 2000] [--users 200] [--rounds 2]
+
+Each round, in the same run and interleaved: a bare ``websockets`` server that answers each hello
+with a welcome (the floor), then the project's uvicorn server (auth, the device row, presence, the
+connect handlers: outbox check, overdue agents). The same client processes open every socket at
+once, send ``device_hello`` (with capabilities, so the server answers ``device_welcome``) and wait for
+the answer. Prints both spans, their ratio (median over rounds), failed sockets, and the ERROR lines
+the server logged. Load on this shared machine moves the absolute figures; the ratio is the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from device_common import ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
+
+CLIENT_PROCESSES = 4
+
+
+async def raw_server(port: int) -> None:
+    import websockets
+
+    async def handler(ws) -> None:
+        async for message in ws:
+            if json.loads(message).get("type") == "device_hello":
+                await ws.send(json.dumps({"type": "device_welcome", "protocol": 2, "capabilities": []}))
+
+    async with websockets.serve(handler, "127.0.0.1", port, ping_interval=None):
+        await asyncio.Future()
+
+
+async def client_process(url: str, go_file: str, out_file: str, per_user: int, tokens: list[str]) -> None:
+    import websockets
+
+    sockets = []
+
+    async def one(token: str, device_id: str) -> float | None:
+        try:
+            ws = await websockets.connect(
+                url, additional_headers={"Authorization": f"Bearer {token}"}, max_size=None, ping_interval=None
+            )
+            sockets.append(ws)
+            await ws.send(json.dumps({"type": "device_hello", "device_id": device_id, "capabilities": []}))
+            while json.loads(await ws.recv()).get("type") != "device_welcome":
+                pass
+            return time.time()
+        except Exception:
+            return None
+
+    while not os.path.exists(go_file):  # noqa: ASYNC110, ASYNC240 (a file the parent writes)
+        await asyncio.sleep(0.005)
+    start = time.time()
+    ends = await asyncio.gather(
+        *(one(token, f"storm-{os.getpid()}-{i}-{j}") for i, token in enumerate(tokens) for j in range(per_user))
+    )
+    done = [end for end in ends if end is not None]
+    Path(out_file).write_text(  # noqa: ASYNC240 (once, after the timing)
+        json.dumps({"start": start, "last": max(done, default=start), "ok": len(done), "failed": len(ends) - len(done)})
+    )
+    await asyncio.sleep(3)  # hold the sockets so the server's connect work finishes under load
+    for ws in sockets:
+        await ws.close()
+
+
+def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    go_file = f"/tmp/adiuva-storm-go-{tag}"
+    chunk = len(users) // CLIENT_PROCESSES
+    outs, procs = [], []
+    for p in range(CLIENT_PROCESSES):
+        out = f"/tmp/adiuva-storm-{tag}-{p}"
+        outs.append(out)
+        tokens = [t for _, t in users[p * chunk : (p + 1) * chunk]]
+        argv = [sys.executable, __file__, "--client", url, go_file, out, str(per_user), *tokens]
+        procs.append(subprocess.Popen(argv, cwd=str(ROOT)))
+    time.sleep(3)  # the client processes import and wait for the go
+    Path(go_file).write_text("go")
+    for proc in procs:
+        proc.wait(600)
+    os.remove(go_file)
+    results = [json.loads(Path(out).read_text()) for out in outs]
+    for out in outs:
+        os.remove(out)
+    return {
+        "span": max(r["last"] for r in results) - min(r["start"] for r in results),
+        "ok": sum(r["ok"] for r in results),
+        "failed": sum(r["failed"] for r in results),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--devices", type=int, default=2000)
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    setup_django(migrate=True)
+    users = make_users(args.users, prefix="storm")
+    per_user = max(1, args.devices // args.users)
+    print(f"reconnect storm: {per_user * args.users} devices over {args.users} users, {args.rounds} rounds")
+    ratios = []
+    for round_ in range(args.rounds):
+        port = free_port()
+        raw = start_server_command([__file__, "--raw-server", str(port)], port, kind="raw", quiet=True)
+        try:
+            r = storm(f"ws://127.0.0.1:{port}/", users, per_user)
+        finally:
+            stop(raw)
+        port = free_port()
+        log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed below)
+        server = start_server("uvicorn", port, output=log)
+        try:
+            a = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user)
+            time.sleep(2)
+        finally:
+            stop(server)
+            log.seek(0)
+            errors = [line for line in log.read().splitlines() if '"level": "ERROR"' in line or "Traceback" in line]
+            log.close()
+        # A span is only comparable when every socket got its answer on both sides.
+        ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
+        if ratio is not None:
+            ratios.append(ratio)
+        print(
+            f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s | "
+            f"adiuva {a['ok']} ok / {a['failed']} failed in {a['span']:.2f} s, {len(errors)} errors logged | "
+            + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
+        )
+        for line in errors[:1]:
+            print("   ", line[:200], "...", line.replace("\\n", " | ")[-400:])
+    if ratios:
+        print(f"median ratio (adiuva / raw, first connect -> last hello answered): {statistics.median(ratios):.2f}x")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--client":
+        _, _, url, go_file, out_file, per_user, *tokens = sys.argv
+        asyncio.run(client_process(url, go_file, out_file, int(per_user), tokens))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--raw-server":
+        asyncio.run(raw_server(int(sys.argv[2])))
+    else:
+        main()
