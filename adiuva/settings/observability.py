@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 from .environment import BASE_DIR, env
 
 # LOGGING: one JSON object per line, with the request id.
@@ -40,12 +36,6 @@ LOGGING = {
 # METRICS (Prometheus text format at /metrics; off unless METRICS_TOKEN is set, then Bearer METRICS_TOKEN)
 # ------------------------------------------------------------------------------
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
-# prometheus-client's multiprocess mode: web workers and Celery write samples here; must be set before
-# prometheus_client is imported, so it is exported to the environment right here.
+# prometheus-client's multiprocess mode: web workers and Celery write samples here. The entry points
+# (adiuva.startup) create it and export it to the environment before prometheus_client is imported.
 PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default="") or str(BASE_DIR / ".data" / "metrics")
-try:
-    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
-except OSError:  # a read-only image: fall back to the temporary directory
-    PROMETHEUS_MULTIPROC_DIR = str(Path(tempfile.gettempdir()) / "adiuva-metrics")
-    Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
