@@ -1,12 +1,13 @@
 #!/usr/bin/env python
-"""Django's command-line utility for administrative tasks."""
+"""Django's command-line utility for administrative tasks (adiuva.startup prepares the process first)."""
 
-import os
 import sys
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.local")
+    from adiuva import startup
+
+    startup.prepare()
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -6,11 +6,11 @@ lifespan events to the device drain (rolling deploys).
 user's remaining quota; Django would spool it to a temporary file first.
 """
 
-import os
-
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "adiuva.settings.local")
+from adiuva import startup
+
+startup.prepare()
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

@@ -1,13 +1,15 @@
-"""Laptop settings: DEBUG on, embedded PostgreSQL and Redis when no URLs are given."""
+"""Laptop settings: DEBUG on, fixed development keys. The entry points (adiuva.startup) start the
+embedded PostgreSQL and Redis when no URLs are given."""
 
-import os
+from . import environment
 
-from adiuva import embedded
-
-embedded.ensure_environment()
-os.environ.setdefault("DJANGO_SECRET_KEY", "local-insecure-secret-key-change-me-0123456789abcdef")
-# A fixed development master key; production reads its own from the environment.
-os.environ.setdefault("FERNET_MASTER_KEYS", "dGhpcy1pcy1hLWxvY2FsLWRldi1rZXktMzItYnl0ZXM=")
+environment.defaults(
+    {
+        "DJANGO_SECRET_KEY": "local-insecure-secret-key-change-me-0123456789abcdef",
+        # A fixed development master key; production reads its own from the environment.
+        "FERNET_MASTER_KEYS": "dGhpcy1pcy1hLWxvY2FsLWRldi1rZXktMzItYnl0ZXM=",
+    }
+)
 
 from .base import *  # noqa: E402,F403
 from .base import env  # noqa: E402

@@ -2,19 +2,32 @@
 
 Concurrent test runs on one machine set ADIUVA_TEST_RUN (a short tag) to get their own test
 database and Redis databases.
+
+pytest and the benchmarks load these settings without going through an entry point, so unlike the
+other settings modules this one prepares its process itself: it starts the embedded services when
+DATABASE_URL / REDIS_URL are not set and creates and exports the test run's metrics directory.
 """
 
 import os
+from pathlib import Path
 
 from adiuva import embedded
 
+from . import environment
+
 embedded.ensure_environment()
-os.environ.setdefault("DJANGO_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
-os.environ.setdefault("FERNET_MASTER_KEYS", "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=")
-# Each test run writes its own metric samples (prometheus-client multiprocess files).
+environment.defaults(
+    {
+        "DJANGO_SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef",
+        "FERNET_MASTER_KEYS": "dGVzdC1tYXN0ZXIta2V5LW51bWJlci1vbmUtMzJieXQ=",
+    }
+)
+# Each test run writes its own metric samples (prometheus-client multiprocess files); exported before
+# any app imports prometheus_client.
 os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", str(embedded.DATA_DIR / f"metrics-test-{os.environ.get('ADIUVA_TEST_RUN', '')}")
 )
+Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
 
 from adiuva.redis_urls import redis_url_for  # noqa: E402
 

@@ -1,0 +1,52 @@
+"""The device socket (/api/v1/ws/device): frames, tool calls, presence, server liveness, resumable streams, drain."""
+
+from __future__ import annotations
+
+from .environment import env
+
+# DEVICES (the device socket /api/v1/ws/device and tool calls)
+# ------------------------------------------------------------------------------
+# The socket accepts the CORS allow-list below (apps/core/origins.py) plus these socket-only Origins;
+# a missing Origin (desktop client) needs a valid token anyway.
+DEVICE_ALLOWED_ORIGINS = env.list("DEVICE_ALLOWED_ORIGINS", default=["file://"])
+DEVICE_HELLO_TIMEOUT = env.float("DEVICE_HELLO_TIMEOUT", default=5.0)
+DEVICE_PING_INTERVAL = env.float("DEVICE_PING_INTERVAL", default=30.0)
+DEVICE_PONG_TIMEOUT = env.float("DEVICE_PONG_TIMEOUT", default=10.0)
+# last_seen is flushed (and the presence lease renewed, the session re-checked) this often, not per frame.
+DEVICE_PRESENCE_FLUSH_INTERVAL = env.float("DEVICE_PRESENCE_FLUSH_INTERVAL", default=60.0)
+# The app's cap on one frame (an error frame answers a bigger one; see DEVICE_WS_MAX_SIZE).
+DEVICE_MAX_FRAME_BYTES = env.int("DEVICE_MAX_FRAME_BYTES", default=1024 * 1024)
+# Token bucket per socket: sustained frames per second and burst; a client that keeps flooding is closed.
+DEVICE_FRAME_RATE = env.float("DEVICE_FRAME_RATE", default=50.0)
+DEVICE_FRAME_BURST = env.int("DEVICE_FRAME_BURST", default=200)
+DEVICE_FLOOD_CLOSE_AFTER = env.int("DEVICE_FLOOD_CLOSE_AFTER", default=1000)
+DEVICE_TOOL_CALL_TIMEOUT = env.float("DEVICE_TOOL_CALL_TIMEOUT", default=30.0)
+
+# REALTIME (device rows, liveness of server processes, resumable request streams)
+# ------------------------------------------------------------------------------
+# Device rows per user: a new device recycles the least recently seen offline row; when all are online
+# the socket is closed with 4413.
+# uvicorn closes a socket (1009) that sends a frame over this many bytes (--ws-max-size in the Procfile
+# and Dockerfile), before buffering it; between DEVICE_MAX_FRAME_BYTES and this, the app answers an error.
+DEVICE_WS_MAX_SIZE = env.int("DEVICE_WS_MAX_SIZE", default=2 * 1024 * 1024)
+# Frames uvicorn buffers per socket before it stops reading (--ws-max-queue in the Procfile and Dockerfile).
+DEVICE_WS_MAX_QUEUE = env.int("DEVICE_WS_MAX_QUEUE", default=8)
+DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
+# Each server process (event loop) refreshes a Redis liveness key this often; it expires after the TTL,
+# so a caller waiting on a device held by a dead process gets device_disconnected within ~TTL + check.
+DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
+DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
+DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# Each event loop's Redis pool for presence, calls and stream logs: at most this many connections; a
+# caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
+DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)
+DEVICE_REDIS_POOL_TIMEOUT = env.float("DEVICE_REDIS_POOL_TIMEOUT", default=10.0)
+# Tool calls one socket may have in flight; the next one is answered device_busy.
+DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
+# A request's frames stay resumable this long after its stream_end; at most this many requests per user.
+DEVICE_STREAM_RETAIN_SECONDS = env.int("DEVICE_STREAM_RETAIN_SECONDS", default=120)
+DEVICE_STREAM_RETAIN_PER_USER = env.int("DEVICE_STREAM_RETAIN_PER_USER", default=32)
+# On SIGTERM: how long running requests may go on (apps.devices.drain), and the window over which the
+# moved devices' reconnect delays are spread. uvicorn's --timeout-graceful-shutdown comes after it.
+DEVICE_DRAIN_DEADLINE = env.float("DEVICE_DRAIN_DEADLINE", default=25.0)
+DEVICE_RECONNECT_WINDOW = env.float("DEVICE_RECONNECT_WINDOW", default=10.0)

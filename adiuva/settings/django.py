@@ -1,0 +1,127 @@
+"""Django itself: debug and hosts, the database, URLs, installed apps, middleware, templates, e-mail."""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from .environment import BASE_DIR, env
+
+# GENERAL
+# ------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+TIME_ZONE = "UTC"
+LANGUAGE_CODE = "en-us"
+USE_I18N = True
+USE_TZ = True
+SITE_ID = 1
+
+# DATABASES
+# ------------------------------------------------------------------------------
+# Under ASGI, psycopg 3's pool replaces persistent connections (CONN_MAX_AGE must be 0).
+DATABASES = {"default": env.db("DATABASE_URL")}
+if DATABASES["default"]["HOST"].startswith("%2F"):  # a Unix socket directory, URL-quoted
+    DATABASES["default"]["HOST"] = unquote(DATABASES["default"]["HOST"])
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["OPTIONS"] = {
+    "pool": {
+        "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+    }
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# URLS
+# ------------------------------------------------------------------------------
+ROOT_URLCONF = "adiuva.urls"
+ASGI_APPLICATION = "adiuva.asgi.application"
+WSGI_APPLICATION = "adiuva.wsgi.application"
+
+# APPS
+# ------------------------------------------------------------------------------
+DJANGO_APPS = [
+    "daphne",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.sites",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.admin",
+]
+THIRD_PARTY_APPS = [
+    "channels",
+    "corsheaders",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.microsoft",
+    "allauth.socialaccount.providers.openid_connect",
+    "django_celery_beat",
+    "djstripe",
+]
+LOCAL_APPS = [
+    "apps.core",
+    "apps.accounts",
+    "apps.teams",
+    "apps.billing",
+    "apps.storage",
+    "apps.devices",
+    "apps.memory",
+    "apps.connectors",
+    "apps.assistant",
+    "apps.agents",
+    "apps.sso",
+    "apps.marketplace",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+# MIDDLEWARE
+# ------------------------------------------------------------------------------
+MIDDLEWARE = [
+    "apps.core.middleware.RequestIdMiddleware",
+    # One access log line per request, with the client address the throttles count.
+    "apps.core.access_log.AccessLogMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, API docs) come from the app itself, before sessions or auth run.
+    "apps.core.static_files.AsyncStaticFilesMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    # CORS headers (allow-list in security.py) before CommonMiddleware can answer a redirect.
+    "corsheaders.middleware.CorsMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+]
+
+# STATIC / TEMPLATES
+# ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    }
+]
+
+# EMAIL
+# ------------------------------------------------------------------------------
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Adiuva <noreply@adiuva.app>")

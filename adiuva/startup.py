@@ -1,0 +1,43 @@
+"""What a process does before Django starts, so that importing settings never has to.
+
+Every entry point (manage.py, adiuva/asgi.py, adiuva/wsgi.py, adiuva/celery.py) calls ``prepare``:
+it picks the settings module, starts the embedded PostgreSQL and Redis for the laptop settings when
+their URLs are not set, and creates and exports the Prometheus multiprocess directory. The test
+settings start their embedded services themselves (pytest and the benchmarks import them directly).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from adiuva import embedded
+
+DEFAULT_SETTINGS_MODULE = "adiuva.settings.local"
+# Settings modules that run on the embedded services when DATABASE_URL / REDIS_URL are not set.
+EMBEDDED_SETTINGS_MODULES = frozenset({"adiuva.settings.local", "adiuva.settings.test"})
+
+
+def prepare() -> None:
+    """Make the process ready for Django: settings module, embedded services, metrics directory."""
+    module = os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS_MODULE)
+    if module in EMBEDDED_SETTINGS_MODULES:
+        embedded.ensure_environment()
+    metrics_dir_prepare()
+
+
+def metrics_dir_prepare() -> Path:
+    """Create PROMETHEUS_MULTIPROC_DIR and export it: prometheus_client reads it from the environment
+    when it is imported. On a read-only image the temporary directory stands in (and the setting says so)."""
+    from django.conf import settings
+
+    path = Path(settings.PROMETHEUS_MULTIPROC_DIR)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        path = Path(tempfile.gettempdir()) / "adiuva-metrics"
+        path.mkdir(parents=True, exist_ok=True)
+        settings.PROMETHEUS_MULTIPROC_DIR = str(path)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+    return path
