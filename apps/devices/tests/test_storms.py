@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -114,7 +115,7 @@ async def _hold_the_pool(held: threading.Event, release: threading.Event) -> Non
     subscription keeps one), until ``release``. A full pool waits (a short wait here says it is full)
     or, if it does not wait, raises."""
     pool = loop_redis().connection_pool
-    connections = []
+    connections: list[Any] = []
     try:
         while len(connections) < pool.max_connections:
             try:
