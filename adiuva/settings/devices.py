@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .environment import env
 
 # DEVICES (the device socket /api/v1/ws/device and tool calls)
@@ -37,6 +39,12 @@ DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
 DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
 DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# How processes seal the messages they publish to each other: "aesgcm" (this release) or "fernet" (what
+# a process of the release before reads). Every process reads both. Rolling from that release, deploy
+# once with "fernet", then switch it back when no process of the old release is left.
+DEVICE_NODE_SEAL = env.str("DEVICE_NODE_SEAL", default="aesgcm")
+if DEVICE_NODE_SEAL not in ("aesgcm", "fernet"):
+    raise ImproperlyConfigured(f"DEVICE_NODE_SEAL must be aesgcm or fernet, not {DEVICE_NODE_SEAL!r}")
 # Each event loop's Redis pool for presence, calls and stream logs: at most this many connections; a
 # caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
 DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from apps.core.encryption import InvalidToken, redis_unseal, transit_seal, transit_unseal
+from apps.core.encryption import InvalidToken, redis_seal, redis_unseal, transit_seal, transit_unseal
 
 from .realtime_redis import loop_heartbeat_redis, loop_redis, loop_redis_close
 
@@ -214,6 +214,8 @@ def _loads(data: bytes | str) -> dict[str, Any]:
 
 def encode(message: dict[str, Any]) -> bytes:
     """A node message as published (JSON, sealed with the Redis keys)."""
+    if settings.DEVICE_NODE_SEAL == "fernet":  # for processes of the previous release, during a roll
+        return redis_seal(json.dumps(message, separators=(",", ":"))).encode("ascii")
     return transit_seal(_dumps(message))
 
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from apps.core.encryption import InvalidToken, redis_seal
+from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 from apps.devices.node import (
     ALIVE_KEY,
     NODE_CHANNEL,
@@ -79,3 +79,16 @@ def test_a_node_message_of_the_previous_release_is_still_read() -> None:
 def test_a_tampered_or_foreign_node_message_is_refused(tamper) -> None:
     with pytest.raises(InvalidToken):
         decode(tamper(encode({"type": "x"})))
+
+
+def test_during_a_roll_from_the_previous_release_node_messages_are_sealed_as_it_reads_them(settings) -> None:
+    # given a process configured for a rolling deploy from the release before AES-GCM node messages
+    settings.DEVICE_NODE_SEAL = "fernet"
+
+    # when it publishes a message
+    sealed = encode({"type": "devices.stream_attach", "request_id": "r1"})
+
+    # then a process of that release opens it as it did (a Fernet token of JSON text), and so does this one
+    assert b"r1" not in sealed
+    assert json.loads(redis_unseal(sealed)) == {"type": "devices.stream_attach", "request_id": "r1"}
+    assert decode(sealed) == {"type": "devices.stream_attach", "request_id": "r1"}
