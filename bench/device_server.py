@@ -2,7 +2,8 @@
 
 ``python bench/device_server.py uvicorn|daphne PORT``; ``BENCH_UVICORN_WS`` picks uvicorn's websocket
 implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
-one, for before/after figures). The handler answers ``home_request``
+one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` traces allocations (25 frames) and writes a
+snapshot to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...). The handler answers ``home_request``
 with message ``"roundtrip N"`` by timing N sequential ``call_device`` calls from the socket's own
 process to the requesting device, and streams the timings back as JSON. Not for production.
 """
@@ -32,8 +33,24 @@ async def roundtrip_handler(session, frame) -> None:
     await session.send({"type": "stream_end", "request_id": frame.request_id})
 
 
+def trace_allocations(path: str) -> None:
+    """Trace allocations from here on; each SIGUSR1 dumps a snapshot to ``path.N``."""
+    import signal
+    import tracemalloc
+
+    tracemalloc.start(25)
+    dumps = iter(range(1_000_000))
+
+    def dump(_signum, _frame) -> None:
+        tracemalloc.take_snapshot().dump(f"{path}.{next(dumps)}")
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
 def main() -> None:
     kind, port = sys.argv[1], sys.argv[2]
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        trace_allocations(os.environ["BENCH_TRACEMALLOC"])
     setup_django()
     from apps.devices.handlers import register_request_handler
 

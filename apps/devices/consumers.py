@@ -1,7 +1,7 @@
 """The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-The consumer accepts, says hello, keeps the heartbeat and the token expiry, routes each frame and
-cleans up. Everything else is in a module of its own: authentication in
+The consumer accepts, says hello, keeps the token expiry, routes each frame and cleans up; the
+heartbeat is one timer per process (``heartbeat``). Everything else is in a module of its own: authentication in
 ``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
 (raw text → a frame, a rejection or a drop); tool calls in ``tool_calls`` (in flight in
 ``pending_calls``); the session handlers get in ``session``; presence in ``presence`` (database
@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import capabilities, connections, drain, handlers, presence_flusher, services, streams, tool_calls
+from . import capabilities, connections, drain, handlers, heartbeat, presence_flusher, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError, DeviceLimitError
@@ -181,7 +181,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Future] = set()
         self.timers: list[asyncio.TimerHandle] = []
         self.expiry_timer: asyncio.TimerHandle | None = None
-        self.pong_received = asyncio.Event()
+        self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
             burst=settings.DEVICE_FRAME_BURST,
@@ -365,7 +365,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "pong"})
 
     async def _on_pong(self, frame: Any) -> None:
-        self.pong_received.set()
+        self.pong_due = 0.0
 
     async def _on_cancel(self, frame: Any) -> None:
         stream = streams.stream_get(user_id=self.user_id, request_id=frame.request_id)
@@ -455,7 +455,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
                     replaced, {"type": services.MSG_REPLACED, "user_id": self.user_id, "device_id": self.device_id}
                 )
         presence_flusher.ensure_running()
-        self._spawn(self._heartbeat())
+        heartbeat.ensure_running()
         for handler in handlers.connect_handlers():
             self._spawn(self._run_connect_handler(handler))
 
@@ -467,18 +467,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("device socket: connect handler %r failed", handler)
 
-    async def _heartbeat(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(settings.DEVICE_PING_INTERVAL)
-            self.pong_received.clear()
-            try:
-                await self.send_frame({"type": "ping"})
-                await asyncio.wait_for(self.pong_received.wait(), settings.DEVICE_PONG_TIMEOUT)
-            except DeviceDisconnectedError:
-                return
-            except TimeoutError:
-                await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
-                return
+    def heartbeat_missed(self) -> None:
+        """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""
+        self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
 
     def presence_entry(self) -> PresenceEntry:
         """What the process-wide presence flush (presence_flusher) needs from this socket."""
