@@ -6,7 +6,8 @@
 Devices are reference clients (hello, pongs) spread over client processes; the server runs with
 the production heartbeat (ping 30 s, presence flush 60 s), so the idle window sees pings, pongs and
 presence writes. ``raw`` is a bare ``websockets`` server holding the same sockets with the same
-heartbeat (a ``ping`` frame every 30 s, a ``pong`` expected within 10 s, one timer for all sockets):
+heartbeat (a ``ping`` frame every 30 s, a ``pong`` expected within 10 s, one timer for all sockets)
+and the same permessage-deflate (``--deflate``, on by default as in production):
 the floor the project's server is compared with, in the same run. For the project's servers the
 bench waits until every device is online in the presence index before it measures. Baseline of
 each server: its own RSS and CPU with no device connected. Then every client process is killed at
@@ -58,7 +59,7 @@ PING_INTERVAL = 30.0
 PONG_TIMEOUT = 10.0
 
 
-async def raw_server(port: int) -> None:
+async def raw_server(port: int, *, deflate: bool) -> None:
     """A bare ``websockets`` server: keeps each socket, answers a client's ping, and pings every
     socket every PING_INTERVAL from one timer, closing (4410) those with no pong after PONG_TIMEOUT."""
     from websockets.asyncio.server import ServerConnection, serve
@@ -94,7 +95,8 @@ async def raw_server(port: int) -> None:
                     await ws.send('{"type":"ping"}')
 
     next_ping = [time.monotonic() + PING_INTERVAL]
-    async with serve(handler, "127.0.0.1", port, ping_interval=None, max_size=None):
+    compression = "deflate" if deflate else None
+    async with serve(handler, "127.0.0.1", port, ping_interval=None, max_size=None, compression=compression):
         await heartbeat()
 
 
@@ -128,6 +130,7 @@ def measure(
     drain: float,
     storm: dict,
     trace: str | None = None,
+    deflate: str = "on",
 ) -> dict:
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed after the storm, in finally)
@@ -135,12 +138,13 @@ def measure(
         "DEVICE_PING_INTERVAL": str(PING_INTERVAL),
         "DEVICE_PONG_TIMEOUT": str(PONG_TIMEOUT),
         "DEVICE_PRESENCE_FLUSH_INTERVAL": "60",
+        "DEVICE_WS_PER_MESSAGE_DEFLATE": "true" if deflate == "on" else "false",
     }
     if trace:
         env["BENCH_TRACEMALLOC"] = trace
     if kind == "raw":
         server = start_server_command(
-            [str(ROOT / "bench" / "device_fleet.py"), "--raw-server", str(port)], port, output=log
+            [str(ROOT / "bench" / "device_fleet.py"), "--raw-server", str(port), deflate], port, output=log
         )
     else:
         server = start_server(kind, port, env=env, output=log)
@@ -182,7 +186,7 @@ def measure(
                 )
             )
         while not all(os.path.exists(f) for f in ready):
-            if time.monotonic() - start > 600:
+            if time.monotonic() - start > 300 + n_devices * 0.1:  # a loaded machine connects slowly
                 raise RuntimeError("fleet did not connect")
             time.sleep(0.5)
         connected = sum(int(Path(f).read_text()) for f in ready)
@@ -261,19 +265,22 @@ def main() -> None:
     parser.add_argument("--servers", default="raw,uvicorn")
     parser.add_argument("--drain", type=float, default=15.0)
     parser.add_argument("--tracemalloc", action="store_true")
+    parser.add_argument("--deflate", choices=["on", "off"], default="on", help="permessage-deflate, both servers")
     args = parser.parse_args()
     raise_open_files_limit(args.devices)
     setup_django(migrate=True)
     users = make_users(args.users, prefix="fleet")
     print(
         f"fleet: {args.devices} devices over {args.users} users, ping {PING_INTERVAL:.0f} s, "
-        f"presence flush 60 s, idle {args.idle} s; load {os.getloadavg()[0]:.2f}"
+        f"presence flush 60 s, idle {args.idle} s, permessage-deflate {args.deflate}; load {os.getloadavg()[0]:.2f}"
     )
     results: dict[str, dict] = {}
     for kind in args.servers.split(","):
         storm: dict = {}
         trace = f"/tmp/adiuva-fleet-trace-{os.getpid()}-{kind}" if args.tracemalloc and kind != "raw" else None
-        r = results[kind] = measure(kind, args.devices, args.idle, users, drain=args.drain, storm=storm, trace=trace)
+        r = results[kind] = measure(
+            kind, args.devices, args.idle, users, drain=args.drain, storm=storm, trace=trace, deflate=args.deflate
+        )
         online = "" if r["online"] is None else f", {r['online']} online in presence after {r['online_s']:.0f} s"
         print(
             f"{kind:8s} connected {r['connected']} ({r['connect_s']:.0f} s incl. client start-up{online}) | "
@@ -305,7 +312,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--raw-server":
-        asyncio.run(raw_server(int(sys.argv[2])))
+        asyncio.run(raw_server(int(sys.argv[2]), deflate=sys.argv[3] == "on"))
     elif len(sys.argv) > 1 and sys.argv[1] == "--client":
         _, _, url, ready_file, per_user, *tokens = sys.argv
         setup_django()

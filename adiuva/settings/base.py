@@ -662,3 +662,6 @@ AGENTS_RUN_LEASE_RENEW_INTERVAL = env.float("AGENTS_RUN_LEASE_RENEW_INTERVAL", d
 AGENTS_CLOUD_MAX_MESSAGES = env.int("AGENTS_CLOUD_MAX_MESSAGES", default=50)
 # Delivered outbox rows (payload already dropped, id kept so a re-proposed item is a no-op) live this long.
 AGENTS_OUTBOX_RETAIN_DAYS = env.int("AGENTS_OUTBOX_RETAIN_DAYS", default=90)
+# Devices (socket): uvicorn's permessage-deflate keeps ~45 KiB of zlib state per socket; off trades
+# bandwidth on big frames for that memory (read by the Procfile/Dockerfile and the test server).
+DEVICE_WS_PER_MESSAGE_DEFLATE = env.bool("DEVICE_WS_PER_MESSAGE_DEFLATE", default=True)
