@@ -2,9 +2,11 @@
 
 ``python bench/device_server.py uvicorn|daphne PORT``; ``BENCH_UVICORN_WS`` picks uvicorn's websocket
 implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
-one, for before/after figures). The handler answers ``home_request``
-with message ``"roundtrip N"`` by timing N sequential ``call_device`` calls from the socket's own
-process to the requesting device, and streams the timings back as JSON. Not for production.
+one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` writes a snapshot of the traced
+allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing).
+The handler answers ``home_request`` with message ``"roundtrip N"`` by timing N sequential
+``call_device`` calls from the socket's own process to the requesting device, and streams
+the timings back as JSON. Not for production.
 """
 
 from __future__ import annotations
@@ -32,14 +34,33 @@ async def roundtrip_handler(session, frame) -> None:
     await session.send({"type": "stream_end", "request_id": frame.request_id})
 
 
+def trace_allocations(path: str) -> None:
+    """Each SIGUSR1 dumps a snapshot of the traced allocations to ``path.N``; the first one starts
+    tracing (25 frames), so what is compared is what was allocated after it and is still alive."""
+    import signal
+    import tracemalloc
+
+    dumps = iter(range(1_000_000))
+
+    def dump(_signum, _frame) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(25)
+        tracemalloc.take_snapshot().dump(f"{path}.{next(dumps)}")
+
+    signal.signal(signal.SIGUSR1, dump)
+
+
 def main() -> None:
     kind, port = sys.argv[1], sys.argv[2]
+    if os.environ.get("BENCH_TRACEMALLOC"):
+        trace_allocations(os.environ["BENCH_TRACEMALLOC"])
     setup_django()
     from apps.devices.handlers import register_request_handler
 
     register_request_handler("home_request", roundtrip_handler, replace=True)
     if kind == "uvicorn":
         import uvicorn
+        from django.conf import settings
 
         uvicorn.run(
             "adiuva.asgi:application",
@@ -49,6 +70,7 @@ def main() -> None:
             log_level="warning",
             access_log=False,
             ws=os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
+            ws_per_message_deflate=settings.DEVICE_WS_PER_MESSAGE_DEFLATE,
         )
     else:
         from daphne.cli import CommandLineInterface

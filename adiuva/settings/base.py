@@ -23,6 +23,3 @@ from .observability import *  # noqa: F403
 from .security import *  # noqa: F403
 from .services import *  # noqa: F403
 from .storage import *  # noqa: F403
-
-# Settings added after the split go below, each under a one-line comment naming its domain; they
-# move into that domain's module when merged.

@@ -33,6 +33,9 @@ DEVICE_TOOL_CALL_TIMEOUT = env.float("DEVICE_TOOL_CALL_TIMEOUT", default=30.0)
 DEVICE_WS_MAX_SIZE = env.int("DEVICE_WS_MAX_SIZE", default=2 * 1024 * 1024)
 # Frames uvicorn buffers per socket before it stops reading (--ws-max-queue in the Procfile and Dockerfile).
 DEVICE_WS_MAX_QUEUE = env.int("DEVICE_WS_MAX_QUEUE", default=8)
+# uvicorn's permessage-deflate keeps ~45 KiB of zlib state per socket; off trades bandwidth on big
+# frames for that memory (read by the Procfile/Dockerfile and the test server).
+DEVICE_WS_PER_MESSAGE_DEFLATE = env.bool("DEVICE_WS_PER_MESSAGE_DEFLATE", default=True)
 DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 # Each server process (event loop) refreshes a Redis liveness key this often; it expires after the TTL,
 # so a caller waiting on a device held by a dead process gets device_disconnected within ~TTL + check.

@@ -1,6 +1,7 @@
 """The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-The consumer accepts, keeps the heartbeat and the token expiry, routes each frame and cleans up.
+The consumer accepts, keeps the token expiry, routes each frame and cleans up; the heartbeat is one
+timer per process (``heartbeat``).
 Everything else is in a module of its own: authentication in
 ``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
 (raw text → a frame, a rejection or a drop); the hello and the socket's presence (device row,
@@ -177,7 +178,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.background: set[asyncio.Future] = set()
         self.timers: list[asyncio.TimerHandle] = []
         self.expiry_timer: asyncio.TimerHandle | None = None
-        self.pong_received = asyncio.Event()
+        self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
             burst=settings.DEVICE_FRAME_BURST,
@@ -341,7 +342,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         await self.send_frame({"type": "pong"})
 
     async def _on_pong(self, frame: Any) -> None:
-        self.pong_received.set()
+        self.pong_due = 0.0
 
     async def _on_cancel(self, frame: Any) -> None:
         stream = streams.stream_get(user_id=self.user_id, request_id=frame.request_id)
@@ -385,18 +386,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     async def _hello(self, frame: DeviceHello) -> None:
         await hello.hello_received(self, frame)
 
-    async def _heartbeat(self) -> None:
-        while not self.closing:
-            await asyncio.sleep(settings.DEVICE_PING_INTERVAL)
-            self.pong_received.clear()
-            try:
-                await self.send_frame({"type": "ping"})
-                await asyncio.wait_for(self.pong_received.wait(), settings.DEVICE_PONG_TIMEOUT)
-            except DeviceDisconnectedError:
-                return
-            except TimeoutError:
-                await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
-                return
+    def heartbeat_missed(self) -> None:
+        """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""
+        self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
 
     def presence_entry(self) -> PresenceEntry:
         return hello.presence_entry(self)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 
-from . import capabilities, connections, drain, handlers, presence_flusher, services
+from . import capabilities, connections, drain, handlers, heartbeat, presence_flusher, services
 from .close_codes import DeviceCloseCode
 from .errors import DeviceLimitError
 from .frames import DeviceHello, DeviceWelcome
@@ -87,7 +87,7 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     if replaced:
         await _replaced_notify(consumer, replaced)
     presence_flusher.ensure_running()
-    consumer._spawn(consumer._heartbeat())
+    heartbeat.ensure_running()
     for handler in handlers.connect_handlers():
         consumer._spawn(_run_connect_handler(consumer, handler))
 

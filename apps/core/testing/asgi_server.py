@@ -26,6 +26,7 @@ def uvicorn_config(**options) -> uvicorn.Config:
         "ws": "websockets-sansio",
         "ws_max_size": settings.DEVICE_WS_MAX_SIZE,
         "ws_max_queue": settings.DEVICE_WS_MAX_QUEUE,
+        "ws_per_message_deflate": settings.DEVICE_WS_PER_MESSAGE_DEFLATE,
     }
     return uvicorn.Config("adiuva.asgi:application", **{**config, **options})
 

@@ -1,0 +1,103 @@
+"""One heartbeat timer per process (per event loop), not a task per socket.
+
+Every DEVICE_PING_INTERVAL the sockets this loop holds (``connections``) get a ``ping`` frame in
+one pass; a socket whose ``pong`` has not come DEVICE_PONG_TIMEOUT after its ping is closed with
+HEARTBEAT_TIMEOUT. A socket keeps one number for it (``pong_due``: until when it waits for a pong,
+0 when it waits for none). The timer wakes at least once a second so a changed interval takes
+effect quickly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+
+from . import connections
+from .errors import DeviceDisconnectedError
+from .frames import outgoing_json, parse_outgoing
+from .node import raise_if_cancelling
+
+if TYPE_CHECKING:
+    from .consumers import DeviceConsumer
+
+logger = logging.getLogger(__name__)
+
+PING_TEXT = outgoing_json(parse_outgoing({"type": "ping"}))
+
+_tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
+
+
+def ensure_running() -> None:
+    loop = asyncio.get_running_loop()
+    task = _tasks.get(loop)
+    if task is None or task.done():
+        _tasks[loop] = loop.create_task(_run(), name="devices-heartbeat")
+
+
+async def _run() -> None:
+    last_ping = time.monotonic()
+    check_at: float | None = None
+    while True:
+        now = time.monotonic()
+        next_ping = last_ping + settings.DEVICE_PING_INTERVAL
+        wake = min(next_ping, check_at if check_at is not None else next_ping, now + 1.0)
+        await asyncio.sleep(max(wake - now, 0.0))
+        try:
+            now = time.monotonic()
+            if check_at is not None and now >= check_at:
+                check_at = _close_silent(now)
+            if now >= last_ping + settings.DEVICE_PING_INTERVAL:
+                last_ping = now
+                deadline = await _ping_all(now + settings.DEVICE_PONG_TIMEOUT)
+                if deadline is not None and (check_at is None or deadline < check_at):
+                    check_at = deadline
+        except Exception:
+            raise_if_cancelling()
+            logger.exception("devices: heartbeat pass failed")
+
+
+def _close_silent(now: float) -> float | None:
+    """Close the sockets whose pong is overdue; the earliest deadline still running, if any."""
+    earliest: float | None = None
+    for consumer in connections.local_consumers():
+        due = consumer.pong_due
+        if not due:
+            continue
+        if now >= due:
+            consumer.pong_due = 0.0
+            consumer.heartbeat_missed()
+        elif earliest is None or due < earliest:
+            earliest = due
+    return earliest
+
+
+async def _ping_all(deadline: float) -> float | None:
+    """Ping every socket that is not already waiting for a pong; the earliest pong deadline."""
+    earliest: float | None = None
+    for consumer in connections.local_consumers():
+        if not consumer.accepting_calls:
+            continue
+        if not consumer.pong_due:
+            consumer.pong_due = deadline
+            await _ping(consumer, deadline)
+        if consumer.pong_due and (earliest is None or consumer.pong_due < earliest):
+            earliest = consumer.pong_due
+    return earliest
+
+
+async def _ping(consumer: DeviceConsumer, deadline: float) -> None:
+    # Bounded: a client that stopped reading must not hold the pings of every other socket; it
+    # would miss its pong anyway.
+    try:
+        async with asyncio.timeout(max(deadline - time.monotonic(), 0.0)):
+            await consumer.send_text(PING_TEXT)
+    except DeviceDisconnectedError:
+        consumer.pong_due = 0.0
+    except TimeoutError:
+        consumer.pong_due = 0.0
+        consumer.heartbeat_missed()
