@@ -16,10 +16,8 @@ from apps.accounts.tokens import tokens_issue
 from apps.agents import selectors
 from apps.agents.models import AgentRunLog, RunTrigger
 from apps.devices.client import DeviceClient
-from apps.devices.models import Device
-from apps.devices.presence_index import KEY
 from apps.devices.realtime_redis import loop_redis, loop_redis_close
-from apps.devices.tests.conftest import ServerThread, wait_until
+from apps.devices.tests.conftest import ServerThread, online_rows_are, presence_entries_are, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -85,8 +83,8 @@ async def test_a_reconnect_storm_comes_online_without_errors_and_shares_the_over
         await asyncio.gather(*(client.connect() for client in clients))
 
         # then every device is in the presence index and online, each overdue agent started once
-        await wait_until(lambda: _entries(redis, users, expected=USERS * DEVICES_PER_USER), timeout=30)
-        await wait_until(lambda: _online_rows(users, expected=USERS * DEVICES_PER_USER), timeout=30)
+        await wait_until(lambda: presence_entries_are(redis, users, expected=USERS * DEVICES_PER_USER), timeout=30)
+        await wait_until(lambda: online_rows_are(users, expected=USERS * DEVICES_PER_USER), timeout=30)
         await wait_until(lambda: _started(configs), timeout=30)
         await asyncio.sleep(0.5)  # a late duplicate start would show now
         assert await _started(configs)
@@ -98,16 +96,6 @@ async def test_a_reconnect_storm_comes_online_without_errors_and_shares_the_over
     finally:
         await asyncio.gather(*(client.close() for client in clients))
         await loop_redis_close()
-
-
-async def _entries(redis, users, *, expected: int) -> bool:
-    counts = [await redis.hlen(KEY.format(user_id=str(user.id))) for user in users]
-    return sum(counts) == expected
-
-
-async def _online_rows(users, *, expected: int) -> bool:
-    count = await sync_to_async(Device.objects.filter(user__in=users, is_online=True).count)()
-    return count == expected
 
 
 async def _started(configs) -> bool:

@@ -18,6 +18,7 @@ from apps.devices import handlers
 from apps.devices.capabilities import capable_sockets
 from apps.devices.client import DeviceClient
 from apps.devices.models import Device
+from apps.devices.presence_index import KEY
 from apps.devices.selectors import device_online_channel
 
 
@@ -102,6 +103,18 @@ async def capable_of(user, capability: str = "agent_progress") -> None:
 
 async def device_row(user, device_id: str) -> Device | None:
     return await sync_to_async(Device.objects.filter(user=user, device_id=device_id).first)()
+
+
+async def presence_entries_are(redis, users, *, expected: int) -> bool:
+    """The presence index holds ``expected`` entries across these users' devices."""
+    counts = [await redis.hlen(KEY.format(user_id=str(user.id))) for user in users]
+    return sum(counts) == expected
+
+
+async def online_rows_are(users, *, expected: int) -> bool:
+    """The database's history has ``expected`` of these users' devices online."""
+    count = await sync_to_async(Device.objects.filter(user__in=users, is_online=True).count)()
+    return count == expected
 
 
 async def wait_online(user, device_id: str, channel_name: str | None = None) -> Device:

@@ -14,12 +14,11 @@ from redis.exceptions import RedisError
 
 from apps.accounts.tokens import tokens_issue
 from apps.devices.client import DeviceClient
-from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
 from apps.devices.presence_index import KEY, presence_announce, presence_withdraw
 from apps.devices.realtime_redis import loop_redis, loop_redis_close
 
-from .conftest import SOCKET_DB, ServerThread, wait_until
+from .conftest import SOCKET_DB, ServerThread, online_rows_are, presence_entries_are, wait_until
 
 pytestmark = SOCKET_DB
 
@@ -80,7 +79,7 @@ async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_
     await asyncio.gather(*(client.connect() for client in clients))
     redis = loop_redis()
     try:
-        await wait_until(lambda: _entries(redis, users, expected=40), timeout=15)
+        await wait_until(lambda: presence_entries_are(redis, users, expected=40), timeout=15)
         node = small_pool_server.run(loop_node())
         caplog.clear()
         caplog.set_level(logging.WARNING)
@@ -98,8 +97,8 @@ async def test_sockets_dropping_together_leave_no_error_no_stale_presence_and_a_
         await holder
 
         # then every entry is withdrawn, every row offline, nothing was logged, and the node still beats
-        await wait_until(lambda: _entries(redis, users, expected=0), timeout=15)
-        await wait_until(lambda: _online_rows(users, expected=0), timeout=15)
+        await wait_until(lambda: presence_entries_are(redis, users, expected=0), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=0), timeout=15)
         await asyncio.sleep(1.5 * small_pool_server_heartbeat())
         assert await redis.exists(ALIVE_KEY.format(node=node.name)) == 1
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
@@ -140,13 +139,3 @@ def small_pool_server_heartbeat() -> float:
     from django.conf import settings
 
     return settings.DEVICE_NODE_HEARTBEAT
-
-
-async def _entries(redis, users, *, expected: int) -> bool:
-    counts = [await redis.hlen(KEY.format(user_id=str(user.id))) for user in users]
-    return sum(counts) == expected
-
-
-async def _online_rows(users, *, expected: int) -> bool:
-    count = await sync_to_async(Device.objects.filter(user__in=users, is_online=True).count)()
-    return count == expected
