@@ -87,10 +87,16 @@ class RunProgress:
         except Exception:
             logger.warning("agents: could not send the progress of run %s", self.run_id, exc_info=True)
 
-    async def finish(self) -> None:
-        """Send the final state (phase ``done``) and wait until every frame of the run is out."""
+    async def finish(self, *, items_delivered: int | None = None) -> None:
+        """Send the final state (phase ``done``) and wait until every frame of the run is out.
+
+        ``items_delivered``: the run's count of acknowledged inserts, which also counts its items a
+        device's hello flush delivered while the run ran (this run's own counter does not see those).
+        """
         if self._finished:
             return
+        if items_delivered is not None:
+            self.items_delivered = items_delivered
         if self._trailing is not None:
             self._trailing.cancel()
             self._trailing = None

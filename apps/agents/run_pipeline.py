@@ -191,9 +191,9 @@ def run_status(*, processed: int, created: int, errors: RunErrors, aborted: bool
 async def finish(
     run: AgentRunLog, *, processed: int, errors: RunErrors, aborted: bool = False, progress: RunProgress | None = None
 ) -> AgentRunLog:
-    if progress is not None:
-        await progress.finish()
     created = await database_sync_to_async(_items_created)(run_id=run.id)
+    if progress is not None:
+        await progress.finish(items_delivered=created)
     status = run_status(processed=processed, created=created, errors=errors, aborted=aborted)
     return await database_sync_to_async(run_finish)(
         run_id=run.id, status=status, items_processed=processed, items_created=created, errors=errors.as_list()

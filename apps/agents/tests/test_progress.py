@@ -6,9 +6,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from apps.agents import progress
-from apps.agents.models import RunStatus
+from apps.agents.models import AgentRunLog, RunStatus
+from apps.agents.run_pipeline import RunErrors, finish
 from apps.devices.tests.conftest import wait_until
 from apps.devices.tests.test_capabilities import capable_of
 
@@ -101,3 +103,20 @@ async def test_progress_is_throttled_per_run_and_the_final_state_is_always_sent(
     assert [f["phase"] for f in client.progress] == ["reading", "done"]
     assert client.progress[0]["files_read"] == 1
     assert {c: client.progress[-1][c] for c in COUNTERS} == dict.fromkeys(COUNTERS, 20)
+
+
+async def test_the_final_state_counts_the_items_a_hello_flush_delivered_while_the_run_ran(
+    user, make_local_config, tmp_path
+):
+    # given a run that delivered one item itself, while its device's hello flush delivered two more
+    config = await make_local_config("laptop", [str(tmp_path)])
+    run = await start_run(config)
+    await sync_to_async(AgentRunLog.objects.filter(id=run.id).update)(items_created=3)
+    tracker = progress.RunProgress(user_id=user.id, run_id=run.id, agent_id=config.id)
+    tracker.update(items_delivered=1)
+
+    # when the run finishes
+    await finish(run, processed=3, errors=RunErrors(), progress=tracker)
+
+    # then its final progress says three were delivered, as its log does
+    assert (tracker.phase, tracker.items_delivered) == ("done", 3)
