@@ -21,13 +21,14 @@ import httpx
 from asgiref.sync import sync_to_async
 
 from apps.billing.metering import (
+    DeferredRecords,
     LlmAttribution,
     LlmCallRecord,
     LlmCallUsage,
     LlmPurpose,
     current_attribution,
     llm_call_in_flight,
-    llm_usage_defer,
+    llm_usage_defer_to,
     llm_usage_record,
     usage_from_report,
 )
@@ -50,6 +51,7 @@ class MeteredCall:
         self.content_chunks = 0
         self._payload = payload
         self._settled = False
+        self._deferred: DeferredRecords | None = None  # the work that watches this streamed call
 
     def observe(self, chunk: Any) -> None:
         """One decoded stream chunk: the usage chunk, or one more chunk of the answer."""
@@ -63,7 +65,7 @@ class MeteredCall:
 
     def watch(self) -> MeteredCall:
         """A streamed call: the work that defers its records settles it when it ends, if nothing did before."""
-        llm_call_in_flight(self._record_unsettled)
+        self._deferred = llm_call_in_flight(self._record_unsettled)
         return self
 
     def _record_unsettled(self) -> LlmCallRecord | None:
@@ -80,7 +82,7 @@ class MeteredCall:
         if self._settled:
             return
         record = self._record()
-        if llm_usage_defer(record):
+        if llm_usage_defer_to(self._deferred, record):
             return
         try:
             llm_usage_record(**record._asdict())
@@ -91,7 +93,9 @@ class MeteredCall:
         if self._settled:
             return
         record = self._record()
-        if llm_usage_defer(record):  # no trip to the database on the way (e.g. before the first token)
+        if llm_usage_defer_to(
+            self._deferred, record
+        ):  # no trip to the database on the way (e.g. before the first token)
             return
         try:
             await sync_to_async(llm_usage_record)(**record._asdict())

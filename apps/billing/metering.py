@@ -122,11 +122,25 @@ def llm_usage_defer(record: LlmCallRecord) -> bool:
     return True
 
 
-def llm_call_in_flight(settle: Callable[[], LlmCallRecord | None]) -> None:
-    """A streamed call began: if the work defers its records, it settles the call when it ends."""
+def llm_call_in_flight(settle: Callable[[], LlmCallRecord | None]) -> DeferredRecords | None:
+    """A streamed call began: if the work defers its records, it settles the call when it ends.
+
+    Returns the work's records, for the call to hold its record in wherever it is settled (a stream
+    closed by the garbage collector runs outside the work's context).
+    """
     deferred = _deferred.get()
     if deferred is not None and deferred.open:
         deferred.in_flight.append(settle)
+        return deferred
+    return None
+
+
+def llm_usage_defer_to(deferred: DeferredRecords | None, record: LlmCallRecord) -> bool:
+    """``llm_usage_defer`` into the records of the work that watched the call, if still open."""
+    if deferred is not None and deferred.open:
+        deferred.records.append(record)
+        return True
+    return llm_usage_defer(record)
 
 
 def llm_usage_record_all(*, deferred: DeferredRecords) -> None:
