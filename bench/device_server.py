@@ -70,7 +70,7 @@ def main() -> None:
             log_level="warning",
             access_log=False,
             ws=os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
-            ws_per_message_deflate=settings.DEVICE_WS_PER_MESSAGE_DEFLATE,
+            ws_per_message_deflate=getattr(settings, "DEVICE_WS_PER_MESSAGE_DEFLATE", True),  # --old checkouts lack it
         )
     else:
         from daphne.cli import CommandLineInterface
