@@ -27,25 +27,13 @@ def test_device_chat_prints_the_streamed_answer_and_mutations(device_server, use
         )
 
     frame_handlers.register_request_handler("home_request", home)
-    out = io.StringIO()
 
     # when an operator chats as alice
-    call_command(
-        "device",
-        "chat",
-        "world",
-        "--user",
-        user.email,
-        "--url",
-        device_server.url,
-        "--db",
-        str(tmp_path / "d.sqlite3"),
-        stdout=out,
-    )
+    printed = _device_chat(device_server, user, tmp_path, "world")
 
     # then the streamed text and the mutation are printed
-    assert "Hello, world" in out.getvalue()
-    assert '"table": "tasks"' in out.getvalue()
+    assert "Hello, world" in printed
+    assert '"table": "tasks"' in printed
 
 
 def test_device_call_runs_a_tool_call_on_the_cli_device(device_server, user, tmp_path):
@@ -88,11 +76,16 @@ def _chat_during_a_progress_broadcast(device_server, user, frame_handlers, tmp_p
         await session.send({"type": "stream_end", "request_id": frame.request_id})
 
     frame_handlers.register_request_handler("home_request", home)
+    return _device_chat(device_server, user, tmp_path, "hi", *extra)
+
+
+def _device_chat(device_server, user, tmp_path, message: str, *extra: str) -> str:
+    """What ``manage.py device chat MESSAGE`` prints, as ``user``, against the test server."""
     out = io.StringIO()
     call_command(
         "device",
         "chat",
-        "hi",
+        message,
         "--user",
         user.email,
         "--url",
