@@ -86,11 +86,7 @@ async def test_sigterm_mid_answer_moves_the_device_and_the_answer_arrives_whole(
         assert "reconnect_after_ms" in json.loads(close_reason(latecomer))
 
         # when the device reconnects to the other process and resumes there
-        await wait_until(lambda: offline(user, "moving"))
-        await second.connect()
-        await wait_online(user, "moving")
-        await second.send({"type": "resume", "request_id": "deploy1", "after_seq": before[-1]["seq"]})
-        after = await frames_until_end(second, "deploy1")
+        after = await moved_and_resumed(second, user, "moving", "deploy1", after_seq=before[-1]["seq"])
 
         # then it got every frame once, in order, up to stream_end
         frames = before + after
@@ -127,11 +123,7 @@ async def test_a_request_still_running_at_the_drain_deadline_ends_with_server_re
         # when the holder is told to stop, and the device moves and resumes
         hasty_holder_process.terminate()
         assert await asyncio.wait_for(first.wait_closed(), 10) == 1012
-        await wait_until(lambda: offline(user, "stuck"))
-        await second.connect()
-        await wait_online(user, "stuck")
-        await second.send({"type": "resume", "request_id": "forever1", "after_seq": before[-1]["seq"]})
-        after = await frames_until_end(second, "forever1")
+        after = await moved_and_resumed(second, user, "stuck", "forever1", after_seq=before[-1]["seq"])
 
         # then the request is cut at the deadline: it says why, then ends as a cancelled stream
         frames = before + after
@@ -143,3 +135,13 @@ async def test_a_request_still_running_at_the_drain_deadline_ends_with_server_re
     finally:
         await first.close()
         await second.close()
+
+
+async def moved_and_resumed(client, user, device_id: str, request_id: str, *, after_seq: int) -> list[dict]:
+    """Once the old socket is gone, ``client`` (the device on the other process) connects and resumes
+    ``request_id`` after ``after_seq``: the frames it then gets, up to ``stream_end``."""
+    await wait_until(lambda: offline(user, device_id))
+    await client.connect()
+    await wait_online(user, device_id)
+    await client.send({"type": "resume", "request_id": request_id, "after_seq": after_seq})
+    return await frames_until_end(client, request_id)
