@@ -88,9 +88,12 @@ async def test_a_reconnect_storm_comes_online_without_errors_and_shares_the_over
         await wait_until(lambda: _started(configs), timeout=30)
         await asyncio.sleep(0.5)  # a late duplicate start would show now
         assert await _started(configs)
-        # and the hellos shared their overdue checks: fewer checks than users, each for many devices
+        # and the hellos shared their overdue checks: each check served several devices. How many
+        # gather windows the connects spread over depends on the machine's load (a CI run at load 10
+        # took 5 windows where a quiet one takes 1-2), so the bound is a quarter of the hellos:
+        # unbatched hellos make one check each.
         assert sum(overdue_checks) == USERS * DEVICES_PER_USER
-        assert len(overdue_checks) <= USERS, overdue_checks
+        assert len(overdue_checks) <= USERS * DEVICES_PER_USER // 4, overdue_checks
         # and nothing was logged at ERROR
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
