@@ -73,6 +73,9 @@ SSO_CODE_TTL_SECONDS = env.int("SSO_CODE_TTL_SECONDS", default=60)
 # the server's browser page (which asks to sign in first).
 TEAM_INVITATION_DESKTOP_URL = env("TEAM_INVITATION_DESKTOP_URL", default="adiuva://teams/accept")
 TEAM_INVITATION_BROWSER_URL = env("TEAM_INVITATION_BROWSER_URL", default="http://127.0.0.1:8000/teams/accept")
+# A team's own identity provider is a URL a team admin chose, fetched by the server: only public
+# addresses over https, except the hosts named here (an on-premises provider), which may also be http.
+TEAM_IDP_ALLOWED_PRIVATE_HOSTS = env.list("TEAM_IDP_ALLOWED_PRIVATE_HOSTS", default=[])
 
 # JWT for the desktop client (access tokens; refresh tokens are opaque and rotate, see accounts)
 SIMPLE_JWT = {

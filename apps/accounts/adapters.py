@@ -1,13 +1,20 @@
 """allauth adapters: users signing up through allauth's pages or a social login (SSO) get their
 key like any other; a password signed in through allauth's page or the admin's obeys the same
-login rules as the API's (a team that enforces SSO refuses its members' passwords)."""
+login rules as the API's (a team that enforces SSO refuses its members' passwords); a social
+login's requests reach only public hosts unless its provider is one the operator configured."""
 
+from typing import Any
+
+import requests
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.core.exceptions import ImmediateHttpResponse
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
+from allauth.socialaccount.helpers import render_authentication_error
 from django import forms
 from django.conf import settings
 
 from apps.core.errors import ApplicationError
+from apps.core.guarded_http import HostRefused, session_guard
 
 from .keys import user_key_create
 from .login_policy import password_login_rules_check
@@ -50,3 +57,31 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):
         user = super().save_user(request, sociallogin, form=form)
         user_key_create(user=user)
         return user
+
+    def get_requests_session(self) -> requests.Session:
+        """The session of every request allauth sends to a provider (discovery, token, userinfo, keys).
+        A provider the operator configured (settings or allauth's table) is trusted with internal
+        hosts; any other (a team's own provider, or none named) reaches only public ones, bar
+        ``TEAM_IDP_ALLOWED_PRIVATE_HOSTS``, and a refused host ends the sign-in on allauth's error page."""
+        session = super().get_requests_session()
+        provider_id = self._provider_id_of_request()
+        if provider_id and super().list_apps(self.request, provider=provider_id):
+            return session
+        session_guard(session, allowed_hosts=settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS)
+        send = session.request
+
+        def request_or_refusal_page(*args: Any, **kwargs: Any) -> requests.Response:
+            try:
+                return send(*args, **kwargs)
+            except HostRefused as exc:
+                if self.request is None:
+                    raise
+                provider = self.get_provider(self.request, provider_id) if provider_id else None
+                raise ImmediateHttpResponse(render_authentication_error(self.request, provider, exception=exc)) from exc
+
+        session.request = request_or_refusal_page
+        return session
+
+    def _provider_id_of_request(self) -> str | None:
+        match = getattr(self.request, "resolver_match", None)
+        return match.kwargs.get("provider_id") if match is not None else None

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 
 from apps.accounts.models import User
 from apps.core.admin_base import ReadOnlyAdmin
+from apps.core.errors import ApplicationError
 
 from .domains import domain_verify_by_staff
 from .models import Invitation, Membership, Team, TeamDomain, TeamIdentityProvider
@@ -154,10 +155,14 @@ class MembershipAdmin(ReadOnlyAdmin):
             self.message_user(request, "Select exactly one member.", messages.ERROR)
             return
         chosen = queryset.get()
-        with transaction.atomic():
-            team = team_lock(team_id=chosen.team_id)
-            membership = Membership.objects.select_for_update().select_related("user").get(pk=chosen.pk)
-            team_ownership_transfer(team=team, new_owner=membership, actor=cast(User, request.user))
+        try:
+            with transaction.atomic():
+                team = team_lock(team_id=chosen.team_id)
+                membership = Membership.objects.select_for_update().select_related("user").get(pk=chosen.pk)
+                team_ownership_transfer(team=team, new_owner=membership, actor=cast(User, request.user))
+        except ApplicationError as exc:  # e.g. Stripe refused to move the paying customer: all rolled back
+            self.message_user(request, f"{exc.message} ({exc.code})", messages.ERROR)
+            return
         self.message_user(request, f"{membership.user} now owns {team}.", messages.SUCCESS)
 
 

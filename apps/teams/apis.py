@@ -388,7 +388,9 @@ class TeamIdentityProviderApi(APIView):
         request=InputSerializer,
         responses={
             200: IdentityProviderSerializer,
-            400: OpenApiResponse(ErrorSerializer, "`issuer_invalid`, `identity_provider_secret_required`…"),
+            400: OpenApiResponse(
+                ErrorSerializer, "`issuer_invalid`, `issuer_not_public`, `identity_provider_secret_required`…"
+            ),
         },
         operation_id="teams_identity_provider_set",
         description="Register (or replace) the team's own OpenID Connect provider. Signing in through it "

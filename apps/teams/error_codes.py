@@ -19,4 +19,5 @@ class TeamsErrorCode(StrEnum):
     DOMAIN_TAKEN = "domain_taken"
     DOMAIN_NOT_PROVEN = "domain_not_proven"
     ISSUER_INVALID = "issuer_invalid"
+    ISSUER_NOT_PUBLIC = "issuer_not_public"
     IDENTITY_PROVIDER_SECRET_REQUIRED = "identity_provider_secret_required"

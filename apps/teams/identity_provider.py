@@ -8,12 +8,14 @@ import uuid
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.accounts.models import User
 from apps.core.audit import AuditAction, audit_record
 from apps.core.encryption import master_fernet
 from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.guarded_http import HostRefused, Resolver, host_addresses_checked, host_is_allowed, host_is_ip_literal
 
 from .error_codes import TeamsErrorCode
 from .models import TEAM_PROVIDER_PREFIX, Team, TeamDomain, TeamIdentityProvider
@@ -30,19 +32,23 @@ class TeamProviderCredentials(NamedTuple):
     secret: str
 
 
-def issuer_clean(value: str) -> str:
+def issuer_clean(value: str, *, resolve: Resolver | None = None) -> str:
     """An issuer is an https URL with a host and no query, fragment or credentials (OpenID Connect
-    Discovery 1.0 §3); returned without its trailing slash. 400 ``issuer_invalid`` otherwise."""
+    Discovery 1.0 §3); returned without its trailing slash. 400 ``issuer_invalid`` otherwise. The host
+    must be public (400 ``issuer_not_public``) unless the operator allowed it
+    (``TEAM_IDP_ALLOWED_PRIVATE_HOSTS``), which may then also be reached over http."""
     issuer = value.strip().rstrip("/")
+    allowed_hosts = settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS
     try:
         parts = urlsplit(issuer)
         port = parts.port  # raises ValueError when it is not a number
     except ValueError:
         parts, port = None, None
+    host = (parts.hostname or "") if parts is not None else ""
     valid = (
         parts is not None
-        and parts.scheme == "https"
-        and bool(parts.hostname)
+        and (parts.scheme == "https" or (parts.scheme == "http" and host_is_allowed(host, allowed_hosts)))
+        and bool(host)
         and not parts.query
         and not parts.fragment
         and parts.username is None
@@ -52,7 +58,28 @@ def issuer_clean(value: str) -> str:
     if not valid:
         reason = "The issuer must be the provider's https URL, such as 'https://login.agency.example'."
         raise ApplicationError(TeamsErrorCode.ISSUER_INVALID, reason, fields={"issuer": [reason]})
+    _issuer_host_check(host, port or (443 if parts is not None and parts.scheme == "https" else 80), resolve=resolve)
     return issuer
+
+
+def _issuer_host_check(host: str, port: int, *, resolve: Resolver | None) -> None:
+    # Checked again on every fetch (DNS can change); a name that does not resolve yet is let through.
+    allowed_hosts = settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS
+    if host_is_allowed(host, allowed_hosts):
+        return
+    reason = (
+        "The issuer's host must be a public name: the server does not fetch from addresses that are "
+        "loopback, private, link-local, multicast, reserved or unspecified, nor from IP literals."
+    )
+    refused = ApplicationError(TeamsErrorCode.ISSUER_NOT_PUBLIC, reason, fields={"issuer": [reason]})
+    if host_is_ip_literal(host):
+        raise refused
+    try:
+        host_addresses_checked(host, port, allowed_hosts=allowed_hosts, resolve=resolve)
+    except HostRefused:
+        raise refused from None
+    except OSError:
+        return
 
 
 def secret_seal(secret: str) -> bytes:
@@ -61,6 +88,27 @@ def secret_seal(secret: str) -> bytes:
 
 def secret_unseal(sealed: bytes | memoryview) -> str:
     return master_fernet().decrypt(bytes(sealed)).decode()
+
+
+def identity_provider_secrets_rotate(*, batch_size: int = 500) -> int:
+    """Re-encrypt every provider secret under the first master key (``rotate_master_keys``); returns
+    how many were."""
+    rotated = 0
+    last_pk = None
+    fernet = master_fernet()
+    while True:
+        with transaction.atomic():
+            rows = TeamIdentityProvider.objects.select_for_update().order_by("pk")
+            if last_pk is not None:
+                rows = rows.filter(pk__gt=last_pk)
+            batch = list(rows[:batch_size])
+            if not batch:
+                return rotated
+            for row in batch:
+                row.secret_encrypted = fernet.rotate(bytes(row.secret_encrypted))
+            TeamIdentityProvider.objects.bulk_update(batch, ["secret_encrypted"])
+            rotated += len(batch)
+            last_pk = batch[-1].pk
 
 
 def identity_provider_get(*, team_id: uuid.UUID, actor: User) -> TeamIdentityProvider:
@@ -73,12 +121,18 @@ def identity_provider_get(*, team_id: uuid.UUID, actor: User) -> TeamIdentityPro
 
 
 def identity_provider_set(
-    *, team_id: uuid.UUID, actor: User, issuer: str, client_id: str, secret: str | None = None
+    *,
+    team_id: uuid.UUID,
+    actor: User,
+    issuer: str,
+    client_id: str,
+    secret: str | None = None,
+    resolve: Resolver | None = None,
 ) -> TeamIdentityProvider:
     """Register or replace the team's provider (audited). The secret is required the first time;
-    left out later, the stored one is kept."""
+    left out later, the stored one is kept. ``resolve`` looks the issuer's host up (tests pass a stub)."""
     require_managing_role(membership_in_team(user=actor, team_id=team_id))
-    issuer = issuer_clean(issuer)
+    issuer = issuer_clean(issuer, resolve=resolve)
     with transaction.atomic():
         row = TeamIdentityProvider.objects.select_for_update().filter(team_id=team_id).first()
         if row is None and not secret:

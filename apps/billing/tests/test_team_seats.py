@@ -322,3 +322,135 @@ def test_a_new_owner_with_their_own_customer_takes_the_team_but_not_the_subscrip
     event = AuditEvent.objects.get(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED)
     assert (event.data["subscription_moved"], event.data["subscription_reason"]) == (False, "new_owner_has_a_customer")
     assert Team.objects.get(pk=team.pk).subscribed_seats == 5
+
+
+def _staff_make_owner(make_user, membership: Membership):
+    from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+    from django.test import Client
+
+    staff = Client()
+    staff.force_login(make_user("staff@adiuva.example", is_staff=True, is_superuser=True))
+    return staff.post(
+        "/admin/teams/membership/",
+        {"action": "make_owner", ACTION_CHECKBOX_NAME: [str(membership.pk)], "index": 0},
+        follow=True,
+    )
+
+
+def test_staff_handing_a_paid_team_over_in_the_admin_moves_the_paying_customer(paid_team, user, make_user, fake_stripe):
+    from djstripe.models import Customer
+
+    from apps.core.audit import AuditAction
+    from apps.core.models import AuditEvent
+
+    # given a paid team and a member with no billing of their own
+    team, sub = paid_team
+    successor = make_user("next@agency.example", email_verified=True)
+    _join(team, user, successor)
+
+    # when staff make the member the owner with the admin action
+    response = _staff_make_owner(make_user, Membership.objects.get(user=successor))
+
+    # then the same service moved the paying customer, and staff are named in the audit
+    assert response.status_code == 200
+    assert Membership.objects.get(user=successor).role == TeamRole.OWNER
+    assert Customer.objects.get(id=sub["customer"]).subscriber_id == successor.pk
+    assert fake_stripe.objects["customers"][sub["customer"]]["email"] == "next@agency.example"
+    event = AuditEvent.objects.get(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED)
+    assert event.actor is not None
+    assert event.actor.email == "staff@adiuva.example"
+    assert event.data["subscription_moved"] is True
+    assert (_tier(user), _tier(successor)) == ("team", "team")
+
+
+def test_when_another_admin_pays_a_transfer_moves_the_team_but_not_the_subscription(
+    paid_team, user, make_user, fake_stripe
+):
+    from djstripe.models import Customer
+
+    from apps.billing.subscriptions import customer_get_or_create
+    from apps.core.audit import AuditAction
+    from apps.core.models import AuditEvent
+
+    # given a paid team handed to a member with their own customer: the payer is now an admin
+    team, sub = paid_team
+    second = make_user("pro@agency.example", email_verified=True)
+    customer_get_or_create(user=second)
+    _join(team, user, second)
+    assert _transfer(team, user, second).status_code == 200
+    third = make_user("third@agency.example", email_verified=True)
+    _join(team, second, third)
+    requests_before = fake_stripe.count("POST", f"/v1/customers/{sub['customer']}")
+
+    # when the owner (who does not pay) hands the team to a third member
+    response = _transfer(team, second, third)
+
+    # then ownership moves; the subscription stays with the admin who pays it, untouched in Stripe
+    assert response.status_code == 200, response.content
+    assert Membership.objects.get(user=third).role == TeamRole.OWNER
+    assert Membership.objects.get(user=second).role == TeamRole.ADMIN
+    assert Membership.objects.get(user=user).role == TeamRole.ADMIN
+    assert Customer.objects.get(id=sub["customer"]).subscriber_id == user.pk
+    assert fake_stripe.count("POST", f"/v1/customers/{sub['customer']}") == requests_before
+    event = AuditEvent.objects.filter(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED).latest("created_at")
+    assert (event.data["subscription_moved"], event.data["subscription_reason"]) == (False, "paid_by_another_admin")
+    # and the team keeps its seats and everyone their tier
+    assert Team.objects.get(pk=team.pk).subscribed_seats == 5
+    assert (_tier(user), _tier(second), _tier(third)) == ("team", "team", "team")
+
+
+def _customer_state(sub: dict, fake_stripe) -> tuple:
+    from djstripe.models import Customer
+
+    customer = Customer.objects.get(id=sub["customer"])
+    in_stripe = fake_stripe.objects["customers"][sub["customer"]]
+    return customer.subscriber_id, customer.email, in_stripe["email"], in_stripe.get("metadata")
+
+
+def _nothing_moved(team: Team, owner: User, successor: User, sub: dict, fake_stripe, *, customer_before: tuple) -> None:
+    from apps.core.audit import AuditAction
+    from apps.core.models import AuditEvent
+
+    assert Membership.objects.get(user=owner).role == TeamRole.OWNER
+    assert Membership.objects.get(user=successor).role == TeamRole.MEMBER
+    assert _customer_state(sub, fake_stripe) == customer_before
+    assert customer_before[0] == owner.pk
+    assert not AuditEvent.objects.filter(action=AuditAction.TEAM_OWNERSHIP_TRANSFERRED).exists()
+    assert (_tier(owner), _tier(successor)) == ("team", "team")
+
+
+def test_a_stripe_error_during_a_transfer_rolls_everything_back(paid_team, user, make_user, fake_stripe):
+    # given a paid team and a member with no billing of their own, and Stripe failing the next call
+    team, sub = paid_team
+    successor = make_user("next@agency.example", email_verified=True)
+    _join(team, user, successor)
+    customer_before = _customer_state(sub, fake_stripe)
+    fake_stripe.fail_next = 500
+
+    # when the owner hands the team over
+    response = _transfer(team, user, successor)
+
+    # then the caller gets the stable payment-provider error, and nothing moved: roles, customer, audit
+    assert response.status_code == 502, response.content
+    assert response.json()["code"] == "stripe_unavailable"
+    _nothing_moved(team, user, successor, sub, fake_stripe, customer_before=customer_before)
+
+
+def test_a_stripe_error_during_a_transfer_in_the_admin_shows_an_error_and_rolls_back(
+    paid_team, user, make_user, fake_stripe
+):
+    # given a paid team, a member with no billing, and Stripe failing the next call
+    team, sub = paid_team
+    successor = make_user("next@agency.example", email_verified=True)
+    _join(team, user, successor)
+    customer_before = _customer_state(sub, fake_stripe)
+    fake_stripe.fail_next = 500
+
+    # when staff make the member the owner
+    response = _staff_make_owner(make_user, Membership.objects.get(user=successor))
+
+    # then staff see why, not a server error, and nothing moved
+    assert response.status_code == 200
+    errors = [str(m) for m in response.context["messages"] if m.level_tag == "error"]
+    assert errors == ["The payment provider could not complete the request. (stripe_unavailable)"]
+    _nothing_moved(team, user, successor, sub, fake_stripe, customer_before=customer_before)

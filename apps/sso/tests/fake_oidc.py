@@ -26,6 +26,7 @@ class FakeOidcProvider(LoopbackHttpServer):
         self.codes: dict[str, str] = {}  # authorization code → the redirect_uri it was issued for
         self.requests: list[tuple[str, str]] = []
         self.client_secrets: list[str] = []  # the secret each token request authenticated with
+        self.discovery_redirect = ""  # when set, discovery answers a redirect there
         self._serve(self._handler_class())
 
     def configuration(self) -> dict[str, Any]:
@@ -74,7 +75,12 @@ class FakeOidcProvider(LoopbackHttpServer):
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
                 provider.requests.append(("GET", url.path))
-                if url.path == "/.well-known/openid-configuration":
+                if url.path == "/.well-known/openid-configuration" and provider.discovery_redirect:
+                    self.send_response(302)
+                    self.send_header("Location", provider.discovery_redirect)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif url.path == "/.well-known/openid-configuration":
                     self._json(200, provider.configuration())
                 elif url.path == "/authorize":
                     self.send_response(302)

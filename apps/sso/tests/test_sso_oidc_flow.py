@@ -167,18 +167,25 @@ def test_with_no_free_seat_the_server_provider_still_signs_a_person_up_outside_t
 
 
 def _register_team_provider(team, issuer: str, *, client_id: str = CLIENT_ID):
-    from apps.teams.identity_provider import secret_seal
-    from apps.teams.models import TeamIdentityProvider
+    """Through the API, as the team's owner: the loopback provider is an internal host speaking
+    http, which the ``team_identity_provider`` fixture allows the way an on-premises operator would."""
+    from rest_framework.test import APIClient
 
-    # Written directly: the API accepts only https issuers and the loopback provider speaks http.
-    return TeamIdentityProvider.objects.create(
-        team=team, issuer=issuer, client_id=client_id, secret_encrypted=secret_seal("team-secret")
-    )
+    from apps.accounts.tokens import tokens_issue
+
+    owner = team.memberships.get(role="owner").user
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=owner).access_token}")
+    body = {"issuer": issuer, "client_id": client_id, "secret": "team-secret"}
+    response = client.put(f"/api/v1/teams/{team.pk}/identity-provider", body, format="json")
+    assert response.status_code == 200, response.content
+    return response
 
 
 @pytest.fixture
-def team_identity_provider():
+def team_identity_provider(settings):
     provider = FakeOidcProvider(client_id="team-client", subject="team-user-7", email="lead@team.example").start()
+    settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS = ["127.0.0.1"]
     yield provider
     provider.stop()
 
@@ -282,3 +289,67 @@ def test_another_team_provider_vouching_for_a_proven_domain_joins_nobody_and_is_
     assert not EmailAddress.objects.filter(user=user, verified=True).exists()
     assert response is not None
     assert response.status_code == 403
+
+
+def _team_login_started(api_client, team, *, state: str):
+    """The browser asks allauth to start the team's sign-in; the server fetches the discovery document."""
+    providers = api_client.get("/api/v1/auth/sso/providers", {"state": state, "email": "a@team.example"}).json()
+    login_url = next(p["login_url"] for p in providers["providers"] if p["id"] == f"team-{team.pk}")
+    return Client().post(urlsplit(login_url).path + "?" + urlsplit(login_url).query)
+
+
+def test_a_team_provider_on_an_internal_address_is_refused_at_fetch_time(
+    team_identity_provider, api_client, make_user, settings
+):
+    # given a provider registered while its host was allowed, that the operator no longer allows
+    # (as when a public name's DNS answer turns internal after registration)
+    team = _team_with_proven_domain(make_user, seats=2)
+    _register_team_provider(team, team_identity_provider.url, client_id="team-client")
+    settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS = []
+
+    # when someone starts signing in through it
+    response = _team_login_started(api_client, team, state="nonce-8")
+
+    # then the server did not reach the provider, and the browser gets allauth's error page, not a 500
+    assert team_identity_provider.requests == []
+    assert response.status_code == 401, response.content
+    assert not User.objects.filter(email="lead@team.example").exists()
+
+
+def test_a_redirect_from_an_allowed_team_provider_to_an_internal_host_is_refused(
+    team_identity_provider, api_client, make_user, settings
+):
+    # given an allowed provider whose discovery redirects to another internal host, not allowed
+    inner = FakeOidcProvider(client_id="team-client", subject="x", email="lead@team.example").start()
+    try:
+        settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS = ["localhost"]
+        team = _team_with_proven_domain(make_user, seats=2)
+        port = team_identity_provider.server.socket.getsockname()[1]
+        _register_team_provider(team, f"http://localhost:{port}", client_id="team-client")
+        team_identity_provider.discovery_redirect = f"{inner.url}/.well-known/openid-configuration"
+
+        # when someone starts signing in through it
+        response = _team_login_started(api_client, team, state="nonce-9")
+
+        # then the redirect's target was never asked
+        assert team_identity_provider.requests == [("GET", "/.well-known/openid-configuration")]
+        assert inner.requests == []
+        assert response.status_code == 401, response.content
+    finally:
+        inner.stop()
+
+
+def test_the_endpoints_a_team_provider_names_are_guarded_too(team_identity_provider, api_client, make_user, settings):
+    # given an allowed provider (by name) whose discovery names its token endpoint on an address not allowed
+    settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS = ["localhost"]
+    team = _team_with_proven_domain(make_user, seats=2)
+    port = team_identity_provider.server.socket.getsockname()[1]
+    _register_team_provider(team, f"http://localhost:{port}", client_id="team-client")
+
+    # when someone signs in through it
+    _, after_login, _ = _team_browser_login(api_client, team, state="nonce-10")
+
+    # then the server never called the token endpoint, and no account was made
+    assert ("POST", "/token") not in team_identity_provider.requests
+    assert after_login.status_code == 401, after_login.content
+    assert not User.objects.filter(email="lead@team.example").exists()

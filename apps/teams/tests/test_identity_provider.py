@@ -4,6 +4,8 @@ without the secret. The sign-in through it is tested in apps/sso/tests/test_sso_
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from django.test import Client
 
@@ -155,3 +157,96 @@ def test_the_team_admin_page_shows_the_provider_but_never_its_secret(team, owner
     assert "adiuva" in page
     assert "secret stored" in page.lower()
     assert SECRET not in page
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "https://127.0.0.1",
+        "https://10.0.0.8",
+        "https://169.254.169.254/latest",
+        "https://[::1]:8443",
+        "https://[::ffff:169.254.169.254]",
+        "https://localhost",  # a name: resolved, to loopback
+    ],
+)
+def test_an_issuer_on_an_internal_address_is_refused_with_a_stable_code(team, owner, client_for, issuer):
+    response = _put(client_for(owner), team, issuer=issuer)
+
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "issuer_not_public"
+    assert "issuer" in response.json()["fields"]
+    assert not TeamIdentityProvider.objects.exists()
+
+
+@pytest.mark.parametrize("internal", ["127.0.0.1", "10.20.30.40", "169.254.169.254"])
+def test_an_issuer_whose_name_resolves_to_an_internal_address_is_refused(team, owner, internal):
+    from apps.core.errors import ApplicationError
+    from apps.teams.identity_provider import identity_provider_set
+
+    # given a name whose DNS answer is internal
+    def resolve(host: str, port: int) -> list[str]:
+        assert (host, port) == ("login.agency.example", 443)
+        return [internal]
+
+    # when the owner registers it, then it is refused
+    with pytest.raises(ApplicationError) as refused:
+        identity_provider_set(
+            team_id=team.pk,
+            actor=owner,
+            issuer="https://login.agency.example",
+            client_id="adiuva",
+            secret=SECRET,
+            resolve=resolve,
+        )
+    assert refused.value.code == "issuer_not_public"
+    assert not TeamIdentityProvider.objects.exists()
+
+
+def test_a_host_the_operator_allowed_may_be_internal_and_speak_plain_http(team, owner, client_for, settings):
+    # given an on-premises provider the operator allowed by name
+    settings.TEAM_IDP_ALLOWED_PRIVATE_HOSTS = ["localhost", "10.0.0.8"]
+    client = client_for(owner)
+
+    # when the owner registers it over http, by name and by address
+    by_name = _put(client, team, issuer="http://localhost:8080/realms/agency")
+    by_address = _put(client, team, issuer="https://10.0.0.8")
+
+    # then both are accepted; another internal host still is not, nor plain http to a public one
+    assert by_name.status_code == 200, by_name.content
+    assert by_address.status_code == 200, by_address.content
+    assert _put(client, team, issuer="https://127.0.0.1").json()["code"] == "issuer_not_public"
+    assert _put(client, team, issuer="http://login.agency.example").json()["code"] == "issuer_invalid"
+
+
+def test_master_key_rotation_re_encrypts_the_provider_secret(team, owner, client_for, settings):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from apps.accounts import keys
+    from apps.core import encryption
+
+    # given a provider whose secret is sealed under the current master key
+    assert _put(client_for(owner), team).status_code == 200
+    old_master = settings.FERNET_MASTER_KEYS[0]
+    new_master = Fernet.generate_key().decode()
+    try:
+        # when a new master key is put first and the rotation runs
+        settings.FERNET_MASTER_KEYS = [new_master, old_master]
+        encryption._master.cache_clear()
+        keys._fernet_for.cache_clear()
+        call_command("rotate_master_keys", "--batch-size", "1", stdout=io.StringIO())
+
+        # then, the old key dropped, sign-in still gets the secret
+        settings.FERNET_MASTER_KEYS = [new_master]
+        encryption._master.cache_clear()
+        credentials = team_provider_credentials(provider_id=f"team-{team.pk}")
+        assert credentials is not None
+        assert credentials.secret == SECRET
+        # and the rotation's audit row counts it
+        event = AuditEvent.objects.get(action=AuditAction.MASTER_KEYS_ROTATED)
+        assert event.data["team_identity_provider_secrets"] == 1
+    finally:
+        settings.FERNET_MASTER_KEYS = [old_master]
+        encryption._master.cache_clear()
+        keys._fernet_for.cache_clear()
