@@ -164,12 +164,27 @@ def test_enrichment_never_returns_another_users_memory(make_user):
         [0.0] * 1536,
         [float("nan")] + [0.1] * 1535,
         [0.1] * 1535 + [float("inf")],
+        [1e300] + [0.1] * 1535,
+        [10**400] + [0.1] * 1535,
         ["x"] * 1536,
         [True] + [0.1] * 1535,
         [0.1] * 1535 + [None],
         "not a list",
     ],
-    ids=["short", "long", "empty", "zero", "nan", "inf", "strings", "bool", "none", "string"],
+    ids=[
+        "short",
+        "long",
+        "empty",
+        "zero",
+        "nan",
+        "inf",
+        "beyond-float32",
+        "huge-int",
+        "strings",
+        "bool",
+        "none",
+        "string",
+    ],
 )
 def test_bad_embeddings_are_rejected_with_a_clear_error_and_nothing_is_stored(user, embedding):
     # when
