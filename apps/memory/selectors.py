@@ -96,9 +96,9 @@ def core_memory_dict(*, user_id: UserId) -> dict[str, str]:
 # (a real model over ~30k real sentences, measured outside the project) need more: 200 gave 0.99 for
 # unrelated queries but 0.962-0.973 when a stored fact is asked again in other words, which needed
 # 350-450 for 0.99; hence 400.
-# The query vector is sent once (about 30 KB of text): the planner still folds it and its sign bits
-# into constants, but the server parses it once instead of once per use, 0.7x the database's CPU
-# for this query (bench/memory_context_phases.py).
+# The query vector (about 30 KB of text) is sent and parsed once, not once per use; the planner
+# still folds it and its sign bits into constants. With its orjson text and the fast validation,
+# ``memory_context`` costs 0.81x the CPU it did (bench/memory_context_phases.py).
 _ASSOCIATIVE_SQL = """
 SELECT memory.content_encrypted, memory.entity_type_encrypted, memory.entity_id_encrypted,
        memory.embedding <=> query.vector AS distance
@@ -198,7 +198,7 @@ _CONTEXT_SEARCH_SQL = (
 
 def _search_params(vector: list[float], top_k: int) -> dict[str, Any]:
     return {
-        # pgvector's text form; orjson writes the same shortest round-trip digits as repr, 20x faster.
+        # pgvector's text form: orjson writes the shortest round-trip digits, as repr does, ~20x faster.
         "query": orjson.dumps(vector).decode(),
         "candidates": max(SHORTLIST_MIN, top_k * SHORTLIST_PER_HIT),
         "top_k": top_k,
