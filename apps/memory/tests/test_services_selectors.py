@@ -157,8 +157,34 @@ def test_enrichment_never_returns_another_users_memory(make_user):
 
 @pytest.mark.parametrize(
     "embedding",
-    [[0.1] * 1535, [0.1] * 1537, [], [0.0] * 1536, [float("nan")] + [0.1] * 1535, ["x"] * 1536, "not a list"],
-    ids=["short", "long", "empty", "zero", "nan", "strings", "string"],
+    [
+        [0.1] * 1535,
+        [0.1] * 1537,
+        [],
+        [0.0] * 1536,
+        [float("nan")] + [0.1] * 1535,
+        [0.1] * 1535 + [float("inf")],
+        [1e300] + [0.1] * 1535,
+        [10**400] + [0.1] * 1535,
+        ["x"] * 1536,
+        [True] + [0.1] * 1535,
+        [0.1] * 1535 + [None],
+        "not a list",
+    ],
+    ids=[
+        "short",
+        "long",
+        "empty",
+        "zero",
+        "nan",
+        "inf",
+        "beyond-float32",
+        "huge-int",
+        "strings",
+        "bool",
+        "none",
+        "string",
+    ],
 )
 def test_bad_embeddings_are_rejected_with_a_clear_error_and_nothing_is_stored(user, embedding):
     # when
@@ -169,6 +195,26 @@ def test_bad_embeddings_are_rejected_with_a_clear_error_and_nothing_is_stored(us
     assert caught.value.code == "memory_embedding_invalid"
     assert "embedding" in caught.value.fields
     assert not AssociativeMemory.objects.exists()
+
+
+class _Float(float):
+    pass
+
+
+@pytest.mark.parametrize(
+    "embedding",
+    [[1] + [0] * 1535, tuple([1.0] + [0.0] * 1535), [_Float(1.0)] + [0.0] * 1535, [1.0] + [0.0] * 1535],
+    ids=["ints", "tuple", "float-subclass", "floats"],
+)
+def test_any_sequence_of_finite_numbers_is_one_embedding(user, embedding):
+    # when
+    associative_memory_add(user_id=user.id, content="x", embedding=embedding)
+    context = memory_context(user_id=user.id, query_embedding=embedding, top_k=1)
+    # then: stored and searched as the same plain vector
+    stored = AssociativeMemory.objects.get(user=user).embedding
+    assert [float(x) for x in stored] == [1.0] + [0.0] * 1535
+    assert [hit.content for hit in context.associative] == ["x"]
+    assert context.associative[0].score == pytest.approx(1.0)
 
 
 def test_bad_query_embedding_is_rejected(user):
