@@ -15,7 +15,7 @@ from apps.accounts.requests import AuthenticatedRequest
 from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 
 from .models import MemoryKind
-from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_queryset
+from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_kind_count, memory_page
 from .services import (
     CORE_KEY_MAX_LENGTH,
     CORE_VALUE_MAX_LENGTH,
@@ -105,12 +105,15 @@ class MemoryKindApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
+        user_id = request.user.id
         paginator = PagePagination()
-        page = paginator.paginate_queryset(memory_queryset(user_id=request.user.id, kind=kind), request, view=self)
-        assert page is not None
-        return paginator.get_paginated_response(
-            [_item_data(user_id=request.user.id, kind=kind, item=item) for item in page]
+        views = paginator.paginate_rows(
+            request,
+            fetch=lambda offset, limit: memory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
+            count=lambda: memory_kind_count(user_id=user_id, kind=kind),
         )
+        # One serializer for the page: a serializer per item copied its fields for every row.
+        return paginator.get_paginated_response(OUTPUT_SERIALIZERS[kind](views, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
     def post(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
