@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
+from apps.core.rendered_responses import RenderedInViewMixin
 
 from ..blob_store import blob_read_bytes
 from ..payloads import blob_decode
@@ -58,7 +59,7 @@ LIST_HEADERS = [
 ]
 
 
-class RecordListCreateApi(APIView):
+class RecordListCreateApi(RenderedInViewMixin, APIView):
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
@@ -114,7 +115,7 @@ class RecordListCreateApi(APIView):
         return Response(self.OutputSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
-class RecordDetailApi(BinaryDownloadMixin, APIView):
+class RecordDetailApi(RenderedInViewMixin, BinaryDownloadMixin, APIView):
     class InputSerializer(serializers.Serializer):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
         checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
