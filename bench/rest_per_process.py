@@ -14,21 +14,22 @@ linked, or ``git archive <commit> | tar -x -C PATH``) the same way, interleaved 
 before → after; with a busy box the old → new ratio of absolute rates is steadier than the ratios
 to each server's own bare view.
 
-Figures of 2026-12-06 05:00-05:25 (same box, 2 cores shared with 7 other engineers' runs, load
-average 10-16), old = dbf7e95, 3 rounds of 3 s, medians. Run A: the compiled pages and memory
-reads; run B: also the answers rendered in the view.
-                              to bare view (old → new)     old → new absolute
-                              run A         run B          run A   run B
-    auth/me                   0.42 → 0.50   0.59 → 0.50    1.27x   1.06x
-    storage/records           0.46 → 0.44   0.39 → 0.31    1.04x   0.99x
-    storage/records/<id>      0.71 → 0.67   0.36 → 0.39    1.01x   1.39x
-    memory (counts)           0.35 → 0.59   0.32 → 0.42    1.83x   1.66x
-    memory/associative        0.16 → 0.48   0.13 → 0.24    3.18x   2.41x
-    memory/associative/<id>   0.34 → 0.49   0.33 → 0.39    1.53x   1.53x
-    bare sync / bare async    1.61 / 1.32   1.03 / 0.70
-The bare view's own rate moved 1.07x / 1.27x between the two servers of a run: at this load the
-ratios carry about ±25 %. The memory reads gained clearly; the records list did not, and stays
-below the 0.5x goal. Earlier figures (previous stop, load 2 / 10-12 / 11-12): auth/me 0.66x /
+Figures of 2026-12-06 05:00-05:35 (same box, 2 cores shared with 7 other engineers' runs, load
+average 9-17), old = dbf7e95, 3 rounds of 3 s, medians. Run A: the compiled pages and memory
+reads; runs B and C: also the answers rendered in the view.
+                              to bare view (old → new)                  old → new absolute
+                              run A         run B         run C         A      B      C
+    auth/me                   0.42 → 0.50   0.59 → 0.50   0.57 → 0.45   1.27x  1.06x  0.84x
+    storage/records           0.46 → 0.44   0.39 → 0.31   0.43 → 0.66   1.04x  0.99x  1.68x
+    storage/records/<id>      0.71 → 0.67   0.36 → 0.39   0.79 → 0.52   1.01x  1.39x  0.70x
+    memory (counts)           0.35 → 0.59   0.32 → 0.42   0.41 → 0.62   1.83x  1.66x  1.64x
+    memory/associative        0.16 → 0.48   0.13 → 0.24   0.15 → 0.38   3.18x  2.41x  2.82x
+    memory/associative/<id>   0.34 → 0.49   0.33 → 0.39   0.47 → 0.50   1.53x  1.53x  1.15x
+    bare sync / bare async    1.61 / 1.32   1.03 / 0.70   1.35 / 1.03
+At this load the same path moves 0.7x-1.4x between servers of one run (records/<id>, whose code
+did not change for GET), so only the memory reads' gains (1.6x-3.2x in every run) are clear; the
+records list (1.04x / 0.99x / 1.68x) and auth/me are within the noise, and the records list is
+not shown at 0.5x. Earlier figures (previous stop, load 2 / 10-12 / 11-12): auth/me 0.66x /
 0.61x / 0.43x, records/<id> 0.67x / 0.50x, records list 0.47x / 0.42x / 0.36x.
 
 Where it went (py-spy under 16 clients; a sync view runs in Django's one sync thread, so every
