@@ -9,6 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.rendered_responses import RenderedInViewMixin
 from apps.core.schema import ErrorSerializer
 
 from .authentication import AccessTokenAuthentication
@@ -127,7 +128,7 @@ class MeOutputSerializer(serializers.Serializer):
     time_zone = serializers.CharField(help_text="IANA time zone; agent schedules run in it.")
 
 
-class MeApi(APIView):
+class MeApi(RenderedInViewMixin, APIView):
     permission_classes = [IsAuthenticated]
     delete_reads_body = True  # DELETE auth/me takes {password}
 

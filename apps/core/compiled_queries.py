@@ -7,6 +7,10 @@ query: about 0.6 ms of CPU against 0.07 ms for a database round trip on a 2-core
 the stand-ins among its parameters, and afterwards only binds the caller's values. The queryset stays
 the single description of the query; only its shape may not depend on the values (no branching on
 them), which the stand-ins make sure of.
+
+Three ways to run one: ``first()`` (a model instance, in the order ``QuerySet.first()`` uses),
+``exists()``, and ``rows()`` (a ``values_list`` queryset's tuples, a window of them by limit and
+offset, for list pages).
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ class _Compiled(NamedTuple):
     sql: str
     params: tuple[Any, ...]
     slots: dict[str, tuple[int, ...]]  # parameter name → its positions among ``params``
+    # Column position → the ORM's from-database converters of that column (``rows()`` only).
+    converters: dict[int, tuple[list[Any], Any]]
 
 
 def _stand_in(field: Field) -> Any:
@@ -48,6 +54,7 @@ class CompiledQuery(Generic[M]):
         self._using = using
         self._first: _Compiled | None = None
         self._exists: _Compiled | None = None
+        self._rows: _Compiled | None = None
         self._model: type[M] | None = None
         self._lock = threading.Lock()
 
@@ -55,13 +62,26 @@ class CompiledQuery(Generic[M]):
         field = self._fields[name]
         return field.get_db_prep_value(field.to_python(value), connections[self._using], prepared=False)
 
-    def _compile(self, *, exists: bool) -> _Compiled:
+    def _compile(self, kind: str) -> _Compiled:
         stand_ins = {name: _stand_in(field) for name, field in self._fields.items()}
         queryset = self._build(**stand_ins)
         self._model = queryset.model
-        # ``first()`` would sort by the model's ordering; filters on unique values need no sort.
-        query = queryset.query.exists(limit=True) if exists else queryset.order_by()[:1].query
-        sql, params = query.get_compiler(using=self._using).as_sql()
+        if kind == "exists":
+            query = queryset.query.exists(limit=True)
+        elif kind == "first":
+            # As ``QuerySet.first()``: the queryset's own order, else the primary key's.
+            query = (queryset if queryset.ordered else queryset.order_by("pk"))[:1].query
+        else:
+            if queryset.query.is_sliced or queryset.query.select_for_update or queryset.query.combinator:
+                raise ValueError("rows() takes a plain queryset: it adds the LIMIT and OFFSET itself")
+            query = queryset.query
+        compiler = query.get_compiler(using=self._using)
+        sql, params = compiler.as_sql()
+        converters = {}
+        if kind == "rows":
+            sql += " LIMIT %s OFFSET %s"
+            columns = [column[0] for column in compiler.select[: compiler.col_count]]
+            converters = compiler.get_converters(columns)
         slots = {}
         for name, value in stand_ins.items():
             prepared = self._prepared(name, value)
@@ -69,7 +89,7 @@ class CompiledQuery(Generic[M]):
             if not positions:
                 raise ValueError(f"the compiled query does not use {name!r}")
             slots[name] = positions
-        return _Compiled(sql, tuple(params), slots)
+        return _Compiled(sql, tuple(params), slots, converters)
 
     def _bound(self, compiled: _Compiled, values: dict[str, Any]) -> list[Any]:
         if values.keys() != compiled.slots.keys():
@@ -82,12 +102,12 @@ class CompiledQuery(Generic[M]):
         return params
 
     def first(self, **values: Any) -> M | None:
-        """The matching row as a model instance (only the queryset's selected fields loaded), or None.
-
-        No sort is applied: for queries whose filters match at most one row (a key, a unique pair)."""
+        """The matching row as a model instance (only the queryset's selected fields loaded), or None;
+        of several, the first in the queryset's order (the primary key's when it has none), as
+        ``QuerySet.first()`` answers."""
         if self._first is None:
             with self._lock:
-                self._first = self._first or self._compile(exists=False)
+                self._first = self._first or self._compile("first")
         compiled = self._first
         assert self._model is not None
         rows = self._model._default_manager.raw(compiled.sql, self._bound(compiled, values), using=self._using)
@@ -96,8 +116,30 @@ class CompiledQuery(Generic[M]):
     def exists(self, **values: Any) -> bool:
         if self._exists is None:
             with self._lock:
-                self._exists = self._exists or self._compile(exists=True)
+                self._exists = self._exists or self._compile("exists")
         compiled = self._exists
         with connections[self._using].cursor() as cursor:
             cursor.execute(compiled.sql, self._bound(compiled, values))
             return cursor.fetchone() is not None
+
+    def rows(self, *, limit: int, offset: int = 0, **values: Any) -> list[tuple[Any, ...]]:
+        """At most ``limit`` rows from ``offset``, in the queryset's order, as the tuples its
+        ``values_list()`` yields (the same columns, converted as the ORM converts them)."""
+        if self._rows is None:
+            with self._lock:
+                self._rows = self._rows or self._compile("rows")
+        compiled = self._rows
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [*self._bound(compiled, values), limit, offset])
+            rows = cursor.fetchall()
+        if not compiled.converters:
+            return rows
+        converted = []
+        for row in rows:
+            values_out = list(row)
+            for position, (functions, expression) in compiled.converters.items():
+                for function in functions:
+                    values_out[position] = function(values_out[position], expression, connection)
+            converted.append(tuple(values_out))
+        return converted

@@ -13,9 +13,10 @@ from rest_framework.views import APIView
 
 from apps.accounts.requests import AuthenticatedRequest
 from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
+from apps.core.rendered_responses import RenderedInViewMixin
 
 from .models import MemoryKind
-from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_queryset
+from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_kind_count, memory_page
 from .services import (
     CORE_KEY_MAX_LENGTH,
     CORE_VALUE_MAX_LENGTH,
@@ -75,7 +76,7 @@ class MemoryCountsOutputSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
-class MemoryApi(APIView):
+class MemoryApi(RenderedInViewMixin, APIView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
@@ -92,7 +93,7 @@ class CoreMemorySetInputSerializer(serializers.Serializer):
     value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
 
 
-class MemoryKindApi(APIView):
+class MemoryKindApi(RenderedInViewMixin, APIView):
     """List one kind of memory (paginated, decrypted); DELETE forgets all of that kind.
 
     POST on ``core`` sets a preference (``{key, value}``); the other kinds are written by the
@@ -105,12 +106,15 @@ class MemoryKindApi(APIView):
         responses={200: OpenApiTypes.OBJECT},
     )
     def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
+        user_id = request.user.id
         paginator = PagePagination()
-        page = paginator.paginate_queryset(memory_queryset(user_id=request.user.id, kind=kind), request, view=self)
-        assert page is not None
-        return paginator.get_paginated_response(
-            [_item_data(user_id=request.user.id, kind=kind, item=item) for item in page]
+        views = paginator.paginate_rows(
+            request,
+            fetch=lambda offset, limit: memory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
+            count=lambda: memory_kind_count(user_id=user_id, kind=kind),
         )
+        # One serializer for the page: a serializer per item copied its fields for every row.
+        return paginator.get_paginated_response(OUTPUT_SERIALIZERS[kind](views, many=True).data)  # type: ignore[arg-type]
 
     @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
     def post(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
@@ -126,7 +130,7 @@ class MemoryKindApi(APIView):
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
 
-class MemoryItemApi(APIView):
+class MemoryItemApi(RenderedInViewMixin, APIView):
     """One item of the user's memory; another user's id is a 404."""
 
     @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import namedtuple
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet, Window
 
+from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
 
 from .crypto import unseal, unseal_optional
@@ -275,9 +278,70 @@ def memory_queryset(*, user_id: UserId, kind: MemoryKind) -> QuerySet[Any]:
     )
 
 
+# What ``memory_item_view`` reads of an item, per kind (never the vectors).
+_VIEW_COLUMNS: dict[MemoryKind, tuple[str, ...]] = {
+    MemoryKind.CORE: ("id", "created_at", "updated_at", "key_encrypted", "value_encrypted"),
+    MemoryKind.ASSOCIATIVE: (
+        "id",
+        "created_at",
+        "updated_at",
+        "content_encrypted",
+        "entity_type_encrypted",
+        "entity_id_encrypted",
+    ),
+    MemoryKind.EPISODIC: ("id", "created_at", "updated_at", "session_id", "summary_encrypted"),
+    MemoryKind.PROACTIVE: ("id", "created_at", "updated_at", "description_encrypted", "confidence"),
+}
+_VIEW_ROWS = {kind: namedtuple(f"{kind.value.title()}Row", columns) for kind, columns in _VIEW_COLUMNS.items()}
+
+
+def _memory_page(kind: MemoryKind, user_id: Any) -> QuerySet[Any]:
+    # Every row carries the number of the user's items of the kind: one round trip answers the page and its count.
+    return (
+        memory_queryset(user_id=user_id, kind=kind)
+        .annotate(total=Window(Count("*")))
+        .values_list(*_VIEW_COLUMNS[kind], "total")
+    )
+
+
+def _owned_item(kind: MemoryKind, user_id: Any, item_id: Any) -> QuerySet[Any]:
+    return memory_queryset(user_id=user_id, kind=kind).filter(id=item_id)
+
+
+def _user_id_field(kind: MemoryKind) -> Any:
+    return MODEL_OF_KIND[kind]._meta.get_field("user").target_field
+
+
+# The client's memory screens read these: compiled once per process and kind.
+_MEMORY_PAGES = {kind: CompiledQuery(partial(_memory_page, kind), user_id=_user_id_field(kind)) for kind in MemoryKind}
+_OWNED_ITEMS = {
+    kind: CompiledQuery(partial(_owned_item, kind), user_id=_user_id_field(kind), item_id=MODEL_OF_KIND[kind]._meta.pk)
+    for kind in MemoryKind
+}
+
+
+def memory_page(
+    *, user_id: UserId, kind: MemoryKind, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The user's items of one kind, decrypted (``memory_item_view``), newest first, from ``offset``,
+    at most ``limit``, and how many items of the kind they have; that number is None when the page
+    is empty (past the end, or no item at all)."""
+    kind = MemoryKind(kind)
+    rows = _MEMORY_PAGES[kind].rows(user_id=user_id, limit=limit, offset=offset)
+    if not rows:
+        return [], None
+    row_type = _VIEW_ROWS[kind]
+    views = [memory_item_view(user_id=user_id, kind=kind, item=row_type(*row[:-1])) for row in rows]
+    return views, rows[0][-1]
+
+
+def memory_kind_count(*, user_id: UserId, kind: MemoryKind) -> int:
+    return MODEL_OF_KIND[MemoryKind(kind)].objects.filter(user_id=user_id).count()
+
+
 def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | str) -> Any:
     """One of the user's items; someone else's id, or no such id, is not found."""
-    item = memory_queryset(user_id=user_id, kind=kind).filter(id=item_id).first()
+    item = _OWNED_ITEMS[MemoryKind(kind)].first(user_id=user_id, item_id=item_id)
     if item is None:
         raise NotFoundError("Memory item")
     return item
@@ -330,5 +394,15 @@ def memory_export(*, user_id: UserId, with_embeddings: bool = False) -> dict[str
     return export
 
 
+# Every kind's count in one round trip (table names from the models; no input reaches the text).
+_COUNT_OF_TABLE = "(SELECT COUNT(*) FROM {table} WHERE user_id = %(user_id)s)"
+_COUNTS_SQL = "SELECT " + ", ".join(
+    _COUNT_OF_TABLE.format(table=MODEL_OF_KIND[kind]._meta.db_table) for kind in MemoryKind
+)
+
+
 def memory_counts(*, user_id: UserId) -> dict[str, int]:
-    return {kind.value: MODEL_OF_KIND[kind].objects.filter(user_id=user_id).count() for kind in MemoryKind}
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))})
+        row = cursor.fetchone()
+    return {kind.value: int(count) for kind, count in zip(MemoryKind, row, strict=True)}

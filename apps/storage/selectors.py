@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet, Sum
+from django.db.models import Count, QuerySet, Sum, Window
 from pgvector.django import CosineDistance
 
 from apps.core.compiled_queries import CompiledQuery
@@ -18,14 +18,50 @@ def record_list(*, user: Any, table: str | None = None) -> QuerySet[StorageRecor
     return records.filter(table=table) if table else records
 
 
+def record_count(*, user: Any, table: str | None = None) -> int:
+    return record_list(user=user, table=table).count()
+
+
+RECORD_META_COLUMNS = ("id", "table", "checksum", "size_bytes", "created_at", "updated_at")
+
+
+def _record_page(user_id: Any, table: str | None = None) -> QuerySet[Any]:
+    records = StorageRecord.objects.filter(user_id=user_id)
+    if table is not None:
+        records = records.filter(table=table)
+    # Every row carries the number of all matching rows: one round trip answers the page and its count.
+    return records.annotate(total=Window(Count("*"))).values_list(*RECORD_META_COLUMNS, "total")
+
+
+# The client lists its records on every sync: compiled once per process, with and without a table.
+_USER_ID_FIELD = StorageRecord._meta.get_field("user").target_field
+_RECORD_PAGE = CompiledQuery(_record_page, user_id=_USER_ID_FIELD)
+_RECORD_PAGE_OF_TABLE = CompiledQuery(
+    _record_page, user_id=_USER_ID_FIELD, table=StorageRecord._meta.get_field("table")
+)
+
+
+def record_page(
+    *, user: Any, offset: int, limit: int, table: str | None = None
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """The user's record metadata (``RECORD_META_COLUMNS``, newest first) from ``offset``, at most
+    ``limit``, and how many records match in all; that number is None when the page is empty (past
+    the end, or no record at all)."""
+    if table:
+        rows = _RECORD_PAGE_OF_TABLE.rows(user_id=user.pk, table=table, limit=limit, offset=offset)
+    else:
+        rows = _RECORD_PAGE.rows(user_id=user.pk, limit=limit, offset=offset)
+    if not rows:
+        return [], None
+    return [row[:-1] for row in rows], rows[0][-1]
+
+
 def _owned_record(user_id: Any, record_id: Any) -> QuerySet[StorageRecord]:
     return StorageRecord.objects.filter(user_id=user_id, id=record_id)
 
 
 # The client reads records one by one on every sync: compiled once per process.
-_OWNED_RECORD = CompiledQuery(
-    _owned_record, user_id=StorageRecord._meta.get_field("user").target_field, record_id=StorageRecord._meta.pk
-)
+_OWNED_RECORD = CompiledQuery(_owned_record, user_id=_USER_ID_FIELD, record_id=StorageRecord._meta.pk)
 
 
 def record_get(*, user: Any, record_id: Any) -> StorageRecord:

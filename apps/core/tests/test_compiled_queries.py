@@ -124,3 +124,37 @@ def test_a_record_is_found_only_by_its_owner_with_every_field_loaded(make_user, 
     assert found.get_deferred_fields() == set()
     with pytest.raises(NotFoundError):
         record_get(user=stranger, record_id=record.pk)
+
+
+def _records_of(user: User, n: int) -> list[object]:
+    from apps.storage.records import record_create
+
+    made = []
+    for i in range(n):
+        blob = f"ciphertext {i}".encode()
+        made.append(record_create(user=user, table="tasks", blob=blob, checksum=hashlib.sha256(blob).hexdigest()))
+    return made
+
+
+def test_first_of_a_filter_matching_many_rows_is_the_orms_first(make_user, blob_dir):
+    # given three records of one user, the newest made last (the model orders newest first)
+    from apps.storage.models import StorageRecord
+
+    owner = make_user("owner@example.com", tier="power")
+    _records_of(owner, 3)
+    user_field = StorageRecord._meta.get_field("user").target_field
+    by_owner = CompiledQuery(lambda user_id: StorageRecord.objects.filter(user_id=user_id), user_id=user_field)
+    # and a query with no ordering of its own
+    unordered = CompiledQuery(
+        lambda user_id: StorageRecord.objects.filter(user_id=user_id).order_by(), user_id=user_field
+    )
+
+    # when the compiled first() runs, then it is the row the ORM's first() answers
+    expected = StorageRecord.objects.filter(user=owner).first()
+    assert expected is not None
+    found = by_owner.first(user_id=owner.pk)
+    assert found is not None
+    assert found.pk == expected.pk
+    found_unordered = unordered.first(user_id=owner.pk)
+    assert found_unordered is not None
+    assert found_unordered.pk == StorageRecord.objects.filter(user=owner).order_by().first().pk  # type: ignore[union-attr]

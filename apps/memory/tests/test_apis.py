@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
@@ -191,3 +193,60 @@ def test_delete_everything_and_counts(user, auth_client, bob):
 
 def test_memory_requires_authentication(api_client):
     assert api_client.get("/api/v1/memory/export").status_code == 401
+
+
+def _memory_reads(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if '"memory_' in q["sql"] or " memory_" in q["sql"]]
+
+
+@pytest.mark.parametrize("kind", ["core", "associative", "episodic", "proactive"])
+def test_a_later_page_and_its_count_come_from_one_query(user, auth_client, bob, kind):
+    # given three items of each kind (and someone else's)
+    _fill(user, "alice0")
+    _more(user, "alice1")
+    _more(user, "alice2")
+    _fill(bob, "bob")
+
+    # when the second page of one item is listed
+    with CaptureQueriesContext(connection) as queries:
+        page = auth_client.get(f"/api/v1/memory/{kind}", {"limit": 1, "page": 2})
+
+    # then one read of the memory answers both, and the page is the second of the full list
+    assert len(_memory_reads(queries)) == 1
+    assert (page.json()["count"], page.json()["page"], page.json()["limit"]) == (3, 2, 1)
+    assert page.json()["results"] == auth_client.get(f"/api/v1/memory/{kind}").json()["results"][1:2]
+
+
+def _more(owner, tag: str) -> None:
+    core_memory_set(user_id=owner.id, key=f"{tag}-key", value=f"{tag}-value")
+    associative_memory_add(user_id=owner.id, content=f"{tag}-fact", embedding=axis_embedding(2))
+    episode_record(user_id=owner.id, session_id=f"{tag}-s", summary=f"{tag}-summary")
+    pattern_upsert(user_id=owner.id, description=f"{tag}-habit", confidence=0.5)
+
+
+def test_a_page_past_the_end_of_a_memory_list_is_404_and_an_empty_list_is_an_empty_page(user, auth_client):
+    empty = auth_client.get("/api/v1/memory/core")
+    _fill(user, "alice")
+    past_end = auth_client.get("/api/v1/memory/core", {"page": 3})
+
+    assert (empty.status_code, empty.json()) == (200, {"count": 0, "page": 1, "limit": 50, "results": []})
+    assert (past_end.status_code, past_end.json()["code"]) == (404, "not_found")
+
+
+def test_listed_items_are_what_the_item_endpoint_answers(user, auth_client):
+    ids = _fill(user, "alice")
+
+    for kind, item_id in ids.items():
+        listed = auth_client.get(f"/api/v1/memory/{kind}").json()["results"]
+        assert listed == [auth_client.get(f"/api/v1/memory/{kind}/{item_id}").json()]
+
+
+def test_counts_come_from_one_query(user, auth_client, bob):
+    _fill(user, "alice")
+    _fill(bob, "bob")
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = auth_client.get("/api/v1/memory").json()
+
+    assert counts == {"counts": {"core": 1, "associative": 1, "episodic": 1, "proactive": 1}}
+    assert len(_memory_reads(queries)) == 1

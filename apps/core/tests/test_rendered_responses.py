@@ -1,0 +1,72 @@
+"""The hot read endpoints answer already rendered, byte for byte what DRF would have rendered."""
+
+from __future__ import annotations
+
+import pytest
+from django.template.response import SimpleTemplateResponse
+from rest_framework.response import Response
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from apps.accounts.apis import MeApi
+from apps.core.rendered_responses import response_rendered
+from apps.memory.apis import MemoryApi, MemoryKindApi
+from apps.memory.models import MemoryKind
+from apps.storage.apis.records import RecordListCreateApi
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("view", "path", "kwargs"),
+    [
+        (MeApi, "/api/v1/auth/me", {}),
+        (RecordListCreateApi, "/api/v1/storage/records", {}),
+        (MemoryApi, "/api/v1/memory", {}),
+        (MemoryKindApi, "/api/v1/memory/core", {"kind": MemoryKind.CORE}),
+    ],
+)
+def test_a_hot_read_leaves_the_view_rendered(make_user, view, path, kwargs):
+    # given an authenticated GET of a hot read (on a tier that stores records)
+    request = APIRequestFactory().get(path)
+    force_authenticate(request, user=make_user("alice@example.com", tier="power"))
+
+    # when the view answers
+    response = view.as_view()(request, **kwargs)
+
+    # then Django's handler has nothing left to render (it would hop to the sync thread for it)
+    assert response.status_code == 200
+    assert not isinstance(response, SimpleTemplateResponse)
+    assert response["Content-Type"] == "application/json"
+
+
+def test_an_error_leaves_the_view_rendered_with_its_code(make_user):
+    request = APIRequestFactory().get("/api/v1/storage/records", {"page": "0"})
+    force_authenticate(request, user=make_user("alice@example.com", tier="power"))
+
+    response = RecordListCreateApi.as_view()(request)
+
+    assert not isinstance(response, SimpleTemplateResponse)
+    assert response.status_code == 400
+    assert b'"code":"validation_error"' in response.content
+
+
+def test_the_rendered_answer_keeps_status_headers_cookies_bytes_and_data():
+    # given a DRF answer with a header and a cookie, as a view finalizes it
+    from rest_framework.renderers import JSONRenderer
+
+    original = Response({"ok": True, "name": "é"}, status=201, headers={"X-Total-Count": "3"})
+    original.accepted_renderer = JSONRenderer()
+    original.accepted_media_type = "application/json"
+    original.renderer_context = {}
+    original.set_cookie("seen", "1")
+
+    # when it is rendered in the view
+    rendered = response_rendered(response=original)
+
+    # then nothing the client receives changed
+    assert rendered.status_code == 201
+    assert rendered.content == '{"ok":true,"name":"é"}'.encode()
+    assert rendered["X-Total-Count"] == "3"
+    assert rendered["Content-Type"] == "application/json"
+    assert rendered.cookies["seen"].value == "1"
+    assert rendered.data == {"ok": True, "name": "é"}
