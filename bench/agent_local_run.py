@@ -113,6 +113,9 @@ async def main(options: argparse.Namespace) -> None:
             data_types=["tasks"],
             prompt_template="Each file is a follow-up task.",
         )
+        # The raw inserts' answers spent the socket's frame budget; an agent_data piece arriving on an
+        # empty bucket is dropped (the reference client does not send it again), so let it refill.
+        await asyncio.sleep(settings.DEVICE_FRAME_BURST / settings.DEVICE_FRAME_RATE + 0.5)
         result: dict = {}
         await asyncio.to_thread(agent_run, config=config, result=result)
         run = result["run"]
