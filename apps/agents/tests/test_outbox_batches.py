@@ -23,19 +23,19 @@ from .conftest import execute, make_local, one_task_per_file, outbox, rows, star
 
 async def test_values_submitted_during_a_write_share_the_next_write():
     # given a write that holds until released
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     writes: list[list[int]] = []
 
     def write(values: list[int]) -> list[int]:
         writes.append(values)
         if len(writes) == 1:
+            started.set()
             release.wait(10)
         return [v * 10 for v in values]
 
     commit: GroupCommit[int, int] = GroupCommit(write)
     first = commit.submit(1)
-    while not writes:  # the first write is under way
-        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(started.wait, 10)  # the first write is under way
 
     # when four more values arrive while it runs
     later = [commit.submit(v) for v in (2, 3, 4, 5)]
