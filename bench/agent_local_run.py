@@ -90,10 +90,10 @@ async def main(options: argparse.Namespace) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     llm = ScriptedOpenAI().start()
     llm.fallback = one_task
-    chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
     settings.OPENAI_API_KEY = "sk-bench"
     settings.OPENAI_BASE_URL = llm.base_url
     settings.ASSISTANT_LLM_TIMEOUT = 30.0
+    chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
     settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
 
