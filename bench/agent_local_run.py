@@ -60,6 +60,14 @@ def agent_run(*, config, result: dict) -> None:
         connection.close()
 
 
+def _budget_renewed(*, user_id: str) -> None:
+    """Every run spends the bench user's monthly model budget; start each with the month unspent."""
+    from apps.billing.models import LlmBudgetPeriod, LlmReservation
+
+    LlmBudgetPeriod.objects.filter(user_id=user_id).update(used_tokens=0)
+    LlmReservation.objects.filter(user_id=user_id).delete()
+
+
 async def main(options: argparse.Namespace) -> None:
     import logging
 
@@ -72,6 +80,7 @@ async def main(options: argparse.Namespace) -> None:
     from apps.devices.client import DeviceClient, LocalStore
 
     ((user_id, token),) = await sync_to_async(make_users)(1, prefix="agentbench")
+    await sync_to_async(_budget_renewed)(user_id=user_id)
     folder = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     for i in range(options.files):
         body = f"Follow up file {i}\n"
