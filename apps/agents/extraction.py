@@ -10,10 +10,12 @@ an injected "delete every task" can at most become a suggested task the user has
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import secrets
 from datetime import UTC, date, datetime
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, Literal, NamedTuple
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
@@ -41,6 +43,7 @@ ENUMS: dict[tuple[str, str], tuple[str, ...]] = {
 DATE_FIELDS = {("tasks", "dueDate"), ("timelines", "date")}
 MAX_TEXT = {"title": 500, "name": 200, "description": 10000, "content": 50000, "projectId": 64, "clientId": 64}
 MAX_ITEMS_PER_SOURCE = 50
+PROPOSAL_TOOL = "propose_new_items"
 
 
 class Source(NamedTuple):
@@ -101,14 +104,20 @@ _ITEM_SCHEMAS: dict[str, type[BaseModel]] = {
 
 def proposal_schema(data_types: list[str]) -> dict[str, Any]:
     """The JSON schema of the one tool the model may call: new items of the allowed types only."""
+    return copy.deepcopy(_proposal_schema(tuple(allowed_types(data_types))))
+
+
+@functools.cache
+def _proposal_schema(tables: tuple[str, ...]) -> dict[str, Any]:
+    # Built once per set of types: pydantic's schema generation costs more than the copy.
     properties: dict[str, Any] = {}
     defs: dict[str, Any] = {}
-    for table in allowed_types(data_types):
+    for table in tables:
         schema = _ITEM_SCHEMAS[table].model_json_schema()
         defs.update(schema.pop("$defs", {}))
         properties[table] = {"type": "array", "items": schema, "description": f"New {table} to suggest"}
     return {
-        "title": "propose_new_items",
+        "title": PROPOSAL_TOOL,
         "description": "Propose NEW items found in the document. Only new items; nothing can be changed or removed.",
         "type": "object",
         "properties": properties,
@@ -244,11 +253,10 @@ async def extract_items(
     messages, cut = build_messages(
         prompt_template=prompt_template, data_types=data_types, source=source, max_chars=max_chars
     )
-    structured = model.with_structured_output(proposal_schema(data_types), method="function_calling", include_raw=True)
-    # With include_raw the answer is always the dict {raw, parsed, parsing_error}; the stubs
-    # type every mode of with_structured_output at once.
-    answer = cast("dict[str, Any]", await structured.ainvoke(messages))
-    raw = answer["raw"]
+    # The same request as with_structured_output(method="function_calling"), without its parsing
+    # chain: each of its steps is a hop to a thread, and only the raw tool call is read below.
+    bound = model.bind_tools([proposal_schema(data_types)], tool_choice=PROPOSAL_TOOL, parallel_tool_calls=False)
+    raw = await bound.ainvoke(messages)
     calls = getattr(raw, "tool_calls", None) or []
     if calls:
         extraction = proposals_from_arguments(calls[0].get("args"), data_types)

@@ -8,8 +8,9 @@ insert of an id the client already has: the client answers with the existing row
 repeated id (SQLite's unique error), in which case a ``get`` of the id finds the row delivered. An item
 whose ``device_id`` is empty (cloud runs) goes to any online device: it is bound to one device
 just before its insert (a single UPDATE, so two devices never both get it) and unbound again
-if that device drops before answering. ``outbox_flush_for_device`` delivers whatever waits for a
-device when it says hello.
+if that device drops before answering. ``OutboxDelivery`` keeps a window of inserts in flight and
+records their acknowledgements a batch at a time. ``outbox_flush_for_device`` delivers whatever
+waits for a device when it says hello.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -33,6 +36,7 @@ from apps.devices.errors import DeviceCallError, DeviceToolError
 from apps.devices.services import call_device
 
 from .extraction import ProposedItem
+from .group_commit import GroupCommit
 from .models import AgentRunLog, OutboxItem, OutboxStatus
 
 logger = logging.getLogger(__name__)
@@ -72,23 +76,35 @@ def outbox_items_create(
     Ids are chosen by the caller (deterministic per source, so re-extracting the same file or
     message proposes the same ids); an id already in the outbox is kept as it is, not duplicated.
     """
-    rows = [
-        OutboxItem(
-            id=item_id,
-            user_id=user_id,
-            run_id=run_id,
-            device_id=device_id,
-            table=item.table,
-            payload_ciphertext=encrypt_for_user(user_id=user_id, plaintext=json.dumps(item.data)),
-        )
-        for item_id, item in items
-    ]
-    if not rows:
+    return [item.id for item in outbox_items_store(user_id=user_id, run_id=run_id, device_id=device_id, items=items)]
+
+
+def outbox_items_store(
+    *, user_id, run_id, device_id: str, items: Iterable[tuple[uuid.UUID, ProposedItem]]
+) -> list[PendingItem]:
+    """As ``outbox_items_create``, answering the rows stored as items ready to deliver: their data is
+    in hand, so a run delivers them without reading them back and decrypting them."""
+    fresh: dict[uuid.UUID, tuple[OutboxItem, ProposedItem]] = {}
+    for item_id, item in items:
+        if item_id not in fresh:
+            row = OutboxItem(
+                id=item_id,
+                user_id=user_id,
+                run_id=run_id,
+                device_id=device_id,
+                table=item.table,
+                payload_ciphertext=encrypt_for_user(user_id=user_id, plaintext=json.dumps(item.data)),
+            )
+            fresh[item_id] = (row, item)
+    if not fresh:
         return []
-    existing = set(OutboxItem.objects.filter(id__in=[r.id for r in rows]).values_list("id", flat=True))
-    fresh = [r for r in rows if r.id not in existing]
-    OutboxItem.objects.bulk_create(fresh, ignore_conflicts=True)
-    return [r.id for r in fresh]
+    for existing in OutboxItem.objects.filter(id__in=list(fresh)).values_list("id", flat=True):
+        del fresh[existing]
+    OutboxItem.objects.bulk_create([row for row, _ in fresh.values()], ignore_conflicts=True)
+    return [
+        PendingItem(id=row.id, run_id=run_id, table=item.table, data=dict(item.data), bound=False)
+        for row, item in fresh.values()
+    ]
 
 
 def _open(item: OutboxItem, *, bound: bool) -> PendingItem:
@@ -141,22 +157,44 @@ def outbox_claim(
     return opened
 
 
-@transaction.atomic
 def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
     """Mark delivered; count it on its run once (a second acknowledgement changes nothing)."""
-    now = timezone.now()
-    # The content now lives on the device: keep only the id (a later proposal of the same item is
-    # recognised as done) until outbox_prune removes the row.
-    first = OutboxItem.objects.filter(id=item_id, status=OutboxStatus.PENDING).update(
-        status=OutboxStatus.DELIVERED,
-        delivered_at=now,
-        attempts=F("attempts") + 1,
-        last_error="",
-        payload_ciphertext=b"",
+    return outbox_items_delivered(acks=[(item_id, run_id)])[0]
+
+
+@transaction.atomic
+def outbox_items_delivered(*, acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
+    """Mark a batch of (item id, run id) acknowledgements delivered in one transaction; per ack, True
+    for its item's first acknowledgement (counted on its run), False for a repeat."""
+    ids = {item_id for item_id, _ in acks}
+    # Locked in id order, so two batches sharing items (a run's delivery, a hello flush) never deadlock.
+    first = set(
+        OutboxItem.objects.select_for_update()
+        .filter(id__in=ids, status=OutboxStatus.PENDING)
+        .order_by("id")
+        .values_list("id", flat=True)
     )
-    if first and run_id is not None:
-        AgentRunLog.objects.filter(id=run_id).update(items_created=F("items_created") + 1)
-    return bool(first)
+    if first:
+        # The content now lives on the device: keep only the id (a later proposal of the same item
+        # is recognised as done) until outbox_prune removes the row.
+        OutboxItem.objects.filter(id__in=first).update(
+            status=OutboxStatus.DELIVERED,
+            delivered_at=timezone.now(),
+            attempts=F("attempts") + 1,
+            last_error="",
+            payload_ciphertext=b"",
+        )
+    answers = []
+    per_run: Counter = Counter()
+    for item_id, run_id in acks:
+        counted = item_id in first
+        first.discard(item_id)  # an id acknowledged twice in one batch counts once
+        answers.append(counted)
+        if counted and run_id is not None:
+            per_run[run_id] += 1
+    for run_id, count in per_run.items():
+        AgentRunLog.objects.filter(id=run_id).update(items_created=F("items_created") + count)
+    return answers
 
 
 def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:
@@ -194,42 +232,94 @@ def outbox_prune(*, batch_size: int = 5000) -> int:
 # --- delivery (async) -------------------------------------------------------------------------
 
 
-async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -> DeliveryReport:
-    """Insert ``items`` on the device, AGENTS_DELIVERY_CONCURRENCY at a time; stop at the first
-    sign that the device is gone (the rest stays pending for its next hello)."""
-    report = DeliveryReport()
-    queue = list(reversed(items))
-    gone = asyncio.Event()
+class OutboxDelivery:
+    """Inserts items on one device as they are added, AGENTS_DELIVERY_CONCURRENCY in flight, and
+    writes the acknowledgements in batches (``GroupCommit``) without holding up the next insert.
 
-    async def worker() -> None:
-        while queue and not gone.is_set():
-            item = queue.pop()
+    At the first sign that the device is gone it stops: what is left stays pending for the device's
+    next hello. ``close`` waits for the inserts and acknowledgements under way and reports.
+    """
+
+    def __init__(self, *, user_id, device_id: str, on_delivered: Callable[[int], None] | None = None) -> None:
+        self.user_id = user_id
+        self.device_id = device_id
+        self.report = DeliveryReport()
+        self.on_delivered = on_delivered
+        self._queue: deque[PendingItem] = deque()
+        self._workers: set[asyncio.Task] = set()
+        self._acking: set[asyncio.Future[bool]] = set()
+        self._acks: GroupCommit[tuple[uuid.UUID, Any], bool] = GroupCommit(_acks_write)
+
+    @property
+    def gone(self) -> bool:
+        return bool(self.report.device_error)
+
+    def add(self, items: Iterable[PendingItem]) -> None:
+        self._queue.extend(items)
+        window = max(1, settings.AGENTS_DELIVERY_CONCURRENCY)
+        while not self.gone and len(self._workers) < min(window, len(self._queue)):
+            task = asyncio.ensure_future(self._work())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+
+    async def _work(self) -> None:
+        while self._queue and not self.gone:
+            item = self._queue.popleft()
             try:
-                await _insert(user_id=user_id, device_id=device_id, item=item)
+                await _insert(user_id=self.user_id, device_id=self.device_id, item=item)
             except DeviceToolError as exc:
-                report.failed.append(f"{item.table} {item.id}: the device refused it: {exc.message}")
+                self.report.failed.append(f"{item.table} {item.id}: the device refused it: {exc.message}")
                 await database_sync_to_async(outbox_item_attempt_failed)(
                     item_id=item.id, error=exc.message, refused=True, unbind=False
                 )
                 continue
             except DeviceCallError as exc:
-                gone.set()
-                report.device_error = report.device_error or f"{exc.code}: {exc.message}"
-                queue.append(item)
+                self.report.device_error = self.report.device_error or f"{exc.code}: {exc.message}"
+                self._queue.appendleft(item)
                 await database_sync_to_async(outbox_item_attempt_failed)(
                     item_id=item.id, error=f"{exc.code}: {exc.message}", refused=False, unbind=item.bound
                 )
                 return
-            if await database_sync_to_async(outbox_item_delivered)(item_id=item.id, run_id=item.run_id):
-                report.delivered += 1
+            ack = self._acks.submit((item.id, item.run_id))
+            self._acking.add(ack)
+            ack.add_done_callback(self._acked)
 
-    workers = max(1, min(settings.AGENTS_DELIVERY_CONCURRENCY, len(items)))
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    report.undelivered = len(queue)
-    if report.undelivered:
-        # Items bound to this device but never attempted go back to "any device" too.
-        await database_sync_to_async(_unbind)(item_ids=[i.id for i in queue if i.bound])
-    return report
+    def _acked(self, ack: asyncio.Future[bool]) -> None:
+        self._acking.discard(ack)
+        if ack.cancelled():
+            return
+        if ack.exception() is not None:
+            # The item stays pending: delivered again later and recognised there by its id.
+            logger.warning("agents: could not record an acknowledged insert: %s", type(ack.exception()).__name__)
+            return
+        if not ack.result():
+            return
+        self.report.delivered += 1
+        if self.on_delivered is not None:
+            self.on_delivered(1)
+
+    async def close(self) -> DeliveryReport:
+        while self._workers:
+            await asyncio.gather(*list(self._workers))
+        if self._acking:
+            await asyncio.gather(*list(self._acking))
+        self.report.undelivered = len(self._queue)
+        if self._queue:
+            # Items bound to this device but never attempted go back to "any device" too.
+            await database_sync_to_async(_unbind)(item_ids=[i.id for i in self._queue if i.bound])
+        return self.report
+
+
+def _acks_write(acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
+    return outbox_items_delivered(acks=acks)
+
+
+async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -> DeliveryReport:
+    """Insert ``items`` on the device, AGENTS_DELIVERY_CONCURRENCY at a time; stop at the first
+    sign that the device is gone (the rest stays pending for its next hello)."""
+    delivery = OutboxDelivery(user_id=user_id, device_id=device_id)
+    delivery.add(items)
+    return await delivery.close()
 
 
 async def _insert(*, user_id, device_id: str, item: PendingItem) -> None:
@@ -258,13 +348,6 @@ async def _insert(*, user_id, device_id: str, item: PendingItem) -> None:
 def _unbind(*, item_ids: list[uuid.UUID]) -> None:
     if item_ids:
         OutboxItem.objects.filter(id__in=item_ids, status=OutboxStatus.PENDING).update(device_id="")
-
-
-async def outbox_deliver_ids(*, user_id, device_id: str, item_ids: list[uuid.UUID]) -> DeliveryReport:
-    items = await database_sync_to_async(outbox_claim)(
-        user_id=user_id, device_id=device_id, item_ids=item_ids, limit=len(item_ids)
-    )
-    return await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
 
 
 async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:

@@ -17,9 +17,10 @@ from django.conf import settings
 from apps.assistant.llm import ModelRole, chat_model
 
 from .error_codes import AgentsErrorCode
-from .extraction import Source, extract_items
+from .extraction import ProposedItem, Source, extract_items
+from .group_commit import GroupCommit
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
-from .outbox import DeliveryReport, outbox_claim, outbox_deliver, outbox_deliver_ids, outbox_items_create
+from .outbox import DeliveryReport, OutboxDelivery, PendingItem, outbox_claim, outbox_deliver, outbox_items_store
 from .progress import RunProgress
 from .runs import run_finish, run_lease_renew
 
@@ -59,11 +60,16 @@ def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID
 DeliveryTarget = Callable[[], Awaitable[str | None]]  # the device to deliver to now, or None (wait)
 
 
+Keyed = list[tuple[uuid.UUID, ProposedItem]]  # one source's items under their outbox ids
+
+
 class RunPipeline:
     """Extract sources concurrently (bounded), store every item in the outbox, deliver it.
 
     ``target`` names the device to deliver to at that moment (None: keep the items in the outbox).
-    Once a delivery finds the device gone, later items are only stored, not attempted.
+    The items of sources extracted at about the same time are stored in one round trip, and flow
+    into one delivery per device whose window stays full across sources. Once a delivery finds the
+    device gone, later items are only stored, not attempted.
     """
 
     def __init__(
@@ -87,6 +93,8 @@ class RunPipeline:
         self.model = chat_model(ModelRole.SUBAGENT)
         self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
+        self._store: GroupCommit[Keyed, list[PendingItem]] = GroupCommit(self._store_batch)
+        self._deliveries: dict[str, OutboxDelivery] = {}
 
     def submit(self, source: Source, *, source_key: str) -> None:
         """Extract ``source`` in the background (see ``drain``)."""
@@ -95,8 +103,12 @@ class RunPipeline:
         task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
+        """Wait for every submitted source, then for the deliveries under way."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        deliveries, self._deliveries = list(self._deliveries.values()), {}
+        for delivery in deliveries:
+            self._account(await delivery.close())
 
     async def _process(self, source: Source, source_key: str) -> None:
         async with self._slots:
@@ -118,28 +130,51 @@ class RunPipeline:
                 self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
             if not extraction.items:
                 return
-            keyed = [
-                (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
-                for i, item in enumerate(extraction.items)
-            ]
-            stored = await database_sync_to_async(outbox_items_create)(
-                user_id=self.run.user_id, run_id=self.run.id, device_id=self.outbox_device_id, items=keyed
-            )
-            self.items_stored += len(stored)
-            self.progress.update(items_extracted=len(stored))
+        keyed = [
+            (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
+            for i, item in enumerate(extraction.items)
+        ]
+        stored = await self._store.submit(keyed)
+        self.items_stored += len(stored)
+        self.progress.update(items_extracted=len(stored))
         if stored and not self.delivery_stopped:
             await self._deliver(stored)
 
-    async def _deliver(self, item_ids: list[uuid.UUID]) -> None:
+    def _store_batch(self, batch: list[Keyed]) -> list[list[PendingItem]]:
+        stored = outbox_items_store(
+            user_id=self.run.user_id,
+            run_id=self.run.id,
+            device_id=self.outbox_device_id,
+            items=[pair for keyed in batch for pair in keyed],
+        )
+        by_id = {item.id: item for item in stored}
+        return [[by_id.pop(key) for key, _ in keyed if key in by_id] for keyed in batch]
+
+    async def _deliver(self, items: list[PendingItem]) -> None:
         device_id = await self.target()
         if device_id is None:
             self.delivery_stopped = self.delivery_stopped or "no device online"
             return
-        report = await outbox_deliver_ids(user_id=self.run.user_id, device_id=device_id, item_ids=item_ids)
-        self._account(report)
+        if device_id != self.outbox_device_id:
+            # "Any device" items are bound to this device first (a single UPDATE each, so no
+            # other delivery takes them too).
+            items = await database_sync_to_async(outbox_claim)(
+                user_id=self.run.user_id, device_id=device_id, item_ids=[i.id for i in items], limit=len(items)
+            )
+        delivery = self._deliveries.get(device_id)
+        if delivery is None:
+            delivery = OutboxDelivery(
+                user_id=self.run.user_id,
+                device_id=device_id,
+                on_delivered=lambda count: self.progress.update(items_delivered=count),
+            )
+            self._deliveries[device_id] = delivery
+        delivery.add(items)
+        if delivery.gone and not self.delivery_stopped:
+            self.delivery_stopped = delivery.report.device_error
 
-    def _account(self, report: DeliveryReport) -> None:
-        if report.delivered:
+    def _account(self, report: DeliveryReport, *, counted: bool = True) -> None:
+        if report.delivered and not counted:
             self.progress.update(items_delivered=report.delivered)
         for failure in report.failed:
             self.errors.add(AgentsErrorCode.DELIVERY_FAILED, failure)
@@ -155,7 +190,8 @@ class RunPipeline:
             user_id=self.run.user_id, device_id=device_id, run_id=self.run.id, limit=10_000
         )
         if items:
-            self._account(await outbox_deliver(user_id=self.run.user_id, device_id=device_id, items=items))
+            report = await outbox_deliver(user_id=self.run.user_id, device_id=device_id, items=items)
+            self._account(report, counted=False)
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,138 @@
+"""A run writes its outbox a batch at a time: values that arrive while a write is under way go into
+the next one together, each caller gets its own answer, and an item is still counted once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.agents import outbox as outbox_module
+from apps.agents import run_pipeline
+from apps.agents.extraction import ProposedItem
+from apps.agents.group_commit import GroupCommit
+from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
+from apps.agents.outbox import outbox_items_create, outbox_items_delivered
+
+from .conftest import execute, make_local, one_task_per_file, outbox, rows, start_run, write_files
+
+
+async def test_values_submitted_during_a_write_share_the_next_write():
+    # given a write that holds until released
+    started, release = threading.Event(), threading.Event()
+    writes: list[list[int]] = []
+
+    def write(values: list[int]) -> list[int]:
+        writes.append(values)
+        if len(writes) == 1:
+            started.set()
+            release.wait(10)
+        return [v * 10 for v in values]
+
+    commit: GroupCommit[int, int] = GroupCommit(write)
+    first = commit.submit(1)
+    assert await asyncio.to_thread(started.wait, 10)  # the first write is under way
+
+    # when four more values arrive while it runs
+    later = [commit.submit(v) for v in (2, 3, 4, 5)]
+    release.set()
+
+    # then they are written together, and each caller gets its own answer
+    assert await first == 10
+    assert await asyncio.gather(*later) == [20, 30, 40, 50]
+    assert writes == [[1], [2, 3, 4, 5]]
+    assert commit.batches == 2
+
+
+async def test_a_failed_write_fails_its_own_batch_only():
+    # given a write that fails for a batch holding a bad value
+    def write(values: list[int]) -> list[int]:
+        if 0 in values:
+            raise ValueError("bad value")
+        return values
+
+    commit: GroupCommit[int, int] = GroupCommit(write)
+
+    # when a bad batch is followed by a good one
+    bad = commit.submit(0)
+    with pytest.raises(ValueError, match="bad value"):
+        await bad
+    good = commit.submit(7)
+
+    # then the next batch is written as usual
+    assert await good == 7
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_acknowledgements_counts_each_item_once(user):
+    # given three stored items of one run
+    config = make_local(user)
+    run = AgentRunLog.objects.create(user=user, agent_type="local", agent_id=config.id, status=RunStatus.RUNNING)
+    ids = [uuid.uuid4() for _ in range(3)]
+    outbox_items_create(
+        user_id=user.id,
+        run_id=run.id,
+        device_id="laptop",
+        items=[(i, ProposedItem("tasks", {"title": f"t{n}"})) for n, i in enumerate(ids)],
+    )
+
+    # when a batch acknowledges the first one twice and the second once, then another batch repeats both
+    first = outbox_items_delivered(acks=[(ids[0], run.id), (ids[1], run.id), (ids[0], run.id)])
+    again = outbox_items_delivered(acks=[(ids[0], run.id), (ids[1], run.id)])
+
+    # then each item counts once on its run, and the third is still pending
+    assert first == [True, True, False]
+    assert again == [False, False]
+    run.refresh_from_db()
+    assert run.items_created == 2
+    statuses = dict(outbox_module.OutboxItem.objects.filter(id__in=ids).values_list("id", "status"))
+    assert [statuses[i] for i in ids] == [OutboxStatus.DELIVERED, OutboxStatus.DELIVERED, OutboxStatus.PENDING]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_stores_and_acknowledges_its_rows_in_fewer_writes_than_rows(
+    devices, user, llm, make_local_config, tmp_path, monkeypatch, settings
+):
+    # given twenty files, and a database slow enough that rows queue up behind each write
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 8
+    settings.AGENTS_DELIVERY_CONCURRENCY = 8
+    write_files(tmp_path / "inbox", 20)
+    client = await devices(user, device_id="laptop")
+    config = await make_local_config("laptop", [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+    stores: list[int] = []
+    acks: list[int] = []
+    store, ack = run_pipeline.outbox_items_store, outbox_module._acks_write
+
+    def slow_store(**kwargs):
+        items = list(kwargs.pop("items"))
+        stores.append(len(items))
+        time.sleep(0.05)
+        return store(items=items, **kwargs)
+
+    def slow_ack(batch):
+        acks.append(len(batch))
+        time.sleep(0.05)
+        return ack(batch)
+
+    monkeypatch.setattr(run_pipeline, "outbox_items_store", slow_store)
+    monkeypatch.setattr(outbox_module, "_acks_write", slow_ack)
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then every row is on the device once and counted once
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.SUCCESS, 20, 20)
+    assert sorted(t["title"] for t in rows(client)) == sorted(f"Follow up note {i}" for i in range(20))
+    assert not await outbox(run_id=run.id, status=OutboxStatus.PENDING)
+    # and the outbox was written in batches: fewer writes than rows, each row in one of them (the
+    # device's hello flush may deliver some of the run's rows too: their repeats are acknowledged again)
+    assert sum(stores) == 20
+    assert len(stores) < 20
+    assert sum(acks) >= 20
+    assert len(acks) < sum(acks)
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 20
