@@ -10,6 +10,12 @@ whose ``device_id`` is empty (cloud runs) goes to any online device: it is bound
 just before its insert (a single UPDATE, so two devices never both get it) and unbound again
 if that device drops before answering. ``outbox_flush_for_device`` delivers whatever waits for a
 device when it says hello.
+
+A run delivers its items while it runs, and the device's hello flush may deliver the same device's
+items at the same moment (in another process): each claim holds its items for its delivery
+(``delivering_until``), so the other skips them rather than inserting them a second time, and
+whoever delivers an item counts it on its run. A delivery releases what it did not deliver when it
+stops; a hold left by a process that died runs out after ``DELIVERY_HOLD_CALLS`` call timeouts.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from datetime import timedelta
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.accounts.keys import decrypt_for_user, encrypt_for_user
@@ -38,6 +44,9 @@ from .models import AgentRunLog, OutboxItem, OutboxStatus
 logger = logging.getLogger(__name__)
 
 FLUSH_BATCH = 200
+# How long a claim holds its items, in device call timeouts: a delivery stops at its first call that
+# times out, so a live one attempts its batch well within this; a dead one's items wait this long.
+DELIVERY_HOLD_CALLS = 4
 
 
 @dataclass
@@ -119,26 +128,25 @@ def outbox_claim(
     run_id=None,
     limit: int = FLUSH_BATCH,
 ) -> list[PendingItem]:
-    """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now)."""
+    """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now),
+    held for this delivery: items another delivery holds are left to it."""
+    now = timezone.now()
     qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
-        Q(device_id=device_id) | Q(device_id="")
+        Q(device_id=device_id) | Q(device_id=""), Q(delivering_until__isnull=True) | Q(delivering_until__lt=now)
     )
     if item_ids is not None:
         qs = qs.filter(id__in=item_ids)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
-    opened: list[PendingItem] = []
-    for item in qs.order_by("created_at")[:limit]:
-        bound = False
-        if item.device_id == "":
-            # Bind it to this device unless another delivery bound it first.
-            if not OutboxItem.objects.filter(id=item.id, device_id="", status=OutboxStatus.PENDING).update(
-                device_id=device_id
-            ):
-                continue
-            bound = True
-        opened.append(_open(item, bound=bound))
-    return opened
+    with transaction.atomic():
+        # Rows a concurrent claim is taking are skipped, not waited for: they are that claim's.
+        items = list(qs.select_for_update(skip_locked=True).order_by("created_at")[:limit])
+        if items:
+            OutboxItem.objects.filter(id__in=[item.id for item in items]).update(
+                delivering_until=now + timedelta(seconds=settings.DEVICE_TOOL_CALL_TIMEOUT * DELIVERY_HOLD_CALLS),
+                device_id=Case(When(device_id="", then=Value(device_id)), default=F("device_id")),
+            )
+    return [_open(item, bound=item.device_id == "") for item in items]
 
 
 @transaction.atomic
@@ -161,7 +169,7 @@ def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
 
 def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:
     """Record a failed attempt: ``refused`` (the client's error) is final; anything else stays pending."""
-    changes: dict = {"attempts": F("attempts") + 1, "last_error": error[:255]}
+    changes: dict = {"attempts": F("attempts") + 1, "last_error": error[:255], "delivering_until": None}
     if refused:
         changes["status"] = OutboxStatus.FAILED
     elif unbind:
@@ -227,8 +235,9 @@ async def outbox_deliver(*, user_id, device_id: str, items: list[PendingItem]) -
     await asyncio.gather(*(worker() for _ in range(workers)))
     report.undelivered = len(queue)
     if report.undelivered:
-        # Items bound to this device but never attempted go back to "any device" too.
-        await database_sync_to_async(_unbind)(item_ids=[i.id for i in queue if i.bound])
+        # Items never attempted are released now (the next hello takes them), and those bound to
+        # this device go back to "any device" too.
+        await database_sync_to_async(_release)(items=queue)
     return report
 
 
@@ -255,9 +264,10 @@ async def _insert(*, user_id, device_id: str, item: PendingItem) -> None:
             raise
 
 
-def _unbind(*, item_ids: list[uuid.UUID]) -> None:
-    if item_ids:
-        OutboxItem.objects.filter(id__in=item_ids, status=OutboxStatus.PENDING).update(device_id="")
+def _release(*, items: list[PendingItem]) -> None:
+    pending = OutboxItem.objects.filter(status=OutboxStatus.PENDING)
+    pending.filter(id__in=[i.id for i in items if not i.bound]).update(delivering_until=None)
+    pending.filter(id__in=[i.id for i in items if i.bound]).update(delivering_until=None, device_id="")
 
 
 async def outbox_deliver_ids(*, user_id, device_id: str, item_ids: list[uuid.UUID]) -> DeliveryReport:
