@@ -11,11 +11,12 @@ just before its insert (a single UPDATE, so two devices never both get it) and u
 if that device drops before answering. ``outbox_flush_for_device`` delivers whatever waits for a
 device when it says hello.
 
-A run delivers its items while it runs, and the device's hello flush may deliver the same device's
-items at the same moment (in another process): each claim holds its items for its delivery
-(``delivering_until``), so the other skips them rather than inserting them a second time, and
-whoever delivers an item counts it on its run. A delivery releases what it did not deliver when it
-stops; a hold left by a process that died runs out after ``DELIVERY_HOLD_CALLS`` call timeouts.
+A run delivers its items while it runs, and the device's hello flush may run at the same moment
+(in another process): the flush leaves a running run's items to the run (which counts them before it
+finishes), and each claim holds its items for its delivery (``delivering_until``), so another one
+skips them rather than inserting them a second time; whoever delivers an item counts it on its run.
+A delivery releases what it did not deliver when it stops; a hold left by a process that died runs
+out after ``DELIVERY_HOLD_CALLS`` call timeouts.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from apps.devices.errors import DeviceCallError, DeviceToolError
 from apps.devices.services import call_device
 
 from .extraction import ProposedItem
-from .models import AgentRunLog, OutboxItem, OutboxStatus
+from .models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,11 @@ def outbox_claim(
     item_ids: list[uuid.UUID] | None = None,
     run_id=None,
     limit: int = FLUSH_BATCH,
+    of_running_runs: bool = True,
 ) -> list[PendingItem]:
     """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now),
-    held for this delivery: items another delivery holds are left to it."""
+    held for this delivery: items another delivery holds are left to it. ``of_running_runs=False``
+    leaves the items of runs still running to those runs, which deliver and count them themselves."""
     now = timezone.now()
     qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
         Q(device_id=device_id) | Q(device_id=""), Q(delivering_until__isnull=True) | Q(delivering_until__lt=now)
@@ -138,6 +141,9 @@ def outbox_claim(
         qs = qs.filter(id__in=item_ids)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
+    if not of_running_runs:
+        running = AgentRunLog.objects.filter(user_id=user_id, status=RunStatus.RUNNING).values("id")
+        qs = qs.filter(Q(run_id__isnull=True) | ~Q(run_id__in=running))
     with transaction.atomic():
         # Rows a concurrent claim is taking are skipped, not waited for: they are that claim's.
         items = list(qs.select_for_update(skip_locked=True).order_by("created_at")[:limit])
@@ -282,7 +288,8 @@ async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
     or the device drops again."""
     total = DeliveryReport()
     while True:
-        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id)
+        # A run still running delivers its own items (its final count and progress include them).
+        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id, of_running_runs=False)
         if not items:
             return total
         report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)

@@ -11,9 +11,16 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
+from apps.agents import run_pipeline
 from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
-from apps.agents.outbox import outbox_claim, outbox_deliver, outbox_flush_for_device, outbox_items_create
+from apps.agents.outbox import (
+    outbox_claim,
+    outbox_deliver,
+    outbox_flush_for_device,
+    outbox_item_delivered,
+    outbox_items_create,
+)
 from apps.devices.client import LocalStore
 
 from .conftest import execute, one_task_per_file, outbox, rows, start_run, wait_until, write_files
@@ -285,17 +292,18 @@ async def test_two_deliveries_to_one_device_at_once_insert_each_item_once(device
 
 async def test_an_item_whose_delivery_failed_is_claimed_again_at_once(devices, user, make_local_config, tmp_path):
     # given two items held for a delivery to a device that is offline
-    _run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
     held = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop")
     report = await outbox_deliver(user_id=user.id, device_id="laptop", items=held)
     assert (report.delivered, report.undelivered) == (0, 2)
 
-    # when the device says hello
+    # when the device is back and the run delivers again
     client = await devices(user, device_id="laptop")
-    flushed = await outbox_flush_for_device(user_id=user.id, device_id="laptop")
+    again = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)
+    report = await outbox_deliver(user_id=user.id, device_id="laptop", items=again)
 
     # then both are delivered now, not after the failed delivery's hold ran out
-    assert flushed.delivered == 2
+    assert report.delivered == 2
     assert sorted(t["id"] for t in rows(client)) == sorted(str(i) for i in ids)
 
 
@@ -312,3 +320,39 @@ async def test_items_held_by_a_delivery_that_died_are_claimed_once_its_hold_runs
 
     # then the next delivery claims them
     assert sorted(i.id for i in await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop")) == sorted(ids)
+
+
+async def test_an_insert_acknowledged_while_the_run_finishes_is_counted(user, make_local_config, tmp_path, monkeypatch):
+    # given a run with two items, one acknowledged; the other's acknowledgement (the device's hello
+    # flush, say) lands just after the run read its count to finish
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await sync_to_async(outbox_item_delivered)(item_id=ids[0], run_id=run.id)
+    read = run_pipeline._items_created
+
+    def read_then_acknowledged(*, run_id) -> int:
+        count = read(run_id=run_id)
+        outbox_item_delivered(item_id=ids[1], run_id=run_id)
+        return count
+
+    monkeypatch.setattr(run_pipeline, "_items_created", read_then_acknowledged)
+
+    # when the run finishes
+    finished = await run_pipeline.finish(run, processed=2, errors=run_pipeline.RunErrors())
+
+    # then both acknowledgements are counted
+    assert finished.items_created == 2
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 2
+
+
+async def test_a_hello_flush_leaves_a_running_runs_items_to_the_run(devices, user, make_local_config, tmp_path):
+    # given two items of a run that is still running, waiting for its device
+    client = await devices(user, device_id="laptop")
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+
+    # when the device's hello flush runs
+    flushed = await outbox_flush_for_device(user_id=user.id, device_id="laptop")
+
+    # then it leaves them to the run, which delivers and counts them before it finishes
+    assert (flushed.delivered, rows(client)) == (0, [])
+    delivering = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)
+    assert sorted(item.id for item in delivering) == sorted(ids)
