@@ -73,6 +73,6 @@ def _finish_if_running(*, run_id, errors: list[str]) -> None:
             run_id=run_id,
             status=RunStatus.PARTIAL if run.items_created else RunStatus.ERROR,
             items_processed=run.items_processed,
-            items_created=run.items_created,
+            items_created=None,
             errors=[*run.errors, *errors],
         )

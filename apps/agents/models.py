@@ -157,7 +157,9 @@ class OutboxItem(BaseModel):
 
     ``id`` doubles as the row id on the device (the server chooses it), so a redelivery after a
     lost acknowledgement is an insert of an id the client already has: done, not duplicated.
-    ``device_id`` empty means "any online device of the user" (cloud runs).
+    ``device_id`` empty means "any online device of the user" (cloud runs). ``delivering_until``
+    holds the item for the delivery that claimed it (the run's own, or the device's hello flush),
+    so another one running at the same time skips it instead of inserting it again.
     """
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
@@ -170,6 +172,8 @@ class OutboxItem(BaseModel):
     attempts = models.IntegerField(default=0)
     last_error = models.CharField(max_length=255, blank=True, default="")
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Released when the attempt ends; runs out by itself when the delivering process died.
+    delivering_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

@@ -11,6 +11,13 @@ just before its insert (a single UPDATE, so two devices never both get it) and u
 if that device drops before answering. ``OutboxDelivery`` keeps a window of inserts in flight and
 records their acknowledgements a batch at a time. ``outbox_flush_for_device`` delivers whatever
 waits for a device when it says hello.
+
+A run delivers its items while it runs, and the device's hello flush may run at the same moment
+(in another process): the flush leaves a running run's items to the run (which counts them before it
+finishes), and each claim holds its items for its delivery (``delivering_until``), so another one
+skips them rather than inserting them a second time; whoever delivers an item counts it on its run.
+A delivery releases what it did not deliver when it stops; a hold left by a process that died runs
+out after ``DELIVERY_HOLD_CALLS`` call timeouts.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.accounts.keys import decrypt_for_user, encrypt_for_user
@@ -37,11 +44,14 @@ from apps.devices.services import call_device
 
 from .extraction import ProposedItem
 from .group_commit import GroupCommit
-from .models import AgentRunLog, OutboxItem, OutboxStatus
+from .models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
 
 logger = logging.getLogger(__name__)
 
 FLUSH_BATCH = 200
+# How long a claim holds its items, in device call timeouts: a delivery stops at its first call that
+# times out, so a live one attempts its batch well within this; a dead one's items wait this long.
+DELIVERY_HOLD_CALLS = 4
 
 
 @dataclass
@@ -134,27 +144,31 @@ def outbox_claim(
     item_ids: list[uuid.UUID] | None = None,
     run_id=None,
     limit: int = FLUSH_BATCH,
+    of_running_runs: bool = True,
 ) -> list[PendingItem]:
-    """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now)."""
+    """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now),
+    held for this delivery: items another delivery holds are left to it. ``of_running_runs=False``
+    leaves the items of runs still running to those runs, which deliver and count them themselves."""
+    now = timezone.now()
     qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
-        Q(device_id=device_id) | Q(device_id="")
+        Q(device_id=device_id) | Q(device_id=""), Q(delivering_until__isnull=True) | Q(delivering_until__lt=now)
     )
     if item_ids is not None:
         qs = qs.filter(id__in=item_ids)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
-    opened: list[PendingItem] = []
-    for item in qs.order_by("created_at")[:limit]:
-        bound = False
-        if item.device_id == "":
-            # Bind it to this device unless another delivery bound it first.
-            if not OutboxItem.objects.filter(id=item.id, device_id="", status=OutboxStatus.PENDING).update(
-                device_id=device_id
-            ):
-                continue
-            bound = True
-        opened.append(_open(item, bound=bound))
-    return opened
+    if not of_running_runs:
+        running = AgentRunLog.objects.filter(user_id=user_id, status=RunStatus.RUNNING).values("id")
+        qs = qs.filter(Q(run_id__isnull=True) | ~Q(run_id__in=running))
+    with transaction.atomic():
+        # Rows a concurrent claim is taking are skipped, not waited for: they are that claim's.
+        items = list(qs.select_for_update(skip_locked=True).order_by("created_at")[:limit])
+        if items:
+            OutboxItem.objects.filter(id__in=[item.id for item in items]).update(
+                delivering_until=now + timedelta(seconds=settings.DEVICE_TOOL_CALL_TIMEOUT * DELIVERY_HOLD_CALLS),
+                device_id=Case(When(device_id="", then=Value(device_id)), default=F("device_id")),
+            )
+    return [_open(item, bound=item.device_id == "") for item in items]
 
 
 def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
@@ -199,7 +213,7 @@ def outbox_items_delivered(*, acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
 
 def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:
     """Record a failed attempt: ``refused`` (the client's error) is final; anything else stays pending."""
-    changes: dict = {"attempts": F("attempts") + 1, "last_error": error[:255]}
+    changes: dict = {"attempts": F("attempts") + 1, "last_error": error[:255], "delivering_until": None}
     if refused:
         changes["status"] = OutboxStatus.FAILED
     elif unbind:
@@ -305,8 +319,9 @@ class OutboxDelivery:
             await asyncio.gather(*list(self._acking))
         self.report.undelivered = len(self._queue)
         if self._queue:
-            # Items bound to this device but never attempted go back to "any device" too.
-            await database_sync_to_async(_unbind)(item_ids=[i.id for i in self._queue if i.bound])
+            # Items never attempted are released now (the next hello takes them), and those bound to
+            # this device go back to "any device" too.
+            await database_sync_to_async(_release)(items=list(self._queue))
         return self.report
 
 
@@ -345,9 +360,10 @@ async def _insert(*, user_id, device_id: str, item: PendingItem) -> None:
             raise
 
 
-def _unbind(*, item_ids: list[uuid.UUID]) -> None:
-    if item_ids:
-        OutboxItem.objects.filter(id__in=item_ids, status=OutboxStatus.PENDING).update(device_id="")
+def _release(*, items: list[PendingItem]) -> None:
+    pending = OutboxItem.objects.filter(status=OutboxStatus.PENDING)
+    pending.filter(id__in=[i.id for i in items if not i.bound]).update(delivering_until=None)
+    pending.filter(id__in=[i.id for i in items if i.bound]).update(delivering_until=None, device_id="")
 
 
 async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
@@ -355,7 +371,8 @@ async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
     or the device drops again."""
     total = DeliveryReport()
     while True:
-        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id)
+        # A run still running delivers its own items (its final count and progress include them).
+        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id, of_running_runs=False)
         if not items:
             return total
         report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)

@@ -232,7 +232,7 @@ async def finish(
         await progress.finish(items_delivered=created)
     status = run_status(processed=processed, created=created, errors=errors, aborted=aborted)
     return await database_sync_to_async(run_finish)(
-        run_id=run.id, status=status, items_processed=processed, items_created=created, errors=errors.as_list()
+        run_id=run.id, status=status, items_processed=processed, items_created=None, errors=errors.as_list()
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.core.errors import ApplicationError
@@ -141,18 +142,19 @@ def run_finish(
     run_id: uuid.UUID,
     status: RunStatus,
     items_processed: int = 0,
-    items_created: int = 0,
+    items_created: int | None = 0,
     errors: Iterable[Any] = (),
     now: dt.datetime | None = None,
 ) -> AgentRunLog:
-    """Record a run's outcome. Only a ``running`` run changes; a finished one is returned unchanged."""
+    """Record a run's outcome. Only a ``running`` run changes; a finished one is returned unchanged.
+    ``items_created=None`` keeps the count the outbox keeps: an acknowledgement may land meanwhile."""
     if status not in FINISHED_STATUSES:
         raise ValueError(f"a run finishes as success, partial or error, not {status!r}")
     now = now or timezone.now()
     finished = AgentRunLog.objects.filter(id=run_id, status=RunStatus.RUNNING).update(
         status=status,
         items_processed=items_processed,
-        items_created=items_created,
+        items_created=F("items_created") if items_created is None else items_created,
         errors=_clean_errors(errors),
         completed_at=now,
         lease_expires_at=None,

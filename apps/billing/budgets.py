@@ -9,11 +9,12 @@ overshot by at most what the last admitted request uses beyond its hold's share.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NamedTuple
 
 from asgiref.sync import sync_to_async
@@ -160,8 +161,24 @@ async def llm_budgeted_async(
         finally:
             if deferred is not None:  # here, on the loop its streams' meters settle on, not in the thread
                 deferred.close()
-            await sync_to_async(_work_ended)(hold=hold, deferred=deferred)
+            await _to_its_end(_work_ended, hold=hold, deferred=deferred)
             await llm_usage_notice_send(user_id=user_id)
+
+
+async def _to_its_end(work: Callable[..., None], /, **kwargs: Any) -> None:
+    """Run ``work`` in sync_to_async's thread to its end even if the awaiting task is cancelled
+    (again) meanwhile, then pass the cancellation on. A cancelled chat turn is often cancelled twice
+    (a repeated cancel frame, its socket closing), and sync_to_async drops a call still waiting for
+    its thread when the task awaiting it is cancelled: the turn's calls would go unrecorded."""
+    job = asyncio.ensure_future(sync_to_async(work)(**kwargs))
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.shield(job)  # the work's own failure is raised from here
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
 
 
 def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
