@@ -1,6 +1,6 @@
 """Reconnect storm: N devices connecting at once; time from the first connect to the last hello answered.
 
-    .venv/bin/python bench/device_reconnect_storm.py [--devices 2000] [--users 200] [--rounds 2]
+    .venv/bin/python bench/device_reconnect_storm.py [--devices 2000] [--users 200] [--rounds 2] [--old PATH]
 
 Each round, in the same run and interleaved: a bare ``websockets`` server that answers each hello
 with a welcome (the floor), then the project's uvicorn server (auth, the device row, presence, the
@@ -8,6 +8,8 @@ connect handlers: outbox check, overdue agents). The same client processes open 
 once, send ``device_hello`` (with capabilities, so the server answers ``device_welcome``) and wait for
 the answer. Prints both spans, their ratio (median over rounds), failed sockets, and the ERROR lines
 the server logged. Load on this shared machine moves the absolute figures; the ratio is the result.
+``--old PATH`` storms another checkout (``git worktree add /tmp/old <commit>``) too, in the same
+round right after this one (ADIUVA_BENCH_CODE), for before → after figures.
 """
 
 from __future__ import annotations
@@ -104,12 +106,14 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=2000)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--old", help="another checkout to storm beside this one (before → after)")
     args = parser.parse_args()
+    codes = [("new", None)] + ([("old", str(Path(args.old).resolve()))] if args.old else [])
     setup_django(migrate=True)
     users = make_users(args.users, prefix="storm")
     per_user = max(1, args.devices // args.users)
     print(f"reconnect storm: {per_user * args.users} devices over {args.users} users, {args.rounds} rounds")
-    ratios = []
+    ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
     for round_ in range(args.rounds):
         port = free_port()
         raw = start_server_command([__file__, "--raw-server", str(port)], port, kind="raw", quiet=True)
@@ -117,30 +121,42 @@ def main() -> None:
             r = storm(f"ws://127.0.0.1:{port}/", users, per_user)
         finally:
             stop(raw)
-        port = free_port()
-        log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed below)
-        server = start_server("uvicorn", port, output=log)
-        try:
-            a = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user)
-            time.sleep(2)
-        finally:
-            stop(server)
-            log.seek(0)
-            errors = [line for line in log.read().splitlines() if '"level": "ERROR"' in line or "Traceback" in line]
-            log.close()
-        # A span is only comparable when every socket got its answer on both sides.
-        ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
-        if ratio is not None:
-            ratios.append(ratio)
-        print(
-            f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s | "
-            f"adiuva {a['ok']} ok / {a['failed']} failed in {a['span']:.2f} s, {len(errors)} errors logged | "
-            + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
-        )
-        for line in errors[:1]:
-            print("   ", line[:200], "...", line.replace("\\n", " | ")[-400:])
-    if ratios:
-        print(f"median ratio (adiuva / raw, first connect -> last hello answered): {statistics.median(ratios):.2f}x")
+        print(f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s")
+        for label, code in codes:
+            a, errors = adiuva_storm(users, per_user, code)
+            # A span is only comparable when every socket got its answer on both sides.
+            ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
+            if ratio is not None:
+                ratios[label].append(ratio)
+            print(
+                f"    {label}: {a['ok']} ok / {a['failed']} failed in {a['span']:.2f} s, {len(errors)} errors logged | "
+                + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
+            )
+            for line in errors[:1]:
+                print("       ", line[:200], "...", line.replace("\\n", " | ")[-400:])
+    for label, values in ratios.items():
+        if values:
+            print(
+                f"median ratio {label} (adiuva / raw, first connect -> last hello answered): "
+                f"{statistics.median(values):.2f}x over {len(values)} rounds"
+            )
+
+
+def adiuva_storm(users: list[tuple[str, str]], per_user: int, code: str | None) -> tuple[dict, list[str]]:
+    """One storm against the project's uvicorn server (of ``code``'s checkout, or this one): the
+    result and the ERROR lines it logged."""
+    port = free_port()
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed below)
+    server = start_server("uvicorn", port, output=log, env={"ADIUVA_BENCH_CODE": code} if code else None)
+    try:
+        result = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user)
+        time.sleep(2)
+    finally:
+        stop(server)
+        log.seek(0)
+        errors = [line for line in log.read().splitlines() if '"level": "ERROR"' in line or "Traceback" in line]
+        log.close()
+    return result, errors
 
 
 if __name__ == "__main__":

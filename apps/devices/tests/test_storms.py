@@ -139,3 +139,60 @@ def small_pool_server_heartbeat() -> float:
     from django.conf import settings
 
     return settings.DEVICE_NODE_HEARTBEAT
+
+
+async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error(device_server, make_user, caplog):
+    # given a client whose upgrade request the server is still authenticating (its session check
+    # waits behind a lock on the sessions table, as it waits behind thousands of others in a storm)
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    caplog.set_level(logging.DEBUG, logger="apps.devices")
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_sessions, args=(locked, release), daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", device_server.port)
+        writer.write(_upgrade_request(device_server.port, token))
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has the request and waits on the session check
+
+        # when the client leaves before the answer, and the check then goes through
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+
+    # then the server saw it go (the quiet record says the path ran) and logged nothing at ERROR
+    await wait_until(lambda: any(_LEFT_EARLY in r.getMessage() for r in caplog.records), timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+_LEFT_EARLY = "left before the handshake was answered"
+
+
+def _lock_sessions(locked: threading.Event, release: threading.Event) -> None:
+    """In a thread of its own: hold the sessions table locked (no reads either) until ``release``."""
+    from django.db import connection, transaction
+
+    from apps.accounts.models import TokenFamily
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f'LOCK TABLE "{TokenFamily._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            locked.set()
+            release.wait(20)
+    finally:
+        connection.close()
+
+
+def _upgrade_request(port: int, token: str) -> bytes:
+    return (
+        "GET /api/v1/ws/device HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
