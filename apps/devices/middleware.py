@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from rest_framework_simplejwt.exceptions import AuthenticationFailed, ExpiredTokenError, InvalidToken, TokenError
 from rest_framework_simplejwt.tokens import AccessToken
@@ -23,6 +22,7 @@ from apps.core.origins import origin_allowed
 
 from .close_codes import DeviceCloseCode
 from .presence import SessionState, session_state
+from .socket_db import socket_db
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -96,5 +96,5 @@ class DeviceSocketAuthMiddleware:
     async def __call__(self, scope, receive, send):
         if not origin_allowed(_origin(scope)):
             return await WebsocketDenier()(scope, receive, send)
-        outcome = await database_sync_to_async(authenticate)(_token_from_scope(scope))
+        outcome = await socket_db(authenticate)(_token_from_scope(scope))
         return await self.inner({**scope, **outcome.scope()}, receive, send)

@@ -196,3 +196,55 @@ def _upgrade_request(port: int, token: str) -> bytes:
         "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
         f"Authorization: Bearer {token}\r\n\r\n"
     ).encode()
+
+
+async def test_a_storm_of_session_checks_runs_side_by_side_in_the_socket_db_threads(
+    small_pool_server, settings, make_user, caplog
+):
+    # given a server with 3 socket database threads, and 12 sockets of 3 users connecting at once
+    # while the sessions table is locked (their session checks wait where a storm's would queue)
+    settings.DEVICE_DB_THREADS = 3
+    users = [await sync_to_async(make_user)() for _ in range(3)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 3], device_id=f"side-{n}") for n in range(12)]
+    caplog.set_level(logging.ERROR)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_sessions, args=(locked, release), daemon=True)
+    holder.start()
+    redis = loop_redis()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        connecting = asyncio.gather(*(client.connect() for client in clients))
+
+        # then the checks wait side by side, as many as there are threads (not one after another, and
+        # not one thread per socket)
+        await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
+        await asyncio.sleep(0.3)
+        assert await _lock_waiters(expected=3)
+
+        # and once the lock goes, every device comes online and nothing was logged at ERROR
+        release.set()
+        await asyncio.wait_for(connecting, 20)
+        await wait_until(lambda: presence_entries_are(redis, users, expected=12), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=12), timeout=15)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def _lock_waiters(*, expected: int) -> bool:
+    """Whether ``expected`` backends of this database wait on a lock right now."""
+
+    def count() -> int:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0]
+
+    return await sync_to_async(count)() == expected
