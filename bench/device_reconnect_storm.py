@@ -46,6 +46,7 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
     import websockets
 
     sockets = []
+    reasons: dict[str, int] = {}
 
     async def one(token: str, device_id: str) -> float | None:
         try:
@@ -57,7 +58,9 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
             while json.loads(await ws.recv()).get("type") != "device_welcome":
                 pass
             return time.time()
-        except Exception:
+        except Exception as exc:
+            reason = type(exc).__name__ + (f" {exc.rcvd.code}" if getattr(exc, "rcvd", None) else "")
+            reasons[reason] = reasons.get(reason, 0) + 1
             return None
 
     while not os.path.exists(go_file):  # noqa: ASYNC110, ASYNC240 (a file the parent writes)
@@ -68,7 +71,15 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
     )
     done = [end for end in ends if end is not None]
     Path(out_file).write_text(  # noqa: ASYNC240 (once, after the timing)
-        json.dumps({"start": start, "last": max(done, default=start), "ok": len(done), "failed": len(ends) - len(done)})
+        json.dumps(
+            {
+                "start": start,
+                "last": max(done, default=start),
+                "ok": len(done),
+                "failed": len(ends) - len(done),
+                "reasons": reasons,
+            }
+        )
     )
     await asyncio.sleep(3)  # hold the sockets so the server's connect work finishes under load
     for ws in sockets:
@@ -98,6 +109,7 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
         "span": max(r["last"] for r in results) - min(r["start"] for r in results),
         "ok": sum(r["ok"] for r in results),
         "failed": sum(r["failed"] for r in results),
+        "reasons": {k: sum(r["reasons"].get(k, 0) for r in results) for r in results for k in r["reasons"]},
     }
 
 
@@ -129,7 +141,8 @@ def main() -> None:
             if ratio is not None:
                 ratios[label].append(ratio)
             print(
-                f"    {label}: {a['ok']} ok / {a['failed']} failed in {a['span']:.2f} s, {len(errors)} errors logged | "
+                f"    {label}: {a['ok']} ok / {a['failed']} failed {a['reasons'] or ''} in {a['span']:.2f} s, "
+                f"{len(errors)} errors logged | "
                 + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
             )
             for line in errors[:1]:
