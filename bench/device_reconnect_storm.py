@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/device_reconnect_storm.py [--devices 2000] [--users 200] [--rounds 2] [--old PATH]
 
+The devices are known (registered, offline) before the first round, as in a real reconnect storm.
 Each round, in the same run and interleaved: a bare ``websockets`` server that answers each hello
 with a welcome (the floor), then the project's uvicorn server (auth, the device row, presence, the
 connect handlers: outbox check, overdue agents). The same client processes open every socket at
@@ -66,9 +67,7 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
     while not os.path.exists(go_file):  # noqa: ASYNC110, ASYNC240 (a file the parent writes)
         await asyncio.sleep(0.005)
     start = time.time()
-    ends = await asyncio.gather(
-        *(one(token, f"storm-{os.getpid()}-{i}-{j}") for i, token in enumerate(tokens) for j in range(per_user))
-    )
+    ends = await asyncio.gather(*(one(token, f"storm-{j}") for token in tokens for j in range(per_user)))
     done = [end for end in ends if end is not None]
     Path(out_file).write_text(  # noqa: ASYNC240 (once, after the timing)
         json.dumps(
@@ -113,6 +112,17 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
     }
 
 
+def devices_register(users: list[tuple[str, str]], per_user: int) -> None:
+    """Each user's devices known and offline, as before a reconnect storm: ``storm-0`` ... (the
+    ids the clients say hello with); rows left by earlier runs go."""
+    from apps.devices.models import Device
+
+    Device.objects.filter(user_id__in=[user_id for user_id, _ in users]).delete()
+    Device.objects.bulk_create(
+        Device(user_id=user_id, device_id=f"storm-{j}") for user_id, _ in users for j in range(per_user)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--devices", type=int, default=2000)
@@ -124,6 +134,7 @@ def main() -> None:
     setup_django(migrate=True)
     users = make_users(args.users, prefix="storm")
     per_user = max(1, args.devices // args.users)
+    devices_register(users, per_user)
     print(f"reconnect storm: {per_user * args.users} devices over {args.users} users, {args.rounds} rounds")
     ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
     for round_ in range(args.rounds):

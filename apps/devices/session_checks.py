@@ -7,6 +7,10 @@ milliseconds behind the others, long enough for clients to give up before their 
 answered. Here each event loop keeps one batch in flight: the checks arriving while it runs wait
 for it to end and then go together (up to ``BATCH``) in the next query. A lone connect waits for
 nothing; a storm costs a few queries instead of one per socket.
+
+The batch runs in a thread of the loop's default executor, not among the socket database threads
+(``socket_db``): there the hellos' device rows of the sockets already accepted queue by the
+hundred, and a check waiting behind them keeps the next sockets' handshakes unanswered.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, NamedTuple
 
-from apps.accounts import tokens
+from channels.db import database_sync_to_async
 
-from .socket_db import socket_db
+from apps.accounts import tokens
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -53,7 +57,9 @@ class _Checks:
             while self.waiting:
                 batch, self.waiting = self.waiting[:BATCH], self.waiting[BATCH:]
                 try:
-                    found = await socket_db(_active_users)([waiting.pair for waiting in batch])
+                    found = await database_sync_to_async(_active_users, thread_sensitive=False)(
+                        [waiting.pair for waiting in batch]
+                    )
                 except Exception as exc:  # each waiting socket fails as its own check would have
                     for waiting in batch:
                         if not waiting.done.done():
