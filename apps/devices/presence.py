@@ -1,7 +1,8 @@
 """Presence writes for the socket: connect, flush (last_seen + lease), disconnect.
 
-These run in a thread through ``database_sync_to_async``; the consumer calls them on hello,
-every DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
+These run in a worker thread (connect and disconnect in the socket database threads, ``socket_db``;
+the flush through ``database_sync_to_async``); the consumer calls them on hello, every
+DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 """
 
 from __future__ import annotations
