@@ -73,7 +73,8 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
                 pass
             return time.time()
         except Exception as exc:
-            reason = type(exc).__name__ + (f" {exc.rcvd.code}" if getattr(exc, "rcvd", None) else "")
+            received = getattr(exc, "rcvd", None)  # a closed socket's close frame
+            reason = type(exc).__name__ + (f" {received.code}" if received is not None else "")
             reasons[reason] = reasons.get(reason, 0) + 1
             return None
 
