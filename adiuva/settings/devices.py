@@ -52,6 +52,12 @@ if DEVICE_NODE_SEAL not in ("aesgcm", "fernet"):
 # caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
 DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)
 DEVICE_REDIS_POOL_TIMEOUT = env.float("DEVICE_REDIS_POOL_TIMEOUT", default=10.0)
+# Threads for the socket's own database calls (session check at connect, the device row at hello and
+# close), side by side instead of one after another in the process's one sync thread; keep it below
+# DATABASE_POOL_MAX_SIZE, whose connections they take.
+DEVICE_DB_THREADS = env.int("DEVICE_DB_THREADS", default=8)
+if DEVICE_DB_THREADS < 1:
+    raise ImproperlyConfigured("DEVICE_DB_THREADS must be at least 1")
 # Tool calls one socket may have in flight; the next one is answered device_busy.
 DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.

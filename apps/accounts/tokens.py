@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -189,3 +189,28 @@ def session_is_active(*, user_id: str, family_id: str | None) -> User | None:
     if family_id is None:
         return None
     return _ACTIVE_SESSION_USER.first(user_id=user_id, family_id=family_id)
+
+
+def sessions_active_users(*, sessions: Iterable[tuple[Any, Any]]) -> dict[tuple[str, str], User]:
+    """``session_is_active`` for many (user id, session family id) pairs in one query: the active
+    user of each unrevoked session, keyed by the pair as strings (a pair missing from the answer is
+    revoked, or its user gone or inactive). The ids must be valid UUIDs."""
+    pairs = {(str(user_id), str(family_id)) for user_id, family_id in sessions}
+    if not pairs:
+        return {}
+    rows = (
+        User.objects.filter(
+            id__in={user_id for user_id, _ in pairs},
+            is_active=True,
+            token_families__id__in={family_id for _, family_id in pairs},
+            token_families__revoked_at__isnull=True,
+        )
+        .annotate(session_family=F("token_families__id"))
+        .only("id", "email", "tier", "time_zone", "is_active", "is_staff", "is_superuser")
+    )
+    found: dict[tuple[str, str], User] = {}
+    for user in rows:
+        pair = (str(user.id), str(user.session_family))  # the annotation
+        if pair in pairs:
+            found[pair] = user
+    return found

@@ -147,7 +147,13 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             await self._teardown()
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
-        await super().accept(subprotocol, headers)
+        try:
+            await super().accept(subprotocol, headers)
+        except OSError:
+            # The server refuses to answer a handshake whose client is gone (uvicorn's
+            # ClientDisconnected): nothing was started yet, and a storm brings many; not a failure.
+            logger.debug("device socket: the client left before the handshake was answered")
+            raise StopConsumer from None
         self.accepted = True
 
     async def _close_unavailable(self) -> None:

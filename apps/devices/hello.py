@@ -17,7 +17,6 @@ import logging
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 
 from . import capabilities, connections, drain, handlers, heartbeat, presence_flusher, services
@@ -28,6 +27,7 @@ from .node import loop_node
 from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
 from .presence_index import presence_announce, presence_withdraw
 from .session import Session
+from .socket_db import socket_db
 
 if TYPE_CHECKING:
     from .consumers import DeviceConsumer
@@ -52,7 +52,7 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     node = await loop_node()
     consumer.node_name = node.name
     try:
-        _device, replaced = await database_sync_to_async(device_connect)(
+        _device, replaced = await socket_db(device_connect)(
             user=consumer.user,
             device_id=hello.device_id,
             channel_name=consumer.channel_name,
@@ -125,7 +125,7 @@ async def presence_leave(consumer: DeviceConsumer) -> None:
         return
     connections.unregister(consumer)
     try:
-        await database_sync_to_async(device_disconnect)(
+        await socket_db(device_disconnect)(
             user_id=consumer.user_id,
             device_id=consumer.device_id,
             channel_name=consumer.channel_name,

@@ -1,7 +1,8 @@
 """Presence writes for the socket: connect, flush (last_seen + lease), disconnect.
 
-These run in a thread through ``database_sync_to_async``; the consumer calls them on hello,
-every DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
+These run in a worker thread (connect and disconnect in the socket database threads, ``socket_db``;
+the flush through ``database_sync_to_async``); the consumer calls them on hello, every
+DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 """
 
 from __future__ import annotations
@@ -53,14 +54,23 @@ def device_connect(
     least recently seen offline one, and is refused (DeviceLimitError) when all of them are online.
     """
     now = timezone.now()
-    User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
-    if not Device.objects.filter(user=user, device_id=device_id).exists():
-        _make_room(user=user, now=now)
-    device, _created = Device.objects.select_for_update().get_or_create(
-        user=user,
-        device_id=device_id,
-        defaults={"first_seen_at": now, "name": name or "", "platform": platform or ""},
+    # A known device (a reconnect, what a storm is made of): one query finds it and locks its user's
+    # row, which serialises a user's new devices and the recycling of offline rows (``_make_room``),
+    # so the row cannot be recycled under this socket. A reconnect costs four round trips, not six.
+    device = (
+        Device.objects.select_for_update(of=("user",))
+        .select_related("user")
+        .filter(user=user, device_id=device_id)
+        .first()
     )
+    if device is None:
+        User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
+        # Another socket of this device may have made the row while this one waited for the lock.
+        device = Device.objects.filter(user=user, device_id=device_id).first()
+        if device is None:
+            _make_room(user=user, now=now)
+            # Inserted by the save below; no other socket can insert it while the lock is held.
+            device = Device(user=user, device_id=device_id, first_seen_at=now, name=name or "", platform=platform or "")
     replaced = device.channel_name if device.is_online and device.channel_name != channel_name else ""
     device.channel_name = channel_name
     device.is_online = True

@@ -28,8 +28,9 @@ POOL_SIZE = 4
 
 @pytest.fixture
 def small_pool_server(settings, django_db_blocker):
-    """A server of its own whose realtime pool is far smaller than the storm."""
+    """A server of its own whose realtime pool and socket database threads are far fewer than the storm."""
     settings.DEVICE_REDIS_POOL_SIZE = POOL_SIZE
+    settings.DEVICE_DB_THREADS = 2
     settings.DEVICE_REDIS_POOL_TIMEOUT = 10.0
     server = ServerThread(name="reconnect-storm-server")
     server.start()

@@ -12,8 +12,12 @@ import pytest
 from asgiref.sync import sync_to_async
 from redis.exceptions import RedisError
 
-from apps.accounts.tokens import tokens_issue
+from apps.accounts import tokens
+from apps.accounts.models import TokenFamily
+from apps.accounts.tokens import tokens_issue, tokens_revoke
 from apps.devices.client import DeviceClient
+from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
 from apps.devices.presence_index import KEY, presence_announce, presence_withdraw
 from apps.devices.realtime_redis import loop_redis, loop_redis_close
@@ -139,3 +143,165 @@ def small_pool_server_heartbeat() -> float:
     from django.conf import settings
 
     return settings.DEVICE_NODE_HEARTBEAT
+
+
+async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error(device_server, make_user, caplog):
+    # given a client whose upgrade request the server is still authenticating (its session check
+    # waits behind a lock on the sessions table, as it waits behind thousands of others in a storm)
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    caplog.set_level(logging.DEBUG, logger="apps.devices")
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", device_server.port)
+        writer.write(_upgrade_request(device_server.port, token))
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has the request and waits on the session check
+
+        # when the client leaves before the answer, and the check then goes through
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.3)
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+
+    # then the server saw it go (the quiet record says the path ran) and logged nothing at ERROR
+    await wait_until(lambda: any(_LEFT_EARLY in r.getMessage() for r in caplog.records), timeout=10)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+_LEFT_EARLY = "left before the handshake was answered"
+
+
+def _lock_table(model, locked: threading.Event, release: threading.Event) -> None:
+    """In a thread of its own: hold ``model``'s table locked (no reads either) until ``release``."""
+    from django.db import connection, transaction
+
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            locked.set()
+            release.wait(20)
+    finally:
+        connection.close()
+
+
+def _upgrade_request(port: int, token: str) -> bytes:
+    return (
+        "GET /api/v1/ws/device HTTP/1.1\r\n"
+        f"Host: 127.0.0.1:{port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Authorization: Bearer {token}\r\n\r\n"
+    ).encode()
+
+
+async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_socket_db_threads(
+    small_pool_server, settings, make_user, caplog
+):
+    # given a server with 3 socket database threads, and 12 sockets of 3 users saying hello at once
+    # while the devices table is locked (their device rows wait where a storm's would queue)
+    settings.DEVICE_DB_THREADS = 3
+    users = [await sync_to_async(make_user)() for _ in range(3)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 3], device_id=f"side-{n}") for n in range(12)]
+    caplog.set_level(logging.ERROR)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_table, args=(Device, locked, release), daemon=True)
+    holder.start()
+    redis = loop_redis()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        connecting = asyncio.gather(*(client.connect() for client in clients))
+
+        # then the rows wait side by side, as many as there are threads (not one after another, and
+        # not one thread per socket)
+        await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
+        await asyncio.sleep(0.3)
+        assert await _lock_waiters(expected=3)
+
+        # and once the lock goes, every device comes online and nothing was logged at ERROR
+        release.set()
+        await asyncio.wait_for(connecting, 20)
+        await wait_until(lambda: presence_entries_are(redis, users, expected=12), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=12), timeout=15)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
+    small_pool_server, settings, make_user, session_checks, caplog
+):
+    # given 24 sockets of 4 users (each user's devices with a session of their own, one revoked)
+    # connecting at once while the sessions table is locked, so the first check waits and the
+    # others gather behind it
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    issued = [await sync_to_async(tokens_issue)(user=users[n % 4]) for n in range(24)]
+    await sync_to_async(tokens_revoke)(user=users[0], refresh_token=issued[0].refresh_token)
+    clients = [DeviceClient(small_pool_server.url, issued[n].access_token, device_id=f"batch-{n}") for n in range(24)]
+    caplog.set_level(logging.ERROR)
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
+    holder.start()
+    redis = loop_redis()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        connecting = asyncio.gather(*(client.connect() for client in clients), return_exceptions=True)
+        await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+        await asyncio.sleep(0.5)  # every socket has asked by now
+
+        # when the lock goes
+        release.set()
+        await asyncio.wait_for(connecting, 20)
+
+        # then the 23 live sessions come online and the revoked one is closed with its code
+        await wait_until(lambda: presence_entries_are(redis, users, expected=23), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=23), timeout=15)
+        assert await asyncio.wait_for(clients[0].wait_closed(), 10) == DeviceCloseCode.SESSION_REVOKED
+        # and the 24 checks went in two queries: the first alone, the rest together behind it
+        assert sorted(session_checks) == [1, 23], session_checks
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.fixture
+def session_checks(monkeypatch) -> list[int]:
+    """The session-check queries the connecting sockets run, by the sessions each covered; the real
+    selector answers them."""
+    checks: list[int] = []
+    many = tokens.sessions_active_users
+
+    def counted(**kwargs):
+        sessions = list(kwargs["sessions"])
+        checks.append(len(sessions))
+        return many(sessions=sessions)
+
+    monkeypatch.setattr(tokens, "sessions_active_users", counted)
+    return checks
+
+
+async def _lock_waiters(*, expected: int) -> bool:
+    """Whether ``expected`` backends of this database wait on a lock right now."""
+
+    def count() -> int:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return cursor.fetchone()[0]
+
+    return await sync_to_async(count)() == expected
