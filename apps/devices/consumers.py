@@ -44,7 +44,7 @@ from . import drain, handlers, hello, layer_messages, services, streams, tool_ca
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
-from .frames import DeviceHello, ToolCall, ToolResult, capability_required, outgoing_json, parse_outgoing
+from .frames import DeviceHello, ToolResult, capability_required, outgoing_json, parse_outgoing
 from .intake import BudgetOutcome, BudgetVerdict, Dropped, Rejected, frame_intake
 from .middleware import authenticate
 from .pending_calls import PendingCalls
@@ -431,7 +431,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     # --- tool calls (tool_calls) ------------------------------------------------------------
 
-    async def local_call(self, call: ToolCall, *, timeout: float) -> dict:  # noqa: ASYNC109
+    async def local_call(self, call: dict, *, timeout: float) -> dict:  # noqa: ASYNC109
         return await tool_calls.local_call(self, call, timeout=timeout)
 
     async def _on_tool_result(self, result: ToolResult) -> None:

@@ -43,6 +43,7 @@ class BudgetVerdict:
         return self.outcome in (BudgetOutcome.SPENT, BudgetOutcome.ANSWER)
 
 
+_SPENT = BudgetVerdict(BudgetOutcome.SPENT)
 _DROPS = {Verdict.DROP: BudgetOutcome.DROP, Verdict.DROP_AND_WARN: BudgetOutcome.DROP_AND_WARN}
 
 
@@ -51,9 +52,8 @@ def budget_verdict(
 ) -> BudgetVerdict:
     """Spend the frame's cost before any parsing."""
     cost = frame_cost(size)
-    if budget.available(cost):
-        budget.take(cost)
-        return BudgetVerdict(BudgetOutcome.SPENT)
+    if budget.spend(cost):
+        return _SPENT
     # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
     # when such calls are pending and the frame is small enough to be one.
     if pending and text_data is not None and size <= max_bytes:

@@ -5,7 +5,8 @@ publishing to its channel (``devices:node:<name>``): tool calls for the sockets 
 answers to the calls it made (resolved to the waiting future by call id, so a call sets up
 nothing of its own), requests to attach to a stream it runs. One subscription per loop, read by
 one task; a publish is a single round trip and tells the sender how many nodes heard it, so a
-call to a node that is gone fails at once. The liveness key lives only while the loop does
+call to a node that is gone fails at once. Both go over connections of their own, read and written
+directly (node_wire.py), not through redis-py's pub/sub client and pool. The liveness key lives only while the loop does
 (refreshed every ``DEVICE_NODE_HEARTBEAT`` seconds, expiring after ``DEVICE_NODE_TTL``), so a
 caller waiting on a device held by a process that died mid-call notices within seconds.
 
@@ -32,7 +33,8 @@ from django.conf import settings
 
 from apps.core.encryption import InvalidToken, redis_seal, redis_unseal, transit_seal, transit_unseal
 
-from .realtime_redis import loop_heartbeat_redis, loop_redis, loop_redis_close
+from .node_wire import NodeSubscription
+from .realtime_redis import loop_heartbeat_redis, loop_publisher, loop_redis, loop_redis_close
 
 logger = logging.getLogger(__name__)
 
@@ -68,14 +70,13 @@ class Node:
         # No spaces: the presence index stores "channel node last_seen".
         self.name = f"{os.getpid()}-{uuid.uuid4().hex}"
         self.waiters: dict[str, asyncio.Future] = {}
-        self._pubsub: Any = None
+        self._subscription = NodeSubscription(NODE_CHANNEL.format(node=self.name), self._received)
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
 
     async def start(self) -> None:
-        self._pubsub = loop_redis().pubsub(ignore_subscribe_messages=True)
-        await self._pubsub.subscribe(NODE_CHANNEL.format(node=self.name))
+        await self._subscription.open()
         await self._beat()
         loop = asyncio.get_running_loop()
         self._tasks = [
@@ -129,37 +130,23 @@ class Node:
     async def _close_subscription(self) -> None:
         with contextlib.suppress(BaseException):
             async with asyncio.timeout(CLEANUP_SECONDS):
-                await self._pubsub.aclose()
+                await self._subscription.close()
 
     async def _receive(self) -> None:
         try:
-            await self._receive_forever()
+            # Blocks without a timeout; reconnects and subscribes again after a drop.
+            await self._subscription.read_forever(stopping=lambda: self._stopping)
         finally:
             self._stopping = True
             await self._close_subscription()
 
-    async def _receive_forever(self) -> None:
-        while not self._stopping:
-            try:
-                # Blocks without a timeout; redis-py reconnects and subscribes again after a drop.
-                received = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                raise_if_cancelling()
-                if self._stopping:
-                    return
-                logger.warning("devices: node receive failed", exc_info=True)
-                await asyncio.sleep(0.1)
-                continue
-            if received is None or received.get("type") != "message":
-                continue
-            try:
-                message = decode(received["data"])
-            except (ValueError, InvalidToken):
-                logger.warning("devices: node %s dropped an unreadable message", self.name)
-                continue
-            self.dispatch(message)
+    def _received(self, data: bytes) -> None:
+        try:
+            message = decode(data)
+        except (ValueError, InvalidToken):
+            logger.warning("devices: node %s dropped an unreadable message", self.name)
+            return
+        self.dispatch(message)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         message_type = message.get("type", "")
@@ -233,7 +220,7 @@ def decode(data: bytes | str) -> dict[str, Any]:
 
 async def node_publish(node: str, message: dict[str, Any]) -> int:
     """Publish ``message`` to ``node``; returns how many subscribers heard it (0: the node is gone)."""
-    return int(await loop_redis().publish(NODE_CHANNEL.format(node=node), encode(message)))
+    return await loop_publisher().publish(NODE_CHANNEL.format(node=node), encode(message))
 
 
 async def node_alive(name: str) -> bool:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from django.conf import settings
 
 from .node import ALIVE_KEY, NODE_CHANNEL
-from .realtime_redis import loop_redis, loop_script
+from .realtime_redis import loop_publisher, loop_redis, loop_script
 
 KEY = "devices:where:{user_id}"
 _ALIVE_PREFIX = ALIVE_KEY.split("{", 1)[0]
@@ -185,9 +185,12 @@ async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> No
 
 async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: bytes) -> Lookup:
     """Publish ``payload`` to the node holding the device, in the round trip that finds it."""
+    # On the node messages' connection: what the holder hears is sent without the pool's overhead.
     return _lookup(
-        await loop_script(_LOCATE_AND_PUBLISH)(
-            keys=[KEY.format(user_id=user_id)], args=[device_id, _ALIVE_PREFIX, _NODE_CHANNEL_PREFIX, payload]
+        await loop_publisher().run_script(
+            _LOCATE_AND_PUBLISH,
+            keys=[KEY.format(user_id=user_id)],
+            args=[device_id, _ALIVE_PREFIX, _NODE_CHANNEL_PREFIX, payload],
         )
     )
 

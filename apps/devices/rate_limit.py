@@ -43,6 +43,14 @@ class FrameBudget:
         self._refill()
         return self._tokens >= cost
 
+    def spend(self, cost: float = 1.0) -> bool:
+        """Spend ``cost`` tokens if there are enough (nothing counted as dropped if not)."""
+        self._refill()
+        if self._tokens >= cost:
+            self._tokens -= cost
+            return True
+        return False
+
     def take(self, cost: float = 1.0) -> Verdict:
         """Spend ``cost`` tokens for one frame, or count it as dropped."""
         self._refill()

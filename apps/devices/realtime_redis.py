@@ -8,7 +8,8 @@ The pool is bounded and waits: redis-py's default asyncio pool raises ``MaxConne
 100 connections, so a storm of sockets closing together failed most of its presence withdrawals.
 Here a caller past ``DEVICE_REDIS_POOL_SIZE`` connections waits up to ``DEVICE_REDIS_POOL_TIMEOUT``
 seconds for one to come back. The node's liveness heartbeat has a connection of its own
-(``loop_heartbeat_redis``) so it never queues behind socket traffic.
+(``loop_heartbeat_redis``) so it never queues behind socket traffic, and so do node messages
+(``loop_publisher``, see node_wire.py).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import redis.asyncio as aioredis
 from django.conf import settings
 from redis.commands.core import AsyncScript
 
+from .node_wire import Publisher
+
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
 _heartbeat_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = weakref.WeakKeyDictionary()
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Publisher] = weakref.WeakKeyDictionary()
 _scripts: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
 
 
@@ -54,6 +58,15 @@ def loop_heartbeat_redis() -> aioredis.Redis:
     return client
 
 
+def loop_publisher() -> Publisher:
+    """This loop's connection for node messages (``PUBLISH`` pipelined on it, apart from the pool)."""
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(loop)
+    if publisher is None:
+        publisher = _publishers[loop] = Publisher()
+    return publisher
+
+
 def loop_script(source: str) -> AsyncScript:
     """``source`` registered on this loop's client (EVALSHA after the first call)."""
     client = loop_redis()
@@ -68,6 +81,9 @@ async def loop_redis_close() -> None:
     """Close the running loop's clients (its loop is ending)."""
     loop = asyncio.get_running_loop()
     _scripts.pop(loop, None)
+    publisher = _publishers.pop(loop, None)
+    if publisher is not None:
+        await publisher.close()
     for clients in (_clients, _heartbeat_clients):
         client = clients.pop(loop, None)
         if client is not None:

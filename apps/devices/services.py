@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 import weakref
 from typing import Any
 
@@ -41,7 +40,7 @@ from .errors import (
     DeviceTimeoutError,
     DeviceToolError,
 )
-from .frames import ToolCall, capability_required, parse_outgoing
+from .frames import capability_required, parse_outgoing, tool_call_frame
 from .models import Device
 from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
@@ -74,9 +73,9 @@ def loop_layer() -> BaseChannelLayer:
     return layer
 
 
-def _build_call(**fields: Any) -> ToolCall:
+def _build_call(**fields: Any) -> dict[str, Any]:
     try:
-        return ToolCall(id=uuid.uuid4().hex, **{k: v for k, v in fields.items() if v is not None})
+        return tool_call_frame(**fields)
     except ValidationError as exc:
         raise ApplicationError(CoreErrorCode.VALIDATION_ERROR, f"Invalid tool call: {exc.errors()[0]['msg']}") from exc
 
@@ -154,13 +153,13 @@ async def _remote_call(
     user_id: str,
     device_id: str,
     location: DeviceLocation | None,
-    call: ToolCall,
+    call: dict[str, Any],
     timeout: float,  # noqa: ASYNC109
 ) -> dict:
     """Send the call to the device's holder and wait for the answer on this loop's node, checking
     the holder's liveness key meanwhile (a dead process answers nothing)."""
     node = await loop_node()
-    answer_future = node.expect(call.id)
+    answer_future = node.expect(call["id"])
     deadline = time.monotonic() + timeout
     message = {
         "type": MSG_TOOL_CALL,
@@ -168,7 +167,7 @@ async def _remote_call(
         "user_id": user_id,
         "device_id": device_id,
         "deadline": time.time() + timeout,
-        "call": call.model_dump(exclude_none=True),
+        "call": call,
     }
     try:
         location = await _send_call(user_id=user_id, device_id=device_id, location=location, message=message)
@@ -185,7 +184,7 @@ async def _remote_call(
             if location.node and not await node_alive(location.node):
                 raise DeviceDisconnectedError()
     finally:
-        node.forget(call.id)
+        node.forget(call["id"])
     if answer["type"] == MSG_RESULT:
         if answer.get("error") is not None:
             raise DeviceToolError(answer["error"])

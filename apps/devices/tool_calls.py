@@ -20,7 +20,7 @@ from apps.core.errors import ApplicationError
 
 from . import connections, services
 from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
-from .frames import ToolCall, ToolResult
+from .frames import ToolResult, tool_call_frame, tool_call_json
 from .node import MSG_FAILED, MSG_RESULT, node_publish, register_message_handler
 
 if TYPE_CHECKING:
@@ -41,20 +41,28 @@ async def answer(reply_to: str, message: dict) -> None:
         logger.warning("device socket: could not answer call %s", message.get("call_id"), exc_info=True)
 
 
-async def local_call(consumer: DeviceConsumer, call: ToolCall, *, timeout: float) -> dict:  # noqa: ASYNC109
-    """A tool call from the socket's event loop: send, then await the future the result resolves."""
+def _time_out(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(DeviceTimeoutError())
+
+
+async def local_call(consumer: DeviceConsumer, call: dict, *, timeout: float) -> dict:  # noqa: ASYNC109
+    """A tool call (a ``tool_call_frame``) from the socket's event loop: send, then await the future
+    the result resolves. The deadline is a timer on that future (``wait_for`` would add a waiter
+    future and callbacks to every call)."""
     if not consumer.accepting_calls:
         raise DeviceDisconnectedError()
     if len(consumer.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
         raise DeviceBusyError()
-    future = consumer.pending.add_local(call.id, deadline=time.time() + timeout)
+    call_id = call["id"]
+    future = consumer.pending.add_local(call_id, deadline=time.time() + timeout)
+    timer = asyncio.get_running_loop().call_later(timeout, _time_out, future)
     try:
-        await consumer.send_frame(call)
-        result: ToolResult = await asyncio.wait_for(future, timeout)
-    except TimeoutError:
-        raise DeviceTimeoutError() from None
+        await consumer.send_text(tool_call_json(call))
+        result: ToolResult = await future
     finally:
-        consumer.pending.forget(call.id)
+        timer.cancel()
+        consumer.pending.forget(call_id)
     if result.error is not None:
         raise DeviceToolError(result.error)
     return result.payload()
@@ -73,7 +81,8 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
         return
     consumer.pending.add_remote(call["id"], deadline=message["deadline"], reply_to=reply_to)
     try:
-        await consumer.send_frame(ToolCall(**call))
+        # Built by the caller's tool_call_frame; checked again, as any frame from elsewhere.
+        await consumer.send_text(tool_call_json(tool_call_frame(**call)))
     except DeviceDisconnectedError:
         consumer.pending.forget(call["id"])
         await answer(reply_to, failure(DeviceDisconnectedError(), call["id"]))

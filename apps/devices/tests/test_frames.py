@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
 from apps.devices.close_codes import DeviceCloseCode
-from apps.devices.frames import ToolResult, incoming_adapter, outgoing_json
+from apps.devices.frames import (
+    ToolCall,
+    ToolResult,
+    incoming_adapter,
+    outgoing_json,
+    parse_json,
+    parse_outgoing,
+    tool_call_frame,
+    tool_call_json,
+)
 from apps.devices.tests.conftest import SOCKET_DB
 
 pytestmark = SOCKET_DB
@@ -152,3 +162,80 @@ def test_an_app_declares_its_own_frame_types_with_their_models() -> None:
     finally:
         _registered_incoming.pop("probe_test", None)
         _registered_outgoing.pop("probe_out_test", None)
+
+
+# --- the tool_call frame, built without the model on the hot path ------------------------------
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"action": "get", "table": "tasks", "data": {"id": "x"}},
+        {"action": "select", "table": "notes", "filters": {"done": False}, "limit": 20},
+        {"action": "vector_search", "table": "memories", "vector": [0.5, -1.25], "limit": 5},
+        {"action": "insert", "table": "tasks", "data": {"title": "naïve ☃", "tags": ["a"], "n": 2**40}},
+        {"action": "delete", "table": "tasks", "data": {}},
+        # values the model changes: ints in a vector become floats, a bool limit becomes 1
+        {"action": "vector_upsert", "table": "m", "vector": [1, 2.5], "limit": True},
+        {"action": "update", "table": "t", "data": {"at": datetime(2026, 12, 6, 5, 0, tzinfo=UTC)}},
+    ],
+)
+def test_a_tool_call_frame_is_exactly_what_the_model_sends(fields) -> None:
+    # when the hot path builds and serializes a tool call
+    call = tool_call_frame(id="c1", **fields)
+    text = tool_call_json(call)
+
+    # then it is the model's frame, key for key and in the same order, and its text reads back as that
+    # frame and is a valid outgoing tool_call
+    model = ToolCall(id="c1", **fields)
+    assert call == model.model_dump(exclude_none=True)
+    assert list(call) == list(model.model_dump(exclude_none=True))
+    assert json.loads(text) == json.loads(outgoing_json(model))
+    assert isinstance(parse_outgoing(json.loads(text)), ToolCall)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"action": "drop_table", "table": "tasks"},
+        {"action": "select", "table": 7},
+        {"action": "select", "filters": {1: "x"}},
+        {"action": "vector_search", "vector": ["x"]},
+        {"action": "select", "limit": "many"},
+        {"action": "get", "row": {"id": "x"}},  # not a tool_call field
+    ],
+)
+def test_a_tool_call_the_model_refuses_is_refused(fields) -> None:
+    with pytest.raises(ValidationError):
+        ToolCall(id="c1", **fields)
+    with pytest.raises(ValidationError):
+        tool_call_frame(id="c1", **fields)
+
+
+def test_a_new_tool_call_gets_a_fresh_id_of_32_hex_digits() -> None:
+    first, second = tool_call_frame(action="get")["id"], tool_call_frame(action="get")["id"]
+    assert first != second
+    assert len(first) == 32
+    assert int(first, 16) >= 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"type": "ping", "n": NaN}', "nan"),
+        ('{"type": "ping", "n": 18446744073709551615}', 2**64 - 1),
+        ('{"type": "ping", "n": "\\ud800"}', "\ud800"),
+    ],
+)
+def test_a_frame_only_the_standard_json_reader_takes_is_still_read(text, expected) -> None:
+    value = parse_json(text)["n"]
+    assert (str(value) == "nan") if expected == "nan" else value == expected
+
+
+def test_an_integer_past_64_bits_is_read_as_a_number_not_refused() -> None:
+    assert parse_json('{"n": 123456789012345678901234567890}')["n"] == pytest.approx(1.2345678901234568e29)
+
+
+def test_a_frame_nested_too_deeply_is_malformed() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_json("[" * 100_000 + "]" * 100_000)
