@@ -31,7 +31,7 @@ def main(n: int, rounds: int) -> None:
         "user_id": "0" * 36,
         "device_id": "laptop",
         "deadline": time.time(),
-        "call": call.model_dump(exclude_none=True),
+        "call": call,
     }
 
     def old() -> None:

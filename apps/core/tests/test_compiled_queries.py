@@ -126,7 +126,7 @@ def test_a_record_is_found_only_by_its_owner_with_every_field_loaded(make_user, 
         record_get(user=stranger, record_id=record.pk)
 
 
-def _records_of(user: User, n: int) -> list[object]:
+def _records_of(user: User, n: int) -> list:
     from apps.storage.records import record_create
 
     made = []
@@ -157,4 +157,4 @@ def test_first_of_a_filter_matching_many_rows_is_the_orms_first(make_user, blob_
     assert found.pk == expected.pk
     found_unordered = unordered.first(user_id=owner.pk)
     assert found_unordered is not None
-    assert found_unordered.pk == StorageRecord.objects.filter(user=owner).order_by().first().pk  # type: ignore[union-attr]
+    assert found_unordered.pk == StorageRecord.objects.filter(user=owner).order_by().first().pk
