@@ -104,6 +104,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     # handler registry (``_on_registered``).
     _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
     hello_timer: asyncio.TimerHandle
+    # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
+    background: set[asyncio.Future] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -218,7 +220,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.torn_down = False
         self.last_seen = time.time()
         self.pending = PendingCalls()
-        self.background: set[asyncio.Future] = set()
         self.token_expires_at = 0.0  # the heartbeat closes the socket at this time (``heartbeat``)
         self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
@@ -258,12 +259,15 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     def _spawn(self, coro: Any) -> asyncio.Future:
         """Run ``coro`` beside the receive loop; cancelled on teardown; a failure closes the socket."""
         task = asyncio.ensure_future(coro)
+        if self.background is None:
+            self.background = set()
         self.background.add(task)
         task.add_done_callback(self._background_done)
         return task
 
     def _background_done(self, task: asyncio.Future) -> None:
-        self.background.discard(task)
+        if self.background is not None:
+            self.background.discard(task)
         if task.cancelled() or task.exception() is None:
             return
         logger.error("device socket: a background task failed; closing the socket", exc_info=task.exception())
@@ -295,7 +299,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             self.hello_timer.cancel()
         self.token_expires_at = 0.0
         current = asyncio.current_task()
-        for task in list(self.background):
+        for task in list(self.background or ()):
             if task is not current:
                 task.cancel()
         self._fail_pending()
