@@ -1,7 +1,8 @@
 """The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-The consumer accepts, keeps the token expiry, routes each frame and cleans up; the heartbeat is one
-timer per process (``heartbeat``).
+The consumer accepts, routes each frame and cleans up; the heartbeat and the token expiry are one
+timer per process (``heartbeat``), and the socket's channel-layer messages come from one reader per
+process (``channel_inbox``): an idle socket holds one task, its ASGI receive loop.
 Everything else is in a module of its own: authentication in
 ``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
 (raw text → a frame, a rejection or a drop); the hello and the socket's presence (device row,
