@@ -105,6 +105,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     # handler registry (``_on_registered``).
     _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
     hello_timer: asyncio.TimerHandle
+    # A device socket joins no group (devices are addressed by channel): no empty list per socket.
+    groups: ClassVar[tuple[str, ...]] = ()
     # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
     background: set[asyncio.Future] | None = None
 
@@ -433,6 +435,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
 
     async def _hello(self, frame: DeviceHello) -> None:
         await hello.hello_received(self, frame)
+        if self.hello_done:  # the hello cancelled its timer: let the loop free the handle when it is due
+            del self.hello_timer
 
     def heartbeat_missed(self) -> None:
         """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""
