@@ -26,4 +26,4 @@ USER adiuva
 EXPOSE 8000
 # uvicorn streams request bodies (daphne buffers them in memory), which backups need. `exec`: SIGTERM
 # reaches uvicorn itself (PID 1), which drains the device sockets (README, Deploying).
-CMD ["sh", "-c", "exec uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --ws websockets-sansio --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --ws-per-message-deflate ${DEVICE_WS_PER_MESSAGE_DEFLATE:-true} --timeout-graceful-shutdown 5 --no-server-header --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-}"]
+CMD ["sh", "-c", "exec uvicorn adiuva.asgi:application --host 0.0.0.0 --port ${PORT} --workers ${WEB_CONCURRENCY:-2} --ws websockets-sansio --ws-max-size ${DEVICE_WS_MAX_SIZE:-2097152} --ws-max-queue ${DEVICE_WS_MAX_QUEUE:-8} --ws-per-message-deflate ${DEVICE_WS_PER_MESSAGE_DEFLATE:-true} --ws-ping-interval 0 --timeout-graceful-shutdown 5 --no-server-header --no-access-log --forwarded-allow-ips=${FORWARDED_ALLOW_IPS:-}"]

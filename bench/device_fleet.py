@@ -3,16 +3,17 @@
     .venv/bin/python bench/device_fleet.py [--devices 2000] [--users 200] [--idle 65] [--servers raw,uvicorn,daphne]
     .venv/bin/python bench/device_fleet.py --devices 2000 --servers uvicorn --tracemalloc   # where the memory goes
 
-Devices are reference clients (hello, pongs) spread over client processes; the server runs with
-the production heartbeat (ping 30 s, presence flush 60 s), so the idle window sees pings, pongs and
-presence writes. ``raw`` is a bare ``websockets`` server holding the same sockets with the same
-heartbeat (a ``ping`` frame every 30 s, a ``pong`` expected within 10 s, one timer for all sockets)
-and the same permessage-deflate (``--deflate``, on by default as in production):
-the floor the project's server is compared with, in the same run. For the project's servers the
-bench waits until every device is online in the presence index before it measures. Baseline of
-each server: its own RSS and CPU with no device connected. Then every client process is killed at
-once (a disconnect storm) and the server's log is read for ``--drain`` seconds: failed presence
-withdrawals and failed node heartbeats are counted.
+Devices are reference clients (hello, pongs) spread over client processes; the server runs with the
+production heartbeat (ping 30 s, presence flush 60 s) and, as the Procfile, without uvicorn's own
+WebSocket keepalive ping, so the idle window sees the app's pings, pongs and presence writes.
+``raw`` is a bare ``websockets`` server holding the same sockets with the same heartbeat (a ``ping``
+frame every 30 s, a ``pong`` expected within 10 s, one timer for all sockets) and the same
+permessage-deflate (``--deflate``, on by default as in production): the floor the project's server
+is compared with, in the same run. For the project's servers the bench waits until every device is
+online in the presence index before it measures. Baseline of each server: its own RSS and CPU with
+no device connected. Then every client process is killed at once (a disconnect storm) and the
+server's log is read for ``--drain`` seconds: failed presence withdrawals and failed node heartbeats
+are counted.
 
 ``--tracemalloc`` traces the server's allocations (slower, more memory: not for the figures) and
 prints, by allocation site, what the connected fleet added, per connection.

@@ -71,6 +71,7 @@ def main() -> None:
             access_log=False,
             ws=os.environ.get("BENCH_UVICORN_WS", "websockets-sansio"),
             ws_per_message_deflate=getattr(settings, "DEVICE_WS_PER_MESSAGE_DEFLATE", True),  # --old checkouts lack it
+            ws_ping_interval=None,  # as the Procfile (--ws-ping-interval 0): the device heartbeat pings
         )
     else:
         from daphne.cli import CommandLineInterface

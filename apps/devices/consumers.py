@@ -1,7 +1,8 @@
 """The device socket (``/api/v1/ws/device``): lifecycle and dispatch, nothing else.
 
-The consumer accepts, keeps the token expiry, routes each frame and cleans up; the heartbeat is one
-timer per process (``heartbeat``).
+The consumer accepts, routes each frame and cleans up; the heartbeat and the token expiry are one
+timer per process (``heartbeat``), and the socket's channel-layer messages come from one reader per
+process (``channel_inbox``): an idle socket holds one task, its ASGI receive loop.
 Everything else is in a module of its own: authentication in
 ``middleware.DeviceSocketAuthMiddleware``; decoding, frame budget and validation in ``intake``
 (raw text → a frame, a rejection or a drop); the hello and the socket's presence (device row,
@@ -22,8 +23,8 @@ socket's own code ends in a clean close.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import functools
 import logging
 import time
 import uuid
@@ -33,14 +34,13 @@ from typing import Any, ClassVar
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from pydantic import BaseModel
 
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import drain, handlers, hello, layer_messages, services, streams, tool_calls
+from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -104,27 +104,75 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     # Frame types the socket itself handles (filled in below the class); any other type goes to the
     # handler registry (``_on_registered``).
     _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
+    hello_timer: asyncio.TimerHandle
+    # A device socket joins no group (devices are addressed by channel): no empty list per socket.
+    groups: ClassVar[tuple[str, ...]] = ()
+    # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
+    background: set[asyncio.Future] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
     async def __call__(self, scope, receive, send) -> None:
-        # As AsyncConsumer.__call__, but with the channel layer instance of the running loop:
-        # channels-redis refuses two event loops receiving on one instance, and one process can
-        # run several loops (tests, an embedded server beside a worker).
+        # As AsyncConsumer.__call__, but with one task per socket instead of three: the socket's
+        # channel-layer messages come from the loop's one reader (``channel_inbox``) through
+        # ``layer_message``, not from a receive task of its own. The channel layer is the running
+        # loop's instance: channels-redis refuses two event loops receiving on one instance, and
+        # one process can run several loops (tests, an embedded server beside a worker).
         self.scope = scope
         self.channel_layer = services.loop_layer()
         self.channel_name = await self.channel_layer.new_channel()
-        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
         self.base_send = send
         self.accepted = False
+        self.dispatching = False  # a frame of the socket is being handled: layer messages wait
+        self.layer_inbox: collections.deque[dict | BaseException] | None = None  # made on the first one
+        self.layer_turn: asyncio.Task | None = None  # hands the waiting layer messages over
+        channel_inbox.inbox_join(self)
         try:
             with contextlib.suppress(StopConsumer):
-                await await_many_dispatch([receive, self.channel_receive], self.dispatch)
-        except REDIS_UNAVAILABLE_ERRORS as exc:
-            # The channel layer's Redis is gone (even before the handshake was answered): close with a
-            # code the client retries on, never a dropped connection.
-            redis_outage_noted(where="device_socket", exc=exc)
-            await self._close_unavailable()
+                while True:
+                    message = await receive()
+                    # One message at a time, as Channels gave: the socket's frames and its layer
+                    # messages never run side by side (a call waits behind the hello).
+                    while self.layer_turn is not None:
+                        await self.layer_turn
+                    self.dispatching = True
+                    try:
+                        await self.dispatch(message)
+                    finally:
+                        self.dispatching = False
+                    if self.layer_inbox:
+                        self._hand_over_layer_messages()
+        finally:
+            channel_inbox.inbox_leave(self)
+            if self.layer_turn is not None:
+                self.layer_turn.cancel()
+
+    def layer_message(self, message: dict | BaseException) -> None:
+        """A channel-layer message for this socket (or the layer's failure), from ``channel_inbox``."""
+        if self.layer_inbox is None:
+            # Bounded like channels-redis' own per-channel buffer: the oldest goes when it is full.
+            self.layer_inbox = collections.deque(maxlen=getattr(self.channel_layer, "capacity", 100))
+        self.layer_inbox.append(message)
+        if not self.dispatching and self.layer_turn is None:
+            self._hand_over_layer_messages()
+
+    def _hand_over_layer_messages(self) -> None:
+        self.layer_turn = asyncio.ensure_future(self._layer_turn())
+
+    async def _layer_turn(self) -> None:
+        try:
+            while self.layer_inbox:
+                message = self.layer_inbox.popleft()
+                if isinstance(message, BaseException):
+                    # The channel layer's Redis is gone (even before the handshake was answered):
+                    # close with a code the client retries on, never a dropped connection.
+                    redis_outage_noted(where="device_socket", exc=message)
+                    await self._close_unavailable()
+                    continue
+                with contextlib.suppress(StopConsumer):
+                    await self.dispatch(message)
+        finally:
+            self.layer_turn = None
 
     async def dispatch(self, message: dict) -> None:
         # Channels >= 4.2 runs close_old_connections in a thread before every handler; nothing here
@@ -181,9 +229,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.torn_down = False
         self.last_seen = time.time()
         self.pending = PendingCalls()
-        self.background: set[asyncio.Future] = set()
-        self.timers: list[asyncio.TimerHandle] = []
-        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.token_expires_at = 0.0  # the heartbeat closes the socket at this time (``heartbeat``)
         self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
@@ -200,7 +246,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         loop = asyncio.get_running_loop()
         self.hello_timer = loop.call_later(settings.DEVICE_HELLO_TIMEOUT, self._hello_timeout)
-        self.timers.append(self.hello_timer)
         self._schedule_expiry()
 
     @property
@@ -223,12 +268,15 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     def _spawn(self, coro: Any) -> asyncio.Future:
         """Run ``coro`` beside the receive loop; cancelled on teardown; a failure closes the socket."""
         task = asyncio.ensure_future(coro)
+        if self.background is None:
+            self.background = set()
         self.background.add(task)
         task.add_done_callback(self._background_done)
         return task
 
     def _background_done(self, task: asyncio.Future) -> None:
-        self.background.discard(task)
+        if self.background is not None:
+            self.background.discard(task)
         if task.cancelled() or task.exception() is None:
             return
         logger.error("device socket: a background task failed; closing the socket", exc_info=task.exception())
@@ -247,7 +295,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         if not self.hello_done:
             self._spawn_close(DeviceCloseCode.HELLO_TIMEOUT)
 
-    def _token_expired(self) -> None:
+    def token_expired(self) -> None:
+        """The access token this socket was opened (or last ``auth``-ed) with has expired (``heartbeat``)."""
         self._spawn_close(DeviceCloseCode.TOKEN_EXPIRED)
 
     async def _teardown(self) -> None:
@@ -255,10 +304,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         self.torn_down = True
         self.closing = True
-        for timer in self.timers:
-            timer.cancel()
+        if hasattr(self, "hello_timer"):  # set once the handshake was authenticated
+            self.hello_timer.cancel()
+        self.token_expires_at = 0.0
         current = asyncio.current_task()
-        for task in list(self.background):
+        for task in list(self.background or ()):
             if task is not current:
                 task.cancel()
         self._fail_pending()
@@ -378,19 +428,21 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             return
         self.scope["device_token_exp"] = outcome.token_exp
         self.scope["device_token_family"] = outcome.token_family
-        if self.expiry_timer is not None:
-            self.expiry_timer.cancel()
         self._schedule_expiry()
 
     def _schedule_expiry(self) -> None:
-        expires_in = self.scope["device_token_exp"] - time.time()
-        self.expiry_timer = asyncio.get_running_loop().call_later(max(expires_in, 0), self._token_expired)
-        self.timers.append(self.expiry_timer)
+        self.token_expires_at = float(self.scope["device_token_exp"])
+        if self.token_expires_at <= time.time():
+            self.token_expired()
+        else:
+            heartbeat.expiry_watch(self)
 
     # --- hello / presence (hello) -------------------------------------------------------------
 
     async def _hello(self, frame: DeviceHello) -> None:
         await hello.hello_received(self, frame)
+        if self.hello_done:  # the hello cancelled its timer: let the loop free the handle when it is due
+            del self.hello_timer
 
     def heartbeat_missed(self) -> None:
         """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""

@@ -5,11 +5,16 @@ one pass; a socket whose ``pong`` has not come DEVICE_PONG_TIMEOUT after its pin
 HEARTBEAT_TIMEOUT. A socket keeps one number for it (``pong_due``: until when it waits for a pong,
 0 when it waits for none). The timer wakes at least once a second so a changed interval takes
 effect quickly.
+
+The same timer closes a socket whose access token has expired (TOKEN_EXPIRED, within a second of
+``token_expires_at``): the sockets it watches wait in one heap by expiry instead of a timer each.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import time
 import weakref
@@ -31,12 +36,36 @@ PING_TEXT = outgoing_json(parse_outgoing({"type": "ping"}))
 
 _tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = weakref.WeakKeyDictionary()
 
+# Per loop: (expiry, tie-breaker, socket) of the sockets whose token expiry is watched. A socket is
+# held weakly (one that went away is not kept until its token would have expired) and its entry is
+# stale once its ``token_expires_at`` moved (an ``auth`` frame: a new entry was pushed).
+_Expiry = tuple[float, int, "weakref.ref[DeviceConsumer]"]
+_expiries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Expiry]] = weakref.WeakKeyDictionary()
+_order = itertools.count()
+
 
 def ensure_running() -> None:
     loop = asyncio.get_running_loop()
     task = _tasks.get(loop)
     if task is None or task.done():
         _tasks[loop] = loop.create_task(_run(), name="devices-heartbeat")
+
+
+def expiry_watch(consumer: DeviceConsumer) -> None:
+    """Close ``consumer`` with TOKEN_EXPIRED once ``consumer.token_expires_at`` (epoch seconds) passes."""
+    heap = _expiries.setdefault(asyncio.get_running_loop(), [])
+    heapq.heappush(heap, (consumer.token_expires_at, next(_order), weakref.ref(consumer)))
+    ensure_running()
+
+
+def _close_expired(now: float) -> None:
+    heap = _expiries.get(asyncio.get_running_loop())
+    while heap and heap[0][0] <= now:
+        expires_at, _, ref = heapq.heappop(heap)
+        consumer = ref()
+        if consumer is not None and consumer.token_expires_at == expires_at and not consumer.torn_down:
+            consumer.token_expires_at = 0.0
+            consumer.token_expired()
 
 
 async def _run() -> None:
@@ -48,6 +77,7 @@ async def _run() -> None:
         wake = min(next_ping, check_at if check_at is not None else next_ping, now + 1.0)
         await asyncio.sleep(max(wake - now, 0.0))
         try:
+            _close_expired(time.time())
             now = time.monotonic()
             if check_at is not None and now >= check_at:
                 check_at = _close_silent(now)

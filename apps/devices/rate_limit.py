@@ -21,6 +21,8 @@ class Verdict(Enum):
 
 
 class FrameBudget:
+    __slots__ = ("_at", "_clock", "_tokens", "burst", "close_after", "dropped", "rate")  # one per socket
+
     def __init__(
         self, *, rate: float, burst: float, close_after: int, clock: Callable[[], float] = time.monotonic
     ) -> None:

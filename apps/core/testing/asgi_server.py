@@ -27,6 +27,7 @@ def uvicorn_config(**options) -> uvicorn.Config:
         "ws_max_size": settings.DEVICE_WS_MAX_SIZE,
         "ws_max_queue": settings.DEVICE_WS_MAX_QUEUE,
         "ws_per_message_deflate": settings.DEVICE_WS_PER_MESSAGE_DEFLATE,
+        "ws_ping_interval": None,  # as the Procfile: the device heartbeat is the socket's keepalive
     }
     return uvicorn.Config("adiuva.asgi:application", **{**config, **options})
 
