@@ -44,6 +44,8 @@ DATE_FIELDS = {("tasks", "dueDate"), ("timelines", "date")}
 MAX_TEXT = {"title": 500, "name": 200, "description": 10000, "content": 50000, "projectId": 64, "clientId": 64}
 MAX_ITEMS_PER_SOURCE = 50
 PROPOSAL_TOOL = "propose_new_items"
+# The last millisecond of year 9999, the end of any calendar a date field can show.
+_LAST_DAY_MS = 253_402_300_799_999
 
 
 class Source(NamedTuple):
@@ -164,6 +166,9 @@ def _date_ms(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
+        # Checked before int(), which fails on NaN and infinity (JSON's 1e400 reads as infinity).
+        if not -_LAST_DAY_MS <= value <= _LAST_DAY_MS:
+            return None
         return int(value) if value > 10**11 else int(value * 1000)  # ms already, or seconds
     if isinstance(value, str):
         text = value.strip()

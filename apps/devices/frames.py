@@ -147,7 +147,8 @@ class Resume(_In):
 
     type: Literal["resume"]
     request_id: str = Field(min_length=1, max_length=128)
-    after_seq: int = Field(default=0, ge=0)
+    # Redis takes the replay's start as a 64-bit integer; a larger one would fail there, not here.
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1)
 
 
 class Auth(_In):

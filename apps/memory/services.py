@@ -5,7 +5,6 @@ Memory knows nothing of LLMs: callers (the assistant) compute embeddings and pas
 
 from __future__ import annotations
 
-import math
 import uuid
 
 from django.db import transaction
@@ -124,7 +123,8 @@ def pattern_upsert(*, user_id: UserId, description: str, confidence: float) -> P
     if (
         isinstance(confidence, bool)
         or not isinstance(confidence, int | float)
-        or not math.isfinite(confidence)
+        # The range alone: it is false for NaN and infinity, and isfinite() raises on an int too
+        # large for a float.
         or not 0.0 <= confidence <= 1.0
     ):
         reason = "must be a number between 0 and 1."

@@ -47,7 +47,8 @@ class BackupHeaders:
 
 def backup_headers_parse(*, version: str | None, timestamp: str | None, checksum: str | None) -> BackupHeaders:
     def integer(value: str | None, header: str) -> int:
-        if value is None or not value.strip().isdigit() or len(value.strip()) > 18:
+        # ASCII only: str.isdigit() also accepts digits int() refuses, such as a superscript two.
+        if value is None or not (value.strip().isascii() and value.strip().isdigit()) or len(value.strip()) > 18:
             raise ApplicationError(
                 StorageErrorCode.INVALID_BACKUP_HEADER,
                 f"Header {header} is required and must be a non-negative integer.",

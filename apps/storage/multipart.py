@@ -34,9 +34,11 @@ from .models import Backup, BackupStatus
 
 logger = logging.getLogger(__name__)
 
-# S3 multipart limits: parts of at least 5 MiB (except the last), at most 10,000 of them.
+# S3 multipart limits: parts of at least 5 MiB (except the last), at most 10,000 of them, and an
+# object of at most 5 TiB (which also keeps a declared size inside the bigint column).
 MULTIPART_MIN_PART_SIZE = 8 * 1024 * 1024
 MULTIPART_MAX_PARTS = 10_000
+MULTIPART_MAX_SIZE = 5 * 1024**4
 
 
 def _require_s3() -> None:

@@ -132,6 +132,20 @@ def test_only_allowed_types_and_fields_survive_the_models_answer():
     assert "urgent" in notes
 
 
+@pytest.mark.parametrize("due", [float("inf"), float("-inf"), float("nan"), 10**400, -(10**400), 1e300])
+def test_a_date_no_timestamp_can_hold_is_ignored_not_a_failed_run(due):
+    # given a model answer whose date is not finite or beyond any calendar (JSON 1e400 reads as inf)
+    arguments = {"tasks": [{"title": "A", "dueDate": due}, {"title": "B", "dueDate": 1_796_083_200}]}
+    # when it is read back
+    extraction = proposals_from_arguments(arguments, ["tasks"])
+    # then that date is dropped with a note, and the items (and the other date) survive
+    assert [(i.table, i.data.get("dueDate")) for i in extraction.items] == [
+        ("tasks", None),
+        ("tasks", 1_796_083_200_000),
+    ]
+    assert "unreadable tasks.dueDate" in " ".join(extraction.notes)
+
+
 def test_the_schema_only_describes_the_agents_types():
     assert list(proposal_schema(["notes", "projects", "clients"])["properties"]) == ["notes", "projects"]
 

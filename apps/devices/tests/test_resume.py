@@ -163,6 +163,30 @@ async def test_a_resume_after_the_end_replays_the_kept_log_to_any_socket_of_the_
     assert whole == original
 
 
+async def test_a_resume_after_seq_beyond_a_64_bit_integer_is_an_invalid_frame_and_the_socket_lives_on(
+    devices, user, frame_handlers
+):
+    # given a finished request whose log is only in Redis now (Redis ranges take 64-bit integers)
+    async def home(session, frame):
+        await session.send({"type": "stream_start", "request_id": frame.request_id})
+        await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+    frame_handlers.register_request_handler("home_request", home)
+    client = await devices(user)
+    await run_to_end(client, {"type": "home_request", "request_id": "big", "message": "hi"})
+    await stream_gone(user, "big")
+
+    for after_seq in (2**63, 10**400):
+        # when a device resumes it after a sequence number no 64-bit integer holds
+        await client.send({"type": "resume", "request_id": "big", "after_seq": after_seq})
+        # then it is refused as an invalid frame naming the field, and the socket still answers
+        error = await client.next_frame()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame")
+        assert "after_seq" in error["message"]
+        await client.send({"type": "ping"})
+        assert await client.next_frame() == {"type": "pong"}
+
+
 async def test_unknown_and_other_users_requests_are_stream_expired(devices, user, make_user, frame_handlers):
     # given alice's request, running until released
     bob = await sync_to_async(make_user)("bob@example.com")

@@ -235,10 +235,22 @@ def test_bad_query_embedding_is_rejected(user):
             lambda uid: pattern_upsert(user_id=uid, description="d", confidence=float("nan")),
             "memory_confidence_invalid",
         ),
+        (lambda uid: pattern_upsert(user_id=uid, description="d", confidence=10**400), "memory_confidence_invalid"),
         (lambda uid: memory_context(user_id=uid, query_embedding=None, top_k=-1), "memory_limit_invalid"),
+        (lambda uid: memory_context(user_id=uid, query_embedding=None, top_k=10**400), "memory_limit_invalid"),
         (lambda uid: memory_context(user_id=uid, query_embedding=None, recent_episodes=10_000), "memory_limit_invalid"),
     ],
-    ids=["empty-key", "long-value", "blank-summary", "confidence>1", "confidence-nan", "top_k<0", "episodes-huge"],
+    ids=[
+        "empty-key",
+        "long-value",
+        "blank-summary",
+        "confidence>1",
+        "confidence-nan",
+        "confidence-huge-int",
+        "top_k<0",
+        "top_k-huge-int",
+        "episodes-huge",
+    ],
 )
 def test_bad_input_is_an_application_error(user, call, code):
     with pytest.raises(ApplicationError) as caught:

@@ -13,6 +13,8 @@ from rest_framework.views import APIView
 
 from ..backups import backup_headers_parse
 from ..multipart import (
+    MULTIPART_MAX_PARTS,
+    MULTIPART_MAX_SIZE,
     backup_multipart_complete,
     backup_multipart_initiate,
     backup_multipart_part_urls,
@@ -30,7 +32,9 @@ class BackupMultipartInitiateApi(APIView):
         version = serializers.IntegerField(min_value=0)
         timestamp = serializers.IntegerField(min_value=0)
         checksum = ChecksumField(help_text="Hex SHA-256 of the whole backup.")
-        size_bytes = serializers.IntegerField(min_value=1, help_text="Exact size of the whole backup.")
+        size_bytes = serializers.IntegerField(
+            min_value=1, max_value=MULTIPART_MAX_SIZE, help_text="Exact size of the whole backup (at most 5 TiB)."
+        )
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.UUIDField()
@@ -59,7 +63,9 @@ class BackupMultipartInitiateApi(APIView):
 
 class BackupMultipartPartsApi(APIView):
     class InputSerializer(serializers.Serializer):
-        part_numbers = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+        part_numbers = serializers.ListField(
+            child=serializers.IntegerField(min_value=1, max_value=MULTIPART_MAX_PARTS), min_length=1, max_length=1000
+        )
 
     @extend_schema(
         request=InputSerializer,
@@ -89,7 +95,7 @@ class BackupMultipartPartsApi(APIView):
 class BackupMultipartCompleteApi(APIView):
     class InputSerializer(serializers.Serializer):
         class PartSerializer(serializers.Serializer):
-            part_number = serializers.IntegerField(min_value=1)
+            part_number = serializers.IntegerField(min_value=1, max_value=MULTIPART_MAX_PARTS)
             etag = serializers.CharField(max_length=256)
 
         parts = serializers.ListField(child=PartSerializer(), min_length=1, max_length=10_000)

@@ -146,6 +146,9 @@ def test_free_tier_cannot_upload_a_backup(auth_client, blob_dir):
         {"HTTP_X_BACKUP_VERSION": "1", "HTTP_X_BACKUP_TIMESTAMP": "-5", "HTTP_X_BACKUP_CHECKSUM": "0" * 64},
         {"HTTP_X_BACKUP_VERSION": "1", "HTTP_X_BACKUP_TIMESTAMP": "1", "HTTP_X_BACKUP_CHECKSUM": "abc"},
         {"HTTP_X_BACKUP_VERSION": "1", "HTTP_X_BACKUP_TIMESTAMP": "1"},
+        # digits to str.isdigit() that int() refuses (the header byte 0xB2 reads as a superscript two)
+        {"HTTP_X_BACKUP_VERSION": "\u00b2", "HTTP_X_BACKUP_TIMESTAMP": "1", "HTTP_X_BACKUP_CHECKSUM": "0" * 64},
+        {"HTTP_X_BACKUP_VERSION": "1", "HTTP_X_BACKUP_TIMESTAMP": "1\u00b9", "HTTP_X_BACKUP_CHECKSUM": "0" * 64},
     ],
 )
 def test_malformed_backup_headers_are_400(pro_client, blob_dir, headers):

@@ -9,6 +9,8 @@ import httpx
 import pytest
 from django.utils import timezone
 
+from apps.accounts.testing import client_for
+from apps.storage.blob_store import s3_bucket_name
 from apps.storage.models import Backup, BackupStatus
 from apps.storage.multipart import backup_verify
 from apps.storage.tasks import abort_stale_uploads_task
@@ -200,3 +202,42 @@ def test_a_lost_verification_is_queued_again_by_the_sweeper(pro_client, s3, sett
     # then the backup is verified and becomes latest
     assert Backup.objects.get(id=backup_id).status == BackupStatus.COMPLETE
     assert body_of(pro_client.get(BACKUP)) == payload
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"size_bytes": 2**63},
+        {"size_bytes": 10**400},
+        {"version": 2**63},
+        {"timestamp": 10**400},
+    ],
+    ids=["size-beyond-bigint", "size-400-digits", "version-beyond-bigint", "timestamp-400-digits"],
+)
+def test_a_multipart_number_no_bigint_column_holds_is_a_400(make_user, s3, body):
+    # given a team user, whose backup quota is unlimited (so no quota check stops a huge size first)
+    client = client_for(make_user("team@example.com", tier="team"))
+    # when a multipart backup is initiated with a number beyond PostgreSQL's bigint
+    response = client.post(
+        f"{BACKUP}/multipart", {"version": 1, "timestamp": 1, "checksum": "0" * 64, "size_bytes": 10, **body}
+    )
+    # then it is a stable 400 naming the field, nothing is reserved and no upload is left open on S3
+    assert response.status_code == 400
+    assert response.json()["code"] in {"validation_error", "invalid_backup_header"}
+    assert Backup.objects.count() == 0
+    assert s3.list_multipart_uploads(Bucket=s3_bucket_name()).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("number", [10_001, 2**31, 10**400])
+def test_a_part_number_beyond_s3s_ten_thousand_is_a_400(pro_client, s3, number):
+    initiated = pro_client.post(
+        f"{BACKUP}/multipart", {"version": 1, "timestamp": 1, "checksum": "0" * 64, "size_bytes": 10}
+    )
+    url = f"{BACKUP}/multipart/{initiated.json()['id']}"
+
+    parts = pro_client.post(f"{url}/parts", {"part_numbers": [number]})
+    complete = pro_client.post(f"{url}/complete", {"parts": [{"part_number": number, "etag": "x"}]})
+
+    assert (parts.status_code, complete.status_code) == (400, 400)
+    assert parts.json()["code"] in {"validation_error", "invalid_parts"}
+    assert complete.json()["code"] in {"validation_error", "invalid_parts"}

@@ -112,6 +112,39 @@ def test_malformed_upserts_are_400(pro_client, body, code):
     assert VectorItem.objects.count() == 0
 
 
+BAD_NUMBERS = ["1e39", "-1e39", "1e400", "-1e400", "1" + "0" * 400, "NaN", "Infinity", '"NaN"', '"inf"', '"1e39"']
+
+
+@pytest.mark.parametrize("number", BAD_NUMBERS)
+def test_a_vector_component_no_float32_holds_is_a_400_on_upsert_and_search(pro_client, number):
+    # given a vector whose first component pgvector's single precision cannot hold, as raw JSON
+    vector = "[" + ", ".join([number] + ["0.1"] * 1535) + "]"
+    blob = item("a", b"A")
+    upsert = f'{{"vectors": [{{"id": "a", "blob": "{blob["blob"]}", "checksum": "{blob["checksum"]}", '
+    upsert += f'"vector": {vector}}}]}}'
+    search = f'{{"query_vector": {vector}, "top_k": 3}}'
+
+    # when it is upserted and searched with
+    responses = [
+        pro_client.generic("POST", url, body, "application/json") for url, body in ((UPSERT, upsert), (SEARCH, search))
+    ]
+
+    # then both are a stable 400 naming the vector, and nothing is stored
+    assert [r.status_code for r in responses] == [400, 400]
+    assert {r.json()["code"] for r in responses} <= {"invalid_vector", "validation_error", "malformed_request"}
+    assert VectorItem.objects.count() == 0
+
+
+@pytest.mark.parametrize("top_k", ["1" + "0" * 400, "9223372036854775808", "1e400", "NaN", '"1e3"'])
+def test_a_top_k_beyond_any_integer_column_is_a_400(pro_client, top_k):
+    response = pro_client.generic(
+        "POST", SEARCH, f'{{"query_vector": {axis(0)}, "top_k": {top_k}}}', "application/json"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] in {"validation_error", "malformed_request"}
+
+
 def test_search_needs_a_query(pro_client):
     response = pro_client.post(SEARCH, {"top_k": 3})
 
