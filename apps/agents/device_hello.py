@@ -13,15 +13,11 @@ agents that came due while the device was away start, as before.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from collections.abc import Callable, Collection
-from typing import NamedTuple
-
-from django.db import close_old_connections
 
 from apps.core.errors import ApplicationError
+from apps.core.group_commit import GroupCommit, loop_local
 
 from .error_codes import AgentsErrorCode
 
@@ -38,59 +34,23 @@ Pair = tuple[str, str]  # (user_id, device_id)
 BatchWork = Callable[[list[Pair]], Collection[Pair]]
 
 
-class _Waiting(NamedTuple):
-    pair: Pair
-    done: asyncio.Future[bool]
+def _answers(work: BatchWork) -> Callable[[list[Pair]], list[bool]]:
+    """A batch's flush: ``work`` gets each pair once and answers the pairs it found something for;
+    each hello learns whether its own pair is among them."""
+
+    def flush(pairs: list[Pair]) -> list[bool]:
+        found = work(list(dict.fromkeys(pairs)))
+        return [pair in found for pair in pairs]
+
+    return flush
 
 
-class _Coalesced:
-    """One event loop's waiting hellos for one kind of work; ``check`` answers whether the work
-    found something for this device (the batch's result holds its pair)."""
-
-    def __init__(self, work: BatchWork) -> None:
-        self.work = work
-        self.waiting: list[_Waiting] = []
-        self.running = False
-
-    def check(self, *, user_id: str, device_id: str) -> asyncio.Future[bool]:
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiting((str(user_id), device_id), done))
-        if not self.running:
-            self.running = True
-            _keep(asyncio.ensure_future(self._run()))
-        return done
-
-    async def _run(self) -> None:
-        try:
-            await asyncio.sleep(HELLO_GATHER_SECONDS)  # the hellos arriving meanwhile join the batch
-            while self.waiting:
-                batch, self.waiting = self.waiting[:HELLO_BATCH], self.waiting[HELLO_BATCH:]
-                pairs = list(dict.fromkeys(waiting.pair for waiting in batch))
-                try:
-                    # Off the event loop, and off the thread the sockets' ORM calls share.
-                    found = await asyncio.to_thread(_closing, self.work, pairs)
-                except Exception as exc:  # each waiting hello reports it
-                    for waiting in batch:
-                        if not waiting.done.done():
-                            waiting.done.set_exception(exc)
-                    continue
-                for waiting in batch:
-                    if not waiting.done.done():
-                        waiting.done.set_result(waiting.pair in found)
-        finally:
-            self.running = False
-            for waiting in self.waiting:  # cancelled with hellos still waiting: the loop is ending
-                if not waiting.done.done():
-                    waiting.done.cancel()
-            self.waiting = []
-
-
-def _closing(work: BatchWork, pairs: list[Pair]) -> Collection[Pair]:
-    close_old_connections()
-    try:
-        return work(pairs)
-    finally:
-        close_old_connections()
+def _coalesced(work: BatchWork) -> Callable[[], GroupCommit[Pair, bool]]:
+    # Off the thread the sockets' ORM calls share, so a batch and the hellos' device rows never queue
+    # behind each other.
+    return loop_local(
+        lambda: GroupCommit(_answers(work), max_batch=HELLO_BATCH, gather_seconds=HELLO_GATHER_SECONDS, own_thread=True)
+    )
 
 
 def _outboxes_waiting(pairs: list[Pair]) -> Collection[Pair]:
@@ -122,29 +82,15 @@ def due_runs_start(pairs: list[Pair]) -> Collection[Pair]:
     return started
 
 
-_outbox_checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalesced] = weakref.WeakKeyDictionary()
-_due_checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalesced] = weakref.WeakKeyDictionary()
-_running: set[asyncio.Future] = set()
-
-
-def _keep(task: asyncio.Future) -> None:
-    _running.add(task)
-    task.add_done_callback(_running.discard)
-
-
-def _loop_coalesced(registry: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Coalesced], work: BatchWork):
-    loop = asyncio.get_running_loop()
-    coalesced = registry.get(loop)
-    if coalesced is None:
-        coalesced = registry[loop] = _Coalesced(work)
-    return coalesced
+_outbox_checks = _coalesced(_outboxes_waiting)
+_due_checks = _coalesced(due_runs_start)
 
 
 async def hello_outbox_waiting(*, user_id, device_id: str) -> bool:
     """Whether this device's outbox holds items (checked with the other hellos arriving now)."""
-    return await _loop_coalesced(_outbox_checks, _outboxes_waiting).check(user_id=user_id, device_id=device_id)
+    return await _outbox_checks().submit((str(user_id), device_id))
 
 
 async def hello_due_runs_start(*, user_id, device_id: str) -> bool:
     """Start this device's overdue agents (with the other hellos arriving now); whether any started."""
-    return await _loop_coalesced(_due_checks, due_runs_start).check(user_id=user_id, device_id=device_id)
+    return await _due_checks().submit((str(user_id), device_id))

@@ -39,11 +39,11 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from apps.accounts.keys import decrypt_for_user, encrypt_for_user
+from apps.core.group_commit import GroupCommit
 from apps.devices.errors import DeviceCallError, DeviceToolError
 from apps.devices.services import call_device
 
 from .extraction import ProposedItem
-from .group_commit import GroupCommit
 from .models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
 
 logger = logging.getLogger(__name__)

@@ -15,10 +15,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from apps.assistant.llm import ModelRole, chat_model
+from apps.core.group_commit import GroupCommit
 
 from .error_codes import AgentsErrorCode
 from .extraction import ProposedItem, Source, extract_items
-from .group_commit import GroupCommit
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .outbox import DeliveryReport, OutboxDelivery, PendingItem, outbox_claim, outbox_deliver, outbox_items_store
 from .progress import RunProgress

@@ -15,13 +15,10 @@ hundred, and a check waiting behind them keeps the next sockets' handshakes unan
 
 from __future__ import annotations
 
-import asyncio
-import weakref
-from typing import TYPE_CHECKING, NamedTuple
-
-from channels.db import database_sync_to_async
+from typing import TYPE_CHECKING
 
 from apps.accounts import tokens
+from apps.core.group_commit import GroupCommit, loop_local
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -32,67 +29,14 @@ BATCH = 500
 Pair = tuple[str, str]  # (user id, session family id), canonical UUID strings
 
 
-class _Waiting(NamedTuple):
-    pair: Pair
-    done: asyncio.Future[User | None]
+def _active_users(pairs: list[Pair]) -> list[User | None]:
+    found = tokens.sessions_active_users(sessions=list(dict.fromkeys(pairs)))
+    return [found.get(pair) for pair in pairs]
 
 
-class _Checks:
-    """One event loop's waiting checks and whether a batch of them is in flight."""
-
-    def __init__(self) -> None:
-        self.waiting: list[_Waiting] = []
-        self.running = False
-
-    def ask(self, pair: Pair) -> asyncio.Future[User | None]:
-        done: asyncio.Future[User | None] = asyncio.get_running_loop().create_future()
-        self.waiting.append(_Waiting(pair, done))
-        if not self.running:
-            self.running = True
-            _keep(asyncio.ensure_future(self._run()))
-        return done
-
-    async def _run(self) -> None:
-        try:
-            while self.waiting:
-                batch, self.waiting = self.waiting[:BATCH], self.waiting[BATCH:]
-                try:
-                    found = await database_sync_to_async(_active_users, thread_sensitive=False)(
-                        [waiting.pair for waiting in batch]
-                    )
-                except Exception as exc:  # each waiting socket fails as its own check would have
-                    for waiting in batch:
-                        if not waiting.done.done():
-                            waiting.done.set_exception(exc)
-                    continue
-                for waiting in batch:
-                    if not waiting.done.done():
-                        waiting.done.set_result(found.get(waiting.pair))
-        finally:
-            self.running = False
-            for waiting in self.waiting:  # cancelled with checks still waiting: the loop is ending
-                if not waiting.done.done():
-                    waiting.done.cancel()
-            self.waiting = []
-
-
-def _active_users(pairs: list[Pair]) -> dict[Pair, User]:
-    return tokens.sessions_active_users(sessions=pairs)
-
-
-_checks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Checks] = weakref.WeakKeyDictionary()
-_running: set[asyncio.Future] = set()
-
-
-def _keep(task: asyncio.Future) -> None:
-    _running.add(task)
-    task.add_done_callback(_running.discard)
+_checks = loop_local(lambda: GroupCommit(_active_users, max_batch=BATCH, own_thread=True))
 
 
 async def session_user(*, user_id: str, family_id: str) -> User | None:
     """The active user of this unrevoked session, or None (checked with the others arriving now)."""
-    loop = asyncio.get_running_loop()
-    checks = _checks.get(loop)
-    if checks is None:
-        checks = _checks[loop] = _Checks()
-    return await checks.ask((user_id, family_id))
+    return await _checks().submit((user_id, family_id))

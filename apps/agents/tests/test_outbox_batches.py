@@ -14,9 +14,9 @@ from asgiref.sync import sync_to_async
 from apps.agents import outbox as outbox_module
 from apps.agents import run_pipeline
 from apps.agents.extraction import ProposedItem
-from apps.agents.group_commit import GroupCommit
 from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
 from apps.agents.outbox import outbox_items_create, outbox_items_delivered
+from apps.core.group_commit import GroupCommit
 
 from .conftest import execute, make_local, one_task_per_file, outbox, rows, start_run, write_files
 
