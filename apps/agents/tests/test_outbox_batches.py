@@ -3,8 +3,6 @@ the next one together, each caller gets its own answer, and an item is still cou
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 import uuid
 
@@ -16,55 +14,8 @@ from apps.agents import run_pipeline
 from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
 from apps.agents.outbox import outbox_items_create, outbox_items_delivered
-from apps.core.group_commit import GroupCommit
 
 from .conftest import execute, make_local, one_task_per_file, outbox, rows, start_run, write_files
-
-
-async def test_values_submitted_during_a_write_share_the_next_write():
-    # given a write that holds until released
-    started, release = threading.Event(), threading.Event()
-    writes: list[list[int]] = []
-
-    def write(values: list[int]) -> list[int]:
-        writes.append(values)
-        if len(writes) == 1:
-            started.set()
-            release.wait(10)
-        return [v * 10 for v in values]
-
-    commit: GroupCommit[int, int] = GroupCommit(write)
-    first = commit.submit(1)
-    assert await asyncio.to_thread(started.wait, 10)  # the first write is under way
-
-    # when four more values arrive while it runs
-    later = [commit.submit(v) for v in (2, 3, 4, 5)]
-    release.set()
-
-    # then they are written together, and each caller gets its own answer
-    assert await first == 10
-    assert await asyncio.gather(*later) == [20, 30, 40, 50]
-    assert writes == [[1], [2, 3, 4, 5]]
-    assert commit.batches == 2
-
-
-async def test_a_failed_write_fails_its_own_batch_only():
-    # given a write that fails for a batch holding a bad value
-    def write(values: list[int]) -> list[int]:
-        if 0 in values:
-            raise ValueError("bad value")
-        return values
-
-    commit: GroupCommit[int, int] = GroupCommit(write)
-
-    # when a bad batch is followed by a good one
-    bad = commit.submit(0)
-    with pytest.raises(ValueError, match="bad value"):
-        await bad
-    good = commit.submit(7)
-
-    # then the next batch is written as usual
-    assert await good == 7
 
 
 @pytest.mark.django_db(transaction=True)
