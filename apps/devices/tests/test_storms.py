@@ -266,8 +266,11 @@ async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
         await wait_until(lambda: presence_entries_are(redis, users, expected=23), timeout=15)
         await wait_until(lambda: online_rows_are(users, expected=23), timeout=15)
         assert await asyncio.wait_for(clients[0].wait_closed(), 10) == DeviceCloseCode.SESSION_REVOKED
-        # and the 24 checks went in two queries: the first alone, the rest together behind it
-        assert sorted(session_checks) == [1, 23], session_checks
+        # and the 24 checks went in a few queries, most of them together behind the first: how many
+        # sockets reach the first query before it starts depends on the load (a CI run: 4 and 20)
+        assert sum(session_checks) == 24, session_checks
+        assert len(session_checks) <= 3, session_checks
+        assert max(session_checks) >= 12, session_checks
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         release.set()
