@@ -3,13 +3,18 @@ never drops them, however many pieces the device sends and however many inserts 
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import pytest
 
+from apps.agents.frames import AgentRun, AgentRunConfig
 from apps.agents.models import RunStatus
+from apps.devices.answer_frames import OpenCalls
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.intake import Accepted, Dropped, frame_intake
+from apps.devices.rate_limit import FrameBudget
 
 from .conftest import execute, one_task_per_file, rows, start_run, write_files
 
@@ -71,3 +76,34 @@ async def test_pieces_for_a_run_this_socket_was_not_asked_for_spend_the_budget(d
             break
     assert await client.wait_closed() == DeviceCloseCode.RATE_LIMITED
     assert codes.count("rate_limited") == 1
+
+
+def frozen_budget(tokens: int) -> FrameBudget:
+    return FrameBudget(rate=1.0, burst=tokens, close_after=100, clock=lambda: 0.0)
+
+
+def piece(run_id: str, frame_type: str = "agent_data") -> str:
+    if frame_type == "agent_complete":
+        return json.dumps({"type": frame_type, "run_id": run_id, "files_read": 1})
+    return json.dumps({"type": frame_type, "run_id": run_id, "files": [FILE]})
+
+
+def test_intake_admits_a_runs_pieces_free_until_its_complete_and_then_charges_again():
+    # given a socket that sent agent_run for one run and has one token left
+    budget = frozen_budget(1)
+    calls = OpenCalls()
+    calls.sent(AgentRun(run_id="r1", agent_id="a1", config=AgentRunConfig()))
+
+    def take(text: str):
+        return frame_intake(text, None, budget=budget, pending=(), max_bytes=100_000, open_calls=calls)
+
+    # when pieces of that run arrive, within the budget and beyond it
+    within = take(piece("r1"))
+    beyond = [take(piece("r1")) for _ in range(3)]
+    complete = take(piece("r1", "agent_complete"))
+    # then each is accepted as an answer and the token is still there for the client
+    assert all(isinstance(r, Accepted) and r.answer for r in [within, *beyond, complete])
+    assert budget.available(1)
+    # and a piece of another run, or of the completed one, spends it and then is dropped
+    assert isinstance(take(piece("r2")), Accepted)
+    assert isinstance(take(piece("r1")), Dropped)
