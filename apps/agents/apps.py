@@ -11,6 +11,7 @@ class AgentsConfig(AppConfig):
     def ready(self) -> None:
         from apps.accounts.signals import time_zone_changed
         from apps.billing.signals import tier_changed
+        from apps.devices.answer_frames import AnswerOf
         from apps.devices.bindings import register_bound_agents_source
         from apps.devices.frames import register_outgoing_frame
         from apps.devices.handlers import register_connect_handler, register_message_handler
@@ -26,8 +27,12 @@ class AgentsConfig(AppConfig):
         tier_changed.connect(on_tier_changed, dispatch_uid="agents.tier_changed")
         register_bound_agents_source(local_agents_by_device)
         # The agent frames of the device socket are declared here, not in the devices app.
-        register_message_handler("agent_data", handle_agent_data, model=AgentData)
-        register_message_handler("agent_complete", handle_agent_complete, model=AgentComplete)
+        # A run's pieces answer its agent_run: the device's frame budget never drops them.
+        answers_run = AnswerOf(opened_by="agent_run", key="run_id")
+        register_message_handler("agent_data", handle_agent_data, model=AgentData, answers=answers_run)
+        register_message_handler(
+            "agent_complete", handle_agent_complete, model=AgentComplete, answers=answers_run._replace(closes=True)
+        )
         register_outgoing_frame(AgentRun)
         register_outgoing_frame(AgentProgress, capability=AGENT_PROGRESS)
         register_connect_handler(on_device_hello)

@@ -41,6 +41,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
 from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
+from .answer_frames import OpenCalls
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -55,6 +56,10 @@ from .session import Session
 logger = logging.getLogger(__name__)
 
 _HANDLER_FAILED = "The request failed on the server."
+
+# Message handlers of one socket's answer frames in flight before the socket stops reading: answers
+# spend no budget, so the handlers' pace is what bounds them.
+ANSWERS_IN_FLIGHT = 8
 
 # Tasks that must outlive the socket that started them (referenced until done).
 _detached: set[asyncio.Future] = set()
@@ -230,6 +235,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.time()
         self.pending = PendingCalls()
         self.token_expires_at = 0.0  # the heartbeat closes the socket at this time (``heartbeat``)
+        self.open_calls = OpenCalls()  # calls opened by a frame we sent (agent_run) whose answers are due
+        self.messages: set[asyncio.Future] = set()  # message handlers still running
         self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
@@ -312,6 +319,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             if task is not current:
                 task.cancel()
         self._fail_pending()
+        self.open_calls.clear()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
         await hello.presence_leave(self)
 
@@ -340,6 +348,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         needed = capability_required(model.type)  # type: ignore[attr-defined]
         if needed is not None and needed not in self.capabilities:
             return
+        self.open_calls.sent(model)  # before it goes: the answer may come back at once
         await self.send_text(outgoing_json(model))
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
@@ -361,6 +370,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             budget=self.budget,
             pending=self.pending,
             max_bytes=settings.DEVICE_MAX_FRAME_BYTES,
+            open_calls=self.open_calls,
         )
         if isinstance(intake, Dropped):
             self._dropped(intake.verdict)
@@ -375,6 +385,9 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         else:
             route = self._routes.get(intake.frame_type, DeviceConsumer._on_registered)
             await route(self, intake.frame)
+            if intake.answer and len(self.messages) >= ANSWERS_IN_FLIGHT:
+                # Answers spend no budget: stop reading until their handlers catch up.
+                await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
 
     def _dropped(self, verdict: BudgetVerdict) -> None:
         if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
@@ -467,7 +480,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             )
         elif registration.kind is handlers.FrameKind.MESSAGE:
             # Not a socket task: a message already received is handed over even if the socket drops.
-            _keep(asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id)))
+            task = asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id))
+            _keep(task)
+            self.messages.add(task)
+            task.add_done_callback(self.messages.discard)
         else:
             await self._start_request(registration.handler, frame, request_id)
 

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from . import frames
+from .answer_frames import AnswerOf, register_answer_frame, unregister_answer_frame
 
 if TYPE_CHECKING:
     from apps.accounts.models import User
@@ -97,13 +98,19 @@ def register_message_handler(
     *,
     model: type[frames.IncomingFrameModel] | None = None,
     replace: bool = False,
+    answers: AnswerOf | None = None,
 ) -> None:
-    """Route message frames of ``frame_type`` to ``handler`` (no stream); one handler per type."""
+    """Route message frames of ``frame_type`` to ``handler`` (no stream); one handler per type.
+    ``answers`` declares them answers to a frame the server sends (``answer_frames``): for a call
+    that frame opened on the socket they spend no frame budget and are never dropped."""
     _register(FrameKind.MESSAGE, frame_type, handler, model=model, replace=replace)
+    if answers is not None:
+        register_answer_frame(frame_type, answers)
 
 
 def unregister_handler(frame_type: str) -> None:
     _frame_handlers.pop(frame_type, None)
+    unregister_answer_frame(frame_type)
 
 
 def get_handler(frame_type: str) -> Registration | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from .answer_frames import OpenCalls
 from .error_codes import DevicesErrorCode
 from .frames import is_incoming_type, parse_incoming, parse_json
 from .rate_limit import FrameBudget, Verdict, frame_cost
@@ -47,19 +48,36 @@ _SPENT = BudgetVerdict(BudgetOutcome.SPENT)
 _DROPS = {Verdict.DROP: BudgetOutcome.DROP, Verdict.DROP_AND_WARN: BudgetOutcome.DROP_AND_WARN}
 
 
+def is_answer(raw: Any, *, pending: Container[str], open_calls: OpenCalls | None) -> bool:
+    """True if ``raw`` answers one of the server's own calls: a ``tool_result`` for a pending call,
+    or an answer frame (``answer_frames``) of a call this socket opened."""
+    if not isinstance(raw, dict):
+        return False
+    if raw.get("type") == "tool_result":
+        call_id = raw.get("id")
+        return isinstance(call_id, str) and call_id in pending
+    return open_calls is not None and open_calls.answers(raw)
+
+
 def budget_verdict(
-    budget: FrameBudget, text_data: str | None, size: int, *, pending: Container[str], max_bytes: int
+    budget: FrameBudget,
+    text_data: str | None,
+    size: int,
+    *,
+    pending: Container[str],
+    max_bytes: int,
+    open_calls: OpenCalls | None = None,
 ) -> BudgetVerdict:
-    """Spend the frame's cost before any parsing."""
+    """Spend the frame's cost before any parsing (an answer gets it back once it is known to be one)."""
     cost = frame_cost(size)
     if budget.spend(cost):
         return _SPENT
     # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
-    # when such calls are pending and the frame is small enough to be one.
-    if pending and text_data is not None and size <= max_bytes:
+    # when such calls are open and the frame is small enough to be one.
+    if (pending or open_calls) and text_data is not None and size <= max_bytes:
         with contextlib.suppress(ValueError):
             raw = parse_json(text_data)
-            if isinstance(raw, dict) and raw.get("type") == "tool_result" and raw.get("id") in pending:
+            if is_answer(raw, pending=pending, open_calls=open_calls):
                 return BudgetVerdict(BudgetOutcome.ANSWER, raw)
     verdict = budget.take(cost)
     return BudgetVerdict(_DROPS.get(verdict, BudgetOutcome.CLOSE))
@@ -91,6 +109,7 @@ def unstorable_text_at(raw: Any) -> str | None:
 class Accepted:
     frame: BaseModel
     frame_type: str
+    answer: bool = False  # answers one of the server's own calls (it spent no budget)
 
 
 @dataclass(frozen=True)
@@ -115,9 +134,10 @@ def frame_intake(
     budget: FrameBudget,
     pending: Container[str],
     max_bytes: int,
+    open_calls: OpenCalls | None = None,
 ) -> Intake:
     size = len(text_data) if text_data is not None else len(bytes_data or b"")
-    verdict = budget_verdict(budget, text_data, size, pending=pending, max_bytes=max_bytes)
+    verdict = budget_verdict(budget, text_data, size, pending=pending, max_bytes=max_bytes, open_calls=open_calls)
     if not verdict.admitted:
         return Dropped(verdict)
     if text_data is None:
@@ -154,4 +174,11 @@ def frame_intake(
             f"Invalid {frame_type} frame: {where}: {error['msg']}",
             request_id=request_id if isinstance(request_id, str) else None,
         )
+    if verdict.outcome is BudgetOutcome.ANSWER or is_answer(raw, pending=pending, open_calls=open_calls):
+        # The server's own calls bound their answers: the client's budget is left to the client.
+        if verdict.outcome is BudgetOutcome.SPENT:
+            budget.refund(frame_cost(size))
+        if open_calls is not None:
+            open_calls.answered(raw)
+        return Accepted(frame, str(frame_type), answer=True)
     return Accepted(frame, str(frame_type))

@@ -53,6 +53,11 @@ class FrameBudget:
             return True
         return False
 
+    def refund(self, cost: float = 1.0) -> None:
+        """Give back what a frame spent once it turns out to be an answer to one of our own calls."""
+        self._refill()
+        self._tokens = min(self.burst, self._tokens + cost)
+
     def take(self, cost: float = 1.0) -> Verdict:
         """Spend ``cost`` tokens for one frame, or count it as dropped."""
         self._refill()

@@ -45,3 +45,20 @@ def test_a_quiet_client_starts_over_after_the_bucket_refills():
 def test_big_frames_cost_more():
     assert frame_cost(100) == 1
     assert frame_cost(4 * 1024 * 1024) == 65
+
+
+def test_a_refund_gives_back_what_was_spent_but_never_more_than_the_bucket():
+    # given a bucket of two, both spent
+    budget = FrameBudget(rate=1, burst=2, close_after=10, clock=FakeClock())
+    assert budget.take() is Verdict.ACCEPT
+    assert budget.take() is Verdict.ACCEPT
+    # when one frame is refunded, and then three more
+    budget.refund()
+    # then one more frame fits, and no more
+    assert budget.take() is Verdict.ACCEPT
+    assert budget.take() is Verdict.DROP_AND_WARN
+    for _ in range(3):
+        budget.refund()
+    verdicts = [budget.take(), budget.take(), budget.take()]
+    assert verdicts[:2] == [Verdict.ACCEPT, Verdict.ACCEPT]
+    assert verdicts[2] is not Verdict.ACCEPT

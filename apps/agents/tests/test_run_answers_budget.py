@@ -1,0 +1,109 @@
+"""A local run's own frames are answers to the server's ``agent_run``: the client's frame budget
+never drops them, however many pieces the device sends and however many inserts it answers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from apps.agents.frames import AgentRun, AgentRunConfig
+from apps.agents.models import RunStatus
+from apps.devices.answer_frames import OpenCalls
+from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.intake import Accepted, Dropped, frame_intake
+from apps.devices.rate_limit import FrameBudget
+
+from .conftest import execute, one_task_per_file, rows, start_run, write_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+FILE = {"path": "/tmp/a.md", "name": "a.md", "content": "Call Anna", "metadata": {}}
+
+
+@pytest.fixture
+def small_bucket(settings):
+    settings.DEVICE_FRAME_RATE = 0.001  # hardly refills during a test
+    settings.DEVICE_FRAME_BURST = 4
+    settings.DEVICE_FLOOD_CLOSE_AFTER = 20
+
+
+async def test_every_piece_of_a_run_reaches_it_beyond_the_frame_budget(
+    devices, user, llm, make_local_config, tmp_path, small_bucket
+):
+    # given a device that sends each of ten files as a piece of its own
+    write_files(tmp_path, 10)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.fallback = one_task_per_file
+
+    async def one_file_per_piece(frame: dict[str, Any]) -> None:
+        files = sorted(tmp_path.iterdir())
+        for path in files:
+            piece = [{"path": str(path), "name": path.name, "content": path.read_text(), "metadata": {}}]
+            await client.send({"type": "agent_data", "run_id": frame["run_id"], "files": piece})
+        await client.send({"type": "agent_complete", "run_id": frame["run_id"], "files_read": len(files)})
+
+    client.agent_handler = one_file_per_piece
+
+    # when the run executes (its inserts answered by the device too), far beyond the bucket of four
+    run = await execute(await start_run(config))
+
+    # then every file reached the run and became a task on the device
+    assert (run.status, run.items_processed, run.items_created, run.errors) == (RunStatus.SUCCESS, 10, 10, [])
+    assert len(rows(client)) == 10
+    # and the client's own frames still have their budget
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+
+
+async def test_pieces_for_a_run_this_socket_was_not_asked_for_spend_the_budget(devices, user, small_bucket):
+    # given a socket the server asked for no run
+    client = await devices(user)
+
+    # when it floods agent_data for a run of its own making
+    for _ in range(40):
+        await client.send({"type": "agent_data", "run_id": str(uuid.uuid4()), "files": [FILE]})
+
+    # then the flood is warned about once and closed
+    codes = []
+    while True:
+        frame = await client.next_frame()
+        codes.append(frame.get("code"))
+        if frame.get("code") == "rate_limited":
+            break
+    assert await client.wait_closed() == DeviceCloseCode.RATE_LIMITED
+    assert codes.count("rate_limited") == 1
+
+
+def frozen_budget(tokens: int) -> FrameBudget:
+    return FrameBudget(rate=1.0, burst=tokens, close_after=100, clock=lambda: 0.0)
+
+
+def piece(run_id: str, frame_type: str = "agent_data") -> str:
+    if frame_type == "agent_complete":
+        return json.dumps({"type": frame_type, "run_id": run_id, "files_read": 1})
+    return json.dumps({"type": frame_type, "run_id": run_id, "files": [FILE]})
+
+
+def test_intake_admits_a_runs_pieces_free_until_its_complete_and_then_charges_again():
+    # given a socket that sent agent_run for one run and has one token left
+    budget = frozen_budget(1)
+    calls = OpenCalls()
+    calls.sent(AgentRun(run_id="r1", agent_id="a1", config=AgentRunConfig()))
+
+    def take(text: str):
+        return frame_intake(text, None, budget=budget, pending=(), max_bytes=100_000, open_calls=calls)
+
+    # when pieces of that run arrive, within the budget and beyond it
+    within = take(piece("r1"))
+    beyond = [take(piece("r1")) for _ in range(3)]
+    complete = take(piece("r1", "agent_complete"))
+    # then each is accepted as an answer and the token is still there for the client
+    assert all(isinstance(r, Accepted) and r.answer for r in [within, *beyond, complete])
+    assert budget.available(1)
+    # and a piece of another run, or of the completed one, spends it and then is dropped
+    assert isinstance(take(piece("r2")), Accepted)
+    assert isinstance(take(piece("r1")), Dropped)
