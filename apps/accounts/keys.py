@@ -9,11 +9,11 @@ import uuid
 from functools import lru_cache
 
 from cryptography.fernet import Fernet
-from django.db import transaction
 from django.utils import timezone
 
 from apps.core.encryption import rewrap_key, unwrap_key, wrap_key
 
+from .master_key_rotation import rows_resealed
 from .models import User, UserKey
 
 
@@ -48,20 +48,12 @@ def decrypt_for_user(*, user_id: uuid.UUID | str, token: bytes) -> str:
 
 def user_keys_rewrap(*, batch_size: int = 500) -> int:
     """Re-wrap every user key under the first master key; returns how many were rewritten."""
-    rewrapped = 0
-    last_pk = None
-    while True:
-        with transaction.atomic():
-            rows = UserKey.objects.select_for_update().order_by("user_id")
-            if last_pk is not None:
-                rows = rows.filter(user_id__gt=last_pk)
-            batch = list(rows[:batch_size])
-            if not batch:
-                return rewrapped
-            now = timezone.now()
-            for row in batch:
-                row.wrapped_key = rewrap_key(bytes(row.wrapped_key))
-                row.rotated_at = now
-            UserKey.objects.bulk_update(batch, ["wrapped_key", "rotated_at"])
-            rewrapped += len(batch)
-            last_pk = batch[-1].user_id
+    now = timezone.now()
+
+    def rewrap(row: UserKey) -> None:
+        row.wrapped_key = rewrap_key(bytes(row.wrapped_key))
+        row.rotated_at = now
+
+    return rows_resealed(
+        model=UserKey, key="user_id", reseal=rewrap, fields=["wrapped_key", "rotated_at"], batch_size=batch_size
+    )

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 
+from apps.accounts.master_key_rotation import rows_resealed
 from apps.accounts.models import User
 from apps.core.audit import AuditAction, audit_record
 from apps.core.encryption import master_fernet
@@ -93,22 +94,14 @@ def secret_unseal(sealed: bytes | memoryview) -> str:
 def identity_provider_secrets_rotate(*, batch_size: int = 500) -> int:
     """Re-encrypt every provider secret under the first master key (``rotate_master_keys``); returns
     how many were."""
-    rotated = 0
-    last_pk = None
     fernet = master_fernet()
-    while True:
-        with transaction.atomic():
-            rows = TeamIdentityProvider.objects.select_for_update().order_by("pk")
-            if last_pk is not None:
-                rows = rows.filter(pk__gt=last_pk)
-            batch = list(rows[:batch_size])
-            if not batch:
-                return rotated
-            for row in batch:
-                row.secret_encrypted = fernet.rotate(bytes(row.secret_encrypted))
-            TeamIdentityProvider.objects.bulk_update(batch, ["secret_encrypted"])
-            rotated += len(batch)
-            last_pk = batch[-1].pk
+
+    def reseal(row: TeamIdentityProvider) -> None:
+        row.secret_encrypted = fernet.rotate(bytes(row.secret_encrypted))
+
+    return rows_resealed(
+        model=TeamIdentityProvider, key="pk", reseal=reseal, fields=["secret_encrypted"], batch_size=batch_size
+    )
 
 
 def identity_provider_get(*, team_id: uuid.UUID, actor: User) -> TeamIdentityProvider:
