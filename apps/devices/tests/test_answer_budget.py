@@ -82,6 +82,8 @@ async def test_answers_beyond_the_budget_are_paced_by_their_handlers(devices, us
         await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
     await client.send({"type": "ping"})
     await wait_until(lambda: in_flight[0] == consumers.ANSWERS_IN_FLIGHT)
+    # a socket still reading would answer the ping within milliseconds; give it far longer
+    await asyncio.sleep(0.3)
     held_back = client.frames.empty()
     release.set()
 
