@@ -270,7 +270,9 @@ class OutboxDelivery:
         self._queue: deque[PendingItem] = deque()
         self._workers: set[asyncio.Task] = set()
         self._acking: set[asyncio.Future[bool]] = set()
-        self._acks: GroupCommit[tuple[uuid.UUID, Any], bool] = GroupCommit(_acks_write)
+        # On a thread of their own: a run's acknowledgements then never queue behind the stores of the
+        # items it is still extracting (nor they behind them), which share the run's ORM thread.
+        self._acks: GroupCommit[tuple[uuid.UUID, Any], bool] = GroupCommit(_acks_write, own_thread=True)
 
     @property
     def gone(self) -> bool:
