@@ -22,9 +22,9 @@ budget has refilled after the raw inserts (an ``agent_data`` piece arriving on a
 is dropped, and the reference client does not send it again).
 
 2026-12-06 (second stop), 300 files, main at 8ba86a3 (ADIUVA_BENCH_CODE) and new interleaved under
-this harness, six rounds, load 5-11 on 2 shared cores: the run 47 → 115 rows/s (medians; per-round
-new/old 1.1-4.9x, median 2.1x); ratio to raw serial inserts 0.25 → 0.54 (medians; the raw rate
-itself moved 88-723 rows/s between runs, so read old and new rows/s side by side). With
+this harness, eight rounds, load 5-11 on 2 shared cores: the run 53 → 115 rows/s (medians; per-round
+new/old 0.7-4.9x, median 2.1x); ratio to raw serial inserts 0.21 → 0.47 (medians; the raw rate
+itself moved 88-1278 rows/s between runs, so read old and new rows/s side by side). With
 AGENTS_EXTRACTION_CONCURRENCY=16 the new run is no faster (93, 104 rows/s): it is CPU-bound, not
 waiting on the model. The 0.9x goal is not met. (First stop, model in this process: 26 → 39 rows/s,
 0.18 → 0.27x.)
