@@ -193,10 +193,11 @@ def runs_sweep_stale(*, now: dt.datetime | None = None, limit: int = 1000) -> in
             run.save(update_fields=["status", "errors", "completed_at"])
             logger.warning("run %s of agent %s: %s", run.id, run.agent_id, reason)
             swept += 1
-        if stale:
-            # Only a run's executor holds a running run's outbox items, and it is gone: the items
-            # wait for their device's next hello, not for the dead delivery's hold to run out.
-            OutboxItem.objects.filter(run_id__in=[run.id for run in stale], status=OutboxStatus.PENDING).exclude(
-                delivering_until=None
-            ).update(delivering_until=None)
+    if stale:
+        # Only a run's executor holds a running run's outbox items, and it is gone: the items wait for
+        # their device's next hello, not for the dead delivery's hold to run out. After the commit, so
+        # the runs' locks are never held while waiting for items an acknowledgement is writing.
+        OutboxItem.objects.filter(run_id__in=[run.id for run in stale], status=OutboxStatus.PENDING).exclude(
+            delivering_until=None
+        ).update(delivering_until=None)
     return swept
