@@ -17,7 +17,8 @@ A run delivers its items while it runs, and the device's hello flush may run at 
 finishes), and each claim holds its items for its delivery (``delivering_until``), so another one
 skips them rather than inserting them a second time; whoever delivers an item counts it on its run.
 A delivery releases what it did not deliver when it stops; a hold left by a process that died runs
-out after ``DELIVERY_HOLD_CALLS`` call timeouts.
+out after ``DELIVERY_HOLD_CALLS`` call timeouts, or at once when the holder was a run whose lease ran
+out (its worker died: the hello flush takes its items, and the sweeper releases them as it ends the run).
 """
 
 from __future__ import annotations
@@ -148,18 +149,25 @@ def outbox_claim(
 ) -> list[PendingItem]:
     """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now),
     held for this delivery: items another delivery holds are left to it. ``of_running_runs=False``
-    leaves the items of runs still running to those runs, which deliver and count them themselves."""
+    leaves the items of runs still running to those runs, which deliver and count them themselves
+    (but not those of a run whose lease ran out: its worker is gone)."""
     now = timezone.now()
+    running = AgentRunLog.objects.filter(user_id=user_id, status=RunStatus.RUNNING)
+    # A running run whose lease ran out has lost its worker (nothing renews it); the sweeper will end
+    # it. Only that run's executor holds its items, so their holds died with it, and no run will
+    # deliver them: they are anyone's now.
+    orphaned = running.filter(lease_expires_at__lt=now).values("id")
     qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
-        Q(device_id=device_id) | Q(device_id=""), Q(delivering_until__isnull=True) | Q(delivering_until__lt=now)
+        Q(device_id=device_id) | Q(device_id=""),
+        Q(delivering_until__isnull=True) | Q(delivering_until__lt=now) | Q(run_id__in=orphaned),
     )
     if item_ids is not None:
         qs = qs.filter(id__in=item_ids)
     if run_id is not None:
         qs = qs.filter(run_id=run_id)
     if not of_running_runs:
-        running = AgentRunLog.objects.filter(user_id=user_id, status=RunStatus.RUNNING).values("id")
-        qs = qs.filter(Q(run_id__isnull=True) | ~Q(run_id__in=running))
+        alive = running.filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__gte=now)).values("id")
+        qs = qs.filter(Q(run_id__isnull=True) | ~Q(run_id__in=alive))
     with transaction.atomic():
         # Rows a concurrent claim is taking are skipped, not waited for: they are that claim's.
         items = list(qs.select_for_update(skip_locked=True).order_by("created_at")[:limit])
@@ -262,7 +270,9 @@ class OutboxDelivery:
         self._queue: deque[PendingItem] = deque()
         self._workers: set[asyncio.Task] = set()
         self._acking: set[asyncio.Future[bool]] = set()
-        self._acks: GroupCommit[tuple[uuid.UUID, Any], bool] = GroupCommit(_acks_write)
+        # On a thread of their own: a run's acknowledgements then never queue behind the stores of the
+        # items it is still extracting (nor they behind them), which share the run's ORM thread.
+        self._acks: GroupCommit[tuple[uuid.UUID, Any], bool] = GroupCommit(_acks_write, own_thread=True)
 
     @property
     def gone(self) -> bool:

@@ -10,15 +10,18 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import transaction
 
 from apps.assistant.llm import ModelRole, chat_model
+from apps.billing.metering import DeferredRecords, LlmCallRecord, llm_records_deferred, llm_usage_record_many
 from apps.core.group_commit import GroupCommit
 
 from .error_codes import AgentsErrorCode
-from .extraction import ProposedItem, Source, extract_items
+from .extraction import Extraction, ProposedItem, Source, extract_items
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .outbox import DeliveryReport, OutboxDelivery, PendingItem, outbox_claim, outbox_deliver, outbox_items_store
 from .progress import RunProgress
@@ -60,7 +63,18 @@ def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID
 DeliveryTarget = Callable[[], Awaitable[str | None]]  # the device to deliver to now, or None (wait)
 
 
-Keyed = list[tuple[uuid.UUID, ProposedItem]]  # one source's items under their outbox ids
+class Stored(NamedTuple):
+    """One source's items under their outbox ids, and the usage of the model call that proposed them."""
+
+    items: list[tuple[uuid.UUID, ProposedItem]]
+    usage: list[LlmCallRecord]
+
+
+def _usage_record_alone(*, records: list[LlmCallRecord]) -> None:
+    try:
+        llm_usage_record_many(records=records)
+    except Exception:  # the operator sees it in the log, as for any call the meter could not record
+        logger.exception("agents: could not record the usage of %d model call(s)", len(records))
 
 
 class RunPipeline:
@@ -93,7 +107,7 @@ class RunPipeline:
         self.model = chat_model(ModelRole.SUBAGENT)
         self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
-        self._store: GroupCommit[Keyed, list[PendingItem]] = GroupCommit(self._store_batch)
+        self._store: GroupCommit[Stored, list[PendingItem]] = GroupCommit(self._store_batch)
         self._deliveries: dict[str, OutboxDelivery] = {}
 
     def submit(self, source: Source, *, source_key: str) -> None:
@@ -111,6 +125,48 @@ class RunPipeline:
             self._account(await delivery.close())
 
     async def _process(self, source: Source, source_key: str) -> None:
+        # The call's usage is held here, not stored by the model client on its way back, and goes
+        # into the database with the items it proposed (one transaction for the sources extracted
+        # together): every call is still metered on its own, a trip and a thread hop fewer each.
+        with llm_records_deferred() as metered:
+            try:
+                stored = await self._extract_and_store(source, source_key, metered)
+            except Exception as exc:  # the database failed the batch: the items are not in the outbox
+                logger.warning("agents: could not store the items of %s: %s", source.kind, type(exc).__name__)
+                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: its items could not be stored")
+                await database_sync_to_async(_usage_record_alone)(records=metered.records)
+                return
+            except BaseException:
+                # Cancelled (the worker is stopping): the calls made are still recorded. A record
+                # stored twice (its batch went through after all) is stored once: its call id.
+                if metered.records:
+                    with contextlib.suppress(BaseException):
+                        await asyncio.shield(database_sync_to_async(_usage_record_alone)(records=metered.records))
+                raise
+        self.items_stored += len(stored)
+        self.progress.update(items_extracted=len(stored))
+        if stored and not self.delivery_stopped:
+            await self._deliver(stored)
+
+    async def _extract_and_store(self, source: Source, source_key: str, metered: DeferredRecords) -> list[PendingItem]:
+        try:
+            extraction = await self._extract(source)
+        finally:
+            metered.close()
+        keyed = (
+            []
+            if extraction is None
+            else [
+                (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
+                for i, item in enumerate(extraction.items)
+            ]
+        )
+        if not keyed and not metered.records:
+            return []
+        return await self._store.submit(Stored(keyed, metered.records))
+
+    async def _extract(self, source: Source) -> Extraction | None:
+        """The source's proposals (None when the model call failed: reported, the run goes on)."""
         async with self._slots:
             try:
                 extraction = await extract_items(
@@ -120,35 +176,27 @@ class RunPipeline:
                     source=source,
                     max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
                 )
-            except Exception as exc:  # the model client's failures: reported, the run goes on
+            except Exception as exc:  # the model client's failures
                 logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
                 self.sources_failed += 1
                 self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {type(exc).__name__}")
-                return
-            self.items_processed += 1
-            for note in extraction.notes:
-                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
-            if not extraction.items:
-                return
-        keyed = [
-            (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
-            for i, item in enumerate(extraction.items)
-        ]
-        stored = await self._store.submit(keyed)
-        self.items_stored += len(stored)
-        self.progress.update(items_extracted=len(stored))
-        if stored and not self.delivery_stopped:
-            await self._deliver(stored)
+                return None
+        self.items_processed += 1
+        for note in extraction.notes:
+            self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
+        return extraction
 
-    def _store_batch(self, batch: list[Keyed]) -> list[list[PendingItem]]:
+    @transaction.atomic
+    def _store_batch(self, batch: list[Stored]) -> list[list[PendingItem]]:
+        llm_usage_record_many(records=[record for one in batch for record in one.usage])
         stored = outbox_items_store(
             user_id=self.run.user_id,
             run_id=self.run.id,
             device_id=self.outbox_device_id,
-            items=[pair for keyed in batch for pair in keyed],
+            items=[pair for one in batch for pair in one.items],
         )
         by_id = {item.id: item for item in stored}
-        return [[by_id.pop(key) for key, _ in keyed if key in by_id] for keyed in batch]
+        return [[by_id.pop(key) for key, _ in one.items if key in by_id] for one in batch]
 
     async def _deliver(self, items: list[PendingItem]) -> None:
         device_id = await self.target()

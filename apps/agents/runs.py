@@ -22,7 +22,16 @@ from django.utils import timezone
 from apps.core.errors import ApplicationError
 
 from .error_codes import AgentsErrorCode
-from .models import AgentRunLog, AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus, RunTrigger
+from .models import (
+    AgentRunLog,
+    AgentType,
+    CloudAgentConfig,
+    LocalAgentConfig,
+    OutboxItem,
+    OutboxStatus,
+    RunStatus,
+    RunTrigger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,4 +193,11 @@ def runs_sweep_stale(*, now: dt.datetime | None = None, limit: int = 1000) -> in
             run.save(update_fields=["status", "errors", "completed_at"])
             logger.warning("run %s of agent %s: %s", run.id, run.agent_id, reason)
             swept += 1
+    if stale:
+        # Only a run's executor holds a running run's outbox items, and it is gone: the items wait for
+        # their device's next hello, not for the dead delivery's hold to run out. After the commit, so
+        # the runs' locks are never held while waiting for items an acknowledgement is writing.
+        OutboxItem.objects.filter(run_id__in=[run.id for run in stale], status=OutboxStatus.PENDING).exclude(
+            delivering_until=None
+        ).update(delivering_until=None)
     return swept

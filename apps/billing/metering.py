@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -146,8 +146,7 @@ def llm_usage_defer_to(deferred: DeferredRecords | None, record: LlmCallRecord) 
 def llm_usage_record_all(*, deferred: DeferredRecords) -> None:
     """Store the records held back (closing the holder: later calls are stored as they come)."""
     deferred.close()
-    for record in deferred.records:
-        llm_usage_record(**record._asdict())
+    llm_usage_record_many(records=deferred.records)
 
 
 def current_attribution() -> LlmAttribution | None:
@@ -223,6 +222,67 @@ def llm_usage_record(
         cost_usd=estimated_cost_usd(model=model, prompt=usage.prompt, completion=usage.completion, cached=usage.cached),
     )
     return True
+
+
+def llm_usage_record_many(*, records: list[LlmCallRecord]) -> list[bool]:
+    """``llm_usage_record`` for several calls in one transaction: one insert, one month update per
+    user (a run's extractions finishing together); per record, False when its call was already recorded."""
+    if not records:
+        return []
+    now = timezone.now()
+    rows = [
+        (
+            r.call_id,
+            r.attribution.user_id,
+            r.model[:200],
+            str(r.attribution.purpose),
+            r.usage.prompt,
+            r.usage.completion,
+            r.usage.cached,
+            str(r.attribution.run_id)[:64],
+            r.estimated,
+            now,
+        )
+        for r in records
+    ]
+    with transaction.atomic(), connection.cursor() as cursor:
+        values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+        cursor.execute(_INSERT_USAGE.format(values=values), [v for row in rows for v in row])
+        fresh = {call_id for (call_id,) in cursor.fetchall()}
+        answers = []
+        tokens: dict[Any, int] = {}
+        for r in records:
+            first = r.call_id in fresh
+            fresh.discard(r.call_id)  # a call id twice in one batch counts once
+            answers.append(first)
+            if first:
+                tokens[r.attribution.user_id] = tokens.get(r.attribution.user_id, 0) + r.usage.total
+        for user_id, total in tokens.items():
+            _period_add(user_id=user_id, period=period_of(now), tokens=total)
+    for r, first in zip(records, answers, strict=True):
+        if first:
+            metrics.llm_call_metered(
+                model=r.model,
+                purpose=str(r.attribution.purpose),
+                tier=r.attribution.tier or "unknown",
+                prompt=r.usage.prompt,
+                completion=r.usage.completion,
+                cached=r.usage.cached,
+                cost_usd=estimated_cost_usd(
+                    model=r.model, prompt=r.usage.prompt, completion=r.usage.completion, cached=r.usage.cached
+                ),
+            )
+    return answers
+
+
+# Raw SQL on LlmUsage's table (Django's default name): ON CONFLICT ... RETURNING says which calls are new.
+_INSERT_USAGE = """
+    INSERT INTO billing_llmusage (call_id, user_id, model, purpose, prompt_tokens, completion_tokens,
+                                  cached_tokens, run_id, estimated, created_at)
+    VALUES {values}
+    ON CONFLICT (call_id) DO NOTHING
+    RETURNING call_id
+"""
 
 
 def _period_add(*, user_id: Any, period: dt.date, tokens: int) -> None:

@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import pytest
 
-from apps.agents.extraction import Source, build_messages, proposal_schema, proposals_from_arguments
+from apps.agents.extraction import (
+    PROPOSAL_TOOL,
+    Source,
+    build_messages,
+    extract_items,
+    extraction_request,
+    proposal_schema,
+    proposals_from_arguments,
+)
 from apps.agents.models import RunStatus
+from apps.assistant.llm import ModelRole, chat_model
 from apps.assistant.testing.scripted_openai import Reply, ToolCall
 
 from .conftest import execute, rows, start_run, tool_actions
@@ -169,3 +178,43 @@ def test_every_call_gets_a_fresh_boundary():
     first, _ = build_messages(prompt_template="", data_types=["tasks"], source=Source("file", "a", "x"), max_chars=9)
     second, _ = build_messages(prompt_template="", data_types=["tasks"], source=Source("file", "a", "x"), max_chars=9)
     assert first[1].content.splitlines()[0] != second[1].content.splitlines()[0]
+
+
+async def test_an_extraction_sends_the_request_the_bound_model_sends_and_reads_its_tool_call(llm):
+    # given the runs' model and one file's messages
+    model = chat_model(ModelRole.SUBAGENT)
+    types = ["tasks", "notes"]
+    source = Source(kind="file", label="a.md", text="Call Anna on Monday")
+    messages, _ = build_messages(prompt_template="Tasks only.", data_types=types, source=source, max_chars=1000)
+    llm.fallback = lambda body: Reply(tool_calls=[ToolCall(PROPOSAL_TOOL, {"tasks": [{"title": "Call Anna"}]})])
+
+    # when langchain's bound model asks, and the extraction's own request is posted
+    bound = model.bind_tools([proposal_schema(types)], tool_choice=PROPOSAL_TOOL, parallel_tool_calls=False)
+    await bound.ainvoke(messages)
+    answer = await model.root_async_client.post(
+        "/chat/completions", body=extraction_request(model, messages, types), cast_to=object
+    )
+
+    # then both requests are the same
+    by_langchain, ours = llm.chat_requests()
+    assert ours.body == by_langchain.body
+    assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == PROPOSAL_TOOL
+    # and an extraction reads the proposal from the answer
+    extraction = await extract_items(
+        model=model, prompt_template="Tasks only.", data_types=types, source=source, max_chars=1000
+    )
+    assert extraction.items == [("tasks", {"title": "Call Anna", "isAiSuggested": 1, "isApproved": 0})]
+    assert extraction.notes == []
+
+
+async def test_an_answer_without_a_tool_call_or_with_broken_arguments_extracts_nothing_and_says_why(llm):
+    model = chat_model(ModelRole.SUBAGENT)
+    source = Source(kind="file", label="a.md", text="Nothing to do")
+
+    async def extract():
+        return await extract_items(model=model, prompt_template="", data_types=["tasks"], source=source, max_chars=100)
+
+    llm.script(Reply(text="Nothing here."))
+    assert await extract() == ([], [])
+    llm.script(Reply(tool_calls=[ToolCall(PROPOSAL_TOOL, "{not json")]))
+    assert await extract() == ([], ["the model's answer was not valid JSON; nothing extracted"])

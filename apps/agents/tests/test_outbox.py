@@ -356,3 +356,67 @@ async def test_a_hello_flush_leaves_a_running_runs_items_to_the_run(devices, use
     assert (flushed.delivered, rows(client)) == (0, [])
     delivering = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)
     assert sorted(item.id for item in delivering) == sorted(ids)
+
+
+async def _executor_died(run: AgentRunLog) -> None:
+    """The run's worker died: nothing renews its lease, which has run out (the sweeper has not come yet)."""
+    await sync_to_async(AgentRunLog.objects.filter(id=run.id).update)(
+        lease_expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+
+
+async def test_a_hello_flush_delivers_the_items_of_a_run_whose_worker_died(devices, user, make_local_config, tmp_path):
+    # given two items of a run still marked running, whose worker died (its lease ran out)
+    client = await devices(user, device_id="laptop")
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _executor_died(run)
+
+    # when the device's hello flush runs, before the sweeper ends the run
+    flushed = await outbox_flush_for_device(user_id=user.id, device_id="laptop")
+
+    # then it delivers them (no run is left to do so) and counts them on their run
+    assert flushed.delivered == 2
+    assert sorted(t["id"] for t in rows(client)) == sorted(str(i) for i in ids)
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 2
+
+
+async def test_items_held_by_the_delivery_of_a_run_whose_worker_died_are_claimed_at_once(
+    user, make_local_config, tmp_path
+):
+    # given two items held by their run's own delivery, and that run's worker died mid-delivery
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    assert len(await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)) == 2
+    await _executor_died(run)
+
+    # when the device's hello flush claims, long before the hold would run out
+    claimed = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", of_running_runs=False)
+
+    # then the dead delivery's hold no longer keeps them
+    assert sorted(i.id for i in claimed) == sorted(ids)
+
+
+async def test_a_live_runs_hold_still_keeps_its_items(user, make_local_config, tmp_path):
+    # given two items held by the delivery of a run whose worker is alive (its lease is current)
+    run, _ids = await _two_waiting(user, make_local_config, tmp_path)
+    assert len(await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)) == 2
+
+    # then neither another claim of the run nor a hello flush takes them
+    assert await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id) == []
+    assert await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", of_running_runs=False) == []
+
+
+async def test_the_sweeper_releases_the_holds_of_the_runs_it_ends(user, make_local_config, tmp_path):
+    from apps.agents.runs import runs_sweep_stale
+
+    # given two items held by the delivery of a run whose worker died
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    assert len(await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)) == 2
+    await _executor_died(run)
+
+    # when the sweeper ends the run
+    assert await sync_to_async(runs_sweep_stale)() == 1
+
+    # then its items wait for the device's next hello, not for the dead delivery's hold
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).status == RunStatus.ERROR
+    claimed = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", of_running_runs=False)
+    assert sorted(i.id for i in claimed) == sorted(ids)

@@ -8,12 +8,14 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 
 from apps.agents import outbox as outbox_module
 from apps.agents import run_pipeline
 from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
 from apps.agents.outbox import outbox_items_create, outbox_items_delivered
+from apps.billing.models import LlmUsage
 
 from .conftest import execute, make_local, one_task_per_file, outbox, rows, start_run, write_files
 
@@ -87,3 +89,28 @@ async def test_a_run_stores_and_acknowledges_its_rows_in_fewer_writes_than_rows(
     assert sum(acks) >= 20
     assert len(acks) < sum(acks)
     assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 20
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_items_the_database_could_not_store_are_reported_and_their_calls_still_metered(
+    devices, user, llm, make_local_config, tmp_path, monkeypatch
+):
+    # given two files, and an outbox the database refuses to write
+    write_files(tmp_path / "inbox", 2)
+    await devices(user, device_id="laptop")
+    config = await make_local_config("laptop", [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+
+    def refused(**kwargs):
+        raise DatabaseError("could not extend file: No space left on device")
+
+    monkeypatch.setattr(run_pipeline, "outbox_items_store", refused)
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then the run names both files whose items were lost, instead of reporting success
+    assert run.status != RunStatus.SUCCESS
+    assert sum("could not be stored" in error for error in run.errors) == 2
+    # and both model calls are still counted
+    assert await LlmUsage.objects.filter(run_id=str(run.id)).acount() == 2

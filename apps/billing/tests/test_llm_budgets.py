@@ -22,7 +22,14 @@ from apps.billing.budgets import (
     llm_budgeted,
     llm_usage_notice_due,
 )
-from apps.billing.metering import LlmAttribution, LlmCallUsage, LlmPurpose, llm_usage_record
+from apps.billing.metering import (
+    LlmAttribution,
+    LlmCallRecord,
+    LlmCallUsage,
+    LlmPurpose,
+    llm_usage_record,
+    llm_usage_record_many,
+)
 from apps.billing.models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservation, LlmUsage, LlmUsageDaily
 from apps.billing.usage_rollup import llm_usage_roll_up
 from apps.core.errors import ApplicationError
@@ -185,6 +192,39 @@ def test_the_same_call_recorded_twice_counts_once(user):
 
     assert LlmUsage.objects.count() == 1
     assert LlmBudgetPeriod.objects.get(user=user).used_tokens == 15
+
+
+def test_a_batch_of_calls_is_recorded_per_call_and_a_call_recorded_before_counts_once(user, make_user):
+    # given one call already recorded, and a second user in the same batch
+    other = make_user("bob@example.com")
+    mine = LlmAttribution(user_id=user.pk, purpose=LlmPurpose.AGENT_EXTRACTION, run_id="run-1")
+    theirs = LlmAttribution(user_id=other.pk, purpose=LlmPurpose.CHAT)
+    llm_usage_record(call_id="call-1", attribution=mine, model="m", usage=LlmCallUsage(10, 5, 0))
+
+    # when a batch holds it again, two new calls of the user (one of them twice) and one of the other user
+    answers = llm_usage_record_many(
+        records=[
+            LlmCallRecord("call-1", mine, "m", LlmCallUsage(10, 5, 0)),
+            LlmCallRecord("call-2", mine, "m", LlmCallUsage(100, 20, 50)),
+            LlmCallRecord("call-3", mine, "m", LlmCallUsage(7, 3, 0), estimated=True),
+            LlmCallRecord("call-3", mine, "m", LlmCallUsage(7, 3, 0), estimated=True),
+            LlmCallRecord("call-4", theirs, "m", LlmCallUsage(1, 1, 0)),
+        ]
+    )
+
+    # then each call is one row, counted once on its own user's month
+    assert answers == [False, True, True, False, True]
+    rows = {r.call_id: r for r in LlmUsage.objects.all()}
+    assert sorted(rows) == ["call-1", "call-2", "call-3", "call-4"]
+    assert (rows["call-2"].purpose, rows["call-2"].run_id, rows["call-2"].cached_tokens) == (
+        "agent_extraction",
+        "run-1",
+        50,
+    )
+    assert rows["call-3"].estimated is True
+    assert LlmBudgetPeriod.objects.get(user=user).used_tokens == 15 + 120 + 10
+    assert LlmBudgetPeriod.objects.get(user=other).used_tokens == 2
+    assert llm_usage_record_many(records=[]) == []
 
 
 # --- overrides -----------------------------------------------------------------------------------
