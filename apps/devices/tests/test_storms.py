@@ -4,8 +4,10 @@ batches, and the node's heartbeat stays alive through the storm."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -151,23 +153,16 @@ async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error
     user = await sync_to_async(make_user)()
     token = (await sync_to_async(tokens_issue)(user=user)).access_token
     caplog.set_level(logging.DEBUG, logger="apps.devices")
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10)
+    async with table_locked(TokenFamily):
         _reader, writer = await asyncio.open_connection("127.0.0.1", device_server.port)
         writer.write(_upgrade_request(device_server.port, token))
         await writer.drain()
         await asyncio.sleep(0.3)  # the server has the request and waits on the session check
 
-        # when the client leaves before the answer, and the check then goes through
+        # when the client leaves before the answer, and the check then goes through (the lock goes)
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.3)
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
 
     # then the server saw it go (the quiet record says the path ran) and logged nothing at ERROR
     await wait_until(lambda: any(_LEFT_EARLY in r.getMessage() for r in caplog.records), timeout=10)
@@ -177,8 +172,23 @@ async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error
 _LEFT_EARLY = "left before the handshake was answered"
 
 
+@contextlib.asynccontextmanager
+async def table_locked(model) -> AsyncIterator[Callable[[], None]]:
+    """Hold ``model``'s table locked (no reads either) from a thread of its own, as a storm's queries
+    would find it behind a long transaction. Yields ``release``, to let the queries through before the
+    block ends; on leaving, the lock goes (if still held) and its thread is joined."""
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_lock_table, args=(model, locked, release), daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10), f"{model._meta.db_table} was not locked"
+        yield release.set
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+
+
 def _lock_table(model, locked: threading.Event, release: threading.Event) -> None:
-    """In a thread of its own: hold ``model``'s table locked (no reads either) until ``release``."""
     from django.db import connection, transaction
 
     try:
@@ -210,29 +220,24 @@ async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_sock
     tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
     clients = [DeviceClient(small_pool_server.url, tokens[n % 3], device_id=f"side-{n}") for n in range(12)]
     caplog.set_level(logging.ERROR)
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(Device, locked, release), daemon=True)
-    holder.start()
     redis = loop_redis()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
-        connecting = asyncio.gather(*(client.connect() for client in clients))
+        async with table_locked(Device) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients))
 
-        # then the rows wait side by side, as many as there are threads (not one after another, and
-        # not one thread per socket)
-        await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
-        await asyncio.sleep(0.3)
-        assert await _lock_waiters(expected=3)
+            # then the rows wait side by side, as many as there are threads (not one after another,
+            # and not one thread per socket)
+            await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
+            await asyncio.sleep(0.3)
+            assert await _lock_waiters(expected=3)
 
-        # and once the lock goes, every device comes online and nothing was logged at ERROR
-        release.set()
-        await asyncio.wait_for(connecting, 20)
+            # and once the lock goes, every device comes online and nothing was logged at ERROR
+            release()
+            await asyncio.wait_for(connecting, 20)
         await wait_until(lambda: presence_entries_are(redis, users, expected=12), timeout=15)
         await wait_until(lambda: online_rows_are(users, expected=12), timeout=15)
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         await loop_redis_close()
 
@@ -248,19 +253,16 @@ async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
     await sync_to_async(tokens_revoke)(user=users[0], refresh_token=issued[0].refresh_token)
     clients = [DeviceClient(small_pool_server.url, issued[n].access_token, device_id=f"batch-{n}") for n in range(24)]
     caplog.set_level(logging.ERROR)
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
-    holder.start()
     redis = loop_redis()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
-        connecting = asyncio.gather(*(client.connect() for client in clients), return_exceptions=True)
-        await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
-        await asyncio.sleep(0.5)  # every socket has asked by now
+        async with table_locked(TokenFamily) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients), return_exceptions=True)
+            await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+            await asyncio.sleep(0.5)  # every socket has asked by now
 
-        # when the lock goes
-        release.set()
-        await asyncio.wait_for(connecting, 20)
+            # when the lock goes
+            release()
+            await asyncio.wait_for(connecting, 20)
 
         # then the 23 live sessions come online and the revoked one is closed with its code
         await wait_until(lambda: presence_entries_are(redis, users, expected=23), timeout=15)
@@ -273,8 +275,6 @@ async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
         assert max(session_checks) >= 12, session_checks
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         await loop_redis_close()
 
