@@ -52,7 +52,7 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     node = await loop_node()
     consumer.node_name = node.name
     try:
-        _device, replaced = await socket_db(device_connect)(
+        replaced = await socket_db(device_connect)(
             user=consumer.user,
             device_id=hello.device_id,
             channel_name=consumer.channel_name,

@@ -8,6 +8,7 @@ DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -38,7 +39,6 @@ def lease_seconds() -> float:
     )
 
 
-@transaction.atomic
 def device_connect(
     *,
     user: User,
@@ -47,42 +47,96 @@ def device_connect(
     agent_ids: list[str],
     name: str | None = None,
     platform: str | None = None,
-) -> tuple[Device, str]:
-    """Record that ``channel_name`` now holds the device; return it and the channel it replaced ("" if none).
+) -> str:
+    """Record that ``channel_name`` now holds the device; return the channel it replaced ("" if none).
 
     A user keeps at most DEVICE_MAX_PER_USER device rows: a new device recycles the row of the
     least recently seen offline one, and is refused (DeviceLimitError) when all of them are online.
     """
     now = timezone.now()
-    # A known device (a reconnect, what a storm is made of): one query finds it and locks its user's
-    # row, which serialises a user's new devices and the recycling of offline rows (``_make_room``),
-    # so the row cannot be recycled under this socket. A reconnect costs four round trips, not six.
-    device = (
-        Device.objects.select_for_update(of=("user",))
-        .select_related("user")
-        .filter(user=user, device_id=device_id)
-        .first()
+    # A known device (a reconnect, what a storm is made of) is one statement on its own row: one
+    # round trip, no transaction, and no lock on its user. Locking the user serialised a user's
+    # devices, so a storm's reconnects queued per user behind each other's open transactions.
+    found = _known_device_connect(
+        user=user,
+        device_id=device_id,
+        channel_name=channel_name,
+        agent_ids=agent_ids,
+        name=name,
+        platform=platform,
+        now=now,
     )
-    if device is None:
+    if found is not None:
+        return found
+    with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
         # Another socket of this device may have made the row while this one waited for the lock.
-        device = Device.objects.filter(user=user, device_id=device_id).first()
-        if device is None:
-            _make_room(user=user, now=now)
-            # Inserted by the save below; no other socket can insert it while the lock is held.
-            device = Device(user=user, device_id=device_id, first_seen_at=now, name=name or "", platform=platform or "")
-    replaced = device.channel_name if device.is_online and device.channel_name != channel_name else ""
-    device.channel_name = channel_name
-    device.is_online = True
-    device.last_seen_at = now
-    device.lease_expires_at = now + timedelta(seconds=lease_seconds())
-    device.agent_ids = agent_ids
-    if name:
-        device.name = name
-    if platform:
-        device.platform = platform
-    device.save()
-    return device, replaced
+        found = _known_device_connect(
+            user=user,
+            device_id=device_id,
+            channel_name=channel_name,
+            agent_ids=agent_ids,
+            name=name,
+            platform=platform,
+            now=now,
+        )
+        if found is not None:
+            return found
+        _make_room(user=user, now=now)
+        Device.objects.create(
+            user=user,
+            device_id=device_id,
+            first_seen_at=now,
+            name=name or "",
+            platform=platform or "",
+            channel_name=channel_name,
+            is_online=True,
+            last_seen_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            agent_ids=agent_ids,
+        )
+        return ""
+
+
+def _known_device_connect(
+    *,
+    user: User,
+    device_id: str,
+    channel_name: str,
+    agent_ids: list[str],
+    name: str | None,
+    platform: str | None,
+    now: datetime,
+) -> str | None:
+    """Take over the device's row if it exists: the channel it replaced ("" if none), or None if
+    there is no row. The subquery locks the row and reads what it held before this write."""
+    table = Device._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""UPDATE {table} AS d SET channel_name = %s, is_online = true, last_seen_at = %s,
+                lease_expires_at = %s, agent_ids = %s::jsonb, updated_at = %s,
+                name = COALESCE(NULLIF(%s, ''), d.name), platform = COALESCE(NULLIF(%s, ''), d.platform)
+            FROM (SELECT id, is_online, channel_name FROM {table} WHERE user_id = %s AND device_id = %s FOR UPDATE)
+                AS before
+            WHERE d.id = before.id
+            RETURNING before.is_online, before.channel_name""",  # noqa: S608  (table name from the model, values bound)
+            [
+                channel_name,
+                now,
+                now + timedelta(seconds=lease_seconds()),
+                json.dumps(agent_ids),
+                now,
+                name or "",
+                platform or "",
+                user.pk,
+                device_id,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    was_online, held_by = row
+    return held_by if was_online and held_by != channel_name else ""
 
 
 def _make_room(*, user: User, now: datetime) -> None:
@@ -92,7 +146,11 @@ def _make_room(*, user: User, now: datetime) -> None:
     if excess <= 0:
         return
     offline = rows.filter(models.Q(is_online=False) | models.Q(lease_expires_at__lte=now) | models.Q(channel_name=""))
-    recyclable = list(offline.order_by("last_seen_at").values_list("pk", flat=True)[:excess])
+    # Locked as they are chosen, skipping a row a reconnect is taking over right now (it holds the
+    # row, not the user): its device is coming online, so it is not for recycling.
+    recyclable = list(
+        offline.select_for_update(skip_locked=True).order_by("last_seen_at").values_list("pk", flat=True)[:excess]
+    )
     if len(recyclable) < excess:
         raise DeviceLimitError(limit)
     Device.objects.filter(pk__in=recyclable).delete()

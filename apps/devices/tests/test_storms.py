@@ -19,8 +19,10 @@ from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.errors import DeviceLimitError
 from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
+from apps.devices.presence import device_connect
 from apps.devices.presence_index import KEY, presence_announce, presence_withdraw
 from apps.devices.realtime_redis import loop_redis, loop_redis_close
 
@@ -172,28 +174,40 @@ async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error
 _LEFT_EARLY = "left before the handshake was answered"
 
 
+def table_locked(model) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
+    """Hold ``model``'s table locked (no reads either), as a storm's queries would find it behind a
+    long transaction. Yields ``release``, to let the queries through before the block ends."""
+    return _held(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE', [])
+
+
+def row_locked(instance) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
+    """Hold ``instance``'s row locked for update (reads go through), as another request's open
+    transaction writing it would. Yields ``release``."""
+    table = instance._meta.db_table
+    return _held(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [instance.pk])
+
+
 @contextlib.asynccontextmanager
-async def table_locked(model) -> AsyncIterator[Callable[[], None]]:
-    """Hold ``model``'s table locked (no reads either) from a thread of its own, as a storm's queries
-    would find it behind a long transaction. Yields ``release``, to let the queries through before the
-    block ends; on leaving, the lock goes (if still held) and its thread is joined."""
+async def _held(sql: str, params: list) -> AsyncIterator[Callable[[], None]]:
+    """Run ``sql`` in a transaction of a thread of its own and keep it open until released; on
+    leaving, the lock goes (if still held) and the thread is joined."""
     locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(model, locked, release), daemon=True)
+    holder = threading.Thread(target=_hold, args=(sql, params, locked, release), daemon=True)
     holder.start()
     try:
-        assert await asyncio.to_thread(locked.wait, 10), f"{model._meta.db_table} was not locked"
+        assert await asyncio.to_thread(locked.wait, 10), f"not locked: {sql}"
         yield release.set
     finally:
         release.set()
         await asyncio.to_thread(holder.join, 10)
 
 
-def _lock_table(model, locked: threading.Event, release: threading.Event) -> None:
+def _hold(sql: str, params: list, locked: threading.Event, release: threading.Event) -> None:
     from django.db import connection, transaction
 
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            cursor.execute(sql, params)
             locked.set()
             release.wait(20)
     finally:
@@ -308,3 +322,77 @@ async def _lock_waiters(*, expected: int) -> bool:
             return cursor.fetchone()[0]
 
     return await sync_to_async(count)() == expected
+
+
+async def test_a_users_known_devices_reconnect_while_another_transaction_holds_the_user_row(
+    small_pool_server, settings, make_user, caplog
+):
+    # given 6 known devices of one user, offline, and another request's transaction holding the
+    # user's row (a reconnect storm does not wait for it, nor do the user's devices for each other)
+    settings.DEVICE_DB_THREADS = 3
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    await sync_to_async(Device.objects.bulk_create)(Device(user=user, device_id=f"known-{n}") for n in range(6))
+    clients = [DeviceClient(small_pool_server.url, token, device_id=f"known-{n}") for n in range(6)]
+    caplog.set_level(logging.ERROR)
+    redis = loop_redis()
+    try:
+        async with row_locked(user):
+            # when they all reconnect
+            await asyncio.gather(*(client.connect() for client in clients))
+
+            # then every one comes online while the user's row is still held
+            await wait_until(lambda: online_rows_are([user], expected=6), timeout=10)
+        await wait_until(lambda: presence_entries_are(redis, [user], expected=6), timeout=15)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def test_a_device_coming_back_is_not_recycled_by_a_new_device_of_its_user_meanwhile(settings, make_user):
+    # given a cap of 2 rows: one device online, one offline whose reconnect has written its row
+    # but not committed yet
+    settings.DEVICE_MAX_PER_USER = 2
+    user = await sync_to_async(make_user)()
+    connect = sync_to_async(device_connect, thread_sensitive=False)
+    await connect(user=user, device_id="online", channel_name="c-online", agent_ids=[])
+    await sync_to_async(Device.objects.bulk_create)([Device(user=user, device_id="back")])
+    async with _reconnect_uncommitted(user, "back") as release:
+        # when a new device of the user says hello meanwhile (it would recycle the offline row)
+        newcomer = asyncio.ensure_future(connect(user=user, device_id="new", channel_name="c-new", agent_ids=[]))
+        await asyncio.sleep(0.3)
+        release()
+        with pytest.raises(DeviceLimitError):
+            await asyncio.wait_for(newcomer, 10)
+
+    # then the device that came back keeps its row, online on its channel, and the newcomer is refused
+    back = await sync_to_async(Device.objects.get)(user=user, device_id="back")
+    assert (back.is_online, back.channel_name) == (True, "c-back")
+    assert not await sync_to_async(Device.objects.filter(user=user, device_id="new").exists)()
+
+
+@contextlib.asynccontextmanager
+async def _reconnect_uncommitted(user, device_id: str) -> AsyncIterator[Callable[[], None]]:
+    """``device_connect`` for a known device, in a transaction left open until ``release``."""
+    from django.db import connection, transaction
+
+    written, release = threading.Event(), threading.Event()
+
+    def reconnect() -> None:
+        try:
+            with transaction.atomic():
+                device_connect(user=user, device_id=device_id, channel_name=f"c-{device_id}", agent_ids=[])
+                written.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=reconnect, daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(written.wait, 10)
+        yield release.set
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
