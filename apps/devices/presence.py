@@ -1,7 +1,8 @@
 """Presence writes for the socket: connect, flush (last_seen + lease), disconnect.
 
-These run in a worker thread (connect and disconnect in the socket database threads, ``socket_db``;
-the flush through ``database_sync_to_async``); the consumer calls them on hello, every
+These run in a worker thread (a known device's reconnect with the other hellos arriving together,
+``presence_connect``; a new device's connect and every disconnect in the socket database threads,
+``socket_db``; the flush through ``database_sync_to_async``); the consumer calls them on hello, every
 DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 """
 
@@ -57,29 +58,14 @@ def device_connect(
     # A known device (a reconnect, what a storm is made of) is one statement on its own row: one
     # round trip, no transaction, and no lock on its user. Locking the user serialised a user's
     # devices, so a storm's reconnects queued per user behind each other's open transactions.
-    found = _known_device_connect(
-        user=user,
-        device_id=device_id,
-        channel_name=channel_name,
-        agent_ids=agent_ids,
-        name=name,
-        platform=platform,
-        now=now,
-    )
+    reconnect = Reconnect(str(user.pk), device_id, channel_name, agent_ids, name or "", platform or "")
+    found = devices_reconnect(reconnects=[reconnect])[0]
     if found is not None:
         return found
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
         # Another socket of this device may have made the row while this one waited for the lock.
-        found = _known_device_connect(
-            user=user,
-            device_id=device_id,
-            channel_name=channel_name,
-            agent_ids=agent_ids,
-            name=name,
-            platform=platform,
-            now=now,
-        )
+        found = devices_reconnect(reconnects=[reconnect])[0]
         if found is not None:
             return found
         _make_room(user=user, now=now)
@@ -98,45 +84,61 @@ def device_connect(
         return ""
 
 
-def _known_device_connect(
-    *,
-    user: User,
-    device_id: str,
-    channel_name: str,
-    agent_ids: list[str],
-    name: str | None,
-    platform: str | None,
-    now: datetime,
-) -> str | None:
-    """Take over the device's row if it exists: the channel it replaced ("" if none), or None if
-    there is no row. The subquery locks the row and reads what it held before this write."""
+class Reconnect(NamedTuple):
+    """A hello's take-over of its device's row (``devices_reconnect``)."""
+
+    user_id: str
+    device_id: str
+    channel_name: str
+    agent_ids: list[str]
+    name: str
+    platform: str
+
+
+def devices_reconnect(*, reconnects: list[Reconnect]) -> list[str | None]:
+    """``device_connect`` for many known devices in one statement: for each, the channel it replaced
+    ("" if none), or None if it has no row (a new device: ``device_connect`` makes it) or came twice.
+
+    A device's second hello in the same batch is left to ``device_connect`` too, so it takes over
+    from the first as a later hello would."""
+    firsts: dict[tuple[str, str], int] = {}
+    for n, reconnect in enumerate(reconnects):
+        firsts.setdefault((reconnect.user_id, reconnect.device_id), n)
+    if not firsts:
+        return []
+    now = timezone.now()
     table = Device._meta.db_table
+    values = ", ".join(["(%s::uuid, %s, %s, %s::jsonb, %s, %s)"] * len(firsts))
+    params: list = []
+    for n in firsts.values():
+        r = reconnects[n]
+        params += [r.user_id, r.device_id, r.channel_name, json.dumps(r.agent_ids), r.name, r.platform]
     with connection.cursor() as cursor:
+        # The rows are locked in one order (by id), so two processes' batches cannot deadlock.
         cursor.execute(
-            f"""UPDATE {table} AS d SET channel_name = %s, is_online = true, last_seen_at = %s,
-                lease_expires_at = %s, agent_ids = %s::jsonb, updated_at = %s,
-                name = COALESCE(NULLIF(%s, ''), d.name), platform = COALESCE(NULLIF(%s, ''), d.platform)
-            FROM (SELECT id, is_online, channel_name FROM {table} WHERE user_id = %s AND device_id = %s FOR UPDATE)
-                AS before
-            WHERE d.id = before.id
-            RETURNING before.is_online, before.channel_name""",  # noqa: S608  (table name from the model, values bound)
-            [
-                channel_name,
-                now,
-                now + timedelta(seconds=lease_seconds()),
-                json.dumps(agent_ids),
-                now,
-                name or "",
-                platform or "",
-                user.pk,
-                device_id,
-            ],
+            f"""WITH v (user_id, device_id, channel_name, agent_ids, name, platform) AS (VALUES {values}),
+            before AS (
+                SELECT t.id, t.is_online AS was_online, t.channel_name AS held_by, v.*
+                FROM {table} AS t JOIN v ON t.user_id = v.user_id AND t.device_id = v.device_id
+                ORDER BY t.id FOR UPDATE OF t
+            )
+            UPDATE {table} AS d SET channel_name = before.channel_name, is_online = true, last_seen_at = %s,
+                lease_expires_at = %s, agent_ids = before.agent_ids, updated_at = %s,
+                name = COALESCE(NULLIF(before.name, ''), d.name),
+                platform = COALESCE(NULLIF(before.platform, ''), d.platform)
+            FROM before WHERE d.id = before.id
+            RETURNING before.user_id, before.device_id, before.was_online, before.held_by""",  # noqa: S608  (table name from the model, values bound)
+            [*params, now, now + timedelta(seconds=lease_seconds()), now],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    was_online, held_by = row
-    return held_by if was_online and held_by != channel_name else ""
+        rows = cursor.fetchall()
+    found: dict[tuple[str, str], str] = {}
+    for user_id, device_id, was_online, held_by in rows:
+        key = (str(user_id), device_id)
+        found[key] = held_by if was_online and held_by != reconnects[firsts[key]].channel_name else ""
+    return [
+        found.get((r.user_id, r.device_id)) if firsts[(r.user_id, r.device_id)] == n else None
+        for n, r in enumerate(reconnects)
+    ]
 
 
 def _make_room(*, user: User, now: datetime) -> None:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from apps.accounts import tokens
 from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
+from apps.devices import presence
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.errors import DeviceLimitError
@@ -180,11 +181,11 @@ def table_locked(model) -> contextlib.AbstractAsyncContextManager[Callable[[], N
     return _held(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE', [])
 
 
-def row_locked(instance) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
-    """Hold ``instance``'s row locked for update (reads go through), as another request's open
-    transaction writing it would. Yields ``release``."""
-    table = instance._meta.db_table
-    return _held(f'SELECT 1 FROM "{table}" WHERE id = %s FOR UPDATE', [instance.pk])
+def rows_locked(*instances) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
+    """Hold the rows of ``instances`` (of one model) locked for update (reads go through), as another
+    request's open transaction writing them would. Yields ``release``."""
+    table = instances[0]._meta.db_table
+    return _held(f'SELECT 1 FROM "{table}" WHERE id = ANY(%s) FOR UPDATE', [[i.pk for i in instances]])
 
 
 @contextlib.asynccontextmanager
@@ -224,11 +225,11 @@ def _upgrade_request(port: int, token: str) -> bytes:
     ).encode()
 
 
-async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_socket_db_threads(
+async def test_a_storm_of_new_devices_makes_their_rows_side_by_side_in_the_socket_db_threads(
     small_pool_server, settings, make_user, caplog
 ):
-    # given a server with 3 socket database threads, and 12 sockets of 3 users saying hello at once
-    # while the devices table is locked (their device rows wait where a storm's would queue)
+    # given a server with 3 socket database threads, and 12 new devices of 3 users saying hello at
+    # once while another transaction holds the users' rows (a new device's row waits for its user's)
     settings.DEVICE_DB_THREADS = 3
     users = [await sync_to_async(make_user)() for _ in range(3)]
     tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
@@ -236,7 +237,7 @@ async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_sock
     caplog.set_level(logging.ERROR)
     redis = loop_redis()
     try:
-        async with table_locked(Device) as release:
+        async with rows_locked(*users) as release:
             connecting = asyncio.gather(*(client.connect() for client in clients))
 
             # then the rows wait side by side, as many as there are threads (not one after another,
@@ -254,6 +255,60 @@ async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_sock
     finally:
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         await loop_redis_close()
+
+
+async def test_the_device_rows_of_a_reconnect_storm_go_in_a_few_statements(
+    small_pool_server, make_user, reconnect_statements, caplog
+):
+    # given 24 known devices of 4 users, one of them still held by a socket, reconnecting at once
+    # while the devices table is locked, so the first statement waits and the others gather behind it
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    await sync_to_async(Device.objects.bulk_create)(
+        Device(user=users[n % 4], device_id=f"back-{n}") for n in range(1, 24)
+    )
+    holder = await DeviceClient(small_pool_server.url, tokens[0], device_id="back-0").connect()
+    await wait_until(lambda: online_rows_are(users, expected=1), timeout=10)
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"back-{n}") for n in range(24)]
+    reconnect_statements.clear()
+    caplog.set_level(logging.ERROR)
+    redis = loop_redis()
+    try:
+        async with table_locked(Device) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients))
+            await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+            await asyncio.sleep(0.5)  # every socket has said hello by now
+
+            # when the lock goes
+            release()
+            await asyncio.wait_for(connecting, 20)
+
+        # then all 24 come online, the socket that held one is told it was replaced
+        await wait_until(lambda: presence_entries_are(redis, users, expected=24), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=24), timeout=15)
+        assert await asyncio.wait_for(holder.wait_closed(), 10) == DeviceCloseCode.REPLACED
+        # and the rows were taken over in a few statements, most of them together behind the first
+        assert sum(reconnect_statements) == 24, reconnect_statements
+        assert len(reconnect_statements) <= 3, reconnect_statements
+        assert max(reconnect_statements) >= 12, reconnect_statements
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        await asyncio.gather(holder.close(), *(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.fixture
+def reconnect_statements(monkeypatch) -> list[int]:
+    """The statements taking known devices' rows over, by the hellos each covered; the real one runs."""
+    statements: list[int] = []
+    many = presence.devices_reconnect
+
+    def counted(**kwargs):
+        statements.append(len(kwargs["reconnects"]))
+        return many(**kwargs)
+
+    monkeypatch.setattr(presence, "devices_reconnect", counted)
+    return statements
 
 
 async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
@@ -337,7 +392,7 @@ async def test_a_users_known_devices_reconnect_while_another_transaction_holds_t
     caplog.set_level(logging.ERROR)
     redis = loop_redis()
     try:
-        async with row_locked(user):
+        async with rows_locked(user):
             # when they all reconnect
             await asyncio.gather(*(client.connect() for client in clients))
 
