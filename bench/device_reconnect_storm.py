@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -39,7 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from device_common import ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
+import psutil
+from device_common import BENCH_DB, ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
 
 CLIENT_PROCESSES = 4
 
@@ -99,7 +101,36 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
         await ws.close()
 
 
-def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:  # a database backend that ended
+            continue
+    return total
+
+
+def service_processes() -> list[psutil.Process]:
+    """This checkout's PostgreSQL backends serving the bench database and its Redis (embedded under
+    .data): the CPU a storm costs beyond the server process."""
+    data = str(ROOT / ".data")
+    found = []
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if data in cmdline and "redis-server" in cmdline:
+            found.append(proc)
+        elif cmdline.startswith("postgres: ") and f" {BENCH_DB} " in cmdline:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if data in " ".join(psutil.Process(proc.info["ppid"]).cmdline()):
+                    found.append(proc)
+    return found
+
+
+def storm(url: str, users: list[tuple[str, str]], per_user: int, server: subprocess.Popen) -> dict:
+    """One storm; besides the span, the CPU seconds the server process and the services spent from the
+    go to the last answer (on a loaded box the span moves with the load, the CPU much less)."""
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     go_file = f"/tmp/adiuva-storm-go-{tag}"
     chunk = len(users) // CLIENT_PROCESSES
@@ -111,7 +142,18 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
         argv = [sys.executable, __file__, "--client", url, go_file, out, str(per_user), *tokens]
         procs.append(subprocess.Popen(argv, cwd=str(ROOT)))
     time.sleep(3)  # the client processes import and wait for the go
+    server_process = psutil.Process(server.pid)
+    services = service_processes()
+    cpu_before = cpu_seconds([server_process]), cpu_seconds(services)
     Path(go_file).write_text("go")
+    while not all(os.path.exists(out) for out in outs):
+        if any(proc.poll() not in (None, 0) for proc in procs):
+            break
+        time.sleep(0.02)
+    # New database backends (the pool grows in a storm) count from their start.
+    services += [proc for proc in service_processes() if proc not in services]
+    cpu_server = cpu_seconds([server_process]) - cpu_before[0]
+    cpu_services = cpu_seconds(services) - cpu_before[1]
     for proc in procs:
         proc.wait(600)
     os.remove(go_file)
@@ -123,6 +165,8 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
         "ok": sum(r["ok"] for r in results),
         "failed": sum(r["failed"] for r in results),
         "reasons": {k: sum(r["reasons"].get(k, 0) for r in results) for r in results for k in r["reasons"]},
+        "cpu": cpu_server,
+        "cpu_services": cpu_services,
     }
 
 
@@ -151,33 +195,46 @@ def main() -> None:
     devices_register(users, per_user)
     print(f"reconnect storm: {per_user * args.users} devices over {args.users} users, {args.rounds} rounds")
     ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
+    cpu_ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
+    new_to_old: list[float] = []
     for round_ in range(args.rounds):
         port = free_port()
         raw = start_server_command([__file__, "--raw-server", str(port)], port, kind="raw", quiet=True)
         try:
-            r = storm(f"ws://127.0.0.1:{port}/", users, per_user)
+            r = storm(f"ws://127.0.0.1:{port}/", users, per_user, raw)
         finally:
             stop(raw)
-        print(f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s")
+        print(
+            f"round {round_ + 1} (load {os.getloadavg()[0]:.1f}): raw websockets {r['ok']} ok / {r['failed']} failed "
+            f"in {r['span']:.2f} s, cpu {r['cpu']:.2f} s"
+        )
+        spans = {}
         for label, code in codes:
             a, errors = adiuva_storm(users, per_user, code)
             # A span is only comparable when every socket got its answer on both sides.
             ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
             if ratio is not None:
                 ratios[label].append(ratio)
+                cpu_ratios[label].append(a["cpu"] / r["cpu"])
+                spans[label] = a["span"]
             print(
                 f"    {label}: {a['ok']} ok / {a['failed']} failed {a['reasons'] or ''} in {a['span']:.2f} s, "
-                f"{len(errors)} errors logged | "
-                + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
+                f"{len(errors)} errors logged, cpu {a['cpu']:.2f} s (+ {a['cpu_services']:.2f} s database and "
+                "Redis) | " + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
             )
             for line in errors[:1]:
                 print("       ", line[:200], "...", line.replace("\\n", " | ")[-400:])
+        if len(spans) == 2:
+            new_to_old.append(spans["new"] / spans["old"])
     for label, values in ratios.items():
         if values:
             print(
                 f"median ratio {label} (adiuva / raw, first connect -> last hello answered): "
-                f"{statistics.median(values):.2f}x over {len(values)} rounds"
+                f"{statistics.median(values):.2f}x over {len(values)} rounds; server cpu "
+                f"{statistics.median(cpu_ratios[label]):.2f}x raw's"
             )
+    if new_to_old:
+        print(f"median span new / old (same round): {statistics.median(new_to_old):.2f}x over {len(new_to_old)} rounds")
 
 
 def adiuva_storm(users: list[tuple[str, str]], per_user: int, code: str | None) -> tuple[dict, list[str]]:
@@ -187,7 +244,7 @@ def adiuva_storm(users: list[tuple[str, str]], per_user: int, code: str | None) 
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed below)
     server = start_server("uvicorn", port, output=log, env={"ADIUVA_BENCH_CODE": code} if code else None)
     try:
-        result = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user)
+        result = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user, server)
         time.sleep(2)
     finally:
         stop(server)
