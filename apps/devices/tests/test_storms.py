@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from apps.accounts import tokens
 from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
-from apps.devices import presence
+from apps.devices import presence, presence_index
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.errors import DeviceLimitError
@@ -451,3 +451,55 @@ async def _reconnect_uncommitted(user, device_id: str) -> AsyncIterator[Callable
     finally:
         release.set()
         await asyncio.to_thread(holder.join, 10)
+
+
+async def test_the_announcements_of_a_reconnect_storm_go_in_a_few_script_calls(
+    small_pool_server, make_user, announcement_calls, caplog
+):
+    # given 24 devices of 4 users saying hello at once while every connection of the server's
+    # realtime pool is busy, so the first announcement waits and the others gather behind it
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"told-{n}") for n in range(24)]
+    small_pool_server.run(loop_node())
+    caplog.set_level(logging.ERROR)
+    held, release = threading.Event(), threading.Event()
+    holder = asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(_hold_the_pool(held, release), small_pool_server.loop)
+    )
+    redis = loop_redis()
+    try:
+        await wait_until(held.is_set, timeout=10)
+        connecting = asyncio.gather(*(client.connect() for client in clients))
+        await wait_until(lambda: online_rows_are(users, expected=24), timeout=15)
+        await asyncio.sleep(0.3)  # every hello has reached its announcement by now
+
+        # when the pool's connections come back
+        release.set()
+        await holder
+        await asyncio.wait_for(connecting, 20)
+
+        # then every device is in the index, announced in a few script calls, most of them together
+        await wait_until(lambda: presence_entries_are(redis, users, expected=24), timeout=15)
+        assert sum(announcement_calls) == 24, announcement_calls
+        assert len(announcement_calls) <= 3, announcement_calls
+        assert max(announcement_calls) >= 12, announcement_calls
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        release.set()
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.fixture
+def announcement_calls(monkeypatch) -> list[int]:
+    """The script calls announcing devices in the presence index, by the devices each covered."""
+    calls: list[int] = []
+    many = presence_index._announce_many
+
+    async def counted(announcements):
+        calls.append(len(announcements))
+        await many(announcements)
+
+    monkeypatch.setattr(presence_index, "_announce_many", counted)
+    return calls
