@@ -12,18 +12,29 @@ the server logged. Load on this shared machine moves the absolute figures; the r
 ``--old PATH`` storms another checkout (``git worktree add /tmp/old <commit>``) too, in the same
 round right after this one (ADIUVA_BENCH_CODE), for before → after figures.
 
-Measured with ``--rounds 2 --old`` (the commit before the batched session checks, the socket database
-threads and the one-query device lookup), load 10-12 on the shared 2-core box:
+Also printed: the server process's CPU seconds from the go to the last answer (and the embedded
+PostgreSQL backends' and Redis's), as a ratio to the raw server's: on this shared box the spans move
+with the load, the CPU much less.
 
-- 2,000 devices: before, 992 and 161 of 2,000 came online; the rest timed out (the client's 10 s
-  open timeout) before the server accepted them, each logged at ERROR. After, all 2,000 online in
-  18.9 s and 18.0 s against the raw server's 5.7 s and 6.8 s: 3.32x and 2.64x (median 2.98x), no
-  error logged.
-- 600 devices: after 9.4 s and 5.3 s (3.90x, 3.17x); before 12.4 s and 17.1 s (5.16x, 10.34x).
+Measured with ``--devices 2000 --rounds 3 --old`` against 8ba86a3 (before the batched device rows
+and announcements), load 7.7-9.4 on the shared 2-core box: raw 7.32 / 5.10 / 4.39 s; after 9.58 /
+6.50 / 7.88 s (**1.31x / 1.28x / 1.80x, median 1.31x**), before 16.56 / 14.70 / 17.83 s (2.26x /
+2.89x / 4.07x, median 2.89x); after / before in the same round **0.44x** (median). Server CPU per
+storm 1.6-2.0 s against 6.0-6.6 s before (**2.89x** raw's, before 11.13x). All 2,000 online every
+round, nothing logged at ERROR. A second run (load 5.8-9.5): 1.50x against 3.21x, 0.42x.
 
-Profiled before (py-spy on the server under 600 devices): the process's one sync thread, where every
-``database_sync_to_async`` call ran, was busy about 85 % of the storm (device rows ~70 % of it, session
-checks ~15 %) while the event loop mostly idled.
+Where the server's event loop spends the storm now (py-spy ``--gil``, 2,000 devices): uvicorn and
+``websockets`` answering the handshakes and reading the frames about half (the raw server pays its
+own), the JWT's signature check 9.5 %, the socket's own set-up (channel, inbox, timers) 6 %, the
+batch writers 3 %, the welcome 2 %; the closes after the span 12 %.
+
+Before that (``--rounds 2``, load 10-12, against the commit before the batched session checks and
+the socket database threads): 2,000 devices, before 992 and 161 of 2,000 came online; after, all
+2,000 in 18.9 s and 18.0 s against raw 5.7 s and 6.8 s (median 2.98x). Profiled then: the process's
+one sync thread was busy ~85 % of the storm; after the socket database threads, ~48 % of those
+threads' time went to waiting in ``SELECT ... FOR UPDATE OF user``: a user's devices queued behind
+each other's transactions (mended: a known device's row is taken over with the other hellos' in
+one statement locking only device rows, ``presence_connect``).
 """
 
 from __future__ import annotations
