@@ -503,3 +503,29 @@ def announcement_calls(monkeypatch) -> list[int]:
 
     monkeypatch.setattr(presence_index, "_announce_many", counted)
     return calls
+
+
+@pytest.mark.parametrize(
+    "bad", [{"name": "desk\u0000top"}, {"platform": "linux\u0000"}, {"agent_ids": ["agent\u0000"]}], ids=str
+)
+async def test_a_hello_that_cannot_be_stored_is_refused_alone_and_not_with_its_batch(small_pool_server, make_user, bad):
+    # given known devices saying hello together (their rows wait behind a lock, so they share a
+    # statement), one of them with a NUL character, which PostgreSQL text and jsonb cannot hold
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    await sync_to_async(Device.objects.bulk_create)(Device(user=user, device_id=f"pair-{n}") for n in range(4))
+    good = [DeviceClient(small_pool_server.url, token, device_id=f"pair-{n}") for n in range(3)]
+    poisoned = DeviceClient(small_pool_server.url, token, device_id="pair-3", **bad)
+    try:
+        async with table_locked(Device) as release:
+            await asyncio.gather(*(client.connect() for client in [*good, poisoned]))
+            await asyncio.sleep(0.3)
+            release()
+
+        # then the hello that cannot be stored is refused with its code, and the others come online
+        assert await asyncio.wait_for(poisoned.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+        await wait_until(lambda: online_rows_are([user], expected=3), timeout=10)
+        assert [client.close_code for client in good] == [None, None, None]
+    finally:
+        await asyncio.gather(*(client.close() for client in [*good, poisoned]), return_exceptions=True)
+        await loop_redis_close()
