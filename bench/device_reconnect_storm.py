@@ -21,7 +21,8 @@ and announcements), load 7.7-9.4 on the shared 2-core box: raw 7.32 / 5.10 / 4.3
 6.50 / 7.88 s (**1.31x / 1.28x / 1.80x, median 1.31x**), before 16.56 / 14.70 / 17.83 s (2.26x /
 2.89x / 4.07x, median 2.89x); after / before in the same round **0.44x** (median). Server CPU per
 storm 1.6-2.0 s against 6.0-6.6 s before (**2.89x** raw's, before 11.13x). All 2,000 online every
-round, nothing logged at ERROR. A second run (load 5.8-9.5): 1.50x against 3.21x, 0.42x.
+round, nothing logged at ERROR. A run before the batched announcements (load 5.8-9.5): 1.50x against
+3.21x, 0.42x.
 
 Where the server's event loop spends the storm now (py-spy ``--gil``, 2,000 devices): uvicorn and
 ``websockets`` answering the handshakes and reading the frames about half (the raw server pays its
