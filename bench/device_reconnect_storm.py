@@ -12,24 +12,37 @@ the server logged. Load on this shared machine moves the absolute figures; the r
 ``--old PATH`` storms another checkout (``git worktree add /tmp/old <commit>``) too, in the same
 round right after this one (ADIUVA_BENCH_CODE), for before → after figures.
 
-Measured with ``--rounds 2 --old`` (the commit before the batched session checks, the socket database
-threads and the one-query device lookup), load 10-12 on the shared 2-core box:
+Also printed: the server process's CPU seconds from the go to the last answer (and the embedded
+PostgreSQL backends' and Redis's), as a ratio to the raw server's: on this shared box the spans move
+with the load, the CPU much less.
 
-- 2,000 devices: before, 992 and 161 of 2,000 came online; the rest timed out (the client's 10 s
-  open timeout) before the server accepted them, each logged at ERROR. After, all 2,000 online in
-  18.9 s and 18.0 s against the raw server's 5.7 s and 6.8 s: 3.32x and 2.64x (median 2.98x), no
-  error logged.
-- 600 devices: after 9.4 s and 5.3 s (3.90x, 3.17x); before 12.4 s and 17.1 s (5.16x, 10.34x).
+Measured with ``--devices 2000 --rounds 3 --old`` against 8ba86a3 (before the batched device rows
+and announcements), load 7.7-9.4 on the shared 2-core box: raw 7.32 / 5.10 / 4.39 s; after 9.58 /
+6.50 / 7.88 s (**1.31x / 1.28x / 1.80x, median 1.31x**), before 16.56 / 14.70 / 17.83 s (2.26x /
+2.89x / 4.07x, median 2.89x); after / before in the same round **0.44x** (median). Server CPU per
+storm 1.6-2.0 s against 6.0-6.6 s before (**2.89x** raw's, before 11.13x). All 2,000 online every
+round, nothing logged at ERROR. A run before the batched announcements (load 5.8-9.5): 1.50x against
+3.21x, 0.42x.
 
-Profiled before (py-spy on the server under 600 devices): the process's one sync thread, where every
-``database_sync_to_async`` call ran, was busy about 85 % of the storm (device rows ~70 % of it, session
-checks ~15 %) while the event loop mostly idled.
+Where the server's event loop spends the storm now (py-spy ``--gil``, 2,000 devices): uvicorn and
+``websockets`` answering the handshakes and reading the frames about half (the raw server pays its
+own), the JWT's signature check 9.5 %, the socket's own set-up (channel, inbox, timers) 6 %, the
+batch writers 3 %, the welcome 2 %; the closes after the span 12 %.
+
+Before that (``--rounds 2``, load 10-12, against the commit before the batched session checks and
+the socket database threads): 2,000 devices, before 992 and 161 of 2,000 came online; after, all
+2,000 in 18.9 s and 18.0 s against raw 5.7 s and 6.8 s (median 2.98x). Profiled then: the process's
+one sync thread was busy ~85 % of the storm; after the socket database threads, ~48 % of those
+threads' time went to waiting in ``SELECT ... FOR UPDATE OF user``: a user's devices queued behind
+each other's transactions (mended: a known device's row is taken over with the other hellos' in
+one statement locking only device rows, ``presence_connect``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
@@ -39,7 +52,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from device_common import ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
+import psutil
+from device_common import BENCH_DB, ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
 
 CLIENT_PROCESSES = 4
 
@@ -99,7 +113,36 @@ async def client_process(url: str, go_file: str, out_file: str, per_user: int, t
         await ws.close()
 
 
-def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    total = 0.0
+    for proc in processes:
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:  # a database backend that ended
+            continue
+    return total
+
+
+def service_processes() -> list[psutil.Process]:
+    """This checkout's PostgreSQL backends serving the bench database and its Redis (embedded under
+    .data): the CPU a storm costs beyond the server process."""
+    data = str(ROOT / ".data")
+    found = []
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if data in cmdline and "redis-server" in cmdline:
+            found.append(proc)
+        elif cmdline.startswith("postgres: ") and f" {BENCH_DB} " in cmdline:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if data in " ".join(psutil.Process(proc.info["ppid"]).cmdline()):
+                    found.append(proc)
+    return found
+
+
+def storm(url: str, users: list[tuple[str, str]], per_user: int, server: subprocess.Popen) -> dict:
+    """One storm; besides the span, the CPU seconds the server process and the services spent from the
+    go to the last answer (on a loaded box the span moves with the load, the CPU much less)."""
     tag = f"{os.getpid()}-{time.monotonic_ns()}"
     go_file = f"/tmp/adiuva-storm-go-{tag}"
     chunk = len(users) // CLIENT_PROCESSES
@@ -111,7 +154,18 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
         argv = [sys.executable, __file__, "--client", url, go_file, out, str(per_user), *tokens]
         procs.append(subprocess.Popen(argv, cwd=str(ROOT)))
     time.sleep(3)  # the client processes import and wait for the go
+    server_process = psutil.Process(server.pid)
+    services = service_processes()
+    cpu_before = cpu_seconds([server_process]), cpu_seconds(services)
     Path(go_file).write_text("go")
+    while not all(os.path.exists(out) for out in outs):
+        if any(proc.poll() not in (None, 0) for proc in procs):
+            break
+        time.sleep(0.02)
+    # New database backends (the pool grows in a storm) count from their start.
+    services += [proc for proc in service_processes() if proc not in services]
+    cpu_server = cpu_seconds([server_process]) - cpu_before[0]
+    cpu_services = cpu_seconds(services) - cpu_before[1]
     for proc in procs:
         proc.wait(600)
     os.remove(go_file)
@@ -123,6 +177,8 @@ def storm(url: str, users: list[tuple[str, str]], per_user: int) -> dict:
         "ok": sum(r["ok"] for r in results),
         "failed": sum(r["failed"] for r in results),
         "reasons": {k: sum(r["reasons"].get(k, 0) for r in results) for r in results for k in r["reasons"]},
+        "cpu": cpu_server,
+        "cpu_services": cpu_services,
     }
 
 
@@ -151,33 +207,46 @@ def main() -> None:
     devices_register(users, per_user)
     print(f"reconnect storm: {per_user * args.users} devices over {args.users} users, {args.rounds} rounds")
     ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
+    cpu_ratios: dict[str, list[float]] = {label: [] for label, _ in codes}
+    new_to_old: list[float] = []
     for round_ in range(args.rounds):
         port = free_port()
         raw = start_server_command([__file__, "--raw-server", str(port)], port, kind="raw", quiet=True)
         try:
-            r = storm(f"ws://127.0.0.1:{port}/", users, per_user)
+            r = storm(f"ws://127.0.0.1:{port}/", users, per_user, raw)
         finally:
             stop(raw)
-        print(f"round {round_ + 1}: raw websockets {r['ok']} ok / {r['failed']} failed in {r['span']:.2f} s")
+        print(
+            f"round {round_ + 1} (load {os.getloadavg()[0]:.1f}): raw websockets {r['ok']} ok / {r['failed']} failed "
+            f"in {r['span']:.2f} s, cpu {r['cpu']:.2f} s"
+        )
+        spans = {}
         for label, code in codes:
             a, errors = adiuva_storm(users, per_user, code)
             # A span is only comparable when every socket got its answer on both sides.
             ratio = a["span"] / r["span"] if not a["failed"] and not r["failed"] else None
             if ratio is not None:
                 ratios[label].append(ratio)
+                cpu_ratios[label].append(a["cpu"] / r["cpu"])
+                spans[label] = a["span"]
             print(
                 f"    {label}: {a['ok']} ok / {a['failed']} failed {a['reasons'] or ''} in {a['span']:.2f} s, "
-                f"{len(errors)} errors logged | "
-                + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
+                f"{len(errors)} errors logged, cpu {a['cpu']:.2f} s (+ {a['cpu_services']:.2f} s database and "
+                "Redis) | " + (f"ratio {ratio:.2f}x" if ratio is not None else "no ratio (sockets failed)")
             )
             for line in errors[:1]:
                 print("       ", line[:200], "...", line.replace("\\n", " | ")[-400:])
+        if len(spans) == 2:
+            new_to_old.append(spans["new"] / spans["old"])
     for label, values in ratios.items():
         if values:
             print(
                 f"median ratio {label} (adiuva / raw, first connect -> last hello answered): "
-                f"{statistics.median(values):.2f}x over {len(values)} rounds"
+                f"{statistics.median(values):.2f}x over {len(values)} rounds; server cpu "
+                f"{statistics.median(cpu_ratios[label]):.2f}x raw's"
             )
+    if new_to_old:
+        print(f"median span new / old (same round): {statistics.median(new_to_old):.2f}x over {len(new_to_old)} rounds")
 
 
 def adiuva_storm(users: list[tuple[str, str]], per_user: int, code: str | None) -> tuple[dict, list[str]]:
@@ -187,7 +256,7 @@ def adiuva_storm(users: list[tuple[str, str]], per_user: int, code: str | None) 
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed below)
     server = start_server("uvicorn", port, output=log, env={"ADIUVA_BENCH_CODE": code} if code else None)
     try:
-        result = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user)
+        result = storm(f"ws://127.0.0.1:{port}/api/v1/ws/device", users, per_user, server)
         time.sleep(2)
     finally:
         stop(server)

@@ -1,10 +1,11 @@
 """A device socket's hello and presence: from ``device_hello`` to online, and back to offline.
 
 ``hello_received`` turns a socket that said hello into an online device: the database row
-(``presence.device_connect``), the negotiated capabilities (``device_welcome``), the presence index,
-the notice to the socket it replaced, then the heartbeat and the connect handlers. ``presence_leave``
-undoes it at teardown. ``presence_entry`` and ``presence_verdict`` are the socket's side of the
-process-wide presence flush (``presence_flusher``).
+(``presence_connect`` for a known device, ``presence.device_connect`` for a new one), the
+negotiated capabilities (``device_welcome``), the presence index, the notice to the socket it
+replaced, then the heartbeat and the connect handlers. ``presence_leave`` undoes it at teardown.
+``presence_entry`` and ``presence_verdict`` are the socket's side of the process-wide presence
+flush (``presence_flusher``).
 
 The consumer keeps the lifecycle (its timers, ``close_with``, ``_teardown``) and calls these.
 """
@@ -25,6 +26,7 @@ from .errors import DeviceLimitError
 from .frames import DeviceHello, DeviceWelcome
 from .node import loop_node
 from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
+from .presence_connect import device_reconnect
 from .presence_index import presence_announce, presence_withdraw
 from .session import Session
 from .socket_db import socket_db
@@ -51,15 +53,26 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     consumer.agent_ids = list(hello.agent_ids)
     node = await loop_node()
     consumer.node_name = node.name
+    # A known device (a reconnect) takes its row over with the other hellos arriving now; a new one
+    # is made on its own, under its user's cap.
+    replaced = await device_reconnect(
+        user_id=consumer.user_id,
+        device_id=hello.device_id,
+        channel_name=consumer.channel_name,
+        agent_ids=consumer.agent_ids,
+        name=hello.name,
+        platform=hello.platform,
+    )
     try:
-        _device, replaced = await socket_db(device_connect)(
-            user=consumer.user,
-            device_id=hello.device_id,
-            channel_name=consumer.channel_name,
-            agent_ids=consumer.agent_ids,
-            name=hello.name,
-            platform=hello.platform,
-        )
+        if replaced is None:
+            replaced = await socket_db(device_connect)(
+                user=consumer.user,
+                device_id=hello.device_id,
+                channel_name=consumer.channel_name,
+                agent_ids=consumer.agent_ids,
+                name=hello.name,
+                platform=hello.platform,
+            )
     except DeviceLimitError as exc:
         await consumer.send_error(exc.code, exc.message)
         await consumer.close_with(DeviceCloseCode.DEVICE_LIMIT)

@@ -1,13 +1,15 @@
 """Presence writes for the socket: connect, flush (last_seen + lease), disconnect.
 
-These run in a worker thread (connect and disconnect in the socket database threads, ``socket_db``;
-the flush through ``database_sync_to_async``); the consumer calls them on hello, every
+These run in a worker thread (a known device's reconnect with the other hellos arriving together,
+``presence_connect``; a new device's connect and every disconnect in the socket database threads,
+``socket_db``; the flush through ``database_sync_to_async``); the consumer calls them on hello, every
 DEVICE_PRESENCE_FLUSH_INTERVAL and on close, never per frame.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
@@ -38,7 +40,6 @@ def lease_seconds() -> float:
     )
 
 
-@transaction.atomic
 def device_connect(
     *,
     user: User,
@@ -47,42 +48,97 @@ def device_connect(
     agent_ids: list[str],
     name: str | None = None,
     platform: str | None = None,
-) -> tuple[Device, str]:
-    """Record that ``channel_name`` now holds the device; return it and the channel it replaced ("" if none).
+) -> str:
+    """Record that ``channel_name`` now holds the device; return the channel it replaced ("" if none).
 
     A user keeps at most DEVICE_MAX_PER_USER device rows: a new device recycles the row of the
     least recently seen offline one, and is refused (DeviceLimitError) when all of them are online.
     """
     now = timezone.now()
-    # A known device (a reconnect, what a storm is made of): one query finds it and locks its user's
-    # row, which serialises a user's new devices and the recycling of offline rows (``_make_room``),
-    # so the row cannot be recycled under this socket. A reconnect costs four round trips, not six.
-    device = (
-        Device.objects.select_for_update(of=("user",))
-        .select_related("user")
-        .filter(user=user, device_id=device_id)
-        .first()
-    )
-    if device is None:
+    # A known device (a reconnect, what a storm is made of) is one statement on its own row: one
+    # round trip, no transaction, and no lock on its user. Locking the user serialised a user's
+    # devices, so a storm's reconnects queued per user behind each other's open transactions.
+    reconnect = Reconnect(str(user.pk), device_id, channel_name, agent_ids, name or "", platform or "")
+    found = devices_reconnect(reconnects=[reconnect])[0]
+    if found is not None:
+        return found
+    with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()  # serialise a user's new devices
         # Another socket of this device may have made the row while this one waited for the lock.
-        device = Device.objects.filter(user=user, device_id=device_id).first()
-        if device is None:
-            _make_room(user=user, now=now)
-            # Inserted by the save below; no other socket can insert it while the lock is held.
-            device = Device(user=user, device_id=device_id, first_seen_at=now, name=name or "", platform=platform or "")
-    replaced = device.channel_name if device.is_online and device.channel_name != channel_name else ""
-    device.channel_name = channel_name
-    device.is_online = True
-    device.last_seen_at = now
-    device.lease_expires_at = now + timedelta(seconds=lease_seconds())
-    device.agent_ids = agent_ids
-    if name:
-        device.name = name
-    if platform:
-        device.platform = platform
-    device.save()
-    return device, replaced
+        found = devices_reconnect(reconnects=[reconnect])[0]
+        if found is not None:
+            return found
+        _make_room(user=user, now=now)
+        Device.objects.create(
+            user=user,
+            device_id=device_id,
+            first_seen_at=now,
+            name=name or "",
+            platform=platform or "",
+            channel_name=channel_name,
+            is_online=True,
+            last_seen_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds()),
+            agent_ids=agent_ids,
+        )
+        return ""
+
+
+class Reconnect(NamedTuple):
+    """A hello's take-over of its device's row (``devices_reconnect``)."""
+
+    user_id: str
+    device_id: str
+    channel_name: str
+    agent_ids: list[str]
+    name: str
+    platform: str
+
+
+def devices_reconnect(*, reconnects: list[Reconnect]) -> list[str | None]:
+    """``device_connect`` for many known devices in one statement: for each, the channel it replaced
+    ("" if none), or None if it has no row (a new device: ``device_connect`` makes it) or came twice.
+
+    A device's second hello in the same batch is left to ``device_connect`` too, so it takes over
+    from the first as a later hello would."""
+    firsts: dict[tuple[str, str], int] = {}
+    for n, reconnect in enumerate(reconnects):
+        firsts.setdefault((reconnect.user_id, reconnect.device_id), n)
+    if not firsts:
+        return []
+    now = timezone.now()
+    table = Device._meta.db_table
+    values = ", ".join(["(%s::uuid, %s, %s, %s::jsonb, %s, %s)"] * len(firsts))
+    params: list = []
+    for n in firsts.values():
+        r = reconnects[n]
+        params += [r.user_id, r.device_id, r.channel_name, json.dumps(r.agent_ids), r.name, r.platform]
+    with connection.cursor() as cursor:
+        # The rows are locked in one order (by id), so two processes' batches cannot deadlock.
+        cursor.execute(
+            f"""WITH v (user_id, device_id, channel_name, agent_ids, name, platform) AS (VALUES {values}),
+            before AS (
+                SELECT t.id, t.is_online AS was_online, t.channel_name AS held_by, v.*
+                FROM {table} AS t JOIN v ON t.user_id = v.user_id AND t.device_id = v.device_id
+                ORDER BY t.id FOR UPDATE OF t
+            )
+            UPDATE {table} AS d SET channel_name = before.channel_name, is_online = true, last_seen_at = %s,
+                lease_expires_at = %s, agent_ids = before.agent_ids, updated_at = %s,
+                name = COALESCE(NULLIF(before.name, ''), d.name),
+                platform = COALESCE(NULLIF(before.platform, ''), d.platform)
+            FROM before WHERE d.id = before.id
+            RETURNING before.user_id, before.device_id, before.was_online, before.held_by""",  # noqa: S608  (table name from the model, values bound)
+            [*params, now, now + timedelta(seconds=lease_seconds()), now],
+        )
+        rows = cursor.fetchall()
+    found: dict[tuple[str, str], str] = {}
+    for user_id, device_id, was_online, held_by in rows:
+        key = (str(user_id), device_id)
+        found[key] = held_by if was_online and held_by != reconnects[firsts[key]].channel_name else ""
+    return [
+        found.get((r.user_id, r.device_id)) if firsts[(r.user_id, r.device_id)] == n else None
+        for n, r in enumerate(reconnects)
+    ]
 
 
 def _make_room(*, user: User, now: datetime) -> None:
@@ -92,7 +148,11 @@ def _make_room(*, user: User, now: datetime) -> None:
     if excess <= 0:
         return
     offline = rows.filter(models.Q(is_online=False) | models.Q(lease_expires_at__lte=now) | models.Q(channel_name=""))
-    recyclable = list(offline.order_by("last_seen_at").values_list("pk", flat=True)[:excess])
+    # Locked as they are chosen, skipping a row a reconnect is taking over right now (it holds the
+    # row, not the user): its device is coming online, so it is not for recycling.
+    recyclable = list(
+        offline.select_for_update(skip_locked=True).order_by("last_seen_at").values_list("pk", flat=True)[:excess]
+    )
     if len(recyclable) < excess:
         raise DeviceLimitError(limit)
     Device.objects.filter(pk__in=recyclable).delete()

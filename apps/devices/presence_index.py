@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
-from typing import NamedTuple
+from collections.abc import Awaitable, Callable
+from typing import Generic, NamedTuple, TypeVar
 
 from django.conf import settings
 
+from apps.core.group_commit import loop_local
+
 from .node import ALIVE_KEY, NODE_CHANNEL
-from .realtime_redis import loop_publisher, loop_redis, loop_script
+from .realtime_redis import loop_publisher, loop_script
 
 KEY = "devices:where:{user_id}"
 _ALIVE_PREFIX = ALIVE_KEY.split("{", 1)[0]
 _NODE_CHANNEL_PREFIX = NODE_CHANNEL.split("{", 1)[0]
+
+T = TypeVar("T")
 
 # KEYS[1] = the user's hash; ARGV[1] = device_id or "" (most recently seen), ARGV[2] = alive prefix.
 # find_holder() returns the live holder {device, channel, node} or nil, and whether an entry of a
@@ -81,8 +85,6 @@ for i, key in ipairs(KEYS) do
 end
 return removed
 """
-# Withdrawals sent in one script call at most; a storm of thousands goes in a few round trips.
-WITHDRAW_BATCH = 500
 
 
 class DeviceLocation(NamedTuple):
@@ -108,26 +110,64 @@ def _lookup(found: list | None) -> Lookup:
     return Lookup(DeviceLocation(device_id, channel, node), heard=int(heard))
 
 
+# KEYS[i] = a user's hash; ARGV[1] = the node's liveness key, ARGV[2] = its TTL (ms); ARGV[2i+1],
+# ARGV[2i+2] = device_id, entry. Many announcements of one node in one round trip (see _Batched).
+_ANNOUNCE_MANY = """
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, ARGV[2 * i + 1], ARGV[2 * i + 2])
+end
+redis.call('SET', ARGV[1], '1', 'PX', ARGV[2])
+return #KEYS
+"""
+# Announcements or withdrawals sent in one script call at most; a storm of thousands goes in a few
+# round trips.
+BATCH = 500
+
+
 async def presence_announce(*, user_id: str, device_id: str, channel: str, node: str) -> None:
     """Record the device's holder, and that the holder's node is alive (after a Redis flush or
-    restart, its key would otherwise wait for the next heartbeat and the entry would look stale)."""
-    async with loop_redis().pipeline(transaction=False) as pipe:
-        pipe.hset(KEY.format(user_id=user_id), device_id, f"{channel} {node} {time.time():.3f}")
-        pipe.set(ALIVE_KEY.format(node=node), "1", px=int(settings.DEVICE_NODE_TTL * 1000))
-        await pipe.execute()
+    restart, its key would otherwise wait for the next heartbeat and the entry would look stale).
+    Batched with the loop's other announcements: a reconnect storm's hellos share the round trips."""
+    entry = f"{channel} {node} {time.time():.3f}"
+    await _announcements().add((KEY.format(user_id=user_id), device_id, entry, node))
 
 
-class _Withdrawals:
-    """This loop's withdrawals waiting to be sent: every socket that closes in the same tick joins
-    one script call (like the presence flusher's one UPDATE), instead of a connection each."""
+async def _announce_many(announcements: list[tuple[str, str, str, str]]) -> None:
+    by_node: dict[str, list[tuple[str, str, str, str]]] = {}
+    for announcement in announcements:
+        by_node.setdefault(announcement[3], []).append(announcement)
+    ttl = int(settings.DEVICE_NODE_TTL * 1000)
+    for node, entries in by_node.items():
+        await loop_script(_ANNOUNCE_MANY)(
+            keys=[key for key, _, _, _ in entries],
+            args=[
+                ALIVE_KEY.format(node=node),
+                ttl,
+                *(part for _, device, entry, _ in entries for part in (device, entry)),
+            ],
+        )
 
-    def __init__(self) -> None:
-        self.waiting: list[tuple[str, str, str, asyncio.Future[None]]] = []
+
+async def _withdraw_many(withdrawals: list[tuple[str, str, str]]) -> None:
+    await loop_script(_WITHDRAW_MANY)(
+        keys=[key for key, _, _ in withdrawals],
+        args=[part for _, device_id, channel in withdrawals for part in (device_id, channel)],
+    )
+
+
+class _Batched(Generic[T]):
+    """This loop's index writes of one kind waiting to be sent: every socket that asks in the same
+    tick, or while the previous batch is on its way, joins one script call (like the presence
+    flusher's one UPDATE), instead of a round trip and a pooled connection each."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[None]]) -> None:
+        self.send = send
+        self.waiting: list[tuple[T, asyncio.Future[None]]] = []
         self.sending = False
 
-    def add(self, *, key: str, device_id: str, channel: str) -> asyncio.Future[None]:
+    def add(self, item: T) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((key, device_id, channel, done))
+        self.waiting.append((item, done))
         if not self.sending:
             self.sending = True
             _keep(asyncio.ensure_future(self._send()))
@@ -135,31 +175,29 @@ class _Withdrawals:
 
     async def _send(self) -> None:
         try:
-            await asyncio.sleep(0)  # the rest of this tick's closes join the batch
+            await asyncio.sleep(0)  # the rest of this tick's writes join the batch
             while self.waiting:
-                batch, self.waiting = self.waiting[:WITHDRAW_BATCH], self.waiting[WITHDRAW_BATCH:]
+                batch, self.waiting = self.waiting[:BATCH], self.waiting[BATCH:]
                 try:
-                    await loop_script(_WITHDRAW_MANY)(
-                        keys=[key for key, _, _, _ in batch],
-                        args=[part for _, device_id, channel, _ in batch for part in (device_id, channel)],
-                    )
+                    await self.send([item for item, _ in batch])
                 except Exception as exc:  # each waiting socket reports it
-                    for *_, done in batch:
+                    for _, done in batch:
                         if not done.done():
                             done.set_exception(exc)
                     continue
-                for *_, done in batch:
+                for _, done in batch:
                     if not done.done():
                         done.set_result(None)
         finally:
             self.sending = False
-            for *_, done in self.waiting:  # cancelled with entries still waiting: the loop is ending
+            for _, done in self.waiting:  # cancelled with entries still waiting: the loop is ending
                 if not done.done():
                     done.cancel()
             self.waiting = []
 
 
-_withdrawals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Withdrawals] = weakref.WeakKeyDictionary()
+_announcements = loop_local(lambda: _Batched(_announce_many))
+_withdrawals = loop_local(lambda: _Batched(_withdraw_many))
 _sending: set[asyncio.Future] = set()
 
 
@@ -171,11 +209,7 @@ def _keep(task: asyncio.Future) -> None:
 async def entry_withdraw(*, key: str, device_id: str, channel: str) -> None:
     """Remove ``device_id`` from the hash ``key`` if its value still names ``channel`` first (batched
     with the loop's other withdrawals); the capability index (``capabilities``) withdraws this way too."""
-    loop = asyncio.get_running_loop()
-    withdrawals = _withdrawals.get(loop)
-    if withdrawals is None:
-        withdrawals = _withdrawals[loop] = _Withdrawals()
-    await withdrawals.add(key=key, device_id=device_id, channel=channel)
+    await _withdrawals().add((key, device_id, channel))
 
 
 async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:

@@ -4,8 +4,10 @@ batches, and the node's heartbeat stays alive through the storm."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -15,10 +17,13 @@ from redis.exceptions import RedisError
 from apps.accounts import tokens
 from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
+from apps.devices import presence, presence_index
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.errors import DeviceLimitError
 from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
+from apps.devices.presence import device_connect
 from apps.devices.presence_index import KEY, presence_announce, presence_withdraw
 from apps.devices.realtime_redis import loop_redis, loop_redis_close
 
@@ -151,23 +156,16 @@ async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error
     user = await sync_to_async(make_user)()
     token = (await sync_to_async(tokens_issue)(user=user)).access_token
     caplog.set_level(logging.DEBUG, logger="apps.devices")
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10)
+    async with table_locked(TokenFamily):
         _reader, writer = await asyncio.open_connection("127.0.0.1", device_server.port)
         writer.write(_upgrade_request(device_server.port, token))
         await writer.drain()
         await asyncio.sleep(0.3)  # the server has the request and waits on the session check
 
-        # when the client leaves before the answer, and the check then goes through
+        # when the client leaves before the answer, and the check then goes through (the lock goes)
         writer.close()
         await writer.wait_closed()
         await asyncio.sleep(0.3)
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
 
     # then the server saw it go (the quiet record says the path ran) and logged nothing at ERROR
     await wait_until(lambda: any(_LEFT_EARLY in r.getMessage() for r in caplog.records), timeout=10)
@@ -177,13 +175,40 @@ async def test_a_client_that_leaves_before_the_handshake_is_answered_is_no_error
 _LEFT_EARLY = "left before the handshake was answered"
 
 
-def _lock_table(model, locked: threading.Event, release: threading.Event) -> None:
-    """In a thread of its own: hold ``model``'s table locked (no reads either) until ``release``."""
+def table_locked(model) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
+    """Hold ``model``'s table locked (no reads either), as a storm's queries would find it behind a
+    long transaction. Yields ``release``, to let the queries through before the block ends."""
+    return _held(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE', [])
+
+
+def rows_locked(*instances) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
+    """Hold the rows of ``instances`` (of one model) locked for update (reads go through), as another
+    request's open transaction writing them would. Yields ``release``."""
+    table = instances[0]._meta.db_table
+    return _held(f'SELECT 1 FROM "{table}" WHERE id = ANY(%s) FOR UPDATE', [[i.pk for i in instances]])
+
+
+@contextlib.asynccontextmanager
+async def _held(sql: str, params: list) -> AsyncIterator[Callable[[], None]]:
+    """Run ``sql`` in a transaction of a thread of its own and keep it open until released; on
+    leaving, the lock goes (if still held) and the thread is joined."""
+    locked, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(sql, params, locked, release), daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10), f"not locked: {sql}"
+        yield release.set
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+
+
+def _hold(sql: str, params: list, locked: threading.Event, release: threading.Event) -> None:
     from django.db import connection, transaction
 
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE')
+            cursor.execute(sql, params)
             locked.set()
             release.wait(20)
     finally:
@@ -200,41 +225,90 @@ def _upgrade_request(port: int, token: str) -> bytes:
     ).encode()
 
 
-async def test_a_storm_of_hellos_writes_its_device_rows_side_by_side_in_the_socket_db_threads(
+async def test_a_storm_of_new_devices_makes_their_rows_side_by_side_in_the_socket_db_threads(
     small_pool_server, settings, make_user, caplog
 ):
-    # given a server with 3 socket database threads, and 12 sockets of 3 users saying hello at once
-    # while the devices table is locked (their device rows wait where a storm's would queue)
+    # given a server with 3 socket database threads, and 12 new devices of 3 users saying hello at
+    # once while another transaction holds the users' rows (a new device's row waits for its user's)
     settings.DEVICE_DB_THREADS = 3
     users = [await sync_to_async(make_user)() for _ in range(3)]
     tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
     clients = [DeviceClient(small_pool_server.url, tokens[n % 3], device_id=f"side-{n}") for n in range(12)]
     caplog.set_level(logging.ERROR)
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(Device, locked, release), daemon=True)
-    holder.start()
     redis = loop_redis()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
-        connecting = asyncio.gather(*(client.connect() for client in clients))
+        async with rows_locked(*users) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients))
 
-        # then the rows wait side by side, as many as there are threads (not one after another, and
-        # not one thread per socket)
-        await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
-        await asyncio.sleep(0.3)
-        assert await _lock_waiters(expected=3)
+            # then the rows wait side by side, as many as there are threads (not one after another,
+            # and not one thread per socket)
+            await wait_until(lambda: _lock_waiters(expected=3), timeout=10)
+            await asyncio.sleep(0.3)
+            assert await _lock_waiters(expected=3)
 
-        # and once the lock goes, every device comes online and nothing was logged at ERROR
-        release.set()
-        await asyncio.wait_for(connecting, 20)
+            # and once the lock goes, every device comes online and nothing was logged at ERROR
+            release()
+            await asyncio.wait_for(connecting, 20)
         await wait_until(lambda: presence_entries_are(redis, users, expected=12), timeout=15)
         await wait_until(lambda: online_rows_are(users, expected=12), timeout=15)
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         await loop_redis_close()
+
+
+async def test_the_device_rows_of_a_reconnect_storm_go_in_a_few_statements(
+    small_pool_server, make_user, reconnect_statements, caplog
+):
+    # given 24 known devices of 4 users, one of them still held by a socket, reconnecting at once
+    # while the devices table is locked, so the first statement waits and the others gather behind it
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    await sync_to_async(Device.objects.bulk_create)(
+        Device(user=users[n % 4], device_id=f"back-{n}") for n in range(1, 24)
+    )
+    holder = await DeviceClient(small_pool_server.url, tokens[0], device_id="back-0").connect()
+    await wait_until(lambda: online_rows_are(users, expected=1), timeout=10)
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"back-{n}") for n in range(24)]
+    reconnect_statements.clear()
+    caplog.set_level(logging.ERROR)
+    redis = loop_redis()
+    try:
+        async with table_locked(Device) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients))
+            await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+            await asyncio.sleep(0.5)  # every socket has said hello by now
+
+            # when the lock goes
+            release()
+            await asyncio.wait_for(connecting, 20)
+
+        # then all 24 come online, the socket that held one is told it was replaced
+        await wait_until(lambda: presence_entries_are(redis, users, expected=24), timeout=15)
+        await wait_until(lambda: online_rows_are(users, expected=24), timeout=15)
+        assert await asyncio.wait_for(holder.wait_closed(), 10) == DeviceCloseCode.REPLACED
+        # and the rows were taken over in a few statements, most of them together behind the first
+        assert sum(reconnect_statements) == 24, reconnect_statements
+        assert len(reconnect_statements) <= 3, reconnect_statements
+        assert max(reconnect_statements) >= 12, reconnect_statements
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        await asyncio.gather(holder.close(), *(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.fixture
+def reconnect_statements(monkeypatch) -> list[int]:
+    """The statements taking known devices' rows over, by the hellos each covered; the real one runs."""
+    statements: list[int] = []
+    many = presence.devices_reconnect
+
+    def counted(**kwargs):
+        statements.append(len(kwargs["reconnects"]))
+        return many(**kwargs)
+
+    monkeypatch.setattr(presence, "devices_reconnect", counted)
+    return statements
 
 
 async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
@@ -248,19 +322,16 @@ async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
     await sync_to_async(tokens_revoke)(user=users[0], refresh_token=issued[0].refresh_token)
     clients = [DeviceClient(small_pool_server.url, issued[n].access_token, device_id=f"batch-{n}") for n in range(24)]
     caplog.set_level(logging.ERROR)
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_lock_table, args=(TokenFamily, locked, release), daemon=True)
-    holder.start()
     redis = loop_redis()
     try:
-        assert await asyncio.to_thread(locked.wait, 10)
-        connecting = asyncio.gather(*(client.connect() for client in clients), return_exceptions=True)
-        await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
-        await asyncio.sleep(0.5)  # every socket has asked by now
+        async with table_locked(TokenFamily) as release:
+            connecting = asyncio.gather(*(client.connect() for client in clients), return_exceptions=True)
+            await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+            await asyncio.sleep(0.5)  # every socket has asked by now
 
-        # when the lock goes
-        release.set()
-        await asyncio.wait_for(connecting, 20)
+            # when the lock goes
+            release()
+            await asyncio.wait_for(connecting, 20)
 
         # then the 23 live sessions come online and the revoked one is closed with its code
         await wait_until(lambda: presence_entries_are(redis, users, expected=23), timeout=15)
@@ -273,8 +344,6 @@ async def test_the_session_checks_of_a_storm_go_in_a_few_queries(
         assert max(session_checks) >= 12, session_checks
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
         await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
         await loop_redis_close()
 
@@ -308,3 +377,155 @@ async def _lock_waiters(*, expected: int) -> bool:
             return cursor.fetchone()[0]
 
     return await sync_to_async(count)() == expected
+
+
+async def test_a_users_known_devices_reconnect_while_another_transaction_holds_the_user_row(
+    small_pool_server, settings, make_user, caplog
+):
+    # given 6 known devices of one user, offline, and another request's transaction holding the
+    # user's row (a reconnect storm does not wait for it, nor do the user's devices for each other)
+    settings.DEVICE_DB_THREADS = 3
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    await sync_to_async(Device.objects.bulk_create)(Device(user=user, device_id=f"known-{n}") for n in range(6))
+    clients = [DeviceClient(small_pool_server.url, token, device_id=f"known-{n}") for n in range(6)]
+    caplog.set_level(logging.ERROR)
+    redis = loop_redis()
+    try:
+        async with rows_locked(user):
+            # when they all reconnect
+            await asyncio.gather(*(client.connect() for client in clients))
+
+            # then every one comes online while the user's row is still held
+            await wait_until(lambda: online_rows_are([user], expected=6), timeout=10)
+        await wait_until(lambda: presence_entries_are(redis, [user], expected=6), timeout=15)
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def test_a_device_coming_back_is_not_recycled_by_a_new_device_of_its_user_meanwhile(settings, make_user):
+    # given a cap of 2 rows: one device online, one offline whose reconnect has written its row
+    # but not committed yet
+    settings.DEVICE_MAX_PER_USER = 2
+    user = await sync_to_async(make_user)()
+    connect = sync_to_async(device_connect, thread_sensitive=False)
+    await connect(user=user, device_id="online", channel_name="c-online", agent_ids=[])
+    await sync_to_async(Device.objects.bulk_create)([Device(user=user, device_id="back")])
+    async with _reconnect_uncommitted(user, "back") as release:
+        # when a new device of the user says hello meanwhile (it would recycle the offline row)
+        newcomer = asyncio.ensure_future(connect(user=user, device_id="new", channel_name="c-new", agent_ids=[]))
+        await asyncio.sleep(0.3)
+        release()
+        with pytest.raises(DeviceLimitError):
+            await asyncio.wait_for(newcomer, 10)
+
+    # then the device that came back keeps its row, online on its channel, and the newcomer is refused
+    back = await sync_to_async(Device.objects.get)(user=user, device_id="back")
+    assert (back.is_online, back.channel_name) == (True, "c-back")
+    assert not await sync_to_async(Device.objects.filter(user=user, device_id="new").exists)()
+
+
+@contextlib.asynccontextmanager
+async def _reconnect_uncommitted(user, device_id: str) -> AsyncIterator[Callable[[], None]]:
+    """``device_connect`` for a known device, in a transaction left open until ``release``."""
+    from django.db import connection, transaction
+
+    written, release = threading.Event(), threading.Event()
+
+    def reconnect() -> None:
+        try:
+            with transaction.atomic():
+                device_connect(user=user, device_id=device_id, channel_name=f"c-{device_id}", agent_ids=[])
+                written.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=reconnect, daemon=True)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(written.wait, 10)
+        yield release.set
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join, 10)
+
+
+async def test_the_announcements_of_a_reconnect_storm_go_in_a_few_script_calls(
+    small_pool_server, make_user, announcement_calls, caplog
+):
+    # given 24 devices of 4 users saying hello at once while every connection of the server's
+    # realtime pool is busy, so the first announcement waits and the others gather behind it
+    users = [await sync_to_async(make_user)() for _ in range(4)]
+    tokens = [(await sync_to_async(tokens_issue)(user=user)).access_token for user in users]
+    clients = [DeviceClient(small_pool_server.url, tokens[n % 4], device_id=f"told-{n}") for n in range(24)]
+    small_pool_server.run(loop_node())
+    caplog.set_level(logging.ERROR)
+    held, release = threading.Event(), threading.Event()
+    holder = asyncio.wrap_future(
+        asyncio.run_coroutine_threadsafe(_hold_the_pool(held, release), small_pool_server.loop)
+    )
+    redis = loop_redis()
+    try:
+        await wait_until(held.is_set, timeout=10)
+        connecting = asyncio.gather(*(client.connect() for client in clients))
+        await wait_until(lambda: online_rows_are(users, expected=24), timeout=15)
+        await asyncio.sleep(0.3)  # every hello has reached its announcement by now
+
+        # when the pool's connections come back
+        release.set()
+        await holder
+        await asyncio.wait_for(connecting, 20)
+
+        # then every device is in the index, announced in a few script calls, most of them together
+        await wait_until(lambda: presence_entries_are(redis, users, expected=24), timeout=15)
+        assert sum(announcement_calls) == 24, announcement_calls
+        assert len(announcement_calls) <= 3, announcement_calls
+        assert max(announcement_calls) >= 12, announcement_calls
+        assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    finally:
+        release.set()
+        await asyncio.gather(*(client.close() for client in clients), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.fixture
+def announcement_calls(monkeypatch) -> list[int]:
+    """The script calls announcing devices in the presence index, by the devices each covered."""
+    calls: list[int] = []
+    many = presence_index._announce_many
+
+    async def counted(announcements):
+        calls.append(len(announcements))
+        await many(announcements)
+
+    monkeypatch.setattr(presence_index, "_announce_many", counted)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "bad", [{"name": "desk\u0000top"}, {"platform": "linux\u0000"}, {"agent_ids": ["agent\u0000"]}], ids=str
+)
+async def test_a_hello_that_cannot_be_stored_is_refused_alone_and_not_with_its_batch(small_pool_server, make_user, bad):
+    # given known devices saying hello together (their rows wait behind a lock, so they share a
+    # statement), one of them with a NUL character, which PostgreSQL text and jsonb cannot hold
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    await sync_to_async(Device.objects.bulk_create)(Device(user=user, device_id=f"pair-{n}") for n in range(4))
+    good = [DeviceClient(small_pool_server.url, token, device_id=f"pair-{n}") for n in range(3)]
+    poisoned = DeviceClient(small_pool_server.url, token, device_id="pair-3", **bad)
+    try:
+        async with table_locked(Device) as release:
+            await asyncio.gather(*(client.connect() for client in [*good, poisoned]))
+            await asyncio.sleep(0.3)
+            release()
+
+        # then the hello that cannot be stored is refused with its code, and the others come online
+        assert await asyncio.wait_for(poisoned.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+        await wait_until(lambda: online_rows_are([user], expected=3), timeout=10)
+        assert [client.close_code for client in good] == [None, None, None]
+    finally:
+        await asyncio.gather(*(client.close() for client in [*good, poisoned]), return_exceptions=True)
+        await loop_redis_close()
