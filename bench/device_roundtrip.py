@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -98,12 +99,11 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
         client = DeviceClient(f"ws://127.0.0.1:{port}/api/v1/ws/device", token, device_id=f"bench-{kind}")
         await client.connect()
         await asyncio.sleep(0.5)  # hello recorded
-        # (1) from the socket's own process, beside the raw echo measured just before
-        echo = await echo_baseline(echo_port, n)
-        local: list[float] = []
-        async for frame in client.home_request(f"roundtrip {n + 100}"):
+        # (1) from the socket's own process, alternating raw echo and call_device on the server's loop
+        local: dict[str, list[float]] = {}
+        async for frame in client.home_request(f"roundtrip {n + 100} {echo_port}"):
             if frame["type"] == "stream_text":
-                local = json.loads(frame["chunk"])[100:]
+                local = json.loads(frame["chunk"])
             elif frame["type"] == "error":
                 raise RuntimeError(frame)
         # (2) from another process, alternating raw echo and call_device
@@ -122,8 +122,8 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
         remote = json.loads(out.decode().strip().splitlines()[-1])
         await client.close()
         return {
-            "echo": echo,
-            "local": local,
+            "echo": local["echo"][100:],
+            "local": local["call"][100:],
             "remote_echo": remote["echo"][100:],
             "remote": remote["call"][100:],
         }
@@ -155,6 +155,13 @@ def fmt(samples: list[float], baseline: list[float]) -> str:
     )
 
 
+def ratios(samples: list[float], baseline: list[float]) -> tuple[float, float]:
+    return (
+        percentile(samples, 50) / percentile(baseline, 50),
+        percentile(samples, 99) / percentile(baseline, 99),
+    )
+
+
 async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
     echo_proc, echo_port = start_echo_server()
     try:
@@ -163,12 +170,26 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
         hop = await thread_hop_cost(2000)
         print(f"Channels' per-handler close_old_connections hop: {hop * 1e3:.3f} ms each")
         codes = [("new", None)] + ([("old", str(args.old))] if args.old else [])
-        for kind in args.servers.split(","):
-            for label, code in codes:
-                result = await measure_server(kind, args.n, user_id, token, echo_port, code)
-                name = f"{kind} {label}"
-                print(f"{name:12s} call_device, socket's own process : {fmt(result['local'], result['echo'])}")
-                print(f"{name:12s} call_device, other process        : {fmt(result['remote'], result['remote_echo'])}")
+        seen: dict[str, list[tuple[float, float]]] = {}
+        for round_no in range(args.rounds):
+            for kind in args.servers.split(","):
+                # Alternate which checkout goes first, so neither always meets the other's leftovers.
+                for label, code in codes if round_no % 2 == 0 else codes[::-1]:
+                    result = await measure_server(kind, args.n, user_id, token, echo_port, code)
+                    name = f"{kind} {label}"
+                    own = f"{name:12s} call_device, socket's own process :"
+                    other = f"{name:12s} call_device, other process        :"
+                    prefix = f"[{round_no + 1}] " if args.rounds > 1 else ""
+                    print(f"{prefix}{own} {fmt(result['local'], result['echo'])}", flush=True)
+                    print(f"{prefix}{other} {fmt(result['remote'], result['remote_echo'])}", flush=True)
+                    seen.setdefault(own, []).append(ratios(result["local"], result["echo"]))
+                    seen.setdefault(other, []).append(ratios(result["remote"], result["remote_echo"]))
+        if args.rounds > 1:
+            print(f"medians of {args.rounds} rounds (ratio to the raw echo measured beside the calls):")
+            for name, pairs in seen.items():
+                p50 = statistics.median(pair[0] for pair in pairs)
+                p99 = statistics.median(pair[1] for pair in pairs)
+                print(f"    {name} p50 {p50:5.2f}x   p99 {p99:5.2f}x")
     finally:
         echo_proc.terminate()
         echo_proc.wait()
@@ -182,6 +203,7 @@ if __name__ == "__main__":
         parser = argparse.ArgumentParser()
         parser.add_argument("--n", type=int, default=2000)
         parser.add_argument("--servers", default="uvicorn,daphne")
+        parser.add_argument("--rounds", type=int, default=1, help="repeat, alternating checkouts; print medians")
         parser.add_argument("--old", help="another checkout to measure beside this one (e.g. a worktree of main~1)")
         setup_django(migrate=True)
         [(uid, access)] = make_users(1, prefix="roundtrip")

@@ -4,9 +4,10 @@
 implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
 one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` writes a snapshot of the traced
 allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing).
-The handler answers ``home_request`` with message ``"roundtrip N"`` by timing N sequential
-``call_device`` calls from the socket's own process to the requesting device, and streams
-the timings back as JSON. Not for production.
+The handler answers ``home_request`` with message ``"roundtrip N [ECHO_PORT]"`` by timing N sequential
+``call_device`` calls from the socket's own process to the requesting device (with ``ECHO_PORT``,
+each after one round trip to the raw echo server on that port, timed too), and streams the timings
+back as JSON. Not for production.
 """
 
 from __future__ import annotations
@@ -22,16 +23,36 @@ from device_common import setup_django
 async def roundtrip_handler(session, frame) -> None:
     from apps.devices.services import call_device
 
-    n = int(frame.message.split()[1])
-    samples = []
+    words = frame.message.split()
+    n = int(words[1])
+    echo = await _echo_socket(int(words[2])) if len(words) > 2 else None
+    text = '{"type":"tool_call","id":"' + "0" * 32 + '","action":"get","table":"tasks","data":{"id":"x"}}'
+    samples, echoes = [], []
     for _ in range(n):
+        if echo is not None:
+            # One raw echo round trip from this same loop before each call: both meet the same load.
+            start = time.perf_counter()
+            await echo.send(text)
+            json.loads(await echo.recv())
+            echoes.append(time.perf_counter() - start)
         start = time.perf_counter()
         await call_device(
             user_id=session.user_id, device_id=session.device_id, action="get", table="tasks", data={"id": "x"}
         )
         samples.append(time.perf_counter() - start)
-    await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": json.dumps(samples)})
+    if echo is not None:
+        await echo.close()
+    chunk = json.dumps({"call": samples, "echo": echoes} if echo is not None else samples)
+    await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": chunk})
     await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+
+async def _echo_socket(port: int):
+    """A client socket to the harness's raw echo server, opened as the harness opens its own
+    (``websockets`` defaults, per-message deflate on as the device socket's)."""
+    import websockets
+
+    return await websockets.connect(f"ws://127.0.0.1:{port}")
 
 
 def trace_allocations(path: str) -> None:
