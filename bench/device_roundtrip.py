@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from device_common import ROOT, free_port, make_users, percentile, setup_django, start_server, stop
 
@@ -115,6 +116,7 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
             client.device_id,
             str(n + 100),
             str(echo_port),
+            str(proc.pid),
             stdout=subprocess.PIPE,
             env={**os.environ, **env},
         )
@@ -124,26 +126,41 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
         return {
             "echo": local["echo"][100:],
             "local": local["call"][100:],
+            "local_cpu": (local["call_cpu"], local["echo_cpu"]),
             "remote_echo": remote["echo"][100:],
             "remote": remote["call"][100:],
+            "remote_cpu": (remote["call_cpu"], remote["echo_cpu"], remote["holder_cpu"]),
         }
     finally:
         stop(proc)
 
 
-async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int) -> None:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int, holder_pid: int) -> None:
     from apps.devices.services import call_device
 
     ws = await connect_echo(echo_port)
     frame = json.dumps(CALL)
     echo, calls = [], []
+    echo_cpu = call_cpu = 0.0
+    holder_start = process_cpu(holder_pid)
     for _ in range(n):
+        cpu = time.thread_time()
         echo.append(await echo_once(ws, frame))
-        start = time.perf_counter()
+        echo_cpu += time.thread_time() - cpu
+        cpu, start = time.thread_time(), time.perf_counter()
         await call_device(user_id=user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
         calls.append(time.perf_counter() - start)
+        call_cpu += time.thread_time() - cpu
+    holder_cpu = (process_cpu(holder_pid) - holder_start) / n
     await ws.close()
-    print(json.dumps({"echo": echo, "call": calls}))
+    timings = {"echo": echo, "call": calls, "echo_cpu": echo_cpu / n, "call_cpu": call_cpu / n}
+    print(json.dumps({**timings, "holder_cpu": holder_cpu}))
 
 
 def fmt(samples: list[float], baseline: list[float]) -> str:
@@ -181,7 +198,19 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
                     other = f"{name:12s} call_device, other process        :"
                     prefix = f"[{round_no + 1}] " if args.rounds > 1 else ""
                     print(f"{prefix}{own} {fmt(result['local'], result['echo'])}", flush=True)
+                    call_cpu, echo_cpu = result["local_cpu"]
+                    print(
+                        f"{prefix}{name:12s}   server loop CPU per round trip: call_device {call_cpu * 1e6:5.1f} us, "
+                        f"raw echo client {echo_cpu * 1e6:5.1f} us",
+                        flush=True,
+                    )
                     print(f"{prefix}{other} {fmt(result['remote'], result['remote_echo'])}", flush=True)
+                    call_cpu, echo_cpu, holder_cpu = result["remote_cpu"]
+                    print(
+                        f"{prefix}{name:12s}   caller loop CPU per round trip: call_device {call_cpu * 1e6:5.1f} us, "
+                        f"raw echo {echo_cpu * 1e6:5.1f} us; holder process CPU per call {holder_cpu * 1e6:5.1f} us",
+                        flush=True,
+                    )
                     seen.setdefault(own, []).append(ratios(result["local"], result["echo"]))
                     seen.setdefault(other, []).append(ratios(result["remote"], result["remote_echo"]))
         if args.rounds > 1:
@@ -198,7 +227,7 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--caller":
         setup_django()
-        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])))
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--n", type=int, default=2000)

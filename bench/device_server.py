@@ -3,7 +3,8 @@
 ``python bench/device_server.py uvicorn|daphne PORT``; ``BENCH_UVICORN_WS`` picks uvicorn's websocket
 implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
 one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` writes a snapshot of the traced
-allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing).
+allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing);
+``BENCH_PYINSTRUMENT=PATH`` profiles the event loop's thread during the roundtrip handler's calls.
 The handler answers ``home_request`` with message ``"roundtrip N [ECHO_PORT]"`` by timing N sequential
 ``call_device`` calls from the socket's own process to the requesting device (with ``ECHO_PORT``,
 each after one round trip to the raw echo server on that port, timed too), and streams the timings
@@ -16,6 +17,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from device_common import setup_django
 
@@ -28,23 +30,47 @@ async def roundtrip_handler(session, frame) -> None:
     echo = await _echo_socket(int(words[2])) if len(words) > 2 else None
     text = '{"type":"tool_call","id":"' + "0" * 32 + '","action":"get","table":"tasks","data":{"id":"x"}}'
     samples, echoes = [], []
+    # CPU time of this (the event loop's) thread in each round trip: what the server itself spends,
+    # whatever the machine's load does to the wall time.
+    call_cpu = echo_cpu = 0.0
+    profiler = _profiler()
     for _ in range(n):
         if echo is not None:
             # One raw echo round trip from this same loop before each call: both meet the same load.
-            start = time.perf_counter()
+            cpu, start = time.thread_time(), time.perf_counter()
             await echo.send(text)
             json.loads(await echo.recv())
             echoes.append(time.perf_counter() - start)
-        start = time.perf_counter()
+            echo_cpu += time.thread_time() - cpu
+        cpu, start = time.thread_time(), time.perf_counter()
         await call_device(
             user_id=session.user_id, device_id=session.device_id, action="get", table="tasks", data={"id": "x"}
         )
         samples.append(time.perf_counter() - start)
+        call_cpu += time.thread_time() - cpu
+    if profiler is not None:
+        profiler.stop()
+        report = profiler.output_text(unicode=False, color=False, show_all=True)
+        Path(os.environ["BENCH_PYINSTRUMENT"]).write_text(report)  # noqa: ASYNC240 (a bench, after the timing)
     if echo is not None:
         await echo.close()
-    chunk = json.dumps({"call": samples, "echo": echoes} if echo is not None else samples)
+    timings = {"call": samples, "echo": echoes, "call_cpu": call_cpu / n, "echo_cpu": echo_cpu / n}
+    chunk = json.dumps(timings if echo is not None else samples)
     await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": chunk})
     await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+
+def _profiler():
+    """With ``BENCH_PYINSTRUMENT=PATH``: a started pyinstrument profiler of this thread (everything
+    the event loop runs meanwhile), whose text report goes to PATH (pyinstrument is not a
+    requirement: install it to use this)."""
+    if not os.environ.get("BENCH_PYINSTRUMENT"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002, async_mode="disabled")
+    profiler.start()
+    return profiler
 
 
 async def _echo_socket(port: int):
