@@ -6,7 +6,12 @@ and pooled ``PUBLISH`` cost several times what Redis itself does (``bench/device
 Here a node's channel has one connection whose messages are parsed from the socket's bytes and
 handed to a callback as they arrive (``NodeSubscription``), and each loop has one connection that
 pipelines ``PUBLISH`` and matches the replies in order (``Publisher``). Both connections are opened
-by redis-py (URL, TLS, AUTH and database as every other client), in RESP2.
+by redis-py (URL, TLS for ``rediss://``, AUTH and database as every other client), in RESP2, and then
+read and written through the asyncio streams redis-py keeps on the connection (``_reader`` and
+``_writer``, private: redis-py has no public way to read a connection's bytes as they arrive, and its
+public ``read_response`` parses in pure Python without hiredis, the cost this module removes).
+``_streams`` fails with a clear error if a redis-py upgrade drops them, and a test says so too.
+A command or subscription Redis leaves unanswered fails after ``DEVICE_REDIS_SOCKET_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
 _DRAIN_ABOVE = 65536  # bytes waiting in the transport before a publisher waits for them to go
-_REPLY_TIMEOUT = 10.0  # as the realtime clients' socket timeout
 
 
 # Client names of the node connections (``CLIENT LIST``: which are a node's, and whose)
@@ -109,8 +114,13 @@ class RespReader:
 async def open_connection(*, client_name: str) -> aioredis.Connection:
     """A connection to the cache's Redis, connected and authenticated by redis-py, speaking RESP2
     (named ``client_name`` in ``CLIENT LIST``)."""
+    timeout = settings.DEVICE_REDIS_SOCKET_TIMEOUT
     pool = aioredis.ConnectionPool.from_url(
-        str(settings.CACHES["default"]["LOCATION"]), protocol=2, client_name=client_name
+        str(settings.CACHES["default"]["LOCATION"]),
+        protocol=2,
+        client_name=client_name,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,  # redis-py's own handshake (AUTH, SELECT, CLIENT SETNAME)
     )
     connection = pool.make_connection()
     await connection.connect()
@@ -118,7 +128,13 @@ async def open_connection(*, client_name: str) -> aioredis.Connection:
 
 
 def _streams(connection: aioredis.Connection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = connection._reader, connection._writer  # read and written directly
+    try:
+        reader, writer = connection._reader, connection._writer  # read and written directly
+    except AttributeError:
+        raise RuntimeError(
+            f"redis-py {redis.__version__} no longer keeps a connection's asyncio streams in _reader and "
+            "_writer, which apps/devices/node_wire.py reads and writes: adapt it before upgrading"
+        ) from None
     if reader is None or writer is None:
         raise RedisConnectionError("the node connection is closed")
     return reader, writer
@@ -147,12 +163,16 @@ class NodeSubscription:
             reader, writer = _streams(connection)
             writer.write(command(b"SUBSCRIBE", self.channel))
             self._messages = RespReader()
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the node connection")
-                if self._deliver(data):
-                    break
+            async with asyncio.timeout(settings.DEVICE_REDIS_SOCKET_TIMEOUT):
+                while True:
+                    data = await reader.read(_READ_SIZE)
+                    if not data:
+                        raise RedisConnectionError("Redis closed the node connection")
+                    if self._deliver(data):
+                        break
+        except TimeoutError:
+            await _close(connection)
+            raise RedisTimeoutError("Redis did not confirm a node subscription") from None
         except BaseException:
             await _close(connection)
             raise
@@ -241,7 +261,7 @@ class Publisher:
         if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
             await writer.drain()
         try:
-            async with asyncio.timeout(_REPLY_TIMEOUT):
+            async with asyncio.timeout(settings.DEVICE_REDIS_SOCKET_TIMEOUT):
                 return await reply
         except TimeoutError:
             raise RedisTimeoutError("Redis did not answer on a node connection") from None
