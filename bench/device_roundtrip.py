@@ -10,6 +10,9 @@ ratio of the two. The device is the reference client (it runs a real SQLite ``ge
 Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
 which the consumer skips.
 
+``BENCH_PYINSTRUMENT=PATH`` / ``BENCH_PYINSTRUMENT_CALLER=PATH`` write a pyinstrument profile of
+the server's loop during (1) / of the caller's loop during (2) to PATH.
+
 ``--old PATH`` measures the same on another checkout (``git worktree add /tmp/old <commit>``)
 under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE).
 
@@ -149,6 +152,12 @@ async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int, ho
     echo, calls = [], []
     echo_cpu = call_cpu = 0.0
     holder_start = process_cpu(holder_pid)
+    profiler = None
+    if os.environ.get("BENCH_PYINSTRUMENT_CALLER"):  # pyinstrument is not a requirement: install it to use this
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
     for _ in range(n):
         cpu = time.thread_time()
         echo.append(await echo_once(ws, frame))
@@ -158,6 +167,10 @@ async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int, ho
         calls.append(time.perf_counter() - start)
         call_cpu += time.thread_time() - cpu
     holder_cpu = (process_cpu(holder_pid) - holder_start) / n
+    if profiler is not None:
+        profiler.stop()
+        report = profiler.output_text(unicode=False, color=False, show_all=True)
+        Path(os.environ["BENCH_PYINSTRUMENT_CALLER"]).write_text(report)  # noqa: ASYNC240 (after the timing)
     await ws.close()
     timings = {"echo": echo, "call": calls, "echo_cpu": echo_cpu / n, "call_cpu": call_cpu / n}
     print(json.dumps({**timings, "holder_cpu": holder_cpu}))

@@ -234,7 +234,8 @@ class Publisher:
         self.client_name = f"{PUBLISHER_CLIENT}:{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._connection: aioredis.Connection | None = None
         self._opening: asyncio.Lock | None = None
-        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()  # (reply, sent at)
+        self._watchdog: asyncio.TimerHandle | None = None
         self._reading: asyncio.Task | None = None
 
     async def publish(self, channel: str, data: bytes) -> int:
@@ -255,16 +256,38 @@ class Publisher:
     async def execute(self, *args: bytes | str) -> Any:
         """Send one command on this connection (after those already sent) and await its reply."""
         writer = await self._writer()
-        reply = asyncio.get_running_loop().create_future()
-        self._waiting.append(reply)
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        self._waiting.append((reply, loop.time()))
         writer.write(command(*args))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(settings.DEVICE_REDIS_SOCKET_TIMEOUT, self._check_replies)
         if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
             await writer.drain()
-        try:
-            async with asyncio.timeout(settings.DEVICE_REDIS_SOCKET_TIMEOUT):
-                return await reply
-        except TimeoutError:
-            raise RedisTimeoutError("Redis did not answer on a node connection") from None
+        return await reply
+
+    def _check_replies(self) -> None:
+        """The one deadline of every command waiting on this connection (a timer per command cost
+        more than the rest of a publish): when the oldest has waited ``DEVICE_REDIS_SOCKET_TIMEOUT``,
+        Redis is not answering this connection, so every waiting command fails and the connection
+        is dropped (the next command opens another)."""
+        self._watchdog = None
+        if not self._waiting:
+            return
+        loop, timeout = asyncio.get_running_loop(), settings.DEVICE_REDIS_SOCKET_TIMEOUT
+        waited = loop.time() - self._waiting[0][1]
+        if waited < timeout:
+            self._watchdog = loop.call_later(timeout - waited, self._check_replies)
+            return
+        waiting, self._waiting = self._waiting, collections.deque()
+        for reply, _ in waiting:
+            if not reply.done():
+                reply.set_exception(RedisTimeoutError("Redis did not answer on a node connection"))
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing its transport ends its reader, which closes it for good.
+            with contextlib.suppress(Exception):
+                _streams(connection)[1].close()
 
     async def _writer(self) -> asyncio.StreamWriter:
         writer = self._connection._writer if self._connection is not None else None
@@ -289,7 +312,9 @@ class Publisher:
             reader, _ = _streams(connection)
             while data := await reader.read(_READ_SIZE):
                 for value in replies.feed(data):
-                    waiter = self._waiting.popleft()
+                    if not self._waiting or self._connection is not connection:
+                        break  # the watchdog gave up on this connection
+                    waiter, _ = self._waiting.popleft()
                     if waiter.done():
                         continue  # its publisher gave up waiting
                     if isinstance(value, RespError):
@@ -304,13 +329,17 @@ class Publisher:
         finally:
             if self._connection is connection:
                 self._connection = None
-            waiting, self._waiting = self._waiting, collections.deque()
-            for waiter in waiting:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            if self._connection is None:  # else a new connection's commands are waiting
+                waiting, self._waiting = self._waiting, collections.deque()
+                for waiter, _ in waiting:
+                    if not waiter.done():
+                        waiter.set_exception(error)
             await _close(connection)
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         task, self._reading = self._reading, None
         connection, self._connection = self._connection, None
         if task is not None:
