@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/device_roundtrip.py [--n 2000] [--servers uvicorn,daphne] [--old PATH]
 
-For each server: (1) from the socket's own process (a handler timing ``call_device`` on the
-server's loop), as a ratio of the raw echo measured by this harness just before; (2) from a
+For each server: (1) from the socket's own process (a handler on the server's loop alternating one
+raw echo round trip and one ``call_device``, so both see the same load), as a ratio of that echo,
+with the CPU time the server's loop spends on each; (2) from a
 separate process (how Celery workers and other web processes call devices), which alternates one
 raw echo round trip and one ``call_device`` so both see the same machine load, and reports the
-ratio of the two. The device is the reference client (it runs a real SQLite ``get`` per call).
+ratio of the two, with the caller loop's CPU per round trip and the holder process's CPU per call.
+The device is the reference client (it runs a real SQLite ``get`` per call).
 Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
 which the consumer skips.
 
@@ -20,7 +22,9 @@ Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; 
 meaningful part), uvicorn, n=2000, see the README's realtime section for the table. 2026-12-06,
 after the node wire (node_wire.py) and the tool-call hot-path cuts, n=1000, three runs at load
 9-16, medians: other process 3.9x (old 5.6x), own process 3.0x (old 2.5x, within the noise of an
-echo measured before rather than beside the calls).
+echo measured before rather than beside the calls). Later on 2026-12-06 both paths alternate echo
+and call in the calling loop (--rounds 5, old = 8ba86a3, load 7-9, medians): own process 1.78x
+(old 1.88x), other process 3.59x (old 3.79x); CPU per call: caller 0.84x, holder 0.87x of old.
 """
 
 from __future__ import annotations
