@@ -23,8 +23,9 @@ meaningful part), uvicorn, n=2000, see the README's realtime section for the tab
 after the node wire (node_wire.py) and the tool-call hot-path cuts, n=1000, three runs at load
 9-16, medians: other process 3.9x (old 5.6x), own process 3.0x (old 2.5x, within the noise of an
 echo measured before rather than beside the calls). Later on 2026-12-06 both paths alternate echo
-and call in the calling loop (--rounds 5, old = 8ba86a3, load 7-9, medians): own process 1.78x
-(old 1.88x), other process 3.59x (old 3.79x); CPU per call: caller 0.84x, holder 0.87x of old.
+and call in the calling loop (--rounds 5, old = 8ba86a3, two runs at load 7-9, medians): other
+process 3.59x / 3.58x (old 3.79x / 3.86x), own process 1.78x / 1.81x (old 1.88x / 1.76x, unchanged);
+CPU per call: caller 0.84x / 0.88x, holder 0.87x / 0.92x of old.
 """
 
 from __future__ import annotations
