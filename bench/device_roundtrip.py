@@ -2,13 +2,18 @@
 
     .venv/bin/python bench/device_roundtrip.py [--n 2000] [--servers uvicorn,daphne] [--old PATH]
 
-For each server: (1) from the socket's own process (a handler timing ``call_device`` on the
-server's loop), as a ratio of the raw echo measured by this harness just before; (2) from a
+For each server: (1) from the socket's own process (a handler on the server's loop alternating one
+raw echo round trip and one ``call_device``, so both see the same load), as a ratio of that echo,
+with the CPU time the server's loop spends on each; (2) from a
 separate process (how Celery workers and other web processes call devices), which alternates one
 raw echo round trip and one ``call_device`` so both see the same machine load, and reports the
-ratio of the two. The device is the reference client (it runs a real SQLite ``get`` per call).
+ratio of the two, with the caller loop's CPU per round trip and the holder process's CPU per call.
+The device is the reference client (it runs a real SQLite ``get`` per call).
 Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
 which the consumer skips.
+
+``BENCH_PYINSTRUMENT=PATH`` / ``BENCH_PYINSTRUMENT_CALLER=PATH`` write a pyinstrument profile of
+the server's loop during (1) / of the caller's loop during (2) to PATH.
 
 ``--old PATH`` measures the same on another checkout (``git worktree add /tmp/old <commit>``)
 under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE).
@@ -17,7 +22,10 @@ Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; 
 meaningful part), uvicorn, n=2000, see the README's realtime section for the table. 2026-12-06,
 after the node wire (node_wire.py) and the tool-call hot-path cuts, n=1000, three runs at load
 9-16, medians: other process 3.9x (old 5.6x), own process 3.0x (old 2.5x, within the noise of an
-echo measured before rather than beside the calls).
+echo measured before rather than beside the calls). Later on 2026-12-06 both paths alternate echo
+and call in the calling loop (--rounds 5, old = 8ba86a3, two runs at load 7-9, medians): other
+process 3.59x / 3.58x (old 3.79x / 3.86x), own process 1.78x / 1.81x (old 1.88x / 1.76x, unchanged);
+CPU per call: caller 0.84x / 0.88x, holder 0.87x / 0.92x of old.
 """
 
 from __future__ import annotations
@@ -26,9 +34,11 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from device_common import ROOT, free_port, make_users, percentile, setup_django, start_server, stop
 
@@ -98,12 +108,11 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
         client = DeviceClient(f"ws://127.0.0.1:{port}/api/v1/ws/device", token, device_id=f"bench-{kind}")
         await client.connect()
         await asyncio.sleep(0.5)  # hello recorded
-        # (1) from the socket's own process, beside the raw echo measured just before
-        echo = await echo_baseline(echo_port, n)
-        local: list[float] = []
-        async for frame in client.home_request(f"roundtrip {n + 100}"):
+        # (1) from the socket's own process, alternating raw echo and call_device on the server's loop
+        local: dict[str, list[float]] = {}
+        async for frame in client.home_request(f"roundtrip {n + 100} {echo_port}"):
             if frame["type"] == "stream_text":
-                local = json.loads(frame["chunk"])[100:]
+                local = json.loads(frame["chunk"])
             elif frame["type"] == "error":
                 raise RuntimeError(frame)
         # (2) from another process, alternating raw echo and call_device
@@ -115,6 +124,7 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
             client.device_id,
             str(n + 100),
             str(echo_port),
+            str(proc.pid),
             stdout=subprocess.PIPE,
             env={**os.environ, **env},
         )
@@ -122,28 +132,53 @@ async def measure_server(kind: str, n: int, user_id: str, token: str, echo_port:
         remote = json.loads(out.decode().strip().splitlines()[-1])
         await client.close()
         return {
-            "echo": echo,
-            "local": local,
+            "echo": local["echo"][100:],
+            "local": local["call"][100:],
+            "local_cpu": (local["call_cpu"], local["echo_cpu"]),
             "remote_echo": remote["echo"][100:],
             "remote": remote["call"][100:],
+            "remote_cpu": (remote["call_cpu"], remote["echo_cpu"], remote["holder_cpu"]),
         }
     finally:
         stop(proc)
 
 
-async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int) -> None:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, every thread) process ``pid`` has used so far."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def remote_caller(user_id: str, device_id: str, n: int, echo_port: int, holder_pid: int) -> None:
     from apps.devices.services import call_device
 
     ws = await connect_echo(echo_port)
     frame = json.dumps(CALL)
     echo, calls = [], []
+    echo_cpu = call_cpu = 0.0
+    holder_start = process_cpu(holder_pid)
+    profiler = None
+    if os.environ.get("BENCH_PYINSTRUMENT_CALLER"):  # pyinstrument is not a requirement: install it to use this
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0002, async_mode="disabled")
+        profiler.start()
     for _ in range(n):
+        cpu = time.thread_time()
         echo.append(await echo_once(ws, frame))
-        start = time.perf_counter()
+        echo_cpu += time.thread_time() - cpu
+        cpu, start = time.thread_time(), time.perf_counter()
         await call_device(user_id=user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
         calls.append(time.perf_counter() - start)
+        call_cpu += time.thread_time() - cpu
+    holder_cpu = (process_cpu(holder_pid) - holder_start) / n
+    if profiler is not None:
+        profiler.stop()
+        report = profiler.output_text(unicode=False, color=False, show_all=True)
+        Path(os.environ["BENCH_PYINSTRUMENT_CALLER"]).write_text(report)  # noqa: ASYNC240 (after the timing)
     await ws.close()
-    print(json.dumps({"echo": echo, "call": calls}))
+    timings = {"echo": echo, "call": calls, "echo_cpu": echo_cpu / n, "call_cpu": call_cpu / n}
+    print(json.dumps({**timings, "holder_cpu": holder_cpu}))
 
 
 def fmt(samples: list[float], baseline: list[float]) -> str:
@@ -155,6 +190,13 @@ def fmt(samples: list[float], baseline: list[float]) -> str:
     )
 
 
+def ratios(samples: list[float], baseline: list[float]) -> tuple[float, float]:
+    return (
+        percentile(samples, 50) / percentile(baseline, 50),
+        percentile(samples, 99) / percentile(baseline, 99),
+    )
+
+
 async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
     echo_proc, echo_port = start_echo_server()
     try:
@@ -163,12 +205,38 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
         hop = await thread_hop_cost(2000)
         print(f"Channels' per-handler close_old_connections hop: {hop * 1e3:.3f} ms each")
         codes = [("new", None)] + ([("old", str(args.old))] if args.old else [])
-        for kind in args.servers.split(","):
-            for label, code in codes:
-                result = await measure_server(kind, args.n, user_id, token, echo_port, code)
-                name = f"{kind} {label}"
-                print(f"{name:12s} call_device, socket's own process : {fmt(result['local'], result['echo'])}")
-                print(f"{name:12s} call_device, other process        : {fmt(result['remote'], result['remote_echo'])}")
+        seen: dict[str, list[tuple[float, float]]] = {}
+        for round_no in range(args.rounds):
+            for kind in args.servers.split(","):
+                # Alternate which checkout goes first, so neither always meets the other's leftovers.
+                for label, code in codes if round_no % 2 == 0 else codes[::-1]:
+                    result = await measure_server(kind, args.n, user_id, token, echo_port, code)
+                    name = f"{kind} {label}"
+                    own = f"{name:12s} call_device, socket's own process :"
+                    other = f"{name:12s} call_device, other process        :"
+                    prefix = f"[{round_no + 1}] " if args.rounds > 1 else ""
+                    print(f"{prefix}{own} {fmt(result['local'], result['echo'])}", flush=True)
+                    call_cpu, echo_cpu = result["local_cpu"]
+                    print(
+                        f"{prefix}{name:12s}   server loop CPU per round trip: call_device {call_cpu * 1e6:5.1f} us, "
+                        f"raw echo client {echo_cpu * 1e6:5.1f} us",
+                        flush=True,
+                    )
+                    print(f"{prefix}{other} {fmt(result['remote'], result['remote_echo'])}", flush=True)
+                    call_cpu, echo_cpu, holder_cpu = result["remote_cpu"]
+                    print(
+                        f"{prefix}{name:12s}   caller loop CPU per round trip: call_device {call_cpu * 1e6:5.1f} us, "
+                        f"raw echo {echo_cpu * 1e6:5.1f} us; holder process CPU per call {holder_cpu * 1e6:5.1f} us",
+                        flush=True,
+                    )
+                    seen.setdefault(own, []).append(ratios(result["local"], result["echo"]))
+                    seen.setdefault(other, []).append(ratios(result["remote"], result["remote_echo"]))
+        if args.rounds > 1:
+            print(f"medians of {args.rounds} rounds (ratio to the raw echo measured beside the calls):")
+            for name, pairs in seen.items():
+                p50 = statistics.median(pair[0] for pair in pairs)
+                p99 = statistics.median(pair[1] for pair in pairs)
+                print(f"    {name} p50 {p50:5.2f}x   p99 {p99:5.2f}x")
     finally:
         echo_proc.terminate()
         echo_proc.wait()
@@ -177,11 +245,12 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--caller":
         setup_django()
-        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))
+        asyncio.run(remote_caller(sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])))
     else:
         parser = argparse.ArgumentParser()
         parser.add_argument("--n", type=int, default=2000)
         parser.add_argument("--servers", default="uvicorn,daphne")
+        parser.add_argument("--rounds", type=int, default=1, help="repeat, alternating checkouts; print medians")
         parser.add_argument("--old", help="another checkout to measure beside this one (e.g. a worktree of main~1)")
         setup_django(migrate=True)
         [(uid, access)] = make_users(1, prefix="roundtrip")

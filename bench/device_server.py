@@ -3,10 +3,12 @@
 ``python bench/device_server.py uvicorn|daphne PORT``; ``BENCH_UVICORN_WS`` picks uvicorn's websocket
 implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` is the deprecated legacy
 one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` writes a snapshot of the traced
-allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing).
-The handler answers ``home_request`` with message ``"roundtrip N"`` by timing N sequential
-``call_device`` calls from the socket's own process to the requesting device, and streams
-the timings back as JSON. Not for production.
+allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing);
+``BENCH_PYINSTRUMENT=PATH`` profiles the event loop's thread during the roundtrip handler's calls.
+The handler answers ``home_request`` with message ``"roundtrip N [ECHO_PORT]"`` by timing N sequential
+``call_device`` calls from the socket's own process to the requesting device (with ``ECHO_PORT``,
+each after one round trip to the raw echo server on that port, timed too), and streams the timings
+back as JSON. Not for production.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from device_common import setup_django
 
@@ -22,16 +25,60 @@ from device_common import setup_django
 async def roundtrip_handler(session, frame) -> None:
     from apps.devices.services import call_device
 
-    n = int(frame.message.split()[1])
-    samples = []
+    words = frame.message.split()
+    n = int(words[1])
+    echo = await _echo_socket(int(words[2])) if len(words) > 2 else None
+    text = '{"type":"tool_call","id":"' + "0" * 32 + '","action":"get","table":"tasks","data":{"id":"x"}}'
+    samples, echoes = [], []
+    # CPU time of this (the event loop's) thread in each round trip: what the server itself spends,
+    # whatever the machine's load does to the wall time.
+    call_cpu = echo_cpu = 0.0
+    profiler = _profiler()
     for _ in range(n):
-        start = time.perf_counter()
+        if echo is not None:
+            # One raw echo round trip from this same loop before each call: both meet the same load.
+            cpu, start = time.thread_time(), time.perf_counter()
+            await echo.send(text)
+            json.loads(await echo.recv())
+            echoes.append(time.perf_counter() - start)
+            echo_cpu += time.thread_time() - cpu
+        cpu, start = time.thread_time(), time.perf_counter()
         await call_device(
             user_id=session.user_id, device_id=session.device_id, action="get", table="tasks", data={"id": "x"}
         )
         samples.append(time.perf_counter() - start)
-    await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": json.dumps(samples)})
+        call_cpu += time.thread_time() - cpu
+    if profiler is not None:
+        profiler.stop()
+        report = profiler.output_text(unicode=False, color=False, show_all=True)
+        Path(os.environ["BENCH_PYINSTRUMENT"]).write_text(report)  # noqa: ASYNC240 (a bench, after the timing)
+    if echo is not None:
+        await echo.close()
+    timings = {"call": samples, "echo": echoes, "call_cpu": call_cpu / n, "echo_cpu": echo_cpu / n}
+    chunk = json.dumps(timings if echo is not None else samples)
+    await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": chunk})
     await session.send({"type": "stream_end", "request_id": frame.request_id})
+
+
+def _profiler():
+    """With ``BENCH_PYINSTRUMENT=PATH``: a started pyinstrument profiler of this thread (everything
+    the event loop runs meanwhile), whose text report goes to PATH (pyinstrument is not a
+    requirement: install it to use this)."""
+    if not os.environ.get("BENCH_PYINSTRUMENT"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.0002, async_mode="disabled")
+    profiler.start()
+    return profiler
+
+
+async def _echo_socket(port: int):
+    """A client socket to the harness's raw echo server, opened as the harness opens its own
+    (``websockets`` defaults, per-message deflate on as the device socket's)."""
+    import websockets
+
+    return await websockets.connect(f"ws://127.0.0.1:{port}")
 
 
 def trace_allocations(path: str) -> None:

@@ -52,6 +52,11 @@ if DEVICE_NODE_SEAL not in ("aesgcm", "fernet"):
 # caller past it waits up to the timeout (seconds) for one instead of failing. The heartbeat has its own.
 DEVICE_REDIS_POOL_SIZE = env.int("DEVICE_REDIS_POOL_SIZE", default=50)
 DEVICE_REDIS_POOL_TIMEOUT = env.float("DEVICE_REDIS_POOL_TIMEOUT", default=10.0)
+# Seconds a realtime Redis command (presence, stream logs, node messages) may go unanswered before it
+# fails: a Redis that hangs fails a call's publish after this, not never.
+DEVICE_REDIS_SOCKET_TIMEOUT = env.float("DEVICE_REDIS_SOCKET_TIMEOUT", default=10.0)
+if DEVICE_REDIS_SOCKET_TIMEOUT <= 0:
+    raise ImproperlyConfigured("DEVICE_REDIS_SOCKET_TIMEOUT must be a positive number of seconds")
 # Threads for the socket's own database calls (session check at connect, the device row at hello and
 # close), side by side instead of one after another in the process's one sync thread; keep it below
 # DATABASE_POOL_MAX_SIZE, whose connections they take.

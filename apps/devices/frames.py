@@ -9,7 +9,6 @@ strict, so the server never sends a frame the client was not promised.
 from __future__ import annotations
 
 import json
-import os
 from typing import Annotated, Any, Literal, TypeGuard, cast, get_args
 
 import orjson
@@ -17,6 +16,7 @@ from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails
 
+from .call_ids import new_call_id
 from .capabilities import register_capability
 
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
@@ -277,7 +277,7 @@ def tool_call_frame(
     ``ToolCall(...).model_dump(exclude_none=True)``. A tool call is the hottest frame the server
     builds, so fields the model would keep as they are skip it; anything else goes through the model
     (pydantic ``ValidationError`` as it raises)."""
-    call = {"type": type, "id": os.urandom(16).hex() if id is None else id, "action": action}
+    call = {"type": type, "id": new_call_id() if id is None else id, "action": action}
     plain = type == "tool_call" and call["id"].__class__ is str and action in _TOOL_ACTIONS and not unknown
     if table is not None:
         call["table"] = table

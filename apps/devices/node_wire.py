@@ -6,7 +6,12 @@ and pooled ``PUBLISH`` cost several times what Redis itself does (``bench/device
 Here a node's channel has one connection whose messages are parsed from the socket's bytes and
 handed to a callback as they arrive (``NodeSubscription``), and each loop has one connection that
 pipelines ``PUBLISH`` and matches the replies in order (``Publisher``). Both connections are opened
-by redis-py (URL, TLS, AUTH and database as every other client), in RESP2.
+by redis-py (URL, TLS for ``rediss://``, AUTH and database as every other client), in RESP2, and then
+read and written through the asyncio streams redis-py keeps on the connection (``_reader`` and
+``_writer``, private: redis-py has no public way to read a connection's bytes as they arrive, and its
+public ``read_response`` parses in pure Python without hiredis, the cost this module removes).
+``_streams`` fails with a clear error if a redis-py upgrade drops them, and a test says so too.
+A command or subscription Redis leaves unanswered fails after ``DEVICE_REDIS_SOCKET_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 _READ_SIZE = 65536
 _DRAIN_ABOVE = 65536  # bytes waiting in the transport before a publisher waits for them to go
-_REPLY_TIMEOUT = 10.0  # as the realtime clients' socket timeout
 
 
 # Client names of the node connections (``CLIENT LIST``: which are a node's, and whose)
@@ -109,8 +114,13 @@ class RespReader:
 async def open_connection(*, client_name: str) -> aioredis.Connection:
     """A connection to the cache's Redis, connected and authenticated by redis-py, speaking RESP2
     (named ``client_name`` in ``CLIENT LIST``)."""
+    timeout = settings.DEVICE_REDIS_SOCKET_TIMEOUT
     pool = aioredis.ConnectionPool.from_url(
-        str(settings.CACHES["default"]["LOCATION"]), protocol=2, client_name=client_name
+        str(settings.CACHES["default"]["LOCATION"]),
+        protocol=2,
+        client_name=client_name,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,  # redis-py's own handshake (AUTH, SELECT, CLIENT SETNAME)
     )
     connection = pool.make_connection()
     await connection.connect()
@@ -118,7 +128,13 @@ async def open_connection(*, client_name: str) -> aioredis.Connection:
 
 
 def _streams(connection: aioredis.Connection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    reader, writer = connection._reader, connection._writer  # read and written directly
+    try:
+        reader, writer = connection._reader, connection._writer  # read and written directly
+    except AttributeError:
+        raise RuntimeError(
+            f"redis-py {redis.__version__} no longer keeps a connection's asyncio streams in _reader and "
+            "_writer, which apps/devices/node_wire.py reads and writes: adapt it before upgrading"
+        ) from None
     if reader is None or writer is None:
         raise RedisConnectionError("the node connection is closed")
     return reader, writer
@@ -147,12 +163,16 @@ class NodeSubscription:
             reader, writer = _streams(connection)
             writer.write(command(b"SUBSCRIBE", self.channel))
             self._messages = RespReader()
-            while True:
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the node connection")
-                if self._deliver(data):
-                    break
+            async with asyncio.timeout(settings.DEVICE_REDIS_SOCKET_TIMEOUT):
+                while True:
+                    data = await reader.read(_READ_SIZE)
+                    if not data:
+                        raise RedisConnectionError("Redis closed the node connection")
+                    if self._deliver(data):
+                        break
+        except TimeoutError:
+            await _close(connection)
+            raise RedisTimeoutError("Redis did not confirm a node subscription") from None
         except BaseException:
             await _close(connection)
             raise
@@ -214,7 +234,8 @@ class Publisher:
         self.client_name = f"{PUBLISHER_CLIENT}:{os.getpid()}-{uuid.uuid4().hex[:12]}"
         self._connection: aioredis.Connection | None = None
         self._opening: asyncio.Lock | None = None
-        self._waiting: collections.deque[asyncio.Future] = collections.deque()
+        self._waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()  # (reply, sent at)
+        self._watchdog: asyncio.TimerHandle | None = None
         self._reading: asyncio.Task | None = None
 
     async def publish(self, channel: str, data: bytes) -> int:
@@ -235,16 +256,38 @@ class Publisher:
     async def execute(self, *args: bytes | str) -> Any:
         """Send one command on this connection (after those already sent) and await its reply."""
         writer = await self._writer()
-        reply = asyncio.get_running_loop().create_future()
-        self._waiting.append(reply)
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        self._waiting.append((reply, loop.time()))
         writer.write(command(*args))
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(settings.DEVICE_REDIS_SOCKET_TIMEOUT, self._check_replies)
         if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
             await writer.drain()
-        try:
-            async with asyncio.timeout(_REPLY_TIMEOUT):
-                return await reply
-        except TimeoutError:
-            raise RedisTimeoutError("Redis did not answer on a node connection") from None
+        return await reply
+
+    def _check_replies(self) -> None:
+        """The one deadline of every command waiting on this connection (a timer per command cost
+        more than the rest of a publish): when the oldest has waited ``DEVICE_REDIS_SOCKET_TIMEOUT``,
+        Redis is not answering this connection, so every waiting command fails and the connection
+        is dropped (the next command opens another)."""
+        self._watchdog = None
+        if not self._waiting:
+            return
+        loop, timeout = asyncio.get_running_loop(), settings.DEVICE_REDIS_SOCKET_TIMEOUT
+        waited = loop.time() - self._waiting[0][1]
+        if waited < timeout:
+            self._watchdog = loop.call_later(timeout - waited, self._check_replies)
+            return
+        waiting, self._waiting = self._waiting, collections.deque()
+        for reply, _ in waiting:
+            if not reply.done():
+                reply.set_exception(RedisTimeoutError("Redis did not answer on a node connection"))
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing its transport ends its reader, which closes it for good.
+            with contextlib.suppress(Exception):
+                _streams(connection)[1].close()
 
     async def _writer(self) -> asyncio.StreamWriter:
         writer = self._connection._writer if self._connection is not None else None
@@ -269,7 +312,9 @@ class Publisher:
             reader, _ = _streams(connection)
             while data := await reader.read(_READ_SIZE):
                 for value in replies.feed(data):
-                    waiter = self._waiting.popleft()
+                    if not self._waiting or self._connection is not connection:
+                        break  # the watchdog gave up on this connection
+                    waiter, _ = self._waiting.popleft()
                     if waiter.done():
                         continue  # its publisher gave up waiting
                     if isinstance(value, RespError):
@@ -284,13 +329,17 @@ class Publisher:
         finally:
             if self._connection is connection:
                 self._connection = None
-            waiting, self._waiting = self._waiting, collections.deque()
-            for waiter in waiting:
-                if not waiter.done():
-                    waiter.set_exception(error)
+            if self._connection is None:  # else a new connection's commands are waiting
+                waiting, self._waiting = self._waiting, collections.deque()
+                for waiter, _ in waiting:
+                    if not waiter.done():
+                        waiter.set_exception(error)
             await _close(connection)
 
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         task, self._reading = self._reading, None
         connection, self._connection = self._connection, None
         if task is not None:

@@ -37,7 +37,7 @@ def loop_redis() -> aioredis.Redis:
             str(settings.CACHES["default"]["LOCATION"]),
             max_connections=settings.DEVICE_REDIS_POOL_SIZE,
             timeout=settings.DEVICE_REDIS_POOL_TIMEOUT,
-            socket_timeout=10,
+            socket_timeout=settings.DEVICE_REDIS_SOCKET_TIMEOUT,
             health_check_interval=30,
         )
         client = _clients[loop] = aioredis.Redis.from_pool(pool)

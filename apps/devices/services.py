@@ -42,7 +42,7 @@ from .errors import (
 )
 from .frames import capability_required, parse_outgoing, tool_call_frame
 from .models import Device
-from .node import MSG_RESULT, encode, loop_node, node_alive, node_publish
+from .node import MSG_RESULT, Node, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
 from .selectors import device_get_online, device_list_online
 from .signals import device_forgotten
@@ -171,15 +171,24 @@ async def _remote_call(
     }
     try:
         location = await _send_call(user_id=user_id, device_id=device_id, location=location, message=message)
+        loop = asyncio.get_running_loop()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 await _cancel_remote(location=location, message=message)
                 raise DeviceTimeoutError()
-            done, _ = await asyncio.wait({answer_future}, timeout=min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK))
-            if done:
-                answer = answer_future.result()
+            # A timer, not asyncio.wait (a waiter future and callbacks on every call): when it fires
+            # first it hands the answer's waiter over to a fresh future, so nothing can fall between.
+            timer = loop.call_later(
+                min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK), _no_answer_yet, node, call["id"], answer_future
+            )
+            try:
+                answer = await answer_future
+            finally:
+                timer.cancel()
+            if not isinstance(answer, asyncio.Future):
                 break
+            answer_future = answer
             # The process holding the socket may have died without a word: its liveness key says so.
             if location.node and not await node_alive(location.node):
                 raise DeviceDisconnectedError()
@@ -190,6 +199,13 @@ async def _remote_call(
             raise DeviceToolError(answer["error"])
         return answer["result"]
     raise ERROR_BY_CODE.get(answer.get("code", ""), DeviceOfflineError)(answer.get("message"))
+
+
+def _no_answer_yet(node: Node, call_id: str, waiting: asyncio.Future) -> None:
+    """Wake a caller still waiting for call ``call_id``'s answer: the answer will resolve a fresh
+    future, which ``waiting`` resolves to."""
+    if not waiting.done():
+        waiting.set_result(node.expect(call_id))
 
 
 async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation | None, message: dict) -> DeviceLocation:

@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.devices.node import NODE_CHANNEL, loop_node, node_publish, register_message_handler
-from apps.devices.node_wire import SUBSCRIPTION_CLIENT, RespError, RespReader, command
+from apps.devices.node_wire import (
+    SUBSCRIPTION_CLIENT,
+    NodeSubscription,
+    Publisher,
+    RespError,
+    RespReader,
+    _streams,
+    command,
+    open_connection,
+)
 from apps.devices.realtime_redis import loop_publisher, loop_redis
 
 REPLIES = (
@@ -95,3 +110,135 @@ def test_a_script_runs_on_the_node_connection_whether_or_not_redis_knows_it() ->
         return [first, second]
 
     assert asyncio.run(loop()) == [[b"a\r\nb", 42, 0], [b"c", 2, 0]]
+
+
+def test_redis_py_still_keeps_the_streams_the_node_wire_reads() -> None:
+    # node_wire reads and writes redis-py's private _reader/_writer: an upgrade that drops or
+    # renames them must fail here, by name, not as silence on every node.
+    async def loop() -> tuple[object, object]:
+        connection = await open_connection(client_name="adiuva-test-streams")
+        try:
+            return _streams(connection)
+        finally:
+            await connection.disconnect()
+
+    reader, writer = asyncio.run(loop())
+    assert isinstance(reader, asyncio.StreamReader)
+    assert isinstance(writer, asyncio.StreamWriter)
+
+
+def test_a_connection_without_the_streams_fails_with_a_clear_error() -> None:
+    class Upgraded:  # a redis-py connection that keeps its streams elsewhere
+        pass
+
+    with pytest.raises(RuntimeError, match="_reader and _writer"):
+        _streams(Upgraded())  # type: ignore[arg-type]
+
+
+def test_a_publish_redis_leaves_unanswered_fails_after_the_socket_timeout(settings) -> None:
+    settings.DEVICE_REDIS_SOCKET_TIMEOUT = 0.3
+
+    async def loop() -> tuple[BaseException | int, int]:
+        publisher = loop_publisher()
+        assert await publisher.publish("test:node_wire:hung", b"before") == 0
+        # Redis holds every PUBLISH for 3 s; with the timeout ignored the publish would succeed after it
+        redis = loop_redis()
+        await redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+        try:
+            during: BaseException | int = await publisher.publish("test:node_wire:hung", b"during")
+        except RedisTimeoutError as exc:
+            during = exc
+        finally:
+            await redis.execute_command("CLIENT", "UNPAUSE")
+        # and once Redis answers again, the next publish goes through (on a new connection)
+        return during, await publisher.publish("test:node_wire:hung", b"after")
+
+    during, after = asyncio.run(loop())
+    assert isinstance(during, RedisTimeoutError)
+    assert after == 0
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "redis.crt", directory / "redis.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+def test_node_messages_cross_a_rediss_url(settings, tmp_path) -> None:
+    # The embedded Redis has no TLS: a TLS terminator in front of it stands in for a rediss:// server.
+    cert, key = _self_signed(tmp_path)
+    plain = urlsplit(str(settings.CACHES["default"]["LOCATION"]))
+    database = parse_qs(plain.query).get("db", [plain.path.strip("/") or "0"])[0]
+
+    async def loop() -> tuple[int, list[bytes]]:
+        async def terminate(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+            if plain.scheme == "unix":
+                redis_reader, redis_writer = await asyncio.open_unix_connection(plain.path)
+            else:
+                redis_reader, redis_writer = await asyncio.open_connection(plain.hostname, plain.port or 6379)
+            await asyncio.gather(_pipe(client_reader, redis_writer), _pipe(redis_reader, client_writer))
+
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+        server = await asyncio.start_server(terminate, "127.0.0.1", 0, ssl=tls)
+        port = server.sockets[0].getsockname()[1]
+        password = f":{plain.password}@" if plain.password else ""
+        settings.CACHES = {
+            **settings.CACHES,
+            "default": {
+                **settings.CACHES["default"],
+                "LOCATION": f"rediss://{password}127.0.0.1:{port}/{database}?ssl_ca_certs={cert}&ssl_check_hostname=false",
+            },
+        }
+        heard: list[bytes] = []
+        subscription = NodeSubscription("test:node_wire:tls", heard.append)
+        publisher = Publisher()
+        try:
+            await subscription.open()
+            reading = asyncio.create_task(subscription.read_forever(stopping=lambda: False))
+            listeners = await publisher.publish("test:node_wire:tls", b"over tls")
+            for _ in range(250):
+                if heard:
+                    break
+                await asyncio.sleep(0.02)
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reading
+            return listeners, heard
+        finally:
+            await publisher.close()
+            await subscription.close()
+            server.close()
+
+    listeners, heard = asyncio.run(loop())
+    assert listeners == 1
+    assert heard == [b"over tls"]

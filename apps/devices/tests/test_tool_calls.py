@@ -373,3 +373,23 @@ async def test_invalid_action_is_rejected_before_anything_is_sent(devices, user)
     with pytest.raises(Exception, match="Invalid tool call"):
         await call_device(user_id=user.id, action="drop_table", table="tasks")
     assert client.tool_calls == []
+
+
+async def test_an_answer_after_several_liveness_checks_still_reaches_the_remote_caller(devices, user, settings):
+    # given a device reached from another loop that answers only after several liveness checks
+    settings.DEVICE_CALL_LIVENESS_CHECK = 0.05
+    client = await devices(user)
+
+    async def slow(call):
+        await asyncio.sleep(0.4)
+        return await client.run_tool(call)
+
+    client.tool_handler = slow
+
+    # when the server calls it, twice in a row
+    first = await call_device(user_id=user.id, action="get", table="tasks", data={"id": "nope"})
+    second = await call_device(user_id=user.id, action="get", table="tasks", data={"id": "nope"})
+
+    # then each waits past its checks and gets the device's answer
+    assert first == second == {"row": None}
+    assert len(client.tool_calls) == 2
