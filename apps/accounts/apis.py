@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from apps.core.rendered_responses import RenderedInViewMixin
 from apps.core.schema import ErrorSerializer
 
-from .authentication import AccessTokenAuthentication
+from .authentication import AccessTokenAuthentication, AccessTokenWithEmailVerifiedAuthentication
 from .deletion import account_delete_request
 from .email_verification import email_verification_resend
 from .models import Tier
@@ -129,6 +129,7 @@ class MeOutputSerializer(serializers.Serializer):
 
 
 class MeApi(RenderedInViewMixin, APIView):
+    authentication_classes = [AccessTokenWithEmailVerifiedAuthentication]
     permission_classes = [IsAuthenticated]
     delete_reads_body = True  # DELETE auth/me takes {password}
 
@@ -137,14 +138,17 @@ class MeApi(RenderedInViewMixin, APIView):
 
     @staticmethod
     def _me(user) -> Response:
-        data = {
-            "id": user.id,
-            "email": user.email,
-            "tier": user.tier,
-            "email_verified": user_email_verified(user=user),
-            "time_zone": user.time_zone,
-        }
-        return Response(MeOutputSerializer(data).data)
+        # Read with the session check when the request was authenticated by it (one round trip).
+        verified = getattr(user, "session_email_verified", None)
+        return Response(
+            {
+                "id": str(user.id),
+                "email": user.email,
+                "tier": user.tier,
+                "email_verified": user_email_verified(user=user) if verified is None else verified,
+                "time_zone": user.time_zone,
+            }
+        )
 
     @extend_schema(responses=MeOutputSerializer)
     def get(self, request: Request) -> Response:

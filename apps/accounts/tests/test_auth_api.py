@@ -230,12 +230,33 @@ def test_tier_cannot_be_set_by_the_client(api_client):
     assert User.objects.get(email="t@example.com").tier == "free"
 
 
-def test_me_reads_the_session_with_its_user_and_the_address_in_two_queries(
-    auth_client, user, django_assert_num_queries
+@pytest.mark.parametrize(
+    ("address", "verified", "expected"),
+    [
+        (None, False, False),
+        ("ALICE@example.com", True, True),  # the address matches whatever its case
+        ("alice@example.com", False, False),
+        ("other@example.com", True, False),  # another verified address is not this one
+    ],
+)
+def test_me_reads_the_session_its_user_and_the_address_in_one_query(
+    auth_client, user, django_assert_num_queries, address, verified, expected
 ):
-    # every field auth/me answers comes with the session check (no deferred field loaded later)
-    with django_assert_num_queries(2):
+    from allauth.account.models import EmailAddress
+
+    if address:
+        EmailAddress.objects.create(user=user, email=address, verified=verified)
+
+    # every field auth/me answers comes with the session check (no deferred field loaded later, and
+    # the address's verification read in the same query)
+    with django_assert_num_queries(1):
         response = auth_client.get("/api/v1/auth/me")
 
     assert response.status_code == 200
-    assert response.json()["time_zone"] == user.time_zone
+    assert response.json() == {
+        "id": str(user.id),
+        "email": user.email,
+        "tier": user.tier,
+        "email_verified": expected,
+        "time_zone": user.time_zone,
+    }
