@@ -175,20 +175,31 @@ def main() -> None:
         _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
-        for label, code in codes.items():
-            port = free_port()
-            proc = start_server_command(
-                [str(ROOT / "bench" / "rest_server.py"), str(port)], port, env={"ADIUVA_BENCH_CODE": code}, quiet=True
-            )
-            try:
-                for name, path in paths.items():
+        # Every checkout's server runs for the whole round and each path is measured on each of them
+        # in turn, so a change of the box's load lands on both sides of a before → after pair.
+        servers = {}
+        try:
+            for label, code in codes.items():
+                port = free_port()
+                servers[label] = (
+                    port,
+                    start_server_command(
+                        [str(ROOT / "bench" / "rest_server.py"), str(port)],
+                        port,
+                        env={"ADIUVA_BENCH_CODE": code},
+                        quiet=True,
+                    ),
+                )
+            for name, path in paths.items():
+                for label, (port, _proc) in servers.items():
                     rate, errors = asyncio.run(
                         _measure(port, path, token, seconds=args.seconds, concurrency=args.concurrency)
                     )
                     if errors:
                         raise SystemExit(f"{label} {name}: non-200 answers {sorted(set(errors))}")
                     results.setdefault((label, name), []).append(rate)
-            finally:
+        finally:
+            for _port, proc in servers.values():
                 stop(proc)
 
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per path, {args.rounds} rounds (median req/s)")
@@ -198,10 +209,12 @@ def main() -> None:
             rate = statistics.median(results[(label, name)])
             print(f"  {label:3}  {name:21} {rate:8.1f} req/s   {rate / bare:5.2f}x bare")
     if args.old:
+        # Median of the rounds' own ratios: each pair was measured back to back.
         for name in paths:
-            before = statistics.median(results[("old", name)])
-            after = statistics.median(results[("new", name)])
-            print(f"  old → new  {name:21} {after / before:5.2f}x")
+            pairs = zip(results[("old", name)], results[("new", name)], strict=True)
+            ratios = [after / before for before, after in pairs]
+            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
 
 
 if __name__ == "__main__":
