@@ -6,44 +6,41 @@ the same view written sync), same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
 
-Each server (bench/rest_server.py, one process) is measured in turn: per path, ``--concurrency``
-keep-alive connections send requests back to back for ``--seconds`` (a raw asyncio client; it
-costs little next to the server, but shares the machine). Ratios to the bare view are the figures
-to read. ``--old PATH`` measures another checkout (``git worktree add PATH <commit>`` with .venv
-linked, or ``git archive <commit> | tar -x -C PATH``) the same way, interleaved round by round, for
-before → after; with a busy box the old → new ratio of absolute rates is steadier than the ratios
-to each server's own bare view.
+Every server (bench/rest_server.py, one process per checkout) is up for the whole round, and each
+path is measured on each server back to back: per path, ``--concurrency`` keep-alive connections
+send requests back to back for ``--seconds`` (a raw asyncio client; it costs little next to the
+server, but shares the machine). Ratios to the bare view are the figures to read. ``--old PATH``
+measures another checkout (``git worktree add PATH <commit>`` with .venv linked, or ``git archive
+<commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
+old → new ratio, which a change of the box's load between the two measurements moves least.
 
-Figures of 2026-12-06 05:00-05:35 (same box, 2 cores shared with 7 other engineers' runs, load
-average 9-17), old = dbf7e95, 3 rounds of 3 s, medians. Run A: the compiled pages and memory
-reads; runs B and C: also the answers rendered in the view.
-                              to bare view (old → new)                  old → new absolute
-                              run A         run B         run C         A      B      C
-    auth/me                   0.42 → 0.50   0.59 → 0.50   0.57 → 0.45   1.27x  1.06x  0.84x
-    storage/records           0.46 → 0.44   0.39 → 0.31   0.43 → 0.66   1.04x  0.99x  1.68x
-    storage/records/<id>      0.71 → 0.67   0.36 → 0.39   0.79 → 0.52   1.01x  1.39x  0.70x
-    memory (counts)           0.35 → 0.59   0.32 → 0.42   0.41 → 0.62   1.83x  1.66x  1.64x
-    memory/associative        0.16 → 0.48   0.13 → 0.24   0.15 → 0.38   3.18x  2.41x  2.82x
-    memory/associative/<id>   0.34 → 0.49   0.33 → 0.39   0.47 → 0.50   1.53x  1.53x  1.15x
-    bare sync / bare async    1.61 / 1.32   1.03 / 0.70   1.35 / 1.03
-At this load the same path moves 0.7x-1.4x between servers of one run (records/<id>, whose code
-did not change for GET), so only the memory reads' gains (1.6x-3.2x in every run) are clear; the
-records list (1.04x / 0.99x / 1.68x) and auth/me are within the noise, and the records list is
-not shown at 0.5x. Earlier figures (previous stop, load 2 / 10-12 / 11-12): auth/me 0.66x /
-0.61x / 0.43x, records/<id> 0.67x / 0.50x, records list 0.47x / 0.42x / 0.36x.
+Figures of 2026-12-06 07:59-08:03 (2 cores shared with 7 other engineers' runs, load average
+6-9), old = 8ba86a3, 3 rounds of 3 s, medians:
+                              to bare view      old → new absolute (median; rounds)
+                              old     new
+    auth/me                   0.53    0.62      1.15x  (1.15 1.15 0.97)
+    storage/records           0.53    0.64      1.18x  (1.18 0.99 1.37)
+    storage/records/<id>      0.71    0.78      1.11x  (1.59 0.87 1.11)
+    memory (counts)           0.56    0.68      1.18x  (1.10 1.18 1.23)
+    memory/associative        0.39    0.52      1.28x  (1.21 1.28 1.41)
+    memory/associative/<id>   0.47    0.71      1.32x  (1.65 1.32 1.32)
+    bare sync / bare async    0.93    1.00
+Quiet box (load < 1, main at 8ba86a3, 2 rounds): auth/me 0.57x, records list 0.52x, records/<id>
+0.59x, memory counts 0.62x, memory list 0.47x, memory item 0.55x. Earlier (previous stop, load
+9-17, one server after the other): auth/me 0.45-0.50x, records list 0.31-0.66x.
 
-Where it went (py-spy under 16 clients; a sync view runs in Django's one sync thread, so every
-database or Redis round trip of every request queues there):
-- memory/associative: a serializer instantiated per item (its fields deep-copied, 11 % of the
-  process's samples against 5 % for the query); now one serializer per page, and the page and its
-  count are one compiled query (a window count), the item by id is compiled, the four counts one query.
-- storage/records: the page query's compilation (now compiled, and the count rides on the page
-  query); what is left in the view thread is three round trips (session check, the throttle's Redis
-  pipeline, the page), about equal, and almost no Python.
-- every DRF answer: Django's async handler hops to the sync thread a second time only to render a
-  DRF Response; the hot reads now leave the view rendered (apps/core/rendered_responses.py).
-Not found: why the records list stays below records/<id> with the same number of round trips.
-The hot views stay sync DRF views (see the bare sync view).
+Where an authenticated GET's time went beyond the bare view (py-spy --gil under 16 clients, and
+per-call CPU measured in one process): the session check (a compiled query, but read through
+``raw()``, which worked out its columns again per call: ~265 µs CPU, now ~150 µs with ``from_db``),
+the throttle's hit (a new redis-py client per request, ~170 response callbacks copied, and a
+two-command pipeline: 228 → 76 µs CPU, now one script on a client made once per pool), the JWT
+check (~80 µs CPU per request; a validated token is now remembered per process, its expiry checked
+on every use), auth/me's second query for the verified address (now in the session query) and
+serializers built per request (auth/me, memory item, memory counts). Every check still runs: the
+session (revocation) is asked on every request, the throttle counts every request. What stays is
+Django's own per-request cost, which the bare view pays too (a new thread per request for the
+request signals' sync receivers and the sync view), one database and one Redis round trip, and
+DRF's dispatch. The hot views stay sync DRF views (see the bare sync view).
 """
 
 from __future__ import annotations
