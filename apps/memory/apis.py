@@ -119,8 +119,9 @@ class MemoryKindApi(RenderedInViewMixin, APIView):
             fetch=lambda offset, limit: memory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
             count=lambda: memory_kind_count(user_id=user_id, kind=kind),
         )
-        # One serializer for the page: a serializer per item copied its fields for every row.
-        return paginator.get_paginated_response(OUTPUT_SERIALIZERS[kind](views, many=True).data)  # type: ignore[arg-type]
+        # The kind's serializer made once (a serializer per item, or per page, copied its fields).
+        serializer = _ITEM_SERIALIZERS[kind]
+        return paginator.get_paginated_response([serializer.to_representation(view) for view in views])
 
     @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
     def post(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:
