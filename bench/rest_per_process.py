@@ -14,17 +14,20 @@ measures another checkout (``git worktree add PATH <commit>`` with .venv linked,
 <commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
 old → new ratio, which a change of the box's load between the two measurements moves least.
 
-Figures of 2026-12-06 07:59-08:03 (2 cores shared with 7 other engineers' runs, load average
-6-9), old = 8ba86a3, 3 rounds of 3 s, medians:
-                              to bare view      old → new absolute (median; rounds)
-                              old     new
-    auth/me                   0.53    0.62      1.15x  (1.15 1.15 0.97)
-    storage/records           0.53    0.64      1.18x  (1.18 0.99 1.37)
-    storage/records/<id>      0.71    0.78      1.11x  (1.59 0.87 1.11)
-    memory (counts)           0.56    0.68      1.18x  (1.10 1.18 1.23)
-    memory/associative        0.39    0.52      1.28x  (1.21 1.28 1.41)
-    memory/associative/<id>   0.47    0.71      1.32x  (1.65 1.32 1.32)
-    bare sync / bare async    0.93    1.00
+Figures of 2026-12-06, two runs (2 cores shared with 7 other engineers' runs; run A 07:59-08:03
+at load 6-9, run B 08:11-08:15 at load 8-13), old = 8ba86a3, 3 rounds of 3 s, medians:
+                              to bare view, old → new       old → new absolute (median; rounds)
+                              run A         run B           run A                 run B
+    auth/me                   0.53 → 0.62   0.67 → 0.72     1.15x (1.15 1.15 0.97)  1.21x (1.11 1.21 1.91)
+    storage/records           0.53 → 0.64   0.68 → 0.59     1.18x (1.18 0.99 1.37)  1.08x (1.09 1.08 0.90)
+    storage/records/<id>      0.71 → 0.78   0.60 → 0.61     1.11x (1.59 0.87 1.11)  1.23x (1.32 1.23 0.97)
+    memory (counts)           0.56 → 0.68   0.64 → 0.66     1.18x (1.10 1.18 1.23)  1.14x (1.14 1.02 1.57)
+    memory/associative        0.39 → 0.52   0.38 → 0.38     1.28x (1.21 1.28 1.41)  1.04x (1.26 1.04 0.76)
+    memory/associative/<id>   0.47 → 0.71   0.45 → 0.57     1.32x (1.65 1.32 1.32)  1.31x (1.13 1.58 1.31)
+    bare sync / bare async    0.93 / 1.00   1.20 / 1.03
+(The memory list page's own serializer change came after these runs.) The memory list stays below
+0.5x in run B: its page is decrypted item by item and counted by a window over every matching row
+(apps/memory/selectors.py, not changed here).
 Quiet box (load < 1, main at 8ba86a3, 2 rounds): auth/me 0.57x, records list 0.52x, records/<id>
 0.59x, memory counts 0.62x, memory list 0.47x, memory item 0.55x. Earlier (previous stop, load
 9-17, one server after the other): auth/me 0.45-0.50x, records list 0.31-0.66x.
