@@ -14,20 +14,22 @@ measures another checkout (``git worktree add PATH <commit>`` with .venv linked,
 <commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
 old → new ratio, which a change of the box's load between the two measurements moves least.
 
-Figures of 2026-12-06, two runs (2 cores shared with 7 other engineers' runs; run A 07:59-08:03
-at load 6-9, run B 08:11-08:15 at load 8-13), old = 8ba86a3, 3 rounds of 3 s, medians:
-                              to bare view, old → new       old → new absolute (median; rounds)
-                              run A         run B           run A                 run B
-    auth/me                   0.53 → 0.62   0.67 → 0.72     1.15x (1.15 1.15 0.97)  1.21x (1.11 1.21 1.91)
-    storage/records           0.53 → 0.64   0.68 → 0.59     1.18x (1.18 0.99 1.37)  1.08x (1.09 1.08 0.90)
-    storage/records/<id>      0.71 → 0.78   0.60 → 0.61     1.11x (1.59 0.87 1.11)  1.23x (1.32 1.23 0.97)
-    memory (counts)           0.56 → 0.68   0.64 → 0.66     1.18x (1.10 1.18 1.23)  1.14x (1.14 1.02 1.57)
-    memory/associative        0.39 → 0.52   0.38 → 0.38     1.28x (1.21 1.28 1.41)  1.04x (1.26 1.04 0.76)
-    memory/associative/<id>   0.47 → 0.71   0.45 → 0.57     1.32x (1.65 1.32 1.32)  1.31x (1.13 1.58 1.31)
-    bare sync / bare async    0.93 / 1.00   1.20 / 1.03
-(The memory list page's own serializer change came after these runs.) The memory list stays below
-0.5x in run B: its page is decrypted item by item and counted by a window over every matching row
-(apps/memory/selectors.py, not changed here).
+Figures of 2026-12-06, three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
+6-9, B 08:11 at load 8-13, C 08:21 at load 8-10, C with the memory list's serializer change),
+old = 8ba86a3, 3 rounds of 3 s, medians. To the bare view, old → new:
+                              run A         run B         run C
+    auth/me                   0.53 → 0.62   0.67 → 0.72   0.43 → 0.74
+    storage/records           0.53 → 0.64   0.68 → 0.59   0.46 → 0.56
+    storage/records/<id>      0.71 → 0.78   0.60 → 0.61   0.37 → 0.57
+    memory (counts)           0.56 → 0.68   0.64 → 0.66   0.52 → 0.78
+    memory/associative        0.39 → 0.52   0.38 → 0.38   0.34 → 0.52
+    memory/associative/<id>   0.47 → 0.71   0.45 → 0.57   0.42 → 0.64
+    bare sync / bare async    0.93 / 1.00   1.20 / 1.03   0.83 / 1.23
+Old → new absolute, median of the rounds' own ratios (A / B / C): auth/me 1.15 / 1.21 / 1.27x,
+records list 1.18 / 1.08 / 1.11x, records/<id> 1.11 / 1.23 / 1.32x, memory counts 1.18 / 1.14 /
+0.98x, memory list 1.28 / 1.04 / 1.28x, memory item 1.32 / 1.31 / 1.29x; single rounds range
+0.66-1.91x. The memory list reached 0.5x in A and C, not in B: its page is decrypted item by item
+and counted by a window over every matching row (apps/memory/selectors.py, not changed here).
 Quiet box (load < 1, main at 8ba86a3, 2 rounds): auth/me 0.57x, records list 0.52x, records/<id>
 0.59x, memory counts 0.62x, memory list 0.47x, memory item 0.55x. Earlier (previous stop, load
 9-17, one server after the other): auth/me 0.45-0.50x, records list 0.31-0.66x.
