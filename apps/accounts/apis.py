@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,7 +13,7 @@ from rest_framework.views import APIView
 from apps.core.rendered_responses import RenderedInViewMixin
 from apps.core.schema import ErrorSerializer
 
-from .authentication import AccessTokenAuthentication, AccessTokenWithEmailVerifiedAuthentication
+from .authentication import AccessTokenAuthentication
 from .deletion import account_delete_request
 from .email_verification import email_verification_resend
 from .models import Tier
@@ -129,12 +130,15 @@ class MeOutputSerializer(serializers.Serializer):
 
 
 class MeApi(RenderedInViewMixin, APIView):
-    authentication_classes = [AccessTokenWithEmailVerifiedAuthentication]
     permission_classes = [IsAuthenticated]
     delete_reads_body = True  # DELETE auth/me takes {password}
 
     class InputSerializer(serializers.Serializer):
         time_zone = TimeZoneField(max_length=64, help_text="IANA name, e.g. 'Europe/Berlin'.")
+
+    def get_authenticators(self) -> list[BaseAuthentication]:
+        # The usual token check, whose session query also says whether the address is verified.
+        return [AccessTokenAuthentication(with_email_verified=True)]
 
     @staticmethod
     def _me(user) -> Response:

@@ -48,7 +48,10 @@ def _validated_key(raw_token: bytes) -> tuple[bytes, str, str]:
 
 
 class AccessTokenAuthentication(JWTAuthentication):
-    with_email_verified = False
+    def __init__(self, *args: Any, with_email_verified: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The same checks; the session query also answers ``user.session_email_verified`` (auth/me).
+        self.with_email_verified = with_email_verified
 
     def get_validated_token(self, raw_token: bytes) -> Token:
         key = _validated_key(raw_token)
@@ -58,7 +61,8 @@ class AccessTokenAuthentication(JWTAuthentication):
                 token.check_exp(current_time=aware_utcnow())
                 return token
             except TokenError:
-                _validated.pop(key, None)  # expired: the full check below answers why
+                with _validated_lock:  # every change under the lock: eviction iterates the dict
+                    _validated.pop(key, None)  # expired: the full check below answers why
         token = super().get_validated_token(raw_token)
         with _validated_lock:
             if len(_validated) >= _VALIDATED_MAX:
@@ -69,9 +73,3 @@ class AccessTokenAuthentication(JWTAuthentication):
     # simplejwt annotates get_user with a TypeVar bound to nothing, so no concrete return type matches.
     def get_user(self, validated_token: Any) -> User:  # type: ignore[override]
         return user_from_access_token(validated_token, with_email_verified=self.with_email_verified)
-
-
-class AccessTokenWithEmailVerifiedAuthentication(AccessTokenAuthentication):
-    """The same checks; the session query also answers ``user.session_email_verified`` (auth/me)."""
-
-    with_email_verified = True

@@ -5,5 +5,4 @@ from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 
 class AccessTokenScheme(SimpleJWTScheme):
     target_class = "apps.accounts.authentication.AccessTokenAuthentication"
-    match_subclasses = True  # auth/me's variant is the same scheme
     name = "accessToken"
