@@ -6,44 +6,46 @@ the same view written sync), same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
 
-Each server (bench/rest_server.py, one process) is measured in turn: per path, ``--concurrency``
-keep-alive connections send requests back to back for ``--seconds`` (a raw asyncio client; it
-costs little next to the server, but shares the machine). Ratios to the bare view are the figures
-to read. ``--old PATH`` measures another checkout (``git worktree add PATH <commit>`` with .venv
-linked, or ``git archive <commit> | tar -x -C PATH``) the same way, interleaved round by round, for
-before → after; with a busy box the old → new ratio of absolute rates is steadier than the ratios
-to each server's own bare view.
+Every server (bench/rest_server.py, one process per checkout) is up for the whole round, and each
+path is measured on each server back to back: per path, ``--concurrency`` keep-alive connections
+send requests back to back for ``--seconds`` (a raw asyncio client; it costs little next to the
+server, but shares the machine). Ratios to the bare view are the figures to read. ``--old PATH``
+measures another checkout (``git worktree add PATH <commit>`` with .venv linked, or ``git archive
+<commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
+old → new ratio, which a change of the box's load between the two measurements moves least.
 
-Figures of 2026-12-06 05:00-05:35 (same box, 2 cores shared with 7 other engineers' runs, load
-average 9-17), old = dbf7e95, 3 rounds of 3 s, medians. Run A: the compiled pages and memory
-reads; runs B and C: also the answers rendered in the view.
-                              to bare view (old → new)                  old → new absolute
-                              run A         run B         run C         A      B      C
-    auth/me                   0.42 → 0.50   0.59 → 0.50   0.57 → 0.45   1.27x  1.06x  0.84x
-    storage/records           0.46 → 0.44   0.39 → 0.31   0.43 → 0.66   1.04x  0.99x  1.68x
-    storage/records/<id>      0.71 → 0.67   0.36 → 0.39   0.79 → 0.52   1.01x  1.39x  0.70x
-    memory (counts)           0.35 → 0.59   0.32 → 0.42   0.41 → 0.62   1.83x  1.66x  1.64x
-    memory/associative        0.16 → 0.48   0.13 → 0.24   0.15 → 0.38   3.18x  2.41x  2.82x
-    memory/associative/<id>   0.34 → 0.49   0.33 → 0.39   0.47 → 0.50   1.53x  1.53x  1.15x
-    bare sync / bare async    1.61 / 1.32   1.03 / 0.70   1.35 / 1.03
-At this load the same path moves 0.7x-1.4x between servers of one run (records/<id>, whose code
-did not change for GET), so only the memory reads' gains (1.6x-3.2x in every run) are clear; the
-records list (1.04x / 0.99x / 1.68x) and auth/me are within the noise, and the records list is
-not shown at 0.5x. Earlier figures (previous stop, load 2 / 10-12 / 11-12): auth/me 0.66x /
-0.61x / 0.43x, records/<id> 0.67x / 0.50x, records list 0.47x / 0.42x / 0.36x.
+Figures of 2026-12-06, three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
+6-9, B 08:11 at load 8-13, C 08:21 at load 8-10, C with the memory list's serializer change),
+old = 8ba86a3, 3 rounds of 3 s, medians. To the bare view, old → new:
+                              run A         run B         run C
+    auth/me                   0.53 → 0.62   0.67 → 0.72   0.43 → 0.74
+    storage/records           0.53 → 0.64   0.68 → 0.59   0.46 → 0.56
+    storage/records/<id>      0.71 → 0.78   0.60 → 0.61   0.37 → 0.57
+    memory (counts)           0.56 → 0.68   0.64 → 0.66   0.52 → 0.78
+    memory/associative        0.39 → 0.52   0.38 → 0.38   0.34 → 0.52
+    memory/associative/<id>   0.47 → 0.71   0.45 → 0.57   0.42 → 0.64
+    bare sync / bare async    0.93 / 1.00   1.20 / 1.03   0.83 / 1.23
+Old → new absolute, median of the rounds' own ratios (A / B / C): auth/me 1.15 / 1.21 / 1.27x,
+records list 1.18 / 1.08 / 1.11x, records/<id> 1.11 / 1.23 / 1.32x, memory counts 1.18 / 1.14 /
+0.98x, memory list 1.28 / 1.04 / 1.28x, memory item 1.32 / 1.31 / 1.29x; single rounds range
+0.66-1.91x. The memory list reached 0.5x in A and C, not in B: its page is decrypted item by item
+and counted by a window over every matching row (apps/memory/selectors.py, not changed here).
+Quiet box (load < 1, main at 8ba86a3, 2 rounds): auth/me 0.57x, records list 0.52x, records/<id>
+0.59x, memory counts 0.62x, memory list 0.47x, memory item 0.55x. Earlier (previous stop, load
+9-17, one server after the other): auth/me 0.45-0.50x, records list 0.31-0.66x.
 
-Where it went (py-spy under 16 clients; a sync view runs in Django's one sync thread, so every
-database or Redis round trip of every request queues there):
-- memory/associative: a serializer instantiated per item (its fields deep-copied, 11 % of the
-  process's samples against 5 % for the query); now one serializer per page, and the page and its
-  count are one compiled query (a window count), the item by id is compiled, the four counts one query.
-- storage/records: the page query's compilation (now compiled, and the count rides on the page
-  query); what is left in the view thread is three round trips (session check, the throttle's Redis
-  pipeline, the page), about equal, and almost no Python.
-- every DRF answer: Django's async handler hops to the sync thread a second time only to render a
-  DRF Response; the hot reads now leave the view rendered (apps/core/rendered_responses.py).
-Not found: why the records list stays below records/<id> with the same number of round trips.
-The hot views stay sync DRF views (see the bare sync view).
+Where an authenticated GET's time went beyond the bare view (py-spy --gil under 16 clients, and
+per-call CPU measured in one process): the session check (a compiled query, but read through
+``raw()``, which worked out its columns again per call: ~265 µs CPU, now ~150 µs with ``from_db``),
+the throttle's hit (a new redis-py client per request, ~170 response callbacks copied, and a
+two-command pipeline: 228 → 76 µs CPU, now one script on a client made once per pool), the JWT
+check (~80 µs CPU per request; a validated token is now remembered per process, its expiry checked
+on every use), auth/me's second query for the verified address (now in the session query) and
+serializers built per request (auth/me, memory item, memory counts). Every check still runs: the
+session (revocation) is asked on every request, the throttle counts every request. What stays is
+Django's own per-request cost, which the bare view pays too (a new thread per request for the
+request signals' sync receivers and the sync view), one database and one Redis round trip, and
+DRF's dispatch. The hot views stay sync DRF views (see the bare sync view).
 """
 
 from __future__ import annotations
@@ -175,20 +177,31 @@ def main() -> None:
         _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
-        for label, code in codes.items():
-            port = free_port()
-            proc = start_server_command(
-                [str(ROOT / "bench" / "rest_server.py"), str(port)], port, env={"ADIUVA_BENCH_CODE": code}, quiet=True
-            )
-            try:
-                for name, path in paths.items():
+        # Every checkout's server runs for the whole round and each path is measured on each of them
+        # in turn, so a change of the box's load lands on both sides of a before → after pair.
+        servers = {}
+        try:
+            for label, code in codes.items():
+                port = free_port()
+                servers[label] = (
+                    port,
+                    start_server_command(
+                        [str(ROOT / "bench" / "rest_server.py"), str(port)],
+                        port,
+                        env={"ADIUVA_BENCH_CODE": code},
+                        quiet=True,
+                    ),
+                )
+            for name, path in paths.items():
+                for label, (port, _proc) in servers.items():
                     rate, errors = asyncio.run(
                         _measure(port, path, token, seconds=args.seconds, concurrency=args.concurrency)
                     )
                     if errors:
                         raise SystemExit(f"{label} {name}: non-200 answers {sorted(set(errors))}")
                     results.setdefault((label, name), []).append(rate)
-            finally:
+        finally:
+            for _port, proc in servers.values():
                 stop(proc)
 
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per path, {args.rounds} rounds (median req/s)")
@@ -198,10 +211,12 @@ def main() -> None:
             rate = statistics.median(results[(label, name)])
             print(f"  {label:3}  {name:21} {rate:8.1f} req/s   {rate / bare:5.2f}x bare")
     if args.old:
+        # Median of the rounds' own ratios: each pair was measured back to back.
         for name in paths:
-            before = statistics.median(results[("old", name)])
-            after = statistics.median(results[("new", name)])
-            print(f"  old → new  {name:21} {after / before:5.2f}x")
+            pairs = zip(results[("old", name)], results[("new", name)], strict=True)
+            ratios = [after / before for before, after in pairs]
+            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
 
 
 if __name__ == "__main__":

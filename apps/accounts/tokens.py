@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet
 from django.utils import timezone
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -179,16 +180,27 @@ def _active_session_user(user_id: Any, family_id: Any) -> QuerySet[User]:
     ).only("id", "email", "tier", "time_zone", "is_active", "is_staff", "is_superuser")
 
 
+def _active_session_user_with_email_verified(user_id: Any, family_id: Any) -> QuerySet[User]:
+    verified = EmailAddress.objects.filter(user_id=OuterRef("pk"), email__iexact=OuterRef("email"), verified=True)
+    return _active_session_user(user_id, family_id).annotate(session_email_verified=Exists(verified))
+
+
 # Every authenticated request and socket runs this query: compiled once per process.
 _ACTIVE_SESSION_USER = CompiledQuery(_active_session_user, user_id=User._meta.pk, family_id=TokenFamily._meta.pk)
+# The same check that also answers whether the address is verified (auth/me shows it): one round trip.
+_ACTIVE_SESSION_USER_WITH_EMAIL_VERIFIED = CompiledQuery(
+    _active_session_user_with_email_verified, user_id=User._meta.pk, family_id=TokenFamily._meta.pk
+)
 
 
-def session_is_active(*, user_id: str, family_id: str | None) -> User | None:
+def session_is_active(*, user_id: str, family_id: str | None, with_email_verified: bool = False) -> User | None:
     """The active user owning an unrevoked session, or None (one query; a malformed id raises
-    Django's ``ValidationError``, as the ORM does)."""
+    Django's ``ValidationError``, as the ORM does). ``with_email_verified``: the user also carries
+    ``session_email_verified``, what ``user_email_verified`` answers, from the same query."""
     if family_id is None:
         return None
-    return _ACTIVE_SESSION_USER.first(user_id=user_id, family_id=family_id)
+    query = _ACTIVE_SESSION_USER_WITH_EMAIL_VERIFIED if with_email_verified else _ACTIVE_SESSION_USER
+    return query.first(user_id=user_id, family_id=family_id)
 
 
 def sessions_active_users(*, sessions: Iterable[tuple[Any, Any]]) -> dict[tuple[str, str], User]:

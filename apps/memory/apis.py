@@ -68,8 +68,13 @@ class DeletedOutputSerializer(serializers.Serializer):
     deleted = serializers.IntegerField(help_text="How many rows were deleted.")
 
 
+# One serializer per kind for single items, built once: a serializer made per request copied its
+# fields every time. Their fields keep no state between items.
+_ITEM_SERIALIZERS = {kind: serializer() for kind, serializer in OUTPUT_SERIALIZERS.items()}
+
+
 def _item_data(*, user_id: uuid.UUID, kind: MemoryKind, item: Any) -> dict[str, Any]:
-    return OUTPUT_SERIALIZERS[kind](memory_item_view(user_id=user_id, kind=kind, item=item)).data
+    return _ITEM_SERIALIZERS[kind].to_representation(memory_item_view(user_id=user_id, kind=kind, item=item))
 
 
 class MemoryCountsOutputSerializer(serializers.Serializer):
@@ -81,7 +86,8 @@ class MemoryApi(RenderedInViewMixin, APIView):
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
     def get(self, request: AuthenticatedRequest) -> Response:
-        return Response(MemoryCountsOutputSerializer({"counts": memory_counts(user_id=request.user.id)}).data)
+        # The counts are ints already: the serializer describes the answer, it has nothing to convert.
+        return Response({"counts": memory_counts(user_id=request.user.id)})
 
     @extend_schema(operation_id="memory_delete_all", responses={200: DeletedOutputSerializer})
     def delete(self, request: AuthenticatedRequest) -> Response:
@@ -113,8 +119,9 @@ class MemoryKindApi(RenderedInViewMixin, APIView):
             fetch=lambda offset, limit: memory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
             count=lambda: memory_kind_count(user_id=user_id, kind=kind),
         )
-        # One serializer for the page: a serializer per item copied its fields for every row.
-        return paginator.get_paginated_response(OUTPUT_SERIALIZERS[kind](views, many=True).data)  # type: ignore[arg-type]
+        # The kind's serializer made once (a serializer per item, or per page, copied its fields).
+        serializer = _ITEM_SERIALIZERS[kind]
+        return paginator.get_paginated_response([serializer.to_representation(view) for view in views])
 
     @extend_schema(operation_id="memory_core_set", request=CoreMemorySetInputSerializer, responses={204: None})
     def post(self, request: AuthenticatedRequest, kind: MemoryKind) -> Response:

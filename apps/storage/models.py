@@ -24,7 +24,11 @@ class StorageRecord(BaseModel):
     size_bytes = models.BigIntegerField()
 
     class Meta(BaseModel.Meta):
-        indexes = [models.Index(fields=["user", "table", "-created_at"], name="storage_rec_user_table_idx")]
+        indexes = [
+            models.Index(fields=["user", "table", "-created_at"], name="storage_rec_user_table_idx"),
+            # The list of all tables, newest first: a page reads its own rows by index, not every row.
+            models.Index(fields=["user", "-created_at"], name="storage_rec_user_created_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.table}/{self.id}"

@@ -181,6 +181,27 @@ def test_expired_token_is_rejected(api_client, user, tokens):
     _assert_error(api_client.get("/api/v1/auth/me"), 401, "token_invalid")
 
 
+def test_a_token_checked_before_is_refused_once_it_expires(auth_client, monkeypatch):
+    # given a token that was accepted (and so remembered as checked)
+    assert auth_client.get("/api/v1/auth/me").status_code == 200
+
+    # when its 15 minutes have passed
+    later = timezone.now() + timedelta(minutes=16)
+    monkeypatch.setattr("rest_framework_simplejwt.tokens.aware_utcnow", lambda: later)
+    monkeypatch.setattr("apps.accounts.authentication.aware_utcnow", lambda: later)
+
+    # then it is refused as expired
+    _assert_error(auth_client.get("/api/v1/auth/me"), 401, "token_invalid")
+
+
+def test_a_token_checked_before_stops_working_when_its_session_is_revoked(auth_client, user):
+    assert auth_client.get("/api/v1/auth/me").status_code == 200
+
+    TokenFamily.objects.filter(user=user).update(revoked_at=timezone.now())
+
+    _assert_error(auth_client.get("/api/v1/auth/me"), 401, "authentication_failed")
+
+
 def test_token_of_deactivated_user_stops_working(auth_client, user):
     user.is_active = False
     user.save()
@@ -230,12 +251,31 @@ def test_tier_cannot_be_set_by_the_client(api_client):
     assert User.objects.get(email="t@example.com").tier == "free"
 
 
-def test_me_reads_the_session_with_its_user_and_the_address_in_two_queries(
-    auth_client, user, django_assert_num_queries
+@pytest.mark.parametrize(
+    ("address", "verified", "expected"),
+    [
+        (None, False, False),
+        ("ALICE@example.com", True, True),  # the address matches whatever its case
+        ("alice@example.com", False, False),
+        ("other@example.com", True, False),  # another verified address is not this one
+    ],
+)
+def test_me_reads_the_session_its_user_and_the_address_in_one_query(
+    auth_client, user, django_assert_num_queries, address, verified, expected
 ):
-    # every field auth/me answers comes with the session check (no deferred field loaded later)
-    with django_assert_num_queries(2):
+    if address:
+        EmailAddress.objects.create(user=user, email=address, verified=verified)
+
+    # every field auth/me answers comes with the session check (no deferred field loaded later, and
+    # the address's verification read in the same query)
+    with django_assert_num_queries(1):
         response = auth_client.get("/api/v1/auth/me")
 
     assert response.status_code == 200
-    assert response.json()["time_zone"] == user.time_zone
+    assert response.json() == {
+        "id": str(user.id),
+        "email": user.email,
+        "tier": user.tier,
+        "email_verified": expected,
+        "time_zone": user.time_zone,
+    }

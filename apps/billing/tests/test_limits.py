@@ -104,6 +104,26 @@ def test_each_tier_has_its_budget_per_member_never_pooled_over_seats(make_user, 
     assert 0 < throttle.wait() <= 60
 
 
+def test_a_window_counter_always_expires_even_when_its_script_was_flushed(user):
+    # given a Redis that forgot the process's throttle script (a restart, SCRIPT FLUSH)
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    client = backend._cache.get_client(write=True)
+    TierRateThrottle().allow_request(_Request(user), None)
+    client.script_flush()
+
+    # when the user's requests are counted again
+    throttle = TierRateThrottle()
+    assert throttle.allow_request(_Request(user), None)
+    assert throttle.allow_request(_Request(user), None)
+
+    # then the window's counter holds them, and expires with its window
+    (key,) = client.keys(f"*throttle:tier:{user.pk}:*")
+    assert int(client.get(key)) == 3
+    assert 0 < client.ttl(key) <= 61
+
+
 def test_production_numbers_are_the_spec_numbers():
     assert [tiers.FEATURES[t]["requests_per_minute"] for t in tiers.TIER_ORDER] == [20, 60, 120, 200]
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.exceptions import ValidationError
+from django.db.models.functions import Upper
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
 
@@ -45,18 +46,44 @@ def test_session_check_returns_the_user_with_the_same_fields_loaded_as_the_orm(u
     assert found.get_deferred_fields() == orm.get_deferred_fields()
 
 
-def test_session_check_refuses_revoked_foreign_and_inactive_sessions(user, make_user):
+@pytest.mark.parametrize("with_email_verified", [False, True])
+def test_session_check_refuses_revoked_foreign_and_inactive_sessions(user, make_user, with_email_verified):
     family_id = _family_of(user)
     other = make_user("bob@example.com")
 
+    def check(user_id: str, family: str) -> User | None:
+        return session_is_active(user_id=user_id, family_id=family, with_email_verified=with_email_verified)
+
+    assert check(str(user.pk), family_id) is not None
     # someone else's session, an unknown session, an inactive user, a revoked session
-    assert session_is_active(user_id=str(other.pk), family_id=family_id) is None
-    assert session_is_active(user_id=str(user.pk), family_id=str(uuid.uuid4())) is None
+    assert check(str(other.pk), family_id) is None
+    assert check(str(user.pk), str(uuid.uuid4())) is None
     User.objects.filter(pk=user.pk).update(is_active=False)
-    assert session_is_active(user_id=str(user.pk), family_id=family_id) is None
+    assert check(str(user.pk), family_id) is None
     User.objects.filter(pk=user.pk).update(is_active=True)
     TokenFamily.objects.filter(pk=family_id).update(revoked_at=timezone.now())
-    assert session_is_active(user_id=str(user.pk), family_id=family_id) is None
+    assert check(str(user.pk), family_id) is None
+
+
+def test_first_loads_an_instance_as_the_orm_does_with_its_annotations(user):
+    # given a compiled query with an annotation
+    by_id = CompiledQuery(
+        lambda user_id: User.objects.filter(id=user_id).only("id", "email").annotate(shout=Upper("email")),
+        user_id=User._meta.pk,
+    )
+
+    # when its first row is loaded
+    found = by_id.first(user_id=str(user.pk))
+
+    # then it is a saved instance of the database, with the annotation as an attribute
+    orm = User.objects.filter(id=user.pk).only("id", "email").annotate(shout=Upper("email")).get()
+    assert found is not None
+    assert (found.pk, found.email, found.shout) == (orm.pk, orm.email, orm.shout)
+    assert (found._state.adding, found._state.db) == (False, "default")
+    assert found.get_deferred_fields() == orm.get_deferred_fields()
+    found.email = "renamed@example.com"
+    found.save(update_fields=["email"])
+    assert User.objects.get(pk=user.pk).email == "renamed@example.com"
 
 
 def test_session_check_with_a_malformed_id_raises_djangos_validation_error_like_the_orm(user):

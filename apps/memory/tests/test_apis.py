@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
-from apps.memory.models import AssociativeMemory, CoreMemory, Episode, ProactivePattern
+from apps.memory.apis import OUTPUT_SERIALIZERS
+from apps.memory.models import AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
 from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
 
 from .conftest import axis_embedding
@@ -155,6 +156,19 @@ def test_get_one_item(user, auth_client):
     response = auth_client.get(f"/api/v1/memory/associative/{ids['associative']}")
     assert response.status_code == 200
     assert response.json()["content"] == "alice-fact"
+
+
+def test_one_item_answers_what_its_list_answers_for_every_kind(user, auth_client, bob):
+    ids = _fill(user, "alice")
+    _fill(bob, "bob")
+    for kind, item_id in ids.items():
+        # when the same item is read alone, twice (the serializer is reused), and in its list
+        alone = [auth_client.get(f"/api/v1/memory/{kind}/{item_id}") for _ in range(2)]
+        listed = auth_client.get(f"/api/v1/memory/{kind}").json()["results"]
+        # then every answer is the same, field by field and type by type
+        assert [response.status_code for response in alone] == [200, 200]
+        assert alone[0].json() == alone[1].json() == next(item for item in listed if item["id"] == str(item_id))
+        assert set(alone[0].json()) == set(OUTPUT_SERIALIZERS[MemoryKind(kind)]().fields)
 
 
 def test_delete_a_whole_kind(user, auth_client, bob):
