@@ -19,6 +19,7 @@ from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
+from .event_stream import DecodedEventStream
 from .metered_calls import MeteredCall, async_metering_hook, metered_call, metering_hook, settle_shielded
 
 
@@ -84,7 +85,8 @@ class DecodedChunkCompletions:
     The SDK builds a pydantic ``ChatCompletionChunk`` for every streamed token, and langchain-openai
     turns it straight back into a dict (``model_dump``), which it also accepts as is. That round trip
     cost more than everything else between the model and the device socket put together
-    (bench/assistant_stream_layers.py). The request itself is the SDK's: same client, retries,
+    (bench/assistant_stream_layers.py); the SDK's line-by-line event decoding was most of what
+    remained (``DecodedEventStream``). The request itself is the SDK's: same client, retries,
     timeout and API-key header. Anything but a plain stream (a complete answer, per-call extra
     options, raw responses, parsing helpers) goes to the SDK's own ``chat.completions``.
     """
@@ -108,7 +110,7 @@ class DecodedChunkCompletions:
             body=payload,
             cast_to=object,  # the decoded JSON, untouched
             stream=True,
-            stream_cls=openai.AsyncStream[object],
+            stream_cls=DecodedEventStream,
             options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
         )
         return CoalescingChunkStream(stream, meter=call)
