@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import base64
 import collections
 import contextlib
 import ssl
@@ -117,6 +119,42 @@ class DecodedChunkCompletions:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._completions, name)
+
+
+class DecodedEmbeddings:
+    """``embeddings`` for langchain-openai, answering the decoded JSON with each vector as floats.
+
+    The SDK builds a pydantic model of the answer, one ``construct_type`` call per number when a
+    server answers the vector as JSON numbers rather than the base64 it asks for (the scripted
+    model; some OpenAI-compatible servers): for 1536 numbers that was most of a chat turn's time
+    before its model call. As the SDK: base64 unless the caller names a format, decoded as
+    little-endian 32-bit floats; the request, retries, key and metering hook are the SDK's client's.
+    """
+
+    _PER_CALL_OPTIONS = DecodedChunkCompletions._PER_CALL_OPTIONS
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
+        self._embeddings = client.embeddings
+
+    async def create(self, **payload: Any) -> Any:
+        if self._PER_CALL_OPTIONS & payload.keys():
+            return await self._embeddings.create(**payload)
+        answer = await self._client.post(
+            "/embeddings",
+            body={**payload, "encoding_format": payload.get("encoding_format", "base64")},
+            cast_to=object,
+            options={"security": {"bearer_auth": True}},
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise ValueError("the embeddings answer has no data list")
+        for item in answer["data"]:
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                item["embedding"] = array.array("f", base64.b64decode(item["embedding"])).tolist()
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embeddings, name)
 
 
 READER_SLICE = 0.002
@@ -247,7 +285,7 @@ def chat_model(role: ModelRole) -> ChatOpenAI:
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:
     llm_configuration_check()
-    return OpenAIEmbeddings(
+    model = OpenAIEmbeddings(
         model=settings.ASSISTANT_EMBEDDING_MODEL,
         # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
         check_embedding_ctx_length=False,
@@ -255,3 +293,4 @@ def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None
         http_async_client=http_async_client,
         **_client_options(),
     )
+    return model.model_copy(update={"async_client": DecodedEmbeddings(model.async_client._client)})

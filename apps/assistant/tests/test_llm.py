@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 
 import openai
@@ -54,6 +55,23 @@ async def test_text_embed_returns_1536_floats_from_the_endpoint(settings):
         # then
         assert len(vector) == 1536
         assert server.embedding_requests()[0].body["input"] == ["hello world"]
+
+
+@pytest.mark.parametrize("as_base64", [True, False], ids=["base64", "numbers"])
+async def test_text_embed_reads_the_vector_in_either_form_a_server_answers(settings, as_base64):
+    # given a server answering the base64 the client asks for (OpenAI), or plain numbers (others)
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.embedding_base64 = as_base64
+        expected = scripted_openai.embed_text("the quarterly report")
+        # when
+        vector = await text_embed(text="the quarterly report")
+        # then the request asked for base64, as the SDK does, and the vector is the server's
+        assert server.embedding_requests()[0].body["encoding_format"] == "base64"
+        if as_base64:  # sent as 32-bit floats
+            assert vector == [float(v) for v in array.array("f", expected)]
+        else:
+            assert vector == expected
 
 
 async def test_text_embed_failure_is_embedding_failed(settings):
