@@ -158,6 +158,11 @@ class DecodedEmbeddings:
 
 
 READER_SLICE = 0.002
+# Loop turns the first chunk with something in it (not the role's empty delta) is given to reach the
+# socket before the reader reads on: it crosses langchain-openai, LangGraph's stream and the socket's
+# send, a turn each (with one turn, a fast model's first text waited two READER_SLICEs of reading).
+# Later chunks merge behind the busy consumer.
+FIRST_HANDOVER_TURNS = 4
 
 
 class CoalescingChunkStream:
@@ -200,6 +205,7 @@ class CoalescingChunkStream:
             loop = asyncio.get_running_loop()
             resumed = loop.time()
             meter = self._meter
+            first = True
             async for chunk in self._stream:
                 self._buffer.append(chunk)
                 if meter is not None:
@@ -210,7 +216,9 @@ class CoalescingChunkStream:
                 # hold the loop until its last token: hand over at once to a waiting consumer, and
                 # at least every READER_SLICE seconds to the consumer and what it feeds.
                 if waiting or loop.time() - resumed > READER_SLICE:
-                    await asyncio.sleep(0)
+                    for _ in range(FIRST_HANDOVER_TURNS if first else 1):
+                        await asyncio.sleep(0)
+                    first = first and _text_delta(chunk) == ""  # the role's empty delta comes before the text
                     resumed = loop.time()
         except Exception as exc:  # handed to the consumer, after the chunks that came before it
             self._error = exc
