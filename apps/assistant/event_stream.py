@@ -117,8 +117,13 @@ class DecodedEventStream(openai.AsyncStream[object]):
             await response.aclose()
 
     async def _reads(self) -> AsyncIterator[bytes]:
+        response = self.response
+        # An uncompressed body is read as the transport hands it over (as the SDK's drain reads it):
+        # ``aiter_bytes`` adds two generators and a decoder per read, one read per event here.
+        identity = response.headers.get("content-encoding", "identity").strip().lower() in ("", "identity")
+        reads = response.stream if identity and isinstance(response.stream, httpx2.AsyncByteStream) else None
         try:
-            async for chunk in self.response.aiter_bytes():
+            async for chunk in reads if reads is not None else response.aiter_bytes():
                 yield chunk
         except httpx2.TimeoutException as exc:
             raise openai.APITimeoutError(request=self.response.request) from exc
