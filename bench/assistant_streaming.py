@@ -34,10 +34,10 @@ came from the commit before the realtime work (fixed hold-back sanitizer, no fra
 
 ``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 
-Last figures (2026-12-06, load 6-13 on the shared 2-core box, ``--runs 3 --compare`` a worktree of
-``8ba86a3``): end to end 0.45-0.53x raw (compared 0.24-0.38x in the same runs), while streaming
-0.60-0.81x (0.15-0.54x), first text 86-190 ms (compared 95-300 ms; raw 4-10 ms). See the README's
-"Realtime figures" for the quiet-box row.
+Last figures (2026-12-06, load 5-13 on the shared 2-core box, five runs of ``--runs 3 --compare`` a
+worktree of ``8ba86a3``): end to end 0.43x raw, median of the runs (0.26-0.65; compared 0.26x,
+0.19-0.36), first text 44 ms (compared 112 ms; raw 0.6-8.6 ms), of which 6-25 ms after the model
+wrote its first token (compared 49-95 ms). The README's "Realtime figures" has the table.
 """
 
 from __future__ import annotations
