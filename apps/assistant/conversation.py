@@ -9,6 +9,7 @@ step), and once per call. Model failures become ``ApplicationError``s with the a
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -94,8 +95,9 @@ def _malformed() -> ApplicationError:
 
 
 async def agent_events(
-    *, kind: ChatKind, message: str, history: list[dict[str, Any]] | None, system_prompt: str
+    *, kind: ChatKind, message: str, history: list[dict[str, Any]] | None, system_prompt: str | asyncio.Future[str]
 ) -> AsyncIterator[tuple[str, str]]:
+    """The run's events; ``system_prompt`` may be a future of it, awaited by the first model call."""
     graph = supervisor_graph(kind)
     state = {"messages": [*history_messages(history), HumanMessage(message)]}
     config: RunnableConfig = {"recursion_limit": settings.ASSISTANT_RECURSION_LIMIT}

@@ -37,9 +37,19 @@ FILESYSTEM_TOOLS = frozenset(get_args(FsToolName))
 
 @dataclass(frozen=True)
 class RunPrompt:
-    """Per-run context: the supervisor's system prompt, assembled for this request."""
+    """Per-run context: the supervisor's system prompt, assembled for this request. A future of it
+    lets the graph start while the prompt is still being assembled (memory, scope): its first model
+    call waits for it."""
 
-    system_prompt: str
+    system_prompt: str | asyncio.Future[str]
+
+    async def text(self) -> str:
+        prompt = self.system_prompt
+        return prompt if isinstance(prompt, str) else await asyncio.shield(prompt)
+
+    def ready_text(self) -> str:
+        prompt = self.system_prompt
+        return prompt if isinstance(prompt, str) else prompt.result()
 
 
 # The compiled supervisor: any state, run with a RunPrompt as its context.
@@ -51,17 +61,17 @@ class RunSystemPromptMiddleware(AgentMiddleware):
 
     name = "AdiuvaRunSystemPrompt"
 
-    def _with_prompt(self, request: ModelRequest) -> ModelRequest:
+    def wrap_model_call(self, request: ModelRequest, handler: Any) -> ModelResponse:
         context = getattr(request.runtime, "context", None)
         if isinstance(context, RunPrompt):
-            return request.override(system_message=SystemMessage(context.system_prompt))
-        return request
-
-    def wrap_model_call(self, request: ModelRequest, handler: Any) -> ModelResponse:
-        return handler(self._with_prompt(request))
+            request = request.override(system_message=SystemMessage(context.ready_text()))
+        return handler(request)
 
     async def awrap_model_call(self, request: ModelRequest, handler: Any) -> ModelResponse:
-        return await handler(self._with_prompt(request))
+        context = getattr(request.runtime, "context", None)
+        if isinstance(context, RunPrompt):
+            request = request.override(system_message=SystemMessage(await context.text()))
+        return await handler(request)
 
 
 def _register_profile(key: str) -> None:

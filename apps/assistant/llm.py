@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import base64
 import collections
 import contextlib
 import ssl
@@ -19,6 +21,7 @@ from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from apps.core.errors import ApplicationError
 
 from .error_codes import AssistantErrorCode
+from .event_stream import DecodedEventStream
 from .metered_calls import MeteredCall, async_metering_hook, metered_call, metering_hook, settle_shielded
 
 
@@ -84,7 +87,8 @@ class DecodedChunkCompletions:
     The SDK builds a pydantic ``ChatCompletionChunk`` for every streamed token, and langchain-openai
     turns it straight back into a dict (``model_dump``), which it also accepts as is. That round trip
     cost more than everything else between the model and the device socket put together
-    (bench/assistant_stream_layers.py). The request itself is the SDK's: same client, retries,
+    (bench/assistant_stream_layers.py); the SDK's line-by-line event decoding was most of what
+    remained (``DecodedEventStream``). The request itself is the SDK's: same client, retries,
     timeout and API-key header. Anything but a plain stream (a complete answer, per-call extra
     options, raw responses, parsing helpers) goes to the SDK's own ``chat.completions``.
     """
@@ -108,7 +112,7 @@ class DecodedChunkCompletions:
             body=payload,
             cast_to=object,  # the decoded JSON, untouched
             stream=True,
-            stream_cls=openai.AsyncStream[object],
+            stream_cls=DecodedEventStream,
             options={"security": {"bearer_auth": True}},  # as the SDK's create: the API key goes along
         )
         return CoalescingChunkStream(stream, meter=call)
@@ -117,7 +121,48 @@ class DecodedChunkCompletions:
         return getattr(self._completions, name)
 
 
+class DecodedEmbeddings:
+    """``embeddings`` for langchain-openai, answering the decoded JSON with each vector as floats.
+
+    The SDK builds a pydantic model of the answer, one ``construct_type`` call per number when a
+    server answers the vector as JSON numbers rather than the base64 it asks for (the scripted
+    model; some OpenAI-compatible servers): for 1536 numbers that was most of a chat turn's time
+    before its model call. As the SDK: base64 unless the caller names a format, decoded as
+    little-endian 32-bit floats; the request, retries, key and metering hook are the SDK's client's.
+    """
+
+    _PER_CALL_OPTIONS = DecodedChunkCompletions._PER_CALL_OPTIONS
+
+    def __init__(self, client: openai.AsyncOpenAI) -> None:
+        self._client = client
+        self._embeddings = client.embeddings
+
+    async def create(self, **payload: Any) -> Any:
+        if self._PER_CALL_OPTIONS & payload.keys():
+            return await self._embeddings.create(**payload)
+        answer = await self._client.post(
+            "/embeddings",
+            body={**payload, "encoding_format": payload.get("encoding_format", "base64")},
+            cast_to=object,
+            options={"security": {"bearer_auth": True}},
+        )
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise ValueError("the embeddings answer has no data list")
+        for item in answer["data"]:
+            if isinstance(item, dict) and isinstance(item.get("embedding"), str):
+                item["embedding"] = array.array("f", base64.b64decode(item["embedding"])).tolist()
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._embeddings, name)
+
+
 READER_SLICE = 0.002
+# Loop turns the first chunk with something in it (not the role's empty delta) is given to reach the
+# socket before the reader reads on: it crosses langchain-openai, LangGraph's stream and the socket's
+# send, a turn each (with one turn, a fast model's first text waited two READER_SLICEs of reading).
+# Later chunks merge behind the busy consumer.
+FIRST_HANDOVER_TURNS = 4
 
 
 class CoalescingChunkStream:
@@ -160,6 +205,7 @@ class CoalescingChunkStream:
             loop = asyncio.get_running_loop()
             resumed = loop.time()
             meter = self._meter
+            first = True
             async for chunk in self._stream:
                 self._buffer.append(chunk)
                 if meter is not None:
@@ -170,7 +216,9 @@ class CoalescingChunkStream:
                 # hold the loop until its last token: hand over at once to a waiting consumer, and
                 # at least every READER_SLICE seconds to the consumer and what it feeds.
                 if waiting or loop.time() - resumed > READER_SLICE:
-                    await asyncio.sleep(0)
+                    for _ in range(FIRST_HANDOVER_TURNS if first else 1):
+                        await asyncio.sleep(0)
+                    first = first and _text_delta(chunk) == ""  # the role's empty delta comes before the text
                     resumed = loop.time()
         except Exception as exc:  # handed to the consumer, after the chunks that came before it
             self._error = exc
@@ -245,7 +293,7 @@ def chat_model(role: ModelRole) -> ChatOpenAI:
 
 def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None = None) -> OpenAIEmbeddings:
     llm_configuration_check()
-    return OpenAIEmbeddings(
+    model = OpenAIEmbeddings(
         model=settings.ASSISTANT_EMBEDDING_MODEL,
         # Send plain strings: token-id input needs tiktoken's downloaded tables and only OpenAI accepts it.
         check_embedding_ctx_length=False,
@@ -253,3 +301,4 @@ def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None
         http_async_client=http_async_client,
         **_client_options(),
     )
+    return model.model_copy(update={"async_client": DecodedEmbeddings(model.async_client._client)})

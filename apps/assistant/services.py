@@ -1,10 +1,10 @@
 """One chat turn with a supervisor, shared by the socket (streaming) and REST (collected) doors.
 
 ``chat_run`` reads top to bottom as its steps: validate the message, take the budget's hold, open
-the request context the tools use, build the system prompt (``_system_prompt``: a Floating scope
-looked up on the device, what memory recalls), stream the graph's sanitized answer to a sink
-(``_answer_stream``, with ``AnnouncedAnswer`` holding a Floating turn's text until its domain is
-named), then store the episode in memory.
+the request context the tools use, start the graph's sanitized answer to a sink (``_answer_stream``,
+with ``AnnouncedAnswer`` holding a Floating turn's text until its domain is named) while the system
+prompt is built (``_system_prompt``: a Floating scope looked up on the device, what memory
+recalls; the first model call waits for it), then store the episode in memory.
 """
 
 from __future__ import annotations
@@ -148,17 +148,38 @@ async def chat_run(
     # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
     async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
         with chat_request(ctx):
-            system_prompt = await _system_prompt(
-                user_id=user_id, kind=kind, message=message, scope=scope, context_fragment=context_fragment
+            answer = AnnouncedAnswer(sink=sink, hold_until_announced=kind == ChatKind.FLOATING)
+            # The graph starts while the prompt is assembled (the memory lookup waits on the embedding
+            # model and the database); its first model call waits for the prompt, sent after stream_start.
+            prompt: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+            streaming = asyncio.ensure_future(
+                _answer_stream(
+                    ctx=ctx, kind=kind, message=message, history=history, system_prompt=prompt, answer=answer
+                )
             )
-            answer = await _answer_stream(
-                ctx=ctx, kind=kind, message=message, history=history, system_prompt=system_prompt, sink=sink
-            )
-        outcome = ChatOutcome(answer=answer, mutations=list(ctx.mutations), faults=list(ctx.faults))
+            try:
+                text = await _system_prompt(
+                    user_id=user_id, kind=kind, message=message, scope=scope, context_fragment=context_fragment
+                )
+                await answer.open()
+                prompt.set_result(text)
+                await streaming
+            finally:
+                await _stopped(streaming, prompt)
+        outcome = ChatOutcome(answer=answer.text, mutations=list(ctx.mutations), faults=list(ctx.faults))
         await remember_episode(
             user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer
         )
     return outcome
+
+
+async def _stopped(streaming: asyncio.Future[None], prompt: asyncio.Future[str]) -> None:
+    """The answer's task has ended: cancelled, and waited for, when the turn failed or was cancelled
+    before it did (a prompt that failed, a cancel frame); its prompt never left waiting."""
+    prompt.cancel()  # nothing once set
+    if not streaming.done():
+        streaming.cancel()
+        await asyncio.gather(streaming, return_exceptions=True)
 
 
 async def _system_prompt(
@@ -190,12 +211,10 @@ async def _answer_stream(
     kind: ChatKind,
     message: str,
     history: list[dict[str, Any]] | None,
-    system_prompt: str,
-    sink: ChatSink,
-) -> str:
-    """Run the graph and push its sanitized text to the sink; returns the whole answer."""
-    answer = AnnouncedAnswer(sink=sink, hold_until_announced=kind == ChatKind.FLOATING)
-    await answer.open()
+    system_prompt: str | asyncio.Future[str],
+    answer: AnnouncedAnswer,
+) -> None:
+    """Run the graph and push its sanitized text to the opened ``answer``."""
     sanitizer = StreamSanitizer()
     async for event, value in agent_events(kind=kind, message=message, history=history, system_prompt=system_prompt):
         if event == "subagent":
@@ -205,7 +224,6 @@ async def _answer_stream(
             await answer.write(sanitizer.feed(value))
     await answer.announce(DEFAULT_DOMAIN)
     await answer.write(sanitizer.flush())
-    return answer.text
 
 
 class AnnouncedAnswer:

@@ -19,6 +19,8 @@ Standalone (a demo model that answers every message with a short echo)::
 from __future__ import annotations
 
 import argparse
+import array
+import base64
 import contextlib
 import hashlib
 import json
@@ -156,6 +158,10 @@ def embed_text(text_: str) -> list[float]:
     return [v / norm for v in vector]
 
 
+def _vector_answer(vector: list[float], as_base64: bool) -> list[float] | str:
+    return base64.b64encode(array.array("f", vector).tobytes()).decode() if as_base64 else vector
+
+
 class ScriptedOpenAI:
     """The server: ``start()``, queue replies with ``script(...)``, read ``requests``, ``stop()``."""
 
@@ -165,6 +171,8 @@ class ScriptedOpenAI:
         self.requests: list[RecordedRequest] = []
         self.fallback: Callable[[dict[str, Any]], Reply] | None = None
         self.embedding_failure: int | None = None  # an HTTP status to answer embeddings with
+        # Answer vectors in base64 when asked, as OpenAI does (off: numbers, as some compatible servers).
+        self.embedding_base64 = False
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -201,6 +209,7 @@ class ScriptedOpenAI:
             self.requests.clear()
             self.fallback = None
             self.embedding_failure = None
+            self.embedding_base64 = False
 
     @property
     def pending(self) -> int:
@@ -269,8 +278,9 @@ class ScriptedOpenAI:
                     return
                 inputs = body.get("input")
                 inputs = inputs if isinstance(inputs, list) else [inputs]
+                as_base64 = server.embedding_base64 and body.get("encoding_format") == "base64"
                 data = [
-                    {"object": "embedding", "index": i, "embedding": embed_text(str(item))}
+                    {"object": "embedding", "index": i, "embedding": _vector_answer(embed_text(str(item)), as_base64)}
                     for i, item in enumerate(inputs)
                 ]
                 self._json(

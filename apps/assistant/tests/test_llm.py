@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 
 import openai
 import pytest
 
 from apps.assistant.embeddings import text_embed
-from apps.assistant.llm import ModelRole, chat_model, embeddings_model
+from apps.assistant.event_stream import DecodedEventStream
+from apps.assistant.llm import CoalescingChunkStream, ModelRole, chat_model, embeddings_model
 from apps.assistant.testing import scripted_openai
 from apps.assistant.testing.scripted_openai import Reply, ScriptedOpenAI, ToolCall, failure
 from apps.core.errors import ApplicationError
@@ -54,6 +56,23 @@ async def test_text_embed_returns_1536_floats_from_the_endpoint(settings):
         # then
         assert len(vector) == 1536
         assert server.embedding_requests()[0].body["input"] == ["hello world"]
+
+
+@pytest.mark.parametrize("as_base64", [True, False], ids=["base64", "numbers"])
+async def test_text_embed_reads_the_vector_in_either_form_a_server_answers(settings, as_base64):
+    # given a server answering the base64 the client asks for (OpenAI), or plain numbers (others)
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.embedding_base64 = as_base64
+        expected = scripted_openai.embed_text("the quarterly report")
+        # when
+        vector = await text_embed(text="the quarterly report")
+        # then the request asked for base64, as the SDK does, and the vector is the server's
+        assert server.embedding_requests()[0].body["encoding_format"] == "base64"
+        if as_base64:  # sent as 32-bit floats
+            assert vector == [float(v) for v in array.array("f", expected)]
+        else:
+            assert vector == expected
 
 
 async def test_text_embed_failure_is_embedding_failed(settings):
@@ -151,3 +170,43 @@ async def test_text_that_finds_the_consumer_waiting_leaves_alone_and_at_once(set
         pieces = [chunk.text async for chunk in chat_model(ModelRole.SUPERVISOR).astream("hi")]
         # then every delta came on its own (none waited for the next)
         assert [piece for piece in pieces if piece] == ["Send", " the", " inv", "oice"]
+
+
+async def test_a_fast_models_first_text_crosses_two_tasks_before_the_reader_reads_on(settings):
+    # given a model writing 2000 deltas at once, read through the SDK's client, and a pipeline in
+    # which the text reaches its end two tasks away from the stream's consumer (as LangGraph's stream)
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+        server.script(Reply(text="word " * 2000, chunk_size=5))
+        read = 0
+
+        class Counted(DecodedEventStream):
+            async def __stream__(self):
+                nonlocal read
+                async for item in super().__stream__():
+                    read += 1
+                    yield item
+
+        client = openai.AsyncOpenAI(api_key="k", base_url=server.base_url)
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        raw = await client.post("/chat/completions", body=body, cast_to=object, stream=True, stream_cls=Counted)
+        hops: tuple[asyncio.Queue, asyncio.Queue] = (asyncio.Queue(), asyncio.Queue())
+
+        async def consume() -> None:
+            async for chunk in CoalescingChunkStream(raw):
+                if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+                    hops[0].put_nowait(read)
+
+        async def relay() -> None:
+            hops[1].put_nowait(await hops[0].get())
+
+        consumer, relayer = asyncio.ensure_future(consume()), asyncio.ensure_future(relay())
+        # when the first text arrives at the pipeline's end
+        read_when_handed_over = await hops[1].get()
+        read_when_arrived = read
+        # then the reader had read nothing more meanwhile (given one turn, it read on)
+        assert read_when_arrived == read_when_handed_over
+        await consumer
+        await relayer
+        assert read == 2002  # the role's delta, 2000 words, the finish
+        await client.close()
