@@ -41,7 +41,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
 from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
-from .answer_frames import OpenCalls
+from .answer_frames import AnswerBook
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -56,10 +56,6 @@ from .session import Session
 logger = logging.getLogger(__name__)
 
 _HANDLER_FAILED = "The request failed on the server."
-
-# Message handlers of one socket's answer frames in flight before the socket stops reading: answers
-# spend no budget, so the handlers' pace is what bounds them.
-ANSWERS_IN_FLIGHT = 8
 
 # Tasks that must outlive the socket that started them (referenced until done).
 _detached: set[asyncio.Future] = set()
@@ -105,7 +101,7 @@ async def _run_message(consumer: DeviceConsumer, handler: handlers.FrameHandler,
         await consumer.send_error(DevicesErrorCode.INTERNAL_ERROR, _HANDLER_FAILED, request_id)
 
 
-class DeviceConsumer(AsyncWebsocketConsumer):
+class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     # Frame types the socket itself handles (filled in below the class); any other type goes to the
     # handler registry (``_on_registered``).
     _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
@@ -114,6 +110,11 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     groups: ClassVar[tuple[str, ...]] = ()
     # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
     background: set[asyncio.Future] | None = None
+    pending: PendingCalls  # the tool calls in flight: one kind of call whose answers are awaited (AnswerBook)
+    # Message handlers still running (answers among them pace the socket); made on the first.
+    messages: set[asyncio.Future] | None = None
+    # While the socket has stopped reading (answer handlers full): since when (monotonic), else 0.
+    reading_paused_at: float = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -235,8 +236,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.time()
         self.pending = PendingCalls()
         self.token_expires_at = 0.0  # the heartbeat closes the socket at this time (``heartbeat``)
-        self.open_calls = OpenCalls()  # calls opened by a frame we sent (agent_run) whose answers are due
-        self.messages: set[asyncio.Future] = set()  # message handlers still running
         self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
@@ -319,7 +318,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             if task is not current:
                 task.cancel()
         self._fail_pending()
-        self.open_calls.clear()
+        self.calls_forgotten()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
         await hello.presence_leave(self)
 
@@ -348,7 +347,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         needed = capability_required(model.type)  # type: ignore[attr-defined]
         if needed is not None and needed not in self.capabilities:
             return
-        self.open_calls.sent(model)  # before it goes: the answer may come back at once
+        self.frame_sent(model)  # before it goes: the answer may come back at once
         await self.send_text(outgoing_json(model))
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
@@ -368,9 +367,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             text_data,
             bytes_data,
             budget=self.budget,
-            pending=self.pending,
             max_bytes=settings.DEVICE_MAX_FRAME_BYTES,
-            open_calls=self.open_calls,
+            awaited=self,
         )
         if isinstance(intake, Dropped):
             self._dropped(intake.verdict)
@@ -385,9 +383,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         else:
             route = self._routes.get(intake.frame_type, DeviceConsumer._on_registered)
             await route(self, intake.frame)
-            if intake.answer and len(self.messages) >= ANSWERS_IN_FLIGHT:
+            if intake.answer and self.messages and len(self.messages) >= settings.DEVICE_ANSWERS_IN_FLIGHT:
                 # Answers spend no budget: stop reading until their handlers catch up.
-                await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
+                with heartbeat.reading_paused(self):
+                    await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
 
     def _dropped(self, verdict: BudgetVerdict) -> None:
         if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
@@ -482,6 +481,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             # Not a socket task: a message already received is handed over even if the socket drops.
             task = asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id))
             _keep(task)
+            if self.messages is None:
+                self.messages = set()
             self.messages.add(task)
             task.add_done_callback(self.messages.discard)
         else:
