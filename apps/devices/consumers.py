@@ -108,7 +108,10 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     hello_timer: asyncio.TimerHandle
     # A device socket joins no group (devices are addressed by channel): no empty list per socket.
     groups: ClassVar[tuple[str, ...]] = ()
-    # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
+    # Negotiated at hello; none for a seed client (one empty set for all: each frozenset() is a new one).
+    capabilities: frozenset[str] = frozenset()
+    # Tasks running beside the receive loop (``_spawn``): made on the first, dropped when the last ends
+    # (an idle socket has none; an empty set is 216 bytes).
     background: set[asyncio.Future] | None = None
     pending: PendingCalls  # the tool calls in flight: one kind of call whose answers are awaited (AnswerBook)
     # Message handlers still running (answers among them pace the socket); made on the first.
@@ -134,20 +137,21 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         self.layer_turn: asyncio.Task | None = None  # hands the waiting layer messages over
         channel_inbox.inbox_join(self)
         try:
-            with contextlib.suppress(StopConsumer):
-                while True:
-                    message = await receive()
-                    # One message at a time, as Channels gave: the socket's frames and its layer
-                    # messages never run side by side (a call waits behind the hello).
-                    while self.layer_turn is not None:
-                        await self.layer_turn
-                    self.dispatching = True
-                    try:
-                        await self.dispatch(message)
-                    finally:
-                        self.dispatching = False
-                    if self.layer_inbox:
-                        self._hand_over_layer_messages()
+            while True:
+                message = await receive()
+                # One message at a time, as Channels gave: the socket's frames and its layer
+                # messages never run side by side (a call waits behind the hello).
+                while self.layer_turn is not None:
+                    await self.layer_turn
+                self.dispatching = True
+                try:
+                    await self.dispatch(message)
+                finally:
+                    self.dispatching = False
+                if self.layer_inbox:
+                    self._hand_over_layer_messages()
+        except StopConsumer:
+            pass  # not ``contextlib.suppress``: its object would live as long as the socket
         finally:
             channel_inbox.inbox_leave(self)
             if self.layer_turn is not None:
@@ -228,7 +232,6 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         self.user_id = str(self.user.id) if self.user is not None else ""
         self.device_id = ""
         self.agent_ids: list[str] = []
-        self.capabilities: frozenset[str] = frozenset()  # negotiated at hello; empty for a seed client
         self.hello_done = False
         self.node_name = ""
         self.closing = False
@@ -283,6 +286,8 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     def _background_done(self, task: asyncio.Future) -> None:
         if self.background is not None:
             self.background.discard(task)
+            if not self.background:
+                self.background = None
         if task.cancelled() or task.exception() is None:
             return
         logger.error("device socket: a background task failed; closing the socket", exc_info=task.exception())
@@ -484,9 +489,15 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
             if self.messages is None:
                 self.messages = set()
             self.messages.add(task)
-            task.add_done_callback(self.messages.discard)
+            task.add_done_callback(self._message_done)
         else:
             await self._start_request(registration.handler, frame, request_id)
+
+    def _message_done(self, task: asyncio.Future) -> None:
+        if self.messages is not None:
+            self.messages.discard(task)
+            if not self.messages:
+                self.messages = None  # as ``background``: no empty set kept per socket
 
     async def _start_request(self, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
         if streams.stream_get(user_id=self.user_id, request_id=request_id) is not None:

@@ -74,6 +74,7 @@ async def test_answers_beyond_the_budget_are_paced_by_their_handlers(devices, us
     client.agent_handler = lambda frame: asyncio.sleep(0)
     run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
     await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
 
     # when the device sends many more pieces than the bucket or the pace allows, then a ping
     count = settings.DEVICE_ANSWERS_IN_FLIGHT + 4
@@ -105,11 +106,12 @@ async def test_a_socket_paced_past_the_pong_timeout_is_not_closed_by_the_heartbe
     settings.DEVICE_PONG_TIMEOUT = 0.5
     settings.DEVICE_ANSWERS_IN_FLIGHT = 2
     gate = Gate()
-    in_flight = [0]
+    in_flight = [0, 0]  # now, most at once
     received: list[str] = []
 
     async def hold(session, frame):
         in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
         await gate.passed()
         in_flight[0] -= 1
         received.append(frame.files[0].name)
@@ -119,6 +121,7 @@ async def test_a_socket_paced_past_the_pong_timeout_is_not_closed_by_the_heartbe
     client.agent_handler = lambda frame: asyncio.sleep(0)
     run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
     await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
 
     # when the device sends more pieces than may be in flight and the socket stops reading (its
     # pongs wait unread) for several pong timeouts
@@ -131,7 +134,9 @@ async def test_a_socket_paced_past_the_pong_timeout_is_not_closed_by_the_heartbe
     closed_while_paused = client.close_code
     gate.open()
 
-    # then the heartbeat did not close the socket: every piece was handled and its heartbeat goes on
+    # then the socket had stopped reading, the heartbeat did not close it, every piece was handled
+    # and its heartbeat goes on
+    assert in_flight[1] == 2
     assert closed_while_paused is None
     await wait_until(lambda: len(received) == 4)
     await wait_until(lambda: client.pings >= pings + 3)
@@ -149,7 +154,7 @@ def held_socket(user, device_id: str):
     raise AssertionError(f"no socket holds {device_id}")
 
 
-async def test_a_socket_makes_its_answer_records_only_when_it_first_needs_them(devices, user, frame_handlers):
+async def test_an_idle_socket_keeps_no_answer_records_or_task_sets(devices, user, frame_handlers):
     # given a socket that said hello, pinged and answered a tool call
     frame_handlers.register_message_handler(
         "agent_data", lambda session, frame: asyncio.sleep(0), answers=AnswerOf(opened_by="agent_run", key="run_id")
@@ -159,7 +164,8 @@ async def test_a_socket_makes_its_answer_records_only_when_it_first_needs_them(d
     assert await client.next_frame() == {"type": "pong"}
     await call_device(user_id=user.id, action="insert", table="tasks", data={"title": "Task"})
     consumer = held_socket(user, client.device_id)
-    # then it holds no record of open calls and no set of message handlers
+    # then it holds no record of open calls and, once its hello's work is done, no sets of tasks
+    await wait_until(lambda: consumer.background is None)
     assert consumer.open_calls is None
     assert consumer.messages is None
 
@@ -167,10 +173,13 @@ async def test_a_socket_makes_its_answer_records_only_when_it_first_needs_them(d
     client.agent_handler = lambda frame: asyncio.sleep(0)
     run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
     await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
     file = {"path": "/f", "name": "f", "content": "x", "metadata": {}}
     await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
 
-    # then both are made
-    await wait_until(lambda: consumer.messages is not None)
+    # then the run is recorded as open, and the handler's task set is gone once it has ended
     assert consumer.open_calls is not None
     assert ("agent_run", "r1") in consumer.open_calls
+    await wait_until(lambda: consumer.messages is None)
