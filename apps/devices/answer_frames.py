@@ -116,6 +116,8 @@ class AnswerBook:
         answer_of = _answers.get(raw.get("type"))  # type: ignore[arg-type]
         if answer_of is not None and answer_of.closes and self.open_calls is not None:
             self.open_calls.close(answer_of.opened_by, raw.get(answer_of.key))  # type: ignore[arg-type]
+            if not self.open_calls:
+                self.open_calls = None  # none left open: nothing kept for the idle socket
 
     def frame_sent(self, frame: Any) -> None:
         """Note an outgoing frame (a validated model) before it goes: the answer may come back at once."""

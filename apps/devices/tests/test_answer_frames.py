@@ -50,6 +50,7 @@ def test_the_closing_answer_closes_the_call_and_others_do_not(probe_answers):
     book.answer_admitted({"type": "probe_done", "probe_id": "p1"})
     assert not book.is_answer({"type": "probe_data", "probe_id": "p1"})
     assert not book.awaits_answers()
+    assert book.open_calls is None  # the last call closed: no record kept
 
 
 def test_frames_that_open_nothing_record_nothing_and_make_no_record(probe_answers):
