@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/device_fleet.py [--devices 2000] [--users 200] [--idle 65] [--servers raw,uvicorn,daphne]
     .venv/bin/python bench/device_fleet.py --devices 2000 --servers uvicorn --tracemalloc   # where the memory goes
+    .venv/bin/python bench/device_fleet.py --devices 2000 --deflate off --old /tmp/old   # before → after
 
 Devices are reference clients (hello, pongs) spread over client processes; the server runs with the
 production heartbeat (ping 30 s, presence flush 60 s) and, as the Procfile, without uvicorn's own
@@ -14,6 +15,13 @@ online in the presence index before it measures. Baseline of each server: its ow
 no device connected. Then every client process is killed at once (a disconnect storm) and the
 server's log is read for ``--drain`` seconds: failed presence withdrawals and failed node heartbeats
 are counted.
+
+``--old PATH`` measures another checkout's uvicorn server too (``git worktree add /tmp/old <commit>``),
+right after this one's, in the same run: ``uvicorn-old`` in the output.
+
+Last measured (2026-12-06, load 5-9, ``--deflate off``): 29.8 KB per connection against 15.4 KB for
+the raw server (1.94x; ``8ba86a3`` 30.8 KB, 2.01x), idle CPU 0.5-1.3 % of a core (raw 0.23-0.37 %);
+``--deflate on``: 69.5 KB against 55.0 KB (1.26x).
 
 ``--tracemalloc`` traces the server's allocations (slower, more memory: not for the figures) and
 prints, by allocation site, what the connected fleet added, per connection.
@@ -132,6 +140,7 @@ def measure(
     storm: dict,
     trace: str | None = None,
     deflate: str = "on",
+    code: str | None = None,
 ) -> dict:
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (read and closed after the storm, in finally)
@@ -143,6 +152,8 @@ def measure(
     }
     if trace:
         env["BENCH_TRACEMALLOC"] = trace
+    if code:
+        env["ADIUVA_BENCH_CODE"] = code
     if kind == "raw":
         server = start_server_command(
             [str(ROOT / "bench" / "device_fleet.py"), "--raw-server", str(port), deflate], port, output=log
@@ -267,6 +278,7 @@ def main() -> None:
     parser.add_argument("--drain", type=float, default=15.0)
     parser.add_argument("--tracemalloc", action="store_true")
     parser.add_argument("--deflate", choices=["on", "off"], default="on", help="permessage-deflate, both servers")
+    parser.add_argument("--old", help="another checkout whose uvicorn server is measured too (before → after)")
     args = parser.parse_args()
     raise_open_files_limit(args.devices)
     setup_django(migrate=True)
@@ -276,15 +288,26 @@ def main() -> None:
         f"presence flush 60 s, idle {args.idle} s, permessage-deflate {args.deflate}; load {os.getloadavg()[0]:.2f}"
     )
     results: dict[str, dict] = {}
-    for kind in args.servers.split(","):
+    runs: list[tuple[str, str, str | None]] = [(kind, kind, None) for kind in args.servers.split(",")]
+    if args.old:
+        runs += [(f"{kind}-old", kind, str(Path(args.old).resolve())) for kind, _, _ in runs if kind != "raw"]
+    for label, kind, code in runs:
         storm: dict = {}
-        trace = f"/tmp/adiuva-fleet-trace-{os.getpid()}-{kind}" if args.tracemalloc and kind != "raw" else None
-        r = results[kind] = measure(
-            kind, args.devices, args.idle, users, drain=args.drain, storm=storm, trace=trace, deflate=args.deflate
+        trace = f"/tmp/adiuva-fleet-trace-{os.getpid()}-{label}" if args.tracemalloc and kind != "raw" else None
+        r = results[label] = measure(
+            kind,
+            args.devices,
+            args.idle,
+            users,
+            drain=args.drain,
+            storm=storm,
+            trace=trace,
+            deflate=args.deflate,
+            code=code,
         )
         online = "" if r["online"] is None else f", {r['online']} online in presence after {r['online_s']:.0f} s"
         print(
-            f"{kind:8s} connected {r['connected']} ({r['connect_s']:.0f} s incl. client start-up{online}) | "
+            f"{label:8s} connected {r['connected']} ({r['connect_s']:.0f} s incl. client start-up{online}) | "
             f"RSS {r['rss_empty_mb']:.0f} MB empty -> "
             f"{r['rss_fleet_mb']:.0f} MB ({r['rss_per_conn_kb']:.1f} KB/connection, "
             f"{r['rss_fleet_mb'] / r['rss_empty_mb']:.2f}x empty) | idle CPU {r['cpu_idle'] * 100:.2f}% of a core "
@@ -292,7 +315,7 @@ def main() -> None:
         )
         if kind != "raw":
             print(
-                f"{kind:8s} disconnect storm ({r['connected']} at once): {storm['withdraw_failed']} presence "
+                f"{label:8s} disconnect storm ({r['connected']} at once): {storm['withdraw_failed']} presence "
                 f"withdrawals failed, {storm['heartbeat_failed']} node heartbeats failed, "
                 f"{storm['max_connections']} MaxConnectionsError in the log"
             )
@@ -309,6 +332,15 @@ def main() -> None:
             f"({r['rss_per_conn_kb']:.1f} vs {raw['rss_per_conn_kb']:.1f} KB), idle CPU {cpu_ratio} "
             f"({r['cpu_idle'] * 100:.2f}% vs {raw['cpu_idle'] * 100:.2f}% of a core)"
         )
+    for label, r in results.items():
+        old = results.get(f"{label}-old")
+        if old is not None:
+            print(
+                f"{label:8s} vs {label}-old: memory per connection "
+                f"{r['rss_per_conn_kb'] / old['rss_per_conn_kb']:.2f}x "
+                f"({r['rss_per_conn_kb']:.1f} vs {old['rss_per_conn_kb']:.1f} KB), idle CPU "
+                f"{r['cpu_idle'] * 100:.2f}% vs {old['cpu_idle'] * 100:.2f}% of a core"
+            )
 
 
 if __name__ == "__main__":

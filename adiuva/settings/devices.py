@@ -65,6 +65,15 @@ if DEVICE_DB_THREADS < 1:
     raise ImproperlyConfigured("DEVICE_DB_THREADS must be at least 1")
 # Tool calls one socket may have in flight; the next one is answered device_busy.
 DEVICE_MAX_PENDING_CALLS = env.int("DEVICE_MAX_PENDING_CALLS", default=256)
+# Answers to the server's own calls spend no frame budget: past this many of one socket's answer handlers
+# in flight, the socket stops reading until one ends (its heartbeat waits meanwhile). Calls a socket opened
+# with a frame it sent (agent_run) stay exempt up to this many; past it the oldest loses its exemption.
+DEVICE_ANSWERS_IN_FLIGHT = env.int("DEVICE_ANSWERS_IN_FLIGHT", default=8)
+DEVICE_OPEN_CALLS_CAP = env.int("DEVICE_OPEN_CALLS_CAP", default=64)
+if DEVICE_ANSWERS_IN_FLIGHT < 1:
+    raise ImproperlyConfigured("DEVICE_ANSWERS_IN_FLIGHT must be at least 1")
+if DEVICE_OPEN_CALLS_CAP < 1:
+    raise ImproperlyConfigured("DEVICE_OPEN_CALLS_CAP must be at least 1")
 # A request's frames stay resumable this long after its stream_end; at most this many requests per user.
 DEVICE_STREAM_RETAIN_SECONDS = env.int("DEVICE_STREAM_RETAIN_SECONDS", default=120)
 DEVICE_STREAM_RETAIN_PER_USER = env.int("DEVICE_STREAM_RETAIN_PER_USER", default=32)

@@ -1,17 +1,21 @@
-"""Answer frames: incoming frames that answer a frame the server sent this socket (a local run's
-``agent_data`` answers its ``agent_run``), so the client's frame budget neither pays for nor drops them.
+"""Answer frames: incoming frames that answer a call the server made on this socket, so the client's
+frame budget neither pays for nor drops them. One mechanism for every kind of call: the device's
+``tool_result`` answers the server's ``tool_call`` (declared here), a local run's ``agent_data`` and
+``agent_complete`` answer its ``agent_run`` (declared by the agents app, ``register_answer_frame``
+from ``AppConfig.ready``).
 
-A higher app declares them (``register_answer_frame``, from ``AppConfig.ready``); each socket keeps
-the calls it has opened and not yet seen closed (``OpenCalls``, capped). Plain Python, no socket.
+A socket mixes in ``AnswerBook``: what it awaits answers to. Tool calls are kept by the socket's
+pending-call table (``pending_calls``: it resolves, expires and fails them); the calls other frames
+open are recorded when the frame is sent (``OpenCalls``, capped, made on the first one: most sockets
+never open one). Plain Python, no socket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any, NamedTuple
 
-# Far more than one device runs at once; past it the oldest call loses its exemption, nothing else.
-OPEN_CALLS_CAP = 64
+from django.conf import settings
 
 
 class AnswerOf(NamedTuple):
@@ -39,10 +43,18 @@ def unregister_answer_frame(frame_type: str) -> None:
         _openers.pop(answer_of.opened_by, None)
 
 
-class OpenCalls:
-    """The calls a socket opened with an outgoing frame whose answers are still due."""
+# A tool call is opened by ``tool_call`` and closed by its one ``tool_result``, both naming it by ``id``.
+TOOL_CALL = "tool_call"
+register_answer_frame("tool_result", AnswerOf(opened_by=TOOL_CALL, key="id", closes=True))
 
-    def __init__(self, cap: int = OPEN_CALLS_CAP) -> None:
+
+class OpenCalls:
+    """The calls a socket opened with an outgoing frame (other than ``tool_call``) whose answers are
+    still due, oldest first; past ``cap`` the oldest loses its exemption, nothing else."""
+
+    __slots__ = ("_cap", "_open")
+
+    def __init__(self, *, cap: int) -> None:
         self._cap = cap
         self._open: dict[tuple[str, str], None] = {}  # insertion-ordered: the oldest goes first
 
@@ -52,32 +64,70 @@ class OpenCalls:
     def __len__(self) -> int:
         return len(self._open)
 
-    def sent(self, frame: Any) -> None:
-        """Note an outgoing frame (a validated model); a frame that opens a call has its key recorded."""
-        frame_type = getattr(frame, "type", None)
-        key_field = _openers.get(frame_type) if isinstance(frame_type, str) else None
-        if key_field is None:
-            return
-        key = getattr(frame, key_field, None)
-        if not isinstance(frame_type, str) or not isinstance(key, str):
-            return
+    def __contains__(self, call: object) -> bool:
+        return call in self._open
+
+    def opened(self, frame_type: str, key: str) -> None:
         self._open[(frame_type, key)] = None
         while len(self._open) > self._cap:
             del self._open[next(iter(self._open))]
 
-    def answers(self, raw: Mapping[str, Any]) -> bool:
-        """True if ``raw`` (a decoded incoming frame) answers a call this socket opened."""
+    def close(self, frame_type: str, key: str) -> None:
+        self._open.pop((frame_type, key), None)
+
+
+def call_opened_by(frame: Any) -> tuple[str, str] | None:
+    """(outgoing type, key) if ``frame`` (a validated outgoing model) opens a call recorded by
+    ``OpenCalls``; tool calls are the pending table's."""
+    frame_type = getattr(frame, "type", None)
+    if not isinstance(frame_type, str) or frame_type == TOOL_CALL:
+        return None
+    key_field = _openers.get(frame_type)
+    key = getattr(frame, key_field, None) if key_field is not None else None
+    return (frame_type, key) if isinstance(key, str) else None
+
+
+class AnswerBook:
+    """What a socket awaits answers to, for its frame intake: mixed into the socket, which sets
+    ``pending`` (its tool calls in flight); ``open_calls`` is made on the first call another frame
+    opens (at most DEVICE_OPEN_CALLS_CAP are kept)."""
+
+    pending: Container[str] = frozenset()
+    open_calls: OpenCalls | None = None
+
+    def awaits_answers(self) -> bool:
+        return bool(self.pending) or bool(self.open_calls)
+
+    def is_answer(self, raw: Mapping[str, Any]) -> bool:
+        """True if ``raw`` (a decoded incoming frame) answers a call this socket awaits."""
         answer_of = _answers.get(raw.get("type"))  # type: ignore[arg-type]
         if answer_of is None:
             return False
         key = raw.get(answer_of.key)
-        return isinstance(key, str) and (answer_of.opened_by, key) in self._open
+        if not isinstance(key, str):
+            return False
+        if answer_of.opened_by == TOOL_CALL:
+            return key in self.pending
+        return self.open_calls is not None and (answer_of.opened_by, key) in self.open_calls
 
-    def answered(self, raw: Mapping[str, Any]) -> None:
-        """An admitted answer: the closing one closes its call."""
+    def answer_admitted(self, raw: Mapping[str, Any]) -> None:
+        """An admitted answer: the closing one closes its call (a tool call is closed by its handler,
+        which resolves it in the pending table)."""
         answer_of = _answers.get(raw.get("type"))  # type: ignore[arg-type]
-        if answer_of is not None and answer_of.closes:
-            self._open.pop((answer_of.opened_by, raw.get(answer_of.key)), None)  # type: ignore[arg-type]
+        if answer_of is not None and answer_of.closes and self.open_calls is not None:
+            self.open_calls.close(answer_of.opened_by, raw.get(answer_of.key))  # type: ignore[arg-type]
+            if not self.open_calls:
+                self.open_calls = None  # none left open: nothing kept for the idle socket
 
-    def clear(self) -> None:
-        self._open.clear()
+    def frame_sent(self, frame: Any) -> None:
+        """Note an outgoing frame (a validated model) before it goes: the answer may come back at once."""
+        call = call_opened_by(frame)
+        if call is None:
+            return
+        if self.open_calls is None:
+            self.open_calls = OpenCalls(cap=settings.DEVICE_OPEN_CALLS_CAP)
+        self.open_calls.opened(*call)
+
+    def calls_forgotten(self) -> None:
+        """The socket is gone: the calls other frames opened are no longer awaited here."""
+        self.open_calls = None

@@ -48,6 +48,16 @@ def capabilities_negotiate(requested: Iterable[str]) -> list[str]:
     return seen
 
 
+def capability_set(negotiated: Iterable[str]) -> frozenset[str]:
+    """The set a socket keeps of what it negotiated: one shared set per combination (a few, as each
+    is a subset of what the server offers), not a 216-byte set per socket."""
+    key = frozenset(negotiated)
+    return _capability_sets.setdefault(key, key)
+
+
+_capability_sets: dict[frozenset[str], frozenset[str]] = {}
+
+
 class CapableSocket(NamedTuple):
     device_id: str
     channel: str

@@ -41,7 +41,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
 from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
-from .answer_frames import OpenCalls
+from .answer_frames import AnswerBook
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -56,10 +56,6 @@ from .session import Session
 logger = logging.getLogger(__name__)
 
 _HANDLER_FAILED = "The request failed on the server."
-
-# Message handlers of one socket's answer frames in flight before the socket stops reading: answers
-# spend no budget, so the handlers' pace is what bounds them.
-ANSWERS_IN_FLIGHT = 8
 
 # Tasks that must outlive the socket that started them (referenced until done).
 _detached: set[asyncio.Future] = set()
@@ -105,15 +101,23 @@ async def _run_message(consumer: DeviceConsumer, handler: handlers.FrameHandler,
         await consumer.send_error(DevicesErrorCode.INTERNAL_ERROR, _HANDLER_FAILED, request_id)
 
 
-class DeviceConsumer(AsyncWebsocketConsumer):
+class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     # Frame types the socket itself handles (filled in below the class); any other type goes to the
     # handler registry (``_on_registered``).
     _routes: ClassVar[dict[str, Callable[[DeviceConsumer, Any], Awaitable[None]]]]
     hello_timer: asyncio.TimerHandle
     # A device socket joins no group (devices are addressed by channel): no empty list per socket.
     groups: ClassVar[tuple[str, ...]] = ()
-    # Tasks running beside the receive loop (``_spawn``); made on the first, as most sockets never have one.
+    # Negotiated at hello; none for a seed client (one empty set for all: each frozenset() is a new one).
+    capabilities: frozenset[str] = frozenset()
+    # Tasks running beside the receive loop (``_spawn``): made on the first, dropped when the last ends
+    # (an idle socket has none; an empty set is 216 bytes).
     background: set[asyncio.Future] | None = None
+    pending: PendingCalls  # the tool calls in flight: one kind of call whose answers are awaited (AnswerBook)
+    # Message handlers still running (answers among them pace the socket); made on the first.
+    messages: set[asyncio.Future] | None = None
+    # While the socket has stopped reading (answer handlers full): since when (monotonic), else 0.
+    reading_paused_at: float = 0.0
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -133,20 +137,21 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.layer_turn: asyncio.Task | None = None  # hands the waiting layer messages over
         channel_inbox.inbox_join(self)
         try:
-            with contextlib.suppress(StopConsumer):
-                while True:
-                    message = await receive()
-                    # One message at a time, as Channels gave: the socket's frames and its layer
-                    # messages never run side by side (a call waits behind the hello).
-                    while self.layer_turn is not None:
-                        await self.layer_turn
-                    self.dispatching = True
-                    try:
-                        await self.dispatch(message)
-                    finally:
-                        self.dispatching = False
-                    if self.layer_inbox:
-                        self._hand_over_layer_messages()
+            while True:
+                message = await receive()
+                # One message at a time, as Channels gave: the socket's frames and its layer
+                # messages never run side by side (a call waits behind the hello).
+                while self.layer_turn is not None:
+                    await self.layer_turn
+                self.dispatching = True
+                try:
+                    await self.dispatch(message)
+                finally:
+                    self.dispatching = False
+                if self.layer_inbox:
+                    self._hand_over_layer_messages()
+        except StopConsumer:
+            pass  # not ``contextlib.suppress``: its object would live as long as the socket
         finally:
             channel_inbox.inbox_leave(self)
             if self.layer_turn is not None:
@@ -227,7 +232,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.user_id = str(self.user.id) if self.user is not None else ""
         self.device_id = ""
         self.agent_ids: list[str] = []
-        self.capabilities: frozenset[str] = frozenset()  # negotiated at hello; empty for a seed client
         self.hello_done = False
         self.node_name = ""
         self.closing = False
@@ -235,8 +239,6 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         self.last_seen = time.time()
         self.pending = PendingCalls()
         self.token_expires_at = 0.0  # the heartbeat closes the socket at this time (``heartbeat``)
-        self.open_calls = OpenCalls()  # calls opened by a frame we sent (agent_run) whose answers are due
-        self.messages: set[asyncio.Future] = set()  # message handlers still running
         self.pong_due = 0.0  # until when the heartbeat waits for this socket's pong (0: none asked)
         self.budget = FrameBudget(
             rate=settings.DEVICE_FRAME_RATE,
@@ -284,6 +286,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
     def _background_done(self, task: asyncio.Future) -> None:
         if self.background is not None:
             self.background.discard(task)
+            if not self.background:
+                self.background = None
         if task.cancelled() or task.exception() is None:
             return
         logger.error("device socket: a background task failed; closing the socket", exc_info=task.exception())
@@ -319,7 +323,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             if task is not current:
                 task.cancel()
         self._fail_pending()
-        self.open_calls.clear()
+        self.calls_forgotten()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
         await hello.presence_leave(self)
 
@@ -348,7 +352,7 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         needed = capability_required(model.type)  # type: ignore[attr-defined]
         if needed is not None and needed not in self.capabilities:
             return
-        self.open_calls.sent(model)  # before it goes: the answer may come back at once
+        self.frame_sent(model)  # before it goes: the answer may come back at once
         await self.send_text(outgoing_json(model))
 
     async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
@@ -368,9 +372,8 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             text_data,
             bytes_data,
             budget=self.budget,
-            pending=self.pending,
             max_bytes=settings.DEVICE_MAX_FRAME_BYTES,
-            open_calls=self.open_calls,
+            awaited=self,
         )
         if isinstance(intake, Dropped):
             self._dropped(intake.verdict)
@@ -385,9 +388,10 @@ class DeviceConsumer(AsyncWebsocketConsumer):
         else:
             route = self._routes.get(intake.frame_type, DeviceConsumer._on_registered)
             await route(self, intake.frame)
-            if intake.answer and len(self.messages) >= ANSWERS_IN_FLIGHT:
+            if intake.answer and self.messages and len(self.messages) >= settings.DEVICE_ANSWERS_IN_FLIGHT:
                 # Answers spend no budget: stop reading until their handlers catch up.
-                await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
+                with heartbeat.reading_paused(self):
+                    await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
 
     def _dropped(self, verdict: BudgetVerdict) -> None:
         if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
@@ -482,10 +486,18 @@ class DeviceConsumer(AsyncWebsocketConsumer):
             # Not a socket task: a message already received is handed over even if the socket drops.
             task = asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id))
             _keep(task)
+            if self.messages is None:
+                self.messages = set()
             self.messages.add(task)
-            task.add_done_callback(self.messages.discard)
+            task.add_done_callback(self._message_done)
         else:
             await self._start_request(registration.handler, frame, request_id)
+
+    def _message_done(self, task: asyncio.Future) -> None:
+        if self.messages is not None:
+            self.messages.discard(task)
+            if not self.messages:
+                self.messages = None  # as ``background``: no empty set kept per socket
 
     async def _start_request(self, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
         if streams.stream_get(user_id=self.user_id, request_id=request_id) is not None:

@@ -6,6 +6,9 @@ HEARTBEAT_TIMEOUT. A socket keeps one number for it (``pong_due``: until when it
 0 when it waits for none). The timer wakes at least once a second so a changed interval takes
 effect quickly.
 
+A socket that has stopped reading (its answer handlers are full, ``reading_paused``) cannot read the
+pong it was sent: its pong is not overdue while it is paused, and its deadline moves by the time paused.
+
 The same timer closes a socket whose access token has expired (TOKEN_EXPIRED, within a second of
 ``token_expires_at``): the sockets it watches wait in one heap by expiry instead of a timer each.
 """
@@ -13,11 +16,13 @@ The same timer closes a socket whose access token has expired (TOKEN_EXPIRED, wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
 import time
 import weakref
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -91,6 +96,20 @@ async def _run() -> None:
             logger.exception("devices: heartbeat pass failed")
 
 
+@contextlib.contextmanager
+def reading_paused(consumer: DeviceConsumer) -> Iterator[None]:
+    """``consumer`` stops reading meanwhile: a pong it is owed waits unread, so its deadline waits too."""
+    consumer.reading_paused_at = paused_at = time.monotonic()
+    try:
+        yield
+    finally:
+        consumer.reading_paused_at = 0.0
+        due = consumer.pong_due
+        if due > paused_at:  # owed a pong before or during the pause: it gets the time it waited unread
+            pinged_at = due - settings.DEVICE_PONG_TIMEOUT
+            consumer.pong_due = due + time.monotonic() - max(paused_at, pinged_at)
+
+
 def _close_silent(now: float) -> float | None:
     """Close the sockets whose pong is overdue; the earliest deadline still running, if any."""
     earliest: float | None = None
@@ -98,6 +117,9 @@ def _close_silent(now: float) -> float | None:
         due = consumer.pong_due
         if not due:
             continue
+        if consumer.reading_paused_at and due > consumer.reading_paused_at:
+            # It cannot read its pong meanwhile (``reading_paused``): not overdue; look again in a second.
+            due = now + 1.0
         if now >= due:
             consumer.pong_due = 0.0
             consumer.heartbeat_missed()

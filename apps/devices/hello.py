@@ -80,7 +80,7 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     if hello.capabilities is not None:
         # Before anything else on the socket: no frame can reach it before it is registered below.
         negotiated = capabilities.capabilities_negotiate(hello.capabilities)
-        consumer.capabilities = frozenset(negotiated)
+        consumer.capabilities = capabilities.capability_set(negotiated)
         await consumer.send_frame(DeviceWelcome(protocol=capabilities.PROTOCOL_VERSION, capabilities=negotiated))
     consumer.hello_done = True
     connections.register(consumer)

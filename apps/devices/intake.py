@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Container
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from .answer_frames import OpenCalls
 from .error_codes import DevicesErrorCode
 from .frames import is_incoming_type, parse_incoming, parse_json
 from .rate_limit import FrameBudget, Verdict, frame_cost
@@ -48,15 +47,14 @@ _SPENT = BudgetVerdict(BudgetOutcome.SPENT)
 _DROPS = {Verdict.DROP: BudgetOutcome.DROP, Verdict.DROP_AND_WARN: BudgetOutcome.DROP_AND_WARN}
 
 
-def is_answer(raw: Any, *, pending: Container[str], open_calls: OpenCalls | None) -> bool:
-    """True if ``raw`` answers one of the server's own calls: a ``tool_result`` for a pending call,
-    or an answer frame (``answer_frames``) of a call this socket opened."""
-    if not isinstance(raw, dict):
-        return False
-    if raw.get("type") == "tool_result":
-        call_id = raw.get("id")
-        return isinstance(call_id, str) and call_id in pending
-    return open_calls is not None and open_calls.answers(raw)
+class AwaitedAnswers(Protocol):
+    """What the socket awaits answers to (``answer_frames.AnswerBook``)."""
+
+    def awaits_answers(self) -> bool: ...
+
+    def is_answer(self, raw: Mapping[str, Any]) -> bool: ...
+
+    def answer_admitted(self, raw: Mapping[str, Any]) -> None: ...
 
 
 def budget_verdict(
@@ -64,9 +62,8 @@ def budget_verdict(
     text_data: str | None,
     size: int,
     *,
-    pending: Container[str],
+    awaited: AwaitedAnswers,
     max_bytes: int,
-    open_calls: OpenCalls | None = None,
 ) -> BudgetVerdict:
     """Spend the frame's cost before any parsing (an answer gets it back once it is known to be one)."""
     cost = frame_cost(size)
@@ -74,10 +71,10 @@ def budget_verdict(
         return _SPENT
     # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
     # when such calls are open and the frame is small enough to be one.
-    if (pending or open_calls) and text_data is not None and size <= max_bytes:
+    if awaited.awaits_answers() and text_data is not None and size <= max_bytes:
         with contextlib.suppress(ValueError):
             raw = parse_json(text_data)
-            if is_answer(raw, pending=pending, open_calls=open_calls):
+            if isinstance(raw, dict) and awaited.is_answer(raw):
                 return BudgetVerdict(BudgetOutcome.ANSWER, raw)
     verdict = budget.take(cost)
     return BudgetVerdict(_DROPS.get(verdict, BudgetOutcome.CLOSE))
@@ -132,12 +129,12 @@ def frame_intake(
     bytes_data: bytes | None,
     *,
     budget: FrameBudget,
-    pending: Container[str],
     max_bytes: int,
-    open_calls: OpenCalls | None = None,
+    awaited: AwaitedAnswers,
 ) -> Intake:
+    """``awaited``: what the socket awaits answers to; an answer spends no budget and is never dropped."""
     size = len(text_data) if text_data is not None else len(bytes_data or b"")
-    verdict = budget_verdict(budget, text_data, size, pending=pending, max_bytes=max_bytes, open_calls=open_calls)
+    verdict = budget_verdict(budget, text_data, size, awaited=awaited, max_bytes=max_bytes)
     if not verdict.admitted:
         return Dropped(verdict)
     if text_data is None:
@@ -174,11 +171,10 @@ def frame_intake(
             f"Invalid {frame_type} frame: {where}: {error['msg']}",
             request_id=request_id if isinstance(request_id, str) else None,
         )
-    if verdict.outcome is BudgetOutcome.ANSWER or is_answer(raw, pending=pending, open_calls=open_calls):
+    if verdict.outcome is BudgetOutcome.ANSWER or awaited.is_answer(raw):
         # The server's own calls bound their answers: the client's budget is left to the client.
         if verdict.outcome is BudgetOutcome.SPENT:
             budget.refund(frame_cost(size))
-        if open_calls is not None:
-            open_calls.answered(raw)
+        awaited.answer_admitted(raw)
         return Accepted(frame, str(frame_type), answer=True)
     return Accepted(frame, str(frame_type))

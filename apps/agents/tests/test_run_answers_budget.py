@@ -11,7 +11,7 @@ import pytest
 
 from apps.agents.frames import AgentRun, AgentRunConfig
 from apps.agents.models import RunStatus
-from apps.devices.answer_frames import OpenCalls
+from apps.devices.answer_frames import AnswerBook
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.intake import Accepted, Dropped, frame_intake
 from apps.devices.rate_limit import FrameBudget
@@ -91,11 +91,11 @@ def piece(run_id: str, frame_type: str = "agent_data") -> str:
 def test_intake_admits_a_runs_pieces_free_until_its_complete_and_then_charges_again():
     # given a socket that sent agent_run for one run and has one token left
     budget = frozen_budget(1)
-    calls = OpenCalls()
-    calls.sent(AgentRun(run_id="r1", agent_id="a1", config=AgentRunConfig()))
+    calls = AnswerBook()
+    calls.frame_sent(AgentRun(run_id="r1", agent_id="a1", config=AgentRunConfig()))
 
     def take(text: str):
-        return frame_intake(text, None, budget=budget, pending=(), max_bytes=100_000, open_calls=calls)
+        return frame_intake(text, None, budget=budget, max_bytes=100_000, awaited=calls)
 
     # when pieces of that run arrive, within the budget and beyond it
     within = take(piece("r1"))

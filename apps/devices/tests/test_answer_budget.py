@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-from apps.devices import consumers
+from apps.devices import connections
 from apps.devices.answer_frames import AnswerOf
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.services import call_device, send_to_device
-from apps.devices.tests.conftest import SOCKET_DB, wait_until
+from apps.devices.tests.conftest import SOCKET_DB, Gate, wait_until
 
 pytestmark = SOCKET_DB
 
@@ -74,14 +74,15 @@ async def test_answers_beyond_the_budget_are_paced_by_their_handlers(devices, us
     client.agent_handler = lambda frame: asyncio.sleep(0)
     run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
     await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
 
     # when the device sends many more pieces than the bucket or the pace allows, then a ping
-    count = consumers.ANSWERS_IN_FLIGHT + 4
+    count = settings.DEVICE_ANSWERS_IN_FLIGHT + 4
     for n in range(count):
         file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
         await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
     await client.send({"type": "ping"})
-    await wait_until(lambda: in_flight[0] == consumers.ANSWERS_IN_FLIGHT)
+    await wait_until(lambda: in_flight[0] == settings.DEVICE_ANSWERS_IN_FLIGHT)
     # a socket still reading would answer the ping within milliseconds; give it far longer
     await asyncio.sleep(0.3)
     held_back = client.frames.empty()
@@ -92,5 +93,93 @@ async def test_answers_beyond_the_budget_are_paced_by_their_handlers(devices, us
     assert await client.next_frame() == {"type": "pong"}
     await wait_until(lambda: len(received) == count)
     assert sorted(received) == sorted(f"f{n}" for n in range(count))
-    assert in_flight[1] == consumers.ANSWERS_IN_FLIGHT
+    assert in_flight[1] == settings.DEVICE_ANSWERS_IN_FLIGHT
     assert held_back
+
+
+async def test_a_socket_paced_past_the_pong_timeout_is_not_closed_by_the_heartbeat(
+    devices, user, settings, frame_handlers
+):
+    # given short heartbeats, two answers in flight before the socket stops reading, and a handler
+    # of a run's pieces held far longer than the pong timeout
+    settings.DEVICE_PING_INTERVAL = 0.2
+    settings.DEVICE_PONG_TIMEOUT = 0.5
+    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
+    gate = Gate()
+    in_flight = [0, 0]  # now, most at once
+    received: list[str] = []
+
+    async def hold(session, frame):
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight[1], in_flight[0])
+        await gate.passed()
+        in_flight[0] -= 1
+        received.append(frame.files[0].name)
+
+    frame_handlers.register_message_handler("agent_data", hold, answers=AnswerOf(opened_by="agent_run", key="run_id"))
+    client = await devices(user)
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
+
+    # when the device sends more pieces than may be in flight and the socket stops reading (its
+    # pongs wait unread) for several pong timeouts
+    for n in range(4):
+        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
+        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await wait_until(lambda: in_flight[0] == 2)
+    pings = client.pings
+    await asyncio.sleep(4 * settings.DEVICE_PONG_TIMEOUT)
+    closed_while_paused = client.close_code
+    gate.open()
+
+    # then the socket had stopped reading, the heartbeat did not close it, every piece was handled
+    # and its heartbeat goes on
+    assert in_flight[1] == 2
+    assert closed_while_paused is None
+    await wait_until(lambda: len(received) == 4)
+    await wait_until(lambda: client.pings >= pings + 3)
+    assert client.close_code is None
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+
+
+def held_socket(user, device_id: str):
+    """The server's consumer of a device (the test server runs in this process, on its own loop)."""
+    for table in list(connections._by_loop.values()):
+        consumer = table.get((str(user.id), device_id))
+        if consumer is not None:
+            return consumer
+    raise AssertionError(f"no socket holds {device_id}")
+
+
+async def test_an_idle_socket_keeps_no_answer_records_or_task_sets(devices, user, frame_handlers):
+    # given a socket that said hello, pinged and answered a tool call
+    frame_handlers.register_message_handler(
+        "agent_data", lambda session, frame: asyncio.sleep(0), answers=AnswerOf(opened_by="agent_run", key="run_id")
+    )
+    client = await devices(user)
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    await call_device(user_id=user.id, action="insert", table="tasks", data={"title": "Task"})
+    consumer = held_socket(user, client.device_id)
+    # then it holds no record of open calls and, once its hello's work is done, no sets of tasks
+    await wait_until(lambda: consumer.background is None)
+    assert consumer.open_calls is None
+    assert consumer.messages is None
+
+    # when the server opens a run on it and the device answers
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
+    file = {"path": "/f", "name": "f", "content": "x", "metadata": {}}
+    await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+
+    # then the run is recorded as open, and the handler's task set is gone once it has ended
+    assert consumer.open_calls is not None
+    assert ("agent_run", "r1") in consumer.open_calls
+    await wait_until(lambda: consumer.messages is None)

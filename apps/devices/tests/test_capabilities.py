@@ -188,3 +188,13 @@ async def test_a_capability_withdrawal_leaves_an_entry_another_socket_took_over(
     finally:
         await loop_redis().delete(key)
         await loop_redis_close()
+
+
+def test_sockets_that_negotiated_the_same_capabilities_share_one_set():
+    first = capabilities.capability_set(["agent_progress", "usage_notice"])
+    second = capabilities.capability_set(["usage_notice", "agent_progress"])
+    other = capabilities.capability_set(["usage_notice"])
+    assert first == {"agent_progress", "usage_notice"}
+    assert second is first
+    assert other == {"usage_notice"}
+    assert other is not first

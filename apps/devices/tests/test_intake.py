@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from apps.devices.answer_frames import AnswerBook
 from apps.devices.frames import DeviceHello, ToolResult
 from apps.devices.intake import Accepted, BudgetOutcome, Dropped, Rejected, frame_intake
 from apps.devices.rate_limit import FrameBudget
@@ -19,7 +20,9 @@ def budget(tokens: int = 100, close_after: int = 3) -> FrameBudget:
 
 
 def intake(text: str | None, *, bytes_data: bytes | None = None, b: FrameBudget | None = None, pending=()):
-    return frame_intake(text, bytes_data, budget=b or budget(), pending=set(pending), max_bytes=LIMIT)
+    awaited = AnswerBook()
+    awaited.pending = set(pending)
+    return frame_intake(text, bytes_data, budget=b or budget(), max_bytes=LIMIT, awaited=awaited)
 
 
 def test_a_valid_frame_is_accepted_as_its_model():
