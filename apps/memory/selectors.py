@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.db.models import Count, QuerySet, Window
+from django.db.models import Count, QuerySet, Subquery
 
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
@@ -297,11 +297,11 @@ _VIEW_ROWS = {kind: namedtuple(f"{kind.value.title()}Row", columns) for kind, co
 
 def _memory_page(kind: MemoryKind, user_id: Any) -> QuerySet[Any]:
     # Every row carries the number of the user's items of the kind: one round trip answers the page and its count.
-    return (
-        memory_queryset(user_id=user_id, kind=kind)
-        .annotate(total=Window(Count("*")))
-        .values_list(*_VIEW_COLUMNS[kind], "total")
-    )
+    # The count is a scalar subquery (run once, an index-only scan) and the rows come by the (user,
+    # created_at) index in page order; a window over the rows read and sorted every item for a page of 20.
+    items = memory_queryset(user_id=user_id, kind=kind)
+    count = items.order_by().values("user_id").annotate(n=Count("*")).values("n")
+    return items.annotate(total=Subquery(count)).values_list(*_VIEW_COLUMNS[kind], "total")
 
 
 def _owned_item(kind: MemoryKind, user_id: Any, item_id: Any) -> QuerySet[Any]:
