@@ -60,6 +60,8 @@ class CoreMemory(BaseModel):
         constraints = [
             models.UniqueConstraint(fields=["user", "key_digest"], name="memory_core_unique_key_per_user"),
         ]
+        # The list, newest first: a page reads its own rows by index, not every row.
+        indexes = [models.Index(fields=["user", "-created_at"], name="memory_core_user_created")]
 
     def __str__(self) -> str:
         return f"core memory {self.id}"
@@ -146,7 +148,11 @@ class ProactivePattern(BaseModel):
                 name="memory_pattern_confidence_0_1",
             ),
         ]
-        indexes = [models.Index(fields=["user", "-confidence"], name="memory_pattern_user_conf")]
+        indexes = [
+            models.Index(fields=["user", "-confidence"], name="memory_pattern_user_conf"),
+            # The list, newest first: a page reads its own rows by index, not every row.
+            models.Index(fields=["user", "-created_at"], name="memory_pattern_user_created"),
+        ]
 
     def __str__(self) -> str:
         return f"pattern {self.id}"

@@ -17,12 +17,12 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.db.models import Count, QuerySet, Window
+from django.db.models import Count, QuerySet, Subquery
 
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
 
-from .crypto import unseal, unseal_optional
+from .crypto import Unsealer, unseal, unseal_optional
 from .embeddings import validate_embedding
 from .error_codes import MemoryErrorCode
 from .models import (
@@ -297,11 +297,11 @@ _VIEW_ROWS = {kind: namedtuple(f"{kind.value.title()}Row", columns) for kind, co
 
 def _memory_page(kind: MemoryKind, user_id: Any) -> QuerySet[Any]:
     # Every row carries the number of the user's items of the kind: one round trip answers the page and its count.
-    return (
-        memory_queryset(user_id=user_id, kind=kind)
-        .annotate(total=Window(Count("*")))
-        .values_list(*_VIEW_COLUMNS[kind], "total")
-    )
+    # The count is a scalar subquery (run once, an index-only scan) and the rows come by the (user,
+    # created_at) index in page order; a window over the rows read and sorted every item for a page of 20.
+    items = memory_queryset(user_id=user_id, kind=kind)
+    count = items.order_by().values("user_id").annotate(n=Count("*")).values("n")
+    return items.annotate(total=Subquery(count)).values_list(*_VIEW_COLUMNS[kind], "total")
 
 
 def _owned_item(kind: MemoryKind, user_id: Any, item_id: Any) -> QuerySet[Any]:
@@ -331,7 +331,8 @@ def memory_page(
     if not rows:
         return [], None
     row_type = _VIEW_ROWS[kind]
-    views = [memory_item_view(user_id=user_id, kind=kind, item=row_type(*row[:-1])) for row in rows]
+    unseal_ = Unsealer(user_id=user_id)  # the user's key once for the page, not per field
+    views = [_item_view(kind, row_type(*row[:-1]), unseal_) for row in rows]
     return views, rows[0][-1]
 
 
@@ -349,27 +350,28 @@ def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | s
 
 def memory_item_view(*, user_id: UserId, kind: MemoryKind, item: Any, with_embedding: bool = False) -> dict[str, Any]:
     """One item, decrypted, as plain data (for the API and the export)."""
+    return _item_view(kind, item, Unsealer(user_id=user_id), with_embedding=with_embedding)
+
+
+def _item_view(kind: MemoryKind, item: Any, unseal_: Unsealer, *, with_embedding: bool = False) -> dict[str, Any]:
     view: dict[str, Any] = {"id": str(item.id), "created_at": item.created_at, "updated_at": item.updated_at}
     if kind == MemoryKind.CORE:
-        view |= {
-            "key": unseal(user_id=user_id, token=item.key_encrypted),
-            "value": unseal(user_id=user_id, token=item.value_encrypted),
-        }
+        view |= {"key": unseal_(item.key_encrypted), "value": unseal_(item.value_encrypted)}
     elif kind == MemoryKind.ASSOCIATIVE:
         view |= {
-            "content": unseal(user_id=user_id, token=item.content_encrypted),
-            "entity_type": unseal_optional(user_id=user_id, token=item.entity_type_encrypted),
-            "entity_id": unseal_optional(user_id=user_id, token=item.entity_id_encrypted),
+            "content": unseal_(item.content_encrypted),
+            "entity_type": unseal_.optional(item.entity_type_encrypted),
+            "entity_id": unseal_.optional(item.entity_id_encrypted),
         }
     elif kind == MemoryKind.EPISODIC:
         view |= {
             "session_id": item.session_id,
-            "summary": unseal_optional(user_id=user_id, token=item.summary_encrypted),
+            "summary": unseal_.optional(item.summary_encrypted),
             "pending": item.summary_encrypted is None,
         }
     else:
         view |= {
-            "description": unseal(user_id=user_id, token=item.description_encrypted),
+            "description": unseal_(item.description_encrypted),
             "confidence": item.confidence,
             "active": item.confidence > PATTERN_CONFIDENCE_THRESHOLD,
         }
@@ -387,9 +389,9 @@ def memory_export(*, user_id: UserId, with_embeddings: bool = False) -> dict[str
             # The sign bits are derived from the embedding: never part of an export.
             kept = {"embedding"} if with_embeddings else set()
             items = items.defer(*(name for name in VECTOR_FIELDS[kind] if name not in kept))
+        unseal_ = Unsealer(user_id=user_id)
         export[kind.value] = [
-            memory_item_view(user_id=user_id, kind=kind, item=item, with_embedding=with_embeddings)
-            for item in items.iterator(chunk_size=500)
+            _item_view(kind, item, unseal_, with_embedding=with_embeddings) for item in items.iterator(chunk_size=500)
         ]
     return export
 

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
 from apps.memory.apis import OUTPUT_SERIALIZERS
-from apps.memory.models import AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
+from apps.memory.models import MODEL_OF_KIND, AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
 from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
 
 from .conftest import axis_embedding
@@ -229,6 +229,59 @@ def test_a_later_page_and_its_count_come_from_one_query(user, auth_client, bob, 
     assert len(_memory_reads(queries)) == 1
     assert (page.json()["count"], page.json()["page"], page.json()["limit"]) == (3, 2, 1)
     assert page.json()["results"] == auth_client.get(f"/api/v1/memory/{kind}").json()["results"][1:2]
+
+
+def _plan_nodes(node: dict, *, in_init_plan: bool = False):
+    """Every node of an EXPLAIN (FORMAT JSON) plan, with whether it belongs to an InitPlan."""
+    inside = in_init_plan or node.get("Parent Relationship") == "InitPlan"
+    yield node, inside
+    for child in node.get("Plans", []):
+        yield from _plan_nodes(child, in_init_plan=inside)
+
+
+def _many(owner, kind: MemoryKind, n: int) -> None:
+    """``n`` items of ``kind`` written directly (their contents are never decrypted here)."""
+    token = b"sealed"
+    rows = {
+        MemoryKind.CORE: lambda i: CoreMemory(
+            user=owner, key_digest=i.to_bytes(32), key_encrypted=token, value_encrypted=token
+        ),
+        MemoryKind.ASSOCIATIVE: lambda i: AssociativeMemory(
+            user=owner, content_encrypted=token, embedding=axis_embedding(1)
+        ),
+        MemoryKind.EPISODIC: lambda i: Episode(user=owner, session_id=f"s{i}", summary_encrypted=token),
+        MemoryKind.PROACTIVE: lambda i: ProactivePattern(
+            user=owner, description_digest=i.to_bytes(32), description_encrypted=token, confidence=0.5
+        ),
+    }[kind]
+    MODEL_OF_KIND[kind].objects.bulk_create(rows(i) for i in range(n))
+
+
+@pytest.mark.parametrize("kind", list(MemoryKind))
+def test_a_page_of_a_long_memory_list_reads_only_its_own_rows(user, bob, kind):
+    # given a user with 300 items of the kind (and someone else's), enough that the indexes pay
+    _many(user, kind, 300)
+    _many(bob, kind, 50)
+    from apps.memory.selectors import _MEMORY_PAGES
+
+    query = _MEMORY_PAGES[kind]
+    compiled = query._compile("rows")
+    values = {"user_id": user.pk}
+
+    # when the page of 20 from offset 40 is planned and run
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), 20, 40])
+        (plan,) = cursor.fetchone()[0]
+
+    # then outside the count (an InitPlan run once) no step handles more than the rows up to the page
+    page_steps = [node for node, in_count in _plan_nodes(plan["Plan"]) if not in_count]
+    assert max(node["Actual Rows"] for node in page_steps) <= 60
+    # and the page still knows the owner's total, not anyone else's
+    rows = query.rows(limit=20, offset=40, **values)
+    assert len(rows) == 20
+    assert {row[-1] for row in rows} == {300}
 
 
 def _more(owner, tag: str) -> None:

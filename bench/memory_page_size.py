@@ -1,0 +1,114 @@
+"""How the memory list's page query costs with the user's size: ``_MEMORY_PAGES`` (a page read by
+the (user, created_at) index, the count a scalar subquery over an index) against the window count it
+replaced (every item of the kind read and sorted for each page), for a user with 20 associative
+memories and one with 5,000, same run. The page's decryption is not part of it (it is per item).
+
+    .venv/bin/python -m adiuva.embedded run -- .venv/bin/python bench/memory_page_size.py [--rounds 5]
+
+Each round times each (user, page, query) pair back to back (median of 30 calls, after 5 warm-up
+calls), with the table analyzed and vacuumed first, as autovacuum keeps it in production.
+
+Figures of 2026-12-06 08:48 (2 cores shared with other engineers' runs, load 2.6-2.9), page of 20,
+7 rounds, medians: PostgreSQL's execution time (the call's wall time)
+    5,000 memories, first page     window 4.58 ms → 0.54 ms (8.5x; wall 4.80 → 0.66 ms, 7.2x)
+    5,000 memories, second page    window 4.57 ms → 0.56 ms (8.1x; wall 4.65 → 0.84 ms, 5.6x)
+    20 memories                    0.03 ms either way (wall 0.36 → 0.38 ms first page, 0.13 → 0.16
+                                   ms second: the subquery costs a few hundredths of a ms to plan)
+A 3-round run at the same load: 3.85 → 0.44 ms (8.8x) at 5,000. Over HTTP (rest_per_process.py,
+16 clients) at 20 and 300 memories the list moved 1.02x and 0.99x old → new: there the page's
+decryption (a Fernet token per field, ~10 µs each) and the serializer (~14 µs per item) are what
+count, not the query. What still grows with the user's size is the count, an index-only scan.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from functools import partial
+from typing import Any
+
+from device_common import make_users, setup_django
+from records_page_size import _median_ms
+
+
+def _window_query() -> Any:
+    """The query before, compiled as it was: the count as a window over every item of the kind."""
+    from django.db.models import Count, Window
+
+    from apps.core.compiled_queries import CompiledQuery
+    from apps.memory import selectors
+    from apps.memory.models import MemoryKind
+
+    def page(kind: MemoryKind, user_id: Any) -> Any:
+        items = selectors.memory_queryset(user_id=user_id, kind=kind)
+        return items.annotate(total=Window(Count("*"))).values_list(*selectors._VIEW_COLUMNS[kind], "total")
+
+    kind = MemoryKind.ASSOCIATIVE
+    return CompiledQuery(partial(page, kind), user_id=selectors._user_id_field(kind))
+
+
+def _execution_ms(query: Any, values: dict[str, Any], offset: int) -> float:
+    """PostgreSQL's own execution time of a page of 20 (EXPLAIN ANALYZE), median of 5."""
+    from django.db import connection
+
+    compiled = query._rows or query._compile("rows")
+    times = []
+    for _ in range(5):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), 20, offset]
+            )
+            times.append(cursor.fetchone()[0][0]["Execution Time"])
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--items", type=int, default=5000)
+    args = parser.parse_args()
+
+    setup_django(migrate=True)
+    from django.db import connection
+
+    from apps.memory.models import EMBEDDING_DIMENSIONS, AssociativeMemory, MemoryKind
+    from apps.memory.selectors import _MEMORY_PAGES
+
+    ((small_id, _),) = make_users(1, prefix="memorysize-small")
+    ((big_id, _),) = make_users(1, prefix="memorysize-big")
+    embedding = [1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1)
+    for user_id, n in ((small_id, 20), (big_id, args.items)):
+        have = AssociativeMemory.objects.filter(user_id=user_id).count()
+        AssociativeMemory.objects.bulk_create(
+            AssociativeMemory(user_id=user_id, content_encrypted=b"sealed", embedding=embedding) for _ in range(have, n)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE memory_associativememory")
+
+    cases = [
+        (f"{n} memories, {label}", user_id, offset)
+        for n, user_id in ((20, small_id), (args.items, big_id))
+        for label, offset in (("first page", 0), ("second page", 20))
+    ]
+    queries = {"window": _window_query(), "now": _MEMORY_PAGES[MemoryKind.ASSOCIATIVE]}
+    results: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for name, user_id, offset in cases:
+            for label, query in queries.items():
+                results.setdefault((name, label), []).append(
+                    _median_ms(lambda: query.rows(user_id=user_id, limit=20, offset=offset))  # noqa: B023
+                )
+                results.setdefault((name, label + " in db"), []).append(
+                    _execution_ms(query, {"user_id": user_id}, offset)
+                )
+    print(f"page of 20, {args.rounds} rounds (median ms): the call's wall time, then PostgreSQL's execution time")
+    for name, *_ in cases:
+        for where in ("", " in db"):
+            before = statistics.median(results[(name, "window" + where)])
+            after = statistics.median(results[(name, "now" + where)])
+            label = name + where
+            print(f"  {label:36} window {before:6.2f} ms → {after:6.2f} ms   {before / after:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
