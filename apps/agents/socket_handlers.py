@@ -95,16 +95,25 @@ async def handle_agent_complete(session: DeviceSession, frame: AgentComplete) ->
 # --- device hello ---------------------------------------------------------------------------------
 
 
-async def on_device_hello(session: DeviceSession) -> None:
-    # The checks are shared with the other hellos arriving now (device_hello): a reconnect storm
-    # costs a few queries, not one per device. The runs first and beside the outbox check: their
-    # pieces may already be on the way.
-    running, outbox_waiting = await asyncio.gather(
-        hello_runs_running(user_id=session.user_id, device_id=session.device_id),
-        hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id),
-    )
+async def _runs_reopen(session: DeviceSession) -> None:
+    """This socket awaits the pieces of the device's runs still running, whose ``agent_run`` went out
+    on an earlier socket; a failure only costs them their exemption from the frame budget."""
+    try:
+        running = await hello_runs_running(user_id=session.user_id, device_id=session.device_id)
+    except Exception:
+        logger.exception("agents: the running runs of device %s were not re-opened on its hello", session.device_id)
+        return
     for run_id in running:
         session.call_opened(AGENT_RUN, run_id)
+
+
+async def on_device_hello(session: DeviceSession) -> None:
+    # The checks are shared with the other hellos arriving now (device_hello): a reconnect storm
+    # costs a few queries, not one per device. The running runs beside the outbox check: their
+    # pieces may already be on the way.
+    _, outbox_waiting = await asyncio.gather(
+        _runs_reopen(session), hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id)
+    )
     if outbox_waiting:
         report = await outbox_flush_for_device(user_id=session.user_id, device_id=session.device_id)
         if report.delivered or report.undelivered:
