@@ -7,8 +7,10 @@ these devices came due), so a user's devices share one check and a storm costs a
 of one per device. The first hello of a batch waits briefly for the others; while a batch runs, the
 next one gathers.
 
-A hello first learns whether its outbox holds anything (and flushes it, on its own socket), then the
-agents that came due while the device was away start, as before.
+A hello first learns which of the device's local runs are still running (their ``agent_run`` went out
+on an earlier socket: the new one awaits their pieces as answers, so a reconnect does not make them
+spend the frame budget) and whether its outbox holds anything (and flushes it, on its own socket),
+then the agents that came due while the device was away start, as before.
 """
 
 from __future__ import annotations
@@ -82,8 +84,23 @@ def due_runs_start(pairs: list[Pair]) -> Collection[Pair]:
     return started
 
 
+def _runs_running(pairs: list[Pair]) -> list[list[str]]:
+    from .selectors import local_runs_running_on
+
+    running = local_runs_running_on(devices=pairs)
+    return [running.get(pair, []) for pair in pairs]
+
+
 _outbox_checks = _coalesced(_outboxes_waiting)
 _due_checks = _coalesced(due_runs_start)
+_running_checks = loop_local(
+    lambda: GroupCommit(_runs_running, max_batch=HELLO_BATCH, gather_seconds=HELLO_GATHER_SECONDS, own_thread=True)
+)
+
+
+async def hello_runs_running(*, user_id, device_id: str) -> list[str]:
+    """The ids of this device's local runs still running (checked with the other hellos arriving now)."""
+    return await _running_checks().submit((str(user_id), device_id))
 
 
 async def hello_outbox_waiting(*, user_id, device_id: str) -> bool:

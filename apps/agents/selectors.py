@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.core.errors import NotFoundError
 
-from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
+from .models import AgentRunLog, AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus
 
 AgentConfigModel = LocalAgentConfig | CloudAgentConfig
 
@@ -76,6 +76,24 @@ def agents_due_for_device(
     dispatcher ends in one run (the other side gets ``agent_already_running``).
     """
     return agents_due_for_devices(devices=[(user_id, device_id)], now=now)
+
+
+def local_runs_running_on(*, devices: Collection[tuple[uuid.UUID | str, str]]) -> dict[tuple[str, str], list[str]]:
+    """The local runs still running on each of these (user_id, device_id) pairs, by pair, in one query
+    (a reconnect storm's hellos are checked together)."""
+    pairs = {(str(user_id), device_id) for user_id, device_id in devices}
+    if not pairs:
+        return {}
+    owners = Q()
+    for user_id, device_id in pairs:
+        owners |= Q(user_id=user_id, device_id=device_id)
+    running: dict[tuple[str, str], list[str]] = {}
+    rows = AgentRunLog.objects.filter(owners, agent_type=AgentType.LOCAL, status=RunStatus.RUNNING).values_list(
+        "user_id", "device_id", "id"
+    )
+    for owner, device, run_id in rows:
+        running.setdefault((str(owner), device), []).append(str(run_id))
+    return running
 
 
 def agents_due_for_devices(

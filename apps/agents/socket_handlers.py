@@ -20,7 +20,7 @@ from apps.core.errors import ApplicationError
 from apps.devices.handlers import DeviceSession
 from apps.devices.services import loop_layer
 
-from .device_hello import hello_due_runs_start, hello_outbox_waiting
+from .device_hello import hello_due_runs_start, hello_outbox_waiting, hello_runs_running
 from .error_codes import AgentsErrorCode
 from .frames import AgentComplete, AgentData
 from .local_runs import MSG_COMPLETE, MSG_DATA, run_channel
@@ -29,6 +29,7 @@ from .outbox import outbox_flush_for_device
 
 logger = logging.getLogger(__name__)
 
+AGENT_RUN = "agent_run"  # the outgoing frame a run's pieces answer (registered in AppConfig.ready)
 FORWARD_ATTEMPTS = 50  # times FORWARD_BACKOFF: how long a piece waits for a full run channel
 FORWARD_BACKOFF = 0.2
 
@@ -94,10 +95,26 @@ async def handle_agent_complete(session: DeviceSession, frame: AgentComplete) ->
 # --- device hello ---------------------------------------------------------------------------------
 
 
+async def _runs_reopen(session: DeviceSession) -> None:
+    """This socket awaits the pieces of the device's runs still running, whose ``agent_run`` went out
+    on an earlier socket; a failure only costs them their exemption from the frame budget."""
+    try:
+        running = await hello_runs_running(user_id=session.user_id, device_id=session.device_id)
+    except Exception:
+        logger.exception("agents: the running runs of device %s were not re-opened on its hello", session.device_id)
+        return
+    for run_id in running:
+        session.call_opened(AGENT_RUN, run_id)
+
+
 async def on_device_hello(session: DeviceSession) -> None:
-    # Both checks are shared with the other hellos arriving now (device_hello): a reconnect storm
-    # costs a few queries, not one per device.
-    if await hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id):
+    # The checks are shared with the other hellos arriving now (device_hello): a reconnect storm
+    # costs a few queries, not one per device. The running runs beside the outbox check: their
+    # pieces may already be on the way.
+    _, outbox_waiting = await asyncio.gather(
+        _runs_reopen(session), hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id)
+    )
+    if outbox_waiting:
         report = await outbox_flush_for_device(user_id=session.user_id, device_id=session.device_id)
         if report.delivered or report.undelivered:
             logger.info(

@@ -122,11 +122,20 @@ class AnswerBook:
     def frame_sent(self, frame: Any) -> None:
         """Note an outgoing frame (a validated model) before it goes: the answer may come back at once."""
         call = call_opened_by(frame)
-        if call is None:
-            return
+        if call is not None:
+            self._opened(*call)
+
+    def call_opened(self, opened_by: str, key: str) -> None:
+        """Await answers to a call ``opened_by`` (a registered outgoing type) sent earlier, on another
+        socket of the device: a reconnect picks up the calls still running (the agents app's hello)."""
+        if opened_by == TOOL_CALL or opened_by not in _openers:
+            raise ValueError(f"{opened_by!r} opens no call answered on this socket")
+        self._opened(opened_by, key)
+
+    def _opened(self, opened_by: str, key: str) -> None:
         if self.open_calls is None:
             self.open_calls = OpenCalls(cap=settings.DEVICE_OPEN_CALLS_CAP)
-        self.open_calls.opened(*call)
+        self.open_calls.opened(opened_by, key)
 
     def calls_forgotten(self) -> None:
         """The socket is gone: the calls other frames opened are no longer awaited here."""

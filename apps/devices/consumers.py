@@ -465,6 +465,15 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""
         self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
 
+    def reading_stalled(self) -> None:
+        """The socket stopped reading for its answer handlers longer than the heartbeat excuses
+        (``heartbeat.read_pause_max``): the handlers are stuck. Cancelling them lets the receive loop
+        go on to the close; the device is closed as silent, as if its pong had not come."""
+        logger.warning("device socket: %s stopped reading for stuck answer handlers; closing it", self.device_id or "?")
+        for task in list(self.messages or ()):
+            task.cancel()
+        self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
+
     def presence_entry(self) -> PresenceEntry:
         return hello.presence_entry(self)
 

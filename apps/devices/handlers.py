@@ -43,6 +43,9 @@ class DeviceSession(Protocol):
 
     async def call(self, **kwargs: Any) -> dict: ...
 
+    # Answers to a call (``opened_by``, e.g. ``agent_run``) sent on an earlier socket are awaited here too.
+    def call_opened(self, opened_by: str, key: str) -> None: ...
+
 
 FrameHandler = Callable[[DeviceSession, Any], Awaitable[None]]
 ConnectHandler = Callable[[DeviceSession], Awaitable[None]]

@@ -8,6 +8,9 @@ effect quickly.
 
 A socket that has stopped reading (its answer handlers are full, ``reading_paused``) cannot read the
 pong it was sent: its pong is not overdue while it is paused, and its deadline moves by the time paused.
+Not for ever: a pause longer than ``read_pause_max()`` (twice DEVICE_TOOL_CALL_TIMEOUT) is a handler
+that will not end; its pong is overdue, the socket is closed as silent and its handlers are cancelled
+(``reading_stalled``).
 
 The same timer closes a socket whose access token has expired (TOKEN_EXPIRED, within a second of
 ``token_expires_at``): the sockets it watches wait in one heap by expiry instead of a timer each.
@@ -110,14 +113,28 @@ def reading_paused(consumer: DeviceConsumer) -> Iterator[None]:
             consumer.pong_due = due + time.monotonic() - max(paused_at, pinged_at)
 
 
+def read_pause_max() -> float:
+    """How long a socket may stop reading for its answer handlers before it counts as silent. An answer
+    handler hands a piece on within a tool call's time (a full run channel is retried for less); one
+    that takes twice that is stuck."""
+    return 2 * settings.DEVICE_TOOL_CALL_TIMEOUT
+
+
 def _close_silent(now: float) -> float | None:
     """Close the sockets whose pong is overdue; the earliest deadline still running, if any."""
     earliest: float | None = None
+    pause_max = read_pause_max()
     for consumer in connections.local_consumers():
         due = consumer.pong_due
         if not due:
             continue
-        if consumer.reading_paused_at and due > consumer.reading_paused_at:
+        paused_at = consumer.reading_paused_at
+        if paused_at and due > paused_at:
+            if now - paused_at >= pause_max:
+                # Paused too long to be waiting on anything but a handler that never ends.
+                consumer.pong_due = 0.0
+                consumer.reading_stalled()
+                continue
             # It cannot read its pong meanwhile (``reading_paused``): not overdue; look again in a second.
             due = now + 1.0
         if now >= due:

@@ -2,6 +2,10 @@
 
 A call is either awaited on the socket's own loop (a future) or by a caller elsewhere, answered
 on that caller's node (see node.py); the table resolves, expires and fails them.
+
+Every socket has a table and most have no call in flight: such a table holds no dict of its own (one
+shared, never written empty one); a dict is made by the first call and dropped by the first sweep
+(``sweep_expired``, each presence flush) that finds none in flight.
 """
 
 from __future__ import annotations
@@ -24,9 +28,15 @@ class RemoteWaiter(NamedTuple):
     reply_to: str
 
 
+# Read by every table with no call in flight; never written (a first call swaps it for a dict of its own).
+_NONE: dict[str, PendingCall] = {}
+
+
 class PendingCalls:
+    __slots__ = ("_calls",)
+
     def __init__(self) -> None:
-        self._calls: dict[str, PendingCall] = {}
+        self._calls = _NONE
 
     def __contains__(self, call_id: object) -> bool:
         return call_id in self._calls
@@ -36,11 +46,17 @@ class PendingCalls:
 
     def add_local(self, call_id: str, *, deadline: float) -> asyncio.Future:
         future = asyncio.get_running_loop().create_future()
-        self._calls[call_id] = PendingCall(deadline=deadline, future=future)
+        calls = self._calls
+        if calls is _NONE:
+            calls = self._calls = {}
+        calls[call_id] = PendingCall(deadline=deadline, future=future)
         return future
 
     def add_remote(self, call_id: str, *, deadline: float, reply_to: str) -> None:
-        self._calls[call_id] = PendingCall(deadline=deadline, reply_to=reply_to)
+        calls = self._calls
+        if calls is _NONE:
+            calls = self._calls = {}
+        calls[call_id] = PendingCall(deadline=deadline, reply_to=reply_to)
 
     def forget(self, call_id: str) -> None:
         self._calls.pop(call_id, None)
@@ -58,7 +74,7 @@ class PendingCalls:
 
     def fail_all(self, error: BaseException) -> list[RemoteWaiter]:
         """Fail every local waiter with ``error``; return the remote waiters to tell."""
-        calls, self._calls = self._calls, {}
+        calls, self._calls = self._calls, _NONE
         remote = []
         for call_id, call in calls.items():
             if call.future is not None:
@@ -74,4 +90,8 @@ class PendingCalls:
         expired = [cid for cid, call in self._calls.items() if call.reply_to and call.deadline < now]
         for call_id in expired:
             del self._calls[call_id]
+        if not self._calls:
+            # None in flight: nothing kept for the idle socket. Here (each presence flush), not as the
+            # last call is answered: a socket called one call at a time would make a dict per call.
+            self._calls = _NONE
         return len(expired)

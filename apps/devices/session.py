@@ -1,5 +1,5 @@
 """The session a frame or connect handler gets (``handlers.DeviceSession``): the socket's owner and
-device, ``send`` and ``call``.
+device, ``send``, ``call`` and ``call_opened``.
 
 A request's session carries its stream: frames with the request's ``request_id`` are numbered and
 logged there, so they survive a dropped socket. Without a stream (messages, connect handlers)
@@ -37,6 +37,10 @@ class Session:
                 await self.stream.drain()
             return
         await self._consumer.send_frame(data)
+
+    def call_opened(self, opened_by: str, key: str) -> None:
+        """This socket awaits answers to a call ``opened_by`` sent on an earlier socket of the device."""
+        self._consumer.call_opened(opened_by, key)
 
     async def call(self, **kwargs: Any) -> dict:
         """``call_device`` on this device (its current socket, wherever it is)."""

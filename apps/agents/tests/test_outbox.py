@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.utils import timezone
 
-from apps.agents import run_pipeline
+from apps.agents import run_pipeline, selectors
 from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
 from apps.agents.outbox import (
@@ -378,6 +378,27 @@ async def test_a_hello_flush_delivers_the_items_of_a_run_whose_worker_died(devic
     assert flushed.delivered == 2
     assert sorted(t["id"] for t in rows(client)) == sorted(str(i) for i in ids)
     assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 2
+
+
+async def test_a_hello_whose_running_runs_check_fails_still_flushes_its_outbox(
+    devices, user, make_local_config, tmp_path, monkeypatch
+):
+    # given two items of a run whose worker died, and the hello's check of the device's running runs
+    # (beside its outbox check) failing
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _executor_died(run)
+
+    def broken(**kwargs):
+        raise RuntimeError("database gone for this query")
+
+    monkeypatch.setattr(selectors, "local_runs_running_on", broken)
+
+    # when the device says hello
+    client = await devices(user, device_id="laptop")
+
+    # then its outbox is still flushed on the hello
+    await wait_until(lambda: len(rows(client)) == 2, timeout=10)
+    assert sorted(t["id"] for t in rows(client)) == sorted(str(i) for i in ids)
 
 
 async def test_items_held_by_the_delivery_of_a_run_whose_worker_died_are_claimed_at_once(

@@ -59,8 +59,23 @@ def overdue_checks(monkeypatch) -> list[int]:
     return checks
 
 
+@pytest.fixture
+def running_checks(monkeypatch) -> list[int]:
+    """The running-run checks the hellos run (each re-opens its device's runs on the new socket), by
+    the devices each covered; the real selector answers them."""
+    checks: list[int] = []
+    real = selectors.local_runs_running_on
+
+    def counted(**kwargs):
+        checks.append(len(set(kwargs["devices"])))
+        return real(**kwargs)
+
+    monkeypatch.setattr(selectors, "local_runs_running_on", counted)
+    return checks
+
+
 async def test_a_reconnect_storm_comes_online_without_errors_and_shares_the_overdue_checks(
-    small_pool_server, make_user, make_local_config, overdue_checks, caplog
+    small_pool_server, make_user, make_local_config, overdue_checks, running_checks, caplog
 ):
     # given 4 users with 12 devices each, a pool of 4 realtime connections, and one overdue agent
     # per user (on the user's last device) whose run the hello must start
@@ -95,6 +110,9 @@ async def test_a_reconnect_storm_comes_online_without_errors_and_shares_the_over
         # unbatched hellos make one check each.
         assert sum(overdue_checks) == USERS * DEVICES_PER_USER
         assert len(overdue_checks) <= USERS * DEVICES_PER_USER // 4, overdue_checks
+        # as they shared the check of which runs still run on their devices
+        assert sum(running_checks) == USERS * DEVICES_PER_USER
+        assert len(running_checks) <= USERS * DEVICES_PER_USER // 4, running_checks
         # and nothing was logged at ERROR
         assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:

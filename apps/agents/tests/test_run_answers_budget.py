@@ -3,20 +3,27 @@ never drops them, however many pieces the device sends and however many inserts 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 
 from apps.agents.frames import AgentRun, AgentRunConfig
-from apps.agents.models import RunStatus
+from apps.agents.local_runs import MSG_DATA, run_channel
+from apps.agents.models import AgentRunLog, AgentType, RunStatus
+from apps.agents.selectors import local_runs_running_on
+from apps.devices import connections
 from apps.devices.answer_frames import AnswerBook
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.intake import Accepted, Dropped, frame_intake
 from apps.devices.rate_limit import FrameBudget
+from apps.devices.services import send_to_device
 
-from .conftest import execute, one_task_per_file, rows, start_run, write_files
+from .conftest import execute, one_task_per_file, rows, start_run, wait_until, write_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -107,3 +114,62 @@ def test_intake_admits_a_runs_pieces_free_until_its_complete_and_then_charges_ag
     # and a piece of another run, or of the completed one, spends it and then is dropped
     assert isinstance(take(piece("r2")), Accepted)
     assert isinstance(take(piece("r1")), Dropped)
+
+
+def held_socket(user, device_id: str):
+    """The server's consumer of a device (the test server runs in this process, on its own loop)."""
+    for table in list(connections._by_loop.values()):
+        consumer = table.get((str(user.id), device_id))
+        if consumer is not None:
+            return consumer
+    raise AssertionError(f"no socket holds {device_id}")
+
+
+async def test_a_runs_pieces_on_a_reconnected_socket_are_still_answers(devices, user, small_bucket):
+    # given a local run of device "laptop", running, whose agent_run went out on a first socket
+    run = await sync_to_async(AgentRunLog.objects.create)(
+        user=user, agent_id=uuid.uuid4(), agent_type=AgentType.LOCAL, device_id="laptop"
+    )
+    first = await devices(user, device_id="laptop")
+    first.agent_handler = lambda frame: asyncio.sleep(0)
+    frame = AgentRun(run_id=str(run.id), agent_id=str(run.agent_id), config=AgentRunConfig())
+    await send_to_device(user_id=user.id, frame=frame.model_dump(), device_id="laptop")
+    await wait_until(lambda: first.agent_runs)
+
+    # when the laptop reconnects on a second socket (its hello re-opens the run's call there)
+    await first.close()
+    second = await devices(user, device_id="laptop")
+    consumer = held_socket(user, "laptop")
+    await wait_until(lambda: consumer.open_calls is not None and ("agent_run", str(run.id)) in consumer.open_calls)
+    # and sends the run more pieces than the bucket of four holds, then a ping
+    for _ in range(8):
+        await second.send({"type": "agent_data", "run_id": str(run.id), "files": [FILE]})
+    await second.send({"type": "ping"})
+
+    # then no piece spent the client's budget (the ping is answered, nothing was dropped) and every
+    # piece reached the run
+    assert await second.next_frame() == {"type": "pong"}
+    layer = get_channel_layer()
+    for _ in range(8):
+        message = await asyncio.wait_for(layer.receive(run_channel(run.id)), timeout=5)
+        assert message["type"] == MSG_DATA
+
+
+def test_the_runs_a_hello_re_opens_are_its_own_devices_running_local_runs(user, other_user):
+    # given running and finished runs of alice's laptop, a run of her phone, and one of another
+    # user's device that has the same name
+    def run(owner, device_id: str, **fields) -> str:
+        fields.setdefault("agent_type", AgentType.LOCAL)
+        return str(AgentRunLog.objects.create(user=owner, agent_id=uuid.uuid4(), device_id=device_id, **fields).id)
+
+    running = run(user, "laptop")
+    run(user, "laptop", status=RunStatus.SUCCESS)
+    phone = run(user, "phone")
+    run(other_user, "laptop")
+    run(user, "laptop", agent_type=AgentType.CLOUD)
+
+    # when the hellos of alice's laptop and phone are checked together
+    found = local_runs_running_on(devices=[(user.id, "laptop"), (str(user.id), "phone")])
+
+    # then each device gets only its own running local runs
+    assert found == {(str(user.id), "laptop"): [running], (str(user.id), "phone"): [phone]}

@@ -183,3 +183,46 @@ async def test_an_idle_socket_keeps_no_answer_records_or_task_sets(devices, user
     assert consumer.open_calls is not None
     assert ("agent_run", "r1") in consumer.open_calls
     await wait_until(lambda: consumer.messages is None)
+
+
+async def test_a_socket_paused_by_a_handler_that_never_ends_is_closed_as_silent(
+    devices, user, settings, frame_handlers
+):
+    # given short heartbeats, a pause limit of twice the tool-call timeout (1.6 s), two answers in
+    # flight before the socket stops reading, and a handler of a run's pieces that never ends
+    settings.DEVICE_PING_INTERVAL = 0.2
+    settings.DEVICE_PONG_TIMEOUT = 0.3
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.8
+    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
+    started: list[str] = []
+    cancelled: list[str] = []
+
+    async def never_ends(session, frame):
+        started.append(frame.files[0].name)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.append(frame.files[0].name)
+            raise
+
+    frame_handlers.register_message_handler(
+        "agent_data", never_ends, answers=AnswerOf(opened_by="agent_run", key="run_id")
+    )
+    client = await devices(user)
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)
+
+    # when the device sends more pieces than may be in flight: the socket stops reading for good
+    for n in range(3):
+        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
+        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await wait_until(lambda: len(started) == 2)
+
+    # then, past the limit, the heartbeat no longer excuses it: it is closed as silent and its stuck
+    # handlers are cancelled
+    closed = await asyncio.wait_for(client.wait_closed(), timeout=10.0)
+    assert closed == DeviceCloseCode.HEARTBEAT_TIMEOUT
+    await wait_until(lambda: sorted(cancelled) == ["f0", "f1"])
+    assert "f2" not in started

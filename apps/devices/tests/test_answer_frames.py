@@ -114,3 +114,23 @@ def test_the_answer_settings_must_be_positive(name):
     )
     assert result.returncode != 0
     assert f"{name} must be at least 1" in result.stderr
+
+
+def test_a_call_opened_on_an_earlier_socket_is_awaited_on_this_one(probe_answers):
+    # given a socket that sent nothing itself
+    book = AnswerBook()
+    # when a call sent on an earlier socket of the device is re-opened here
+    book.call_opened("probe", "p1")
+    # then its answers are awaited, and its closing answer closes it
+    assert book.is_answer({"type": "probe_data", "probe_id": "p1"})
+    assert not book.is_answer({"type": "probe_data", "probe_id": "p2"})
+    book.answer_admitted({"type": "probe_done", "probe_id": "p1"})
+    assert book.open_calls is None
+
+
+@pytest.mark.parametrize("opened_by", ["tool_call", "never_registered"])
+def test_only_a_registered_opener_other_than_tool_call_can_be_re_opened(opened_by):
+    book = AnswerBook()
+    with pytest.raises(ValueError, match="opens no call"):
+        book.call_opened(opened_by, "k")
+    assert book.open_calls is None

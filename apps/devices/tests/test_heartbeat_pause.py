@@ -19,9 +19,13 @@ class Socket:
         self.pong_due = pong_due
         self.reading_paused_at = 0.0
         self.missed = False
+        self.stalled = False
 
     def heartbeat_missed(self) -> None:
         self.missed = True
+
+    def reading_stalled(self) -> None:
+        self.stalled = True
 
 
 @pytest.fixture
@@ -85,3 +89,27 @@ async def test_the_heartbeat_closes_a_silent_socket_but_not_one_that_stopped_rea
     assert not paused.missed
     assert paused.pong_due == now - 1.0
     assert check_again == now + 1.0
+
+
+async def test_a_pause_longer_than_the_limit_is_no_longer_excused(settings):
+    # given a limit of twice the tool-call timeout (20 s), and two sockets whose pongs are overdue,
+    # paused since before their deadlines: one for longer than the limit
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 10.0
+    now = time.monotonic()
+    stuck = Socket("stuck", pong_due=now - 1.0)
+    stuck.reading_paused_at = now - 21.0
+    paused = Socket("paused", pong_due=now - 1.0)
+    paused.reading_paused_at = now - 19.0
+    for socket in (stuck, paused):
+        connections.register(socket)
+    try:
+        # when the heartbeat looks for overdue pongs
+        heartbeat._close_silent(now)
+    finally:
+        for socket in (stuck, paused):
+            connections.unregister(socket)
+    # then the socket stuck past the limit is closed as stalled, the other is still spared
+    assert stuck.stalled
+    assert not stuck.missed
+    assert not paused.stalled
+    assert not paused.missed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 
 import pytest
 
@@ -41,3 +42,38 @@ def test_expired_remote_calls_are_swept_and_late_answers_dropped():
     assert calls.sweep_expired() == 1
     assert "old" not in calls
     assert "new" in calls
+
+
+def bytes_per_table(make) -> float:
+    """Bytes Python allocates per table made by ``make`` (the list holding them aside)."""
+    tables = [None] * 1000
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(1000):
+            tables[n] = make()
+        return (tracemalloc.get_traced_memory()[0] - before) / 1000
+    finally:
+        tracemalloc.stop()
+
+
+async def test_a_table_with_no_call_in_flight_holds_no_dict_of_its_own():
+    # given a socket's table as made at connect, and one whose calls were answered and then swept
+    def swept() -> PendingCalls:
+        calls = PendingCalls()
+        calls.add_remote("a", deadline=time.time() + 5, reply_to="r")
+        calls.resolve("a", {})
+        calls.sweep_expired()
+        return calls
+
+    # then each costs no more than a bare object with one slot (it was ~150: an instance dict and a dict)
+    assert bytes_per_table(PendingCalls) <= 64
+    assert bytes_per_table(swept) <= 64
+    # and both still take calls, and a sweep keeps the calls in flight
+    for calls in (PendingCalls(), swept()):
+        calls.add_remote("b", deadline=time.time() + 5, reply_to="r")
+        calls.sweep_expired()
+        assert "b" in calls
+        assert len(calls) == 1
+        assert calls.resolve("b", {}) == "r"
+        assert "b" not in calls
