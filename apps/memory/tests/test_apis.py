@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -10,6 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
+from apps.core.testing.query_plans import most_rows_of_a_page_step
 from apps.memory.apis import OUTPUT_SERIALIZERS
 from apps.memory.models import MODEL_OF_KIND, AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
 from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
@@ -231,18 +234,10 @@ def test_a_later_page_and_its_count_come_from_one_query(user, auth_client, bob, 
     assert page.json()["results"] == auth_client.get(f"/api/v1/memory/{kind}").json()["results"][1:2]
 
 
-def _plan_nodes(node: dict, *, in_init_plan: bool = False):
-    """Every node of an EXPLAIN (FORMAT JSON) plan, with whether it belongs to an InitPlan."""
-    inside = in_init_plan or node.get("Parent Relationship") == "InitPlan"
-    yield node, inside
-    for child in node.get("Plans", []):
-        yield from _plan_nodes(child, in_init_plan=inside)
-
-
 def _many(owner, kind: MemoryKind, n: int) -> None:
     """``n`` items of ``kind`` written directly (their contents are never decrypted here)."""
     token = b"sealed"
-    rows = {
+    rows: Callable[[int], Any] = {
         MemoryKind.CORE: lambda i: CoreMemory(
             user=owner, key_digest=i.to_bytes(32), key_encrypted=token, value_encrypted=token
         ),
@@ -265,19 +260,13 @@ def test_a_page_of_a_long_memory_list_reads_only_its_own_rows(user, bob, kind):
     from apps.memory.selectors import _MEMORY_PAGES
 
     query = _MEMORY_PAGES[kind]
-    compiled = query._compile("rows")
     values = {"user_id": user.pk}
 
     # when the page of 20 from offset 40 is planned and run
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), 20, 40])
-        (plan,) = cursor.fetchone()[0]
+    most_rows = most_rows_of_a_page_step(query, values, limit=20, offset=40)
 
     # then outside the count (an InitPlan run once) no step handles more than the rows up to the page
-    page_steps = [node for node, in_count in _plan_nodes(plan["Plan"]) if not in_count]
-    assert max(node["Actual Rows"] for node in page_steps) <= 60
+    assert most_rows <= 60
     # and the page still knows the owner's total, not anyone else's
     rows = query.rows(limit=20, offset=40, **values)
     assert len(rows) == 20
