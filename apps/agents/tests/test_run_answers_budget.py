@@ -16,12 +16,12 @@ from apps.agents.frames import AgentRun, AgentRunConfig
 from apps.agents.local_runs import MSG_DATA, run_channel
 from apps.agents.models import AgentRunLog, AgentType, RunStatus
 from apps.agents.selectors import local_runs_running_on
-from apps.devices import connections
 from apps.devices.answer_frames import AnswerBook
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.intake import Accepted, Dropped, frame_intake
 from apps.devices.rate_limit import FrameBudget
 from apps.devices.services import send_to_device
+from apps.devices.tests.conftest import held_socket
 
 from .conftest import execute, one_task_per_file, rows, start_run, wait_until, write_files
 
@@ -114,15 +114,6 @@ def test_intake_admits_a_runs_pieces_free_until_its_complete_and_then_charges_ag
     # and a piece of another run, or of the completed one, spends it and then is dropped
     assert isinstance(take(piece("r2")), Accepted)
     assert isinstance(take(piece("r1")), Dropped)
-
-
-def held_socket(user, device_id: str):
-    """The server's consumer of a device (the test server runs in this process, on its own loop)."""
-    for table in list(connections._by_loop.values()):
-        consumer = table.get((str(user.id), device_id))
-        if consumer is not None:
-            return consumer
-    raise AssertionError(f"no socket holds {device_id}")
 
 
 async def test_a_runs_pieces_on_a_reconnected_socket_are_still_answers(devices, user, small_bucket):

@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 
 from apps.accounts.tokens import tokens_issue
 from apps.core.testing.asgi_server import AsgiServerThread
-from apps.devices import handlers
+from apps.devices import connections, handlers
 from apps.devices.capabilities import capable_sockets
 from apps.devices.client import DeviceClient
 from apps.devices.models import Device
@@ -99,6 +99,15 @@ async def capable_of(user, capability: str = "agent_progress") -> None:
         return bool(await capable_sockets(user_id=str(user.id), capability=capability))
 
     await wait_until(recorded)
+
+
+def held_socket(user, device_id: str):
+    """The server's consumer of a device (the test server runs in this process, on its own loop)."""
+    for table in list(connections._by_loop.values()):
+        consumer = table.get((str(user.id), device_id))
+        if consumer is not None:
+            return consumer
+    raise AssertionError(f"no socket holds {device_id}")
 
 
 async def device_row(user, device_id: str) -> Device | None:

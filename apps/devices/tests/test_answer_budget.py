@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from apps.devices import connections
 from apps.devices.answer_frames import AnswerOf
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.services import call_device, send_to_device
-from apps.devices.tests.conftest import SOCKET_DB, Gate, wait_until
+from apps.devices.tests.conftest import SOCKET_DB, Gate, held_socket, wait_until
 
 pytestmark = SOCKET_DB
 
@@ -52,48 +51,66 @@ async def test_a_flood_of_tool_results_nobody_asked_for_is_still_dropped_and_clo
     assert warned[-1] == "rate_limited"
 
 
+class HeldPieces:
+    """A handler of run pieces (``agent_data``) that holds each one until the test opens its gate."""
+
+    def __init__(self) -> None:
+        self.gate = Gate()
+        self.in_flight = 0
+        self.most_in_flight = 0
+        self.received: list[str] = []
+
+    async def handle(self, session, frame) -> None:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await self.gate.passed()
+        self.in_flight -= 1
+        self.received.append(frame.files[0].name)
+
+
+async def socket_with_held_run(devices, user, frame_handlers):
+    """A device socket the server opened run ``r1`` on, and the ``HeldPieces`` holding its pieces."""
+    held = HeldPieces()
+    answers = AnswerOf(opened_by="agent_run", key="run_id")
+    frame_handlers.register_message_handler("agent_data", held.handle, answers=answers)
+    client = await devices(user)
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
+    return client, held
+
+
+async def send_pieces(client, count: int) -> None:
+    for n in range(count):
+        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
+        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+
+
 async def test_answers_beyond_the_budget_are_paced_by_their_handlers(devices, user, settings, frame_handlers):
     # given a small bucket, a run the server asked this socket for, and a handler of its pieces that
     # holds each piece until released
     settings.DEVICE_FRAME_RATE = 0.001
     settings.DEVICE_FRAME_BURST = 3
     settings.DEVICE_FLOOD_CLOSE_AFTER = 50
-    release = asyncio.Event()
-    received: list[str] = []
-    in_flight = [0, 0]  # now, most at once
-
-    async def hold(session, frame):
-        in_flight[0] += 1
-        in_flight[1] = max(in_flight[1], in_flight[0])
-        await release.wait()
-        in_flight[0] -= 1
-        received.append(frame.files[0].name)
-
-    frame_handlers.register_message_handler("agent_data", hold, answers=AnswerOf(opened_by="agent_run", key="run_id"))
-    client = await devices(user)
-    client.agent_handler = lambda frame: asyncio.sleep(0)
-    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
-    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
-    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
+    client, held = await socket_with_held_run(devices, user, frame_handlers)
 
     # when the device sends many more pieces than the bucket or the pace allows, then a ping
     count = settings.DEVICE_ANSWERS_IN_FLIGHT + 4
-    for n in range(count):
-        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
-        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await send_pieces(client, count)
     await client.send({"type": "ping"})
-    await wait_until(lambda: in_flight[0] == settings.DEVICE_ANSWERS_IN_FLIGHT)
+    await wait_until(lambda: held.in_flight == settings.DEVICE_ANSWERS_IN_FLIGHT)
     # a socket still reading would answer the ping within milliseconds; give it far longer
     await asyncio.sleep(0.3)
     held_back = client.frames.empty()
-    release.set()
+    held.gate.open()
 
     # then no piece was dropped, the socket stopped reading while its handlers were full, and the
     # ping still got its budget afterwards
     assert await client.next_frame() == {"type": "pong"}
-    await wait_until(lambda: len(received) == count)
-    assert sorted(received) == sorted(f"f{n}" for n in range(count))
-    assert in_flight[1] == settings.DEVICE_ANSWERS_IN_FLIGHT
+    await wait_until(lambda: len(held.received) == count)
+    assert sorted(held.received) == sorted(f"f{n}" for n in range(count))
+    assert held.most_in_flight == settings.DEVICE_ANSWERS_IN_FLIGHT
     assert held_back
 
 
@@ -105,53 +122,26 @@ async def test_a_socket_paced_past_the_pong_timeout_is_not_closed_by_the_heartbe
     settings.DEVICE_PING_INTERVAL = 0.2
     settings.DEVICE_PONG_TIMEOUT = 0.5
     settings.DEVICE_ANSWERS_IN_FLIGHT = 2
-    gate = Gate()
-    in_flight = [0, 0]  # now, most at once
-    received: list[str] = []
-
-    async def hold(session, frame):
-        in_flight[0] += 1
-        in_flight[1] = max(in_flight[1], in_flight[0])
-        await gate.passed()
-        in_flight[0] -= 1
-        received.append(frame.files[0].name)
-
-    frame_handlers.register_message_handler("agent_data", hold, answers=AnswerOf(opened_by="agent_run", key="run_id"))
-    client = await devices(user)
-    client.agent_handler = lambda frame: asyncio.sleep(0)
-    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
-    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
-    await wait_until(lambda: client.agent_runs)  # the socket opened the call before it sent the frame
+    client, held = await socket_with_held_run(devices, user, frame_handlers)
 
     # when the device sends more pieces than may be in flight and the socket stops reading (its
     # pongs wait unread) for several pong timeouts
-    for n in range(4):
-        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
-        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
-    await wait_until(lambda: in_flight[0] == 2)
+    await send_pieces(client, 4)
+    await wait_until(lambda: held.in_flight == 2)
     pings = client.pings
     await asyncio.sleep(4 * settings.DEVICE_PONG_TIMEOUT)
     closed_while_paused = client.close_code
-    gate.open()
+    held.gate.open()
 
     # then the socket had stopped reading, the heartbeat did not close it, every piece was handled
     # and its heartbeat goes on
-    assert in_flight[1] == 2
+    assert held.most_in_flight == 2
     assert closed_while_paused is None
-    await wait_until(lambda: len(received) == 4)
+    await wait_until(lambda: len(held.received) == 4)
     await wait_until(lambda: client.pings >= pings + 3)
     assert client.close_code is None
     await client.send({"type": "ping"})
     assert await client.next_frame() == {"type": "pong"}
-
-
-def held_socket(user, device_id: str):
-    """The server's consumer of a device (the test server runs in this process, on its own loop)."""
-    for table in list(connections._by_loop.values()):
-        consumer = table.get((str(user.id), device_id))
-        if consumer is not None:
-            return consumer
-    raise AssertionError(f"no socket holds {device_id}")
 
 
 async def test_an_idle_socket_keeps_no_answer_records_or_task_sets(devices, user, frame_handlers):
