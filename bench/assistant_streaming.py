@@ -176,8 +176,8 @@ class Device:
             await self.ws.send(json.dumps(hello))
             await asyncio.sleep(0.5)  # the hello is recorded
 
-    async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict]:
-        """(sent at, [(arrival, cumulative chars held)], stream_end frame)."""
+    async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict, float]:
+        """(sent at, [(arrival, cumulative chars held)], stream_end frame, its arrival)."""
         request_id = uuid.uuid4().hex
         arrivals: list[tuple[float, int]] = []
         held = 0
@@ -198,7 +198,7 @@ class Device:
             elif kind == "error":
                 raise RuntimeError(frame)
             elif kind == "stream_end":
-                return start, arrivals, frame
+                return start, arrivals, frame, now
 
     async def close(self) -> None:
         await self.ws.close()
@@ -223,7 +223,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
     tag = uuid.uuid4().hex
-    start, arrivals, end = await device.request(f"bench tag={tag} n={n} pace={pace}")
+    start, arrivals, end, ended = await device.request(f"bench tag={tag} n={n} pace={pace}")
     written = end["written"] if model is None else model.written_for(tag)
     first, last = arrivals[0][0], arrivals[-1][0]
     return {
@@ -234,6 +234,7 @@ async def one_run(device: Device, model: ModelProcess | None, n: int, pace: floa
         "frames": len(arrivals),
         "first_text_ms": (first - start) * 1000,
         "first_write_ms": (written[0] - start) * 1000,
+        "last_text_to_end_ms": (ended - last) * 1000,
     }
 
 
@@ -333,7 +334,8 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
             f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
             f"first text {median_of(runs, 'first_text_ms'):.1f} ms "
-            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms)"
+            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
+            f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms"
         )
     for name in names[:-1]:
         ratios = [
@@ -341,6 +343,11 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
         ]
         lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
+    lines.append("last text to stream_end (the work after the answer, median of every request of the run):")
+    for name in names:
+        ends = [run["last_text_to_end_ms"] for sides in results.values() for run in sides[name]]
+        median, top = statistics.median(ends), max(ends)
+        lines.append(f"  {name:{width}}: {median:7.2f} ms  (max {top:.2f} ms, {len(ends)} requests)")
     for label, sides in results.items():
         if label == "throughput":
             continue
