@@ -314,6 +314,13 @@ async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess)
             for name, device in devices.items():
                 sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
         results[label] = sides
+    # Short answers, many of them: the time from the last text to stream_end is the work after the
+    # answer (records, the hold's release, the usage notice, the episode) and nothing of the model's.
+    ends: dict[str, list[dict]] = {name: [] for name in devices}
+    for _ in range(args.runs * 5):
+        for name, device in devices.items():
+            ends[name].append(await one_run(device, None if name == "raw" else model, 20, 0.0))
+    results["ends"] = ends
     for device in devices.values():
         await device.close()
     return results
@@ -343,13 +350,14 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
         ]
         lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
-    lines.append("last text to stream_end (the work after the answer, median of every request of the run):")
+    ends = results["ends"]
+    lines.append(f"last text to stream_end ({len(ends['raw'])} interleaved answers of 20 tokens each):")
     for name in names:
-        ends = [run["last_text_to_end_ms"] for sides in results.values() for run in sides[name]]
-        median, top = statistics.median(ends), max(ends)
-        lines.append(f"  {name:{width}}: {median:7.2f} ms  (max {top:.2f} ms, {len(ends)} requests)")
+        times = sorted(run["last_text_to_end_ms"] for run in ends[name])
+        p50, p90 = percentile(times, 50), percentile(times, 90)
+        lines.append(f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms")
     for label, sides in results.items():
-        if label == "throughput":
+        if label in ("throughput", "ends"):
             continue
         lines.append(f"{label} pacing ({args.latency_tokens} tokens), latency per token model → device:")
         pooled = {name: [x for run in runs for x in run["latencies"]] for name, runs in sides.items()}
