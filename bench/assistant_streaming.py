@@ -38,6 +38,11 @@ Last figures (2026-12-06, load 5-13 on the shared 2-core box, five runs of ``--r
 worktree of ``8ba86a3``): end to end 0.43x raw, median of the runs (0.26-0.65; compared 0.26x,
 0.19-0.36), first text 44 ms (compared 112 ms; raw 0.6-8.6 ms), of which 6-25 ms after the model
 wrote its first token (compared 49-95 ms). The README's "Realtime figures" has the table.
+
+Last text to stream_end (2026-12-06, load 0.9-1.6, five runs of ``--runs 3 --compare`` a worktree of
+``4f1e91d``, the two checkouts swapped between the slots in two of them): p50 5.1 ms against 9.7 ms
+(0.53-0.58x per run). The slot measured first in each round streams slower whichever code it runs:
+compare two checkouts in both orders before reading a small end-to-end difference.
 """
 
 from __future__ import annotations
