@@ -38,6 +38,11 @@ Last figures (2026-12-06, load 5-13 on the shared 2-core box, five runs of ``--r
 worktree of ``8ba86a3``): end to end 0.43x raw, median of the runs (0.26-0.65; compared 0.26x,
 0.19-0.36), first text 44 ms (compared 112 ms; raw 0.6-8.6 ms), of which 6-25 ms after the model
 wrote its first token (compared 49-95 ms). The README's "Realtime figures" has the table.
+
+Last text to stream_end (2026-12-06, load 0.9-1.6, five runs of ``--runs 3 --compare`` a worktree of
+``4f1e91d``, the two checkouts swapped between the slots in two of them): p50 5.1 ms against 9.7 ms
+(0.53-0.58x per run). The slot measured first in each round streams slower whichever code it runs:
+compare two checkouts in both orders before reading a small end-to-end difference.
 """
 
 from __future__ import annotations
@@ -176,8 +181,8 @@ class Device:
             await self.ws.send(json.dumps(hello))
             await asyncio.sleep(0.5)  # the hello is recorded
 
-    async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict]:
-        """(sent at, [(arrival, cumulative chars held)], stream_end frame)."""
+    async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict, float]:
+        """(sent at, [(arrival, cumulative chars held)], stream_end frame, its arrival)."""
         request_id = uuid.uuid4().hex
         arrivals: list[tuple[float, int]] = []
         held = 0
@@ -198,7 +203,7 @@ class Device:
             elif kind == "error":
                 raise RuntimeError(frame)
             elif kind == "stream_end":
-                return start, arrivals, frame
+                return start, arrivals, frame, now
 
     async def close(self) -> None:
         await self.ws.close()
@@ -223,7 +228,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
     tag = uuid.uuid4().hex
-    start, arrivals, end = await device.request(f"bench tag={tag} n={n} pace={pace}")
+    start, arrivals, end, ended = await device.request(f"bench tag={tag} n={n} pace={pace}")
     written = end["written"] if model is None else model.written_for(tag)
     first, last = arrivals[0][0], arrivals[-1][0]
     return {
@@ -234,6 +239,7 @@ async def one_run(device: Device, model: ModelProcess | None, n: int, pace: floa
         "frames": len(arrivals),
         "first_text_ms": (first - start) * 1000,
         "first_write_ms": (written[0] - start) * 1000,
+        "last_text_to_end_ms": (ended - last) * 1000,
     }
 
 
@@ -313,6 +319,13 @@ async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess)
             for name, device in devices.items():
                 sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
         results[label] = sides
+    # Short answers, many of them: the time from the last text to stream_end is the work after the
+    # answer (records, the hold's release, the usage notice, the episode) and nothing of the model's.
+    ends: dict[str, list[dict]] = {name: [] for name in devices}
+    for _ in range(args.runs * 5):
+        for name, device in devices.items():
+            ends[name].append(await one_run(device, None if name == "raw" else model, 20, 0.0))
+    results["ends"] = ends
     for device in devices.values():
         await device.close()
     return results
@@ -333,7 +346,8 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
             f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
             f"first text {median_of(runs, 'first_text_ms'):.1f} ms "
-            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms)"
+            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
+            f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms"
         )
     for name in names[:-1]:
         ratios = [
@@ -341,8 +355,14 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
         ]
         lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
+    ends = results["ends"]
+    lines.append(f"last text to stream_end ({len(ends['raw'])} interleaved answers of 20 tokens each):")
+    for name in names:
+        times = sorted(run["last_text_to_end_ms"] for run in ends[name])
+        p50, p90 = percentile(times, 50), percentile(times, 90)
+        lines.append(f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms")
     for label, sides in results.items():
-        if label == "throughput":
+        if label in ("throughput", "ends"):
             continue
         lines.append(f"{label} pacing ({args.latency_tokens} tokens), latency per token model → device:")
         pooled = {name: [x for run in runs for x in run["latencies"]] for name, runs in sides.items()}

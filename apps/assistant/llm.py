@@ -8,7 +8,8 @@ import base64
 import collections
 import contextlib
 import ssl
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -302,3 +303,40 @@ def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None
         **_client_options(),
     )
     return model.model_copy(update={"async_client": DecodedEmbeddings(model.async_client._client)})
+
+
+# One embeddings model (and HTTP client, and its open connection) per event loop: a query embedding
+# on the socket process's long-lived loop no longer opens a client and a connection per turn. The
+# client is closed on its own loop as the loop shuts down (asyncio.run, asgiref's loops and uvicorn
+# finalise async generators before closing), never by the garbage collector on a loop that is gone.
+_loop_embeddings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, tuple[OpenAIEmbeddings, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def loop_embeddings_model() -> OpenAIEmbeddings:
+    """``embeddings_model`` on a client of the running event loop's own, made once per loop and settings."""
+    llm_configuration_check()
+    key = (
+        settings.ASSISTANT_EMBEDDING_MODEL,
+        settings.OPENAI_BASE_URL,
+        settings.OPENAI_API_KEY,
+        settings.ASSISTANT_LLM_TIMEOUT,
+        settings.ASSISTANT_LLM_MAX_RETRIES,
+    )
+    per_loop = _loop_embeddings.setdefault(asyncio.get_running_loop(), {})
+    held = per_loop.get(key)
+    if held is None:
+        client = async_http_client()
+        closer = _closed_at_loop_shutdown(client)
+        await closer.asend(None)  # registered with the loop: finalised by its shutdown_asyncgens()
+        held = per_loop[key] = (embeddings_model(http_async_client=client), closer)
+    return held[0]
+
+
+async def _closed_at_loop_shutdown(client: openai.DefaultAsyncHttpxClient) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):  # a loop shutting down: nothing left to tell
+            await client.aclose()

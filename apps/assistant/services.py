@@ -4,7 +4,9 @@
 the request context the tools use, start the graph's sanitized answer to a sink (``_answer_stream``,
 with ``AnnouncedAnswer`` holding a Floating turn's text until its domain is named) while the system
 prompt is built (``_system_prompt``: a Floating scope looked up on the device, what memory
-recalls; the first model call waits for it), then store the episode in memory.
+recalls; the first model call waits for it), release the hold (the turn's usage recorded, a
+usage notice sent if one is due), then start storing the episode in memory: the turn returns with
+that write still running (``ChatOutcome.remembered``), so the socket ends the stream before it.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from .device_calls import ChatRequestContext, DeviceUnavailable, chat_request, e
 from .error_codes import AssistantErrorCode
 from .kinds import ChatKind
 from .llm import llm_configuration_check
-from .memory_bridge import memory_prompt_fragment, remember_episode
+from .memory_bridge import episode_remember_start, memory_prompt_fragment
 from .sanitizer import StreamSanitizer
 
 logger = logging.getLogger(__name__)
@@ -60,6 +62,13 @@ class ChatOutcome:
     answer: str
     mutations: list[dict[str, Any]] = field(default_factory=list)
     faults: list[DeviceCallError] = field(default_factory=list)
+    # The episode's write, started as the turn returned and maybe still running.
+    remembered: asyncio.Future[None] | None = None
+
+    async def remembered_wait(self) -> None:
+        """Wait for the episode's write; cancelling the waiter leaves the write running to its end."""
+        if self.remembered is not None:
+            await asyncio.shield(self.remembered)
 
 
 def message_validate(message: Any) -> str:
@@ -167,9 +176,11 @@ async def chat_run(
             finally:
                 await _stopped(streaming, prompt)
         outcome = ChatOutcome(answer=answer.text, mutations=list(ctx.mutations), faults=list(ctx.faults))
-        await remember_episode(
-            user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer
-        )
+    # After the hold's release, whose records and notice come before the caller's end of the answer;
+    # the episode's write need not (nothing the user sees next depends on it being in already).
+    outcome.remembered = episode_remember_start(
+        user_id=user_id, session_id=session_id or request_id, message=message, answer=outcome.answer
+    )
     return outcome
 
 
@@ -315,4 +326,5 @@ async def chat_reply(
         raise ApplicationError(
             AssistantErrorCode.REQUEST_TIMEOUT, "The assistant did not finish in time; please try again.", status=504
         ) from exc
+    await outcome.remembered_wait()  # a REST request's event loop may end with the response
     return outcome.answer

@@ -86,6 +86,7 @@ async def _handle(session: Any, frame: Any, *, kind: ChatKind) -> None:
         for code, message in _fault_reports(outcome.faults):
             await sink.error(code, message)
         await sink.end()
+        await outcome.remembered_wait()  # after the end: the client does not wait for the episode
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             await sink.end(cancelled=True)

@@ -45,10 +45,12 @@ logger = logging.getLogger(__name__)
 
 
 class LlmHold(NamedTuple):
-    """An admitted request: its attribution, and its hold (``None`` when nothing was held)."""
+    """An admitted request: its attribution, and its hold (``None`` when nothing was held) within
+    the monthly budget it was admitted to."""
 
     attribution: LlmAttribution
     reservation_id: Any = None
+    budget: int | None = None
 
 
 def period_resets_at(period: dt.date) -> dt.datetime:
@@ -99,33 +101,34 @@ def llm_budget_reserve(*, user_id: Any, purpose: LlmPurpose, run_id: str = "") -
     now = timezone.now()
     period = period_of(now)
     reservation_id = uuid.uuid4()
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Two statements, four trips with BEGIN and COMMIT (this is on the way to a chat turn's first
-        # token). The first takes the lock of the user's month (creating the row if need be); the
-        # second, a new snapshot taken under that lock, sees every hold committed before it.
-        cursor.execute(_LOCK_MONTH, [user.pk, period])
-        (used,) = cursor.fetchone()
-        since = now - dt.timedelta(seconds=settings.LLM_BUDGET_RESERVATION_TTL)
-        hold = [reservation_id, user.pk, settings.LLM_BUDGET_RESERVATION_TOKENS, now]
-        cursor.execute(_HOLD_IF_ROOM, [*hold, used, user.pk, since, budget])
+    since = now - dt.timedelta(seconds=settings.LLM_BUDGET_RESERVATION_TTL)
+    hold = [reservation_id, user.pk, settings.LLM_BUDGET_RESERVATION_TOKENS, now]
+    with transaction.atomic(), connection.cursor() as lock, connection.cursor() as cursor:
+        # Two statements (this is on the way to a chat turn's first token), sent with BEGIN in one
+        # pipeline: one trip, and one more for COMMIT. The first takes the lock of the user's month
+        # (creating the row if need be); the second, a new snapshot taken under that lock, reads the
+        # month's use and sees every hold committed before it.
+        with connection.connection.pipeline():
+            lock.execute(_LOCK_MONTH, [user.pk, period])
+            cursor.execute(_HOLD_IF_ROOM, [*hold, user.pk, period, user.pk, since, budget])
         admitted = cursor.fetchone() is not None
     if not admitted:
         metrics.llm_budget_refused(purpose=str(purpose), tier=str(user.tier))
         raise llm_budget_exhausted_error(user=user, period=period)
-    return LlmHold(attribution, reservation_id)
+    return LlmHold(attribution, reservation_id, budget)
 
 
 # Raw SQL on the tables of LlmBudgetPeriod and LlmReservation (Django's default names).
 _LOCK_MONTH = """
     INSERT INTO billing_llmbudgetperiod (user_id, period, used_tokens) VALUES (%s, %s, 0)
     ON CONFLICT (user_id, period) DO UPDATE SET used_tokens = billing_llmbudgetperiod.used_tokens
-    RETURNING used_tokens
 """
 _HOLD_IF_ROOM = """
     INSERT INTO billing_llmreservation (id, user_id, tokens, created_at)
     SELECT %s, %s, %s, %s
-    WHERE %s + (SELECT COALESCE(SUM(tokens), 0) FROM billing_llmreservation
-                WHERE user_id = %s AND created_at >= %s) < %s
+    WHERE (SELECT used_tokens FROM billing_llmbudgetperiod WHERE user_id = %s AND period = %s)
+          + (SELECT COALESCE(SUM(tokens), 0) FROM billing_llmreservation
+             WHERE user_id = %s AND created_at >= %s) < %s
     RETURNING id
 """
 
@@ -162,7 +165,7 @@ async def llm_budgeted_async(
             if deferred is not None:  # here, on the loop its streams' meters settle on, not in the thread
                 deferred.close()
             await _to_its_end(_work_ended, hold=hold, deferred=deferred)
-            await llm_usage_notice_send(user_id=user_id)
+            await llm_usage_notice_send(user_id=user_id, budget=hold.budget)
 
 
 async def _to_its_end(work: Callable[..., None], /, **kwargs: Any) -> None:
@@ -197,29 +200,35 @@ def llm_usage_now(*, user_id: Any) -> LlmUsageNotice | None:
     return LlmUsageNotice(used=used or 0, budget=budget, resets_at=period_resets_at(period))
 
 
-def llm_usage_notice_due(*, user_id: Any) -> LlmUsageNotice | None:
+def llm_usage_notice_due(*, user_id: Any, budget: int | None = None) -> LlmUsageNotice | None:
     """The user's use once it crossed ``LLM_USAGE_NOTICE_PERCENT`` of this month's budget, the first
-    time it is asked for this month (it is marked as told); ``None`` otherwise."""
-    user = _budget_subject(user_id)
-    budget = llm_budget_of(user)
+    time it is asked for this month (it is marked as told); ``None`` otherwise. ``budget``: the
+    user's, when the caller already knows it (a hold's), else it is looked up."""
+    if budget is None:
+        budget = llm_budget_of(_budget_subject(user_id))
     if not budget:
         return None
-    period = period_of(timezone.now())
+    now = timezone.now()
+    period = period_of(now)
     threshold = budget * settings.LLM_USAGE_NOTICE_PERCENT // 100
-    with transaction.atomic():
-        month = (
-            LlmBudgetPeriod.objects.select_for_update()
-            .filter(user_id=user.pk, period=period, notified_at__isnull=True, used_tokens__gte=threshold)
-            .first()
-        )
-        if month is None:
-            return None
-        month.notified_at = timezone.now()
-        month.save(update_fields=["notified_at"])
-    return LlmUsageNotice(used=month.used_tokens, budget=budget, resets_at=period_resets_at(period))
+    # One statement, marked as it is read (it runs after every chat turn, before its stream_end): a
+    # racing call waits for the row and re-checks the condition, so only one of them marks it.
+    with connection.cursor() as cursor:
+        cursor.execute(_MARK_NOTIFIED, [now, user_id, period, threshold])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return LlmUsageNotice(used=row[0], budget=budget, resets_at=period_resets_at(period))
 
 
-async def llm_usage_notice_send(*, user_id: Any) -> bool:
+_MARK_NOTIFIED = """
+    UPDATE billing_llmbudgetperiod SET notified_at = %s
+    WHERE user_id = %s AND period = %s AND notified_at IS NULL AND used_tokens >= %s
+    RETURNING used_tokens
+"""
+
+
+async def llm_usage_notice_send(*, user_id: Any, budget: int | None = None) -> bool:
     """After metered work: past the notice threshold, tell the user once per period. The period's row
     is marked as told (``notified_at``, the durable once) before the registered sender runs, and the
     mark is taken back when no capable socket got it, so a later metered call tries again. True if a
@@ -227,7 +236,7 @@ async def llm_usage_notice_send(*, user_id: Any) -> bool:
     notice = None
     sent = False
     try:
-        notice = await sync_to_async(llm_usage_notice_due)(user_id=user_id)
+        notice = await sync_to_async(llm_usage_notice_due)(user_id=user_id, budget=budget)
         if notice is None:
             return False
         sent = await usage_notice_deliver(user_id=user_id, notice=notice)

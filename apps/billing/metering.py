@@ -225,8 +225,9 @@ def llm_usage_record(
 
 
 def llm_usage_record_many(*, records: list[LlmCallRecord]) -> list[bool]:
-    """``llm_usage_record`` for several calls in one transaction: one insert, one month update per
-    user (a run's extractions finishing together); per record, False when its call was already recorded."""
+    """``llm_usage_record`` for several calls in one statement, one trip: the insert and each user's
+    month (a run's extractions finishing together, a chat turn's calls before its ``stream_end``);
+    per record, False when its call was already recorded."""
     if not records:
         return []
     now = timezone.now()
@@ -245,20 +246,15 @@ def llm_usage_record_many(*, records: list[LlmCallRecord]) -> list[bool]:
         )
         for r in records
     ]
-    with transaction.atomic(), connection.cursor() as cursor:
+    with connection.cursor() as cursor:
         values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(rows))
-        cursor.execute(_INSERT_USAGE.format(values=values), [v for row in rows for v in row])
+        cursor.execute(_RECORD_USAGE.format(values=values), [v for row in rows for v in row] + [period_of(now)])
         fresh = {call_id for (call_id,) in cursor.fetchall()}
-        answers = []
-        tokens: dict[Any, int] = {}
-        for r in records:
-            first = r.call_id in fresh
-            fresh.discard(r.call_id)  # a call id twice in one batch counts once
-            answers.append(first)
-            if first:
-                tokens[r.attribution.user_id] = tokens.get(r.attribution.user_id, 0) + r.usage.total
-        for user_id, total in tokens.items():
-            _period_add(user_id=user_id, period=period_of(now), tokens=total)
+    answers = []
+    for r in records:
+        first = r.call_id in fresh
+        fresh.discard(r.call_id)  # a call id twice in one batch counts once
+        answers.append(first)
     for r, first in zip(records, answers, strict=True):
         if first:
             metrics.llm_call_metered(
@@ -275,13 +271,23 @@ def llm_usage_record_many(*, records: list[LlmCallRecord]) -> list[bool]:
     return answers
 
 
-# Raw SQL on LlmUsage's table (Django's default name): ON CONFLICT ... RETURNING says which calls are new.
-_INSERT_USAGE = """
-    INSERT INTO billing_llmusage (call_id, user_id, model, purpose, prompt_tokens, completion_tokens,
-                                  cached_tokens, run_id, estimated, created_at)
-    VALUES {values}
-    ON CONFLICT (call_id) DO NOTHING
-    RETURNING call_id
+# Raw SQL on LlmUsage's and LlmBudgetPeriod's tables (Django's default names), one statement (atomic
+# on its own): ON CONFLICT ... RETURNING says which calls are new, and only they add to their user's
+# month (its row made if need be). A call id twice in one batch is inserted, and counted, once.
+_RECORD_USAGE = """
+    WITH fresh AS (
+        INSERT INTO billing_llmusage (call_id, user_id, model, purpose, prompt_tokens, completion_tokens,
+                                      cached_tokens, run_id, estimated, created_at)
+        VALUES {values}
+        ON CONFLICT (call_id) DO NOTHING
+        RETURNING call_id, user_id, prompt_tokens + completion_tokens AS tokens
+    ), months AS (
+        INSERT INTO billing_llmbudgetperiod (user_id, period, used_tokens)
+        SELECT user_id, %s, SUM(tokens) FROM fresh GROUP BY user_id
+        ON CONFLICT (user_id, period)
+        DO UPDATE SET used_tokens = billing_llmbudgetperiod.used_tokens + EXCLUDED.used_tokens
+    )
+    SELECT call_id FROM fresh
 """
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from apps.assistant.embeddings import text_embed
 from apps.assistant.event_stream import DecodedEventStream
-from apps.assistant.llm import CoalescingChunkStream, ModelRole, chat_model, embeddings_model
+from apps.assistant.llm import CoalescingChunkStream, ModelRole, chat_model, embeddings_model, loop_embeddings_model
 from apps.assistant.testing import scripted_openai
 from apps.assistant.testing.scripted_openai import Reply, ScriptedOpenAI, ToolCall, failure
 from apps.core.errors import ApplicationError
@@ -210,3 +210,28 @@ async def test_a_fast_models_first_text_crosses_two_tasks_before_the_reader_read
         await relayer
         assert read == 2002  # the role's delta, 2000 words, the finish
         await client.close()
+
+
+def test_query_embeddings_share_one_client_per_event_loop_closed_as_the_loop_ends(settings):
+    # given an endpoint, and two event loops one after the other (as two REST requests run)
+    with ScriptedOpenAI() as server:
+        settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "k", server.base_url
+
+        async def two_turns():
+            await text_embed(text="one")
+            first = await loop_embeddings_model()
+            await text_embed(text="two")
+            second = await loop_embeddings_model()
+            return first, second, first.http_async_client.is_closed
+
+        # when
+        first, second, closed_while_running = asyncio.run(two_turns())
+        again, _, _ = asyncio.run(two_turns())
+
+        # then one loop's embeddings went through one client, open while the loop ran and closed with it
+        assert first is second
+        assert not closed_while_running
+        assert first.http_async_client.is_closed
+        assert again is not first
+        assert again.http_async_client.is_closed
+        assert len(server.embedding_requests()) == 4

@@ -183,6 +183,36 @@ def test_usage_notice_is_due_once_per_period_past_80_percent(user):
     assert llm_usage_notice_due(user_id=user.pk) is None
 
 
+@pytest.mark.django_db(transaction=True)
+def test_racing_turns_past_80_percent_are_told_once(make_user):
+    # given a month past 80 % and eight turns ending at once, each asking whether a notice is due
+    user = make_user("notice-racer@example.com")
+    llm_budget_override_set(user=user, monthly_tokens=1_000, actor=None)
+    record(user, prompt=900, completion=0)
+    start = threading.Barrier(8)
+    notices = []
+
+    def turn_ends() -> None:
+        try:
+            start.wait(timeout=30)
+            notices.append(llm_usage_notice_due(user_id=user.pk, budget=1_000))
+        finally:
+            connection.close()
+
+    # when
+    threads = [threading.Thread(target=turn_ends) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then exactly one of them tells, and the month is marked
+    told = [n for n in notices if n is not None]
+    assert len(notices) == 8
+    assert [(n.used, n.budget) for n in told] == [(900, 1_000)]
+    assert LlmBudgetPeriod.objects.get(user=user).notified_at is not None
+
+
 def test_the_same_call_recorded_twice_counts_once(user):
     attribution = LlmAttribution(user_id=user.pk, purpose=LlmPurpose.CHAT)
     usage = LlmCallUsage(prompt=10, completion=5, cached=0)
