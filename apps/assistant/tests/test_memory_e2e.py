@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.assistant.testing.scripted_openai import embed_text, failure, text, tool_call
+from apps.devices.tests.conftest import wait_until
 from apps.memory.learning import LearningFailed, episode_learn
 from apps.memory.models import Episode
 from apps.memory.selectors import core_memory_dict
@@ -51,6 +52,14 @@ def _pending_episodes(user) -> list[Episode]:
     return list(Episode.objects.filter(user=user, summary_encrypted__isnull=True).order_by("created_at"))
 
 
+async def _stored_pending_episode(user) -> Episode:
+    """The turn's one pending episode: it is written after ``stream_end`` goes out, so wait for it."""
+    stored = sync_to_async(Episode.objects.filter(user=user).exists)
+    await wait_until(stored)
+    [episode] = await sync_to_async(_pending_episodes)(user)
+    return episode
+
+
 async def test_a_turn_is_summarised_off_the_path_and_its_summary_and_facts_reach_the_next_prompt(
     devices, user, llm, settings
 ):
@@ -59,7 +68,7 @@ async def test_a_turn_is_summarised_off_the_path_and_its_summary_and_facts_reach
     llm.script(text("Your launch is on Friday."))
     frames = await home(client, "when is the launch?")
     assert types(frames)[-1] == "stream_end"
-    [episode] = await sync_to_async(_pending_episodes)(user)
+    episode = await _stored_pending_episode(user)
     assert len(llm.chat_requests()) == 1  # nothing else ran on the turn's path
 
     # when the worker runs the summary task: the subagent model answers the structured digest
@@ -87,7 +96,7 @@ async def test_a_failing_summariser_leaves_the_answer_intact_and_the_episode_pen
     client = await devices(user)
     llm.script(text("Here is your answer."), failure(500))
     frames = await home(client, "plan my day")
-    [episode] = await sync_to_async(_pending_episodes)(user)
+    episode = await _stored_pending_episode(user)
 
     # when the summary is attempted
     with pytest.raises(LearningFailed):

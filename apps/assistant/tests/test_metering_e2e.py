@@ -84,6 +84,8 @@ async def test_a_summary_meters_its_digest_and_its_embeddings(devices, user, llm
     client = await devices(user)
     llm.script(text("Your launch is on Friday.", usage=Usage(prompt=321, completion=7)))
     await home(client, "when is the launch?")
+    # (the episode is written after stream_end goes out)
+    await wait_until(sync_to_async(lambda: Episode.objects.filter(user=user).exists()))
     episode = await sync_to_async(Episode.objects.get)(user=user)
     chat_embeddings = embedded_tokens(llm)
 
