@@ -26,6 +26,9 @@ echo measured before rather than beside the calls). Later on 2026-12-06 both pat
 and call in the calling loop (--rounds 5, old = 8ba86a3, two runs at load 7-9, medians): other
 process 3.59x / 3.58x (old 3.79x / 3.86x), own process 1.78x / 1.81x (old 1.88x / 1.76x, unchanged);
 CPU per call: caller 0.84x / 0.88x, holder 0.87x / 0.92x of old.
+Then (metric observed inline, eager node handlers for tool calls; --rounds 5, old = 4f1e91d, two
+runs at load 4.5 and 0.7-2.4, medians): other process 3.44x / 3.31x (old 3.54x / 3.37x), own process
+1.74x / 1.73x (old 1.84x / 1.76x); the eager node alone: other process 3.08x vs 3.34x, holder CPU 0.93x.
 """
 
 from __future__ import annotations

@@ -81,23 +81,28 @@ def request_observed(*, route: str, method: str, status: int, seconds: float) ->
         THROTTLE_REJECTIONS.labels(route=route).inc()
 
 
+def tool_call_observed(*, route: str, started: float, outcome: str = "ok") -> None:
+    """Record one tool call begun at ``started`` (``time.perf_counter()``); ``outcome`` is ``ok`` or
+    the error's class name. A plain call rather than a context manager on the hot path: the
+    generator a ``contextmanager`` builds cost as much as the observation itself."""
+    # The labelled child is looked up once per (route, outcome): labels() takes a lock and checks
+    # its arguments on every call, a good part of a tool call's own cost.
+    child = _tool_call_children.get((route, outcome))
+    if child is None:
+        child = _tool_call_children[route, outcome] = TOOL_CALL_SECONDS.labels(route=route, outcome=outcome)
+    child.observe(time.perf_counter() - started)
+
+
 @contextlib.contextmanager
 def tool_call_timer(*, route: str) -> Iterator[None]:
     """Time one tool call; the outcome label is ``ok`` or the error's class name."""
     started = time.perf_counter()
-    outcome = "ok"
     try:
         yield
     except BaseException as exc:
-        outcome = type(exc).__name__
+        tool_call_observed(route=route, started=started, outcome=type(exc).__name__)
         raise
-    finally:
-        # The labelled child is looked up once per (route, outcome): labels() takes a lock and
-        # checks its arguments on every call, a good part of a tool call's own cost.
-        child = _tool_call_children.get((route, outcome))
-        if child is None:
-            child = _tool_call_children[route, outcome] = TOOL_CALL_SECONDS.labels(route=route, outcome=outcome)
-        child.observe(time.perf_counter() - started)
+    tool_call_observed(route=route, started=started)
 
 
 _tool_call_children: dict[tuple[str, str], Histogram] = {}

@@ -19,13 +19,14 @@ AES-GCM: a tool call's round trip seals and opens two messages).
 from __future__ import annotations
 
 import asyncio
+import collections.abc
 import contextlib
 import json
 import logging
 import os
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
 import orjson
@@ -47,13 +48,17 @@ MSG_RESULT = "devices.tool_result"
 MSG_FAILED = "devices.call_failed"
 _REPLY_TYPES = frozenset({MSG_RESULT, MSG_FAILED})
 
-NodeMessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
-_message_handlers: dict[str, NodeMessageHandler] = {}
+NodeMessageHandler = Callable[[dict[str, Any]], Coroutine[Any, Any, None]]
+_message_handlers: dict[str, tuple[NodeMessageHandler, bool]] = {}
 
 
-def register_message_handler(message_type: str, handler: NodeMessageHandler) -> None:
-    """Route node messages of ``message_type`` to ``handler`` (run as a task on the node's loop)."""
-    _message_handlers[message_type] = handler
+def register_message_handler(message_type: str, handler: NodeMessageHandler, *, eager: bool = False) -> None:
+    """Route node messages of ``message_type`` to ``handler``, run as a task on the node's loop.
+
+    ``eager``: run it at once instead, a task only from its first wait on (``run_eagerly``). Only
+    for a handler that, before it first waits, neither enters ``asyncio.timeout`` nor reads
+    ``asyncio.current_task()``: that part runs inside the node's reading task."""
+    _message_handlers[message_type] = (handler, eager)
 
 
 def raise_if_cancelling() -> None:
@@ -155,12 +160,57 @@ class Node:
             if future is not None and not future.done():
                 future.set_result(message)
             return  # else late: the caller gave up
-        handler = _message_handlers.get(message_type)
-        if handler is None:
+        registered = _message_handlers.get(message_type)
+        if registered is None:
             logger.warning("devices: node %s has no handler for %r", self.name, message_type)
             return
-        task = asyncio.ensure_future(handler(message))
-        task.add_done_callback(_log_failure)
+        handler, eager = registered
+        if eager:
+            run_eagerly(handler(message))
+        else:
+            asyncio.ensure_future(handler(message)).add_done_callback(_log_failure)
+
+
+def run_eagerly(coro: Coroutine[Any, Any, None]) -> asyncio.Future | None:
+    """Run ``coro`` at once, on the caller's stack, up to its first real wait; only a coroutine
+    that does wait goes on as a task (returned). A tool call for a socket held here ends in a
+    socket write that does not wait, so most messages never pay a task's creation and scheduling
+    (Python 3.12's eager tasks, by hand). A failure is logged, as a task's would be."""
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration:
+        return None
+    except Exception:
+        logger.exception("devices: node message handler failed")
+        return None
+    task = asyncio.ensure_future(_Resumed(coro, waiting_on))
+    task.add_done_callback(_log_failure)
+    return task
+
+
+class _Resumed(collections.abc.Coroutine):
+    """A coroutine already started, for a task to drive on: the task's first step gets back what
+    it was waiting on, every later one goes straight to it. A cancellation before that first step
+    reaches it too (an ``async def`` wrapper not yet started would drop it and leave it suspended)."""
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        self._coro, self._waiting_on, self._started = coro, waiting_on, False
+
+    def send(self, value: Any) -> Any:
+        if not self._started:
+            self._started = True
+            return self._waiting_on
+        return self._coro.send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        self._started = True
+        return self._coro.throw(typ if val is None else val)
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        raise TypeError("a resumed coroutine is driven by its task, not awaited")
 
 
 def _log_failure(task: asyncio.Future) -> None:

@@ -41,6 +41,18 @@ async def answer(reply_to: str, message: dict) -> None:
         logger.warning("device socket: could not answer call %s", message.get("call_id"), exc_info=True)
 
 
+_answering: set[asyncio.Task] = set()
+
+
+def answer_soon(reply_to: str, message: dict) -> None:
+    """``answer`` in a task of its own: what a handler run eagerly by the node (inside the node's
+    reading task) does instead of publishing itself, since opening the publisher's connection enters
+    an ``asyncio.timeout`` bound to the current task."""
+    task = asyncio.ensure_future(answer(reply_to, message))
+    _answering.add(task)
+    task.add_done_callback(_answering.discard)
+
+
 def _time_out(future: asyncio.Future) -> None:
     if not future.done():
         future.set_exception(DeviceTimeoutError())
@@ -69,15 +81,18 @@ async def local_call(consumer: DeviceConsumer, call: dict, *, timeout: float) ->
 
 
 async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
-    """A tool call from another loop or process (services._remote_call); answered on its node."""
+    """A tool call from another loop or process (services._remote_call); answered on its node.
+
+    Run eagerly by the node (``_on_node_tool_call``): up to the socket write, which does not wait on
+    an open socket, it takes no timeout and reads no current task; a refusal is answered in a task."""
     call, reply_to = message["call"], message["reply_to"]
     if not consumer.addressed_to_me(message) or not consumer.accepting_calls:
-        await answer(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
         return
     if message["deadline"] <= time.time():
         return  # the caller has given up already
     if len(consumer.pending) >= settings.DEVICE_MAX_PENDING_CALLS:
-        await answer(reply_to, failure(DeviceBusyError(), call["id"]))
+        answer_soon(reply_to, failure(DeviceBusyError(), call["id"]))
         return
     consumer.pending.add_remote(call["id"], deadline=message["deadline"], reply_to=reply_to)
     try:
@@ -85,7 +100,7 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
         await consumer.send_text(tool_call_json(tool_call_frame(**call)))
     except DeviceDisconnectedError:
         consumer.pending.forget(call["id"])
-        await answer(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
 
 
 async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> None:
@@ -103,7 +118,7 @@ async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> 
 async def _on_node_tool_call(message: dict) -> None:
     consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
     if consumer is None:
-        await answer(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"]))
+        answer_soon(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"]))
         return
     await remote_call(consumer, message)
 
@@ -114,5 +129,6 @@ async def _on_node_tool_cancel(message: dict) -> None:
         consumer.pending.forget(message["call_id"])
 
 
-register_message_handler(services.MSG_TOOL_CALL, _on_node_tool_call)
-register_message_handler(services.MSG_TOOL_CANCEL, _on_node_tool_cancel)
+# Both eager: a call handed to a socket held here, or a cancellation, then needs no task at all.
+register_message_handler(services.MSG_TOOL_CALL, _on_node_tool_call, eager=True)
+register_message_handler(services.MSG_TOOL_CANCEL, _on_node_tool_cancel, eager=True)

@@ -94,3 +94,81 @@ def test_during_a_roll_from_the_previous_release_node_messages_are_sealed_as_it_
     assert b"a private request id" not in sealed
     assert json.loads(redis_unseal(sealed)) == message
     assert decode(sealed) == message
+
+
+async def test_an_eager_handler_that_does_not_wait_has_run_when_dispatch_returns() -> None:
+    # given a handler registered eager, and one registered as before
+    heard: list[str] = []
+
+    async def eager(message: dict) -> None:
+        heard.append("eager")
+
+    async def tasked(message: dict) -> None:
+        heard.append("tasked")
+
+    register_message_handler("test.eager", eager, eager=True)
+    register_message_handler("test.tasked", tasked)
+    node = await loop_node()
+
+    # when both are dispatched, without yielding to the loop
+    node.dispatch({"type": "test.eager"})
+    node.dispatch({"type": "test.tasked"})
+
+    # then the eager one ran on the spot, the other only once the loop runs its task
+    assert heard == ["eager"]
+    await asyncio.sleep(0)
+    assert heard == ["eager", "tasked"]
+
+
+async def test_an_eagerly_run_coroutine_that_waits_goes_on_as_a_task_of_its_own() -> None:
+    # given a coroutine that does part of its work, then waits on a future
+    from apps.devices.node import run_eagerly
+
+    gate = asyncio.get_running_loop().create_future()
+    steps: list[object] = []
+
+    async def handler() -> None:
+        steps.append("before")
+        steps.append(await gate)
+        steps.append(asyncio.current_task())
+
+    # when it is run eagerly
+    task = run_eagerly(handler())
+
+    # then it stopped at the wait, and finishes in its own task with what the future gave it
+    assert steps == ["before"]
+    assert task is not None
+    assert not task.done()
+    gate.set_result("answer")
+    await task
+    assert steps == ["before", "answer", task]
+
+
+async def test_an_eagerly_run_coroutine_is_cancelled_through_its_task_and_failures_are_logged(caplog) -> None:
+    # given a coroutine run eagerly that waits forever, cleaning up when cancelled
+    from apps.devices.node import run_eagerly
+
+    cleaned: list[str] = []
+
+    async def waits_forever() -> None:
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            cleaned.append("cleaned")
+
+    async def fails_at_once() -> None:
+        raise ValueError("broken handler")
+
+    task = run_eagerly(waits_forever())
+    assert task is not None
+
+    # when its task is cancelled, and a coroutine that fails before any wait is run eagerly
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with caplog.at_level("ERROR", logger="apps.devices.node"):
+        assert run_eagerly(fails_at_once()) is None
+
+    # then the cancellation reached the coroutine, and the failure was logged, not raised
+    assert cleaned == ["cleaned"]
+    assert "node message handler failed" in caplog.text

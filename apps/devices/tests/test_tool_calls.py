@@ -393,3 +393,39 @@ async def test_an_answer_after_several_liveness_checks_still_reaches_the_remote_
     # then each waits past its checks and gets the device's answer
     assert first == second == {"row": None}
     assert len(client.tool_calls) == 2
+
+
+def _tool_call_count(route: str, outcome: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from apps.core import metrics
+
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        for sample in family.samples:
+            if sample.name == "adiuva_tool_call_duration_seconds_count" and sample.labels == {
+                "route": route,
+                "outcome": outcome,
+            }:
+                return sample.value
+    return 0.0
+
+
+async def test_every_call_is_timed_by_route_and_outcome(devices, user, device_server):
+    # given a device, and the tool-call histogram's counts before
+    client = await devices(user)
+    own_ok, remote_ok = _tool_call_count("own_process", "ok"), _tool_call_count("other_process", "ok")
+    remote_failed = _tool_call_count("other_process", "DeviceToolError")
+
+    async def on_server_loop():
+        return await call_device(user_id=user.id, device_id=client.device_id, action="select", table="tasks")
+
+    # when one call runs on the socket's own loop, one from here succeeds and one fails on the device
+    await asyncio.to_thread(device_server.run, on_server_loop())
+    await call_device(user_id=user.id, device_id=client.device_id, action="select", table="tasks")
+    with pytest.raises(DeviceToolError):
+        await call_device(user_id=user.id, device_id=client.device_id, action="select", table="no_such_table")
+
+    # then each is counted once under its route and outcome
+    assert _tool_call_count("own_process", "ok") - own_ok == 1
+    assert _tool_call_count("other_process", "ok") - remote_ok == 1
+    assert _tool_call_count("other_process", "DeviceToolError") - remote_failed == 1
