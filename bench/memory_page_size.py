@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from device_common import make_users, setup_django
-from records_page_size import _median_ms
+from page_timing import median_ms, page_execution_ms
 
 
 def _window_query() -> Any:
@@ -45,21 +45,6 @@ def _window_query() -> Any:
 
     kind = MemoryKind.ASSOCIATIVE
     return CompiledQuery(partial(page, kind), user_id=selectors._user_id_field(kind))
-
-
-def _execution_ms(query: Any, values: dict[str, Any], offset: int) -> float:
-    """PostgreSQL's own execution time of a page of 20 (EXPLAIN ANALYZE), median of 5."""
-    from django.db import connection
-
-    compiled = query._rows or query._compile("rows")
-    times = []
-    for _ in range(5):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), 20, offset]
-            )
-            times.append(cursor.fetchone()[0][0]["Execution Time"])
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -96,10 +81,10 @@ def main() -> None:
         for name, user_id, offset in cases:
             for label, query in queries.items():
                 results.setdefault((name, label), []).append(
-                    _median_ms(lambda: query.rows(user_id=user_id, limit=20, offset=offset))  # noqa: B023
+                    median_ms(lambda: query.rows(user_id=user_id, limit=20, offset=offset))  # noqa: B023
                 )
                 results.setdefault((name, label + " in db"), []).append(
-                    _execution_ms(query, {"user_id": user_id}, offset)
+                    page_execution_ms(query, {"user_id": user_id}, limit=20, offset=offset)
                 )
     print(f"page of 20, {args.rounds} rounds (median ms): the call's wall time, then PostgreSQL's execution time")
     for name, *_ in cases:

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 import uuid
 from typing import Any
 
 from device_common import make_users, setup_django
+from page_timing import median_ms, page_execution_ms
 
 
 def _window_queries() -> dict[bool, Any]:
@@ -49,33 +49,6 @@ def _window_queries() -> dict[bool, Any]:
         False: CompiledQuery(page, user_id=user_field),
         True: CompiledQuery(page, user_id=user_field, table=StorageRecord._meta.get_field("table")),
     }
-
-
-def _execution_ms(query: Any, values: dict[str, Any], offset: int) -> float:
-    """PostgreSQL's own execution time of the page query (EXPLAIN ANALYZE), median of 5: steadier
-    than the round trip on a shared box."""
-    from django.db import connection
-
-    compiled = query._rows or query._compile("rows")
-    times = []
-    for _ in range(5):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), 50, offset]
-            )
-            times.append(cursor.fetchone()[0][0]["Execution Time"])
-    return statistics.median(times)
-
-
-def _median_ms(call: Any) -> float:
-    for _ in range(5):
-        call()
-    times = []
-    for _ in range(30):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
 
 
 def main() -> None:
@@ -115,7 +88,7 @@ def main() -> None:
         for name, user_id, table, offset in cases:
             user = User.objects.get(pk=user_id)
             results.setdefault((name, "window"), []).append(
-                _median_ms(
+                median_ms(
                     lambda: window[table is not None].rows(  # noqa: B023
                         user_id=user_id,  # noqa: B023
                         limit=50,
@@ -125,14 +98,15 @@ def main() -> None:
                 )
             )
             results.setdefault((name, "now"), []).append(
-                _median_ms(lambda: record_page(user=user, table=table, offset=offset, limit=50))  # noqa: B023
+                median_ms(lambda: record_page(user=user, table=table, offset=offset, limit=50))  # noqa: B023
             )
             values = {"user_id": user_id, **({"table": table} if table else {})}
             now_query = _RECORD_PAGE_OF_TABLE if table else _RECORD_PAGE
             results.setdefault((name, "window in db"), []).append(
-                _execution_ms(window[table is not None], values, offset)
+                page_execution_ms(window[table is not None], values, limit=50, offset=offset)
             )
-            results.setdefault((name, "now in db"), []).append(_execution_ms(now_query, values, offset))
+            now_in_db = page_execution_ms(now_query, values, limit=50, offset=offset)
+            results.setdefault((name, "now in db"), []).append(now_in_db)
     print(f"page of 50, {args.rounds} rounds (median ms): the call's wall time, then PostgreSQL's execution time")
     for name, *_ in cases:
         for where in ("", " in db"):
