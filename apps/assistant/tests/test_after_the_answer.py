@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from apps.assistant.testing.scripted_openai import text
+from apps.core.testing.held_transactions import held_transaction
 from apps.devices.tests.conftest import wait_until
 from apps.memory.models import Episode
 
@@ -19,33 +19,12 @@ from .conftest import home, types
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@contextlib.asynccontextmanager
-async def memory_locked(user) -> AsyncIterator[Callable[[], None]]:
+def memory_locked(user) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
     """Hold the user's memory write lock in a transaction of a thread of its own, as a long memory
     write would; yields ``release``."""
-    locked, release = threading.Event(), threading.Event()
+    from apps.memory.retention import user_memory_lock
 
-    def hold() -> None:
-        from django.db import connection, transaction
-
-        from apps.memory.retention import user_memory_lock
-
-        try:
-            with transaction.atomic():
-                user_memory_lock(user_id=user.id)
-                locked.set()
-                release.wait(20)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold, daemon=True)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10), "the memory lock was not taken"
-        yield release.set
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
+    return held_transaction(lambda: user_memory_lock(user_id=user.id), what="the memory lock")
 
 
 async def episodes_stored(user) -> int:

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 from apps.accounts import tokens
 from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
+from apps.core.testing.held_transactions import held_transaction, statement
 from apps.devices import presence, presence_index
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
@@ -178,41 +179,16 @@ _LEFT_EARLY = "left before the handshake was answered"
 def table_locked(model) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
     """Hold ``model``'s table locked (no reads either), as a storm's queries would find it behind a
     long transaction. Yields ``release``, to let the queries through before the block ends."""
-    return _held(f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE', [])
+    sql = f'LOCK TABLE "{model._meta.db_table}" IN ACCESS EXCLUSIVE MODE'
+    return held_transaction(statement(sql), what=sql)
 
 
 def rows_locked(*instances) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
     """Hold the rows of ``instances`` (of one model) locked for update (reads go through), as another
     request's open transaction writing them would. Yields ``release``."""
     table = instances[0]._meta.db_table
-    return _held(f'SELECT 1 FROM "{table}" WHERE id = ANY(%s) FOR UPDATE', [[i.pk for i in instances]])
-
-
-@contextlib.asynccontextmanager
-async def _held(sql: str, params: list) -> AsyncIterator[Callable[[], None]]:
-    """Run ``sql`` in a transaction of a thread of its own and keep it open until released; on
-    leaving, the lock goes (if still held) and the thread is joined."""
-    locked, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(sql, params, locked, release), daemon=True)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(locked.wait, 10), f"not locked: {sql}"
-        yield release.set
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
-
-
-def _hold(sql: str, params: list, locked: threading.Event, release: threading.Event) -> None:
-    from django.db import connection, transaction
-
-    try:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            locked.set()
-            release.wait(20)
-    finally:
-        connection.close()
+    sql = f'SELECT 1 FROM "{table}" WHERE id = ANY(%s) FOR UPDATE'
+    return held_transaction(statement(sql, [[i.pk for i in instances]]), what=sql)
 
 
 def _upgrade_request(port: int, token: str) -> bytes:
@@ -427,30 +403,13 @@ async def test_a_device_coming_back_is_not_recycled_by_a_new_device_of_its_user_
     assert not await sync_to_async(Device.objects.filter(user=user, device_id="new").exists)()
 
 
-@contextlib.asynccontextmanager
-async def _reconnect_uncommitted(user, device_id: str) -> AsyncIterator[Callable[[], None]]:
+def _reconnect_uncommitted(user, device_id: str) -> contextlib.AbstractAsyncContextManager[Callable[[], None]]:
     """``device_connect`` for a known device, in a transaction left open until ``release``."""
-    from django.db import connection, transaction
-
-    written, release = threading.Event(), threading.Event()
 
     def reconnect() -> None:
-        try:
-            with transaction.atomic():
-                device_connect(user=user, device_id=device_id, channel_name=f"c-{device_id}", agent_ids=[])
-                written.set()
-                release.wait(20)
-        finally:
-            connection.close()
+        device_connect(user=user, device_id=device_id, channel_name=f"c-{device_id}", agent_ids=[])
 
-    holder = threading.Thread(target=reconnect, daemon=True)
-    holder.start()
-    try:
-        assert await asyncio.to_thread(written.wait, 10)
-        yield release.set
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join, 10)
+    return held_transaction(reconnect, what=f"the reconnect of {device_id}")
 
 
 async def test_the_announcements_of_a_reconnect_storm_go_in_a_few_script_calls(
