@@ -1,11 +1,14 @@
-"""A rolling deploy stops a real Celery worker process (SIGTERM) in the middle of a cloud run: the
-worker's warm shutdown lets the run finish, the worker exits cleanly, and the run ends once with its
-true status. The task comes back to a second worker process (as a late-acknowledged task does when
-its worker died), which leaves the finished run alone: no outbox item is stored twice.
+"""Rolling deploys against real Celery worker processes (prefork, one child), on the test database and
+the test run's Redis broker.
 
-The workers run the test settings against the test database and the test run's Redis broker; the
-scripted model and the Gmail fake are loopback servers of the test process, which the workers reach
-over HTTP like any other endpoint.
+SIGTERM mid cloud run: the worker's warm shutdown lets the run finish and the worker exits 0; the task
+redelivered to a second worker process leaves the finished run and its outbox items alone. A pool
+child killed mid-run (SIGKILL): the late-acknowledged task is rejected back to the queue, picked up
+again, and the run ends once, each mail's item stored once (the outbox ids are deterministic).
+
+The scripted model and the Gmail fake are loopback servers of the test process, reached by the
+workers over HTTP; the model blocks its reply until the test releases it, so the run is mid-way
+when the signal arrives (no timing).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import textwrap
 import threading
 from pathlib import Path
 
+import psutil
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
@@ -31,7 +35,7 @@ from apps.agents.tasks import agent_run_execute
 from apps.assistant.testing.scripted_openai import Reply
 from apps.connectors.tests.conftest import connect, fake, provider_settings  # noqa: F401
 
-from .conftest import wait_until
+from .conftest import document_of, wait_until
 from .test_cloud_run import gmail_config, mailbox, task_per_subject  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -114,15 +118,20 @@ class WorkerProcess:
         self.process.wait(10)
 
 
-def held(gate: threading.Event):
-    """The scripted extraction model, whose replies wait for ``gate`` once their tool call is out."""
+class HeldModel:
+    """The scripted extraction model, whose replies (for mails matching ``only``) wait for ``gate``:
+    the model server's request thread blocks, so the worker is mid-run until the test releases it."""
 
-    def reply(body: dict) -> Reply:
-        answer = task_per_subject(body)
-        answer.hold_before_finish = gate
-        return answer
+    def __init__(self, only: str = "") -> None:
+        self.only = only
+        self.asked = threading.Event()
+        self.gate = threading.Event()
 
-    return reply
+    def __call__(self, body: dict) -> Reply:
+        if self.only in document_of(body):
+            self.asked.set()
+            self.gate.wait(WORKER_TIMEOUT_SECONDS)
+        return task_per_subject(body)
 
 
 def stored(run_id) -> list[tuple[str, str]]:
@@ -136,24 +145,25 @@ async def test_a_worker_stopped_mid_run_finishes_it_and_a_redelivery_duplicates_
 ):
     # given a cloud run queued on the broker, whose model replies wait for the test to release them
     await sync_to_async(app.control.purge)()  # tasks earlier tests queued for no worker
-    gate = threading.Event()
-    llm.fallback = held(gate)
+    model = HeldModel()
+    llm.fallback = model
     run = await sync_to_async(run_start)(config=gmail_config, trigger=RunTrigger.MANUAL)
     first = WorkerProcess(tmp_path / "first.log")
     try:
         # and a worker process that took the run and is waiting for the model
-        await wait_until(lambda: len(llm.chat_requests()) >= 1, timeout=WORKER_TIMEOUT_SECONDS)
+        await wait_until(model.asked.is_set, timeout=WORKER_TIMEOUT_SECONDS)
 
         # when a deploy sends it SIGTERM mid-run, and the model answers once the shutdown began
         first.process.send_signal(signal.SIGTERM)
         await wait_until(lambda: first.logged("Warm shutdown"), timeout=WORKER_TIMEOUT_SECONDS)
-        gate.set()
+        assert not first.logged("succeeded")  # the run is still waiting for the model
+        model.gate.set()
 
         # then the worker finishes the run and exits cleanly (a warm shutdown, not a lost child)
         await wait_until(lambda: first.process.poll() is not None, timeout=WORKER_TIMEOUT_SECONDS)
         assert first.process.returncode == 0, first.log.read_text()
     finally:
-        gate.set()
+        model.gate.set()
         first.stop()
     run = await sync_to_async(AgentRunLog.objects.get)(id=run.id)
     assert (run.status, run.items_processed, run.items_created, run.errors) == (RunStatus.SUCCESS, 2, 0, [])
@@ -174,3 +184,43 @@ async def test_a_worker_stopped_mid_run_finishes_it_and_a_redelivery_duplicates_
     assert (again.status, again.items_created, again.completed_at) == (RunStatus.SUCCESS, 0, run.completed_at)
     assert await sync_to_async(stored)(run.id) == items
     assert len(llm.chat_requests()) == 2
+
+
+async def test_a_run_whose_worker_child_died_is_picked_up_again_and_stores_each_item_once(
+    llm,
+    gmail_config,  # noqa: F811
+    tmp_path,
+):
+    # given a cloud run on a worker process that stored the first mail's item and waits for the second
+    await sync_to_async(app.control.purge)()
+    model = HeldModel(only="Book the kickoff")
+    llm.fallback = model
+    run = await sync_to_async(run_start)(config=gmail_config, trigger=RunTrigger.MANUAL)
+    worker = WorkerProcess(tmp_path / "worker.log")
+    try:
+
+        async def first_stored() -> bool:
+            return len(await sync_to_async(stored)(run.id)) == 1
+
+        await wait_until(model.asked.is_set, timeout=WORKER_TIMEOUT_SECONDS)
+        await wait_until(first_stored, timeout=WORKER_TIMEOUT_SECONDS)
+        first_item = await sync_to_async(stored)(run.id)
+
+        # when its pool child dies (SIGKILL) mid-run, and the model answers again
+        (child,) = psutil.Process(worker.process.pid).children()
+        assert not worker.logged("succeeded")  # the run is still waiting for the model
+        child.kill()
+        model.gate.set()
+
+        # then the task comes back (acknowledged late, rejected on the lost child) and the run ends once
+        await wait_until(lambda: worker.logged("succeeded"), timeout=WORKER_TIMEOUT_SECONDS)
+    finally:
+        model.gate.set()
+        worker.stop()
+    run = await sync_to_async(AgentRunLog.objects.get)(id=run.id)
+    assert (run.status, run.items_processed, run.errors) == (RunStatus.SUCCESS, 2, [])
+    assert await sync_to_async(AgentRunLog.objects.filter(agent_id=gmail_config.id).count)() == 1
+    # and each mail's item is stored once, the first under the id it had before the child died
+    items = await sync_to_async(stored)(run.id)
+    assert len(items) == 2
+    assert set(first_item) <= set(items)
