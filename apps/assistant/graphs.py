@@ -10,7 +10,7 @@ general-purpose sub-agent are switched off through a harness profile: the model 
 from __future__ import annotations
 
 import asyncio
-import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, get_args
 
@@ -26,6 +26,8 @@ from django.conf import settings
 from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
 from langchain_core.messages import SystemMessage
 from langgraph.graph.state import CompiledStateGraph
+
+from apps.core.group_commit import loop_local
 
 from . import prompts
 from .kinds import ChatKind
@@ -101,9 +103,7 @@ def _subagents() -> list[SubAgent]:
 _profiles_registered: set[str] = set()
 # Compiled graphs hold HTTP clients whose connections belong to the event loop that opened them,
 # so each loop (the ASGI server's, or a worker's own) gets its own graphs.
-_graphs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, SupervisorGraph]] = (
-    weakref.WeakKeyDictionary()
-)
+_graphs: Callable[[], dict[tuple, SupervisorGraph]] = loop_local(dict)
 
 
 def _build(kind: ChatKind) -> SupervisorGraph:
@@ -135,7 +135,7 @@ def supervisor_graph(kind: ChatKind) -> SupervisorGraph:
         settings.ASSISTANT_LLM_TIMEOUT,
         settings.ASSISTANT_LLM_MAX_RETRIES,
     )
-    per_loop = _graphs.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _graphs()
     graph = per_loop.get(key)
     if graph is None:
         graph = per_loop[key] = _build(kind)

@@ -8,8 +8,7 @@ import base64
 import collections
 import contextlib
 import ssl
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -20,6 +19,7 @@ from django.conf import settings
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
 from apps.core.errors import ApplicationError
+from apps.core.group_commit import loop_local
 
 from .error_codes import AssistantErrorCode
 from .event_stream import DecodedEventStream
@@ -309,9 +309,7 @@ def embeddings_model(*, http_async_client: openai.DefaultAsyncHttpxClient | None
 # on the socket process's long-lived loop no longer opens a client and a connection per turn. The
 # client is closed on its own loop as the loop shuts down (asyncio.run, asgiref's loops and uvicorn
 # finalise async generators before closing), never by the garbage collector on a loop that is gone.
-_loop_embeddings: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, tuple[OpenAIEmbeddings, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_loop_embeddings: Callable[[], dict[tuple, tuple[OpenAIEmbeddings, Any]]] = loop_local(dict)
 
 
 async def loop_embeddings_model() -> OpenAIEmbeddings:
@@ -324,7 +322,7 @@ async def loop_embeddings_model() -> OpenAIEmbeddings:
         settings.ASSISTANT_LLM_TIMEOUT,
         settings.ASSISTANT_LLM_MAX_RETRIES,
     )
-    per_loop = _loop_embeddings.setdefault(asyncio.get_running_loop(), {})
+    per_loop = _loop_embeddings()
     held = per_loop.get(key)
     if held is None:
         client = async_http_client()
