@@ -14,7 +14,6 @@ from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
 
 from apps.assistant.llm import ModelRole, chat_model
 from apps.billing.metering import DeferredRecords, LlmCallRecord, llm_records_deferred, llm_usage_record_many
@@ -186,8 +185,10 @@ class RunPipeline:
             self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
         return extraction
 
-    @transaction.atomic
     def _store_batch(self, batch: list[Stored]) -> list[list[PendingItem]]:
+        # Two statements, each atomic on its own (no transaction: two round trips fewer). Usage
+        # stored without its items (they failed) is what the caller's failure path stores anyway,
+        # and a call recorded twice is recorded once (its call id).
         llm_usage_record_many(records=[record for one in batch for record in one.usage])
         stored = outbox_items_store(
             user_id=self.run.user_id,
