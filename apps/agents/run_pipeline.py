@@ -20,7 +20,7 @@ from apps.billing.metering import DeferredRecords, LlmCallRecord, llm_records_de
 from apps.core.group_commit import GroupCommit
 
 from .error_codes import AgentsErrorCode
-from .extraction import Extraction, ProposedItem, Source, extract_items
+from .extraction import Extraction, Extractor, ProposedItem, Source
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .outbox import DeliveryReport, OutboxDelivery, PendingItem, outbox_claim, outbox_deliver, outbox_items_store
 from .progress import RunProgress
@@ -104,6 +104,12 @@ class RunPipeline:
         self.delivery_stopped = ""
         self.progress = RunProgress(user_id=run.user_id, run_id=run.id, agent_id=config.id)
         self.model = chat_model(ModelRole.SUBAGENT)
+        self.extractor = Extractor(
+            model=self.model,
+            prompt_template=config.prompt_template,
+            data_types=list(config.data_types),
+            max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
+        )
         self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
         self._store: GroupCommit[Stored, list[PendingItem]] = GroupCommit(self._store_batch)
@@ -168,13 +174,7 @@ class RunPipeline:
         """The source's proposals (None when the model call failed: reported, the run goes on)."""
         async with self._slots:
             try:
-                extraction = await extract_items(
-                    model=self.model,
-                    prompt_template=self.config.prompt_template,
-                    data_types=list(self.config.data_types),
-                    source=source,
-                    max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
-                )
+                extraction = await self.extractor.extract(source)
             except Exception as exc:  # the model client's failures
                 logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
                 self.sources_failed += 1
