@@ -131,7 +131,7 @@ class RunPipeline:
 
     async def _process(self, source: Source, source_key: str) -> None:
         # The call's usage is held here, not stored by the model client on its way back, and goes
-        # into the database with the items it proposed (one transaction for the sources extracted
+        # into the database with the items it proposed (one batch for the sources extracted
         # together): every call is still metered on its own, a trip and a thread hop fewer each.
         with llm_records_deferred() as metered:
             try:
