@@ -211,7 +211,8 @@ def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
 
 def outbox_items_delivered(*, acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
     """Mark a batch of (item id, run id) acknowledgements delivered in one statement; per ack, True
-    for its item's first acknowledgement (counted on its run), False for a repeat."""
+    for its item's first acknowledgement, False for a repeat. A first acknowledgement is counted on
+    the run the outbox row names (the ack's run id is the same, as its delivery read it from the row)."""
     if not acks:
         return []
     with connection.cursor() as cursor:
