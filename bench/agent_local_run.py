@@ -21,13 +21,18 @@ bench user's monthly model budget starts unspent; and the run starts once the so
 budget has refilled after the raw inserts (an ``agent_data`` piece arriving on an empty bucket
 is dropped, and the reference client does not send it again).
 
-2026-12-06 (second stop), 300 files, main at 8ba86a3 (ADIUVA_BENCH_CODE) and new interleaved under
-this harness, eight rounds, load 5-11 on 2 shared cores: the run 53 → 115 rows/s (medians; per-round
-new/old 0.7-4.9x, median 2.1x); ratio to raw serial inserts 0.21 → 0.47 (medians; the raw rate
-itself moved 88-1278 rows/s between runs, so read old and new rows/s side by side). With
-AGENTS_EXTRACTION_CONCURRENCY=16 the new run is no faster (93, 104 rows/s): it is CPU-bound, not
-waiting on the model. The 0.9x goal is not met. (First stop, model in this process: 26 → 39 rows/s,
-0.18 → 0.27x.)
+2026-12-06 (third stop), 300 files, 7361c05 (ADIUVA_BENCH_CODE) and new interleaved under this
+harness (slots alternating), six rounds, load 5.9-8.9 on 2 shared cores: the run 106 → 174 rows/s
+(medians; per round new/old 0.88-1.93x, median 1.37x); ratio to raw serial inserts 0.63 → 0.78
+(medians; per round 0.38-0.92 old, 0.54-0.98 new: the raw rate itself moved 135-329 rows/s). CPU of
+this process per 300-file run (device + worker, counted from /proc, two interleaved pairs):
+940-1060 → 760-820 ms; of it the outbox stores 100-207 → 37-55 ms and the acknowledgements 89 → 18-22 ms.
+Idle box at the start (7361c05, load 0.9): 282 rows/s, 0.16x raw serial (1742 rows/s). The 0.9x
+goal is met in no median: the worker process is GIL-bound at ~2.5 ms of CPU per file, of which an
+extraction's OpenAI SDK + httpx request is ~1 ms (a bare httpx post of the same body: ~0.7 ms), and a
+run's first file reaches the worker ~65-250 ms after it starts (the device reads every file before
+its first piece). Second stop (8ba86a3 → new, load 5-11): 53 → 115 rows/s, 0.21 → 0.47x; first
+stop (model in this process): 26 → 39 rows/s, 0.18 → 0.27x.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple
 
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableBinding
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
@@ -64,6 +65,14 @@ class ProposedItem(NamedTuple):
 class Extraction(NamedTuple):
     items: list[ProposedItem]
     notes: list[str]  # what was dropped or cut, for the run's errors
+
+
+class Prompt(NamedTuple):
+    """One extraction's two messages: the instructions, and the source fenced as data."""
+
+    system: str
+    user: str
+    cut: bool  # the source was longer than the characters read
 
 
 # --- the schema the model is offered -----------------------------------------------------------
@@ -134,8 +143,8 @@ def allowed_types(data_types: list[str]) -> list[str]:
 # --- the prompt ----------------------------------------------------------------------------
 
 
-def build_messages(*, prompt_template: str, data_types: list[str], source: Source, max_chars: int) -> tuple[list, bool]:
-    """System instructions + the source as fenced data; returns (messages, whether the text was cut)."""
+def extraction_prompt(*, prompt_template: str, data_types: list[str], source: Source, max_chars: int) -> Prompt:
+    """System instructions + the source as fenced data (see ``Prompt``)."""
     boundary = f"DATA-{secrets.token_hex(8)}"
     text = source.text
     cut = len(text) > max_chars
@@ -155,8 +164,15 @@ def build_messages(*, prompt_template: str, data_types: list[str], source: Sourc
         "The user's own extraction instructions:\n"
         f"{prompt_template.strip() or '(none: extract the obvious action items)'}"
     )
-    user = f"<<<{boundary}>>>\n{text}\n<<<END-{boundary}>>>"
-    return [SystemMessage(system), HumanMessage(user)], cut
+    return Prompt(system, f"<<<{boundary}>>>\n{text}\n<<<END-{boundary}>>>", cut)
+
+
+def build_messages(*, prompt_template: str, data_types: list[str], source: Source, max_chars: int) -> tuple[list, bool]:
+    """``extraction_prompt`` as langchain messages; returns (messages, whether the text was cut)."""
+    prompt = extraction_prompt(
+        prompt_template=prompt_template, data_types=data_types, source=source, max_chars=max_chars
+    )
+    return [SystemMessage(prompt.system), HumanMessage(prompt.user)], prompt.cut
 
 
 # --- reading the model's answer back --------------------------------------------------------
@@ -249,32 +265,60 @@ def proposals_from_arguments(arguments: Any, data_types: list[str]) -> Extractio
     return Extraction(items, notes)
 
 
+class Extractor:
+    """A run's extractions: the request's fixed part (model, the proposal tool) is built once, and
+    each call adds only its messages.
+
+    The request is the one langchain-openai's bound model sends for ``ainvoke`` (a test holds them
+    equal), posted through the model's own OpenAI client and its HTTP client (retries, timeouts, the
+    metering hook); only the raw tool call is read back. langchain's callbacks, message objects and
+    result construction (a hop to a thread) were most of an extraction's CPU, and nothing here uses them.
+    """
+
+    def __init__(self, *, model: ChatOpenAI, prompt_template: str, data_types: list[str], max_chars: int) -> None:
+        self.client = model.root_async_client
+        self.prompt_template = prompt_template
+        self.data_types = list(data_types)
+        self.max_chars = max_chars
+        bound = model.bind_tools(
+            [proposal_schema(self.data_types)], tool_choice=PROPOSAL_TOOL, parallel_tool_calls=False
+        )
+        if not isinstance(bound, RunnableBinding):  # what bind_tools answers: the model and its keywords
+            raise TypeError(f"bind_tools answered a {type(bound).__name__}, not a RunnableBinding")
+        # What langchain-openai puts beside the messages for a model built as ``chat_model`` builds it
+        # (no sampling options set): the model, streaming off, its extra keywords, and the tool binding.
+        self.fixed: dict[str, Any] = {
+            "model": model.model_name,
+            "stream": model.streaming,
+            **model.model_kwargs,
+            **bound.kwargs,
+        }
+
+    def request(self, prompt: Prompt) -> dict[str, Any]:
+        """The chat-completions body of one extraction."""
+        messages = [{"content": prompt.system, "role": "system"}, {"content": prompt.user, "role": "user"}]
+        return {**self.fixed, "messages": messages}
+
+    async def extract(self, source: Source) -> Extraction:
+        """Ask the model for new items in ``source``; raises the model client's errors (the run reports them)."""
+        if not allowed_types(self.data_types):
+            return Extraction([], [])
+        prompt = extraction_prompt(
+            prompt_template=self.prompt_template, data_types=self.data_types, source=source, max_chars=self.max_chars
+        )
+        answer = await self.client.post("/chat/completions", body=self.request(prompt), cast_to=object)
+        extraction = proposals_from_answer(answer, self.data_types)
+        if prompt.cut:
+            extraction.notes.append(f"only the first {self.max_chars} characters were read")
+        return extraction
+
+
 async def extract_items(
     *, model: ChatOpenAI, prompt_template: str, data_types: list[str], source: Source, max_chars: int
 ) -> Extraction:
-    """Ask ``model`` for new items in ``source``; raises the model client's errors (the run reports them)."""
-    if not allowed_types(data_types):
-        return Extraction([], [])
-    messages, cut = build_messages(
-        prompt_template=prompt_template, data_types=data_types, source=source, max_chars=max_chars
-    )
-    # The request langchain-openai sends for the bound model's ainvoke, byte for byte (a test holds
-    # them equal), posted through the same OpenAI client and its HTTP client (retries, timeouts, the
-    # metering hook); only the raw tool call is read back. Its callbacks, message objects and result
-    # construction (a hop to a thread) were most of an extraction's CPU, and nothing here uses them.
-    answer = await model.root_async_client.post(
-        "/chat/completions", body=extraction_request(model, messages, data_types), cast_to=object
-    )
-    extraction = proposals_from_answer(answer, data_types)
-    if cut:
-        extraction.notes.append(f"only the first {max_chars} characters were read")
-    return extraction
-
-
-def extraction_request(model: ChatOpenAI, messages: list, data_types: list[str]) -> dict[str, Any]:
-    """The chat-completions body of one extraction: ``messages``, and the proposal tool as the one to call."""
-    bound = model.bind_tools([proposal_schema(data_types)], tool_choice=PROPOSAL_TOOL, parallel_tool_calls=False)
-    return model._get_request_payload(messages, **bound.kwargs)  # type: ignore[attr-defined]
+    """One extraction on its own (a run keeps one ``Extractor`` for all of its sources)."""
+    extractor = Extractor(model=model, prompt_template=prompt_template, data_types=data_types, max_chars=max_chars)
+    return await extractor.extract(source)
 
 
 def proposals_from_answer(answer: Any, data_types: list[str]) -> Extraction:

@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -35,11 +35,11 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
-from apps.accounts.keys import decrypt_for_user, encrypt_for_user
+from apps.accounts.keys import decrypt_for_user, user_fernet
 from apps.core.group_commit import GroupCommit
 from apps.devices.errors import DeviceCallError, DeviceToolError
 from apps.devices.services import call_device
@@ -95,27 +95,52 @@ def outbox_items_store(
 ) -> list[PendingItem]:
     """As ``outbox_items_create``, answering the rows stored as items ready to deliver: their data is
     in hand, so a run delivers them without reading them back and decrypting them."""
-    fresh: dict[uuid.UUID, tuple[OutboxItem, ProposedItem]] = {}
+    fresh: dict[uuid.UUID, ProposedItem] = {}
     for item_id, item in items:
-        if item_id not in fresh:
-            row = OutboxItem(
-                id=item_id,
-                user_id=user_id,
-                run_id=run_id,
-                device_id=device_id,
-                table=item.table,
-                payload_ciphertext=encrypt_for_user(user_id=user_id, plaintext=json.dumps(item.data)),
-            )
-            fresh[item_id] = (row, item)
+        fresh.setdefault(item_id, item)
     if not fresh:
         return []
-    for existing in OutboxItem.objects.filter(id__in=list(fresh)).values_list("id", flat=True):
-        del fresh[existing]
-    OutboxItem.objects.bulk_create([row for row, _ in fresh.values()], ignore_conflicts=True)
-    return [
-        PendingItem(id=row.id, run_id=run_id, table=item.table, data=dict(item.data), bound=False)
-        for row, item in fresh.values()
+    fernet = user_fernet(user_id=user_id)  # one key for the batch
+    now = timezone.now()
+    rows = [
+        (
+            item_id,
+            # A microsecond apart: the batch keeps its order in the outbox (deliveries go by created_at).
+            now + timedelta(microseconds=i),
+            now,
+            user_id,
+            run_id,
+            device_id,
+            item.table,
+            fernet.encrypt(json.dumps(item.data).encode()),
+            OutboxStatus.PENDING.value,
+        )
+        for i, (item_id, item) in enumerate(fresh.items())
     ]
+    stored: set[uuid.UUID] = set()
+    with connection.cursor() as cursor:
+        for chunk in range(0, len(rows), STORE_CHUNK):
+            part = rows[chunk : chunk + STORE_CHUNK]
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '')"] * len(part))
+            cursor.execute(_ITEMS_STORE.format(values=values), [value for row in part for value in row])
+            stored.update(item_id for (item_id,) in cursor.fetchall())
+    return [
+        PendingItem(id=item_id, run_id=run_id, table=item.table, data=dict(item.data), bound=False)
+        for item_id, item in fresh.items()
+        if item_id in stored
+    ]
+
+
+# Raw SQL on the outbox's table (Django's default name), one statement per chunk and no look-up
+# first: an id already in the outbox (stored by an earlier extraction of the same source, pending or
+# delivered) is left as it is, and RETURNING names the rows this batch added, the only ones its run
+# delivers.
+STORE_CHUNK = 1000
+_ITEMS_STORE = (
+    "INSERT INTO agents_outboxitem "
+    '(id, created_at, updated_at, user_id, run_id, device_id, "table", payload_ciphertext, status, attempts, '
+    "last_error) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+)
 
 
 def _open(item: OutboxItem, *, bound: bool) -> PendingItem:
@@ -184,39 +209,46 @@ def outbox_item_delivered(*, item_id: uuid.UUID, run_id) -> bool:
     return outbox_items_delivered(acks=[(item_id, run_id)])[0]
 
 
-@transaction.atomic
 def outbox_items_delivered(*, acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
-    """Mark a batch of (item id, run id) acknowledgements delivered in one transaction; per ack, True
-    for its item's first acknowledgement (counted on its run), False for a repeat."""
-    ids = {item_id for item_id, _ in acks}
-    # Locked in id order, so two batches sharing items (a run's delivery, a hello flush) never deadlock.
-    first = set(
-        OutboxItem.objects.select_for_update()
-        .filter(id__in=ids, status=OutboxStatus.PENDING)
-        .order_by("id")
-        .values_list("id", flat=True)
-    )
-    if first:
-        # The content now lives on the device: keep only the id (a later proposal of the same item
-        # is recognised as done) until outbox_prune removes the row.
-        OutboxItem.objects.filter(id__in=first).update(
-            status=OutboxStatus.DELIVERED,
-            delivered_at=timezone.now(),
-            attempts=F("attempts") + 1,
-            last_error="",
-            payload_ciphertext=b"",
-        )
+    """Mark a batch of (item id, run id) acknowledgements delivered in one statement; per ack, True
+    for its item's first acknowledgement, False for a repeat. A first acknowledgement is counted on
+    the run the outbox row names (the ack's run id is the same, as its delivery read it from the row)."""
+    if not acks:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_ITEMS_DELIVERED, [[item_id for item_id, _ in acks], timezone.now()])
+        first = {item_id for (item_id,) in cursor.fetchall()}
     answers = []
-    per_run: Counter = Counter()
-    for item_id, run_id in acks:
-        counted = item_id in first
+    for item_id, _run_id in acks:
+        answers.append(item_id in first)
         first.discard(item_id)  # an id acknowledged twice in one batch counts once
-        answers.append(counted)
-        if counted and run_id is not None:
-            per_run[run_id] += 1
-    for run_id, count in per_run.items():
-        AgentRunLog.objects.filter(id=run_id).update(items_created=F("items_created") + count)
     return answers
+
+
+# Raw SQL on the outbox's and the run log's tables (Django's default names, statuses as stored).
+# One statement (atomic on its own, one round trip): the pending items are locked in id order, so two
+# batches sharing items (a run's delivery, a hello flush) never deadlock, and a row another batch
+# delivered meanwhile is re-checked and skipped; only they are marked delivered and counted on their
+# run. The content now lives on the device: only the id is kept (a later proposal of the same item is
+# recognised as done) until outbox_prune removes the row.
+_ITEMS_DELIVERED = """
+    WITH locked AS (
+        SELECT id FROM agents_outboxitem
+        WHERE id = ANY(%s::uuid[]) AND status = 'pending'
+        ORDER BY id FOR UPDATE
+    ), first AS (
+        UPDATE agents_outboxitem AS item
+        SET status = 'delivered', delivered_at = %s, attempts = item.attempts + 1,
+            last_error = '', payload_ciphertext = ''::bytea
+        FROM locked WHERE item.id = locked.id
+        RETURNING item.id, item.run_id
+    ), counted AS (
+        UPDATE agents_agentrunlog AS run SET items_created = run.items_created + per_run.n
+        FROM (SELECT run_id, count(*) AS n FROM first WHERE run_id IS NOT NULL GROUP BY run_id) AS per_run
+        WHERE run.id = per_run.run_id
+    )
+    SELECT id FROM first
+"""
 
 
 def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:

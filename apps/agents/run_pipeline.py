@@ -14,14 +14,13 @@ from typing import NamedTuple
 
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.db import transaction
 
 from apps.assistant.llm import ModelRole, chat_model
 from apps.billing.metering import DeferredRecords, LlmCallRecord, llm_records_deferred, llm_usage_record_many
 from apps.core.group_commit import GroupCommit
 
 from .error_codes import AgentsErrorCode
-from .extraction import Extraction, ProposedItem, Source, extract_items
+from .extraction import Extraction, Extractor, ProposedItem, Source
 from .models import AgentRunLog, CloudAgentConfig, LocalAgentConfig, RunStatus
 from .outbox import DeliveryReport, OutboxDelivery, PendingItem, outbox_claim, outbox_deliver, outbox_items_store
 from .progress import RunProgress
@@ -105,6 +104,12 @@ class RunPipeline:
         self.delivery_stopped = ""
         self.progress = RunProgress(user_id=run.user_id, run_id=run.id, agent_id=config.id)
         self.model = chat_model(ModelRole.SUBAGENT)
+        self.extractor = Extractor(
+            model=self.model,
+            prompt_template=config.prompt_template,
+            data_types=list(config.data_types),
+            max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
+        )
         self._slots = asyncio.Semaphore(settings.AGENTS_EXTRACTION_CONCURRENCY)
         self._tasks: set[asyncio.Task] = set()
         self._store: GroupCommit[Stored, list[PendingItem]] = GroupCommit(self._store_batch)
@@ -126,7 +131,7 @@ class RunPipeline:
 
     async def _process(self, source: Source, source_key: str) -> None:
         # The call's usage is held here, not stored by the model client on its way back, and goes
-        # into the database with the items it proposed (one transaction for the sources extracted
+        # into the database with the items it proposed (one batch for the sources extracted
         # together): every call is still metered on its own, a trip and a thread hop fewer each.
         with llm_records_deferred() as metered:
             try:
@@ -169,13 +174,7 @@ class RunPipeline:
         """The source's proposals (None when the model call failed: reported, the run goes on)."""
         async with self._slots:
             try:
-                extraction = await extract_items(
-                    model=self.model,
-                    prompt_template=self.config.prompt_template,
-                    data_types=list(self.config.data_types),
-                    source=source,
-                    max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
-                )
+                extraction = await self.extractor.extract(source)
             except Exception as exc:  # the model client's failures
                 logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
                 self.sources_failed += 1
@@ -186,8 +185,10 @@ class RunPipeline:
             self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
         return extraction
 
-    @transaction.atomic
     def _store_batch(self, batch: list[Stored]) -> list[list[PendingItem]]:
+        # Two statements, each atomic on its own (no transaction: two round trips fewer). Usage
+        # stored without its items (they failed) is what the caller's failure path stores anyway,
+        # and a call recorded twice is recorded once (its call id).
         llm_usage_record_many(records=[record for one in batch for record in one.usage])
         stored = outbox_items_store(
             user_id=self.run.user_id,

@@ -5,13 +5,15 @@ the device — never an update, never a delete, never another table or field."""
 from __future__ import annotations
 
 import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
 
 from apps.agents.extraction import (
     PROPOSAL_TOOL,
+    Extractor,
     Source,
     build_messages,
     extract_items,
-    extraction_request,
+    extraction_prompt,
     proposal_schema,
     proposals_from_arguments,
 )
@@ -181,30 +183,32 @@ def test_every_call_gets_a_fresh_boundary():
 
 
 async def test_an_extraction_sends_the_request_the_bound_model_sends_and_reads_its_tool_call(llm):
-    # given the runs' model and one file's messages
+    # given the runs' model, a run's extractor, and one file's prompt
     model = chat_model(ModelRole.SUBAGENT)
     types = ["tasks", "notes"]
+    extractor = Extractor(model=model, prompt_template="Tasks only.", data_types=types, max_chars=1000)
     source = Source(kind="file", label="a.md", text="Call Anna on Monday")
-    messages, _ = build_messages(prompt_template="Tasks only.", data_types=types, source=source, max_chars=1000)
+    prompt = extraction_prompt(prompt_template="Tasks only.", data_types=types, source=source, max_chars=1000)
     llm.fallback = lambda body: Reply(tool_calls=[ToolCall(PROPOSAL_TOOL, {"tasks": [{"title": "Call Anna"}]})])
 
-    # when langchain's bound model asks, and the extraction's own request is posted
+    # when langchain's bound model asks, and the extractor's own request is posted
     bound = model.bind_tools([proposal_schema(types)], tool_choice=PROPOSAL_TOOL, parallel_tool_calls=False)
-    await bound.ainvoke(messages)
-    answer = await model.root_async_client.post(
-        "/chat/completions", body=extraction_request(model, messages, types), cast_to=object
-    )
+    await bound.ainvoke([SystemMessage(prompt.system), HumanMessage(prompt.user)])
+    answer = await model.root_async_client.post("/chat/completions", body=extractor.request(prompt), cast_to=object)
 
     # then both requests are the same
     by_langchain, ours = llm.chat_requests()
     assert ours.body == by_langchain.body
     assert answer["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == PROPOSAL_TOOL
     # and an extraction reads the proposal from the answer
-    extraction = await extract_items(
-        model=model, prompt_template="Tasks only.", data_types=types, source=source, max_chars=1000
-    )
+    extraction = await extractor.extract(source)
     assert extraction.items == [("tasks", {"title": "Call Anna", "isAiSuggested": 1, "isApproved": 0})]
     assert extraction.notes == []
+    # and a second source of the same run sends the same request but for its messages
+    await extractor.extract(Source(kind="file", label="b.md", text="Write to Ben"))
+    first, second = (request.body for request in llm.chat_requests()[-2:])
+    assert {k: v for k, v in first.items() if k != "messages"} == {k: v for k, v in second.items() if k != "messages"}
+    assert "Write to Ben" in second["messages"][1]["content"]
 
 
 async def test_an_answer_without_a_tool_call_or_with_broken_arguments_extracts_nothing_and_says_why(llm):

@@ -3,6 +3,7 @@ the next one together, each caller gets its own answer, and an item is still cou
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 
@@ -16,6 +17,7 @@ from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
 from apps.agents.outbox import outbox_items_create, outbox_items_delivered
 from apps.billing.models import LlmUsage
+from apps.core.testing.held_transactions import held_transaction
 
 from .conftest import execute, make_local, one_task_per_file, outbox, rows, start_run, write_files
 
@@ -44,6 +46,96 @@ def test_a_batch_of_acknowledgements_counts_each_item_once(user):
     assert run.items_created == 2
     statuses = dict(outbox_module.OutboxItem.objects.filter(id__in=ids).values_list("id", "status"))
     assert [statuses[i] for i in ids] == [OutboxStatus.DELIVERED, OutboxStatus.DELIVERED, OutboxStatus.PENDING]
+
+
+async def in_thread(function, /, **kwargs):
+    """``function`` on a thread of its own with its own connection (closed after), as another process's."""
+
+    def call():
+        from django.db import connection
+
+        try:
+            return function(**kwargs)
+        finally:
+            connection.close()
+
+    return await asyncio.to_thread(call)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_acknowledgement_batch_waiting_on_an_item_another_batch_delivers_counts_only_its_other_items(user):
+    # given two stored items of one run, and another batch (a hello flush) that has just delivered
+    # the first one in a transaction still open: it holds that row
+    config = await sync_to_async(make_local)(user)
+    run = await sync_to_async(AgentRunLog.objects.create)(
+        user=user, agent_type="local", agent_id=config.id, status=RunStatus.RUNNING
+    )
+    first, second = uuid.uuid4(), uuid.uuid4()
+    await sync_to_async(outbox_items_create)(
+        user_id=user.id,
+        run_id=run.id,
+        device_id="laptop",
+        items=[(first, ProposedItem("tasks", {"title": "a"})), (second, ProposedItem("tasks", {"title": "b"}))],
+    )
+
+    def other_batch() -> None:
+        assert outbox_items_delivered(acks=[(first, run.id)]) == [True]
+
+    async with held_transaction(other_batch, what="the other batch") as commit:
+        # when the run's own batch acknowledges both (it waits for the held row), and the other commits
+        ours = asyncio.ensure_future(in_thread(outbox_items_delivered, acks=[(first, run.id), (second, run.id)]))
+        await asyncio.sleep(0.3)
+        assert not ours.done()  # waiting for the row the other batch holds
+        commit()
+        answers = await asyncio.wait_for(ours, 10)
+
+    # then the item the other batch delivered is not counted again; the run counts each item once
+    assert answers == [False, True]
+    assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).items_created == 2
+    assert {item.status for item in await outbox(run_id=run.id)} == {OutboxStatus.DELIVERED}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stored_batch_answers_only_the_rows_it_added_in_its_order_and_encrypted(user):
+    # given an item already delivered (payload dropped) and one still pending
+    config = make_local(user)
+    run = AgentRunLog.objects.create(user=user, agent_type="local", agent_id=config.id, status=RunStatus.RUNNING)
+    delivered, pending = uuid.uuid4(), uuid.uuid4()
+    outbox_items_create(
+        user_id=user.id,
+        run_id=run.id,
+        device_id="laptop",
+        items=[(delivered, ProposedItem("tasks", {"title": "old"})), (pending, ProposedItem("tasks", {"title": "p"}))],
+    )
+    outbox_items_delivered(acks=[(delivered, run.id)])
+    fresh = [uuid.uuid4() for _ in range(3)]
+
+    # when a batch proposes them again among new ones, one new id twice
+    batch = [
+        (fresh[0], ProposedItem("tasks", {"title": "n0"})),
+        (delivered, ProposedItem("tasks", {"title": "old"})),
+        (fresh[1], ProposedItem("notes", {"title": "n1"})),
+        (pending, ProposedItem("tasks", {"title": "p"})),
+        (fresh[0], ProposedItem("tasks", {"title": "n0 again"})),
+        (fresh[2], ProposedItem("tasks", {"title": "n2"})),
+    ]
+    stored = outbox_module.outbox_items_store(user_id=user.id, run_id=run.id, device_id="laptop", items=batch)
+
+    # then only the new rows come back, once each, in their order, with their data (the first of a repeated id)
+    assert [(item.id, item.table, item.data["title"]) for item in stored] == [
+        (fresh[0], "tasks", "n0"),
+        (fresh[1], "notes", "n1"),
+        (fresh[2], "tasks", "n2"),
+    ]
+    # and the outbox holds each id once; the delivered one stays delivered, without its content
+    rows_by_id = {row.id: row for row in outbox_module.OutboxItem.objects.filter(user=user)}
+    assert len(rows_by_id) == 5
+    assert (rows_by_id[delivered].status, bytes(rows_by_id[delivered].payload_ciphertext)) == ("delivered", b"")
+    # and the new rows keep their order for a later claim, encrypted with the user's key
+    claimed = outbox_module.outbox_claim(user_id=user.id, device_id="laptop", item_ids=fresh)
+    assert [item.id for item in claimed] == fresh
+    assert [item.data["title"] for item in claimed] == ["n0", "n1", "n2"]
+    assert all(b"n0" not in bytes(rows_by_id[i].payload_ciphertext) for i in fresh)
 
 
 @pytest.mark.django_db(transaction=True)
