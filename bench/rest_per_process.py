@@ -90,7 +90,16 @@ async def _client(port: int, request: bytes, deadline: float, counts: list[int],
         writer.close()
 
 
-async def _measure(port: int, path: str, token: str, *, seconds: float, concurrency: int) -> tuple[float, list[str]]:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (``/proc``, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    port: int, pid: int, path: str, token: str, *, seconds: float, concurrency: int
+) -> tuple[float, float, list[str]]:
+    """Requests per second, and the server process's CPU seconds per request, over ``seconds``."""
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
     ).encode()
@@ -99,10 +108,12 @@ async def _measure(port: int, path: str, token: str, *, seconds: float, concurre
     errors: list[str] = []
     await asyncio.gather(*(_client(port, request, time.perf_counter() + 0.5, counts, errors) for _ in range(4)))
     counts, errors = [0], []
+    cpu_before = _cpu_seconds(pid)
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(_client(port, request, deadline, counts, errors) for _ in range(concurrency)))
-    return counts[0] / (time.perf_counter() - started), errors
+    elapsed = time.perf_counter() - started
+    return counts[0] / elapsed, (_cpu_seconds(pid) - cpu_before) / max(counts[0], 1), errors
 
 
 def _records(user_id: str, n: int) -> str:
@@ -178,6 +189,7 @@ def main() -> None:
         codes = {"old": os.path.abspath(args.old), **codes}
         _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         # Every checkout's server runs for the whole round and each path is measured on each of them
         # in turn, so a change of the box's load lands on both sides of a before → after pair.
@@ -195,13 +207,14 @@ def main() -> None:
                     ),
                 )
             for name, path in paths.items():
-                for label, (port, _proc) in servers.items():
-                    rate, errors = asyncio.run(
-                        _measure(port, path, token, seconds=args.seconds, concurrency=args.concurrency)
+                for label, (port, proc) in servers.items():
+                    rate, cpu_per_request, errors = asyncio.run(
+                        _measure(port, proc.pid, path, token, seconds=args.seconds, concurrency=args.concurrency)
                     )
                     if errors:
                         raise SystemExit(f"{label} {name}: non-200 answers {sorted(set(errors))}")
                     results.setdefault((label, name), []).append(rate)
+                    cpu.setdefault((label, name), []).append(cpu_per_request)
         finally:
             for _port, proc in servers.values():
                 stop(proc)
@@ -219,6 +232,20 @@ def main() -> None:
             ratios = [after / before for before, after in pairs]
             each = " ".join(f"{ratio:.2f}" for ratio in ratios)
             print(f"  old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
+    # The same paths by the server process's own CPU per request, which the box's load moves far less
+    # than req/s: bare CPU / path CPU is the share of the bare view's rate one busy core would serve.
+    print("server CPU per request (median µs), and the bare async view's CPU per request over the path's")
+    for label in codes:
+        bare_cpu = statistics.median(cpu[(label, "bare async view")])
+        for name in paths:
+            per_request = statistics.median(cpu[(label, name)])
+            print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare")
+    if args.old:
+        for name in paths:
+            pairs = zip(cpu[("old", name)], cpu[("new", name)], strict=True)
+            ratios = [after / before for before, after in pairs]
+            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  CPU old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
 
 
 if __name__ == "__main__":
