@@ -4,7 +4,10 @@ in one process. A page of 20 associative memories is 40 tokens (content and enti
 
     .venv/bin/python bench/fernet_reader.py [--rounds 7] [--tokens 40]
 
-Figures of 2026-12-06 (2 cores shared with other engineers' runs): see the README's benchmark table.
+Figures of 2026-12-06 11:09 (2 cores shared with other engineers' runs, load 8.2-8.9), 7 rounds of
+2,000 pages of 40 tokens: Fernet.decrypt 7.70 µs, FernetReader 3.80 µs per token (0.49x). What
+Fernet.decrypt spends it on (one process, idle): an HMAC object, a CBC cipher context (2.7 µs) and a
+PKCS7 unpadder per token; base64 0.4 µs, the one-shot HMAC 1.4 µs.
 """
 
 from __future__ import annotations

@@ -13,8 +13,31 @@ server, but shares the machine). Ratios to the bare view are the figures to read
 measures another checkout (``git worktree add PATH <commit>`` with .venv linked, or ``git archive
 <commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
 old → new ratio, which a change of the box's load between the two measurements moves least.
+Beside req/s it prints the server process's CPU per request (``/proc``, measured over the same
+seconds) and the bare view's CPU per request over each path's: on a shared box the req/s of one
+path pair swing 0.4-2.5x with the load while these stay within ~10 %; on an idle box, where the one
+server process is what limits, the two ratios to the bare view say the same thing.
 
-Figures of 2026-12-06, three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
+Figures of 2026-12-06 10:51-11:09 (2 cores shared with 7 other engineers' runs, load 5.3-9.2),
+old = 7361c05, new = the memory list's page opened by one FernetReader and built without its
+serializer, 3 rounds of 4 s, medians, runs A / B / C (A before the CPU columns existed):
+    memory/associative, req/s to the bare view, old → new: A 0.55 → 0.57, B 0.51 → 0.65, C 0.52 → 0.52
+                        old → new absolute req/s: 1.03 / 1.16 / 1.16x
+                        server CPU per request: B 3,897 → 3,458 µs (0.89x), C 3,905 → 3,512 µs (0.90x)
+                        bare CPU over its CPU: B 0.46 → 0.53x, C 0.48 → 0.51x
+    every other path, CPU per request old → new (B / C): bare async 1.04 / 0.89x, auth/me 0.96 /
+    1.02x, records list 0.93 / 1.08x, memory counts 1.01 / 0.98x, records/<id> 1.00 / 1.02x, memory
+    item 1.05 / 0.95x (unchanged within the noise); to the bare view by CPU (new, B / C): auth/me
+    0.71 / 0.70x, records list 0.58 / 0.55x, records/<id> 0.67 / 0.62x, memory counts 0.70 / 0.66x,
+    memory item 0.59 / 0.59x.
+Where the memory list's time went (py-spy --gil, 10 s under 16 clients, old code): its view was
+19 % of the server's samples: the DRF serializer 6.7 % (4.9 % of it ``DateTimeField`` asking for the
+current time zone, an asgiref ``Local``, at each of 40 dates), the page's 40 ``Fernet.decrypt``
+4.5 %, the query 5.1 % (1.5 % parsing timestamps in psycopg), the rest building the views; after,
+9 %. What remains is Django's and uvicorn's per-request work that the other paths pay too (a
+thread per request, the middleware chain, URL resolving, a database wrapper per thread).
+
+Figures of 2026-12-06 (earlier stop), three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
 6-9, B 08:11 at load 8-13, C 08:21 at load 8-10, C with the memory list's serializer change),
 old = 8ba86a3, 3 rounds of 3 s, medians. To the bare view, old → new:
                               run A         run B         run C
