@@ -18,18 +18,20 @@ seconds) and the bare view's CPU per request over each path's: on a shared box t
 path pair swing 0.4-2.5x with the load while these stay within ~10 %; on an idle box, where the one
 server process is what limits, the two ratios to the bare view say the same thing.
 
-Figures of 2026-12-06 10:51-11:09 (2 cores shared with 7 other engineers' runs, load 5.3-9.2),
+Figures of 2026-12-06 10:51-11:18 (2 cores shared with 7 other engineers' runs, load 3.6-10.4),
 old = 7361c05, new = the memory list's page opened by one FernetReader and built without its
-serializer, 3 rounds of 4 s, medians, runs A / B / C (A before the CPU columns existed):
-    memory/associative, req/s to the bare view, old → new: A 0.55 → 0.57, B 0.51 → 0.65, C 0.52 → 0.52
-                        old → new absolute req/s: 1.03 / 1.16 / 1.16x
-                        server CPU per request: B 3,897 → 3,458 µs (0.89x), C 3,905 → 3,512 µs (0.90x)
-                        bare CPU over its CPU: B 0.46 → 0.53x, C 0.48 → 0.51x
-    every other path, CPU per request old → new (B / C): bare async 1.04 / 0.89x, auth/me 0.96 /
-    1.02x, records list 0.93 / 1.08x, memory counts 1.01 / 0.98x, records/<id> 1.00 / 1.02x, memory
-    item 1.05 / 0.95x (unchanged within the noise); to the bare view by CPU (new, B / C): auth/me
-    0.71 / 0.70x, records list 0.58 / 0.55x, records/<id> 0.67 / 0.62x, memory counts 0.70 / 0.66x,
-    memory item 0.59 / 0.59x.
+serializer, 3 rounds of 4 s, medians, runs A / B / C / D (A before the CPU columns existed):
+    memory/associative, req/s to the bare view, old → new: A 0.55 → 0.57, B 0.51 → 0.65,
+                        C 0.52 → 0.52, D 0.55 → 0.61; old → new absolute 1.03 / 1.16 / 1.16 / 1.10x
+                        server CPU per request: B 3,897 → 3,458 µs (0.89x), C 3,905 → 3,512 µs
+                        (0.90x), D 3,693 → 3,095 µs (0.84x)
+                        bare CPU over its CPU: B 0.46 → 0.53x, C 0.48 → 0.51x, D 0.44 → 0.53x
+    every other path, CPU per request old → new (B / C / D): bare async 1.04 / 0.89 / 0.98x,
+    auth/me 0.96 / 1.02 / 1.05x, records list 0.93 / 1.08 / 0.95x, memory counts 1.01 / 0.98 /
+    0.98x, records/<id> 1.00 / 1.02 / 1.06x, memory item 1.05 / 0.95 / 0.98x (unchanged within the
+    noise); to the bare view by CPU (new, B / C / D): auth/me 0.71 / 0.70 / 0.69x, records list
+    0.58 / 0.55 / 0.58x, records/<id> 0.67 / 0.62 / 0.64x, memory counts 0.70 / 0.66 / 0.66x,
+    memory item 0.59 / 0.59 / 0.61x.
 Where the memory list's time went (py-spy --gil, 10 s under 16 clients, old code): its view was
 19 % of the server's samples: the DRF serializer 6.7 % (4.9 % of it ``DateTimeField`` asking for the
 current time zone, an asgiref ``Local``, at each of 40 dates), the page's 40 ``Fernet.decrypt``
