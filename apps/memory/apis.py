@@ -83,10 +83,9 @@ def _iso8601(value: dt.datetime, zone: dt.tzinfo) -> str:
 
 def _listed_items(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What the kind's output serializer (``OUTPUT_SERIALIZERS``, which the export still uses) answers
-    for each item of a page (the same keys in the same order, the same values), built from
-    ``memory_item_view``'s views in place: the serializer asked for the
-    current time zone (an asgiref ``Local``) at every date of every item and cost more than the
-    page's decryption. The other fields of a view are already what the serializer answers."""
+    for each item (the same keys in the same order, the same values), built from ``memory_item_view``'s
+    views in place: the serializer asked for the current time zone (an asgiref ``Local``) at every date
+    of every item and cost more than the page's decryption. The dates are the only fields it changed."""
     zone = timezone.get_current_timezone()
     for view in views:
         view["created_at"] = _iso8601(view["created_at"], zone)
