@@ -13,8 +13,33 @@ server, but shares the machine). Ratios to the bare view are the figures to read
 measures another checkout (``git worktree add PATH <commit>`` with .venv linked, or ``git archive
 <commit> | tar -x -C PATH``) beside this one, for before → after: the median of each round's own
 old → new ratio, which a change of the box's load between the two measurements moves least.
+Beside req/s it prints the server process's CPU per request (``/proc``, measured over the same
+seconds) and the bare view's CPU per request over each path's: on a shared box the req/s of one
+path pair swing 0.4-2.5x with the load while these stay within ~10 %; on an idle box, where the one
+server process is what limits, the two ratios to the bare view say the same thing.
 
-Figures of 2026-12-06, three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
+Figures of 2026-12-06 10:51-11:18 (2 cores shared with 7 other engineers' runs, load 3.6-10.4),
+old = 7361c05, new = the memory list's page opened by one FernetReader and built without its
+serializer, 3 rounds of 4 s, medians, runs A / B / C / D (A before the CPU columns existed):
+    memory/associative, req/s to the bare view, old → new: A 0.55 → 0.57, B 0.51 → 0.65,
+                        C 0.52 → 0.52, D 0.55 → 0.61; old → new absolute 1.03 / 1.16 / 1.16 / 1.10x
+                        server CPU per request: B 3,897 → 3,458 µs (0.89x), C 3,905 → 3,512 µs
+                        (0.90x), D 3,693 → 3,095 µs (0.84x)
+                        bare CPU over its CPU: B 0.46 → 0.53x, C 0.48 → 0.51x, D 0.44 → 0.53x
+    every other path, CPU per request old → new (B / C / D): bare async 1.04 / 0.89 / 0.98x,
+    auth/me 0.96 / 1.02 / 1.05x, records list 0.93 / 1.08 / 0.95x, memory counts 1.01 / 0.98 /
+    0.98x, records/<id> 1.00 / 1.02 / 1.06x, memory item 1.05 / 0.95 / 0.98x (unchanged within the
+    noise); to the bare view by CPU (new, B / C / D): auth/me 0.71 / 0.70 / 0.69x, records list
+    0.58 / 0.55 / 0.58x, records/<id> 0.67 / 0.62 / 0.64x, memory counts 0.70 / 0.66 / 0.66x,
+    memory item 0.59 / 0.59 / 0.61x.
+Where the memory list's time went (py-spy --gil, 10 s under 16 clients, old code): its view was
+19 % of the server's samples: the DRF serializer 6.7 % (4.9 % of it ``DateTimeField`` asking for the
+current time zone, an asgiref ``Local``, at each of 40 dates), the page's 40 ``Fernet.decrypt``
+4.5 %, the query 5.1 % (1.5 % parsing timestamps in psycopg), the rest building the views; after,
+9 %. What remains is Django's and uvicorn's per-request work that the other paths pay too (a
+thread per request, the middleware chain, URL resolving, a database wrapper per thread).
+
+Figures of 2026-12-06 (earlier stop), three runs (2 cores shared with 7 other engineers' runs; A 07:59 at load
 6-9, B 08:11 at load 8-13, C 08:21 at load 8-10, C with the memory list's serializer change),
 old = 8ba86a3, 3 rounds of 3 s, medians. To the bare view, old → new:
                               run A         run B         run C
@@ -90,7 +115,16 @@ async def _client(port: int, request: bytes, deadline: float, counts: list[int],
         writer.close()
 
 
-async def _measure(port: int, path: str, token: str, *, seconds: float, concurrency: int) -> tuple[float, list[str]]:
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used (``/proc``, Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _measure(
+    port: int, pid: int, path: str, token: str, *, seconds: float, concurrency: int
+) -> tuple[float, float, list[str]]:
+    """Requests per second, and the server process's CPU seconds per request, over ``seconds``."""
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
     ).encode()
@@ -99,10 +133,12 @@ async def _measure(port: int, path: str, token: str, *, seconds: float, concurre
     errors: list[str] = []
     await asyncio.gather(*(_client(port, request, time.perf_counter() + 0.5, counts, errors) for _ in range(4)))
     counts, errors = [0], []
+    cpu_before = _cpu_seconds(pid)
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(_client(port, request, deadline, counts, errors) for _ in range(concurrency)))
-    return counts[0] / (time.perf_counter() - started), errors
+    elapsed = time.perf_counter() - started
+    return counts[0] / elapsed, (_cpu_seconds(pid) - cpu_before) / max(counts[0], 1), errors
 
 
 def _records(user_id: str, n: int) -> str:
@@ -178,6 +214,7 @@ def main() -> None:
         codes = {"old": os.path.abspath(args.old), **codes}
         _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         # Every checkout's server runs for the whole round and each path is measured on each of them
         # in turn, so a change of the box's load lands on both sides of a before → after pair.
@@ -195,13 +232,14 @@ def main() -> None:
                     ),
                 )
             for name, path in paths.items():
-                for label, (port, _proc) in servers.items():
-                    rate, errors = asyncio.run(
-                        _measure(port, path, token, seconds=args.seconds, concurrency=args.concurrency)
+                for label, (port, proc) in servers.items():
+                    rate, cpu_per_request, errors = asyncio.run(
+                        _measure(port, proc.pid, path, token, seconds=args.seconds, concurrency=args.concurrency)
                     )
                     if errors:
                         raise SystemExit(f"{label} {name}: non-200 answers {sorted(set(errors))}")
                     results.setdefault((label, name), []).append(rate)
+                    cpu.setdefault((label, name), []).append(cpu_per_request)
         finally:
             for _port, proc in servers.values():
                 stop(proc)
@@ -219,6 +257,20 @@ def main() -> None:
             ratios = [after / before for before, after in pairs]
             each = " ".join(f"{ratio:.2f}" for ratio in ratios)
             print(f"  old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
+    # The same paths by the server process's own CPU per request, which the box's load moves far less
+    # than req/s: bare CPU / path CPU is the share of the bare view's rate one busy core would serve.
+    print("server CPU per request (median µs), and the bare async view's CPU per request over the path's")
+    for label in codes:
+        bare_cpu = statistics.median(cpu[(label, "bare async view")])
+        for name in paths:
+            per_request = statistics.median(cpu[(label, name)])
+            print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare")
+    if args.old:
+        for name in paths:
+            pairs = zip(cpu[("old", name)], cpu[("new", name)], strict=True)
+            ratios = [after / before for before, after in pairs]
+            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"  CPU old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
+from typing import NamedTuple
 
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from apps.core.encryption import rewrap_key, unwrap_key, wrap_key
+from apps.core.fernet_reader import FernetReader
 
 from .master_key_rotation import rows_resealed
 from .models import User, UserKey
@@ -22,20 +24,32 @@ def user_key_create(*, user: User) -> None:
     UserKey.objects.get_or_create(user=user, defaults={"wrapped_key": wrap_key(Fernet.generate_key())})
 
 
+class _UserKey(NamedTuple):
+    fernet: Fernet
+    key: bytes  # the unwrapped key, for readers of many tokens (``user_fernet_reader``)
+
+
 @lru_cache(maxsize=4096)
-def _fernet_for(user_id: uuid.UUID) -> Fernet:
+def _fernet_for(user_id: uuid.UUID) -> _UserKey:
     try:
         wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
     except UserKey.DoesNotExist:
         user = User.objects.get(id=user_id)
         user_key_create(user=user)
         wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
-    return Fernet(unwrap_key(bytes(wrapped)))
+    key = unwrap_key(bytes(wrapped))
+    return _UserKey(Fernet(key), key)
 
 
 def user_fernet(*, user_id: uuid.UUID | str) -> Fernet:
     """The user's own Fernet; the unwrapped key lives only in this process's memory."""
-    return _fernet_for(uuid.UUID(str(user_id)))
+    return _fernet_for(uuid.UUID(str(user_id))).fernet
+
+
+def user_fernet_reader(*, user_id: uuid.UUID | str) -> FernetReader:
+    """A reader of the user's tokens for one batch (a page of items): what ``user_fernet().decrypt``
+    opens, at less than half the CPU per token. Made per batch, never shared between threads."""
+    return FernetReader(_fernet_for(uuid.UUID(str(user_id))).key)
 
 
 def encrypt_for_user(*, user_id: uuid.UUID | str, plaintext: str) -> bytes:

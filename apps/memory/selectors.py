@@ -22,7 +22,7 @@ from django.db.models import Count, QuerySet, Subquery
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
 
-from .crypto import Unsealer, unseal, unseal_optional
+from .crypto import Unsealer
 from .embeddings import validate_embedding
 from .error_codes import MemoryErrorCode
 from .models import (
@@ -85,7 +85,8 @@ def _bounded(value: int, *, name: str, maximum: int) -> int:
 
 def core_memory_dict(*, user_id: UserId) -> dict[str, str]:
     rows = CoreMemory.objects.filter(user_id=user_id).values_list("key_encrypted", "value_encrypted")
-    pairs = [(unseal(user_id=user_id, token=k), unseal(user_id=user_id, token=v)) for k, v in rows]
+    unseal_ = Unsealer(user_id=user_id)
+    pairs = [(unseal_(k), unseal_(v)) for k, v in rows]
     return dict(sorted(pairs))
 
 
@@ -129,11 +130,12 @@ def associative_memory_search(*, user_id: UserId, query_embedding: list[float], 
     with connection.cursor() as cursor:
         cursor.execute(_ASSOCIATIVE_SQL, {"user_id": uuid.UUID(str(user_id)), **_search_params(vector, top_k)})
         rows = cursor.fetchall()
+    unseal_ = Unsealer(user_id=user_id)
     return [
         AssociativeHit(
-            content=unseal(user_id=user_id, token=content),
-            entity_type=unseal_optional(user_id=user_id, token=entity_type),
-            entity_id=unseal_optional(user_id=user_id, token=entity_id),
+            content=unseal_(content),
+            entity_type=unseal_.optional(entity_type),
+            entity_id=unseal_.optional(entity_id),
             score=1.0 - float(distance),
         )
         for content, entity_type, entity_id, distance in rows
@@ -148,8 +150,9 @@ def episodes_recent(*, user_id: UserId, limit: int = 5) -> list[EpisodeSummary]:
         .order_by("-created_at")
         .values_list("session_id", "summary_encrypted", "created_at")[:limit]
     )
+    unseal_ = Unsealer(user_id=user_id)
     return [
-        EpisodeSummary(session_id=session_id, summary=unseal(user_id=user_id, token=summary), created_at=created_at)
+        EpisodeSummary(session_id=session_id, summary=unseal_(summary), created_at=created_at)
         for session_id, summary, created_at in rows
         if summary is not None  # the filter above already excludes it; this tells the type checker
     ]
@@ -162,7 +165,8 @@ def patterns_all(*, user_id: UserId) -> list[PatternHit]:
         .order_by("-confidence", "-updated_at")
         .values_list("description_encrypted", "confidence")
     )
-    return [PatternHit(description=unseal(user_id=user_id, token=d), confidence=c) for d, c in rows]
+    unseal_ = Unsealer(user_id=user_id)
+    return [PatternHit(description=unseal_(d), confidence=c) for d, c in rows]
 
 
 def patterns_active(*, user_id: UserId, limit: int = MAX_PATTERNS) -> list[PatternHit]:
@@ -172,7 +176,8 @@ def patterns_active(*, user_id: UserId, limit: int = MAX_PATTERNS) -> list[Patte
         .order_by("-confidence", "-updated_at")
         .values_list("description_encrypted", "confidence")[:limit]
     )
-    return [PatternHit(description=unseal(user_id=user_id, token=d), confidence=c) for d, c in rows]
+    unseal_ = Unsealer(user_id=user_id)
+    return [PatternHit(description=unseal_(d), confidence=c) for d, c in rows]
 
 
 # The whole context in one round trip: before every chat turn the database is asked once, not four
@@ -231,20 +236,19 @@ def memory_context(
     hits: list[tuple[float, AssociativeHit]] = []
     episodes: list[EpisodeSummary] = []
     patterns: list[PatternHit] = []
+    unseal_ = Unsealer(user_id=user_id)  # the user's key once for the whole context, not per field
     for kind, a, b, c, at, number, session_id in rows:
         if kind == "core":
-            core.append((unseal(user_id=user_id, token=a), unseal(user_id=user_id, token=b)))
+            core.append((unseal_(a), unseal_(b)))
         elif kind == "episode":
-            episodes.append(
-                EpisodeSummary(session_id=session_id, summary=unseal(user_id=user_id, token=a), created_at=at)
-            )
+            episodes.append(EpisodeSummary(session_id=session_id, summary=unseal_(a), created_at=at))
         elif kind == "pattern":
-            patterns.append(PatternHit(description=unseal(user_id=user_id, token=a), confidence=number))
+            patterns.append(PatternHit(description=unseal_(a), confidence=number))
         else:
             hit = AssociativeHit(
-                content=unseal(user_id=user_id, token=a),
-                entity_type=unseal_optional(user_id=user_id, token=b),
-                entity_id=unseal_optional(user_id=user_id, token=c),
+                content=unseal_(a),
+                entity_type=unseal_.optional(b),
+                entity_id=unseal_.optional(c),
                 score=1.0 - float(number),
             )
             hits.append((float(number), hit))

@@ -9,12 +9,16 @@ from typing import Any
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.renderers import JSONRenderer
 from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue
 from apps.core.testing.query_plans import most_rows_of_a_page_step
 from apps.memory.apis import OUTPUT_SERIALIZERS
+from apps.memory.learning import episode_capture
 from apps.memory.models import MODEL_OF_KIND, AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
+from apps.memory.selectors import memory_page
 from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
 
 from .conftest import axis_embedding
@@ -306,3 +310,26 @@ def test_counts_come_from_one_query(user, auth_client, bob):
 
     assert counts == {"counts": {"core": 1, "associative": 1, "episodic": 1, "proactive": 1}}
     assert len(_memory_reads(queries)) == 1
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris"])
+def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(user, auth_client, zone):
+    # given every kind, with empty optional fields, a pending episode, text JSON escapes differently,
+    # and patterns on both sides of the threshold
+    _fill(user, "alice")
+    associative_memory_add(user_id=user.id, content='é ✓ "quoted" \u2028 line', embedding=axis_embedding(3))
+    episode_capture(user_id=user.id, session_id="s-pending", message="m", answer="a")
+    pattern_upsert(user_id=user.id, description="rare habit", confidence=0.25)
+    for kind in MemoryKind:
+        # when the page and its first item are read, in the time zone
+        with timezone.override(zone):
+            response = auth_client.get(f"/api/v1/memory/{kind}")
+            views, _count = memory_page(user_id=user.id, kind=kind, offset=0, limit=50)
+            item = auth_client.get(f"/api/v1/memory/{kind}/{views[0]['id']}")
+            expected = [OUTPUT_SERIALIZERS[kind]().to_representation(view) for view in views]
+
+        # then the bytes are the serializer's answer through the same renderer, keys in the same order
+        page = {"count": len(views), "page": 1, "limit": 50, "results": expected}
+        assert response.content == JSONRenderer().render(page)
+        assert item.content == JSONRenderer().render(expected[0])
+    assert "+01:00" in response.content.decode() if zone == "Europe/Paris" else "Z" in response.content.decode()
