@@ -29,8 +29,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def failure(error: ApplicationError, call_id: str) -> dict:
-    return {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+def failure(error: ApplicationError, call_id: str, *, not_held: bool = False) -> dict:
+    """A call's failure, for its caller's node. ``not_held``: this loop does not hold the device (or
+    its socket is closing) and the call reached no socket, so a caller that sent it here from memory
+    may look the device up and send it again (``presence_index.holder_cached``)."""
+    message = {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+    if not_held:
+        message["not_held"] = True
+    return message
 
 
 async def answer(reply_to: str, message: dict) -> None:
@@ -45,9 +51,9 @@ _answering: set[asyncio.Task] = set()
 
 
 def answer_soon(reply_to: str, message: dict) -> None:
-    """``answer`` in a task of its own: what a handler run eagerly by the node (inside the node's
-    reading task) does instead of publishing itself, since opening the publisher's connection enters
-    an ``asyncio.timeout`` bound to the current task."""
+    """``answer`` in a task of its own: what a handler run eagerly by the node (in the subscription's
+    callback, outside any task) does instead of publishing itself, since opening the publisher's
+    connection enters an ``asyncio.timeout``, which needs a task."""
     task = asyncio.ensure_future(answer(reply_to, message))
     _answering.add(task)
     task.add_done_callback(_answering.discard)
@@ -87,7 +93,7 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
     an open socket, it takes no timeout and reads no current task; a refusal is answered in a task."""
     call, reply_to = message["call"], message["reply_to"]
     if not consumer.addressed_to_me(message) or not consumer.accepting_calls:
-        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"], not_held=True))
         return
     if message["deadline"] <= time.time():
         return  # the caller has given up already
@@ -118,7 +124,7 @@ async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> 
 async def _on_node_tool_call(message: dict) -> None:
     consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
     if consumer is None:
-        answer_soon(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"]))
+        answer_soon(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"], not_held=True))
         return
     await remote_call(consumer, message)
 
