@@ -274,6 +274,12 @@ async def node_publish(node: str, message: dict[str, Any]) -> int:
     return await loop_publisher().publish(NODE_CHANNEL.format(node=node), encode(message))
 
 
+def node_publish_soon(node: str, message: dict[str, Any]) -> asyncio.Future | None:
+    """``node_publish`` written at once, not waited for: the future resolves with how many heard it.
+    None (nothing sent) while this loop's publishing connection is not open or is backed up."""
+    return loop_publisher().publish_soon(NODE_CHANNEL.format(node=node), encode(message))
+
+
 async def node_alive(name: str) -> bool:
     with contextlib.suppress(Exception):
         return bool(await loop_redis().exists(ALIVE_KEY.format(node=name)))

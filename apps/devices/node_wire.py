@@ -148,6 +148,10 @@ class RespProtocol(asyncio.Protocol):
             raise RedisConnectionError("the node connection is closed")
         self.transport.write(data)
 
+    @property
+    def writing_paused(self) -> bool:
+        return self._writable is not None
+
     async def drain(self) -> None:
         """Wait while the transport holds more than it wants to (a publisher far ahead of Redis)."""
         if self._writable is not None:
@@ -317,14 +321,26 @@ class Publisher:
         protocol = self._protocol
         if protocol is None or protocol.closed.done():
             protocol = await self._open()
+        reply = self._send(protocol, command(*args))
+        await protocol.drain()
+        return await reply
+
+    def publish_soon(self, channel: str, data: bytes) -> asyncio.Future | None:
+        """``PUBLISH`` written at once, its reply left to the returned future; None (nothing sent)
+        while the connection is not open or Redis is behind on reading it: then ``publish``."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed.done() or protocol.writing_paused:
+            return None
+        return self._send(protocol, command(b"PUBLISH", channel, data))
+
+    def _send(self, protocol: RespProtocol, data: bytes) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
-        protocol.write(command(*args))
+        protocol.write(data)
         self._waiting.append((reply, loop.time()))
         if self._watchdog is None:
             self._watchdog = loop.call_later(settings.DEVICE_REDIS_SOCKET_TIMEOUT, self._check_replies)
-        await protocol.drain()
-        return await reply
+        return reply
 
     def _check_replies(self) -> None:
         """The one deadline of every command waiting on this connection (a timer per command cost

@@ -10,6 +10,7 @@ node (``answer``). What is in flight lives in the consumer's ``PendingCalls``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from apps.core.errors import ApplicationError
 from . import connections, services
 from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
 from .frames import ToolResult, tool_call_frame, tool_call_json
-from .node import MSG_FAILED, MSG_RESULT, node_publish, register_message_handler
+from .node import MSG_FAILED, MSG_RESULT, node_publish, node_publish_soon, register_message_handler
 
 if TYPE_CHECKING:
     from .consumers import DeviceConsumer
@@ -109,11 +110,30 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
         answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
 
 
+def _answer_failed(call_id: str, sent: asyncio.Future) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        logger.warning("device socket: could not answer call %s", call_id, exc_info=sent.exception())
+
+
+def answer_now(reply_to: str, message: dict) -> None:
+    """``answer`` without waiting for Redis's reply (the caller needs none): written to the open
+    publishing connection at once, else sent from a task of its own (``answer_soon``)."""
+    try:
+        sent = node_publish_soon(reply_to, message)
+    except Exception:  # the connection went down under it: the task opens another
+        sent = None
+    if sent is None:
+        answer_soon(reply_to, message)
+    else:
+        sent.add_done_callback(functools.partial(_answer_failed, message.get("call_id")))
+
+
 async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> None:
-    """The device answered a call: resolve the local waiter, or answer the remote caller."""
+    """The device answered a call: resolve the local waiter, or answer the remote caller (its socket's
+    reading goes on at once, not after Redis replied to the answer's publish)."""
     reply_to = consumer.pending.resolve(result.id, result)
     if reply_to is not None:
-        await answer(
+        answer_now(
             reply_to, {"type": MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
         )
 
