@@ -34,7 +34,7 @@ def failure(error: ApplicationError, call_id: str, *, not_held: bool = False) ->
     """A call's failure, for its caller's node. ``not_held``: this loop does not hold the device (or
     its socket is closing) and the call reached no socket, so a caller that sent it here from memory
     may look the device up and send it again (``presence_index.holder_cached``)."""
-    message = {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+    message: dict[str, object] = {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
     if not_held:
         message["not_held"] = True
     return message
@@ -110,7 +110,7 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
         answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
 
 
-def _answer_failed(call_id: str, sent: asyncio.Future) -> None:
+def _answer_failed(call_id: object, sent: asyncio.Future) -> None:
     if not sent.cancelled() and sent.exception() is not None:
         logger.warning("device socket: could not answer call %s", call_id, exc_info=sent.exception())
 

@@ -50,7 +50,7 @@ async def _connect(url: str, user, device_id: str) -> DeviceClient:
 
 
 async def _index_node(user, device_id: str) -> str | None:
-    entry = await loop_redis().hget(presence_index.KEY.format(user_id=user.id), device_id)
+    entry: bytes | None = await loop_redis().hget(presence_index.KEY.format(user_id=user.id), device_id)  # type: ignore[assignment]
     return entry.decode().split()[1] if entry else None
 
 
