@@ -29,6 +29,12 @@ CPU per call: caller 0.84x / 0.88x, holder 0.87x / 0.92x of old.
 Then (metric observed inline, eager node handlers for tool calls; --rounds 5, old = 4f1e91d, two
 runs at load 4.5 and 0.7-2.4, medians): other process 3.44x / 3.31x (old 3.54x / 3.37x), own process
 1.74x / 1.73x (old 1.84x / 1.76x); the eager node alone: other process 3.08x vs 3.34x, holder CPU 0.93x.
+Then (a caller remembers the holder's node for DEVICE_HOLDER_CACHE_SECONDS and sends a plain PUBLISH
+instead of the locate script; node connections are asyncio protocols parsed in data_received; the
+holder does not wait for its answer's PUBLISH reply; --rounds 5, old = 7361c05, two runs at load
+4.6-8.2, medians): other process 3.04x / 3.00x (old 3.39x / 3.43x), daphne 3.48x / 3.25x (old 3.71x /
+3.66x); CPU per call: caller 0.83x / 0.79x of old (1.63x / 1.66x its raw echo, old 1.98x / 2.01x),
+holder 0.90x / 0.89x. Node connections alone (DEVICE_HOLDER_CACHE_SECONDS=0, 3 rounds): 3.15x vs 3.52x.
 """
 
 from __future__ import annotations

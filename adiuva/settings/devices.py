@@ -42,6 +42,9 @@ DEVICE_MAX_PER_USER = env.int("DEVICE_MAX_PER_USER", default=20)
 DEVICE_NODE_HEARTBEAT = env.float("DEVICE_NODE_HEARTBEAT", default=1.0)
 DEVICE_NODE_TTL = env.float("DEVICE_NODE_TTL", default=3.0)
 DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0)
+# Seconds a process remembers which node holds a device it called, to publish the next call straight
+# there instead of asking the presence index (0: always ask). A stale memory costs a second publish.
+DEVICE_HOLDER_CACHE_SECONDS = env.float("DEVICE_HOLDER_CACHE_SECONDS", default=5.0)
 # How processes seal the messages they publish to each other: "aesgcm" (this release) or "fernet" (what
 # a process of the release before reads). Every process reads both. Rolling from that release, deploy
 # once with "fernet", then switch it back when no process of the old release is left.

@@ -3,10 +3,11 @@
 Every loop that calls devices or holds sockets gets a *node*. Other processes reach it by
 publishing to its channel (``devices:node:<name>``): tool calls for the sockets it holds, the
 answers to the calls it made (resolved to the waiting future by call id, so a call sets up
-nothing of its own), requests to attach to a stream it runs. One subscription per loop, read by
-one task; a publish is a single round trip and tells the sender how many nodes heard it, so a
-call to a node that is gone fails at once. Both go over connections of their own, read and written
-directly (node_wire.py), not through redis-py's pub/sub client and pool. The liveness key lives only while the loop does
+nothing of its own), requests to attach to a stream it runs. One subscription per loop, whose
+messages are handled as its bytes arrive (the connection's callback, no task); a publish is a single
+round trip and tells the sender how many nodes heard it, so a call to a node that is gone fails at
+once. Both go over connections of their own, read and written directly (node_wire.py), not through
+redis-py's pub/sub client and pool. The liveness key lives only while the loop does
 (refreshed every ``DEVICE_NODE_HEARTBEAT`` seconds, expiring after ``DEVICE_NODE_TTL``), so a
 caller waiting on a device held by a process that died mid-call notices within seconds.
 
@@ -57,7 +58,7 @@ def register_message_handler(message_type: str, handler: NodeMessageHandler, *, 
 
     ``eager``: run it at once instead, a task only from its first wait on (``run_eagerly``). Only
     for a handler that, before it first waits, neither enters ``asyncio.timeout`` nor reads
-    ``asyncio.current_task()``: that part runs inside the node's reading task."""
+    ``asyncio.current_task()``: that part runs in the subscription's callback, outside any task."""
     _message_handlers[message_type] = (handler, eager)
 
 
@@ -139,7 +140,7 @@ class Node:
 
     async def _receive(self) -> None:
         try:
-            # Blocks without a timeout; reconnects and subscribes again after a drop.
+            # Waits without a timeout while the connection delivers; reconnects and subscribes again after a drop.
             await self._subscription.read_forever(stopping=lambda: self._stopping)
         finally:
             self._stopping = True
@@ -271,6 +272,12 @@ def decode(data: bytes | str) -> dict[str, Any]:
 async def node_publish(node: str, message: dict[str, Any]) -> int:
     """Publish ``message`` to ``node``; returns how many subscribers heard it (0: the node is gone)."""
     return await loop_publisher().publish(NODE_CHANNEL.format(node=node), encode(message))
+
+
+def node_publish_soon(node: str, message: dict[str, Any]) -> asyncio.Future | None:
+    """``node_publish`` written at once, not waited for: the future resolves with how many heard it.
+    None (nothing sent) while this loop's publishing connection is not open or is backed up."""
+    return loop_publisher().publish_soon(NODE_CHANNEL.format(node=node), encode(message))
 
 
 async def node_alive(name: str) -> bool:

@@ -3,14 +3,14 @@ redis-py's client.
 
 A tool call from another process crosses Redis twice, and redis-py's pure-Python pub/sub reader
 and pooled ``PUBLISH`` cost several times what Redis itself does (``bench/device_roundtrip.py``).
-Here a node's channel has one connection whose messages are parsed from the socket's bytes and
-handed to a callback as they arrive (``NodeSubscription``), and each loop has one connection that
-pipelines ``PUBLISH`` and matches the replies in order (``Publisher``). Both connections are opened
-by redis-py (URL, TLS for ``rediss://``, AUTH and database as every other client), in RESP2, and then
-read and written through the asyncio streams redis-py keeps on the connection (``_reader`` and
-``_writer``, private: redis-py has no public way to read a connection's bytes as they arrive, and its
-public ``read_response`` parses in pure Python without hiredis, the cost this module removes).
-``_streams`` fails with a clear error if a redis-py upgrade drops them, and a test says so too.
+Here each node connection is an ``asyncio.Protocol`` (``RespProtocol``) whose bytes are parsed in
+``data_received`` and handed on from the loop's own callback, with no stream, reading task or queue
+between the socket and the waiting future: a node's channel has one connection whose messages go
+straight to a callback (``NodeSubscription``), and each loop has one connection that pipelines
+``PUBLISH`` and matches the replies in order (``Publisher``). The URL is read by redis-py's own pool
+(host and port or unix socket, ``rediss://`` with its ``ssl_*`` options, user, password, database),
+as every other client's; the connection and its RESP2 handshake (``AUTH``, ``SELECT``,
+``CLIENT SETNAME``) are made here, through asyncio's public API only.
 A command or subscription Redis leaves unanswered fails after ``DEVICE_REDIS_SOCKET_TIMEOUT``.
 """
 
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import hashlib
 import logging
@@ -27,17 +26,14 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from redis.credentials import UsernamePasswordCredentialProvider
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
-
-_READ_SIZE = 65536
-_DRAIN_ABOVE = 65536  # bytes waiting in the transport before a publisher waits for them to go
 
 
 # Client names of the node connections (``CLIENT LIST``: which are a node's, and whose)
@@ -111,98 +107,165 @@ class RespReader:
         return values
 
 
-async def open_connection(*, client_name: str) -> aioredis.Connection:
-    """A connection to the cache's Redis, connected and authenticated by redis-py, speaking RESP2
-    (named ``client_name`` in ``CLIENT LIST``)."""
+class RespProtocol(asyncio.Protocol):
+    """One node connection: the RESP values in its bytes go to ``on_value`` as ``data_received``
+    parses them, on the loop's own callback (no stream, reading task or queue in between).
+    ``closed`` resolves (with the error, if any) when the connection ends."""
+
+    def __init__(self, on_value: Callable[[Any], None]) -> None:
+        self.on_value = on_value
+        self.transport: asyncio.Transport | None = None
+        self.closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
+        self._values = RespReader()
+        self._writable: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            for value in self._values.feed(data):
+                self.on_value(value)
+        except Exception as exc:  # an unreadable reply, or a consumer that refuses it: the connection ends
+            self.fail(exc)
+
+    def eof_received(self) -> bool:
+        return False  # close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._end(exc or RedisConnectionError("Redis closed the node connection"))
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_result(None)
+
+    def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise RedisConnectionError("the node connection is closed")
+        self.transport.write(data)
+
+    @property
+    def writing_paused(self) -> bool:
+        return self._writable is not None
+
+    async def drain(self) -> None:
+        """Wait while the transport holds more than it wants to (a publisher far ahead of Redis)."""
+        if self._writable is not None:
+            await self._writable
+
+    def fail(self, error: BaseException) -> None:
+        self._end(error)
+        if self.transport is not None:
+            self.transport.close()
+
+    def _end(self, error: BaseException) -> None:
+        if not self.closed.done():
+            self.closed.set_result(error)
+        writable, self._writable = self._writable, None
+        if writable is not None and not writable.done():
+            writable.set_exception(RedisConnectionError("the node connection is closed"))
+            writable.exception()  # retrieved: nobody may be draining
+
+
+async def open_connection(*, client_name: str, protocol: RespProtocol, first: list[bytes] | None = None) -> None:
+    """Connect ``protocol`` to the cache's Redis in RESP2, authenticated, on its database and named
+    ``client_name`` in ``CLIENT LIST``; values reach its ``on_value`` from the first after the handshake.
+
+    The URL (host and port or a unix socket, TLS for ``rediss://`` with its ``ssl_*`` options, user,
+    password, database) is read by redis-py's own pool, as every other client's, and only the
+    connecting and the handshake are done here. ``first``: commands sent right after the handshake,
+    whose replies are waited for too (a ``SUBSCRIBE``'s confirmation)."""
     timeout = settings.DEVICE_REDIS_SOCKET_TIMEOUT
-    pool = aioredis.ConnectionPool.from_url(
-        str(settings.CACHES["default"]["LOCATION"]),
-        protocol=2,
-        client_name=client_name,
-        socket_connect_timeout=timeout,
-        socket_timeout=timeout,  # redis-py's own handshake (AUTH, SELECT, CLIENT SETNAME)
-    )
-    connection = pool.make_connection()
-    await connection.connect()
-    return connection
+    pool = aioredis.ConnectionPool.from_url(str(settings.CACHES["default"]["LOCATION"]), protocol=2)
+    target = pool.make_connection()  # parsed settings only: never connected
+    handshake: list[bytes] = []
+    authenticating = target.credential_provider is not None or bool(target.username or target.password)
+    if authenticating:
+        provider = target.credential_provider or UsernamePasswordCredentialProvider(target.username, target.password)
+        handshake.append(command(b"AUTH", *(str(part) for part in await provider.get_credentials_async())))
+    if target.db:
+        handshake.append(command(b"SELECT", str(target.db)))
+    handshake.append(command(b"CLIENT", b"SETNAME", client_name))
+    commands = [*handshake, *(first or [])]
+    loop = asyncio.get_running_loop()
+    replies: list[Any] = []
+    answered = loop.create_future()
+    on_value = protocol.on_value
 
+    def collect(value: Any) -> None:
+        if len(replies) < len(commands):
+            replies.append(value)
+            if len(replies) == len(commands):
+                answered.set_result(None)
+        else:  # arrived with the last reply of the handshake (a message right after SUBSCRIBE's)
+            on_value(value)
 
-def _streams(connection: aioredis.Connection) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    protocol.on_value = collect
     try:
-        reader, writer = connection._reader, connection._writer  # read and written directly
-    except AttributeError:
-        raise RuntimeError(
-            f"redis-py {redis.__version__} no longer keeps a connection's asyncio streams in _reader and "
-            "_writer, which apps/devices/node_wire.py reads and writes: adapt it before upgrading"
-        ) from None
-    if reader is None or writer is None:
-        raise RedisConnectionError("the node connection is closed")
-    return reader, writer
-
-
-async def _close(connection: aioredis.Connection | None) -> None:
-    if connection is not None:
-        with contextlib.suppress(Exception):
-            await connection.disconnect(nowait=True)
+        async with asyncio.timeout(timeout):
+            if isinstance(target, aioredis.UnixDomainSocketConnection):
+                await loop.create_unix_connection(lambda: protocol, target.path)
+            else:
+                ssl = target.ssl_context.get() if isinstance(target, aioredis.SSLConnection) else None
+                await loop.create_connection(lambda: protocol, target.host, target.port, ssl=ssl)
+            protocol.write(b"".join(commands))
+            await asyncio.wait([answered, protocol.closed], return_when=asyncio.FIRST_COMPLETED)
+    except TimeoutError:
+        protocol.fail(RedisConnectionError("closed"))
+        raise RedisTimeoutError("Redis did not answer a node connection's handshake") from None
+    except OSError as exc:
+        protocol.fail(exc)
+        raise RedisConnectionError(f"could not connect a node connection to Redis: {exc}") from exc
+    except BaseException as exc:
+        protocol.fail(exc)
+        raise
+    if not answered.done():
+        raise RedisConnectionError("Redis closed a node connection during its handshake")
+    for n, reply in enumerate(replies):
+        if isinstance(reply, RespError):
+            protocol.fail(RedisConnectionError(reply))
+            raise (AuthenticationError if authenticating and n == 0 else ResponseError)(reply)
+    protocol.on_value = on_value
 
 
 class NodeSubscription:
     """The connection subscribed to one channel; each message's data goes to ``on_message`` as soon
-    as it is read, on the loop's reading task (no task, queue or parser layer in between)."""
+    as it is parsed, on the loop's callback for the connection's bytes."""
 
     def __init__(self, channel: str, on_message: Callable[[bytes], None]) -> None:
         self.channel = channel
         self.on_message = on_message
-        self._connection: aioredis.Connection | None = None
-        self._messages = RespReader()
+        self._protocol: RespProtocol | None = None
 
     async def open(self) -> None:
         """Connect and subscribe; returns once Redis confirmed the subscription."""
-        connection = await open_connection(client_name=f"{SUBSCRIPTION_CLIENT}:{self.channel}")
-        try:
-            reader, writer = _streams(connection)
-            writer.write(command(b"SUBSCRIBE", self.channel))
-            self._messages = RespReader()
-            async with asyncio.timeout(settings.DEVICE_REDIS_SOCKET_TIMEOUT):
-                while True:
-                    data = await reader.read(_READ_SIZE)
-                    if not data:
-                        raise RedisConnectionError("Redis closed the node connection")
-                    if self._deliver(data):
-                        break
-        except TimeoutError:
-            await _close(connection)
-            raise RedisTimeoutError("Redis did not confirm a node subscription") from None
-        except BaseException:
-            await _close(connection)
-            raise
-        self._connection = connection
+        protocol = RespProtocol(self._deliver)
+        await open_connection(
+            client_name=f"{SUBSCRIPTION_CLIENT}:{self.channel}",
+            protocol=protocol,
+            first=[command(b"SUBSCRIBE", self.channel)],
+        )
+        self._protocol = protocol
 
-    def _deliver(self, data: bytes) -> bool:
-        """Hand over the messages in ``data``; True once the subscription is confirmed."""
-        subscribed = False
-        for value in self._messages.feed(data):
-            if isinstance(value, list) and len(value) == 3:
-                if value[0] == b"message":
-                    self.on_message(value[2])
-                elif value[0] == b"subscribe":
-                    subscribed = True
-            elif isinstance(value, RespError):
-                raise ResponseError(value)
-        return subscribed
+    def _deliver(self, value: Any) -> None:
+        if isinstance(value, list) and len(value) == 3 and value[0] == b"message":
+            self.on_message(value[2])
+        elif isinstance(value, RespError):
+            raise ResponseError(value)
 
     async def read_forever(self, *, stopping: Callable[[], bool]) -> None:
-        """Read and deliver until cancelled; a dropped connection is opened and subscribed again."""
+        """Deliver until cancelled; a dropped connection is opened and subscribed again."""
         while not stopping():
             try:
-                if self._connection is None:
+                if self._protocol is None or self._protocol.closed.done():
                     await self.open()
-                assert self._connection is not None
-                reader, _ = _streams(self._connection)
-                data = await reader.read(_READ_SIZE)
-                if not data:
-                    raise RedisConnectionError("Redis closed the node connection")
-                self._deliver(data)
+                assert self._protocol is not None
+                error = await asyncio.shield(self._protocol.closed)
+                raise error or RedisConnectionError("Redis closed the node connection")
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -216,8 +279,9 @@ class NodeSubscription:
                 await asyncio.sleep(0.1)
 
     async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        await _close(connection)
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol.fail(RedisConnectionError("the node connection was closed"))
 
 
 @functools.cache
@@ -228,15 +292,14 @@ def _script_sha(source: str) -> str:
 class Publisher:
     """One loop's connection for ``PUBLISH`` (and the script that finds a device's holder and
     publishes to it): commands are written as they come and the replies, which Redis sends in
-    order, resolve the waiting futures in order."""
+    order, resolve the waiting futures in order, from the connection's own callback."""
 
     def __init__(self) -> None:
         self.client_name = f"{PUBLISHER_CLIENT}:{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        self._connection: aioredis.Connection | None = None
+        self._protocol: RespProtocol | None = None
         self._opening: asyncio.Lock | None = None
         self._waiting: collections.deque[tuple[asyncio.Future, float]] = collections.deque()  # (reply, sent at)
         self._watchdog: asyncio.TimerHandle | None = None
-        self._reading: asyncio.Task | None = None
 
     async def publish(self, channel: str, data: bytes) -> int:
         """Publish ``data`` on ``channel``; how many subscribers heard it."""
@@ -255,16 +318,29 @@ class Publisher:
 
     async def execute(self, *args: bytes | str) -> Any:
         """Send one command on this connection (after those already sent) and await its reply."""
-        writer = await self._writer()
+        protocol = self._protocol
+        if protocol is None or protocol.closed.done():
+            protocol = await self._open()
+        reply = self._send(protocol, command(*args))
+        await protocol.drain()
+        return await reply
+
+    def publish_soon(self, channel: str, data: bytes) -> asyncio.Future | None:
+        """``PUBLISH`` written at once, its reply left to the returned future; None (nothing sent)
+        while the connection is not open or Redis is behind on reading it: then ``publish``."""
+        protocol = self._protocol
+        if protocol is None or protocol.closed.done() or protocol.writing_paused:
+            return None
+        return self._send(protocol, command(b"PUBLISH", channel, data))
+
+    def _send(self, protocol: RespProtocol, data: bytes) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         reply = loop.create_future()
+        protocol.write(data)
         self._waiting.append((reply, loop.time()))
-        writer.write(command(*args))
         if self._watchdog is None:
             self._watchdog = loop.call_later(settings.DEVICE_REDIS_SOCKET_TIMEOUT, self._check_replies)
-        if writer.transport.get_write_buffer_size() > _DRAIN_ABOVE:
-            await writer.drain()
-        return await reply
+        return reply
 
     def _check_replies(self) -> None:
         """The one deadline of every command waiting on this connection (a timer per command cost
@@ -279,71 +355,53 @@ class Publisher:
         if waited < timeout:
             self._watchdog = loop.call_later(timeout - waited, self._check_replies)
             return
+        protocol, self._protocol = self._protocol, None
+        self._fail_waiting(RedisTimeoutError("Redis did not answer on a node connection"))
+        if protocol is not None:
+            protocol.fail(RedisConnectionError("the node connection was given up"))
+
+    def _fail_waiting(self, error: BaseException) -> None:
         waiting, self._waiting = self._waiting, collections.deque()
         for reply, _ in waiting:
             if not reply.done():
-                reply.set_exception(RedisTimeoutError("Redis did not answer on a node connection"))
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            # Closing its transport ends its reader, which closes it for good.
-            with contextlib.suppress(Exception):
-                _streams(connection)[1].close()
+                reply.set_exception(error)
 
-    async def _writer(self) -> asyncio.StreamWriter:
-        writer = self._connection._writer if self._connection is not None else None
-        if writer is not None and writer.is_closing():  # dropped: its reader is ending
-            self._connection = None
-        if self._connection is None:
-            if self._opening is None:
-                self._opening = asyncio.Lock()
-            async with self._opening:
-                if self._connection is None:
-                    connection = await open_connection(client_name=self.client_name)
-                    self._reading = asyncio.get_running_loop().create_task(
-                        self._read_replies(connection), name="devices-node-publisher"
-                    )
-                    self._connection = connection
-        return _streams(self._connection)[1]
+    async def _open(self) -> RespProtocol:
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            protocol = self._protocol
+            if protocol is None or protocol.closed.done():
+                protocol = RespProtocol(lambda value: None)
+                protocol.on_value = functools.partial(self._replied, protocol)
+                await open_connection(client_name=self.client_name, protocol=protocol)
+                protocol.closed.add_done_callback(functools.partial(self._lost, protocol))
+                self._protocol = protocol
+        return protocol
 
-    async def _read_replies(self, connection: aioredis.Connection) -> None:
-        replies = RespReader()
-        error: BaseException = RedisConnectionError("Redis closed the node connection")
-        try:
-            reader, _ = _streams(connection)
-            while data := await reader.read(_READ_SIZE):
-                for value in replies.feed(data):
-                    if not self._waiting or self._connection is not connection:
-                        break  # the watchdog gave up on this connection
-                    waiter, _ = self._waiting.popleft()
-                    if waiter.done():
-                        continue  # its publisher gave up waiting
-                    if isinstance(value, RespError):
-                        waiter.set_exception(ResponseError(value))
-                    else:
-                        waiter.set_result(value)
-        except asyncio.CancelledError:
-            error = RedisConnectionError("the node connection was closed")
-            raise
-        except Exception as exc:
-            error = exc if isinstance(exc, RedisConnectionError) else RedisConnectionError(str(exc))
-        finally:
-            if self._connection is connection:
-                self._connection = None
-            if self._connection is None:  # else a new connection's commands are waiting
-                waiting, self._waiting = self._waiting, collections.deque()
-                for waiter, _ in waiting:
-                    if not waiter.done():
-                        waiter.set_exception(error)
-            await _close(connection)
+    def _replied(self, protocol: RespProtocol, value: Any) -> None:
+        if self._protocol is not protocol or not self._waiting:
+            return  # the watchdog gave up on this connection
+        waiter, _ = self._waiting.popleft()
+        if waiter.done():
+            return  # its publisher gave up waiting
+        if isinstance(value, RespError):
+            waiter.set_exception(ResponseError(value))
+        else:
+            waiter.set_result(value)
+
+    def _lost(self, protocol: RespProtocol, closed: asyncio.Future) -> None:
+        if self._protocol is not protocol:
+            return  # given up already: a new connection's commands may be waiting
+        self._protocol = None
+        error = closed.result()
+        self._fail_waiting(error if isinstance(error, RedisConnectionError) else RedisConnectionError(str(error)))
 
     async def close(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        task, self._reading = self._reading, None
-        connection, self._connection = self._connection, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-        await _close(connection)
+        protocol, self._protocol = self._protocol, None
+        if protocol is not None:
+            protocol.fail(RedisConnectionError("the node connection was closed"))
+        self._fail_waiting(RedisConnectionError("the node connection was closed"))

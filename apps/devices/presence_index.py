@@ -4,6 +4,9 @@ One hash per user (device_id → "channel node last_seen"). A socket writes its 
 removes it on close (only if it still holds it). Entries of a process that died without cleaning
 up are ignored because its node's liveness key is gone; ``locate`` checks that in the same round trip
 and says so (``stale``): such a device is offline until it says hello again elsewhere.
+
+A caller remembers for ``DEVICE_HOLDER_CACHE_SECONDS`` which node held a device it called
+(``holder_cached``), and publishes the next call straight to that node's channel.
 """
 
 from __future__ import annotations
@@ -99,6 +102,7 @@ class Lookup(NamedTuple):
     location: DeviceLocation | None  # its live holder, if any
     heard: int = 0  # subscribers that heard a published call (0: the holder's node stopped listening)
     stale: bool = False  # no live holder, but an entry of a holder whose process is gone
+    remembered: bool = False  # the location came from this process's memory, not the index
 
 
 def _lookup(found: list | None) -> Lookup:
@@ -129,6 +133,7 @@ async def presence_announce(*, user_id: str, device_id: str, channel: str, node:
     restart, its key would otherwise wait for the next heartbeat and the entry would look stale).
     Batched with the loop's other announcements: a reconnect storm's hellos share the round trips."""
     entry = f"{channel} {node} {time.time():.3f}"
+    holder_forget(user_id=user_id, device_id=device_id)  # a caller on another loop of this process
     await _announcements().add((KEY.format(user_id=user_id), device_id, entry, node))
 
 
@@ -214,19 +219,74 @@ async def entry_withdraw(*, key: str, device_id: str, channel: str) -> None:
 
 async def presence_withdraw(*, user_id: str, device_id: str, channel: str) -> None:
     """Remove the device's entry if ``channel`` still holds it (batched with the loop's other withdrawals)."""
+    holder_forget(user_id=user_id, device_id=device_id)
     await entry_withdraw(key=KEY.format(user_id=user_id), device_id=device_id, channel=channel)
 
 
-async def presence_publish_to_holder(*, user_id: str, device_id: str, payload: bytes) -> Lookup:
-    """Publish ``payload`` to the node holding the device, in the round trip that finds it."""
+# Where this process last found each device it called: (user_id, device_id) → (location, until, on
+# the monotonic clock). Never trusted blindly, so a memory that went stale loses no call: a node that
+# stopped listening hears nothing, and the index is asked at once; a node that no longer holds the
+# device says so (``not_held``) before the call reaches any socket, and the caller asks the index and
+# sends once more (services._remote_call). Plain dict operations: the process's loops share it.
+_holders: dict[tuple[str, str], tuple[DeviceLocation, float]] = {}
+HOLDERS_MAX = 10_000  # devices remembered per process; past it the oldest half is forgotten
+
+
+def holder_cached(*, user_id: str, device_id: str) -> DeviceLocation | None:
+    """The node this process last found holding the device, if that is recent enough to try first."""
+    remembered = _holders.get((user_id, device_id))
+    if remembered is None:
+        return None
+    location, until = remembered
+    if time.monotonic() >= until:
+        _holders.pop((user_id, device_id), None)
+        return None
+    return location
+
+
+def holder_remember(*, user_id: str, device_id: str, location: DeviceLocation) -> None:
+    seconds = settings.DEVICE_HOLDER_CACHE_SECONDS
+    if seconds <= 0 or not location.node:
+        return
+    if len(_holders) >= HOLDERS_MAX:
+        for key in list(_holders)[: HOLDERS_MAX // 2]:  # insertion order: the oldest first
+            _holders.pop(key, None)
+    _holders[(user_id, device_id)] = (location, time.monotonic() + seconds)
+
+
+def holder_forget(*, user_id: str, device_id: str) -> None:
+    _holders.pop((user_id, device_id), None)
+
+
+def holders_forget_all() -> None:
+    _holders.clear()
+
+
+async def presence_publish_to_holder(
+    *, user_id: str, device_id: str, payload: bytes, remembered: bool = True
+) -> Lookup:
+    """Publish ``payload`` to the node holding the device, in the round trip that finds it: a plain
+    ``PUBLISH`` to the node this process remembers (``remembered``), else the index's locate script."""
     # On the node messages' connection: what the holder hears is sent without the pool's overhead.
-    return _lookup(
-        await loop_publisher().run_script(
+    publisher = loop_publisher()
+    location = holder_cached(user_id=user_id, device_id=device_id) if remembered else None
+    if location is not None:
+        heard = await publisher.publish(_NODE_CHANNEL_PREFIX + location.node, payload)
+        if heard:
+            return Lookup(location, heard=heard, remembered=True)
+        # Nobody heard it (the node stopped listening): the index knows better, and sending again is safe.
+    lookup = _lookup(
+        await publisher.run_script(
             _LOCATE_AND_PUBLISH,
             keys=[KEY.format(user_id=user_id)],
             args=[device_id, _ALIVE_PREFIX, _NODE_CHANNEL_PREFIX, payload],
         )
     )
+    if lookup.location is not None and lookup.heard:
+        holder_remember(user_id=user_id, device_id=device_id, location=lookup.location)
+    else:
+        holder_forget(user_id=user_id, device_id=device_id)
+    return lookup
 
 
 async def presence_locate(*, user_id: str, device_id: str | None) -> Lookup:

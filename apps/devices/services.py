@@ -43,7 +43,7 @@ from .errors import (
 from .frames import capability_required, parse_outgoing, tool_call_frame
 from .models import Device
 from .node import MSG_RESULT, Node, encode, loop_node, node_alive, node_publish
-from .presence_index import DeviceLocation, Lookup, presence_locate, presence_publish_to_holder
+from .presence_index import DeviceLocation, Lookup, holder_forget, presence_locate, presence_publish_to_holder
 from .selectors import device_get_online, device_list_online
 from .signals import device_forgotten
 
@@ -181,28 +181,23 @@ async def _remote_call(
         "call": call,
     }
     try:
-        location = await _send_call(user_id=user_id, device_id=device_id, location=location, message=message)
-        loop = asyncio.get_running_loop()
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                await _cancel_remote(location=location, message=message)
-                raise DeviceTimeoutError()
-            # A timer, not asyncio.wait (a waiter future and callbacks on every call): when it fires
-            # first it hands the answer's waiter over to a fresh future, so nothing can fall between.
-            timer = loop.call_later(
-                min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK), _no_answer_yet, node, call["id"], answer_future
+        location, remembered = await _send_call(
+            user_id=user_id, device_id=device_id, location=location, message=message
+        )
+        answer = await _answer(
+            node=node, answer_future=answer_future, location=location, message=message, deadline=deadline
+        )
+        if remembered and answer.get("not_held"):
+            # The node this process remembered no longer holds the device, and the call reached no
+            # socket there: ask the index where it is now and send it once more.
+            holder_forget(user_id=user_id, device_id=device_id)
+            answer_future = node.expect(call["id"])
+            location, _ = await _send_call(
+                user_id=user_id, device_id=device_id, location=None, message=message, remembered=False
             )
-            try:
-                answer = await answer_future
-            finally:
-                timer.cancel()
-            if not isinstance(answer, asyncio.Future):
-                break
-            answer_future = answer
-            # The process holding the socket may have died without a word: its liveness key says so.
-            if location.node and not await node_alive(location.node):
-                raise DeviceDisconnectedError()
+            answer = await _answer(
+                node=node, answer_future=answer_future, location=location, message=message, deadline=deadline
+            )
     finally:
         node.forget(call["id"])
     if answer["type"] == MSG_RESULT:
@@ -212,6 +207,34 @@ async def _remote_call(
     raise ERROR_BY_CODE.get(answer.get("code", ""), DeviceOfflineError)(answer.get("message"))
 
 
+async def _answer(
+    *, node: Node, answer_future: asyncio.Future, location: DeviceLocation, message: dict, deadline: float
+) -> dict:
+    """The node message answering the call, checking the holder's liveness key meanwhile."""
+    call_id = message["call"]["id"]
+    loop = asyncio.get_running_loop()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            await _cancel_remote(location=location, message=message)
+            raise DeviceTimeoutError()
+        # A timer, not asyncio.wait (a waiter future and callbacks on every call): when it fires
+        # first it hands the answer's waiter over to a fresh future, so nothing can fall between.
+        timer = loop.call_later(
+            min(remaining, settings.DEVICE_CALL_LIVENESS_CHECK), _no_answer_yet, node, call_id, answer_future
+        )
+        try:
+            answer = await answer_future
+        finally:
+            timer.cancel()
+        if not isinstance(answer, asyncio.Future):
+            return answer
+        answer_future = answer
+        # The process holding the socket may have died without a word: its liveness key says so.
+        if location.node and not await node_alive(location.node):
+            raise DeviceDisconnectedError()
+
+
 def _no_answer_yet(node: Node, call_id: str, waiting: asyncio.Future) -> None:
     """Wake a caller still waiting for call ``call_id``'s answer: the answer will resolve a fresh
     future, which ``waiting`` resolves to."""
@@ -219,20 +242,25 @@ def _no_answer_yet(node: Node, call_id: str, waiting: asyncio.Future) -> None:
         waiting.set_result(node.expect(call_id))
 
 
-async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation | None, message: dict) -> DeviceLocation:
-    """Deliver a tool call to the device's holder; returns where it went.
+async def _send_call(
+    *, user_id: str, device_id: str, location: DeviceLocation | None, message: dict, remembered: bool = True
+) -> tuple[DeviceLocation, bool]:
+    """Deliver a tool call to the device's holder; returns where it went, and whether that was the
+    node this process remembered (``remembered=False``: ask the index).
 
-    Without a known location, the presence index finds the holder's node and publishes the call
-    to it in one round trip. An index miss is confirmed in the database (so an entry lost to a
-    Redis hiccup does not make an online device look offline); such a location has no node, and
-    the call goes over the channel layer to the socket's own channel.
+    Without a known location, the node remembered, else the presence index finds the holder's node
+    and publishes the call to it in one round trip. An index miss is confirmed in the database (so
+    an entry lost to a Redis hiccup does not make an online device look offline); such a location
+    has no node, and the call goes over the channel layer to the socket's own channel.
     """
     if location is None:
-        lookup = await presence_publish_to_holder(user_id=user_id, device_id=device_id, payload=encode(message))
+        lookup = await presence_publish_to_holder(
+            user_id=user_id, device_id=device_id, payload=encode(message), remembered=remembered
+        )
         if lookup.location is not None:
             if not lookup.heard:
                 raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
-            return lookup.location
+            return lookup.location, lookup.remembered
         location = await _location_from_database(user_id=user_id, device_id=device_id, lookup=lookup)
     try:
         heard = await _to_holder(location, message)
@@ -240,7 +268,7 @@ async def _send_call(*, user_id: str, device_id: str, location: DeviceLocation |
         raise DeviceBusyError() from exc
     if not heard:
         raise DeviceDisconnectedError()  # its node stopped listening: the holder is gone
-    return location
+    return location, False
 
 
 async def _to_holder(location: DeviceLocation, message: dict) -> bool:

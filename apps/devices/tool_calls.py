@@ -10,6 +10,7 @@ node (``answer``). What is in flight lives in the consumer's ``PendingCalls``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -21,7 +22,7 @@ from apps.core.errors import ApplicationError
 from . import connections, services
 from .errors import DeviceBusyError, DeviceDisconnectedError, DeviceTimeoutError, DeviceToolError
 from .frames import ToolResult, tool_call_frame, tool_call_json
-from .node import MSG_FAILED, MSG_RESULT, node_publish, register_message_handler
+from .node import MSG_FAILED, MSG_RESULT, node_publish, node_publish_soon, register_message_handler
 
 if TYPE_CHECKING:
     from .consumers import DeviceConsumer
@@ -29,8 +30,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def failure(error: ApplicationError, call_id: str) -> dict:
-    return {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+def failure(error: ApplicationError, call_id: str, *, not_held: bool = False) -> dict:
+    """A call's failure, for its caller's node. ``not_held``: this loop does not hold the device (or
+    its socket is closing) and the call reached no socket, so a caller that sent it here from memory
+    may look the device up and send it again (``presence_index.holder_cached``)."""
+    message: dict[str, object] = {"type": MSG_FAILED, "call_id": call_id, "code": error.code, "message": error.message}
+    if not_held:
+        message["not_held"] = True
+    return message
 
 
 async def answer(reply_to: str, message: dict) -> None:
@@ -45,9 +52,9 @@ _answering: set[asyncio.Task] = set()
 
 
 def answer_soon(reply_to: str, message: dict) -> None:
-    """``answer`` in a task of its own: what a handler run eagerly by the node (inside the node's
-    reading task) does instead of publishing itself, since opening the publisher's connection enters
-    an ``asyncio.timeout`` bound to the current task."""
+    """``answer`` in a task of its own: what a handler run eagerly by the node (in the subscription's
+    callback, outside any task) does instead of publishing itself, since opening the publisher's
+    connection enters an ``asyncio.timeout``, which needs a task."""
     task = asyncio.ensure_future(answer(reply_to, message))
     _answering.add(task)
     task.add_done_callback(_answering.discard)
@@ -87,7 +94,7 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
     an open socket, it takes no timeout and reads no current task; a refusal is answered in a task."""
     call, reply_to = message["call"], message["reply_to"]
     if not consumer.addressed_to_me(message) or not consumer.accepting_calls:
-        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
+        answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"], not_held=True))
         return
     if message["deadline"] <= time.time():
         return  # the caller has given up already
@@ -103,11 +110,30 @@ async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
         answer_soon(reply_to, failure(DeviceDisconnectedError(), call["id"]))
 
 
+def _answer_failed(call_id: object, sent: asyncio.Future) -> None:
+    if not sent.cancelled() and sent.exception() is not None:
+        logger.warning("device socket: could not answer call %s", call_id, exc_info=sent.exception())
+
+
+def answer_now(reply_to: str, message: dict) -> None:
+    """``answer`` without waiting for Redis's reply (the caller needs none): written to the open
+    publishing connection at once, else sent from a task of its own (``answer_soon``)."""
+    try:
+        sent = node_publish_soon(reply_to, message)
+    except Exception:  # the connection went down under it: the task opens another
+        sent = None
+    if sent is None:
+        answer_soon(reply_to, message)
+    else:
+        sent.add_done_callback(functools.partial(_answer_failed, message.get("call_id")))
+
+
 async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> None:
-    """The device answered a call: resolve the local waiter, or answer the remote caller."""
+    """The device answered a call: resolve the local waiter, or answer the remote caller (its socket's
+    reading goes on at once, not after Redis replied to the answer's publish)."""
     reply_to = consumer.pending.resolve(result.id, result)
     if reply_to is not None:
-        await answer(
+        answer_now(
             reply_to, {"type": MSG_RESULT, "call_id": result.id, "result": result.payload(), "error": result.error}
         )
 
@@ -118,7 +144,7 @@ async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> 
 async def _on_node_tool_call(message: dict) -> None:
     consumer = connections.local_consumer(user_id=message.get("user_id", ""), device_id=message.get("device_id", ""))
     if consumer is None:
-        answer_soon(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"]))
+        answer_soon(message["reply_to"], failure(DeviceDisconnectedError(), message["call"]["id"], not_held=True))
         return
     await remote_call(consumer, message)
 

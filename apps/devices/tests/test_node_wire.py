@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -20,9 +21,7 @@ from apps.devices.node_wire import (
     Publisher,
     RespError,
     RespReader,
-    _streams,
     command,
-    open_connection,
 )
 from apps.devices.realtime_redis import loop_publisher, loop_redis
 
@@ -112,27 +111,60 @@ def test_a_script_runs_on_the_node_connection_whether_or_not_redis_knows_it() ->
     assert asyncio.run(loop()) == [[b"a\r\nb", 42, 0], [b"c", 2, 0]]
 
 
-def test_redis_py_still_keeps_the_streams_the_node_wire_reads() -> None:
-    # node_wire reads and writes redis-py's private _reader/_writer: an upgrade that drops or
-    # renames them must fail here, by name, not as silence on every node.
-    async def loop() -> tuple[object, object]:
-        connection = await open_connection(client_name="adiuva-test-streams")
+def test_the_node_connection_works_on_the_urls_database() -> None:
+    # given a key in the cache's database (the URL names one; pub/sub alone would not notice a miss)
+    async def loop() -> object:
+        await loop_redis().set("test:node_wire:db", b"here", ex=60)
+        script = "return redis.call('GET', KEYS[1])"
+        return await loop_publisher().run_script(script, keys=["test:node_wire:db"], args=[])
+
+    # then a script on the node connection reads it
+    assert asyncio.run(loop()) == b"here"
+
+
+def test_a_node_connection_refused_by_redis_fails_with_its_reason(settings) -> None:
+    # given a URL whose credentials Redis refuses
+    plain = urlsplit(str(settings.CACHES["default"]["LOCATION"]))
+    address = f"{plain.hostname}:{plain.port or 6379}" if plain.scheme != "unix" else ""
+    refused = plain._replace(netloc=f"nobody:wrong-password@{address}")
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": refused.geturl()}}
+
+    async def loop() -> None:
+        await NodeSubscription("test:node_wire:refused", lambda data: None).open()
+
+    # when a node connection opens, then it fails as an authentication error, not a hang
+    with pytest.raises(AuthenticationError):
+        asyncio.run(loop())
+
+
+def test_a_message_right_behind_the_subscription_confirmation_is_delivered(settings) -> None:
+    # given a server that answers the handshake, confirms the subscription and sends a message, all
+    # in one write (a Redis busy with publishers can)
+    async def loop() -> list[bytes]:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"SUBSCRIBE\r\n$4\r\nchan\r\n")
+            writer.write(b"+OK\r\n" + REPLIES[: REPLIES.index(b"$5\r\nhe") + 13])
+            await writer.drain()
+            await reader.read()
+
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        settings.CACHES = {
+            **settings.CACHES,
+            "default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"},
+        }
+        heard: list[bytes] = []
+        subscription = NodeSubscription("chan", heard.append)
         try:
-            return _streams(connection)
+            # when it subscribes
+            await subscription.open()
+            return heard
         finally:
-            await connection.disconnect()
+            await subscription.close()
+            server.close()
 
-    reader, writer = asyncio.run(loop())
-    assert isinstance(reader, asyncio.StreamReader)
-    assert isinstance(writer, asyncio.StreamWriter)
-
-
-def test_a_connection_without_the_streams_fails_with_a_clear_error() -> None:
-    class Upgraded:  # a redis-py connection that keeps its streams elsewhere
-        pass
-
-    with pytest.raises(RuntimeError, match="_reader and _writer"):
-        _streams(Upgraded())  # type: ignore[arg-type]
+    # then the message is delivered, not taken for part of the handshake
+    assert asyncio.run(loop()) == [b"he\r\nl"]
 
 
 def test_a_publish_redis_leaves_unanswered_fails_after_the_socket_timeout(settings) -> None:
