@@ -16,10 +16,11 @@ A run delivers its items while it runs, and the device's hello flush may run at 
 (in another process): the flush leaves a running run's items to the run (which counts them before it
 finishes), and each claim holds its items for its delivery (``delivering_until``), so another one
 skips them rather than inserting them a second time; whoever delivers an item counts it on its run.
-A delivery releases what it did not deliver when it stops; a hold left by a process that died runs
-out after ``DELIVERY_HOLD_CALLS`` call timeouts, or at once when the holder was a run whose lease ran
-out (its worker died: the hello flush takes its items, and the sweeper releases them as it ends the run)
-or a hello flush whose node's liveness key has lapsed (its process died: the next flush takes them).
+A delivery releases what it did not deliver when it stops (a hello flush also when its socket closes
+under it); a hold left by a process that died runs out after ``DELIVERY_HOLD_CALLS`` call timeouts,
+or at once when the holder was a run whose lease ran out (its worker died: the hello flush takes its
+items, and the sweeper releases them as it ends the run) or a hello flush whose node's liveness key
+has lapsed (its process died: the next flush takes them).
 """
 
 from __future__ import annotations
@@ -416,7 +417,14 @@ async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
         )
         if not items:
             return total
-        report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+        try:
+            report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+        except asyncio.CancelledError:
+            # The socket went (its hello tasks go with it) mid-delivery: what this flush holds goes
+            # back now, or the device's next hello would find it held by this live process until the
+            # hold ran out, and nothing would deliver it before the hello after that.
+            await asyncio.shield(database_sync_to_async(_release)(items=items))
+            raise
         total.delivered += report.delivered
         total.failed += report.failed
         total.undelivered = report.undelivered

@@ -487,3 +487,29 @@ async def test_a_live_processs_hello_flush_keeps_its_hold(devices, user, make_lo
 
     # then it leaves them to the live holder
     assert (flushed.delivered, rows(client)) == (0, [])
+
+
+async def test_a_hello_flush_cut_short_by_its_socket_closing_leaves_no_hold_behind(
+    devices, user, make_local_config, tmp_path
+):
+    # given two items of an ended run, and a socket of their device that goes away while its hello
+    # flush waits for the device to answer an insert
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _run_ended(run)
+    first = await devices(user, device_id="laptop", hello=False)
+    asked = asyncio.Event()
+
+    async def never_answers(call):
+        asked.set()
+
+    first.tool_handler = never_answers
+    await first.hello()
+    await asyncio.wait_for(asked.wait(), 10)
+    await first.close()
+
+    # when the device comes back at once, well within the hold the flush took (4 call timeouts)
+    again = await devices(user, device_id="laptop")
+
+    # then its hello flush delivers them: the flush that was cut short gave its hold back
+    await wait_until(lambda: len(rows(again)) == 2, timeout=6)
+    assert sorted(t["id"] for t in rows(again)) == sorted(str(i) for i in ids)
