@@ -476,7 +476,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         logger.warning("device socket: %s stopped reading for stuck answer handlers; closing it", self.device_id or "?")
         for task in list(self.messages or ()):
             task.cancel()
-        if not self.closing:
+        if not self.torn_down:  # even if already closing: its teardown would wait for the loop too
             _keep(asyncio.ensure_future(self._close_stalled()))
 
     async def _close_stalled(self) -> None:
