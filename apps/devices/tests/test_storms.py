@@ -22,6 +22,7 @@ from apps.devices import intake, presence, presence_index
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.errors import DeviceLimitError
+from apps.devices.frames import DeviceHello
 from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
 from apps.devices.presence import device_connect
@@ -524,4 +525,30 @@ async def test_a_hello_the_database_refuses_in_a_batch_is_refused_alone_and_the_
         assert not row.is_online
     finally:
         await asyncio.gather(*(client.close() for client in [*good, poisoned]), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def test_a_new_devices_hello_whose_row_the_database_refuses_is_a_bad_hello(device_server, make_user, monkeypatch):
+    # given hellos that skip the frame checks (as a field they would not know), and a new device
+    # whose name is longer than its column holds (a value only the new row's insert refuses)
+    real = intake.parse_incoming
+
+    def unchecked(raw):
+        return DeviceHello.model_construct(**raw) if raw.get("type") == "device_hello" else real(raw)
+
+    monkeypatch.setattr(intake, "parse_incoming", unchecked)
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    client = DeviceClient(device_server.url, token, device_id="brand-new", name="n" * 300)
+    try:
+        # when it says hello
+        await client.connect()
+
+        # then it is refused as a bad hello, with its error frame, and no row is left behind
+        assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+        error = await client.next_frame()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame")
+        assert not await sync_to_async(Device.objects.filter(user=user, device_id="brand-new").exists)()
+    finally:
+        await client.close()
         await loop_redis_close()
