@@ -174,6 +174,9 @@ class OutboxItem(BaseModel):
     delivered_at = models.DateTimeField(null=True, blank=True)
     # Released when the attempt ends; runs out by itself when the delivering process died.
     delivering_until = models.DateTimeField(null=True, blank=True)
+    # The node (event loop, ``apps.devices.node``) of the hello flush holding the item, "" for a run's
+    # own delivery: a flush that finds that node dead takes the item over without waiting the hold out.
+    delivering_node = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["created_at"]

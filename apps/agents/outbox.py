@@ -16,9 +16,11 @@ A run delivers its items while it runs, and the device's hello flush may run at 
 (in another process): the flush leaves a running run's items to the run (which counts them before it
 finishes), and each claim holds its items for its delivery (``delivering_until``), so another one
 skips them rather than inserting them a second time; whoever delivers an item counts it on its run.
-A delivery releases what it did not deliver when it stops; a hold left by a process that died runs
-out after ``DELIVERY_HOLD_CALLS`` call timeouts, or at once when the holder was a run whose lease ran
-out (its worker died: the hello flush takes its items, and the sweeper releases them as it ends the run).
+A delivery releases what it did not deliver when it stops (a hello flush also when its socket closes
+under it); a hold left by a process that died runs out after ``DELIVERY_HOLD_CALLS`` call timeouts,
+or at once when the holder was a run whose lease ran out (its worker died: the hello flush takes its
+items, and the sweeper releases them as it ends the run) or a hello flush whose node's liveness key
+has lapsed (its process died: the next flush takes them).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import json
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -42,6 +44,7 @@ from django.utils import timezone
 from apps.accounts.keys import decrypt_for_user, user_fernet
 from apps.core.group_commit import GroupCommit
 from apps.devices.errors import DeviceCallError, DeviceToolError
+from apps.devices.node import loop_node, node_alive
 from apps.devices.services import call_device
 
 from .extraction import ProposedItem
@@ -171,20 +174,25 @@ def outbox_claim(
     run_id=None,
     limit: int = FLUSH_BATCH,
     of_running_runs: bool = True,
+    node: str = "",
+    dead_nodes: Collection[str] = (),
 ) -> list[PendingItem]:
     """Pending items for ``device_id`` (its own and "any device" ones, the latter bound to it now),
     held for this delivery: items another delivery holds are left to it. ``of_running_runs=False``
     leaves the items of runs still running to those runs, which deliver and count them themselves
-    (but not those of a run whose lease ran out: its worker is gone)."""
+    (but not those of a run whose lease ran out: its worker is gone). ``node``: the node of the hello
+    flush claiming, recorded with the hold; the holds of ``dead_nodes`` are taken over."""
     now = timezone.now()
     running = AgentRunLog.objects.filter(user_id=user_id, status=RunStatus.RUNNING)
     # A running run whose lease ran out has lost its worker (nothing renews it); the sweeper will end
     # it. Only that run's executor holds its items, so their holds died with it, and no run will
     # deliver them: they are anyone's now.
     orphaned = running.filter(lease_expires_at__lt=now).values("id")
+    free = Q(delivering_until__isnull=True) | Q(delivering_until__lt=now) | Q(run_id__in=orphaned)
+    if dead_nodes:
+        free |= Q(delivering_node__in=list(dead_nodes))
     qs = OutboxItem.objects.filter(user_id=user_id, status=OutboxStatus.PENDING).filter(
-        Q(device_id=device_id) | Q(device_id=""),
-        Q(delivering_until__isnull=True) | Q(delivering_until__lt=now) | Q(run_id__in=orphaned),
+        Q(device_id=device_id) | Q(device_id=""), free
     )
     if item_ids is not None:
         qs = qs.filter(id__in=item_ids)
@@ -199,6 +207,7 @@ def outbox_claim(
         if items:
             OutboxItem.objects.filter(id__in=[item.id for item in items]).update(
                 delivering_until=now + timedelta(seconds=settings.DEVICE_TOOL_CALL_TIMEOUT * DELIVERY_HOLD_CALLS),
+                delivering_node=node,
                 device_id=Case(When(device_id="", then=Value(device_id)), default=F("device_id")),
             )
     return [_open(item, bound=item.device_id == "") for item in items]
@@ -408,16 +417,46 @@ def _release(*, items: list[PendingItem]) -> None:
     pending.filter(id__in=[i.id for i in items if i.bound]).update(delivering_until=None, device_id="")
 
 
+def outbox_holding_nodes(*, user_id, device_id: str) -> set[str]:
+    """The nodes whose hello flushes hold pending items of this device right now."""
+    return set(
+        OutboxItem.objects.filter(
+            user_id=user_id, status=OutboxStatus.PENDING, device_id=device_id, delivering_until__gte=timezone.now()
+        )
+        .exclude(delivering_node="")
+        .values_list("delivering_node", flat=True)
+        .distinct()
+    )
+
+
+async def _dead_holders(*, user_id, device_id: str) -> list[str]:
+    """The nodes holding this device's items whose liveness key has lapsed: their process died."""
+    holders = await database_sync_to_async(outbox_holding_nodes)(user_id=user_id, device_id=device_id)
+    return [name for name in holders if not await node_alive(name)]
+
+
 async def outbox_flush_for_device(*, user_id, device_id: str) -> DeliveryReport:
     """Deliver everything waiting for this device (on its hello), batch by batch, until none is left
     or the device drops again."""
     total = DeliveryReport()
+    node = await loop_node()
+    # A flush of a process that died holds its items until the hold runs out: taken over now.
+    dead = await _dead_holders(user_id=user_id, device_id=device_id)
     while True:
         # A run still running delivers its own items (its final count and progress include them).
-        items = await database_sync_to_async(outbox_claim)(user_id=user_id, device_id=device_id, of_running_runs=False)
+        items = await database_sync_to_async(outbox_claim)(
+            user_id=user_id, device_id=device_id, of_running_runs=False, node=node.name, dead_nodes=dead
+        )
         if not items:
             return total
-        report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+        try:
+            report = await outbox_deliver(user_id=user_id, device_id=device_id, items=items)
+        except asyncio.CancelledError:
+            # The socket went (its hello tasks go with it) mid-delivery: what this flush holds goes
+            # back now, or the device's next hello would find it held by this live process until the
+            # hold ran out, and nothing would deliver it before the hello after that.
+            await asyncio.shield(database_sync_to_async(_release)(items=items))
+            raise
         total.delivered += report.delivered
         total.failed += report.failed
         total.undelivered = report.undelivered

@@ -13,6 +13,7 @@ from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
 
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
+from apps.core.redis_pool import cache_redis
 
 from . import tiers
 
@@ -32,15 +33,18 @@ return count
 """
 
 
-def _hit_script(backend: RedisCache) -> Script:
-    """The hit script on a client of the cache's write pool, made once per pool: Django makes a
-    new Redis client per ``get_client()``, and its construction (a table of ~170 response
-    callbacks) cost as much of the process's time as the round trip itself."""
-    pool = backend._cache._get_connection_pool(True)  # type: ignore[attr-defined]  # the write pool
-    script = getattr(pool, "_adiuva_throttle_hit", None)
+# One registered script per client (``cache_redis`` keeps one client per process and server).
+_hit_scripts: dict[redis.Redis, Script] = {}
+
+
+def _hit_script() -> Script:
+    """The hit script on a client of the cache's server made once per process: Django makes a new
+    Redis client per ``get_client()``, and its construction (a table of ~170 response callbacks)
+    cost as much of the process's time as the round trip itself."""
+    client = cache_redis()
+    script = _hit_scripts.get(client)
     if script is None:
-        script = redis.Redis(connection_pool=pool).register_script(_HIT_SCRIPT)
-        pool._adiuva_throttle_hit = script  # lives and goes with its pool
+        script = _hit_scripts[client] = client.register_script(_HIT_SCRIPT)
     return script
 
 
@@ -49,7 +53,7 @@ def _count_hit(key: str) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
-        return int(_hit_script(backend)(keys=[full_key], args=[WINDOW_SECONDS + 1]))
+        return int(_hit_script()(keys=[full_key], args=[WINDOW_SECONDS + 1]))
     cache.add(key, 0, timeout=WINDOW_SECONDS + 1)
     try:
         return cache.incr(key)

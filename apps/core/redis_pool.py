@@ -5,6 +5,7 @@ Django's cache handler is per request context under ASGI, so ``caches["default"]
 paid its health check (the per-tier throttle touches the cache on every API call). Named as the
 cache's ``pool_class`` option, this class hands every ``RedisCache`` of the process the same pool
 for the same URL and options. redis-py's pool is thread-safe and resets itself after a fork.
+``cache_redis`` is a client of the cache's server of our own, for what the cache API cannot say.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 from typing import Any
 
 import redis
+from django.conf import settings
+from django.utils.module_loading import import_string
 
 _pools: dict[tuple[str, str], redis.ConnectionPool] = {}
 _lock = threading.Lock()
@@ -31,3 +34,35 @@ class SharedConnectionPool(redis.ConnectionPool):
                 if pool is None:
                     pool = _pools[key] = super().from_url(url, **kwargs)
         return pool
+
+
+_clients: dict[tuple[str, str], redis.Redis] = {}
+_by_alias: dict[str, tuple[dict, redis.Redis]] = {}  # the client last found for an alias, by its settings
+_clients_lock = threading.Lock()  # not ``_lock``: the pool class below may take that one
+
+
+def cache_redis(alias: str = "default") -> redis.Redis:
+    """A redis-py client of cache ``alias``'s write server (the first of its LOCATION), with the
+    cache's connection options and pool class, made once per process: for what Django's cache API
+    cannot say (a Lua script), without reaching into the backend's private client. Its pool is not
+    Django's (the options differ by the parser Django adds), but it is one per process, as Django's is."""
+    config: dict[str, Any] = settings.CACHES[alias]
+    known = _by_alias.get(alias)
+    if known is not None and known[0] is config:  # every request asks: no parsing then
+        return known[1]
+    location = config["LOCATION"]
+    server = (location.split(",") if isinstance(location, str) else list(location))[0].strip()
+    options: dict[str, Any] = dict(config.get("OPTIONS") or {})
+    pool_class = options.pop("pool_class", "redis.ConnectionPool")
+    for django_only in ("parser_class", "serializer"):
+        options.pop(django_only, None)
+    key = (server, repr(sorted(options.items())) + repr(pool_class))
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                pool_type = import_string(pool_class) if isinstance(pool_class, str) else pool_class
+                client = _clients[key] = redis.Redis(connection_pool=pool_type.from_url(server, **options))
+    _by_alias[alias] = (config, client)
+    return client

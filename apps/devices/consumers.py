@@ -468,11 +468,20 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     def reading_stalled(self) -> None:
         """The socket stopped reading for its answer handlers longer than the heartbeat excuses
         (``heartbeat.read_pause_max``): the handlers are stuck. Cancelling them lets the receive loop
-        go on to the close; the device is closed as silent, as if its pong had not come."""
+        go on to the close; the device is closed as silent, as if its pong had not come.
+
+        A handler may ignore its cancellation and keep the receive loop waiting for it: the close and
+        the teardown do not wait for the loop. The connection and the device's presence go now;
+        the loop reads the disconnect and ends when (if ever) the handler does."""
         logger.warning("device socket: %s stopped reading for stuck answer handlers; closing it", self.device_id or "?")
         for task in list(self.messages or ()):
             task.cancel()
-        self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
+        if not self.torn_down:  # even if already closing: its teardown would wait for the loop too
+            _keep(asyncio.ensure_future(self._close_stalled()))
+
+    async def _close_stalled(self) -> None:
+        await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
+        await self._teardown()
 
     def presence_entry(self) -> PresenceEntry:
         return hello.presence_entry(self)

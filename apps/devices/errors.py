@@ -61,6 +61,17 @@ class DeviceLimitError(ApplicationError):
         )
 
 
+class DeviceHelloRefusedError(ApplicationError):
+    """The database refused a value of the hello (one its frame checks let through)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            DevicesErrorCode.INVALID_FRAME,
+            "Invalid device_hello frame: one of its values cannot be stored.",
+            status=400,
+        )
+
+
 ERROR_BY_CODE: dict[str, type[DeviceCallError]] = {
     cls.code_value.value: cls
     for cls in (DeviceOfflineError, DeviceTimeoutError, DeviceDisconnectedError, DeviceToolError, DeviceBusyError)

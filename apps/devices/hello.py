@@ -22,11 +22,11 @@ from channels.exceptions import ChannelFull
 
 from . import capabilities, connections, drain, handlers, heartbeat, presence_flusher, services
 from .close_codes import DeviceCloseCode
-from .errors import DeviceLimitError
+from .errors import DeviceHelloRefusedError, DeviceLimitError
 from .frames import DeviceHello, DeviceWelcome
 from .node import loop_node
 from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
-from .presence_connect import device_reconnect
+from .presence_connect import REFUSED_VALUES, device_reconnect
 from .presence_index import presence_announce, presence_withdraw
 from .session import Session
 from .socket_db import socket_db
@@ -55,27 +55,36 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     consumer.node_name = node.name
     # A known device (a reconnect) takes its row over with the other hellos arriving now; a new one
     # is made on its own, under its user's cap.
-    replaced = await device_reconnect(
-        user_id=consumer.user_id,
-        device_id=hello.device_id,
-        channel_name=consumer.channel_name,
-        agent_ids=consumer.agent_ids,
-        name=hello.name,
-        platform=hello.platform,
-    )
     try:
+        replaced = await device_reconnect(
+            user_id=consumer.user_id,
+            device_id=hello.device_id,
+            channel_name=consumer.channel_name,
+            agent_ids=consumer.agent_ids,
+            name=hello.name,
+            platform=hello.platform,
+        )
         if replaced is None:
-            replaced = await socket_db(device_connect)(
-                user=consumer.user,
-                device_id=hello.device_id,
-                channel_name=consumer.channel_name,
-                agent_ids=consumer.agent_ids,
-                name=hello.name,
-                platform=hello.platform,
-            )
+            try:
+                replaced = await socket_db(device_connect)(
+                    user=consumer.user,
+                    device_id=hello.device_id,
+                    channel_name=consumer.channel_name,
+                    agent_ids=consumer.agent_ids,
+                    name=hello.name,
+                    platform=hello.platform,
+                )
+            except REFUSED_VALUES as exc:
+                raise DeviceHelloRefusedError() from exc
     except DeviceLimitError as exc:
         await consumer.send_error(exc.code, exc.message)
         await consumer.close_with(DeviceCloseCode.DEVICE_LIMIT)
+        return
+    except DeviceHelloRefusedError as exc:
+        # The hello's values are the client's: not a failure of the server, and not logged with them.
+        logger.warning("device socket: the database refused the values of a hello of user %s", consumer.user_id)
+        await consumer.send_error(exc.code, exc.message)
+        await consumer.close_with(DeviceCloseCode.BAD_HELLO)
         return
     if hello.capabilities is not None:
         # Before anything else on the socket: no frame can reach it before it is registered below.

@@ -22,6 +22,7 @@ from apps.agents.outbox import (
     outbox_items_create,
 )
 from apps.devices.client import LocalStore
+from apps.devices.node import loop_node
 
 from .conftest import execute, one_task_per_file, outbox, rows, start_run, wait_until, write_files
 
@@ -441,3 +442,74 @@ async def test_the_sweeper_releases_the_holds_of_the_runs_it_ends(user, make_loc
     assert (await sync_to_async(AgentRunLog.objects.get)(id=run.id)).status == RunStatus.ERROR
     claimed = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", of_running_runs=False)
     assert sorted(i.id for i in claimed) == sorted(ids)
+
+
+async def _run_ended(run: AgentRunLog) -> None:
+    await sync_to_async(AgentRunLog.objects.filter(id=run.id).update)(status=RunStatus.SUCCESS, lease_expires_at=None)
+
+
+async def test_a_hello_takes_over_at_once_the_items_a_dead_processs_hello_flush_held(
+    devices, user, make_local_config, tmp_path
+):
+    # given two items of an ended run, held by the hello flush of a process that died mid-delivery:
+    # its node never beats again (no liveness key), and the hold has minutes to run
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _run_ended(run)
+    held = await sync_to_async(outbox_claim)(
+        user_id=user.id, device_id="laptop", of_running_runs=False, node=f"4242-{uuid.uuid4().hex}"
+    )
+    assert len(held) == 2
+
+    # when the device says hello to a live process
+    client = await devices(user, device_id="laptop")
+
+    # then its hello flush delivers them now, not once the dead flush's hold has run out
+    await wait_until(lambda: len(rows(client)) == 2, timeout=10)
+    assert sorted(t["id"] for t in rows(client)) == sorted(str(i) for i in ids)
+
+    async def acknowledged() -> bool:
+        return [item.status for item in await outbox(id__in=ids)] == [OutboxStatus.DELIVERED] * 2
+
+    await wait_until(acknowledged, timeout=10)
+
+
+async def test_a_live_processs_hello_flush_keeps_its_hold(devices, user, make_local_config, tmp_path):
+    # given two items of an ended run, held by a hello flush of a live process (this one's node)
+    client = await devices(user, device_id="laptop")
+    run, _ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _run_ended(run)
+    node = await loop_node()
+    held = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", of_running_runs=False, node=node.name)
+    assert len(held) == 2
+
+    # when another flush of the device runs meanwhile
+    flushed = await outbox_flush_for_device(user_id=user.id, device_id="laptop")
+
+    # then it leaves them to the live holder
+    assert (flushed.delivered, rows(client)) == (0, [])
+
+
+async def test_a_hello_flush_cut_short_by_its_socket_closing_leaves_no_hold_behind(
+    devices, user, make_local_config, tmp_path
+):
+    # given two items of an ended run, and a socket of their device that goes away while its hello
+    # flush waits for the device to answer an insert
+    run, ids = await _two_waiting(user, make_local_config, tmp_path)
+    await _run_ended(run)
+    first = await devices(user, device_id="laptop", hello=False)
+    asked = asyncio.Event()
+
+    async def never_answers(call):
+        asked.set()
+
+    first.tool_handler = never_answers
+    await first.hello()
+    await asyncio.wait_for(asked.wait(), 10)
+    await first.close()
+
+    # when the device comes back at once, well within the hold the flush took (4 call timeouts)
+    again = await devices(user, device_id="laptop")
+
+    # then its hello flush delivers them: the flush that was cut short gave its hold back
+    await wait_until(lambda: len(rows(again)) == 2, timeout=6)
+    assert sorted(t["id"] for t in rows(again)) == sorted(str(i) for i in ids)

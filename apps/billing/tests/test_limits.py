@@ -124,6 +124,29 @@ def test_a_window_counter_always_expires_even_when_its_script_was_flushed(user):
     assert 0 < client.ttl(key) <= 61
 
 
+def test_the_throttle_counts_without_reaching_into_the_cache_backends_private_client(user, settings, monkeypatch):
+    # given a Django whose Redis cache backend no longer has the private client the throttle once read
+    import redis
+    from django.core.cache.backends.redis import RedisCache
+
+    def moved(self):
+        raise AttributeError("RedisCache._cache")
+
+    with monkeypatch.context() as patched:  # the fixtures' teardown clears the cache through it
+        patched.setattr(RedisCache, "_cache", property(moved))
+
+        # when a user's requests are counted
+        throttle = TierRateThrottle()
+        assert throttle.allow_request(_Request(user), None)
+        assert throttle.allow_request(_Request(user), None)
+
+    # then the cache's Redis holds the window's counter, with its expiry
+    server = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+    (key,) = server.keys(f"*throttle:tier:{user.pk}:*")
+    assert int(server.get(key)) == 2
+    assert 0 < server.ttl(key) <= 61
+
+
 def test_production_numbers_are_the_spec_numbers():
     assert [tiers.FEATURES[t]["requests_per_minute"] for t in tiers.TIER_ORDER] == [20, 60, 120, 200]
 

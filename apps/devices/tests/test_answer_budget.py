@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+from apps.devices import connections
 from apps.devices.answer_frames import AnswerOf
 from apps.devices.close_codes import DeviceCloseCode
+from apps.devices.selectors import device_online_channel
 from apps.devices.services import call_device, send_to_device
-from apps.devices.tests.conftest import SOCKET_DB, Gate, held_socket, wait_until
+from apps.devices.tests.conftest import SOCKET_DB, Gate, device_row, held_socket, wait_until
 
 pytestmark = SOCKET_DB
 
@@ -216,3 +218,57 @@ async def test_a_socket_paused_by_a_handler_that_never_ends_is_closed_as_silent(
     assert closed == DeviceCloseCode.HEARTBEAT_TIMEOUT
     await wait_until(lambda: sorted(cancelled) == ["f0", "f1"])
     assert "f2" not in started
+
+
+async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes_offline(
+    devices, user, settings, frame_handlers
+):
+    # given short heartbeats, a pause limit of 1.6 s, two answers in flight before the socket stops
+    # reading, and a handler of a run's pieces that never ends and swallows its cancellation
+    settings.DEVICE_PING_INTERVAL = 0.2
+    settings.DEVICE_PONG_TIMEOUT = 0.3
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.8
+    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
+    started: list[str] = []
+    ignored: list[str] = []
+    released = False
+
+    async def deaf(session, frame):
+        started.append(frame.files[0].name)
+        while not released:
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                ignored.append(frame.files[0].name)
+
+    frame_handlers.register_message_handler("agent_data", deaf, answers=AnswerOf(opened_by="agent_run", key="run_id"))
+    client = await devices(user)
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)
+    consumer = held_socket(user, client.device_id)
+    try:
+        # when the device sends more pieces than may be in flight: the socket stops reading for good
+        await send_pieces(client, 3)
+        await wait_until(lambda: len(started) == 2)
+
+        # then past the limit the socket is closed as silent although its handlers ignored their
+        # cancellation, and it is gone: offline in the database, out of the presence index and of
+        # the process's table of sockets
+        closed = await asyncio.wait_for(client.wait_closed(), timeout=10.0)
+        assert closed == DeviceCloseCode.HEARTBEAT_TIMEOUT
+        assert sorted(ignored) == ["f0", "f1"]
+        await wait_until(lambda: _offline(user, client.device_id), timeout=5.0)
+        assert all(consumer not in table.values() for table in list(connections._by_loop.values()))
+    finally:
+        released = True
+
+
+async def _offline(user, device_id: str) -> bool:
+    row = await device_row(user, device_id)
+    return (
+        row is not None
+        and not row.is_online
+        and await device_online_channel(user_id=user.id, device_id=device_id) is None
+    )

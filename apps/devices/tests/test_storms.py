@@ -18,10 +18,11 @@ from apps.accounts import tokens
 from apps.accounts.models import TokenFamily
 from apps.accounts.tokens import tokens_issue, tokens_revoke
 from apps.core.testing.held_transactions import held_transaction, statement
-from apps.devices import presence, presence_index
+from apps.devices import intake, presence, presence_index
 from apps.devices.client import DeviceClient
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.errors import DeviceLimitError
+from apps.devices.frames import DeviceHello
 from apps.devices.models import Device
 from apps.devices.node import ALIVE_KEY, loop_node
 from apps.devices.presence import device_connect
@@ -487,4 +488,67 @@ async def test_a_hello_that_cannot_be_stored_is_refused_alone_and_not_with_its_b
         assert [client.close_code for client in good] == [None, None, None]
     finally:
         await asyncio.gather(*(client.close() for client in [*good, poisoned]), return_exceptions=True)
+        await loop_redis_close()
+
+
+@pytest.mark.parametrize("bad", [{"name": "desk\u0000top"}, {"agent_ids": ["agent\u0000"]}], ids=str)
+async def test_a_hello_the_database_refuses_in_a_batch_is_refused_alone_and_the_others_come_online(
+    small_pool_server, make_user, reconnect_statements, monkeypatch, bad
+):
+    # given the socket's own check of unstorable text out of the way (as for a field it would not
+    # know), and known devices saying hello together behind a lock, so they share a statement, one of
+    # them with a value PostgreSQL refuses
+    monkeypatch.setattr(intake, "unstorable_text_at", lambda raw: None)
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    await sync_to_async(Device.objects.bulk_create)(Device(user=user, device_id=f"mix-{n}") for n in range(4))
+    good = [DeviceClient(small_pool_server.url, token, device_id=f"mix-{n}") for n in range(3)]
+    poisoned = DeviceClient(small_pool_server.url, token, device_id="mix-3", **bad)
+    reconnect_statements.clear()
+    try:
+        async with table_locked(Device) as release:
+            await good[0].connect()
+            await wait_until(lambda: _lock_waiters(expected=1), timeout=10)
+            await asyncio.gather(*(client.connect() for client in [*good[1:], poisoned]))
+            await asyncio.sleep(0.3)  # these three hellos have arrived and wait behind the first
+            release()
+
+        # then the refused hello alone is closed as a bad hello, with its error frame, and the others
+        # come online (the batch failed, so they went one statement each)
+        assert await asyncio.wait_for(poisoned.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+        error = await poisoned.next_frame()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame")
+        await wait_until(lambda: online_rows_are([user], expected=3), timeout=10)
+        assert [client.close_code for client in good] == [None, None, None]
+        assert reconnect_statements[:2] == [1, 3], reconnect_statements
+        row = await sync_to_async(Device.objects.get)(user=user, device_id="mix-3")
+        assert not row.is_online
+    finally:
+        await asyncio.gather(*(client.close() for client in [*good, poisoned]), return_exceptions=True)
+        await loop_redis_close()
+
+
+async def test_a_new_devices_hello_whose_row_the_database_refuses_is_a_bad_hello(device_server, make_user, monkeypatch):
+    # given hellos that skip the frame checks (as a field they would not know), and a new device
+    # whose name is longer than its column holds (a value only the new row's insert refuses)
+    real = intake.parse_incoming
+
+    def unchecked(raw):
+        return DeviceHello.model_construct(**raw) if raw.get("type") == "device_hello" else real(raw)
+
+    monkeypatch.setattr(intake, "parse_incoming", unchecked)
+    user = await sync_to_async(make_user)()
+    token = (await sync_to_async(tokens_issue)(user=user)).access_token
+    client = DeviceClient(device_server.url, token, device_id="brand-new", name="n" * 300)
+    try:
+        # when it says hello
+        await client.connect()
+
+        # then it is refused as a bad hello, with its error frame, and no row is left behind
+        assert await asyncio.wait_for(client.wait_closed(), 10) == DeviceCloseCode.BAD_HELLO
+        error = await client.next_frame()
+        assert (error["type"], error["code"]) == ("error", "invalid_frame")
+        assert not await sync_to_async(Device.objects.filter(user=user, device_id="brand-new").exists)()
+    finally:
+        await client.close()
         await loop_redis_close()
