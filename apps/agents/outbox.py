@@ -124,7 +124,7 @@ def outbox_items_store(
     with connection.cursor() as cursor:
         for chunk in range(0, len(rows), STORE_CHUNK):
             part = rows[chunk : chunk + STORE_CHUNK]
-            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '')"] * len(part))
+            values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '', '')"] * len(part))
             cursor.execute(_ITEMS_STORE.format(values=values), [value for row in part for value in row])
             stored.update(item_id for (item_id,) in cursor.fetchall())
     return [
@@ -134,15 +134,16 @@ def outbox_items_store(
     ]
 
 
-# Raw SQL on the outbox's table (Django's default name), one statement per chunk and no look-up
-# first: an id already in the outbox (stored by an earlier extraction of the same source, pending or
-# delivered) is left as it is, and RETURNING names the rows this batch added, the only ones its run
-# delivers.
+# Raw SQL on the outbox's table, one statement per chunk and no look-up first: an id already in the
+# outbox (stored by an earlier extraction of the same source, pending or delivered) is left as it is,
+# and RETURNING names the rows this batch added, the only ones its run delivers. Every column is
+# named (Django keeps no database defaults: a new NOT NULL field goes here too); the table name is
+# the model's and every value is bound.
 STORE_CHUNK = 1000
 _ITEMS_STORE = (
-    "INSERT INTO agents_outboxitem "
+    f"INSERT INTO {OutboxItem._meta.db_table} "  # noqa: S608
     '(id, created_at, updated_at, user_id, run_id, device_id, "table", payload_ciphertext, status, attempts, '
-    "last_error) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
+    "last_error, delivering_node) VALUES {values} ON CONFLICT (id) DO NOTHING RETURNING id"
 )
 
 
@@ -234,30 +235,30 @@ def outbox_items_delivered(*, acks: list[tuple[uuid.UUID, Any]]) -> list[bool]:
     return answers
 
 
-# Raw SQL on the outbox's and the run log's tables (Django's default names, statuses as stored).
+# Raw SQL on the outbox's and the run log's tables (the models' names, statuses as stored).
 # One statement (atomic on its own, one round trip): the pending items are locked in id order, so two
 # batches sharing items (a run's delivery, a hello flush) never deadlock, and a row another batch
 # delivered meanwhile is re-checked and skipped; only they are marked delivered and counted on their
 # run. The content now lives on the device: only the id is kept (a later proposal of the same item is
 # recognised as done) until outbox_prune removes the row.
-_ITEMS_DELIVERED = """
+_ITEMS_DELIVERED = f"""
     WITH locked AS (
-        SELECT id FROM agents_outboxitem
+        SELECT id FROM {OutboxItem._meta.db_table}
         WHERE id = ANY(%s::uuid[]) AND status = 'pending'
         ORDER BY id FOR UPDATE
     ), first AS (
-        UPDATE agents_outboxitem AS item
+        UPDATE {OutboxItem._meta.db_table} AS item
         SET status = 'delivered', delivered_at = %s, attempts = item.attempts + 1,
             last_error = '', payload_ciphertext = ''::bytea
         FROM locked WHERE item.id = locked.id
         RETURNING item.id, item.run_id
     ), counted AS (
-        UPDATE agents_agentrunlog AS run SET items_created = run.items_created + per_run.n
+        UPDATE {AgentRunLog._meta.db_table} AS run SET items_created = run.items_created + per_run.n
         FROM (SELECT run_id, count(*) AS n FROM first WHERE run_id IS NOT NULL GROUP BY run_id) AS per_run
         WHERE run.id = per_run.run_id
     )
     SELECT id FROM first
-"""
+"""  # noqa: S608
 
 
 def outbox_item_attempt_failed(*, item_id: uuid.UUID, error: str, refused: bool, unbind: bool) -> None:
