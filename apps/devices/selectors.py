@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.core.cache import caches
 from django.utils import timezone
+
+from apps.core.redis_pool import cache_redis
 
 from . import presence_index
 from .bindings import bound_agents
@@ -34,7 +35,7 @@ def devices_online(*, user_ids: Iterable[Any]) -> set[tuple[Any, str]]:
     given = {str(user_id): user_id for user_id in user_ids}
     if not given:
         return set()
-    client = caches["default"]._cache.get_client(write=False)  # type: ignore[attr-defined]
+    client = cache_redis()
     with client.pipeline(transaction=False) as pipe:
         for user_id in given:
             pipe.hgetall(presence_index.KEY.format(user_id=user_id))
