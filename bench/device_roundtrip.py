@@ -37,6 +37,12 @@ CPU per call: caller 0.84x / 0.88x, holder 0.87x / 0.92x of old.
 Then (metric observed inline, eager node handlers for tool calls; --rounds 5, old = 4f1e91d, two
 runs at load 4.5 and 0.7-2.4, medians): other process 3.44x / 3.31x (old 3.54x / 3.37x), own process
 1.74x / 1.73x (old 1.84x / 1.76x); the eager node alone: other process 3.08x vs 3.34x, holder CPU 0.93x.
+Then (own-process call path: one deadline timer per pending table, answers recognised before the
+budget, named-tuple intake outcomes, hot settings kept; --rounds 5, old = 7361c05, uvicorn, two runs
+at load 5-6 and 5-8.5, medians of the p50 ratios): own process, reference device 1.56x / 1.55x (old
+1.66x / 1.64x); minimal device / JSON echo 1.13x / 1.10x (old 1.19x / 1.17x); minimal device / raw
+echo 1.23x / 1.23x (old 1.29x / 1.30x); the server loop's CPU per call 1.69x its echo client's (old
+1.78x). On an idle box 7361c05 measured 1.7x (reference device, 0.154 vs 0.090 ms).
 """
 
 from __future__ import annotations
@@ -288,6 +294,7 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
         print(f"Channels' per-handler close_old_connections hop: {hop * 1e3:.3f} ms each")
         codes = [("new", None)] + ([("old", str(args.old))] if args.old else [])
         seen: dict[str, list[tuple[float, float]]] = {}
+        cpu_seen: dict[str, list[float]] = {}  # the server loop's CPU per round trip, call / echo
         for round_no in range(args.rounds):
             for kind in args.servers.split(","):
                 # Alternate which checkout goes first, so neither always meets the other's leftovers.
@@ -321,6 +328,8 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
                         flush=True,
                     )
                     seen.setdefault(own, []).append(ratios(result["local"], result["echo"]))
+                    cpu_seen.setdefault(own, []).append(result["local_cpu"][0] / result["local_cpu"][1])
+                    cpu_seen.setdefault(own_min, []).append(result["local_min_cpu"][0] / result["local_min_cpu"][1])
                     seen.setdefault(own_min, []).append(ratios(result["local_min"], result["json_echo"]))
                     seen.setdefault(own_min_raw, []).append(ratios(result["local_min"], result["echo"]))
                     seen.setdefault(other, []).append(ratios(result["remote"], result["remote_echo"]))
@@ -330,6 +339,9 @@ async def main(args: argparse.Namespace, user_id: str, token: str) -> None:
                 p50 = statistics.median(pair[0] for pair in pairs)
                 p99 = statistics.median(pair[1] for pair in pairs)
                 print(f"    {name} p50 {p50:5.2f}x   p99 {p99:5.2f}x")
+            print("medians of the server loop's CPU per round trip, call / its echo client's:")
+            for name, values in cpu_seen.items():
+                print(f"    {name} {statistics.median(values):5.2f}x")
     finally:
         for proc in (echo_proc, json_echo_proc):
             proc.terminate()
