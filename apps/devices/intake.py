@@ -1,8 +1,10 @@
 """Frame intake of the device socket: from the raw text of one WebSocket message to a validated
 frame, a rejection (a stable error code for the client) or a drop (over the frame budget).
 
-Plain Python, no socket: ``frame_intake`` spends the budget before any parsing, then checks size,
-JSON, type, text and the frame's model, in that order. The consumer only acts on the outcome.
+Plain Python, no socket: ``frame_intake`` spends the budget before any other parsing (only while the
+socket awaits answers is a small frame's JSON read first, to tell an answer, which spends nothing),
+then checks size, JSON, type, text and the frame's model, in that order. The consumer only acts on
+the outcome.
 
 The text rule is the REST parser's (``apps.core.parsers``) and holds for every field of every frame
 type, keys included: no NUL (PostgreSQL text refuses it) and no unpaired surrogate (no UTF-8
