@@ -5,10 +5,12 @@ implementation (default ``websockets-sansio``, as the Procfile; ``websockets`` i
 one, for before/after figures); ``BENCH_TRACEMALLOC=PATH`` writes a snapshot of the traced
 allocations to ``PATH.N`` on each SIGUSR1 (N = 0, 1, ...; the first starts tracing);
 ``BENCH_PYINSTRUMENT=PATH`` profiles the event loop's thread during the roundtrip handler's calls.
-The handler answers ``home_request`` with message ``"roundtrip N [ECHO_PORT]"`` by timing N sequential
-``call_device`` calls from the socket's own process to the requesting device (with ``ECHO_PORT``,
-each after one round trip to the raw echo server on that port, timed too), and streams the timings
-back as JSON. Not for production.
+The handler answers ``home_request`` with message ``"roundtrip N [ECHO_PORT [JSON_ECHO_PORT DEVICE]]"``
+by timing N sequential ``call_device`` calls from the socket's own process to the requesting device
+(with ``ECHO_PORT``, each after one round trip to the raw echo server on that port, timed too; with
+``JSON_ECHO_PORT DEVICE``, each followed by one round trip to that JSON echo server and one
+``call_device`` to ``DEVICE``, a minimal device of the same user on this process), and streams the
+timings back as JSON. Not for production.
 """
 
 from __future__ import annotations
@@ -28,34 +30,55 @@ async def roundtrip_handler(session, frame) -> None:
     words = frame.message.split()
     n = int(words[1])
     echo = await _echo_socket(int(words[2])) if len(words) > 2 else None
+    # With a JSON echo port and a minimal device's id: two more round trips per step (see below).
+    json_echo = await _echo_socket(int(words[3])) if len(words) > 4 else None
+    minimal = words[4] if len(words) > 4 else None
     text = '{"type":"tool_call","id":"' + "0" * 32 + '","action":"get","table":"tasks","data":{"id":"x"}}'
-    samples, echoes = [], []
+    timed: dict[str, list[float]] = {"call": [], "echo": [], "json_echo": [], "call_min": []}
     # CPU time of this (the event loop's) thread in each round trip: what the server itself spends,
     # whatever the machine's load does to the wall time.
-    call_cpu = echo_cpu = 0.0
+    cpu_of = dict.fromkeys(timed, 0.0)
+
+    async def echo_trip(name: str, socket) -> None:
+        cpu, start = time.thread_time(), time.perf_counter()
+        await socket.send(text)
+        json.loads(await socket.recv())
+        timed[name].append(time.perf_counter() - start)
+        cpu_of[name] += time.thread_time() - cpu
+
+    async def call_trip(name: str, device_id: str) -> None:
+        cpu, start = time.thread_time(), time.perf_counter()
+        await call_device(user_id=session.user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
+        timed[name].append(time.perf_counter() - start)
+        cpu_of[name] += time.thread_time() - cpu
+
     profiler = _profiler()
     for _ in range(n):
         if echo is not None:
             # One raw echo round trip from this same loop before each call: both meet the same load.
-            cpu, start = time.thread_time(), time.perf_counter()
-            await echo.send(text)
-            json.loads(await echo.recv())
-            echoes.append(time.perf_counter() - start)
-            echo_cpu += time.thread_time() - cpu
-        cpu, start = time.thread_time(), time.perf_counter()
-        await call_device(
-            user_id=session.user_id, device_id=session.device_id, action="get", table="tasks", data={"id": "x"}
-        )
-        samples.append(time.perf_counter() - start)
-        call_cpu += time.thread_time() - cpu
+            await echo_trip("echo", echo)
+        await call_trip("call", session.device_id)
+        if json_echo is not None and minimal is not None:
+            # A server whose peer does the same work as the minimal device (parse the frame, answer
+            # with a pre-built tool_result), then a call to that minimal device: server overhead alone.
+            await echo_trip("json_echo", json_echo)
+            await call_trip("call_min", minimal)
     if profiler is not None:
         profiler.stop()
         report = profiler.output_text(unicode=False, color=False, show_all=True)
         Path(os.environ["BENCH_PYINSTRUMENT"]).write_text(report)  # noqa: ASYNC240 (a bench, after the timing)
-    if echo is not None:
-        await echo.close()
-    timings = {"call": samples, "echo": echoes, "call_cpu": call_cpu / n, "echo_cpu": echo_cpu / n}
-    chunk = json.dumps(timings if echo is not None else samples)
+    for socket in (echo, json_echo):
+        if socket is not None:
+            await socket.close()
+    if echo is None:
+        chunk = json.dumps(timed["call"])
+    else:
+        timings: dict[str, object] = {"call": timed["call"], "echo": timed["echo"]}
+        timings.update(call_cpu=cpu_of["call"] / n, echo_cpu=cpu_of["echo"] / n)
+        if minimal is not None:
+            timings.update(json_echo=timed["json_echo"], call_min=timed["call_min"])
+            timings.update(json_echo_cpu=cpu_of["json_echo"] / n, call_min_cpu=cpu_of["call_min"] / n)
+        chunk = json.dumps(timings)
     await session.send({"type": "stream_text", "request_id": frame.request_id, "chunk": chunk})
     await session.send({"type": "stream_end", "request_id": frame.request_id})
 

@@ -46,6 +46,7 @@ from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
 from .frames import DeviceHello, ToolResult, capability_required, outgoing_json, parse_outgoing
+from .hot_settings import hot_setting
 from .intake import BudgetOutcome, BudgetVerdict, Dropped, Rejected, frame_intake
 from .middleware import authenticate
 from .pending_calls import PendingCalls
@@ -340,7 +341,8 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         if self.closing:
             raise DeviceDisconnectedError()
         try:
-            await self.send(text_data=text)
+            # The ASGI send itself: Channels' ``send(text_data=)`` only builds this message, two calls deep.
+            await self.base_send({"type": "websocket.send", "text": text})
         except OSError as exc:  # the server's "client disconnected" (uvicorn) before our disconnect event
             self.closing = True
             raise DeviceDisconnectedError() from exc
@@ -372,7 +374,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
             text_data,
             bytes_data,
             budget=self.budget,
-            max_bytes=settings.DEVICE_MAX_FRAME_BYTES,
+            max_bytes=hot_setting("DEVICE_MAX_FRAME_BYTES"),
             awaited=self,
         )
         if isinstance(intake, Dropped):

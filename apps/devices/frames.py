@@ -12,12 +12,12 @@ import json
 from typing import Annotated, Any, Literal, TypeGuard, cast, get_args
 
 import orjson
-from django.conf import settings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import InitErrorDetails
 
 from .call_ids import new_call_id
 from .capabilities import register_capability
+from .hot_settings import hot_setting
 
 ToolAction = Literal["select", "get", "insert", "update", "delete", "vector_upsert", "vector_search"]
 
@@ -27,7 +27,7 @@ REQUEST_FRAME_TYPES = frozenset({"home_request", "floating_request"})
 
 
 def max_frame_bytes() -> int:
-    return settings.DEVICE_MAX_FRAME_BYTES
+    return hot_setting("DEVICE_MAX_FRAME_BYTES")
 
 
 def parse_json(text: str) -> Any:

@@ -1,8 +1,10 @@
 """Frame intake of the device socket: from the raw text of one WebSocket message to a validated
 frame, a rejection (a stable error code for the client) or a drop (over the frame budget).
 
-Plain Python, no socket: ``frame_intake`` spends the budget before any parsing, then checks size,
-JSON, type, text and the frame's model, in that order. The consumer only acts on the outcome.
+Plain Python, no socket: ``frame_intake`` spends the budget before any other parsing (only while the
+socket awaits answers is a small frame's JSON read first, to tell an answer, which spends nothing),
+then checks size, JSON, type, text and the frame's model, in that order. The consumer only acts on
+the outcome.
 
 The text rule is the REST parser's (``apps.core.parsers``) and holds for every field of every frame
 type, keys included: no NUL (PostgreSQL text refuses it) and no unpaired surrogate (no UTF-8
@@ -14,9 +16,8 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ValidationError
 
@@ -27,16 +28,17 @@ from .rate_limit import FrameBudget, Verdict, frame_cost
 
 class BudgetOutcome(Enum):
     SPENT = "spent"  # the frame paid its cost
-    ANSWER = "answer"  # over budget, but an answer to one of our own calls: never dropped
+    ANSWER = "answer"  # an answer to one of our own calls: charged nothing, never dropped
     DROP = "drop"
     DROP_AND_WARN = "drop_and_warn"  # the first drop of a flood: tell the client to slow down
     CLOSE = "close"  # the flood went on: close the socket
 
 
-@dataclass(frozen=True)
-class BudgetVerdict:
+# The outcomes are named tuples, not frozen dataclasses: each frame makes one or two, and a frozen
+# dataclass costs about three times as much to make (its __init__ goes through object.__setattr__).
+class BudgetVerdict(NamedTuple):
     outcome: BudgetOutcome
-    parsed: Any = None  # the already parsed answer (``ANSWER`` only)
+    parsed: Any = None  # the frame's JSON, if it was read to tell whether it is an answer
 
     @property
     def admitted(self) -> bool:
@@ -65,17 +67,19 @@ def budget_verdict(
     awaited: AwaitedAnswers,
     max_bytes: int,
 ) -> BudgetVerdict:
-    """Spend the frame's cost before any parsing (an answer gets it back once it is known to be one)."""
+    """An answer to one of the server's own calls spends nothing; any other frame spends its cost
+    before its fields are looked at (a frame already parsed to tell is handed on in ``parsed``)."""
+    parsed = None
+    # Answers to the server's own calls are bounded by the server: never charged, never dropped.
+    # Only parsed when such calls are open and the frame is small enough to be one.
+    if text_data is not None and size <= max_bytes and awaited.awaits_answers():
+        with contextlib.suppress(ValueError):
+            parsed = parse_json(text_data)
+            if isinstance(parsed, dict) and awaited.is_answer(parsed):
+                return BudgetVerdict(BudgetOutcome.ANSWER, parsed)
     cost = frame_cost(size)
     if budget.spend(cost):
-        return _SPENT
-    # Answers to the server's own calls are bounded by the server: never dropped. Only parsed
-    # when such calls are open and the frame is small enough to be one.
-    if awaited.awaits_answers() and text_data is not None and size <= max_bytes:
-        with contextlib.suppress(ValueError):
-            raw = parse_json(text_data)
-            if isinstance(raw, dict) and awaited.is_answer(raw):
-                return BudgetVerdict(BudgetOutcome.ANSWER, raw)
+        return _SPENT if parsed is None else BudgetVerdict(BudgetOutcome.SPENT, parsed)
     verdict = budget.take(cost)
     return BudgetVerdict(_DROPS.get(verdict, BudgetOutcome.CLOSE))
 
@@ -102,22 +106,19 @@ def unstorable_text_at(raw: Any) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Accepted:
+class Accepted(NamedTuple):
     frame: BaseModel
     frame_type: str
     answer: bool = False  # answers one of the server's own calls (it spent no budget)
 
 
-@dataclass(frozen=True)
-class Rejected:
+class Rejected(NamedTuple):
     code: DevicesErrorCode
     message: str
     request_id: str | None = None
 
 
-@dataclass(frozen=True)
-class Dropped:
+class Dropped(NamedTuple):
     verdict: BudgetVerdict
 
 
@@ -137,11 +138,23 @@ def frame_intake(
     verdict = budget_verdict(budget, text_data, size, awaited=awaited, max_bytes=max_bytes)
     if not verdict.admitted:
         return Dropped(verdict)
+    answer = verdict.outcome is BudgetOutcome.ANSWER
+    intake = _checked(text_data, size, verdict.parsed, max_bytes=max_bytes, answer=answer)
+    if answer:
+        if isinstance(intake, Accepted):
+            # The server's own calls bound their answers: the client's budget is left to the client.
+            awaited.answer_admitted(verdict.parsed)
+        else:
+            budget.spend(frame_cost(size))  # a broken answer pays as any other frame (if it can)
+    return intake
+
+
+def _checked(text_data: str | None, size: int, raw: Any, *, max_bytes: int, answer: bool) -> Accepted | Rejected:
+    """Size, JSON (``raw``: already parsed, if it was), type, text and model, in that order."""
     if text_data is None:
         return Rejected(DevicesErrorCode.MALFORMED_FRAME, "Frames are JSON text, not binary.")
     if size > max_bytes or (size * 4 > max_bytes and len(text_data.encode()) > max_bytes):
         return Rejected(DevicesErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {max_bytes} bytes.")
-    raw = verdict.parsed
     if raw is None:
         try:
             raw = parse_json(text_data)
@@ -171,10 +184,4 @@ def frame_intake(
             f"Invalid {frame_type} frame: {where}: {error['msg']}",
             request_id=request_id if isinstance(request_id, str) else None,
         )
-    if verdict.outcome is BudgetOutcome.ANSWER or awaited.is_answer(raw):
-        # The server's own calls bound their answers: the client's budget is left to the client.
-        if verdict.outcome is BudgetOutcome.SPENT:
-            budget.refund(frame_cost(size))
-        awaited.answer_admitted(raw)
-        return Accepted(frame, str(frame_type), answer=True)
-    return Accepted(frame, str(frame_type))
+    return Accepted(frame, str(frame_type), answer=answer)

@@ -41,6 +41,7 @@ from .errors import (
     DeviceToolError,
 )
 from .frames import capability_required, parse_outgoing, tool_call_frame
+from .hot_settings import hot_setting
 from .models import Device
 from .node import MSG_RESULT, Node, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, holder_forget, presence_locate, presence_publish_to_holder
@@ -133,7 +134,7 @@ async def call_device(
     client's ``error``) or DeviceBusyError.
     """
     user_id = str(user_id)
-    timeout = settings.DEVICE_TOOL_CALL_TIMEOUT if timeout is None else timeout
+    timeout = hot_setting("DEVICE_TOOL_CALL_TIMEOUT") if timeout is None else timeout
     call = _build_call(action=action, table=table, data=data, filters=filters, vector=vector, limit=limit)
     if device_id is not None:
         consumer = connections.local_consumer(user_id=user_id, device_id=device_id)

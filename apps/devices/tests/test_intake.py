@@ -83,6 +83,37 @@ def test_an_answer_to_a_pending_call_passes_an_empty_budget_but_nothing_else_doe
     assert isinstance(dropped, Dropped)
 
 
+def test_an_answer_leaves_a_budget_with_tokens_untouched():
+    # given a budget of one token and a pending call
+    b = budget(tokens=1)
+    answer = json.dumps({"type": "tool_result", "id": "call-1", "row": None})
+    # when the call is answered, then the answer is admitted as one
+    passed = intake(answer, b=b, pending={"call-1"})
+    assert isinstance(passed, Accepted)
+    assert passed.answer
+    # and the client's one token is still there for its own frame
+    assert isinstance(intake(json.dumps({"type": "ping"}), b=b), Accepted)
+    assert isinstance(intake(json.dumps({"type": "ping"}), b=b), Dropped)
+
+
+def test_a_broken_answer_is_rejected_and_pays_like_any_frame():
+    # given a budget of one token and a pending call
+    b = budget(tokens=1)
+    broken = json.dumps({"type": "tool_result", "id": "call-1", "rows": "not a list"})
+    # when the answer fails validation, it is rejected naming the field
+    result = intake(broken, b=b, pending={"call-1"})
+    assert isinstance(result, Rejected)
+    assert (result.code, "rows" in result.message) == ("invalid_frame", True)
+    # and it spent the token: the next frame is over budget
+    assert isinstance(intake(json.dumps({"type": "ping"}), b=b), Dropped)
+
+
+def test_a_broken_answer_over_budget_is_still_rejected_not_dropped():
+    result = intake(json.dumps({"type": "tool_result", "id": "call-1", "ok": "yes?"}), b=budget(0), pending={"call-1"})
+    assert isinstance(result, Rejected)
+    assert result.code == "invalid_frame"
+
+
 @pytest.mark.parametrize(
     ("frame", "where"),
     [
