@@ -73,7 +73,8 @@ MESSAGE = re.compile(r"bench tag=(\w+) n=(\d+) pace=([\d.]+)")
 
 def serve_model() -> None:
     """The scripted model: answers ``bench tag=T n=N pace=P`` with N tokens, P seconds apart, and
-    prints ``{"tag", "written"}`` (when each token was written) once they are all out."""
+    prints ``{"tag", "written", "asked"}`` (when each token was written, when the request came) once
+    they are all out."""
     sys.path.insert(0, str(ROOT))
     from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, ScriptedOpenAI
 
@@ -83,12 +84,13 @@ def serve_model() -> None:
         def __init__(self, tag: str, n: int) -> None:
             super().__init__()
             self.tag, self.n = tag, n
+            self.asked = time.perf_counter()  # the request reached the model (its body read)
 
         def append(self, value: float) -> None:
             super().append(value)
             if len(self) == self.n:
                 with out_lock:
-                    print(json.dumps({"tag": self.tag, "written": list(self)}), flush=True)
+                    print(json.dumps({"tag": self.tag, "written": list(self), "asked": self.asked}), flush=True)
 
     def reply(body: dict) -> Reply:
         found = MESSAGE.search(RecordedRequest(path="", body=body).last_user_text)
@@ -110,7 +112,7 @@ class ModelProcess:
         )
         assert self.proc.stdout is not None  # stdout=PIPE
         self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
-        self.written: dict[str, list[float]] = {}
+        self.written: dict[str, dict] = {}
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -119,10 +121,11 @@ class ModelProcess:
         for line in self.proc.stdout:
             record = json.loads(line)
             with self.cond:
-                self.written[record["tag"]] = record["written"]
+                self.written[record["tag"]] = record
                 self.cond.notify_all()
 
-    def written_for(self, tag: str) -> list[float]:
+    def written_for(self, tag: str) -> dict:
+        """``{"written": [when each token was written], "asked": when the request arrived}``."""
         with self.cond:
             if not self.cond.wait_for(lambda: tag in self.written, timeout=30):
                 raise RuntimeError("the model never reported its write times")
@@ -229,7 +232,8 @@ def percentile(values: list[float], p: float) -> float:
 async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
     tag = uuid.uuid4().hex
     start, arrivals, end, ended = await device.request(f"bench tag={tag} n={n} pace={pace}")
-    written = end["written"] if model is None else model.written_for(tag)
+    record = {"written": end["written"], "asked": start} if model is None else model.written_for(tag)
+    written = record["written"]
     first, last = arrivals[0][0], arrivals[-1][0]
     return {
         "latencies": token_latencies(written, arrivals),
@@ -239,12 +243,20 @@ async def one_run(device: Device, model: ModelProcess | None, n: int, pace: floa
         "frames": len(arrivals),
         "first_text_ms": (first - start) * 1000,
         "first_write_ms": (written[0] - start) * 1000,
+        "model_asked_ms": (record["asked"] - start) * 1000,
         "last_text_to_end_ms": (ended - last) * 1000,
     }
 
 
 def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
+
+
+def positions(runs: list[dict], key: str) -> list[tuple[int, float | None]]:
+    """The median of ``key`` at each position in the round the path was measured at."""
+    count = max(r["position"] for r in runs) + 1
+    found = {p: [r[key] for r in runs if r["position"] == p] for p in range(count)}
+    return [(p, statistics.median(v) if v else None) for p, v in found.items()]
 
 
 # --- orchestration ---------------------------------------------------------------------------
@@ -301,6 +313,21 @@ def start_stack(label: str, root: str, model: ModelProcess, log, profile: str | 
     return Stack(label, root, proc, port, json.loads(line)["token"])
 
 
+async def interleaved(devices: dict[str, Device], model: ModelProcess, rounds: int, n: int, pace: float) -> dict:
+    """``rounds`` rounds of one answer per path, so every path meets the same load on a shared machine.
+    Round r starts with the r-th path (the order rotates): the path measured first in a round streams
+    slower whichever it is, so each takes every position equally often (``rounds`` a multiple of the
+    paths) and each result keeps its ``position`` (0 = first in its round)."""
+    names = list(devices)
+    sides: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for position, name in enumerate(order):
+            result = await one_run(devices[name], None if name == "raw" else model, n, pace)
+            sides[name].append({**result, "position": position})
+    return sides
+
+
 async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess) -> dict:
     devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
     devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}")
@@ -314,18 +341,10 @@ async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess)
             await one_run(devices[stack.label], model, 20, 0.0)
     results: dict[str, dict[str, list[dict]]] = {}
     for label, n, pace in plans:
-        sides: dict[str, list[dict]] = {name: [] for name in devices}
-        for _ in range(args.runs):  # interleaved, so every path meets the same load on a shared machine
-            for name, device in devices.items():
-                sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
-        results[label] = sides
+        results[label] = await interleaved(devices, model, args.runs, n, pace)
     # Short answers, many of them: the time from the last text to stream_end is the work after the
     # answer (records, the hold's release, the usage notice, the episode) and nothing of the model's.
-    ends: dict[str, list[dict]] = {name: [] for name in devices}
-    for _ in range(args.runs * 5):
-        for name, device in devices.items():
-            ends[name].append(await one_run(device, None if name == "raw" else model, 20, 0.0))
-    results["ends"] = ends
+    results["ends"] = await interleaved(devices, model, args.runs * 5, 20, 0.0)
     for device in devices.values():
         await device.close()
     return results
@@ -346,7 +365,8 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
             f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
             f"first text {median_of(runs, 'first_text_ms'):.1f} ms "
-            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
+            f"(model asked at {median_of(runs, 'model_asked_ms'):.1f} ms, "
+            f"first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
             f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms"
         )
     for name in names[:-1]:
@@ -355,6 +375,11 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
         ]
         lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
+    lines.append("  end to end tokens/s by position in the round (1 = measured first; median where several):")
+    for name in names:
+        by_position = positions(throughput[name], "end_to_end_tokens_per_s")
+        cells = "  ".join(f"{p + 1}: {v:7.0f}" if v is not None else f"{p + 1}: {'-':>7}" for p, v in by_position)
+        lines.append(f"    {name:{width}}: {cells}")
     ends = results["ends"]
     lines.append(f"last text to stream_end ({len(ends['raw'])} interleaved answers of 20 tokens each):")
     for name in names:
