@@ -189,9 +189,12 @@ async def _to_its_end(work: Callable[..., None], /, **kwargs: Any) -> None:
 
 
 def _work_ended(*, hold: LlmHold, deferred: DeferredRecords | None) -> None:
-    if deferred is not None:
-        llm_usage_record_all(deferred=deferred)
-    llm_budget_release(hold=hold)
+    # One transaction: the records and the release wait for the disk once (each commit waits for
+    # the WAL flush), on the way to a chat turn's stream_end.
+    with transaction.atomic():
+        if deferred is not None:
+            llm_usage_record_all(deferred=deferred)
+        llm_budget_release(hold=hold)
 
 
 def llm_usage_now(*, user_id: Any) -> LlmUsageNotice | None:
