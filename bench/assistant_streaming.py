@@ -173,8 +173,8 @@ class Device:
     """A bare websockets device: one request at a time, pings answered, frames timed on arrival.
     Between its requests (while the other paths are measured) a task answers the server's pings."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
-        self.url, self.token = url, token
+    def __init__(self, url: str, pid: int, token: str | None = None) -> None:
+        self.url, self.pid, self.token = url, pid, token
         self.idle: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
@@ -254,9 +254,17 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
     tag = uuid.uuid4().hex
+    cpu = cpu_seconds(device.pid)
     start, arrivals, end, ended = await device.request(f"bench tag={tag} n={n} pace={pace}")
+    cpu = cpu_seconds(device.pid) - cpu
     record = {"written": end["written"], "asked": start} if model is None else model.written_for(tag)
     written = record["written"]
     first, last = arrivals[0][0], arrivals[-1][0]
@@ -271,6 +279,7 @@ async def one_run(device: Device, model: ModelProcess | None, n: int, pace: floa
         "model_asked_ms": (record["asked"] - start) * 1000,
         "written_tokens_per_s": (n - 1) / max(written[-1] - written[0], 1e-9),
         "last_text_to_end_ms": (ended - last) * 1000,
+        "server_cpu_ms": cpu * 1000,
     }
 
 
@@ -357,9 +366,9 @@ async def interleaved(devices: dict[str, Device], model: ModelProcess, rounds: i
     return sides
 
 
-async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess) -> dict:
-    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
-    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}")
+async def measure(args, stacks: list[Stack], raw_port: int, raw_pid: int, model: ModelProcess) -> dict:
+    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.proc.pid, s.token) for s in stacks}
+    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}", raw_pid)
     for device in devices.values():
         await device.connect()
     plans = [("throughput", args.tokens, 0.0)] + [
@@ -397,7 +406,8 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"(model asked at {median_of(runs, 'model_asked_ms'):.1f} ms, "
             f"first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
             f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms; "
-            f"written at {median_of(runs, 'written_tokens_per_s'):7.0f} tokens/s"
+            f"written at {median_of(runs, 'written_tokens_per_s'):7.0f} tokens/s; "
+            f"server CPU {median_of(runs, 'server_cpu_ms'):.1f} ms"
         )
     for name in names[:-1]:
         ratios = [
@@ -415,7 +425,11 @@ def report(args, stacks: list[Stack], results: dict) -> None:
     for name in names:
         times = sorted(run["last_text_to_end_ms"] for run in ends[name])
         p50, p90 = percentile(times, 50), percentile(times, 90)
-        lines.append(f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms")
+        cpu = median_of(ends[name], "server_cpu_ms")
+        lines.append(
+            f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms  "
+            f"(server CPU {cpu:.1f} ms a turn)"
+        )
     for label, sides in results.items():
         if label in ("throughput", "ends"):
             continue
@@ -469,7 +483,7 @@ def main() -> None:
             stacks.append(start_stack("compared", str(Path(args.compare).resolve()), model, log, None))
         assert raw_proc.stdout is not None  # stdout=PIPE
         raw_proc.stdout.readline()
-        results = asyncio.run(measure(args, stacks, raw_port, model))
+        results = asyncio.run(measure(args, stacks, raw_port, raw_proc.pid, model))
     finally:
         for proc in [s.proc for s in stacks] + [raw_proc, model.proc]:
             stop(proc)
