@@ -16,12 +16,26 @@ Figures (each path measured in the same run):
   second while streaming (first to last text received) and end to end (request sent to last
   text, including the stack's budget hold, memory lookup and time to first text: the goal is
   >= 0.5x raw), frames per second (the stack merges tokens into one frame while the socket is
-  busy), and when the first token was written (by the model: after the stack's budget hold,
-  memory lookup, graph start and model request; by the raw server: at once);
+  busy), when the request reached the model ("model asked at": after the stack's budget hold,
+  memory lookup, graph start and model request; the raw server: at once) and when it wrote its
+  first token, the rate the model wrote at (it writes no faster than the stack reads), the
+  server process's CPU per answer (mean: /proc counts 10 ms ticks), and end to end per position
+  in the round;
+* last text to stream_end: 20-token answers, the work after the answer, with the CPU a turn;
 * latency: ``--latency-tokens`` tokens written ``--paces`` ms apart; for every token, the time
   from the model (or raw server) writing it to the device holding it, pooled over the runs; p50
   and p95 of both paths and the stack's added latency at each percentile.
 Timestamps of all processes are ``time.perf_counter()`` (CLOCK_MONOTONIC: one clock per machine).
+
+Order and warm-up: before each plan every path answers once unmeasured at the plan's size (a
+stack's first full-speed answer of a size streamed ~4x slower than its next ones: that was the
+"slot measured first streams slower" effect of earlier runs), then round r starts with the r-th
+path, so with ``--runs`` a multiple of the paths each one takes every position equally often;
+end to end is printed per position so what is left of an order effect shows. Even so, two
+checkouts of the same commit (``--stack-root A --compare B``) measured 0.42 and 0.42x, then 0.62
+and 0.46x end to end on the loaded shared box: read end-to-end differences over several runs,
+and prefer "model asked at", first text, last text to stream_end and the CPU per turn, which
+move far less.
 
 The previous code: check it out beside this one and pass it as ``--compare`` (its stack is
 started too and measured interleaved with this one and the raw server, run by run, so all three
@@ -34,15 +48,13 @@ came from the commit before the realtime work (fixed hold-back sanitizer, no fra
 
 ``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 
-Last figures (2026-12-06, load 5-13 on the shared 2-core box, five runs of ``--runs 3 --compare`` a
-worktree of ``8ba86a3``): end to end 0.43x raw, median of the runs (0.26-0.65; compared 0.26x,
-0.19-0.36), first text 44 ms (compared 112 ms; raw 0.6-8.6 ms), of which 6-25 ms after the model
-wrote its first token (compared 49-95 ms). The README's "Realtime figures" has the table.
-
-Last text to stream_end (2026-12-06, load 0.9-1.6, five runs of ``--runs 3 --compare`` a worktree of
-``4f1e91d``, the two checkouts swapped between the slots in two of them): p50 5.1 ms against 9.7 ms
-(0.53-0.58x per run). The slot measured first in each round streams slower whichever code it runs:
-compare two checkouts in both orders before reading a small end-to-end difference.
+Last figures (2026-12-06, third stop, load 4.6-6.8 on the shared 2-core box, six runs of
+``--runs 3 --compare`` a worktree of ``7361c05``, one of them with the slots swapped; medians of the
+runs): end to end 0.52x raw (per run 0.17-0.67; compared 0.42x, 0.21-0.74; new / old per run
+0.63-1.41, median 1.11: within this bench's noise), the model asked at 19.8 ms (compared 41.5 ms;
+per run 0.33-0.84x), first text 31 ms (compared 58 ms), last text to stream_end p50 5.0 ms
+(compared 9.7 ms), server CPU per 20-token answer 10.7-12.7 ms against 14.7-16.7 ms (four runs).
+The README's "Realtime figures" has the details.
 """
 
 from __future__ import annotations
@@ -287,6 +299,11 @@ def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
 
+def mean_of(runs: list[dict], key: str) -> float:
+    """For the CPU times, counted in clock ticks (10 ms here): a median would only ever show a tick."""
+    return statistics.fmean(r[key] for r in runs)
+
+
 def positions(runs: list[dict], key: str) -> list[tuple[int, float | None]]:
     """The median of ``key`` at each position in the round the path was measured at."""
     count = max(r["position"] for r in runs) + 1
@@ -407,7 +424,7 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
             f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms; "
             f"written at {median_of(runs, 'written_tokens_per_s'):7.0f} tokens/s; "
-            f"server CPU {median_of(runs, 'server_cpu_ms'):.1f} ms"
+            f"server CPU {mean_of(runs, 'server_cpu_ms'):.1f} ms (mean)"
         )
     for name in names[:-1]:
         ratios = [
@@ -425,10 +442,10 @@ def report(args, stacks: list[Stack], results: dict) -> None:
     for name in names:
         times = sorted(run["last_text_to_end_ms"] for run in ends[name])
         p50, p90 = percentile(times, 50), percentile(times, 90)
-        cpu = median_of(ends[name], "server_cpu_ms")
+        cpu = mean_of(ends[name], "server_cpu_ms")
         lines.append(
             f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms  "
-            f"(server CPU {cpu:.1f} ms a turn)"
+            f"(server CPU {cpu:.1f} ms a turn, mean)"
         )
     for label, sides in results.items():
         if label in ("throughput", "ends"):
