@@ -48,13 +48,13 @@ came from the commit before the realtime work (fixed hold-back sanitizer, no fra
 
 ``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 
-Last figures (2026-12-06, third stop, load 4.6-6.8 on the shared 2-core box, six runs of
-``--runs 3 --compare`` a worktree of ``7361c05``, one of them with the slots swapped; medians of the
-runs): end to end 0.52x raw (per run 0.17-0.67; compared 0.42x, 0.21-0.74; new / old per run
-0.63-1.41, median 1.11: within this bench's noise), the model asked at 19.8 ms (compared 41.5 ms;
-per run 0.33-0.84x), first text 31 ms (compared 58 ms), last text to stream_end p50 5.0 ms
-(compared 9.7 ms), server CPU per 20-token answer 10.7-12.7 ms against 14.7-16.7 ms (four runs).
-The README's "Realtime figures" has the details.
+Last figures (2026-12-06, third stop, load 1.7-6.8 on the shared 2-core box, nine runs of
+``--runs 3 --compare`` a worktree of ``7361c05``, two of them with the slots swapped; medians of the
+runs): end to end 0.54x raw (per run 0.17-0.78; compared 0.50x, 0.21-0.74; new / old per run
+0.63-1.99, median 1.14: mostly within this bench's noise), the model asked at 13.1 ms (compared
+22.2 ms; per run 0.33-0.84x, median 0.61x), first text 27 ms (compared 32 ms; per run median
+0.66x), last text to stream_end p50 4.9 ms (compared 9.3 ms; per run median 0.61x), server CPU per
+20-token answer 11.3 ms against 15.3 ms (seven runs). The README's "Realtime figures" has the details.
 """
 
 from __future__ import annotations
