@@ -16,12 +16,26 @@ Figures (each path measured in the same run):
   second while streaming (first to last text received) and end to end (request sent to last
   text, including the stack's budget hold, memory lookup and time to first text: the goal is
   >= 0.5x raw), frames per second (the stack merges tokens into one frame while the socket is
-  busy), and when the first token was written (by the model: after the stack's budget hold,
-  memory lookup, graph start and model request; by the raw server: at once);
+  busy), when the request reached the model ("model asked at": after the stack's budget hold,
+  memory lookup, graph start and model request; the raw server: at once) and when it wrote its
+  first token, the rate the model wrote at (it writes no faster than the stack reads), the
+  server process's CPU per answer (mean: /proc counts 10 ms ticks), and end to end per position
+  in the round;
+* last text to stream_end: 20-token answers, the work after the answer, with the CPU a turn;
 * latency: ``--latency-tokens`` tokens written ``--paces`` ms apart; for every token, the time
   from the model (or raw server) writing it to the device holding it, pooled over the runs; p50
   and p95 of both paths and the stack's added latency at each percentile.
 Timestamps of all processes are ``time.perf_counter()`` (CLOCK_MONOTONIC: one clock per machine).
+
+Order and warm-up: before each plan every path answers once unmeasured at the plan's size (a
+stack's first full-speed answer of a size streamed ~4x slower than its next ones: that was the
+"slot measured first streams slower" effect of earlier runs), then round r starts with the r-th
+path, so with ``--runs`` a multiple of the paths each one takes every position equally often;
+end to end is printed per position so what is left of an order effect shows. Even so, two
+checkouts of the same commit (``--stack-root A --compare B``) measured 0.42 and 0.42x, then 0.62
+and 0.46x end to end on the loaded shared box: read end-to-end differences over several runs,
+and prefer "model asked at", first text, last text to stream_end and the CPU per turn, which
+move far less.
 
 The previous code: check it out beside this one and pass it as ``--compare`` (its stack is
 started too and measured interleaved with this one and the raw server, run by run, so all three
@@ -34,21 +48,20 @@ came from the commit before the realtime work (fixed hold-back sanitizer, no fra
 
 ``--profile OUT.html`` runs the stack's server process under pyinstrument (OUT.txt too).
 
-Last figures (2026-12-06, load 5-13 on the shared 2-core box, five runs of ``--runs 3 --compare`` a
-worktree of ``8ba86a3``): end to end 0.43x raw, median of the runs (0.26-0.65; compared 0.26x,
-0.19-0.36), first text 44 ms (compared 112 ms; raw 0.6-8.6 ms), of which 6-25 ms after the model
-wrote its first token (compared 49-95 ms). The README's "Realtime figures" has the table.
-
-Last text to stream_end (2026-12-06, load 0.9-1.6, five runs of ``--runs 3 --compare`` a worktree of
-``4f1e91d``, the two checkouts swapped between the slots in two of them): p50 5.1 ms against 9.7 ms
-(0.53-0.58x per run). The slot measured first in each round streams slower whichever code it runs:
-compare two checkouts in both orders before reading a small end-to-end difference.
+Last figures (2026-12-06, third stop, load 1.7-6.8 on the shared 2-core box, nine runs of
+``--runs 3 --compare`` a worktree of ``7361c05``, two of them with the slots swapped; medians of the
+runs): end to end 0.54x raw (per run 0.17-0.78; compared 0.50x, 0.21-0.74; new / old per run
+0.63-1.99, median 1.14: mostly within this bench's noise), the model asked at 13.1 ms (compared
+22.2 ms; per run 0.33-0.84x, median 0.61x), first text 27 ms (compared 32 ms; per run median
+0.66x), last text to stream_end p50 4.9 ms (compared 9.3 ms; per run median 0.61x), server CPU per
+20-token answer 11.3 ms against 15.3 ms (seven runs). The README's "Realtime figures" has the details.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
@@ -73,7 +86,8 @@ MESSAGE = re.compile(r"bench tag=(\w+) n=(\d+) pace=([\d.]+)")
 
 def serve_model() -> None:
     """The scripted model: answers ``bench tag=T n=N pace=P`` with N tokens, P seconds apart, and
-    prints ``{"tag", "written"}`` (when each token was written) once they are all out."""
+    prints ``{"tag", "written", "asked"}`` (when each token was written, when the request came) once
+    they are all out."""
     sys.path.insert(0, str(ROOT))
     from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, ScriptedOpenAI
 
@@ -83,12 +97,13 @@ def serve_model() -> None:
         def __init__(self, tag: str, n: int) -> None:
             super().__init__()
             self.tag, self.n = tag, n
+            self.asked = time.perf_counter()  # the request reached the model (its body read)
 
         def append(self, value: float) -> None:
             super().append(value)
             if len(self) == self.n:
                 with out_lock:
-                    print(json.dumps({"tag": self.tag, "written": list(self)}), flush=True)
+                    print(json.dumps({"tag": self.tag, "written": list(self), "asked": self.asked}), flush=True)
 
     def reply(body: dict) -> Reply:
         found = MESSAGE.search(RecordedRequest(path="", body=body).last_user_text)
@@ -110,7 +125,7 @@ class ModelProcess:
         )
         assert self.proc.stdout is not None  # stdout=PIPE
         self.base_url = json.loads(self.proc.stdout.readline())["base_url"]
-        self.written: dict[str, list[float]] = {}
+        self.written: dict[str, dict] = {}
         self.cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -119,10 +134,11 @@ class ModelProcess:
         for line in self.proc.stdout:
             record = json.loads(line)
             with self.cond:
-                self.written[record["tag"]] = record["written"]
+                self.written[record["tag"]] = record
                 self.cond.notify_all()
 
-    def written_for(self, tag: str) -> list[float]:
+    def written_for(self, tag: str) -> dict:
+        """``{"written": [when each token was written], "asked": when the request arrived}``."""
         with self.cond:
             if not self.cond.wait_for(lambda: tag in self.written, timeout=30):
                 raise RuntimeError("the model never reported its write times")
@@ -166,10 +182,12 @@ def serve_raw(port: int) -> None:
 
 
 class Device:
-    """A bare websockets device: one request at a time, pings answered, frames timed on arrival."""
+    """A bare websockets device: one request at a time, pings answered, frames timed on arrival.
+    Between its requests (while the other paths are measured) a task answers the server's pings."""
 
-    def __init__(self, url: str, token: str | None = None) -> None:
-        self.url, self.token = url, token
+    def __init__(self, url: str, pid: int, token: str | None = None) -> None:
+        self.url, self.pid, self.token = url, pid, token
+        self.idle: asyncio.Task[None] | None = None
 
     async def connect(self) -> None:
         import websockets
@@ -180,9 +198,30 @@ class Device:
             hello = {"type": "device_hello", "device_id": "asstbench-device", "agent_ids": []}
             await self.ws.send(json.dumps(hello))
             await asyncio.sleep(0.5)  # the hello is recorded
+        self.idle = asyncio.ensure_future(self._pongs())
+
+    async def _pongs(self) -> None:
+        """While idle: pings answered, anything else (nothing is asked) dropped."""
+        while True:
+            if json.loads(await self.ws.recv()).get("type") == "ping":
+                await self.ws.send('{"type": "pong"}')
+
+    async def _pongs_stop(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()  # websockets' recv() may be cancelled without losing a frame
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.idle
+            self.idle = None
 
     async def request(self, message: str) -> tuple[float, list[tuple[float, int]], dict, float]:
         """(sent at, [(arrival, cumulative chars held)], stream_end frame, its arrival)."""
+        await self._pongs_stop()
+        try:
+            return await self._request(message)
+        finally:
+            self.idle = asyncio.ensure_future(self._pongs())
+
+    async def _request(self, message: str) -> tuple[float, list[tuple[float, int]], dict, float]:
         request_id = uuid.uuid4().hex
         arrivals: list[tuple[float, int]] = []
         held = 0
@@ -206,6 +245,7 @@ class Device:
                 return start, arrivals, frame, now
 
     async def close(self) -> None:
+        await self._pongs_stop()
         await self.ws.close()
 
 
@@ -226,10 +266,19 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used so far, all its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def one_run(device: Device, model: ModelProcess | None, n: int, pace: float) -> dict:
     tag = uuid.uuid4().hex
+    cpu = cpu_seconds(device.pid)
     start, arrivals, end, ended = await device.request(f"bench tag={tag} n={n} pace={pace}")
-    written = end["written"] if model is None else model.written_for(tag)
+    cpu = cpu_seconds(device.pid) - cpu
+    record = {"written": end["written"], "asked": start} if model is None else model.written_for(tag)
+    written = record["written"]
     first, last = arrivals[0][0], arrivals[-1][0]
     return {
         "latencies": token_latencies(written, arrivals),
@@ -239,12 +288,27 @@ async def one_run(device: Device, model: ModelProcess | None, n: int, pace: floa
         "frames": len(arrivals),
         "first_text_ms": (first - start) * 1000,
         "first_write_ms": (written[0] - start) * 1000,
+        "model_asked_ms": (record["asked"] - start) * 1000,
+        "written_tokens_per_s": (n - 1) / max(written[-1] - written[0], 1e-9),
         "last_text_to_end_ms": (ended - last) * 1000,
+        "server_cpu_ms": cpu * 1000,
     }
 
 
 def median_of(runs: list[dict], key: str) -> float:
     return statistics.median(r[key] for r in runs)
+
+
+def mean_of(runs: list[dict], key: str) -> float:
+    """For the CPU times, counted in clock ticks (10 ms here): a median would only ever show a tick."""
+    return statistics.fmean(r[key] for r in runs)
+
+
+def positions(runs: list[dict], key: str) -> list[tuple[int, float | None]]:
+    """The median of ``key`` at each position in the round the path was measured at."""
+    count = max(r["position"] for r in runs) + 1
+    found = {p: [r[key] for r in runs if r["position"] == p] for p in range(count)}
+    return [(p, statistics.median(v) if v else None) for p, v in found.items()]
 
 
 # --- orchestration ---------------------------------------------------------------------------
@@ -301,9 +365,27 @@ def start_stack(label: str, root: str, model: ModelProcess, log, profile: str | 
     return Stack(label, root, proc, port, json.loads(line)["token"])
 
 
-async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess) -> dict:
-    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
-    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}")
+async def interleaved(devices: dict[str, Device], model: ModelProcess, rounds: int, n: int, pace: float) -> dict:
+    """``rounds`` rounds of one answer per path, so every path meets the same load on a shared machine.
+    Each path first answers once unmeasured, at full speed (a stack's first answer of this size streamed
+    about 4x slower than its next ones). Round r starts with the r-th path (the order rotates), so each
+    takes every position equally often (``rounds`` a multiple of the paths) and each result keeps its
+    ``position`` (0 = first in its round): an order effect shows in the report and cancels in the median."""
+    names = list(devices)
+    for name in names:  # discarded: a stack's first answer of a size streams several times slower
+        await one_run(devices[name], None if name == "raw" else model, n, 0.0)
+    sides: dict[str, list[dict]] = {name: [] for name in names}
+    for r in range(rounds):
+        order = names[r % len(names) :] + names[: r % len(names)]
+        for position, name in enumerate(order):
+            result = await one_run(devices[name], None if name == "raw" else model, n, pace)
+            sides[name].append({**result, "position": position})
+    return sides
+
+
+async def measure(args, stacks: list[Stack], raw_port: int, raw_pid: int, model: ModelProcess) -> dict:
+    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.proc.pid, s.token) for s in stacks}
+    devices["raw"] = Device(f"ws://127.0.0.1:{raw_port}", raw_pid)
     for device in devices.values():
         await device.connect()
     plans = [("throughput", args.tokens, 0.0)] + [
@@ -314,18 +396,10 @@ async def measure(args, stacks: list[Stack], raw_port: int, model: ModelProcess)
             await one_run(devices[stack.label], model, 20, 0.0)
     results: dict[str, dict[str, list[dict]]] = {}
     for label, n, pace in plans:
-        sides: dict[str, list[dict]] = {name: [] for name in devices}
-        for _ in range(args.runs):  # interleaved, so every path meets the same load on a shared machine
-            for name, device in devices.items():
-                sides[name].append(await one_run(device, None if name == "raw" else model, n, pace))
-        results[label] = sides
+        results[label] = await interleaved(devices, model, args.runs, n, pace)
     # Short answers, many of them: the time from the last text to stream_end is the work after the
     # answer (records, the hold's release, the usage notice, the episode) and nothing of the model's.
-    ends: dict[str, list[dict]] = {name: [] for name in devices}
-    for _ in range(args.runs * 5):
-        for name, device in devices.items():
-            ends[name].append(await one_run(device, None if name == "raw" else model, 20, 0.0))
-    results["ends"] = ends
+    results["ends"] = await interleaved(devices, model, args.runs * 5, 20, 0.0)
     for device in devices.values():
         await device.close()
     return results
@@ -346,8 +420,11 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             f"{median_of(runs, 'end_to_end_tokens_per_s'):7.0f} end to end, "
             f"{median_of(runs, 'frames_per_s'):7.0f} frames/s ({median_of(runs, 'frames'):.0f} frames), "
             f"first text {median_of(runs, 'first_text_ms'):.1f} ms "
-            f"(first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
-            f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms"
+            f"(model asked at {median_of(runs, 'model_asked_ms'):.1f} ms, "
+            f"first token written at {median_of(runs, 'first_write_ms'):.1f} ms), "
+            f"last text to stream_end {median_of(runs, 'last_text_to_end_ms'):.1f} ms; "
+            f"written at {median_of(runs, 'written_tokens_per_s'):7.0f} tokens/s; "
+            f"server CPU {mean_of(runs, 'server_cpu_ms'):.1f} ms (mean)"
         )
     for name in names[:-1]:
         ratios = [
@@ -355,12 +432,21 @@ def report(args, stacks: list[Stack], results: dict) -> None:
             for key in ("streaming_tokens_per_s", "end_to_end_tokens_per_s")
         ]
         lines.append(f"  {name:{width}} / raw tokens/s: streaming {ratios[0]:.3f}, end to end {ratios[1]:.3f}")
+    lines.append("  end to end tokens/s by position in the round (1 = measured first; median where several):")
+    for name in names:
+        by_position = positions(throughput[name], "end_to_end_tokens_per_s")
+        cells = "  ".join(f"{p + 1}: {v:7.0f}" if v is not None else f"{p + 1}: {'-':>7}" for p, v in by_position)
+        lines.append(f"    {name:{width}}: {cells}")
     ends = results["ends"]
     lines.append(f"last text to stream_end ({len(ends['raw'])} interleaved answers of 20 tokens each):")
     for name in names:
         times = sorted(run["last_text_to_end_ms"] for run in ends[name])
         p50, p90 = percentile(times, 50), percentile(times, 90)
-        lines.append(f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms")
+        cpu = mean_of(ends[name], "server_cpu_ms")
+        lines.append(
+            f"  {name:{width}}: p50 {p50:7.2f} ms  p90 {p90:7.2f} ms  max {times[-1]:7.2f} ms  "
+            f"(server CPU {cpu:.1f} ms a turn, mean)"
+        )
     for label, sides in results.items():
         if label in ("throughput", "ends"):
             continue
@@ -414,7 +500,7 @@ def main() -> None:
             stacks.append(start_stack("compared", str(Path(args.compare).resolve()), model, log, None))
         assert raw_proc.stdout is not None  # stdout=PIPE
         raw_proc.stdout.readline()
-        results = asyncio.run(measure(args, stacks, raw_port, model))
+        results = asyncio.run(measure(args, stacks, raw_port, raw_proc.pid, model))
     finally:
         for proc in [s.proc for s in stacks] + [raw_proc, model.proc]:
             stop(proc)

@@ -16,6 +16,7 @@ class AssistantConfig(AppConfig):
         from apps.memory.learning import register_learning_model
 
         from .checks import embedding_dimensions_check
+        from .langsmith_runtime import langsmith_hooks_inline_install
         from .memory_model import LlmLearningModel
         from .streaming import handle_floating_request, handle_home_request
 
@@ -24,3 +25,5 @@ class AssistantConfig(AppConfig):
         # Memory learns from turns (summaries, facts, patterns) with the subagent model.
         register_learning_model(LlmLearningModel())
         checks.register(embedding_dimensions_check)
+        # The agents' middleware hooks would hop to a thread and back twice each per model call.
+        langsmith_hooks_inline_install()

@@ -76,11 +76,19 @@ class RunSystemPromptMiddleware(AgentMiddleware):
         return await handler(request)
 
 
+# deepagents copies its ``grep`` tool on every model call to fit its default description to the
+# backend, unless the description is our own; the copy's schema is then built again for the token
+# count before each call (about a millisecond on the way to the first token). The model never sees
+# the tool (excluded above), so any text will do.
+_UNSEEN_TOOL_DESCRIPTIONS = {"grep": "Not offered."}
+
+
 def _register_profile(key: str) -> None:
     register_harness_profile(
         key,
         HarnessProfile(
             excluded_tools=FILESYSTEM_TOOLS,
+            tool_description_overrides=_UNSEEN_TOOL_DESCRIPTIONS,
             general_purpose_subagent=GeneralPurposeSubagentProfile(enabled=False),
         ),
     )

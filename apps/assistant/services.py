@@ -1,10 +1,12 @@
 """One chat turn with a supervisor, shared by the socket (streaming) and REST (collected) doors.
 
-``chat_run`` reads top to bottom as its steps: validate the message, take the budget's hold, open
-the request context the tools use, start the graph's sanitized answer to a sink (``_answer_stream``,
-with ``AnnouncedAnswer`` holding a Floating turn's text until its domain is named) while the system
-prompt is built (``_system_prompt``: a Floating scope looked up on the device, what memory
-recalls; the first model call waits for it), release the hold (the turn's usage recorded, a
+``chat_run`` reads top to bottom as its steps: validate the message, start reading memory (what
+needs no model request) while it takes the budget's hold, open the request context the tools use,
+start the graph's sanitized answer to a sink (``_answer_stream``, with ``AnnouncedAnswer`` holding a
+Floating turn's text until its domain is named) while the system prompt is built
+(``_system_prompt``: a Floating scope looked up on the device, what memory recalls, with the
+query's embedding made once the budget admitted the turn; the first model call waits for it),
+release the hold (the turn's usage recorded, a
 usage notice sent if one is due), then start storing the episode in memory: the turn returns with
 that write still running (``ChatOutcome.remembered``), so the socket ends the stream before it.
 """
@@ -22,6 +24,7 @@ from apps.billing.budgets import llm_budgeted_async
 from apps.billing.metering import LlmPurpose
 from apps.core.errors import ApplicationError
 from apps.devices.errors import DeviceCallError
+from apps.memory.selectors import MemoryContext
 
 from . import prompts
 from .conversation import agent_events
@@ -29,7 +32,7 @@ from .device_calls import ChatRequestContext, DeviceUnavailable, chat_request, e
 from .error_codes import AssistantErrorCode
 from .kinds import ChatKind
 from .llm import llm_configuration_check
-from .memory_bridge import episode_remember_start, memory_prompt_fragment
+from .memory_bridge import episode_remember_start, memory_prompt_fragment, memory_recall_start
 from .sanitizer import StreamSanitizer
 
 logger = logging.getLogger(__name__)
@@ -154,28 +157,38 @@ async def chat_run(
     llm_configuration_check()
     ctx = ChatRequestContext(user_id=user_id, request_id=request_id, device_id=device_id)
     purpose = LlmPurpose.FLOATING if kind == ChatKind.FLOATING else LlmPurpose.CHAT
-    # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
-    async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
-        with chat_request(ctx):
-            answer = AnnouncedAnswer(sink=sink, hold_until_announced=kind == ChatKind.FLOATING)
-            # The graph starts while the prompt is assembled (the memory lookup waits on the embedding
-            # model and the database); its first model call waits for the prompt, sent after stream_start.
-            prompt: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-            streaming = asyncio.ensure_future(
-                _answer_stream(
-                    ctx=ctx, kind=kind, message=message, history=history, system_prompt=prompt, answer=answer
+    # A database read and no model request: it need not wait for the budget's hold, taken meanwhile.
+    recalled = memory_recall_start(user_id=user_id)
+    try:
+        # The turn's calls are stored when it ends, with its hold's release: nothing on the way to the first token.
+        async with llm_budgeted_async(user_id=user_id, purpose=purpose, run_id=request_id, defer_records=True):
+            with chat_request(ctx):
+                answer = AnnouncedAnswer(sink=sink, hold_until_announced=kind == ChatKind.FLOATING)
+                # The graph starts while the prompt is assembled (the memory lookup may wait on the embedding
+                # model and the database); its first model call waits for the prompt, sent after stream_start.
+                prompt: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+                streaming = asyncio.ensure_future(
+                    _answer_stream(
+                        ctx=ctx, kind=kind, message=message, history=history, system_prompt=prompt, answer=answer
+                    )
                 )
-            )
-            try:
-                text = await _system_prompt(
-                    user_id=user_id, kind=kind, message=message, scope=scope, context_fragment=context_fragment
-                )
-                await answer.open()
-                prompt.set_result(text)
-                await streaming
-            finally:
-                await _stopped(streaming, prompt)
-        outcome = ChatOutcome(answer=answer.text, mutations=list(ctx.mutations), faults=list(ctx.faults))
+                try:
+                    text = await _system_prompt(
+                        user_id=user_id,
+                        kind=kind,
+                        message=message,
+                        scope=scope,
+                        context_fragment=context_fragment,
+                        recalled=recalled,
+                    )
+                    await answer.open()
+                    prompt.set_result(text)
+                    await streaming
+                finally:
+                    await _stopped(streaming, prompt)
+            outcome = ChatOutcome(answer=answer.text, mutations=list(ctx.mutations), faults=list(ctx.faults))
+    finally:
+        await _stopped(recalled)
     # After the hold's release, whose records and notice come before the caller's end of the answer;
     # the episode's write need not (nothing the user sees next depends on it being in already).
     outcome.remembered = episode_remember_start(
@@ -184,25 +197,36 @@ async def chat_run(
     return outcome
 
 
-async def _stopped(streaming: asyncio.Future[None], prompt: asyncio.Future[str]) -> None:
-    """The answer's task has ended: cancelled, and waited for, when the turn failed or was cancelled
-    before it did (a prompt that failed, a cancel frame); its prompt never left waiting."""
-    prompt.cancel()  # nothing once set
-    if not streaming.done():
-        streaming.cancel()
-        await asyncio.gather(streaming, return_exceptions=True)
+async def _stopped(task: asyncio.Future[Any], prompt: asyncio.Future[str] | None = None) -> None:
+    """The turn's task (its answer, its memory read) has ended: cancelled, and waited for, when the
+    turn failed or was cancelled before it did (a refused budget, a prompt that failed, a cancel
+    frame); its prompt never left waiting."""
+    if prompt is not None:
+        prompt.cancel()  # nothing once set
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # retrieved: a failure the turn never awaited (a refused budget) is not logged as lost
+        return
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def _system_prompt(
-    *, user_id: Any, kind: ChatKind, message: str, scope: dict[str, Any] | None, context_fragment: str
+    *,
+    user_id: Any,
+    kind: ChatKind,
+    message: str,
+    scope: dict[str, Any] | None,
+    context_fragment: str,
+    recalled: asyncio.Future[tuple[MemoryContext, bool]],
 ) -> str:
     """The turn's system prompt: a Floating turn's scope (looked up on the device) and what memory
-    recalls for the message; a Home turn's client context."""
+    recalls for the message (``recalled``: ``memory_recall_start``'s read); a Home turn's client context."""
     if kind == ChatKind.FLOATING:
         scope_text = await _floating_scope_fragment(scope)
-        memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
+        memory_text = await memory_prompt_fragment(user_id=user_id, message=message, recalled=recalled)
         return prompts.floating_system_prompt(scope_fragment=scope_text, memory_fragment=memory_text)
-    memory_text = await memory_prompt_fragment(user_id=user_id, message=message)
+    memory_text = await memory_prompt_fragment(user_id=user_id, message=message, recalled=recalled)
     return prompts.home_system_prompt(memory_fragment=memory_text, context_fragment=context_fragment)
 
 

@@ -220,18 +220,45 @@ def memory_context(
     top_k = _bounded(top_k, name="top_k", maximum=MAX_TOP_K)
     recent_episodes = _bounded(recent_episodes, name="recent_episodes", maximum=MAX_RECENT_EPISODES)
     search = query_embedding is not None and top_k > 0
-    params: dict[str, Any] = {
-        "user_id": uuid.UUID(str(user_id)),
-        "episodes": recent_episodes,
-        "threshold": PATTERN_CONFIDENCE_THRESHOLD,
-        "patterns": MAX_PATTERNS,
-    }
+    params = _context_params(user_id, recent_episodes)
     if search:
         params |= _search_params(validate_embedding(query_embedding, field="query_embedding"), top_k)
     with connection.cursor() as cursor:
         cursor.execute(_CONTEXT_SQL + (_CONTEXT_SEARCH_SQL if search else ""), params)
         rows = cursor.fetchall()
+    return _context_of_rows(user_id, rows)
 
+
+# Whether the user has an associative memory at all, as one more row of the context's answer.
+_CONTEXT_SEARCHABLE_SQL = """
+UNION ALL (
+    SELECT 'searchable', NULL, NULL, NULL, NULL, NULL, NULL
+    WHERE EXISTS (SELECT 1 FROM memory_associativememory WHERE user_id = %(user_id)s)
+)
+"""
+
+
+def memory_context_unsearched(*, user_id: UserId, recent_episodes: int = 5) -> tuple[MemoryContext, bool]:
+    """``memory_context`` without the associative search, and whether the user has any associative
+    memory to search, in one round trip: a caller need not embed its query for a user who has none."""
+    recent_episodes = _bounded(recent_episodes, name="recent_episodes", maximum=MAX_RECENT_EPISODES)
+    with connection.cursor() as cursor:
+        cursor.execute(_CONTEXT_SQL + _CONTEXT_SEARCHABLE_SQL, _context_params(user_id, recent_episodes))
+        rows = cursor.fetchall()
+    searchable = any(row[0] == "searchable" for row in rows)
+    return _context_of_rows(user_id, [row for row in rows if row[0] != "searchable"]), searchable
+
+
+def _context_params(user_id: UserId, recent_episodes: int) -> dict[str, Any]:
+    return {
+        "user_id": uuid.UUID(str(user_id)),
+        "episodes": recent_episodes,
+        "threshold": PATTERN_CONFIDENCE_THRESHOLD,
+        "patterns": MAX_PATTERNS,
+    }
+
+
+def _context_of_rows(user_id: UserId, rows: list[tuple[Any, ...]]) -> MemoryContext:
     core: list[tuple[str, str]] = []
     hits: list[tuple[float, AssociativeHit]] = []
     episodes: list[EpisodeSummary] = []

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from apps.assistant import memory_bridge
 from apps.assistant.testing.scripted_openai import RecordedRequest, Reply, ScriptedOpenAI, text
 from apps.devices.tests.conftest import device_server, devices, fast_device_settings  # noqa: F401
 
 UUID_ID = re.compile(r"id: ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+@pytest.fixture(autouse=True)
+def _episodes_written() -> Iterator[None]:
+    """A socket turn's episode is written after its ``stream_end``, in a database thread of the
+    server: no test ends (and has its tables flushed) while one is still being written."""
+    yield
+    deadline = time.monotonic() + 15
+    while memory_bridge._writing and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="session")

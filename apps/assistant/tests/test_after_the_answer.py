@@ -74,3 +74,25 @@ async def test_the_episode_is_stored_when_the_socket_closes_after_stream_end(dev
     # then the write ran to its end all the same
     await wait_until(lambda: episodes_stored(user), timeout=10)
     assert await episodes_stored(user) == 1
+
+
+async def test_the_next_turn_does_not_wait_for_the_episode_still_being_stored(devices, user, llm):
+    # given a turn answered while its episode's write waits for the memory lock
+    client = await devices(user)
+    llm.script(text("First."), text("Second."))
+    async with memory_locked(user) as release:
+        frames = await home(client, "remember the venue")
+        assert types(frames)[-1] == "stream_end"
+
+        # when the user asks again before the write could finish
+        frames = await home(client, "and the date?")
+
+        # then the second answer comes all the same (its budget check did not queue behind the write)
+        assert types(frames)[-2:] == ["stream_text", "stream_end"]
+        assert await episodes_stored(user) == 0
+        release()
+
+    async def both_stored() -> bool:
+        return await episodes_stored(user) == 2
+
+    await wait_until(both_stored, timeout=10)

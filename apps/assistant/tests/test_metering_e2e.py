@@ -13,12 +13,13 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.assistant.llm import ModelRole, chat_model
-from apps.assistant.testing.scripted_openai import RecordedRequest, Usage, embedding_tokens, text, tool_call
+from apps.assistant.testing.scripted_openai import RecordedRequest, Usage, embed_text, embedding_tokens, text, tool_call
 from apps.billing.budgets import llm_budget_override_set, llm_budgeted_async, period_resets_at
 from apps.billing.metering import LlmPurpose
 from apps.billing.models import LlmBudgetPeriod, LlmReservation, LlmUsage
 from apps.devices.tests.conftest import wait_until
 from apps.memory.models import Episode
+from apps.memory.services import associative_memory_add
 from apps.memory.tasks import episode_summarise_task
 
 from .conftest import home, request, types
@@ -44,12 +45,18 @@ def usage_by_purpose(user) -> dict[str, tuple[int, int, int, int]]:
     }
 
 
+async def searchable_memory(user) -> None:
+    """An associative memory (stored with its vector, nothing metered): a turn embeds its query to search it."""
+    await sync_to_async(associative_memory_add)(user_id=user.id, content="Likes tea", embedding=embed_text("tea"))
+
+
 def embedded_tokens(llm) -> int:
     return sum(embedding_tokens(request.body["input"]) for request in llm.embedding_requests())
 
 
 async def test_a_chat_turn_meters_supervisor_subagent_and_embedding_calls_exactly(devices, user, llm):
     # given a turn of four model calls, each reporting distinctive usage
+    await searchable_memory(user)
     client = await devices(user)
     llm.script(
         dispatch(usage=Usage(prompt=1000, completion=20, cached=300)),
@@ -81,6 +88,7 @@ async def test_a_chat_turn_meters_supervisor_subagent_and_embedding_calls_exactl
 
 async def test_a_summary_meters_its_digest_and_its_embeddings(devices, user, llm):
     # given a turn, its episode pending
+    await searchable_memory(user)
     client = await devices(user)
     llm.script(text("Your launch is on Friday.", usage=Usage(prompt=321, completion=7)))
     await home(client, "when is the launch?")
@@ -126,6 +134,7 @@ async def test_an_exhausted_budget_refuses_the_turn_on_the_socket_before_any_mod
 
 async def test_a_cancelled_stream_is_counted_once(devices, user, llm):
     # given a long answer the user cancels after its first text
+    await searchable_memory(user)
     client = await devices(user)
     llm.script(text("word " * 400, chunk_size=5, chunk_delay=0.01, usage=Usage(prompt=5000, completion=400)))
 
@@ -213,6 +222,7 @@ async def test_a_turn_cancelled_again_while_it_stores_its_calls_still_stores_the
 async def test_a_turn_whose_tool_call_times_out_is_still_counted_once_per_call(devices, user, llm, settings):
     # given a device that never answers tool calls
     settings.ASSISTANT_TOOL_TIMEOUT = 0.3
+    await searchable_memory(user)
     client = await devices(user)
 
     async def never(call):
@@ -242,6 +252,7 @@ async def test_a_turn_whose_tool_call_times_out_is_still_counted_once_per_call(d
 async def test_a_turn_that_crosses_80_percent_sends_one_usage_notice_to_a_capable_socket(devices, user, llm):
     # given a 1,000-token month and a socket that understands usage_notice
     await sync_to_async(llm_budget_override_set)(user=user, monthly_tokens=1000, actor=None)
+    await searchable_memory(user)
     client = await devices(user, capabilities=["usage_notice"])
     llm.script(
         text("Noted.", usage=Usage(prompt=850, completion=10)),

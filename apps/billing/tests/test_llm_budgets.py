@@ -11,6 +11,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from apps.accounts.models import Tier
@@ -89,6 +90,21 @@ def test_a_request_that_starts_with_no_budget_left_is_refused_with_402_and_when_
     first_of_next = (now.replace(day=28) + dt.timedelta(days=4)).replace(day=1).date()
     assert body["resets_at"] == f"{first_of_next:%Y-%m-%d}T00:00:00Z"
     assert LlmReservation.objects.count() == 0
+
+
+def test_a_holds_commit_does_not_wait_for_the_disk(user):
+    # given
+    llm_budget_override_set(user=user, monthly_tokens=100_000, actor=None)
+
+    # when
+    with CaptureQueriesContext(connection) as queries:
+        hold = llm_budget_reserve(user_id=user.pk, purpose=LlmPurpose.CHAT)
+
+    # then its transaction turned synchronous commit off before it took the month's lock
+    statements = [query["sql"] for query in queries.captured_queries]
+    asynchronous = statements.index("SET LOCAL synchronous_commit TO OFF")
+    assert asynchronous < next(i for i, sql in enumerate(statements) if "billing_llmbudgetperiod" in sql)
+    assert LlmReservation.objects.filter(id=hold.reservation_id).exists()
 
 
 def test_a_hold_is_released_when_the_work_ends_even_when_it_fails(user):

@@ -16,6 +16,7 @@ from apps.memory.selectors import (
     PatternHit,
     amemory_context,
     memory_context,
+    memory_context_unsearched,
     memory_export,
 )
 from apps.memory.services import (
@@ -95,6 +96,24 @@ def test_enrichment_without_query_embedding_skips_associative_but_keeps_the_rest
     # then
     assert context.associative == []
     assert context.core == {"name": "Alice"}
+
+
+def test_context_unsearched_is_the_context_without_a_query_and_whether_the_user_has_anything_to_search(make_user):
+    # given: bob has an associative memory, alice core memory, a pattern and an episode only
+    alice, bob = make_user(), make_user()
+    associative_memory_add(user_id=bob.id, content="bob's fact", embedding=axis_embedding(1))
+    core_memory_set(user_id=alice.id, key="name", value="Alice")
+    pattern_upsert(user_id=alice.id, description="plans on Monday", confidence=0.9)
+    episode_record(user_id=alice.id, session_id="s", summary="talked")
+    # when
+    alice_context, alice_searchable = memory_context_unsearched(user_id=alice.id)
+    bob_context, bob_searchable = memory_context_unsearched(user_id=bob.id)
+    # then
+    assert (alice_searchable, bob_searchable) == (False, True)
+    assert alice_context == memory_context(user_id=alice.id, query_embedding=None)
+    assert alice_context.core == {"name": "Alice"}
+    assert len(alice_context.episodes) == 1
+    assert bob_context.is_empty()
 
 
 def test_enrichment_returns_the_most_recent_episodes_newest_first(user):
