@@ -182,10 +182,6 @@ async def test_a_socket_paused_by_a_handler_that_never_ends_is_closed_as_silent(
 ):
     # given short heartbeats, a pause limit of twice the tool-call timeout (1.6 s), two answers in
     # flight before the socket stops reading, and a handler of a run's pieces that never ends
-    settings.DEVICE_PING_INTERVAL = 0.2
-    settings.DEVICE_PONG_TIMEOUT = 0.3
-    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.8
-    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
     started: list[str] = []
     cancelled: list[str] = []
 
@@ -197,19 +193,10 @@ async def test_a_socket_paused_by_a_handler_that_never_ends_is_closed_as_silent(
             cancelled.append(frame.files[0].name)
             raise
 
-    frame_handlers.register_message_handler(
-        "agent_data", never_ends, answers=AnswerOf(opened_by="agent_run", key="run_id")
-    )
-    client = await devices(user)
-    client.agent_handler = lambda frame: asyncio.sleep(0)
-    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
-    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
-    await wait_until(lambda: client.agent_runs)
+    client = await _socket_with_run(devices, user, settings, frame_handlers, handler=never_ends)
 
     # when the device sends more pieces than may be in flight: the socket stops reading for good
-    for n in range(3):
-        file = {"path": f"/f{n}", "name": f"f{n}", "content": "x", "metadata": {}}
-        await client.send({"type": "agent_data", "run_id": "r1", "files": [file]})
+    await send_pieces(client, 3)
     await wait_until(lambda: len(started) == 2)
 
     # then, past the limit, the heartbeat no longer excuses it: it is closed as silent and its stuck
@@ -225,10 +212,6 @@ async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes
 ):
     # given short heartbeats, a pause limit of 1.6 s, two answers in flight before the socket stops
     # reading, and a handler of a run's pieces that never ends and swallows its cancellation
-    settings.DEVICE_PING_INTERVAL = 0.2
-    settings.DEVICE_PONG_TIMEOUT = 0.3
-    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.8
-    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
     started: list[str] = []
     ignored: list[str] = []
     released = False
@@ -241,12 +224,7 @@ async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes
             except asyncio.CancelledError:
                 ignored.append(frame.files[0].name)
 
-    frame_handlers.register_message_handler("agent_data", deaf, answers=AnswerOf(opened_by="agent_run", key="run_id"))
-    client = await devices(user)
-    client.agent_handler = lambda frame: asyncio.sleep(0)
-    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
-    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
-    await wait_until(lambda: client.agent_runs)
+    client = await _socket_with_run(devices, user, settings, frame_handlers, handler=deaf)
     consumer = held_socket(user, client.device_id)
     try:
         # when the device sends more pieces than may be in flight: the socket stops reading for good
@@ -263,6 +241,23 @@ async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes
         assert all(consumer not in table.values() for table in list(connections._by_loop.values()))
     finally:
         released = True
+
+
+async def _socket_with_run(devices, user, settings, frame_handlers, *, handler):
+    """A device socket with run ``r1`` open whose pieces go to ``handler``; heartbeats short, the
+    pause limit 1.6 s (twice the tool-call timeout), two answers in flight before it stops reading."""
+    settings.DEVICE_PING_INTERVAL = 0.2
+    settings.DEVICE_PONG_TIMEOUT = 0.3
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.8
+    settings.DEVICE_ANSWERS_IN_FLIGHT = 2
+    answers = AnswerOf(opened_by="agent_run", key="run_id")
+    frame_handlers.register_message_handler("agent_data", handler, answers=answers)
+    client = await devices(user)
+    client.agent_handler = lambda frame: asyncio.sleep(0)
+    run = {"type": "agent_run", "run_id": "r1", "agent_id": "a1", "config": {}}
+    await send_to_device(user_id=user.id, frame=run, device_id=client.device_id)
+    await wait_until(lambda: client.agent_runs)
+    return client
 
 
 async def _offline(user, device_id: str) -> bool:
