@@ -1,4 +1,5 @@
-"""The worker threads the device socket's own database calls run in: the session check, the device row.
+"""The worker threads the device socket's database calls run in: the session check, the device row,
+and a chat turn's memory reads and episode write (apps/assistant/memory_bridge.py).
 
 ``database_sync_to_async`` is thread-sensitive by default, and under ASGI that means one thread for
 the whole process: every such call waits for the one before. In a reconnect storm the socket's
@@ -6,7 +7,9 @@ session checks and device rows (thousands, a few round trips each) queue there w
 idles; profiled under a 600-device storm, that one thread was busy about 85 % of the time and the
 loop mostly waited. These calls keep no state in their thread (each takes a connection from the
 database pool and gives it back), so they run side by side in a pool of DEVICE_DB_THREADS threads,
-which must stay below the database pool's size (DATABASE_POOL_MAX_SIZE) to leave it room.
+which must stay below the database pool's size (DATABASE_POOL_MAX_SIZE) to leave it room. A chat
+turn's memory reads use them too: in the one thread-sensitive thread the next turn's budget check
+queued behind the previous turn's episode write.
 """
 
 from __future__ import annotations
