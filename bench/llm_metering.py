@@ -45,7 +45,7 @@ def start_stack(label: str, model: ModelProcess, log, *, metering: bool) -> Stac
 
 
 async def measure(args, stacks: list[Stack], model: ModelProcess) -> dict[str, list[dict]]:
-    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.token) for s in stacks}
+    devices = {s.label: Device(f"ws://127.0.0.1:{s.port}/api/v1/ws/device", s.proc.pid, s.token) for s in stacks}
     for device in devices.values():
         await device.connect()
     for label in devices:
