@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import websockets
+from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from .agent_files import pieces, scan_folders
@@ -32,6 +33,10 @@ ProgressHandler = Callable[[dict[str, Any]], None]
 
 # What this client understands beyond the seed protocol (``DeviceClient(capabilities=...)``).
 CLIENT_CAPABILITIES = ("agent_progress", "usage_notice")
+
+# How many of the latest frames of each kind a client keeps (``received``, ``tool_calls``, …): it
+# may run for days (``manage.py device``); tests read the latest few.
+HISTORY = 1000
 
 
 class DeviceClient:
@@ -153,18 +158,18 @@ class DeviceClient:
             async for text in self.ws:
                 frame = json.loads(text)
                 kind = frame.get("type")
-                self.received.append(str(kind))
+                _remember(self.received, str(kind))
                 if kind == "ping":
                     self.pings += 1
                     if self.answer_pings:
                         await self.send({"type": "pong"})
                 elif kind == "tool_call":
-                    self.tool_calls.append(frame)
+                    _remember(self.tool_calls, frame)
                     task = asyncio.create_task(self._answer_tool(frame))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 elif kind == "agent_run":
-                    self.agent_runs.append(frame)
+                    _remember(self.agent_runs, frame)
                     task = asyncio.create_task(self._answer_agent_run(frame))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
@@ -172,17 +177,17 @@ class DeviceClient:
                     self.welcome = frame
                     self.frames.put_nowait(frame)
                 elif kind == "agent_progress":
-                    self.progress.append(frame)
+                    _remember(self.progress, frame)
                     if self.on_progress is not None:
                         self.on_progress(frame)
                 elif kind == "usage_notice":
-                    self.notices.append(frame)
+                    _remember(self.notices, frame)
                     self.frames.put_nowait(frame)
                 elif frame.get("request_id") in self._streams:
                     self._streams[frame["request_id"]].put_nowait(frame)
                 else:
                     self.frames.put_nowait(frame)
-        except websockets.ConnectionClosed:
+        except ConnectionClosed:
             pass
         finally:
             for queue in self._streams.values():
@@ -197,14 +202,14 @@ class DeviceClient:
             result = {"error": f"{type(exc).__name__}: {exc}"}
         if result is None:
             return
-        with contextlib.suppress(websockets.ConnectionClosed):
+        with contextlib.suppress(ConnectionClosed):
             await self.send({"type": "tool_result", "id": call["id"], **result})
 
     async def run_tool(self, call: dict[str, Any]) -> dict[str, Any]:
         return self.store.execute(call)
 
     async def _answer_agent_run(self, frame: dict[str, Any]) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
+        with contextlib.suppress(ConnectionClosed):
             await self.agent_handler(frame)
 
     async def run_agent(self, frame: dict[str, Any]) -> None:
@@ -250,6 +255,14 @@ class DeviceClient:
         assert self._reader is not None
         await self._reader
         return self.close_code
+
+
+def _remember(history: list, item: Any) -> None:
+    """Append ``item``, dropping the oldest once the list is twice ``HISTORY`` long (a list, so
+    tests can still compare and slice it; the trim is amortised over ``HISTORY`` appends)."""
+    history.append(item)
+    if len(history) > 2 * HISTORY:
+        del history[:-HISTORY]
 
 
 def socket_url(url: str) -> str:
