@@ -15,6 +15,7 @@ from apps.agents.runs import run_finish, run_lease_renew, run_start, runs_sweep_
 from apps.agents.selectors import agents_due_for_device
 from apps.agents.tasks import agent_run_execute
 from apps.core.errors import ApplicationError
+from apps.core.testing.threads import run_in_threads
 
 from .conftest import device_online, device_row_online, make_cloud, make_local
 
@@ -210,11 +211,7 @@ def test_two_concurrent_dispatchers_create_exactly_one_run_per_due_agent(make_us
             connections.close_all()
 
     # when two dispatchers (own threads, own connections) tick at once
-    threads = [threading.Thread(target=tick) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(tick, 2)
 
     # then every due agent has exactly one run and both ticks shared the work
     assert len(results) == 2

@@ -35,6 +35,7 @@ from apps.billing.models import LlmBudgetOverride, LlmBudgetPeriod, LlmReservati
 from apps.billing.usage_rollup import llm_usage_roll_up
 from apps.core.errors import ApplicationError
 from apps.core.models import AuditEvent
+from apps.core.testing.threads import run_in_threads
 
 pytestmark = pytest.mark.django_db
 
@@ -167,11 +168,7 @@ def test_twenty_racing_requests_overshoot_the_budget_by_at_most_one_requests_use
             connection.close()
 
     # when
-    threads = [threading.Thread(target=one_request) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(one_request, 20)
 
     # then some got through, the rest were refused, and the budget is overshot by less than one request
     used = LlmBudgetPeriod.objects.get(user=user).used_tokens
@@ -216,11 +213,7 @@ def test_racing_turns_past_80_percent_are_told_once(make_user):
             connection.close()
 
     # when
-    threads = [threading.Thread(target=turn_ends) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(turn_ends, 8)
 
     # then exactly one of them tells, and the month is marked
     told = [n for n in notices if n is not None]

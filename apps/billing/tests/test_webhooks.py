@@ -16,6 +16,7 @@ from djstripe.models import Event, WebhookEventTrigger
 from apps.accounts.models import User
 from apps.billing.models import BillingAccount, PaymentFailure
 from apps.billing.subscriptions import customer_get_or_create
+from apps.core.testing.threads import run_in_threads
 
 from .fake_stripe import sign
 from .helpers import subscribe
@@ -228,11 +229,7 @@ def test_concurrent_deliveries_of_one_event_are_processed_once(user, plans, fake
             connections.close_all()
 
     # when
-    threads = [threading.Thread(target=post) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(post, 4)
 
     # then
     assert statuses == [200, 200, 200, 200]

@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from apps.accounts.testing import client_for
 from apps.billing.tiers import GIB
 from apps.core.testing.query_plans import most_rows_of_a_page_step
+from apps.core.testing.threads import run_in_threads
 from apps.storage.models import StorageRecord
 
 from .conftest import b64, each_wrong_checksum, sha256_hex, stored_files
@@ -304,11 +305,7 @@ def test_concurrent_uploads_cannot_overshoot_the_quota(make_user) -> None:
             connection.close()
 
     # when four uploads race
-    threads = [threading.Thread(target=upload) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_in_threads(upload, 4)
 
     # then exactly one fits
     assert sorted(results) == [201, 403, 403, 403]
