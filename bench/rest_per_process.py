@@ -185,6 +185,15 @@ def _share_blobs(code: Path) -> None:
         theirs.symlink_to(media, target_is_directory=True)
 
 
+def _print_old_new(figures: dict[tuple[str, str], list[float]], paths: dict[str, str], title: str) -> None:
+    """Per path, the median of the rounds' own new / old ratios: each pair was measured back to back."""
+    for name in paths:
+        pairs = zip(figures[("old", name)], figures[("new", name)], strict=True)
+        ratios = [after / before for before, after in pairs]
+        each = " ".join(f"{ratio:.2f}" for ratio in ratios)
+        print(f"  {title}  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -251,12 +260,7 @@ def main() -> None:
             rate = statistics.median(results[(label, name)])
             print(f"  {label:3}  {name:21} {rate:8.1f} req/s   {rate / bare:5.2f}x bare")
     if args.old:
-        # Median of the rounds' own ratios: each pair was measured back to back.
-        for name in paths:
-            pairs = zip(results[("old", name)], results[("new", name)], strict=True)
-            ratios = [after / before for before, after in pairs]
-            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
-            print(f"  old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
+        _print_old_new(results, paths, "old → new")
     # The same paths by the server process's own CPU per request, which the box's load moves far less
     # than req/s: bare CPU / path CPU is the share of the bare view's rate one busy core would serve.
     print("server CPU per request (median µs), and the bare async view's CPU per request over the path's")
@@ -266,11 +270,7 @@ def main() -> None:
             per_request = statistics.median(cpu[(label, name)])
             print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare")
     if args.old:
-        for name in paths:
-            pairs = zip(cpu[("old", name)], cpu[("new", name)], strict=True)
-            ratios = [after / before for before, after in pairs]
-            each = " ".join(f"{ratio:.2f}" for ratio in ratios)
-            print(f"  CPU old → new  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
+        _print_old_new(cpu, paths, "CPU old → new")
 
 
 if __name__ == "__main__":
