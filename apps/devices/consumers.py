@@ -119,6 +119,8 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     messages: set[asyncio.Future] | None = None
     # While the socket has stopped reading (answer handlers full): since when (monotonic), else 0.
     reading_paused_at: float = 0.0
+    # While the hello re-opens the calls of an earlier socket (``hello.reopened_answers_wait``).
+    reopening: asyncio.Future | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -370,6 +372,10 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         if self.closing:
             return
         self.last_seen = time.time()
+        if self.reopening is not None and text_data is not None:
+            await hello.reopened_answers_wait(self, text_data)
+            if self.closing:
+                return
         intake = frame_intake(
             text_data,
             bytes_data,

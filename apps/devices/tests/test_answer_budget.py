@@ -53,6 +53,40 @@ async def test_a_flood_of_tool_results_nobody_asked_for_is_still_dropped_and_clo
     assert warned[-1] == "rate_limited"
 
 
+async def test_a_piece_waits_for_the_hellos_calls_reopener_only_up_to_the_tool_call_timeout(
+    devices, user, settings, frame_handlers
+):
+    # given a small bucket, a calls reopener that never ends, and a handler of a run's pieces
+    settings.DEVICE_FRAME_RATE = 0.001
+    settings.DEVICE_FRAME_BURST = 4
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.5
+    handled: list[str] = []
+
+    async def piece(session, frame):
+        handled.append(frame.run_id)
+
+    async def never_ends(session):
+        await asyncio.Event().wait()
+
+    frame_handlers.register_message_handler("agent_data", piece, answers=AnswerOf(opened_by="agent_run", key="run_id"))
+    frame_handlers.register_calls_reopener(never_ends)
+    client = await devices(user)
+    consumer = held_socket(user, client.device_id)
+
+    # when the device pings, then sends a piece of a run the socket does not await, then pings again
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    await client.send({"type": "agent_data", "run_id": "r1", "files": []})
+    await client.send({"type": "ping"})
+
+    # then the ping (which answers nothing) did not wait; the piece went on while the reopener still
+    # runs, as any frame: handled and charged (the hello, two pings and the piece spent the bucket)
+    assert await client.next_frame() == {"type": "pong"}
+    await wait_until(lambda: handled == ["r1"])
+    assert consumer.reopening is not None
+    assert not consumer.budget.available(1)
+
+
 class HeldPieces:
     """A handler of run pieces (``agent_data``) that holds each one until the test opens its gate."""
 
