@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
 
-from apps.devices import connections
+from apps.devices import channel_inbox, connections
 from apps.devices.answer_frames import AnswerOf
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.selectors import device_online_channel
@@ -275,6 +278,43 @@ async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes
         assert all(consumer not in table.values() for table in list(connections._by_loop.values()))
     finally:
         released = True
+
+
+async def test_a_socket_torn_down_past_the_pause_limit_leaves_only_its_stuck_handlers_behind(
+    devices, user, settings, frame_handlers
+):
+    # given a socket whose two answer handlers never end and swallow their cancellation
+    started: list[str] = []
+    released = False
+
+    async def deaf(session, frame):
+        started.append(frame.files[0].name)
+        while not released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    client = await _socket_with_run(devices, user, settings, frame_handlers, handler=deaf)
+    consumer = held_socket(user, client.device_id)
+    socket, channel = weakref.ref(consumer), consumer.channel_name
+    del consumer  # only the weak reference is left to the test
+    try:
+        # when it stops reading for them past the pause limit and is closed as silent
+        await send_pieces(client, 3)
+        await wait_until(lambda: len(started) == 2)
+        assert await asyncio.wait_for(client.wait_closed(), timeout=10.0) == DeviceCloseCode.HEARTBEAT_TIMEOUT
+
+        # then, while the handlers are still stuck, the socket itself is gone: its consumer is freed
+        # (nothing but the stuck coroutines is left, and they do not hold it) and its channel is out
+        # of the process's channel-layer inbox
+        await wait_until(lambda: gc.collect() >= 0 and socket() is None, timeout=5.0)
+        assert all(channel not in inbox.sockets for inbox in _inboxes_of_every_loop())
+        assert not released
+    finally:
+        released = True
+
+
+def _inboxes_of_every_loop():
+    return [inbox for per_layer in list(channel_inbox._inboxes.values()) for inbox in per_layer.values()]
 
 
 async def _socket_with_run(devices, user, settings, frame_handlers, *, handler):
