@@ -14,13 +14,13 @@ class AgentsConfig(AppConfig):
         from apps.devices.answer_frames import AnswerOf
         from apps.devices.bindings import register_bound_agents_source
         from apps.devices.frames import register_outgoing_frame
-        from apps.devices.handlers import register_connect_handler, register_message_handler
+        from apps.devices.handlers import register_calls_reopener, register_connect_handler, register_message_handler
         from apps.devices.signals import device_forgotten
 
         from .configs import local_agents_by_device
         from .frames import AGENT_PROGRESS, AgentComplete, AgentData, AgentProgress, AgentRun
         from .receivers import on_device_forgotten, on_tier_changed, on_time_zone_changed
-        from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello
+        from .socket_handlers import handle_agent_complete, handle_agent_data, on_device_hello, runs_reopen
 
         time_zone_changed.connect(on_time_zone_changed, dispatch_uid="agents.time_zone_changed")
         device_forgotten.connect(on_device_forgotten, dispatch_uid="agents.device_forgotten")
@@ -35,4 +35,5 @@ class AgentsConfig(AppConfig):
         )
         register_outgoing_frame(AgentRun)
         register_outgoing_frame(AgentProgress, capability=AGENT_PROGRESS)
+        register_calls_reopener(runs_reopen)
         register_connect_handler(on_device_hello)

@@ -323,10 +323,14 @@ class OutboxDelivery:
     def add(self, items: Iterable[PendingItem]) -> None:
         self._queue.extend(items)
         window = max(1, settings.AGENTS_DELIVERY_CONCURRENCY)
-        while not self.gone and len(self._workers) < min(window, len(self._queue)):
+        # Only workers still running count: one that has ended stays in the set until its done-callback
+        # runs, and items added meanwhile would wait for a worker nobody starts.
+        working = sum(not worker.done() for worker in self._workers)
+        while not self.gone and working < min(window, len(self._queue)):
             task = asyncio.ensure_future(self._work())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+            working += 1
 
     async def _work(self) -> None:
         while self._queue and not self.gone:

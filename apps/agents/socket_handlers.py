@@ -95,9 +95,10 @@ async def handle_agent_complete(session: DeviceSession, frame: AgentComplete) ->
 # --- device hello ---------------------------------------------------------------------------------
 
 
-async def _runs_reopen(session: DeviceSession) -> None:
-    """This socket awaits the pieces of the device's runs still running, whose ``agent_run`` went out
-    on an earlier socket; a failure only costs them their exemption from the frame budget."""
+async def runs_reopen(session: DeviceSession) -> None:
+    """The device's calls reopener (``register_calls_reopener``): this socket awaits the pieces of the
+    device's runs still running, whose ``agent_run`` went out on an earlier socket (pieces arriving
+    meanwhile wait for it); a failure only costs them their exemption from the frame budget."""
     try:
         running = await hello_runs_running(user_id=session.user_id, device_id=session.device_id)
     except Exception:
@@ -109,12 +110,9 @@ async def _runs_reopen(session: DeviceSession) -> None:
 
 async def on_device_hello(session: DeviceSession) -> None:
     # The checks are shared with the other hellos arriving now (device_hello): a reconnect storm
-    # costs a few queries, not one per device. The running runs beside the outbox check: their
-    # pieces may already be on the way.
-    _, outbox_waiting = await asyncio.gather(
-        _runs_reopen(session), hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id)
-    )
-    if outbox_waiting:
+    # costs a few queries, not one per device. The running runs are re-opened beside this
+    # (``runs_reopen``, the device's calls reopener).
+    if await hello_outbox_waiting(user_id=session.user_id, device_id=session.device_id):
         report = await outbox_flush_for_device(user_id=session.user_id, device_id=session.device_id)
         if report.delivered or report.undelivered:
             logger.info(

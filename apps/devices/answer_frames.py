@@ -110,6 +110,17 @@ class AnswerBook:
             return key in self.pending
         return self.open_calls is not None and (answer_of.opened_by, key) in self.open_calls
 
+    def may_answer_a_reopened_call(self, raw: Mapping[str, Any]) -> bool:
+        """True if ``raw`` answers a kind of call a hello re-opens from an earlier socket
+        (``call_opened``) and its call is not (yet) awaited here."""
+        answer_of = _answers.get(raw.get("type"))  # type: ignore[arg-type]
+        if answer_of is None or answer_of.opened_by == TOOL_CALL:
+            return False
+        key = raw.get(answer_of.key)
+        if not isinstance(key, str):
+            return False
+        return self.open_calls is None or (answer_of.opened_by, key) not in self.open_calls
+
     def answer_admitted(self, raw: Mapping[str, Any]) -> None:
         """An admitted answer: the closing one closes its call (a tool call is closed by its handler,
         which resolves it in the pending table)."""

@@ -83,6 +83,12 @@ async def _read(inbox: _Inbox) -> None:
             logger.exception("devices: a channel-layer message could not be read")
             await asyncio.sleep(_RETRY_AFTER_FAILURE)
             continue
-        consumer = inbox.sockets.get(channel)
-        if consumer is not None:
-            consumer.layer_message(message)
+        _deliver(inbox, channel, message)
+
+
+def _deliver(inbox: _Inbox, channel: str, message: dict) -> None:
+    # Not inline in ``_read``: its local would keep the last socket it delivered to in memory while it
+    # waits for the next message, however long ago that socket closed.
+    consumer = inbox.sockets.get(channel)
+    if consumer is not None:
+        consumer.layer_message(message)

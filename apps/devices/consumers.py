@@ -91,15 +91,16 @@ async def _run_request(handler: handlers.FrameHandler, session: Session, frame: 
         stream.finish()
 
 
-async def _run_message(consumer: DeviceConsumer, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
-    """Hand one message over; a refusal goes straight back to the socket (nothing to resume)."""
+async def _run_message(session: Session, handler: handlers.FrameHandler, frame: Any, request_id: str) -> None:
+    """Hand one message over; a refusal goes straight back to the socket (nothing to resume). Only the
+    session refers to the socket, weakly: a handler stuck for ever does not keep it in memory."""
     try:
-        await handler(Session(consumer), frame)
+        await handler(session, frame)
     except ApplicationError as exc:
-        await consumer.send_error(str(exc.code), exc.message, request_id)
+        await session.send_error(str(exc.code), exc.message, request_id)
     except Exception:
         logger.exception("device socket: %s handler failed", frame.type)
-        await consumer.send_error(DevicesErrorCode.INTERNAL_ERROR, _HANDLER_FAILED, request_id)
+        await session.send_error(DevicesErrorCode.INTERNAL_ERROR, _HANDLER_FAILED, request_id)
 
 
 class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
@@ -119,6 +120,10 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     messages: set[asyncio.Future] | None = None
     # While the socket has stopped reading (answer handlers full): since when (monotonic), else 0.
     reading_paused_at: float = 0.0
+    # While the hello re-opens the calls of an earlier socket (``hello.reopened_answers_wait``).
+    reopening: asyncio.Future | None = None
+    # While the receive loop waits for its answer handlers: the teardown ends the wait.
+    unpaused: asyncio.Future | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -325,8 +330,19 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
                 task.cancel()
         self._fail_pending()
         self.calls_forgotten()
+        self._unpause()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
         await hello.presence_leave(self)
+
+    def _unpause(self) -> None:
+        """Let go of the answer handlers still running: the receive loop stops waiting for them and
+        their done-callbacks no longer refer to the socket. They run on (a message already received
+        is handed over) and, if stuck for ever, are all that is left of the socket."""
+        if self.unpaused is not None and not self.unpaused.done():
+            self.unpaused.set_result(None)
+        for task in self.messages or ():
+            task.remove_done_callback(self._message_done)
+        self.messages = None
 
     def _fail_pending(self) -> None:
         for waiter in self.pending.fail_all(DeviceDisconnectedError()):
@@ -370,6 +386,10 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         if self.closing:
             return
         self.last_seen = time.time()
+        if self.reopening is not None and text_data is not None:
+            await hello.reopened_answers_wait(self, text_data)
+            if self.closing:
+                return
         intake = frame_intake(
             text_data,
             bytes_data,
@@ -393,7 +413,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
             if intake.answer and self.messages and len(self.messages) >= settings.DEVICE_ANSWERS_IN_FLIGHT:
                 # Answers spend no budget: stop reading until their handlers catch up.
                 with heartbeat.reading_paused(self):
-                    await asyncio.wait(set(self.messages), return_when=asyncio.FIRST_COMPLETED)
+                    await self._paused_for_answers()
 
     def _dropped(self, verdict: BudgetVerdict) -> None:
         if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
@@ -485,6 +505,15 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         await self.close_with(DeviceCloseCode.HEARTBEAT_TIMEOUT)
         await self._teardown()
 
+    async def _paused_for_answers(self) -> None:
+        """Until one of the answer handlers ends, or the socket is torn down (``unpaused``): a handler
+        deaf to its cancellation must not keep the receive loop, and so the socket, for ever."""
+        self.unpaused = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait({*(self.messages or ()), self.unpaused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self.unpaused = None
+
     def presence_entry(self) -> PresenceEntry:
         return hello.presence_entry(self)
 
@@ -504,7 +533,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
             )
         elif registration.kind is handlers.FrameKind.MESSAGE:
             # Not a socket task: a message already received is handed over even if the socket drops.
-            task = asyncio.ensure_future(_run_message(self, registration.handler, frame, request_id))
+            task = asyncio.ensure_future(_run_message(Session(self), registration.handler, frame, request_id))
             _keep(task)
             if self.messages is None:
                 self.messages = set()

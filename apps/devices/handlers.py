@@ -14,7 +14,9 @@ Two kinds of incoming frame, registered from another app's ``AppConfig.ready``:
 A frame type the socket does not know is declared by the app that handles it (``model``: a
 pydantic model with ``type: Literal[...]`` and an optional ``request_id``).
 ``register_connect_handler`` runs a coroutine after each ``device_hello`` (e.g. to start agent
-runs that were due while the device was offline).
+runs that were due while the device was offline). ``register_calls_reopener`` runs one too, to
+re-open on the new socket the calls an earlier socket of the device opened (``call_opened``): until
+it ends, a frame that may answer such a call waits for it instead of spending the frame budget.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class Registration(NamedTuple):
 
 _frame_handlers: dict[str, Registration] = {}
 _connect_handlers: list[ConnectHandler] = []
+_calls_reopeners: list[ConnectHandler] = []
 
 
 def _register(
@@ -133,3 +136,20 @@ def unregister_connect_handler(handler: ConnectHandler) -> None:
 
 def connect_handlers() -> tuple[ConnectHandler, ...]:
     return tuple(_connect_handlers)
+
+
+def register_calls_reopener(reopener: ConnectHandler) -> None:
+    """Run ``reopener(session)`` after every successful ``device_hello`` to re-open (``call_opened``)
+    the calls still running from an earlier socket of the device; the answers to such calls that
+    arrive meanwhile wait for it. It must end soon (one query) and never raise."""
+    if reopener not in _calls_reopeners:
+        _calls_reopeners.append(reopener)
+
+
+def unregister_calls_reopener(reopener: ConnectHandler) -> None:
+    if reopener in _calls_reopeners:
+        _calls_reopeners.remove(reopener)
+
+
+def calls_reopeners() -> tuple[ConnectHandler, ...]:
+    return tuple(_calls_reopeners)

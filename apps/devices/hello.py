@@ -3,7 +3,9 @@
 ``hello_received`` turns a socket that said hello into an online device: the database row
 (``presence_connect`` for a known device, ``presence.device_connect`` for a new one), the
 negotiated capabilities (``device_welcome``), the presence index, the notice to the socket it
-replaced, then the heartbeat and the connect handlers. ``presence_leave`` undoes it at teardown.
+replaced, then the heartbeat, the calls reopeners and the connect handlers. ``presence_leave``
+undoes it at teardown. ``reopened_answers_wait`` holds a frame that may answer a call the hello is
+still re-opening until the reopeners end.
 ``presence_entry`` and ``presence_verdict`` are the socket's side of the process-wide presence
 flush (``presence_flusher``).
 
@@ -19,11 +21,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from channels.exceptions import ChannelFull
+from django.conf import settings
 
 from . import capabilities, connections, drain, handlers, heartbeat, presence_flusher, services
 from .close_codes import DeviceCloseCode
 from .errors import DeviceHelloRefusedError, DeviceLimitError
-from .frames import DeviceHello, DeviceWelcome
+from .frames import DeviceHello, DeviceWelcome, parse_json
+from .hot_settings import hot_setting
 from .node import loop_node
 from .presence import PresenceEntry, SessionState, device_connect, device_disconnect
 from .presence_connect import REFUSED_VALUES, device_reconnect
@@ -110,8 +114,46 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
         await _replaced_notify(consumer, replaced)
     presence_flusher.ensure_running()
     heartbeat.ensure_running()
+    reopeners = handlers.calls_reopeners()
+    if reopeners:
+        # Marked before the next frame is read: the device may send answers right behind its hello.
+        consumer.reopening = consumer._spawn(_calls_reopen(consumer, reopeners))
     for handler in handlers.connect_handlers():
         consumer._spawn(_run_connect_handler(consumer, handler))
+
+
+async def _calls_reopen(consumer: DeviceConsumer, reopeners: tuple[handlers.ConnectHandler, ...]) -> None:
+    try:
+        session = Session(consumer)
+        outcomes = await asyncio.gather(*(reopener(session) for reopener in reopeners), return_exceptions=True)
+        for reopener, outcome in zip(reopeners, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                logger.error("device socket: calls reopener %r failed", reopener, exc_info=outcome)
+    finally:
+        consumer.reopening = None
+
+
+async def reopened_answers_wait(consumer: DeviceConsumer, text_data: str) -> None:
+    """While the hello re-opens the calls of an earlier socket (``consumer.reopening``), a frame that
+    may answer one of them waits for that to end, so it is judged an answer (free) or not (charged,
+    as any frame) against what the hello found: a device that reconnects and goes on sending a run's
+    pieces loses none to its frame budget.
+
+    The socket stops reading meanwhile, so only the frame in hand is held here: the device's next
+    frames wait in the server's bounded queue and TCP, and a device that sends many stalls only
+    itself. Bounded by DEVICE_TOOL_CALL_TIMEOUT (half the heartbeat's ``read_pause_max``): then the
+    frame goes on as if it had not waited."""
+    reopening = consumer.reopening
+    if reopening is None or len(text_data) > hot_setting("DEVICE_MAX_FRAME_BYTES"):
+        return
+    try:
+        raw = parse_json(text_data)
+    except ValueError:
+        return  # intake rejects it
+    if not isinstance(raw, dict) or not consumer.may_answer_a_reopened_call(raw):
+        return
+    with heartbeat.reading_paused(consumer):
+        await asyncio.wait((reopening,), timeout=settings.DEVICE_TOOL_CALL_TIMEOUT)
 
 
 async def _replaced_notify(consumer: DeviceConsumer, replaced: str) -> None:

@@ -58,7 +58,8 @@ def register_message_handler(message_type: str, handler: NodeMessageHandler, *, 
 
     ``eager``: run it at once instead, a task only from its first wait on (``run_eagerly``). Only
     for a handler that, before it first waits, neither enters ``asyncio.timeout`` nor reads
-    ``asyncio.current_task()``: that part runs in the subscription's callback, outside any task."""
+    ``asyncio.current_task()``: that part runs in the subscription's callback, outside any task
+    (``tests/test_eager_node_handlers.py`` holds the tool-call handlers to it)."""
     _message_handlers[message_type] = (handler, eager)
 
 

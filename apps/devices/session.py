@@ -4,15 +4,21 @@ device, ``send``, ``call`` and ``call_opened``.
 A request's session carries its stream: frames with the request's ``request_id`` are numbered and
 logged there, so they survive a dropped socket. Without a stream (messages, connect handlers)
 frames go straight to the socket.
+
+A session holds its socket weakly: a handler that outlives the socket (a request, or one stuck past
+the pause limit and deaf to its cancellation) does not keep the closed socket in memory; sending on
+it then fails as on any closed socket (``DeviceDisconnectedError``).
 """
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from . import services
+from .errors import DeviceDisconnectedError
 
 if TYPE_CHECKING:
     from .consumers import DeviceConsumer
@@ -21,7 +27,7 @@ if TYPE_CHECKING:
 
 class Session:
     def __init__(self, consumer: DeviceConsumer, stream: RequestStream | None = None) -> None:
-        self._consumer = consumer
+        self._consumer = weakref.ref(consumer)
         self.stream = stream
         self.user = consumer.user
         self.user_id = consumer.user_id
@@ -36,11 +42,25 @@ class Session:
             if data.get("type") == "stream_end":
                 await self.stream.drain()
             return
-        await self._consumer.send_frame(data)
+        await self._socket().send_frame(data)
+
+    async def send_error(self, code: str, message: str, request_id: str | None = None) -> None:
+        """An ``error`` frame to the socket, if it is still there (``DeviceConsumer.send_error``)."""
+        consumer = self._consumer()
+        if consumer is not None:
+            await consumer.send_error(code, message, request_id)
 
     def call_opened(self, opened_by: str, key: str) -> None:
         """This socket awaits answers to a call ``opened_by`` sent on an earlier socket of the device."""
-        self._consumer.call_opened(opened_by, key)
+        consumer = self._consumer()
+        if consumer is not None:  # else it is gone: nothing awaits answers there
+            consumer.call_opened(opened_by, key)
+
+    def _socket(self) -> DeviceConsumer:
+        consumer = self._consumer()
+        if consumer is None:
+            raise DeviceDisconnectedError()
+        return consumer
 
     async def call(self, **kwargs: Any) -> dict:
         """``call_device`` on this device (its current socket, wherever it is)."""

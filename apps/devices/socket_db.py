@@ -24,18 +24,20 @@ from django.conf import settings
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+_executor_size = 0  # the size ``_executor`` was made with (the pool keeps its own privately)
 
 
 def _pool() -> ThreadPoolExecutor:
-    global _executor
+    global _executor, _executor_size
     size = settings.DEVICE_DB_THREADS
     with _lock:
         # A changed size (tests, a settings override) takes effect on the next call; calls already
         # handed to the previous pool finish there.
-        if _executor is None or _executor._max_workers != size:
+        if _executor is None or _executor_size != size:
             if _executor is not None:
                 _executor.shutdown(wait=False)
             _executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="device-db")
+            _executor_size = size
         return _executor
 
 

@@ -15,6 +15,7 @@ from apps.agents import run_pipeline, selectors
 from apps.agents.extraction import ProposedItem
 from apps.agents.models import AgentRunLog, OutboxItem, OutboxStatus, RunStatus
 from apps.agents.outbox import (
+    OutboxDelivery,
     outbox_claim,
     outbox_deliver,
     outbox_flush_for_device,
@@ -268,6 +269,29 @@ async def _two_waiting(user, make_local_config, tmp_path) -> tuple[AgentRunLog, 
         items=[(item_id, ProposedItem("tasks", {"title": f"Task {n}"})) for n, item_id in enumerate(ids)],
     )
     return run, ids
+
+
+async def test_an_item_added_as_the_last_delivery_worker_ends_is_still_delivered(
+    devices, user, make_local_config, tmp_path, one_at_a_time
+):
+    # given two items waiting for a device, the first on its way in a delivery of one worker
+    client = await devices(user, device_id="laptop")
+    run, _ = await _two_waiting(user, make_local_config, tmp_path)
+    first, second = await sync_to_async(outbox_claim)(user_id=user.id, device_id="laptop", run_id=run.id)
+    delivery = OutboxDelivery(user_id=user.id, device_id="laptop")
+    delivery.add([first])
+    (worker,) = delivery._workers
+
+    # when the second is added just as the worker ends, before the delivery's own done-callback has
+    # let go of it (a run's next extracted item stored in the same turn of the loop does this)
+    worker.remove_done_callback(delivery._workers.discard)
+    worker.add_done_callback(lambda _: delivery.add([second]))
+    worker.add_done_callback(delivery._workers.discard)
+    report = await delivery.close()
+
+    # then it is delivered too, not left behind unreported
+    assert (report.delivered, report.undelivered, report.device_error) == (2, 0, "")
+    assert len(rows(client)) == 2
 
 
 async def test_two_deliveries_to_one_device_at_once_insert_each_item_once(devices, user, make_local_config, tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 
+from apps.agents import selectors
 from apps.agents.frames import AgentRun, AgentRunConfig
 from apps.agents.local_runs import MSG_DATA, run_channel
 from apps.agents.models import AgentRunLog, AgentType, RunStatus
@@ -21,7 +22,7 @@ from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.intake import Accepted, Dropped, frame_intake
 from apps.devices.rate_limit import FrameBudget
 from apps.devices.services import send_to_device
-from apps.devices.tests.conftest import held_socket
+from apps.devices.tests.conftest import Gate, held_socket
 
 from .conftest import execute, one_task_per_file, rows, start_run, wait_until, write_files
 
@@ -144,6 +145,45 @@ async def test_a_runs_pieces_on_a_reconnected_socket_are_still_answers(devices, 
     for _ in range(8):
         message = await asyncio.wait_for(layer.receive(run_channel(run.id)), timeout=5)
         assert message["type"] == MSG_DATA
+
+
+async def test_pieces_sent_right_after_a_reconnect_wait_for_the_hellos_running_runs_check(
+    devices, user, small_bucket, monkeypatch
+):
+    # given a running local run of device "laptop", and the hello's check of its running runs held
+    # until the test lets it go
+    run = await sync_to_async(AgentRunLog.objects.create)(
+        user=user, agent_id=uuid.uuid4(), agent_type=AgentType.LOCAL, device_id="laptop"
+    )
+    gate = Gate()
+    checked = selectors.local_runs_running_on
+
+    def held_check(**kwargs):
+        gate.passed_in_thread()
+        return checked(**kwargs)
+
+    monkeypatch.setattr(selectors, "local_runs_running_on", held_check)
+
+    # when the laptop reconnects and at once sends the run more pieces than its bucket of four holds,
+    # then a ping, and the server reads them while the check is still running
+    client = await devices(user, device_id="laptop")
+    consumer = held_socket(user, "laptop")
+    said_hello_at = consumer.last_seen
+    for _ in range(8):
+        await client.send({"type": "agent_data", "run_id": str(run.id), "files": [FILE]})
+    await client.send({"type": "ping"})
+    await wait_until(lambda: consumer.last_seen > said_hello_at)
+    gate.open()
+
+    # then every piece was accepted as an answer: the ping is answered (nothing was dropped), every
+    # piece reached the run, and only the hello and the ping spent the client's budget
+    assert await client.next_frame() == {"type": "pong"}
+    layer = get_channel_layer()
+    for _ in range(8):
+        message = await asyncio.wait_for(layer.receive(run_channel(run.id)), timeout=5)
+        assert message["type"] == MSG_DATA
+    assert consumer.budget.available(1.99)
+    assert not consumer.budget.available(2.01)
 
 
 def test_the_runs_a_hello_re_opens_are_its_own_devices_running_local_runs(user, other_user):

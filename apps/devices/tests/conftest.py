@@ -71,11 +71,13 @@ def frame_handlers():
     """Tests see only the frame/connect handlers they register; other apps' come back afterwards."""
     saved = dict(handlers._frame_handlers)
     saved_connect = list(handlers._connect_handlers)
+    saved_reopeners = list(handlers._calls_reopeners)
     handlers._frame_handlers.clear()
     yield handlers
     handlers._frame_handlers.clear()
     handlers._frame_handlers.update(saved)
     handlers._connect_handlers[:] = saved_connect
+    handlers._calls_reopeners[:] = saved_reopeners
 
 
 async def wait_until(predicate: Callable, timeout: float = 5.0, interval: float = 0.02) -> None:  # noqa: ASYNC109
@@ -177,8 +179,12 @@ class Gate:
         self._flag.set()
 
     async def passed(self) -> None:
-        if not await asyncio.to_thread(self._flag.wait, 15):
+        if not await asyncio.to_thread(self.passed_in_thread):
             raise TimeoutError("the test never opened the gate")
+
+    def passed_in_thread(self) -> bool:
+        """For code that already runs in a worker thread: blocks it until the gate opens (or 15 s)."""
+        return self._flag.wait(15)
 
 
 def chunk(request_id: str, text: str) -> dict[str, Any]:

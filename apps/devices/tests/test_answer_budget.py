@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import weakref
 
-from apps.devices import connections
+from apps.devices import channel_inbox, connections
 from apps.devices.answer_frames import AnswerOf
 from apps.devices.close_codes import DeviceCloseCode
 from apps.devices.selectors import device_online_channel
@@ -51,6 +54,40 @@ async def test_a_flood_of_tool_results_nobody_asked_for_is_still_dropped_and_clo
             break
     assert await client.wait_closed() == DeviceCloseCode.RATE_LIMITED
     assert warned[-1] == "rate_limited"
+
+
+async def test_a_piece_waits_for_the_hellos_calls_reopener_only_up_to_the_tool_call_timeout(
+    devices, user, settings, frame_handlers
+):
+    # given a small bucket, a calls reopener that never ends, and a handler of a run's pieces
+    settings.DEVICE_FRAME_RATE = 0.001
+    settings.DEVICE_FRAME_BURST = 4
+    settings.DEVICE_TOOL_CALL_TIMEOUT = 0.5
+    handled: list[str] = []
+
+    async def piece(session, frame):
+        handled.append(frame.run_id)
+
+    async def never_ends(session):
+        await asyncio.Event().wait()
+
+    frame_handlers.register_message_handler("agent_data", piece, answers=AnswerOf(opened_by="agent_run", key="run_id"))
+    frame_handlers.register_calls_reopener(never_ends)
+    client = await devices(user)
+    consumer = held_socket(user, client.device_id)
+
+    # when the device pings, then sends a piece of a run the socket does not await, then pings again
+    await client.send({"type": "ping"})
+    assert await client.next_frame() == {"type": "pong"}
+    await client.send({"type": "agent_data", "run_id": "r1", "files": []})
+    await client.send({"type": "ping"})
+
+    # then the ping (which answers nothing) did not wait; the piece went on while the reopener still
+    # runs, as any frame: handled and charged (the hello, two pings and the piece spent the bucket)
+    assert await client.next_frame() == {"type": "pong"}
+    await wait_until(lambda: handled == ["r1"])
+    assert consumer.reopening is not None
+    assert not consumer.budget.available(1)
 
 
 class HeldPieces:
@@ -241,6 +278,43 @@ async def test_a_socket_paused_by_a_handler_that_ignores_cancellation_still_goes
         assert all(consumer not in table.values() for table in list(connections._by_loop.values()))
     finally:
         released = True
+
+
+async def test_a_socket_torn_down_past_the_pause_limit_leaves_only_its_stuck_handlers_behind(
+    devices, user, settings, frame_handlers
+):
+    # given a socket whose two answer handlers never end and swallow their cancellation
+    started: list[str] = []
+    released = False
+
+    async def deaf(session, frame):
+        started.append(frame.files[0].name)
+        while not released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    client = await _socket_with_run(devices, user, settings, frame_handlers, handler=deaf)
+    consumer = held_socket(user, client.device_id)
+    socket, channel = weakref.ref(consumer), consumer.channel_name
+    del consumer  # only the weak reference is left to the test
+    try:
+        # when it stops reading for them past the pause limit and is closed as silent
+        await send_pieces(client, 3)
+        await wait_until(lambda: len(started) == 2)
+        assert await asyncio.wait_for(client.wait_closed(), timeout=10.0) == DeviceCloseCode.HEARTBEAT_TIMEOUT
+
+        # then, while the handlers are still stuck, the socket itself is gone: its consumer is freed
+        # (nothing but the stuck coroutines is left, and they do not hold it) and its channel is out
+        # of the process's channel-layer inbox
+        await wait_until(lambda: gc.collect() >= 0 and socket() is None, timeout=5.0)
+        assert all(channel not in inbox.sockets for inbox in _inboxes_of_every_loop())
+        assert not released
+    finally:
+        released = True
+
+
+def _inboxes_of_every_loop():
+    return [inbox for per_layer in list(channel_inbox._inboxes.values()) for inbox in per_layer.values()]
 
 
 async def _socket_with_run(devices, user, settings, frame_handlers, *, handler):

@@ -128,6 +128,20 @@ def test_a_call_opened_on_an_earlier_socket_is_awaited_on_this_one(probe_answers
     assert book.open_calls is None
 
 
+def test_only_answers_to_calls_not_yet_awaited_may_answer_a_call_a_hello_re_opens(probe_answers):
+    # given a socket that awaits probe p1
+    book = AnswerBook()
+    book.call_opened("probe", "p1")
+    # then a piece of another probe may answer a call its hello is re-opening; p1's already is one,
+    # and tool results (the pending table's), other frame types and keys that are no string never are
+    assert book.may_answer_a_reopened_call({"type": "probe_data", "probe_id": "p2"})
+    assert not book.may_answer_a_reopened_call({"type": "probe_data", "probe_id": "p1"})
+    assert not book.may_answer_a_reopened_call({"type": "tool_result", "id": "c1"})
+    assert not book.may_answer_a_reopened_call({"type": "ping"})
+    assert not book.may_answer_a_reopened_call({"type": "probe_data", "probe_id": 7})
+    assert AnswerBook().may_answer_a_reopened_call({"type": "probe_done", "probe_id": "p1"})
+
+
 @pytest.mark.parametrize("opened_by", ["tool_call", "never_registered"])
 def test_only_a_registered_opener_other_than_tool_call_can_be_re_opened(opened_by):
     book = AnswerBook()
