@@ -56,6 +56,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -183,7 +184,7 @@ async def thread_hop_cost(n: int) -> float:
 async def measure_server(
     kind: str, n: int, user_id: str, token: str, echo_ports: tuple[int, int], code: str | None
 ) -> dict:
-    from apps.devices.client import DeviceClient
+    DeviceClient = reference_client(code)
 
     echo_port, json_echo_port = echo_ports
     port = free_port()
@@ -234,6 +235,27 @@ async def measure_server(
         }
     finally:
         stop(proc)
+
+
+def reference_client(code: str | None) -> type:
+    """The reference client's class from the checkout measured (``--old``): its per-call work is part
+    of P1, so the old server is met by the old client (before 2026-12-06's last stop, by this one)."""
+    if code is None:
+        from apps.devices.client import DeviceClient
+
+        return DeviceClient
+    name = f"bench_client_{abs(hash(code))}"
+    if name not in sys.modules:
+        package = Path(code) / "apps" / "devices" / "client"
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].DeviceClient
 
 
 def process_cpu(pid: int) -> float:
