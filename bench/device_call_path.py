@@ -73,10 +73,21 @@ async def measure(n: int, user_id: str, token: str) -> float:
         await call_device(user_id=user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
     # CPU time of the loop's thread: nothing here waits, so it is the code's own cost, whatever
     # else the machine runs (wall time on a busy box mostly measures the wait for a core).
+    profiler = None
+    if os.environ.get("BENCH_PYINSTRUMENT"):  # pyinstrument is not a requirement: install it to use this
+        from pyinstrument import Profiler
+
+        profiler = Profiler(interval=0.0001, async_mode="disabled")
+        profiler.start()
     start = time.thread_time()
     for _ in range(n):
         await call_device(user_id=user_id, device_id=device_id, action="get", table="tasks", data={"id": "x"})
     elapsed = time.thread_time() - start
+    if profiler is not None:
+        profiler.stop()
+        report = profiler.output_text(unicode=False, color=False, show_all=False)
+        with open(os.environ["BENCH_PYINSTRUMENT"], "w") as out:  # noqa: ASYNC230, PTH123 (after the timing)
+            out.write(report)
     inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
     await socket
     return elapsed / n
