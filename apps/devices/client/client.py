@@ -125,8 +125,12 @@ class DeviceClient:
 
     async def send(self, frame: dict[str, Any]) -> None:
         assert self.ws is not None
-        # orjson's bytes go out as a text frame as they are (no decode and re-encode).
-        await self.ws.send(orjson.dumps(frame), text=True)
+        try:
+            # orjson's bytes go out as a text frame as they are (no decode and re-encode).
+            await self.ws.send(orjson.dumps(frame), text=True)
+        except orjson.JSONEncodeError:
+            # What orjson refuses and json writes (a lone surrogate, escaped; tests send such).
+            await self.ws.send(json.dumps(frame))
 
     async def send_raw(self, data: str | bytes) -> None:
         assert self.ws is not None
