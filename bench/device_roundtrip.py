@@ -8,7 +8,8 @@ with the CPU time the server's loop spends on each; (2) from a
 separate process (how Celery workers and other web processes call devices), which alternates one
 raw echo round trip and one ``call_device`` so both see the same machine load, and reports the
 ratio of the two, with the caller loop's CPU per round trip and the holder process's CPU per call.
-The device is the reference client (it runs a real SQLite ``get`` per call, in a task of its own).
+The device is the reference client (it runs a real SQLite ``get`` per call; before 2026-12-06's
+fourth stop in a task of its own, since then in its read loop).
 
 Beside these (added 2026-12-06; the figures above keep their meaning), the own-process handler
 also times, in the same alternation, a round trip to a JSON echo server and a ``call_device`` to a
@@ -16,7 +17,8 @@ minimal device of the same user on the same server. Both peers do the same work 
 (``answer_to``: parse the JSON, answer with a pre-built ``tool_result``; no store, no task), so
 "minimal device / JSON echo" is the server's overhead alone; "minimal device / raw echo" is the
 same call against the plain echo. The raw echo's peer parses nothing, the reference device parses,
-spawns a task and runs SQLite: that difference is in the first ratio and in neither of these.
+runs SQLite (and before the fourth stop spawned a task per call): that difference is in the first
+ratio and in neither of these.
 Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
 which the consumer skips.
 
@@ -24,7 +26,9 @@ which the consumer skips.
 the server's loop during (1) / of the caller's loop during (2) to PATH.
 
 ``--old PATH`` measures the same on another checkout (``git worktree add /tmp/old <commit>``)
-under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE).
+under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE), and
+since 2026-12-06's fourth stop so does the reference device (``reference_client``: its per-call work
+is part of P1; before, both checkouts' servers met this checkout's client).
 
 Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; ratios are the
 meaningful part), uvicorn, n=2000, see the README's realtime section for the table. 2026-12-06,
@@ -120,7 +124,7 @@ async def serve_json_echo(port: int) -> None:
 
 async def minimal_device(port: int, token: str, device_id: str):
     """A device that answers each tool_call with a pre-built tool_result (``answer_to``) in its read
-    loop: no store, no task per call (the reference client runs a SQLite ``get`` in a task). Returns
+    loop: no store, no task per call (the reference client runs a SQLite ``get``). Returns
     the socket and its reading task."""
     import websockets
 
