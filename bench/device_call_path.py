@@ -15,6 +15,9 @@ metric. ``device_roundtrip.py`` measures the whole round trip against a raw echo
 
 Each round runs every checkout in a process of its own (ADIUVA_BENCH_CODE), alternating which goes
 first, and prints the loop thread's CPU µs per call; the medians and the ratio new / old close the output.
+
+2026-12-06, fourth stop, 8 rounds against 129053e at load 3.4-3.9: 21.6 -> 19.8 µs per call (0.88x);
+the metric's observation 2.00 -> 0.73 µs (own-process calls tallied on the loop, written once a second).
 """
 
 from __future__ import annotations

@@ -53,6 +53,12 @@ at load 5-6 and 5-8.5, medians of the p50 ratios): own process, reference device
 1.66x / 1.64x); minimal device / JSON echo 1.13x / 1.10x (old 1.19x / 1.17x); minimal device / raw
 echo 1.23x / 1.23x (old 1.29x / 1.30x); the server loop's CPU per call 1.69x its echo client's (old
 1.78x). On an idle box 7361c05 measured 1.7x (reference device, 0.154 vs 0.090 ms).
+Then (fourth stop: the reference client answers store calls in its read loop with orjson frames, the
+own-process metric is tallied and written once a second; --rounds 5 --servers uvicorn, old = 129053e
+with its own client, two runs at load 3.0-5.6 and 3.4-5.4, medians of the p50 ratios): own process,
+reference device 1.29x / 1.31x (old 1.49x / 1.54x); minimal device / JSON echo 1.06x / 1.11x (old
+1.14x / 1.14x); other process 2.84x / 2.65x (old 2.89x / 2.83x); the server loop's CPU per call 1.60x /
+1.58x its echo client's (old 1.70x / 1.72x).
 """
 
 from __future__ import annotations
