@@ -8,7 +8,8 @@ with the CPU time the server's loop spends on each; (2) from a
 separate process (how Celery workers and other web processes call devices), which alternates one
 raw echo round trip and one ``call_device`` so both see the same machine load, and reports the
 ratio of the two, with the caller loop's CPU per round trip and the holder process's CPU per call.
-The device is the reference client (it runs a real SQLite ``get`` per call, in a task of its own).
+The device is the reference client (it runs a real SQLite ``get`` per call; before 2026-12-06's
+fourth stop in a task of its own, since then in its read loop).
 
 Beside these (added 2026-12-06; the figures above keep their meaning), the own-process handler
 also times, in the same alternation, a round trip to a JSON echo server and a ``call_device`` to a
@@ -16,7 +17,8 @@ minimal device of the same user on the same server. Both peers do the same work 
 (``answer_to``: parse the JSON, answer with a pre-built ``tool_result``; no store, no task), so
 "minimal device / JSON echo" is the server's overhead alone; "minimal device / raw echo" is the
 same call against the plain echo. The raw echo's peer parses nothing, the reference device parses,
-spawns a task and runs SQLite: that difference is in the first ratio and in neither of these.
+runs SQLite (and before the fourth stop spawned a task per call): that difference is in the first
+ratio and in neither of these.
 Also measures the thread hop Channels 4.2+ adds before every handler (``aclose_old_connections``),
 which the consumer skips.
 
@@ -24,7 +26,9 @@ which the consumer skips.
 the server's loop during (1) / of the caller's loop during (2) to PATH.
 
 ``--old PATH`` measures the same on another checkout (``git worktree add /tmp/old <commit>``)
-under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE).
+under this harness: server and caller processes import that checkout's code (ADIUVA_BENCH_CODE), and
+since 2026-12-06's fourth stop so does the reference device (``reference_client``: its per-call work
+is part of P1; before, both checkouts' servers met this checkout's client).
 
 Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; ratios are the
 meaningful part), uvicorn, n=2000, see the README's realtime section for the table. 2026-12-06,
@@ -49,6 +53,12 @@ at load 5-6 and 5-8.5, medians of the p50 ratios): own process, reference device
 1.66x / 1.64x); minimal device / JSON echo 1.13x / 1.10x (old 1.19x / 1.17x); minimal device / raw
 echo 1.23x / 1.23x (old 1.29x / 1.30x); the server loop's CPU per call 1.69x its echo client's (old
 1.78x). On an idle box 7361c05 measured 1.7x (reference device, 0.154 vs 0.090 ms).
+Then (fourth stop: the reference client answers store calls in its read loop with orjson frames, the
+own-process metric is tallied and written once a second; --rounds 5 --servers uvicorn, old = 129053e
+with its own client, two runs at load 3.0-5.6 and 3.4-5.4, medians of the p50 ratios): own process,
+reference device 1.29x / 1.31x (old 1.49x / 1.54x); minimal device / JSON echo 1.06x / 1.11x (old
+1.14x / 1.14x); other process 2.84x / 2.65x (old 2.89x / 2.83x); the server loop's CPU per call 1.60x /
+1.58x its echo client's (old 1.70x / 1.72x).
 """
 
 from __future__ import annotations
@@ -56,6 +66,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -119,7 +130,7 @@ async def serve_json_echo(port: int) -> None:
 
 async def minimal_device(port: int, token: str, device_id: str):
     """A device that answers each tool_call with a pre-built tool_result (``answer_to``) in its read
-    loop: no store, no task per call (the reference client runs a SQLite ``get`` in a task). Returns
+    loop: no store, no task per call (the reference client runs a SQLite ``get``). Returns
     the socket and its reading task."""
     import websockets
 
@@ -183,7 +194,7 @@ async def thread_hop_cost(n: int) -> float:
 async def measure_server(
     kind: str, n: int, user_id: str, token: str, echo_ports: tuple[int, int], code: str | None
 ) -> dict:
-    from apps.devices.client import DeviceClient
+    DeviceClient = reference_client(code)
 
     echo_port, json_echo_port = echo_ports
     port = free_port()
@@ -234,6 +245,27 @@ async def measure_server(
         }
     finally:
         stop(proc)
+
+
+def reference_client(code: str | None) -> type:
+    """The reference client's class from the checkout measured (``--old``): its per-call work is part
+    of P1, so the old server is met by the old client (before 2026-12-06's last stop, by this one)."""
+    if code is None:
+        from apps.devices.client import DeviceClient
+
+        return DeviceClient
+    name = f"bench_client_{abs(hash(code))}"
+    if name not in sys.modules:
+        package = Path(code) / "apps" / "devices" / "client"
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name].DeviceClient
 
 
 def process_cpu(pid: int) -> float:

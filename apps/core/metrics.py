@@ -9,8 +9,14 @@ at scrape time from sources apps register with ``gauge_source``.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import bisect
 import contextlib
 import logging
+import math
+import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -84,13 +90,37 @@ def request_observed(*, route: str, method: str, status: int, seconds: float) ->
 def tool_call_observed(*, route: str, started: float, outcome: str = "ok") -> None:
     """Record one tool call begun at ``started`` (``time.perf_counter()``); ``outcome`` is ``ok`` or
     the error's class name. A plain call rather than a context manager on the hot path: the
-    generator a ``contextmanager`` builds cost as much as the observation itself."""
-    # The labelled child is looked up once per (route, outcome): labels() takes a lock and checks
-    # its arguments on every call, a good part of a tool call's own cost.
-    child = _tool_call_children.get((route, outcome))
-    if child is None:
-        child = _tool_call_children[route, outcome] = TOOL_CALL_SECONDS.labels(route=route, outcome=outcome)
-    child.observe(time.perf_counter() - started)
+    generator a ``contextmanager`` builds cost as much as the observation itself.
+
+    A call from the socket's own process (``own_process``, always on the server's loop) is tallied
+    in the process and written within ``TOOL_CALL_FLUSH_SECONDS`` (``tool_calls_flush``, also at
+    every scrape this process serves and at exit): a multiprocess observation writes the
+    histogram's file twice under a lock, about a tenth of such a call's own code. Other calls (a
+    worker's loop may close right after its call) are written at once."""
+    seconds = time.perf_counter() - started
+    loop = None
+    if route == "own_process":
+        try:  # noqa: SIM105  (contextlib.suppress makes an object per call)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # no loop: no timer to flush a tally
+    if loop is None:
+        _tool_call_child(route, outcome).observe(seconds)
+    else:
+        _tally(route, outcome, seconds, loop)
+
+
+def _tally(route: str, outcome: str, seconds: float, loop: asyncio.AbstractEventLoop) -> None:
+    global _flush_loop
+    with _tally_lock:
+        tally = _tallies.get((route, outcome))
+        if tally is None:
+            tally = _tallies[route, outcome] = [0.0] * (len(_TOOL_CALL_BOUNDS) + 1)
+        tally[0] += seconds
+        tally[1 + bisect.bisect_left(_TOOL_CALL_BOUNDS, seconds)] += 1
+        if _flush_loop is None or _flush_loop.is_closed():  # none armed, or its loop went away
+            _flush_loop = loop
+            loop.call_later(TOOL_CALL_FLUSH_SECONDS, tool_calls_flush)
 
 
 @contextlib.contextmanager
@@ -105,7 +135,52 @@ def tool_call_timer(*, route: str) -> Iterator[None]:
     tool_call_observed(route=route, started=started)
 
 
+def tool_calls_flush() -> None:
+    """Write the tallied tool calls to the histogram: per label set, its sum and each bucket's count
+    in one increment each (what as many ``observe`` calls would have written)."""
+    global _flush_loop
+    with _tally_lock:
+        tallies = dict(_tallies)
+        _tallies.clear()
+        _flush_loop = None
+    for (route, outcome), tally in tallies.items():
+        # prometheus-client has no public call that adds n observations at once, so the
+        # child's own values are incremented (pinned version; test_metrics holds the output
+        # equal to that of observe()).
+        child = _tool_call_child(route, outcome)
+        child._sum.inc(tally[0])
+        for bucket, count in zip(child._buckets, tally[1:], strict=True):
+            if count:
+                bucket.inc(count)
+
+
+def _tool_call_child(route: str, outcome: str) -> Histogram:
+    # The labelled child is looked up once per (route, outcome): labels() takes a lock and checks
+    # its arguments on every call.
+    child = _tool_call_children.get((route, outcome))
+    if child is None:
+        child = _tool_call_children[route, outcome] = TOOL_CALL_SECONDS.labels(route=route, outcome=outcome)
+    return child
+
+
+def _forget_tallies_in_child() -> None:
+    """A forked child starts with no tally (its parent writes its own) and no flush armed."""
+    global _flush_loop, _tally_lock
+    _tallies.clear()
+    _flush_loop = None
+    _tally_lock = threading.Lock()
+
+
+TOOL_CALL_FLUSH_SECONDS = 1.0
+# The histogram's upper bounds, +Inf last, as observe() picks a bucket (the first bound >= the value).
+_TOOL_CALL_BOUNDS = (*(float(b) for b in _LATENCY_BUCKETS), math.inf)
 _tool_call_children: dict[tuple[str, str], Histogram] = {}
+# Tool calls observed on a loop and not yet written, by (route, outcome): [sum, count per bucket...].
+_tallies: dict[tuple[str, str], list[float]] = {}
+_tally_lock = threading.Lock()  # observed from several threads' loops (web, tests, workers)
+_flush_loop: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush, if armed
+os.register_at_fork(after_in_child=_forget_tallies_in_child)
+atexit.register(tool_calls_flush)
 
 
 class FirstTokenClock:
@@ -192,6 +267,7 @@ class _GaugeSourceCollector:
 
 def exposition() -> bytes:
     """Every process's samples (multiprocess files) plus the scrape-time gauges, in the text format."""
+    tool_calls_flush()  # this process's own tallied calls are written before the files are read
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     registry.register(_GaugeSourceCollector())

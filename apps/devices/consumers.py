@@ -410,7 +410,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         else:
             route = self._routes.get(intake.frame_type, DeviceConsumer._on_registered)
             await route(self, intake.frame)
-            if intake.answer and self.messages and len(self.messages) >= settings.DEVICE_ANSWERS_IN_FLIGHT:
+            if intake.answer and self.messages and len(self.messages) >= hot_setting("DEVICE_ANSWERS_IN_FLIGHT"):
                 # Answers spend no budget: stop reading until their handlers catch up.
                 with heartbeat.reading_paused(self):
                     await self._paused_for_answers()

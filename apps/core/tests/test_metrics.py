@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
+from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from apps.core import metrics
@@ -123,3 +125,72 @@ def test_tool_call_latency_and_first_token_hooks_record_once(scrape):
     )
     first = "adiuva_stream_first_token_seconds_count"
     assert _value(after, first, kind="socket") - _value(before, first, kind="socket") == 1
+
+
+def _tool_call_samples(samples: dict, route: str) -> dict[str, float]:
+    """The tool-call histogram of one route/outcome: cumulative buckets by ``le``, ``count`` and ``sum``."""
+    found = {}
+    for (name, pairs), value in samples.items():
+        labels = dict(pairs)
+        ours = labels.get("route") == route and labels.get("outcome") == "ok"
+        if ours and name.startswith("adiuva_tool_call_duration_seconds"):
+            found[labels.get("le") or name.rsplit("_", 1)[1]] = value
+    return found
+
+
+def test_tool_calls_tallied_on_a_loop_read_as_the_histogram_observe_writes(scrape):
+    # given calls of many durations, some from the socket's own process on a loop (tallied, then
+    # written together) and the same durations observed one by one on the other route
+    durations = [0.0001, 0.003, 0.007, 0.02, 0.2, 0.2, 0.7, 3.0, 45.0, 100.0]
+    before = scrape()
+
+    async def calls() -> None:
+        now = time.perf_counter()
+        for seconds in durations:
+            metrics.tool_call_observed(route="own_process", started=now - seconds)
+            metrics.tool_call_observed(route="other_process", started=now - seconds)
+
+    # when the loop ends before its flush timer ran
+    asyncio.run(calls())
+    after = scrape()
+
+    # then the scrape holds every tallied call, in the buckets, count and sum observe() gives
+    def delta(route: str) -> dict[str, float]:
+        old = _tool_call_samples(before, route)
+        return {key: value - old.get(key, 0.0) for key, value in _tool_call_samples(after, route).items()}
+
+    tallied, observed = delta("own_process"), delta("other_process")
+    assert tallied["count"] == len(durations)
+    assert tallied["+Inf"] == len(durations)
+    assert tallied["0.005"] == 2
+    assert tallied["60.0"] == len(durations) - 1
+    assert tallied["sum"] == pytest.approx(sum(durations), abs=0.01)
+    assert tallied.keys() == observed.keys()
+    for key, value in observed.items():
+        assert tallied[key] == pytest.approx(value, abs=0.01), key
+
+
+def test_tool_calls_tallied_on_a_loop_are_written_by_its_timer_without_a_scrape(monkeypatch):
+    # given a short flush interval
+    monkeypatch.setattr(metrics, "TOOL_CALL_FLUSH_SECONDS", 0.05)
+
+    def written() -> float:  # what another process's scrape reads: the files alone, no flush here
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        labels = {"route": "own_process", "outcome": "DeviceTimeoutError"}
+        return registry.get_sample_value("adiuva_tool_call_duration_seconds_count", labels) or 0.0
+
+    before = written()
+
+    async def call_then_wait() -> float:
+        metrics.tool_call_observed(route="own_process", started=time.perf_counter(), outcome="DeviceTimeoutError")
+        pending = written()
+        await asyncio.sleep(0.5)
+        return pending
+
+    # when a call is observed and the loop runs on
+    pending = asyncio.run(call_then_wait())
+
+    # then it was not written at once, and was written by the loop's timer
+    assert pending == before
+    assert written() == before + 1

@@ -5,7 +5,12 @@ the server's ``device_welcome`` is kept in ``welcome``), answers pings, runs eve
 on its ``LocalStore``, keeps ``agent_progress`` frames (``progress``, ``on_progress``) and can send
 ``home_request`` / ``floating_request`` and stream the answer. Tests and benchmarks drive it;
 operators use it through ``manage.py device``.
-Only ``websockets`` and the store: no Django needed on the device side.
+Only ``websockets``, ``orjson`` and the store: no Django needed on the device side.
+
+A tool call on the client's own store is answered in the read loop: the store is synchronous
+SQLite, so a task per call bought no concurrency and cost a loop turn. A replaced ``tool_handler``
+(or an overridden ``run_tool``) may wait, so each of its calls runs in a task of its own and slow
+calls overlap.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
@@ -73,6 +79,9 @@ class DeviceClient:
         self.received: list[str] = []  # the type of every frame received, in order
         # Replaceable per test: returns the tool_result fields, or None to leave the call unanswered.
         self.tool_handler: ToolHandler = self.run_tool
+        # The default handler, as made here: while ``tool_handler`` is still this very object and
+        # ``run_tool`` is not overridden, calls are answered from the store in the read loop.
+        self._store_handler = self.tool_handler if type(self).run_tool is DeviceClient.run_tool else None
         # Replaceable per test: answers an ``agent_run`` frame (default: read the folders, send them).
         self.agent_handler: AgentRunHandler = self.run_agent
         self.agent_runs: list[dict[str, Any]] = []
@@ -116,7 +125,12 @@ class DeviceClient:
 
     async def send(self, frame: dict[str, Any]) -> None:
         assert self.ws is not None
-        await self.ws.send(json.dumps(frame))
+        try:
+            # orjson's bytes go out as a text frame as they are (no decode and re-encode).
+            await self.ws.send(orjson.dumps(frame), text=True)
+        except orjson.JSONEncodeError:
+            # What orjson refuses and json writes (a lone surrogate, escaped; tests send such).
+            await self.ws.send(json.dumps(frame))
 
     async def send_raw(self, data: str | bytes) -> None:
         assert self.ws is not None
@@ -155,8 +169,9 @@ class DeviceClient:
     async def _read(self) -> None:
         assert self.ws is not None
         try:
-            async for text in self.ws:
-                frame = json.loads(text)
+            while True:
+                # Bytes as they came: orjson reads (and checks) UTF-8 itself, no str is made first.
+                frame = parse_frame(await self.ws.recv(decode=False))
                 kind = frame.get("type")
                 _remember(self.received, str(kind))
                 if kind == "ping":
@@ -165,9 +180,12 @@ class DeviceClient:
                         await self.send({"type": "pong"})
                 elif kind == "tool_call":
                     _remember(self.tool_calls, frame)
-                    task = asyncio.create_task(self._answer_tool(frame))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    if self.tool_handler is self._store_handler:
+                        await self._answer_from_store(frame)
+                    else:
+                        task = asyncio.create_task(self._answer_tool(frame))
+                        self._tasks.add(task)
+                        task.add_done_callback(self._tasks.discard)
                 elif kind == "agent_run":
                     _remember(self.agent_runs, frame)
                     task = asyncio.create_task(self._answer_agent_run(frame))
@@ -207,6 +225,17 @@ class DeviceClient:
 
     async def run_tool(self, call: dict[str, Any]) -> dict[str, Any]:
         return self.store.execute(call)
+
+    async def _answer_from_store(self, call: dict[str, Any]) -> None:
+        """``_answer_tool`` for the default handler, without its task: ``run_tool`` never waits."""
+        try:
+            result = self.store.execute(call)
+        except ToolError as exc:
+            result = {"error": str(exc)}
+        except Exception as exc:  # as _answer_tool
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        with contextlib.suppress(ConnectionClosed):
+            await self.send({"type": "tool_result", "id": call["id"], **result})
 
     async def _answer_agent_run(self, frame: dict[str, Any]) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -255,6 +284,15 @@ class DeviceClient:
         assert self._reader is not None
         await self._reader
         return self.close_code
+
+
+def parse_frame(text: str | bytes) -> dict[str, Any]:
+    """A server frame's JSON: orjson, or ``json`` for what orjson refuses and json reads (NaN; the
+    server's own encoder, orjson, never writes it)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 def _remember(history: list, item: Any) -> None:

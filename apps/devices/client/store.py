@@ -65,6 +65,11 @@ def _q(column: str) -> str:
     return f'"{column}"'
 
 
+# The statement of a ``get`` per table, made once: the most frequent call's text is not rebuilt each
+# time (sqlite3 keeps the prepared statement per text in its own cache).
+_GET_SQL = {table: f"SELECT * FROM {_q(table)} WHERE id = ?" for table in TABLES}  # noqa: S608
+
+
 class LocalStore:
     def __init__(self, path: str = ":memory:") -> None:
         self.path = path
@@ -156,7 +161,7 @@ class LocalStore:
     def _do_get(self, call: dict[str, Any]) -> dict[str, Any]:
         table = self._table(call)
         row_id = (call.get("data") or {}).get("id")
-        row = self.db.execute(f"SELECT * FROM {_q(table)} WHERE id = ?", (row_id,)).fetchone()  # noqa: S608
+        row = self.db.execute(_GET_SQL[table], (row_id,)).fetchone()
         return {"row": self._row(row)}
 
     def _clean(self, table: str, data: dict[str, Any]) -> dict[str, Any]:
