@@ -5,6 +5,7 @@ memory/associative/<id>`` against a bare Django async view returning the same JS
 the same view written sync), same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
+        [--paths "memory/associative,auth/me"]
 
 Every server (bench/rest_server.py, one process per checkout) is up for the whole round, and each
 path is measured on each server back to back: per path, ``--concurrency`` keep-alive connections
@@ -201,6 +202,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--records", type=int, default=20)
     parser.add_argument("--old", help="another checkout to measure beside this one (before → after)")
+    parser.add_argument("--paths", help="only these paths, by name, comma-separated (and always the bare async view)")
     args = parser.parse_args()
 
     setup_django(migrate=True)
@@ -218,6 +220,11 @@ def main() -> None:
         "memory/associative/id": f"/api/v1/memory/associative/{memory_id}",
     }
 
+    if args.paths:
+        chosen = {"bare async view", *(name.strip() for name in args.paths.split(","))}
+        if unknown := chosen - paths.keys():
+            raise SystemExit(f"unknown paths {sorted(unknown)}; known: {', '.join(paths)}")
+        paths = {name: path for name, path in paths.items() if name in chosen}
     codes = {"new": str(ROOT)}
     if args.old:
         codes = {"old": os.path.abspath(args.old), **codes}

@@ -73,9 +73,15 @@ class DeletedOutputSerializer(serializers.Serializer):
 _DATE_FIELD = serializers.DateTimeField()
 
 
-def _iso8601(value: dt.datetime, zone: dt.tzinfo) -> str:
-    """What ``serializers.DateTimeField`` answers for ``value`` in the current time zone ``zone``."""
-    if timezone.is_naive(value):
+def _iso8601(value: dt.datetime | str, zone: dt.tzinfo) -> str:
+    """What ``serializers.DateTimeField`` answers for ``value`` in the current time zone ``zone``;
+    ``value`` is a datetime or a page's ``UtcText`` (``YYYY-MM-DDTHH:MM:SS.ffffff``, in UTC)."""
+    if isinstance(value, str):
+        if zone is dt.UTC or getattr(zone, "key", None) == "UTC":
+            # isoformat() leaves out a zero fraction; the text always has six digits.
+            return (value[:-7] if value.endswith(".000000") else value) + "Z"
+        value = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC)
+    elif timezone.is_naive(value):
         return _DATE_FIELD.to_representation(value)
     text = value.astimezone(zone).isoformat()
     return text[:-6] + "Z" if text.endswith("+00:00") else text

@@ -39,15 +39,15 @@ class RecordMetaSerializer(serializers.Serializer):
 
 def _record_meta(row: tuple[Any, ...]) -> dict[str, Any]:
     """What ``RecordMetaSerializer`` answers, built from a row of ``record_page`` (a serializer per
-    page cost more than the page's query)."""
+    page cost more than the page's query; the row's dates are Unix seconds already)."""
     record_id, table, checksum, size_bytes, created_at, updated_at = row
     return {
         "id": str(record_id),
         "table": table,
         "checksum": checksum,
         "size_bytes": size_bytes,
-        "created_at": unix_seconds(created_at),
-        "updated_at": unix_seconds(updated_at),
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
 
 
