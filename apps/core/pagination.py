@@ -145,15 +145,17 @@ class PagePagination(PageNumberPagination):
         return int(raw) if raw.isdigit() and int(raw) > 1 else None
 
     def get_paginated_response(self, data: list[Any]) -> Response:
+        return Response(self.get_paginated_data(data))
+
+    def get_paginated_data(self, data: list[Any]) -> dict[str, Any]:
+        """The ``{count, page, limit, results}`` envelope of the page (what ``get_paginated_response`` answers)."""
         assert self.page is not None
-        return Response(
-            {
-                "count": self.page.paginator.count,
-                "page": self.page.number,
-                "limit": self.page.paginator.per_page,
-                "results": data,
-            }
-        )
+        return {
+            "count": self.page.paginator.count,
+            "page": self.page.number,
+            "limit": self.page.paginator.per_page,
+            "results": data,
+        }
 
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""

@@ -318,7 +318,9 @@ def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(us
     # given every kind, with empty optional fields, a pending episode, text JSON escapes differently,
     # and patterns on both sides of the threshold
     _fill(user, "alice")
-    associative_memory_add(user_id=user.id, content='é ✓ "quoted" \u2028 line', embedding=axis_embedding(3))
+    associative_memory_add(
+        user_id=user.id, content='é ✓ "quoted" \u2028 \u2029 \t\x1f\x7f\\ line', embedding=axis_embedding(3)
+    )
     episode_capture(user_id=user.id, session_id="s-pending", message="m", answer="a")
     pattern_upsert(user_id=user.id, description="rare habit", confidence=0.25)
     for model in MODEL_OF_KIND.values():
@@ -328,10 +330,12 @@ def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(us
             created_at=dt.datetime(2026, 3, 29, 0, 59, 59, tzinfo=dt.UTC),
             updated_at=dt.datetime(2026, 3, 29, 1, 0, 0, 120000, tzinfo=dt.UTC),
         )
+    headers = {}
     for kind in MemoryKind:
         # when the page and its first item are read, in the time zone
         with timezone.override(zone):
             response = auth_client.get(f"/api/v1/memory/{kind}")
+            headers[kind] = [(k, v) for k, v in response.headers.items() if k not in ("Content-Length", "X-Request-ID")]
             items = memory_queryset(user_id=user.id, kind=kind)
             views = [memory_item_view(user_id=user.id, kind=kind, item=item) for item in items]
             item = auth_client.get(f"/api/v1/memory/{kind}/{views[0]['id']}")
@@ -347,3 +351,5 @@ def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(us
             assert '"created_at":"2026-03-29T00:59:59Z","updated_at":"2026-03-29T01:00:00.120000Z"' in text
         else:  # the clocks went forward at 01:00 UTC that night
             assert '"created_at":"2026-03-29T01:59:59+01:00","updated_at":"2026-03-29T03:00:00.120000+02:00"' in text
+    # and every kind's page has the same headers (some are written by json_rendered, proactive's by DRF)
+    assert all(kind_headers == headers[MemoryKind.PROACTIVE] for kind_headers in headers.values())
