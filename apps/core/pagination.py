@@ -159,6 +159,10 @@ class PagePagination(PageNumberPagination):
 
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""
+        return Response(data, headers=self.get_list_headers())
+
+    def get_list_headers(self) -> dict[str, str]:
+        """The pagination headers of ``get_list_response``."""
         assert self.page is not None
         if not self.page.object_list and self.page.number > self.page.paginator.num_pages:
             links = []  # past the end: neither neighbour is a page
@@ -175,7 +179,7 @@ class PagePagination(PageNumberPagination):
         }
         if links:
             headers["Link"] = ", ".join(links)
-        return Response(data, headers=headers)
+        return headers
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {

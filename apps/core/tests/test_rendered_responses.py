@@ -72,10 +72,10 @@ def test_the_rendered_answer_keeps_status_headers_cookies_bytes_and_data():
     assert rendered.data == {"ok": True, "name": "é"}
 
 
-def _drf_rendered(data):
+def _drf_rendered(data, headers):
     from rest_framework.renderers import JSONRenderer
 
-    response = Response(data)
+    response = Response(data, headers=headers)
     response.accepted_renderer = JSONRenderer()
     response.accepted_media_type = "application/json"
     response.renderer_context = {}
@@ -93,10 +93,13 @@ def test_json_rendered_is_byte_for_byte_what_drf_renders():
         "results": [{"text": text, "none": None, "yes": True, "no": False, "list": [-1, "", {}]}, {}],
     }
 
-    # when it is rendered both ways
-    fast, drf = json_rendered(data=data), _drf_rendered(data)
+    headers = {"X-Total-Count": "2", "Link": '<http://testserver/x?page=2>; rel="next"'}
 
-    # then the client receives the same status, headers and bytes, and callers read the same data
+    # when it is rendered both ways, with headers
+    fast, drf = json_rendered(data=data, headers=headers), _drf_rendered(data, headers)
+
+    # then the client receives the same status, headers (in the same order) and bytes, and callers
+    # read the same data
     assert fast.content == drf.content
     assert b"\\u2028" in fast.content
     assert b"\\u2029" in fast.content
