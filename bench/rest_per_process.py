@@ -19,6 +19,27 @@ seconds) and the bare view's CPU per request over each path's: on a shared box t
 path pair swing 0.4-2.5x with the load while these stay within ~10 %; on an idle box, where the one
 server process is what limits, the two ratios to the bare view say the same thing.
 
+``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
+
+Figures of 2026-12-06 14:34-14:41 (this stop; 2 cores shared with the other engineers' runs, load
+2.2-4.0), old = 129053e, runs A / B of 3 rounds of 3 s, medians, by the server's CPU per request
+(req/s to the bare view swung 0.4-1.2x with the load in these runs and are not quoted). Cuts: the
+list pages' dates come from PostgreSQL as the text / Unix seconds the lists answer (Django's
+timestamptz loader is Python, ~3.5 µs a date: one process, a page of 20 and its items 650 → 420 µs
+for memory, 300 → 120 µs for records); the memory (core, associative, episodic) and records pages are
+written by orjson, byte for byte JSONRenderer's (44 → 10 µs a page); DRF's content negotiation is
+remembered per Accept header (~20 µs of every API request); the ASGI entry point freezes its
+import-time objects out of the cyclic collector's sight (a full collection walked ~400,000 of them,
+~130 ms, 3 times in 10 s of this bench; every path, the bare views included, gains).
+    CPU per request old → new (A / B): memory list 0.86 / 0.88x, records list 0.83 / 0.90x,
+    auth/me 0.89 / 0.93x, memory counts 0.95 / 0.91x, records/<id> 0.91 / 0.89x, memory item
+    0.91 / 0.96x, bare async view 0.88 / 0.96x, bare sync view 1.06 / 0.89x
+    bare async view's CPU over the path's, old → new (A / B): memory list 0.52 → 0.53, 0.52 → 0.58;
+    records list 0.57 → 0.61, 0.55 → 0.60; auth/me 0.72 → 0.70, 0.69 → 0.72
+    before the freeze (14:10, the page and orjson cuts only, --paths, load 3): memory list 0.91x,
+    records list 0.91x, auth/me 1.02x, bare async view 0.98x
+The freeze makes the bare view cheaper too, so the ratios to it move less than the lists' own CPU.
+
 Figures of 2026-12-06 10:51-11:18 (2 cores shared with 7 other engineers' runs, load 3.6-10.4),
 old = 7361c05, new = the memory list's page opened by one FernetReader and built without its
 serializer, 3 rounds of 4 s, medians, runs A / B / C / D (A before the CPU columns existed):
