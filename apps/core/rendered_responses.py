@@ -42,10 +42,10 @@ _LINE_TERMINATORS = (("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2
 def json_rendered(*, data: Any, headers: dict[str, str] | None = None) -> RenderedResponse:
     """``Response(data, headers=headers)`` as DRF's ``JSONRenderer`` renders it (200,
     ``application/json``, the same bytes and headers in the same order), written by orjson at a
-    fraction of the CPU, for the hot lists of text. ``data`` may hold
-    only dicts with str keys, lists, str, int, bool and None: orjson writes some floats in another form
-    than ``json`` (``0.00001`` for ``1e-05``), so a caller with floats keeps ``Response``. Content
-    negotiation is DRF's as before (it happens before the view runs: a 406 stays a 406)."""
+    quarter of the CPU, for the hot lists of text. ``data`` may hold only dicts with str keys, lists,
+    str, int, bool and None: orjson writes some floats in another form than ``json`` (``0.00001`` for
+    ``1e-05``), so a caller with floats keeps ``Response``. Content negotiation is DRF's as before (it
+    happens before the view runs: a 406 stays a 406)."""
     content = orjson.dumps(data)
     for raw, escaped in _LINE_TERMINATORS:
         if raw in content:
