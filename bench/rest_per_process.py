@@ -21,6 +21,18 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Idle box, 2026-12-06 14:52-14:59 (load 0.1 → 2.1, only this bench running), old = 129053e, runs
+I / II of 3 rounds of 3 s, medians, to the bare async view (req/s; by CPU), old → new:
+    memory list       0.45 → 0.51x; 0.47 → 0.54x  |  0.47 → 0.51x; 0.50 → 0.54x
+    records list      0.52 → 0.56x; 0.55 → 0.60x  |  0.52 → 0.55x; 0.55 → 0.58x
+    auth/me           0.62 → 0.66x; 0.66 → 0.69x  |  0.65 → 0.63x; 0.69 → 0.67x
+    memory counts     0.57 → 0.60x; 0.60 → 0.64x  |  0.58 → 0.60x; 0.63 → 0.64x
+    records/<id>      0.57 → 0.60x; 0.60 → 0.63x  |  0.58 → 0.59x; 0.60 → 0.62x
+    memory item       0.54 → 0.57x; 0.58 → 0.60x  |  0.57 → 0.56x; 0.60 → 0.58x
+    absolute old → new, req/s (I / II): memory list 1.15 / 1.13x, records list 1.10 / 1.13x, auth/me
+    1.06 / 1.04x, bare async 1.03 / 1.07x; CPU per request memory list 0.87 / 0.87x, records list
+    0.90 / 0.88x, auth/me 0.94 / 0.96x, bare async 0.98 / 0.94x, every path 0.87-0.98x.
+
 Figures of 2026-12-06 14:34-14:41 (this stop; 2 cores shared with the other engineers' runs, load
 2.2-4.0), old = 129053e, runs A / B of 3 rounds of 3 s, medians, by the server's CPU per request
 (req/s to the bare view swung 0.4-1.2x with the load in these runs and are not quoted). Cuts: the
