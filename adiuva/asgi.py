@@ -30,3 +30,5 @@ application = ProtocolTypeRouter(
         "lifespan": lifespan_app,
     }
 )
+# Last: what the imports above made lives as long as the process (see imported_objects_freeze).
+startup.imported_objects_freeze()

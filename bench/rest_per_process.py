@@ -5,6 +5,7 @@ memory/associative/<id>`` against a bare Django async view returning the same JS
 the same view written sync), same server, same run.
 
     .venv/bin/python bench/rest_per_process.py [--seconds 4] [--concurrency 16] [--rounds 2] [--old PATH]
+        [--paths "memory/associative,auth/me"]
 
 Every server (bench/rest_server.py, one process per checkout) is up for the whole round, and each
 path is measured on each server back to back: per path, ``--concurrency`` keep-alive connections
@@ -17,6 +18,39 @@ Beside req/s it prints the server process's CPU per request (``/proc``, measured
 seconds) and the bare view's CPU per request over each path's: on a shared box the req/s of one
 path pair swing 0.4-2.5x with the load while these stay within ~10 %; on an idle box, where the one
 server process is what limits, the two ratios to the bare view say the same thing.
+
+``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
+
+Idle box, 2026-12-06 14:52-14:59 (load 0.1 → 2.1, only this bench running), old = 129053e, runs
+I / II of 3 rounds of 3 s, medians, to the bare async view (req/s; by CPU), old → new:
+    memory list       0.45 → 0.51x; 0.47 → 0.54x  |  0.47 → 0.51x; 0.50 → 0.54x
+    records list      0.52 → 0.56x; 0.55 → 0.60x  |  0.52 → 0.55x; 0.55 → 0.58x
+    auth/me           0.62 → 0.66x; 0.66 → 0.69x  |  0.65 → 0.63x; 0.69 → 0.67x
+    memory counts     0.57 → 0.60x; 0.60 → 0.64x  |  0.58 → 0.60x; 0.63 → 0.64x
+    records/<id>      0.57 → 0.60x; 0.60 → 0.63x  |  0.58 → 0.59x; 0.60 → 0.62x
+    memory item       0.54 → 0.57x; 0.58 → 0.60x  |  0.57 → 0.56x; 0.60 → 0.58x
+    absolute old → new, req/s (I / II): memory list 1.15 / 1.13x, records list 1.10 / 1.13x, auth/me
+    1.06 / 1.04x, bare async 1.03 / 1.07x; CPU per request memory list 0.87 / 0.87x, records list
+    0.90 / 0.88x, auth/me 0.94 / 0.96x, bare async 0.98 / 0.94x, every path 0.87-0.98x.
+
+Figures of 2026-12-06 14:34-14:41 (this stop; 2 cores shared with the other engineers' runs, load
+2.2-4.0), old = 129053e, runs A / B of 3 rounds of 3 s, medians, by the server's CPU per request
+(req/s to the bare view swung 0.4-1.2x with the load in these runs and are not quoted). Cuts: the
+list pages' dates come from PostgreSQL as the text / Unix seconds the lists answer (Django's
+timestamptz loader is Python, ~3.5 µs a date: one process, a page of 20 and its items 650 → 420 µs
+for memory, 300 → 120 µs for records); the memory (core, associative, episodic) and records pages are
+written by orjson, byte for byte JSONRenderer's (44 → 10 µs a page); DRF's content negotiation is
+remembered per Accept header (~20 µs of every API request); the ASGI entry point freezes its
+import-time objects out of the cyclic collector's sight (a full collection walked ~400,000 of them,
+~130 ms, 3 times in 10 s of this bench; every path, the bare views included, gains).
+    CPU per request old → new (A / B): memory list 0.86 / 0.88x, records list 0.83 / 0.90x,
+    auth/me 0.89 / 0.93x, memory counts 0.95 / 0.91x, records/<id> 0.91 / 0.89x, memory item
+    0.91 / 0.96x, bare async view 0.88 / 0.96x, bare sync view 1.06 / 0.89x
+    bare async view's CPU over the path's, old → new (A / B): memory list 0.52 → 0.53, 0.52 → 0.58;
+    records list 0.57 → 0.61, 0.55 → 0.60; auth/me 0.72 → 0.70, 0.69 → 0.72
+    before the freeze (14:10, the page and orjson cuts only, --paths, load 3): memory list 0.91x,
+    records list 0.91x, auth/me 1.02x, bare async view 0.98x
+The freeze makes the bare view cheaper too, so the ratios to it move less than the lists' own CPU.
 
 Figures of 2026-12-06 10:51-11:18 (2 cores shared with 7 other engineers' runs, load 3.6-10.4),
 old = 7361c05, new = the memory list's page opened by one FernetReader and built without its
@@ -201,6 +235,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--records", type=int, default=20)
     parser.add_argument("--old", help="another checkout to measure beside this one (before → after)")
+    parser.add_argument("--paths", help="only these paths, by name, comma-separated (and always the bare async view)")
     args = parser.parse_args()
 
     setup_django(migrate=True)
@@ -218,6 +253,11 @@ def main() -> None:
         "memory/associative/id": f"/api/v1/memory/associative/{memory_id}",
     }
 
+    if args.paths:
+        chosen = {"bare async view", *(name.strip() for name in args.paths.split(","))}
+        if unknown := chosen - paths.keys():
+            raise SystemExit(f"unknown paths {sorted(unknown)}; known: {', '.join(paths)}")
+        paths = {name: path for name, path in paths.items() if name in chosen}
     codes = {"new": str(ROOT)}
     if args.old:
         codes = {"old": os.path.abspath(args.old), **codes}

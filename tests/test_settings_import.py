@@ -98,3 +98,24 @@ def test_the_entry_points_create_and_export_the_metrics_directory(tmp_path):
     )
     assert check.returncode == 0, check.stderr
     assert (tmp_path / "metrics").is_dir(), "manage.py prepares the process through adiuva.startup"
+
+
+def test_the_asgi_entry_point_takes_its_import_time_objects_out_of_the_collectors_sight(tmp_path):
+    # given the production settings, when the ASGI application is imported as uvicorn imports it
+    (tmp_path / "tmp").mkdir()
+    env = _clean_env(tmp_path, DJANGO_SETTINGS_MODULE="adiuva.settings.production")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import gc, adiuva.asgi; print(gc.get_freeze_count(), gc.isenabled())"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    # then what Django, DRF and the SDKs made on import is frozen (a full collection walked it all),
+    # and the collector still runs for everything else
+    assert probe.returncode == 0, probe.stderr
+    frozen, enabled = probe.stdout.split()
+    assert int(frozen) > 100_000
+    assert enabled == "True"

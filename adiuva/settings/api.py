@@ -10,6 +10,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["apps.accounts.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # DRF's negotiation, its answer per (renderers, format, Accept) remembered (apps.core.negotiation).
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "apps.core.negotiation.RememberingContentNegotiation",
     # Strict JSON: depth-limited (REQUEST_JSON_MAX_DEPTH), no unpaired surrogates, no NaN (see apps.core.parsers).
     "DEFAULT_PARSER_CLASSES": ["apps.core.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PagePagination",

@@ -145,18 +145,24 @@ class PagePagination(PageNumberPagination):
         return int(raw) if raw.isdigit() and int(raw) > 1 else None
 
     def get_paginated_response(self, data: list[Any]) -> Response:
+        return Response(self.get_paginated_data(data))
+
+    def get_paginated_data(self, data: list[Any]) -> dict[str, Any]:
+        """The ``{count, page, limit, results}`` envelope of the page (what ``get_paginated_response`` answers)."""
         assert self.page is not None
-        return Response(
-            {
-                "count": self.page.paginator.count,
-                "page": self.page.number,
-                "limit": self.page.paginator.per_page,
-                "results": data,
-            }
-        )
+        return {
+            "count": self.page.paginator.count,
+            "page": self.page.number,
+            "limit": self.page.paginator.per_page,
+            "results": data,
+        }
 
     def get_list_response(self, data: list[Any]) -> Response:
         """The page as a bare JSON array; the pagination travels in headers."""
+        return Response(data, headers=self.get_list_headers())
+
+    def get_list_headers(self) -> dict[str, str]:
+        """The pagination headers of ``get_list_response``."""
         assert self.page is not None
         if not self.page.object_list and self.page.number > self.page.paginator.num_pages:
             links = []  # past the end: neither neighbour is a page
@@ -173,7 +179,7 @@ class PagePagination(PageNumberPagination):
         }
         if links:
             headers["Link"] = ", ".join(links)
-        return Response(data, headers=headers)
+        return headers
 
     def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         return {

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from django.http import HttpResponse, HttpResponseBase
 from django.template.response import SimpleTemplateResponse
 from rest_framework.request import Request
@@ -31,6 +32,28 @@ def response_rendered(*, response: HttpResponseBase) -> HttpResponseBase:
     rendered.headers = response.headers
     rendered.cookies = response.cookies
     rendered.data = getattr(response, "data", None)
+    return rendered
+
+
+# What DRF's JSONRenderer escapes after ``json.dumps`` (the JavaScript line terminators), in UTF-8.
+_LINE_TERMINATORS = (("\u2028".encode(), b"\\u2028"), ("\u2029".encode(), b"\\u2029"))
+
+
+def json_rendered(*, data: Any, headers: dict[str, str] | None = None) -> RenderedResponse:
+    """``Response(data, headers=headers)`` as DRF's ``JSONRenderer`` renders it (200,
+    ``application/json``, the same bytes and headers in the same order), written by orjson at a
+    quarter of the CPU, for the hot lists of text. ``data`` may hold only dicts with str keys, lists,
+    str, int, bool and None: orjson writes some floats in another form than ``json`` (``0.00001`` for
+    ``1e-05``), so a caller with floats keeps ``Response``. Content negotiation is DRF's as before (it
+    happens before the view runs: a 406 stays a 406)."""
+    content = orjson.dumps(data)
+    for raw, escaped in _LINE_TERMINATORS:
+        if raw in content:
+            content = content.replace(raw, escaped)
+    rendered = RenderedResponse(content, content_type="application/json")
+    for name, value in (headers or {}).items():
+        rendered[name] = value  # after Content-Type, as Response(headers=...) sets them
+    rendered.data = data
     return rendered
 
 

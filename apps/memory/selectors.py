@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from asgiref.sync import sync_to_async
 from django.db import connection
-from django.db.models import Count, QuerySet, Subquery
+from django.db.models import CharField, Count, F, Func, QuerySet, Subquery
 
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
@@ -326,13 +326,25 @@ _VIEW_COLUMNS: dict[MemoryKind, tuple[str, ...]] = {
 _VIEW_ROWS = {kind: namedtuple(f"{kind.value.title()}Row", columns) for kind, columns in _VIEW_COLUMNS.items()}
 
 
+class UtcText(Func):
+    """A ``timestamptz`` as UTC text, ``YYYY-MM-DDTHH:MM:SS.ffffff`` (always six digits), written by
+    PostgreSQL in this one shape whatever the session's DateStyle or TimeZone."""
+
+    template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US')"
+    output_field = CharField()
+
+
 def _memory_page(kind: MemoryKind, user_id: Any) -> QuerySet[Any]:
     # Every row carries the number of the user's items of the kind: one round trip answers the page and its count.
     # The count is a scalar subquery (run once, an index-only scan) and the rows come by the (user,
     # created_at) index in page order; a window over the rows read and sorted every item for a page of 20.
+    # The dates come as text: the list answers them as text, and psycopg's timestamptz loader, which
+    # Django subclasses in Python, cost ~3.5 µs a date, as much as opening one of the page's tokens.
     items = memory_queryset(user_id=user_id, kind=kind)
     count = items.order_by().values("user_id").annotate(n=Count("*")).values("n")
-    return items.annotate(total=Subquery(count)).values_list(*_VIEW_COLUMNS[kind], "total")
+    dates = {"created_utc": UtcText(F("created_at")), "updated_utc": UtcText(F("updated_at"))}
+    columns = [{"created_at": "created_utc", "updated_at": "updated_utc"}.get(c, c) for c in _VIEW_COLUMNS[kind]]
+    return items.annotate(**dates, total=Subquery(count)).values_list(*columns, "total")
 
 
 def _owned_item(kind: MemoryKind, user_id: Any, item_id: Any) -> QuerySet[Any]:
@@ -354,9 +366,10 @@ _OWNED_ITEMS = {
 def memory_page(
     *, user_id: UserId, kind: MemoryKind, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int | None]:
-    """The user's items of one kind, decrypted (``memory_item_view``), newest first, from ``offset``,
-    at most ``limit``, and how many items of the kind they have; that number is None when the page
-    is empty (past the end, or no item at all)."""
+    """The user's items of one kind, decrypted (``memory_item_view``, but ``created_at`` and
+    ``updated_at`` are ``UtcText``'s text), newest first, from ``offset``, at most ``limit``, and how
+    many items of the kind they have; that number is None when the page is empty (past the end, or no
+    item at all)."""
     kind = MemoryKind(kind)
     rows = _MEMORY_PAGES[kind].rows(user_id=user_id, limit=limit, offset=offset)
     if not rows:

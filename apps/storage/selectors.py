@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, F, Func, QuerySet, Subquery, Sum
 from pgvector.django import CosineDistance
 
 from apps.core.compiled_queries import CompiledQuery
@@ -25,6 +25,14 @@ def record_count(*, user: Any, table: str | None = None) -> int:
 RECORD_META_COLUMNS = ("id", "table", "checksum", "size_bytes", "created_at", "updated_at")
 
 
+class UnixSeconds(Func):
+    """A ``timestamptz`` as whole Unix seconds, rounded down (what ``int(value.timestamp())`` answers
+    for any date after 1970)."""
+
+    template = "floor(extract(epoch FROM %(expressions)s))::bigint"
+    output_field = BigIntegerField()
+
+
 def _record_page(user_id: Any, table: str | None = None) -> QuerySet[Any]:
     records = StorageRecord.objects.filter(user_id=user_id)
     if table is not None:
@@ -33,7 +41,11 @@ def _record_page(user_id: Any, table: str | None = None) -> QuerySet[Any]:
     # The count is a scalar subquery (run once, an index-only scan), not a window over the rows: a
     # window reads and sorts every matching row for a page of 50 (12 ms at 5,000 records, 1 ms at 20).
     count = records.order_by().values("user_id").annotate(n=Count("*")).values("n")
-    return records.annotate(total=Subquery(count)).values_list(*RECORD_META_COLUMNS, "total")
+    # The dates come as the Unix seconds the list answers: psycopg's timestamptz loader, which Django
+    # subclasses in Python, cost ~3.5 µs per date, more than the rest of a row.
+    dates = {"created_unix": UnixSeconds(F("created_at")), "updated_unix": UnixSeconds(F("updated_at"))}
+    columns = [{"created_at": "created_unix", "updated_at": "updated_unix"}.get(c, c) for c in RECORD_META_COLUMNS]
+    return records.annotate(**dates, total=Subquery(count)).values_list(*columns, "total")
 
 
 # The client lists its records on every sync: compiled once per process, with and without a table.
@@ -47,9 +59,9 @@ _RECORD_PAGE_OF_TABLE = CompiledQuery(
 def record_page(
     *, user: Any, offset: int, limit: int, table: str | None = None
 ) -> tuple[list[tuple[Any, ...]], int | None]:
-    """The user's record metadata (``RECORD_META_COLUMNS``, newest first) from ``offset``, at most
-    ``limit``, and how many records match in all; that number is None when the page is empty (past
-    the end, or no record at all)."""
+    """The user's record metadata (``RECORD_META_COLUMNS``, newest first, the dates as ``UnixSeconds``)
+    from ``offset``, at most ``limit``, and how many records match in all; that number is None when
+    the page is empty (past the end, or no record at all)."""
     if table:
         rows = _RECORD_PAGE_OF_TABLE.rows(user_id=user.pk, table=table, limit=limit, offset=offset)
     else:

@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from apps.accounts.apis import MeApi
-from apps.core.rendered_responses import response_rendered
+from apps.core.rendered_responses import json_rendered, response_rendered
 from apps.memory.apis import MemoryApi, MemoryKindApi
 from apps.memory.models import MemoryKind
 from apps.storage.apis.records import RecordListCreateApi
@@ -70,3 +70,38 @@ def test_the_rendered_answer_keeps_status_headers_cookies_bytes_and_data():
     assert rendered["Content-Type"] == "application/json"
     assert rendered.cookies["seen"].value == "1"
     assert rendered.data == {"ok": True, "name": "é"}
+
+
+def _drf_rendered(data, headers):
+    from rest_framework.renderers import JSONRenderer
+
+    response = Response(data, headers=headers)
+    response.accepted_renderer = JSONRenderer()
+    response.accepted_media_type = "application/json"
+    response.renderer_context = {}
+    return response_rendered(response=response)
+
+
+def test_json_rendered_is_byte_for_byte_what_drf_renders():
+    # given text with every ASCII control character, quotes, backslashes, the JavaScript line
+    # terminators DRF escapes, non-ASCII letters and a character outside the BMP, big and small ints,
+    # booleans, None, nested lists and dicts
+    text = "".join(chr(code) for code in range(0x80)) + ' é ✓ "q" \\ \u2028 \u2029 \U0001f600 \ufeff \u0085 \x7f'
+    data = {
+        "count": 2**63 - 1,
+        "page": 0,
+        "results": [{"text": text, "none": None, "yes": True, "no": False, "list": [-1, "", {}]}, {}],
+    }
+
+    headers = {"X-Total-Count": "2", "Link": '<http://testserver/x?page=2>; rel="next"'}
+
+    # when it is rendered both ways, with headers
+    fast, drf = json_rendered(data=data, headers=headers), _drf_rendered(data, headers)
+
+    # then the client receives the same status, headers (in the same order) and bytes, and callers
+    # read the same data
+    assert fast.content == drf.content
+    assert b"\\u2028" in fast.content
+    assert b"\\u2029" in fast.content
+    assert (fast.status_code, list(fast.headers.items())) == (drf.status_code, list(drf.headers.items()))
+    assert fast.data == data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -18,7 +19,7 @@ from apps.core.testing.query_plans import most_rows_of_a_page_step
 from apps.memory.apis import OUTPUT_SERIALIZERS
 from apps.memory.learning import episode_capture
 from apps.memory.models import MODEL_OF_KIND, AssociativeMemory, CoreMemory, Episode, MemoryKind, ProactivePattern
-from apps.memory.selectors import memory_page
+from apps.memory.selectors import memory_item_view, memory_queryset
 from apps.memory.services import associative_memory_add, core_memory_set, episode_record, pattern_upsert
 
 from .conftest import axis_embedding
@@ -317,14 +318,26 @@ def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(us
     # given every kind, with empty optional fields, a pending episode, text JSON escapes differently,
     # and patterns on both sides of the threshold
     _fill(user, "alice")
-    associative_memory_add(user_id=user.id, content='é ✓ "quoted" \u2028 line', embedding=axis_embedding(3))
+    associative_memory_add(
+        user_id=user.id, content='é ✓ "quoted" \u2028 \u2029 \t\x1f\x7f\\ line', embedding=axis_embedding(3)
+    )
     episode_capture(user_id=user.id, session_id="s-pending", message="m", answer="a")
     pattern_upsert(user_id=user.id, description="rare habit", confidence=0.25)
+    for model in MODEL_OF_KIND.values():
+        # a date on a whole second (isoformat() writes no fraction then) and one with trailing zeros in its fraction
+        first = model.objects.filter(user=user).order_by("created_at").first()
+        model.objects.filter(pk=first.pk).update(
+            created_at=dt.datetime(2026, 3, 29, 0, 59, 59, tzinfo=dt.UTC),
+            updated_at=dt.datetime(2026, 3, 29, 1, 0, 0, 120000, tzinfo=dt.UTC),
+        )
+    headers = {}
     for kind in MemoryKind:
         # when the page and its first item are read, in the time zone
         with timezone.override(zone):
             response = auth_client.get(f"/api/v1/memory/{kind}")
-            views, _count = memory_page(user_id=user.id, kind=kind, offset=0, limit=50)
+            headers[kind] = [(k, v) for k, v in response.headers.items() if k not in ("Content-Length", "X-Request-ID")]
+            items = memory_queryset(user_id=user.id, kind=kind)
+            views = [memory_item_view(user_id=user.id, kind=kind, item=item) for item in items]
             item = auth_client.get(f"/api/v1/memory/{kind}/{views[0]['id']}")
             expected = [OUTPUT_SERIALIZERS[kind]().to_representation(view) for view in views]
 
@@ -332,4 +345,11 @@ def test_pages_and_items_are_byte_for_byte_what_the_output_serializers_answer(us
         page = {"count": len(views), "page": 1, "limit": 50, "results": expected}
         assert response.content == JSONRenderer().render(page)
         assert item.content == JSONRenderer().render(expected[0])
-    assert "+01:00" in response.content.decode() if zone == "Europe/Paris" else "Z" in response.content.decode()
+        text = response.content.decode()
+        # the whole second, then the microsecond, as the serializer writes them in the zone
+        if zone == "UTC":
+            assert '"created_at":"2026-03-29T00:59:59Z","updated_at":"2026-03-29T01:00:00.120000Z"' in text
+        else:  # the clocks went forward at 01:00 UTC that night
+            assert '"created_at":"2026-03-29T01:59:59+01:00","updated_at":"2026-03-29T03:00:00.120000+02:00"' in text
+    # and every kind's page has the same headers (some are written by json_rendered, proactive's by DRF)
+    assert all(kind_headers == headers[MemoryKind.PROACTIVE] for kind_headers in headers.values())

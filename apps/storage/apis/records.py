@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
-from apps.core.rendered_responses import RenderedInViewMixin
+from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
 
 from ..blob_store import blob_read_bytes
 from ..payloads import blob_decode
@@ -39,15 +39,15 @@ class RecordMetaSerializer(serializers.Serializer):
 
 def _record_meta(row: tuple[Any, ...]) -> dict[str, Any]:
     """What ``RecordMetaSerializer`` answers, built from a row of ``record_page`` (a serializer per
-    page cost more than the page's query)."""
+    page cost more than the page's query; the row's dates are Unix seconds already)."""
     record_id, table, checksum, size_bytes, created_at, updated_at = row
     return {
         "id": str(record_id),
         "table": table,
         "checksum": checksum,
         "size_bytes": size_bytes,
-        "created_at": unix_seconds(created_at),
-        "updated_at": unix_seconds(updated_at),
+        "created_at": created_at,
+        "updated_at": updated_at,
     }
 
 
@@ -87,7 +87,7 @@ class RecordListCreateApi(RenderedInViewMixin, APIView):
         description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
         "earlier backend answered); the pagination is in the headers; a page past the end is an empty array.",
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponseBase:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         table = filters.validated_data.get("table")
@@ -97,7 +97,8 @@ class RecordListCreateApi(RenderedInViewMixin, APIView):
             fetch=lambda offset, limit: record_page(user=request.user, table=table, offset=offset, limit=limit),
             count=lambda: record_count(user=request.user, table=table),
         )
-        return paginator.get_list_response([_record_meta(row) for row in page])
+        # Text and ints only: written by orjson, JSONRenderer's bytes at a fraction of its CPU.
+        return json_rendered(data=[_record_meta(row) for row in page], headers=paginator.get_list_headers())
 
     @extend_schema(
         request=InputSerializer,

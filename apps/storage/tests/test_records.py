@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 
 import pytest
@@ -138,6 +139,11 @@ def test_listed_metadata_is_what_the_record_serializer_answers(pro_client, pro_u
     # given records in two tables
     _create(pro_client, b"one")
     _create(pro_client, b"two", table="tasks")
+    # one dated on a whole second and a microsecond before the next (both round down)
+    StorageRecord.objects.filter(pk=StorageRecord.objects.get(user=pro_user, table="notes").pk).update(
+        created_at=dt.datetime(2026, 3, 29, 0, 59, 59, tzinfo=dt.UTC),
+        updated_at=dt.datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=dt.UTC),
+    )
 
     # when they are listed
     listed = pro_client.get(URL)
@@ -149,6 +155,7 @@ def test_listed_metadata_is_what_the_record_serializer_answers(pro_client, pro_u
 
     records = StorageRecord.objects.filter(user=pro_user).order_by("-created_at")
     assert listed.content == JSONRenderer().render(RecordMetaSerializer(records, many=True).data)
+    assert listed.json()[-1]["created_at"] == listed.json()[-1]["updated_at"] == 1774745999
 
 
 @pytest.mark.parametrize("page", ["0", "-1", "x", "1000001"])
