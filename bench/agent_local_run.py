@@ -165,7 +165,9 @@ def _budget_renewed(*, user_id: str) -> None:
     LlmReservation.objects.filter(user_id=user_id).delete()
 
 
-async def measure_layout(layout: str, *, options, user_id: str, token: str, port: int, folder: Path) -> dict:
+async def measure_layout(
+    layout: str, *, options, user_id: str, token: str, port: int, folder: Path, others: dict[str, int]
+) -> dict:
     """Raw inserts, then one agent run, with the device in ``layout``; answers the figures."""
     import sqlite3
 
@@ -209,9 +211,11 @@ async def measure_layout(layout: str, *, options, user_id: str, token: str, port
         await asyncio.sleep(settings.DEVICE_FRAME_BURST / settings.DEVICE_FRAME_RATE + 0.5)
         result: dict = {}
         own_cpu, device_cpu = time.process_time(), cpu_seconds(device.pid) if device else 0.0
+        other_cpu = {name: cpu_seconds(pid) for name, pid in others.items()}
         await asyncio.to_thread(agent_run, config=config, result=result)
         own_cpu = time.process_time() - own_cpu
         device_cpu = cpu_seconds(device.pid) - device_cpu if device else 0.0
+        other_cpu = {name: cpu_seconds(pid) - other_cpu[name] for name, pid in others.items()}
         run = result["run"]
         llm_calls = await LlmUsage.objects.filter(run_id=str(run.id)).acount()  # metered, one per call
     finally:
@@ -238,6 +242,8 @@ async def measure_layout(layout: str, *, options, user_id: str, token: str, port
         "window": window,
         "worker_cpu_ms": own_cpu * 1000,
         "device_cpu_ms": device_cpu * 1000,
+        "server_cpu_ms": other_cpu["server"] * 1000,
+        "model_cpu_ms": other_cpu["model"] * 1000,
     }
 
 
@@ -269,7 +275,15 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     server = start_server("uvicorn", port)
     try:
         return [
-            await measure_layout(layout, options=options, user_id=user_id, token=token, port=port, folder=folder)
+            await measure_layout(
+                layout,
+                options=options,
+                user_id=user_id,
+                token=token,
+                port=port,
+                folder=folder,
+                others={"server": server.pid, "model": llm.pid},
+            )
             for layout in options.layouts.split(",")
         ]
     finally:
@@ -288,8 +302,12 @@ def report(figures: dict, label: str = "") -> None:
     print(
         f"{' ' * len(head)} raw inserts {f['raw_serial']:.0f} rows/s (1 in flight), {f['raw_window']:.0f} rows/s "
         f"({f['window']} in flight); ratio agent / raw {f['rate'] / f['raw_serial']:.2f} (1 in flight), "
-        f"{f['rate'] / f['raw_window']:.2f} ({f['window']} in flight); CPU per file: worker "
-        f"{f['worker_cpu_ms'] / max(f['rows'], 1):.2f} ms, device {f['device_cpu_ms'] / max(f['rows'], 1):.2f} ms",
+        f"{f['rate'] / f['raw_window']:.2f} ({f['window']} in flight)"
+    )
+    per_file = {name: f[f"{name}_cpu_ms"] / max(f["rows"], 1) for name in ("worker", "device", "server", "model")}
+    print(
+        f"{' ' * len(head)} CPU per file of the run: worker {per_file['worker']:.2f} ms, device "
+        f"{per_file['device']:.2f} ms, server {per_file['server']:.2f} ms, scripted model {per_file['model']:.2f} ms",
         flush=True,
     )
 
@@ -326,11 +344,14 @@ def compare(options: argparse.Namespace) -> None:
             ratio_w = statistics.median(f["rate"] / f["raw_window"] for f in runs)
             worker = statistics.median(f["worker_cpu_ms"] / max(f["rows"], 1) for f in runs)
             device = statistics.median(f["device_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            server = statistics.median(f["server_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            model = statistics.median(f["model_cpu_ms"] / max(f["rows"], 1) for f in runs)
             per_round = ", ".join(f"{f['rate'] / f['raw_serial']:.2f}" for f in runs)
             print(
                 f"  {label}: run {rate:.0f} rows/s, raw serial {raw:.0f} rows/s, ratio {ratio:.2f} "
                 f"(per round {per_round}), ratio to {runs[0]['window']} in flight {ratio_w:.2f}; "
-                f"CPU per file worker {worker:.2f} ms, device {device:.2f} ms"
+                f"CPU per file worker {worker:.2f} ms, device {device:.2f} ms, server {server:.2f} ms, "
+                f"scripted model {model:.2f} ms"
             )
         if options.old:
             pairs = zip(seen[("new", layout)], seen[("old", layout)], strict=True)
