@@ -48,6 +48,9 @@ on 2 shared cores (other engineers' suites beside it):
   CPU per file (worker + device) 2.45 → 2.21 ms; ratio 0.90 → 0.90. Two more runs of this layout
   gave 1.40x (4 rounds, load 2.6-2.9) and 1.03x (6 rounds, load 3.4-3.7): no demonstrated change.
 An earlier run (four rounds, load 2.6-2.9): device-process 214 → 271 rows/s (1.28x), 0.63 → 0.81x.
+The closest to an idle box (device-process only, six rounds, load 1.3-3.8, raw serial 665-1,389
+rows/s): 322 → 407 rows/s (per round 0.81-1.60, median 1.17x), 0.29 → 0.49x raw serial inserts;
+the worker's CPU per file 2.09 → 1.68 ms.
 The worker's cut is the extraction's request, posted on the model's own HTTP client instead of
 through the SDK's ``post`` (``apps/agents/model_post``: ~0.29 ms CPU per call, 1,103 → 814 us in an
 interleaved A/B of the two posts). The device now streams a run (a first piece of 4 files, each next
