@@ -1,52 +1,105 @@
 """A local agent run end to end, as a ratio of raw ``call_device`` inserts measured in the same run.
 
-    .venv/bin/python bench/agent_local_run.py [--files 1000] [--size 10240]
-    ADIUVA_BENCH_CODE=/tmp/old .venv/bin/python bench/agent_local_run.py   # an older checkout's code
+    .venv/bin/python bench/agent_local_run.py [--files 1000] [--size 10240] [--layouts device-process,single-process]
+    .venv/bin/python bench/agent_local_run.py --files 300 --rounds 6 --old /tmp/old   # before → after, interleaved
+    ADIUVA_BENCH_CODE=/tmp/old .venv/bin/python bench/agent_local_run.py   # one run of an older checkout's code
 
-One uvicorn server process holds the device socket; this process plays the device (the
-reference client, SQLite on disk, reading a temp folder of ``--files`` files of ``--size``
-bytes) and the Celery worker (``run_execute`` in a thread of its own, as the task body runs);
-the scripted OpenAI-compatible model runs in a process of its own (a remote service in production;
-in this process it took the worker's CPU and GIL) and extracts one task per file over HTTP.
+One uvicorn server process holds the device socket; this process plays the Celery worker
+(``run_execute`` in a thread of its own, as the task body runs); the scripted OpenAI-compatible
+model runs in a process of its own (a remote service in production) and extracts one task per
+file over HTTP. The device (the reference client, its SQLite on disk, reading a temp folder of
+``--files`` files of ``--size`` bytes) runs in one of two layouts, each measuring its own raw
+inserts and its own run:
+
+- ``device-process`` (the headline, as in production, where the device is the user's machine
+  and the worker another server): the device in a process of its own (``--serve-device``), with
+  the measured checkout's client;
+- ``single-process`` (the figure of earlier stops): the device in this process, on its event loop,
+  so its CPU and the worker's add up on one GIL.
 
 Measured: rows delivered per second by the agent run (agent_run → agent_data pieces → channel
 layer → extraction → outbox in PostgreSQL → insert → acknowledged), against the same number of
 raw ``call_device(action="insert")`` calls from this process through the same channel layer,
-one at a time and AGENTS_DELIVERY_CONCURRENCY at a time (the outbox's delivery window).
+one at a time and AGENTS_DELIVERY_CONCURRENCY at a time (the outbox's delivery window); and the
+CPU per file of the run in this process (the worker; in ``single-process`` the device's too), the
+device process, the server and the scripted model, counted from /proc.
+
+``--old PATH`` (or ``--rounds N``) runs each round in fresh processes per checkout
+(ADIUVA_BENCH_CODE: the checkout's code in every process, the device's client included, under this
+harness), checkouts and layouts in alternating order, and prints the medians side by side.
 
 Fairness: the model client is built once before the clock starts (a worker does so on its first
 run: imports and a TLS context, ~0.8 s); the scripted model runs with Nagle's algorithm off for
 whichever checkout is measured (with it on, every reply waited ~40 ms for a delayed ACK); the
-bench user's monthly model budget starts unspent; and the run starts once the socket's frame
-budget has refilled after the raw inserts (an ``agent_data`` piece arriving on an empty bucket
-is dropped, and the reference client does not send it again).
+bench user's monthly model budget starts unspent; each layout warms up with 200 raw inserts (the
+first calls after a start run slower: with 50, the first layout's raw rate came out ~2x low);
+and the run starts once the socket's frame budget has refilled after the raw inserts (an
+``agent_data`` piece arriving on an empty bucket is dropped, and the reference client does not
+send it again).
 
-2026-12-06 (third stop), 300 files, 7361c05 (ADIUVA_BENCH_CODE) and new interleaved under this
-harness (slots alternating), six rounds, load 5.9-8.9 on 2 shared cores: the run 106 → 174 rows/s
-(medians; per round new/old 0.88-1.93x, median 1.37x); ratio to raw serial inserts 0.63 → 0.78
-(medians; per round 0.38-0.92 old, 0.54-0.98 new: the raw rate itself moved 135-329 rows/s). CPU of
-this process per 300-file run (device + worker, counted from /proc, two interleaved pairs):
-940-1060 → 760-820 ms; of it the outbox stores 100-207 → 37-55 ms and the acknowledgements 89 → 18-22 ms.
-Idle box at the start (7361c05, load 0.9): 282 rows/s, 0.16x raw serial (1742 rows/s). The 0.9x
-goal is met in no median: the worker process is GIL-bound at ~2.5 ms of CPU per file, of which an
-extraction's OpenAI SDK + httpx request is ~1 ms (a bare httpx post of the same body: ~0.7 ms), and a
-run's first file reaches the worker ~65-250 ms after it starts (the device reads every file before
-its first piece). Second stop (8ba86a3 → new, load 5-11): 53 → 115 rows/s, 0.21 → 0.47x; first
-stop (model in this process): 26 → 39 rows/s, 0.18 → 0.27x.
+2026-12-06 (fourth stop), 300 files, 129053e (--old) and new interleaved, six rounds, load 3.4-5.5
+on 2 shared cores (other engineers' suites beside it):
+- device-process (headline): the run 249 → 296 rows/s (medians; per round new/old 0.71-1.51, median
+  1.40x); ratio to raw serial inserts 0.48 → 0.83 (medians; per round 0.21-0.94 old, 0.48-1.60 new:
+  the raw rate itself moved 256-1,156 rows/s between rounds, so the ratio is mostly the raw rate's
+  noise); the worker's CPU per file 2.14 → 1.50 ms; the device 0.33, the server 0.37, the scripted
+  model 0.27 ms per file, unchanged.
+- single-process: the run 299 → 267 rows/s (per round 0.78-1.00, median 0.90x) with this process's
+  CPU per file (worker + device) 2.45 → 2.21 ms; ratio 0.90 → 0.90. Two more runs of this layout
+  gave 1.40x (4 rounds, load 2.6-2.9) and 1.03x (6 rounds, load 3.4-3.7): no demonstrated change.
+An earlier run (four rounds, load 2.6-2.9): device-process 214 → 271 rows/s (1.28x), 0.63 → 0.81x.
+The closest to an idle box (device-process only, six rounds, load 1.3-3.8, raw serial 665-1,389
+rows/s): 322 → 407 rows/s (per round 0.81-1.60, median 1.17x), 0.29 → 0.49x raw serial inserts;
+the worker's CPU per file 2.09 → 1.68 ms.
+The worker's cut is the extraction's request, posted on the model's own HTTP client instead of
+through the SDK's ``post`` (``apps/agents/model_post``: ~0.29 ms CPU per call, 1,103 → 814 us in an
+interleaved A/B of the two posts). The device now streams a run (a first piece of 4 files, each next
+up to twice as many), which bounds its memory to one piece; measured against the same code with
+the old read-everything-first client (four rounds, load 4-6): 0.92x device-process, 1.21x
+single-process, within this box's noise. The 0.9x goal is met in no idle-box figure: a run is
+bound by the worker's ~1.5-2 ms CPU per file, of which the HTTP client stack of each extraction
+(httpx + httpcore + anyio, two socket writes per request) is over half.
+
+Earlier stops (single-process layout only): 2026-12-06 (third stop), 300 files, 7361c05
+(ADIUVA_BENCH_CODE) and new interleaved under this harness (slots alternating), six rounds, load
+5.9-8.9 on 2 shared cores: the run 106 → 174 rows/s (medians; per round new/old 0.88-1.93x, median
+1.37x); ratio to raw serial inserts 0.63 → 0.78 (medians; per round 0.38-0.92 old, 0.54-0.98 new:
+the raw rate itself moved 135-329 rows/s). CPU of this process per 300-file run (device + worker,
+counted from /proc, two interleaved pairs): 940-1060 → 760-820 ms; of it the outbox stores 100-207 →
+37-55 ms and the acknowledgements 89 → 18-22 ms. Idle box at the start (7361c05, load 0.9): 282
+rows/s, 0.16x raw serial (1742 rows/s). The 0.9x goal is met in no median: the worker process is
+GIL-bound at ~2.5 ms of CPU per file, of which an extraction's OpenAI SDK + httpx request is ~1 ms
+(a bare httpx post of the same body: ~0.7 ms), and a run's first file reaches the worker ~65-250 ms
+after it starts (the device reads every file before its first piece). Second stop (8ba86a3 → new,
+load 5-11): 53 → 115 rows/s, 0.21 → 0.47x; first stop (model in this process): 26 → 39 rows/s, 0.18
+→ 0.27x.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import signal
 import socketserver
+import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from device_common import free_port, make_users, setup_django, start_server, start_server_command, stop
+from device_common import ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
+
+LAYOUTS = ("device-process", "single-process")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process ``pid`` so far (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICK
 
 
 async def raw_inserts(*, user_id: str, device_id: str, n: int, window: int) -> float:
@@ -96,6 +149,37 @@ def model_process_start() -> tuple[subprocess.Popen, str]:
     return start_server_command(argv, port, kind="scripted model", quiet=True), f"http://127.0.0.1:{port}/v1"
 
 
+def device_serve(url: str, token: str, device_id: str, store_path: str) -> None:
+    """The device in a process of its own (``--serve-device``): the reference client of the measured
+    checkout, its SQLite store on disk, answering tool calls and agent runs until SIGTERM."""
+    from apps.devices.client import DeviceClient, LocalStore
+
+    async def serve() -> None:
+        client = DeviceClient(url, token, device_id=device_id, store=LocalStore(store_path))
+        stopped = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopped.set)
+        await client.connect()
+        await stopped.wait()
+        await client.close()
+
+    asyncio.run(serve())
+
+
+def device_process_start(url: str, token: str, device_id: str, store_path: str) -> subprocess.Popen:
+    argv = [str(Path(__file__).resolve()), "--serve-device", url, token, device_id, store_path]
+    return subprocess.Popen([sys.executable, *argv], cwd=os.environ.get("ADIUVA_BENCH_CODE") or str(ROOT))
+
+
+async def wait_online(*, user_id: str, device_id: str) -> None:
+    from apps.devices.selectors import device_online_channel
+
+    deadline = time.monotonic() + 30
+    while await device_online_channel(user_id=user_id, device_id=device_id) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"device {device_id} did not come online")
+        await asyncio.sleep(0.05)
+
+
 def agent_run(*, config, result: dict) -> None:
     """The Celery task's body, in a thread with its own event loop (as in a worker)."""
     from django.db import connection
@@ -121,23 +205,103 @@ def _budget_renewed(*, user_id: str) -> None:
     LlmReservation.objects.filter(user_id=user_id).delete()
 
 
-async def main(options: argparse.Namespace) -> None:
-    import logging
+async def measure_layout(
+    layout: str, *, options, user_id: str, token: str, port: int, folder: Path, others: dict[str, int]
+) -> dict:
+    """Raw inserts, then one agent run, with the device in ``layout``; answers the figures."""
+    import sqlite3
 
     from asgiref.sync import sync_to_async
     from django.conf import settings
 
     from apps.agents.models import LocalAgentConfig, OutboxItem
-    from apps.assistant.llm import ModelRole, chat_model
     from apps.billing.models import LlmUsage
-    from apps.devices.client import DeviceClient, LocalStore
+
+    await sync_to_async(_budget_renewed)(user_id=user_id)
+    device_id = f"bench-{layout}"
+    store_path = folder / f"{layout}.sqlite3"
+    url = f"ws://127.0.0.1:{port}/api/v1/ws/device"
+    client = device = None
+    if layout == "single-process":
+        from apps.devices.client import DeviceClient, LocalStore
+
+        client = DeviceClient(url, token, device_id=device_id, store=LocalStore(str(store_path)))
+        await client.connect()
+    else:
+        device = device_process_start(url, token, device_id, str(store_path))
+    try:
+        await wait_online(user_id=user_id, device_id=device_id)
+        await asyncio.sleep(0.5)  # the hello's rows are written by the server asynchronously
+        window = settings.AGENTS_DELIVERY_CONCURRENCY
+        await raw_inserts(user_id=user_id, device_id=device_id, n=200, window=1)  # warm up: the first calls run slower
+        raw_serial = await raw_inserts(user_id=user_id, device_id=device_id, n=options.files, window=1)
+        raw_window = await raw_inserts(user_id=user_id, device_id=device_id, n=options.files, window=window)
+
+        config = await sync_to_async(LocalAgentConfig.objects.create)(
+            user_id=user_id,
+            name=f"bench {layout}",
+            device_id=device_id,
+            directory_paths=[str(folder / "files")],
+            file_extensions=[".md"],
+            data_types=["tasks"],
+            prompt_template="Each file is a follow-up task.",
+        )
+        # The raw inserts' answers spent the socket's frame budget; an agent_data piece arriving on an
+        # empty bucket is dropped (the reference client does not send it again), so let it refill.
+        await asyncio.sleep(settings.DEVICE_FRAME_BURST / settings.DEVICE_FRAME_RATE + 0.5)
+        result: dict = {}
+        own_cpu, device_cpu = time.process_time(), cpu_seconds(device.pid) if device else 0.0
+        other_cpu = {name: cpu_seconds(pid) for name, pid in others.items()}
+        await asyncio.to_thread(agent_run, config=config, result=result)
+        own_cpu = time.process_time() - own_cpu
+        device_cpu = cpu_seconds(device.pid) - device_cpu if device else 0.0
+        other_cpu = {name: cpu_seconds(pid) - other_cpu[name] for name, pid in others.items()}
+        run = result["run"]
+        llm_calls = await LlmUsage.objects.filter(run_id=str(run.id)).acount()  # metered, one per call
+    finally:
+        if client is not None:
+            await client.close()
+        if device is not None:
+            stop(device)
+        await sync_to_async(OutboxItem.objects.filter(user_id=user_id).delete)()
+        await sync_to_async(LocalAgentConfig.objects.filter(user_id=user_id).delete)()
+    with sqlite3.connect(store_path) as db:
+        (suggested,) = db.execute('SELECT count(*) FROM tasks WHERE "isAiSuggested" = 1').fetchone()
+    store_path.unlink()
+    return {
+        "layout": layout,
+        "status": str(run.status),
+        "errors": list(run.errors[:3]),
+        "rows": run.items_created,
+        "seconds": result["seconds"],
+        "rate": run.items_created / result["seconds"],
+        "llm_calls": llm_calls,
+        "suggested": suggested,
+        "raw_serial": options.files / raw_serial,
+        "raw_window": options.files / raw_window,
+        "window": window,
+        "worker_cpu_ms": own_cpu * 1000,
+        "device_cpu_ms": device_cpu * 1000,
+        "server_cpu_ms": other_cpu["server"] * 1000,
+        "model_cpu_ms": other_cpu["model"] * 1000,
+    }
+
+
+async def measure(options: argparse.Namespace) -> list[dict]:
+    """Every layout of ``options.layouts`` in turn, against one server and one scripted model."""
+    import logging
+
+    from asgiref.sync import sync_to_async
+    from django.conf import settings
+
+    from apps.assistant.llm import ModelRole, chat_model
 
     ((user_id, token),) = await sync_to_async(make_users)(1, prefix="agentbench")
-    await sync_to_async(_budget_renewed)(user_id=user_id)
     folder = Path(tempfile.mkdtemp(prefix="agent-bench-"))
+    (folder / "files").mkdir()
     for i in range(options.files):
         body = f"Follow up file {i}\n"
-        (folder / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
+        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
 
     for name in ("httpx", "httpx2"):  # one log line per extraction call otherwise
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -147,72 +311,124 @@ async def main(options: argparse.Namespace) -> None:
     chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
     settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
-
     port = free_port()
     server = start_server("uvicorn", port)
-    store_path = folder / "device.sqlite3"
-    client = DeviceClient(
-        f"ws://127.0.0.1:{port}/api/v1/ws/device", token, device_id="bench-laptop", store=LocalStore(str(store_path))
-    )
     try:
-        await client.connect()
-        await asyncio.sleep(0.5)  # the hello is recorded by the server asynchronously
-        window = settings.AGENTS_DELIVERY_CONCURRENCY
-        await raw_inserts(user_id=user_id, device_id=client.device_id, n=50, window=1)  # warm up
-        raw_serial = await raw_inserts(user_id=user_id, device_id=client.device_id, n=options.files, window=1)
-        raw_window = await raw_inserts(user_id=user_id, device_id=client.device_id, n=options.files, window=window)
-
-        config = await sync_to_async(LocalAgentConfig.objects.create)(
-            user_id=user_id,
-            name="bench",
-            device_id=client.device_id,
-            directory_paths=[str(folder)],
-            file_extensions=[".md"],
-            data_types=["tasks"],
-            prompt_template="Each file is a follow-up task.",
-        )
-        # The raw inserts' answers spent the socket's frame budget; an agent_data piece arriving on an
-        # empty bucket is dropped (the reference client does not send it again), so let it refill.
-        await asyncio.sleep(settings.DEVICE_FRAME_BURST / settings.DEVICE_FRAME_RATE + 0.5)
-        result: dict = {}
-        await asyncio.to_thread(agent_run, config=config, result=result)
-        run = result["run"]
-        seconds = result["seconds"]
-        (suggested,) = client.store.db.execute('SELECT count(*) FROM tasks WHERE "isAiSuggested" = 1').fetchone()
-        llm_calls = await LlmUsage.objects.filter(run_id=str(run.id)).acount()  # metered, one per call
+        return [
+            await measure_layout(
+                layout,
+                options=options,
+                user_id=user_id,
+                token=token,
+                port=port,
+                folder=folder,
+                others={"server": server.pid, "model": llm.pid},
+            )
+            for layout in options.layouts.split(",")
+        ]
     finally:
-        await client.close()
         stop(server)
         stop(llm)
-        await sync_to_async(OutboxItem.objects.filter(user_id=user_id).delete)()
-        await sync_to_async(LocalAgentConfig.objects.filter(user_id=user_id).delete)()
 
-    raw_serial_rate = options.files / raw_serial
-    raw_window_rate = options.files / raw_window
-    agent_rate = run.items_created / seconds
-    print(f"files: {options.files} files of {options.size} B; status {run.status}, errors {run.errors[:3]}")
+
+def report(figures: dict, label: str = "") -> None:
+    f = figures
+    head = f"{label}{f['layout']}:"
     print(
-        f"agent run: {run.items_created} rows in {seconds:.2f} s = {agent_rate:.0f} rows/s "
-        f"({llm_calls} extraction calls, {suggested} suggested rows on the device)"
+        f"{head} agent run {f['rows']} rows in {f['seconds']:.2f} s = {f['rate']:.0f} rows/s "
+        f"({f['llm_calls']} extraction calls, {f['suggested']} suggested rows on the device; status {f['status']}"
+        f"{', errors ' + str(f['errors']) if f['errors'] else ''})"
     )
-    print(f"raw call_device inserts, 1 in flight: {raw_serial_rate:.0f} rows/s")
-    print(f"raw call_device inserts, {window} in flight: {raw_window_rate:.0f} rows/s")
-    print(f"ratio agent / raw (1 in flight): {agent_rate / raw_serial_rate:.2f}")
-    print(f"ratio agent / raw ({window} in flight): {agent_rate / raw_window_rate:.2f}")
+    print(
+        f"{' ' * len(head)} raw inserts {f['raw_serial']:.0f} rows/s (1 in flight), {f['raw_window']:.0f} rows/s "
+        f"({f['window']} in flight); ratio agent / raw {f['rate'] / f['raw_serial']:.2f} (1 in flight), "
+        f"{f['rate'] / f['raw_window']:.2f} ({f['window']} in flight)"
+    )
+    per_file = {name: f[f"{name}_cpu_ms"] / max(f["rows"], 1) for name in ("worker", "device", "server", "model")}
+    print(
+        f"{' ' * len(head)} CPU per file of the run: worker {per_file['worker']:.2f} ms, device "
+        f"{per_file['device']:.2f} ms, server {per_file['server']:.2f} ms, scripted model {per_file['model']:.2f} ms",
+        flush=True,
+    )
+
+
+def compare(options: argparse.Namespace) -> None:
+    """Rounds of children (this harness; ``ADIUVA_BENCH_CODE`` = each checkout), order alternating."""
+    codes = [("new", str(ROOT))] + ([("old", str(Path(options.old).resolve()))] if options.old else [])
+    layouts = options.layouts.split(",")
+    seen: dict[tuple[str, str], list[dict]] = {(c, layout): [] for c, _ in codes for layout in layouts}
+    for round_no in range(options.rounds):
+        for label, code in codes if round_no % 2 == 0 else codes[::-1]:
+            # The layouts' order alternates too (the first one after the server starts runs colder).
+            order = layouts if round_no % 4 < 2 else layouts[::-1]
+            argv = [__file__, "--child", "--files", str(options.files), "--size", str(options.size)]
+            out = subprocess.run(
+                [sys.executable, *argv, "--layouts", ",".join(order)],
+                env={**os.environ, "ADIUVA_BENCH_CODE": code},
+                cwd=code,
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            ).stdout
+            for figures in json.loads(out.strip().splitlines()[-1]):
+                seen[(label, figures["layout"])].append(figures)
+                report(figures, label=f"[{round_no + 1}] {label} ")
+    print(f"\nmedians of {options.rounds} rounds, {options.files} files of {options.size} B:")
+    for layout in layouts:
+        print(f"{layout}{' (headline: the device on its own, as in production)' if layout == LAYOUTS[0] else ''}:")
+        for label, _ in codes:
+            runs = seen[(label, layout)]
+            rate = statistics.median(f["rate"] for f in runs)
+            raw = statistics.median(f["raw_serial"] for f in runs)
+            ratio = statistics.median(f["rate"] / f["raw_serial"] for f in runs)
+            ratio_w = statistics.median(f["rate"] / f["raw_window"] for f in runs)
+            worker = statistics.median(f["worker_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            device = statistics.median(f["device_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            server = statistics.median(f["server_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            model = statistics.median(f["model_cpu_ms"] / max(f["rows"], 1) for f in runs)
+            per_round = ", ".join(f"{f['rate'] / f['raw_serial']:.2f}" for f in runs)
+            print(
+                f"  {label}: run {rate:.0f} rows/s, raw serial {raw:.0f} rows/s, ratio {ratio:.2f} "
+                f"(per round {per_round}), ratio to {runs[0]['window']} in flight {ratio_w:.2f}; "
+                f"CPU per file worker {worker:.2f} ms, device {device:.2f} ms, server {server:.2f} ms, "
+                f"scripted model {model:.2f} ms"
+            )
+        if options.old:
+            pairs = zip(seen[("new", layout)], seen[("old", layout)], strict=True)
+            ratios = [new["rate"] / old["rate"] for new, old in pairs]
+            listed = ", ".join(f"{r:.2f}" for r in ratios)
+            print(f"  new / old run rate per round: {listed}; median {statistics.median(ratios):.2f}x")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", type=int, default=10 * 1024)
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--old", help="another checkout measured beside this one, rounds interleaved")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-model", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-device", nargs=4, metavar=("URL", "TOKEN", "ID", "STORE"), help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.serve_model:
         model_serve(options.serve_model)
+        raise SystemExit
+    if options.serve_device:
+        device_serve(*options.serve_device)
+        raise SystemExit
+    if not options.child and (options.old or options.rounds > 1):
+        setup_django(migrate=True)  # once, before the children
+        compare(options)
         raise SystemExit
     setup_django(migrate=True)
     from django.core.management import call_command
 
     for app in ("accounts", "agents"):  # every migration of the apps this benchmark touches
         call_command("migrate", app, verbosity=0)
-    asyncio.run(main(options))
+    figures = asyncio.run(measure(options))
+    if options.child:
+        print(json.dumps(figures))
+    else:
+        for one in figures:
+            report(one)

@@ -17,10 +17,13 @@ import secrets
 from datetime import UTC, date, datetime
 from typing import Any, Literal, NamedTuple
 
+import httpx2
 from langchain_core.messages import HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableBinding
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
+
+from .model_post import CompletionPoster
 
 # Client tables an agent may propose rows for, and the only columns it may fill (camelCase, as
 # the client's SQLite names them). ids, timestamps and the approval flags are the server's.
@@ -270,13 +273,18 @@ class Extractor:
     each call adds only its messages.
 
     The request is the one langchain-openai's bound model sends for ``ainvoke`` (a test holds them
-    equal), posted through the model's own OpenAI client and its HTTP client (retries, timeouts, the
-    metering hook); only the raw tool call is read back. langchain's callbacks, message objects and
-    result construction (a hop to a thread) were most of an extraction's CPU, and nothing here uses them.
+    equal), posted on the model's own HTTP client (``model_post``: the SDK's URL, headers, timeout,
+    retries and errors, and the metering hook); only the raw tool call is read back. langchain's
+    callbacks, message objects and result construction (a hop to a thread) were most of an
+    extraction's CPU, and nothing here uses them.
     """
 
     def __init__(self, *, model: ChatOpenAI, prompt_template: str, data_types: list[str], max_chars: int) -> None:
         self.client = model.root_async_client
+        # The model's own HTTP client (``chat_model`` builds it, with the metering hook); a model
+        # built without one is posted to through the SDK alone.
+        http = model.http_async_client
+        self.poster = CompletionPoster(client=self.client, http=http) if isinstance(http, httpx2.AsyncClient) else None
         self.prompt_template = prompt_template
         self.data_types = list(data_types)
         self.max_chars = max_chars
@@ -306,7 +314,10 @@ class Extractor:
         prompt = extraction_prompt(
             prompt_template=self.prompt_template, data_types=self.data_types, source=source, max_chars=self.max_chars
         )
-        answer = await self.client.post("/chat/completions", body=self.request(prompt), cast_to=object)
+        if self.poster is not None:
+            answer = await self.poster.post(self.request(prompt))
+        else:
+            answer = await self.client.post("/chat/completions", body=self.request(prompt), cast_to=object)
         extraction = proposals_from_answer(answer, self.data_types)
         if prompt.cut:
             extraction.notes.append(f"only the first {self.max_chars} characters were read")

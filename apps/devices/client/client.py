@@ -28,7 +28,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
-from .agent_files import pieces, scan_folders
+from .agent_files import FIRST_PIECE_FILES, folder_files, pieces
 from .store import LocalStore, ToolError
 
 SOCKET_PATH = "/api/v1/ws/device"
@@ -242,14 +242,19 @@ class DeviceClient:
             await self.agent_handler(frame)
 
     async def run_agent(self, frame: dict[str, Any]) -> None:
-        """Read the run's folders and send them: ``agent_data`` pieces, then ``agent_complete``."""
+        """Read the run's folders and send them: ``agent_data`` pieces, then ``agent_complete``.
+
+        Files are read as the pieces go (each piece in a thread), so the first piece leaves after
+        ``FIRST_PIECE_FILES`` files, not after the whole folder."""
         config = frame.get("config") or {}
-        scan = await asyncio.to_thread(scan_folders, config.get("paths") or [], config.get("file_extensions") or [])
-        for piece in pieces(scan.files):
+        errors: list[str] = []
+        files = folder_files(config.get("paths") or [], config.get("file_extensions") or [], errors)
+        groups = pieces(files, first_files=FIRST_PIECE_FILES)
+        sent = 0
+        while (piece := await asyncio.to_thread(next, groups, None)) is not None:
             await self.send({"type": "agent_data", "run_id": frame["run_id"], "files": piece})
-        await self.send(
-            {"type": "agent_complete", "run_id": frame["run_id"], "files_read": len(scan.files), "errors": scan.errors}
-        )
+            sent += len(piece)
+        await self.send({"type": "agent_complete", "run_id": frame["run_id"], "files_read": sent, "errors": errors})
 
     async def next_frame(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         return await asyncio.wait_for(self.frames.get(), timeout)

@@ -127,3 +127,38 @@ def test_scan_folders_filters_extensions_and_reports_what_it_cannot_send(tmp_pat
     # and pieces respect the byte and count bounds, in order
     assert [[f["name"] for f in p] for p in pieces(scan.files, max_bytes=10_000, max_files=1)] == [["a.md"], ["b.TXT"]]
     assert len(list(pieces(scan.files, max_bytes=10_000, max_files=10))) == 1
+
+
+async def test_a_run_sends_its_first_piece_before_it_reads_its_last_file(tmp_path):
+    from apps.devices.client import DeviceClient
+    from apps.devices.client.agent_files import FIRST_PIECE_FILES
+
+    # given a folder of more files than the first piece holds
+    count = FIRST_PIECE_FILES * 4
+    for i in range(count):
+        (tmp_path / f"f{i:03d}.md").write_text(f"file {i}")
+    last = tmp_path / f"f{count - 1:03d}.md"
+    sent: list[dict] = []
+
+    class Device(DeviceClient):
+        async def send(self, frame: dict) -> None:
+            sent.append(frame)
+            if len(sent) == 1:  # the first piece is out: the last file goes away before it is read
+                last.unlink()
+
+    client = Device("ws://127.0.0.1:9", None)  # never connected: run_agent only reads and sends
+
+    # when the device answers a run
+    await client.run_agent({"run_id": "r1", "config": {"paths": [str(tmp_path)], "file_extensions": ["md"]}})
+
+    # then the first piece left after its first files, the next ones grew, and the file that was gone
+    # by the time it was read is named, not sent
+    data = [frame for frame in sent if frame["type"] == "agent_data"]
+    assert [len(frame["files"]) for frame in data] == [FIRST_PIECE_FILES, 2 * FIRST_PIECE_FILES, FIRST_PIECE_FILES - 1]
+    assert [f["name"] for frame in data for f in frame["files"]] == [f"f{i:03d}.md" for i in range(count - 1)]
+    assert sent[-1] == {
+        "type": "agent_complete",
+        "run_id": "r1",
+        "files_read": count - 1,
+        "errors": [f"{last}: No such file or directory"],
+    }
