@@ -48,14 +48,17 @@ def _tree(path: Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.iterdir()} if path.exists() else set()
 
 
+def _python(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """This interpreter run with ``argv`` in the project's root under ``env``, its output as text."""
+    return subprocess.run([sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
 def test_importing_production_settings_changes_nothing(tmp_path):
     (tmp_path / "tmp").mkdir()
     project_before = _tree(ROOT) | {f".data/{name}" for name in _tree(ROOT / ".data")}
     env = _clean_env(tmp_path)
 
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    result = _python(["-c", PROBE], env)
 
     assert result.returncode == 0, result.stderr
     probe = json.loads(result.stdout)
@@ -76,26 +79,19 @@ def test_importing_production_settings_changes_nothing(tmp_path):
 def test_the_entry_points_create_and_export_the_metrics_directory(tmp_path):
     (tmp_path / "tmp").mkdir()
     env = _clean_env(tmp_path, DJANGO_SETTINGS_MODULE="adiuva.settings.production")
-    probe = subprocess.run(
+    probe = _python(
         [
-            sys.executable,
             "-c",
             "import os; from adiuva import startup; startup.prepare(); print(os.environ['PROMETHEUS_MULTIPROC_DIR'])",
         ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        env,
     )
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == str(tmp_path / "metrics")
     assert (tmp_path / "metrics").is_dir()
     (tmp_path / "metrics").rmdir()
 
-    check = subprocess.run(
-        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
+    check = _python(["manage.py", "check"], env)
     assert check.returncode == 0, check.stderr
     assert (tmp_path / "metrics").is_dir(), "manage.py prepares the process through adiuva.startup"
 
@@ -104,14 +100,7 @@ def test_the_asgi_entry_point_takes_its_import_time_objects_out_of_the_collector
     # given the production settings, when the ASGI application is imported as uvicorn imports it
     (tmp_path / "tmp").mkdir()
     env = _clean_env(tmp_path, DJANGO_SETTINGS_MODULE="adiuva.settings.production")
-    probe = subprocess.run(
-        [sys.executable, "-c", "import gc, adiuva.asgi; print(gc.get_freeze_count(), gc.isenabled())"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    probe = _python(["-c", "import gc, adiuva.asgi; print(gc.get_freeze_count(), gc.isenabled())"], env)
 
     # then what Django, DRF and the SDKs made on import is frozen (a full collection walked it all),
     # and the collector still runs for everything else
