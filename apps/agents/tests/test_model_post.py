@@ -3,13 +3,27 @@ and failed as the SDK retries and fails it, and metered once per answered call."
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import json
+import random
 import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import anyio
+import httpx2
 import openai
 import pytest
 from asgiref.sync import sync_to_async
 
 from apps.agents.extraction import PROPOSAL_TOOL, Extractor, Source, extraction_prompt
+from apps.agents.model_post import CompletionPoster, speaks_for
 from apps.assistant.llm import ModelRole, chat_model
 from apps.assistant.testing.scripted_openai import Reply, ToolCall, Usage, failure
 from apps.billing.budgets import llm_budgeted_async
@@ -106,3 +120,323 @@ async def test_a_retried_extraction_is_metered_once_for_its_answer(llm, settings
     rows = await sync_to_async(list)(recorded)
     assert extraction.items == CALL_ANNA
     assert rows == [(900, 40)]
+
+
+# --- Every attempt as the SDK's own ``post`` makes it -------------------------------------------
+# The model below answers at the HTTP level from a script of (status, headers, body) and records each
+# request as it reached the socket (header names, order and values; body bytes). Each case runs the
+# SDK's ``client.post`` and then the extractor's poster on a fresh model client for the same script,
+# with the same random jitter, and the retry back-offs captured at the sleep (never waited).
+
+
+@dataclass
+class Answer:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+COMPLETION = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "scripted",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "done"}, "finish_reason": "stop"}],
+}
+
+
+def ok(**headers: str) -> Answer:
+    return Answer(200, {"Content-Type": "application/json", **headers}, json.dumps(COMPLETION).encode())
+
+
+def failed(status: int, message: str = "scripted failure", **headers: str) -> Answer:
+    body = json.dumps({"error": {"message": message, "type": "server_error", "code": None}}).encode()
+    return Answer(status, {"Content-Type": "application/json", **headers}, body)
+
+
+class RawModel:
+    """A model endpoint answering a script at the HTTP level and recording the requests it got."""
+
+    def __init__(self) -> None:
+        self.script: list[Answer] = []
+        self.requests: list[tuple[str, list[tuple[str, str]], bytes]] = []
+        model = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+            def do_POST(self) -> None:
+                content = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                model.requests.append((self.path, list(self.headers.items()), content))
+                answer = model.script.pop(0) if model.script else ok()
+                self.send_response(answer.status)
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(answer.body)))
+                self.end_headers()
+                self.wfile.write(answer.body)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def _raw_model() -> Iterator[RawModel]:
+    model = RawModel()
+    yield model
+    model.server.shutdown()
+    model.server.server_close()
+
+
+@pytest.fixture
+def raw_model(_raw_model, settings) -> RawModel:
+    settings.OPENAI_API_KEY = "sk-scripted"
+    settings.OPENAI_BASE_URL = _raw_model.base_url
+    _raw_model.script, _raw_model.requests = [], []
+    return _raw_model
+
+
+@pytest.fixture
+def back_offs(monkeypatch) -> list[float]:
+    """The delays slept between attempts (the SDK sleeps with anyio, ec5c4bc's first retry with
+    asyncio), each returning at once."""
+    slept: list[float] = []
+    wait = asyncio.sleep
+
+    async def sleep(delay: float, *args: Any, **kwargs: Any) -> Any:
+        if delay:
+            slept.append(delay)
+        return await wait(0)
+
+    monkeypatch.setattr(anyio, "sleep", sleep)
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    return slept
+
+
+@dataclass
+class Attempts:
+    outcome: Any  # the answer, or (exception class, text, status, body, cause class)
+    requests: list[tuple[str, list[tuple[str, str]], bytes]]
+    back_offs: list[float]
+
+
+BODY = {
+    "model": "scripted",
+    "stream": False,
+    "messages": [{"role": "user", "content": 'Ruf Anna an \u2013 \u00e9t\u00e9 \U0001f600 "q" \\ \t \x01'}],
+    "temperature": 0.00001,  # json writes 1e-05, orjson 0.00001: the bytes must be the SDK's
+    "tools": [{"type": "function", "function": {"name": "propose", "parameters": {"type": "object"}}}],
+}
+
+
+async def attempts(
+    raw_model: RawModel, back_offs: list[float], script: list[Answer], *, by_sdk: bool, hook: Any = None
+) -> Attempts:
+    raw_model.script, raw_model.requests = list(script), []
+    back_offs.clear()
+    ours = extractor()
+    if hook is not None:
+        http = ours.poster.http
+        http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], hook()]}
+    random.seed(19)
+    try:
+        if by_sdk:
+            outcome = await ours.client.post("/chat/completions", body=BODY, cast_to=object)
+        else:
+            outcome = await ours.poster.post(BODY)
+    except Exception as exc:
+        cause = type(exc.__cause__) if exc.__cause__ is not None else None
+        outcome = (type(exc), str(exc), getattr(exc, "status_code", None), getattr(exc, "body", None), cause)
+    return Attempts(outcome, list(raw_model.requests), list(back_offs))
+
+
+async def sdk_and_poster(raw_model, back_offs, script: list[Answer], hook: Any = None) -> tuple[Attempts, Attempts]:
+    by_sdk = await attempts(raw_model, back_offs, script, by_sdk=True, hook=hook)
+    poster = await attempts(raw_model, back_offs, script, by_sdk=False, hook=hook)
+    return by_sdk, poster
+
+
+def assert_same_attempts(poster: Attempts, by_sdk: Attempts) -> None:
+    """What the caller sees first, then the waits, then every request as it reached the model."""
+    assert poster.outcome == by_sdk.outcome
+    assert poster.back_offs == by_sdk.back_offs
+    assert len(poster.requests) == len(by_sdk.requests)
+    assert poster.requests == by_sdk.requests
+
+
+def retry_counts(run: Attempts) -> list[str | None]:
+    return [{k.lower(): v for k, v in headers}.get("x-stainless-retry-count") for _, headers, _ in run.requests]
+
+
+async def test_every_attempt_sends_the_sdks_bytes_and_headers_with_its_retry_count(raw_model, back_offs, settings):
+    # given three retries and a model failing three times before it answers
+    settings.ASSISTANT_LLM_MAX_RETRIES = 3
+    script = [failed(500), failed(503), failed(429), ok()]
+
+    # when the SDK posts the body, and then the poster
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, script)
+
+    # then every attempt reached the model as the SDK's did: path, header names, order, values and body bytes
+    assert retry_counts(by_sdk) == ["0", "1", "2", "3"]
+    assert poster.requests == by_sdk.requests
+    assert poster.outcome == by_sdk.outcome == COMPLETION
+
+
+async def test_the_back_off_grows_as_the_sdks_after_the_first_retry(raw_model, back_offs, settings):
+    # given three retries and a model failing every time
+    settings.ASSISTANT_LLM_MAX_RETRIES = 3
+    script = [failed(500)] * 4
+
+    # when both post, with the same jitter
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, script)
+
+    # then the poster waited the SDK's doubling back-off (not 0.5, 0.5, 1 s), and raised its error
+    assert len(by_sdk.back_offs) == 3
+    assert all(0.75 * 0.5 * 2**n <= delay <= 0.5 * 2**n for n, delay in enumerate(by_sdk.back_offs))
+    assert poster.back_offs == by_sdk.back_offs
+    assert len(poster.requests) == len(by_sdk.requests) == 4
+    assert poster.outcome == by_sdk.outcome
+    assert poster.outcome[0] is openai.InternalServerError
+
+
+async def test_a_retry_after_date_is_honoured_on_the_first_retry(raw_model, back_offs, settings):
+    # given a rate limit asking to come back in 30 s, as an HTTP date
+    settings.ASSISTANT_LLM_MAX_RETRIES = 1
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    script = [failed(429, **{"Retry-After": date}), ok()]
+
+    # when both post
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, script)
+
+    # then both waited the server's half minute (the date has whole seconds), then got the answer
+    assert len(by_sdk.back_offs) == len(poster.back_offs) == 1
+    assert 25 < by_sdk.back_offs[0] <= 30
+    assert abs(poster.back_offs[0] - by_sdk.back_offs[0]) < 2
+    assert poster.outcome == by_sdk.outcome == COMPLETION
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Retry-After": "3"},
+        {"Retry-After-Ms": "1500"},
+        {"Retry-After": "300"},  # past two minutes: not retried at all
+        {"x-should-retry": "false"},
+    ],
+)
+async def test_the_server_directed_retries_are_the_sdks(raw_model, back_offs, settings, headers):
+    settings.ASSISTANT_LLM_MAX_RETRIES = 2
+    script = [failed(503, **headers), failed(503, **headers), ok()]
+
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, script)
+
+    assert_same_attempts(poster, by_sdk)
+
+
+class Stumble:
+    """A response hook (as the metering hook is one) raising ``error`` on the first response it sees."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.raised = False
+
+    async def __call__(self, response: httpx2.Response) -> None:
+        if not self.raised:
+            self.raised = True
+            raise self.error
+
+
+@pytest.mark.parametrize(
+    ("retries", "error", "raised"),
+    [
+        (1, ssl.SSLError("scripted TLS failure"), None),  # the SDK retries it, and the answer is read
+        (0, ssl.SSLError("scripted TLS failure"), openai.APIConnectionError),  # ...and wraps it at the last attempt
+        (1, httpx2.DecodingError("scripted decoding failure"), None),  # an httpx error that is no transport error
+        (1, RuntimeError("scripted hook failure"), RuntimeError),  # what it does not know comes through as is
+    ],
+)
+async def test_an_event_hook_failing_on_the_first_attempt_is_handled_as_the_sdk_handles_it(
+    raw_model, back_offs, settings, retries, error, raised
+):
+    # given a response hook failing on the first answer
+    settings.ASSISTANT_LLM_MAX_RETRIES = retries
+
+    # when both post
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, [ok(), ok()], hook=lambda: Stumble(error))
+
+    # then the poster retried, wrapped or raised it as the SDK did
+    assert_same_attempts(poster, by_sdk)
+    if raised is None:
+        assert poster.outcome == COMPLETION
+    else:
+        assert poster.outcome[0] is raised
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        failed(400, "bad tool schema"),  # the error's body is the provider's "error" object, as the SDK gives it
+        failed(404),
+        Answer(422, {"Content-Type": "text/plain"}, b"not JSON at all"),
+        Answer(201, {"Content-Type": "application/json"}, json.dumps(COMPLETION).encode()),  # a success all the same
+        Answer(200, {"Content-Type": "text/plain"}, b"plain text"),  # the SDK answers the text
+        Answer(200, {"Content-Type": "application/json"}, b"{truncated"),  # the SDK's decoding error
+    ],
+)
+async def test_an_answer_other_than_a_json_200_is_read_or_raised_as_the_sdk_does(
+    raw_model, back_offs, settings, answer
+):
+    settings.ASSISTANT_LLM_MAX_RETRIES = 2
+
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, [answer])
+
+    assert_same_attempts(poster, by_sdk)
+
+
+async def test_concurrent_posts_hand_over_their_own_first_attempts(raw_model, back_offs, settings):
+    # given one extractor without retries, and a model failing two concurrent requests differently
+    settings.ASSISTANT_LLM_MAX_RETRIES = 0
+    raw_model.script = [failed(500, "first"), failed(503, "second")]
+    ours = extractor()
+
+    # when both post at once
+    results = await asyncio.gather(ours.poster.post(BODY), ours.poster.post(BODY), return_exceptions=True)
+
+    # then each raised the error of its own answer (no hand-over saw the other's), and nothing was resent
+    assert sorted(str(result) for result in results) == ["Error code: 500 - first", "Error code: 503 - second"]
+    assert len(raw_model.requests) == 2
+
+
+async def test_a_client_whose_requests_the_sdk_prepares_is_posted_to_by_the_sdk(raw_model, back_offs, settings):
+    # given a model client asking a provider for its API key before each request
+    keys = iter(["sk-first", "sk-second"])
+
+    async def api_key() -> str:
+        return next(keys)
+
+    http = extractor().poster.http
+    client = openai.AsyncOpenAI(api_key=api_key, base_url=raw_model.base_url, http_client=http, max_retries=0)
+    poster = CompletionPoster(client=client, http=http)
+
+    # when it posts twice
+    answers = [await poster.post(BODY), await poster.post(BODY)]
+
+    # then the SDK sent each request, with the key it was given for it
+    keys_sent = [{k.lower(): v for k, v in headers}["authorization"] for _, headers, _ in raw_model.requests]
+    assert answers == [COMPLETION, COMPLETION]
+    assert keys_sent == ["Bearer sk-first", "Bearer sk-second"]
+
+
+def test_the_sdk_still_has_the_attributes_that_say_it_prepares_each_request():
+    # ``speaks_for`` reads them (no public API says so): an SDK that renames them must fail here, not
+    # let the first attempt send what the SDK would not
+    client = openai.AsyncOpenAI(api_key="sk-scripted")
+    for attribute in ("workload_identity", "_api_key_provider", "_provider_runtime"):
+        assert hasattr(client, attribute), attribute
+    assert speaks_for(client)
