@@ -26,7 +26,7 @@ provider's runtime: the SDK prepares each of its requests) is posted to through 
 from __future__ import annotations
 
 import contextvars
-import json
+import math
 from typing import Any
 
 import httpx2
@@ -49,11 +49,12 @@ class CompletionPoster:
         self.url = f"{client.base_url}chat/completions"
         self.headers = first_attempt_headers(client)
         self.direct = speaks_for(client)
+        self.encode = BodyEncoder()
         self._taking_over: openai.AsyncOpenAI | None = None
 
     async def post(self, body: dict[str, Any]) -> Any:
         """The decoded JSON answer; raises what the SDK's ``post`` raises for the same request."""
-        content = sdk_body(body) if self.direct else None
+        content = self.encode(body) if self.direct else None
         if content is None:  # not the JSON the SDK would send byte for byte: the SDK sends it
             return await self.client.post("/chat/completions", body=body, cast_to=object)
         try:
@@ -102,13 +103,50 @@ class FirstAttemptReplay(httpx2.AsyncClient):
         return outcome
 
 
-def sdk_body(body: dict[str, Any]) -> bytes | None:
-    """The bytes the SDK sends for ``body`` (its ``openapi_dumps``: httpx's JSON defaults), or None
-    for what only its own encoder takes (dates, pydantic models) or refuses (NaN)."""
-    try:
-        return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
-    except (TypeError, ValueError):
-        return None
+class BodyEncoder:
+    """The bytes the SDK sends for a body (its ``openapi_dumps``: ``json.dumps`` with httpx's JSON
+    defaults), or None for a body only the SDK's own encoder writes as it does.
+
+    orjson writes plain JSON (dicts with string keys, lists, strings, 64-bit integers, booleans, null
+    and most floats) byte for byte as ``json.dumps`` does, ~20-50 times faster for an extraction's
+    12 KB; it writes some floats (``0.00001`` for ``1e-05``) and other types (dates, dataclasses)
+    differently or not at all.
+    So a body is checked to be plain first: each top-level value once while it stays the same object
+    from one body to the next (an extraction's model, tools and tool choice are built once per run,
+    and never changed in place), only the new ones (its messages) every time."""
+
+    def __init__(self) -> None:
+        self.checked: dict[str, Any] = {}  # the last body's plain values, by key
+
+    def __call__(self, body: dict[str, Any]) -> bytes | None:
+        checked: dict[str, Any] = {}
+        for key, value in body.items():
+            if not (type(key) is str and (self.checked.get(key, _UNSET) is value or plain(value))):
+                return None
+            checked[key] = value
+        self.checked = checked
+        try:
+            return orjson.dumps(body)
+        except orjson.JSONEncodeError:  # a lone surrogate, an integer past 64 bits
+            return None
+
+
+_UNSET = object()
+
+
+def plain(value: Any) -> bool:
+    """Whether ``value`` is JSON orjson writes as ``json.dumps`` does: no other types, and floats
+    only where orjson's form is Python's (``0.2``, not ``1e-05``; never NaN, which the SDK refuses)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value) and orjson.dumps(value) == repr(value).encode()
+    if kind is dict:
+        return all(type(key) is str and plain(item) for key, item in value.items())
+    if kind is list or kind is tuple:
+        return all(plain(item) for item in value)
+    return False
 
 
 def first_attempt_headers(client: openai.AsyncOpenAI) -> dict[str, str]:

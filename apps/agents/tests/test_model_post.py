@@ -4,7 +4,9 @@ and failed as the SDK retries and fails it, and metered once per answered call."
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import email.utils
+import enum
 import json
 import random
 import socket
@@ -22,8 +24,8 @@ import openai
 import pytest
 from asgiref.sync import sync_to_async
 
+from apps.agents import model_post
 from apps.agents.extraction import PROPOSAL_TOOL, Extractor, Source, extraction_prompt
-from apps.agents.model_post import CompletionPoster, speaks_for
 from apps.assistant.llm import ModelRole, chat_model
 from apps.assistant.testing.scripted_openai import Reply, ToolCall, Usage, failure
 from apps.billing.budgets import llm_budgeted_async
@@ -230,9 +232,13 @@ BODY = {
     "model": "scripted",
     "stream": False,
     "messages": [{"role": "user", "content": 'Ruf Anna an \u2013 \u00e9t\u00e9 \U0001f600 "q" \\ \t \x01'}],
-    "temperature": 0.00001,  # json writes 1e-05, orjson 0.00001: the bytes must be the SDK's
+    "temperature": 0.2,
     "tools": [{"type": "function", "function": {"name": "propose", "parameters": {"type": "object"}}}],
 }
+
+
+async def not_the_sdk(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the SDK was asked to post a body the poster sends itself")
 
 
 async def attempts(
@@ -241,9 +247,12 @@ async def attempts(
     raw_model.script, raw_model.requests = list(script), []
     back_offs.clear()
     ours = extractor()
+    assert ours.poster is not None  # a model built by chat_model has its own HTTP client
     if hook is not None:
         http = ours.poster.http
         http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], hook()]}
+    if not by_sdk:  # the poster's first attempt is its own: it never asks the SDK to post
+        ours.client.post = not_the_sdk
     random.seed(19)
     try:
         if by_sdk:
@@ -422,7 +431,7 @@ async def test_a_client_whose_requests_the_sdk_prepares_is_posted_to_by_the_sdk(
 
     http = extractor().poster.http
     client = openai.AsyncOpenAI(api_key=api_key, base_url=raw_model.base_url, http_client=http, max_retries=0)
-    poster = CompletionPoster(client=client, http=http)
+    poster = model_post.CompletionPoster(client=client, http=http)
 
     # when it posts twice
     answers = [await poster.post(BODY), await poster.post(BODY)]
@@ -439,4 +448,58 @@ def test_the_sdk_still_has_the_attributes_that_say_it_prepares_each_request():
     client = openai.AsyncOpenAI(api_key="sk-scripted")
     for attribute in ("workload_identity", "_api_key_provider", "_provider_runtime"):
         assert hasattr(client, attribute), attribute
-    assert speaks_for(client)
+    assert model_post.speaks_for(client)
+
+
+class Level(enum.IntEnum):
+    HIGH = 2
+
+
+@pytest.mark.parametrize(
+    ("value", "fast"),
+    [
+        ('Ruf Anna an \u2013 \U0001f600 "q" \\ \t \x01 \x7f \u2028', True),
+        ([0, -1, 2**63, True, None, ("a", "b")], True),
+        (0.2, True),
+        (1.5e300, True),
+        (5e-324, True),
+        (0.00001, False),  # json writes 1e-05, orjson 0.00001
+        (1e-7, False),
+        (float("nan"), False),  # the SDK refuses it
+        (2**64, False),  # past orjson's integers
+        ("\ud800", False),  # a lone surrogate
+        ({1: "a"}, False),  # json makes the key a string, orjson refuses it
+        (Level.HIGH, False),
+        (dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC), False),  # the SDK's encoder writes its isoformat
+    ],
+)
+def test_the_body_is_the_sdks_bytes_or_left_to_the_sdk(value, fast):
+    # given a body holding the value
+    body = {"model": "scripted", "messages": [{"role": "user", "content": "hi"}], "extra": value}
+
+    # when the poster encodes it (twice: the second time the value is the one it checked)
+    encode = model_post.BodyEncoder()
+    encoded = [encode(body), encode(body)]
+
+    # then it wrote the SDK's bytes (what orjson writes as the SDK does), or left the body to the SDK
+    if fast:
+        sdk = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        assert encoded == [sdk, sdk]
+    else:
+        assert encoded == [None, None]
+
+
+async def test_a_body_only_the_sdk_writes_as_it_does_is_posted_by_the_sdk(raw_model, back_offs, settings):
+    # given a body with a float orjson writes in another form than the SDK
+    ours = extractor()
+    assert ours.poster is not None
+    body = {**BODY, "temperature": 0.00001}
+
+    # when the SDK posts it, and then the poster
+    await ours.client.post("/chat/completions", body=body, cast_to=object)
+    await ours.poster.post(body)
+
+    # then both sent the same bytes
+    (_, _, by_sdk), (_, _, poster) = raw_model.requests
+    assert b'"temperature":1e-05' in by_sdk
+    assert poster == by_sdk
