@@ -244,8 +244,15 @@ BODY = {
 }
 
 
-async def not_the_sdk(*args: Any, **kwargs: Any) -> Any:
-    raise AssertionError("the SDK was asked to post a body the poster sends itself")
+def after_the_first_attempt(post: Any, raw_model: RawModel) -> Any:
+    """The client's ``post``, refusing to send a first attempt (the poster's own)."""
+
+    async def sdk_post(*args: Any, **kwargs: Any) -> Any:
+        if not raw_model.requests:
+            raise AssertionError("the SDK was asked to post the first attempt, which the poster sends itself")
+        return await post(*args, **kwargs)
+
+    return sdk_post
 
 
 async def attempts(
@@ -258,8 +265,8 @@ async def attempts(
     if hook is not None:
         http = ours.poster.http
         http.event_hooks = {**http.event_hooks, "response": [*http.event_hooks["response"], hook()]}
-    if not by_sdk:  # the poster's first attempt is its own: it never asks the SDK to post
-        ours.client.post = not_the_sdk
+    if not by_sdk:
+        ours.client.post = after_the_first_attempt(ours.client.post, raw_model)
     random.seed(19)
     try:
         if by_sdk:
