@@ -13,14 +13,17 @@ the HTTP client raised, an event hook's included) and sends every later attempt 
 client. So the SDK decides whether to retry, waits its own back-off (0.5, 1, 2 s… or the server's
 Retry-After, an HTTP date included), numbers its retries (``x-stainless-retry-count: 1``, ``2``…),
 wraps what it wraps (``APIConnectionError``, ``APITimeoutError``), raises its own status errors, and
-reads a 2xx or non-JSON answer as it does; nothing of that is re-implemented here. Only public SDK
-and httpx API is used (``with_options``, ``auth_headers``, ``default_headers``, ``timeout``,
-``max_retries``, ``httpx2.AsyncClient.send``/``build_request``); the tests compare every attempt
-(bytes, headers, delays, exceptions) with the SDK's own ``post`` and fail when an SDK upgrade
-changes what its first attempt sends.
+reads a 2xx or non-JSON answer as it does; nothing of that is re-implemented here (the SDK has no
+public way to start its loop at a later attempt, so it is handed the first one's outcome instead).
 
-A client the first attempt cannot speak for (an API-key provider, workload identity or another
-provider's runtime: the SDK prepares each of its requests) is posted to through the SDK alone.
+What is re-done here is the first attempt alone: its headers (the SDK's ``_build_headers`` for
+retry 0, from the public ``auth_headers``, ``default_headers`` and ``timeout``) and its body bytes
+(``BodyEncoder``). A client the first attempt cannot speak for (an API-key provider, workload
+identity or another provider's runtime: the SDK prepares each of its requests) is posted to through
+the SDK alone; telling them apart reads two private attributes (``speaks_for``). The tests compare
+every attempt (bytes, header names, order and values, delays, exceptions) with the SDK's own ``post``
+at the HTTP level, and check those attributes still exist: an SDK upgrade that changes any of it
+fails them.
 """
 
 from __future__ import annotations
