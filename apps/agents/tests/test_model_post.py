@@ -137,6 +137,7 @@ class Answer:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    delay: float = 0.0  # seconds before answering
 
 
 COMPLETION = {
@@ -155,6 +156,11 @@ def ok(**headers: str) -> Answer:
 def failed(status: int, message: str = "scripted failure", **headers: str) -> Answer:
     body = json.dumps({"error": {"message": message, "type": "server_error", "code": None}}).encode()
     return Answer(status, {"Content-Type": "application/json", **headers}, body)
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        return  # a client gone before its answer (a timeout, a failing hook): nothing to report
 
 
 class RawModel:
@@ -176,6 +182,7 @@ class RawModel:
                 content = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 model.requests.append((self.path, list(self.headers.items()), content))
                 answer = model.script.pop(0) if model.script else ok()
+                time.sleep(answer.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -183,7 +190,7 @@ class RawModel:
                 self.end_headers()
                 self.wfile.write(answer.body)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -420,6 +427,44 @@ async def test_an_answer_other_than_a_json_200_is_read_or_raised_as_the_sdk_does
     by_sdk, poster = await sdk_and_poster(raw_model, back_offs, [answer])
 
     assert_same_attempts(poster, by_sdk)
+
+
+async def test_a_timed_out_attempt_is_retried_and_raised_as_the_sdk_does(raw_model, back_offs, settings):
+    # given a short timeout, one retry, and a model too slow twice
+    settings.ASSISTANT_LLM_TIMEOUT = 0.2
+    settings.ASSISTANT_LLM_MAX_RETRIES = 1
+    slow = ok()
+    slow.delay = 0.6
+
+    # when both post
+    by_sdk, poster = await sdk_and_poster(raw_model, back_offs, [slow, slow])
+
+    # then both timed out twice, after the same back-off, with the SDK's timeout error
+    assert_same_attempts(poster, by_sdk)
+    assert poster.outcome[0] is openai.APITimeoutError
+    assert len(poster.requests) == 2
+
+
+async def test_a_model_that_cannot_be_reached_is_retried_as_the_sdk_retries_it(back_offs, settings):
+    with socket.socket() as closed:  # a port nothing listens on once this socket is closed
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.OPENAI_API_KEY = "sk-scripted"
+    settings.OPENAI_BASE_URL = f"http://127.0.0.1:{port}/v1"
+    settings.ASSISTANT_LLM_MAX_RETRIES = 2
+    outcomes = []
+    for by_sdk in (True, False):
+        back_offs.clear()
+        ours = extractor()
+        assert ours.poster is not None
+        random.seed(19)
+        post = ours.client.post("/chat/completions", body=BODY, cast_to=object) if by_sdk else ours.poster.post(BODY)
+        with pytest.raises(openai.APIConnectionError) as raised:
+            await post
+        outcomes.append((type(raised.value.__cause__), list(back_offs)))
+
+    assert outcomes[0] == outcomes[1]
+    assert len(outcomes[1][1]) == 2
 
 
 async def test_concurrent_posts_hand_over_their_own_first_attempts(raw_model, back_offs, settings):
