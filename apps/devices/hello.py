@@ -119,7 +119,7 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
         # Marked before the next frame is read: the device may send answers right behind its hello.
         consumer.reopening = consumer._spawn(_calls_reopen(consumer, reopeners))
     for handler in handlers.connect_handlers():
-        consumer._spawn(_run_connect_handler(consumer, handler))
+        consumer._spawn(_run_connect_handler(Session(consumer), handler))
 
 
 async def _calls_reopen(consumer: DeviceConsumer, reopeners: tuple[handlers.ConnectHandler, ...]) -> None:
@@ -164,9 +164,11 @@ async def _replaced_notify(consumer: DeviceConsumer, replaced: str) -> None:
         )
 
 
-async def _run_connect_handler(consumer: DeviceConsumer, handler: handlers.ConnectHandler) -> None:
+async def _run_connect_handler(session: Session, handler: handlers.ConnectHandler) -> None:
+    # Only the session (a weak reference) names the socket: a handler still running after the
+    # disconnect, deaf to its cancellation, does not keep the socket in memory.
     try:
-        await handler(Session(consumer))
+        await handler(session)
     except asyncio.CancelledError:
         raise
     except Exception:
