@@ -1,5 +1,5 @@
-"""Connect handlers (run after each ``device_hello``) over a real socket: one that is still running
-when the device disconnects does not keep the socket's consumer in memory."""
+"""Connect handlers and calls reopeners (run after each ``device_hello``) over a real socket: one
+that is still running when the device disconnects does not keep the socket's consumer in memory."""
 
 from __future__ import annotations
 
@@ -64,6 +64,32 @@ async def test_a_connect_handler_deaf_to_its_cancellation_does_not_keep_the_sock
         await client.close()
 
         # then nothing but the stuck coroutine is left: the consumer is freed
+        await wait_until(lambda: gc.collect() >= 0 and socket() is None)
+        assert not released
+    finally:
+        released = True
+
+
+async def test_a_calls_reopener_deaf_to_its_cancellation_does_not_keep_the_socket(devices, user, frame_handlers):
+    # given a calls reopener that swallows its cancellation and stays stuck until released
+    started: list[str] = []
+    released = False
+
+    async def deaf(session):
+        started.append(session.device_id)
+        while not released:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.05)
+
+    frame_handlers.register_calls_reopener(deaf)
+    client = await devices(user)
+    await wait_until(lambda: started)
+    socket = weakref.ref(held_socket(user, client.device_id))
+    try:
+        # when the device disconnects while the reopener is stuck
+        await client.close()
+
+        # then the consumer is freed
         await wait_until(lambda: gc.collect() >= 0 and socket() is None)
         assert not released
     finally:
