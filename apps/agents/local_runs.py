@@ -104,11 +104,12 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
         aborted = await _converse(run, config, socket_channel, pipeline, errors)
         pipeline.progress.update(phase="extracting")
         await pipeline.drain()
+        pipeline.progress.update(phase="delivering")
+        await pipeline.deliver_leftovers()
+        # Checked after the last attempt too: a drop met only there leaves items undelivered.
         if pipeline.delivery_stopped and not aborted:
             errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
             aborted = True
-        pipeline.progress.update(phase="delivering")
-        await pipeline.deliver_leftovers()
     return await finish(
         run, processed=pipeline.items_processed, errors=errors, aborted=aborted, progress=pipeline.progress
     )

@@ -115,9 +115,10 @@ def _tally(route: str, outcome: str, seconds: float, loop: asyncio.AbstractEvent
     with _tally_lock:
         tally = _tallies.get((route, outcome))
         if tally is None:
-            tally = _tallies[route, outcome] = [0.0] * (len(_TOOL_CALL_BOUNDS) + 1)
-        tally[0] += seconds
-        tally[1 + bisect.bisect_left(_TOOL_CALL_BOUNDS, seconds)] += 1
+            tally = _tallies[route, outcome] = [0.0] * (2 * len(_TOOL_CALL_BOUNDS))
+        bucket = bisect.bisect_left(_TOOL_CALL_BOUNDS, seconds)
+        tally[bucket] += 1
+        tally[len(_TOOL_CALL_BOUNDS) + bucket] += seconds
         if _flush_loop is None or _flush_loop.is_closed():  # none armed, or its loop went away
             _flush_loop = loop
             loop.call_later(TOOL_CALL_FLUSH_SECONDS, tool_calls_flush)
@@ -137,21 +138,58 @@ def tool_call_timer(*, route: str) -> Iterator[None]:
 
 def tool_calls_flush() -> None:
     """Write the tallied tool calls to the histogram: per label set, its sum and each bucket's count
-    in one increment each (what as many ``observe`` calls would have written)."""
+    in one increment each (what as many ``observe`` calls would have written).
+
+    prometheus-client has no public call that adds n observations at once (its maintainers point to
+    a custom collector, which in multiprocess mode would be read by the scraping process alone), so
+    the labelled child's own values (``_sum``, ``_buckets``) are incremented. The version is pinned;
+    test_metrics holds the output equal to observe()'s and fails on any change of that shape. Should
+    a version lack it all the same, the calls are written through the public ``observe``: each
+    bucket's calls as that many observations of their mean (which lies in the bucket), so buckets,
+    count and sum read the same, at the cost of one write per call."""
     global _flush_loop
     with _tally_lock:
         tallies = dict(_tallies)
         _tallies.clear()
         _flush_loop = None
+    width = len(_TOOL_CALL_BOUNDS)
     for (route, outcome), tally in tallies.items():
-        # prometheus-client has no public call that adds n observations at once, so the
-        # child's own values are incremented (pinned version; test_metrics holds the output
-        # equal to that of observe()).
         child = _tool_call_child(route, outcome)
-        child._sum.inc(tally[0])
-        for bucket, count in zip(child._buckets, tally[1:], strict=True):
-            if count:
-                bucket.inc(count)
+        counts, sums = tally[:width], tally[width:]
+        if _adds_in_one_increment(child):
+            child._sum.inc(sum(sums))
+            for bucket, count in zip(child._buckets, counts, strict=True):
+                if count:
+                    bucket.inc(count)
+        else:
+            for bucket, (count, total) in enumerate(zip(counts, sums, strict=True)):
+                if count:
+                    value = _inside_bucket(total / count, bucket)
+                    for _ in range(int(count)):
+                        child.observe(value)
+
+
+def _inside_bucket(value: float, bucket: int) -> float:
+    # A mean of values in (lower, upper] lies there too, but its rounding may step just outside.
+    lower = _TOOL_CALL_BOUNDS[bucket - 1] if bucket else -math.inf
+    return min(max(value, math.nextafter(lower, math.inf)), _TOOL_CALL_BOUNDS[bucket])
+
+
+def _adds_in_one_increment(child: Histogram) -> bool:
+    """Whether the child has the values ``tool_calls_flush`` increments: a ``_sum`` and one
+    ``_buckets`` value per bound (prometheus-client's Histogram since 0.4); checked once."""
+    global _one_increment
+    if _one_increment is None:
+        buckets = getattr(child, "_buckets", None)
+        _one_increment = (
+            callable(getattr(getattr(child, "_sum", None), "inc", None))
+            and isinstance(buckets, list)
+            and len(buckets) == len(_TOOL_CALL_BOUNDS)
+            and all(callable(getattr(bucket, "inc", None)) for bucket in buckets)
+        )
+        if not _one_increment:
+            logger.warning("metrics: prometheus-client's Histogram changed shape; tool calls are written one by one")
+    return _one_increment
 
 
 def _tool_call_child(route: str, outcome: str) -> Histogram:
@@ -175,8 +213,10 @@ TOOL_CALL_FLUSH_SECONDS = 1.0
 # The histogram's upper bounds, +Inf last, as observe() picks a bucket (the first bound >= the value).
 _TOOL_CALL_BOUNDS = (*(float(b) for b in _LATENCY_BUCKETS), math.inf)
 _tool_call_children: dict[tuple[str, str], Histogram] = {}
-# Tool calls observed on a loop and not yet written, by (route, outcome): [sum, count per bucket...].
+# Tool calls observed on a loop and not yet written, by (route, outcome): [count per bucket...,
+# sum per bucket...] (a bucket's sum lets the public fallback write observations inside it).
 _tallies: dict[tuple[str, str], list[float]] = {}
+_one_increment: bool | None = None  # ``_adds_in_one_increment``, once known
 _tally_lock = threading.Lock()  # observed from several threads' loops (web, tests, workers)
 _flush_loop: asyncio.AbstractEventLoop | None = None  # the loop whose timer will flush, if armed
 os.register_at_fork(after_in_child=_forget_tallies_in_child)

@@ -67,6 +67,12 @@ def _keep(task: asyncio.Future) -> None:
     task.add_done_callback(_detached.discard)
 
 
+def _background_left(task: asyncio.Future) -> None:
+    """Done-callback of a socket's task let go of at teardown: its failure is logged, nothing more."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("device socket: a task of a closed socket failed", exc_info=task.exception())
+
+
 async def _run_request(handler: handlers.FrameHandler, session: Session, frame: Any) -> None:
     """Run one request to its end; it is not cancelled by a dropped socket, only by ``cancel``."""
     stream = session.stream
@@ -324,15 +330,25 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         if hasattr(self, "hello_timer"):  # set once the handshake was authenticated
             self.hello_timer.cancel()
         self.token_expires_at = 0.0
-        current = asyncio.current_task()
-        for task in list(self.background or ()):
-            if task is not current:
-                task.cancel()
+        self._let_go_of_background()
         self._fail_pending()
         self.calls_forgotten()
         self._unpause()
         streams.detach_everywhere(self)  # requests keep running; a resume picks them up
         await hello.presence_leave(self)
+
+    def _let_go_of_background(self) -> None:
+        """Cancel the tasks beside the receive loop and let go of them: their done-callbacks no longer
+        refer to the socket, so one deaf to its cancellation (a connect handler, say) is all that is
+        left of it. A failure after this is only logged."""
+        background, current = self.background or set(), asyncio.current_task()
+        for task in list(background):
+            if task is not current:
+                task.cancel()
+                task.remove_done_callback(self._background_done)
+                task.add_done_callback(_background_left)
+                background.discard(task)
+        self.background = background or None
 
     def _unpause(self) -> None:
         """Let go of the answer handlers still running: the receive loop stops waiting for them and

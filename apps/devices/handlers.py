@@ -124,7 +124,8 @@ def get_handler(frame_type: str) -> Registration | None:
 
 
 def register_connect_handler(handler: ConnectHandler) -> None:
-    """Run ``handler(session)`` (as its own task) after every successful ``device_hello``."""
+    """Run ``handler(session)`` (as its own task) after every successful ``device_hello``; the task is
+    cancelled when the socket closes, and its session holds the socket weakly (``session``)."""
     if handler not in _connect_handlers:
         _connect_handlers.append(handler)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import weakref
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -117,20 +118,25 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     reopeners = handlers.calls_reopeners()
     if reopeners:
         # Marked before the next frame is read: the device may send answers right behind its hello.
-        consumer.reopening = consumer._spawn(_calls_reopen(consumer, reopeners))
+        consumer.reopening = consumer._spawn(_calls_reopen(Session(consumer), weakref.ref(consumer), reopeners))
     for handler in handlers.connect_handlers():
-        consumer._spawn(_run_connect_handler(consumer, handler))
+        consumer._spawn(_run_connect_handler(Session(consumer), handler))
 
 
-async def _calls_reopen(consumer: DeviceConsumer, reopeners: tuple[handlers.ConnectHandler, ...]) -> None:
+async def _calls_reopen(
+    session: Session, socket: weakref.ref[DeviceConsumer], reopeners: tuple[handlers.ConnectHandler, ...]
+) -> None:
+    # The socket is held weakly, as by the session: a reopener still running after the disconnect,
+    # deaf to its cancellation, does not keep the socket in memory.
     try:
-        session = Session(consumer)
         outcomes = await asyncio.gather(*(reopener(session) for reopener in reopeners), return_exceptions=True)
         for reopener, outcome in zip(reopeners, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 logger.error("device socket: calls reopener %r failed", reopener, exc_info=outcome)
     finally:
-        consumer.reopening = None
+        consumer = socket()
+        if consumer is not None:
+            consumer.reopening = None
 
 
 async def reopened_answers_wait(consumer: DeviceConsumer, text_data: str) -> None:
@@ -164,9 +170,11 @@ async def _replaced_notify(consumer: DeviceConsumer, replaced: str) -> None:
         )
 
 
-async def _run_connect_handler(consumer: DeviceConsumer, handler: handlers.ConnectHandler) -> None:
+async def _run_connect_handler(session: Session, handler: handlers.ConnectHandler) -> None:
+    # Only the session (a weak reference) names the socket: a handler still running after the
+    # disconnect, deaf to its cancellation, does not keep the socket in memory.
     try:
-        await handler(Session(consumer))
+        await handler(session)
     except asyncio.CancelledError:
         raise
     except Exception:

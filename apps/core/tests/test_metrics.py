@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import time
 
 import pytest
@@ -139,16 +140,53 @@ def _tool_call_samples(samples: dict, route: str) -> dict[str, float]:
 
 
 def test_tool_calls_tallied_on_a_loop_read_as_the_histogram_observe_writes(scrape):
+    _assert_tallied_calls_read_as_observed(scrape)
+
+
+def test_without_the_histogram_internals_tallied_calls_are_written_through_observe_and_read_the_same(
+    scrape, monkeypatch
+):
+    # given a prometheus-client whose Histogram lacks the values the flush increments
+    monkeypatch.setattr(metrics, "_one_increment", False)
+
+    # then tallied calls still read as observe() writes them (through observe itself)
+    _assert_tallied_calls_read_as_observed(scrape)
+
+
+def test_the_flush_finds_the_histogram_internals_of_the_pinned_prometheus_client(monkeypatch):
+    # given the version the flush's one-increment writes were checked against
+    monkeypatch.setattr(metrics, "_one_increment", None)
+    child = metrics._tool_call_child("own_process", "ok")
+
+    # then it is the installed one, and its labelled child has them: on any other version, read
+    # prometheus_client/metrics.py's Histogram (observe, _child_samples) again before moving the pin
+    assert importlib.metadata.version("prometheus_client") == "0.26.0", "re-check tool_calls_flush"
+    assert metrics._adds_in_one_increment(child), "Histogram no longer has _sum / _buckets: re-check tool_calls_flush"
+
+
+def test_a_buckets_mean_stays_inside_the_bucket_when_its_rounding_steps_out():
+    # given three calls of exactly 0.1 s (a bound), whose sum is 0.30000000000000004
+    bucket = metrics._TOOL_CALL_BOUNDS.index(0.1)
+    mean = (0.1 + 0.1 + 0.1) / 3
+    assert mean > 0.1
+
+    # then the fallback observes them in their own bucket
+    assert metrics._inside_bucket(mean, bucket) == 0.1
+    assert metrics._inside_bucket(0.05, bucket) > 0.05  # at the lower bound: just above it
+
+
+def _assert_tallied_calls_read_as_observed(scrape) -> None:
     # given calls of many durations, some from the socket's own process on a loop (tallied, then
     # written together) and the same durations observed one by one on the other route
     durations = [0.0001, 0.003, 0.007, 0.02, 0.2, 0.2, 0.7, 3.0, 45.0, 100.0]
     before = scrape()
 
     async def calls() -> None:
-        now = time.perf_counter()
+        # Each call's start is taken just before it: one start for all let the time spent between
+        # the calls add up in the sums (10 ms once under a loaded full run, past the tolerance).
         for seconds in durations:
-            metrics.tool_call_observed(route="own_process", started=now - seconds)
-            metrics.tool_call_observed(route="other_process", started=now - seconds)
+            metrics.tool_call_observed(route="own_process", started=time.perf_counter() - seconds)
+            metrics.tool_call_observed(route="other_process", started=time.perf_counter() - seconds)
 
     # when the loop ends before its flush timer ran
     asyncio.run(calls())

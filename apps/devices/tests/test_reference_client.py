@@ -1,14 +1,16 @@
 """The reference device client on its own (``manage.py device`` runs it for as long as an operator
-likes): what it keeps of the frames it served stays bounded."""
+likes): what it keeps of the frames it served stays bounded, its store calls keep their order, and a
+slow one does not hold its answers to pings."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 
 import websockets
 
-from apps.devices.client import DeviceClient
+from apps.devices.client import DeviceClient, LocalStore
 from apps.devices.client.client import HISTORY
 
 
@@ -114,3 +116,49 @@ async def test_frames_json_reads_and_orjson_refuses_are_still_read_and_sent():
     # then the ping was read and answered
     assert client.pings == 1
     assert json.loads(received[0]) == {"type": "pong"}
+
+
+class HeldStore(LocalStore):
+    """The client's store, with ``vector_search`` held until the test lets it go (a search over a
+    large store, deterministically long)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.searching = threading.Event()
+        self.release = threading.Event()
+
+    def _do_vector_search(self, call):
+        self.searching.set()
+        self.release.wait(5)  # on a client that runs it in its read loop, nothing else moves meanwhile
+        return super()._do_vector_search(call)
+
+
+async def test_a_slow_store_call_in_flight_does_not_hold_the_pong_and_later_calls_keep_their_order():
+    # given a client whose vector_search takes until the server lets it go
+    store = HeldStore()
+    store.execute({"action": "vector_upsert", "data": {"id": "v1", "content": "invoice"}, "vector": [1.0, 0.0]})
+    answers: list[dict] = []
+
+    async def serve(ws):
+        await ws.recv()  # the hello
+        search = {"type": "tool_call", "id": "s1", "action": "vector_search", "vector": [1.0, 0.0]}
+        await ws.send(json.dumps(search))
+        await ws.send(json.dumps({"type": "ping"}))
+        insert = {"type": "tool_call", "id": "i1", "action": "insert", "table": "clients"}
+        await ws.send(json.dumps({**insert, "data": {"id": "row1", "name": "Acme"}}))
+        answers.append(json.loads(await ws.recv()))
+        store.release.set()
+        answers.extend([json.loads(await ws.recv()) for _ in range(2)])
+
+    # when the server sends a ping and a cheap call behind the slow one
+    async with websockets.serve(serve, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        client = DeviceClient(f"ws://127.0.0.1:{port}/api/v1/ws/device", "token", store=store)
+        await client.connect()
+        await asyncio.wait_for(client.run_forever(), timeout=30)
+
+    # then the pong came while the search was still running, and the calls were answered in order
+    assert store.searching.is_set()
+    assert [a.get("id", a["type"]) for a in answers] == ["pong", "s1", "i1"]
+    assert answers[1]["results"][0]["id"] == "v1"
+    assert answers[2]["row"]["name"] == "Acme"
