@@ -121,10 +121,17 @@ async def raw_inserts(*, user_id: str, device_id: str, n: int, window: int) -> f
 
 
 def one_task(body: dict):
-    """The scripted model's answer to an extraction call: one task named by the file's first line."""
+    """The scripted model's answer to an extraction call: one task per file, named by its first line
+    (a request of several files: one group per file, under the file's number)."""
+    import re
+
     from apps.assistant.testing.scripted_openai import tool_call
 
     text = body["messages"][-1]["content"]
+    if "files" in body["tools"][0]["function"]["parameters"]["properties"]:
+        blocks = re.findall(r"<<<DATA-[0-9a-f]+ FILE (\d+)>>>\nFile: [^\n]*\n\n([^\n]*)", text)
+        groups = [{"file": int(n), "tasks": [{"title": line}]} for n, line in blocks]
+        return tool_call("propose_new_items", {"files": groups})
     line = next(x for x in text.splitlines() if x.startswith("Follow up"))
     return tool_call("propose_new_items", {"tasks": [{"title": line}]})
 
@@ -310,6 +317,8 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     settings.ASSISTANT_LLM_TIMEOUT = 30.0
     chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
+    if options.files_per_request is not None:  # a checkout without the setting reads a request per file
+        settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = options.files_per_request
     settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
     port = free_port()
     server = start_server("uvicorn", port)
@@ -362,6 +371,8 @@ def compare(options: argparse.Namespace) -> None:
             # The layouts' order alternates too (the first one after the server starts runs colder).
             order = layouts if round_no % 4 < 2 else layouts[::-1]
             argv = [__file__, "--child", "--files", str(options.files), "--size", str(options.size)]
+            if options.files_per_request is not None:
+                argv += ["--files-per-request", str(options.files_per_request)]
             out = subprocess.run(
                 [sys.executable, *argv, "--layouts", ",".join(order)],
                 env={**os.environ, "ADIUVA_BENCH_CODE": code},
@@ -406,6 +417,11 @@ if __name__ == "__main__":
     parser.add_argument("--size", type=int, default=10 * 1024)
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--files-per-request",
+        type=int,
+        help="AGENTS_EXTRACTION_FILES_PER_REQUEST of the run (default: the setting's; a checkout without it: 1)",
+    )
     parser.add_argument("--old", help="another checkout measured beside this one, rounds interleaved")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-model", type=int, metavar="PORT", help=argparse.SUPPRESS)

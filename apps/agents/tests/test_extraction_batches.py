@@ -1,0 +1,160 @@
+"""Several small files of a local run in one extraction request: each fenced and numbered, every item
+filed under the file the answer names (never another), the same outbox ids as a request per file,
+every file of a failed or unreadable request named, and one metered call per request."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from apps.agents.extraction import Source
+from apps.agents.models import RunStatus
+from apps.agents.run_pipeline import extraction_batches, item_id
+from apps.assistant.testing.scripted_openai import Reply, ToolCall, failure
+
+from .conftest import documents_of, execute, one_task_per_fenced_file, propose, rows, start_run, write_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def keyed(*sizes: int) -> list[tuple[Source, str]]:
+    return [(Source(kind="file", label=f"f{i}", text="x" * size), f"f{i}") for i, size in enumerate(sizes)]
+
+
+def labels(batches: list[list[tuple[Source, str]]]) -> list[list[str]]:
+    return [[key for _, key in batch] for batch in batches]
+
+
+def test_files_are_grouped_in_order_within_the_characters_and_the_count():
+    # given files of 10, 10, 10, 10, 25 (over the limit alone) and 10 characters, at most 3 to a request of 30
+    sources = keyed(10, 10, 10, 10, 25, 10, 10)
+
+    # when grouped
+    batches = extraction_batches(sources, max_chars=30, max_files=3)
+
+    # then the count, the characters and the order hold; the oversized file goes alone
+    assert labels(batches) == [["f0", "f1", "f2"], ["f3"], ["f4"], ["f5", "f6"]]
+    # and a limit of one file is a request per file, as before
+    assert labels(extraction_batches(sources, max_chars=30, max_files=1)) == [[f"f{i}"] for i in range(7)]
+
+
+async def test_small_files_share_requests_and_each_item_lands_under_its_own_file(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    from apps.billing.models import LlmUsage
+
+    # given six small files, up to three to a request; the model answers each request's files last first
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    paths = write_files(tmp_path, 6)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.fallback = one_task_per_fenced_file
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then fewer requests than files, none of more than three, each file fenced in exactly one
+    requests = llm.chat_requests()
+    fenced = [documents_of(r.body) for r in requests]
+    assert len(requests) < 6
+    assert all(len(documents) <= 3 for documents in fenced)
+    texts = {f"File: {p.name}\n\n{p.read_text()}": p for p in paths}
+    assert sorted(text for documents in fenced for text in documents.values()) == sorted(texts)
+    # and every row carries the id of the file its title comes from, as a request per file would
+    expected = {
+        f"Follow up note {i}": str(item_id(agent_id=config.id, source_key=str(path), content=text, index=0))
+        for text, path in texts.items()
+        for i in [paths.index(path)]
+    }
+    assert {t["title"]: t["id"] for t in rows(client)} == expected
+    assert (run.status, run.items_processed, run.items_created, run.errors) == (RunStatus.SUCCESS, 6, 6, [])
+    # and each request is metered once
+    recorded = await sync_to_async(LlmUsage.objects.filter(user=user).count)()
+    assert recorded == len(requests)
+
+
+async def test_a_file_alone_is_asked_as_with_a_request_per_file(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    # given one file and requests of up to three
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    write_files(tmp_path, 1)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.fallback = one_task_per_fenced_file
+
+    # when
+    await execute(await start_run(config))
+
+    # then the one request has the one-file tool and fence
+    (request,) = llm.chat_requests()
+    assert list(request.body["tools"][0]["function"]["parameters"]["properties"]) == ["tasks"]
+    assert "from one file" in request.system_prompt
+    assert [t["title"] for t in rows(client)] == ["Follow up note 0"]
+
+
+async def test_items_naming_no_file_of_the_request_are_dropped_and_reported_under_every_file(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    # given three files in one request, and an answer whose groups name file 1 and then no file of it
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    paths = write_files(tmp_path, 3)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    strays = [3, -1, True, "0", 1.0, None]
+    llm.script(
+        propose(
+            files=[{"file": 1, "tasks": [{"title": "From file one"}]}]
+            + [{"file": n, "tasks": [{"title": f"stray {n!r}"}]} for n in strays]
+            + [{"tasks": [{"title": "no number"}]}, "not an object"]
+        )
+    )
+
+    # when
+    run = await execute(await start_run(config))
+
+    # then only file 1's item is on the device, under file 1's id
+    (task,) = rows(client)
+    assert task["title"] == "From file one"
+    content = f"File: {paths[1].name}\n\n{paths[1].read_text()}"
+    assert task["id"] == str(item_id(agent_id=config.id, source_key=str(paths[1]), content=content, index=0))
+    # and the dropped groups are reported once, naming every file of the request
+    names = ", ".join(str(p) for p in paths)
+    assert run.errors == [f"extraction_failed: {names}: ignored 8 proposal group(s) naming no file of the request"]
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.PARTIAL, 3, 1)
+
+
+async def test_a_failed_request_names_every_file_in_it(devices, user, llm, make_local_config, tmp_path, settings):
+    # given three files in one request that the model refuses
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    paths = write_files(tmp_path, 3)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.script(failure(400))
+
+    # when
+    run = await execute(await start_run(config))
+
+    # then each file is named with the failure, and nothing was inserted
+    assert sorted(run.errors) == sorted(f"extraction_failed: {p}: BadRequestError" for p in paths)
+    assert (run.status, run.items_processed, run.items_created) == (RunStatus.ERROR, 0, 0)
+    assert rows(client) == []
+
+
+async def test_an_unreadable_answer_names_every_file_of_the_request(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    # given three files in one request and an answer that is not JSON
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    paths = write_files(tmp_path, 3)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.script(Reply(tool_calls=[ToolCall("propose_new_items", "{not json")]))
+
+    # when
+    run = await execute(await start_run(config))
+
+    # then
+    names = ", ".join(str(p) for p in paths)
+    assert run.errors == [f"extraction_failed: {names}: the model's answer was not valid JSON; nothing extracted"]
+    assert rows(client) == []
