@@ -308,7 +308,7 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     (folder / "files").mkdir()
     for i in range(options.files):
         body = f"Follow up file {i}\n"
-        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
+        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (int(options.size) - len(body)))
 
     for name in ("httpx", "httpx2"):  # one log line per extraction call otherwise
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -319,7 +319,7 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
     if options.files_per_request is not None:  # a checkout without the setting reads a request per file
         settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = options.files_per_request
-    settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
+    settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * int(options.size) * 2)
     port = free_port()
     server = start_server("uvicorn", port)
     try:
@@ -365,12 +365,17 @@ def compare(options: argparse.Namespace) -> None:
     """Rounds of children (this harness; ``ADIUVA_BENCH_CODE`` = each checkout), order alternating."""
     codes = [("new", str(ROOT))] + ([("old", str(Path(options.old).resolve()))] if options.old else [])
     layouts = options.layouts.split(",")
-    seen: dict[tuple[str, str], list[dict]] = {(c, layout): [] for c, _ in codes for layout in layouts}
+    sizes = [int(size) for size in options.size.split(",")]
+    seen: dict[tuple[str, str, int], list[dict]] = {
+        (c, layout, size): [] for c, _ in codes for layout in layouts for size in sizes
+    }
     for round_no in range(options.rounds):
-        for label, code in codes if round_no % 2 == 0 else codes[::-1]:
+        for (label, code), size in [
+            (code, size) for code in (codes if round_no % 2 == 0 else codes[::-1]) for size in sizes
+        ]:
             # The layouts' order alternates too (the first one after the server starts runs colder).
             order = layouts if round_no % 4 < 2 else layouts[::-1]
-            argv = [__file__, "--child", "--files", str(options.files), "--size", str(options.size)]
+            argv = [__file__, "--child", "--files", str(options.files), "--size", str(size)]
             if options.files_per_request is not None:
                 argv += ["--files-per-request", str(options.files_per_request)]
             out = subprocess.run(
@@ -382,13 +387,14 @@ def compare(options: argparse.Namespace) -> None:
                 text=True,
             ).stdout
             for figures in json.loads(out.strip().splitlines()[-1]):
-                seen[(label, figures["layout"])].append(figures)
-                report(figures, label=f"[{round_no + 1}] {label} ")
-    print(f"\nmedians of {options.rounds} rounds, {options.files} files of {options.size} B:")
-    for layout in layouts:
-        print(f"{layout}{' (headline: the device on its own, as in production)' if layout == LAYOUTS[0] else ''}:")
+                seen[(label, figures["layout"], size)].append(figures)
+                report(figures, label=f"[{round_no + 1}] {label} {size} B ")
+    print(f"\nmedians of {options.rounds} rounds, {options.files} files:")
+    for layout, size in [(layout, size) for size in sizes for layout in layouts]:
+        headline = " (headline: the device on its own, as in production)" if layout == LAYOUTS[0] else ""
+        print(f"{layout}, files of {size} B{headline}:")
         for label, _ in codes:
-            runs = seen[(label, layout)]
+            runs = seen[(label, layout, size)]
             rate = statistics.median(f["rate"] for f in runs)
             raw = statistics.median(f["raw_serial"] for f in runs)
             ratio = statistics.median(f["rate"] / f["raw_serial"] for f in runs)
@@ -405,7 +411,7 @@ def compare(options: argparse.Namespace) -> None:
                 f"scripted model {model:.2f} ms"
             )
         if options.old:
-            pairs = zip(seen[("new", layout)], seen[("old", layout)], strict=True)
+            pairs = zip(seen[("new", layout, size)], seen[("old", layout, size)], strict=True)
             ratios = [new["rate"] / old["rate"] for new, old in pairs]
             listed = ", ".join(f"{r:.2f}" for r in ratios)
             print(f"  new / old run rate per round: {listed}; median {statistics.median(ratios):.2f}x")
@@ -414,7 +420,7 @@ def compare(options: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=10 * 1024)
+    parser.add_argument("--size", default=str(10 * 1024), help="bytes per file; several, comma-separated: a row each")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
@@ -433,7 +439,7 @@ if __name__ == "__main__":
     if options.serve_device:
         device_serve(*options.serve_device)
         raise SystemExit
-    if not options.child and (options.old or options.rounds > 1):
+    if not options.child and (options.old or options.rounds > 1 or "," in options.size):
         setup_django(migrate=True)  # once, before the children
         compare(options)
         raise SystemExit
