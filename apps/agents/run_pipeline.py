@@ -84,7 +84,8 @@ DeliveryTarget = Callable[[], Awaitable[str | None]]  # the device to deliver to
 
 
 class Stored(NamedTuple):
-    """One source's items under their outbox ids, and the usage of the model call that proposed them."""
+    """One request's items (of one source or several) under their outbox ids, and the usage of the
+    model call that proposed them."""
 
     items: list[tuple[uuid.UUID, ProposedItem]]
     usage: list[LlmCallRecord]
