@@ -217,3 +217,30 @@ async def test_an_unreadable_answer_names_every_file_of_the_request(
     names = ", ".join(str(p) for p in paths)
     assert run.errors == [f"extraction_failed: {names}: the model's answer was not valid JSON; nothing extracted"]
     assert rows(client) == []
+
+
+async def test_a_rerun_grouped_otherwise_proposes_the_same_ids_and_inserts_nothing_twice(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    from apps.agents.models import OutboxItem
+
+    # given six files extracted a request per file, every row on the device
+    paths = write_files(tmp_path, 6)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.fallback = one_task_per_fenced_file
+    first = await execute(await start_run(config))
+    before = {t["title"]: t["id"] for t in rows(client)}
+
+    # when the folder is run again with up to three files to a request
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 3
+    second = await execute(await start_run(config))
+
+    # then the same ids were proposed, and the device holds each row once
+    assert len(before) == len(paths) == first.items_created
+    assert any(len(documents_of(r.body)) > 1 for r in llm.chat_requests())
+    assert {t["title"]: t["id"] for t in rows(client)} == before
+    assert len(rows(client)) == len(paths)
+    assert second.status == RunStatus.SUCCESS
+    ids = await sync_to_async(lambda: sorted(str(i) for i in OutboxItem.objects.values_list("id", flat=True)))()
+    assert ids == sorted(before.values())
