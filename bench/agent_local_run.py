@@ -2,12 +2,15 @@
 
     .venv/bin/python bench/agent_local_run.py [--files 1000] [--size 10240] [--layouts device-process,single-process]
     .venv/bin/python bench/agent_local_run.py --files 300 --rounds 6 --old /tmp/old   # before → after, interleaved
+    .venv/bin/python bench/agent_local_run.py --files 300 --size 10240,1024 --rounds 3   # a row per file size
     ADIUVA_BENCH_CODE=/tmp/old .venv/bin/python bench/agent_local_run.py   # one run of an older checkout's code
 
 One uvicorn server process holds the device socket; this process plays the Celery worker
 (``run_execute`` in a thread of its own, as the task body runs); the scripted OpenAI-compatible
 model runs in a process of its own (a remote service in production) and extracts one task per
-file over HTTP. The device (the reference client, its SQLite on disk, reading a temp folder of
+file over HTTP (several files to a request as AGENTS_EXTRACTION_FILES_PER_REQUEST and
+AGENTS_EXTRACTION_MAX_CHARS allow, ``--files-per-request N`` to override; a checkout without the
+setting sends a request per file). The device (the reference client, its SQLite on disk, reading a temp folder of
 ``--files`` files of ``--size`` bytes) runs in one of two layouts, each measuring its own raw
 inserts and its own run:
 
@@ -26,7 +29,11 @@ device process, the server and the scripted model, counted from /proc.
 
 ``--old PATH`` (or ``--rounds N``) runs each round in fresh processes per checkout
 (ADIUVA_BENCH_CODE: the checkout's code in every process, the device's client included, under this
-harness), checkouts and layouts in alternating order, and prints the medians side by side.
+harness), checkouts and layouts in alternating order, and prints the medians side by side;
+several ``--size`` values (comma-separated) give a row each, every size measured in every round.
+The default size (10 KB) is the figure of earlier stops; two such files (10,257 characters each
+with their header) do not fit the default 20,000 characters of one request, so at that size every
+file still has a request of its own, and only the small-file rows show what shared requests do.
 
 Fairness: the model client is built once before the clock starts (a worker does so on its first
 run: imports and a TLS context, ~0.8 s); the scripted model runs with Nagle's algorithm off for
@@ -36,6 +43,30 @@ first calls after a start run slower: with 50, the first layout's raw rate came 
 and the run starts once the socket's frame budget has refilled after the raw inserts (an
 ``agent_data`` piece arriving on an empty bucket is dropped, and the reference client does not
 send it again).
+
+2026-12-06 (fifth stop), 300 files, ec5c4bc (--old) and new interleaved, device-process, four
+rounds, load 2.4-3.6 on 2 shared cores (--size 10240,2048,1024; medians):
+- files of 1 KB: the run 313 → 618 rows/s (per round new/old 0.80-2.78, median 2.00x); ratio to
+  raw serial inserts 0.42 → 0.92 (per round 0.72, 1.15, 1.13, 0.47 new); the worker's CPU per file
+  1.93 → 0.73 ms (8 files to a request: 38 extraction calls for 300 files; the scripted model's CPU
+  per file 0.25 → 0.03 ms).
+- files of 2 KB: 292 → 529 rows/s (1.40-3.16, median 1.64x); ratio 0.70 → 0.96 (per round 1.12,
+  0.81, 1.15, 0.75 new); the worker 2.07 → 0.72 ms per file.
+- files of 10 KB (a request each, as before): 317 → 361 rows/s (0.86-1.43, median 1.25x), ratio
+  0.74 → 0.56 (the raw serial medians 450 and 688 rows/s: noise); worker 1.73 → 1.65 ms. Two more
+  runs gave 0.71x (3 rounds, load 3.0-4.3) and 1.23x (4 rounds, load 4.1): no change on that path.
+An earlier run (three rounds, load 3.0-4.3): 1 KB 333 → 927 rows/s (median 1.71x), ratio 0.43 →
+1.49; 2 KB 329 → 631 rows/s (1.96x), ratio 0.27 → 0.89.
+Where a small file's remaining ~0.7 ms of worker CPU goes (py-spy --gil, 1,000 files of 1 KB): the
+HTTP client stack of the shared requests is still about half of the run loop's GIL time (httpx +
+httpcore + anyio, ~1 ms per request, now an eighth of it per file), the file's outbox insert on the
+device (call_device and its channel-layer publish) about a fifth, the rest the pieces' channel-layer
+reads, the metering hook, the outbox store and the acknowledgements. A 10 KB file is still bound by
+its own request's HTTP stack (over half of ~1.6-2 ms).
+
+With AGENTS_EXTRACTION_MAX_CHARS=21000 two 10 KB files share a request (150 calls for 300 files):
+three rounds, load up to 5.5, 173 → 296 rows/s (0.81-2.16, median 1.19x), the worker 1.69 → 1.29
+ms per file (medians). The default of 20,000 characters was left as it is.
 
 2026-12-06 (fourth stop), 300 files, 129053e (--old) and new interleaved, six rounds, load 3.4-5.5
 on 2 shared cores (other engineers' suites beside it):
@@ -121,10 +152,17 @@ async def raw_inserts(*, user_id: str, device_id: str, n: int, window: int) -> f
 
 
 def one_task(body: dict):
-    """The scripted model's answer to an extraction call: one task named by the file's first line."""
+    """The scripted model's answer to an extraction call: one task per file, named by its first line
+    (a request of several files: one group per file, under the file's number)."""
+    import re
+
     from apps.assistant.testing.scripted_openai import tool_call
 
     text = body["messages"][-1]["content"]
+    if "files" in body["tools"][0]["function"]["parameters"]["properties"]:
+        blocks = re.findall(r"<<<DATA-[0-9a-f]+ FILE (\d+)>>>\nFile: [^\n]*\n\n([^\n]*)", text)
+        groups = [{"file": int(n), "tasks": [{"title": line}]} for n, line in blocks]
+        return tool_call("propose_new_items", {"files": groups})
     line = next(x for x in text.splitlines() if x.startswith("Follow up"))
     return tool_call("propose_new_items", {"tasks": [{"title": line}]})
 
@@ -301,7 +339,7 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     (folder / "files").mkdir()
     for i in range(options.files):
         body = f"Follow up file {i}\n"
-        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (options.size - len(body)))
+        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (int(options.size) - len(body)))
 
     for name in ("httpx", "httpx2"):  # one log line per extraction call otherwise
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -310,7 +348,9 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     settings.ASSISTANT_LLM_TIMEOUT = 30.0
     chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
-    settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * options.size * 2)
+    if options.files_per_request is not None:  # a checkout without the setting reads a request per file
+        settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = options.files_per_request
+    settings.AGENTS_RUN_MAX_BYTES = max(settings.AGENTS_RUN_MAX_BYTES, options.files * int(options.size) * 2)
     port = free_port()
     server = start_server("uvicorn", port)
     try:
@@ -356,12 +396,19 @@ def compare(options: argparse.Namespace) -> None:
     """Rounds of children (this harness; ``ADIUVA_BENCH_CODE`` = each checkout), order alternating."""
     codes = [("new", str(ROOT))] + ([("old", str(Path(options.old).resolve()))] if options.old else [])
     layouts = options.layouts.split(",")
-    seen: dict[tuple[str, str], list[dict]] = {(c, layout): [] for c, _ in codes for layout in layouts}
+    sizes = [int(size) for size in options.size.split(",")]
+    seen: dict[tuple[str, str, int], list[dict]] = {
+        (c, layout, size): [] for c, _ in codes for layout in layouts for size in sizes
+    }
     for round_no in range(options.rounds):
-        for label, code in codes if round_no % 2 == 0 else codes[::-1]:
+        for (label, code), size in [
+            (code, size) for code in (codes if round_no % 2 == 0 else codes[::-1]) for size in sizes
+        ]:
             # The layouts' order alternates too (the first one after the server starts runs colder).
             order = layouts if round_no % 4 < 2 else layouts[::-1]
-            argv = [__file__, "--child", "--files", str(options.files), "--size", str(options.size)]
+            argv = [__file__, "--child", "--files", str(options.files), "--size", str(size)]
+            if options.files_per_request is not None:
+                argv += ["--files-per-request", str(options.files_per_request)]
             out = subprocess.run(
                 [sys.executable, *argv, "--layouts", ",".join(order)],
                 env={**os.environ, "ADIUVA_BENCH_CODE": code},
@@ -371,13 +418,14 @@ def compare(options: argparse.Namespace) -> None:
                 text=True,
             ).stdout
             for figures in json.loads(out.strip().splitlines()[-1]):
-                seen[(label, figures["layout"])].append(figures)
-                report(figures, label=f"[{round_no + 1}] {label} ")
-    print(f"\nmedians of {options.rounds} rounds, {options.files} files of {options.size} B:")
-    for layout in layouts:
-        print(f"{layout}{' (headline: the device on its own, as in production)' if layout == LAYOUTS[0] else ''}:")
+                seen[(label, figures["layout"], size)].append(figures)
+                report(figures, label=f"[{round_no + 1}] {label} {size} B ")
+    print(f"\nmedians of {options.rounds} rounds, {options.files} files:")
+    for layout, size in [(layout, size) for size in sizes for layout in layouts]:
+        headline = " (headline: the device on its own, as in production)" if layout == LAYOUTS[0] else ""
+        print(f"{layout}, files of {size} B{headline}:")
         for label, _ in codes:
-            runs = seen[(label, layout)]
+            runs = seen[(label, layout, size)]
             rate = statistics.median(f["rate"] for f in runs)
             raw = statistics.median(f["raw_serial"] for f in runs)
             ratio = statistics.median(f["rate"] / f["raw_serial"] for f in runs)
@@ -394,7 +442,7 @@ def compare(options: argparse.Namespace) -> None:
                 f"scripted model {model:.2f} ms"
             )
         if options.old:
-            pairs = zip(seen[("new", layout)], seen[("old", layout)], strict=True)
+            pairs = zip(seen[("new", layout, size)], seen[("old", layout, size)], strict=True)
             ratios = [new["rate"] / old["rate"] for new, old in pairs]
             listed = ", ".join(f"{r:.2f}" for r in ratios)
             print(f"  new / old run rate per round: {listed}; median {statistics.median(ratios):.2f}x")
@@ -403,9 +451,14 @@ def compare(options: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
-    parser.add_argument("--size", type=int, default=10 * 1024)
+    parser.add_argument("--size", default=str(10 * 1024), help="bytes per file; several, comma-separated: a row each")
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument(
+        "--files-per-request",
+        type=int,
+        help="AGENTS_EXTRACTION_FILES_PER_REQUEST of the run (default: the setting's; a checkout without it: 1)",
+    )
     parser.add_argument("--old", help="another checkout measured beside this one, rounds interleaved")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-model", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -417,7 +470,7 @@ if __name__ == "__main__":
     if options.serve_device:
         device_serve(*options.serve_device)
         raise SystemExit
-    if not options.child and (options.old or options.rounds > 1):
+    if not options.child and (options.old or options.rounds > 1 or "," in options.size):
         setup_django(migrate=True)  # once, before the children
         compare(options)
         raise SystemExit

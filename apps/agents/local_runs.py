@@ -167,10 +167,12 @@ async def _converse(
                 continue
             last_heard = time.monotonic()
             if message["type"] == MSG_DATA:
+                accepted = []
                 for file in message["files"]:
                     if intake.accept(file):
                         pipeline.progress.update(files_read=1)
-                        pipeline.submit(_file_source(file), source_key=str(file.get("path") or file.get("name")))
+                        accepted.append((_file_source(file), str(file.get("path") or file.get("name"))))
+                pipeline.submit_files(accepted)  # small files of one piece share requests
             elif message["type"] == MSG_COMPLETE:
                 for error in message.get("errors", []):
                     errors.add("device_reported", str(error)[:500])

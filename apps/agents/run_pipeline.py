@@ -59,11 +59,33 @@ def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID
     return uuid.uuid5(ITEM_ID_NAMESPACE, f"{agent_id}:{source_key}:{digest}:{index}")
 
 
+Keyed = tuple[Source, str]  # a source and its key (the file's path, the message's provider id)
+
+
+def extraction_batches(sources: list[Keyed], *, max_chars: int, max_files: int) -> list[list[Keyed]]:
+    """``sources`` in order, grouped into requests of at most ``max_files`` whose texts together fit
+    ``max_chars`` (a text longer than that goes alone, and is cut as ever)."""
+    batches: list[list[Keyed]] = []
+    batch: list[Keyed] = []
+    chars = 0
+    for keyed in sources:
+        size = len(keyed[0].text)
+        if batch and (len(batch) >= max_files or chars + size > max_chars):
+            batches.append(batch)
+            batch, chars = [], 0
+        batch.append(keyed)
+        chars += size
+    if batch:
+        batches.append(batch)
+    return batches
+
+
 DeliveryTarget = Callable[[], Awaitable[str | None]]  # the device to deliver to now, or None (wait)
 
 
 class Stored(NamedTuple):
-    """One source's items under their outbox ids, and the usage of the model call that proposed them."""
+    """One request's items (of one source or several) under their outbox ids, and the usage of the
+    model call that proposed them."""
 
     items: list[tuple[uuid.UUID, ProposedItem]]
     usage: list[LlmCallRecord]
@@ -116,8 +138,21 @@ class RunPipeline:
         self._deliveries: dict[str, OutboxDelivery] = {}
 
     def submit(self, source: Source, *, source_key: str) -> None:
-        """Extract ``source`` in the background (see ``drain``)."""
-        task = asyncio.ensure_future(self._process(source, source_key))
+        """Extract ``source`` in the background, in a request of its own (see ``drain``)."""
+        self._start([(source, source_key)])
+
+    def submit_files(self, sources: list[Keyed]) -> None:
+        """Extract ``sources`` in the background, small ones several to a request
+        (AGENTS_EXTRACTION_FILES_PER_REQUEST, within AGENTS_EXTRACTION_MAX_CHARS together)."""
+        for batch in extraction_batches(
+            sources,
+            max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
+            max_files=max(1, settings.AGENTS_EXTRACTION_FILES_PER_REQUEST),
+        ):
+            self._start(batch)
+
+    def _start(self, batch: list[Keyed]) -> None:
+        task = asyncio.ensure_future(self._process(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -129,16 +164,17 @@ class RunPipeline:
         for delivery in deliveries:
             self._account(await delivery.close())
 
-    async def _process(self, source: Source, source_key: str) -> None:
+    async def _process(self, batch: list[Keyed]) -> None:
         # The call's usage is held here, not stored by the model client on its way back, and goes
         # into the database with the items it proposed (one batch for the sources extracted
         # together): every call is still metered on its own, a trip and a thread hop fewer each.
         with llm_records_deferred() as metered:
             try:
-                stored = await self._extract_and_store(source, source_key, metered)
+                stored = await self._extract_and_store(batch, metered)
             except Exception as exc:  # the database failed the batch: the items are not in the outbox
-                logger.warning("agents: could not store the items of %s: %s", source.kind, type(exc).__name__)
-                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: its items could not be stored")
+                logger.warning("agents: could not store the items of %s: %s", batch[0][0].kind, type(exc).__name__)
+                for source, _ in batch:
+                    self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: its items could not be stored")
                 await database_sync_to_async(_usage_record_alone)(records=metered.records)
                 return
             except BaseException:
@@ -153,37 +189,41 @@ class RunPipeline:
         if stored and not self.delivery_stopped:
             await self._deliver(stored)
 
-    async def _extract_and_store(self, source: Source, source_key: str, metered: DeferredRecords) -> list[PendingItem]:
+    async def _extract_and_store(self, batch: list[Keyed], metered: DeferredRecords) -> list[PendingItem]:
         try:
-            extraction = await self._extract(source)
+            extractions = await self._extract(batch)
         finally:
             metered.close()
-        keyed = (
-            []
-            if extraction is None
-            else [
-                (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
-                for i, item in enumerate(extraction.items)
-            ]
-        )
+        # Ids per file and position in it, whichever request the file shared: a re-run proposes the
+        # same ids however its files were grouped.
+        keyed = [
+            (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
+            for (source, source_key), extraction in zip(batch, extractions, strict=True)
+            if extraction is not None
+            for i, item in enumerate(extraction.items)
+        ]
         if not keyed and not metered.records:
             return []
         return await self._store.submit(Stored(keyed, metered.records))
 
-    async def _extract(self, source: Source) -> Extraction | None:
-        """The source's proposals (None when the model call failed: reported, the run goes on)."""
+    async def _extract(self, batch: list[Keyed]) -> list[Extraction | None]:
+        """Each source's proposals (None for all when the model call failed: reported, the run goes on)."""
         async with self._slots:
             try:
-                extraction = await self.extractor.extract(source)
-            except Exception as exc:  # the model client's failures
-                logger.warning("agents: extraction of %s failed: %s", source.kind, type(exc).__name__)
-                self.sources_failed += 1
-                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {type(exc).__name__}")
-                return None
-        self.items_processed += 1
-        for note in extraction.notes:
-            self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
-        return extraction
+                result = await self.extractor.extract_many([source for source, _ in batch])
+            except Exception as exc:  # the model client's failures: every file of the request is named
+                logger.warning("agents: extraction of %s failed: %s", batch[0][0].kind, type(exc).__name__)
+                self.sources_failed += len(batch)
+                for source, _ in batch:
+                    self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {type(exc).__name__}")
+                return [None] * len(batch)
+        self.items_processed += len(batch)
+        for note in result.notes:  # about the request as a whole: under every file's name
+            self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{', '.join(s.label for s, _ in batch)}: {note}")
+        for (source, _), extraction in zip(batch, result.extractions, strict=True):
+            for note in extraction.notes:
+                self.errors.add(AgentsErrorCode.EXTRACTION_FAILED, f"{source.label}: {note}")
+        return list(result.extractions)
 
     def _store_batch(self, batch: list[Stored]) -> list[list[PendingItem]]:
         # Two statements, each atomic on its own (no transaction: two round trips fewer). Usage

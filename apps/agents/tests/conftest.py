@@ -121,6 +121,7 @@ def other_client(other_user) -> APIClient:
 # --- runs over the real socket ------------------------------------------------------------
 
 DATA_BLOCK = re.compile(r"<<<(DATA-[0-9a-f]+)>>>\n(.*)\n<<<END-\1>>>", re.DOTALL)
+FILE_BLOCK = re.compile(r"<<<(DATA-[0-9a-f]+) FILE (\d+)>>>\n(.*?)\n<<<END-\1 FILE \2>>>", re.DOTALL)
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +130,9 @@ def agent_settings(settings):
     settings.AGENTS_DEVICE_CHECK_INTERVAL = 0.2
     settings.AGENTS_DATA_IDLE_TIMEOUT = 10.0
     settings.AGENTS_RUN_LEASE_RENEW_INTERVAL = 5.0
+    # A request per file, which these tests' scripted answers and request counts assume; the tests
+    # of several files per request set their own.
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 1
     return settings
 
 
@@ -161,6 +165,26 @@ def one_task_per_file(body: dict[str, Any]) -> Reply:
     lines = [line for line in document_of(body).splitlines() if line.strip()]
     title = lines[1] if len(lines) > 1 else lines[0]
     return propose(tasks=[{"title": title[:80], "priority": "high", "dueDate": "2026-12-01"}])
+
+
+def documents_of(body: dict[str, Any]) -> dict[int, str]:
+    """The files of a request of several, by number, each as fenced (a one-file request: {0: it})."""
+    text = RecordedRequest("", body).last_user_text
+    blocks = {int(number): block for _, number, block in FILE_BLOCK.findall(text)}
+    return blocks or {0: document_of(body)}
+
+
+def one_task_per_fenced_file(body: dict[str, Any]) -> Reply:
+    """``one_task_per_file`` for requests of one file or several (then the tasks grouped by file number,
+    listed last file first, so an answer read in order would file them under the wrong file)."""
+    documents = documents_of(body)
+    if "files" not in body["tools"][0]["function"]["parameters"]["properties"]:
+        return one_task_per_file(body)
+    groups = []
+    for number, document in sorted(documents.items(), reverse=True):
+        lines = [line for line in document.splitlines() if line.strip()]
+        groups.append({"file": number, "tasks": [{"title": lines[1][:80], "priority": "high"}]})
+    return propose(files=groups)
 
 
 def write_files(folder, count: int, *, suffix: str = ".md", size: int = 0, prefix: str = "note") -> list:
