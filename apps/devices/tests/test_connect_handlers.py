@@ -8,6 +8,8 @@ import contextlib
 import gc
 import weakref
 
+import pytest
+
 from apps.devices.tests.conftest import SOCKET_DB, Gate, held_socket, wait_until
 
 pytestmark = SOCKET_DB
@@ -44,8 +46,9 @@ async def test_a_connect_handler_held_at_disconnect_is_cancelled_and_lets_go_of_
         gate.open()
 
 
-async def test_a_connect_handler_deaf_to_its_cancellation_does_not_keep_the_socket(devices, user, frame_handlers):
-    # given a connect handler that swallows its cancellation and stays stuck until released
+@pytest.mark.parametrize("register", ["register_connect_handler", "register_calls_reopener"])
+async def test_a_hello_task_deaf_to_its_cancellation_does_not_keep_the_socket(devices, user, frame_handlers, register):
+    # given a connect handler (or calls reopener) that swallows its cancellation and stays stuck
     started: list[str] = []
     released = False
 
@@ -55,41 +58,15 @@ async def test_a_connect_handler_deaf_to_its_cancellation_does_not_keep_the_sock
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.sleep(0.05)
 
-    frame_handlers.register_connect_handler(deaf)
+    getattr(frame_handlers, register)(deaf)
     client = await devices(user)
     await wait_until(lambda: started)
     socket = weakref.ref(held_socket(user, client.device_id))
     try:
-        # when the device disconnects while the handler is stuck
+        # when the device disconnects while it is stuck
         await client.close()
 
         # then nothing but the stuck coroutine is left: the consumer is freed
-        await wait_until(lambda: gc.collect() >= 0 and socket() is None)
-        assert not released
-    finally:
-        released = True
-
-
-async def test_a_calls_reopener_deaf_to_its_cancellation_does_not_keep_the_socket(devices, user, frame_handlers):
-    # given a calls reopener that swallows its cancellation and stays stuck until released
-    started: list[str] = []
-    released = False
-
-    async def deaf(session):
-        started.append(session.device_id)
-        while not released:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.sleep(0.05)
-
-    frame_handlers.register_calls_reopener(deaf)
-    client = await devices(user)
-    await wait_until(lambda: started)
-    socket = weakref.ref(held_socket(user, client.device_id))
-    try:
-        # when the device disconnects while the reopener is stuck
-        await client.close()
-
-        # then the consumer is freed
         await wait_until(lambda: gc.collect() >= 0 and socket() is None)
         assert not released
     finally:
