@@ -24,12 +24,15 @@ AGENTS_RUN_MAX_BYTES = env.int("AGENTS_RUN_MAX_BYTES", default=20 * 1024 * 1024)
 AGENTS_RUN_MAX_FILES = env.int("AGENTS_RUN_MAX_FILES", default=2000)
 # Characters of one file / message shown to the extraction model (longer text is cut and reported).
 AGENTS_EXTRACTION_MAX_CHARS = env.int("AGENTS_EXTRACTION_MAX_CHARS", default=20000)
-# Files of a local run asked in one extraction request when their texts together fit the characters
-# above (1: a request per file). 8 cut the worker's CPU per 1 KB file from ~1.7 to ~0.65 ms in the
-# bench; 16 or 32 saved little more, with fewer requests in flight. Files sharing a request can sway
-# each other's extraction (an instruction in one reaches the model beside its siblings of the same
-# folder); see the README.
+# Files of a local run asked in one extraction request when their texts, each within the characters
+# above, together fit AGENTS_EXTRACTION_REQUEST_MAX_CHARS (1: a request per file). 8 cut the worker's
+# CPU per 1 KB file from ~1.7 to ~0.65 ms in the bench; 16 or 32 saved little more, with fewer
+# requests in flight. Files sharing a request can sway each other's extraction (an instruction in one
+# reaches the model beside its siblings of the same folder); see the README.
 AGENTS_EXTRACTION_FILES_PER_REQUEST = env.int("AGENTS_EXTRACTION_FILES_PER_REQUEST", default=8)
+# 40,000 characters (~10k tokens, well within any chat model's context) let three files of 10 KB
+# share a request; the same text costs the same tokens, with one system prompt instead of three.
+AGENTS_EXTRACTION_REQUEST_MAX_CHARS = env.int("AGENTS_EXTRACTION_REQUEST_MAX_CHARS", default=40000)
 # Files / messages extracted at once by one run, and outbox inserts in flight to one device.
 AGENTS_EXTRACTION_CONCURRENCY = env.int("AGENTS_EXTRACTION_CONCURRENCY", default=4)
 AGENTS_DELIVERY_CONCURRENCY = env.int("AGENTS_DELIVERY_CONCURRENCY", default=8)

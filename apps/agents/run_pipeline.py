@@ -62,15 +62,24 @@ def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID
 Keyed = tuple[Source, str]  # a source and its key (the file's path, the message's provider id)
 
 
-def extraction_batches(sources: list[Keyed], *, max_chars: int, max_files: int) -> list[list[Keyed]]:
+def extraction_batches(
+    sources: list[Keyed], *, max_chars: int, request_chars: int, max_files: int
+) -> list[list[Keyed]]:
     """``sources`` in order, grouped into requests of at most ``max_files`` whose texts together fit
-    ``max_chars`` (a text longer than that goes alone, and is cut as ever)."""
+    ``request_chars``. A text longer than ``max_chars`` (what one file may show) goes alone, and is
+    cut as ever; so does one too long for any request."""
     batches: list[list[Keyed]] = []
     batch: list[Keyed] = []
     chars = 0
     for keyed in sources:
         size = len(keyed[0].text)
-        if batch and (len(batch) >= max_files or chars + size > max_chars):
+        if size > max_chars or size > request_chars:
+            if batch:
+                batches.append(batch)
+                batch, chars = [], 0
+            batches.append([keyed])
+            continue
+        if batch and (len(batch) >= max_files or chars + size > request_chars):
             batches.append(batch)
             batch, chars = [], 0
         batch.append(keyed)
@@ -143,10 +152,11 @@ class RunPipeline:
 
     def submit_files(self, sources: list[Keyed]) -> None:
         """Extract ``sources`` in the background, small ones several to a request
-        (AGENTS_EXTRACTION_FILES_PER_REQUEST, within AGENTS_EXTRACTION_MAX_CHARS together)."""
+        (AGENTS_EXTRACTION_FILES_PER_REQUEST, within AGENTS_EXTRACTION_REQUEST_MAX_CHARS together)."""
         for batch in extraction_batches(
             sources,
             max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
+            request_chars=settings.AGENTS_EXTRACTION_REQUEST_MAX_CHARS,
             max_files=max(1, settings.AGENTS_EXTRACTION_FILES_PER_REQUEST),
         ):
             self._start(batch)

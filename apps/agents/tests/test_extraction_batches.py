@@ -36,12 +36,31 @@ def test_files_are_grouped_in_order_within_the_characters_and_the_count():
     sources = keyed(10, 10, 10, 10, 25, 10, 10)
 
     # when grouped
-    batches = extraction_batches(sources, max_chars=30, max_files=3)
+    batches = extraction_batches(sources, max_chars=30, request_chars=30, max_files=3)
 
     # then the count, the characters and the order hold; the oversized file goes alone
     assert labels(batches) == [["f0", "f1", "f2"], ["f3"], ["f4"], ["f5", "f6"]]
     # and a limit of one file is a request per file, as before
-    assert labels(extraction_batches(sources, max_chars=30, max_files=1)) == [[f"f{i}"] for i in range(7)]
+    assert labels(extraction_batches(sources, max_chars=30, request_chars=30, max_files=1)) == [
+        [f"f{i}"] for i in range(7)
+    ]
+
+
+def test_a_file_cut_to_the_characters_read_goes_alone_even_where_a_request_could_hold_it():
+    # given files of 10, 10, 25 (longer than a file may show: it will be cut) and 10 characters,
+    # a file showing at most 20 and a request holding up to 60
+    sources = keyed(10, 10, 25, 10)
+
+    # when grouped
+    batches = extraction_batches(sources, max_chars=20, request_chars=60, max_files=8)
+
+    # then the long file goes alone (its single request cuts it), the others share requests in order
+    assert labels(batches) == [["f0", "f1"], ["f2"], ["f3"]]
+    # and files within both limits share a request up to its characters
+    assert labels(extraction_batches(keyed(20, 20, 20, 20), max_chars=20, request_chars=60, max_files=8)) == [
+        ["f0", "f1", "f2"],
+        ["f3"],
+    ]
 
 
 def test_no_file_can_close_its_fence_or_open_another(monkeypatch):
