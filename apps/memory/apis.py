@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from apps.accounts.requests import AuthenticatedRequest
 from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
+from apps.core.throttle_beside_reads import ThrottleBesideReadsMixin
 
 from .models import MemoryKind
 from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_kind_count, memory_page
@@ -131,7 +132,7 @@ class CoreMemorySetInputSerializer(serializers.Serializer):
     value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
 
 
-class MemoryKindApi(RenderedInViewMixin, APIView):
+class MemoryKindApi(ThrottleBesideReadsMixin, RenderedInViewMixin, APIView):
     """List one kind of memory (paginated, decrypted); DELETE forgets all of that kind.
 
     POST on ``core`` sets a preference (``{key, value}``); the other kinds are written by the
