@@ -114,7 +114,7 @@ class MemoryCountsOutputSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
-class MemoryApi(RenderedInViewMixin, APIView):
+class MemoryApi(ThrottleBesideReadsMixin, RenderedInViewMixin, APIView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
@@ -169,7 +169,7 @@ class MemoryKindApi(ThrottleBesideReadsMixin, RenderedInViewMixin, APIView):
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
 
-class MemoryItemApi(RenderedInViewMixin, APIView):
+class MemoryItemApi(ThrottleBesideReadsMixin, RenderedInViewMixin, APIView):
     """One item of the user's memory; another user's id is a 404."""
 
     @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})

@@ -122,3 +122,23 @@ def test_a_redis_outage_while_the_reply_is_read_fails_open_and_frees_the_connect
     (connection,) = broken_connections
     assert connection._sock is None
     assert _connections_in_use() == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/memory", "/api/v1/storage/records"])
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_the_counts_and_the_records_list_are_throttled_as_before(make_user, path):
+    from rest_framework.test import APIClient
+
+    from apps.accounts.models import User
+    from apps.accounts.tokens import tokens_issue
+
+    # given a power user (records need a paid tier) and their budget of 120 a minute
+    user = make_user()
+    User.objects.filter(pk=user.pk).update(tier="power")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
+
+    # when / then
+    assert [client.get(path).status_code for _ in range(121)] == [200] * 120 + [429]
+    assert _window_count(user) == 121
+    assert _connections_in_use() == 0
