@@ -48,9 +48,13 @@ class ThrottleBesideReadsMixin:
         """Read the sent hits' answers; ``Throttled`` (DRF's, with the longest wait) if any refused."""
         sent, self._sent_throttles = self._sent_throttles, []
         durations = list(durations or [])
-        for throttle in sent:
-            if not throttle.hit_allowed():
-                durations.append(throttle.wait())
+        try:
+            for throttle in sent:
+                if not throttle.hit_allowed():
+                    durations.append(throttle.wait())
+        finally:
+            for throttle in sent:
+                throttle.hit_abandoned()  # those not read when one failed: their connections go back
         if durations:
             known = [duration for duration in durations if duration is not None]
             self.throttled(self.request, max(known, default=None))  # type: ignore[attr-defined]

@@ -142,3 +142,25 @@ def test_the_counts_and_the_records_list_are_throttled_as_before(make_user, path
     assert [client.get(path).status_code for _ in range(121)] == [200] * 120 + [429]
     assert _window_count(user) == 121
     assert _connections_in_use() == 0
+
+
+def test_an_unexpected_redis_error_on_the_reply_is_raised_and_frees_the_connection(user, auth_client, monkeypatch):
+    import redis
+
+    real_send = throttles._SentHit.__init__
+
+    def sent_then_refused(self, script, full_key):
+        real_send(self, script, full_key)
+
+        def refused(*args, **kwargs):
+            raise redis.exceptions.ResponseError("WRONGTYPE")
+
+        monkeypatch.setattr(self._connection, "read_response", refused)  # undone after the test
+
+    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_refused)
+
+    # when Redis answers with an error that is no outage, then it is raised, as allow_request raised it
+    with pytest.raises(redis.exceptions.ResponseError):
+        auth_client.get(LIST)
+    # and the connection is not lost to the pool
+    assert _connections_in_use() == 0
