@@ -30,6 +30,12 @@ Figures of 2026-12-06 17:15-17:22 (next stop; 2 cores shared with three other en
     bare async view 1.02x (records/<id> runs unchanged code: its 0.64 → 0.58x is this box's noise)
     run II, memory list and item, 6 rounds: req/s to the bare view 0.60 → 0.68x and 0.65 → 0.77x,
     absolute 1.02x and 1.08x; CPU per request 0.98x and 0.96x
+    run III (17:28-17:31, load 1.8-4.2), every path, 3 rounds: req/s to the bare view old → new:
+    memory list 0.56 → 0.55x (absolute 1.03x), records list 0.52 → 0.50x, auth/me 0.64 → 0.59x,
+    memory counts 0.56 → 0.53x, records/<id> 0.44 → 0.56x, memory item 0.58 → 0.55x; CPU per request
+    memory list 0.97x, memory item 0.96x, the others 0.98-1.01x. Across I-III the memory list's CPU per
+    request is 0.93-0.98x of before; its req/s to the bare view moved within this box's noise (an
+    unchanged path moved 0.64 → 0.58x in I and 0.44 → 0.56x in III), so no margin is shown here
     the throttle change alone (against the batch-decryption commit, memory list, 6 rounds, load 3.4):
     req/s 1.22x (each round 1.09-1.44x) at 1.00x CPU per request; the bare view 1.12x in the same run
 Cuts: (1) a page's Fernet tokens are opened as one batch (``FernetReader.open_many``: one AES call and
