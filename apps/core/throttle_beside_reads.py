@@ -9,9 +9,10 @@ the answer after the view: the reply has arrived while the view's query ran.
 The answers are the ones DRF gives: every request is counted once, and a request over its budget is
 a 429 with its Retry-After, also when the view failed (the 429 wins, as when DRF refused it before
 the view). Only for GET-like views that change nothing: a throttled request's view has run (its
-reads are thrown away), which costs the database one read per refused request: so only for views
-that read the database, not a blob store billed per read. A view's other methods (POST, DELETE) are
-throttled before they run, as DRF does.
+answer is thrown away), so a refused request costs the database its reads and the process the
+view's work (about half again what a refusal cost before): only for cheap reads of the database,
+not a blob store billed per read. A view's other methods (POST, DELETE) are throttled before they
+run, as DRF does.
 """
 
 from __future__ import annotations
