@@ -10,7 +10,7 @@ The answers are the ones DRF gives: every request is counted once, and a request
 a 429 with its Retry-After, also when the view failed (the 429 wins, as when DRF refused it before
 the view). Only for GET-like views that change nothing: a throttled request's view has run (its
 answer is thrown away), so a refused request costs the database its reads and the process the
-view's work (about half again what a refusal cost before): only for cheap reads of the database,
+view's work (reads, decryption, rendering; not measured): only for cheap reads of the database,
 not a blob store billed per read. A view's other methods (POST, DELETE) are throttled before they
 run, as DRF does.
 """
