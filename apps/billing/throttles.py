@@ -50,7 +50,7 @@ def _hit_script() -> Script:
 
 class _SentHit:
     """A window hit whose script was sent to Redis on a connection of the throttle's pool, its reply
-    not read yet: the caller does other work (a page's query) while Redis answers."""
+    not read yet: the caller does other work (the session query) while Redis answers."""
 
     __slots__ = ("_args", "_connection", "_pool", "_script")
 
@@ -116,7 +116,7 @@ class TierRateThrottle(BaseThrottle):
 
     def __init__(self) -> None:
         self._wait: float | None = None
-        self._sent: tuple[_SentHit, int, float, int] | None = None
+        self._sent: tuple[_SentHit, str, float, int] | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         user = getattr(request, "user", None)
@@ -143,28 +143,35 @@ class TierRateThrottle(BaseThrottle):
             return False
         return True
 
-    def hit_sent(self, request: Request, view: APIView) -> bool:
-        """``allow_request`` in two halves, for views that read while Redis answers
-        (``apps.core.throttle_beside_reads``): True when the hit was sent and ``hit_allowed`` will
-        answer; False when there is nothing to wait for (then ``allow_request`` answers as before)."""
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or not isinstance(caches["default"], RedisCache):
+    def hit_sent_for(self, user_id: str) -> bool:
+        """``allow_request`` in two halves, for views that authenticate while Redis answers
+        (``apps.core.throttle_beside_auth``): the hit for ``user_id`` (its token's claim, its session
+        not asked about yet) is sent; True when ``hit_allowed`` will answer, False when there is
+        nothing to wait for (no Redis cache, or Redis unreachable: then ``allow_request`` answers)."""
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
             return False
-        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        full_key = caches["default"].make_and_validate_key(f"throttle:tier:{user.pk}:{window}")
+        full_key = backend.make_and_validate_key(f"throttle:tier:{user_id}:{window}")
         try:
-            self._sent = (_SentHit(_hit_script(), full_key), limit, now, window)
+            self._sent = (_SentHit(_hit_script(), full_key), user_id, now, window)
         except REDIS_UNAVAILABLE_ERRORS as exc:
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return False  # allow_request then fails open, or counts if Redis is back
         return True
 
-    def hit_allowed(self) -> bool:
-        """The sent hit's answer (what ``allow_request`` would have answered), once."""
-        assert self._sent is not None, "hit_allowed() without hit_sent()"
-        sent, limit, now, window = self._sent
+    def hit_allowed(self, request: Request, view: APIView) -> bool:
+        """The sent hit's answer for the now authenticated user (what ``allow_request`` would have
+        answered), once. A user other than the one the hit counted for (never seen: the session query
+        answers the token's user or refuses) abandons it and is asked about as DRF asks."""
+        assert self._sent is not None, "hit_allowed() without hit_sent_for()"
+        sent, user_id, now, window = self._sent
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or str(user.pk) != user_id:
+            self.hit_abandoned()
+            return self.allow_request(request, view)
+        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         self._sent = None
         try:
             return self._within(sent.count(), limit, now, window)

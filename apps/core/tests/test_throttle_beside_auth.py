@@ -1,6 +1,7 @@
-"""A view whose throttle hit travels beside its reads answers what DRF's throttling answers: every
-request counted once, 429 with Retry-After past the budget (before a 404 too), other methods refused
-before they run, Redis connections back in their pool, and a Redis outage still fails open."""
+"""A view whose throttle hit travels beside its session query answers what DRF's throttling answers:
+every request counted once, 429 with Retry-After past the budget (before a 404 too), a refused request's
+view never run, other methods refused before they run, Redis connections back in their pool, and a
+Redis outage still fails open."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from apps.memory.services import core_memory_set
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/v1/memory/core"  # MemoryKindApi: ThrottleBesideReadsMixin
+LIST = "/api/v1/memory/core"  # MemoryKindApi: ThrottleBesideAuthMixin
 FREE_BUDGET = 20
 
 
@@ -41,6 +42,61 @@ def test_a_free_user_gets_20_pages_a_minute_then_429_with_retry_after(user, auth
     assert 1 <= int(refused["Retry-After"]) <= 60
     assert "results" not in refused.json()
     assert _window_count(user) == FREE_BUDGET + 1
+    assert _connections_in_use() == 0
+
+
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_past_the_budget_a_refused_page_never_runs_its_view(user, auth_client, monkeypatch):
+    from apps.memory import apis
+
+    core_memory_set(user_id=user.id, key="timezone", value="UTC")
+    reads = []
+    real_page, real_count = apis.memory_page, apis.memory_kind_count
+    monkeypatch.setattr(apis, "memory_page", lambda **kw: reads.append("page") or real_page(**kw))
+    monkeypatch.setattr(apis, "memory_kind_count", lambda **kw: reads.append("count") or real_count(**kw))
+    # given a spent budget
+    for _ in range(FREE_BUDGET):
+        assert auth_client.get(LIST).status_code == 200
+    reads.clear()
+
+    # when more pages are asked for (a flood of reads)
+    statuses = [auth_client.get(LIST).status_code for _ in range(3)]
+
+    # then each is refused before its view runs: no page query, no count, no decryption
+    assert statuses == [429] * 3
+    assert reads == []
+    assert _window_count(user) == FREE_BUDGET + 3
+    assert _connections_in_use() == 0
+
+
+def test_a_revoked_session_is_a_401_and_its_sent_hit_counted_for_the_token_s_user(user, auth_client):
+    from apps.accounts.tokens import sessions_revoke_for_users
+
+    # given a valid access token whose session was revoked
+    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
+
+    # when a page is asked for with it
+    refused = auth_client.get(LIST)
+
+    # then it is refused as before; its hit was sent before the session was known (documented:
+    # only the holder of that user's signed token can spend their budget so), its connection given back
+    assert refused.status_code == 401
+    assert refused.json()["code"] == "authentication_failed"
+    assert _window_count(user) == 1
+    assert _connections_in_use() == 0
+
+
+def test_an_invalid_token_or_none_is_refused_without_a_hit(user, auth_client):
+    from rest_framework.test import APIClient
+
+    # when pages are asked for with a forged token and with none
+    forged = APIClient()
+    forged.credentials(HTTP_AUTHORIZATION="Bearer not.a.token")
+
+    # then both are refused as DRF refuses them, and nothing is counted
+    assert forged.get(LIST).status_code == 401
+    assert APIClient().get(LIST).status_code == 401
+    assert _window_count(user) == 0
     assert _connections_in_use() == 0
 
 
@@ -144,7 +200,9 @@ def test_the_counts_and_the_records_list_are_throttled_as_before(make_user, path
     assert _connections_in_use() == 0
 
 
-def test_an_unexpected_redis_error_on_the_reply_is_raised_and_frees_the_connection(user, auth_client, monkeypatch):
+def test_an_unexpected_redis_error_on_the_reply_is_answered_as_drf_answers_it_and_frees_the_connection(
+    user, auth_client, monkeypatch
+):
     import redis
 
     real_send = throttles._SentHit.__init__
@@ -159,8 +217,11 @@ def test_an_unexpected_redis_error_on_the_reply_is_raised_and_frees_the_connecti
 
     monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_refused)
 
-    # when Redis answers with an error that is no outage, then it is raised, as allow_request raised it
-    with pytest.raises(redis.exceptions.ResponseError):
-        auth_client.get(LIST)
+    # when Redis answers with an error that is no outage, then it is raised where allow_request raised
+    # it (before the view, in DRF's dispatch) and answered by the API's exception handler
+    auth_client.raise_request_exception = False
+    answered = auth_client.get(LIST)
+    assert answered.status_code == 500
+    assert answered.json()["code"] == "internal_error"
     # and the connection is not lost to the pool
     assert _connections_in_use() == 0
