@@ -21,33 +21,33 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
-Figures of 2026-12-06 17:15-17:22 (next stop; 2 cores shared with three other engineers' runs, load
-2.0-5.4: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, medians:
-    run I, every path, 3 rounds, req/s to the bare async view old → new: memory list 0.52 → 0.55x,
-    records list 0.60 → 0.70x, auth/me 0.66 → 0.68x, memory counts 0.62 → 0.71x, records/<id>
-    0.64 → 0.58x, memory item 0.60 → 0.55x; server CPU per request old → new: memory list 0.93x,
-    records list 0.95x, memory counts 0.96x, auth/me 1.01x, records/<id> 1.00x, memory item 1.03x,
-    bare async view 1.02x (records/<id> runs unchanged code: its 0.64 → 0.58x is this box's noise)
-    run II, memory list and item, 6 rounds: req/s to the bare view 0.60 → 0.68x and 0.65 → 0.77x,
-    absolute 1.02x and 1.08x; CPU per request 0.98x and 0.96x
-    run III (17:28-17:31, load 1.8-4.2), every path, 3 rounds: req/s to the bare view old → new:
-    memory list 0.56 → 0.55x (absolute 1.03x), records list 0.52 → 0.50x, auth/me 0.64 → 0.59x,
-    memory counts 0.56 → 0.53x, records/<id> 0.44 → 0.56x, memory item 0.58 → 0.55x; CPU per request
-    memory list 0.97x, memory item 0.96x, the others 0.98-1.01x. Across I-III the memory list's CPU per
-    request is 0.93-0.98x of before; its req/s to the bare view moved within this box's noise (an
-    unchanged path moved 0.64 → 0.58x in I and 0.44 → 0.56x in III), so no margin is shown here
-    the throttle change alone (against the batch-decryption commit, memory list, 6 rounds, load 3.4):
-    req/s 1.22x (each round 1.09-1.44x) at 1.00x CPU per request; the bare view 1.12x in the same run
+Figures of 2026-12-06 17:37-17:40 (next stop; 2 cores shared with three other engineers' runs, load
+0.8-2.3: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, new = the
+throttle hit sent before the session query and read after it, before the view; medians, ``--paths
+memory/associative,storage/records,auth/me --seconds 3``:
+    run A (2 rounds, load 0.8-1.6), req/s to the bare async view old → new: memory list 0.47 → 0.56x
+    (absolute 1.17x, rounds 1.07 / 1.28), records list 0.53 → 0.54x (1.01x), auth/me 0.68 → 0.70x
+    (1.02x), bare view 0.99x; server CPU per request memory list 0.99x, records list 0.96x, auth/me
+    0.97x, bare view 1.01x
+    run B (3 rounds, load 1.5-2.3; the bare view's own req/s moved 0.82x between the two servers, so
+    the ratios to it are inflated): absolute old → new memory list 1.02x, records list 1.14x (rounds
+    1.16 / 0.72 / 1.14), auth/me 1.03x; CPU per request memory list 0.93x, records list 1.08x, auth/me
+    1.00x, bare view 0.96x
+    (The figures of 17:15-17:31 measured an earlier form that read the reply after the view's query;
+    that form ran a refused request's whole view, and is gone.)
 Cuts: (1) a page's Fernet tokens are opened as one batch (``FernetReader.open_many``: one AES call and
 one XOR for the page, the HMAC from the key's precomputed inner and outer SHA-256 states; in one
 process 3.2 → 2.4 µs a token, ``memory_page`` ~360 → ~320 µs); (2) on the memory lists, counts, item
-and the records list, the tier throttle's Redis script is sent before the view and its reply read
-after the view's query (``apps.core.throttle_beside_reads``): one blocking wait fewer per request. A
+and the records list, the tier throttle's Redis script is sent before the session query (keyed by
+the access token's user id) and its reply read after it, before the view as in DRF
+(``apps.core.throttle_beside_auth``): one blocking wait fewer per request, and a request over its
+budget is still refused before its view runs. A
 round trip the request's thread waits for cost the server ~100-120 µs CPU (an added ``SELECT 1`` or
 Redis ``PING`` in the memory list, interleaved runs) against ~25 µs in one process: the wait hands the
 interpreter lock to the event loop and back. Left: the URL resolver tries the includes before
 memory's and storage's (resolving ``memory/associative`` ~30 µs, ``auth/me`` ~13 µs, the bare view
-~5 µs in one process); the session query and the page query are still two waits.
+~5 µs in one process); the session query and the page query are still two waits; auth/me does
+not use the mixin (its hit is still waited for).
 
 Idle box, 2026-12-06 14:52-14:59 (load 0.1 → 2.1, only this bench running), old = 129053e, runs
 I / II of 3 rounds of 3 s, medians, to the bare async view (req/s; by CPU), old → new:
