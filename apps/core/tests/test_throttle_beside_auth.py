@@ -100,6 +100,22 @@ def test_an_invalid_token_or_none_is_refused_without_a_hit(user, auth_client):
     assert _connections_in_use() == 0
 
 
+def test_a_hit_sent_for_another_user_than_the_session_s_is_abandoned_and_the_user_counted_as_drf_counts(
+    user, auth_client, make_user, monkeypatch
+):
+    from apps.accounts.authentication import AccessTokenAuthentication
+
+    # given a token whose claim would name another user than its session answers (never seen; checked anyway)
+    other = make_user()
+    monkeypatch.setattr(AccessTokenAuthentication, "claimed_user_id", lambda self, request: str(other.pk))
+
+    # when a page is asked for, then it is answered, counted once for the session's user as allow_request
+    # counts it, and the connection of the hit sent for the other given back (closed)
+    assert auth_client.get(LIST).status_code == 200
+    assert _window_count(user) == 1
+    assert _connections_in_use() == 0
+
+
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
 def test_past_the_budget_a_page_that_would_be_404_is_a_429(user, auth_client):
     # given a list of one page, and a budget spent on pages past its end (each a 404, each counted)
