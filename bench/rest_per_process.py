@@ -21,8 +21,8 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
-Figures of 2026-12-06 17:37-17:40 (next stop; 2 cores shared with three other engineers' runs, load
-0.8-2.3: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, new = the
+Figures of 2026-12-06 17:37-17:48 (next stop; 2 cores shared with three other engineers' runs, load
+0.3-2.3: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, new = the
 throttle hit sent before the session query and read after it, before the view; medians, ``--paths
 memory/associative,storage/records,auth/me --seconds 3``:
     run A (2 rounds, load 0.8-1.6), req/s to the bare async view old → new: memory list 0.47 → 0.56x
@@ -30,9 +30,16 @@ memory/associative,storage/records,auth/me --seconds 3``:
     (1.02x), bare view 0.99x; server CPU per request memory list 0.99x, records list 0.96x, auth/me
     0.97x, bare view 1.01x
     run B (3 rounds, load 1.5-2.3; the bare view's own req/s moved 0.82x between the two servers, so
-    the ratios to it are inflated): absolute old → new memory list 1.02x, records list 1.14x (rounds
+    only the absolute ratios are given): absolute old → new memory list 1.02x, records list 1.14x (rounds
     1.16 / 0.72 / 1.14), auth/me 1.03x; CPU per request memory list 0.93x, records list 1.08x, auth/me
     1.00x, bare view 0.96x
+    run C (17:46-17:48, 3 rounds, load 1.5-2.3): req/s to the bare view old → new memory list
+    0.50 → 0.53x (absolute 1.05x, rounds 1.05 / 1.08 / 1.05), records list 0.56 → 0.57x (1.02x),
+    auth/me 0.64 → 0.66x (1.04x), bare view 1.00x; CPU per request memory list 0.94x (rounds 0.94 /
+    0.91 / 0.94), records list 0.99x, auth/me 0.97x, bare view 1.01x
+    run D (17:44-17:46, 3 rounds, load 0.3-2.3), old = 34fde8b (the reply read after the view's query)
+    → new: req/s memory list 1.01x, records list 0.98x, auth/me 1.01x, bare view 1.01x; CPU per request
+    0.99-1.02x: reading the reply before the view costs nothing measurable against reading it after
     (The figures of 17:15-17:31 measured an earlier form that read the reply after the view's query;
     that form ran a refused request's whole view, and is gone.)
 Cuts: (1) a page's Fernet tokens are opened as one batch (``FernetReader.open_many``: one AES call and
