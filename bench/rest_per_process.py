@@ -21,6 +21,41 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Figures of 2026-12-06 17:37-17:48 (next stop; 2 cores shared with three other engineers' runs, load
+0.3-2.3: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, new = the
+throttle hit sent before the session query and read after it, before the view; medians, ``--paths
+memory/associative,storage/records,auth/me --seconds 3``:
+    run A (2 rounds, load 0.8-1.6), req/s to the bare async view old → new: memory list 0.47 → 0.56x
+    (absolute 1.17x, rounds 1.07 / 1.28), records list 0.53 → 0.54x (1.01x), auth/me 0.68 → 0.70x
+    (1.02x), bare view 0.99x; server CPU per request memory list 0.99x, records list 0.96x, auth/me
+    0.97x, bare view 1.01x
+    run B (3 rounds, load 1.5-2.3; the bare view's own req/s moved 0.82x between the two servers, so
+    only the absolute ratios are given): absolute old → new memory list 1.02x, records list 1.14x (rounds
+    1.16 / 0.72 / 1.14), auth/me 1.03x; CPU per request memory list 0.93x, records list 1.08x, auth/me
+    1.00x, bare view 0.96x
+    run C (17:46-17:48, 3 rounds, load 1.5-2.3): req/s to the bare view old → new memory list
+    0.50 → 0.53x (absolute 1.05x, rounds 1.05 / 1.08 / 1.05), records list 0.56 → 0.57x (1.02x),
+    auth/me 0.64 → 0.66x (1.04x), bare view 1.00x; CPU per request memory list 0.94x (rounds 0.94 /
+    0.91 / 0.94), records list 0.99x, auth/me 0.97x, bare view 1.01x
+    run D (17:44-17:46, 3 rounds, load 0.3-2.3), old = 34fde8b (the reply read after the view's query)
+    → new: req/s memory list 1.01x, records list 0.98x, auth/me 1.01x, bare view 1.01x; CPU per request
+    0.99-1.02x: reading the reply before the view costs nothing measurable against reading it after
+    (The figures of 17:15-17:31 measured an earlier form that read the reply after the view's query;
+    that form ran a refused request's whole view, and is gone.)
+Cuts: (1) a page's Fernet tokens are opened as one batch (``FernetReader.open_many``: one AES call and
+one XOR for the page, the HMAC from the key's precomputed inner and outer SHA-256 states; in one
+process 3.2 → 2.4 µs a token, ``memory_page`` ~360 → ~320 µs); (2) on the memory lists, counts, item
+and the records list, the tier throttle's Redis script is sent before the session query (keyed by
+the access token's user id) and its reply read after it, before the view as in DRF
+(``apps.core.throttle_beside_auth``): one blocking wait fewer per request, and a request over its
+budget is still refused before its view runs. A
+round trip the request's thread waits for cost the server ~100-120 µs CPU (an added ``SELECT 1`` or
+Redis ``PING`` in the memory list, interleaved runs) against ~25 µs in one process: the wait hands the
+interpreter lock to the event loop and back. Left: the URL resolver tries the includes before
+memory's and storage's (resolving ``memory/associative`` ~30 µs, ``auth/me`` ~13 µs, the bare view
+~5 µs in one process); the session query and the page query are still two waits; auth/me does
+not use the mixin (its hit is still waited for).
+
 Idle box, 2026-12-06 14:52-14:59 (load 0.1 → 2.1, only this bench running), old = 129053e, runs
 I / II of 3 rounds of 3 s, medians, to the bare async view (req/s; by CPU), old → new:
     memory list       0.45 → 0.51x; 0.47 → 0.54x  |  0.47 → 0.51x; 0.50 → 0.54x

@@ -70,6 +70,20 @@ class AccessTokenAuthentication(JWTAuthentication):
             _validated[key] = token
         return token
 
+    def claimed_user_id(self, request: Any) -> str | None:
+        """The user id a request's valid access token names (``str`` of the primary key, as
+        ``user.pk`` prints), before its session is asked about; None when it carries none or an
+        invalid one. Its validation is remembered, so ``authenticate`` does not repeat it."""
+        try:
+            header = self.get_header(request)
+            raw_token = None if header is None else self.get_raw_token(header)
+            if raw_token is None:
+                return None
+            claimed = self.get_validated_token(raw_token).get(api_settings.USER_ID_CLAIM)
+            return None if claimed is None else str(User._meta.pk.to_python(claimed))
+        except (AuthenticationFailed, InvalidToken, TokenError, DjangoValidationError):
+            return None
+
     # simplejwt annotates get_user with a TypeVar bound to nothing, so no concrete return type matches.
     def get_user(self, validated_token: Any) -> User:  # type: ignore[override]
         return user_from_access_token(validated_token, with_email_verified=self.with_email_verified)

@@ -48,6 +48,50 @@ def _hit_script() -> Script:
     return script
 
 
+class _SentHit:
+    """A window hit whose script was sent to Redis on a connection of the throttle's pool, its reply
+    not read yet: the caller does other work (the session query) while Redis answers."""
+
+    __slots__ = ("_args", "_connection", "_pool", "_script")
+
+    def __init__(self, script: Script, full_key: str) -> None:
+        self._script = script
+        self._pool = cache_redis().connection_pool  # the client the script was registered on
+        self._args = (1, full_key, WINDOW_SECONDS + 1)
+        self._connection: Any = self._pool.get_connection()
+        try:
+            self._connection.send_command("EVALSHA", script.sha, *self._args)
+        except BaseException:
+            self._release(broken=True)
+            raise
+
+    def count(self) -> int:
+        """The window's count after this hit (what ``_count_hit`` answers); the connection goes back to its pool."""
+        try:
+            try:
+                return int(self._connection.read_response())
+            except redis.exceptions.NoScriptError:
+                # Redis forgot the script (a restart, SCRIPT FLUSH): the counter was not touched.
+                self._connection.send_command("EVAL", self._script.script, *self._args)
+                return int(self._connection.read_response())
+        except BaseException:
+            self._release(broken=True)
+            raise
+        finally:
+            self._release()
+
+    def abandon(self) -> None:
+        """Give the connection back without its reply: it is closed, so no later command reads it."""
+        self._release(broken=True)
+
+    def _release(self, *, broken: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            if broken:
+                connection.disconnect()
+            self._pool.release(connection)
+
+
 def _count_hit(key: str) -> int:
     """Increment the window's counter and return it, in one Redis round trip where possible."""
     backend = caches["default"]
@@ -72,6 +116,7 @@ class TierRateThrottle(BaseThrottle):
 
     def __init__(self) -> None:
         self._wait: float | None = None
+        self._sent: tuple[_SentHit, str, float, int] | None = None
 
     def allow_request(self, request: Request, view: APIView) -> bool:
         user = getattr(request, "user", None)
@@ -90,11 +135,55 @@ class TierRateThrottle(BaseThrottle):
         limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        count = _count_hit(f"throttle:tier:{user.pk}:{window}")
+        return self._within(_count_hit(f"throttle:tier:{user.pk}:{window}"), limit, now, window)
+
+    def _within(self, count: int, limit: int, now: float, window: int) -> bool:
         if count > limit:
             self._wait = (window + 1) * WINDOW_SECONDS - now
             return False
         return True
+
+    def hit_sent_for(self, user_id: str) -> bool:
+        """``allow_request`` in two halves, for views that authenticate while Redis answers
+        (``apps.core.throttle_beside_auth``): the hit for ``user_id`` (its token's claim, its session
+        not asked about yet) is sent; True when ``hit_allowed`` will answer, False when there is
+        nothing to wait for (no Redis cache, or Redis unreachable: then ``allow_request`` answers)."""
+        backend = caches["default"]
+        if not isinstance(backend, RedisCache):
+            return False
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        full_key = backend.make_and_validate_key(f"throttle:tier:{user_id}:{window}")
+        try:
+            self._sent = (_SentHit(_hit_script(), full_key), user_id, now, window)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            redis_outage_noted(where="tier_rate_throttle", exc=exc)
+            return False  # allow_request then fails open, or counts if Redis is back
+        return True
+
+    def hit_allowed(self, request: Request, view: APIView) -> bool:
+        """The sent hit's answer for the now authenticated user (what ``allow_request`` would have
+        answered), once. A user other than the one the hit counted for (never seen: the session query
+        answers the token's user or refuses) abandons it and is asked about as DRF asks."""
+        assert self._sent is not None, "hit_allowed() without hit_sent_for()"
+        sent, user_id, now, window = self._sent
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or str(user.pk) != user_id:
+            self.hit_abandoned()
+            return self.allow_request(request, view)
+        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
+        self._sent = None
+        try:
+            return self._within(sent.count(), limit, now, window)
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            redis_outage_noted(where="tier_rate_throttle", exc=exc)
+            return True
+
+    def hit_abandoned(self) -> None:
+        """The sent hit's reply will not be read (the request ended another way); idempotent."""
+        if self._sent is not None:
+            self._sent[0].abandon()
+            self._sent = None
 
     def wait(self) -> float | None:
         return self._wait

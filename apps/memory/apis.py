@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from apps.accounts.requests import AuthenticatedRequest
 from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
+from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 
 from .models import MemoryKind
 from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_kind_count, memory_page
@@ -113,7 +114,7 @@ class MemoryCountsOutputSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
-class MemoryApi(RenderedInViewMixin, APIView):
+class MemoryApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
@@ -131,7 +132,7 @@ class CoreMemorySetInputSerializer(serializers.Serializer):
     value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
 
 
-class MemoryKindApi(RenderedInViewMixin, APIView):
+class MemoryKindApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
     """List one kind of memory (paginated, decrypted); DELETE forgets all of that kind.
 
     POST on ``core`` sets a preference (``{key, value}``); the other kinds are written by the
@@ -168,7 +169,7 @@ class MemoryKindApi(RenderedInViewMixin, APIView):
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
 
-class MemoryItemApi(RenderedInViewMixin, APIView):
+class MemoryItemApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
     """One item of the user's memory; another user's id is a 404."""
 
     @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})

@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Iterable
 
 from apps.accounts.keys import decrypt_for_user, encrypt_for_user, user_fernet_reader
 from apps.accounts.models import User
@@ -36,19 +37,35 @@ def unseal_optional(*, user_id: uuid.UUID | str, token: bytes | memoryview | Non
 
 class Unsealer:
     """``unseal`` for many tokens of one user (a page of items), in one thread: the user's key is
-    looked up once, not per field of every item, and the tokens are opened by one ``FernetReader``."""
+    looked up once, not per field of every item, and the tokens are opened by one ``FernetReader``,
+    one by one or, after ``preload``, as one batch."""
 
-    __slots__ = ("_reader", "_user_id")
+    __slots__ = ("_opened", "_reader", "_user_id")
 
     def __init__(self, *, user_id: uuid.UUID | str) -> None:
         self._user_id = user_id
         self._reader: FernetReader | None = None
+        self._opened: dict[bytes, str] = {}
 
-    def __call__(self, token: bytes | memoryview) -> str:
+    def _key_reader(self) -> FernetReader:
         # Looked up at the first token, as ``unseal`` would: nothing to open asks for no key.
         if self._reader is None:
             self._reader = user_fernet_reader(user_id=self._user_id)
-        return self._reader.open(token).decode()
+        return self._reader
+
+    def preload(self, tokens: Iterable[bytes | memoryview | None]) -> None:
+        """Open ``tokens`` (None skipped) as one batch (``FernetReader.open_many``, about half the CPU
+        of opening them one by one); calls with them then answer from it. A token the key refuses
+        raises ``InvalidToken`` here, as its own call would."""
+        sealed = [bytes(token) for token in tokens if token is not None]
+        if sealed:
+            texts = self._key_reader().open_many(sealed)
+            self._opened.update(zip(sealed, (text.decode() for text in texts), strict=True))
+
+    def __call__(self, token: bytes | memoryview) -> str:
+        sealed = bytes(token)
+        text = self._opened.get(sealed)
+        return self._key_reader().open(sealed).decode() if text is None else text
 
     def optional(self, token: bytes | memoryview | None) -> str | None:
         return None if token is None else self(token)

@@ -324,6 +324,10 @@ _VIEW_COLUMNS: dict[MemoryKind, tuple[str, ...]] = {
     MemoryKind.PROACTIVE: ("id", "created_at", "updated_at", "description_encrypted", "confidence"),
 }
 _VIEW_ROWS = {kind: namedtuple(f"{kind.value.title()}Row", columns) for kind, columns in _VIEW_COLUMNS.items()}
+# Its sealed columns (what ``_item_view`` unseals), opened as one batch per page.
+_SEALED_COLUMNS = {
+    kind: tuple(name for name in columns if name.endswith("_encrypted")) for kind, columns in _VIEW_COLUMNS.items()
+}
 
 
 class UtcText(Func):
@@ -375,8 +379,11 @@ def memory_page(
     if not rows:
         return [], None
     row_type = _VIEW_ROWS[kind]
+    items = [row_type(*row[:-1]) for row in rows]
     unseal_ = Unsealer(user_id=user_id)  # the user's key once for the page, not per field
-    views = [_item_view(kind, row_type(*row[:-1]), unseal_) for row in rows]
+    sealed = _SEALED_COLUMNS[kind]
+    unseal_.preload(getattr(item, column) for item in items for column in sealed)  # the page's tokens as one batch
+    views = [_item_view(kind, item, unseal_) for item in items]
     return views, rows[0][-1]
 
 

@@ -27,6 +27,11 @@ def _outcome(open_token, token: bytes) -> tuple[str, bytes | None]:
 def _same_outcome(token: bytes, *, key: bytes = KEY) -> tuple[str, bytes | None]:
     expected = _outcome(Fernet(key).decrypt, token)
     assert _outcome(FernetReader(key).open, token) == expected
+    # a batch of one, and the token among good ones: opened alike, or the whole batch refused
+    good = Fernet(key).encrypt(b"a good one")
+    assert _outcome(lambda one: FernetReader(key).open_many([one])[0], token) == expected
+    batch = _outcome(lambda one: b"|".join(FernetReader(key).open_many([good, one, good])), token)
+    assert batch == (expected if expected[1] is None else ("opened", b"a good one|" + expected[1] + b"|a good one"))
     return expected
 
 
@@ -61,6 +66,40 @@ def test_one_reader_opens_a_whole_batch_in_order():
     reader = FernetReader(KEY)
 
     assert [reader.open(token) for token in tokens] == texts
+
+
+def test_open_many_opens_a_batch_of_every_length_as_fernet_does():
+    # given tokens of plaintexts from empty to several blocks, some repeated, in random order
+    rng = random.Random(7)
+    texts = [rng.randbytes(rng.randrange(0, 70)) for _ in range(60)] + [b"", b"x" * 16, b"x" * 16]
+    rng.shuffle(texts)
+    tokens = [Fernet(KEY).encrypt(text) for text in texts]
+    reader = FernetReader(KEY)
+
+    # when one reader opens them as one batch, then each is its plaintext, in order, and as Fernet reads it
+    assert reader.open_many(tokens) == texts == [Fernet(KEY).decrypt(token) for token in tokens]
+    # and memoryviews (what PostgreSQL's bytea columns give) open the same
+    assert reader.open_many([memoryview(token) for token in tokens]) == texts
+    assert reader.open_many([]) == []
+
+
+@pytest.mark.parametrize("bad_at", [0, 5, 9])
+def test_open_many_refuses_a_batch_with_one_bad_token_and_spoils_nothing(bad_at):
+    tokens = [Fernet(KEY).encrypt(b"tea %d" % i) for i in range(10)]
+    # given a batch where one token carries a valid MAC around a ciphertext with broken padding
+    tokens[bad_at] = _signed(_cbc_encrypted(b"x" * 15 + b"\x00"))
+    reader = FernetReader(KEY)
+
+    # when the batch is opened, then it is refused
+    with pytest.raises(InvalidToken):
+        reader.open_many(tokens)
+    # and with a token of another key instead, refused too
+    tokens[bad_at] = Fernet(Fernet.generate_key()).encrypt(b"not yours")
+    with pytest.raises(InvalidToken):
+        reader.open_many(tokens)
+    # and the same reader opens the next batch and the next token
+    assert reader.open_many([Fernet(KEY).encrypt(b"next")]) == [b"next"]
+    assert reader.open(Fernet(KEY).encrypt(b"then")) == b"then"
 
 
 def test_every_changed_byte_is_refused_as_fernet_refuses_it():

@@ -73,3 +73,36 @@ def test_stored_columns_are_fernet_tokens_of_the_owner_key(user, make_user):
         user_fernet(user_id=other.id).decrypt(bytes(value_token))
     with pytest.raises(InvalidToken):
         Fernet(Fernet.generate_key()).decrypt(bytes(value_token))
+
+
+def test_a_page_holding_another_users_token_is_refused(user, make_user, embed):
+    # given a page of the user's associative memories, one of whose tokens is another user's
+    from apps.memory.models import AssociativeMemory, MemoryKind
+    from apps.memory.selectors import memory_page
+
+    for i in range(3):
+        associative_memory_add(user_id=user.id, content=f"fact {i}", embedding=embed(1.0, i), entity_type="topic")
+    other = make_user()
+    foreign = user_fernet(user_id=other.id).encrypt(b"someone else's")
+    oldest = AssociativeMemory.objects.filter(user_id=user.id).order_by("created_at")[0]
+    AssociativeMemory.objects.filter(pk=oldest.pk).update(content_encrypted=foreign)
+
+    # when the page is read (its tokens are opened as one batch), then it is refused as a whole
+    with pytest.raises(InvalidToken):
+        memory_page(user_id=user.id, kind=MemoryKind.ASSOCIATIVE, offset=0, limit=20)
+    # and without the foreign token the same page opens
+    AssociativeMemory.objects.filter(pk=oldest.pk).delete()
+    views, total = memory_page(user_id=user.id, kind=MemoryKind.ASSOCIATIVE, offset=0, limit=20)
+    assert ([view["content"] for view in views], total) == (["fact 2", "fact 1"], 2)
+
+
+def test_unsealer_answers_the_same_with_and_without_its_batch(user):
+    from apps.memory.crypto import Unsealer, seal
+
+    tokens = [seal(user_id=user.id, text=text) for text in ["", "tea", "é" * 40, "tea"]]
+    batched = Unsealer(user_id=user.id)
+    batched.preload([*tokens[:3], None])
+    alone = Unsealer(user_id=user.id)
+    # the 4th token was not in the batch: opened by itself
+    assert [batched(memoryview(token)) for token in tokens] == [alone(token) for token in tokens]
+    assert [alone(token) for token in tokens] == ["", "tea", "é" * 40, "tea"]

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
+from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 
 from ..blob_store import blob_read_bytes
 from ..payloads import blob_decode
@@ -59,7 +60,7 @@ LIST_HEADERS = [
 ]
 
 
-class RecordListCreateApi(RenderedInViewMixin, APIView):
+class RecordListCreateApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
