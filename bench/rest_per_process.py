@@ -21,7 +21,13 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
-Figures of 2026-12-06 17:37-17:48 (next stop; 2 cores shared with three other engineers' runs, load
+Idle box, 2026-12-06 18:02-18:04 (load 0.7-2.2, nothing else running), old = ec5c4bc, new = this
+stop's code (batch decryption, the throttle hit beside the session query), ``--rounds 2 --seconds 3``,
+req/s to the bare async view old → new: memory list 0.49 → 0.53x (absolute 1.04x; by CPU 0.52 →
+0.58x, CPU per request 0.94x), records list 0.55 → 0.56x, auth/me 0.64 → 0.65x, records/<id> 0.57 →
+0.59x, memory counts 0.58 → 0.61x, memory item 0.55 → 0.58x; every other path's CPU 0.99-1.03x.
+
+Figures of 2026-12-06 17:37-17:48 (this stop; 2 cores shared with three other engineers' runs, load
 0.3-2.3: req/s swing with the load, an idle-box run should replace them), old = ec5c4bc, new = the
 throttle hit sent before the session query and read after it, before the view; medians, ``--paths
 memory/associative,storage/records,auth/me --seconds 3``:
