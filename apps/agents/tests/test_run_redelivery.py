@@ -12,19 +12,22 @@ from asgiref.sync import sync_to_async
 from apps.agents.local_runs import local_run_execute
 from apps.agents.models import AgentRunLog, OutboxStatus, RunStatus
 
-from .conftest import execute, one_task_per_file, outbox, rows, start_run, wait_until, write_files
+from .conftest import execute, one_task_per_fenced_file, outbox, rows, start_run, wait_until, write_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+# A request per file, and the shipped default of several files to a request.
+@pytest.mark.parametrize("files_per_request", [1, 8])
 async def test_a_redelivered_run_does_not_ask_the_device_twice_and_finishes_from_its_answer(
-    devices, user, llm, make_local_config, tmp_path
+    devices, user, llm, make_local_config, tmp_path, settings, files_per_request
 ):
     # given a device that answers a run only when the test says so, and ignores a run it already has
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = files_per_request
     write_files(tmp_path, 3)
     client = await devices(user)
     config = await make_local_config(client.device_id, [str(tmp_path)])
-    llm.fallback = one_task_per_file
+    llm.fallback = one_task_per_fenced_file
     answer = asyncio.Event()
     seen: set[str] = set()
 
@@ -51,6 +54,7 @@ async def test_a_redelivered_run_does_not_ask_the_device_twice_and_finishes_from
 
     # then the device was asked once, its files became tasks once, and the run log says success
     assert len(client.agent_runs) == 1
+    assert len(llm.chat_requests()) == (3 if files_per_request == 1 else 1)  # the three files shared one
     assert sorted(t["title"] for t in rows(client)) == ["Follow up note 0", "Follow up note 1", "Follow up note 2"]
     assert (run.status, run.items_processed, run.items_created, run.errors) == (RunStatus.SUCCESS, 3, 3, [])
     assert {i.status for i in await outbox(run_id=run.id)} == {OutboxStatus.DELIVERED}
