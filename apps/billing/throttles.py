@@ -106,6 +106,15 @@ def _count_hit(key: str) -> int:
         return 1
 
 
+def _window_key(user_id: Any, window: int) -> str:
+    return f"throttle:tier:{user_id}:{window}"
+
+
+def _limit(user: Any) -> int:
+    # Per member, never pooled: each member of a team has the team tier's own budget.
+    return tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
+
+
 class TierRateThrottle(BaseThrottle):
     """Authenticated requests per minute by the caller's tier; anonymous requests pass through.
 
@@ -131,11 +140,9 @@ class TierRateThrottle(BaseThrottle):
             return True
 
     def _allow(self, user: Any) -> bool:
-        # Per member, never pooled: each member of a team has the team tier's own budget.
-        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        return self._within(_count_hit(f"throttle:tier:{user.pk}:{window}"), limit, now, window)
+        return self._within(_count_hit(_window_key(user.pk, window)), _limit(user), now, window)
 
     def _within(self, count: int, limit: int, now: float, window: int) -> bool:
         if count > limit:
@@ -153,7 +160,7 @@ class TierRateThrottle(BaseThrottle):
             return False
         now = time.time()
         window = int(now // WINDOW_SECONDS)
-        full_key = backend.make_and_validate_key(f"throttle:tier:{user_id}:{window}")
+        full_key = backend.make_and_validate_key(_window_key(user_id, window))
         try:
             self._sent = (_SentHit(_hit_script(), full_key), user_id, now, window)
         except REDIS_UNAVAILABLE_ERRORS as exc:
@@ -171,10 +178,9 @@ class TierRateThrottle(BaseThrottle):
         if user is None or not user.is_authenticated or str(user.pk) != user_id:
             self.hit_abandoned()
             return self.allow_request(request, view)
-        limit = tiers.requests_per_minute(user) * settings.BILLING_RATE_LIMIT_SCALE
         self._sent = None
         try:
-            return self._within(sent.count(), limit, now, window)
+            return self._within(sent.count(), _limit(user), now, window)
         except REDIS_UNAVAILABLE_ERRORS as exc:
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return True

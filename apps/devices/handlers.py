@@ -123,16 +123,24 @@ def get_handler(frame_type: str) -> Registration | None:
     return _frame_handlers.get(frame_type)
 
 
+def _add_once(hooks: list[ConnectHandler], hook: ConnectHandler) -> None:
+    if hook not in hooks:
+        hooks.append(hook)
+
+
+def _discard(hooks: list[ConnectHandler], hook: ConnectHandler) -> None:
+    if hook in hooks:
+        hooks.remove(hook)
+
+
 def register_connect_handler(handler: ConnectHandler) -> None:
     """Run ``handler(session)`` (as its own task) after every successful ``device_hello``; the task is
     cancelled when the socket closes, and its session holds the socket weakly (``session``)."""
-    if handler not in _connect_handlers:
-        _connect_handlers.append(handler)
+    _add_once(_connect_handlers, handler)
 
 
 def unregister_connect_handler(handler: ConnectHandler) -> None:
-    if handler in _connect_handlers:
-        _connect_handlers.remove(handler)
+    _discard(_connect_handlers, handler)
 
 
 def connect_handlers() -> tuple[ConnectHandler, ...]:
@@ -143,13 +151,11 @@ def register_calls_reopener(reopener: ConnectHandler) -> None:
     """Run ``reopener(session)`` after every successful ``device_hello`` to re-open (``call_opened``)
     the calls still running from an earlier socket of the device; the answers to such calls that
     arrive meanwhile wait for it. It must end soon (one query) and never raise."""
-    if reopener not in _calls_reopeners:
-        _calls_reopeners.append(reopener)
+    _add_once(_calls_reopeners, reopener)
 
 
 def unregister_calls_reopener(reopener: ConnectHandler) -> None:
-    if reopener in _calls_reopeners:
-        _calls_reopeners.remove(reopener)
+    _discard(_calls_reopeners, reopener)
 
 
 def calls_reopeners() -> tuple[ConnectHandler, ...]:
