@@ -30,9 +30,11 @@ AGENTS_EXTRACTION_MAX_CHARS = env.int("AGENTS_EXTRACTION_MAX_CHARS", default=200
 # requests in flight. Files sharing a request can sway each other's extraction (an instruction in one
 # reaches the model beside its siblings of the same folder); see the README.
 AGENTS_EXTRACTION_FILES_PER_REQUEST = env.int("AGENTS_EXTRACTION_FILES_PER_REQUEST", default=8)
-# 40,000 characters (~10k tokens, well within any chat model's context) let three files of 10 KB
-# share a request; the same text costs the same tokens, with one system prompt instead of three.
-AGENTS_EXTRACTION_REQUEST_MAX_CHARS = env.int("AGENTS_EXTRACTION_REQUEST_MAX_CHARS", default=40000)
+# 90,000 characters (~22k tokens, well within any current chat model's context) let eight files of
+# 10 KB share a request, as eight of 1 KB do; the same text costs the same tokens, with one system
+# prompt instead of eight. Batching is spread over the AGENTS_EXTRACTION_CONCURRENCY slots (a few
+# files go out as several requests side by side): a model answers a request's files one after another.
+AGENTS_EXTRACTION_REQUEST_MAX_CHARS = env.int("AGENTS_EXTRACTION_REQUEST_MAX_CHARS", default=90000)
 # Files / messages extracted at once by one run, and outbox inserts in flight to one device.
 AGENTS_EXTRACTION_CONCURRENCY = env.int("AGENTS_EXTRACTION_CONCURRENCY", default=4)
 AGENTS_DELIVERY_CONCURRENCY = env.int("AGENTS_DELIVERY_CONCURRENCY", default=8)

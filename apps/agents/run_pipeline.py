@@ -63,11 +63,19 @@ Keyed = tuple[Source, str]  # a source and its key (the file's path, the message
 
 
 def extraction_batches(
-    sources: list[Keyed], *, max_chars: int, request_chars: int, max_files: int
+    sources: list[Keyed], *, max_chars: int, request_chars: int, max_files: int, spread: int = 1
 ) -> list[list[Keyed]]:
     """``sources`` in order, grouped into requests of at most ``max_files`` whose texts together fit
     ``request_chars``. A text longer than ``max_chars`` (what one file may show) goes alone, and is
-    cut as ever; so does one too long for any request."""
+    cut as ever; so does one too long for any request.
+
+    ``spread`` (the run's extraction slots): a request holds at most ``ceil(len(sources) / spread)``
+    files, so a few files go out as that many requests side by side rather than one. A model writes a
+    request's answer one file after another, so one request of eight files takes about as long as
+    eight requests one after another; batching saves the worker's CPU per request, and pays only once
+    the slots are full."""
+    if spread > 1 and sources:
+        max_files = min(max_files, -(-len(sources) // spread))
     batches: list[list[Keyed]] = []
     batch: list[Keyed] = []
     chars = 0
@@ -152,12 +160,14 @@ class RunPipeline:
 
     def submit_files(self, sources: list[Keyed]) -> None:
         """Extract ``sources`` in the background, small ones several to a request
-        (AGENTS_EXTRACTION_FILES_PER_REQUEST, within AGENTS_EXTRACTION_REQUEST_MAX_CHARS together)."""
+        (AGENTS_EXTRACTION_FILES_PER_REQUEST, within AGENTS_EXTRACTION_REQUEST_MAX_CHARS together,
+        spread over the AGENTS_EXTRACTION_CONCURRENCY slots)."""
         for batch in extraction_batches(
             sources,
             max_chars=settings.AGENTS_EXTRACTION_MAX_CHARS,
             request_chars=settings.AGENTS_EXTRACTION_REQUEST_MAX_CHARS,
             max_files=max(1, settings.AGENTS_EXTRACTION_FILES_PER_REQUEST),
+            spread=settings.AGENTS_EXTRACTION_CONCURRENCY,
         ):
             self._start(batch)
 

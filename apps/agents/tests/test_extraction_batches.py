@@ -23,6 +23,13 @@ from .conftest import documents_of, execute, one_task_per_fenced_file, propose, 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def one_slot(settings):
+    """One extraction slot: a piece's files are grouped as far as the limits allow, not spread over
+    slots (the spreading test sets its own)."""
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 1
+
+
 def keyed(*sizes: int) -> list[tuple[Source, str]]:
     return [(Source(kind="file", label=f"f{i}", text="x" * size), f"f{i}") for i, size in enumerate(sizes)]
 
@@ -61,6 +68,44 @@ def test_a_file_cut_to_the_characters_read_goes_alone_even_where_a_request_could
         ["f0", "f1", "f2"],
         ["f3"],
     ]
+
+
+def test_a_few_files_are_spread_over_the_slots_and_many_fill_their_requests():
+    # given requests of up to 8 files and four extraction slots
+    def grouped(count: int) -> list[int]:
+        batches = extraction_batches(keyed(*[10] * count), max_chars=30, request_chars=1000, max_files=8, spread=4)
+        assert [key for batch in batches for _, key in batch] == [f"f{i}" for i in range(count)]  # in order
+        return [len(batch) for batch in batches]
+
+    # then a piece of up to four files goes out a file to a request, side by side
+    assert grouped(3) == [1, 1, 1]
+    assert grouped(4) == [1, 1, 1, 1]
+    # and a larger piece as at most ceil(n / 4) files to a request, until requests are full
+    assert grouped(8) == [2, 2, 2, 2]
+    assert grouped(13) == [4, 4, 4, 1]
+    assert grouped(49) == [8, 8, 8, 8, 8, 8, 1]
+    # and one slot groups as the limits allow
+    assert [len(b) for b in extraction_batches(keyed(*[10] * 8), max_chars=30, request_chars=1000, max_files=8)] == [8]
+
+
+async def test_the_files_of_a_small_piece_are_asked_side_by_side(
+    devices, user, llm, make_local_config, tmp_path, settings
+):
+    # given four small files (the device's first piece), up to eight to a request, and four slots
+    settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = 8
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 4
+    write_files(tmp_path, 4)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path)])
+    llm.fallback = one_task_per_fenced_file
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then each file had a request of its own, not one request for the four
+    assert len(llm.chat_requests()) == 4
+    assert sorted(t["title"] for t in rows(client)) == [f"Follow up note {i}" for i in range(4)]
+    assert (run.status, run.items_created) == (RunStatus.SUCCESS, 4)
 
 
 def test_no_file_can_close_its_fence_or_open_another(monkeypatch):

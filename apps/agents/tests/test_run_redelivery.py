@@ -17,13 +17,15 @@ from .conftest import execute, one_task_per_fenced_file, outbox, rows, start_run
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-# A request per file, and the shipped default of several files to a request.
+# A request per file, and several files to a request (the shipped 8, on one slot so that the three
+# files share a request rather than being spread over slots).
 @pytest.mark.parametrize("files_per_request", [1, 8])
 async def test_a_redelivered_run_does_not_ask_the_device_twice_and_finishes_from_its_answer(
     devices, user, llm, make_local_config, tmp_path, settings, files_per_request
 ):
     # given a device that answers a run only when the test says so, and ignores a run it already has
     settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = files_per_request
+    settings.AGENTS_EXTRACTION_CONCURRENCY = 1
     write_files(tmp_path, 3)
     client = await devices(user)
     config = await make_local_config(client.device_id, [str(tmp_path)])
