@@ -40,7 +40,7 @@ move far less.
 The previous code: check it out beside this one and pass it as ``--compare`` (its stack is
 started too and measured interleaved with this one and the raw server, run by run, so all three
 meet the same load on a shared machine) or as ``--stack-root`` alone. This file's model server,
-raw server and client serve both, so only the stack differs. The "old" figures in the README
+raw server and client serve both, so only the stack differs. The "old" figures in bench/RESULTS.md
 came from the commit before the realtime work (fixed hold-back sanitizer, no frame streams)::
 
     git worktree add --detach /tmp/old 1310eee
@@ -54,7 +54,7 @@ runs): end to end 0.54x raw (per run 0.17-0.78; compared 0.50x, 0.21-0.74; new /
 0.63-1.99, median 1.14: mostly within this bench's noise), the model asked at 13.1 ms (compared
 22.2 ms; per run 0.33-0.84x, median 0.61x), first text 27 ms (compared 32 ms; per run median
 0.66x), last text to stream_end p50 4.9 ms (compared 9.3 ms; per run median 0.61x), server CPU per
-20-token answer 11.3 ms against 15.3 ms (seven runs). The README's "Realtime figures" has the details.
+20-token answer 11.3 ms against 15.3 ms (seven runs). bench/RESULTS.md has the details.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ since 2026-12-06's fourth stop so does the reference device (``reference_client`
 is part of P1; before, both checkouts' servers met this checkout's client).
 
 Figures of 2026-11-27 (2-core box, three other developers' test runs beside it; ratios are the
-meaningful part), uvicorn, n=2000, see the README's realtime section for the table. 2026-12-06,
+meaningful part), uvicorn, n=2000, see bench/RESULTS.md for the table. 2026-12-06,
 after the node wire (node_wire.py) and the tool-call hot-path cuts, n=1000, three runs at load
 9-16, medians: other process 3.9x (old 5.6x), own process 3.0x (old 2.5x, within the noise of an
 echo measured before rather than beside the calls). Later on 2026-12-06 both paths alternate echo
