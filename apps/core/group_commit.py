@@ -12,6 +12,7 @@ process's sockets share.
 from __future__ import annotations
 
 import asyncio
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
@@ -27,9 +28,11 @@ class GroupCommit(Generic[In, Out]):
     """``flush(values)`` returns one result per value, in order; it raises for the whole batch.
 
     ``gather_seconds``: how long the first value of a batch waits for others to join it (for callers
-    that arrive one after another rather than together). ``own_thread``: run ``flush`` in the
-    default executor instead of the thread the process's ORM calls share, so a batch never queues
-    behind them (nor they behind it).
+    that arrive one after another rather than together). ``pace_seconds``: a batch starts at least
+    this long after the one before it started, so a steady stream of values makes a few large batches
+    rather than one small batch per flush's round trip (for values whose callers do not wait on the
+    result to go on). ``own_thread``: run ``flush`` in the default executor instead of the thread the
+    process's ORM calls share, so a batch never queues behind them (nor they behind it).
     """
 
     def __init__(
@@ -38,11 +41,14 @@ class GroupCommit(Generic[In, Out]):
         *,
         max_batch: int = 500,
         gather_seconds: float = 0.0,
+        pace_seconds: float = 0.0,
         own_thread: bool = False,
     ) -> None:
         self._flush = database_sync_to_async(flush, thread_sensitive=not own_thread)
         self.max_batch = max_batch
         self.gather_seconds = gather_seconds
+        self.pace_seconds = pace_seconds
+        self._started = -pace_seconds  # when the last batch started (time.monotonic), for the pace
         self._waiting: list[tuple[In, asyncio.Future[Out]]] = []
         self._writer: asyncio.Task | None = None
         self.batches = 0  # flushes made (for tests and benchmarks)
@@ -60,6 +66,11 @@ class GroupCommit(Generic[In, Out]):
             if self.gather_seconds:
                 await asyncio.sleep(self.gather_seconds)  # the values arriving meanwhile join the batch
             while self._waiting:
+                if self.pace_seconds:
+                    wait = self._started + self.pace_seconds - time.monotonic()
+                    if wait > 0:
+                        await asyncio.sleep(wait)  # the values arriving meanwhile join the batch
+                    self._started = time.monotonic()
                 batch, self._waiting = self._waiting[: self.max_batch], self._waiting[self.max_batch :]
                 self.batches += 1
                 try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -79,6 +80,29 @@ async def test_gather_seconds_lets_values_arriving_one_after_another_share_a_bat
     # then they are written in one batch
     assert await asyncio.gather(*futures) == [1, 2, 3]
     assert writes == [[1, 2, 3]]
+
+
+async def test_pace_seconds_lets_the_values_of_a_steady_stream_share_the_next_batch():
+    # given batches paced 0.3 s apart, and a first value written at once
+    writes: list[tuple[float, list[int]]] = []
+
+    def write(values: list[int]) -> list[int]:
+        writes.append((time.monotonic(), values))
+        return values
+
+    commit: GroupCommit[int, int] = GroupCommit(write, pace_seconds=0.3)
+    assert await commit.submit(1) == 1
+
+    # when values keep arriving one after another after that batch was written
+    futures = []
+    for value in (2, 3, 4):
+        futures.append(commit.submit(value))
+        await asyncio.sleep(0.02)
+
+    # then they share the next batch, which started no sooner than the pace after the first
+    assert await asyncio.gather(*futures) == [2, 3, 4]
+    assert [values for _, values in writes] == [[1], [2, 3, 4]]
+    assert writes[1][0] - writes[0][0] >= 0.3
 
 
 async def test_own_thread_writes_off_the_shared_sync_thread():
