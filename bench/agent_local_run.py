@@ -32,9 +32,10 @@ device process, the server and the scripted model, counted from /proc.
 harness), checkouts and layouts in alternating order, and prints the medians side by side;
 several ``--size`` values (comma-separated) give a row each, every size measured in every round.
 The default size (10 KB) is the figure of earlier stops. A request holds files whose texts
-together fit AGENTS_EXTRACTION_REQUEST_MAX_CHARS (40,000: three 10 KB files) and at most
-AGENTS_EXTRACTION_FILES_PER_REQUEST (8), within one piece of the device's: 104 calls for 300 files of
-10 KB, 38 for 300 of 1 KB.
+together fit AGENTS_EXTRACTION_REQUEST_MAX_CHARS (90,000: eight 10 KB files; 40,000 before the sixth
+stop: three) and at most AGENTS_EXTRACTION_FILES_PER_REQUEST (8), within one piece of the device's,
+and a piece of n files is spread over the AGENTS_EXTRACTION_CONCURRENCY (4) slots, at most ceil(n / 4)
+files to a request: 49 calls for 300 files of 10 KB (104 before), 46 for 300 of 1 KB (38 before).
 
 Fairness: the model client is built once before the clock starts (a worker does so on its first
 run: imports and a TLS context, ~0.8 s); the scripted model runs with Nagle's algorithm off for
