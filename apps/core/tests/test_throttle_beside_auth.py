@@ -143,12 +143,19 @@ def test_a_refund_redis_refuses_is_logged_and_the_answer_stays_a_401(user, auth_
     from apps.accounts.tokens import sessions_revoke_for_users
     from apps.core import redis_outage
 
-    def unreachable(self):
-        raise redis.exceptions.ConnectionError("Redis is down")
+    real_send = throttles._SentHit.__init__
 
-    # given a revoked session, and a Redis that goes away before a hit can be taken back
+    def sent_then_broken(self, script, full_key):
+        real_send(self, script, full_key)
+
+        def broken(*args, **kwargs):
+            raise redis.exceptions.ConnectionError("connection lost")
+
+        monkeypatch.setattr(self._connection, "read_response", broken)  # undone after the test
+
+    # given a revoked session, and a Redis that goes away once a hit is sent, before it can be taken back
     sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
-    monkeypatch.setattr(throttles._SentHit, "refund", unreachable)
+    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_broken)
     monkeypatch.setattr(redis_outage, "_last_report", {})  # the warning is rate-limited per process
 
     # when a page is asked for, then it is still the 401 (never a 500), the failed refund is a warning,
@@ -161,6 +168,7 @@ def test_a_refund_redis_refuses_is_logged_and_the_answer_stays_a_401(user, auth_
         record.levelno == logging.WARNING and "tier_rate_throttle_refund" in record.getMessage()
         for record in caplog.records
     )
+    monkeypatch.undo()  # the broken connection is back in the pool: mended before the counter is read
     assert _window_count(user) == 1
     assert _connections_in_use() == 0
 
