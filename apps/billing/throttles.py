@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is still
     from rest_framework.request import Request
     from rest_framework.views import APIView
 
+logger = logging.getLogger(__name__)
+
 WINDOW_SECONDS = 60
 
 
@@ -33,8 +36,18 @@ return count
 """
 
 
+# Takes one hit back from a window's counter. Only a counter that still holds a hit: one that expired
+# (its window is over) is not made again at -1 without an expiry. DECR keeps the key's expiry.
+_REFUND_SCRIPT = """
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then return redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
+
 # One registered script per client (``cache_redis`` keeps one client per process and server).
 _hit_scripts: dict[redis.Redis, Script] = {}
+_refund_scripts: dict[redis.Redis, Script] = {}
 
 
 def _hit_script() -> Script:
@@ -45,6 +58,15 @@ def _hit_script() -> Script:
     script = _hit_scripts.get(client)
     if script is None:
         script = _hit_scripts[client] = client.register_script(_HIT_SCRIPT)
+    return script
+
+
+def _refund_script() -> Script:
+    """The refund script, made once per process and client as ``_hit_script`` is."""
+    client = cache_redis()
+    script = _refund_scripts.get(client)
+    if script is None:
+        script = _refund_scripts[client] = client.register_script(_REFUND_SCRIPT)
     return script
 
 
@@ -79,6 +101,13 @@ class _SentHit:
             raise
         finally:
             self._release()
+
+    def refund(self) -> None:
+        """Take this hit back from its window's counter. Its reply is read first: once Redis has
+        answered, the hit is counted, so the refund (sent after it) can only undo this hit, never
+        arrive before it. A reply that cannot be read leaves the hit as it is (counted or not, unknown)."""
+        self.count()
+        _refund_script()(keys=[self._args[1]])
 
     def abandon(self) -> None:
         """Give the connection back without its reply: it is closed, so no later command reads it."""
@@ -171,12 +200,12 @@ class TierRateThrottle(BaseThrottle):
     def hit_allowed(self, request: Request, view: APIView) -> bool:
         """The sent hit's answer for the now authenticated user (what ``allow_request`` would have
         answered), once. A user other than the one the hit counted for (never seen: the session query
-        answers the token's user or refuses) abandons it and is asked about as DRF asks."""
+        answers the token's user or refuses) takes it back and is asked about as DRF asks."""
         assert self._sent is not None, "hit_allowed() without hit_sent_for()"
         sent, user_id, now, window = self._sent
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated or str(user.pk) != user_id:
-            self.hit_abandoned()
+            self.hit_refunded()
             return self.allow_request(request, view)
         self._sent = None
         try:
@@ -185,11 +214,22 @@ class TierRateThrottle(BaseThrottle):
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return True
 
-    def hit_abandoned(self) -> None:
-        """The sent hit's reply will not be read (the request ended another way); idempotent."""
-        if self._sent is not None:
-            self._sent[0].abandon()
-            self._sent = None
+    def hit_refunded(self) -> None:
+        """The sent hit, not read yet, taken back: the request ended before DRF would have asked its
+        throttles (its session refused, a permission refused), and DRF counts none of those.
+        Idempotent (a hit already read is not taken back). Never raises: the request's own answer
+        (a 401, a 403) is what the client gets; a refund Redis refuses is logged and the hit stays."""
+        if self._sent is None:
+            return
+        sent, self._sent = self._sent[0], None
+        try:
+            sent.refund()
+        except REDIS_UNAVAILABLE_ERRORS as exc:
+            redis_outage_noted(where="tier_rate_throttle_refund", exc=exc)
+        except Exception as exc:  # a refund is best effort: it never replaces the request's answer
+            logger.warning("tier throttle: a hit could not be taken back: %s: %s", type(exc).__name__, exc)
+        finally:
+            sent.abandon()  # whatever failed, the connection is not lost to the pool (no-op once released)
 
     def wait(self) -> float | None:
         return self._wait

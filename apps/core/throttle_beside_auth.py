@@ -4,20 +4,25 @@ DRF asks its throttles after authentication, each answer one Redis round trip th
 thread waits for; under load that wait, and the handover of the interpreter lock it causes, cost about
 as much CPU as a database query. The hit's key needs only the user id, which the access token names
 before its session is asked about: with ``ThrottleBesideAuthMixin`` a throttle that can split its hit
-(``hit_sent_for`` / ``hit_allowed``, as ``TierRateThrottle`` does) sends it before the session query
-and reads the answer after it, where DRF asks: the reply has arrived while the query ran. The order
+(``hit_sent_for`` / ``hit_allowed`` / ``hit_refunded``, as ``TierRateThrottle`` does) sends it before
+the session query and reads the answer after it, where DRF asks: the reply has arrived while the query
+ran. The order
 stays DRF's (authentication, permissions, throttles, then the view), so a request over its budget is
 refused before its view runs: a flood of reads costs the server no page queries, decryption or
 rendering.
 
-The answers are the ones DRF gives: every request is counted once, and a request over its budget is
-a 429 with its Retry-After (also where the view would have answered 404). One difference: the hit is
-counted before the session is known, so a request whose token is valid but whose session was revoked
-(401), or that a permission refuses (403), has counted against that user's budget, where DRF counts
-neither. Only someone holding that user's signed token can spend it so. No bearer token, an invalid
-one, another authenticator, a cache that is not Redis, or a Redis unreachable when the hit is sent:
-exactly DRF's path. Only for GET, HEAD and OPTIONS; a view's other methods (POST, DELETE) are
-throttled as DRF throttles them.
+The answers are the ones DRF gives: every request that reaches its throttles is counted once, and a
+request over its budget is a 429 with its Retry-After (also where the view would have answered 404).
+A request that ends before DRF would have asked its throttles (a valid token whose session was
+revoked: 401; a permission refusing: 403; the session query failing) takes its sent hit back
+(``hit_refunded``), so, as with DRF, it spends nothing of the user's budget; the hit of a 429 stays.
+Two leftovers: between the hit and its refund (one more round trip, on refused requests only) the
+counter holds it, so a flood of refused requests can make a concurrent good one of the same user a 429
+near the budget's end; and a refund Redis refuses is logged and the hit stays counted. Only someone
+holding that user's signed token can do either. No bearer token, an invalid one, another
+authenticator, a cache that is not Redis, or a Redis unreachable when the hit is sent: exactly DRF's
+path. Only for GET, HEAD and OPTIONS; a view's other methods (POST, DELETE) are throttled as DRF
+throttles them.
 """
 
 from __future__ import annotations
@@ -36,8 +41,10 @@ class ThrottleBesideAuthMixin:
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         try:
             super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        finally:
-            self._hits_abandoned()  # a 401, a 403, a failed read: connections not read go back closed
+        except BaseException:
+            # A 401, a 403, a failed read: DRF would not have counted the hits not read yet.
+            self._hits_refunded()
+            raise
 
     def perform_authentication(self, request: Request) -> None:
         if request.method in SAFE_METHODS:
@@ -77,9 +84,9 @@ class ThrottleBesideAuthMixin:
             known = [duration for duration in durations if duration is not None]
             self.throttled(request, max(known, default=None))  # type: ignore[attr-defined]
 
-    def _hits_abandoned(self) -> None:
+    def _hits_refunded(self) -> None:
         if self._throttles_sent is not None:
             _, sent = self._throttles_sent
             self._throttles_sent = None
             for throttle in sent:
-                throttle.hit_abandoned()  # idempotent: those already read have let their connection go
+                throttle.hit_refunded()  # idempotent: a hit already read (asked, as DRF asks) stays counted

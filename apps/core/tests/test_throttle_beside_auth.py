@@ -1,15 +1,19 @@
 """A view whose throttle hit travels beside its session query answers what DRF's throttling answers:
-every request counted once, 429 with Retry-After past the budget (before a 404 too), a refused request's
-view never run, other methods refused before they run, Redis connections back in their pool, and a
-Redis outage still fails open."""
+every request that reaches its throttles counted once, a 401 or a 403 not counted (its hit taken back),
+429 with Retry-After past the budget (before a 404 too), a refused request's view never run, other
+methods refused before they run, Redis connections back in their pool, and a Redis outage still fails
+open."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import override_settings
+from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from apps.billing import throttles
 from apps.core.redis_pool import cache_redis
+from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 from apps.memory.models import CoreMemory
 from apps.memory.services import core_memory_set
 
@@ -69,20 +73,144 @@ def test_past_the_budget_a_refused_page_never_runs_its_view(user, auth_client, m
     assert _connections_in_use() == 0
 
 
-def test_a_revoked_session_is_a_401_and_its_sent_hit_counted_for_the_token_s_user(user, auth_client):
-    from apps.accounts.tokens import sessions_revoke_for_users
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_a_revoked_session_is_a_401_and_its_sent_hit_is_not_counted(user, auth_client):
+    from rest_framework.test import APIClient
+
+    from apps.accounts.tokens import sessions_revoke_for_users, tokens_issue
 
     # given a valid access token whose session was revoked
     sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
 
-    # when a page is asked for with it
-    refused = auth_client.get(LIST)
+    # when more pages than the free budget are asked for with it
+    refused = [auth_client.get(LIST) for _ in range(FREE_BUDGET + 5)]
 
-    # then it is refused as before; its hit was sent before the session was known (documented:
-    # only the holder of that user's signed token can spend their budget so), its connection given back
+    # then each is refused as before, its hit (sent before the session was known) taken back as DRF,
+    # which never reaches its throttles for a 401, never counts it; every connection given back
+    assert {response.status_code for response in refused} == {401}
+    assert {response.json()["code"] for response in refused} == {"authentication_failed"}
+    assert _window_count(user) == 0
+    assert _connections_in_use() == 0
+
+    # and the user, signed in again, still has their whole budget
+    core_memory_set(user_id=user.id, key="timezone", value="UTC")
+    fresh = APIClient()
+    fresh.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")
+    assert [fresh.get(LIST).status_code for _ in range(FREE_BUDGET)] == [200] * FREE_BUDGET
+    assert fresh.get(LIST).status_code == 429
+    assert _window_count(user) == FREE_BUDGET + 1
+    assert _connections_in_use() == 0
+
+
+class _RefusesEveryone(BasePermission):
+    def has_permission(self, request, view):
+        return False  # an authenticated user refused: DRF answers 403
+
+
+class _RefusingView(ThrottleBesideAuthMixin, APIView):
+    """No throttled view of the API answers 403 to an authenticated user (IsAuthenticated only): this one does."""
+
+    permission_classes = [_RefusesEveryone]
+
+    def get(self, request):
+        raise AssertionError("a refused request never runs its view")
+
+
+@override_settings(BILLING_RATE_LIMIT_SCALE=1)
+def test_a_request_a_permission_refuses_is_a_403_and_its_sent_hit_is_not_counted(user, tokens):
+    from rest_framework.test import APIRequestFactory
+
+    factory = APIRequestFactory()
+    view = _RefusingView.as_view()
+
+    # when more requests than the free budget are refused by a permission
+    statuses = [
+        view(factory.get("/refusing", HTTP_AUTHORIZATION=f"Bearer {tokens.access_token}")).status_code
+        for _ in range(FREE_BUDGET + 5)
+    ]
+
+    # then each is a 403 (not a 429: nothing was counted), as DRF, which asks permissions before throttles
+    assert statuses == [403] * (FREE_BUDGET + 5)
+    assert _window_count(user) == 0
+    assert _connections_in_use() == 0
+
+
+def test_a_refund_redis_refuses_is_logged_and_the_answer_stays_a_401(user, auth_client, monkeypatch, caplog):
+    import logging
+
+    import redis
+
+    from apps.accounts.tokens import sessions_revoke_for_users
+    from apps.core import redis_outage
+
+    real_send = throttles._SentHit.__init__
+
+    def sent_then_broken(self, script, full_key):
+        real_send(self, script, full_key)
+
+        def broken(*args, **kwargs):
+            raise redis.exceptions.ConnectionError("connection lost")
+
+        monkeypatch.setattr(self._connection, "read_response", broken)  # undone after the test
+
+    # given a revoked session, and a Redis that goes away once a hit is sent, before it can be taken back
+    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
+    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_broken)
+    monkeypatch.setattr(redis_outage, "_last_report", {})  # the warning is rate-limited per process
+
+    # when a page is asked for, then it is still the 401 (never a 500), the failed refund is a warning,
+    # and the hit stays counted (the budget is abuse protection: failing open on the refund costs one hit)
+    with caplog.at_level(logging.WARNING, logger="apps.core.redis_outage"):
+        refused = auth_client.get(LIST)
     assert refused.status_code == 401
     assert refused.json()["code"] == "authentication_failed"
+    assert any(
+        record.levelno == logging.WARNING and "tier_rate_throttle_refund" in record.getMessage()
+        for record in caplog.records
+    )
+    monkeypatch.undo()  # the broken connection is back in the pool: mended before the counter is read
     assert _window_count(user) == 1
+    assert _connections_in_use() == 0
+
+
+def test_an_unexpected_redis_error_on_a_refund_is_logged_and_the_answer_stays_a_401(
+    user, auth_client, monkeypatch, caplog
+):
+    import logging
+
+    import redis
+
+    from apps.accounts.tokens import sessions_revoke_for_users
+
+    def refused_by_redis(self):
+        raise redis.exceptions.ResponseError("WRONGTYPE")
+
+    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
+    monkeypatch.setattr(throttles._SentHit, "refund", refused_by_redis)
+
+    with caplog.at_level(logging.WARNING, logger="apps.billing.throttles"):
+        refused = auth_client.get(LIST)
+    assert refused.status_code == 401
+    assert any(record.levelno == logging.WARNING and "WRONGTYPE" in record.getMessage() for record in caplog.records)
+    assert _connections_in_use() == 0
+
+
+def test_a_refund_after_the_window_s_counter_expired_leaves_no_counter_behind(user, auth_client, monkeypatch):
+    from apps.accounts.tokens import sessions_revoke_for_users
+
+    real_count = throttles._SentHit.count
+
+    def counted_then_expired(self):
+        count = real_count(self)  # the hit is counted, then its window's counter expires before it is taken back
+        cache_redis().delete(self._args[1])
+        return count
+
+    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
+    monkeypatch.setattr(throttles._SentHit, "count", counted_then_expired)
+
+    # when a refused page's hit is taken back from a counter that is gone, then none is made at -1
+    assert auth_client.get(LIST).status_code == 401
+    assert cache_redis().keys(f"*throttle:tier:{user.pk}:*") == []
     assert _connections_in_use() == 0
 
 
@@ -100,7 +228,7 @@ def test_an_invalid_token_or_none_is_refused_without_a_hit(user, auth_client):
     assert _connections_in_use() == 0
 
 
-def test_a_hit_sent_for_another_user_than_the_session_s_is_abandoned_and_the_user_counted_as_drf_counts(
+def test_a_hit_sent_for_another_user_than_the_session_s_is_taken_back_and_the_user_counted_as_drf_counts(
     user, auth_client, make_user, monkeypatch
 ):
     from apps.accounts.authentication import AccessTokenAuthentication
@@ -110,9 +238,10 @@ def test_a_hit_sent_for_another_user_than_the_session_s_is_abandoned_and_the_use
     monkeypatch.setattr(AccessTokenAuthentication, "claimed_user_id", lambda self, request: str(other.pk))
 
     # when a page is asked for, then it is answered, counted once for the session's user as allow_request
-    # counts it, and the connection of the hit sent for the other given back (closed)
+    # counts it, the hit sent for the other taken back (it spends nothing of theirs), its connection given back
     assert auth_client.get(LIST).status_code == 200
     assert _window_count(user) == 1
+    assert _window_count(other) == 0
     assert _connections_in_use() == 0
 
 
