@@ -1,10 +1,12 @@
 """Shared fixtures: API clients, users, tokens, a blob directory per test; each test starts with an
-empty cache."""
+empty cache and a fresh throttle window."""
 
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from allauth.account.models import EmailAddress
@@ -13,6 +15,8 @@ from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.accounts.tokens import TokenPair, tokens_issue
+from apps.billing import throttles
+from apps.billing.throttles import WINDOW_SECONDS
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -22,6 +26,16 @@ def _clear_cache():
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _throttle_window_fresh(monkeypatch):
+    """The tier throttle's clock starts a second into a one-minute window and runs in real time, so a
+    test's requests never straddle two windows (a budget of 120 counted in a window that rolls over
+    mid-test would start again at 0)."""
+    real = time.time()
+    offset = (real // WINDOW_SECONDS + 1) * WINDOW_SECONDS + 1 - real
+    monkeypatch.setattr(throttles, "time", SimpleNamespace(time=lambda: time.time() + offset))
 
 
 @pytest.fixture
