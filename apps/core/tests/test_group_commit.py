@@ -83,14 +83,14 @@ async def test_gather_seconds_lets_values_arriving_one_after_another_share_a_bat
 
 
 async def test_pace_seconds_lets_the_values_of_a_steady_stream_share_the_next_batch():
-    # given batches paced 0.3 s apart, and a first value written at once
+    # given batches paced 0.5 s apart, and a first value written at once
     writes: list[tuple[float, list[int]]] = []
 
     def write(values: list[int]) -> list[int]:
         writes.append((time.monotonic(), values))
         return values
 
-    commit: GroupCommit[int, int] = GroupCommit(write, pace_seconds=0.3)
+    commit: GroupCommit[int, int] = GroupCommit(write, pace_seconds=0.5)
     assert await commit.submit(1) == 1
 
     # when values keep arriving one after another after that batch was written
@@ -102,7 +102,7 @@ async def test_pace_seconds_lets_the_values_of_a_steady_stream_share_the_next_ba
     # then they share the next batch, which started no sooner than the pace after the first
     assert await asyncio.gather(*futures) == [2, 3, 4]
     assert [values for _, values in writes] == [[1], [2, 3, 4]]
-    assert writes[1][0] - writes[0][0] >= 0.3
+    assert writes[1][0] - writes[0][0] >= 0.5
 
 
 async def test_own_thread_writes_off_the_shared_sync_thread():
