@@ -40,8 +40,9 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
+from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, streams, tool_calls
 from .answer_frames import AnswerBook
+from .channel_layer import loop_layer
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -140,7 +141,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         # loop's instance: channels-redis refuses two event loops receiving on one instance, and
         # one process can run several loops (tests, an embedded server beside a worker).
         self.scope = scope
-        self.channel_layer = services.loop_layer()
+        self.channel_layer = loop_layer()
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
         self.accepted = False
