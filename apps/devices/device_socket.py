@@ -3,7 +3,7 @@ connection table, the channel inbox, drain and presence flush) use of one device
 
 ``consumers.DeviceConsumer`` is the socket; those modules annotate with ``DeviceSocket`` so they
 need not import the consumer that imports them. mypy cannot hold the consumer to it (its Channels
-base class is untyped, so mypy takes the consumer for any type): tests/test_device_socket.py does.
+base class is untyped, so mypy takes the consumer for any type); test_device_socket.py does.
 """
 
 from __future__ import annotations
