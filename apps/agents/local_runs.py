@@ -27,9 +27,10 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
+from apps.devices.channel_layer import loop_layer
 from apps.devices.errors import DeviceCallError
 from apps.devices.selectors import device_online_channel
-from apps.devices.services import loop_layer, send_to_device
+from apps.devices.services import send_to_device
 
 from .error_codes import AgentsErrorCode
 from .extraction import Source

@@ -17,8 +17,8 @@ from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
 
 from apps.core.errors import ApplicationError
+from apps.devices.channel_layer import loop_layer
 from apps.devices.handlers import DeviceSession
-from apps.devices.services import loop_layer
 
 from .device_hello import hello_due_runs_start, hello_outbox_waiting, hello_runs_running
 from .error_codes import AgentsErrorCode

@@ -16,8 +16,8 @@ class DevicesConfig(AppConfig):
         from apps.core import metrics
 
         from .frames import register_outgoing_frame
+        from .receivers import close_sockets_of_deactivated_user
         from .selectors import devices_online_count
-        from .signals import close_sockets_of_deactivated_user
         from .usage_notice import USAGE_NOTICE, UsageNotice, usage_notice_broadcast
 
         metrics.gauge_source("adiuva_devices_online", "Devices with a live socket.", devices_online_count)

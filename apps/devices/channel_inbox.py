@@ -22,7 +22,7 @@ from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS
 from .node import raise_if_cancelling
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class _Inbox:
     def __init__(self, layer: Any, local_name: str) -> None:
         self.layer = layer
         self.local_name = local_name  # the Redis list every channel of this layer shares
-        self.sockets: dict[str, DeviceConsumer] = {}
+        self.sockets: dict[str, DeviceSocket] = {}
         self.task: asyncio.Task | None = None
 
 
@@ -43,7 +43,7 @@ class _Inbox:
 _inboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Inbox]] = weakref.WeakKeyDictionary()
 
 
-def inbox_join(consumer: DeviceConsumer) -> None:
+def inbox_join(consumer: DeviceSocket) -> None:
     """Deliver the messages of ``consumer.channel_name`` (on ``consumer.channel_layer``) to it."""
     loop = asyncio.get_running_loop()
     layer = consumer.channel_layer
@@ -56,7 +56,7 @@ def inbox_join(consumer: DeviceConsumer) -> None:
         inbox.task = loop.create_task(_read(inbox), name="devices-channel-inbox")
 
 
-def inbox_leave(consumer: DeviceConsumer) -> None:
+def inbox_leave(consumer: DeviceSocket) -> None:
     per_layer = _inboxes.get(asyncio.get_running_loop(), {})
     inbox = per_layer.get(id(consumer.channel_layer))
     if inbox is None or inbox.sockets.get(consumer.channel_name) is not consumer:

@@ -11,14 +11,14 @@ import weakref
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], DeviceConsumer]] = (
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], DeviceSocket]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _table() -> dict[tuple[str, str], DeviceConsumer]:
+def _table() -> dict[tuple[str, str], DeviceSocket]:
     loop = asyncio.get_running_loop()
     table = _by_loop.get(loop)
     if table is None:
@@ -26,18 +26,18 @@ def _table() -> dict[tuple[str, str], DeviceConsumer]:
     return table
 
 
-def register(consumer: DeviceConsumer) -> None:
+def register(consumer: DeviceSocket) -> None:
     _table()[(consumer.user_id, consumer.device_id)] = consumer
 
 
-def unregister(consumer: DeviceConsumer) -> None:
+def unregister(consumer: DeviceSocket) -> None:
     table = _table()
     key = (consumer.user_id, consumer.device_id)
     if table.get(key) is consumer:
         del table[key]
 
 
-def local_consumer(*, user_id: str, device_id: str) -> DeviceConsumer | None:
+def local_consumer(*, user_id: str, device_id: str) -> DeviceSocket | None:
     return _table().get((user_id, device_id))
 
 
@@ -45,5 +45,5 @@ def local_count() -> int:
     return len(_table())
 
 
-def local_consumers() -> list[DeviceConsumer]:
+def local_consumers() -> list[DeviceSocket]:
     return list(_table().values())

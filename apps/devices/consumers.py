@@ -40,8 +40,9 @@ from pydantic import BaseModel
 from apps.core.errors import ApplicationError, CoreErrorCode
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 
-from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, services, streams, tool_calls
+from . import channel_inbox, drain, handlers, heartbeat, hello, layer_messages, streams, tool_calls
 from .answer_frames import AnswerBook
+from .channel_layer import loop_layer
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
@@ -118,7 +119,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
     groups: ClassVar[tuple[str, ...]] = ()
     # Negotiated at hello; none for a seed client (one empty set for all: each frozenset() is a new one).
     capabilities: frozenset[str] = frozenset()
-    # Tasks running beside the receive loop (``_spawn``): made on the first, dropped when the last ends
+    # Tasks running beside the receive loop (``spawn``): made on the first, dropped when the last ends
     # (an idle socket has none; an empty set is 216 bytes).
     background: set[asyncio.Future] | None = None
     pending: PendingCalls  # the tool calls in flight: one kind of call whose answers are awaited (AnswerBook)
@@ -140,7 +141,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         # loop's instance: channels-redis refuses two event loops receiving on one instance, and
         # one process can run several loops (tests, an embedded server beside a worker).
         self.scope = scope
-        self.channel_layer = services.loop_layer()
+        self.channel_layer = loop_layer()
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
         self.accepted = False
@@ -286,7 +287,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         with contextlib.suppress(Exception):
             await self.close(code=int(code), reason=reason)
 
-    def _spawn(self, coro: Any) -> asyncio.Future:
+    def spawn(self, coro: Any) -> asyncio.Future:
         """Run ``coro`` beside the receive loop; cancelled on teardown; a failure closes the socket."""
         task = asyncio.ensure_future(coro)
         if self.background is None:
@@ -310,17 +311,17 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
         await self.close_with(DeviceCloseCode.SERVER_ERROR)
         await self._teardown()
 
-    def _spawn_close(self, code: int) -> None:
+    def spawn_close(self, code: int) -> None:
         if not self.closing:
-            self._spawn(self.close_with(code))
+            self.spawn(self.close_with(code))
 
     def _hello_timeout(self) -> None:
         if not self.hello_done:
-            self._spawn_close(DeviceCloseCode.HELLO_TIMEOUT)
+            self.spawn_close(DeviceCloseCode.HELLO_TIMEOUT)
 
     def token_expired(self) -> None:
         """The access token this socket was opened (or last ``auth``-ed) with has expired (``heartbeat``)."""
-        self._spawn_close(DeviceCloseCode.TOKEN_EXPIRED)
+        self.spawn_close(DeviceCloseCode.TOKEN_EXPIRED)
 
     async def _teardown(self) -> None:
         if self.torn_down:
@@ -433,11 +434,9 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
 
     def _dropped(self, verdict: BudgetVerdict) -> None:
         if verdict.outcome is BudgetOutcome.DROP_AND_WARN:
-            self._spawn(
-                self.send_error(DevicesErrorCode.RATE_LIMITED, "Too many frames; some were dropped. Slow down.")
-            )
+            self.spawn(self.send_error(DevicesErrorCode.RATE_LIMITED, "Too many frames; some were dropped. Slow down."))
         elif verdict.outcome is BudgetOutcome.CLOSE:
-            self._spawn_close(DeviceCloseCode.RATE_LIMITED)
+            self.spawn_close(DeviceCloseCode.RATE_LIMITED)
 
     async def _reject(self, code: str, message: str, request_id: str | None = None) -> None:
         await self.send_error(code, message, request_id)
@@ -501,7 +500,7 @@ class DeviceConsumer(AnswerBook, AsyncWebsocketConsumer):
 
     def heartbeat_missed(self) -> None:
         """No pong within DEVICE_PONG_TIMEOUT of a ping (``heartbeat``): the device is gone."""
-        self._spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
+        self.spawn_close(DeviceCloseCode.HEARTBEAT_TIMEOUT)
 
     def reading_stalled(self) -> None:
         """The socket stopped reading for its answer handlers longer than the heartbeat excuses

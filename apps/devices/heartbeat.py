@@ -36,7 +36,7 @@ from .frames import outgoing_json, parse_outgoing
 from .node import raise_if_cancelling
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = wea
 # Per loop: (expiry, tie-breaker, socket) of the sockets whose token expiry is watched. A socket is
 # held weakly (one that went away is not kept until its token would have expired) and its entry is
 # stale once its ``token_expires_at`` moved (an ``auth`` frame: a new entry was pushed).
-_Expiry = tuple[float, int, "weakref.ref[DeviceConsumer]"]
+_Expiry = tuple[float, int, "weakref.ref[DeviceSocket]"]
 _expiries: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[_Expiry]] = weakref.WeakKeyDictionary()
 _order = itertools.count()
 
@@ -59,7 +59,7 @@ def ensure_running() -> None:
         _tasks[loop] = loop.create_task(_run(), name="devices-heartbeat")
 
 
-def expiry_watch(consumer: DeviceConsumer) -> None:
+def expiry_watch(consumer: DeviceSocket) -> None:
     """Close ``consumer`` with TOKEN_EXPIRED once ``consumer.token_expires_at`` (epoch seconds) passes."""
     heap = _expiries.setdefault(asyncio.get_running_loop(), [])
     heapq.heappush(heap, (consumer.token_expires_at, next(_order), weakref.ref(consumer)))
@@ -100,7 +100,7 @@ async def _run() -> None:
 
 
 @contextlib.contextmanager
-def reading_paused(consumer: DeviceConsumer) -> Iterator[None]:
+def reading_paused(consumer: DeviceSocket) -> Iterator[None]:
     """``consumer`` stops reading meanwhile: a pong it is owed waits unread, so its deadline waits too."""
     consumer.reading_paused_at = paused_at = time.monotonic()
     try:
@@ -159,7 +159,7 @@ async def _ping_all(deadline: float) -> float | None:
     return earliest
 
 
-async def _ping(consumer: DeviceConsumer, deadline: float) -> None:
+async def _ping(consumer: DeviceSocket, deadline: float) -> None:
     # Bounded: a client that stopped reading must not hold the pings of every other socket; it
     # would miss its pong anyway.
     try:

@@ -37,7 +37,7 @@ from .session import Session
 from .socket_db import socket_db
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ _CLOSE_FOR_STATE = {
 }
 
 
-async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
+async def hello_received(consumer: DeviceSocket, hello: DeviceHello) -> None:
     """The socket's first valid frame: record the device, negotiate, announce it, start its tasks."""
     # The deadline is for receiving the hello; its own processing (database, Redis) may outlast it.
     consumer.hello_timer.cancel()
@@ -118,13 +118,13 @@ async def hello_received(consumer: DeviceConsumer, hello: DeviceHello) -> None:
     reopeners = handlers.calls_reopeners()
     if reopeners:
         # Marked before the next frame is read: the device may send answers right behind its hello.
-        consumer.reopening = consumer._spawn(_calls_reopen(Session(consumer), weakref.ref(consumer), reopeners))
+        consumer.reopening = consumer.spawn(_calls_reopen(Session(consumer), weakref.ref(consumer), reopeners))
     for handler in handlers.connect_handlers():
-        consumer._spawn(_run_connect_handler(Session(consumer), handler))
+        consumer.spawn(_run_connect_handler(Session(consumer), handler))
 
 
 async def _calls_reopen(
-    session: Session, socket: weakref.ref[DeviceConsumer], reopeners: tuple[handlers.ConnectHandler, ...]
+    session: Session, socket: weakref.ref[DeviceSocket], reopeners: tuple[handlers.ConnectHandler, ...]
 ) -> None:
     # The socket is held weakly, as by the session: a reopener still running after the disconnect,
     # deaf to its cancellation, does not keep the socket in memory.
@@ -139,7 +139,7 @@ async def _calls_reopen(
             consumer.reopening = None
 
 
-async def reopened_answers_wait(consumer: DeviceConsumer, text_data: str) -> None:
+async def reopened_answers_wait(consumer: DeviceSocket, text_data: str) -> None:
     """While the hello re-opens the calls of an earlier socket (``consumer.reopening``), a frame that
     may answer one of them waits for that to end, so it is judged an answer (free) or not (charged,
     as any frame) against what the hello found: a device that reconnects and goes on sending a run's
@@ -162,7 +162,7 @@ async def reopened_answers_wait(consumer: DeviceConsumer, text_data: str) -> Non
         await asyncio.wait((reopening,), timeout=settings.DEVICE_TOOL_CALL_TIMEOUT)
 
 
-async def _replaced_notify(consumer: DeviceConsumer, replaced: str) -> None:
+async def _replaced_notify(consumer: DeviceSocket, replaced: str) -> None:
     """Tell the socket that held the device before (on channel ``replaced``) to close with 4409."""
     with contextlib.suppress(ChannelFull):
         await consumer.channel_layer.send(
@@ -181,7 +181,7 @@ async def _run_connect_handler(session: Session, handler: handlers.ConnectHandle
         logger.exception("device socket: connect handler %r failed", handler)
 
 
-async def presence_leave(consumer: DeviceConsumer) -> None:
+async def presence_leave(consumer: DeviceSocket) -> None:
     """At teardown: withdraw what the hello announced and record the disconnect (never raises)."""
     if consumer.node_name:
         where = {"user_id": consumer.user_id, "device_id": consumer.device_id, "channel": consumer.channel_name}
@@ -207,7 +207,7 @@ async def presence_leave(consumer: DeviceConsumer) -> None:
         logger.exception("device socket: could not record the disconnect")
 
 
-def presence_entry(consumer: DeviceConsumer) -> PresenceEntry:
+def presence_entry(consumer: DeviceSocket) -> PresenceEntry:
     """What the process-wide presence flush (presence_flusher) needs from this socket."""
     return PresenceEntry(
         consumer.user_id,
@@ -218,10 +218,10 @@ def presence_entry(consumer: DeviceConsumer) -> PresenceEntry:
     )
 
 
-def presence_verdict(consumer: DeviceConsumer, *, holds: bool, state: SessionState) -> None:
+def presence_verdict(consumer: DeviceSocket, *, holds: bool, state: SessionState) -> None:
     """Outcome of a presence flush: close if the session ended or another socket took the device."""
     consumer.pending.sweep_expired()
     if state is not SessionState.ACTIVE:
-        consumer._spawn_close(_CLOSE_FOR_STATE[state])
+        consumer.spawn_close(_CLOSE_FOR_STATE[state])
     elif not holds:
-        consumer._spawn_close(DeviceCloseCode.REPLACED)
+        consumer.spawn_close(DeviceCloseCode.REPLACED)

@@ -18,35 +18,35 @@ from .close_codes import DeviceCloseCode
 from .errors import DeviceDisconnectedError
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
 
-async def on_tool_call(consumer: DeviceConsumer, message: dict) -> None:
+async def on_tool_call(consumer: DeviceSocket, message: dict) -> None:
     await tool_calls.remote_call(consumer, message)
 
 
-async def on_tool_cancel(consumer: DeviceConsumer, message: dict) -> None:
+async def on_tool_cancel(consumer: DeviceSocket, message: dict) -> None:
     consumer.pending.forget(message["call_id"])
 
 
-async def on_send_frame(consumer: DeviceConsumer, message: dict) -> None:
+async def on_send_frame(consumer: DeviceSocket, message: dict) -> None:
     if consumer.addressed_to_me(message):
         with contextlib.suppress(DeviceDisconnectedError):
             await consumer.send_frame(message["frame"])
 
 
-async def on_stream_frame(consumer: DeviceConsumer, message: dict) -> None:
+async def on_stream_frame(consumer: DeviceSocket, message: dict) -> None:
     """A frame of a request another process runs, for a socket that resumed it here."""
     if message.get("user_id") == consumer.user_id:
         with contextlib.suppress(DeviceDisconnectedError):
             await consumer.send_text(message["text"])
 
 
-async def on_replaced(consumer: DeviceConsumer, message: dict) -> None:
+async def on_replaced(consumer: DeviceSocket, message: dict) -> None:
     if consumer.addressed_to_me(message):
         await consumer.close_with(DeviceCloseCode.REPLACED)
 
 
-async def on_close(consumer: DeviceConsumer, message: dict) -> None:
+async def on_close(consumer: DeviceSocket, message: dict) -> None:
     if message.get("user_id") == consumer.user_id:
         await consumer.close_with(message["code"])

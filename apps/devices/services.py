@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import weakref
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.exceptions import ChannelFull
-from channels.layers import BaseChannelLayer, channel_layers
 from django.conf import settings
 from django.db import transaction
 from pydantic import ValidationError
@@ -30,6 +28,7 @@ from apps.core.errors import ApplicationError, CoreErrorCode
 
 from . import connections
 from .capabilities import capable_sockets
+from .channel_layer import loop_layer
 from .close_codes import DeviceCloseCode
 from .error_codes import DevicesErrorCode
 from .errors import (
@@ -56,22 +55,6 @@ MSG_TOOL_CANCEL = "devices.tool_cancel"
 MSG_SEND_FRAME = "devices.send_frame"
 MSG_REPLACED = "devices.replaced"
 MSG_CLOSE = "devices.close"
-
-_layers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BaseChannelLayer] = weakref.WeakKeyDictionary()
-
-
-def loop_layer() -> BaseChannelLayer:
-    """The channel layer instance of the running event loop (consumers and callers alike).
-
-    channels-redis refuses two event loops receiving on one layer instance, and one process may
-    run several loops (a server thread beside a caller, async_to_sync in a worker); so each loop
-    gets its own instance.
-    """
-    loop = asyncio.get_running_loop()
-    layer = _layers.get(loop)
-    if layer is None:
-        layer = _layers[loop] = channel_layers.make_backend("default")
-    return layer
 
 
 def _build_call(**fields: Any) -> dict[str, Any]:

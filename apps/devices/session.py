@@ -21,12 +21,12 @@ from . import services
 from .errors import DeviceDisconnectedError
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
     from .streams import RequestStream
 
 
 class Session:
-    def __init__(self, consumer: DeviceConsumer, stream: RequestStream | None = None) -> None:
+    def __init__(self, consumer: DeviceSocket, stream: RequestStream | None = None) -> None:
         self._consumer = weakref.ref(consumer)
         self.stream = stream
         self.user = consumer.user
@@ -56,7 +56,7 @@ class Session:
         if consumer is not None:  # else it is gone: nothing awaits answers there
             consumer.call_opened(opened_by, key)
 
-    def _socket(self) -> DeviceConsumer:
+    def _socket(self) -> DeviceSocket:
         consumer = self._consumer()
         if consumer is None:
             raise DeviceDisconnectedError()

@@ -1,37 +1,7 @@
-"""The devices app's signal, and its receiver closing a deactivated user's live sockets right away
-(the periodic re-check is the fallback)."""
+"""Signals devices sends so higher apps can react without devices knowing them."""
 
-from __future__ import annotations
-
-import logging
-
-from asgiref.sync import async_to_sync
-from django.db import transaction
 from django.dispatch import Signal
-
-from .close_codes import DeviceCloseCode
-from .models import Device
-
-logger = logging.getLogger(__name__)
 
 # Sent inside the transaction that removes a device (kwargs user_id, device_id), so higher apps
 # release what they bound to it in the same commit.
 device_forgotten = Signal()
-
-
-def close_sockets_of_deactivated_user(sender, instance, update_fields=None, **kwargs) -> None:
-    if instance.is_active or (update_fields is not None and "is_active" not in update_fields):
-        return
-    if not Device.objects.filter(user_id=instance.pk, is_online=True).exists():
-        return
-    user_id = instance.pk
-
-    def close() -> None:
-        from .services import devices_close_for_user
-
-        try:
-            async_to_sync(devices_close_for_user)(user_id=user_id, code=DeviceCloseCode.USER_DEACTIVATED)
-        except Exception:
-            logger.exception("devices: could not close the sockets of a deactivated user")
-
-    transaction.on_commit(close)

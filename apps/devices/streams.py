@@ -31,6 +31,7 @@ from django.conf import settings
 
 from apps.core.encryption import redis_seal, redis_unseal
 
+from .channel_layer import loop_layer
 from .error_codes import DevicesErrorCode
 from .errors import DeviceDisconnectedError
 from .frames import outgoing_json
@@ -237,8 +238,6 @@ class RequestStream:
             await self._send_remote(channel, text)
 
     async def _send_remote(self, channel: str, text: str) -> None:
-        from .services import loop_layer
-
         try:
             await loop_layer().send(channel, {"type": MSG_STREAM_FRAME, "user_id": self.user_id, "text": text})
         except ChannelFull:
@@ -385,8 +384,6 @@ async def _on_remote_attach(message: dict[str, Any]) -> None:
     if stream is not None and not stream.closed:
         stream.attach(message["channel"], int(message["after_seq"]))
         return
-    from .services import loop_layer
-
     log_key = LOG_KEY.format(user_id=user_id, request_id=request_id)
     for entry in await loop_redis().lrange(log_key, max(int(message["after_seq"]), 0), -1):
         await loop_layer().send(

@@ -26,7 +26,7 @@ from .hot_settings import hot_setting
 from .node import MSG_FAILED, MSG_RESULT, node_publish, node_publish_soon, register_message_handler
 
 if TYPE_CHECKING:
-    from .consumers import DeviceConsumer
+    from .device_socket import DeviceSocket
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def answer_soon(reply_to: str, message: dict) -> None:
     task.add_done_callback(_answering.discard)
 
 
-async def local_call(consumer: DeviceConsumer, call: dict, *, timeout: float) -> dict:  # noqa: ASYNC109
+async def local_call(consumer: DeviceSocket, call: dict, *, timeout: float) -> dict:  # noqa: ASYNC109
     """A tool call (a ``tool_call_frame``) from the socket's event loop: send, then await the future
     the result resolves. The deadline is the pending table's timer (``wait_for`` would add a waiter
     future and callbacks to every call, a timer per call cost uvloop about 5 µs)."""
@@ -81,7 +81,7 @@ async def local_call(consumer: DeviceConsumer, call: dict, *, timeout: float) ->
     return result.payload()
 
 
-async def remote_call(consumer: DeviceConsumer, message: dict) -> None:
+async def remote_call(consumer: DeviceSocket, message: dict) -> None:
     """A tool call from another loop or process (services._remote_call); answered on its node.
 
     Run eagerly by the node (``_on_node_tool_call``): up to the socket write, which does not wait on
@@ -122,7 +122,7 @@ def answer_now(reply_to: str, message: dict) -> None:
         sent.add_done_callback(functools.partial(_answer_failed, message.get("call_id")))
 
 
-async def tool_result_received(consumer: DeviceConsumer, result: ToolResult) -> None:
+async def tool_result_received(consumer: DeviceSocket, result: ToolResult) -> None:
     """The device answered a call: resolve the local waiter, or answer the remote caller (its socket's
     reading goes on at once, not after Redis replied to the answer's publish)."""
     reply_to = consumer.pending.resolve(result.id, result)

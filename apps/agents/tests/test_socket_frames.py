@@ -11,7 +11,7 @@ from asgiref.sync import sync_to_async
 from apps.agents.local_runs import run_channel
 from apps.agents.models import AgentRunLog, OutboxItem, RunStatus
 from apps.devices import handlers, streams
-from apps.devices.services import loop_layer
+from apps.devices.channel_layer import loop_layer
 from apps.devices.tests.conftest import frames_until_end, wait_until
 
 from .conftest import start_run

@@ -9,7 +9,7 @@ import redis.exceptions
 from channels_redis.core import RedisChannelLayer
 
 from apps.devices import channel_inbox
-from apps.devices.services import loop_layer
+from apps.devices.channel_layer import loop_layer
 from apps.devices.tests.conftest import wait_until
 
 

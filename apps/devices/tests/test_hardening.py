@@ -170,7 +170,7 @@ async def test_a_handshake_while_redis_is_down_is_closed_with_try_again_later(de
     from apps.devices import consumers
 
     unreachable = RedisChannelLayer(hosts=[f"unix://{tmp_path}/no-redis.sock"])
-    monkeypatch.setattr(consumers.services, "loop_layer", lambda: unreachable)
+    monkeypatch.setattr(consumers, "loop_layer", lambda: unreachable)
 
     # when a device opens its socket
     client = await devices(user, hello=False, wait=False)
