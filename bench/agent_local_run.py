@@ -46,6 +46,24 @@ and the run starts once the socket's frame budget has refilled after the raw ins
 ``agent_data`` piece arriving on an empty bucket is dropped, and the reference client does not
 send it again).
 
+Also printed: the CPU per row of every process (worker, device, server, scripted model, and the
+embedded PostgreSQL and Redis) for the run and for a raw serial insert, and the run's ceiling on this
+box's cores (cores / CPU per row), to read the ratio against.
+
+Idle box, sixth stop, 2026-12-06 20:27-20:34 (load 0.7-1.8), 887024b (--old) and this stop's code
+interleaved, device-process, ``--files 300 --size 10240,1024 --rounds 4`` (medians):
+- files of 10 KB: the run 828 -> 902 rows/s (new/old per round 1.00, 1.04, 1.23, 1.19; median 1.12x);
+  the worker's CPU per file 0.89 -> 0.70 ms (49 extraction calls for 300 files, 104 before). Ratio
+  to raw serial inserts 0.61 (per round 0.57, 0.93, 0.66, 0.51): the raw serial rate ran at
+  1,435-1,999 rows/s in three of the four rounds (919 in the other, where the run was 0.93x).
+- files of 1 KB: 1,067 -> 1,196 rows/s (0.96, 1.51, 1.12, 1.12; median 1.12x); ratio 0.65 (raw serial
+  1,645-2,003 rows/s).
+- CPU per row, every process (two more rounds, 20:41, load 0.5): the 10 KB run 1.42-1.49 ms (PostgreSQL
+  and Redis 0.20 of it), the 1 KB run 1.04-1.06 ms, a raw serial insert 0.55-0.67 ms. So the run's
+  ceiling on 2 cores is ~1,340-1,410 rows/s (10 KB) and ~1,890 (1 KB): against a raw serial rate of
+  1,450-2,000 rows/s (its fast mode) 0.9x is at or past what the box's CPU allows; against its slow
+  mode (850-1,000 rows/s) the run holds it (0.93, and 1.22 / 1.31 in that run's rounds).
+
 Idle box, 2026-12-06 18:04-18:13 (load 0.7-2.2, nothing else running), ec5c4bc (--old) and this
 stop's code interleaved, device-process, ``--files 300 --size 10240,1024``, two runs (3 and 4 rounds;
 medians per run):
@@ -126,6 +144,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -141,6 +160,7 @@ from device_common import ROOT, free_port, make_users, setup_django, start_serve
 
 LAYOUTS = ("device-process", "single-process")
 _TICK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
 
 
 def cpu_seconds(pid: int) -> float:
@@ -251,6 +271,40 @@ def agent_run(*, config, result: dict) -> None:
         connection.close()
 
 
+def services_cpu() -> float:
+    """CPU seconds so far of the embedded PostgreSQL (the postmaster, its live children and those it
+    has reaped) and Redis: the processes whose command line names the data directory."""
+    import psutil
+
+    from adiuva import embedded
+
+    marker, total = str(embedded.DATA_DIR), 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        if marker not in " ".join(proc.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for child in proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:2])
+    return total
+
+
+def _cpu_now(device: subprocess.Popen | None, others: dict[str, int]) -> float:
+    """CPU seconds so far of this process, the device's, the server's and the services'."""
+    own = time.process_time() + (cpu_seconds(device.pid) if device else 0.0)
+    return own + cpu_seconds(others["server"]) + services_cpu()
+
+
+def cpu_per_row(f: dict) -> tuple[float, float]:
+    """CPU per row of every process the bench counts: the run's (worker, device, server, scripted
+    model, PostgreSQL and Redis) and a raw serial insert's (the same but the model), in ms."""
+    names = ("worker", "device", "server", "model", "services")
+    run = sum(f.get(f"{name}_cpu_ms", 0.0) for name in names) / max(f["rows"], 1)
+    return run, f.get("raw_cpu_ms", 0.0) / max(f["raw_rows"], 1)
+
+
 def _budget_renewed(*, user_id: str) -> None:
     """Every run spends the bench user's monthly model budget; start each with the month unspent."""
     from apps.billing.models import LlmBudgetPeriod, LlmReservation
@@ -288,7 +342,9 @@ async def measure_layout(
         await asyncio.sleep(0.5)  # the hello's rows are written by the server asynchronously
         window = settings.AGENTS_DELIVERY_CONCURRENCY
         await raw_inserts(user_id=user_id, device_id=device_id, n=200, window=1)  # warm up: the first calls run slower
+        raw_cpu = _cpu_now(device, others)
         raw_serial = await raw_inserts(user_id=user_id, device_id=device_id, n=options.files, window=1)
+        raw_cpu = _cpu_now(device, others) - raw_cpu
         raw_window = await raw_inserts(user_id=user_id, device_id=device_id, n=options.files, window=window)
 
         config = await sync_to_async(LocalAgentConfig.objects.create)(
@@ -305,9 +361,11 @@ async def measure_layout(
         await asyncio.sleep(settings.DEVICE_FRAME_BURST / settings.DEVICE_FRAME_RATE + 0.5)
         result: dict = {}
         own_cpu, device_cpu = time.process_time(), cpu_seconds(device.pid) if device else 0.0
+        services = services_cpu()
         other_cpu = {name: cpu_seconds(pid) for name, pid in others.items()}
         await asyncio.to_thread(agent_run, config=config, result=result)
         own_cpu = time.process_time() - own_cpu
+        services = services_cpu() - services
         device_cpu = cpu_seconds(device.pid) - device_cpu if device else 0.0
         other_cpu = {name: cpu_seconds(pid) - other_cpu[name] for name, pid in others.items()}
         run = result["run"]
@@ -332,8 +390,11 @@ async def measure_layout(
         "llm_calls": llm_calls,
         "suggested": suggested,
         "raw_serial": options.files / raw_serial,
+        "raw_rows": options.files,
         "raw_window": options.files / raw_window,
         "window": window,
+        "raw_cpu_ms": raw_cpu * 1000,
+        "services_cpu_ms": services * 1000,
         "worker_cpu_ms": own_cpu * 1000,
         "device_cpu_ms": device_cpu * 1000,
         "server_cpu_ms": other_cpu["server"] * 1000,
@@ -406,6 +467,14 @@ def report(figures: dict, label: str = "") -> None:
         f"{per_file['device']:.2f} ms, server {per_file['server']:.2f} ms, scripted model {per_file['model']:.2f} ms",
         flush=True,
     )
+    run_cpu, raw_cpu = cpu_per_row(f)
+    services = f["services_cpu_ms"] / max(f["rows"], 1)
+    print(
+        f"{' ' * len(head)} CPU per row, every process (PostgreSQL and Redis {services:.2f} ms of it): "
+        f"the run {run_cpu:.2f} ms, a raw serial insert "
+        f"{raw_cpu:.2f} ms; the run's CPU ceiling on {CORES} cores {CORES * 1000 / run_cpu:.0f} rows/s",
+        flush=True,
+    )
 
 
 def compare(options: argparse.Namespace) -> None:
@@ -451,11 +520,14 @@ def compare(options: argparse.Namespace) -> None:
             server = statistics.median(f["server_cpu_ms"] / max(f["rows"], 1) for f in runs)
             model = statistics.median(f["model_cpu_ms"] / max(f["rows"], 1) for f in runs)
             per_round = ", ".join(f"{f['rate'] / f['raw_serial']:.2f}" for f in runs)
+            run_cpu = statistics.median(cpu_per_row(f)[0] for f in runs)
+            raw_cpu = statistics.median(cpu_per_row(f)[1] for f in runs)
             print(
                 f"  {label}: run {rate:.0f} rows/s, raw serial {raw:.0f} rows/s, ratio {ratio:.2f} "
                 f"(per round {per_round}), ratio to {runs[0]['window']} in flight {ratio_w:.2f}; "
                 f"CPU per file worker {worker:.2f} ms, device {device:.2f} ms, server {server:.2f} ms, "
-                f"scripted model {model:.2f} ms"
+                f"scripted model {model:.2f} ms; CPU per row, every process: the run {run_cpu:.2f} ms, "
+                f"a raw serial insert {raw_cpu:.2f} ms (ceiling on {CORES} cores {CORES * 1000 / run_cpu:.0f} rows/s)"
             )
         if options.old:
             pairs = zip(seen[("new", layout, size)], seen[("old", layout, size)], strict=True)
