@@ -28,6 +28,25 @@ def _window_count(user) -> int:
     return sum(int(client.get(key) or 0) for key in client.keys(f"*throttle:tier:{user.pk}:*"))
 
 
+def _replies_fail_with(monkeypatch, error: Exception) -> list:
+    """Every hit sent from now on has its reply raise ``error`` when read, on its real connection;
+    answers the connections, as they are sent."""
+    real_send = throttles._SentHit.__init__
+    connections = []
+
+    def sent_then_failing(self, script, full_key):
+        real_send(self, script, full_key)
+
+        def failing(*args, **kwargs):
+            raise error
+
+        monkeypatch.setattr(self._connection, "read_response", failing)  # undone after the test
+        connections.append(self._connection)
+
+    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_failing)
+    return connections
+
+
 def _connections_in_use() -> int:
     return len(cache_redis().connection_pool._in_use_connections)
 
@@ -143,19 +162,9 @@ def test_a_refund_redis_refuses_is_logged_and_the_answer_stays_a_401(user, auth_
     from apps.accounts.tokens import sessions_revoke_for_users
     from apps.core import redis_outage
 
-    real_send = throttles._SentHit.__init__
-
-    def sent_then_broken(self, script, full_key):
-        real_send(self, script, full_key)
-
-        def broken(*args, **kwargs):
-            raise redis.exceptions.ConnectionError("connection lost")
-
-        monkeypatch.setattr(self._connection, "read_response", broken)  # undone after the test
-
     # given a revoked session, and a Redis that goes away once a hit is sent, before it can be taken back
     sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
-    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_broken)
+    _replies_fail_with(monkeypatch, redis.exceptions.ConnectionError("connection lost"))
     monkeypatch.setattr(redis_outage, "_last_report", {})  # the warning is rate-limited per process
 
     # when a page is asked for, then it is still the 401 (never a 500), the failed refund is a warning,
@@ -303,19 +312,7 @@ def test_a_redis_outage_when_the_hit_is_sent_fails_open(user, auth_client, monke
 def test_a_redis_outage_while_the_reply_is_read_fails_open_and_frees_the_connection(user, auth_client, monkeypatch):
     import redis
 
-    real_send = throttles._SentHit.__init__
-    broken_connections = []
-
-    def sent_then_broken(self, script, full_key):
-        real_send(self, script, full_key)
-
-        def broken(*args, **kwargs):
-            raise redis.exceptions.ConnectionError("connection lost")
-
-        monkeypatch.setattr(self._connection, "read_response", broken)  # undone after the test
-        broken_connections.append(self._connection)
-
-    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_broken)
+    broken_connections = _replies_fail_with(monkeypatch, redis.exceptions.ConnectionError("connection lost"))
 
     # when the reply cannot be read, then the page is answered
     assert auth_client.get(LIST).status_code == 200
@@ -350,17 +347,7 @@ def test_an_unexpected_redis_error_on_the_reply_is_answered_as_drf_answers_it_an
 ):
     import redis
 
-    real_send = throttles._SentHit.__init__
-
-    def sent_then_refused(self, script, full_key):
-        real_send(self, script, full_key)
-
-        def refused(*args, **kwargs):
-            raise redis.exceptions.ResponseError("WRONGTYPE")
-
-        monkeypatch.setattr(self._connection, "read_response", refused)  # undone after the test
-
-    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_refused)
+    _replies_fail_with(monkeypatch, redis.exceptions.ResponseError("WRONGTYPE"))
 
     # when Redis answers with an error that is no outage, then it is raised where allow_request raised
     # it (before the view, in DRF's dispatch) and answered by the API's exception handler
