@@ -29,7 +29,8 @@ from apps.storage.responses import BlobFileResponse
 
 from .downloads import download_install_for_token, download_url_for
 from .error_codes import MarketplaceErrorCode
-from .installs import active_install, plugin_install, plugin_rate, plugin_uninstall
+from .install_rows import active_install
+from .installs import plugin_install, plugin_rate, plugin_uninstall
 from .manifest import PluginCategory
 from .models import Plugin, PluginInstall, PluginVersion
 from .payments import developer_account_sync, developer_onboarding_link

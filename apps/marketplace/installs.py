@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
-from django.db.models import Avg, Count, F
-from django.utils import timezone
+from django.db.models import Avg, Count
 
 from apps.billing.tiers import Feature, require_feature
 from apps.core.errors import ApplicationError, NotFoundError
 
 from .error_codes import MarketplaceErrorCode
+from .install_rows import active_install, install_create_locked, install_revoke_locked
 from .models import (
     Plugin,
     PluginInstall,
@@ -20,6 +20,7 @@ from .models import (
     PluginStatus,
     PurchaseStatus,
 )
+from .payments import purchase_start
 
 
 class InstallOutcome(NamedTuple):
@@ -48,25 +49,6 @@ def plugin_for_install(*, slug: str, lock: bool = False) -> Plugin:
     return plugin
 
 
-def active_install(*, user: Any, plugin: Plugin) -> PluginInstall | None:
-    return (
-        PluginInstall.objects.select_related("version", "plugin")
-        .filter(user=user, plugin=plugin, uninstalled_at__isnull=True)
-        .first()
-    )
-
-
-def install_create_locked(*, user: Any, plugin: Plugin) -> PluginInstall:
-    """Install the listed version; the caller holds the plugin's row lock."""
-    existing = active_install(user=user, plugin=plugin)
-    if existing is not None:
-        return existing
-    assert plugin.latest_version is not None  # a listed plugin has one (plugin_for_install)
-    install = PluginInstall.objects.create(user=user, plugin=plugin, version=plugin.latest_version)
-    Plugin.objects.filter(pk=plugin.pk).update(install_count=F("install_count") + 1)
-    return install
-
-
 def _paid_for(*, user: Any, plugin: Plugin) -> bool:
     return PluginPurchase.objects.filter(user=user, plugin=plugin, status=PurchaseStatus.SUCCEEDED).exists()
 
@@ -85,23 +67,12 @@ def plugin_install(*, user: Any, slug: str) -> InstallOutcome:
             or _paid_for(user=user, plugin=plugin)
         ):
             return InstallOutcome(install=install_create_locked(user=user, plugin=plugin), purchase=None)
-    from .payments import purchase_start  # payments imports this module's install helpers
-
     purchase = purchase_start(user=user, plugin=plugin)
     if purchase.status == PurchaseStatus.SUCCEEDED:  # charged off-session, installed by the settlement
         install = active_install(user=user, plugin=plugin)
         if install is not None:
             return InstallOutcome(install=install, purchase=purchase)
     return InstallOutcome(install=None, purchase=purchase)
-
-
-def install_revoke_locked(*, install: PluginInstall) -> None:
-    """Mark an install removed; the caller holds the plugin's row lock."""
-    updated = PluginInstall.objects.filter(pk=install.pk, uninstalled_at__isnull=True).update(
-        uninstalled_at=timezone.now(), updated_at=timezone.now()
-    )
-    if updated:
-        Plugin.objects.filter(pk=install.plugin_id, install_count__gt=0).update(install_count=F("install_count") - 1)
 
 
 def plugin_uninstall(*, user: Any, slug: str) -> None:

@@ -25,7 +25,7 @@ from apps.billing.subscriptions import customer_get_or_create
 from apps.core.errors import ApplicationError
 
 from .error_codes import MarketplaceErrorCode
-from .installs import install_create_locked, install_revoke_locked
+from .install_rows import install_create_locked, install_revoke_locked
 from .models import (
     ConnectOnboarding,
     DeveloperAccount,

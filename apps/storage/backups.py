@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -36,6 +37,9 @@ logger = logging.getLogger(__name__)
 # A backup body that does not fit the remaining quota is "Payload Too Large" (the multipart flow,
 # whose initiate request carries no body, answers 403 like every other quota check).
 BODY_OVER_QUOTA = 413
+
+# Celery task name (tasks.py registers it): queued by name, so the services never import the doors.
+BACKUP_VERIFY_TASK = "storage.backup_verify"
 
 
 @dataclass(frozen=True)
@@ -224,10 +228,13 @@ def backups_abandoned_cleanup(*, older_than: timedelta | None = None) -> int:
             s3_multipart_abort(key=backup.blob_key, upload_id=backup.multipart_upload_id)
         backup_fail(backup=backup)
     # A verification whose task was lost (broker down at complete time) is queued again.
-    from .tasks import backup_verify_task
-
     for backup_id in Backup.objects.filter(status=BackupStatus.VERIFYING, updated_at__lt=cutoff).values_list(
         "id", flat=True
     ):
-        backup_verify_task.delay(str(backup_id))
+        backup_verify_enqueue(backup_id=backup_id)
     return len(stale)
+
+
+def backup_verify_enqueue(*, backup_id: Any) -> None:
+    """Queue the worker that hashes an assembled multipart backup (``multipart.backup_verify``)."""
+    current_app.signature(BACKUP_VERIFY_TASK, args=[str(backup_id)]).delay()

@@ -18,7 +18,7 @@ from django.utils import timezone
 from apps.billing.tiers import Feature, require_feature
 from apps.core.errors import ApplicationError, NotFoundError
 
-from .backups import BackupHeaders, backup_complete, backup_fail, backup_reserve
+from .backups import BackupHeaders, backup_complete, backup_fail, backup_reserve, backup_verify_enqueue
 from .blob_store import (
     HashingReader,
     blob_new_key,
@@ -151,9 +151,7 @@ def backup_multipart_complete(*, user: Any, backup_id: Any, parts: list[dict[str
     )
     backup.status, backup.chunk_count = BackupStatus.VERIFYING, len(parts)
 
-    from .tasks import backup_verify_task  # tasks call services; import here to keep the layering one-way
-
-    transaction.on_commit(lambda: backup_verify_task.delay(str(backup.id)))
+    transaction.on_commit(lambda: backup_verify_enqueue(backup_id=backup.id))
     return backup
 
 

@@ -183,9 +183,34 @@ def test_deleting_an_open_multipart_upload_aborts_it(pro_client, s3, django_capt
     assert not Backup.objects.filter(id=initiated.json()["id"]).exists()
 
 
-def test_a_lost_verification_is_queued_again_by_the_sweeper(pro_client, s3, settings):
+@pytest.fixture
+def celery_eager():
+    """Tasks queued by name run in place (the real task code, no worker process)."""
     from adiuva.celery import app
 
+    # A task queued by name runs eagerly only once it is registered: import the task modules as a worker does.
+    app.loader.import_default_modules()
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+def test_completing_a_multipart_upload_queues_its_verification(
+    pro_client, s3, settings, celery_eager, django_capture_on_commit_callbacks
+):
+    settings.BACKUP_PRESIGNED_DOWNLOAD_MIN_BYTES = 64 * 1024 * 1024
+    payload = os.urandom(2048)
+
+    # when a multipart upload completes and its transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        backup_id = _multipart_upload(pro_client, payload)
+
+    # then the queued verification has run: the backup is verified and latest
+    assert Backup.objects.get(id=backup_id).status == BackupStatus.COMPLETE
+    assert body_of(pro_client.get(BACKUP)) == payload
+
+
+def test_a_lost_verification_is_queued_again_by_the_sweeper(pro_client, s3, settings, celery_eager):
     # given a completed multipart upload whose verification task never ran
     settings.BACKUP_PRESIGNED_DOWNLOAD_MIN_BYTES = 64 * 1024 * 1024
     payload = os.urandom(2048)
@@ -193,11 +218,7 @@ def test_a_lost_verification_is_queued_again_by_the_sweeper(pro_client, s3, sett
     Backup.objects.filter(id=backup_id).update(updated_at=timezone.now() - timedelta(days=2))
 
     # when the periodic sweeper runs (tasks executed in-process)
-    app.conf.task_always_eager = True
-    try:
-        abort_stale_uploads_task()
-    finally:
-        app.conf.task_always_eager = False
+    abort_stale_uploads_task()
 
     # then the backup is verified and becomes latest
     assert Backup.objects.get(id=backup_id).status == BackupStatus.COMPLETE
