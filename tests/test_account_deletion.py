@@ -32,6 +32,9 @@ PASSWORD = "correct horse battery staple"
 def celery_eager():
     from adiuva.celery import app
 
+    # The erasure is queued by name, which runs eagerly only once the task is registered: import the
+    # apps' task modules as a worker does.
+    app.loader.import_default_modules()
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = False

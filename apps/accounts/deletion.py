@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
+from celery import current_app
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,6 +26,9 @@ from .error_codes import AccountsErrorCode
 from .models import TokenFamily, User
 
 logger = logging.getLogger(__name__)
+
+# Celery task name (tasks.py registers it): queued by name, so this module never imports the door.
+ACCOUNT_ERASE_TASK = "accounts.account_erase"
 
 DeletionBlocker = Callable[[User], str | None]  # a reason the account cannot be deleted yet, or None
 # A fresh proof of sign-in other than the password (an SSO app's one-time code): spends it, True if valid.
@@ -90,9 +94,7 @@ def account_delete_request(*, user: User, password: str = "", sign_in_code: str 
 
 
 def _enqueue_erase(user_id: str) -> None:
-    from .tasks import account_erase_task  # tasks call this module
-
-    account_erase_task.delay(user_id)
+    current_app.signature(ACCOUNT_ERASE_TASK, args=[user_id]).delay()
 
 
 def account_erase(*, user_id: uuid.UUID | str) -> bool:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from .deletion import account_erase
+from .deletion import ACCOUNT_ERASE_TASK, account_erase
 
 
-@shared_task(name="accounts.account_erase", bind=True, acks_late=True, max_retries=None)
+@shared_task(name=ACCOUNT_ERASE_TASK, bind=True, acks_late=True, max_retries=None)
 def account_erase_task(self, user_id: str) -> bool:
     """Erase a deleted account; retried with a backoff until every eraser succeeded."""
     try:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
+from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Max
@@ -42,6 +43,7 @@ from .crypto import lookup_digest, seal, unseal
 from .embeddings import validate_embedding
 from .models import AssociativeMemory, Episode, MemoryKey, MemoryKind
 from .retention import memory_evict_over_cap, user_memory_lock
+from .selectors import patterns_all
 from .services import PATTERN_MAX_LENGTH, pattern_upsert
 
 logger = logging.getLogger(__name__)
@@ -55,6 +57,9 @@ TOPIC_MAX_CHARS = 500
 MAX_TOPICS = 3
 MAX_PATTERNS_PER_RUN = 5
 PENDING_GRACE = timedelta(minutes=5)  # a summary task younger than this is still in flight
+
+# Celery task names (tasks.py registers them): queued by name, so this module never imports the doors.
+EPISODE_SUMMARISE_TASK = "memory.episode_summarise"
 
 
 @dataclass(frozen=True)
@@ -109,18 +114,16 @@ def episode_capture(*, user_id: UserId, session_id: str, message: str, answer: s
             exchange_encrypted=seal(user_id=user_id, text=exchange),
         )
         memory_evict_over_cap(user_id=user_id, kind=MemoryKind.EPISODIC)
-        from .tasks import episode_summarise_task  # tasks call this module; import here to keep it one-way
-
-        transaction.on_commit(lambda: _enqueue(episode_summarise_task, str(episode.id)))
+        transaction.on_commit(lambda: _enqueue(EPISODE_SUMMARISE_TASK, str(episode.id)))
     return episode
 
 
-def _enqueue(task, *args: str) -> None:
+def _enqueue(task_name: str, *args: str) -> None:
     # A broker outage must not fail the turn: the periodic sweep picks the episode up later.
     try:
-        task.delay(*args)
+        current_app.signature(task_name, args=list(args)).delay()
     except Exception:
-        logger.warning("memory: could not queue %s; the periodic sweep will retry", task.name, exc_info=True)
+        logger.warning("memory: could not queue %s; the periodic sweep will retry", task_name, exc_info=True)
 
 
 def _budget_exhausted(exc: Exception) -> bool:
@@ -189,8 +192,6 @@ def associative_memory_learn(*, user_id: UserId, content: str, embedding: list[f
 
 def episodes_pending_requeue() -> int:
     """Queue again the summaries that failed or were lost (broker down), below the attempt limit."""
-    from .tasks import episode_summarise_task
-
     pending = Episode.objects.filter(
         summary_encrypted__isnull=True,
         exchange_encrypted__isnull=False,
@@ -199,7 +200,7 @@ def episodes_pending_requeue() -> int:
     ).values_list("id", flat=True)[:1000]
     ids = [str(episode_id) for episode_id in pending]
     for episode_id in ids:
-        _enqueue(episode_summarise_task, episode_id)
+        _enqueue(EPISODE_SUMMARISE_TASK, episode_id)
     return len(ids)
 
 
@@ -221,8 +222,6 @@ def users_with_new_episodes() -> list[uuid.UUID]:
 
 def patterns_learn(*, user_id: UserId) -> int:
     """Derive habits from the user's recent summaries; returns how many patterns were upserted."""
-    from .selectors import patterns_all
-
     started = timezone.now()
     since = started - timedelta(days=settings.MEMORY_PATTERN_LOOKBACK_DAYS)
     rows = (

@@ -7,12 +7,19 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from .learning import LearningFailed, episode_learn, episodes_pending_requeue, patterns_learn, users_with_new_episodes
+from .learning import (
+    EPISODE_SUMMARISE_TASK,
+    LearningFailed,
+    episode_learn,
+    episodes_pending_requeue,
+    patterns_learn,
+    users_with_new_episodes,
+)
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="memory.episode_summarise", bind=True, acks_late=True, max_retries=None)
+@shared_task(name=EPISODE_SUMMARISE_TASK, bind=True, acks_late=True, max_retries=None)
 def episode_summarise_task(self, episode_id: str) -> bool:
     """Summarise one turn and learn its facts; a model failure is retried with a backoff."""
     try:

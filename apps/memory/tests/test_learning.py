@@ -8,16 +8,20 @@ of ``LearningModel`` (the real one, on the scripted OpenAI server, is exercised 
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.memory.learning import (
+    PENDING_GRACE,
     LearningFailed,
     PatternCandidate,
     TurnDigest,
     episode_capture,
     episode_learn,
+    episodes_pending_requeue,
     learning_model,
     patterns_learn,
     register_learning_model,
@@ -246,3 +250,35 @@ def test_with_no_budget_left_a_summary_does_not_start_and_stays_pending_without_
     assert episode.summary_attempts == 0
     assert AssociativeMemory.objects.count() == 0
     assert "budget_exhausted" in caplog.text
+
+
+def test_a_committed_turn_queues_its_summary_which_the_worker_runs(
+    user, model, celery_eager, django_capture_on_commit_callbacks
+):
+    # given the model's digest of the turn
+    model.digests["when is the launch?"] = TurnDigest(summary="The launch is on Friday.", topics=["Launch on Friday"])
+
+    # when the turn is captured and its transaction commits
+    with django_capture_on_commit_callbacks(execute=True):
+        episode = capture(user, "when is the launch?", "Friday")
+
+    # then the queued task summarised it
+    episode.refresh_from_db()
+    assert episode.exchange_encrypted is None
+    assert [e.summary for e in episodes_recent(user_id=user.id)] == ["The launch is on Friday."]
+    assert AssociativeMemory.objects.filter(user=user).count() == 1
+
+
+def test_the_periodic_sweep_queues_a_lost_summary_again(user, model, celery_eager):
+    # given a turn whose summary task was lost (never queued: its commit callback did not run)
+    episode = capture(user, "lost turn")
+    model.digests["lost turn"] = TurnDigest(summary="A turn that was lost.", topics=[])
+    Episode.objects.filter(id=episode.id).update(updated_at=timezone.now() - PENDING_GRACE - timedelta(seconds=1))
+
+    # when the sweep runs
+    assert episodes_pending_requeue() == 1
+
+    # then the task it queued summarised the turn
+    episode.refresh_from_db()
+    assert episode.summary_encrypted is not None
+    assert episodes_pending_requeue() == 0
