@@ -13,7 +13,6 @@ from allauth.account.models import EmailAddress
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from apps.accounts.keys import user_key_create
 from apps.accounts.models import User
 from apps.accounts.tokens import TokenPair, tokens_issue
 from apps.billing import throttles
@@ -64,7 +63,6 @@ def make_user(db):
     ) -> User:
         counter["n"] += 1
         user = User.objects.create_user(email=email or f"user{counter['n']}@example.com", password=password, **extra)
-        user_key_create(user=user)  # as registration (``user_register``) does
         if email_verified:
             EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=True)
         return user

@@ -24,11 +24,14 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra: object) -> User:
+        from .keys import user_key_create  # keys import this module
+
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
         user.set_password(password)
         user.save(using=self._db)
+        user_key_create(user=user)
         return user
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:

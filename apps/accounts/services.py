@@ -11,7 +11,6 @@ from django.http import HttpRequest
 from apps.core.errors import ApplicationError, CoreErrorCode
 
 from .error_codes import AccountsErrorCode
-from .keys import user_key_create
 from .login_policy import password_login_rules_check
 from .models import User
 from .signals import time_zone_changed
@@ -44,7 +43,6 @@ def user_register(*, email: str, password: str, request: HttpRequest | None = No
     try:
         with transaction.atomic():
             user = User.objects.create_user(email=email, password=password)
-            user_key_create(user=user)
             address = EmailAddress.objects.create(user=user, email=email, primary=True, verified=False)
             tokens = tokens_issue(user=user)
             if request is not None:

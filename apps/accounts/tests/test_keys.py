@@ -9,7 +9,7 @@ from django.db import connection
 from django.test import override_settings
 
 from apps.accounts import keys
-from apps.accounts.models import User, UserKey
+from apps.accounts.models import UserKey
 from apps.core import encryption
 
 pytestmark = pytest.mark.django_db
@@ -35,18 +35,6 @@ def test_every_new_user_gets_a_working_key(user):
 
     assert b"meet the client" not in secret
     assert keys.decrypt_for_user(user_id=user.id, token=secret) == "meet the client at 10"
-
-
-def test_a_user_made_outside_registration_gets_a_key_on_first_use():
-    # given a staff account made on the command line, which registration never saw
-    call_command("createsuperuser", "--noinput", "--email", "root@example.com")
-    user = User.objects.get(email="root@example.com")
-    assert not UserKey.objects.filter(user=user).exists()
-
-    # when its data is first encrypted, then a key is made and opens it
-    secret = keys.encrypt_for_user(user_id=user.id, plaintext="staff note")
-    assert UserKey.objects.filter(user=user).exists()
-    assert keys.decrypt_for_user(user_id=user.id, token=secret) == "staff note"
 
 
 def test_the_database_alone_cannot_open_a_users_data(user):
