@@ -12,7 +12,7 @@ from typing import NamedTuple
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from apps.core.encryption import rewrap_key, unwrap_key, wrap_key
+from apps.core.encryption import rewrap_key, unwrap_key
 from apps.core.fernet_reader import FernetReader
 
 from .master_key_rotation import rows_resealed
@@ -20,8 +20,9 @@ from .models import User, UserKey
 
 
 def user_key_create(*, user: User) -> None:
-    """Give ``user`` a fresh key unless they already have one."""
-    UserKey.objects.get_or_create(user=user, defaults={"wrapped_key": wrap_key(Fernet.generate_key())})
+    """Give ``user`` a fresh key unless they already have one (``UserManager`` does so for every user
+    it creates)."""
+    UserKey.objects.ensure_for(user)
 
 
 class _UserKey(NamedTuple):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from cryptography.fernet import Fernet
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from apps.core.encryption import wrap_key
 from apps.core.models import BaseModel
 
 
@@ -24,14 +26,12 @@ class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def _create_user(self, email: str, password: str | None, **extra: object) -> User:
-        from .keys import user_key_create  # keys import this module
-
         if not email:
             raise ValueError("An e-mail address is required.")
         user = self.model(email=self.normalize_email(email).lower(), **extra)
         user.set_password(password)
         user.save(using=self._db)
-        user_key_create(user=user)
+        UserKey.objects.ensure_for(user)
         return user
 
     def create_user(self, email: str, password: str | None = None, **extra: object) -> User:
@@ -66,6 +66,12 @@ class User(BaseModel, AbstractBaseUser, PermissionsMixin):
         return self.email
 
 
+class UserKeyManager(models.Manager["UserKey"]):
+    def ensure_for(self, user: User) -> None:
+        """Give ``user`` a fresh key, wrapped by the master keys, unless they already have one."""
+        self.get_or_create(user=user, defaults={"wrapped_key": wrap_key(Fernet.generate_key())})
+
+
 class UserKey(models.Model):
     """The user's Fernet key, encrypted under the server master keys; read it through ``keys``."""
 
@@ -73,6 +79,8 @@ class UserKey(models.Model):
     wrapped_key = models.BinaryField()
     created_at = models.DateTimeField(auto_now_add=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+
+    objects: ClassVar[UserKeyManager] = UserKeyManager()
 
     def __str__(self) -> str:
         return f"key of {self.user_id}"

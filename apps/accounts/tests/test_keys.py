@@ -77,3 +77,18 @@ def test_rotation_rewraps_every_key_under_the_new_master(settings, make_user):
         for u in users:
             assert keys.decrypt_for_user(user_id=u.id, token=secrets_before[u.id]) == f"data of {u.email}"
         assert UserKey.objects.filter(rotated_at__isnull=True).count() == 0
+
+
+def test_every_user_the_manager_creates_has_a_key_at_once():
+    from apps.accounts.models import User
+
+    # when a user is made by registration's manager call, and a superuser as createsuperuser makes one
+    member = User.objects.create_user("member@example.com", "pw-123456789")
+    admin = User.objects.create_superuser("admin@example.com", "pw-123456789")
+
+    # then both have their wrapped key already, before anything of theirs is encrypted
+    assert set(UserKey.objects.filter(user__in=[member, admin]).values_list("user_id", flat=True)) == {
+        member.id,
+        admin.id,
+    }
+    assert Fernet(encryption.unwrap_key(_stored_key_bytes(admin)))  # a real key under the master keys
