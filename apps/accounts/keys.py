@@ -32,25 +32,35 @@ class _UserKey(NamedTuple):
 
 @lru_cache(maxsize=4096)
 def _fernet_for(user_id: uuid.UUID) -> _UserKey:
+    """The user's stored key, kept in memory; ``UserKey.DoesNotExist`` (never kept) when there is none."""
+    return _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+
+
+def _key_of(user_id: uuid.UUID) -> _UserKey:
     try:
-        wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
+        return _fernet_for(user_id)
     except UserKey.DoesNotExist:
-        user = User.objects.get(id=user_id)
-        user_key_create(user=user)
-        wrapped = UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)
+        # A user without a key row (made before keys existed) gets one now. Not kept in memory: the
+        # row is written in the caller's transaction, and a rollback would leave this process sealing
+        # with a key no other process can read. Once committed, the next call reads and keeps it.
+        UserKey.objects.ensure_for(User.objects.get(id=user_id))
+        return _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+
+
+def _opened(wrapped: bytes | memoryview) -> _UserKey:
     key = unwrap_key(bytes(wrapped))
     return _UserKey(Fernet(key), key)
 
 
 def user_fernet(*, user_id: uuid.UUID | str) -> Fernet:
     """The user's own Fernet; the unwrapped key lives only in this process's memory."""
-    return _fernet_for(uuid.UUID(str(user_id))).fernet
+    return _key_of(uuid.UUID(str(user_id))).fernet
 
 
 def user_fernet_reader(*, user_id: uuid.UUID | str) -> FernetReader:
     """A reader of the user's tokens for one batch (a page of items): what ``user_fernet().decrypt``
     opens, at less than half the CPU per token. Made per batch, never shared between threads."""
-    return FernetReader(_fernet_for(uuid.UUID(str(user_id))).key)
+    return FernetReader(_key_of(uuid.UUID(str(user_id))).key)
 
 
 def encrypt_for_user(*, user_id: uuid.UUID | str, plaintext: str) -> bytes:

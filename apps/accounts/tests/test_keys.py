@@ -92,3 +92,23 @@ def test_every_user_the_manager_creates_has_a_key_at_once():
         admin.id,
     }
     assert Fernet(encryption.unwrap_key(_stored_key_bytes(admin)))  # a real key under the master keys
+
+
+def test_a_key_made_inside_a_transaction_that_rolls_back_is_not_kept_in_memory(user):
+    from django.db import transaction
+
+    # given a user whose key row is missing (made before keys existed, or by a path that skips them)
+    UserKey.objects.filter(user=user).delete()
+
+    # when their first encryption makes a key inside a transaction that then rolls back
+    def seal_then_roll_back() -> None:
+        with transaction.atomic():
+            keys.user_fernet(user_id=user.id).encrypt(b"lost with the transaction")
+            raise RuntimeError("rolled back")
+
+    with pytest.raises(RuntimeError):
+        seal_then_roll_back()
+
+    # then the next encryption uses a key that is stored, so any process can read what it seals
+    token = keys.encrypt_for_user(user_id=user.id, plaintext="kept")
+    assert Fernet(encryption.unwrap_key(_stored_key_bytes(user))).decrypt(token) == b"kept"
