@@ -39,6 +39,19 @@ def _throttle_window_fresh(monkeypatch):
 
 
 @pytest.fixture
+def celery_eager():
+    """Tasks queued with ``.delay`` run in place (the real task code, no worker process)."""
+    from adiuva.celery import app
+
+    # Tasks are queued by name, which runs eagerly only once the task is registered: import the apps'
+    # task modules as a worker does (alone, a test would otherwise send to a broker nobody reads).
+    app.loader.import_default_modules()
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
+
+
+@pytest.fixture
 def blob_dir(settings, tmp_path) -> Path:
     """Blobs of this test go to a directory of its own, so 'nothing stored' is checkable by listing it."""
     location = tmp_path / "blobs"

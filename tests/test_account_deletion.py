@@ -28,18 +28,6 @@ pytestmark = pytest.mark.django_db
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def celery_eager():
-    from adiuva.celery import app
-
-    # The erasure is queued by name, which runs eagerly only once the task is registered: import the
-    # apps' task modules as a worker does.
-    app.loader.import_default_modules()
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
 def _client(user) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens_issue(user=user).access_token}")

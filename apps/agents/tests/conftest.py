@@ -136,19 +136,6 @@ def agent_settings(settings):
     return settings
 
 
-@pytest.fixture
-def celery_eager():
-    """Tasks enqueued with ``.delay`` run in place (the real task code, no worker process)."""
-    from adiuva.celery import app
-
-    # Runs are queued by task name, which runs eagerly only once the task is registered: import the
-    # apps' task modules as a worker does (alone, a test would otherwise send to a broker nobody reads).
-    app.loader.import_default_modules()
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
 def document_of(body: dict[str, Any]) -> str:
     """The fenced data block the extraction model was given."""
     match = DATA_BLOCK.search(RecordedRequest("", body).last_user_text)

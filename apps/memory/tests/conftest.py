@@ -20,15 +20,3 @@ def axis_embedding(*weights: float) -> list[float]:
 @pytest.fixture
 def embed():
     return axis_embedding
-
-
-@pytest.fixture
-def celery_eager():
-    """Tasks queued with ``.delay`` run in place (the real task code, no worker process)."""
-    from adiuva.celery import app
-
-    # Tasks queued by name run eagerly only once registered: import the apps' task modules as a worker does.
-    app.loader.import_default_modules()
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False

@@ -183,18 +183,6 @@ def test_deleting_an_open_multipart_upload_aborts_it(pro_client, s3, django_capt
     assert not Backup.objects.filter(id=initiated.json()["id"]).exists()
 
 
-@pytest.fixture
-def celery_eager():
-    """Tasks queued by name run in place (the real task code, no worker process)."""
-    from adiuva.celery import app
-
-    # A task queued by name runs eagerly only once it is registered: import the task modules as a worker does.
-    app.loader.import_default_modules()
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = False
-
-
 def test_completing_a_multipart_upload_queues_its_verification(
     pro_client, s3, settings, celery_eager, django_capture_on_commit_callbacks
 ):
