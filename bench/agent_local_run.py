@@ -62,7 +62,8 @@ interleaved, device-process, ``--files 300 --size 10240,1024 --rounds 4`` (media
   and Redis 0.20 of it), the 1 KB run 1.04-1.06 ms, a raw serial insert 0.55-0.67 ms. So the run's
   ceiling on 2 cores is ~1,340-1,410 rows/s (10 KB) and ~1,890 (1 KB): against a raw serial rate of
   1,450-2,000 rows/s (its fast mode) 0.9x is at or past what the box's CPU allows; against its slow
-  mode (850-1,000 rows/s) the run holds it (0.93, and 1.22 / 1.31 in that run's rounds).
+  mode (800-1,000 rows/s) the run holds it (0.93 above; 1.22 / 1.31 in the 20:41 run's round at
+  805-829 rows/s).
 
 Idle box, 2026-12-06 18:04-18:13 (load 0.7-2.2, nothing else running), ec5c4bc (--old) and this
 stop's code interleaved, device-process, ``--files 300 --size 10240,1024``, two runs (3 and 4 rounds;
