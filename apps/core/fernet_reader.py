@@ -77,9 +77,7 @@ class FernetReader:
     def open(self, token: bytes | memoryview) -> bytes:
         """The plaintext of ``token``; ``InvalidToken`` for every token ``Fernet.decrypt`` refuses."""
         data = self._signed_data(token)
-        decrypted = self._ecb.update(data[_HEADER:-_MAC])
-        chained = int.from_bytes(decrypted) ^ int.from_bytes(data[_HEADER - _BLOCK : -_MAC - _BLOCK])
-        return _unpadded(chained.to_bytes(len(decrypted)))
+        return _unpadded(self._cbc_decrypted(data[_HEADER:-_MAC], data[_HEADER - _BLOCK : -_MAC - _BLOCK]))
 
     def open_many(self, tokens: Iterable[bytes | memoryview]) -> list[bytes]:
         """``[open(token) for token in tokens]``, the same plaintexts, or ``InvalidToken`` if any
@@ -89,15 +87,22 @@ class FernetReader:
             return []
         # One AES call and one XOR for the batch: D_K(C_i) of every block of every token, against
         # the block before each (its IV for a token's first block).
-        decrypted = self._ecb.update(b"".join(data[_HEADER:-_MAC] for data in signed))
-        before = b"".join(data[_HEADER - _BLOCK : -_MAC - _BLOCK] for data in signed)
-        chained = (int.from_bytes(decrypted) ^ int.from_bytes(before)).to_bytes(len(decrypted))
+        chained = self._cbc_decrypted(
+            b"".join(data[_HEADER:-_MAC] for data in signed),
+            b"".join(data[_HEADER - _BLOCK : -_MAC - _BLOCK] for data in signed),
+        )
         plaintexts = []
         end = 0
         for data in signed:
             start, end = end, end + len(data) - _HEADER - _MAC
             plaintexts.append(_unpadded(chained[start:end]))
         return plaintexts
+
+    def _cbc_decrypted(self, blocks: bytes, before: bytes) -> bytes:
+        """CBC decryption by its definition: D_K(C_i) xor C_(i-1), for ``blocks`` against the block
+        before each (``before``: the IV for a token's first block), in one AES call and one XOR."""
+        decrypted = self._ecb.update(blocks)
+        return (int.from_bytes(decrypted) ^ int.from_bytes(before)).to_bytes(len(decrypted))
 
 
 def _unpadded(padded: bytes) -> bytes:
