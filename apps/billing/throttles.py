@@ -45,29 +45,27 @@ return 0
 """
 
 
-# One registered script per client (``cache_redis`` keeps one client per process and server).
-_hit_scripts: dict[redis.Redis, Script] = {}
-_refund_scripts: dict[redis.Redis, Script] = {}
+# One registered script per client and source (``cache_redis`` keeps one client per process and server).
+_scripts: dict[tuple[redis.Redis, str], Script] = {}
+
+
+def _registered(source: str) -> Script:
+    """``source`` as a script on a client of the cache's server, made once per process: Django makes
+    a new Redis client per ``get_client()``, and its construction (a table of ~170 response
+    callbacks) cost as much of the process's time as the round trip itself."""
+    client = cache_redis()
+    script = _scripts.get((client, source))
+    if script is None:
+        script = _scripts[(client, source)] = client.register_script(source)
+    return script
 
 
 def _hit_script() -> Script:
-    """The hit script on a client of the cache's server made once per process: Django makes a new
-    Redis client per ``get_client()``, and its construction (a table of ~170 response callbacks)
-    cost as much of the process's time as the round trip itself."""
-    client = cache_redis()
-    script = _hit_scripts.get(client)
-    if script is None:
-        script = _hit_scripts[client] = client.register_script(_HIT_SCRIPT)
-    return script
+    return _registered(_HIT_SCRIPT)
 
 
 def _refund_script() -> Script:
-    """The refund script, made once per process and client as ``_hit_script`` is."""
-    client = cache_redis()
-    script = _refund_scripts.get(client)
-    if script is None:
-        script = _refund_scripts[client] = client.register_script(_REFUND_SCRIPT)
-    return script
+    return _registered(_REFUND_SCRIPT)
 
 
 class _SentHit:
