@@ -33,7 +33,7 @@ class RunProgress:
         self.items_extracted = 0
         self.items_delivered = 0
         self.sent = 0  # frames handed to the broadcast (for tests and logs)
-        self._last_sent = 0.0
+        self._last_sent: float | None = None  # monotonic time; None: nothing sent yet, so the next goes at once
         self._trailing: asyncio.TimerHandle | None = None
         self._sending: set[asyncio.Future] = set()
         self._finished = False
@@ -49,7 +49,8 @@ class RunProgress:
         self.files_read += files_read
         self.items_extracted += items_extracted
         self.items_delivered += items_delivered
-        wait = self._last_sent + MIN_INTERVAL - time.monotonic()
+        # Not "0.0 + MIN_INTERVAL": the monotonic clock counts from the host's boot, which may be recent.
+        wait = 0.0 if self._last_sent is None else self._last_sent + MIN_INTERVAL - time.monotonic()
         if wait <= 0:
             self._send_now()
         elif self._trailing is None:

@@ -120,3 +120,24 @@ async def test_the_final_state_counts_the_items_a_hello_flush_delivered_while_th
 
     # then its final progress says three were delivered, as its log does
     assert (tracker.phase, tracker.items_delivered) == ("done", 3)
+
+
+async def test_the_first_change_goes_out_at_once_on_a_host_that_booted_less_than_an_interval_ago(monkeypatch):
+    # given a monotonic clock that is young (it counts from the host's boot: 10 s) and an interval past it
+    monkeypatch.setattr(progress, "MIN_INTERVAL", 60.0)
+    monkeypatch.setattr(progress.time, "monotonic", lambda: 10.0)
+    broadcast: list[dict] = []
+
+    async def to_the_user(*, user_id, frame, capability) -> None:
+        broadcast.append(frame)
+
+    monkeypatch.setattr(progress, "user_frame_broadcast", to_the_user)
+    run = progress.RunProgress(user_id="u", run_id="r", agent_id="a")
+
+    # when the run reads its first file, and a second one at once
+    run.update(files_read=1)
+    run.update(files_read=1)
+    await run.finish()
+
+    # then the first change was sent then and there, the second folded into the final state
+    assert [(f["phase"], f["files_read"]) for f in broadcast] == [("reading", 1), ("done", 2)]
