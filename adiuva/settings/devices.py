@@ -45,9 +45,11 @@ DEVICE_CALL_LIVENESS_CHECK = env.float("DEVICE_CALL_LIVENESS_CHECK", default=1.0
 # Seconds a process remembers which node holds a device it called, to publish the next call straight
 # there instead of asking the presence index (0: always ask). A stale memory costs a second publish.
 DEVICE_HOLDER_CACHE_SECONDS = env.float("DEVICE_HOLDER_CACHE_SECONDS", default=5.0)
-# How processes seal the messages they publish to each other: "aesgcm" (this release) or "fernet" (what
-# a process of the release before reads). Every process reads both. Rolling from that release, deploy
-# once with "fernet", then switch it back when no process of the old release is left.
+# How processes seal the messages they publish to each other: "aesgcm" (AES-GCM under per-process keys,
+# this release) or "fernet" (what every earlier release reads). Every process reads both, and the
+# AES-GCM messages of the release before (one key per Redis key). Rolling from an earlier release,
+# deploy once with "fernet" (and CHANNEL_LAYER_SEAL "fernet"), then switch both back when no process
+# of it is left.
 DEVICE_NODE_SEAL = env.str("DEVICE_NODE_SEAL", default="aesgcm")
 if DEVICE_NODE_SEAL not in ("aesgcm", "fernet"):
     raise ImproperlyConfigured(f"DEVICE_NODE_SEAL must be aesgcm or fernet, not {DEVICE_NODE_SEAL!r}")

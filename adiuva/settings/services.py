@@ -3,6 +3,8 @@ separate databases)."""
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from adiuva.redis_urls import redis_url_for
 
 from .django import TIME_ZONE
@@ -39,9 +41,18 @@ CHANNEL_LAYERS = {
             "capacity": env.int("CHANNEL_LAYER_CAPACITY", default=1000),
             "expiry": env.int("CHANNEL_LAYER_EXPIRY", default=60),
             "symmetric_encryption_keys": REDIS_ENCRYPTION_KEYS,
+            # msgpack sealed with AES-GCM under per-process keys (apps.core.channel_layer_seal,
+            # registered when the core app is ready), not channels-redis' Fernet tokens.
+            "serializer_format": "adiuva-sealed-msgpack",
         },
     }
 }
+# How channel-layer messages are sealed: "aesgcm" (this release) or "fernet" (what a process of the
+# release before reads). Every process reads both. Rolling from that release, deploy once with
+# "fernet" (and DEVICE_NODE_SEAL "fernet"), then switch both back when no process of it is left.
+CHANNEL_LAYER_SEAL = env.str("CHANNEL_LAYER_SEAL", default="aesgcm")
+if CHANNEL_LAYER_SEAL not in ("aesgcm", "fernet"):
+    raise ImproperlyConfigured(f"CHANNEL_LAYER_SEAL must be aesgcm or fernet, not {CHANNEL_LAYER_SEAL!r}")
 
 # CELERY
 # ------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ CHANNEL_LAYERS = {
         "CONFIG": {
             "hosts": [{"address": redis_url_for(REDIS_URL, db=_REDIS_BASE + 2), "socket_timeout": 30}],
             "symmetric_encryption_keys": REDIS_ENCRYPTION_KEYS,
+            "serializer_format": "adiuva-sealed-msgpack",
         },
     }
 }

@@ -10,6 +10,6 @@ class CoreConfig(AppConfig):
         # Every process that runs Django (web, worker, beat, shell) sends tasks through our app.
         import adiuva.celery  # noqa: F401
 
-        from . import metrics
+        from . import channel_layer_seal, metrics  # noqa: F401  (channel_layer_seal: registers the layer's serializer)
 
         metrics.connect_celery_signals()

@@ -75,7 +75,7 @@ def test_a_node_message_of_the_previous_release_is_still_read() -> None:
     assert decode(sealed) == {"type": "devices.tool_result", "call_id": "c1"}
 
 
-@pytest.mark.parametrize("tamper", [lambda b: b[:-1] + bytes([b[-1] ^ 1]), lambda b: b"\x02" + b[1:], lambda b: b[:5]])
+@pytest.mark.parametrize("tamper", [lambda b: b[:-1] + bytes([b[-1] ^ 1]), lambda b: b"\x09" + b[1:], lambda b: b[:5]])
 def test_a_tampered_or_foreign_node_message_is_refused(tamper) -> None:
     with pytest.raises(InvalidToken):
         decode(tamper(encode({"type": "x"})))
