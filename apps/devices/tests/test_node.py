@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import os
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from apps.core.encryption import InvalidToken, redis_seal, redis_unseal
 from apps.devices.node import (
@@ -172,3 +175,14 @@ async def test_an_eagerly_run_coroutine_is_cancelled_through_its_task_and_failur
     # then the cancellation reached the coroutine, and the failure was logged, not raised
     assert cleaned == ["cleaned"]
     assert "node message handler failed" in caplog.text
+
+
+def test_a_node_message_of_the_release_before_per_process_keys_is_still_read(settings) -> None:
+    # given a message sealed as that release did: version 1, a nonce, AES-GCM under the Redis key's own
+    # transit key (no salt)
+    key = hashlib.sha256(b"adiuva-redis-transit:" + settings.REDIS_ENCRYPTION_KEYS[0].encode()).digest()
+    nonce = os.urandom(12)
+    sealed = b"\x01" + nonce + AESGCM(key).encrypt(nonce, b'{"type":"devices.tool_result","call_id":"c1"}', None)
+
+    # then this release reads it
+    assert decode(sealed) == {"type": "devices.tool_result", "call_id": "c1"}
