@@ -272,6 +272,10 @@ def agent_run(*, config, result: dict) -> None:
         connection.close()
 
 
+def _services_data_dir() -> str:
+    return os.environ.get("ADIUVA_DATA_DIR") or str(ROOT / ".data")
+
+
 def services_cpu() -> float:
     """CPU seconds so far of the embedded PostgreSQL (the postmaster, its live children and those it
     has reaped) and Redis: the processes whose command line names the data directory."""
@@ -497,7 +501,9 @@ def compare(options: argparse.Namespace) -> None:
                 argv += ["--files-per-request", str(options.files_per_request)]
             out = subprocess.run(
                 [sys.executable, *argv, "--layouts", ",".join(order)],
-                env={**os.environ, "ADIUVA_BENCH_CODE": code},
+                # The embedded services are this harness's (its .data), whichever checkout's code runs:
+                # so every child counts the same PostgreSQL and Redis (services_cpu).
+                env={**os.environ, "ADIUVA_BENCH_CODE": code, "ADIUVA_DATA_DIR": _services_data_dir()},
                 cwd=code,
                 check=True,
                 stdout=subprocess.PIPE,

@@ -118,6 +118,7 @@ class RespProtocol(asyncio.Protocol):
         self.closed: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         self._values = RespReader()
         self._writable: asyncio.Future[None] | None = None  # set while the transport's buffer is full
+        self._corked: list[bytes] | None = None  # after this iteration's first write: what waits for its end
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -144,9 +145,22 @@ class RespProtocol(asyncio.Protocol):
             writable.set_result(None)
 
     def write(self, data: bytes) -> None:
+        """Send ``data``: the first command of a loop iteration at once, the ones after it in the same
+        iteration (the answers to a socket read's several frames, the calls a batch of replies
+        releases) together in one send at its end, instead of a syscall each."""
         if self.transport is None or self.transport.is_closing():
             raise RedisConnectionError("the node connection is closed")
+        if self._corked is not None:
+            self._corked.append(data)
+            return
         self.transport.write(data)
+        self._corked = []
+        asyncio.get_running_loop().call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        corked, self._corked = self._corked, None
+        if corked and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(corked))
 
     @property
     def writing_paused(self) -> bool:

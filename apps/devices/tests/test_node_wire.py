@@ -14,7 +14,7 @@ from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.devices.node import NODE_CHANNEL, loop_node, node_publish, register_message_handler
+from apps.devices.node import NODE_CHANNEL, encode, loop_node, node_publish, register_message_handler
 from apps.devices.node_wire import (
     SUBSCRIPTION_CLIENT,
     NodeSubscription,
@@ -274,3 +274,53 @@ def test_node_messages_cross_a_rediss_url(settings, tmp_path) -> None:
     listeners, heard = asyncio.run(loop())
     assert listeners == 1
     assert heard == [b"over tls"]
+
+
+def test_the_publishes_of_one_loop_iteration_cross_in_two_sends_the_first_at_once() -> None:
+    heard: list[int] = []
+
+    async def note(message: dict) -> None:
+        heard.append(message["n"])
+
+    register_message_handler("test.node_wire_burst", note)
+
+    async def loop() -> tuple[list[int], list[int], list[int], list[int]]:
+        node = await loop_node()
+        publisher = Publisher()
+        assert await publisher.publish(NODE_CHANNEL.format(node=node.name), b"warm") == 1  # opens the connection
+        protocol = publisher._protocol
+        assert protocol is not None
+        assert protocol.transport is not None
+        transport = protocol.transport
+        sends: list[int] = []
+        real_write = transport.write
+
+        def counted(data: bytes) -> None:
+            sends.append(data.count(b"PUBLISH"))
+            real_write(data)
+
+        transport.write = counted  # type: ignore[method-assign,assignment]
+
+        # when five publishes are issued within one loop iteration
+        channel = NODE_CHANNEL.format(node=node.name)
+        replies = [publisher.publish_soon(channel, encode({"type": "test.node_wire_burst", "n": n})) for n in range(5)]
+        # then the first went out then and there, the other four wait for the iteration's end
+        sent_at_once = list(sends)
+        counts = await asyncio.gather(*[reply for reply in replies if reply is not None])
+        # and a lone publish in a later iteration is one send of its own
+        await asyncio.sleep(0)
+        lone_before = len(sends)
+        assert await publisher.publish(channel, encode({"type": "test.node_wire_burst", "n": 5})) == 1
+        for _ in range(100):
+            if len(heard) == 6:
+                break
+            await asyncio.sleep(0.01)
+        await publisher.close()
+        return sent_at_once, sends[:2], [int(count) for count in counts], sends[lone_before:]
+
+    sent_at_once, first_two, counts, lone = asyncio.run(loop())
+    assert sent_at_once == [1]
+    assert first_two == [1, 4]
+    assert counts == [1] * 5  # every reply, in order, to its own publish
+    assert lone == [1]
+    assert heard == [0, 1, 2, 3, 4, 5]  # every message, once, in order
