@@ -6,12 +6,14 @@ lifespan events to the device drain (rolling deploys).
 user's remaining quota; Django would spool it to a temporary file first.
 """
 
-from django.core.asgi import get_asgi_application
-
 from adiuva import startup
 
 startup.prepare()
-django_asgi_app = get_asgi_application()
+
+from apps.core.request_threads import pooled_asgi_application  # noqa: E402
+
+# Django's handler, each request's sync thread from a pool instead of started anew (apps.core.request_threads).
+django_asgi_app = pooled_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
@@ -23,8 +25,7 @@ from apps.storage.backup_stream import BackupUploadRoute  # noqa: E402
 application = ProtocolTypeRouter(
     {
         # Bodies over a route's cap are refused before Django reads them (apps.core.body_limits).
-        # Django's stubs narrow the handler's scope to a dict; ASGI servers pass any mutable mapping.
-        "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),  # type: ignore[arg-type]
+        "http": BackupUploadRoute(BodyLimitMiddleware(django_asgi_app)),
         "websocket": URLRouter(websocket_urlpatterns),
         # Startup puts the device drain in front of uvicorn's SIGTERM handler (apps.devices.drain).
         "lifespan": lifespan_app,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import unquote
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .environment import BASE_DIR, env
 
 # GENERAL
@@ -37,6 +39,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # ------------------------------------------------------------------------------
 ROOT_URLCONF = "adiuva.urls"
 ASGI_APPLICATION = "adiuva.asgi.application"
+# Threads a web process keeps for HTTP requests' sync code (apps.core.request_threads), each serving one
+# request at a time and kept for the next instead of started and joined per request. A request past
+# them gets a thread of its own, as Django gives every request. 0: always that. Each may hold a
+# database connection while its request runs: keep it below DATABASE_POOL_MAX_SIZE.
+ASGI_REQUEST_THREADS = env.int("ASGI_REQUEST_THREADS", default=8)
+if ASGI_REQUEST_THREADS < 0:
+    raise ImproperlyConfigured("ASGI_REQUEST_THREADS must be 0 or more")
 WSGI_APPLICATION = "adiuva.wsgi.application"
 
 # APPS
