@@ -97,17 +97,19 @@ MIDDLEWARE = [
     "apps.core.middleware.RequestIdMiddleware",
     # One access log line per request, with the client address the throttles count.
     "apps.core.access_log.AccessLogMiddleware",
-    "django.middleware.security.SecurityMiddleware",
+    # Django's own middleware as apps.core.django_middleware subclasses them: under ASGI their hooks run
+    # on the event loop, not each in a trip to the request's thread.
+    "apps.core.django_middleware.SecurityMiddleware",
     # Static files (admin, API docs) come from the app itself, before sessions or auth run.
     "apps.core.static_files.AsyncStaticFilesMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "apps.core.django_middleware.SessionMiddleware",
     # CORS headers (allow-list in security.py) before CommonMiddleware can answer a redirect.
     "corsheaders.middleware.CorsMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "apps.core.django_middleware.CommonMiddleware",
+    "apps.core.django_middleware.CsrfViewMiddleware",
+    "apps.core.django_middleware.AuthenticationMiddleware",
+    "apps.core.django_middleware.MessageMiddleware",
+    "apps.core.django_middleware.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
 ]
 

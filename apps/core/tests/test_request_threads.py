@@ -11,6 +11,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from apps.core.request_threads import PooledASGIHandler
+from apps.core.testing.asgi_request import asgi_get
 
 ran_on: list[str] = []
 release = threading.Event()
@@ -37,38 +38,6 @@ def _urls(settings):
     release.clear()
     yield
     release.set()
-
-
-async def asgi_get(app: PooledASGIHandler, route: str) -> int:
-    """One GET through ``app`` as an ASGI server calls it; the response status."""
-    scope = {
-        "type": "http",
-        "method": "GET",
-        "path": route,
-        "raw_path": route.encode(),
-        "query_string": b"",
-        "headers": [(b"host", b"localhost")],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-        "scheme": "http",
-        "http_version": "1.1",
-        "asgi": {"version": "3.0"},
-    }
-    sent: list[dict] = []
-    body_sent = asyncio.Event()
-
-    async def receive() -> dict:
-        if not body_sent.is_set():
-            body_sent.set()
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client never leaves
-        return {}
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    await app(scope, receive, send)
-    return sent[0]["status"]
 
 
 async def test_one_request_after_another_runs_on_the_same_kept_thread(settings) -> None:

@@ -3,16 +3,24 @@ the per-tier throttle), and a middleware chain that never leaves the event loop.
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
+from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.cache import caches
 from django.test import RequestFactory
+from django.urls import path
 from django.utils.module_loading import import_string
 
+from apps.core.request_threads import PooledASGIHandler
 from apps.core.static_files import AsyncStaticFilesMiddleware
+from apps.core.testing.asgi_request import asgi_get
+from conftest import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,3 +72,78 @@ async def test_static_files_are_served_from_the_async_chain_and_other_paths_go_o
     assert served.is_async
     assert b"".join([chunk async for chunk in served])
     assert passed_on.status_code == 404
+
+
+async def _async_view(request):
+    from django.http import JsonResponse
+
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("async-view", _async_view)]
+
+
+async def test_a_request_to_an_async_view_goes_to_a_thread_only_for_the_request_signals_and_the_csrf_view_check(
+    settings, monkeypatch
+):
+    # given the project's middleware chain in front of an async view
+    settings.ROOT_URLCONF = __name__
+    app = PooledASGIHandler()
+    await asgi_get(app, "/async-view")  # warm: the chain is loaded
+    trips: list[str] = []
+    real_call = SyncToAsync.__call__
+
+    def counted(self, *args, **kwargs):
+        trips.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+
+    # when one request passes
+    assert await asgi_get(app, "/async-view") == 200
+
+    # then no middleware hook went to the thread but CSRF's view check (Django calls it there), beside
+    # the request_started and request_finished signals (Django's chain made 15 trips)
+    assert len(trips) == 3, trips
+    assert sum("process_view" in trip for trip in trips) == 1, trips
+
+
+def _opener() -> tuple[urllib.request.OpenerDirector, http.cookiejar.CookieJar]:
+    jar = http.cookiejar.CookieJar()
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect()), jar
+
+
+def _status(opener, url: str, data: dict | None = None) -> tuple[int, str]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    try:
+        with opener.open(urllib.request.Request(url, data=body), timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_admin_login_over_asgi_sets_the_csrf_cookie_saves_the_session_and_refuses_a_missing_token(
+    live_asgi_server, make_user
+):
+    staff = make_user("staff@example.com", is_staff=True, is_superuser=True)
+    opener, jar = _opener()
+    login = live_asgi_server.http_url + "/admin/login/?next=/admin/"
+
+    # when the login page is opened, the CSRF cookie is set (on the loop, by the response hook)
+    assert _status(opener, login)[0] == 200
+    csrf = {cookie.name: cookie.value for cookie in jar}["csrftoken"]
+
+    # then a post without the token is refused, and with it the staff member is signed in (the session
+    # row saved in the request's thread) and the admin opens with that session
+    assert _status(opener, login, {"username": staff.email, "password": DEFAULT_PASSWORD})[0] == 403
+    form = {"username": staff.email, "password": DEFAULT_PASSWORD, "csrfmiddlewaretoken": csrf}
+    assert _status(opener, login, form)[0] == 302
+    assert "sessionid" in {cookie.name for cookie in jar}
+    status, page = _status(opener, live_asgi_server.http_url + "/admin/")
+    assert status == 200
+    assert staff.email in page

@@ -1,0 +1,38 @@
+"""One HTTP request through an ASGI app in this process, as an ASGI server would make it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+
+async def asgi_get(app: Any, route: str) -> int:
+    """One GET through ``app`` as an ASGI server calls it; the response status."""
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": route,
+        "raw_path": route.encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"localhost")],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "asgi": {"version": "3.0"},
+    }
+    sent: list[dict] = []
+    body_sent = asyncio.Event()
+
+    async def receive() -> dict:
+        if not body_sent.is_set():
+            body_sent.set()
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await asyncio.Event().wait()  # the client never leaves
+        return {}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return sent[0]["status"]
