@@ -13,3 +13,9 @@ class CoreConfig(AppConfig):
         from . import channel_layer_seal, metrics  # noqa: F401  (channel_layer_seal: registers the layer's serializer)
 
         metrics.connect_celery_signals()
+
+        from django.core import checks
+
+        from .django_middleware import protections_in_chain_check
+
+        checks.register(protections_in_chain_check, checks.Tags.security, deploy=True)

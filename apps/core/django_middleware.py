@@ -22,9 +22,11 @@ from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
+from django.core.checks import CheckMessage, Warning
 from django.http import HttpRequest
 from django.middleware import clickjacking, common, csrf, security
 from django.utils.deprecation import MiddlewareMixin
+from django.utils.module_loading import import_string
 
 
 class HooksOnTheLoop(MiddlewareMixin):
@@ -88,3 +90,25 @@ class MessageMiddleware(HooksOnTheLoop, messages.MessageMiddleware):
         if storage is not None and (storage.used or storage.added_new):
             return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
         return self.process_response(request, response)
+
+
+# Django's deploy checks look for these middleware by their dotted path, so they would report the
+# subclasses above as missing; settings silence those three and this check asks the same of the chain
+# by class: a subclass of each is in MIDDLEWARE.
+_REQUIRED = {
+    "security.W001": (security.SecurityMiddleware, "HSTS, nosniff, the referrer policy and the SSL redirect"),
+    "security.W002": (clickjacking.XFrameOptionsMiddleware, "the X-Frame-Options header"),
+    "security.W003": (csrf.CsrfViewMiddleware, "CSRF protection"),
+}
+
+
+def protections_in_chain_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    chain = [import_string(dotted) for dotted in settings.MIDDLEWARE]
+    return [
+        Warning(
+            f"No subclass of {required.__module__}.{required.__qualname__} is in MIDDLEWARE: {what} is off.",
+            id=f"core.{check_id.split('.')[1]}",
+        )
+        for check_id, (required, what) in _REQUIRED.items()
+        if not any(isinstance(middleware, type) and issubclass(middleware, required) for middleware in chain)
+    ]

@@ -147,3 +147,14 @@ def test_the_admin_login_over_asgi_sets_the_csrf_cookie_saves_the_session_and_re
     status, page = _status(opener, live_asgi_server.http_url + "/admin/")
     assert status == 200
     assert staff.email in page
+
+
+def test_the_deploy_check_asks_for_the_security_csrf_and_frame_middleware_by_class(settings):
+    from apps.core.django_middleware import protections_in_chain_check
+
+    # the project's chain (subclasses of Django's three) passes
+    assert protections_in_chain_check() == []
+
+    # a chain without them is warned about, one warning for each
+    settings.MIDDLEWARE = [path for path in settings.MIDDLEWARE if "Security" not in path and "Csrf" not in path]
+    assert sorted(warning.id for warning in protections_in_chain_check()) == ["core.W001", "core.W003"]
