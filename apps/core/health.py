@@ -25,6 +25,9 @@ def database_status() -> str:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         else:
+            # Django opens its pool on the first connection it makes: a fresh process's first request may
+            # be this probe (a readiness check before any traffic), so open it here too (idempotent).
+            pool.open()
             with pool.connection(timeout=DATABASE_PROBE_TIMEOUT_SECONDS) as conn:
                 conn.execute("SELECT 1")
         return "ok"

@@ -150,3 +150,16 @@ def test_a_failing_statement_is_not_taken_for_an_outage():
     wrapped.__cause__ = psycopg.errors.QueryCanceled("canceling statement due to statement timeout")
 
     assert not is_database_unavailable(wrapped)
+
+
+def test_the_first_health_probe_of_a_fresh_process_finds_the_database(api_client):
+    # given a process whose database pool has not been opened yet (a web process that has served
+    # nothing: its first request is the orchestrator's readiness probe)
+    connection.close()
+    connection.close_pool()
+    assert connection.pool.closed
+
+    # then the probe opens the pool and reports the database up
+    response = api_client.get("/api/v1/health")
+    assert response.json()["checks"]["database"] == "ok"
+    assert response.status_code == 200
