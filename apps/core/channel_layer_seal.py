@@ -22,16 +22,13 @@ from cryptography.fernet import InvalidToken, MultiFernet
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from apps.core.encryption import TransitSealer
+from apps.core.encryption import FERNET_TOKEN_PREFIX, TransitSealer
 
 SERIALIZER_FORMAT = "adiuva-sealed-msgpack"
 
 _LAYER_PURPOSE = b"adiuva-channel-layer:"
 _STAMP_BYTES = 8
 _MAX_CLOCK_SKEW = 60  # seconds, as Fernet allows
-# A Fernet token is URL-safe base64 of a token starting with its version byte 0x80 and a timestamp
-# whose first bytes are zero until the year 10889; a stamp here starts with a zero byte.
-_FERNET_PREFIX = b"gAAAAA"
 
 
 class LayerCrypter:
@@ -48,7 +45,7 @@ class LayerCrypter:
         return stamp + self._sealer.seal(data, stamp)
 
     def decrypt(self, token: bytes, ttl: int | None = None) -> bytes:
-        if token.startswith(_FERNET_PREFIX):
+        if token.startswith(FERNET_TOKEN_PREFIX):  # what channels-redis sealed (an earlier release)
             return self._fernet.decrypt(token, ttl)
         stamp = token[:_STAMP_BYTES]
         sealed_at, now = int.from_bytes(stamp, "big"), time.time()

@@ -16,6 +16,11 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+# How a Fernet token begins: URL-safe base64 of its version byte 0x80 and a timestamp whose first bytes
+# are zero until the year 10889. What a process of an earlier release sealed is told apart by it (the
+# AES-GCM layouts start with a version or a stamp byte that base64 never gives first).
+FERNET_TOKEN_PREFIX = b"gAAAAA"
+
 
 @lru_cache(maxsize=1)
 def _master(keys: tuple[str, ...]) -> MultiFernet:
@@ -165,7 +170,8 @@ def _node_sealer(keys: tuple[str, ...]) -> TransitSealer:
 
 
 def transit_seal(data: bytes) -> bytes:
-    """``data`` sealed (AES-GCM, the first Redis key) for a node message that crosses Redis, never rests."""
+    """``data`` sealed for a node message that crosses Redis and never rests there (AES-GCM under this
+    process's key derived from the first Redis key)."""
     return _node_sealer(tuple(settings.REDIS_ENCRYPTION_KEYS)).seal(data)
 
 
@@ -176,6 +182,7 @@ def transit_unseal(sealed: bytes) -> bytes:
 
 
 __all__ = [
+    "FERNET_TOKEN_PREFIX",
     "InvalidToken",
     "TransitSealer",
     "master_fernet",

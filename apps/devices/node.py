@@ -33,7 +33,14 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from apps.core.encryption import InvalidToken, redis_seal, redis_unseal, transit_seal, transit_unseal
+from apps.core.encryption import (
+    FERNET_TOKEN_PREFIX,
+    InvalidToken,
+    redis_seal,
+    redis_unseal,
+    transit_seal,
+    transit_unseal,
+)
 
 from .node_wire import NodeSubscription
 from .realtime_redis import loop_heartbeat_redis, loop_publisher, loop_redis, loop_redis_close
@@ -258,14 +265,9 @@ def encode(message: dict[str, Any]) -> bytes:
     return transit_seal(_dumps(message))
 
 
-# A Fernet token (what nodes published before transit_seal) starts with its version byte 0x80 in
-# base64: still read, so a process of the previous release can reach this one during a deploy.
-_FERNET_PREFIX = b"gAAAAA"
-
-
 def decode(data: bytes | str) -> dict[str, Any]:
     raw = data.encode("ascii") if isinstance(data, str) else bytes(data)
-    if raw.startswith(_FERNET_PREFIX):
+    if raw.startswith(FERNET_TOKEN_PREFIX):  # what nodes published before transit_seal (a roll)
         return _loads(redis_unseal(raw))
     return _loads(transit_unseal(raw))
 
