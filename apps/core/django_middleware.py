@@ -30,16 +30,30 @@ from django.utils.module_loading import import_string
 
 
 class HooksOnTheLoop(MiddlewareMixin):
-    """``MiddlewareMixin.__acall__`` without the thread: for hooks that never block."""
+    """``MiddlewareMixin.__acall__`` with the hooks called on the loop, except when the subclass says
+    a hook may touch the database for this request (then in the request's thread, as Django does)."""
+
+    def request_needs_thread(self, request: HttpRequest) -> bool:
+        return False
+
+    def response_needs_thread(self, request: HttpRequest) -> bool:
+        return False
 
     async def __acall__(self, request: HttpRequest) -> Any:
         response = None
         if hasattr(self, "process_request"):
-            response = self.process_request(request)
+            response = await _called(self.process_request, request, in_thread=self.request_needs_thread(request))
         response = response or await self.get_response(request)  # type: ignore[misc]
         if hasattr(self, "process_response"):
-            response = self.process_response(request, response)
+            in_thread = self.response_needs_thread(request)
+            response = await _called(self.process_response, request, response, in_thread=in_thread)
         return response
+
+
+async def _called(hook: Any, *args: Any, in_thread: bool) -> Any:
+    if in_thread:
+        return await sync_to_async(hook, thread_sensitive=True)(*args)
+    return hook(*args)
 
 
 class SecurityMiddleware(HooksOnTheLoop, security.SecurityMiddleware):
@@ -61,35 +75,28 @@ class XFrameOptionsMiddleware(HooksOnTheLoop, clickjacking.XFrameOptionsMiddlewa
 class CsrfViewMiddleware(HooksOnTheLoop, csrf.CsrfViewMiddleware):
     """The secret and its cookie on the loop; in the session (``CSRF_USE_SESSIONS``) in the thread."""
 
-    async def __acall__(self, request: HttpRequest) -> Any:
-        if settings.CSRF_USE_SESSIONS:
-            return await MiddlewareMixin.__acall__(self, request)
-        return await super().__acall__(request)
+    def request_needs_thread(self, request: HttpRequest) -> bool:
+        return settings.CSRF_USE_SESSIONS
+
+    def response_needs_thread(self, request: HttpRequest) -> bool:
+        return settings.CSRF_USE_SESSIONS
 
 
 class SessionMiddleware(HooksOnTheLoop, sessions.SessionMiddleware):
     """The session store is made lazily on the loop; a session the request read or changed is saved
     (or its cookie refreshed) in the thread, since saving writes its row."""
 
-    async def __acall__(self, request: HttpRequest) -> Any:
-        self.process_request(request)
-        response = await self.get_response(request)  # type: ignore[misc]
+    def response_needs_thread(self, request: HttpRequest) -> bool:
         session = request.session
-        if session.accessed or session.modified or settings.SESSION_SAVE_EVERY_REQUEST:
-            return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
-        return self.process_response(request, response)
+        return session.accessed or session.modified or settings.SESSION_SAVE_EVERY_REQUEST
 
 
 class MessageMiddleware(HooksOnTheLoop, messages.MessageMiddleware):
     """Messages a request read or added are stored (in a cookie or the session) in the thread."""
 
-    async def __acall__(self, request: HttpRequest) -> Any:
-        self.process_request(request)
-        response = await self.get_response(request)  # type: ignore[misc]
+    def response_needs_thread(self, request: HttpRequest) -> bool:
         storage = getattr(request, "_messages", None)
-        if storage is not None and (storage.used or storage.added_new):
-            return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
-        return self.process_response(request, response)
+        return storage is not None and (storage.used or storage.added_new)
 
 
 # Django's deploy checks look for these middleware by their dotted path, so they would report the
