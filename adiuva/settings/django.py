@@ -34,6 +34,13 @@ DATABASES["default"]["OPTIONS"] = {
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The hot reads of async API views (the session check, auth/me, the records list) awaited on the web
+# server's loop over a pool of psycopg async connections of their own (apps.core.loop_db) instead of
+# a trip to the request's thread. Off: those reads run in the thread through the ORM, as elsewhere.
+DATABASE_LOOP_READS = env.bool("DATABASE_LOOP_READS", default=True)
+DATABASE_LOOP_POOL_MAX_SIZE = env.int("DATABASE_LOOP_POOL_MAX_SIZE", default=8)
+if DATABASE_LOOP_POOL_MAX_SIZE < 1:
+    raise ImproperlyConfigured("DATABASE_LOOP_POOL_MAX_SIZE must be 1 or more")
 
 # URLS
 # ------------------------------------------------------------------------------

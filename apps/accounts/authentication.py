@@ -13,25 +13,42 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import aware_utcnow
 
 from .models import User
-from .tokens import FAMILY_CLAIM, session_is_active
+from .tokens import FAMILY_CLAIM, asession_is_active, session_is_active
+
+
+def _session_of(validated_token: Any) -> tuple[Any, Any]:
+    """The (user id, session family id) a validated access token claims, or ``InvalidToken``."""
+    try:
+        return validated_token[api_settings.USER_ID_CLAIM], validated_token.get(FAMILY_CLAIM)
+    except KeyError as exc:
+        raise InvalidToken("Token contained no recognizable user identification") from exc
+
+
+def _session_user(user: User | None) -> User:
+    if user is None:
+        raise AuthenticationFailed("The session is no longer valid; log in again.", code="session_revoked")
+    return user
 
 
 def user_from_access_token(validated_token: Any, *, with_email_verified: bool = False) -> User:
     """Resolve a validated access token to its active user, or raise ``InvalidToken``
     (``with_email_verified``: as ``session_is_active``)."""
+    user_id, family_id = _session_of(validated_token)
     try:
-        user_id = validated_token[api_settings.USER_ID_CLAIM]
-    except KeyError as exc:
-        raise InvalidToken("Token contained no recognizable user identification") from exc
-    try:
-        user = session_is_active(
-            user_id=user_id, family_id=validated_token.get(FAMILY_CLAIM), with_email_verified=with_email_verified
-        )
+        user = session_is_active(user_id=user_id, family_id=family_id, with_email_verified=with_email_verified)
     except DjangoValidationError as exc:  # a forged, malformed UUID
         raise InvalidToken("Token is invalid") from exc
-    if user is None:
-        raise AuthenticationFailed("The session is no longer valid; log in again.", code="session_revoked")
-    return user
+    return _session_user(user)
+
+
+async def auser_from_access_token(validated_token: Any, *, with_email_verified: bool = False) -> User:
+    """``user_from_access_token`` awaited (the session query on the server's loop)."""
+    user_id, family_id = _session_of(validated_token)
+    try:
+        user = await asession_is_active(user_id=user_id, family_id=family_id, with_email_verified=with_email_verified)
+    except DjangoValidationError as exc:
+        raise InvalidToken("Token is invalid") from exc
+    return _session_user(user)
 
 
 # Validated access tokens by their bytes and the key they were checked with. Checking a token's
@@ -83,6 +100,16 @@ class AccessTokenAuthentication(JWTAuthentication):
             return None if claimed is None else str(User._meta.pk.to_python(claimed))
         except (AuthenticationFailed, InvalidToken, TokenError, DjangoValidationError):
             return None
+
+    async def aauthenticate(self, request: Any) -> tuple[User, Token] | None:
+        """``authenticate`` for async views: the same answers and errors, the session query awaited."""
+        header = self.get_header(request)
+        raw_token = None if header is None else self.get_raw_token(header)
+        if raw_token is None:
+            return None
+        validated_token = self.get_validated_token(raw_token)
+        user = await auser_from_access_token(validated_token, with_email_verified=self.with_email_verified)
+        return user, validated_token
 
     # simplejwt annotates get_user with a TypeVar bound to nothing, so no concrete return type matches.
     def get_user(self, validated_token: Any) -> User:  # type: ignore[override]

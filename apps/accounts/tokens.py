@@ -193,14 +193,24 @@ _ACTIVE_SESSION_USER_WITH_EMAIL_VERIFIED = CompiledQuery(
 )
 
 
+def _active_session_query(with_email_verified: bool) -> CompiledQuery[User]:
+    return _ACTIVE_SESSION_USER_WITH_EMAIL_VERIFIED if with_email_verified else _ACTIVE_SESSION_USER
+
+
 def session_is_active(*, user_id: str, family_id: str | None, with_email_verified: bool = False) -> User | None:
     """The active user owning an unrevoked session, or None (one query; a malformed id raises
     Django's ``ValidationError``, as the ORM does). ``with_email_verified``: the user also carries
     ``session_email_verified``, what ``user_email_verified`` answers, from the same query."""
     if family_id is None:
         return None
-    query = _ACTIVE_SESSION_USER_WITH_EMAIL_VERIFIED if with_email_verified else _ACTIVE_SESSION_USER
-    return query.first(user_id=user_id, family_id=family_id)
+    return _active_session_query(with_email_verified).first(user_id=user_id, family_id=family_id)
+
+
+async def asession_is_active(*, user_id: str, family_id: str | None, with_email_verified: bool = False) -> User | None:
+    """``session_is_active`` awaited (on the server's loop, ``CompiledQuery.afirst``)."""
+    if family_id is None:
+        return None
+    return await _active_session_query(with_email_verified).afirst(user_id=user_id, family_id=family_id)
 
 
 def sessions_active_users(*, sessions: Iterable[tuple[Any, Any]]) -> dict[tuple[str, str], User]:

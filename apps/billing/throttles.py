@@ -7,12 +7,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import redis
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
 
+from apps.core.loop_db import on_server_loop
+from apps.core.loop_redis import loop_script
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 from apps.core.redis_pool import cache_redis
 
@@ -165,6 +168,25 @@ class TierRateThrottle(BaseThrottle):
             # abuse protection, not a security boundary (login throttles fail closed instead).
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return True
+
+    async def aallow_request(self, request: Request, view: APIView) -> bool:
+        """``allow_request`` for views awaited on the server's loop: the hit is this loop's Redis
+        script call (``apps.core.loop_redis``); elsewhere, or without a Redis cache, in the thread."""
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated:
+            return True
+        backend = caches["default"]
+        if not on_server_loop() or not isinstance(backend, RedisCache):
+            return await sync_to_async(self.allow_request)(request, view)
+        now = time.time()
+        window = int(now // WINDOW_SECONDS)
+        full_key = backend.make_and_validate_key(_window_key(user.pk, window))
+        try:
+            count = int(await loop_script(_HIT_SCRIPT)(keys=[full_key], args=[WINDOW_SECONDS + 1]))
+        except REDIS_UNAVAILABLE_ERRORS as exc:  # fails open, as allow_request
+            redis_outage_noted(where="tier_rate_throttle", exc=exc)
+            return True
+        return self._within(count, _limit(user), now, window)
 
     def _allow(self, user: Any) -> bool:
         now = time.time()

@@ -10,7 +10,8 @@ them), which the stand-ins make sure of.
 
 Three ways to run one: ``first()`` (a model instance, in the order ``QuerySet.first()`` uses),
 ``exists()``, and ``rows()`` (a ``values_list`` queryset's tuples, a window of them by limit and
-offset, for list pages).
+offset, for list pages). ``afirst()`` and ``arows()`` are the same reads for async views, awaited on
+the server's loop (``apps.core.loop_db``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Generic, NamedTuple, TypeVar
 
+from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
+
+from .loop_db import loop_cursor, loop_reads_on
 
 M = TypeVar("M", bound=Model)
 
@@ -118,24 +122,47 @@ class CompiledQuery(Generic[M]):
                 params[position] = prepared
         return params
 
+    def _compiled(self, kind: str) -> _Compiled:
+        compiled = getattr(self, f"_{kind}")
+        if compiled is None:
+            with self._lock:
+                compiled = getattr(self, f"_{kind}") or self._compile(kind)
+                setattr(self, f"_{kind}", compiled)
+        return compiled
+
+    async def _acompiled(self, kind: str) -> _Compiled:
+        # Compiling may ask the database its version (once per process): in the thread, as the ORM would.
+        compiled = getattr(self, f"_{kind}")
+        return compiled if compiled is not None else await sync_to_async(self._compiled)(kind)
+
     def first(self, **values: Any) -> M | None:
         """The matching row as a model instance (only the queryset's selected fields loaded), or None;
         of several, the first in the queryset's order (the primary key's when it has none), as
         ``QuerySet.first()`` answers."""
-        if self._first is None:
-            with self._lock:
-                self._first = self._first or self._compile("first")
-        compiled = self._first
-        assert self._model is not None
-        connection = connections[self._using]
+        compiled = self._compiled("first")
         # A cursor and ``from_db``, as the ORM's ModelIterable builds an instance: ``raw()`` worked
         # out the columns' fields anew on every call, twice the CPU of the round trip itself.
-        with connection.cursor() as cursor:
+        with connections[self._using].cursor() as cursor:
             cursor.execute(compiled.sql, self._bound(compiled, values))
-            row = cursor.fetchone()
+            return self._instance(compiled, cursor.fetchone())
+
+    async def afirst(self, **values: Any) -> M | None:
+        """``first()`` awaited: on the server's loop over its own connections (``apps.core.loop_db``),
+        elsewhere in the thread."""
+        if not loop_reads_on():
+            return await sync_to_async(self.first)(**values)
+        compiled = await self._acompiled("first")
+        params = self._bound(compiled, values)
+        async with loop_cursor(self._using) as cursor:
+            await cursor.execute(compiled.sql, params)
+            row = await cursor.fetchone()
+        return self._instance(compiled, row)
+
+    def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None) -> M | None:
         if row is None:
             return None
-        row = self._converted(compiled, row, connection)
+        assert self._model is not None
+        row = self._converted(compiled, row, connections[self._using])
         start, end = compiled.model_columns
         instance = self._model.from_db(self._using, list(compiled.init_list), row[start:end])
         for name, position in compiled.annotation_positions:
@@ -153,10 +180,7 @@ class CompiledQuery(Generic[M]):
         return tuple(values_out)
 
     def exists(self, **values: Any) -> bool:
-        if self._exists is None:
-            with self._lock:
-                self._exists = self._exists or self._compile("exists")
-        compiled = self._exists
+        compiled = self._compiled("exists")
         with connections[self._using].cursor() as cursor:
             cursor.execute(compiled.sql, self._bound(compiled, values))
             return cursor.fetchone() is not None
@@ -164,14 +188,24 @@ class CompiledQuery(Generic[M]):
     def rows(self, *, limit: int, offset: int = 0, **values: Any) -> list[tuple[Any, ...]]:
         """At most ``limit`` rows from ``offset``, in the queryset's order, as the tuples its
         ``values_list()`` yields (the same columns, converted as the ORM converts them)."""
-        if self._rows is None:
-            with self._lock:
-                self._rows = self._rows or self._compile("rows")
-        compiled = self._rows
-        connection = connections[self._using]
-        with connection.cursor() as cursor:
+        compiled = self._compiled("rows")
+        with connections[self._using].cursor() as cursor:
             cursor.execute(compiled.sql, [*self._bound(compiled, values), limit, offset])
-            rows = cursor.fetchall()
+            return self._rows_converted(compiled, cursor.fetchall())
+
+    async def arows(self, *, limit: int, offset: int = 0, **values: Any) -> list[tuple[Any, ...]]:
+        """``rows()`` awaited, as ``afirst()``."""
+        if not loop_reads_on():
+            return await sync_to_async(self.rows)(limit=limit, offset=offset, **values)
+        compiled = await self._acompiled("rows")
+        params = [*self._bound(compiled, values), limit, offset]
+        async with loop_cursor(self._using) as cursor:
+            await cursor.execute(compiled.sql, params)
+            rows = await cursor.fetchall()
+        return self._rows_converted(compiled, rows)
+
+    def _rows_converted(self, compiled: _Compiled, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if not compiled.converters:
             return rows
+        connection = connections[self._using]
         return [self._converted(compiled, row, connection) for row in rows]

@@ -29,6 +29,8 @@ from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from .loop_db import loop_reads
+
 
 class RequestThreadPool:
     """Single-thread executors handed to one request at a time, most recently returned first (its
@@ -92,8 +94,9 @@ class PooledASGIHandler(ASGIHandler):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
-        async with PooledThreadSensitiveContext(self.request_threads):
-            await self.handle(scope, receive, send)
+        with loop_reads():  # this loop lives as long as the server: its reads may use a pool of its own
+            async with PooledThreadSensitiveContext(self.request_threads):
+                await self.handle(scope, receive, send)
 
 
 def pooled_asgi_application() -> PooledASGIHandler:

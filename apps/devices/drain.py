@@ -30,6 +30,8 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core.loop_db import loop_pools_close
+
 from . import connections, streams
 from .close_codes import DeviceCloseCode
 
@@ -103,12 +105,13 @@ def _start(loop: asyncio.AbstractEventLoop, then: Callable[[], None]) -> None:
 
 
 async def lifespan_app(scope: dict, receive: Callable, send: Callable) -> None:
-    """The ASGI lifespan protocol: install the drain at startup."""
+    """The ASGI lifespan protocol: install the drain at startup; close the loop's reads pool at shutdown."""
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             drain_install(asyncio.get_running_loop())
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await loop_pools_close()  # the loop's database connections (apps.core.loop_db), said goodbye to
             await send({"type": "lifespan.shutdown.complete"})
             return

@@ -8,13 +8,21 @@ from typing import Any
 
 async def asgi_get(app: Any, route: str) -> int:
     """One GET through ``app`` as an ASGI server calls it; the response status."""
+    status, _headers, _body = await asgi_get_response(app, route)
+    return status
+
+
+async def asgi_get_response(
+    app: Any, route: str, *, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """One GET through ``app`` (with ``headers``): the status, the headers (lower-cased names) and the body."""
     scope = {
         "type": "http",
         "method": "GET",
         "path": route,
         "raw_path": route.encode(),
         "query_string": b"",
-        "headers": [(b"host", b"localhost")],
+        "headers": [(b"host", b"localhost"), *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
         "scheme": "http",
@@ -35,4 +43,7 @@ async def asgi_get(app: Any, route: str) -> int:
         sent.append(message)
 
     await app(scope, receive, send)
-    return sent[0]["status"]
+    start = sent[0]
+    response_headers = {name.decode().lower(): value.decode() for name, value in start.get("headers", [])}
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    return start["status"], response_headers, body

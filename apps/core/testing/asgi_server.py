@@ -14,6 +14,8 @@ import time
 import uvicorn
 from django.conf import settings
 
+from apps.core.loop_db import loop_pools_close
+
 
 def uvicorn_config(**options) -> uvicorn.Config:
     """uvicorn serving ``adiuva.asgi`` as the Procfile does (the server itself refuses frames over
@@ -48,6 +50,7 @@ class AsgiServerThread:
     def _run(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.loop.run_until_complete(self.server.serve(sockets=[self.sock]))
+        self.loop.run_until_complete(loop_pools_close())  # the test database can then be dropped
 
     def start(self) -> None:
         self.thread.start()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from inspect import iscoroutinefunction
+
 import pytest
+from asgiref.sync import async_to_sync
 from django.template.response import SimpleTemplateResponse
 from rest_framework.response import Response
 from rest_framework.test import APIRequestFactory, force_authenticate
@@ -30,8 +33,9 @@ def test_a_hot_read_leaves_the_view_rendered(make_user, view, path, kwargs):
     request = APIRequestFactory().get(path)
     force_authenticate(request, user=make_user("alice@example.com", tier="power"))
 
-    # when the view answers
-    response = view.as_view()(request, **kwargs)
+    # when the view answers (an async one, on the loop, as Django's handler would await it)
+    handler = view.as_view()
+    response = async_to_sync(handler)(request, **kwargs) if iscoroutinefunction(handler) else handler(request, **kwargs)
 
     # then Django's handler has nothing left to render (it would hop to the sync thread for it)
     assert response.status_code == 200

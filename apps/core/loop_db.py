@@ -1,0 +1,110 @@
+"""Hot read queries awaited on the web server's event loop, over psycopg's async connections.
+
+An async view that reads through Django's ORM still sends each query to the request's thread
+(Django's database layer is sync): one trip to the thread and back, and the wait for the answer in
+that thread, hands the interpreter lock to the loop and back. For the reads every authenticated
+request makes (the session check, a list page) those trips cost more CPU than the query itself. Here
+such a read is sent on a connection of a per-loop ``psycopg_pool.AsyncConnectionPool`` and awaited
+on the loop: the request never leaves it.
+
+Only on the ASGI server's own loop (``PooledASGIHandler`` marks its requests with ``loop_reads()``),
+and only when ``DATABASE_LOOP_READS`` is on: anywhere else (the test client, whose every request
+runs on a loop of its own inside a transaction the pool cannot see; a management command) the same
+read goes to the thread through the ORM's connection, as before. The pool's connections are made as
+Django makes its own (the same parameters, type adapters and time zone), in autocommit: these are
+single-statement reads. A connection-level failure is Django's ``OperationalError`` (its cause the
+psycopg error), so the API answers 503 ``database_unavailable`` as on the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import weakref
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from django.db import connections
+from psycopg_pool import AsyncConnectionPool
+
+_on_server_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("loop_reads", default=False)
+_pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConnectionPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@contextmanager
+def loop_reads() -> Iterator[None]:
+    """Within it, ``on_server_loop()`` is True (the server's handler wraps each request in it)."""
+    token = _on_server_loop.set(True)
+    try:
+        yield
+    finally:
+        _on_server_loop.reset(token)
+
+
+def on_server_loop() -> bool:
+    """Whether this request runs on the ASGI server's own loop (not a test client's loop of one call)."""
+    return _on_server_loop.get()
+
+
+def loop_reads_on() -> bool:
+    """Whether a read of this request may be awaited on the loop (else: in the thread, by the ORM)."""
+    return _on_server_loop.get() and settings.DATABASE_LOOP_READS
+
+
+def _pool_kwargs(using: str) -> dict[str, Any]:
+    wrapper = connections[using]  # only its settings are read: nothing connects on the loop
+    params = wrapper.get_connection_params()
+    params.pop("cursor_factory", None)  # Django's sync cursor; the async pool binds client-side as it does
+    return {**params, "autocommit": True, "cursor_factory": psycopg.AsyncClientCursor}
+
+
+def _configure(using: str) -> Any:
+    wrapper = connections[using]
+
+    async def configured(connection: psycopg.AsyncConnection[Any]) -> None:
+        # As Django configures its own connections: the session's time zone, when it differs.
+        zone = wrapper.timezone_name
+        if zone and connection.info.parameter_status("TimeZone") != zone:
+            await connection.execute(wrapper.ops.set_time_zone_sql(), [zone])
+
+    return configured
+
+
+async def loop_pool(using: str = "default") -> AsyncConnectionPool:
+    """This loop's pool for ``using``, opened on first use (``DATABASE_LOOP_POOL_MAX_SIZE`` connections)."""
+    loop = asyncio.get_running_loop()
+    pools = _pools.setdefault(loop, {})
+    pool = pools.get(using)
+    if pool is None:
+        pool = pools[using] = AsyncConnectionPool(
+            kwargs=_pool_kwargs(using),
+            min_size=1,
+            max_size=settings.DATABASE_LOOP_POOL_MAX_SIZE,
+            timeout=settings.DATABASES[using]["OPTIONS"].get("pool", {}).get("timeout", 10.0),
+            configure=_configure(using),
+            open=False,
+            name=f"loop-reads-{using}",
+        )
+    if pool.closed:
+        await pool.open()
+    return pool
+
+
+@asynccontextmanager
+async def loop_cursor(using: str = "default") -> AsyncIterator[psycopg.AsyncCursor[Any]]:
+    """A cursor of this loop's pool; psycopg's errors arrive as Django's (``OperationalError``...)."""
+    with connections[using].wrap_database_errors:
+        pool = await loop_pool(using)
+        async with pool.connection() as connection, connection.cursor() as cursor:
+            yield cursor
+
+
+async def loop_pools_close() -> None:
+    """Close this loop's pools (a server's shutdown, a test's loop)."""
+    for pool in _pools.pop(asyncio.get_running_loop(), {}).values():
+        await pool.close()

@@ -1,0 +1,132 @@
+"""Async API views answered on the server's loop (apps.core.loop_views, apps.core.loop_db): the same
+answers as the sync views, the session query and the throttle awaited there instead of in a thread."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import SyncToAsync, sync_to_async
+from django.db import connections
+
+from apps.accounts.tokens import tokens_revoke
+from apps.billing import tiers
+from apps.billing.throttles import WINDOW_SECONDS
+from apps.core import loop_db
+from apps.core.loop_redis import loop_redis_close
+from apps.core.request_threads import PooledASGIHandler
+from apps.core.testing.asgi_request import asgi_get_response
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ME = "/api/v1/auth/me"
+
+
+@pytest.fixture
+async def app():
+    handler = PooledASGIHandler()
+    yield handler
+    await loop_db.loop_pools_close()
+    await loop_redis_close()
+
+
+def _bearer(tokens) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens.access_token}"}
+
+
+async def test_auth_me_is_answered_on_the_loop_without_a_trip_to_the_thread_for_its_reads(
+    app, user, tokens, monkeypatch
+):
+    # given a warm server (the chain loaded, the session query compiled, the loop's pool open)
+    assert (await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] == 200
+    trips: list[str] = []
+    real_call = SyncToAsync.__call__
+
+    def counted(self, *args, **kwargs):
+        trips.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+
+    # when the client asks who it is
+    status, _headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))
+
+    # then the answer is the usual one, and only Django's own request signals and CSRF view check went
+    # to the thread (the sync view went there too, and waited there for the session and the throttle)
+    assert status == 200
+    assert json.loads(body) == {
+        "id": str(user.id),
+        "email": user.email,
+        "tier": user.tier,
+        "email_verified": False,
+        "time_zone": user.time_zone,
+    }
+    assert len(trips) == 3, trips
+    pool = await loop_db.loop_pool()
+    assert pool.get_stats()["requests_num"] >= 2  # both session queries were the loop pool's
+
+
+async def test_a_revoked_session_is_refused_on_the_loop_as_in_the_thread(app, user, tokens):
+    await sync_to_async(tokens_revoke)(user=user, refresh_token=tokens.refresh_token)
+
+    status, _headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))
+
+    assert status == 401
+    assert json.loads(body)["code"] == "authentication_failed"  # as the sync view answered
+
+
+async def test_an_invalid_token_and_no_token_are_refused_on_the_loop(app):
+    bad = await asgi_get_response(app, ME, headers={"Authorization": "Bearer not-a-token"})
+    missing = await asgi_get_response(app, ME)
+
+    assert bad[0] == 401
+    assert missing[0] == 401
+    assert "www-authenticate" in missing[1]
+
+
+async def test_the_tier_budget_is_counted_on_the_loop_and_a_request_over_it_is_a_429(app, user, tokens, settings):
+    # given the tier's own budget per minute (the test settings scale it up)
+    settings.BILLING_RATE_LIMIT_SCALE = 1
+    limit = await sync_to_async(tiers.requests_per_minute)(user)
+
+    # when the client asks once more than its budget within the minute
+    answers = [await asgi_get_response(app, ME, headers=_bearer(tokens)) for _ in range(limit + 1)]
+
+    # then every request of the budget is answered and the one past it refused with its wait (a window
+    # may end during the run: then every request is answered)
+    statuses = [status for status, _headers, _body in answers]
+    if statuses[-1] == 200:
+        pytest.skip("the minute's window ended during the run")
+    assert statuses == [200] * limit + [429]
+    _status, headers, body = answers[-1]
+    assert json.loads(body)["code"] == "rate_limited"
+    assert 0 < int(headers["retry-after"]) <= WINDOW_SECONDS
+
+
+async def test_the_database_unreachable_from_the_loop_is_a_503_not_a_500(app, user, tokens, monkeypatch):
+    # given the loop's pool pointed at a port where no database listens (its timeout short)
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead_port = probe.getsockname()[1]
+    settings_dict = connections["default"].settings_dict
+    monkeypatch.setitem(settings_dict, "HOST", "127.0.0.1")
+    monkeypatch.setitem(settings_dict, "PORT", str(dead_port))
+    monkeypatch.setitem(settings_dict["OPTIONS"]["pool"], "timeout", 1.0)
+
+    status, headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))
+
+    assert status == 503
+    assert json.loads(body)["code"] == "database_unavailable"
+    assert headers["retry-after"]
+
+
+async def test_with_loop_reads_off_the_session_query_runs_in_the_thread(app, user, tokens, settings):
+    settings.DATABASE_LOOP_READS = False
+
+    status, _headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))
+
+    assert status == 200
+    assert json.loads(body)["email"] == user.email
+    assert loop_db._pools.get(__import__("asyncio").get_running_loop()) is None
