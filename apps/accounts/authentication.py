@@ -87,20 +87,6 @@ class AccessTokenAuthentication(JWTAuthentication):
             _validated[key] = token
         return token
 
-    def claimed_user_id(self, request: Any) -> str | None:
-        """The user id a request's valid access token names (``str`` of the primary key, as
-        ``user.pk`` prints), before its session is asked about; None when it carries none or an
-        invalid one. Its validation is remembered, so ``authenticate`` does not repeat it."""
-        try:
-            header = self.get_header(request)
-            raw_token = None if header is None else self.get_raw_token(header)
-            if raw_token is None:
-                return None
-            claimed = self.get_validated_token(raw_token).get(api_settings.USER_ID_CLAIM)
-            return None if claimed is None else str(User._meta.pk.to_python(claimed))
-        except (AuthenticationFailed, InvalidToken, TokenError, DjangoValidationError):
-            return None
-
     async def aauthenticate(self, request: Any) -> tuple[User, Token] | None:
         """``authenticate`` for async views: the same answers and errors, the session query awaited."""
         header = self.get_header(request)

@@ -9,7 +9,7 @@ list bounds its page the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.core.paginator import InvalidPage, Page, Paginator
@@ -119,12 +119,32 @@ class PagePagination(PageNumberPagination):
         number of all rows (None when the page came back empty; ``count()`` is asked then, unless it
         is the first page). The same page size, page numbers, errors and headers as
         ``paginate_queryset``, with one query for a page that holds rows instead of two."""
-        page_size = self.get_page_size(request)
-        assert page_size is not None
-        number = self.get_page_number(request, None)
+        page_size, number = self._page_asked(request)
         rows, total = fetch((number - 1) * page_size, page_size)
         if total is None:
             total = count() if number > 1 else 0
+        return self._page_kept(request, rows=rows, number=number, page_size=page_size, total=total)
+
+    async def apaginate_rows(
+        self,
+        request: Request,
+        *,
+        fetch: Callable[[int, int], Awaitable[tuple[list[Any], int | None]]],
+        count: Callable[[], Awaitable[int]],
+    ) -> list[Any]:
+        """``paginate_rows`` for async views: ``fetch`` and ``count`` are awaited."""
+        page_size, number = self._page_asked(request)
+        rows, total = await fetch((number - 1) * page_size, page_size)
+        if total is None:
+            total = await count() if number > 1 else 0
+        return self._page_kept(request, rows=rows, number=number, page_size=page_size, total=total)
+
+    def _page_asked(self, request: Request) -> tuple[int, int]:
+        page_size = self.get_page_size(request)
+        assert page_size is not None
+        return page_size, self.get_page_number(request, None)
+
+    def _page_kept(self, request: Request, *, rows: list[Any], number: int, page_size: int, total: int) -> list[Any]:
         paginator = self.django_paginator_class([], page_size)
         paginator.__dict__["count"] = total  # the cached_property's slot
         self.request = request

@@ -6,6 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpResponseBase
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -15,12 +16,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.requests import AuthenticatedRequest
+from apps.core.loop_views import LoopApiView
 from apps.core.pagination import PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
-from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 
 from .models import MemoryKind
-from .selectors import memory_counts, memory_export, memory_item_get, memory_item_view, memory_kind_count, memory_page
+from .selectors import (
+    amemory_counts,
+    amemory_item_get,
+    amemory_item_view,
+    amemory_page,
+    memory_export,
+    memory_kind_count,
+)
 from .services import (
     CORE_KEY_MAX_LENGTH,
     CORE_VALUE_MAX_LENGTH,
@@ -106,21 +114,18 @@ def _listed_items(views: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return views
 
 
-def _item_data(*, user_id: uuid.UUID, kind: MemoryKind, item: Any) -> dict[str, Any]:
-    return _listed_items([memory_item_view(user_id=user_id, kind=kind, item=item)])[0]
-
-
 class MemoryCountsOutputSerializer(serializers.Serializer):
     counts = serializers.DictField(child=serializers.IntegerField())
 
 
-class MemoryApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
+class MemoryApi(RenderedInViewMixin, LoopApiView):
     """Counts of the user's memory per kind; DELETE forgets all of it."""
 
     @extend_schema(operation_id="memory_counts", responses={200: MemoryCountsOutputSerializer})
-    def get(self, request: AuthenticatedRequest) -> Response:
-        # The counts are ints already: the serializer describes the answer, it has nothing to convert.
-        return Response({"counts": memory_counts(user_id=request.user.id)})
+    async def get(self, request: AuthenticatedRequest) -> Response:
+        # On the loop (apps.core.loop_views). The counts are ints already: the serializer describes the
+        # answer, it has nothing to convert.
+        return Response({"counts": await amemory_counts(user_id=request.user.id)})
 
     @extend_schema(operation_id="memory_delete_all", responses={200: DeletedOutputSerializer})
     def delete(self, request: AuthenticatedRequest) -> Response:
@@ -132,7 +137,7 @@ class CoreMemorySetInputSerializer(serializers.Serializer):
     value = serializers.CharField(max_length=CORE_VALUE_MAX_LENGTH)
 
 
-class MemoryKindApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
+class MemoryKindApi(RenderedInViewMixin, LoopApiView):
     """List one kind of memory (paginated, decrypted); DELETE forgets all of that kind.
 
     POST on ``core`` sets a preference (``{key, value}``); the other kinds are written by the
@@ -144,13 +149,14 @@ class MemoryKindApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
         parameters=[page_parameter(), clamped_limit_parameter()],
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> HttpResponseBase:
+    async def get(self, request: AuthenticatedRequest, kind: MemoryKind) -> HttpResponseBase:
+        # On the loop (apps.core.loop_views): the session query and the page are awaited there.
         user_id = request.user.id
         paginator = PagePagination()
-        views = paginator.paginate_rows(
+        views = await paginator.apaginate_rows(
             request,
-            fetch=lambda offset, limit: memory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
-            count=lambda: memory_kind_count(user_id=user_id, kind=kind),
+            fetch=lambda offset, limit: amemory_page(user_id=user_id, kind=kind, offset=offset, limit=limit),
+            count=lambda: sync_to_async(memory_kind_count)(user_id=user_id, kind=kind),  # a page past the end only
         )
         body = paginator.get_paginated_data(_listed_items(views))
         return json_rendered(data=body) if kind in _FLOATLESS_KINDS else Response(body)
@@ -169,13 +175,15 @@ class MemoryKindApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
         return Response({"deleted": memory_kind_delete(user_id=request.user.id, kind=kind)})
 
 
-class MemoryItemApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
+class MemoryItemApi(RenderedInViewMixin, LoopApiView):
     """One item of the user's memory; another user's id is a 404."""
 
     @extend_schema(operation_id="memory_item_get", responses={200: OpenApiTypes.OBJECT})
-    def get(self, request: AuthenticatedRequest, kind: MemoryKind, item_id: uuid.UUID) -> Response:
-        item = memory_item_get(user_id=request.user.id, kind=kind, item_id=item_id)
-        return Response(_item_data(user_id=request.user.id, kind=kind, item=item))
+    async def get(self, request: AuthenticatedRequest, kind: MemoryKind, item_id: uuid.UUID) -> Response:
+        # On the loop (apps.core.loop_views).
+        item = await amemory_item_get(user_id=request.user.id, kind=kind, item_id=item_id)
+        view = await amemory_item_view(user_id=request.user.id, kind=kind, item=item)
+        return Response(_listed_items([view])[0])
 
     @extend_schema(operation_id="memory_item_delete", responses={204: None})
     def delete(self, request: AuthenticatedRequest, kind: MemoryKind, item_id: uuid.UUID) -> Response:

@@ -42,9 +42,10 @@ class Unsealer:
 
     __slots__ = ("_opened", "_reader", "_user_id")
 
-    def __init__(self, *, user_id: uuid.UUID | str) -> None:
+    def __init__(self, *, user_id: uuid.UUID | str, reader: FernetReader | None = None) -> None:
+        # ``reader``: the user's, already made (``auser_fernet_reader`` on the event loop).
         self._user_id = user_id
-        self._reader: FernetReader | None = None
+        self._reader: FernetReader | None = reader
         self._opened: dict[bytes, str] = {}
 
     def _key_reader(self) -> FernetReader:

@@ -19,8 +19,10 @@ from asgiref.sync import sync_to_async
 from django.db import connection
 from django.db.models import CharField, Count, F, Func, QuerySet, Subquery
 
+from apps.accounts.keys import auser_fernet_reader
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
+from apps.core.loop_db import loop_cursor, loop_reads_on
 
 from .crypto import Unsealer
 from .embeddings import validate_embedding
@@ -378,13 +380,27 @@ def memory_page(
     rows = _MEMORY_PAGES[kind].rows(user_id=user_id, limit=limit, offset=offset)
     if not rows:
         return [], None
+    return _page_views(kind, rows, Unsealer(user_id=user_id)), rows[0][-1]
+
+
+async def amemory_page(
+    *, user_id: UserId, kind: MemoryKind, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """``memory_page`` awaited (its query on the server's loop, ``CompiledQuery.arows``)."""
+    kind = MemoryKind(kind)
+    rows = await _MEMORY_PAGES[kind].arows(user_id=user_id, limit=limit, offset=offset)
+    if not rows:
+        return [], None
+    reader = await auser_fernet_reader(user_id=user_id)
+    return _page_views(kind, rows, Unsealer(user_id=user_id, reader=reader)), rows[0][-1]
+
+
+def _page_views(kind: MemoryKind, rows: list[tuple[Any, ...]], unseal_: Unsealer) -> list[dict[str, Any]]:
     row_type = _VIEW_ROWS[kind]
-    items = [row_type(*row[:-1]) for row in rows]
-    unseal_ = Unsealer(user_id=user_id)  # the user's key once for the page, not per field
+    items = [row_type(*row[:-1]) for row in rows]  # each row ends with the count of all the kind's items
     sealed = _SEALED_COLUMNS[kind]
     unseal_.preload(getattr(item, column) for item in items for column in sealed)  # the page's tokens as one batch
-    views = [_item_view(kind, item, unseal_) for item in items]
-    return views, rows[0][-1]
+    return [_item_view(kind, item, unseal_) for item in items]
 
 
 def memory_kind_count(*, user_id: UserId, kind: MemoryKind) -> int:
@@ -393,7 +409,15 @@ def memory_kind_count(*, user_id: UserId, kind: MemoryKind) -> int:
 
 def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | str) -> Any:
     """One of the user's items; someone else's id, or no such id, is not found."""
-    item = _OWNED_ITEMS[MemoryKind(kind)].first(user_id=user_id, item_id=item_id)
+    return _found(_OWNED_ITEMS[MemoryKind(kind)].first(user_id=user_id, item_id=item_id))
+
+
+async def amemory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | str) -> Any:
+    """``memory_item_get`` awaited (on the server's loop, ``CompiledQuery.afirst``)."""
+    return _found(await _OWNED_ITEMS[MemoryKind(kind)].afirst(user_id=user_id, item_id=item_id))
+
+
+def _found(item: Any) -> Any:
     if item is None:
         raise NotFoundError("Memory item")
     return item
@@ -402,6 +426,12 @@ def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | s
 def memory_item_view(*, user_id: UserId, kind: MemoryKind, item: Any, with_embedding: bool = False) -> dict[str, Any]:
     """One item, decrypted, as plain data (for the API and the export)."""
     return _item_view(kind, item, Unsealer(user_id=user_id), with_embedding=with_embedding)
+
+
+async def amemory_item_view(*, user_id: UserId, kind: MemoryKind, item: Any) -> dict[str, Any]:
+    """``memory_item_view`` on the event loop (the user's key looked up as ``auser_fernet_reader`` does)."""
+    reader = await auser_fernet_reader(user_id=user_id)
+    return _item_view(kind, item, Unsealer(user_id=user_id, reader=reader))
 
 
 def _item_view(kind: MemoryKind, item: Any, unseal_: Unsealer, *, with_embedding: bool = False) -> dict[str, Any]:
@@ -457,5 +487,17 @@ _COUNTS_SQL = "SELECT " + ", ".join(
 def memory_counts(*, user_id: UserId) -> dict[str, int]:
     with connection.cursor() as cursor:
         cursor.execute(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))})
-        row = cursor.fetchone()
+        return _counts(cursor.fetchone())
+
+
+async def amemory_counts(*, user_id: UserId) -> dict[str, int]:
+    """``memory_counts`` awaited (on the server's loop over ``apps.core.loop_db``, else in the thread)."""
+    if not loop_reads_on():
+        return await sync_to_async(memory_counts)(user_id=user_id)
+    async with loop_cursor() as cursor:
+        await cursor.execute(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))})
+        return _counts(await cursor.fetchone())
+
+
+def _counts(row: Any) -> dict[str, int]:
     return {kind.value: int(count) for kind, count in zip(MemoryKind, row, strict=True)}

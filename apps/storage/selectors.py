@@ -66,6 +66,22 @@ def record_page(
         rows = _RECORD_PAGE_OF_TABLE.rows(user_id=user.pk, table=table, limit=limit, offset=offset)
     else:
         rows = _RECORD_PAGE.rows(user_id=user.pk, limit=limit, offset=offset)
+    return _page_and_total(rows)
+
+
+async def arecord_page(
+    *, user: Any, offset: int, limit: int, table: str | None = None
+) -> tuple[list[tuple[Any, ...]], int | None]:
+    """``record_page`` awaited (on the server's loop, ``CompiledQuery.arows``)."""
+    if table:
+        rows = await _RECORD_PAGE_OF_TABLE.arows(user_id=user.pk, table=table, limit=limit, offset=offset)
+    else:
+        rows = await _RECORD_PAGE.arows(user_id=user.pk, limit=limit, offset=offset)
+    return _page_and_total(rows)
+
+
+def _page_and_total(rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int | None]:
+    # Each row ends with the number of all matching rows (``_record_page``).
     if not rows:
         return [], None
     return [row[:-1] for row in rows], rows[0][-1]
@@ -80,7 +96,15 @@ _OWNED_RECORD = CompiledQuery(_owned_record, user_id=_USER_ID_FIELD, record_id=S
 
 
 def record_get(*, user: Any, record_id: Any) -> StorageRecord:
-    record = _OWNED_RECORD.first(user_id=user.pk, record_id=record_id)
+    return _found(_OWNED_RECORD.first(user_id=user.pk, record_id=record_id))
+
+
+async def arecord_get(*, user: Any, record_id: Any) -> StorageRecord:
+    """``record_get`` awaited (on the server's loop, ``CompiledQuery.afirst``)."""
+    return _found(await _OWNED_RECORD.afirst(user_id=user.pk, record_id=record_id))
+
+
+def _found(record: StorageRecord | None) -> StorageRecord:
     if record is None:
         raise NotFoundError("Record")
     return record

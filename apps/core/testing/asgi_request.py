@@ -16,12 +16,13 @@ async def asgi_get_response(
     app: Any, route: str, *, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """One GET through ``app`` (with ``headers``): the status, the headers (lower-cased names) and the body."""
+    path, _, query = route.partition("?")
     scope = {
         "type": "http",
         "method": "GET",
-        "path": route,
-        "raw_path": route.encode(),
-        "query_string": b"",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
         "headers": [(b"host", b"localhost"), *((k.lower().encode(), v.encode()) for k, v in (headers or {}).items())],
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),

@@ -3,13 +3,15 @@ answers as the sync views, the session query and the throttle awaited there inst
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.db import connections
+from rest_framework.test import APIClient
 
-from apps.accounts.tokens import tokens_revoke
+from apps.accounts.tokens import tokens_issue, tokens_revoke
 from apps.billing import tiers
 from apps.billing.throttles import WINDOW_SECONDS
 from apps.core import loop_db
@@ -28,6 +30,10 @@ async def app():
     yield handler
     await loop_db.loop_pools_close()
     await loop_redis_close()
+
+
+def _without_request_id(error: dict) -> dict:
+    return {name: value for name, value in error.items() if name != "request_id"}
 
 
 def _bearer(tokens) -> dict[str, str]:
@@ -130,3 +136,82 @@ async def test_with_loop_reads_off_the_session_query_runs_in_the_thread(app, use
     assert status == 200
     assert json.loads(body)["email"] == user.email
     assert loop_db._pools.get(__import__("asyncio").get_running_loop()) is None
+
+
+def _data_of(user, tables: list[str]) -> dict[str, str]:
+    """Records in ``tables`` and two core memories for ``user``; the ids of the first of each."""
+    from apps.memory.models import CoreMemory
+    from apps.memory.services import core_memory_set
+    from apps.storage.records import record_create
+
+    records = []
+    for index, table in enumerate(tables):
+        blob = f"ciphertext-{index}".encode()
+        records.append(record_create(user=user, table=table, blob=blob, checksum=hashlib.sha256(blob).hexdigest()))
+    core_memory_set(user_id=user.id, key="tone", value="dry")
+    core_memory_set(user_id=user.id, key="time zone", value="Europe/Berlin")
+    memory = CoreMemory.objects.filter(user=user).order_by("created_at").first()
+    return {"record": str(records[0].id), "memory": str(memory.id)}
+
+
+HOT_READS = [
+    "/api/v1/storage/records?table=notes&limit=2&page=2",
+    "/api/v1/storage/records?limit=50",
+    "/api/v1/storage/records?table=notes&page=5",  # past the end: an empty page, counted in the thread
+    "/api/v1/storage/records?page=0",
+    "/api/v1/storage/records/{record}",
+    "/api/v1/storage/records/{other_record}",  # another user's: 404
+    "/api/v1/memory",
+    "/api/v1/memory/core",
+    "/api/v1/memory/core?limit=1&page=2",
+    "/api/v1/memory/core?page=3",  # past the end: 404
+    "/api/v1/memory/core/{memory}",
+    "/api/v1/memory/core/{other_memory}",  # another user's: 404
+]
+
+
+@pytest.mark.parametrize("route", HOT_READS)
+async def test_a_hot_read_on_the_loop_answers_what_the_thread_answers(app, make_user, route, blob_dir):
+    # given a user with records in two tables and core memories, and another user's
+    owner = await sync_to_async(make_user)("pro@example.com", tier="pro")
+    mine = await sync_to_async(_data_of)(owner, ["notes", "notes", "notes", "tasks"])
+    theirs = await sync_to_async(_data_of)(await sync_to_async(make_user)("mallory@example.com", tier="pro"), ["notes"])
+    route = route.format(**mine, other_record=theirs["record"], other_memory=theirs["memory"])
+    access = (await sync_to_async(tokens_issue)(user=owner)).access_token
+
+    # when it is asked on the server's loop, and through the test client (its reads in the thread)
+    status, headers, body = await asgi_get_response(app, route, headers={"Authorization": f"Bearer {access}"})
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    expected = await sync_to_async(client.get)(route, HTTP_HOST="localhost")  # the host asgi_get_response sends
+
+    # then both say the same: status, body and headers (pagination, checksum)
+    assert status == expected.status_code
+    if status == 200:
+        assert body == expected.content
+    else:  # an error: the same body but for its request's own id
+        assert _without_request_id(json.loads(body)) == _without_request_id(expected.json())
+    for name in ("content-type", "x-total-count", "x-page", "x-per-page", "link", "x-checksum"):
+        assert headers.get(name) == expected.headers.get(name), name
+    assert (await loop_db.loop_pool()).get_stats()[
+        "requests_num"
+    ] >= 1  # its reads (the session's at least) were the loop pool's
+
+
+async def test_a_redis_outage_on_the_loop_fails_open(app, user, tokens, monkeypatch):
+    import redis
+
+    from apps.billing import throttles
+
+    def unreachable(source):
+        async def refused(**kwargs):
+            raise redis.exceptions.ConnectionError("Redis is down")
+
+        return refused
+
+    monkeypatch.setattr(throttles, "loop_script", unreachable)
+
+    status, _headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))
+
+    assert status == 200  # the budget is abuse protection, not a boundary
+    assert json.loads(body)["email"] == user.email

@@ -19,6 +19,12 @@ from apps.storage.apis.records import RecordListCreateApi
 pytestmark = pytest.mark.django_db
 
 
+def _answered(view, request, **kwargs):
+    """The view's answer (an async one awaited on a loop, as Django's handler awaits it)."""
+    handler = view.as_view()
+    return async_to_sync(handler)(request, **kwargs) if iscoroutinefunction(handler) else handler(request, **kwargs)
+
+
 @pytest.mark.parametrize(
     ("view", "path", "kwargs"),
     [
@@ -33,9 +39,8 @@ def test_a_hot_read_leaves_the_view_rendered(make_user, view, path, kwargs):
     request = APIRequestFactory().get(path)
     force_authenticate(request, user=make_user("alice@example.com", tier="power"))
 
-    # when the view answers (an async one, on the loop, as Django's handler would await it)
-    handler = view.as_view()
-    response = async_to_sync(handler)(request, **kwargs) if iscoroutinefunction(handler) else handler(request, **kwargs)
+    # when the view answers
+    response = _answered(view, request, **kwargs)
 
     # then Django's handler has nothing left to render (it would hop to the sync thread for it)
     assert response.status_code == 200
@@ -47,7 +52,7 @@ def test_an_error_leaves_the_view_rendered_with_its_code(make_user):
     request = APIRequestFactory().get("/api/v1/storage/records", {"page": "0"})
     force_authenticate(request, user=make_user("alice@example.com", tier="power"))
 
-    response = RecordListCreateApi.as_view()(request)
+    response = _answered(RecordListCreateApi, request)
 
     assert not isinstance(response, SimpleTemplateResponse)
     assert response.status_code == 400

@@ -5,21 +5,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpResponse, HttpResponseBase
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from apps.core.loop_views import LoopApiView
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
-from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 
 from ..blob_store import blob_read_bytes
 from ..payloads import blob_decode
 from ..records import record_create, record_delete, record_update
-from ..selectors import record_count, record_get, record_page
+from ..selectors import arecord_get, arecord_page, record_count
 from .common import BINARY, OK_SERIALIZER, BinaryDownloadMixin, ChecksumField, unix_seconds
 
 
@@ -60,7 +60,7 @@ LIST_HEADERS = [
 ]
 
 
-class RecordListCreateApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView):
+class RecordListCreateApi(RenderedInViewMixin, LoopApiView):
     class InputSerializer(serializers.Serializer):
         table = serializers.RegexField(r"^[A-Za-z0-9_.-]{1,64}$", help_text="The client's table name.")
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
@@ -88,15 +88,16 @@ class RecordListCreateApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView)
         description="Metadata of the user's records (never the blobs), newest first, as a JSON array (as the "
         "earlier backend answered); the pagination is in the headers; a page past the end is an empty array.",
     )
-    def get(self, request: Request) -> HttpResponseBase:
+    async def get(self, request: Request) -> HttpResponseBase:
+        # On the loop (apps.core.loop_views): the session query and the page are awaited there.
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         table = filters.validated_data.get("table")
         paginator = PagePagination(past_end_is_empty=True)
-        page = paginator.paginate_rows(
+        page = await paginator.apaginate_rows(
             request,
-            fetch=lambda offset, limit: record_page(user=request.user, table=table, offset=offset, limit=limit),
-            count=lambda: record_count(user=request.user, table=table),
+            fetch=lambda offset, limit: arecord_page(user=request.user, table=table, offset=offset, limit=limit),
+            count=lambda: sync_to_async(record_count)(user=request.user, table=table),  # a page past the end only
         )
         # Text and ints only: written by orjson, JSONRenderer's bytes at a fraction of its CPU.
         return json_rendered(data=[_record_meta(row) for row in page], headers=paginator.get_list_headers())
@@ -117,7 +118,7 @@ class RecordListCreateApi(ThrottleBesideAuthMixin, RenderedInViewMixin, APIView)
         return Response(self.OutputSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
-class RecordDetailApi(RenderedInViewMixin, BinaryDownloadMixin, APIView):
+class RecordDetailApi(RenderedInViewMixin, BinaryDownloadMixin, LoopApiView):
     class InputSerializer(serializers.Serializer):
         blob = serializers.CharField(help_text="Client ciphertext, standard base64.", trim_whitespace=False)
         checksum = ChecksumField(help_text="Hex SHA-256 of the decoded blob.")
@@ -127,10 +128,11 @@ class RecordDetailApi(RenderedInViewMixin, BinaryDownloadMixin, APIView):
         description="The blob, with X-Checksum.",
         operation_id="storage_record_retrieve",
     )
-    def get(self, request: Request, record_id: Any) -> HttpResponse:
-        record = record_get(user=request.user, record_id=record_id)
+    async def get(self, request: Request, record_id: Any) -> HttpResponse:
+        # On the loop (apps.core.loop_views); the blob is read in the thread (the storage is sync).
+        record = await arecord_get(user=request.user, record_id=record_id)
         return HttpResponse(
-            blob_read_bytes(key=record.blob_key),
+            await sync_to_async(blob_read_bytes)(key=record.blob_key),
             content_type="application/octet-stream",
             headers={"X-Checksum": record.checksum},
         )

@@ -1,50 +1,30 @@
-"""A view whose throttle hit travels beside its session query answers what DRF's throttling answers:
-every request that reaches its throttles counted once, a 401 or a 403 not counted (its hit taken back),
-429 with Retry-After past the budget (before a 404 too), a refused request's view never run, other
-methods refused before they run, Redis connections back in their pool, and a Redis outage still fails
-open."""
+"""The hot read views (async, apps.core.loop_views) are throttled as DRF throttles: every request that
+reaches its throttles counted once, a 401 or a 403 not counted, 429 with Retry-After past the budget
+(before a 404 too), a refused request's view never run, other methods refused before they run, Redis
+connections back in their pool, and a Redis outage still fails open. Through the test client, so the
+throttle is asked in the thread; on the server's loop: test_loop_views.py."""
 
 from __future__ import annotations
 
 import pytest
 from django.test import override_settings
 from rest_framework.permissions import BasePermission
-from rest_framework.views import APIView
 
 from apps.billing import throttles
+from apps.core.loop_views import LoopApiView
 from apps.core.redis_pool import cache_redis
-from apps.core.throttle_beside_auth import ThrottleBesideAuthMixin
 from apps.memory.models import CoreMemory
 from apps.memory.services import core_memory_set
 
 pytestmark = pytest.mark.django_db
 
-LIST = "/api/v1/memory/core"  # MemoryKindApi: ThrottleBesideAuthMixin
+LIST = "/api/v1/memory/core"  # MemoryKindApi, its GET async
 FREE_BUDGET = 20
 
 
 def _window_count(user) -> int:
     client = cache_redis()
     return sum(int(client.get(key) or 0) for key in client.keys(f"*throttle:tier:{user.pk}:*"))
-
-
-def _replies_fail_with(monkeypatch, error: Exception) -> list:
-    """Every hit sent from now on has its reply raise ``error`` when read, on its real connection;
-    answers the connections, as they are sent."""
-    real_send = throttles._SentHit.__init__
-    connections = []
-
-    def sent_then_failing(self, script, full_key):
-        real_send(self, script, full_key)
-
-        def failing(*args, **kwargs):
-            raise error
-
-        monkeypatch.setattr(self._connection, "read_response", failing)  # undone after the test
-        connections.append(self._connection)
-
-    monkeypatch.setattr(throttles._SentHit, "__init__", sent_then_failing)
-    return connections
 
 
 def _connections_in_use() -> int:
@@ -74,8 +54,13 @@ def test_past_the_budget_a_refused_page_never_runs_its_view(user, auth_client, m
 
     core_memory_set(user_id=user.id, key="timezone", value="UTC")
     reads = []
-    real_page, real_count = apis.memory_page, apis.memory_kind_count
-    monkeypatch.setattr(apis, "memory_page", lambda **kw: reads.append("page") or real_page(**kw))
+    real_page, real_count = apis.amemory_page, apis.memory_kind_count
+
+    async def counted_page(**kw):
+        reads.append("page")
+        return await real_page(**kw)
+
+    monkeypatch.setattr(apis, "amemory_page", counted_page)
     monkeypatch.setattr(apis, "memory_kind_count", lambda **kw: reads.append("count") or real_count(**kw))
     # given a spent budget
     for _ in range(FREE_BUDGET):
@@ -93,7 +78,7 @@ def test_past_the_budget_a_refused_page_never_runs_its_view(user, auth_client, m
 
 
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
-def test_a_revoked_session_is_a_401_and_its_sent_hit_is_not_counted(user, auth_client):
+def test_a_revoked_session_is_a_401_and_is_not_counted(user, auth_client):
     from rest_framework.test import APIClient
 
     from apps.accounts.tokens import sessions_revoke_for_users, tokens_issue
@@ -104,8 +89,7 @@ def test_a_revoked_session_is_a_401_and_its_sent_hit_is_not_counted(user, auth_c
     # when more pages than the free budget are asked for with it
     refused = [auth_client.get(LIST) for _ in range(FREE_BUDGET + 5)]
 
-    # then each is refused as before, its hit (sent before the session was known) taken back as DRF,
-    # which never reaches its throttles for a 401, never counts it; every connection given back
+    # then each is refused as before and, as DRF never reaches its throttles for a 401, not counted
     assert {response.status_code for response in refused} == {401}
     assert {response.json()["code"] for response in refused} == {"authentication_failed"}
     assert _window_count(user) == 0
@@ -126,21 +110,22 @@ class _RefusesEveryone(BasePermission):
         return False  # an authenticated user refused: DRF answers 403
 
 
-class _RefusingView(ThrottleBesideAuthMixin, APIView):
+class _RefusingView(LoopApiView):
     """No throttled view of the API answers 403 to an authenticated user (IsAuthenticated only): this one does."""
 
     permission_classes = [_RefusesEveryone]
 
-    def get(self, request):
+    async def get(self, request):
         raise AssertionError("a refused request never runs its view")
 
 
 @override_settings(BILLING_RATE_LIMIT_SCALE=1)
-def test_a_request_a_permission_refuses_is_a_403_and_its_sent_hit_is_not_counted(user, tokens):
+def test_a_request_a_permission_refuses_is_a_403_and_is_not_counted(user, tokens):
+    from asgiref.sync import async_to_sync
     from rest_framework.test import APIRequestFactory
 
     factory = APIRequestFactory()
-    view = _RefusingView.as_view()
+    view = async_to_sync(_RefusingView.as_view())
 
     # when more requests than the free budget are refused by a permission
     statuses = [
@@ -151,75 +136,6 @@ def test_a_request_a_permission_refuses_is_a_403_and_its_sent_hit_is_not_counted
     # then each is a 403 (not a 429: nothing was counted), as DRF, which asks permissions before throttles
     assert statuses == [403] * (FREE_BUDGET + 5)
     assert _window_count(user) == 0
-    assert _connections_in_use() == 0
-
-
-def test_a_refund_redis_refuses_is_logged_and_the_answer_stays_a_401(user, auth_client, monkeypatch, caplog):
-    import logging
-
-    import redis
-
-    from apps.accounts.tokens import sessions_revoke_for_users
-    from apps.core import redis_outage
-
-    # given a revoked session, and a Redis that goes away once a hit is sent, before it can be taken back
-    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
-    _replies_fail_with(monkeypatch, redis.exceptions.ConnectionError("connection lost"))
-    monkeypatch.setattr(redis_outage, "_last_report", {})  # the warning is rate-limited per process
-
-    # when a page is asked for, then it is still the 401 (never a 500), the failed refund is a warning,
-    # and the hit stays counted (the budget is abuse protection: failing open on the refund costs one hit)
-    with caplog.at_level(logging.WARNING, logger="apps.core.redis_outage"):
-        refused = auth_client.get(LIST)
-    assert refused.status_code == 401
-    assert refused.json()["code"] == "authentication_failed"
-    assert any(
-        record.levelno == logging.WARNING and "tier_rate_throttle_refund" in record.getMessage()
-        for record in caplog.records
-    )
-    monkeypatch.undo()  # the broken connection is back in the pool: mended before the counter is read
-    assert _window_count(user) == 1
-    assert _connections_in_use() == 0
-
-
-def test_an_unexpected_redis_error_on_a_refund_is_logged_and_the_answer_stays_a_401(
-    user, auth_client, monkeypatch, caplog
-):
-    import logging
-
-    import redis
-
-    from apps.accounts.tokens import sessions_revoke_for_users
-
-    def refused_by_redis(self):
-        raise redis.exceptions.ResponseError("WRONGTYPE")
-
-    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
-    monkeypatch.setattr(throttles._SentHit, "refund", refused_by_redis)
-
-    with caplog.at_level(logging.WARNING, logger="apps.billing.throttles"):
-        refused = auth_client.get(LIST)
-    assert refused.status_code == 401
-    assert any(record.levelno == logging.WARNING and "WRONGTYPE" in record.getMessage() for record in caplog.records)
-    assert _connections_in_use() == 0
-
-
-def test_a_refund_after_the_window_s_counter_expired_leaves_no_counter_behind(user, auth_client, monkeypatch):
-    from apps.accounts.tokens import sessions_revoke_for_users
-
-    real_count = throttles._SentHit.count
-
-    def counted_then_expired(self):
-        count = real_count(self)  # the hit is counted, then its window's counter expires before it is taken back
-        cache_redis().delete(self._args[1])
-        return count
-
-    sessions_revoke_for_users(user_ids=[user.id], reason="staff", actor=None)
-    monkeypatch.setattr(throttles._SentHit, "count", counted_then_expired)
-
-    # when a refused page's hit is taken back from a counter that is gone, then none is made at -1
-    assert auth_client.get(LIST).status_code == 401
-    assert cache_redis().keys(f"*throttle:tier:{user.pk}:*") == []
     assert _connections_in_use() == 0
 
 
@@ -234,23 +150,6 @@ def test_an_invalid_token_or_none_is_refused_without_a_hit(user, auth_client):
     assert forged.get(LIST).status_code == 401
     assert APIClient().get(LIST).status_code == 401
     assert _window_count(user) == 0
-    assert _connections_in_use() == 0
-
-
-def test_a_hit_sent_for_another_user_than_the_session_s_is_taken_back_and_the_user_counted_as_drf_counts(
-    user, auth_client, make_user, monkeypatch
-):
-    from apps.accounts.authentication import AccessTokenAuthentication
-
-    # given a token whose claim would name another user than its session answers (never seen; checked anyway)
-    other = make_user()
-    monkeypatch.setattr(AccessTokenAuthentication, "claimed_user_id", lambda self, request: str(other.pk))
-
-    # when a page is asked for, then it is answered, counted once for the session's user as allow_request
-    # counts it, the hit sent for the other taken back (it spends nothing of theirs), its connection given back
-    assert auth_client.get(LIST).status_code == 200
-    assert _window_count(user) == 1
-    assert _window_count(other) == 0
     assert _connections_in_use() == 0
 
 
@@ -295,31 +194,17 @@ def test_a_forgotten_script_still_counts_the_hit(user, auth_client):
     assert _connections_in_use() == 0
 
 
-def test_a_redis_outage_when_the_hit_is_sent_fails_open(user, auth_client, monkeypatch):
+def test_a_redis_outage_fails_open(user, auth_client, monkeypatch):
     import redis
 
     def unreachable(self, *args, **kwargs):
         raise redis.exceptions.ConnectionError("Redis is down")
 
-    # given a Redis that refuses every connection (the count and the fallback both)
-    monkeypatch.setattr(throttles._SentHit, "__init__", unreachable)
+    # given a Redis that refuses every connection
     monkeypatch.setattr(throttles, "_count_hit", lambda key: unreachable(None))
 
     # when a page is asked for, then it is answered (the budget is abuse protection, not a boundary)
     assert auth_client.get(LIST).status_code == 200
-
-
-def test_a_redis_outage_while_the_reply_is_read_fails_open_and_frees_the_connection(user, auth_client, monkeypatch):
-    import redis
-
-    broken_connections = _replies_fail_with(monkeypatch, redis.exceptions.ConnectionError("connection lost"))
-
-    # when the reply cannot be read, then the page is answered
-    assert auth_client.get(LIST).status_code == 200
-    # and the connection was closed (its unread reply can never be taken for another command's) and given back
-    (connection,) = broken_connections
-    assert connection._sock is None
-    assert _connections_in_use() == 0
 
 
 @pytest.mark.parametrize("path", ["/api/v1/memory", "/api/v1/storage/records"])
@@ -342,18 +227,17 @@ def test_the_counts_and_the_records_list_are_throttled_as_before(make_user, path
     assert _connections_in_use() == 0
 
 
-def test_an_unexpected_redis_error_on_the_reply_is_answered_as_drf_answers_it_and_frees_the_connection(
-    user, auth_client, monkeypatch
-):
+def test_an_unexpected_redis_error_is_answered_by_the_api_s_exception_handler(user, auth_client, monkeypatch):
     import redis
 
-    _replies_fail_with(monkeypatch, redis.exceptions.ResponseError("WRONGTYPE"))
+    def wrong_type(key):
+        raise redis.exceptions.ResponseError("WRONGTYPE")
 
-    # when Redis answers with an error that is no outage, then it is raised where allow_request raised
-    # it (before the view, in DRF's dispatch) and answered by the API's exception handler
+    monkeypatch.setattr(throttles, "_count_hit", wrong_type)
+
+    # when Redis answers with an error that is no outage, then it is raised where allow_request raises it
+    # (before the view) and answered by the API's exception handler
     auth_client.raise_request_exception = False
     answered = auth_client.get(LIST)
     assert answered.status_code == 500
     assert answered.json()["code"] == "internal_error"
-    # and the connection is not lost to the pool
-    assert _connections_in_use() == 0
