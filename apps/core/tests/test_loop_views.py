@@ -150,7 +150,7 @@ def _data_of(user, tables: list[str]) -> dict[str, str]:
         records.append(record_create(user=user, table=table, blob=blob, checksum=hashlib.sha256(blob).hexdigest()))
     core_memory_set(user_id=user.id, key="tone", value="dry")
     core_memory_set(user_id=user.id, key="time zone", value="Europe/Berlin")
-    memory = CoreMemory.objects.filter(user=user).order_by("created_at").first()
+    memory = CoreMemory.objects.filter(user=user).order_by("created_at")[0]
     return {"record": str(records[0].id), "memory": str(memory.id)}
 
 
