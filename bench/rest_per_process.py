@@ -21,6 +21,16 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Eighth stop, 2026-12-07 02:06-02:09 (idle box, the seventh stop's; load from the bench itself),
+old = 8e96cb0, each checkout with its own defaults (ASGI_REQUEST_THREADS 8 there, 32 now), ``--rounds 3
+--seconds 3``: req/s new / old auth/me 1.55x, records list 1.27x, memory list 1.22x, records/<id>
+1.21x, memory counts 1.33x, memory item 1.32x, bare view 1.22x; to this run's bare view auth/me 0.44 ->
+0.50x, memory item 0.39 -> 0.49x, memory counts 0.41 -> 0.48x, records/<id> 0.48 -> 0.46x, memory list
+0.39 -> 0.42x, records list 0.39 -> 0.40x. The hot reads are async views now (apps.core.loop_views: the
+session and page queries over the loop's psycopg pool, the throttle on the loop's Redis client); the
+throttle-beside-auth split below was removed with them. Both at 32 threads (01:53): paths 1.08-1.22x
+old, 0.35-0.46x the bare view.
+
 Idle box, 2026-12-06 18:02-18:04 (load 0.7-2.2, nothing else running), old = ec5c4bc, new = this
 stop's code (batch decryption, the throttle hit beside the session query), ``--rounds 2 --seconds 3``,
 req/s to the bare async view old → new: memory list 0.49 → 0.53x (absolute 1.04x; by CPU 0.52 →
