@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from asgiref.sync import SyncToAsync
+
 
 async def asgi_get(app: Any, route: str) -> int:
     """One GET through ``app`` as an ASGI server calls it; the response status."""
@@ -48,3 +50,17 @@ async def asgi_get_response(
     response_headers = {name.decode().lower(): value.decode() for name, value in start.get("headers", [])}
     body = b"".join(message.get("body", b"") for message in sent[1:])
     return start["status"], response_headers, body
+
+
+def thread_trips_counted(monkeypatch: Any) -> list[str]:
+    """From now on (until the test ends), the name of every function sent to a thread with
+    ``sync_to_async``, in order."""
+    trips: list[str] = []
+    real_call = SyncToAsync.__call__
+
+    def counted(self: SyncToAsync, *args: Any, **kwargs: Any) -> Any:
+        trips.append(getattr(self.func, "__qualname__", repr(self.func)))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    return trips

@@ -7,7 +7,7 @@ import hashlib
 import json
 
 import pytest
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.db import connections
 from rest_framework.test import APIClient
 
@@ -17,7 +17,7 @@ from apps.billing.throttles import WINDOW_SECONDS
 from apps.core import loop_db
 from apps.core.loop_redis import loop_redis_close
 from apps.core.request_threads import PooledASGIHandler
-from apps.core.testing.asgi_request import asgi_get_response
+from apps.core.testing.asgi_request import asgi_get_response, thread_trips_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -45,14 +45,7 @@ async def test_auth_me_is_answered_on_the_loop_without_a_trip_to_the_thread_for_
 ):
     # given a warm server (the chain loaded, the session query compiled, the loop's pool open)
     assert (await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] == 200
-    trips: list[str] = []
-    real_call = SyncToAsync.__call__
-
-    def counted(self, *args, **kwargs):
-        trips.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    trips = thread_trips_counted(monkeypatch)
 
     # when the client asks who it is
     status, _headers, body = await asgi_get_response(app, ME, headers=_bearer(tokens))

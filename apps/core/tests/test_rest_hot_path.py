@@ -10,7 +10,6 @@ import urllib.parse
 import urllib.request
 
 import pytest
-from asgiref.sync import SyncToAsync
 from django.conf import settings
 from django.core.cache import caches
 from django.test import RequestFactory
@@ -19,7 +18,7 @@ from django.utils.module_loading import import_string
 
 from apps.core.request_threads import PooledASGIHandler
 from apps.core.static_files import AsyncStaticFilesMiddleware
-from apps.core.testing.asgi_request import asgi_get
+from apps.core.testing.asgi_request import asgi_get, thread_trips_counted
 from conftest import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,14 +89,7 @@ async def test_a_request_to_an_async_view_goes_to_a_thread_only_for_the_request_
     settings.ROOT_URLCONF = __name__
     app = PooledASGIHandler()
     await asgi_get(app, "/async-view")  # warm: the chain is loaded
-    trips: list[str] = []
-    real_call = SyncToAsync.__call__
-
-    def counted(self, *args, **kwargs):
-        trips.append(getattr(self.func, "__qualname__", repr(self.func)))
-        return real_call(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counted)
+    trips = thread_trips_counted(monkeypatch)
 
     # when one request passes
     assert await asgi_get(app, "/async-view") == 200
