@@ -79,7 +79,26 @@ async def _async_view(request):
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("async-view", _async_view)]
+def _message_added(request):
+    from django.contrib import messages
+    from django.http import HttpResponse
+
+    messages.info(request, request.GET["text"])
+    return HttpResponse("added")
+
+
+def _messages_read(request):
+    from django.contrib import messages
+    from django.http import HttpResponse
+
+    return HttpResponse(",".join(message.message for message in messages.get_messages(request)))
+
+
+urlpatterns = [
+    path("async-view", _async_view),
+    path("messages/add", _message_added),
+    path("messages/read", _messages_read),
+]
 
 
 async def test_a_request_to_an_async_view_goes_to_a_thread_only_for_the_request_signals_and_the_csrf_view_check(
@@ -136,6 +155,48 @@ def test_the_admin_login_over_asgi_sets_the_csrf_cookie_saves_the_session_and_re
     form = {"username": staff.email, "password": DEFAULT_PASSWORD, "csrfmiddlewaretoken": csrf}
     assert _status(opener, login, form)[0] == 302
     assert "sessionid" in {cookie.name for cookie in jar}
+    status, page = _status(opener, live_asgi_server.http_url + "/admin/")
+    assert status == 200
+    assert staff.email in page
+
+
+def test_messages_kept_in_the_session_are_stored_over_asgi_on_a_session_that_already_exists(live_asgi_server, settings):
+    # given messages kept in the session, behind the live ASGI server
+    settings.ROOT_URLCONF = __name__
+    settings.MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+    opener, jar = _opener()
+    base = live_asgi_server.http_url
+
+    # when a first request makes the session with a message, and a second adds one to that session
+    # (storing it loads the session row: on the loop it would raise SynchronousOnlyOperation, a 500)
+    assert _status(opener, base + "/messages/add?text=first") == (200, "added")
+    assert "sessionid" in {cookie.name for cookie in jar}
+    assert _status(opener, base + "/messages/add?text=second") == (200, "added")
+
+    # then both are read back, once
+    assert _status(opener, base + "/messages/read") == (200, "first,second")
+    assert _status(opener, base + "/messages/read") == (200, "")
+
+
+def test_the_admin_login_over_asgi_with_the_csrf_secret_in_the_session(live_asgi_server, make_user, settings):
+    import re
+
+    # given CSRF_USE_SESSIONS: the secret lives in the session row, so the CSRF hooks go to the thread
+    settings.CSRF_USE_SESSIONS = True
+    staff = make_user("staff@example.com", is_staff=True, is_superuser=True)
+    opener, jar = _opener()
+    login = live_asgi_server.http_url + "/admin/login/?next=/admin/"
+
+    # when the login page is opened, then its token comes in the form and no CSRF cookie is set
+    status, page = _status(opener, login)
+    assert status == 200
+    assert "csrftoken" not in {cookie.name for cookie in jar}
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+
+    # then a post without the token is refused, and with it the staff member is signed in
+    assert _status(opener, login, {"username": staff.email, "password": DEFAULT_PASSWORD})[0] == 403
+    form = {"username": staff.email, "password": DEFAULT_PASSWORD, "csrfmiddlewaretoken": token}
+    assert _status(opener, login, form)[0] == 302
     status, page = _status(opener, live_asgi_server.http_url + "/admin/")
     assert status == 200
     assert staff.email in page
