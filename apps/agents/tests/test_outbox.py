@@ -24,6 +24,7 @@ from apps.agents.outbox import (
 )
 from apps.devices.client import LocalStore
 from apps.devices.node import loop_node
+from apps.devices.tests.conftest import hello_work_done
 
 from .conftest import execute, one_task_per_file, outbox, rows, start_run, wait_until, write_files
 
@@ -390,9 +391,14 @@ async def _executor_died(run: AgentRunLog) -> None:
     )
 
 
-async def test_a_hello_flush_delivers_the_items_of_a_run_whose_worker_died(devices, user, make_local_config, tmp_path):
-    # given two items of a run still marked running, whose worker died (its lease ran out)
+async def test_a_hello_flush_delivers_the_items_of_a_run_whose_worker_died(
+    devices, device_server, user, make_local_config, tmp_path
+):
+    # given two items of a run still marked running, whose worker died (its lease ran out); made once
+    # the device's own hello flush has ended (on a loaded box it could otherwise run after them and
+    # deliver some of them itself, leaving fewer to the flush under test)
     client = await devices(user, device_id="laptop")
+    await hello_work_done(device_server, user, "laptop")
     run, ids = await _two_waiting(user, make_local_config, tmp_path)
     await _executor_died(run)
 

@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -142,6 +142,18 @@ async def wait_online(user, device_id: str, channel_name: str | None = None) -> 
     row = await device_row(user, device_id)
     assert row is not None
     return row
+
+
+async def hello_work_done(device_server, user, device_id: str) -> None:
+    """What the device's hello started beside its answer (the connect handlers: the agents' outbox
+    flush and due runs, the calls reopeners) has ended, on the server's loop. A test that then
+    changes what those handlers read (outbox items, runs) races them no more."""
+
+    async def idle() -> bool:
+        consumer = connections.local_consumer(user_id=str(user.id), device_id=device_id)
+        return consumer is not None and not cast(Any, consumer).background  # the consumer's spawned tasks
+
+    await wait_until(lambda: asyncio.to_thread(device_server.run, idle()))
 
 
 @pytest.fixture
