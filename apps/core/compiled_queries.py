@@ -25,7 +25,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
 
-from .loop_db import loop_cursor, loop_reads_on
+from .loop_db import loop_fetchall, loop_reads_on
 
 M = TypeVar("M", bound=Model)
 
@@ -152,11 +152,8 @@ class CompiledQuery(Generic[M]):
         if not loop_reads_on():
             return await sync_to_async(self.first)(**values)
         compiled = await self._acompiled("first")
-        params = self._bound(compiled, values)
-        async with loop_cursor(self._using) as cursor:
-            await cursor.execute(compiled.sql, params)
-            row = await cursor.fetchone()
-        return self._instance(compiled, row)
+        rows = await loop_fetchall(compiled.sql, self._bound(compiled, values), self._using)  # LIMIT 1
+        return self._instance(compiled, rows[0] if rows else None)
 
     def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None) -> M | None:
         if row is None:
@@ -199,10 +196,7 @@ class CompiledQuery(Generic[M]):
             return await sync_to_async(self.rows)(limit=limit, offset=offset, **values)
         compiled = await self._acompiled("rows")
         params = [*self._bound(compiled, values), limit, offset]
-        async with loop_cursor(self._using) as cursor:
-            await cursor.execute(compiled.sql, params)
-            rows = await cursor.fetchall()
-        return self._rows_converted(compiled, rows)
+        return self._rows_converted(compiled, await loop_fetchall(compiled.sql, params, self._using))
 
     def _rows_converted(self, compiled: _Compiled, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         if not compiled.converters:

@@ -104,6 +104,13 @@ async def loop_cursor(using: str = "default") -> AsyncIterator[psycopg.AsyncCurs
             yield cursor
 
 
+async def loop_fetchall(sql: str, params: Any, using: str = "default") -> list[tuple[Any, ...]]:
+    """The rows of one read statement, run on this loop's pool (``loop_cursor``)."""
+    async with loop_cursor(using) as cursor:
+        await cursor.execute(sql, params)
+        return await cursor.fetchall()
+
+
 async def loop_pools_close() -> None:
     """Close this loop's pools (a server's shutdown, a test's loop)."""
     for pool in _pools.pop(asyncio.get_running_loop(), {}).values():

@@ -22,7 +22,7 @@ from django.db.models import CharField, Count, F, Func, QuerySet, Subquery
 from apps.accounts.keys import auser_fernet_reader
 from apps.core.compiled_queries import CompiledQuery
 from apps.core.errors import ApplicationError, NotFoundError
-from apps.core.loop_db import loop_cursor, loop_reads_on
+from apps.core.loop_db import loop_fetchall, loop_reads_on
 
 from .crypto import Unsealer
 from .embeddings import validate_embedding
@@ -494,9 +494,8 @@ async def amemory_counts(*, user_id: UserId) -> dict[str, int]:
     """``memory_counts`` awaited (on the server's loop over ``apps.core.loop_db``, else in the thread)."""
     if not loop_reads_on():
         return await sync_to_async(memory_counts)(user_id=user_id)
-    async with loop_cursor() as cursor:
-        await cursor.execute(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))})
-        return _counts(await cursor.fetchone())
+    (row,) = await loop_fetchall(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))})
+    return _counts(row)
 
 
 def _counts(row: Any) -> dict[str, int]:
