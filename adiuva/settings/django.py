@@ -41,6 +41,11 @@ DATABASE_LOOP_READS = env.bool("DATABASE_LOOP_READS", default=True)
 DATABASE_LOOP_POOL_MAX_SIZE = env.int("DATABASE_LOOP_POOL_MAX_SIZE", default=8)
 if DATABASE_LOOP_POOL_MAX_SIZE < 1:
     raise ImproperlyConfigured("DATABASE_LOOP_POOL_MAX_SIZE must be 1 or more")
+# The loop's reads asked in the same turn of the loop (concurrent requests' session checks and pages)
+# go to PostgreSQL as one message on one connection, at most this many statements in it.
+DATABASE_LOOP_BATCH_MAX = env.int("DATABASE_LOOP_BATCH_MAX", default=16)
+if DATABASE_LOOP_BATCH_MAX < 1:
+    raise ImproperlyConfigured("DATABASE_LOOP_BATCH_MAX must be 1 or more")
 
 # URLS
 # ------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
 
+from apps.core.loop_batches import loop_loader
 from apps.core.loop_db import on_server_loop
 from apps.core.loop_redis import loop_script
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
@@ -27,12 +28,17 @@ if TYPE_CHECKING:  # DRF imports this module while rest_framework.views is still
 WINDOW_SECONDS = 60
 
 
-# INCR creates the key at 1 and the first hit gives it its expiry; in one script, so a key never
-# outlives its window without one, and a request costs one command and one reply.
+# INCR creates a key at 1 and its first hit gives it its expiry; in one script, so a key never
+# outlives its window without one. One hit per key, in order (a key given twice counts two hits):
+# the requests of one turn of the server's loop are counted by one command and one reply.
 _HIT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  counts[i] = count
+end
+return counts
 """
 
 
@@ -60,13 +66,19 @@ def _count_hit(key: str) -> int:
     backend = caches["default"]
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
-        return int(_hit_script()(keys=[full_key], args=[WINDOW_SECONDS + 1]))
+        (count,) = _hit_script()(keys=[full_key], args=[WINDOW_SECONDS + 1])
+        return int(count)
     cache.add(key, 0, timeout=WINDOW_SECONDS + 1)
     try:
         return cache.incr(key)
     except ValueError:  # expired between add and incr: a new window has begun
         cache.add(key, 1, timeout=WINDOW_SECONDS + 1)
         return 1
+
+
+async def _hits_counted(keys: list[str]) -> list[Any]:
+    """One hit on each key, by one script call on the loop's client: the window's count after each."""
+    return list(await loop_script(_HIT_SCRIPT)(keys=keys, args=[WINDOW_SECONDS + 1]))
 
 
 def _window_key(user_id: Any, window: int) -> str:
@@ -114,7 +126,7 @@ class TierRateThrottle(BaseThrottle):
         window = int(now // WINDOW_SECONDS)
         full_key = backend.make_and_validate_key(_window_key(user.pk, window))
         try:
-            count = int(await loop_script(_HIT_SCRIPT)(keys=[full_key], args=[WINDOW_SECONDS + 1]))
+            count = int(await loop_loader("tier_rate_throttle", _hits_counted).load(full_key))
         except REDIS_UNAVAILABLE_ERRORS as exc:  # fails open, as allow_request
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return True

@@ -11,9 +11,12 @@ Only on the ASGI server's own loop (``PooledASGIHandler`` marks its requests wit
 and only when ``DATABASE_LOOP_READS`` is on: anywhere else (the test client, whose every request
 runs on a loop of its own inside a transaction the pool cannot see; a management command) the same
 read goes to the thread through the ORM's connection, as before. The pool's connections are made as
-Django makes its own (the same parameters, type adapters and time zone), in autocommit: these are
-single-statement reads. A connection-level failure is Django's ``OperationalError`` (its cause the
-psycopg error), so the API answers 503 ``database_unavailable`` as on the thread.
+Django makes its own (the same parameters, type adapters and time zone), in autocommit: each read is
+one statement. The reads asked in the same turn of the loop go out together, as one
+multi-statement message (``DATABASE_LOOP_BATCH_MAX`` at most; ``apps.core.loop_batches``): under load,
+one round trip's send, wakeup and receive cost the server more CPU than several reads. A
+connection-level failure is Django's ``OperationalError`` (its cause the psycopg error), so the API
+answers 503 ``database_unavailable`` as on the thread.
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import weakref
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, NamedTuple
 
 import psycopg
 from django.conf import settings
 from django.db import connections
 from psycopg_pool import AsyncConnectionPool
+
+from .loop_batches import loop_loader
 
 _on_server_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("loop_reads", default=False)
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConnectionPool]] = (
@@ -95,20 +101,53 @@ async def loop_pool(using: str = "default") -> AsyncConnectionPool:
     return pool
 
 
-@asynccontextmanager
-async def loop_cursor(using: str = "default") -> AsyncIterator[psycopg.AsyncCursor[Any]]:
-    """A cursor of this loop's pool; psycopg's errors arrive as Django's (``OperationalError``...)."""
-    with connections[using].wrap_database_errors:
-        pool = await loop_pool(using)
-        async with pool.connection() as connection, connection.cursor() as cursor:
-            yield cursor
+class _Read(NamedTuple):
+    sql: str
+    params: Any
+
+
+async def _reads_run(using: str, reads: list[_Read]) -> list[Any]:
+    """The rows of each read (or the error that read alone raised): several in one round trip."""
+    pool = await loop_pool(using)
+    # Bound client-side, as Django binds (the pool's cursor factory too): a batch is one text.
+    async with pool.connection() as connection, psycopg.AsyncClientCursor(connection) as cursor:
+        if len(reads) == 1:
+            ((sql, params),) = reads
+            await cursor.execute(sql, params)
+            return [await cursor.fetchall()]
+        # One simple-query message of every statement, bound client-side as each alone would be; the
+        # answers come back in the same order, one result set each.
+        statements = "; ".join(cursor.mogrify(sql, params) for sql, params in reads)
+        try:
+            await cursor.execute(statements)
+        except psycopg.Error:
+            if connection.broken or connection.closed:
+                raise
+            # One statement failed (and the statements after it did not run): each alone, so that
+            # only its own read gets its error.
+            return [await _read_alone(cursor, read) for read in reads]
+        answers = [await cursor.fetchall()]
+        while cursor.nextset():
+            answers.append(await cursor.fetchall())
+        return answers
+
+
+async def _read_alone(cursor: psycopg.AsyncCursor[Any], read: _Read) -> Any:
+    try:
+        await cursor.execute(read.sql, read.params)
+        return await cursor.fetchall()
+    except psycopg.Error as exc:
+        return exc
 
 
 async def loop_fetchall(sql: str, params: Any, using: str = "default") -> list[tuple[Any, ...]]:
-    """The rows of one read statement, run on this loop's pool (``loop_cursor``)."""
-    async with loop_cursor(using) as cursor:
-        await cursor.execute(sql, params)
-        return await cursor.fetchall()
+    """The rows of one read statement, run on this loop's pool in one round trip with the other reads
+    asked in the same turn of the loop (``apps.core.loop_batches``); psycopg's errors arrive as
+    Django's (``OperationalError``...)."""
+    batch_max = settings.DATABASE_LOOP_BATCH_MAX
+    with connections[using].wrap_database_errors:
+        loader = loop_loader(("loop_db", using), partial(_reads_run, using), max_batch_size=batch_max)
+        return await loader.load(_Read(sql, params))
 
 
 async def loop_pools_close() -> None:

@@ -1,0 +1,133 @@
+"""The reads and throttle hits asked in one turn of the server's loop go out as one batch
+(apps.core.loop_batches): one round trip, each caller with its own answer or its own error."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import uuid
+from types import SimpleNamespace
+
+import psycopg
+import pytest
+from django.db import DataError
+
+from apps.billing import throttles
+from apps.billing.throttles import TierRateThrottle
+from apps.core import loop_db
+from apps.core.loop_redis import loop_redis_close
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+async def on_the_loop():
+    """As under the server: this test's reads are the loop pool's."""
+    with loop_db.loop_reads():
+        yield
+    await loop_db.loop_pools_close()
+    await loop_redis_close()
+
+
+@pytest.fixture
+def statements_sent(monkeypatch) -> list[str]:
+    """Every statement text a loop cursor sends, in order."""
+    sent: list[str] = []
+    real_execute = psycopg.AsyncCursor.execute
+
+    async def execute(self, query, params=None, **kwargs):
+        sent.append(str(query))
+        return await real_execute(self, query, params, **kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
+    return sent
+
+
+async def test_reads_asked_in_one_turn_go_to_postgres_in_one_round_trip_each_with_its_own_rows(
+    on_the_loop, statements_sent
+):
+    # given a warm pool
+    await loop_db.loop_fetchall("SELECT 1", None)
+    statements_sent.clear()
+    served_before = (await loop_db.loop_pool()).get_stats().get("requests_num", 0)
+
+    # when three requests ask a read in the same turn
+    answers = await asyncio.gather(
+        loop_db.loop_fetchall("SELECT %s::int, 'a'", [1]),
+        loop_db.loop_fetchall("SELECT generate_series(1, %s)", [3]),
+        loop_db.loop_fetchall("SELECT 1 WHERE false", None),
+    )
+
+    # then each has its own rows, and all three went out on one connection in one message
+    assert answers == [[(1, "a")], [(1,), (2,), (3,)], []]
+    assert len(statements_sent) == 1
+    assert (await loop_db.loop_pool()).get_stats()["requests_num"] == served_before + 1
+
+
+async def test_a_read_that_fails_in_a_batch_fails_alone(on_the_loop):
+    # when one of three reads of a turn is refused by the database
+    answers = await asyncio.gather(
+        loop_db.loop_fetchall("SELECT 1", None),
+        loop_db.loop_fetchall("SELECT 1 / %s", [0]),
+        loop_db.loop_fetchall("SELECT %s::int", [3]),
+        return_exceptions=True,
+    )
+
+    # then only its caller gets the error (Django's, as on the thread), the others their rows:
+    # the statement after it, which the database skipped in the batch, was asked again alone
+    first, failed, third = answers
+    assert first == [(1,)]
+    assert isinstance(failed, DataError)
+    assert third == [(3,)]
+
+
+async def test_values_are_bound_in_a_batch_as_they_are_alone(on_the_loop):
+    values = [
+        "it's 100% \\ 'quoted'; SELECT 1 --",
+        uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        None,
+        datetime.datetime(2026, 12, 7, 4, 5, 6, 789000, tzinfo=datetime.UTC),
+        "naïve — ünïcode ✓",
+        b"\x00\x01bytes",
+    ]
+    sql = "SELECT %s, pg_typeof(%s)::text"
+
+    alone = [await loop_db.loop_fetchall(sql, [value, value]) for value in values]
+    batched = await asyncio.gather(*(loop_db.loop_fetchall(sql, [value, value]) for value in values))
+
+    assert batched == alone
+    assert [rows[0][0] for rows in batched] == values
+
+
+async def test_throttle_hits_of_one_turn_are_one_script_call_each_counted_in_order(
+    on_the_loop, user, monkeypatch, settings
+):
+    # given a budget of two requests a minute, and the script calls watched
+    monkeypatch.setattr(throttles, "_limit", lambda user: 2)
+    calls = []
+    real_loop_script = throttles.loop_script
+
+    def watched(source):
+        script = real_loop_script(source)
+
+        async def call(**kwargs):
+            calls.append(kwargs["keys"])
+            return await script(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(throttles, "loop_script", watched)
+    request = SimpleNamespace(user=user)
+    throttle_list = [TierRateThrottle() for _ in range(3)]
+
+    # when three of the user's requests are checked in the same turn
+    allowed = await asyncio.gather(*(throttle.aallow_request(request, None) for throttle in throttle_list))
+
+    # then one script call counted all three, and the budget let exactly two through
+    assert len(calls) == 1
+    assert len(calls[0]) == 3
+    assert sorted(allowed) == [False, True, True]
+    refused = throttle_list[allowed.index(False)]
+    wait = refused.wait()
+    assert wait is not None
+    assert 0 < wait <= throttles.WINDOW_SECONDS
