@@ -21,6 +21,20 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
+
+class _RunningLoopDataLoader(DataLoader[Any, Any]):
+    """A ``DataLoader`` that does not hold its loop (it is always the running one): the loaders are
+    kept per loop in a weak mapping, and a loader holding its loop would keep that entry forever."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    @loop.setter
+    def loop(self, _loop: asyncio.AbstractEventLoop) -> None:
+        pass  # DataLoader.__init__ sets the loop it was given
+
+
 _loaders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, DataLoader[Any, Any]]] = (
     weakref.WeakKeyDictionary()
 )
@@ -38,5 +52,5 @@ def loop_loader(
     loaders = _loaders.setdefault(loop, {})
     loader = loaders.get(name)
     if loader is None:
-        loader = loaders[name] = DataLoader(batch, cache=False, max_batch_size=max_batch_size, loop=loop)
+        loader = loaders[name] = _RunningLoopDataLoader(batch, cache=False, max_batch_size=max_batch_size, loop=loop)
     return loader

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import uuid
+import weakref
 from types import SimpleNamespace
 
 import psycopg
@@ -14,7 +16,7 @@ from django.db import DataError
 
 from apps.billing import throttles
 from apps.billing.throttles import TierRateThrottle
-from apps.core import loop_db
+from apps.core import loop_batches, loop_db
 from apps.core.loop_redis import loop_redis_close
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -131,3 +133,23 @@ async def test_throttle_hits_of_one_turn_are_one_script_call_each_counted_in_ord
     wait = refused.wait()
     assert wait is not None
     assert 0 < wait <= throttles.WINDOW_SECONDS
+
+
+def test_a_loop_that_ends_leaves_no_loader_behind():
+    # given a loop that made a loader, then ended
+    async def made():
+        loop_batches.loop_loader("forgotten", _echo)
+        return weakref.ref(asyncio.get_running_loop())
+
+    loop = asyncio.new_event_loop()
+    ended = loop.run_until_complete(made())
+    loop.close()
+    del loop
+    gc.collect()
+
+    # then the loop is gone, and its loaders with it (a loader holding its loop kept both forever)
+    assert ended() is None
+
+
+async def _echo(keys: list) -> list:
+    return keys
