@@ -429,6 +429,10 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     settings.OPENAI_API_KEY = "sk-bench"
     settings.ASSISTANT_LLM_TIMEOUT = 30.0
     chat_model(ModelRole.SUBAGENT)  # a worker builds its first model once (imports, TLS context), not per run
+    from adiuva import startup
+
+    if hasattr(startup, "worker_warm"):  # a worker's boot imports what a run's first calls import (not before 9a)
+        startup.worker_warm()
     settings.AGENTS_RUN_MAX_FILES = max(settings.AGENTS_RUN_MAX_FILES, options.files)
     if options.files_per_request is not None:  # a checkout without the setting reads a request per file
         settings.AGENTS_EXTRACTION_FILES_PER_REQUEST = options.files_per_request

@@ -26,6 +26,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
+from apps.assistant.llm import llm_configuration_check
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 from apps.devices.channel_layer import loop_layer
 from apps.devices.errors import DeviceCallError
@@ -94,7 +95,12 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     if socket_channel is None:
         errors.add("device_offline", f"device {config.device_id} is offline; the agent runs when it connects")
         return await finish(run, processed=0, errors=errors, aborted=True)
-    await database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)(device_id=config.device_id)
+    llm_configuration_check()  # before the device is asked to read anything
+    # The frame goes out before the pipeline (its model client) is built, so the device reads its
+    # folders meanwhile; the run's device is recorded beside it (a run not yet bound to a device
+    # accepts the frames of the one it was sent to).
+    record_device = database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)
+    asked, _ = await asyncio.gather(_ask(run, config, errors), record_device(device_id=config.device_id))
 
     async def target() -> str | None:
         return config.device_id
@@ -102,7 +108,7 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     pipeline = RunPipeline(run=run, config=config, outbox_device_id=config.device_id, target=target)
     pipeline.errors = errors
     async with lease_kept(run.id):
-        aborted = await _converse(run, config, socket_channel, pipeline, errors)
+        aborted = not asked or await _converse(run, config, socket_channel, pipeline, errors)
         pipeline.progress.update(phase="extracting")
         await pipeline.drain()
         pipeline.progress.update(phase="delivering")
@@ -116,12 +122,8 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     )
 
 
-async def _converse(
-    run: AgentRunLog, config: LocalAgentConfig, socket_channel: str, pipeline: RunPipeline, errors: RunErrors
-) -> bool:
-    """Send ``agent_run`` and take the device's files until ``agent_complete``; True if cut short."""
-    layer = loop_layer()
-    channel = run_channel(run.id)
+async def _ask(run: AgentRunLog, config: LocalAgentConfig, errors: RunErrors) -> bool:
+    """Send ``agent_run`` (unless an earlier executor of the run did); False if it could not go."""
     frame = AgentRun(
         run_id=str(run.id),
         agent_id=str(config.id),
@@ -137,8 +139,16 @@ async def _converse(
             await send_to_device(user_id=run.user_id, frame=frame.model_dump(), device_id=config.device_id)
         except DeviceCallError as exc:
             errors.add(exc.code, exc.message)
-            return True
+            return False
+    return True
 
+
+async def _converse(
+    run: AgentRunLog, config: LocalAgentConfig, socket_channel: str, pipeline: RunPipeline, errors: RunErrors
+) -> bool:
+    """Take the device's files until ``agent_complete``; True if cut short."""
+    layer = loop_layer()
+    channel = run_channel(run.id)
     inbox: asyncio.Queue[dict] = asyncio.Queue()
 
     async def read() -> None:

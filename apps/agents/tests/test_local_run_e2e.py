@@ -138,3 +138,32 @@ async def test_extraction_failures_are_reported_and_the_other_files_still_count(
     assert len(rows(client)) == 1
     assert len(run.errors) == 1
     assert run.errors[0].startswith("extraction_failed: ")
+
+
+async def test_the_device_is_asked_for_its_files_before_the_run_builds_its_model_client(
+    devices, user, llm, make_local_config, tmp_path, monkeypatch
+):
+    # given a run, and the moment its pipeline (the model client) is built watched
+    from apps.agents import local_runs
+
+    write_files(tmp_path / "inbox", 2)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+    asked_when_built: list[bool] = []
+    real_pipeline = local_runs.RunPipeline
+
+    def pipeline(**kwargs):
+        asked_when_built.append(local_runs.cache.get(local_runs.ASKED_KEY.format(run_id=kwargs["run"].id)) is not None)
+        return real_pipeline(**kwargs)
+
+    monkeypatch.setattr(local_runs, "RunPipeline", pipeline)
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then agent_run had gone out when the pipeline was built (the device reads while the run gets
+    # ready), and the run went through as ever
+    assert asked_when_built == [True]
+    assert (run.status, run.items_created) == (RunStatus.SUCCESS, 2)
+    assert sorted(t["title"] for t in rows(client)) == ["Follow up note 0", "Follow up note 1"]
