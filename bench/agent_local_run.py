@@ -50,6 +50,24 @@ Also printed: the CPU per row of every process (worker, device, server, scripted
 embedded PostgreSQL and Redis) for the run and for a raw serial insert, and the run's ceiling on this
 box's cores (cores / CPU per row), to read the ratio against.
 
+Ninth stop, 2026-12-07 04:37-04:41 (idle box, load 0.4-1.0 from the bench itself), 09e8320 (--old)
+and this stop's code interleaved, device-process, ``--files 300 --size 10240,1024 --rounds 4``
+(medians): the worker's boot now imports what a run's first calls imported while the run waited
+(``adiuva.startup.worker_warm``: anyio's asyncio backend under every model call, the channel layer's
+and the cache's backends; the first extraction of a process took ~2x the next ones) and freezes its
+import-time objects, and agent_run goes out before the run's model client is built. Raw serial inserts
+ran at 713-823 rows/s in this run (~1,000 at the eighth stop):
+- files of 10 KB: the run 572 -> 621 rows/s (new/old per round 1.10, 1.17, 0.96, 1.03; median
+  1.06x); ratio to raw serial 0.70 -> 0.83 (new per round 0.88, 0.93, 0.78, 0.76); the worker's CPU
+  per file 1.19 -> 1.11 ms.
+- files of 1 KB: 609 -> 820 rows/s (1.33, 1.66, 1.36, 0.77; median 1.35x); ratio 0.76 -> 1.04 (new
+  per round 0.91, 1.18, 1.17, 0.88); the worker 1.15 -> 0.84 ms per file.
+A timeline of one 300-file run (the worker's steps, under load): agent_run left ~22 ms after the run
+began (the run's row, a new event loop, the config, the budget's hold, the device's presence), the
+first piece arrived ~30 ms later, and deliveries trail the extractions (the last acknowledgement
+~100 ms after the last extraction): the run shares the box's two cores with the device, the server,
+PostgreSQL and Redis, and its CPU per row is ~2x a raw insert's.
+
 Idle box, sixth stop, 2026-12-06 20:27-20:34 (load 0.7-1.8), 887024b (--old) and this stop's code
 interleaved, device-process, ``--files 300 --size 10240,1024 --rounds 4`` (medians):
 - files of 10 KB: the run 828 -> 902 rows/s (new/old per round 1.00, 1.04, 1.23, 1.19; median 1.12x);

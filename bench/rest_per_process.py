@@ -21,6 +21,22 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Ninth stop, old = 09e8320, ``--rounds 3 --seconds 3``, two runs on an idle box (A 04:08-04:12, load
+1.0-1.3; B 04:42-04:45, load 0.6-1.7, the bare view 0.7x A's): the reads and throttle hits asked in one
+turn of the server's loop go out as one batch (apps.core.loop_batches: the session and page queries as
+one multi-statement message on one connection, the throttle's hits as one script call). Req/s to this
+run's bare view, old -> new (A / B): auth/me 0.45 -> 0.65 / 0.51 -> 0.67x, records list 0.34 -> 0.52 /
+0.30 -> 0.50x, memory counts 0.35 -> 0.56 / 0.44 -> 0.57x, memory list 0.31 -> 0.45 / 0.28 -> 0.51x,
+records/<id> 0.36 -> 0.40 / 0.38 -> 0.49x, memory item 0.29 -> 0.51 / 0.38 -> 0.52x; new / old req/s
+1.35-1.58x (A), 1.19-1.84x (B); server CPU per request new / old 0.62-0.75x (A), 0.54-0.83x (B),
+the bare view 0.99x / 1.05x. With 16 requests at a time on one loop in one process (the bare view,
+auth/me, memory counts and records list in turn), 16,800 reads went out in 4,073 batches (4.1 a batch,
+6 % of the reads alone) and 10,080 throttle hits in 2,854 (3.5 a batch). Before, the memory counts
+(auth/me's work and one read more) cost ~470 us of server CPU more than auth/me (03:43, same box): a
+read awaited alone pays psycopg's send, the epoll registration, the wakeup and the receive, and system
+calls are slow on this box. records/<id> reads its blob through Django's storage in the request's thread (a
+trip the other paths no longer make; S3 in production).
+
 Eighth stop, 2026-12-07 02:06-02:09 (idle box, the seventh stop's; load from the bench itself),
 old = 8e96cb0, each checkout with its own defaults (ASGI_REQUEST_THREADS 8 there, 32 now), ``--rounds 3
 --seconds 3``: req/s new / old auth/me 1.55x, records list 1.27x, memory list 1.22x, records/<id>

@@ -107,29 +107,44 @@ class _Read(NamedTuple):
 
 
 async def _reads_run(using: str, reads: list[_Read]) -> list[Any]:
-    """The rows of each read (or the error that read alone raised): several in one round trip."""
+    """The rows of each read (or the error that read alone raised): several in one round trip.
+
+    A connection lost under the batch (PostgreSQL restarted, the link dropped) costs no request an
+    error: the pool's idle connections are checked (the broken ones dropped, new ones made) and the
+    batch is asked once more. Reads are safe to ask again."""
     pool = await loop_pool(using)
-    # Bound client-side, as Django binds (the pool's cursor factory too): a batch is one text.
-    async with pool.connection() as connection, psycopg.AsyncClientCursor(connection) as cursor:
-        if len(reads) == 1:
-            ((sql, params),) = reads
-            await cursor.execute(sql, params)
-            return [await cursor.fetchall()]
-        # One simple-query message of every statement, bound client-side as each alone would be; the
-        # answers come back in the same order, one result set each.
-        statements = "; ".join(cursor.mogrify(sql, params) for sql, params in reads)
-        try:
-            await cursor.execute(statements)
-        except psycopg.Error:
-            if connection.broken or connection.closed:
-                raise
-            # One statement failed (and the statements after it did not run): each alone, so that
-            # only its own read gets its error.
-            return [await _read_alone(cursor, read) for read in reads]
-        answers = [await cursor.fetchall()]
-        while cursor.nextset():
-            answers.append(await cursor.fetchall())
-        return answers
+    for attempt in (1, 2):
+        # Bound client-side, as Django binds (the pool's cursor factory too): a batch is one text.
+        async with pool.connection() as connection, psycopg.AsyncClientCursor(connection) as cursor:
+            try:
+                return await _answers(cursor, reads)
+            except psycopg.Error:
+                if attempt == 2 or not connection.broken:
+                    raise
+        await pool.check()
+    raise AssertionError("not reached")
+
+
+async def _answers(cursor: psycopg.AsyncClientCursor[Any], reads: list[_Read]) -> list[Any]:
+    if len(reads) == 1:
+        ((sql, params),) = reads
+        await cursor.execute(sql, params)
+        return [await cursor.fetchall()]
+    # One simple-query message of every statement, bound client-side as each alone would be; the
+    # answers come back in the same order, one result set each.
+    statements = "; ".join(cursor.mogrify(sql, params) for sql, params in reads)
+    try:
+        await cursor.execute(statements)
+    except psycopg.Error:
+        if cursor.connection.broken:
+            raise
+        # One statement failed (and the statements after it did not run): each alone, so that only
+        # its own read gets its error.
+        return [await _read_alone(cursor, read) for read in reads]
+    answers = [await cursor.fetchall()]
+    while cursor.nextset():
+        answers.append(await cursor.fetchall())
+    return answers
 
 
 async def _read_alone(cursor: psycopg.AsyncCursor[Any], read: _Read) -> Any:

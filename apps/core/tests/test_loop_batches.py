@@ -12,7 +12,8 @@ from types import SimpleNamespace
 
 import psycopg
 import pytest
-from django.db import DataError
+from asgiref.sync import sync_to_async
+from django.db import DataError, connection
 
 from apps.billing import throttles
 from apps.billing.throttles import TierRateThrottle
@@ -153,3 +154,27 @@ def test_a_loop_that_ends_leaves_no_loader_behind():
 
 async def _echo(keys: list) -> list:
     return keys
+
+
+async def test_a_connection_lost_under_a_batch_costs_no_read_an_error(on_the_loop, settings):
+    # given the loop's pool with its one connection, whose server process is then ended (as by a
+    # PostgreSQL restart)
+    settings.DATABASE_LOOP_POOL_MAX_SIZE = 1
+    ((backend_pid,),) = await loop_db.loop_fetchall("SELECT pg_backend_pid()", None)
+    assert (await loop_db.loop_pool()).get_stats()["pool_size"] == 1
+
+    def terminate() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend_pid])
+
+    await sync_to_async(terminate)()
+
+    # when three requests read in the same turn, and one more after them
+    answers = await asyncio.gather(*(loop_db.loop_fetchall("SELECT %s::int", [n]) for n in range(3)))
+    after = await loop_db.loop_fetchall("SELECT %s::int, pg_backend_pid()", [7])
+
+    # then each got its own rows (the batch was asked again on a new connection: reads are safe to
+    # repeat), where each used to answer 503 database_unavailable
+    assert answers == [[(0,)], [(1,)], [(2,)]]
+    assert after[0][0] == 7
+    assert after[0][1] != backend_pid
