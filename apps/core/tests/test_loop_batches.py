@@ -67,6 +67,20 @@ async def test_reads_asked_in_one_turn_go_to_postgres_in_one_round_trip_each_wit
     assert (await loop_db.loop_pool()).get_stats()["requests_num"] == served_before + 1
 
 
+async def test_a_batch_holds_at_most_database_loop_batch_max_reads(on_the_loop, statements_sent, settings):
+    # given batches of at most two (1: every read alone, on a connection of its own)
+    settings.DATABASE_LOOP_BATCH_MAX = 2
+    await loop_db.loop_fetchall("SELECT 1", None)
+    statements_sent.clear()
+
+    # when five requests read in the same turn
+    answers = await asyncio.gather(*(loop_db.loop_fetchall("SELECT %s::int", [n]) for n in range(5)))
+
+    # then they went out in three messages, each read still answered with its own rows
+    assert answers == [[(n,)] for n in range(5)]
+    assert len(statements_sent) == 3
+
+
 async def test_a_read_that_fails_in_a_batch_fails_alone(on_the_loop):
     # when one of three reads of a turn is refused by the database
     answers = await asyncio.gather(
