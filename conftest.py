@@ -101,6 +101,21 @@ def auth_client(tokens) -> APIClient:
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, whose other sessions are ended before it is dropped: the
+    threads of async tests (asgiref's sync thread, the request threads) keep their own Django
+    connections to it, and the drop failed after a wait ("being accessed by other users")."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@pytest.fixture(scope="session")
 def live_asgi_server(django_db_setup, django_db_blocker):
     """The real ASGI app under uvicorn on loopback (static files, admin, API, sockets);
     tests using it need committed rows: ``django_db(transaction=True)``."""
