@@ -65,7 +65,7 @@ ran at 713-823 rows/s in this run (~1,000 at the eighth stop):
 A timeline of one 300-file run (the worker's steps, under load): agent_run left ~22 ms after the run
 began (the run's row, a new event loop, the config, the budget's hold, the device's presence), the
 first piece arrived ~30 ms later, and deliveries trail the extractions (the last acknowledgement
-~100 ms after the last extraction): the run shares the box's two cores with the device, the server,
+~140 ms after the last extraction; 78 ms idle): the run shares the box's two cores with the device, the server,
 PostgreSQL and Redis, and its CPU per row is ~2x a raw insert's.
 
 Idle box, sixth stop, 2026-12-06 20:27-20:34 (load 0.7-1.8), 887024b (--old) and this stop's code
