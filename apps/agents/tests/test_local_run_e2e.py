@@ -150,20 +150,26 @@ async def test_the_device_is_asked_for_its_files_before_the_run_builds_its_model
     client = await devices(user)
     config = await make_local_config(client.device_id, [str(tmp_path / "inbox")])
     llm.fallback = one_task_per_file
-    asked_when_built: list[bool] = []
-    real_pipeline = local_runs.RunPipeline
+    sent: list[dict] = []
+    sent_when_built: list[bool] = []
+    real_send, real_pipeline = local_runs.send_to_device, local_runs.RunPipeline
+
+    async def send_to_device(**kwargs):
+        await real_send(**kwargs)
+        sent.append(kwargs["frame"])
 
     def pipeline(**kwargs):
-        asked_when_built.append(local_runs.cache.get(local_runs.ASKED_KEY.format(run_id=kwargs["run"].id)) is not None)
+        sent_when_built.append(any(frame["type"] == "agent_run" for frame in sent))
         return real_pipeline(**kwargs)
 
+    monkeypatch.setattr(local_runs, "send_to_device", send_to_device)
     monkeypatch.setattr(local_runs, "RunPipeline", pipeline)
 
     # when the run executes
     run = await execute(await start_run(config))
 
-    # then agent_run had gone out when the pipeline was built (the device reads while the run gets
+    # then agent_run had been sent when the pipeline was built (the device reads while the run gets
     # ready), and the run went through as ever
-    assert asked_when_built == [True]
+    assert sent_when_built == [True]
     assert (run.status, run.items_created) == (RunStatus.SUCCESS, 2)
     assert sorted(t["title"] for t in rows(client)) == ["Follow up note 0", "Follow up note 1"]
