@@ -16,7 +16,7 @@ from apps.core.loop_views import LoopApiView
 from apps.core.pagination import LIST_HEADERS_DESCRIPTION, PagePagination, clamped_limit_parameter, page_parameter
 from apps.core.rendered_responses import RenderedInViewMixin, json_rendered
 
-from ..blob_store import blob_read_bytes
+from ..blob_store import ablob_read_bytes
 from ..payloads import blob_decode
 from ..records import record_create, record_delete, record_update
 from ..selectors import arecord_get, arecord_page, record_count
@@ -129,10 +129,10 @@ class RecordDetailApi(RenderedInViewMixin, BinaryDownloadMixin, LoopApiView):
         operation_id="storage_record_retrieve",
     )
     async def get(self, request: Request, record_id: Any) -> HttpResponse:
-        # On the loop (apps.core.loop_views); the blob is read in the thread (the storage is sync).
+        # On the loop (apps.core.loop_views); a small blob on local disk is read there too, S3 in the thread.
         record = await arecord_get(user=request.user, record_id=record_id)
         return HttpResponse(
-            await sync_to_async(blob_read_bytes)(key=record.blob_key),
+            await ablob_read_bytes(key=record.blob_key, size=record.size_bytes),
             content_type="application/octet-stream",
             headers={"X-Checksum": record.checksum},
         )
