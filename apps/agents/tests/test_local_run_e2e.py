@@ -173,3 +173,42 @@ async def test_the_device_is_asked_for_its_files_before_the_run_builds_its_model
     assert sent_when_built == [True]
     assert (run.status, run.items_created) == (RunStatus.SUCCESS, 2)
     assert sorted(t["title"] for t in rows(client)) == ["Follow up note 0", "Follow up note 1"]
+
+
+async def test_the_path_of_the_runs_inserts_to_the_device_is_open_before_the_first_insert(
+    devices, user, llm, make_local_config, tmp_path, monkeypatch
+):
+    # given a run, and on each event loop the connections the node wire opens and the inserts watched
+    import asyncio
+
+    from apps.agents import outbox
+    from apps.devices import node_wire
+
+    write_files(tmp_path / "inbox", 2)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+    events: list[tuple[str, asyncio.AbstractEventLoop]] = []
+    real_open, real_insert = node_wire.open_connection, outbox._insert
+
+    async def open_connection(**kwargs):
+        events.append(("open", asyncio.get_running_loop()))
+        return await real_open(**kwargs)
+
+    async def insert(**kwargs):
+        events.append(("insert", asyncio.get_running_loop()))
+        return await real_insert(**kwargs)
+
+    monkeypatch.setattr(node_wire, "open_connection", open_connection)
+    monkeypatch.setattr(outbox, "_insert", insert)
+
+    # when the run executes
+    run = await execute(await start_run(config))
+
+    # then on the run's loop, its node's subscription and the connection its calls are published on
+    # were opened before the first insert set out (the first inserts waited for them), and the run
+    # went through as ever
+    run_loop = next(loop for kind, loop in events if kind == "insert")
+    on_run_loop = [kind for kind, loop in events if loop is run_loop]
+    assert on_run_loop[:3] == ["open", "open", "insert"], on_run_loop
+    assert (run.status, run.items_created) == (RunStatus.SUCCESS, 2)

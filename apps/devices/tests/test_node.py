@@ -186,3 +186,41 @@ def test_a_node_message_of_the_release_before_per_process_keys_is_still_read(set
 
     # then this release reads it
     assert decode(sealed) == {"type": "devices.tool_result", "call_id": "c1"}
+
+
+def test_warming_a_loops_call_path_opens_its_node_and_publisher_once_and_a_refusal_is_left_to_the_call(
+    monkeypatch,
+) -> None:
+    # given the connections the node wire opens, counted
+    from apps.devices import node_wire
+    from apps.devices.realtime_redis import loop_publisher
+    from apps.devices.services import device_calls_warm
+
+    opened: list[str] = []
+    real_open = node_wire.open_connection
+
+    async def open_connection(**kwargs):
+        opened.append(kwargs["client_name"])
+        return await real_open(**kwargs)
+
+    monkeypatch.setattr(node_wire, "open_connection", open_connection)
+
+    async def warmed_then_used() -> tuple[int, int]:
+        await device_calls_warm(user_id="00000000-0000-0000-0000-000000000001", device_id="laptop")
+        after_warm = len(opened)
+        node = await loop_node()
+        await loop_publisher().publish(NODE_CHANNEL.format(node=node.name), b"x")
+        return after_warm, len(opened)
+
+    # when a loop warms its call path, then uses it
+    after_warm, after_use = asyncio.run(warmed_then_used())
+
+    # then the warm opened the node's subscription and the publisher, and using them opened nothing more
+    assert (after_warm, after_use) == (2, 2), opened
+
+    # and when Redis refuses the publisher, the warm still returns (the call will report it)
+    async def refuse(self, *args):
+        raise ConnectionError("refused")
+
+    monkeypatch.setattr(node_wire.Publisher, "execute", refuse)
+    asyncio.run(device_calls_warm(user_id="00000000-0000-0000-0000-000000000001", device_id="laptop"))
