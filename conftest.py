@@ -39,6 +39,19 @@ def _throttle_window_fresh(monkeypatch):
 
 
 @pytest.fixture
+async def loop_asgi_app():
+    """The project's ASGI handler for requests made in this test's loop (``asgi_request``), whose
+    hot reads run on that loop's own pools; the pools are closed with the loop."""
+    from apps.core import loop_db
+    from apps.core.loop_redis import loop_redis_close
+    from apps.core.request_threads import PooledASGIHandler
+
+    yield PooledASGIHandler()
+    await loop_db.loop_pools_close()
+    await loop_redis_close()
+
+
+@pytest.fixture
 def celery_eager():
     """Tasks queued with ``.delay`` run in place (the real task code, no worker process)."""
     from adiuva.celery import app

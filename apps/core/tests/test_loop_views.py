@@ -15,8 +15,6 @@ from apps.accounts.tokens import tokens_issue, tokens_revoke
 from apps.billing import tiers
 from apps.billing.throttles import WINDOW_SECONDS
 from apps.core import loop_db
-from apps.core.loop_redis import loop_redis_close
-from apps.core.request_threads import PooledASGIHandler
 from apps.core.testing.asgi_request import asgi_get_response, thread_trips_counted
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,11 +23,8 @@ ME = "/api/v1/auth/me"
 
 
 @pytest.fixture
-async def app():
-    handler = PooledASGIHandler()
-    yield handler
-    await loop_db.loop_pools_close()
-    await loop_redis_close()
+def app(loop_asgi_app):
+    return loop_asgi_app
 
 
 def _without_request_id(error: dict) -> dict:

@@ -9,9 +9,6 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from apps.accounts.tokens import tokens_issue
-from apps.core import loop_db
-from apps.core.loop_redis import loop_redis_close
-from apps.core.request_threads import PooledASGIHandler
 from apps.core.testing.asgi_request import asgi_get_response, thread_trips_counted
 from apps.storage.blob_store import LOOP_READ_MAX_BYTES
 from apps.storage.records import record_create
@@ -26,11 +23,8 @@ DJANGO_OWN_TRIPS = 3
 
 
 @pytest.fixture
-async def app():
-    handler = PooledASGIHandler()
-    yield handler
-    await loop_db.loop_pools_close()
-    await loop_redis_close()
+def app(loop_asgi_app):
+    return loop_asgi_app
 
 
 async def _stored(user, blob: bytes) -> str:
