@@ -101,7 +101,7 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     # accepts the frames of the one it was sent to).
     record_device = database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)
     # The path of the run's inserts to the device opens meanwhile too (the first ones waited for it).
-    warming = asyncio.ensure_future(device_calls_warm(user_id=run.user_id, device_id=config.device_id))
+    warming = asyncio.ensure_future(device_calls_warm())
     try:
         asked, _ = await asyncio.gather(_ask(run, config, errors), record_device(device_id=config.device_id))
 

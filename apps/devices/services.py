@@ -147,13 +147,11 @@ async def call_device(
     return result
 
 
-async def device_calls_warm(*, user_id, device_id: str) -> None:
-    """Open what this loop's first call to the device would otherwise open while the call waits: the
-    loop's node (which hears the answers) and the connection calls are published on. Nothing to open
-    when the device's socket is on this loop. Best effort: a failure is left to the first call, which
-    opens both itself and reports it."""
-    if connections.local_consumer(user_id=str(user_id), device_id=device_id) is not None:
-        return
+async def device_calls_warm() -> None:
+    """Open what this loop's first call to a device held elsewhere would otherwise open while the call
+    waits: the loop's node (which hears the answers) and the connection calls are published on (agent
+    runs execute in the worker, never on the socket's loop). Best effort: a failure is left to the
+    first call, which opens both itself and reports it."""
     opened = await asyncio.gather(loop_node(), loop_publisher().execute(b"PING"), return_exceptions=True)
     for failure in (result for result in opened if isinstance(result, Exception)):
         logger.debug("devices: could not open the call path ahead of a call: %r", failure)

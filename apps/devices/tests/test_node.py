@@ -206,7 +206,7 @@ def test_warming_a_loops_call_path_opens_its_node_and_publisher_once_and_a_refus
     monkeypatch.setattr(node_wire, "open_connection", open_connection)
 
     async def warmed_then_used() -> tuple[int, int]:
-        await device_calls_warm(user_id="00000000-0000-0000-0000-000000000001", device_id="laptop")
+        await device_calls_warm()
         after_warm = len(opened)
         node = await loop_node()
         await loop_publisher().publish(NODE_CHANNEL.format(node=node.name), b"x")
@@ -223,4 +223,4 @@ def test_warming_a_loops_call_path_opens_its_node_and_publisher_once_and_a_refus
         raise ConnectionError("refused")
 
     monkeypatch.setattr(node_wire.Publisher, "execute", refuse)
-    asyncio.run(device_calls_warm(user_id="00000000-0000-0000-0000-000000000001", device_id="laptop"))
+    asyncio.run(device_calls_warm())
