@@ -26,7 +26,8 @@ the bare view 1,251 req/s): records/<id> reads a blob of up to 64 KiB in a local
 loop instead of in the request's thread: its req/s 1.16x old (rounds 1.48, 1.16, 1.07), CPU per request
 0.84x; to the bare view 0.36 -> 0.48x (by CPU 0.38 -> 0.51x). The other paths (unchanged): auth/me
 0.60x, records list 0.51x, memory counts 0.55x, memory item 0.45x, memory list 0.39x (by CPU 0.65,
-0.55, 0.61, 0.48, 0.44x).
+0.55, 0.61, 0.48, 0.44x). Run B (07:30-07:33, the bare view 1,361 req/s): records/<id> 1.24x old's req/s,
+0.79x its CPU, 0.38 -> 0.46x the bare view (by CPU 0.39 -> 0.48x).
 
 Ninth stop, old = 09e8320, ``--rounds 3 --seconds 3``, two runs on an idle box (A 04:08-04:12, load
 1.0-1.3; B 04:42-04:45, load 0.6-1.7, the bare view 0.7x A's): the reads and throttle hits asked in one
