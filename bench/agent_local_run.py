@@ -50,13 +50,11 @@ Also printed: the CPU per row of every process (worker, device, server, scripted
 embedded PostgreSQL and Redis) for the run and for a raw serial insert, and the run's ceiling on this
 box's cores (cores / CPU per row), to read the ratio against.
 
-Tenth stop, 2026-12-07 07:00-07:15 (idle box): the run opens the path of its inserts to the device (the
-loop's node and the connection calls are published on) while the device reads its folders; in a
-timeline of one 300-file run the first insert had waited for both (77 -> 121 ms), and with them opened
-at 23-27 ms the first inserts took 13-16 ms. End to end against e1cb59c (``--rounds 4 --old``) it stays
-within the bench's spread: 10 KB 1.02x (per round 0.96-1.15), 1 KB 0.87x and, run again, 1.07x (per
-round 0.61-1.30). This stop's code alone, ``--rounds 4``: 10 KB 0.80x raw serial (0.71-0.92), 1 KB 0.97x
-(0.93-1.00); ``--files 1000 --size 10240 --rounds 2``: 0.90x (0.95, 0.85).
+Tenth stop, 2026-12-07 07:00-07:03 (idle box), this stop's code alone, ``--rounds 4``: 10 KB 0.80x raw
+serial (per round 0.71-0.92), 1 KB 0.97x (0.93-1.00); ``--files 1000 --size 10240 --rounds 2``: 0.90x
+(0.95, 0.85). Opening the path of the inserts to the device ahead (the loop's node and publisher, while
+the device reads its folders) cut the first insert from 44 to 13-16 ms in a timeline, but stayed within
+the spread end to end (new/old per round 0.61-1.30) and was taken back out (bench/RESULTS.md).
 
 Ninth stop, 2026-12-07 04:37-04:41 (idle box, load 0.4-1.0 from the bench itself), 09e8320 (--old)
 and this stop's code interleaved, device-process, ``--files 300 --size 10240,1024 --rounds 4``

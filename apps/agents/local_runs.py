@@ -31,7 +31,7 @@ from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 from apps.devices.channel_layer import loop_layer
 from apps.devices.errors import DeviceCallError
 from apps.devices.selectors import device_online_channel
-from apps.devices.services import device_calls_warm, send_to_device
+from apps.devices.services import send_to_device
 
 from .error_codes import AgentsErrorCode
 from .extraction import Source
@@ -100,28 +100,23 @@ async def local_run_execute(run: AgentRunLog, config: LocalAgentConfig) -> Agent
     # folders meanwhile; the run's device is recorded beside it (a run not yet bound to a device
     # accepts the frames of the one it was sent to).
     record_device = database_sync_to_async(AgentRunLog.objects.filter(id=run.id, device_id="").update)
-    # The path of the run's inserts to the device opens meanwhile too (the first ones waited for it).
-    warming = asyncio.ensure_future(device_calls_warm())
-    try:
-        asked, _ = await asyncio.gather(_ask(run, config, errors), record_device(device_id=config.device_id))
+    asked, _ = await asyncio.gather(_ask(run, config, errors), record_device(device_id=config.device_id))
 
-        async def target() -> str | None:
-            return config.device_id
+    async def target() -> str | None:
+        return config.device_id
 
-        pipeline = RunPipeline(run=run, config=config, outbox_device_id=config.device_id, target=target)
-        pipeline.errors = errors
-        async with lease_kept(run.id):
-            aborted = not asked or await _converse(run, config, socket_channel, pipeline, errors)
-            pipeline.progress.update(phase="extracting")
-            await pipeline.drain()
-            pipeline.progress.update(phase="delivering")
-            await pipeline.deliver_leftovers()
-            # Checked after the last attempt too: a drop met only there leaves items undelivered.
-            if pipeline.delivery_stopped and not aborted:
-                errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
-                aborted = True
-    finally:
-        await warming  # long done by now; it raises nothing
+    pipeline = RunPipeline(run=run, config=config, outbox_device_id=config.device_id, target=target)
+    pipeline.errors = errors
+    async with lease_kept(run.id):
+        aborted = not asked or await _converse(run, config, socket_channel, pipeline, errors)
+        pipeline.progress.update(phase="extracting")
+        await pipeline.drain()
+        pipeline.progress.update(phase="delivering")
+        await pipeline.deliver_leftovers()
+        # Checked after the last attempt too: a drop met only there leaves items undelivered.
+        if pipeline.delivery_stopped and not aborted:
+            errors.add(AgentsErrorCode.DEVICE_DROPPED, f"delivery stopped: {pipeline.delivery_stopped}")
+            aborted = True
     return await finish(
         run, processed=pipeline.items_processed, errors=errors, aborted=aborted, progress=pipeline.progress
     )

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from typing import Any
 
@@ -45,11 +44,8 @@ from .hot_settings import hot_setting
 from .models import Device
 from .node import MSG_RESULT, Node, encode, loop_node, node_alive, node_publish
 from .presence_index import DeviceLocation, Lookup, holder_forget, presence_locate, presence_publish_to_holder
-from .realtime_redis import loop_publisher
 from .selectors import device_get_online, device_list_online
 from .signals import device_forgotten
-
-logger = logging.getLogger(__name__)
 
 # Messages between processes. Tool calls and their cancels go to the holder's node (node.py), or to
 # the socket's channel when no node is known; the rest go to the socket's channel on the channel
@@ -145,16 +141,6 @@ async def call_device(
         raise
     metrics.tool_call_observed(route=route, started=started)
     return result
-
-
-async def device_calls_warm() -> None:
-    """Open what this loop's first call to a device held elsewhere would otherwise open while the call
-    waits: the loop's node (which hears the answers) and the connection calls are published on (agent
-    runs execute in the worker, never on the socket's loop). Best effort: a failure is left to the
-    first call, which opens both itself and reports it."""
-    opened = await asyncio.gather(loop_node(), loop_publisher().execute(b"PING"), return_exceptions=True)
-    for failure in (result for result in opened if isinstance(result, Exception)):
-        logger.debug("devices: could not open the call path ahead of a call: %r", failure)
 
 
 async def _remote_call(
