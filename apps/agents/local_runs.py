@@ -17,7 +17,6 @@ device's frames from the run's channel, where they wait for whichever executor r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from typing import Any
@@ -27,6 +26,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from apps.assistant.llm import llm_configuration_check
+from apps.core.cancellation import task_stopped
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
 from apps.devices.channel_layer import loop_layer
 from apps.devices.errors import DeviceCallError
@@ -45,8 +45,6 @@ MSG_COMPLETE = "agents.complete"
 # Set when a run's agent_run goes out; kept a day, far beyond any run.
 ASKED_KEY = "agents:run-asked:{run_id}"
 ASKED_SECONDS = 24 * 3600
-# How long a cancelled channel reader is waited for before it is cancelled again (_reader_stopped).
-READER_RECANCEL_SECONDS = 0.05
 
 
 def run_channel(run_id: uuid.UUID | str) -> str:
@@ -191,20 +189,8 @@ async def _converse(
                     errors.add("device_reported", str(error)[:500])
                 return False
     finally:
-        await _reader_stopped(reader)
-
-
-async def _reader_stopped(reader: asyncio.Task) -> None:
-    """Cancel the channel reader and wait until it has ended. A cancellation can be lost on its way:
-    CPython 3.11's ``asyncio.wait_for`` returns the result of an operation that finished in the turn
-    the cancellation came (redis-py sends every command under it), and the channel layer's receive
-    then blocks in its next pop. So it is cancelled again until it ends."""
-    reader.cancel()
-    while not reader.done():
-        await asyncio.wait([reader], timeout=READER_RECANCEL_SECONDS)
-        reader.cancel()
-    with contextlib.suppress(BaseException):
-        reader.result()
+        # Its receive can drop a cancellation and block in its next pop (apps.core.cancellation).
+        await task_stopped(reader)
 
 
 async def _first_ask(run_id: uuid.UUID) -> bool:

@@ -17,9 +17,8 @@ import logging
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from apps.core.cancellation import raise_if_cancelling
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS
-
-from .node import raise_if_cancelling
 
 if TYPE_CHECKING:
     from .device_socket import DeviceSocket

@@ -30,10 +30,11 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from apps.core.cancellation import raise_if_cancelling
+
 from . import connections
 from .errors import DeviceDisconnectedError
 from .frames import outgoing_json, parse_outgoing
-from .node import raise_if_cancelling
 
 if TYPE_CHECKING:
     from .device_socket import DeviceSocket

@@ -33,6 +33,7 @@ from typing import Any
 import orjson
 from django.conf import settings
 
+from apps.core.cancellation import raise_if_cancelling
 from apps.core.encryption import (
     FERNET_TOKEN_PREFIX,
     InvalidToken,
@@ -68,15 +69,6 @@ def register_message_handler(message_type: str, handler: NodeMessageHandler, *, 
     ``asyncio.current_task()``: that part runs in the subscription's callback, outside any task
     (``tests/test_eager_node_handlers.py`` holds the tool-call handlers to it)."""
     _message_handlers[message_type] = (handler, eager)
-
-
-def raise_if_cancelling() -> None:
-    """Re-raise a cancellation a library turned into an ordinary error (a redis-py read cancelled
-    mid-reply can surface as a connection error): a loop that logs errors and carries on must still
-    stop when its task is cancelled, or the event loop's shutdown waits for it forever."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError()
 
 
 class Node:

@@ -16,8 +16,9 @@ import weakref
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from apps.core.cancellation import raise_if_cancelling
+
 from . import connections
-from .node import raise_if_cancelling
 from .presence import devices_presence_flush
 
 logger = logging.getLogger(__name__)

@@ -61,35 +61,3 @@ async def test_a_redelivered_run_does_not_ask_the_device_twice_and_finishes_from
     assert (run.status, run.items_processed, run.items_created, run.errors) == (RunStatus.SUCCESS, 3, 3, [])
     assert {i.status for i in await outbox(run_id=run.id)} == {OutboxStatus.DELIVERED}
     assert await sync_to_async(AgentRunLog.objects.filter(agent_id=config.id).count)() == 1
-
-
-async def test_a_channel_reader_that_loses_its_cancellation_is_cancelled_again_until_it_ends():
-    # given a reader that loses its first cancellation, as channels-redis' receive does when it comes
-    # during a command's send (CPython 3.11's asyncio.wait_for, under which redis-py sends, returns
-    # the send's result instead), and then blocks in its next pop
-    from apps.agents.local_runs import _reader_stopped
-
-    cancellations: list[int] = []
-
-    async def reader() -> None:
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                cancellations.append(1)
-                if len(cancellations) > 1:
-                    raise
-                # the first one is lost: the reader goes on to its next pop
-
-    task = asyncio.ensure_future(reader())
-    await asyncio.sleep(0)
-
-    # when the run stops its reader
-    stopping = asyncio.ensure_future(_reader_stopped(task))
-    done, _ = await asyncio.wait({stopping}, timeout=2)
-
-    # then the reader ended, at the second cancellation, well within the wait
-    stopping.cancel()  # (a hung stop is cancelled, which also ends the reader)
-    assert done == {stopping}
-    assert task.cancelled()
-    assert len(cancellations) == 2
