@@ -18,7 +18,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.core.files.storage import Storage, storages
 
 from apps.core.errors import ApplicationError
 
@@ -77,8 +77,8 @@ LOOP_READ_MAX_BYTES = 64 * 1024
 
 async def ablob_read_bytes(*, key: str, size: int) -> bytes:
     """``blob_read_bytes`` awaited. A blob of at most ``LOOP_READ_MAX_BYTES`` (``size``, as recorded)
-    in a local directory is read on the loop; S3 (a network round trip) and larger blobs in the thread."""
-    if size <= LOOP_READ_MAX_BYTES and isinstance(blob_storage(), FileSystemStorage):
+    in the local directory is read on the loop; from S3 (a network round trip), or larger, in the thread."""
+    if size <= LOOP_READ_MAX_BYTES and not blob_storage_is_s3():
         return blob_read_bytes(key=key)
     return await sync_to_async(blob_read_bytes)(key=key)
 

@@ -22,23 +22,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DJANGO_OWN_TRIPS = 3
 
 
-@pytest.fixture
-def app(loop_asgi_app):
-    return loop_asgi_app
-
-
 async def _stored(user, blob: bytes) -> str:
     record = await sync_to_async(record_create)(user=user, table="notes", blob=blob, checksum=sha256_hex(blob))
     return f"/api/v1/storage/records/{record.id}"
 
 
 @pytest.fixture
-async def download(app, pro_user):
+async def download(loop_asgi_app, pro_user):
     pair = await sync_to_async(tokens_issue)(user=pro_user)
     headers = {"Authorization": f"Bearer {pair.access_token}", "Accept": "application/octet-stream"}
 
     async def get(route: str) -> tuple[int, dict[str, str], bytes]:
-        return await asgi_get_response(app, route, headers=headers)
+        return await asgi_get_response(loop_asgi_app, route, headers=headers)
 
     return get
 
