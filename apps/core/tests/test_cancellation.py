@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
 from apps.core.cancellation import raise_if_cancelling, task_stopped
 
 
-async def test_a_task_that_drops_its_first_cancellation_is_cancelled_again_until_it_ends():
-    # given a task that drops its first cancellation, as channels-redis' receive does when it comes
-    # during a command's send (3.11's asyncio.wait_for, under which redis-py sends, returns the
-    # send's result instead), and then blocks in its next pop
-    cancellations: list[int] = []
+def _loses_its_first_cancellation(cancellations: list[int], when_lost: Callable[[], None]) -> asyncio.Task:
+    """A task that waits forever and, at its first cancellation, calls ``when_lost`` and carries on
+    (a second one ends it); each cancellation it sees is counted in ``cancellations``."""
 
-    async def receive_forever() -> None:
+    async def waits_forever() -> None:
         while True:
             try:
                 await asyncio.sleep(3600)
@@ -23,9 +22,17 @@ async def test_a_task_that_drops_its_first_cancellation_is_cancelled_again_until
                 cancellations.append(1)
                 if len(cancellations) > 1:
                     raise
-                # the first one is dropped: the task goes on to its next pop
+                when_lost()
 
-    task = asyncio.ensure_future(receive_forever())
+    return asyncio.ensure_future(waits_forever())
+
+
+async def test_a_task_that_drops_its_first_cancellation_is_cancelled_again_until_it_ends():
+    # given a task that drops its first cancellation, as channels-redis' receive does when it comes
+    # during a command's send (3.11's asyncio.wait_for, under which redis-py sends, returns the
+    # send's result instead), and then blocks in its next pop
+    cancellations: list[int] = []
+    task = _loses_its_first_cancellation(cancellations, when_lost=lambda: None)
     await asyncio.sleep(0)
 
     # when it is stopped
@@ -55,22 +62,14 @@ async def test_a_task_that_ends_with_an_error_is_stopped_without_raising_it():
 async def test_a_cancellation_turned_into_an_error_is_raised_again():
     # given a loop that carries on after errors, cancelled while a library reported a connection
     # error instead (only a second cancellation would end it otherwise)
+    def library_error_handled() -> None:
+        try:
+            raise ConnectionError("closed")  # what the library raised instead
+        except ConnectionError:
+            raise_if_cancelling()
+
     cancellations: list[int] = []
-
-    async def carries_on() -> None:
-        while True:
-            try:
-                await asyncio.sleep(3600)
-            except asyncio.CancelledError:
-                cancellations.append(1)
-                if len(cancellations) > 1:
-                    raise
-                try:
-                    raise ConnectionError("closed") from None  # what the library raised instead
-                except ConnectionError:
-                    raise_if_cancelling()
-
-    task = asyncio.ensure_future(carries_on())
+    task = _loses_its_first_cancellation(cancellations, when_lost=library_error_handled)
     await asyncio.sleep(0)
 
     # when it is cancelled once
