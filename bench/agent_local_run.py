@@ -48,7 +48,9 @@ send it again).
 
 Also printed: the CPU per row of every process (worker, device, server, scripted model, and the
 embedded PostgreSQL and Redis) for the run and for a raw serial insert, and the run's ceiling on this
-box's cores (cores / CPU per row), to read the ratio against.
+box's cores (cores / CPU per row), to read the ratio against; and each run's timeline (``TIMELINE_STEPS``:
+when agent_run went out, the first and last of the device's pieces received, extractions answered and
+inserts answered, in ms from the run's start, beside the raw serial inserts' time for as many rows).
 
 Tenth stop, 2026-12-07 07:00-07:03 (idle box), this stop's code alone, ``--rounds 4``: 10 KB 0.80x raw
 serial (per round 0.71-0.92), 1 KB 0.97x (0.93-1.00); ``--files 1000 --size 10240 --rounds 2``: 0.90x
@@ -289,11 +291,93 @@ def agent_run(*, config, result: dict) -> None:
 
     try:
         start = time.perf_counter()
-        run = run_start(config=config, trigger=RunTrigger.MANUAL, enqueue=False)
-        result["run"] = run_execute(run_id=run.id)
+        with timeline_watched(start) as marks:
+            run = run_start(config=config, trigger=RunTrigger.MANUAL, enqueue=False)
+            result["run"] = run_execute(run_id=run.id)
         result["seconds"] = time.perf_counter() - start
+        result["timeline"] = marks
     finally:
         connection.close()
+
+
+# The steps of a run the timeline marks, each when it returns: (module, attribute, mark). A checkout
+# without one of them (an older one, ``--old``) has no such mark.
+TIMELINE_STEPS = (
+    ("apps.agents.local_runs", "send_to_device", "agent_run sent"),
+    ("apps.agents.run_pipeline", "RunPipeline.submit_files", "piece received"),
+    ("apps.agents.extraction", "Extractor.extract_many", "extraction answered"),
+    ("apps.agents.outbox", "_insert", "insert answered"),
+)
+
+
+@contextlib.contextmanager
+def timeline_watched(start: float):
+    """Within it, each return of a ``TIMELINE_STEPS`` step adds its ms since ``start`` to the yielded
+    ``{mark: [ms, ...]}`` (the run's loop and threads append to it; a list's append is atomic)."""
+    import functools
+    import importlib
+    import inspect
+
+    marks: dict[str, list[float]] = {}
+    patched = []
+    for module_name, attribute, mark in TIMELINE_STEPS:
+        owner: object = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part, None)
+        real = getattr(owner, name, None)
+        if real is None:
+            continue
+        times = marks.setdefault(mark, [])
+
+        def stamp(times: list[float] = times) -> None:
+            times.append((time.perf_counter() - start) * 1000)
+
+        if inspect.iscoroutinefunction(real):
+
+            @functools.wraps(real)
+            async def timed(*args, _real=real, _stamp=stamp, **kwargs):
+                try:
+                    return await _real(*args, **kwargs)
+                finally:
+                    _stamp()
+
+        else:
+
+            @functools.wraps(real)
+            def timed(*args, _real=real, _stamp=stamp, **kwargs):
+                try:
+                    return _real(*args, **kwargs)
+                finally:
+                    _stamp()
+
+        setattr(owner, name, timed)
+        patched.append((owner, name, real))
+    try:
+        yield marks
+    finally:
+        for owner, name, real in patched:
+            setattr(owner, name, real)
+
+
+def timeline_line(figures: dict) -> str | None:
+    """The run's steps in ms from its start (first-last of each, how many), beside how long the raw
+    serial inserts of as many rows took: what paces the run."""
+    marks = figures.get("timeline")
+    if not marks:
+        return None
+    parts = []
+    for _module, _attribute, mark in TIMELINE_STEPS:
+        times = sorted(marks.get(mark) or [])
+        if len(times) == 1:
+            parts.append(f"{mark} {times[0]:.0f}")
+        elif times:
+            parts.append(f"{len(times)} {mark.replace(' ', 's ', 1)} {times[0]:.0f}-{times[-1]:.0f}")
+    raw_ms = figures["rows"] / figures["raw_serial"] * 1000
+    return (
+        f"timeline, ms from the run's start: {'; '.join(parts)}; run end {figures['seconds'] * 1000:.0f} "
+        f"(raw serial inserts of as many rows: {raw_ms:.0f})"
+    )
 
 
 def _services_data_dir() -> str:
@@ -428,6 +512,7 @@ async def measure_layout(
         "device_cpu_ms": device_cpu * 1000,
         "server_cpu_ms": other_cpu["server"] * 1000,
         "model_cpu_ms": other_cpu["model"] * 1000,
+        "timeline": result.get("timeline"),
     }
 
 
@@ -508,6 +593,8 @@ def report(figures: dict, label: str = "") -> None:
         f"{raw_cpu:.2f} ms; the run's CPU ceiling on {CORES} cores {CORES * 1000 / run_cpu:.0f} rows/s",
         flush=True,
     )
+    if (line := timeline_line(f)) is not None:
+        print(f"{' ' * len(head)} {line}", flush=True)
 
 
 def compare(options: argparse.Namespace) -> None:
