@@ -25,7 +25,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import Field, Model, QuerySet
 
-from .loop_db import loop_fetchall, loop_reads_on
+from .loop_db import loop_fetchall, loop_reads_on, loop_wrapper
 
 M = TypeVar("M", bound=Model)
 
@@ -67,9 +67,9 @@ class CompiledQuery(Generic[M]):
         self._model: type[M] | None = None
         self._lock = threading.Lock()
 
-    def _prepared(self, name: str, value: Any) -> Any:
+    def _prepared(self, name: str, value: Any, connection: Any) -> Any:
         field = self._fields[name]
-        return field.get_db_prep_value(field.to_python(value), connections[self._using], prepared=False)
+        return field.get_db_prep_value(field.to_python(value), connection, prepared=False)
 
     def _compile(self, kind: str) -> _Compiled:
         stand_ins = {name: _stand_in(field) for name, field in self._fields.items()}
@@ -104,7 +104,7 @@ class CompiledQuery(Generic[M]):
             converters = compiler.get_converters(columns)
         slots = {}
         for name, value in stand_ins.items():
-            prepared = self._prepared(name, value)
+            prepared = self._prepared(name, value, connections[self._using])
             positions = tuple(i for i, param in enumerate(params) if param == prepared)
             if not positions:
                 raise ValueError(f"the compiled query does not use {name!r}")
@@ -112,12 +112,12 @@ class CompiledQuery(Generic[M]):
         annotations = tuple(compiler.annotation_col_map.items()) if kind == "first" else ()
         return _Compiled(sql, tuple(params), slots, converters, model_columns, init_list, annotations)
 
-    def _bound(self, compiled: _Compiled, values: dict[str, Any]) -> list[Any]:
+    def _bound(self, compiled: _Compiled, values: dict[str, Any], connection: Any) -> list[Any]:
         if values.keys() != compiled.slots.keys():
             raise TypeError(f"expected the values {sorted(compiled.slots)}, got {sorted(values)}")
         params = list(compiled.params)
         for name, value in values.items():
-            prepared = self._prepared(name, value)
+            prepared = self._prepared(name, value, connection)
             for position in compiled.slots[name]:
                 params[position] = prepared
         return params
@@ -142,9 +142,10 @@ class CompiledQuery(Generic[M]):
         compiled = self._compiled("first")
         # A cursor and ``from_db``, as the ORM's ModelIterable builds an instance: ``raw()`` worked
         # out the columns' fields anew on every call, twice the CPU of the round trip itself.
-        with connections[self._using].cursor() as cursor:
-            cursor.execute(compiled.sql, self._bound(compiled, values))
-            return self._instance(compiled, cursor.fetchone())
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, self._bound(compiled, values, connection))
+            return self._instance(compiled, cursor.fetchone(), connection)
 
     async def afirst(self, **values: Any) -> M | None:
         """``first()`` awaited: on the server's loop over its own connections (``apps.core.loop_db``),
@@ -152,14 +153,15 @@ class CompiledQuery(Generic[M]):
         if not loop_reads_on():
             return await sync_to_async(self.first)(**values)
         compiled = await self._acompiled("first")
-        rows = await loop_fetchall(compiled.sql, self._bound(compiled, values), self._using)  # LIMIT 1
-        return self._instance(compiled, rows[0] if rows else None)
+        connection = loop_wrapper(self._using)
+        rows = await loop_fetchall(compiled.sql, self._bound(compiled, values, connection), self._using)  # LIMIT 1
+        return self._instance(compiled, rows[0] if rows else None, connection)
 
-    def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None) -> M | None:
+    def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None, connection: Any) -> M | None:
         if row is None:
             return None
         assert self._model is not None
-        row = self._converted(compiled, row, connections[self._using])
+        row = self._converted(compiled, row, connection)
         start, end = compiled.model_columns
         instance = self._model.from_db(self._using, list(compiled.init_list), row[start:end])
         for name, position in compiled.annotation_positions:
@@ -178,28 +180,32 @@ class CompiledQuery(Generic[M]):
 
     def exists(self, **values: Any) -> bool:
         compiled = self._compiled("exists")
-        with connections[self._using].cursor() as cursor:
-            cursor.execute(compiled.sql, self._bound(compiled, values))
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, self._bound(compiled, values, connection))
             return cursor.fetchone() is not None
 
     def rows(self, *, limit: int, offset: int = 0, **values: Any) -> list[tuple[Any, ...]]:
         """At most ``limit`` rows from ``offset``, in the queryset's order, as the tuples its
         ``values_list()`` yields (the same columns, converted as the ORM converts them)."""
         compiled = self._compiled("rows")
-        with connections[self._using].cursor() as cursor:
-            cursor.execute(compiled.sql, [*self._bound(compiled, values), limit, offset])
-            return self._rows_converted(compiled, cursor.fetchall())
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
+            cursor.execute(compiled.sql, [*self._bound(compiled, values, connection), limit, offset])
+            return self._rows_converted(compiled, cursor.fetchall(), connection)
 
     async def arows(self, *, limit: int, offset: int = 0, **values: Any) -> list[tuple[Any, ...]]:
         """``rows()`` awaited, as ``afirst()``."""
         if not loop_reads_on():
             return await sync_to_async(self.rows)(limit=limit, offset=offset, **values)
         compiled = await self._acompiled("rows")
-        params = [*self._bound(compiled, values), limit, offset]
-        return self._rows_converted(compiled, await loop_fetchall(compiled.sql, params, self._using))
+        connection = loop_wrapper(self._using)
+        params = [*self._bound(compiled, values, connection), limit, offset]
+        return self._rows_converted(compiled, await loop_fetchall(compiled.sql, params, self._using), connection)
 
-    def _rows_converted(self, compiled: _Compiled, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _rows_converted(
+        self, compiled: _Compiled, rows: list[tuple[Any, ...]], connection: Any
+    ) -> list[tuple[Any, ...]]:
         if not compiled.converters:
             return rows
-        connection = connections[self._using]
         return [self._converted(compiled, row, connection) for row in rows]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import psycopg
 from django.conf import settings
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg_pool import AsyncConnectionPool
 
 from .loop_batches import loop_loader
@@ -60,6 +61,20 @@ def on_server_loop() -> bool:
 def loop_reads_on() -> bool:
     """Whether a read of this request may be awaited on the loop (else: in the thread, by the ORM)."""
     return _on_server_loop.get() and settings.DATABASE_LOOP_READS
+
+
+def loop_wrapper(using: str = "default") -> BaseDatabaseWrapper:
+    """Django's database wrapper for what a read on the loop asks of the database layer besides the
+    query (a field's conversion of a value, the columns' converters, the error mapping): one per
+    process and alias, never connected. On the loop, ``connections[using]`` belongs to the request's
+    own context, so asking it made a new wrapper (backend operations, features, client) per request."""
+    wrapper = _wrappers.get(using)
+    if wrapper is None:
+        wrapper = _wrappers[using] = connections.create_connection(using)
+    return wrapper
+
+
+_wrappers: dict[str, BaseDatabaseWrapper] = {}
 
 
 def _pool_kwargs(using: str) -> dict[str, Any]:
@@ -160,7 +175,7 @@ async def loop_fetchall(sql: str, params: Any, using: str = "default") -> list[t
     asked in the same turn of the loop (``apps.core.loop_batches``); psycopg's errors arrive as
     Django's (``OperationalError``...)."""
     batch_max = settings.DATABASE_LOOP_BATCH_MAX
-    with connections[using].wrap_database_errors:
+    with loop_wrapper(using).wrap_database_errors:
         loader = loop_loader(("loop_db", using), partial(_reads_run, using), max_batch_size=batch_max)
         return await loader.load(_Read(sql, params))
 

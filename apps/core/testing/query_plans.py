@@ -23,7 +23,7 @@ def most_rows_of_a_page_step(query: CompiledQuery, values: Mapping[str, Any], *,
     ``limit``/``offset`` of ``query``'s ``rows``. Sequential scans and sorts are disabled for the
     transaction, standing in for a table large enough that its indexes pay."""
     compiled = query._compile("rows")
-    params = [*query._bound(compiled, dict(values)), limit, offset]
+    params = [*query._bound(compiled, dict(values), connection), limit, offset]
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_sort = off")

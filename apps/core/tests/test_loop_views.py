@@ -60,6 +60,30 @@ async def test_auth_me_is_answered_on_the_loop_without_a_trip_to_the_thread_for_
     assert pool.get_stats()["requests_num"] == 2  # both session queries were the loop pool's
 
 
+async def test_reads_on_the_loop_make_no_database_wrapper_per_request(app, user, tokens, monkeypatch):
+    # given a warm server, and every Django database wrapper made from now on counted
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    assert (await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] == 200
+    made: list[str] = []
+    real_init = BaseDatabaseWrapper.__init__
+
+    def counted_init(self, *args, **kwargs):
+        made.append(self.__class__.__module__)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(BaseDatabaseWrapper, "__init__", counted_init)
+
+    # when the client asks who it is several times, each request in a context of its own as on a server
+    statuses = [(await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] for _ in range(5)]
+
+    # then every answer is the usual one, and none made a wrapper: the session query's value conversion,
+    # converters and error mapping use the process's one (``connections[...]`` on the loop is the
+    # request context's own, a new wrapper each time)
+    assert statuses == [200] * 5
+    assert made == []
+
+
 async def test_a_revoked_session_is_refused_on_the_loop_as_in_the_thread(app, user, tokens):
     await sync_to_async(tokens_revoke)(user=user, refresh_token=tokens.refresh_token)
 
