@@ -17,7 +17,7 @@ from apps.core.loop_batches import loop_loader
 from apps.core.loop_db import on_server_loop
 from apps.core.loop_redis import loop_script
 from apps.core.redis_outage import REDIS_UNAVAILABLE_ERRORS, redis_outage_noted
-from apps.core.redis_pool import cache_redis
+from apps.core.redis_pool import cache_backend, cache_redis
 
 from . import tiers
 
@@ -119,7 +119,7 @@ class TierRateThrottle(BaseThrottle):
         user = getattr(request, "user", None)
         if user is None or not user.is_authenticated:
             return True
-        backend = caches["default"]
+        backend = cache_backend()
         if not on_server_loop() or not isinstance(backend, RedisCache):
             return await sync_to_async(self.allow_request)(request, view)
         now = time.time()

@@ -5,7 +5,8 @@ Django's cache handler is per request context under ASGI, so ``caches["default"]
 paid its health check (the per-tier throttle touches the cache on every API call). Named as the
 cache's ``pool_class`` option, this class hands every ``RedisCache`` of the process the same pool
 for the same URL and options. redis-py's pool is thread-safe and resets itself after a fork.
-``cache_redis`` is a client of the cache's server of our own, for what the cache API cannot say.
+``cache_redis`` is a client of the cache's server of our own, for what the cache API cannot say, and
+``cache_backend`` the process's backend object for what needs only the cache's settings.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import redis
 from django.conf import settings
+from django.core.cache import BaseCache, caches
 from django.utils.module_loading import import_string
 
 _pools: dict[tuple[str, str], redis.ConnectionPool] = {}
@@ -66,3 +68,19 @@ def cache_redis(alias: str = "default") -> redis.Redis:
                 client = _clients[key] = redis.Redis(connection_pool=pool_type.from_url(server, **options))
     _by_alias[alias] = (config, client)
     return client
+
+
+_backends: dict[str, tuple[dict, BaseCache]] = {}  # by alias, with the settings it was made from
+
+
+def cache_backend(alias: str = "default") -> BaseCache:
+    """Cache ``alias``'s backend, one per process (per settings), for what needs only its settings: its
+    class, the form of its keys. ``caches[alias]`` is the request context's own under ASGI, so asking
+    it on the loop made a new backend object for every request."""
+    config: dict[str, Any] = settings.CACHES[alias]
+    known = _backends.get(alias)
+    if known is not None and known[0] is config:
+        return known[1]
+    backend = caches.create_connection(alias)
+    _backends[alias] = (config, backend)
+    return backend

@@ -3,6 +3,8 @@ answers as the sync views, the session query and the throttle awaited there inst
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import json
 
@@ -60,26 +62,41 @@ async def test_auth_me_is_answered_on_the_loop_without_a_trip_to_the_thread_for_
     assert pool.get_stats()["requests_num"] == 2  # both session queries were the loop pool's
 
 
-async def test_reads_on_the_loop_make_no_database_wrapper_per_request(app, user, tokens, monkeypatch):
-    # given a warm server, and every Django database wrapper made from now on counted
-    from django.db.backends.base.base import BaseDatabaseWrapper
+@pytest.mark.parametrize(
+    "made_class",
+    [
+        # the session query's value conversion, converters and error mapping (apps.core.loop_db.loop_wrapper)
+        "django.db.backends.base.base.BaseDatabaseWrapper",
+        # the throttle's key (apps.core.redis_pool.cache_backend)
+        "django.core.cache.backends.base.BaseCache",
+    ],
+)
+async def test_a_request_on_the_loop_makes_no_database_wrapper_or_cache_backend_of_its_own(
+    app, user, tokens, monkeypatch, made_class
+):
+    # given a warm server, and every object of the class made from now on counted
+    from django.utils.module_loading import import_string
 
+    cls = import_string(made_class)
     assert (await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] == 200
     made: list[str] = []
-    real_init = BaseDatabaseWrapper.__init__
+    real_init = cls.__init__
 
     def counted_init(self, *args, **kwargs):
-        made.append(self.__class__.__module__)
+        made.append(type(self).__name__)
         real_init(self, *args, **kwargs)
 
-    monkeypatch.setattr(BaseDatabaseWrapper, "__init__", counted_init)
+    monkeypatch.setattr(cls, "__init__", counted_init)
 
-    # when the client asks who it is several times, each request in a context of its own as on a server
-    statuses = [(await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] for _ in range(5)]
+    # when the client asks who it is several times, each request in a new context, as a server runs it
+    async def asked() -> int:
+        request = asgi_get_response(app, ME, headers=_bearer(tokens))
+        return (await asyncio.create_task(request, context=contextvars.Context()))[0]
 
-    # then every answer is the usual one, and none made a wrapper: the session query's value conversion,
-    # converters and error mapping use the process's one (``connections[...]`` on the loop is the
-    # request context's own, a new wrapper each time)
+    statuses = [await asked() for _ in range(5)]
+
+    # then every answer is the usual one, and none made one: the request uses the process's
+    # (``connections[...]`` and ``caches[...]`` on the loop are the request context's own, new each time)
     assert statuses == [200] * 5
     assert made == []
 
