@@ -52,6 +52,13 @@ box's cores (cores / CPU per row), to read the ratio against; and each run's tim
 when agent_run went out, the first and last of the device's pieces received, extractions answered and
 inserts answered, in ms from the run's start, beside the raw serial inserts' time for as many rows).
 
+Eleventh stop, 2026-12-07 09:42 (idle box), ``--rounds 4``: 10 KB 0.80x raw serial (per round 0.72-0.96),
+1 KB 0.95x (0.93-1.00). The timeline line (added then) says what paces a 300-file run of 10 KB files on
+this box: the device's pieces, the last of which arrives 235-270 ms into a run of 320-400 ms, about the
+raw serial inserts' whole time (279-322 ms); extraction ends 15-26 ms after it and the inserts 50-100 ms
+after that. Opening the call path ahead (0.95x / 1.09x old over 8 rounds), 16 deliveries in flight and a
+uvloop loop in the worker were each measured and not kept (bench/RESULTS.md, eleventh stop).
+
 Tenth stop, 2026-12-07 07:00-07:03 (idle box), this stop's code alone, ``--rounds 4``: 10 KB 0.80x raw
 serial (per round 0.71-0.92), 1 KB 0.97x (0.93-1.00); ``--files 1000 --size 10240 --rounds 2``: 0.90x
 (0.95, 0.85). Opening the path of the inserts to the device ahead (the loop's node and publisher, while

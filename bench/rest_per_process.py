@@ -21,6 +21,15 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Eleventh stop, old = 772677b, ``--rounds 3 --seconds 3``, two runs on an idle box (A 09:56, B 09:59,
+load 0.8-1.2; the bare view ~1,185 / 1,119 req/s): a request on the loop no longer makes a Django
+database wrapper and a cache backend of its own (loop_db.loop_wrapper, redis_pool.cache_backend). Within
+the bench's spread: new / old req/s auth/me 1.10 / 1.04x, memory list 1.12 / 1.05x, memory item 1.31 /
+1.03x, records/<id> 1.15 / 1.00x, with the bare view, whose code is the same, 1.16 / 1.14x. To this run's
+bare view (A / B): auth/me 0.60 / 0.67x, records list 0.46 / 0.51x, memory counts 0.50 / 0.60x, memory
+list 0.40 / 0.47x, records/<id> 0.51 / 0.56x, memory item 0.50 / 0.49x; old in B, against a bare view of
+946 req/s: 0.75, 0.62, 0.62, 0.54, 0.62, 0.59x.
+
 Tenth stop, old = e1cb59c, ``--rounds 3 --seconds 3``, idle box (2026-12-07 06:50-06:54, load 0.1-1.7,
 the bare view 1,251 req/s): records/<id> reads a blob of up to 64 KiB in a local directory on the
 loop instead of in the request's thread: its req/s 1.16x old (rounds 1.48, 1.16, 1.07), CPU per request
