@@ -67,14 +67,18 @@ def loop_wrapper(using: str = "default") -> BaseDatabaseWrapper:
     """Django's database wrapper for what a read on the loop asks of the database layer besides the
     query (a field's conversion of a value, the columns' converters, the error mapping): one per
     process and alias, never connected. On the loop, ``connections[using]`` belongs to the request's
-    own context, so asking it made a new wrapper (backend operations, features, client) per request."""
-    wrapper = _wrappers.get(using)
-    if wrapper is None:
-        wrapper = _wrappers[using] = connections.create_connection(using)
+    own context, so asking it made a new wrapper (backend operations, features, client) per request.
+    A new one is made when the alias's settings are replaced (a test's ``override_settings``)."""
+    config = connections.settings[using]
+    known = _wrappers.get(using)
+    if known is not None and known[0] is config:
+        return known[1]
+    wrapper = connections.create_connection(using)
+    _wrappers[using] = (config, wrapper)
     return wrapper
 
 
-_wrappers: dict[str, BaseDatabaseWrapper] = {}
+_wrappers: dict[str, tuple[dict, BaseDatabaseWrapper]] = {}  # by alias, with the settings it was made from
 
 
 def _pool_kwargs(using: str) -> dict[str, Any]:
