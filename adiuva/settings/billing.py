@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ImproperlyConfigured
+
 from .auth import AUTH_USER_MODEL
 from .environment import env
 
@@ -22,6 +24,12 @@ BILLING_PORTAL_RETURN_URL = env("BILLING_PORTAL_RETURN_URL", default="https://ad
 BILLING_CURRENCY = env("BILLING_CURRENCY", default="eur")
 # Multiplies every tier's requests-per-minute; 1 in production (test settings raise it).
 BILLING_RATE_LIMIT_SCALE = 1
+# The throttle hits of requests checked in the same turn of a web process's loop go to Redis as one
+# script call, at most this many keys in it (Redis runs a script alone: a bigger one holds every
+# other client of the server for longer).
+BILLING_THROTTLE_BATCH_MAX = env.int("BILLING_THROTTLE_BATCH_MAX", default=64)
+if BILLING_THROTTLE_BATCH_MAX < 1:
+    raise ImproperlyConfigured("BILLING_THROTTLE_BATCH_MAX must be 1 or more")
 # LLM metering: every model call's tokens are recorded per user and checked against a monthly
 # budget (tokens per calendar month, UTC; per tier in apps/billing/tiers.py). LLM_MONTHLY_TOKENS
 # overrides tiers' budgets, e.g. "free=100000,pro=3000000"; false in LLM_METERING_ENABLED records

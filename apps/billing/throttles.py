@@ -126,7 +126,9 @@ class TierRateThrottle(BaseThrottle):
         window = int(now // WINDOW_SECONDS)
         full_key = backend.make_and_validate_key(_window_key(user.pk, window))
         try:
-            count = int(await loop_loader("tier_rate_throttle", _hits_counted).load(full_key))
+            batch_max = settings.BILLING_THROTTLE_BATCH_MAX
+            loader = loop_loader(("tier_rate_throttle", batch_max), _hits_counted, max_batch_size=batch_max)
+            count = int(await loader.load(full_key))
         except REDIS_UNAVAILABLE_ERRORS as exc:  # fails open, as allow_request
             redis_outage_noted(where="tier_rate_throttle", exc=exc)
             return True

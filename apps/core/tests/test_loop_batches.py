@@ -19,6 +19,7 @@ from apps.billing import throttles
 from apps.billing.throttles import TierRateThrottle
 from apps.core import loop_batches, loop_db
 from apps.core.loop_redis import loop_redis_close
+from apps.core.redis_pool import cache_backend, cache_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -151,6 +152,38 @@ async def test_throttle_hits_of_one_turn_are_one_script_call_each_counted_in_ord
     wait = refused.wait()
     assert wait is not None
     assert 0 < wait <= throttles.WINDOW_SECONDS
+
+
+async def test_throttle_hits_of_one_turn_go_in_script_calls_of_at_most_billing_throttle_batch_max_keys(
+    on_the_loop, user, monkeypatch, settings
+):
+    # given script calls of at most two keys, and the calls watched
+    settings.BILLING_THROTTLE_BATCH_MAX = 2
+    calls = []
+    real_loop_script = throttles.loop_script
+
+    def watched(source):
+        script = real_loop_script(source)
+
+        async def call(**kwargs):
+            calls.append(len(kwargs["keys"]))
+            return await script(**kwargs)
+
+        return call
+
+    monkeypatch.setattr(throttles, "loop_script", watched)
+    request = SimpleNamespace(user=user)
+    now = 1_796_638_000.0  # the throttle's clock, held still: its minute's key is known
+    monkeypatch.setattr(throttles, "time", SimpleNamespace(time=lambda: now))
+
+    # when five of the user's requests are checked in the same turn
+    allowed = await asyncio.gather(*(TierRateThrottle().aallow_request(request, None) for _ in range(5)))
+
+    # then their hits went out in three calls of at most two keys, and every one was counted
+    assert allowed == [True] * 5
+    assert calls == [2, 2, 1]
+    key = cache_backend().make_and_validate_key(throttles._window_key(user.pk, int(now // throttles.WINDOW_SECONDS)))
+    assert int(cache_redis().get(key)) == 5
 
 
 def test_a_loop_that_ends_leaves_no_loader_behind():
