@@ -36,6 +36,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg_pool import AsyncConnectionPool
 
 from .loop_batches import loop_loader
+from .per_settings import PerSettings
 
 _on_server_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("loop_reads", default=False)
 _pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, AsyncConnectionPool]] = (
@@ -63,22 +64,13 @@ def loop_reads_on() -> bool:
     return _on_server_loop.get() and settings.DATABASE_LOOP_READS
 
 
-def loop_wrapper(using: str = "default") -> BaseDatabaseWrapper:
-    """Django's database wrapper for what a read on the loop asks of the database layer besides the
-    query (a field's conversion of a value, the columns' converters, the error mapping): one per
-    process and alias, never connected. On the loop, ``connections[using]`` belongs to the request's
-    own context, so asking it made a new wrapper (backend operations, features, client) per request.
-    A new one is made when the alias's settings are replaced (a test's ``override_settings``)."""
-    config = connections.settings[using]
-    known = _wrappers.get(using)
-    if known is not None and known[0] is config:
-        return known[1]
-    wrapper = connections.create_connection(using)
-    _wrappers[using] = (config, wrapper)
-    return wrapper
-
-
-_wrappers: dict[str, tuple[dict, BaseDatabaseWrapper]] = {}  # by alias, with the settings it was made from
+# Django's database wrapper for what a read on the loop asks of the database layer besides the query
+# (a field's conversion of a value, the columns' converters, the error mapping): one per process and
+# alias, never connected. On the loop, ``connections[using]`` belongs to the request's own context, so
+# asking it made a new wrapper (backend operations, features, client) per request.
+loop_wrapper: PerSettings[BaseDatabaseWrapper] = PerSettings(
+    settings_of=lambda using: connections.settings[using], make=connections.create_connection
+)
 
 
 def _pool_kwargs(using: str) -> dict[str, Any]:

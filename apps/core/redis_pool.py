@@ -19,6 +19,8 @@ from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.utils.module_loading import import_string
 
+from .per_settings import PerSettings
+
 _pools: dict[tuple[str, str], redis.ConnectionPool] = {}
 _lock = threading.Lock()
 
@@ -39,19 +41,15 @@ class SharedConnectionPool(redis.ConnectionPool):
 
 
 _clients: dict[tuple[str, str], redis.Redis] = {}
-_by_alias: dict[str, tuple[dict, redis.Redis]] = {}  # the client last found for an alias, by its settings
 _clients_lock = threading.Lock()  # not ``_lock``: the pool class below may take that one
 
 
-def cache_redis(alias: str = "default") -> redis.Redis:
-    """A redis-py client of cache ``alias``'s write server (the first of its LOCATION), with the
-    cache's connection options and pool class, made once per process: for what Django's cache API
-    cannot say (a Lua script), without reaching into the backend's private client. Its pool is not
-    Django's (the options differ by the parser Django adds), but it is one per process, as Django's is."""
-    config: dict[str, Any] = settings.CACHES[alias]
-    known = _by_alias.get(alias)
-    if known is not None and known[0] is config:  # every request asks: no parsing then
-        return known[1]
+def _cache_settings(alias: str) -> dict[str, Any]:
+    return settings.CACHES[alias]
+
+
+def _cache_client(alias: str) -> redis.Redis:
+    config = _cache_settings(alias)
     location = config["LOCATION"]
     server = (location.split(",") if isinstance(location, str) else list(location))[0].strip()
     options: dict[str, Any] = dict(config.get("OPTIONS") or {})
@@ -66,21 +64,18 @@ def cache_redis(alias: str = "default") -> redis.Redis:
             if client is None:
                 pool_type = import_string(pool_class) if isinstance(pool_class, str) else pool_class
                 client = _clients[key] = redis.Redis(connection_pool=pool_type.from_url(server, **options))
-    _by_alias[alias] = (config, client)
     return client
 
 
-_backends: dict[str, tuple[dict, BaseCache]] = {}  # by alias, with the settings it was made from
+# A redis-py client of cache ``alias``'s write server (the first of its LOCATION), with the cache's
+# connection options and pool class, made once per process: for what Django's cache API cannot say (a
+# Lua script), without reaching into the backend's private client. Its pool is not Django's (the
+# options differ by the parser Django adds), but it is one per process, as Django's is. Every request
+# asks: the settings are parsed again only when they are replaced.
+cache_redis: PerSettings[redis.Redis] = PerSettings(settings_of=_cache_settings, make=_cache_client)
 
 
-def cache_backend(alias: str = "default") -> BaseCache:
-    """Cache ``alias``'s backend, one per process (per settings), for what needs only its settings: its
-    class, the form of its keys. ``caches[alias]`` is the request context's own under ASGI, so asking
-    it on the loop made a new backend object for every request."""
-    config: dict[str, Any] = settings.CACHES[alias]
-    known = _backends.get(alias)
-    if known is not None and known[0] is config:
-        return known[1]
-    backend = caches.create_connection(alias)
-    _backends[alias] = (config, backend)
-    return backend
+# Cache ``alias``'s backend, one per process (per settings), for what needs only its settings: its
+# class, the form of its keys. ``caches[alias]`` is the request context's own under ASGI, so asking it
+# on the loop made a new backend object for every request.
+cache_backend: PerSettings[BaseCache] = PerSettings(settings_of=_cache_settings, make=caches.create_connection)
