@@ -125,8 +125,7 @@ class TierRateThrottle(BaseThrottle):
         now = time.time()
         window = int(now // WINDOW_SECONDS)
         full_key = backend.make_and_validate_key(_window_key(user.pk, window))
-        batch_max = settings.BILLING_THROTTLE_BATCH_MAX  # in the loader's name: a loader keeps the cap it was made with
-        loader = loop_loader(("tier_rate_throttle", batch_max), _hits_counted, max_batch_size=batch_max)
+        loader = loop_loader("tier_rate_throttle", _hits_counted, max_batch_size=settings.BILLING_THROTTLE_BATCH_MAX)
         try:
             count = int(await loader.load(full_key))
         except REDIS_UNAVAILABLE_ERRORS as exc:  # fails open, as allow_request

@@ -47,10 +47,13 @@ def loop_loader(
     max_batch_size: int | None = None,
 ) -> DataLoader[Any, Any]:
     """This loop's loader called ``name``, made on first use with ``batch`` (keys in, one answer or
-    exception per key out, in order)."""
+    exception per key out, in order) and batches of at most ``max_batch_size`` keys; a loader keeps
+    the cap it was made with, so another cap (a setting changed) makes another loader."""
     loop = asyncio.get_running_loop()
     loaders = _loaders.setdefault(loop, {})
-    loader = loaders.get(name)
+    loader = loaders.get((name, max_batch_size))
     if loader is None:
-        loader = loaders[name] = _RunningLoopDataLoader(batch, cache=False, max_batch_size=max_batch_size, loop=loop)
+        loader = loaders[(name, max_batch_size)] = _RunningLoopDataLoader(
+            batch, cache=False, max_batch_size=max_batch_size, loop=loop
+        )
     return loader
