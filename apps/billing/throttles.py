@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 from redis.commands.core import Script
 from rest_framework.throttling import BaseThrottle
@@ -63,7 +63,7 @@ def _hit_script() -> Script:
 
 def _count_hit(key: str) -> int:
     """Increment the window's counter and return it, in one Redis round trip where possible."""
-    backend = caches["default"]
+    backend = cache_backend()
     if isinstance(backend, RedisCache):
         full_key = backend.make_and_validate_key(key)
         (count,) = _hit_script()(keys=[full_key], args=[WINDOW_SECONDS + 1])
