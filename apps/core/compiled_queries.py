@@ -23,6 +23,7 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model, QuerySet
 
 from .loop_db import loop_fetchall, loop_reads_on, loop_wrapper
@@ -67,7 +68,7 @@ class CompiledQuery(Generic[M]):
         self._model: type[M] | None = None
         self._lock = threading.Lock()
 
-    def _prepared(self, name: str, value: Any, connection: Any) -> Any:
+    def _prepared(self, name: str, value: Any, connection: BaseDatabaseWrapper) -> Any:
         field = self._fields[name]
         return field.get_db_prep_value(field.to_python(value), connection, prepared=False)
 
@@ -112,7 +113,7 @@ class CompiledQuery(Generic[M]):
         annotations = tuple(compiler.annotation_col_map.items()) if kind == "first" else ()
         return _Compiled(sql, tuple(params), slots, converters, model_columns, init_list, annotations)
 
-    def _bound(self, compiled: _Compiled, values: dict[str, Any], connection: Any) -> list[Any]:
+    def _bound(self, compiled: _Compiled, values: dict[str, Any], connection: BaseDatabaseWrapper) -> list[Any]:
         if values.keys() != compiled.slots.keys():
             raise TypeError(f"expected the values {sorted(compiled.slots)}, got {sorted(values)}")
         params = list(compiled.params)
@@ -157,7 +158,7 @@ class CompiledQuery(Generic[M]):
         rows = await loop_fetchall(compiled.sql, self._bound(compiled, values, connection), self._using)  # LIMIT 1
         return self._instance(compiled, rows[0] if rows else None, connection)
 
-    def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None, connection: Any) -> M | None:
+    def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None, connection: BaseDatabaseWrapper) -> M | None:
         if row is None:
             return None
         assert self._model is not None
@@ -169,7 +170,7 @@ class CompiledQuery(Generic[M]):
         return instance
 
     @staticmethod
-    def _converted(compiled: _Compiled, row: tuple[Any, ...], connection: Any) -> tuple[Any, ...]:
+    def _converted(compiled: _Compiled, row: tuple[Any, ...], connection: BaseDatabaseWrapper) -> tuple[Any, ...]:
         if not compiled.converters:
             return row
         values_out = list(row)
@@ -204,7 +205,7 @@ class CompiledQuery(Generic[M]):
         return self._rows_converted(compiled, await loop_fetchall(compiled.sql, params, self._using), connection)
 
     def _rows_converted(
-        self, compiled: _Compiled, rows: list[tuple[Any, ...]], connection: Any
+        self, compiled: _Compiled, rows: list[tuple[Any, ...]], connection: BaseDatabaseWrapper
     ) -> list[tuple[Any, ...]]:
         if not compiled.converters:
             return rows

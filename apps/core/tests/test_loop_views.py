@@ -10,7 +10,9 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.cache import BaseCache
 from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
 from rest_framework.test import APIClient
 
 from apps.accounts.tokens import tokens_issue, tokens_revoke
@@ -63,21 +65,18 @@ async def test_auth_me_is_answered_on_the_loop_without_a_trip_to_the_thread_for_
 
 
 @pytest.mark.parametrize(
-    "made_class",
+    "cls",
     [
         # the session query's value conversion, converters and error mapping (apps.core.loop_db.loop_wrapper)
-        "django.db.backends.base.base.BaseDatabaseWrapper",
+        BaseDatabaseWrapper,
         # the throttle's key (apps.core.redis_pool.cache_backend)
-        "django.core.cache.backends.base.BaseCache",
+        BaseCache,
     ],
 )
 async def test_a_request_on_the_loop_makes_no_database_wrapper_or_cache_backend_of_its_own(
-    app, user, tokens, monkeypatch, made_class
+    app, user, tokens, monkeypatch, cls
 ):
     # given a warm server, and every object of the class made from now on counted
-    from django.utils.module_loading import import_string
-
-    cls = import_string(made_class)
     assert (await asgi_get_response(app, ME, headers=_bearer(tokens)))[0] == 200
     made: list[str] = []
     real_init = cls.__init__
