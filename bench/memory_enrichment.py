@@ -97,9 +97,9 @@ OLD_SCHEMA = "0006_associative_hnsw_iterative"
 
 
 def _drop_database() -> None:
-    from apps.accounts.keys import _fernet_for
+    from apps.accounts.keys import user_keys_forget
 
-    _fernet_for.cache_clear()  # keys of the dropped database's users must not be reused
+    user_keys_forget()  # keys of the dropped database's users must not be reused
     database_drop(BENCH_DB)
 
 

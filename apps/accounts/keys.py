@@ -5,13 +5,13 @@ Memory, OAuth tokens and other per-user secrets encrypt with ``user_fernet(user_
 
 from __future__ import annotations
 
+import threading
 import uuid
-from functools import lru_cache
+from collections import OrderedDict
 from typing import NamedTuple
 
 from asgiref.sync import sync_to_async
 from cryptography.fernet import Fernet
-from django.core.exceptions import SynchronousOnlyOperation
 from django.utils import timezone
 
 from apps.core.encryption import rewrap_key, unwrap_key
@@ -32,21 +32,58 @@ class _UserKey(NamedTuple):
     key: bytes  # the unwrapped key, for readers of many tokens (``user_fernet_reader``)
 
 
-@lru_cache(maxsize=4096)
-def _fernet_for(user_id: uuid.UUID) -> _UserKey:
-    """The user's stored key, kept in memory; ``UserKey.DoesNotExist`` (never kept) when there is none."""
-    return _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+class _KeysInMemory:
+    """The users' keys this process has opened, the least recently used dropped past ``size``
+    (``functools.lru_cache``'s policy), with a look (``get``) that never queries: code on the event
+    loop asks here first and goes to the thread only for a key not held."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._keys: OrderedDict[uuid.UUID, _UserKey] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, user_id: uuid.UUID) -> _UserKey | None:
+        with self._lock:
+            key = self._keys.get(user_id)
+            if key is not None:
+                self._keys.move_to_end(user_id)
+            return key
+
+    def put(self, user_id: uuid.UUID, key: _UserKey) -> None:
+        with self._lock:
+            self._keys[user_id] = key
+            self._keys.move_to_end(user_id)
+            if len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._keys.clear()
+
+
+_KEYS = _KeysInMemory(size=4096)
+
+
+def user_keys_forget() -> None:
+    """Drop every key this process holds in memory (tests; each is looked up again when next used)."""
+    _KEYS.clear()
 
 
 def _key_of(user_id: uuid.UUID) -> _UserKey:
+    """The user's key: from memory, else from its row (then kept)."""
+    key = _KEYS.get(user_id)
+    if key is not None:
+        return key
     try:
-        return _fernet_for(user_id)
+        key = _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
     except UserKey.DoesNotExist:
         # A user without a key row (made before keys existed) gets one now. Not kept in memory: the
         # row is written in the caller's transaction, and a rollback would leave this process sealing
         # with a key no other process can read. Once committed, the next call reads and keeps it.
         UserKey.objects.ensure_for(User.objects.get(id=user_id))
         return _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+    _KEYS.put(user_id, key)
+    return key
 
 
 def _opened(wrapped: bytes | memoryview) -> _UserKey:
@@ -67,12 +104,10 @@ def user_fernet_reader(*, user_id: uuid.UUID | str) -> FernetReader:
 
 async def auser_fernet_reader(*, user_id: uuid.UUID | str) -> FernetReader:
     """``user_fernet_reader`` for code on the event loop: a key in memory (nearly always) is read
-    there; one not looked up yet is, in the thread (Django refuses the query on the loop before it
-    is sent, and the cache keeps no failure)."""
-    try:
-        return user_fernet_reader(user_id=user_id)
-    except SynchronousOnlyOperation:
-        return await sync_to_async(user_fernet_reader)(user_id=user_id)
+    there; one not looked up yet is looked up in the thread, never on the loop."""
+    user_uuid = uuid.UUID(str(user_id))
+    key = _KEYS.get(user_uuid) or await sync_to_async(_key_of)(user_uuid)
+    return FernetReader(key.key)
 
 
 def encrypt_for_user(*, user_id: uuid.UUID | str, plaintext: str) -> bytes:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from asgiref.sync import async_to_sync
 from cryptography.fernet import Fernet, InvalidToken
 from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
 from apps.accounts import keys
 from apps.accounts.models import UserKey
@@ -17,10 +21,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _fresh_key_caches():
-    keys._fernet_for.cache_clear()
+    keys.user_keys_forget()
     encryption._master.cache_clear()
     yield
-    keys._fernet_for.cache_clear()
+    keys.user_keys_forget()
     encryption._master.cache_clear()
 
 
@@ -73,7 +77,7 @@ def test_rotation_rewraps_every_key_under_the_new_master(settings, make_user):
     # then every wrapped key opens with the new master alone, and old data still decrypts
     with override_settings(FERNET_MASTER_KEYS=[new_master]):
         encryption._master.cache_clear()
-        keys._fernet_for.cache_clear()
+        keys.user_keys_forget()
         for u in users:
             assert keys.decrypt_for_user(user_id=u.id, token=secrets_before[u.id]) == f"data of {u.email}"
         assert UserKey.objects.filter(rotated_at__isnull=True).count() == 0
@@ -112,3 +116,48 @@ def test_a_key_made_inside_a_transaction_that_rolls_back_is_not_kept_in_memory(u
     # then the next encryption uses a key that is stored, so any process can read what it seals
     token = keys.encrypt_for_user(user_id=user.id, plaintext="kept")
     assert Fernet(encryption.unwrap_key(_stored_key_bytes(user))).decrypt(token) == b"kept"
+
+
+def test_a_key_not_in_memory_is_looked_up_in_the_thread_not_on_the_event_loop(user, monkeypatch):
+    # given a token of the user's and no key of theirs in memory, where Django would not refuse a
+    # query on the event loop (an operator's DJANGO_ALLOW_ASYNC_UNSAFE)
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    token = keys.encrypt_for_user(user_id=user.id, plaintext="opened on the loop")
+    keys.user_keys_forget()
+    loop_threads: list[int] = []
+    query_threads: list[int] = []
+
+    def watched(execute, sql, params, many, context):
+        query_threads.append(threading.get_ident())
+        return execute(sql, params, many, context)
+
+    async def opened() -> bytes:
+        loop_threads.append(threading.get_ident())
+        return (await keys.auser_fernet_reader(user_id=user.id)).open(token)
+
+    # when code on an event loop asks for the user's reader
+    with connection.execute_wrapper(watched):
+        plaintext = async_to_sync(opened)()
+
+    # then the key was looked up by a query in the thread (the test's connection), none on the loop
+    assert plaintext == b"opened on the loop"
+    assert query_threads
+    assert loop_threads[0] not in query_threads
+
+
+def test_a_key_in_memory_is_read_on_the_event_loop_with_no_query_and_no_thread(user, monkeypatch):
+    # given the user's key in memory (something of theirs was sealed)
+    token = keys.encrypt_for_user(user_id=user.id, plaintext="in memory")
+
+    def no_thread(func):
+        raise AssertionError(f"{func} was sent to a thread")
+
+    monkeypatch.setattr(keys, "sync_to_async", no_thread)
+
+    async def opened() -> bytes:
+        return (await keys.auser_fernet_reader(user_id=user.id)).open(token)
+
+    # when code on an event loop asks for the user's reader, then it reads the key where it is
+    with CaptureQueriesContext(connection) as queries:
+        assert async_to_sync(opened)() == b"in memory"
+    assert len(queries) == 0

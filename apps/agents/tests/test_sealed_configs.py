@@ -10,7 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 
-from apps.accounts.keys import _fernet_for, decrypt_for_user
+from apps.accounts.keys import decrypt_for_user, user_keys_forget
 from apps.agents.models import CloudAgentConfig, LocalAgentConfig
 
 from .conftest import make_cloud, make_local
@@ -93,7 +93,7 @@ def test_the_migration_seals_existing_rows_and_reversing_it_unseals_them(pro_use
 async def test_a_config_loaded_by_async_code_reads_as_plaintext_without_a_database_call(pro_user):
     # given a config, and a process that has not unwrapped its owner's key yet (a fresh worker)
     config = await sync_to_async(make_local)(pro_user, prompt_template="Tasks from invoices")
-    _fernet_for.cache_clear()
+    user_keys_forget()
 
     # when async code loads it and reads it on the event loop (the run executor does)
     loaded = await LocalAgentConfig.objects.aget(id=config.id)
