@@ -55,8 +55,19 @@ class RunErrors:
 
 
 def item_id(*, agent_id, source_key: str, content: str, index: int) -> uuid.UUID:
+    """The outbox id of the item at ``index`` among those proposed for one source."""
+    return uuid.uuid5(ITEM_ID_NAMESPACE, _item_id_prefix(agent_id, source_key, content) + str(index))
+
+
+def item_ids(*, agent_id, source_key: str, content: str, count: int) -> list[uuid.UUID]:
+    """``item_id`` of the source's first ``count`` items, its text hashed once, not once an item."""
+    prefix = _item_id_prefix(agent_id, source_key, content)
+    return [uuid.uuid5(ITEM_ID_NAMESPACE, prefix + str(index)) for index in range(count)]
+
+
+def _item_id_prefix(agent_id, source_key: str, content: str) -> str:
     digest = hashlib.sha256(content.encode("utf-8", "replace")).hexdigest()
-    return uuid.uuid5(ITEM_ID_NAMESPACE, f"{agent_id}:{source_key}:{digest}:{index}")
+    return f"{agent_id}:{source_key}:{digest}:"
 
 
 Keyed = tuple[Source, str]  # a source and its key (the file's path, the message's provider id)
@@ -217,10 +228,16 @@ class RunPipeline:
         # Ids per file and position in it, whichever request the file shared: a re-run proposes the
         # same ids however its files were grouped.
         keyed = [
-            (item_id(agent_id=self.config.id, source_key=source_key, content=source.text, index=i), item)
+            pair
             for (source, source_key), extraction in zip(batch, extractions, strict=True)
-            if extraction is not None
-            for i, item in enumerate(extraction.items)
+            if extraction is not None and extraction.items
+            for pair in zip(
+                item_ids(
+                    agent_id=self.config.id, source_key=source_key, content=source.text, count=len(extraction.items)
+                ),
+                extraction.items,
+                strict=True,
+            )
         ]
         if not keyed and not metered.records:
             return []

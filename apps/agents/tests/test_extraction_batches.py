@@ -4,6 +4,9 @@ every file of a failed or unreadable request named, and one metered call per req
 
 from __future__ import annotations
 
+import hashlib
+import uuid
+
 import pytest
 from asgiref.sync import sync_to_async
 
@@ -15,7 +18,7 @@ from apps.agents.extraction import (
     extraction_batch_prompt,
 )
 from apps.agents.models import RunStatus
-from apps.agents.run_pipeline import extraction_batches, item_id
+from apps.agents.run_pipeline import ITEM_ID_NAMESPACE, extraction_batches, item_id, item_ids
 from apps.assistant.testing.scripted_openai import Reply, ToolCall, failure
 
 from .conftest import documents_of, execute, one_task_per_fenced_file, propose, rows, start_run, write_files
@@ -308,3 +311,17 @@ async def test_a_rerun_grouped_otherwise_proposes_the_same_ids_and_inserts_nothi
     assert second.status == RunStatus.SUCCESS
     ids = await sync_to_async(lambda: sorted(str(i) for i in OutboxItem.objects.values_list("id", flat=True)))()
     assert ids == sorted(before.values())
+
+
+@pytest.mark.django_db(transaction=False)
+def test_a_sources_item_ids_are_its_item_id_at_each_position_as_earlier_releases_made_them():
+    # The ids of a source's items, however many it has: a re-run (or a release's executor taking over
+    # an earlier one's run) proposes the rows already stored under the same ids.
+    content = "File: notes.md\n\nCall the client; send the invoice; book the review."
+
+    ids = item_ids(agent_id="agent-1", source_key="/notes.md", content=content, count=3)
+
+    assert ids == [item_id(agent_id="agent-1", source_key="/notes.md", content=content, index=i) for i in range(3)]
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    assert ids == [uuid.uuid5(ITEM_ID_NAMESPACE, f"agent-1:/notes.md:{digest}:{i}") for i in range(3)]
+    assert item_ids(agent_id="agent-1", source_key="/notes.md", content=content, count=0) == []
