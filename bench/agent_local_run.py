@@ -181,6 +181,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import signal
 import socketserver
 import statistics
@@ -523,6 +524,36 @@ async def measure_layout(
     }
 
 
+# Words for ``--text words``: files of prose-like text, which compress and search as real notes do.
+WORDS = (
+    (
+        "the client asked for a revised budget before friday and the review moved to next week; send the "
+        "draft contract, book a call with finance, update the project timeline, follow up on the invoice, "
+        "check the design notes, confirm the launch date, prepare slides for the board meeting, fix the "
+        "onboarding checklist, answer the support ticket about exports, schedule interviews for the analyst role"
+    )
+    .replace(",", "")
+    .replace(";", "")
+    .split()
+)
+
+
+def file_text(index: int, size: int, text: str) -> str:
+    """File ``index``'s text, ``size`` characters: its title line, then ``x`` repeated (``text="x"``, the
+    figure of every stop before the twelfth) or words in a seeded random order (``text="words"``)."""
+    head = f"Follow up file {index}\n"
+    if text == "x":
+        return head + "x" * (size - len(head))
+    rng = random.Random(index)
+    body: list[str] = []
+    length = len(head)
+    while length < size:
+        word = rng.choice(WORDS)
+        body.append(word)
+        length += len(word) + 1
+    return (head + " ".join(body))[:size]
+
+
 async def measure(options: argparse.Namespace) -> list[dict]:
     """Every layout of ``options.layouts`` in turn, against one server and one scripted model."""
     import logging
@@ -536,8 +567,7 @@ async def measure(options: argparse.Namespace) -> list[dict]:
     folder = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     (folder / "files").mkdir()
     for i in range(options.files):
-        body = f"Follow up file {i}\n"
-        (folder / "files" / f"f{i:05d}.md").write_text(body + "x" * (int(options.size) - len(body)))
+        (folder / "files" / f"f{i:05d}.md").write_text(file_text(i, int(options.size), options.text))
 
     for name in ("httpx", "httpx2"):  # one log line per extraction call otherwise
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -618,7 +648,7 @@ def compare(options: argparse.Namespace) -> None:
         ]:
             # The layouts' order alternates too (the first one after the server starts runs colder).
             order = layouts if round_no % 4 < 2 else layouts[::-1]
-            argv = [__file__, "--child", "--files", str(options.files), "--size", str(size)]
+            argv = [__file__, "--child", "--files", str(options.files), "--size", str(size), "--text", options.text]
             if options.files_per_request is not None:
                 argv += ["--files-per-request", str(options.files_per_request)]
             out = subprocess.run(
@@ -669,6 +699,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
     parser.add_argument("--size", default=str(10 * 1024), help="bytes per file; several, comma-separated: a row each")
+    parser.add_argument(
+        "--text", choices=("x", "words"), default="x", help="the files' text: x repeated (earlier stops) or words"
+    )
     parser.add_argument("--layouts", default=",".join(LAYOUTS), help=f"comma-separated, of {', '.join(LAYOUTS)}")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument(
