@@ -3,6 +3,7 @@
     .venv/bin/python bench/agent_local_run.py [--files 1000] [--size 10240] [--layouts device-process,single-process]
     .venv/bin/python bench/agent_local_run.py --files 300 --rounds 6 --old /tmp/old   # before → after, interleaved
     .venv/bin/python bench/agent_local_run.py --files 300 --size 10240,1024 --rounds 3   # a row per file size
+    .venv/bin/python bench/agent_local_run.py --files 300 --rounds 4 --text words   # files of words, not x
     ADIUVA_BENCH_CODE=/tmp/old .venv/bin/python bench/agent_local_run.py   # one run of an older checkout's code
 
 One uvicorn server process holds the device socket; this process plays the Celery worker
@@ -31,11 +32,14 @@ device process, the server and the scripted model, counted from /proc.
 (ADIUVA_BENCH_CODE: the checkout's code in every process, the device's client included, under this
 harness), checkouts and layouts in alternating order, and prints the medians side by side;
 several ``--size`` values (comma-separated) give a row each, every size measured in every round.
-The default size (10 KB) is the figure of earlier stops. A request holds files whose texts
-together fit AGENTS_EXTRACTION_REQUEST_MAX_CHARS (90,000: eight 10 KB files; 40,000 before the sixth
-stop: three) and at most AGENTS_EXTRACTION_FILES_PER_REQUEST (8), within one piece of the device's,
-and a piece of n files is spread over the AGENTS_EXTRACTION_CONCURRENCY (4) slots, at most ceil(n / 4)
-files to a request: 49 calls for 300 files of 10 KB (104 before), 46 for 300 of 1 KB (38 before).
+The default size (10 KB) is the figure of earlier stops, and so is the default text, ``x`` repeated
+after a title line; ``--text words`` (twelfth stop) fills the files with words in a seeded order
+instead, which the socket's compression and the extraction's fence search meet as they meet real notes.
+A request holds files whose texts together fit AGENTS_EXTRACTION_REQUEST_MAX_CHARS (90,000: eight 10 KB
+files; 40,000 before the sixth stop: three) and at most AGENTS_EXTRACTION_FILES_PER_REQUEST (8), within
+one piece of the device's, and a piece of n files is spread over the AGENTS_EXTRACTION_CONCURRENCY (4)
+slots, at most ceil(n / 4) files to a request: 49 calls for 300 files of 10 KB (104 before), 46 for 300
+of 1 KB (38 before).
 
 Fairness: the model client is built once before the clock starts (a worker does so on its first
 run: imports and a TLS context, ~0.8 s); the scripted model runs with Nagle's algorithm off for
