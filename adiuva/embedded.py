@@ -23,7 +23,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+if TYPE_CHECKING:
+    import redis
 
 logger = logging.getLogger(__name__)
 
@@ -121,13 +125,24 @@ def _redis_socket() -> Path:
     return _redis_dir() / "redis.sock"
 
 
+def _redis_client(**options: Any) -> redis.Redis:
+    """A client of the embedded Redis that asks once. redis-py's default retries a command ten times
+    with backoff (~4 s): a killed Redis took that long to be seen dead, a starting one could use up
+    ``start_redis``' wait in a few pings, and a shutdown waited as long for a reply that never comes."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(unix_socket_path=str(_redis_socket()), retry=Retry(NoBackoff(), 0), **options)
+
+
 def _redis_ping() -> bool:
     import redis
 
     if not _redis_socket().exists():
         return False
     try:
-        return bool(redis.Redis(unix_socket_path=str(_redis_socket()), socket_timeout=1).ping())
+        return bool(_redis_client(socket_timeout=1).ping())
     except redis.RedisError:
         return False
 
@@ -170,7 +185,7 @@ def stop_redis() -> None:
     import redis
 
     with contextlib.suppress(redis.RedisError):
-        redis.Redis(unix_socket_path=str(_redis_socket())).shutdown(save=True)
+        _redis_client().shutdown(save=True)
 
 
 # --- Entry points -------------------------------------------------------------------------------

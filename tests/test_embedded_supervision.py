@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
+
+from adiuva import embedded
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -125,3 +129,40 @@ def test_a_killed_embedded_postgres_is_restarted_on_the_same_url(pg_data_dir):
     # then the supervisor starts it again on the same socket
     assert result.returncode == 0, (tmp_path / "err").read_text()[-3000:]
     assert "restarted" in (tmp_path / "out").read_text()
+
+
+@pytest.fixture
+def hanging_up_redis(monkeypatch):
+    """A Unix socket where something accepts each connection and closes it at once, as a Redis being
+    killed or shutting down does; yields the list of connections it took."""
+    directory = tempfile.mkdtemp(prefix="r", dir="/tmp")  # a Unix socket's path has ~100 bytes
+    path = os.path.join(directory, "redis.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    accepted: list[int] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setattr(embedded, "_redis_socket", lambda: Path(path))
+    yield accepted
+    listener.close()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.mark.parametrize("ask", [embedded._redis_ping, embedded.stop_redis], ids=["ping", "shutdown"])
+def test_the_embedded_redis_is_asked_once_when_it_hangs_up(hanging_up_redis, ask):
+    # redis-py's default client tries a command eleven times, with backoff (~4 s): the supervisor took
+    # that long to see a killed Redis (and gave up on one that was starting), and every stop waited
+    # that long for the reply a Redis shutting down never sends.
+    ask()
+
+    assert len(hanging_up_redis) == 1
