@@ -32,6 +32,8 @@ def _clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path / "home"),
         "DATABASE_URL": "postgres://adiuva:secret@db.invalid:5432/adiuva",
+        # Never reached; dj-stripe's system checks query it, each waiting the pool's timeout (10 s).
+        "DATABASE_POOL_TIMEOUT": "1",
         "REDIS_URL": "redis://redis.invalid:6379/0",
         "DJANGO_SECRET_KEY": "x" * 60 + "-production-secret-with-enough-entropy",
         "FERNET_MASTER_KEYS": Fernet.generate_key().decode(),
