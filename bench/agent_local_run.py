@@ -529,17 +529,13 @@ async def measure_layout(
 
 
 # Words for ``--text words``: files of prose-like text, which compress and search as real notes do.
-WORDS = (
-    (
-        "the client asked for a revised budget before friday and the review moved to next week; send the "
-        "draft contract, book a call with finance, update the project timeline, follow up on the invoice, "
-        "check the design notes, confirm the launch date, prepare slides for the board meeting, fix the "
-        "onboarding checklist, answer the support ticket about exports, schedule interviews for the analyst role"
-    )
-    .replace(",", "")
-    .replace(";", "")
-    .split()
+PROSE = (
+    "the client asked for a revised budget before friday and the review moved to next week send the "
+    "draft contract book a call with finance update the project timeline follow up on the invoice "
+    "check the design notes confirm the launch date prepare slides for the board meeting fix the "
+    "onboarding checklist answer the support ticket about exports schedule interviews for the analyst role"
 )
+WORDS = PROSE.split()
 
 
 def file_text(index: int, size: int, text: str) -> str:
