@@ -75,19 +75,20 @@ def _key_of(user_id: uuid.UUID) -> _UserKey:
     if key is not None:
         return key
     try:
-        key = _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+        key = _stored(user_id)
     except UserKey.DoesNotExist:
         # A user without a key row (made before keys existed) gets one now. Not kept in memory: the
         # row is written in the caller's transaction, and a rollback would leave this process sealing
         # with a key no other process can read. Once committed, the next call reads and keeps it.
         UserKey.objects.ensure_for(User.objects.get(id=user_id))
-        return _opened(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id))
+        return _stored(user_id)
     _KEYS.put(user_id, key)
     return key
 
 
-def _opened(wrapped: bytes | memoryview) -> _UserKey:
-    key = unwrap_key(bytes(wrapped))
+def _stored(user_id: uuid.UUID) -> _UserKey:
+    """The user's key row, unwrapped; ``UserKey.DoesNotExist`` when there is none."""
+    key = unwrap_key(bytes(UserKey.objects.values_list("wrapped_key", flat=True).get(user_id=user_id)))
     return _UserKey(Fernet(key), key)
 
 
