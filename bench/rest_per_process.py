@@ -21,6 +21,13 @@ server process is what limits, the two ratios to the bare view say the same thin
 
 ``--paths`` measures only the named paths (and the bare async view), for quick before → after runs.
 
+Each API path also has a twin (thirteenth stop): a bare async view on the same server answering that
+path's own body (read once through Django's test client before the servers start; JSON built from its
+data by ``JsonResponse``, a blob as its bytes), measured right after the path. "x twin" is the path
+against it: the issue's "bare Django async view returning the same JSON", per path, where "x bare"
+(every earlier stop's figure) compares every path with a view answering auth/me's small JSON. The gap
+between the two is what building and sending a bigger body costs by itself.
+
 Eleventh stop, old = 772677b, ``--rounds 3 --seconds 3``, two runs on an idle box (A 09:56, B 09:59,
 load 0.8-1.2; the bare view ~1,185 / 1,119 req/s): a request on the loop no longer makes a Django
 database wrapper and a cache backend of its own (loop_db.loop_wrapper, redis_pool.cache_backend). Within
@@ -312,6 +319,48 @@ def _print_old_new(figures: dict[tuple[str, str], list[float]], paths: dict[str,
         print(f"  {title}  {name:21} {statistics.median(ratios):5.2f}x   (rounds: {each})")
 
 
+def _slug(name: str) -> str:
+    return name.replace("/", "-").replace(" ", "-")
+
+
+def _twin(name: str) -> str:
+    return f"bare twin of {name}"
+
+
+def _twin_ratio(figures: dict[tuple[str, str], list[float]], label: str, name: str, *, inverse: bool = False) -> str:
+    """The path's figure over its twin's (req/s), or the twin's over the path's (CPU per request)."""
+    twin = figures.get((label, _twin(name)))
+    if not twin:
+        return ""
+    mine, theirs = statistics.median(figures[(label, name)]), statistics.median(twin)
+    return f"   {(theirs / mine if inverse else mine / theirs):5.2f}x twin"
+
+
+def _bodies_file(paths: dict[str, str], token: str) -> str:
+    """Every path's answer, read once through Django's test client, in a file for the servers' bare
+    twins (``rest_server._bodies``): JSON as its data, anything else as its bytes."""
+    import base64
+    import json
+    import tempfile
+
+    from django.test import Client
+
+    client = Client(SERVER_NAME="127.0.0.1")  # the Host the bench's clients send
+    bodies: dict[str, dict[str, object]] = {}
+    for name, path in paths.items():
+        response = client.get(path, headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        if response.status_code != 200:
+            raise SystemExit(f"{name}: {response.status_code} from the test client")
+        content_type = response["Content-Type"]
+        if content_type.startswith("application/json"):
+            bodies[_slug(name)] = {"json": json.loads(response.content)}
+        else:
+            bodies[_slug(name)] = {"bytes": base64.b64encode(response.content).decode(), "content_type": content_type}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as file:
+        json.dump(bodies, file)
+    return file.name
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=4.0)
@@ -342,6 +391,11 @@ def main() -> None:
         if unknown := chosen - paths.keys():
             raise SystemExit(f"unknown paths {sorted(unknown)}; known: {', '.join(paths)}")
         paths = {name: path for name, path in paths.items() if name in chosen}
+    # Each API path's twin: a bare async view answering the same body (the issue's "bare Django async
+    # view returning the same JSON", per path), measured right after it on the same server.
+    api_paths = {name: path for name, path in paths.items() if path.startswith("/api/")}
+    bodies = _bodies_file(api_paths, token)
+    twins = {name: f"/bench/bare/{_slug(name)}" for name in api_paths}
     codes = {"new": str(ROOT)}
     if args.old:
         codes = {"old": os.path.abspath(args.old), **codes}
@@ -360,29 +414,34 @@ def main() -> None:
                     start_server_command(
                         [str(ROOT / "bench" / "rest_server.py"), str(port)],
                         port,
-                        env={"ADIUVA_BENCH_CODE": code},
+                        env={"ADIUVA_BENCH_CODE": code, "ADIUVA_BENCH_BODIES": bodies},
                         quiet=True,
                     ),
                 )
             for name, path in paths.items():
                 for label, (port, proc) in servers.items():
-                    rate, cpu_per_request, errors = asyncio.run(
-                        _measure(port, proc.pid, path, token, seconds=args.seconds, concurrency=args.concurrency)
-                    )
-                    if errors:
-                        raise SystemExit(f"{label} {name}: non-200 answers {sorted(set(errors))}")
-                    results.setdefault((label, name), []).append(rate)
-                    cpu.setdefault((label, name), []).append(cpu_per_request)
+                    for measured, url in ((name, path), (_twin(name), twins.get(name))):
+                        if url is None:
+                            continue
+                        rate, cpu_per_request, errors = asyncio.run(
+                            _measure(port, proc.pid, url, token, seconds=args.seconds, concurrency=args.concurrency)
+                        )
+                        if errors:
+                            raise SystemExit(f"{label} {measured}: non-200 answers {sorted(set(errors))}")
+                        results.setdefault((label, measured), []).append(rate)
+                        cpu.setdefault((label, measured), []).append(cpu_per_request)
         finally:
             for _port, proc in servers.values():
                 stop(proc)
 
     print(f"concurrency {args.concurrency}, {args.seconds:.0f} s per path, {args.rounds} rounds (median req/s)")
+    print("  (x bare: to the bare view answering auth/me's JSON; x twin: to a bare view answering the path's own body)")
     for label in codes:
         bare = statistics.median(results[(label, "bare async view")])
         for name in paths:
             rate = statistics.median(results[(label, name)])
-            print(f"  {label:3}  {name:21} {rate:8.1f} req/s   {rate / bare:5.2f}x bare")
+            twin = _twin_ratio(results, label, name)
+            print(f"  {label:3}  {name:21} {rate:8.1f} req/s   {rate / bare:5.2f}x bare{twin}")
     if args.old:
         _print_old_new(results, paths, "old → new")
     # The same paths by the server process's own CPU per request, which the box's load moves far less
@@ -392,7 +451,8 @@ def main() -> None:
         bare_cpu = statistics.median(cpu[(label, "bare async view")])
         for name in paths:
             per_request = statistics.median(cpu[(label, name)])
-            print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare")
+            twin = _twin_ratio(cpu, label, name, inverse=True)
+            print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare{twin}")
     if args.old:
         _print_old_new(cpu, paths, "CPU old → new")
 
