@@ -10,7 +10,9 @@ class CoreConfig(AppConfig):
         # Every process that runs Django (web, worker, beat, shell) sends tasks through our app.
         import adiuva.celery  # noqa: F401
 
-        from . import channel_layer_seal, metrics  # noqa: F401  (channel_layer_seal: registers the layer's serializer)
+        from . import channel_layer_seal, metrics, redis_sends  # noqa: F401  (channel_layer_seal: registers the layer's serializer)
+
+        redis_sends.install()
 
         metrics.connect_celery_signals()
 
