@@ -39,8 +39,9 @@ _SHA256_BLOCK = 64
 
 
 class FernetReader:
-    """Opens the tokens of one Fernet key. Not shared between threads: make one per batch (its AES
-    context is the batch's own), from ``Fernet.generate_key()``-style key text."""
+    """Opens the tokens of one Fernet key, from ``Fernet.generate_key()``-style key text. Not shared
+    between threads (its AES context is not); one thread may keep it for every batch, since the
+    context holds nothing between calls: ECB, and only whole blocks reach it."""
 
     __slots__ = ("_ecb", "_inner", "_outer", "_signing_key")
 

@@ -161,3 +161,41 @@ def test_a_key_in_memory_is_read_on_the_event_loop_with_no_query_and_no_thread(u
     with CaptureQueriesContext(connection) as queries:
         assert async_to_sync(opened)() == b"in memory"
     assert len(queries) == 0
+
+
+def test_a_thread_keeps_one_reader_per_key_and_every_batch_it_opens_is_right(make_user):
+    # given two users' tokens
+    a, b = make_user(), make_user()
+    texts = [f"memory {i}" * (i + 1) for i in range(12)]
+    sealed_a = [keys.encrypt_for_user(user_id=a.id, plaintext=text) for text in texts]
+    sealed_b = [keys.encrypt_for_user(user_id=b.id, plaintext=text) for text in texts]
+
+    # when one thread opens batch after batch of them, a refused batch among them
+    reader = keys.user_fernet_reader(user_id=a.id)
+    first = reader.open_many(sealed_a[:5])
+    with pytest.raises(InvalidToken):
+        keys.user_fernet_reader(user_id=a.id).open_many([sealed_a[5], sealed_b[6]])
+    second = keys.user_fernet_reader(user_id=a.id).open_many(sealed_a[5:])
+    single = keys.user_fernet_reader(user_id=a.id).open(sealed_a[3])
+    others = keys.user_fernet_reader(user_id=b.id).open_many(sealed_b)
+
+    # then the thread was handed the same reader for the same key, another for another key, and
+    # every batch opened as Fernet opens it
+    assert keys.user_fernet_reader(user_id=a.id) is reader
+    assert keys.user_fernet_reader(user_id=b.id) is not reader
+    assert [text.decode() for text in first + second] == texts
+    assert single.decode() == texts[3]
+    assert [text.decode() for text in others] == texts
+
+
+def test_another_thread_gets_a_reader_of_its_own(user):
+    # a reader's AES context must not be used by two threads at once
+    mine = keys.user_fernet_reader(user_id=user.id)
+    theirs: list[object] = []
+    thread = threading.Thread(target=lambda: theirs.append(keys._thread_reader(keys._KEYS.get(user.id).key)))
+    thread.start()
+    thread.join()
+
+    assert len(theirs) == 1
+    assert theirs[0] is not mine
+    assert keys.user_fernet_reader(user_id=user.id) is mine
