@@ -143,6 +143,14 @@ async def _ask(run: AgentRunLog, config: LocalAgentConfig, errors: RunErrors) ->
     return True
 
 
+async def _next_message(inbox: asyncio.Queue[dict], seconds: float) -> dict:
+    """The inbox's next message, or ``TimeoutError`` after ``seconds``. Under ``asyncio.timeout``, not
+    ``wait_for``: on CPython 3.11 ``wait_for`` returns the message when the executor's cancellation comes
+    in the turn it arrives, and the run went on as if never cancelled (apps.core.cancellation)."""
+    async with asyncio.timeout(seconds):
+        return await inbox.get()
+
+
 async def _converse(
     run: AgentRunLog, config: LocalAgentConfig, socket_channel: str, pipeline: RunPipeline, errors: RunErrors
 ) -> bool:
@@ -161,7 +169,7 @@ async def _converse(
     try:
         while True:
             try:
-                message = await asyncio.wait_for(inbox.get(), settings.AGENTS_DEVICE_CHECK_INTERVAL)
+                message = await _next_message(inbox, settings.AGENTS_DEVICE_CHECK_INTERVAL)
             except TimeoutError:
                 if reader.done():  # the channel layer failed under us
                     errors.add(AgentsErrorCode.DEVICE_DROPPED, "lost the connection to the channel layer")

@@ -4,11 +4,13 @@ Two ways a task's cancellation goes missing under the libraries the project runs
 
 - **turned into an ordinary error**: a redis-py read cancelled mid-reply can surface as a connection
   error. A loop that logs errors and carries on calls ``raise_if_cancelling`` in its handler.
-- **dropped**: redis-py sends every command under ``asyncio.wait_for`` when a socket timeout is set,
-  and 3.11's ``wait_for`` returns the send's result when the cancellation came in the turn the send
-  finished. The task carries on, with nothing to catch. If it then blocks inside a library loop
-  (channels-redis' receive pops again until a message comes), only a second cancellation ends it:
-  ``task_stopped`` sends them until the task has ended.
+- **dropped**: 3.11's ``asyncio.wait_for`` returns the awaited result when the cancellation came in
+  the turn that result arrived. The task carries on, with nothing to catch. If it then blocks inside a
+  library loop (channels-redis' receive pops again until a message comes), only a second cancellation
+  ends it: ``task_stopped`` sends them until the task has ended. redis-py sent every command under
+  ``wait_for``; ``apps.core.redis_sends`` now sends them under ``asyncio.timeout``, which keeps the
+  cancellation, and the project's own waits use ``asyncio.timeout`` too. ``task_stopped`` stays for a
+  library that drops one some other way.
 
 Python 3.12's ``wait_for`` no longer drops them.
 """

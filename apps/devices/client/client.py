@@ -289,7 +289,8 @@ class DeviceClient:
         await self.send({"type": "agent_complete", "run_id": frame["run_id"], "files_read": sent, "errors": errors})
 
     async def next_frame(self, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
-        return await asyncio.wait_for(self.frames.get(), timeout)
+        async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can drop a cancellation
+            return await self.frames.get()
 
     # --- requests -------------------------------------------------------------------------
 
