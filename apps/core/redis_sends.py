@@ -7,8 +7,8 @@ socket timeout, and redis-py 8 gives every connection one (5 s unless set). On C
 
 - runs the send in a Task of its own, which starts at the loop's next turn. Every command of every
   asyncio client paid for that Task and that turn: the throttle's hit, presence and stream-log writes,
-  and every channel-layer send and receive. A ``PING`` cost 10–15 µs more CPU with it (63–77 µs
-  against 53–61 µs), up to a fifth of the whole round trip;
+  and every channel-layer send and receive. A ``PING`` cost 10-15 µs more CPU with it (63-77 µs
+  against 53-61 µs), up to a fifth of the whole round trip;
 - drops a cancellation that arrives in the same turn as the send finishes, and returns the send's
   result instead. The cancelled task then carries on, for example into channels-redis' blocking pop
   (README, "Cancellations lost in a Redis send"). CPython 3.12 rewrote ``wait_for`` on
