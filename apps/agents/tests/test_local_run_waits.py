@@ -8,7 +8,11 @@ import asyncio
 
 import pytest
 
+from apps.agents import local_runs
 from apps.agents.local_runs import _next_message
+from apps.agents.models import RunStatus
+
+from .conftest import execute, one_task_per_file, start_run, write_files
 
 
 async def test_a_cancellation_that_comes_with_a_message_stops_the_wait_and_keeps_the_message():
@@ -34,3 +38,29 @@ async def test_a_message_is_answered_and_silence_is_a_timeout():
     assert await _next_message(inbox, 5) == {"type": "agent_complete"}
     with pytest.raises(TimeoutError):
         await _next_message(inbox, 0.01)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_run_takes_every_message_of_the_device_through_that_wait(
+    devices, user, llm, make_local_config, tmp_path, monkeypatch
+):
+    # The tests above hold only while the executor waits through _next_message: the device's
+    # every agent_data piece and its agent_complete must come to a run that way.
+    taken: list[str] = []
+
+    async def watched(inbox, seconds):
+        message = await _next_message(inbox, seconds)
+        taken.append(message["type"])
+        return message
+
+    monkeypatch.setattr(local_runs, "_next_message", watched)
+    write_files(tmp_path / "inbox", 2)
+    client = await devices(user)
+    config = await make_local_config(client.device_id, [str(tmp_path / "inbox")])
+    llm.fallback = one_task_per_file
+
+    run = await execute(await start_run(config))
+
+    assert run.status == RunStatus.SUCCESS
+    assert local_runs.MSG_DATA in taken
+    assert taken[-1] == local_runs.MSG_COMPLETE
