@@ -227,18 +227,12 @@ class RunPipeline:
             metered.close()
         # Ids per file and position in it, whichever request the file shared: a re-run proposes the
         # same ids however its files were grouped.
-        keyed = [
-            pair
-            for (source, source_key), extraction in zip(batch, extractions, strict=True)
-            if extraction is not None and extraction.items
-            for pair in zip(
-                item_ids(
-                    agent_id=self.config.id, source_key=source_key, content=source.text, count=len(extraction.items)
-                ),
-                extraction.items,
-                strict=True,
-            )
-        ]
+        keyed: list[tuple[uuid.UUID, ProposedItem]] = []
+        for (source, source_key), extraction in zip(batch, extractions, strict=True):
+            if extraction is not None:
+                count = len(extraction.items)
+                ids = item_ids(agent_id=self.config.id, source_key=source_key, content=source.text, count=count)
+                keyed.extend(zip(ids, extraction.items, strict=True))
         if not keyed and not metered.records:
             return []
         return await self._store.submit(Stored(keyed, metered.records))
