@@ -192,7 +192,8 @@ def test_another_thread_gets_a_reader_of_its_own(user):
     # a reader's AES context must not be used by two threads at once
     mine = keys.user_fernet_reader(user_id=user.id)
     theirs: list[object] = []
-    thread = threading.Thread(target=lambda: theirs.append(keys._thread_reader(keys._KEYS.get(user.id).key)))
+    # (the key is in memory now: the other thread reads it there, with no query)
+    thread = threading.Thread(target=lambda: theirs.append(keys.user_fernet_reader(user_id=user.id)))
     thread.start()
     thread.join()
 
