@@ -22,7 +22,7 @@ def main() -> None:
     port = int(sys.argv[1])
     setup_django()
     from django.conf import settings
-    from django.http import HttpResponse, JsonResponse
+    from django.http import JsonResponse
     from django.urls import clear_url_caches, path
 
     body: dict[str, object] = {
@@ -44,7 +44,7 @@ def main() -> None:
     # What running a view in a thread costs by itself (the most an async view could win back).
     adiuva.urls.urlpatterns.insert(0, path("bench/bare-sync-me", bare_sync_me))
     for name, body in _bodies().items():
-        adiuva.urls.urlpatterns.insert(0, path(f"bench/bare/{name}", _bare_view(body, HttpResponse, JsonResponse)))
+        adiuva.urls.urlpatterns.insert(0, path(f"bench/bare/{name}", _bare_view(body)))
     clear_url_caches()
     settings.ALLOWED_HOSTS = ["*"]
     # The per-tier throttle still counts every request (its Redis script runs as in production), but
@@ -67,19 +67,21 @@ def _bodies() -> dict[str, dict[str, object]]:
         return json.load(file)
 
 
-def _bare_view(body: dict[str, object], http_response: type, json_response: type):
+def _bare_view(body: dict[str, object]):
     """A bare async view answering ``body``: its data as JSON (a list too), or its bytes as they are."""
+    from django.http import HttpResponse, JsonResponse
+
     if "json" in body:
         data = body["json"]
 
         async def bare_json(request):
-            return json_response(data, safe=False)
+            return JsonResponse(data, safe=False)
 
         return bare_json
     content = base64.b64decode(str(body["bytes"]))
 
     async def bare_bytes(request):
-        return http_response(content, content_type=body["content_type"])
+        return HttpResponse(content, content_type=body["content_type"])
 
     return bare_bytes
 
