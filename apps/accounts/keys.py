@@ -65,8 +65,11 @@ _KEYS = _KeysInMemory(size=4096)
 
 
 def user_keys_forget() -> None:
-    """Drop every key this process holds in memory (tests; each is looked up again when next used)."""
+    """Drop every key this process holds in memory, and every thread's readers made from them (tests;
+    each is looked up again when next used)."""
+    global _readers_generation
     _KEYS.clear()
+    _readers_generation += 1  # each thread drops its readers at its next look (``_thread_reader``)
 
 
 def _key_of(user_id: uuid.UUID) -> _UserKey:
@@ -115,13 +118,15 @@ async def auser_fernet_reader(*, user_id: uuid.UUID | str) -> FernetReader:
 # making one (its key's HMAC states and AES context) cost as much as opening three tokens.
 _readers = threading.local()
 _READERS_PER_THREAD = 256
+_readers_generation = 0  # moved on by ``user_keys_forget``
 
 
 def _thread_reader(key: bytes) -> FernetReader:
     """This thread's reader of ``key`` (the oldest made dropped past ``_READERS_PER_THREAD``)."""
     readers: dict[bytes, FernetReader] | None = getattr(_readers, "by_key", None)
-    if readers is None:
+    if readers is None or _readers.generation != _readers_generation:
         readers = _readers.by_key = {}
+        _readers.generation = _readers_generation
     reader = readers.get(key)
     if reader is None:
         if len(readers) >= _READERS_PER_THREAD:

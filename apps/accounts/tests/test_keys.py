@@ -200,3 +200,20 @@ def test_another_thread_gets_a_reader_of_its_own(user):
     assert len(theirs) == 1
     assert theirs[0] is not mine
     assert keys.user_fernet_reader(user_id=user.id) is mine
+
+
+def test_forgetting_the_keys_drops_every_threads_readers_too(user):
+    # given a reader this thread and another, long-lived thread each keep for the user's key
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as other_thread:
+        mine = keys.user_fernet_reader(user_id=user.id)
+        theirs = other_thread.submit(keys.user_fernet_reader, user_id=user.id).result()
+        assert other_thread.submit(keys.user_fernet_reader, user_id=user.id).result() is theirs
+
+        # when the process forgets its keys
+        keys.user_keys_forget()
+
+        # then neither thread is handed a reader it made before (each is made again from the key)
+        assert keys.user_fernet_reader(user_id=user.id) is not mine
+        assert other_thread.submit(keys.user_fernet_reader, user_id=user.id).result() is not theirs
