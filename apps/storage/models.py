@@ -58,6 +58,34 @@ class VectorItem(BaseModel):
         return self.item_id
 
 
+class RecordTally(models.Model):
+    """How many records a user keeps in one of their tables, and their bytes: what the records list's
+    count and the storage quota read instead of scanning every record. PostgreSQL's triggers keep
+    it in the writing transaction (``apps.core.tallies``, migration 0006); nothing else writes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    table = models.CharField(max_length=64)
+    records = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "table"], name="storage_record_tally_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.table}: {self.records}"
+
+
+class VectorTally(models.Model):
+    """The bytes of a user's vector items, kept as ``RecordTally`` is (migration 0006)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="+")
+    items = models.BigIntegerField(default=0)
+    bytes = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"vectors: {self.items}"
+
+
 class BackupStatus(models.TextChoices):
     UPLOADING = "uploading", "Uploading"  # bytes still arriving (streamed PUT or presigned multipart)
     VERIFYING = "verifying", "Verifying"  # multipart completed on S3; the checksum is being checked

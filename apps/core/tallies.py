@@ -1,0 +1,103 @@
+"""Running tallies of a table's rows, kept by PostgreSQL in the writing transaction.
+
+A list's "how many in all" and a quota's "how many bytes in all" are a count or a sum over every
+row of the user: a scan that grows with the user's size, on every page and every write. A tally
+table holds those figures per owner (and per group, as a record's table), and statement-level
+triggers on the source table move them in the same transaction as the rows: every path that writes
+the rows (the ORM's saves and bulk operations, cascades, raw SQL, the admin) keeps them exact, and a
+reader sees the tally and the rows of one snapshot.
+
+- An INSERT adds its rows' counts and sums to their groups' tally rows, creating them; an UPDATE
+  moves them by the difference (no lock is taken when nothing counted changed); a DELETE takes
+  them off rows that exist and never creates one, so deleting a user's rows after their tally rows
+  (the order of Django's cascade is not fixed) leaves nothing behind.
+- A writer holds its groups' tally rows locked to its commit, so writers of one owner's group
+  queue. Inserts and updates lock them in key order (the upsert's input is sorted); a delete's
+  UPDATE has no set order, so writers that delete several groups of one owner at once should be
+  serialized otherwise (storage writes hold the user's quota lock).
+- Statement-level triggers with transition tables: a bulk statement costs one grouped upsert, not
+  one per row.
+
+``tally_triggers`` returns the migration operation. Migrations call it, so the SQL it writes for a
+given set of arguments must not change: a different shape is a new migration with new arguments.
+"""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def tally_triggers(
+    *, source: str, tally: str, keys: tuple[str, ...], sums: dict[str, str], backfill: bool = True
+) -> migrations.RunSQL:
+    """The triggers that keep ``tally`` (unique on ``keys``) equal to ``sums`` over ``source``'s rows.
+
+    ``sums`` maps each tally column to the source expression summed into it (``"1"`` counts rows).
+    With ``backfill`` the tally is filled from the rows already there, in the migration's
+    transaction, after the triggers are made (CREATE TRIGGER waits for the table's writers and holds
+    them off until the commit, so no write falls between the two)."""
+    function = _quoted(f"{tally}_apply")
+    key_list = ", ".join(_quoted(key) for key in keys)
+    columns = ", ".join(_quoted(column) for column in sums)
+    moved = ", ".join(f"{_quoted(c)} = t.{_quoted(c)} + EXCLUDED.{_quoted(c)}" for c in sums)
+
+    def grouped(rows: str) -> str:
+        totals = ", ".join(f"sum({expression})" for expression in sums.values())
+        return f"SELECT {key_list}, {totals} FROM {rows} GROUP BY {key_list} ORDER BY {key_list}"  # noqa: S608  (names from the migration)
+
+    def upsert(select: str) -> str:
+        return (
+            f"INSERT INTO {_quoted(tally)} AS t ({key_list}, {columns}) {select} "
+            f"ON CONFLICT ({key_list}) DO UPDATE SET {moved};"
+        )
+
+    differences = ", ".join(f"sum(d.{_quoted(c)}) AS {_quoted(c)}" for c in sums)
+    signed_new = ", ".join(f"({expression}) AS {_quoted(c)}" for c, expression in sums.items())
+    signed_old = ", ".join(f"-({expression}) AS {_quoted(c)}" for c, expression in sums.items())
+    changed = " OR ".join(f"sum(d.{_quoted(c)}) <> 0" for c in sums)
+    d_keys = ", ".join(f"d.{_quoted(key)}" for key in keys)
+    update_select = (
+        f"SELECT {d_keys}, {differences} FROM (SELECT {key_list}, {signed_new} FROM new_rows "  # noqa: S608
+        f"UNION ALL SELECT {key_list}, {signed_old} FROM old_rows) d "
+        f"GROUP BY {d_keys} HAVING {changed} ORDER BY {d_keys}"
+    )
+    taken_off = ", ".join(f"{_quoted(c)} = t.{_quoted(c)} - o.{_quoted(c)}" for c in sums)
+    old_totals = ", ".join(f"sum({expression}) AS {_quoted(c)}" for c, expression in sums.items())
+    matched = " AND ".join(f"t.{_quoted(key)} = o.{_quoted(key)}" for key in keys)
+    delete = (
+        f"UPDATE {_quoted(tally)} AS t SET {taken_off} FROM (SELECT {key_list}, {old_totals} FROM old_rows "  # noqa: S608
+        f"GROUP BY {key_list} ORDER BY {key_list}) o WHERE {matched};"
+    )
+    source_name = _quoted(source)
+    trigger = f"{tally}_on_"
+    sql = [
+        f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tally$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        {upsert(grouped("new_rows"))}
+    ELSIF TG_OP = 'UPDATE' THEN
+        {upsert(update_select)}
+    ELSE
+        {delete}
+    END IF;
+    RETURN NULL;
+END
+$tally$;""",
+        f"CREATE TRIGGER {_quoted(trigger + 'insert')} AFTER INSERT ON {source_name} "
+        f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
+        f"CREATE TRIGGER {_quoted(trigger + 'update')} AFTER UPDATE ON {source_name} "
+        f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
+        f"CREATE TRIGGER {_quoted(trigger + 'delete')} AFTER DELETE ON {source_name} "
+        f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
+    ]
+    if backfill:
+        sql.append(upsert(grouped(source_name)))
+    reverse = [
+        *(f"DROP TRIGGER {_quoted(trigger + event)} ON {source_name};" for event in ("insert", "update", "delete")),
+        f"DROP FUNCTION {function}();",
+    ]
+    return migrations.RunSQL(tuple(sql), reverse_sql=tuple(reverse))
