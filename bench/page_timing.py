@@ -17,7 +17,8 @@ def page_execution_ms(query: Any, values: dict[str, Any], *, limit: int, offset:
     for _ in range(5):
         with connection.cursor() as cursor:
             cursor.execute(
-                "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql, [*query._bound(compiled, values), limit, offset]
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + compiled.sql,
+                [*query._bound(compiled, values, connection), limit, offset],
             )
             times.append(cursor.fetchone()[0][0]["Execution Time"])
     return statistics.median(times)

@@ -30,25 +30,47 @@ from device_common import make_users, setup_django
 from page_timing import median_ms, page_execution_ms
 
 
-def _window_queries() -> dict[bool, Any]:
-    """The query before, compiled as it was: the count as a window over every matching row."""
-    from django.db.models import Count, Window
+def _before_queries() -> dict[str, dict[bool, Any]]:
+    """The queries before, compiled as they were, without and with a table: ``window``, the count as a
+    window over every matching row (before the sixth stop); ``count``, a scalar subquery counting the
+    user's index entries (before the tallies, fourteenth stop)."""
+    from django.db.models import Count, Subquery, Window
 
     from apps.core.compiled_queries import CompiledQuery
     from apps.storage.models import StorageRecord
     from apps.storage.selectors import RECORD_META_COLUMNS
 
-    def page(user_id: Any, table: str | None = None) -> Any:
-        records = StorageRecord.objects.filter(user_id=user_id)
-        if table is not None:
-            records = records.filter(table=table)
-        return records.annotate(total=Window(Count("*"))).values_list(*RECORD_META_COLUMNS, "total")
+    def records(user_id: Any, table: str | None) -> Any:
+        rows = StorageRecord.objects.filter(user_id=user_id)
+        return rows.filter(table=table) if table is not None else rows
+
+    def window(user_id: Any, table: str | None = None) -> Any:
+        return records(user_id, table).annotate(total=Window(Count("*"))).values_list(*RECORD_META_COLUMNS, "total")
+
+    def count(user_id: Any, table: str | None = None) -> Any:
+        counted = records(user_id, table).order_by().values("user_id").annotate(n=Count("*")).values("n")
+        return records(user_id, table).annotate(total=Subquery(counted)).values_list(*RECORD_META_COLUMNS, "total")
 
     user_field = StorageRecord._meta.get_field("user").target_field
+    table_field = StorageRecord._meta.get_field("table")
     return {
-        False: CompiledQuery(page, user_id=user_field),
-        True: CompiledQuery(page, user_id=user_field, table=StorageRecord._meta.get_field("table")),
+        name: {
+            False: CompiledQuery(page, user_id=user_field),
+            True: CompiledQuery(page, user_id=user_field, table=table_field),
+        }
+        for name, page in (("window", window), ("count", count))
     }
+
+
+def _quota_before(user: Any) -> int:
+    """``storage_used_bytes`` before the tallies: a sum over every record and vector item of the user."""
+    from django.db.models import Sum
+
+    from apps.storage.models import StorageRecord, VectorItem
+
+    records = StorageRecord.objects.filter(user=user).aggregate(total=Sum("size_bytes"))["total"] or 0
+    vectors = VectorItem.objects.filter(user=user).aggregate(total=Sum("size_bytes"))["total"] or 0
+    return int(records) + int(vectors)
 
 
 def main() -> None:
@@ -62,7 +84,7 @@ def main() -> None:
 
     from apps.accounts.models import User
     from apps.storage.models import StorageRecord
-    from apps.storage.selectors import _RECORD_PAGE, _RECORD_PAGE_OF_TABLE, record_page
+    from apps.storage.selectors import _RECORD_PAGE, _RECORD_PAGE_OF_TABLE, record_page, storage_used_bytes
 
     ((small_id, _),) = make_users(1, prefix="recordsize-small")
     ((big_id, _),) = make_users(1, prefix="recordsize-big")
@@ -82,38 +104,52 @@ def main() -> None:
         for n, user_id in ((20, small_id), (args.records, big_id))
         for label, table, offset in (("first page", None, 0), ("second page", None, 50), ("one table", "t1", 0))
     ]
-    window = _window_queries()
+    before = _before_queries()
     results: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for name, user_id, table, offset in cases:
             user = User.objects.get(pk=user_id)
-            results.setdefault((name, "window"), []).append(
-                median_ms(
-                    lambda: window[table is not None].rows(  # noqa: B023
-                        user_id=user_id,  # noqa: B023
-                        limit=50,
-                        offset=offset,  # noqa: B023
-                        **({"table": table} if table else {}),  # noqa: B023
-                    )
+            values = {"user_id": user_id, **({"table": table} if table else {})}
+            for shape, queries in before.items():
+                query = queries[table is not None]
+                results.setdefault((name, shape), []).append(
+                    median_ms(lambda: query.rows(limit=50, offset=offset, **values))  # noqa: B023
                 )
-            )
+                results.setdefault((name, shape + " in db"), []).append(
+                    page_execution_ms(query, values, limit=50, offset=offset)
+                )
             results.setdefault((name, "now"), []).append(
                 median_ms(lambda: record_page(user=user, table=table, offset=offset, limit=50))  # noqa: B023
             )
-            values = {"user_id": user_id, **({"table": table} if table else {})}
             now_query = _RECORD_PAGE_OF_TABLE if table else _RECORD_PAGE
-            results.setdefault((name, "window in db"), []).append(
-                page_execution_ms(window[table is not None], values, limit=50, offset=offset)
+            results.setdefault((name, "now in db"), []).append(
+                page_execution_ms(now_query, values, limit=50, offset=offset)
             )
-            now_in_db = page_execution_ms(now_query, values, limit=50, offset=offset)
-            results.setdefault((name, "now in db"), []).append(now_in_db)
-    print(f"page of 50, {args.rounds} rounds (median ms): the call's wall time, then PostgreSQL's execution time")
+        for n, user_id in ((20, small_id), (args.records, big_id)):
+            user = User.objects.get(pk=user_id)
+            assert _quota_before(user) == storage_used_bytes(user=user)
+            results.setdefault((f"{n} records, quota", "count"), []).append(median_ms(lambda: _quota_before(user)))  # noqa: B023
+            results.setdefault((f"{n} records, quota", "now"), []).append(
+                median_ms(lambda: storage_used_bytes(user=user))  # noqa: B023
+            )
+    print(
+        f"page of 50, {args.rounds} rounds (median ms): the call's wall time, then PostgreSQL's execution time; "
+        "window (before the sixth stop) → count (before the tallies) → now (tallies), and count / now"
+    )
     for name, *_ in cases:
         for where in ("", " in db"):
-            before = statistics.median(results[(name, "window" + where)])
-            after = statistics.median(results[(name, "now" + where)])
+            window_ms, count_ms, now_ms = (
+                statistics.median(results[(name, shape + where)]) for shape in ("window", "count", "now")
+            )
             label = name + where
-            print(f"  {label:34} window {before:6.2f} ms → {after:6.2f} ms   {before / after:5.2f}x")
+            print(
+                f"  {label:34} window {window_ms:6.2f} → count {count_ms:6.2f} → now {now_ms:6.2f} ms"
+                f"   {count_ms / now_ms:5.2f}x"
+            )
+    print("storage_used_bytes (the quota's figure, wall time): a sum over the rows (count) → the tallies (now)")
+    for n in (20, args.records):
+        count_ms, now_ms = (statistics.median(results[(f"{n} records, quota", shape)]) for shape in ("count", "now"))
+        print(f"  {n:>6} records{'':19} count {count_ms:6.2f} → now {now_ms:6.2f} ms   {count_ms / now_ms:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -32,27 +32,38 @@ def _quoted(name: str) -> str:
 
 
 def tally_triggers(
-    *, source: str, tally: str, keys: tuple[str, ...], sums: dict[str, str], backfill: bool = True
+    *,
+    source: str,
+    tally: str,
+    keys: tuple[str, ...],
+    sums: dict[str, str],
+    fixed: dict[str, str] | None = None,
+    backfill: bool = True,
 ) -> migrations.RunSQL:
-    """The triggers that keep ``tally`` (unique on ``keys``) equal to ``sums`` over ``source``'s rows.
+    """The triggers that keep ``tally`` equal to ``sums`` over ``source``'s rows, grouped by ``keys``.
 
-    ``sums`` maps each tally column to the source expression summed into it (``"1"`` counts rows).
-    With ``backfill`` the tally is filled from the rows already there, in the migration's
-    transaction, after the triggers are made (CREATE TRIGGER waits for the table's writers and holds
-    them off until the commit, so no write falls between the two)."""
-    function = _quoted(f"{tally}_apply")
-    key_list = ", ".join(_quoted(key) for key in keys)
+    ``keys`` are columns of both tables; ``fixed`` maps further key columns of the tally to the SQL
+    literal every row of this source has there (one tally over several sources); the tally is unique
+    on its key columns. ``sums`` maps each tally column to the source expression summed into it
+    (``"1"`` counts rows). With ``backfill`` the tally is filled from the rows already there, in the
+    migration's transaction, after the triggers are made (CREATE TRIGGER waits for the table's
+    writers and holds them off until the commit, so no write falls between the two)."""
+    fixed = fixed or {}
+    function = _quoted(f"{source}_tally")
+    source_keys = ", ".join(_quoted(key) for key in keys)
+    tally_keys = ", ".join(_quoted(key) for key in (*keys, *fixed))
+    constants = "".join(f", {literal}" for literal in fixed.values())
     columns = ", ".join(_quoted(column) for column in sums)
     moved = ", ".join(f"{_quoted(c)} = t.{_quoted(c)} + EXCLUDED.{_quoted(c)}" for c in sums)
 
     def grouped(rows: str) -> str:
         totals = ", ".join(f"sum({expression})" for expression in sums.values())
-        return f"SELECT {key_list}, {totals} FROM {rows} GROUP BY {key_list} ORDER BY {key_list}"  # noqa: S608  (names from the migration)
+        return f"SELECT {source_keys}{constants}, {totals} FROM {rows} GROUP BY {source_keys} ORDER BY {source_keys}"  # noqa: S608
 
     def upsert(select: str) -> str:
         return (
-            f"INSERT INTO {_quoted(tally)} AS t ({key_list}, {columns}) {select} "
-            f"ON CONFLICT ({key_list}) DO UPDATE SET {moved};"
+            f"INSERT INTO {_quoted(tally)} AS t ({tally_keys}, {columns}) {select} "
+            f"ON CONFLICT ({tally_keys}) DO UPDATE SET {moved};"
         )
 
     differences = ", ".join(f"sum(d.{_quoted(c)}) AS {_quoted(c)}" for c in sums)
@@ -61,19 +72,22 @@ def tally_triggers(
     changed = " OR ".join(f"sum(d.{_quoted(c)}) <> 0" for c in sums)
     d_keys = ", ".join(f"d.{_quoted(key)}" for key in keys)
     update_select = (
-        f"SELECT {d_keys}, {differences} FROM (SELECT {key_list}, {signed_new} FROM new_rows "  # noqa: S608
-        f"UNION ALL SELECT {key_list}, {signed_old} FROM old_rows) d "
+        f"SELECT {d_keys}{constants}, {differences} FROM (SELECT {source_keys}, {signed_new} FROM new_rows "  # noqa: S608
+        f"UNION ALL SELECT {source_keys}, {signed_old} FROM old_rows) d "
         f"GROUP BY {d_keys} HAVING {changed} ORDER BY {d_keys}"
     )
     taken_off = ", ".join(f"{_quoted(c)} = t.{_quoted(c)} - o.{_quoted(c)}" for c in sums)
     old_totals = ", ".join(f"sum({expression}) AS {_quoted(c)}" for c, expression in sums.items())
-    matched = " AND ".join(f"t.{_quoted(key)} = o.{_quoted(key)}" for key in keys)
+    matched = " AND ".join(
+        [f"t.{_quoted(key)} = o.{_quoted(key)}" for key in keys]
+        + [f"t.{_quoted(key)} = {literal}" for key, literal in fixed.items()]
+    )
     delete = (
-        f"UPDATE {_quoted(tally)} AS t SET {taken_off} FROM (SELECT {key_list}, {old_totals} FROM old_rows "  # noqa: S608
-        f"GROUP BY {key_list} ORDER BY {key_list}) o WHERE {matched};"
+        f"UPDATE {_quoted(tally)} AS t SET {taken_off} FROM (SELECT {source_keys}, {old_totals} FROM old_rows "  # noqa: S608
+        f"GROUP BY {source_keys} ORDER BY {source_keys}) o WHERE {matched};"
     )
     source_name = _quoted(source)
-    trigger = f"{tally}_on_"
+    trigger = f"{source}_tally_on_"
     sql = [
         f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tally$
 BEGIN

@@ -158,6 +158,22 @@ class ProactivePattern(BaseModel):
         return f"pattern {self.id}"
 
 
+class MemoryTally(models.Model):
+    """How many items of one kind a user has: what the memory list's count, the counts and the caps
+    read instead of counting the kind's rows. PostgreSQL's triggers keep it in the writing
+    transaction (``apps.core.tallies``, migration 0009); nothing else writes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=[(kind.value, kind.value) for kind in MemoryKind])
+    items = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "kind"], name="memory_tally_user_kind_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.items}"
+
+
 MemoryModel = CoreMemory | AssociativeMemory | Episode | ProactivePattern
 
 MODEL_OF_KIND: dict[MemoryKind, type[MemoryModel]] = {

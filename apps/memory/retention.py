@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import connection
 
 from .models import AssociativeMemory, Episode, MemoryKind, MemoryModel, ProactivePattern
+from .selectors import memory_kind_count
 
 UserId = uuid.UUID | str
 
@@ -47,7 +48,7 @@ def memory_evict_over_cap(*, user_id: UserId, kind: MemoryKind) -> int:
     """Delete what exceeds the user's cap for ``kind`` by the module's rule; returns how many went."""
     model, order = _ORDER[kind]
     cap = memory_cap(kind)
-    count = model.objects.filter(user_id=user_id).count()
+    count = memory_kind_count(user_id=user_id, kind=kind)  # the kind's tally: no count of its rows per write
     if count <= cap:
         return 0
     doomed = list(model.objects.filter(user_id=user_id).order_by(*order).values_list("id", flat=True)[: count - cap])

@@ -9,9 +9,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, Sum
 
-from apps.core.testing.query_plans import most_rows_of_a_page_step
 from apps.storage.models import RecordTally, StorageRecord, VectorItem, VectorTally
-from apps.storage.selectors import _RECORD_PAGE, _RECORD_PAGE_OF_TABLE, record_count, storage_used_bytes
+from apps.storage.selectors import record_count, storage_used_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -121,25 +120,6 @@ def test_the_quota_and_the_count_read_the_tallies(pro_user):
     assert record_count(user=pro_user) == 5
     assert record_count(user=pro_user, table="tasks") == 2
     assert record_count(user=pro_user, table="none") == 0
-
-
-@pytest.mark.parametrize("table", [None, "notes"])
-def test_a_page_and_its_count_read_no_more_rows_than_the_page_whatever_the_users_size(pro_user, table):
-    # given a user with 300 records in two tables
-    StorageRecord.objects.bulk_create(
-        [_record(pro_user, "notes", 1, n) for n in range(250)] + [_record(pro_user, "tasks", 1, n) for n in range(50)]
-    )
-    query = _RECORD_PAGE_OF_TABLE if table else _RECORD_PAGE
-    values = {"user_id": pro_user.pk, **({"table": table} if table else {})}
-
-    # when the page of 20 from offset 40 is planned and run, its count included
-    most_rows = most_rows_of_a_page_step(query, values, limit=20, offset=40, with_count=True)
-
-    # then no step handled more than the rows up to the page (a count of the records read all 300)
-    assert most_rows <= 60
-    # and every row of the page carries the total
-    rows = query.rows(limit=20, offset=40, **values)
-    assert {row[-1] for row in rows} == {250 if table else 300}
 
 
 @pytest.mark.django_db(transaction=True)
