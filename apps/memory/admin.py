@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar, TypedDict
 
 from django.contrib import admin
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
@@ -20,8 +20,8 @@ from .models import (
     CoreMemory,
     Episode,
     MemoryKind,
-    MemoryModel,
     MemoryOwner,
+    MemoryTally,
     ProactivePattern,
 )
 
@@ -65,10 +65,11 @@ class ProactivePatternAdmin(_ReadOnlyMetadataAdmin):
     fields = ["id", "user", "confidence", "created_at", "updated_at"]
 
 
-def _count_of(model: type[MemoryModel]) -> Coalesce:
-    # One subquery per kind: joining four tables at once would multiply the counts.
-    counts = model.objects.filter(user=OuterRef("pk")).order_by().values("user").annotate(n=Count("pk")).values("n")
-    return Coalesce(Subquery(counts, output_field=IntegerField()), 0)
+def _count_of(kind: MemoryKind) -> Coalesce:
+    # The owner's tally of the kind (one row, kept by PostgreSQL), not a count of the kind's rows per
+    # owner listed: ordering the page by a count reads one row per owner and kind.
+    tallied = MemoryTally.objects.filter(user=OuterRef("pk"), kind=kind.value).values("items")
+    return Coalesce(Subquery(tallied, output_field=IntegerField()), 0)
 
 
 class _Counts(TypedDict):
@@ -94,10 +95,10 @@ class MemoryOwnerAdmin(ReadOnlyAdmin):
             super()
             .get_queryset(request)
             .annotate(
-                core_n=_count_of(CoreMemory),
-                associative_n=_count_of(AssociativeMemory),
-                episode_n=_count_of(Episode),
-                pattern_n=_count_of(ProactivePattern),
+                core_n=_count_of(MemoryKind.CORE),
+                associative_n=_count_of(MemoryKind.ASSOCIATIVE),
+                episode_n=_count_of(MemoryKind.EPISODIC),
+                pattern_n=_count_of(MemoryKind.PROACTIVE),
             )
         )
 
