@@ -4,6 +4,8 @@ the list and the quota read them instead of scanning the user's rows."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -11,6 +13,7 @@ from django.db.models import Count, Sum
 
 from apps.storage.models import RecordTally, StorageRecord, VectorItem, VectorTally
 from apps.storage.selectors import record_count, storage_used_bytes
+from apps.storage.vectors import VectorInput, vector_items_delete, vector_items_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -25,6 +28,10 @@ def _record(user, table: str, size: int, n: int = 0) -> StorageRecord:
 
 def _vector(user, item_id: str, size: int) -> VectorItem:
     return VectorItem(user=user, item_id=item_id, blob=b"x" * size, checksum="0" * 64, size_bytes=size)
+
+
+def _input(item_id: str, blob: bytes) -> VectorInput:
+    return VectorInput(item_id=item_id, blob=blob, checksum=hashlib.sha256(blob).hexdigest())
 
 
 def _tallies() -> dict[tuple, tuple[int, int]]:
@@ -85,13 +92,24 @@ def test_every_way_of_writing_records_keeps_the_tallies_equal_to_the_rows(pro_us
 
 
 def test_vector_items_keep_their_tally_equal_to_the_rows(pro_user):
-    VectorItem.objects.bulk_create([_vector(pro_user, f"v{n}", 8) for n in range(3)])
-    item = VectorItem.objects.get(item_id="v0")
-    item.blob, item.size_bytes = b"y" * 20, 20
-    item.save()
-    VectorItem.objects.filter(item_id="v1").delete()
+    # the service's upsert: two new items, then one replaced by a bigger blob beside a third new one
+    vector_items_upsert(user=pro_user, items=[_input("a", b"x" * 8), _input("b", b"x" * 8)])
+    vector_items_upsert(user=pro_user, items=[_input("a", b"y" * 20), _input("c", b"z" * 5)])
+    assert _vector_tallies() == _vectors_recounted() == {pro_user.pk: (3, 33)}
 
-    assert _vector_tallies() == _vectors_recounted() == {pro_user.pk: (2, 28)}
+    # an INSERT ... ON CONFLICT DO UPDATE (one statement that inserts and updates), a save, a delete
+    VectorItem.objects.bulk_create(
+        [_vector(pro_user, "b", 2), _vector(pro_user, "d", 4)],
+        update_conflicts=True,
+        unique_fields=["user", "item_id"],
+        update_fields=["blob", "size_bytes"],
+    )
+    item = VectorItem.objects.get(item_id="c")
+    item.blob, item.size_bytes = b"w" * 10, 10
+    item.save()
+    vector_items_delete(user=pro_user, item_ids=["a"])
+
+    assert _vector_tallies() == _vectors_recounted() == {pro_user.pk: (3, 16)}
 
 
 def test_deleting_a_user_takes_their_rows_and_tallies_and_leaves_no_error(make_user):
