@@ -26,7 +26,7 @@ from .configs import (
 from .journey import journey_message, journey_start
 from .models import AgentType, DataType, RunTrigger
 from .runs import run_start
-from .selectors import agent_get, cloud_agent_list, local_agent_list, run_list
+from .selectors import agent_get, cloud_agent_list, local_agent_list, run_count, run_list
 
 OK_SERIALIZER = inline_serializer("AgentsOk", {"ok": serializers.BooleanField()})
 MAX_PATHS = 50
@@ -226,9 +226,10 @@ class RunListApi(APIView):
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         page, limit = filters.validated_data["page"], filters.validated_data["limit"]
-        runs = run_list(user=request.user, agent_id=filters.validated_data.get("agent_id"))
-        rows = page_slice(runs, page=page, limit=limit)
-        headers = {"X-Total-Count": str(runs.count()), "X-Page": str(page), "X-Limit": str(limit)}
+        agent_id = filters.validated_data.get("agent_id")
+        rows = page_slice(run_list(user=request.user, agent_id=agent_id), page=page, limit=limit)
+        total = run_count(user=request.user, agent_id=agent_id)
+        headers = {"X-Total-Count": str(total), "X-Page": str(page), "X-Limit": str(limit)}
         return Response(self.OutputSerializer(rows, many=True).data, headers=headers)
 
 

@@ -139,11 +139,30 @@ class AgentRunLog(models.Model):
         ]
         indexes = [
             models.Index(fields=["user", "agent_id", "-started_at"], name="agents_run_agent_idx"),
+            # The list of all the user's runs, newest first: a page reads its own rows by index.
+            models.Index(fields=["user", "-started_at"], name="agents_run_user_started_idx"),
             models.Index(fields=["lease_expires_at"], condition=Q(status="running"), name="agents_run_lease_idx"),
         ]
 
     def __str__(self) -> str:
         return f"run {self.id} of {self.agent_type} agent {self.agent_id} ({self.status})"
+
+
+class AgentRunTally(models.Model):
+    """How many runs an agent of the user has had: what the runs list's ``X-Total-Count`` reads
+    instead of counting the runs, which only grow. PostgreSQL's triggers keep it on every insert and
+    delete of a run (``apps.core.tallies``, migration 0010; a run's user and agent never change, so
+    its many updates fire none); nothing else writes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    agent_id = models.UUIDField()
+    runs = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "agent_id"], name="agents_run_tally_unique")]
+
+    def __str__(self) -> str:
+        return f"agent {self.agent_id}: {self.runs} runs"
 
 
 class OutboxStatus(models.TextChoices):

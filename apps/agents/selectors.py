@@ -6,12 +6,12 @@ import datetime as dt
 import uuid
 from collections.abc import Collection
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.core.errors import NotFoundError
 
-from .models import AgentRunLog, AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus
+from .models import AgentRunLog, AgentRunTally, AgentType, CloudAgentConfig, LocalAgentConfig, RunStatus
 
 AgentConfigModel = LocalAgentConfig | CloudAgentConfig
 
@@ -63,6 +63,15 @@ def run_list(*, user, agent_id: uuid.UUID | None = None) -> QuerySet[AgentRunLog
         agent_get(user=user, agent_id=agent_id)
         runs = runs.filter(agent_id=agent_id)
     return runs.order_by("-started_at", "-id")
+
+
+def run_count(*, user, agent_id: uuid.UUID | None = None) -> int:
+    """How many runs ``run_list`` lists: the user's run tallies (``AgentRunTally``), not a count of
+    the runs, which only grow."""
+    tallies = AgentRunTally.objects.filter(user=user)
+    if agent_id is not None:
+        tallies = tallies.filter(agent_id=agent_id)
+    return tallies.aggregate(n=Sum("runs"))["n"] or 0
 
 
 def agents_due_for_device(

@@ -39,6 +39,7 @@ def tally_triggers(
     sums: dict[str, str],
     fixed: dict[str, str] | None = None,
     backfill: bool = True,
+    on_update: bool = True,
 ) -> migrations.RunSQL:
     """The triggers that keep ``tally`` equal to ``sums`` over ``source``'s rows, grouped by ``keys``.
 
@@ -47,7 +48,9 @@ def tally_triggers(
     on its key columns. ``sums`` maps each tally column to the source expression summed into it
     (``"1"`` counts rows). With ``backfill`` the tally is filled from the rows already there, in the
     migration's transaction, after the triggers are made (CREATE TRIGGER waits for the table's
-    writers and holds them off until the commit, so no write falls between the two)."""
+    writers and holds them off until the commit, so no write falls between the two). Without
+    ``on_update`` no UPDATE trigger is made: for a source whose keys and summed columns never change
+    once written, whose other columns are updated often (an UPDATE trigger runs on every statement)."""
     fixed = fixed or {}
     function = _quoted(f"{source}_tally")
     source_keys = ", ".join(_quoted(key) for key in keys)
@@ -88,6 +91,7 @@ def tally_triggers(
     )
     source_name = _quoted(source)
     trigger = f"{source}_tally_on_"
+    events = ("insert", "update", "delete") if on_update else ("insert", "delete")
     sql = [
         f"""CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $tally$
 BEGIN
@@ -103,15 +107,18 @@ END
 $tally$;""",
         f"CREATE TRIGGER {_quoted(trigger + 'insert')} AFTER INSERT ON {source_name} "
         f"REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
-        f"CREATE TRIGGER {_quoted(trigger + 'update')} AFTER UPDATE ON {source_name} "
-        f"REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
         f"CREATE TRIGGER {_quoted(trigger + 'delete')} AFTER DELETE ON {source_name} "
         f"REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();",
     ]
+    if on_update:
+        sql.append(
+            f"CREATE TRIGGER {_quoted(trigger + 'update')} AFTER UPDATE ON {source_name} REFERENCING OLD TABLE "
+            f"AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION {function}();"
+        )
     if backfill:
         sql.append(upsert(grouped(source_name)))
     reverse = [
-        *(f"DROP TRIGGER {_quoted(trigger + event)} ON {source_name};" for event in ("insert", "update", "delete")),
+        *(f"DROP TRIGGER {_quoted(trigger + event)} ON {source_name};" for event in events),
         f"DROP FUNCTION {function}();",
     ]
     return migrations.RunSQL(tuple(sql), reverse_sql=tuple(reverse))
