@@ -24,9 +24,12 @@ without its count too (2026-12-06 11:09, load 6.5-7.3, 5 rounds): first page 0.8
 without the count, so the count is 0.54 ms (second page 0.57 ms; PostgreSQL's own 0.96 of 0.97 ms
 under EXPLAIN ANALYZE); at 20 memories it is 0.01 ms in the database. That is the most it can reach
 for this kind: every kind but core has a cap (episodes 2,000, patterns 50). A count kept in a
-per-user counter row was not added: it would be one more row written, and locked until commit, by
-every memory write (the chat's tools, learning, retention, the agents' runs), and every path, bulk
-and delete-all included, must keep it exact forever, for at most ~0.5 ms of one user's list.
+per-user counter row was not added then: every writing path would have had to keep it exact.
+
+Fourteenth stop: the count is the user's ``MemoryTally`` row, which PostgreSQL's triggers keep on
+every write whatever its path (``apps.core.tallies``); "count" below is the query before it. At
+10,000 memories (``--items 10000``, 3 rounds, 17:21): first page in the database window 4.70 →
+count 0.89 → tally 0.04 ms, wall 0.96 → 0.42 ms; at 20 memories 0.03 → 0.07 ms in the database.
 """
 
 from __future__ import annotations
