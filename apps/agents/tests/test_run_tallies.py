@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test.utils import CaptureQueriesContext
 
 from apps.agents.models import AgentRunLog, AgentRunTally, RunStatus, RunTrigger
 from apps.agents.runs import run_finish, run_start
 from apps.agents.selectors import run_count
+from apps.core.testing.migration_steps import migration_steps
 
 from .conftest import make_cloud, make_local
 
@@ -72,23 +72,17 @@ def test_the_runs_list_total_is_read_from_the_tallies_not_counted(pro_user, pro_
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fills_the_tallies_from_the_runs_already_there(pro_user):
     local = make_local(pro_user)
-    executor = MigrationExecutor(connection)
-    try:
+    with migration_steps() as steps:
         # given runs written before the tallies existed
-        executor.migrate([BEFORE])
-        old = executor.loader.project_state(BEFORE).apps
+        old = steps.to(BEFORE)
         OldRun = old.get_model("agents", "AgentRunLog")
         for _ in range(4):
             OldRun.objects.create(user_id=pro_user.pk, agent_id=local.id, agent_type="local", status="success")
 
         # when it runs
-        executor = MigrationExecutor(connection)
-        executor.migrate([TALLIED])
+        steps.to(TALLIED)
 
         # then the agent's runs are tallied, and a new run moves the tally
         assert _tallied(pro_user) == {local.id: 4}
         AgentRunLog.objects.create(user=pro_user, agent_id=local.id, agent_type="local", status="success")
         assert run_count(user=pro_user, agent_id=local.id) == 5
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())

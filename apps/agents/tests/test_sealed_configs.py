@@ -8,10 +8,10 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection, transaction
-from django.db.migrations.executor import MigrationExecutor
 
 from apps.accounts.keys import decrypt_for_user, user_keys_forget
 from apps.agents.models import CloudAgentConfig, LocalAgentConfig
+from apps.core.testing.migration_steps import migration_steps
 
 from .conftest import make_cloud, make_local
 
@@ -55,11 +55,9 @@ def test_a_bulk_write_of_a_sealed_field_is_refused_not_stored_in_plaintext(pro_u
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_seals_existing_rows_and_reversing_it_unseals_them(pro_user):
-    executor = MigrationExecutor(connection)
-    try:
+    with migration_steps() as steps:
         # given rows written before the migration, in plain columns
-        executor.migrate([BEFORE])
-        old = executor.loader.project_state(BEFORE).apps
+        old = steps.to(BEFORE)
         local = old.get_model("agents", "LocalAgentConfig").objects.create(
             user_id=pro_user.id, name="Old folder", prompt_template="old template", device_id="d1"
         )
@@ -68,8 +66,7 @@ def test_the_migration_seals_existing_rows_and_reversing_it_unseals_them(pro_use
         )
 
         # when it runs
-        executor = MigrationExecutor(connection)
-        executor.migrate([SEALED])
+        steps.to(SEALED)
 
         # then the columns are tokens and the model reads the same values
         assert decrypt_for_user(
@@ -79,14 +76,10 @@ def test_the_migration_seals_existing_rows_and_reversing_it_unseals_them(pro_use
         assert CloudAgentConfig.objects.get(id=cloud.id).filter_config == {"labels": ["old"]}
 
         # when it is reversed, then the plain columns hold the plaintext again
-        executor = MigrationExecutor(connection)
-        executor.migrate([BEFORE])
+        steps.to(BEFORE)
         assert _column("agents_localagentconfig", "name", local.id) == "Old folder"
         assert _column("agents_localagentconfig", "prompt_template", local.id) == "old template"
         assert json.loads(_column("agents_cloudagentconfig", "filter_config", cloud.id)) == {"labels": ["old"]}
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
+from apps.core.testing.migration_steps import migration_steps
 from apps.memory.models import MODEL_OF_KIND, CoreMemory, Episode, MemoryKind, MemoryTally
 from apps.memory.retention import memory_evict_over_cap
 from apps.memory.selectors import amemory_counts, memory_counts, memory_kind_count
@@ -110,11 +110,9 @@ def test_deleting_a_user_leaves_no_tally_and_no_broken_key(make_user):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fills_the_tallies_from_the_memory_already_there(user):
-    executor = MigrationExecutor(connection)
-    try:
+    with migration_steps() as steps:
         # given memory written before the tallies existed
-        executor.migrate([BEFORE])
-        old = executor.loader.project_state(BEFORE).apps
+        old = steps.to(BEFORE)
         OldCore = old.get_model("memory", "CoreMemory")
         for n in range(3):
             OldCore.objects.create(
@@ -122,13 +120,9 @@ def test_the_migration_fills_the_tallies_from_the_memory_already_there(user):
             )
 
         # when it runs
-        executor = MigrationExecutor(connection)
-        executor.migrate([TALLIED])
+        steps.to(TALLIED)
 
         # then the core kind is tallied, the others have no row (and count zero), and writes move it
         assert _tallied(user) == {"core": 3}
         CoreMemory.objects.filter(user=user).first().delete()
         assert memory_counts(user_id=user.id) == {"core": 2, "associative": 0, "episodic": 0, "proactive": 0}
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())

@@ -8,9 +8,9 @@ import hashlib
 
 import pytest
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Count, Sum
 
+from apps.core.testing.migration_steps import migration_steps
 from apps.storage.models import RecordTally, StorageRecord, VectorItem, VectorTally
 from apps.storage.selectors import record_count, storage_used_bytes
 from apps.storage.vectors import VectorInput, vector_items_delete, vector_items_upsert
@@ -143,11 +143,9 @@ def test_the_quota_and_the_count_read_the_tallies(pro_user):
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fills_the_tallies_from_the_rows_already_there(pro_user, make_user):
     other = make_user(email="other@example.com")
-    executor = MigrationExecutor(connection)
-    try:
+    with migration_steps() as steps:
         # given rows written before the tallies existed
-        executor.migrate([BEFORE])
-        old = executor.loader.project_state(BEFORE).apps
+        old = steps.to(BEFORE)
         Record = old.get_model("storage", "StorageRecord")
         Vector = old.get_model("storage", "VectorItem")
         for n, (user, table, size) in enumerate([(pro_user, "notes", 5), (pro_user, "notes", 6), (other, "tasks", 9)]):
@@ -155,8 +153,7 @@ def test_the_migration_fills_the_tallies_from_the_rows_already_there(pro_user, m
         Vector.objects.create(user_id=other.pk, item_id="v", blob=b"", checksum="0" * 64, size_bytes=3)
 
         # when it runs
-        executor = MigrationExecutor(connection)
-        executor.migrate([TALLIED])
+        steps.to(TALLIED)
 
         # then the tallies hold the rows' counts and bytes, and keep moving with later writes
         assert _tallies() == {(pro_user.pk, "notes"): (2, 11), (other.pk, "tasks"): (1, 9)}
@@ -165,9 +162,5 @@ def test_the_migration_fills_the_tallies_from_the_rows_already_there(pro_user, m
         assert _tallies() == {(other.pk, "tasks"): (1, 9)}
 
         # and reversing it drops the triggers: writes go on without them
-        executor = MigrationExecutor(connection)
-        executor.migrate([BEFORE])
+        steps.to(BEFORE)
         Record.objects.create(user_id=other.pk, table="tasks", blob_key="after", checksum="0" * 64, size_bytes=1)
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
