@@ -9,6 +9,18 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
+        from apps.core.tallies import Tally, register_tally
+
+        # As migration 0010 made it (inserts and deletes).
+        register_tally(
+            Tally(
+                source="agents_agentrunlog",
+                tally="agents_agentruntally",
+                keys=("user_id", "agent_id"),
+                sums={"runs": "1"},
+            )
+        )
+
         from apps.accounts.signals import time_zone_changed
         from apps.billing.signals import tier_changed
         from apps.devices.answer_frames import AnswerOf

@@ -20,11 +20,20 @@ reader sees the tally and the rows of one snapshot.
 
 ``tally_triggers`` returns the migration operation. Migrations call it, so the SQL it writes for a
 given set of arguments must not change: a different shape is a new migration with new arguments.
+
+Each app also registers what it tallies (``register_tally``, from its ``ready``) so that
+``manage.py tallies_check`` can compare every tally with its rows (``tally_drift``) and set it
+right (``tally_repair``): for a database whose triggers were bypassed (a data-only restore with
+``--disable-triggers``, ``session_replication_role = replica``, a trigger disabled by hand).
 """
 
 from __future__ import annotations
 
-from django.db import migrations
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, migrations, transaction
 
 
 def _quoted(name: str) -> str:
@@ -122,3 +131,80 @@ $tally$;""",
         f"DROP FUNCTION {function}();",
     ]
     return migrations.RunSQL(tuple(sql), reverse_sql=tuple(reverse))
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One tallied source, as its migration gave it to ``tally_triggers`` (that migration keeps its
+    own copy of these arguments: this one is what the check compares against today)."""
+
+    source: str
+    tally: str
+    keys: tuple[str, ...]
+    sums: Mapping[str, str]
+    fixed: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def _key_columns(self) -> str:
+        return ", ".join(_quoted(key) for key in (*self.keys, *self.fixed))
+
+    @property
+    def _own_rows(self) -> str:
+        """The tally rows of this source (a tally may hold several sources' rows, by ``fixed``)."""
+        return " AND ".join([f"{_quoted(key)} = {literal}" for key, literal in self.fixed.items()] or ["TRUE"])
+
+    def _counted(self) -> str:
+        """Each group's figures computed from the source's rows."""
+        keys = ", ".join(_quoted(key) for key in self.keys)
+        constants = "".join(f", {literal} AS {_quoted(key)}" for key, literal in self.fixed.items())
+        totals = ", ".join(f"sum({expression}) AS {_quoted(column)}" for column, expression in self.sums.items())
+        return f"SELECT {keys}{constants}, {totals} FROM {_quoted(self.source)} GROUP BY {keys}"  # noqa: S608
+
+
+_TALLIES: list[Tally] = []
+
+
+def register_tally(tally: Tally) -> None:
+    """Declare a source that ``tallies_check`` looks at (an app's ``ready``)."""
+    if tally not in _TALLIES:
+        _TALLIES.append(tally)
+
+
+def registered_tallies() -> list[Tally]:
+    return list(_TALLIES)
+
+
+def tally_drift(tally: Tally, *, limit: int = 20) -> list[dict[str, Any]]:
+    """The groups (at most ``limit``) whose tally row differs from their rows: each with its keys,
+    and per summed column the tallied and the counted figure (a missing row counts as 0)."""
+    columns = list(tally.sums)
+    differs = " OR ".join(f"coalesce(t.{_quoted(c)}, 0) <> coalesce(r.{_quoted(c)}, 0)" for c in columns)
+    figures = ", ".join(
+        f"coalesce({side}.{_quoted(c)}, 0) AS {_quoted(f'{name}_{c}')}"
+        for c in columns
+        for side, name in (("t", "tallied"), ("r", "counted"))
+    )
+    sql = (
+        f"SELECT {tally._key_columns}, {figures} FROM ({tally._counted()}) r FULL JOIN "  # noqa: S608
+        f"(SELECT * FROM {_quoted(tally.tally)} WHERE {tally._own_rows}) t USING ({tally._key_columns}) "
+        f"WHERE {differs} LIMIT %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [limit])
+        names = [column.name for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def tally_repair(tally: Tally) -> None:
+    """Set the source's tally rows to what its rows say, with the source's writers held off meanwhile
+    (SHARE ROW EXCLUSIVE: reads go on, writes wait for the commit)."""
+    columns = ", ".join(_quoted(column) for column in tally.sums)
+    zeroed = ", ".join(f"{_quoted(column)} = 0" for column in tally.sums)
+    replaced = ", ".join(f"{_quoted(column)} = EXCLUDED.{_quoted(column)}" for column in tally.sums)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {_quoted(tally.source)} IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute(f"UPDATE {_quoted(tally.tally)} SET {zeroed} WHERE {tally._own_rows}")  # noqa: S608
+        cursor.execute(
+            f"INSERT INTO {_quoted(tally.tally)} ({tally._key_columns}, {columns}) {tally._counted()} "
+            f"ON CONFLICT ({tally._key_columns}) DO UPDATE SET {replaced}"
+        )

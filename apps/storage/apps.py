@@ -15,6 +15,26 @@ class StorageConfig(AppConfig):
     verbose_name = "Storage"
 
     def ready(self) -> None:
+        from apps.core.tallies import Tally, register_tally
+
+        # As migration 0006 made them.
+        register_tally(
+            Tally(
+                source="storage_storagerecord",
+                tally="storage_recordtally",
+                keys=("user_id", "table"),
+                sums={"records": "1", "bytes": "size_bytes"},
+            )
+        )
+        register_tally(
+            Tally(
+                source="storage_vectoritem",
+                tally="storage_vectortally",
+                keys=("user_id",),
+                sums={"items": "1", "bytes": "size_bytes"},
+            )
+        )
+
         from apps.accounts.deletion import register_account_eraser
 
         from .erasure import storage_erase_user

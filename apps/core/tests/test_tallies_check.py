@@ -1,0 +1,100 @@
+"""``manage.py tallies_check``: a tally that no longer matches its rows (its trigger was bypassed) is
+found, named, and set right with ``--repair``; the others are left as they are."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from apps.core.tallies import registered_tallies, tally_drift
+from apps.core.vectors import EMBEDDING_DIMENSIONS
+from apps.memory.models import MemoryKind, MemoryTally
+from apps.memory.selectors import memory_counts
+from apps.memory.services import associative_memory_add, core_memory_set
+from apps.storage.models import RecordTally, StorageRecord
+
+pytestmark = pytest.mark.django_db
+
+
+def _bypassing(sql: str, params: list) -> None:
+    """Run ``sql`` with the triggers off, as a replica applying changes or a data-only restore does."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql, params)
+        cursor.execute("SET LOCAL session_replication_role = origin")
+
+
+def _record(user, n: int) -> StorageRecord:
+    return StorageRecord(user=user, table="notes", blob_key=f"check/{user.pk}/{n}", checksum="0" * 64, size_bytes=10)
+
+
+def test_every_tallied_source_is_registered():
+    sources = {tally.source for tally in registered_tallies()}
+
+    assert sources == {
+        "storage_storagerecord",
+        "storage_vectoritem",
+        "memory_corememory",
+        "memory_associativememory",
+        "memory_episode",
+        "memory_proactivepattern",
+        "agents_agentrunlog",
+    }
+
+
+def test_exact_tallies_pass_the_check(user, capsys):
+    StorageRecord.objects.bulk_create([_record(user, n) for n in range(3)])
+    core_memory_set(user_id=user.id, key="tz", value="UTC")
+
+    call_command("tallies_check")
+
+    assert "differ" not in capsys.readouterr().out
+
+
+def test_a_bypassed_write_is_found_and_repaired(user, make_user, capsys):
+    # given records tallied as they were written, then two more written with the trigger off
+    other = make_user("other@example.com")
+    StorageRecord.objects.bulk_create([_record(user, n) for n in range(3)] + [_record(other, 9)])
+    _bypassing(
+        'INSERT INTO storage_storagerecord (id, created_at, updated_at, user_id, "table", blob_key, checksum, '
+        "size_bytes) SELECT gen_random_uuid(), now(), now(), %s, 'notes', 'raw/' || n, '', 5 "
+        "FROM generate_series(1, 2) n",
+        [user.pk],
+    )
+    (records,) = [t for t in registered_tallies() if t.source == "storage_storagerecord"]
+
+    # then the check names the user's group, with both figures, and fails
+    (wrong,) = tally_drift(records)
+    assert (wrong["user_id"], wrong["table"]) == (user.pk, "notes")
+    assert (wrong["tallied_records"], wrong["counted_records"]) == (3, 5)
+    assert (wrong["tallied_bytes"], wrong["counted_bytes"]) == (30, 40)
+    with pytest.raises(CommandError) as failed:
+        call_command("tallies_check")
+    assert failed.value.returncode == 1
+
+    # when repaired, then the tally is the rows' again, and the other user's is as it was
+    call_command("tallies_check", "--repair")
+    assert tally_drift(records) == []
+    assert RecordTally.objects.get(user=user, table="notes").records == 5
+    assert RecordTally.objects.get(user=other, table="notes").records == 1
+    assert "repaired: exact" in capsys.readouterr().out
+
+
+def test_repairing_one_kind_of_memory_leaves_the_others_rows_alone(user):
+    # given an associative memory tallied, and a core memory written with the trigger off
+    associative_memory_add(user_id=user.id, content="likes tea", embedding=[1.0] + [0.0] * (EMBEDDING_DIMENSIONS - 1))
+    _bypassing(
+        "INSERT INTO memory_corememory (id, created_at, updated_at, user_id, key_digest, key_encrypted, "
+        "value_encrypted) VALUES (gen_random_uuid(), now(), now(), %s, %s, %s, %s)",
+        [user.pk, b"\x01" * 32, b"k", b"v"],
+    )
+    assert memory_counts(user_id=user.id)["core"] == 0
+
+    # when repaired
+    call_command("tallies_check", "--repair")
+
+    # then the core kind counts its row, and the associative tally is unchanged
+    assert memory_counts(user_id=user.id) == {"core": 1, "associative": 1, "episodic": 0, "proactive": 0}
+    assert MemoryTally.objects.get(user=user, kind=MemoryKind.ASSOCIATIVE).items == 1
