@@ -366,13 +366,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--records", type=int, default=20)
+    parser.add_argument(
+        "--records",
+        type=int,
+        default=20,
+        help="records and associative memories of the bench's user (a user of its own per number: the lists' pages "
+        "hold min(N, their page size) items)",
+    )
     parser.add_argument("--old", help="another checkout to measure beside this one (before → after)")
     parser.add_argument("--paths", help="only these paths, by name, comma-separated (and always the bare async view)")
     args = parser.parse_args()
 
     setup_django(migrate=True)
-    ((user_id, token),) = make_users(1, prefix="restbench")
+    ((user_id, token),) = make_users(1, prefix=f"restbench-{args.records}")
     from apps.accounts.models import User
 
     # Records need a paid tier; its budget times the scale below is one the bench cannot exhaust,
