@@ -40,41 +40,60 @@ def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def tally_triggers(
-    *,
-    source: str,
-    tally: str,
-    keys: tuple[str, ...],
-    sums: dict[str, str],
-    fixed: dict[str, str] | None = None,
-    backfill: bool = True,
-    on_update: bool = True,
-) -> migrations.RunSQL:
-    """The triggers that keep ``tally`` equal to ``sums`` over ``source``'s rows, grouped by ``keys``.
+@dataclass(frozen=True)
+class Tally:
+    """One tallied source: ``sums`` maps each column of the ``tally`` table to the source expression
+    summed into it (``"1"`` counts rows), per group of ``keys`` (columns of both tables); ``fixed``
+    maps further key columns of the tally to the SQL literal every row of this source has there
+    (one tally table over several sources). A migration gives its own copy to ``tally_triggers``;
+    the app registers another (``register_tally``) for the check."""
 
-    ``keys`` are columns of both tables; ``fixed`` maps further key columns of the tally to the SQL
-    literal every row of this source has there (one tally over several sources); the tally is unique
-    on its key columns. ``sums`` maps each tally column to the source expression summed into it
-    (``"1"`` counts rows). With ``backfill`` the tally is filled from the rows already there, in the
-    migration's transaction, after the triggers are made (CREATE TRIGGER waits for the table's
-    writers and holds them off until the commit, so no write falls between the two). Without
-    ``on_update`` no UPDATE trigger is made: for a source whose keys and summed columns never change
-    once written, whose other columns are updated often (an UPDATE trigger runs on every statement)."""
-    fixed = fixed or {}
+    source: str
+    tally: str
+    keys: tuple[str, ...]
+    sums: Mapping[str, str]
+    fixed: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def _key_columns(self) -> str:
+        return ", ".join(_quoted(key) for key in (*self.keys, *self.fixed))
+
+    @property
+    def _own_rows(self) -> str:
+        """The tally rows of this source (a tally may hold several sources' rows, by ``fixed``)."""
+        return " AND ".join([f"{_quoted(key)} = {literal}" for key, literal in self.fixed.items()] or ["TRUE"])
+
+    def _counted(self, rows: str = "") -> str:
+        """Each group's figures computed from ``rows`` (the source's, unless named: a transition table)."""
+        keys = ", ".join(_quoted(key) for key in self.keys)
+        constants = "".join(f", {literal} AS {_quoted(key)}" for key, literal in self.fixed.items())
+        totals = ", ".join(f"sum({expression}) AS {_quoted(column)}" for column, expression in self.sums.items())
+        return f"SELECT {keys}{constants}, {totals} FROM {rows or _quoted(self.source)} GROUP BY {keys}"  # noqa: S608
+
+
+def tally_triggers(tally: Tally, *, backfill: bool = True, on_update: bool = True) -> migrations.RunSQL:
+    """The triggers that keep ``tally.tally`` equal to ``tally.sums`` over ``tally.source``'s rows,
+    grouped by its keys (the tally table is unique on ``keys`` and ``fixed``'s columns).
+
+    With ``backfill`` the tally is filled from the rows already there, in the migration's
+    transaction, after the triggers are made (CREATE TRIGGER waits for the table's writers and holds
+    them off until the commit, so no write falls between the two). Without ``on_update`` no UPDATE
+    trigger is made: for a source whose keys and summed columns never change once written, whose
+    other columns are updated often (an UPDATE trigger runs on every statement)."""
+    source, keys, sums, fixed = tally.source, tally.keys, tally.sums, tally.fixed
     function = _quoted(f"{source}_tally")
     source_keys = ", ".join(_quoted(key) for key in keys)
-    tally_keys = ", ".join(_quoted(key) for key in (*keys, *fixed))
+    tally_keys = tally._key_columns
     constants = "".join(f", {literal}" for literal in fixed.values())
     columns = ", ".join(_quoted(column) for column in sums)
     moved = ", ".join(f"{_quoted(c)} = t.{_quoted(c)} + EXCLUDED.{_quoted(c)}" for c in sums)
 
     def grouped(rows: str) -> str:
-        totals = ", ".join(f"sum({expression})" for expression in sums.values())
-        return f"SELECT {source_keys}{constants}, {totals} FROM {rows} GROUP BY {source_keys} ORDER BY {source_keys}"  # noqa: S608
+        return f"{tally._counted(rows)} ORDER BY {source_keys}"
 
     def upsert(select: str) -> str:
         return (
-            f"INSERT INTO {_quoted(tally)} AS t ({tally_keys}, {columns}) {select} "
+            f"INSERT INTO {_quoted(tally.tally)} AS t ({tally_keys}, {columns}) {select} "
             f"ON CONFLICT ({tally_keys}) DO UPDATE SET {moved};"
         )
 
@@ -95,7 +114,7 @@ def tally_triggers(
         + [f"t.{_quoted(key)} = {literal}" for key, literal in fixed.items()]
     )
     delete = (
-        f"UPDATE {_quoted(tally)} AS t SET {taken_off} FROM (SELECT {source_keys}, {old_totals} FROM old_rows "  # noqa: S608
+        f"UPDATE {_quoted(tally.tally)} AS t SET {taken_off} FROM (SELECT {source_keys}, {old_totals} FROM old_rows "  # noqa: S608
         f"GROUP BY {source_keys} ORDER BY {source_keys}) o WHERE {matched};"
     )
     source_name = _quoted(source)
@@ -131,34 +150,6 @@ $tally$;""",
         f"DROP FUNCTION {function}();",
     ]
     return migrations.RunSQL(tuple(sql), reverse_sql=tuple(reverse))
-
-
-@dataclass(frozen=True)
-class Tally:
-    """One tallied source, as its migration gave it to ``tally_triggers`` (that migration keeps its
-    own copy of these arguments: this one is what the check compares against today)."""
-
-    source: str
-    tally: str
-    keys: tuple[str, ...]
-    sums: Mapping[str, str]
-    fixed: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def _key_columns(self) -> str:
-        return ", ".join(_quoted(key) for key in (*self.keys, *self.fixed))
-
-    @property
-    def _own_rows(self) -> str:
-        """The tally rows of this source (a tally may hold several sources' rows, by ``fixed``)."""
-        return " AND ".join([f"{_quoted(key)} = {literal}" for key, literal in self.fixed.items()] or ["TRUE"])
-
-    def _counted(self) -> str:
-        """Each group's figures computed from the source's rows."""
-        keys = ", ".join(_quoted(key) for key in self.keys)
-        constants = "".join(f", {literal} AS {_quoted(key)}" for key, literal in self.fixed.items())
-        totals = ", ".join(f"sum({expression}) AS {_quoted(column)}" for column, expression in self.sums.items())
-        return f"SELECT {keys}{constants}, {totals} FROM {_quoted(self.source)} GROUP BY {keys}"  # noqa: S608
 
 
 _TALLIES: list[Tally] = []

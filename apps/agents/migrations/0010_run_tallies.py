@@ -8,7 +8,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from apps.core.tallies import tally_triggers
+from apps.core.tallies import Tally, tally_triggers
 
 
 class Migration(migrations.Migration):
@@ -36,10 +36,7 @@ class Migration(migrations.Migration):
             },
         ),
         tally_triggers(
-            source="agents_agentrunlog",
-            tally="agents_agentruntally",
-            keys=("user_id", "agent_id"),
-            sums={"runs": "1"},
+            Tally(source="agents_agentrunlog", tally="agents_agentruntally", keys=("user_id", "agent_id"), sums={"runs": "1"}),
             on_update=False,
         ),
     ]

@@ -7,7 +7,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from apps.core.tallies import tally_triggers
+from apps.core.tallies import Tally, tally_triggers
 
 KINDS = (
     ("core", "memory_corememory"),
@@ -54,7 +54,13 @@ class Migration(migrations.Migration):
         ),
         *(
             tally_triggers(
-                source=table, tally="memory_memorytally", keys=("user_id",), sums={"items": "1"}, fixed={"kind": f"'{kind}'"}
+                Tally(
+                    source=table,
+                    tally="memory_memorytally",
+                    keys=("user_id",),
+                    sums={"items": "1"},
+                    fixed={"kind": f"'{kind}'"},
+                )
             )
             for kind, table in KINDS
         ),

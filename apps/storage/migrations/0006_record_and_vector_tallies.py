@@ -7,7 +7,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-from apps.core.tallies import tally_triggers
+from apps.core.tallies import Tally, tally_triggers
 
 
 class Migration(migrations.Migration):
@@ -54,15 +54,19 @@ class Migration(migrations.Migration):
             },
         ),
         tally_triggers(
-            source="storage_storagerecord",
-            tally="storage_recordtally",
-            keys=("user_id", "table"),
-            sums={"records": "1", "bytes": "size_bytes"},
+            Tally(
+                source="storage_storagerecord",
+                tally="storage_recordtally",
+                keys=("user_id", "table"),
+                sums={"records": "1", "bytes": "size_bytes"},
+            )
         ),
         tally_triggers(
-            source="storage_vectoritem",
-            tally="storage_vectortally",
-            keys=("user_id",),
-            sums={"items": "1", "bytes": "size_bytes"},
+            Tally(
+                source="storage_vectoritem",
+                tally="storage_vectortally",
+                keys=("user_id",),
+                sums={"items": "1", "bytes": "size_bytes"},
+            )
         ),
     ]
