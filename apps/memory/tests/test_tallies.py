@@ -81,9 +81,21 @@ def test_a_user_who_never_held_a_kind_counts_zero_of_it(user):
 async def test_the_counts_read_on_the_loop_are_the_same(user):
     from asgiref.sync import sync_to_async
 
+    from apps.core import loop_db
+
     await sync_to_async(_write_some)(user, "alice")
 
-    assert await amemory_counts(user_id=user.id) == await sync_to_async(_counted)(user)
+    # when they are read as the server reads them, on its loop's own pool
+    try:
+        with loop_db.loop_reads():
+            counts = await amemory_counts(user_id=user.id)
+        read_on_the_loop = (await loop_db.loop_pool()).get_stats().get("requests_num", 0)
+    finally:
+        await loop_db.loop_pools_close()
+
+    # then that pool answered, with what a count of the rows says
+    assert read_on_the_loop == 1
+    assert counts == await sync_to_async(_counted)(user)
 
 
 def test_eviction_over_a_cap_moves_the_tally_with_the_rows(user, settings):
