@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from apps.core.tallies import registered_tallies, tally_drift
+from apps.core.tallies import registered_tallies, tally_drift, tally_triggers
 from apps.core.vectors import EMBEDDING_DIMENSIONS
 from apps.memory.models import MemoryKind, MemoryTally
 from apps.memory.selectors import memory_counts
@@ -44,13 +44,33 @@ def test_every_tallied_source_is_registered():
     }
 
 
+def test_each_registered_tally_is_what_its_triggers_keep():
+    # The apps register their tallies beside the migrations that made the triggers; a change to one
+    # without the other would have the check compare a tally with the wrong rows.
+    for tally in registered_tallies():
+        (made,) = [sql for sql in tally_triggers(tally).sql if sql.startswith("CREATE FUNCTION")]
+        expected_body = made.split("$tally$")[1]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [f"{tally.source}_tally"])
+            (body,) = cursor.fetchone()
+            cursor.execute(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = %s::regclass AND tgname LIKE %s",
+                [tally.source, f"{tally.source}_tally_on_%"],
+            )
+            (triggers,) = cursor.fetchone()
+        assert body == expected_body, tally.source
+        assert triggers >= 2, tally.source  # insert and delete, and update where the source's updates count
+
+
 def test_exact_tallies_pass_the_check(user, capsys):
     StorageRecord.objects.bulk_create([_record(user, n) for n in range(3)])
     core_memory_set(user_id=user.id, key="tz", value="UTC")
 
     call_command("tallies_check")
 
-    assert "differ" not in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "differ" not in said
+    assert said.count(": exact") == len(registered_tallies())
 
 
 def test_a_bypassed_write_is_found_and_repaired(user, make_user, capsys):
