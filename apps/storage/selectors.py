@@ -21,10 +21,7 @@ def record_list(*, user: Any, table: str | None = None) -> QuerySet[StorageRecor
 
 def record_count(*, user: Any, table: str | None = None) -> int:
     """How many records the user keeps (in ``table``, or in all): their tallies, not a scan."""
-    tallies = RecordTally.objects.filter(user=user)
-    if table:
-        tallies = tallies.filter(table=table)
-    return tallies.aggregate(n=Sum("records"))["n"] or 0
+    return sum(_record_total(user.pk, table or None))  # no tally row yet: 0
 
 
 def _record_total(user_id: Any, table: str | None) -> QuerySet[Any]:
