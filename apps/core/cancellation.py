@@ -9,8 +9,9 @@ Two ways a task's cancellation goes missing under the libraries the project runs
   library loop (channels-redis' receive pops again until a message comes), only a second cancellation
   ends it: ``task_stopped`` sends them until the task has ended. redis-py sent every command under
   ``wait_for``; ``apps.core.redis_sends`` now sends them under ``asyncio.timeout``, which keeps the
-  cancellation, and the project's own waits use ``asyncio.timeout`` too. ``task_stopped`` stays for a
-  library that drops one some other way.
+  cancellation, and the project's own waits use ``asyncio.timeout`` too (ruff's TID251 refuses
+  ``asyncio.wait_for`` outside tests and benches). ``task_stopped`` stays for a library that drops
+  one some other way.
 
 Python 3.12's ``wait_for`` no longer drops them.
 """
