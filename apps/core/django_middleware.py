@@ -9,15 +9,17 @@ session or a message store that was used (saving writes the session row) and, wi
 ``CSRF_USE_SESSIONS``, the CSRF hooks. Under WSGI (the test client, ``manage.py``) nothing changes:
 ``MiddlewareMixin.__call__`` calls the hooks directly, as before.
 
-``CsrfViewMiddleware.process_view`` is still called in the thread (Django adapts it when it loads
-the chain); DRF's views are exempt, so it only checks their flag there.
+``CsrfViewMiddleware.process_view`` (which Django would adapt to the thread when it loads the chain)
+runs on the loop for a view exempt from CSRF (DRF's) and for a safe method, where it only reads a
+flag and marks the request; an unsafe request to a protected view (a form of the admin or of allauth)
+is checked in the thread, since the check reads the form body (``request.POST``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import iscoroutinefunction, sync_to_async
 from django.conf import settings
 from django.contrib.auth import middleware as auth
 from django.contrib.messages import middleware as messages
@@ -72,11 +74,27 @@ class XFrameOptionsMiddleware(HooksOnTheLoop, clickjacking.XFrameOptionsMiddlewa
     pass
 
 
+# The methods CsrfViewMiddleware.process_view accepts without reading the request's body.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
 class CsrfViewMiddleware(HooksOnTheLoop, csrf.CsrfViewMiddleware):
-    """The secret and its cookie on the loop; in the session (``CSRF_USE_SESSIONS``) in the thread."""
+    """The secret and its cookie on the loop; in the session (``CSRF_USE_SESSIONS``) in the thread.
+    Under ASGI the view check is a coroutine, so Django calls it on the loop as it is."""
+
+    def __init__(self, get_response: Any) -> None:
+        super().__init__(get_response)
+        if iscoroutinefunction(self.get_response):  # in an ASGI chain (under WSGI the sync check stays)
+            self.process_view = self._aprocess_view  # type: ignore[method-assign,assignment]
 
     def request_needs_thread(self, request: HttpRequest) -> bool:
         return settings.CSRF_USE_SESSIONS
+
+    async def _aprocess_view(self, request: HttpRequest, callback: Any, args: Any, kwargs: Any) -> Any:
+        check = super().process_view
+        if getattr(callback, "csrf_exempt", False) or request.method in _SAFE_METHODS:
+            return check(request, callback, args, kwargs)
+        return await sync_to_async(check, thread_sensitive=True)(request, callback, args, kwargs)
 
     def response_needs_thread(self, request: HttpRequest) -> bool:
         return settings.CSRF_USE_SESSIONS

@@ -18,10 +18,17 @@ async def asgi_get_response(
     app: Any, route: str, *, headers: dict[str, str] | None = None
 ) -> tuple[int, dict[str, str], bytes]:
     """One GET through ``app`` (with ``headers``): the status, the headers (lower-cased names) and the body."""
+    return await asgi_request(app, "GET", route, headers=headers)
+
+
+async def asgi_request(
+    app: Any, method: str, route: str, *, headers: dict[str, str] | None = None, body: bytes = b""
+) -> tuple[int, dict[str, str], bytes]:
+    """One request through ``app``: the status, the headers (lower-cased names) and the body."""
     path, _, query = route.partition("?")
     scope = {
         "type": "http",
-        "method": "GET",
+        "method": method,
         "path": path,
         "raw_path": path.encode(),
         "query_string": query.encode(),
@@ -38,7 +45,7 @@ async def asgi_get_response(
     async def receive() -> dict:
         if not body_sent.is_set():
             body_sent.set()
-            return {"type": "http.request", "body": b"", "more_body": False}
+            return {"type": "http.request", "body": body, "more_body": False}
         await asyncio.Event().wait()  # the client never leaves
         return {}
 
@@ -48,8 +55,8 @@ async def asgi_get_response(
     await app(scope, receive, send)
     start = sent[0]
     response_headers = {name.decode().lower(): value.decode() for name, value in start.get("headers", [])}
-    body = b"".join(message.get("body", b"") for message in sent[1:])
-    return start["status"], response_headers, body
+    answer = b"".join(message.get("body", b"") for message in sent[1:])
+    return start["status"], response_headers, answer
 
 
 def thread_trips_counted(monkeypatch: Any) -> list[str]:
