@@ -28,6 +28,17 @@ against it: the issue's "bare Django async view returning the same JSON", per pa
 (every earlier stop's figure) compares every path with a view answering auth/me's small JSON. The gap
 between the two is what building and sending a bigger body costs by itself.
 
+Fifteenth stop, old = d316efc, ``--rounds 3 --seconds 3``, two runs on a slow box (A 20:02, B 20:09,
+load 0.2-1.5, ~25 % steal): a request served on the loop makes no trip to a thread (the request signals
+are sent on the loop and Django's connection receivers run in the request's own thread only when it
+made a sync call; CSRF's view check runs on the loop for an exempt view). New / old req/s (A / B): bare
+view 1.71 / 2.05x, auth/me 1.63 / 1.57x, records list 1.35 / 1.45x, memory counts 1.49 / 1.57x, memory
+list 1.33 / 1.31x, records/<id> 1.45 / 1.51x, memory item 1.49 / 1.51x; server CPU per request 0.55-0.68x
+per path, 0.47-0.56x for the bare view. The bare view lost the same trips, so every ratio to it fell: to
+the bare view, new (A / B) auth/me 0.59 / 0.52x, memory counts 0.56 / 0.50x, records/<id> 0.57 / 0.48x,
+memory item 0.50 / 0.42x, records list 0.47 / 0.43x, memory list 0.38 / 0.34x (old in B: 0.70, 0.64, 0.65,
+0.57, 0.58, 0.52x).
+
 Eleventh stop, old = 772677b, ``--rounds 3 --seconds 3``, two runs on an idle box (A 09:56, B 09:59,
 load 0.8-1.2; the bare view ~1,185 / 1,119 req/s): a request on the loop no longer makes a Django
 database wrapper and a cache backend of its own (loop_db.loop_wrapper, redis_pool.cache_backend). Within
