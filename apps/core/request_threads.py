@@ -114,7 +114,8 @@ class RequestThreadPool:
             if self._idle:
                 return self._idle.pop()
             pooled = self._made < self.size
-            self._made += pooled
+            if pooled:
+                self._made += 1
         return RequestThread(pooled=pooled)
 
     def give_back(self, thread: RequestThread) -> None:
