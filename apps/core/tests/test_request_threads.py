@@ -9,6 +9,7 @@ import asyncio
 import hashlib
 import inspect
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core import signals
@@ -158,8 +159,11 @@ async def test_a_request_that_queries_in_its_thread_has_its_connection_cleaned_u
     # when two requests run it, one after the other
     for _ in range(2):
         assert await asgi_get(app, "/users") == 200
+    # (asked through the plain executor's submit: RequestThread.submit would run the start cleanup
+    # first, which closes a connection left open, and hide one that the request's end did not close)
     thread = app.request_threads.take()
-    connection_left = await asyncio.wrap_future(thread.submit(lambda: connections["default"].connection))
+    probe = ThreadPoolExecutor.submit(thread, lambda: connections["default"].connection)
+    connection_left = await asyncio.wrap_future(probe)
     app.request_threads.give_back(thread)
 
     # then each request's thread ran Django's receivers there: before the view, and after the request
@@ -227,7 +231,7 @@ async def test_csrf_still_refuses_an_unsafe_request_to_a_protected_view_and_chec
     taken = await asgi_request(app, "POST", "/posted-exempt")
 
     assert refused[0] == 403
-    assert taken == (200, taken[1], b"taken")
+    assert (taken[0], taken[2]) == (200, b"taken")
     assert [trip for trip in trips if "process_view" in trip] == ["CsrfViewMiddleware.process_view"]
 
 
