@@ -119,9 +119,8 @@ class RequestThreadPool:
         return RequestThread(pooled=pooled)
 
     def give_back(self, thread: RequestThread) -> None:
-        thread.request_ended()
         if not thread.pooled:
-            thread.shutdown(wait=False)  # its thread (if it started) ends after the cleanup queued above
+            thread.shutdown(wait=False)  # its thread (if it started) ends after the work queued there
             return
         with self._lock:
             self._idle.append(thread)
@@ -151,6 +150,7 @@ class PooledThreadSensitiveContext(ThreadSensitiveContext):
             await super().__aexit__(exc, value, tb)
         finally:
             if thread is not None:
+                thread.request_ended()
                 self._pool.give_back(thread)
 
 
