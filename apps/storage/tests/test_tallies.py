@@ -139,6 +139,14 @@ def test_the_quota_and_the_count_read_the_tallies(pro_user):
     assert record_count(user=pro_user, table="tasks") == 2
     assert record_count(user=pro_user, table="none") == 0
 
+    # and they follow the tallies, not the rows: a tally set apart from its rows (as a write with the
+    # triggers off leaves it) is what they answer
+    RecordTally.objects.filter(user=pro_user, table="tasks").update(records=7, bytes=1_000)
+    VectorTally.objects.filter(user=pro_user).update(bytes=60)
+    assert storage_used_bytes(user=pro_user) == 300 + 1_000 + 60
+    assert record_count(user=pro_user) == 10
+    assert record_count(user=pro_user, table="tasks") == 7
+
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_fills_the_tallies_from_the_rows_already_there(pro_user, make_user):
