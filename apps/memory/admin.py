@@ -21,9 +21,9 @@ from .models import (
     Episode,
     MemoryKind,
     MemoryOwner,
-    MemoryTally,
     ProactivePattern,
 )
+from .selectors import memory_tally_items
 
 
 class _ReadOnlyMetadataAdmin(ReadOnlyAdmin):
@@ -68,7 +68,7 @@ class ProactivePatternAdmin(_ReadOnlyMetadataAdmin):
 def _count_of(kind: MemoryKind) -> Coalesce:
     # The owner's tally of the kind (one row, kept by PostgreSQL), not a count of the kind's rows per
     # owner listed: ordering the page by a count reads one row per owner and kind.
-    tallied = MemoryTally.objects.filter(user=OuterRef("pk"), kind=kind.value).values("items")
+    tallied = memory_tally_items(user_id=OuterRef("pk"), kind=kind)
     return Coalesce(Subquery(tallied, output_field=IntegerField()), 0)
 
 

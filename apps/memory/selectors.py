@@ -352,7 +352,7 @@ def _memory_page(kind: MemoryKind, user_id: Any) -> QuerySet[Any]:
     # The count is the user's tally of the kind (``MemoryTally``, one row), not a count of the kind's
     # rows, which read every index entry of the user (0.54 ms at the associative cap of 10,000).
     items = memory_queryset(user_id=user_id, kind=kind)
-    count = MemoryTally.objects.filter(user_id=user_id, kind=kind.value).values("items")
+    count = memory_tally_items(user_id=user_id, kind=kind)
     texts = {
         "id_text": Cast("id", CharField()),
         "created_utc": UtcText(F("created_at")),
@@ -416,10 +416,15 @@ def _page_views(kind: MemoryKind, rows: list[tuple[Any, ...]], unseal_: Unsealer
     return [_item_view(kind, item, unseal_) for item in items]
 
 
+def memory_tally_items(*, user_id: Any, kind: MemoryKind) -> QuerySet[Any]:
+    """The user's tally of ``kind`` (``MemoryTally``) as a query of one column, ``items``: one row, or
+    none before their first item of the kind. ``user_id`` may be an ``OuterRef`` (a subquery)."""
+    return MemoryTally.objects.filter(user_id=user_id, kind=MemoryKind(kind).value).values("items")
+
+
 def memory_kind_count(*, user_id: UserId, kind: MemoryKind) -> int:
     """How many items of ``kind`` the user has (their ``MemoryTally``)."""
-    tallied = MemoryTally.objects.filter(user_id=user_id, kind=MemoryKind(kind).value).values_list("items", flat=True)
-    return next(iter(tallied), 0)
+    return next((row["items"] for row in memory_tally_items(user_id=user_id, kind=kind)), 0)
 
 
 def memory_item_get(*, user_id: UserId, kind: MemoryKind, item_id: uuid.UUID | str) -> Any:
