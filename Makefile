@@ -35,8 +35,11 @@ browser:
 run: install
 	$(EMBED) $(PY) manage.py runstack
 
+# The suite runs in PYTEST_WORKERS processes (pytest-xdist), each on a test database and Redis databases
+# of its own; a file's tests stay on one worker. PYTEST_WORKERS=0 runs it in this one process.
+PYTEST_WORKERS ?= 2
 test: install browser
-	$(EMBED) $(PY) -m pytest $(PYTEST_ARGS)
+	$(EMBED) $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy apps adiuva bench tests conftest.py

@@ -11,12 +11,15 @@ from types import SimpleNamespace
 import pytest
 from allauth.account.models import EmailAddress
 from django.core.cache import cache
+from pytest_django.fixtures import validate_django_db
+from pytest_django.plugin import blocking_manager_key
 from rest_framework.test import APIClient
 
 from apps.accounts.models import User
 from apps.accounts.tokens import TokenPair, tokens_issue
 from apps.billing import throttles
 from apps.billing.throttles import WINDOW_SECONDS
+from apps.core.testing.seed_data import SeedData
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -114,10 +117,13 @@ def auth_client(tokens) -> APIClient:
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
+def django_db_setup(request, django_db_setup, django_db_blocker):
     """pytest-django's test database, whose other sessions are ended before it is dropped: the
     threads of async tests (asgiref's sync thread, the request threads) keep their own Django
-    connections to it, and the drop failed after a wait ("being accessed by other users")."""
+    connections to it, and the drop failed after a wait ("being accessed by other users"). The rows
+    its migrations seeded are captured first (``SeedData``), to be put back after every flush."""
+    with django_db_blocker.unblock():
+        request.config.stash[_SEED_DATA] = SeedData.capture()
     yield
     from django.db import connection
 
@@ -126,6 +132,26 @@ def django_db_setup(django_db_setup, django_db_blocker):
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+_SEED_DATA = pytest.StashKey[SeedData]()
+# What makes pytest-django end a test with a flush (a transactional test).
+_FLUSHING_FIXTURES = {"transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
+    """After a transactional test's flush (its fixtures' teardown), the seeded rows it took are put
+    back, so that no test depends on which test ran before it (see apps.core.testing.seed_data)."""
+    result = yield
+    seed = item.config.stash.get(_SEED_DATA, None)
+    marker = item.get_closest_marker("django_db")
+    transaction = marker is not None and validate_django_db(marker)[0]  # (transaction, reset_sequences, …)
+    flushed = transaction or bool(_FLUSHING_FIXTURES & set(getattr(item, "fixturenames", ())))
+    if seed is not None and flushed:
+        with item.config.stash[blocking_manager_key].unblock():
+            seed.restore()
+    return result
 
 
 @pytest.fixture(scope="session")

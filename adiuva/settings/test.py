@@ -1,7 +1,9 @@
 """Test settings: the same embedded PostgreSQL and Redis, fast hashing, isolated Redis databases.
 
 Concurrent test runs on one machine set ADIUVA_TEST_RUN (a short tag) to get their own test
-database and Redis databases.
+database and Redis databases. Each pytest-xdist worker of a run (``make test`` runs two) adds its
+own name to the tag, so the workers of one run are concurrent runs too; the servers and workers a
+test starts inherit the worker's tag.
 
 pytest and the benchmarks load these settings without going through an entry point, so unlike the
 other settings modules this one prepares its process itself: it starts the embedded services when
@@ -16,6 +18,11 @@ from adiuva import embedded
 from . import environment
 
 embedded.ensure_environment()
+if os.environ.get("PYTEST_XDIST_WORKER") and not os.environ.get("ADIUVA_TEST_RUN", "").endswith(
+    os.environ["PYTEST_XDIST_WORKER"]
+):
+    os.environ["ADIUVA_TEST_RUN"] = os.environ.get("ADIUVA_TEST_RUN", "") + os.environ["PYTEST_XDIST_WORKER"]
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the controller's, inherited: the worker's own below
 environment.defaults(
     {
         "DJANGO_SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef",

@@ -6,6 +6,7 @@ nor in any command Redis received meanwhile (what crosses it between processes, 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import uuid
 from pathlib import Path
@@ -26,15 +27,19 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def _files_holding(root: Path, needle: bytes) -> list[str]:
     found = []
-    for path in root.rglob("*"):
-        if not path.is_file() or path.is_symlink():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:  # a socket, or a file the server just removed
-            continue
-        if needle in data:
-            found.append(str(path.relative_to(root)))
+    # os.walk, not Path.rglob: the server (another test run's database dropped meanwhile) may remove a
+    # directory while it is walked, which os.walk skips and rglob raised on.
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            path = Path(directory, name)
+            if not path.is_file() or path.is_symlink():
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:  # a socket, or a file the server just removed
+                continue
+            if needle in data:
+                found.append(str(path.relative_to(root)))
     return found
 
 

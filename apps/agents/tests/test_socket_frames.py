@@ -55,7 +55,7 @@ async def test_agent_data_over_the_frame_limit_is_refused(devices, user, setting
     assert await still_open(client)
 
 
-@pytest.mark.parametrize("run_id", ["not-a-uuid", str(uuid.uuid4())])
+@pytest.mark.parametrize("run_id", ["not-a-uuid", "5d0c8a4e-3f1b-4c2d-9e7a-6b8f1a2c3d4e"])  # a fixed id no run has
 async def test_unknown_run_id_is_agent_run_not_found(devices, user, run_id):
     client = await devices(user)
     await client.send({"type": "agent_data", "run_id": run_id, "files": [FILE]})
