@@ -23,8 +23,9 @@ from django.contrib.auth.models import Group
 from django.contrib.contenttypes.models import ContentType
 from django.contrib.sites.models import Site
 from django.core import serializers
+from django.core.management.color import no_style
 from django.core.management.sql import emit_post_migrate_signal
-from django.db import DEFAULT_DB_ALIAS, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 
 _BEAT_MODELS = ("IntervalSchedule", "CrontabSchedule", "PeriodicTask")  # schedules before the tasks
 
@@ -67,3 +68,9 @@ class SeedData:
                         row.save()
                 elif not type(obj)._default_manager.filter(pk=obj.pk).exists():
                     row.save()
+            # Saved with their own ids, which a flush that restarted the sequences (reset_sequences)
+            # would hand out again: each sequence moves past the highest id, as loaddata does.
+            beat = [apps.get_model("django_celery_beat", name) for name in _BEAT_MODELS]
+            with connection.cursor() as cursor:
+                for statement in connection.ops.sequence_reset_sql(no_style(), beat):
+                    cursor.execute(statement)

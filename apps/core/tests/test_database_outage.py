@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from django.db import InterfaceError, OperationalError, connection
+from asgiref.sync import SyncToAsync
+from django.db import InterfaceError, OperationalError, connection, connections
 from psycopg import sql
 from rest_framework.test import APIClient
 
+from apps.accounts.models import User
 from apps.accounts.tokens import tokens_issue
 from conftest import DEFAULT_PASSWORD
 
@@ -47,6 +49,9 @@ def database_outage() -> Iterator[None]:
             # command" (seen in the Redis-outage test and a device auth test). Returned to a closed
             # pool, it is closed.
             connection.close_pool()  # type: ignore[attr-defined]  # the PostgreSQL backend's (not in the stubs)
+            # asgiref's one thread for sync_to_async keeps its connection across tests: terminated
+            # by the outage, it failed the next async test of this process to write through it.
+            SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture
@@ -163,3 +168,18 @@ def test_the_first_health_probe_of_a_fresh_process_finds_the_database(api_client
     response = api_client.get("/api/v1/health")
     assert response.json()["checks"]["database"] == "ok"
     assert response.status_code == 200
+
+
+def test_after_an_outage_the_thread_of_sync_to_async_writes_again(make_user):
+    # given asgiref's one thread for sync_to_async (where async code's ORM calls run) holding a
+    # connection, as after an earlier async test wrote through it
+    sync_thread = SyncToAsync.single_thread_executor
+    sync_thread.submit(make_user, "before-outage@example.com").result()
+
+    # when the database goes away and comes back
+    with database_outage():
+        pass
+
+    # then a write in that thread gets a live connection, not the terminated one
+    user = sync_thread.submit(make_user, "after-outage@example.com").result()
+    assert User.objects.filter(email=user.email).exists()

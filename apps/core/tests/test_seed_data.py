@@ -43,8 +43,13 @@ def test_a_flush_loses_no_seeded_row_once_restored(post_migrate):
     assert not PeriodicTask.objects.exists()
     seed.restore()
 
-    # then every seeded row is there again
+    # then every seeded row is there again, and new rows get ids of their own (the flush command
+    # restarts the sequences, which the restored ids must not meet again)
     assert _seeded() == before
+    every_day = CrontabSchedule.objects.create(minute="7", hour="7")
+    hourly = IntervalSchedule.objects.create(every=7, period=IntervalSchedule.HOURS)
+    PeriodicTask.objects.create(name="a test's own", task="tests.noop", interval=hourly)
+    assert every_day.pk > max(CrontabSchedule.objects.exclude(pk=every_day.pk).values_list("pk", flat=True))
 
 
 def test_restoring_what_is_there_changes_nothing():
