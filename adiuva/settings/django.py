@@ -62,6 +62,11 @@ ASGI_APPLICATION = "adiuva.asgi.application"
 ASGI_REQUEST_THREADS = env.int("ASGI_REQUEST_THREADS", default=32)
 if ASGI_REQUEST_THREADS < 0:
     raise ImproperlyConfigured("ASGI_REQUEST_THREADS must be 0 or more")
+# The views of this many recent request paths are remembered per web process (core.url_resolution)
+# instead of being looked for through the URL patterns on every request. 0: look every time.
+URL_RESOLVE_CACHE_SIZE = env.int("URL_RESOLVE_CACHE_SIZE", default=2048)
+if URL_RESOLVE_CACHE_SIZE < 0:
+    raise ImproperlyConfigured("URL_RESOLVE_CACHE_SIZE must be 0 or more")
 WSGI_APPLICATION = "adiuva.wsgi.application"
 
 # APPS

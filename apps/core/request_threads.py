@@ -48,6 +48,7 @@ from django.db import close_old_connections, reset_queries
 from django.urls import set_script_prefix
 
 from .loop_db import loop_reads
+from .url_resolution import request_resolved
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,10 @@ class PooledASGIHandler(ASGIHandler):
         with loop_reads():  # this loop lives as long as the server: its reads may use a pool of its own
             async with PooledThreadSensitiveContext(self.request_threads):
                 await self.handle(scope, receive, send)
+
+    def resolve_request(self, request: Any) -> Any:
+        """Django's, with the view of a recent path remembered (``apps.core.url_resolution``)."""
+        return request_resolved(request)
 
     async def handle(self, scope: Any, receive: Any, send: Any) -> None:
         """Django 5.2's ``ASGIHandler.handle`` with the request signals sent on the loop: ``response.close()``
