@@ -10,8 +10,9 @@ resolver. A match holds the view, its arguments as the path's converters made th
 enums: immutable) and the route, and Django's handler and views only read it: the view gets its own
 copy of the keyword arguments. A path that resolves to nothing is not remembered (its 404 is asked
 again); an unknown path under ``api/`` resolves to the JSON 404 view and is remembered as any other,
-so paths made up by a client can only push the hot ones out of the cache, never grow it. A new URLconf is a new resolver (``get_resolver`` is cleared with Django's URL caches), whose
-paths are resolved afresh.
+so paths made up by a client can only push the hot ones out of the cache, never grow it. A new
+URLconf is a new resolver (``get_resolver`` is cleared with Django's URL caches), whose paths are
+resolved afresh.
 """
 
 from __future__ import annotations
