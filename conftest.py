@@ -148,7 +148,9 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
     marker = item.get_closest_marker("django_db")
     transaction = marker is not None and validate_django_db(marker)[0]  # (transaction, reset_sequences, …)
     flushed = transaction or bool(_FLUSHING_FIXTURES & set(getattr(item, "fixturenames", ())))
-    if seed is not None and flushed:
+    # The last test's teardown also ends the session's fixtures, the test database's among them: the
+    # connection points at the main database by then, and no later test needs the rows.
+    if seed is not None and flushed and nextitem is not None:
         with item.config.stash[blocking_manager_key].unblock():
             seed.restore()
     return result
