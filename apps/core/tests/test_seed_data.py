@@ -73,6 +73,10 @@ def test_a_transactional_test_may_leave_the_seeded_rows_gone():
     Group.objects.filter(name=GROUP_NAME).delete()
     Site.objects.all().delete()
 
+    assert not PeriodicTask.objects.exists()  # the premise the next test's assertions stand on
+    assert not Group.objects.filter(name=GROUP_NAME).exists()
+    assert not Site.objects.exists()
+
 
 def test_the_next_test_finds_them_again():
     assert PeriodicTask.objects.filter(task="billing.llm_usage_roll_up", enabled=True).exists()
