@@ -46,6 +46,9 @@ if DATABASE_LOOP_POOL_MAX_SIZE < 1:
 DATABASE_LOOP_BATCH_MAX = env.int("DATABASE_LOOP_BATCH_MAX", default=16)
 if DATABASE_LOOP_BATCH_MAX < 1:
     raise ImproperlyConfigured("DATABASE_LOOP_BATCH_MAX must be 1 or more")
+# Those hot reads as prepared statements of each connection (apps.core.loop_prepared): PostgreSQL plans
+# each once per connection. Off for a pooler in transaction mode, which keeps no prepared statements.
+DATABASE_LOOP_PREPARE = env.bool("DATABASE_LOOP_PREPARE", default=True)
 
 # URLS
 # ------------------------------------------------------------------------------

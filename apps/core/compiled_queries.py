@@ -11,7 +11,8 @@ them), which the stand-ins make sure of.
 Three ways to run one: ``first()`` (a model instance, in the order ``QuerySet.first()`` uses),
 ``exists()``, and ``rows()`` (a ``values_list`` queryset's tuples, a window of them by limit and
 offset, for list pages). ``afirst()`` and ``arows()`` are the same reads for async views, awaited on
-the server's loop (``apps.core.loop_db``).
+the server's loop (``apps.core.loop_db``) as prepared statements (``apps.core.loop_prepared``): every
+value of a compiled query is compared with a column or bounds the window, where its type is fixed.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ class CompiledQuery(Generic[M]):
             return await sync_to_async(self.first)(**values)
         compiled = await self._acompiled("first")
         connection = loop_wrapper(self._using)
-        rows = await loop_fetchall(compiled.sql, self._bound(compiled, values, connection), self._using)  # LIMIT 1
+        params = self._bound(compiled, values, connection)
+        rows = await loop_fetchall(compiled.sql, params, self._using, prepare=True)  # LIMIT 1
         return self._instance(compiled, rows[0] if rows else None, connection)
 
     def _instance(self, compiled: _Compiled, row: tuple[Any, ...] | None, connection: BaseDatabaseWrapper) -> M | None:
@@ -202,7 +204,8 @@ class CompiledQuery(Generic[M]):
         compiled = await self._acompiled("rows")
         connection = loop_wrapper(self._using)
         params = [*self._bound(compiled, values, connection), limit, offset]
-        return self._rows_converted(compiled, await loop_fetchall(compiled.sql, params, self._using), connection)
+        rows = await loop_fetchall(compiled.sql, params, self._using, prepare=True)
+        return self._rows_converted(compiled, rows, connection)
 
     def _rows_converted(
         self, compiled: _Compiled, rows: list[tuple[Any, ...]], connection: BaseDatabaseWrapper

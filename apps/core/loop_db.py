@@ -36,6 +36,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from psycopg_pool import AsyncConnectionPool
 
 from .loop_batches import loop_loader
+from .loop_prepared import as_sent as prepared_as_sent
+from .loop_prepared import forget as forget_prepared
 from .per_settings import PerSettings
 
 _on_server_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("loop_reads", default=False)
@@ -115,6 +117,7 @@ async def loop_pool(using: str = "default") -> AsyncConnectionPool:
 class _Read(NamedTuple):
     sql: str
     params: Any
+    prepare: bool = False
 
 
 async def _reads_run(using: str, reads: list[_Read]) -> list[Any]:
@@ -137,25 +140,30 @@ async def _reads_run(using: str, reads: list[_Read]) -> list[Any]:
 
 
 async def _answers(cursor: psycopg.AsyncClientCursor[Any], reads: list[_Read]) -> list[Any]:
-    if len(reads) == 1:
-        ((sql, params),) = reads
-        await cursor.execute(sql, params)
-        return [await cursor.fetchall()]
-    # One simple-query message of every statement, bound client-side as each alone would be; the
-    # answers come back in the same order, one result set each.
-    statements = "; ".join(cursor.mogrify(sql, params) for sql, params in reads)
+    # One simple-query message of every statement, each bound client-side as it would be alone (a
+    # prepared read as the EXECUTE of its statement); the answers come back in the same order, one
+    # result set each.
+    sent = [await _as_sent(cursor, read) for read in reads]
     try:
-        await cursor.execute(statements)
+        await cursor.execute("; ".join(sent))
+        answers = [await cursor.fetchall()]
+        while cursor.nextset():
+            answers.append(await cursor.fetchall())
+        return answers
     except psycopg.Error:
         if cursor.connection.broken:
             raise
-        # One statement failed (and the statements after it did not run): each alone, so that only
-        # its own read gets its error.
-        return [await _read_alone(cursor, read) for read in reads]
-    answers = [await cursor.fetchall()]
-    while cursor.nextset():
-        answers.append(await cursor.fetchall())
-    return answers
+    # One statement failed (and the statements after it did not run), or a prepared plan went stale
+    # (a migration changed a column's type): the connection's prepared statements are dropped, and each
+    # read is asked again alone, as text, so that only its own read gets its error.
+    await forget_prepared(cursor)
+    return [await _read_alone(cursor, read) for read in reads]
+
+
+async def _as_sent(cursor: psycopg.AsyncClientCursor[Any], read: _Read) -> str:
+    if read.prepare and settings.DATABASE_LOOP_PREPARE:
+        return await prepared_as_sent(cursor, read.sql, read.params)
+    return cursor.mogrify(read.sql, read.params)
 
 
 async def _read_alone(cursor: psycopg.AsyncCursor[Any], read: _Read) -> Any:
@@ -166,14 +174,17 @@ async def _read_alone(cursor: psycopg.AsyncCursor[Any], read: _Read) -> Any:
         return exc
 
 
-async def loop_fetchall(sql: str, params: Any, using: str = "default") -> list[tuple[Any, ...]]:
+async def loop_fetchall(
+    sql: str, params: Any, using: str = "default", *, prepare: bool = False
+) -> list[tuple[Any, ...]]:
     """The rows of one read statement, run on this loop's pool in one round trip with the other reads
     asked in the same turn of the loop (``apps.core.loop_batches``); psycopg's errors arrive as
-    Django's (``OperationalError``...)."""
+    Django's (``OperationalError``...). ``prepare``: run as a prepared statement of the connection
+    (``apps.core.loop_prepared``, whose rule on the values' places the SQL must keep)."""
     batch_max = settings.DATABASE_LOOP_BATCH_MAX
     with loop_wrapper(using).wrap_database_errors:
         loader = loop_loader(("loop_db", using), partial(_reads_run, using), max_batch_size=batch_max)
-        return await loader.load(_Read(sql, params))
+        return await loader.load(_Read(sql, params, prepare))
 
 
 async def loop_pools_close() -> None:

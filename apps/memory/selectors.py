@@ -511,7 +511,7 @@ async def amemory_counts(*, user_id: UserId) -> dict[str, int]:
     """``memory_counts`` awaited (on the server's loop over ``apps.core.loop_db``, else in the thread)."""
     if not loop_reads_on():
         return await sync_to_async(memory_counts)(user_id=user_id)
-    return _counts(await loop_fetchall(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))}))
+    return _counts(await loop_fetchall(_COUNTS_SQL, {"user_id": uuid.UUID(str(user_id))}, prepare=True))
 
 
 def _counts(rows: Any) -> dict[str, int]:

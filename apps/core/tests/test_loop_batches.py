@@ -10,7 +10,6 @@ import uuid
 import weakref
 from types import SimpleNamespace
 
-import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import DataError, connection
@@ -18,36 +17,9 @@ from django.db import DataError, connection
 from apps.billing import throttles
 from apps.billing.throttles import TierRateThrottle
 from apps.core import loop_batches, loop_db
-from apps.core.loop_redis import loop_redis_close
 from apps.core.redis_pool import cache_backend, cache_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-async def on_the_loop():
-    """As under the server: this test's reads are the loop pool's."""
-    with loop_db.loop_reads():
-        yield
-    await loop_db.loop_pools_close()
-    await loop_redis_close()
-
-
-@pytest.fixture
-def statements_sent(monkeypatch) -> list[str]:
-    """Every statement text a loop cursor sends for reads, in order: not the time zone a connection
-    the pool opens in the background is given (on a loaded box one opened during a test's batch)."""
-    sent: list[str] = []
-    real_execute = psycopg.AsyncCursor.execute
-    set_up = connection.ops.set_time_zone_sql()
-
-    async def execute(self, query, params=None, **kwargs):
-        if str(query) != set_up:
-            sent.append(str(query))
-        return await real_execute(self, query, params, **kwargs)
-
-    monkeypatch.setattr(psycopg.AsyncCursor, "execute", execute)
-    return sent
 
 
 async def test_reads_asked_in_one_turn_go_to_postgres_in_one_round_trip_each_with_its_own_rows(
