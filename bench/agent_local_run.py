@@ -195,7 +195,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from device_common import ROOT, free_port, make_users, setup_django, start_server, start_server_command, stop
+from device_common import (
+    ROOT,
+    free_port,
+    make_users,
+    services_cpu,
+    setup_django,
+    start_server,
+    start_server_command,
+    stop,
+)
 
 LAYOUTS = ("device-process", "single-process")
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -394,26 +403,6 @@ def timeline_line(figures: dict) -> str | None:
 
 def _services_data_dir() -> str:
     return os.environ.get("ADIUVA_DATA_DIR") or str(ROOT / ".data")
-
-
-def services_cpu() -> float:
-    """CPU seconds so far of the embedded PostgreSQL (the postmaster, its live children and those it
-    has reaped) and Redis: the processes whose command line names the data directory."""
-    import psutil
-
-    from adiuva import embedded
-
-    marker, total = str(embedded.DATA_DIR), 0.0
-    for proc in psutil.process_iter(["cmdline"]):
-        if marker not in " ".join(proc.info["cmdline"] or []):
-            continue
-        with contextlib.suppress(psutil.Error):
-            times = proc.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-            for child in proc.children(recursive=True):
-                with contextlib.suppress(psutil.Error):
-                    total += sum(child.cpu_times()[:2])
-    return total
 
 
 def _cpu_now(device: subprocess.Popen | None, others: dict[str, int]) -> float:

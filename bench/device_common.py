@@ -6,6 +6,7 @@ own PostgreSQL database ``adiuva_devbench`` (every app migrated: a device's hell
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -123,3 +124,23 @@ def stop(proc: subprocess.Popen) -> None:
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def services_cpu() -> float:
+    """CPU seconds so far of the embedded PostgreSQL (the postmaster, its live children and those it
+    has reaped) and Redis: the processes whose command line names the data directory."""
+    import psutil
+
+    from adiuva import embedded
+
+    marker, total = str(embedded.DATA_DIR), 0.0
+    for proc in psutil.process_iter(["cmdline"]):
+        if marker not in " ".join(proc.info["cmdline"] or []):
+            continue
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+            for child in proc.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    total += sum(child.cpu_times()[:2])
+    return total

@@ -220,7 +220,7 @@ import statistics
 import time
 from pathlib import Path
 
-from device_common import ROOT, free_port, make_users, setup_django, start_server_command, stop
+from device_common import ROOT, free_port, make_users, services_cpu, setup_django, start_server_command, stop
 
 PATHS = {
     "bare async view": "/bench/bare-me",
@@ -259,8 +259,9 @@ def _cpu_seconds(pid: int) -> float:
 
 async def _measure(
     port: int, pid: int, path: str, token: str, *, seconds: float, concurrency: int
-) -> tuple[float, float, list[str]]:
-    """Requests per second, and the server process's CPU seconds per request, over ``seconds``."""
+) -> tuple[float, float, float, list[str]]:
+    """Requests per second, the server process's CPU seconds per request, and PostgreSQL's and Redis's
+    (``services_cpu``: they share the box's cores with the server), over ``seconds``."""
     request = (
         f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
     ).encode()
@@ -269,12 +270,14 @@ async def _measure(
     errors: list[str] = []
     await asyncio.gather(*(_client(port, request, time.perf_counter() + 0.5, counts, errors) for _ in range(4)))
     counts, errors = [0], []
-    cpu_before = _cpu_seconds(pid)
+    cpu_before, services_before = _cpu_seconds(pid), services_cpu()
     started = time.perf_counter()
     deadline = started + seconds
     await asyncio.gather(*(_client(port, request, deadline, counts, errors) for _ in range(concurrency)))
     elapsed = time.perf_counter() - started
-    return counts[0] / elapsed, (_cpu_seconds(pid) - cpu_before) / max(counts[0], 1), errors
+    served = max(counts[0], 1)
+    server_cpu, services = (_cpu_seconds(pid) - cpu_before) / served, (services_cpu() - services_before) / served
+    return counts[0] / elapsed, server_cpu, services, errors
 
 
 def _records(user_id: str, n: int) -> str:
@@ -419,6 +422,7 @@ def main() -> None:
         _share_blobs(Path(codes["old"]))
     results: dict[tuple[str, str], list[float]] = {}
     cpu: dict[tuple[str, str], list[float]] = {}
+    services_per_request: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         # Every checkout's server runs for the whole round and each path is measured on each of them
         # in turn, so a change of the box's load lands on both sides of a before → after pair.
@@ -440,13 +444,14 @@ def main() -> None:
                     for measured, url in ((name, path), (_twin(name), twins.get(name))):
                         if url is None:
                             continue
-                        rate, cpu_per_request, errors = asyncio.run(
+                        rate, cpu_per_request, services, errors = asyncio.run(
                             _measure(port, proc.pid, url, token, seconds=args.seconds, concurrency=args.concurrency)
                         )
                         if errors:
                             raise SystemExit(f"{label} {measured}: non-200 answers {sorted(set(errors))}")
                         results.setdefault((label, measured), []).append(rate)
                         cpu.setdefault((label, measured), []).append(cpu_per_request)
+                        services_per_request.setdefault((label, measured), []).append(services)
         finally:
             for _port, proc in servers.values():
                 stop(proc)
@@ -472,6 +477,10 @@ def main() -> None:
             print(f"  {label:3}  {name:21} {per_request * 1e6:8.0f} µs   {bare_cpu / per_request:5.2f}x bare{twin}")
     if args.old:
         _print_old_new(cpu, paths, "CPU old → new")
+    print("PostgreSQL's and Redis's CPU per request (median µs; the embedded services, on the same cores)")
+    for label in codes:
+        for name in paths:
+            print(f"  {label:3}  {name:21} {statistics.median(services_per_request[(label, name)]) * 1e6:8.0f} µs")
 
 
 if __name__ == "__main__":
