@@ -11,8 +11,9 @@ them), which the stand-ins make sure of.
 Three ways to run one: ``first()`` (a model instance, in the order ``QuerySet.first()`` uses),
 ``exists()``, and ``rows()`` (a ``values_list`` queryset's tuples, a window of them by limit and
 offset, for list pages). ``afirst()`` and ``arows()`` are the same reads for async views, awaited on
-the server's loop (``apps.core.loop_db``) as prepared statements (``apps.core.loop_prepared``): every
-value of a compiled query is compared with a column or bounds the window, where its type is fixed.
+the server's loop (``apps.core.loop_db``); ``afirst()`` as a prepared statement (``apps.core.loop_prepared``):
+its values are compared with key columns, where their types are fixed and one plan (an index lookup) fits
+every value.
 """
 
 from __future__ import annotations
@@ -204,7 +205,9 @@ class CompiledQuery(Generic[M]):
         compiled = await self._acompiled("rows")
         connection = loop_wrapper(self._using)
         params = [*self._bound(compiled, values, connection), limit, offset]
-        rows = await loop_fetchall(compiled.sql, params, self._using, prepare=True)
+        # Not prepared: a page's best plan depends on how many rows the owner has (an index walk for
+        # many, a sort of a few), which a prepared statement's generic plan cannot see.
+        rows = await loop_fetchall(compiled.sql, params, self._using)
         return self._rows_converted(compiled, rows, connection)
 
     def _rows_converted(

@@ -1,7 +1,7 @@
 """The loop's hot reads as PostgreSQL prepared statements: parsed and planned once per connection.
 
-Every authenticated request sends the session check, and the lists their page query, as the same SQL
-with new values. Sent as text, PostgreSQL parses, analyses and plans each one again: for the session
+Every authenticated request sends the session check, and a request for one item or record its lookup,
+as the same SQL with new values. Sent as text, PostgreSQL parses, analyses and plans each one again: for the session
 check (a join and an ``EXISTS``) ~250 µs of the database's CPU on a 2-core box, against ~70 µs for
 executing it prepared, and the database shares the box's cores with the web process. A read asked
 with ``prepare=True`` is sent as ``EXECUTE name(values)`` instead, its ``PREPARE name AS …`` sent on
@@ -16,8 +16,14 @@ What a caller must know:
 
 - PostgreSQL infers each parameter's type where ``PREPARE`` finds it, and an ``EXECUTE``'s values are
   converted to those types. A prepared read's values must be placed where their type is fixed (compared
-  with a column, a ``LIMIT``): the SQL the ORM compiles for a model's rows (``core.compiled_queries``).
-  A bare ``SELECT %s`` would answer text, whatever was bound.
+  with a column): a bare ``SELECT %s`` would answer text, whatever was bound.
+- The saving is the plan: after five executions PostgreSQL keeps a generic plan, made without the
+  values (measured: with ``plan_cache_mode = force_custom_plan`` a prepared read costs the database as
+  much as text). So only reads whose best plan is the same for every value are prepared: a row by its
+  keys (the session check, an owned item or record: ``CompiledQuery.afirst``) and the memory counts (a
+  user's tally rows). A list page is not: its best plan depends on how many rows the owner has (an
+  index walk in order for many, a sort of a few), and a generic plan made for the average user sorted
+  every row of a user with thousands.
 - A statement PostgreSQL refuses to prepare is remembered in this process and sent as text from then on.
 - Any failed read on a connection (a stale plan after a migration changed a column's type among them)
   makes the caller drop every statement prepared on that connection (``forget``); the next reads

@@ -15,6 +15,7 @@ from apps.accounts.models import TokenFamily, User
 from apps.accounts.tokens import asession_is_active, tokens_issue
 from apps.core import loop_db, loop_prepared
 from apps.core.loop_prepared import statement
+from apps.storage.selectors import _RECORD_PAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -193,3 +194,14 @@ async def test_the_session_check_runs_prepared_on_the_loop(on_the_loop, one_conn
     executes = [text for text in statements_sent if text.startswith("EXECUTE adiuva_")]
     assert len(executes) == 2
     assert all(user.id.hex in text for text in executes)
+
+
+async def test_a_list_page_is_sent_as_text_since_its_plan_depends_on_the_owners_rows(
+    on_the_loop, one_connection, statements_sent
+):
+    user = await sync_to_async(User.objects.create_user)(email="pages@example.com")
+
+    assert await _RECORD_PAGE.arows(user_id=user.id, limit=20, offset=0) == []
+
+    assert statements_sent
+    assert not [text for text in statements_sent if text.startswith(("PREPARE", "EXECUTE"))]
