@@ -28,6 +28,17 @@ against it: the issue's "bare Django async view returning the same JSON", per pa
 (every earlier stop's figure) compares every path with a view answering auth/me's small JSON. The gap
 between the two is what building and sending a bigger body costs by itself.
 
+Seventeenth stop, old = 71fd632, ``--rounds 3 --seconds 3`` (2026-12-08 01:57, load 0.7-1.1): the lookups
+by key (the session check, an owned item or record, the memory counts) run as prepared statements of each
+loop connection (apps.core.loop_prepared); the list pages still go as text. PostgreSQL's and Redis's CPU per
+request (printed since this stop) old -> new: auth/me 198 -> 61 us, memory counts 132 -> 57, records/<id>
+175 -> 67, memory item 172 -> 65, records list 278 -> 241, memory list 340 -> 318. New / old req/s: auth/me
+1.21x, memory counts 1.16x, records/<id> 1.25x, memory item 1.19x, records list 1.08x, memory list 1.05x.
+To this run's bare view, new: auth/me 0.76x, memory counts 0.76x, records/<id> 0.66x, memory item 0.64x,
+records list 0.45x, memory list 0.41x (by CPU 0.77, 0.81, 0.71, 0.68, 0.54, 0.50x); the new server's
+bare view ran 0.84x the old one's (same code), which lifts these: against the old bare view auth/me 0.64x,
+memory list 0.34x.
+
 Fifteenth stop, old = d316efc, ``--rounds 3 --seconds 3``, two runs on a slow box (A 20:02, B 20:09,
 load 0.2-1.5, ~25 % steal): a request served on the loop makes no trip to a thread (the request signals
 are sent on the loop and Django's connection receivers run in the request's own thread only when it
