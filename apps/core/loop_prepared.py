@@ -24,7 +24,9 @@ What a caller must know:
   user's tally rows). A list page is not: its best plan depends on how many rows the owner has (an
   index walk in order for many, a sort of a few), and a generic plan made for the average user sorted
   every row of a user with thousands.
-- A statement PostgreSQL refuses to prepare is remembered in this process and sent as text from then on.
+- A statement PostgreSQL refuses to prepare (SQLSTATE class 42, or not supported) is remembered in this
+  process and sent as text from then on; one whose ``PREPARE`` failed for the moment (a lock timeout) is
+  sent as text this time and prepared on a later read.
 - Any failed read on a connection (a stale plan after a migration changed a column's type among them)
   makes the caller drop every statement prepared on that connection (``forget``); the next reads
   prepare them again.
@@ -109,13 +111,16 @@ async def as_sent(
             prepared = _prepared_on.setdefault(cursor.connection, set())
         try:
             await cursor.execute(form.prepare)
-        except psycopg.Error:
+        except psycopg.Error as exc:
             if cursor.connection.broken:
                 raise
-            logger.warning("PostgreSQL would not prepare a loop read; it is sent as text", exc_info=True)
-            if len(_unpreparable) >= _MAX_UNPREPARABLE:
-                _unpreparable.clear()
-            _unpreparable.add(sql)
+            if isinstance(exc, psycopg.ProgrammingError | psycopg.NotSupportedError):
+                # The statement itself (a utility statement, say): it would be refused on every connection.
+                logger.warning("PostgreSQL will not prepare a loop read; it is sent as text", exc_info=True)
+                if len(_unpreparable) >= _MAX_UNPREPARABLE:
+                    _unpreparable.clear()
+                _unpreparable.add(sql)
+            # Otherwise the moment (a lock timeout behind a migration): prepared on a later read.
             return cursor.mogrify(sql, params)
         prepared.add(form.name)
     return cursor.mogrify(form.call, params)

@@ -9,12 +9,14 @@ import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import DataError, connection
+from django.db import DataError, OperationalError, connection
 
 from apps.accounts.models import TokenFamily, User
 from apps.accounts.tokens import asession_is_active, tokens_issue
 from apps.core import loop_db, loop_prepared
 from apps.core.loop_prepared import statement
+from apps.core.testing.held_transactions import held_transaction
+from apps.core.testing.held_transactions import statement as locking
 from apps.storage.selectors import _RECORD_PAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -167,6 +169,33 @@ async def test_a_statement_postgres_will_not_prepare_is_sent_as_text_from_then_o
     assert first == second == [(connection.timezone_name,)]
     assert statements_sent.count(statement(sql).prepare) == 1
     assert statements_sent.count(sql) == 2
+
+
+async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_read(
+    on_the_loop, one_connection, statements_sent
+):
+    # given a table locked by a migration's transaction, and the loop's connection waiting 100 ms for locks
+    def run(sql: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    await sync_to_async(run)("CREATE TABLE loop_prepared_locked (id int PRIMARY KEY)")
+    sql = "SELECT id FROM loop_prepared_locked WHERE id = %s"
+    try:
+        await loop_db.loop_fetchall("SELECT set_config('lock_timeout', '100ms', false)", None)
+        async with held_transaction(locking("LOCK TABLE loop_prepared_locked IN ACCESS EXCLUSIVE MODE")) as release:
+            # when a prepared read of it times out on the lock (PREPARE, then the read as text)
+            with pytest.raises(OperationalError):
+                await loop_db.loop_fetchall(sql, [1], prepare=True)
+            release()
+
+        # then the statement was not given up on: once the lock is gone it is prepared and answers
+        assert await loop_db.loop_fetchall(sql, [1], prepare=True) == []
+        assert statements_sent.count(statement(sql).prepare) == 2
+        assert statement(sql).name in await _prepared_on_the_connection()
+    finally:
+        await loop_db.loop_pools_close()
+        await sync_to_async(run)("DROP TABLE loop_prepared_locked")
 
 
 async def test_a_connection_keeps_a_bounded_number_of_statements(on_the_loop, one_connection, monkeypatch):
