@@ -49,6 +49,9 @@ if DATABASE_LOOP_BATCH_MAX < 1:
 # Those hot reads as prepared statements of each connection (apps.core.loop_prepared): PostgreSQL plans
 # each once per connection. Off for a pooler in transaction mode, which keeps no prepared statements.
 DATABASE_LOOP_PREPARE = env.bool("DATABASE_LOOP_PREPARE", default=True)
+# The nightly check of the tallies against their rows (apps.core.tallies, Celery beat) logs and counts a
+# drift; on, it also repairs it, holding the drifted source table's writers for the repair's length.
+TALLIES_AUTO_REPAIR = env.bool("TALLIES_AUTO_REPAIR", default=False)
 
 # URLS
 # ------------------------------------------------------------------------------

@@ -66,6 +66,11 @@ LLM_COST = Counter(
     "Estimated cost of metered model calls (LLM_PRICES), in USD.",
     ["model", "purpose", "tier"],
 )
+TALLY_DRIFT = Counter(
+    "adiuva_tally_drift_total",
+    "Nightly checks that found a tally differing from its rows (its triggers were bypassed), by source table.",
+    ["source"],
+)
 LLM_BUDGET_REFUSALS = Counter(
     "adiuva_llm_budget_refusals_total", "Requests refused for an exhausted token budget.", ["purpose", "tier"]
 )
@@ -243,6 +248,10 @@ def webhook_failed(*, source: str, reason: str) -> None:
 
 def celery_task_finished(*, task: str, outcome: str) -> None:
     CELERY_TASKS.labels(task=task, outcome=outcome).inc()
+
+
+def tally_drift_found(*, source: str) -> None:
+    TALLY_DRIFT.labels(source=source).inc()
 
 
 def redis_unavailable(*, where: str) -> None:

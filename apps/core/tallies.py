@@ -24,16 +24,24 @@ given set of arguments must not change: a different shape is a new migration wit
 Each app also registers what it tallies (``register_tally``, from its ``ready``) so that
 ``manage.py tallies_check`` can compare every tally with its rows (``tally_drift``) and set it
 right (``tally_repair``): for a database whose triggers were bypassed (a data-only restore with
-``--disable-triggers``, ``session_replication_role = replica``, a trigger disabled by hand).
+``--disable-triggers``, ``session_replication_role = replica``, a trigger disabled by hand). Celery
+beat runs the same check nightly (``core.tallies_check``, ``tallies_audit``): a drift is logged and
+counted (``adiuva_tally_drift_total``), and repaired only with ``TALLIES_AUTO_REPAIR``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, migrations, transaction
+
+from . import metrics
+
+logger = logging.getLogger(__name__)
 
 
 def _quoted(name: str) -> str:
@@ -199,3 +207,55 @@ def tally_repair(tally: Tally) -> None:
             f"INSERT INTO {_quoted(tally.tally)} ({tally._key_columns}, {columns}) {tally._counted()} "
             f"ON CONFLICT ({tally._key_columns}) DO UPDATE SET {replaced}"
         )
+
+
+@dataclass(frozen=True)
+class TallyAudit:
+    """One tally's check: the groups that differed (at most ``tally_drift``'s limit), and, when it was
+    repaired, the groups that still differ after the repair."""
+
+    tally: Tally
+    drifted: list[dict[str, Any]]
+    repaired: bool = False
+    left: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the tally matches its rows now (from the start, or after its repair)."""
+        return not self.drifted or (self.repaired and not self.left)
+
+
+def tallies_audit(*, repair: bool) -> list[TallyAudit]:
+    """Every registered tally compared with its rows (``tally_drift``), and with ``repair`` each one
+    that differs set right (``tally_repair``, its source's writers held off meanwhile) and checked
+    again. ``manage.py tallies_check`` and the nightly ``core.tallies_check`` task report it."""
+    audits = []
+    for tally in registered_tallies():
+        drifted = tally_drift(tally)
+        if drifted and repair:
+            tally_repair(tally)
+            audits.append(TallyAudit(tally, drifted, repaired=True, left=tally_drift(tally)))
+        else:
+            audits.append(TallyAudit(tally, drifted))
+    return audits
+
+
+def tallies_nightly_check() -> int:
+    """``tallies_audit`` as Celery beat runs it nightly: each tally that differs from its rows is logged
+    (an error, with a sample of its groups) and counted in ``adiuva_tally_drift_total``, and repaired
+    when ``TALLIES_AUTO_REPAIR`` is on (off by default: a repair holds the source table's writers for
+    its length). Returns how many tallies still differ."""
+    audits = tallies_audit(repair=settings.TALLIES_AUTO_REPAIR)
+    for audit in audits:
+        if not audit.drifted:
+            continue
+        metrics.tally_drift_found(source=audit.tally.source)
+        logger.error(
+            "tally %s differs from %s in %d group(s)%s",
+            audit.tally.tally,
+            audit.tally.source,
+            len(audit.drifted),
+            "; repaired" if audit.exact else "",
+            extra={"tally": audit.tally.tally, "source": audit.tally.source, "sample": audit.drifted[:3]},
+        )
+    return sum(not audit.exact for audit in audits)

@@ -1,14 +1,21 @@
 """``manage.py tallies_check``: a tally that no longer matches its rows (its trigger was bypassed) is
-found, named, and set right with ``--repair``; the others are left as they are."""
+found, named, and set right with ``--repair``; the others are left as they are. The nightly task
+(``core.tallies_check``) logs and counts the same drift, and repairs it with ``TALLIES_AUTO_REPAIR``."""
 
 from __future__ import annotations
+
+import logging
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django_celery_beat.models import PeriodicTask
+from prometheus_client.parser import text_string_to_metric_families
 
+from apps.core import metrics
 from apps.core.tallies import registered_tallies, tally_drift, tally_triggers
+from apps.core.tasks import TALLIES_CHECK_TASK, tallies_check_task
 from apps.core.vectors import EMBEDDING_DIMENSIONS
 from apps.memory.models import MemoryKind, MemoryTally
 from apps.memory.selectors import memory_counts
@@ -124,3 +131,73 @@ def test_repairing_one_kind_of_memory_leaves_the_others_rows_alone(user):
     # then the core kind counts its row, and the associative tally is unchanged
     assert memory_counts(user_id=user.id) == {"core": 1, "associative": 1, "episodic": 0, "proactive": 0}
     assert MemoryTally.objects.get(user=user, kind=MemoryKind.ASSOCIATIVE).items == 1
+
+
+# The nightly check (Celery beat) ----------------------------------------------------------------
+
+
+def _drift_counted(source: str) -> float:
+    """``adiuva_tally_drift_total`` for ``source``, as a scrape reads it (every process's files)."""
+    for family in text_string_to_metric_families(metrics.exposition().decode()):
+        if family.name == "adiuva_tally_drift":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("source") == source:
+                    return sample.value
+    return 0.0
+
+
+def _records_bypassed(user) -> None:
+    StorageRecord.objects.bulk_create([_record(user, n) for n in range(2)])
+    _bypassing(
+        'INSERT INTO storage_storagerecord (id, created_at, updated_at, user_id, "table", blob_key, checksum, '
+        "size_bytes) VALUES (gen_random_uuid(), now(), now(), %s, 'notes', 'raw/1', '', 5)",
+        [user.pk],
+    )
+
+
+def test_the_nightly_check_logs_and_counts_a_drift_and_leaves_it_by_default(user, caplog, settings):
+    settings.TALLIES_AUTO_REPAIR = False
+    _records_bypassed(user)
+    counted_before = _drift_counted("storage_storagerecord")
+
+    with caplog.at_level(logging.ERROR, logger="apps.core.tallies"):
+        still_differ = tallies_check_task()
+
+    assert still_differ == 1
+    (logged,) = [record for record in caplog.records if record.name == "apps.core.tallies"]
+    assert logged.levelno == logging.ERROR
+    assert logged.source == "storage_storagerecord"
+    assert logged.sample[0]["counted_records"] == 3
+    assert "repaired" not in logged.getMessage()
+    assert _drift_counted("storage_storagerecord") == counted_before + 1
+    (records,) = [t for t in registered_tallies() if t.source == "storage_storagerecord"]
+    assert tally_drift(records) != []  # left for an operator
+
+
+def test_the_nightly_check_repairs_with_tallies_auto_repair(user, caplog, settings):
+    settings.TALLIES_AUTO_REPAIR = True
+    _records_bypassed(user)
+
+    with caplog.at_level(logging.ERROR, logger="apps.core.tallies"):
+        still_differ = tallies_check_task()
+
+    assert still_differ == 0
+    assert RecordTally.objects.get(user=user, table="notes").records == 3
+    (logged,) = [record for record in caplog.records if record.name == "apps.core.tallies"]
+    assert logged.getMessage().endswith("; repaired")
+
+
+def test_exact_tallies_make_the_nightly_check_silent(user, caplog):
+    StorageRecord.objects.bulk_create([_record(user, n) for n in range(2)])
+
+    with caplog.at_level(logging.ERROR, logger="apps.core.tallies"):
+        assert tallies_check_task() == 0
+
+    assert [record for record in caplog.records if record.name == "apps.core.tallies"] == []
+
+
+def test_beat_runs_the_check_nightly():
+    task = PeriodicTask.objects.get(task=TALLIES_CHECK_TASK)
+
+    assert task.enabled
+    assert (task.crontab.minute, task.crontab.hour, str(task.crontab.timezone)) == ("43", "3", "UTC")

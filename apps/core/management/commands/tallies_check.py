@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.core.tallies import registered_tallies, tally_drift, tally_repair
+from apps.core.tallies import tallies_audit
 
 
 class Command(BaseCommand):
@@ -17,19 +17,14 @@ class Command(BaseCommand):
         parser.add_argument("--repair", action="store_true", help="recompute the tallies that differ from their rows")
 
     def handle(self, *args: Any, repair: bool = False, **options: Any) -> None:
-        drifted = 0
-        for tally in registered_tallies():
-            wrong = tally_drift(tally)
-            if not wrong:
-                self.stdout.write(f"{tally.source} → {tally.tally}: exact")
+        audits = tallies_audit(repair=repair)
+        for audit in audits:
+            name = f"{audit.tally.source} → {audit.tally.tally}"
+            if not audit.drifted:
+                self.stdout.write(f"{name}: exact")
                 continue
-            self.stdout.write(f"{tally.source} → {tally.tally}: {len(wrong)} group(s) differ, e.g. {wrong[0]}")
-            if repair:
-                tally_repair(tally)
-                left = tally_drift(tally)
-                self.stdout.write(f"  repaired: {'exact' if not left else f'{len(left)} still differ'}")
-                drifted += bool(left)
-            else:
-                drifted += 1
-        if drifted:
+            self.stdout.write(f"{name}: {len(audit.drifted)} group(s) differ, e.g. {audit.drifted[0]}")
+            if audit.repaired:
+                self.stdout.write(f"  repaired: {'exact' if not audit.left else f'{len(audit.left)} still differ'}")
+        if drifted := sum(not audit.exact for audit in audits):
             raise CommandError(f"{drifted} tally(ies) differ from their rows (run with --repair)", returncode=1)
