@@ -38,6 +38,7 @@ from psycopg_pool import AsyncConnectionPool
 from .loop_batches import loop_loader
 from .loop_prepared import as_sent as prepared_as_sent
 from .loop_prepared import forget as forget_prepared
+from .loop_prepared import may_be_stale as prepared_may_be_stale
 from .per_settings import PerSettings
 
 _on_server_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("loop_reads", default=False)
@@ -150,13 +151,15 @@ async def _answers(cursor: psycopg.AsyncClientCursor[Any], reads: list[_Read]) -
         while cursor.nextset():
             answers.append(await cursor.fetchall())
         return answers
-    except psycopg.Error:
+    except psycopg.Error as exc:
         if cursor.connection.broken:
             raise
-    # One statement failed (and the statements after it did not run), or a prepared plan went stale
-    # (a migration changed a column's type): the connection's prepared statements are dropped, and each
-    # read is asked again alone, as text, so that only its own read gets its error.
-    await forget_prepared(cursor)
+        if prepared_may_be_stale(exc):
+            # A prepared plan went stale (a migration changed a column's type), or the session lost
+            # its statements: they are dropped, and prepared again by the next reads.
+            await forget_prepared(cursor)
+    # One statement failed (and the statements after it did not run): each read is asked again alone,
+    # as text, so that only its own read gets its error.
     return [await _read_alone(cursor, read) for read in reads]
 
 

@@ -27,9 +27,10 @@ What a caller must know:
 - A statement PostgreSQL refuses to prepare (SQLSTATE class 42, or not supported) is remembered in this
   process and sent as text from then on; one whose ``PREPARE`` failed for the moment (a lock timeout) is
   sent as text this time and prepared on a later read.
-- Any failed read on a connection (a stale plan after a migration changed a column's type among them)
-  makes the caller drop every statement prepared on that connection (``forget``); the next reads
-  prepare them again.
+- A read that failed in a way a prepared statement can (``may_be_stale``: a plan made stale by a
+  migration that changed a column's type, a statement the session lost, a column or table gone) makes
+  the caller drop every statement prepared on that connection (``forget``); the next reads prepare them
+  again. Other errors (a value the database refuses, a timeout) leave them.
 - ``DATABASE_LOOP_PREPARE`` off sends every read as text, as before (for a pooler in transaction
   mode that keeps no prepared statements between transactions).
 """
@@ -45,6 +46,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple
 
 import psycopg
+import psycopg.errors
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +126,15 @@ async def as_sent(
             return cursor.mogrify(sql, params)
         prepared.add(form.name)
     return cursor.mogrify(form.call, params)
+
+
+def may_be_stale(error: psycopg.Error) -> bool:
+    """Whether ``error`` may come from a statement prepared before the schema or the session changed:
+    "cached plan must not change result type" (0A000), "prepared statement does not exist" (26000),
+    or a name the statement held that is gone (class 42: an undefined column or table)."""
+    return isinstance(error, psycopg.errors.FeatureNotSupported | psycopg.errors.InvalidSqlStatementName) or (
+        error.sqlstate or ""
+    ).startswith("42")
 
 
 async def forget(cursor: psycopg.AsyncClientCursor[Any]) -> None:

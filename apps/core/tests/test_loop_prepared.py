@@ -113,24 +113,39 @@ async def test_with_database_loop_prepare_off_a_prepared_read_is_sent_as_text(
     assert statements_sent == ["SELECT 6::int"]
 
 
-async def test_a_failed_read_drops_the_connections_statements_and_they_are_prepared_again(on_the_loop, one_connection):
+async def test_a_read_the_database_refuses_fails_alone_and_leaves_the_statements(on_the_loop, one_connection):
     sql = "SELECT 10 / %s::int"
     assert await loop_db.loop_fetchall(sql, [2], prepare=True) == [(5,)]
-    assert statement(sql).name in await _prepared_on_the_connection()
 
-    # when one read of a turn fails
+    # when one read of a turn fails on its value
     failed, other = await asyncio.gather(
         loop_db.loop_fetchall(sql, [0], prepare=True),
         loop_db.loop_fetchall(sql, [5], prepare=True),
         return_exceptions=True,
     )
 
-    # then only its caller gets the error, the connection's statements are dropped (a plan may be
-    # stale), and the next read prepares its statement again
+    # then only its caller gets the error, and the connection keeps its statements (nothing is stale)
     assert isinstance(failed, DataError)
     assert other == [(2,)]
-    assert await _prepared_on_the_connection() == set()
-    assert await loop_db.loop_fetchall(sql, [10], prepare=True) == [(1,)]
+    assert statement(sql).name in await _prepared_on_the_connection()
+
+
+async def test_statements_the_session_lost_are_prepared_again(on_the_loop, one_connection, statements_sent):
+    # given a statement prepared on the connection, then dropped behind this process's back (as a
+    # pooler's DISCARD ALL would)
+    sql = "SELECT %s::int * 3"
+    assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [(3,)]
+    async with (await loop_db.loop_pool()).connection() as lost:
+        await lost.execute("DEALLOCATE ALL")
+
+    # when it is read again, and once more
+    again = await loop_db.loop_fetchall(sql, [2], prepare=True)
+    after = await loop_db.loop_fetchall(sql, [3], prepare=True)
+
+    # then the read that met "prepared statement does not exist" was answered as text, and the next
+    # one prepared the statement again
+    assert (again, after) == ([(6,)], [(9,)])
+    assert statements_sent.count(statement(sql).prepare) == 2
     assert statement(sql).name in await _prepared_on_the_connection()
 
 
