@@ -113,6 +113,8 @@ async def as_sent(
             prepared = _prepared_on.setdefault(cursor.connection, set())
         try:
             await cursor.execute(form.prepare)
+        except psycopg.errors.DuplicatePreparedStatement:
+            pass  # prepared by an earlier batch that never heard the answer (cancelled under it): it is there
         except psycopg.Error as exc:
             if cursor.connection.broken:
                 raise

@@ -213,6 +213,30 @@ async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_re
         await sync_to_async(run)("DROP TABLE loop_prepared_locked")
 
 
+async def test_a_statement_prepared_by_a_batch_that_never_heard_the_answer_is_used(
+    on_the_loop, one_connection, statements_sent
+):
+    # given the connection holds the statement, but this process never recorded it (the batch that
+    # prepared it was cancelled before the answer came)
+    sql = "SELECT %s::int - 1"
+    form = statement(sql)
+    async with (await loop_db.loop_pool()).connection() as connection_:
+        await connection_.execute(form.prepare)
+    statements_sent.clear()
+
+    # when it is read prepared, twice
+    first = await loop_db.loop_fetchall(sql, [5], prepare=True)
+    second = await loop_db.loop_fetchall(sql, [7], prepare=True)
+
+    # then PostgreSQL's "already exists" counted as prepared: both reads ran as its EXECUTE
+    assert (first, second) == ([(4,)], [(6,)])
+    assert statements_sent.count(form.prepare) == 1
+    assert [text for text in statements_sent if text.startswith(f"EXECUTE {form.name}")] == [
+        f"EXECUTE {form.name}(5)",
+        f"EXECUTE {form.name}(7)",
+    ]
+
+
 async def test_a_connection_keeps_a_bounded_number_of_statements(on_the_loop, one_connection, monkeypatch):
     monkeypatch.setattr(loop_prepared, "MAX_PREPARED_PER_CONNECTION", 2)
     texts = [f"SELECT %s::int + {n}" for n in range(3)]
