@@ -33,6 +33,16 @@ async def _prepared_on_the_connection() -> set[str]:
     return {name for (name,) in rows}
 
 
+async def _executed(sql: str) -> None:
+    """``sql`` on the test's own connection, in its thread (a migration's statement, say)."""
+
+    def run() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+
+    await sync_to_async(run)()
+
+
 # The statement's form -------------------------------------------------------------------------------
 
 
@@ -151,18 +161,14 @@ async def test_statements_the_session_lost_are_prepared_again(on_the_loop, one_c
 
 async def test_a_plan_made_stale_by_a_migration_costs_no_read_its_answer(on_the_loop, one_connection):
     # given a read prepared on the connection (PostgreSQL keeps its result's columns and types)
-    def run(sql: str) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-
-    await sync_to_async(run)("CREATE TABLE loop_prepared_probe (id int PRIMARY KEY, size int)")
+    await _executed("CREATE TABLE loop_prepared_probe (id int PRIMARY KEY, size int)")
     try:
-        await sync_to_async(run)("INSERT INTO loop_prepared_probe VALUES (1, 7)")
+        await _executed("INSERT INTO loop_prepared_probe VALUES (1, 7)")
         sql = "SELECT size FROM loop_prepared_probe WHERE id = %s"
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [(7,)]
 
         # when a migration changes the column's type (its prepared plan "must not change result type")
-        await sync_to_async(run)("ALTER TABLE loop_prepared_probe ALTER COLUMN size TYPE text")
+        await _executed("ALTER TABLE loop_prepared_probe ALTER COLUMN size TYPE text")
 
         # then the read still answers, with the new type, and the statement is prepared afresh
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [("7",)]
@@ -170,7 +176,7 @@ async def test_a_plan_made_stale_by_a_migration_costs_no_read_its_answer(on_the_
         assert statement(sql).name in await _prepared_on_the_connection()
     finally:
         await loop_db.loop_pools_close()
-        await sync_to_async(run)("DROP TABLE loop_prepared_probe")
+        await _executed("DROP TABLE loop_prepared_probe")
 
 
 async def test_a_statement_postgres_will_not_prepare_is_sent_as_text_from_then_on(
@@ -190,11 +196,7 @@ async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_re
     on_the_loop, one_connection, statements_sent
 ):
     # given a table locked by a migration's transaction, and the loop's connection waiting 100 ms for locks
-    def run(sql: str) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
-
-    await sync_to_async(run)("CREATE TABLE loop_prepared_locked (id int PRIMARY KEY)")
+    await _executed("CREATE TABLE loop_prepared_locked (id int PRIMARY KEY)")
     sql = "SELECT id FROM loop_prepared_locked WHERE id = %s"
     try:
         await loop_db.loop_fetchall("SELECT set_config('lock_timeout', '100ms', false)", None)
@@ -210,7 +212,7 @@ async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_re
         assert statement(sql).name in await _prepared_on_the_connection()
     finally:
         await loop_db.loop_pools_close()
-        await sync_to_async(run)("DROP TABLE loop_prepared_locked")
+        await _executed("DROP TABLE loop_prepared_locked")
 
 
 async def test_a_statement_prepared_by_a_batch_that_never_heard_the_answer_is_used(
