@@ -143,8 +143,3 @@ async def forget(cursor: psycopg.AsyncClientCursor[Any]) -> None:
     """Drop every statement prepared on the cursor's connection (a read failed on it: a plan may be stale)."""
     if _prepared_on.pop(cursor.connection, None):
         await cursor.execute("DEALLOCATE ALL")
-
-
-def prepared_names(connection: psycopg.AsyncConnection[Any]) -> frozenset[str]:
-    """The statements this process prepared on ``connection`` (for tests and diagnostics)."""
-    return frozenset(_prepared_on.get(connection, ()))

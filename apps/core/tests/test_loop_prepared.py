@@ -5,7 +5,9 @@ read its answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -16,7 +18,7 @@ from apps.accounts.tokens import asession_is_active, tokens_issue
 from apps.core import loop_db, loop_prepared
 from apps.core.loop_prepared import statement
 from apps.core.testing.held_transactions import held_transaction
-from apps.core.testing.held_transactions import statement as locking
+from apps.core.testing.held_transactions import statement as sql_statement
 from apps.storage.selectors import _RECORD_PAGE
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,12 +37,18 @@ async def _prepared_on_the_connection() -> set[str]:
 
 async def _executed(sql: str) -> None:
     """``sql`` on the test's own connection, in its thread (a migration's statement, say)."""
+    await sync_to_async(sql_statement(sql))()
 
-    def run() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(sql)
 
-    await sync_to_async(run)()
+@contextlib.asynccontextmanager
+async def _table(name: str, columns: str) -> AsyncIterator[None]:
+    """A table of the test's own for the block; dropped after it, once the loop's pool let go of it."""
+    await _executed(f"CREATE TABLE {name} ({columns})")
+    try:
+        yield
+    finally:
+        await loop_db.loop_pools_close()
+        await _executed(f"DROP TABLE {name}")
 
 
 # The statement's form -------------------------------------------------------------------------------
@@ -161,8 +169,7 @@ async def test_statements_the_session_lost_are_prepared_again(on_the_loop, one_c
 
 async def test_a_plan_made_stale_by_a_migration_costs_no_read_its_answer(on_the_loop, one_connection):
     # given a read prepared on the connection (PostgreSQL keeps its result's columns and types)
-    await _executed("CREATE TABLE loop_prepared_probe (id int PRIMARY KEY, size int)")
-    try:
+    async with _table("loop_prepared_probe", "id int PRIMARY KEY, size int"):
         await _executed("INSERT INTO loop_prepared_probe VALUES (1, 7)")
         sql = "SELECT size FROM loop_prepared_probe WHERE id = %s"
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [(7,)]
@@ -174,9 +181,6 @@ async def test_a_plan_made_stale_by_a_migration_costs_no_read_its_answer(on_the_
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [("7",)]
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == [("7",)]
         assert statement(sql).name in await _prepared_on_the_connection()
-    finally:
-        await loop_db.loop_pools_close()
-        await _executed("DROP TABLE loop_prepared_probe")
 
 
 async def test_a_statement_postgres_will_not_prepare_is_sent_as_text_from_then_on(
@@ -196,11 +200,11 @@ async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_re
     on_the_loop, one_connection, statements_sent
 ):
     # given a table locked by a migration's transaction, and the loop's connection waiting 100 ms for locks
-    await _executed("CREATE TABLE loop_prepared_locked (id int PRIMARY KEY)")
     sql = "SELECT id FROM loop_prepared_locked WHERE id = %s"
-    try:
+    async with _table("loop_prepared_locked", "id int PRIMARY KEY"):
         await loop_db.loop_fetchall("SELECT set_config('lock_timeout', '100ms', false)", None)
-        async with held_transaction(locking("LOCK TABLE loop_prepared_locked IN ACCESS EXCLUSIVE MODE")) as release:
+        locked = sql_statement("LOCK TABLE loop_prepared_locked IN ACCESS EXCLUSIVE MODE")
+        async with held_transaction(locked) as release:
             # when a prepared read of it times out on the lock (PREPARE, then the read as text)
             with pytest.raises(OperationalError):
                 await loop_db.loop_fetchall(sql, [1], prepare=True)
@@ -210,9 +214,6 @@ async def test_a_prepare_that_failed_for_the_moment_is_tried_again_on_a_later_re
         assert await loop_db.loop_fetchall(sql, [1], prepare=True) == []
         assert statements_sent.count(statement(sql).prepare) == 2
         assert statement(sql).name in await _prepared_on_the_connection()
-    finally:
-        await loop_db.loop_pools_close()
-        await _executed("DROP TABLE loop_prepared_locked")
 
 
 async def test_a_statement_prepared_by_a_batch_that_never_heard_the_answer_is_used(
